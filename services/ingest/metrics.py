@@ -1,0 +1,17 @@
+"""Prometheus metrics of the ingest service, declared once."""
+
+from prometheus_client import Counter, Histogram
+
+POSTS_ACCEPTED = Counter(
+    "yuqing_ingest_posts_accepted_total", "Posts written to posts.raw.", ["channel"]
+)
+POSTS_DUPLICATE = Counter(
+    "yuqing_ingest_posts_duplicate_total", "Posts dropped as re-deliveries.", ["channel"]
+)
+REQUESTS_REJECTED = Counter(
+    "yuqing_ingest_requests_rejected_total", "Requests refused, by HTTP status.", ["status"]
+)
+PUBLISH_SECONDS = Histogram(
+    "yuqing_ingest_publish_seconds", "Time to get a batch acknowledged by Kafka.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)

@@ -1,0 +1,56 @@
+"""What integrators send to ``POST /v1/posts``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from yuqing.contracts import Channel, RawPost, make_post_id
+from yuqing.contracts.models import MAX_TEXT_CHARS, AttributeValue
+
+
+class PostIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "external_id": "ticket-20261128-0042",
+        "text": "城关镇幸福小区今晚又停电了，已经第三次了！",
+        "created_at": "2026-11-28T20:15:00+08:00",
+        "region": "城关镇", "unit": "城关供电所",
+    }]})
+
+    external_id: Annotated[str, Field(min_length=1, max_length=256)]
+    text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+    created_at: AwareDatetime
+    author: Annotated[str | None, Field(max_length=128)] = None
+    title: Annotated[str | None, Field(max_length=1_000)] = None
+    msg_type: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "text"
+    region: Annotated[str | None, Field(max_length=64)] = None
+    unit: Annotated[str | None, Field(max_length=64)] = None
+    thread_id: Annotated[str | None, Field(max_length=256)] = None
+    reply_to: Annotated[str | None, Field(max_length=256)] = None
+    url: Annotated[str | None, Field(max_length=2_048)] = None
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict, max_length=50)
+
+    def to_raw(self, *, source: str, channel: Channel, region: str | None = None,
+               unit: str | None = None, now: datetime | None = None) -> RawPost:
+        return RawPost(
+            post_id=make_post_id(source, self.external_id), source=source, channel=channel,
+            external_id=self.external_id, author=self.author, msg_type=self.msg_type,
+            title=self.title, text=self.text, created_at=self.created_at,
+            received_at=now or datetime.now(UTC), region=self.region or region,
+            unit=self.unit or unit, thread_id=self.thread_id, reply_to=self.reply_to,
+            url=self.url, attributes=self.attributes,
+        )
+
+
+class PostBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    posts: Annotated[list[PostIn], Field(min_length=1)]
+
+
+class Accepted(BaseModel):
+    accepted: int
+    duplicates: int
+    post_ids: list[str]

@@ -1,0 +1,23 @@
+"""Prometheus metrics of the NLP worker, declared once."""
+
+from prometheus_client import Counter, Histogram
+
+POSTS_PROCESSED = Counter("yuqing_nlp_posts_processed_total", "Posts enriched and published.")
+POSTS_BY_TOPIC = Counter("yuqing_nlp_posts_by_topic_total", "Enriched posts by topic.", ["topic"])
+POSTS_BY_SENTIMENT = Counter(
+    "yuqing_nlp_posts_by_sentiment_total", "Enriched posts by sentiment.", ["sentiment"]
+)
+DEAD_LETTERS = Counter(
+    "yuqing_nlp_dead_letters_total", "Messages sent to the dead-letter topic.", ["reason"]
+)
+BATCH_SIZE = Histogram(
+    "yuqing_nlp_batch_size", "Posts per inference batch.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+)
+BATCH_SECONDS = Histogram(
+    "yuqing_nlp_batch_seconds", "Wall time to classify and enrich one batch.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TOPIC_CONFIDENCE = Histogram(
+    "yuqing_nlp_topic_confidence", "Top topic probability per post (a drift signal).",
+    buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99),
+)

@@ -1,0 +1,108 @@
+"""decode -> classify -> enrich for one batch, with a per-message error boundary.
+
+The Faust agent hands raw Kafka records to ``BatchProcessor.process`` (in an
+executor, since inference is CPU-bound) and publishes what comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from yuqing.nlp import enrich as text
+from yuqing.nlp import metrics
+
+from yuqing.contracts import DeadLetter, EnrichedPost, RawPost
+from yuqing.contracts.codec import ContractError, decode
+from yuqing.deadletter import make_dead_letter
+
+log = logging.getLogger(__name__)
+SERVICE = "nlp"
+
+
+class Classifier(Protocol):
+    version: str
+
+    def predict(self, texts: Sequence[str]) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True)
+class Record:
+    key: bytes | None
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class BatchResult:
+    enriched: list[EnrichedPost] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass
+class BatchProcessor:
+    classifier: Classifier
+    rules: Sequence[text.TopicRule] = ()
+
+    def process(self, records: Sequence[Record]) -> BatchResult:
+        started = time.perf_counter()
+        result = BatchResult()
+        posts: list[tuple[Record, RawPost]] = []
+        for record in records:
+            try:
+                posts.append((record, decode(RawPost, record.value)))
+            except ContractError as exc:
+                self._dead_letter(result, record, exc, "contract")
+        predictions = self._predict([text.model_input(p) for _, p in posts])
+        for (record, post), prediction in zip(posts, predictions, strict=True):
+            try:
+                if isinstance(prediction, Exception):
+                    raise prediction
+                result.enriched.append(self._enrich(post, prediction))
+            except Exception as exc:
+                self._dead_letter(result, record, exc, "processing")
+        metrics.BATCH_SIZE.observe(len(records))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        return result
+
+    def _predict(self, texts: list[str]) -> list[Any]:
+        if not texts:
+            return []
+        try:
+            return list(self.classifier.predict(texts))
+        except Exception:
+            log.exception("batch inference failed; retrying one by one")
+        out: list[Any] = []
+        for one in texts:
+            try:
+                out.append(self.classifier.predict([one])[0])
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    def _enrich(self, post: RawPost, prediction: Any) -> EnrichedPost:
+        topic, scores, hits = text.apply_rules(
+            text.model_input(post), prediction.topic_scores, self.rules
+        )
+        enriched = text.enrich(
+            post, topic=topic, topic_scores=scores, sentiment=prediction.sentiment,
+            sentiment_scores=prediction.sentiment_scores, rule_hits=hits,
+            model_version=self.classifier.version,
+        )
+        metrics.TOPIC_CONFIDENCE.observe(max(scores.values()))
+        return enriched
+
+    @staticmethod
+    def _dead_letter(result: BatchResult, record: Record, exc: Exception, reason: str) -> None:
+        log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition,
+                    record.offset, exc)
+        metrics.DEAD_LETTERS.labels(reason=reason).inc()
+        result.dead_letters.append(make_dead_letter(
+            value=record.value, key=record.key, topic=record.topic, partition=record.partition,
+            offset=record.offset, error=exc, service=SERVICE,
+        ))

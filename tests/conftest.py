@@ -1,0 +1,70 @@
+"""Test session setup: real Kafka and Elasticsearch, started once per session.
+
+Integration tests ask for the ``infra`` fixture (directly or through
+``kafka_settings``/``es_settings``). If the servers are not reachable they are
+started with ``deploy/local/infra.py`` and stopped at the end of the session.
+Every test gets its own topic prefix, consumer groups and index prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from yuqing.settings import ElasticsearchSettings, KafkaSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+INFRA = [sys.executable, str(REPO_ROOT / "deploy" / "local" / "infra.py")]
+
+
+def _reachable(host_port: str) -> bool:
+    host, _, port = host_port.rpartition(":")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host.strip("[]") or "127.0.0.1", int(port))) == 0
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[None]:
+    kafka, es = KafkaSettings(), ElasticsearchSettings()
+    es_host_port = es.url.split("://", 1)[-1].rstrip("/")
+    started = False
+    if not (_reachable(kafka.servers()[0]) and _reachable(es_host_port)):
+        if os.environ.get("YUQING_TEST_NO_START") == "1":
+            pytest.fail("Kafka/Elasticsearch not reachable and YUQING_TEST_NO_START=1")
+        subprocess.run([*INFRA, "up"], check=True)
+        started = True
+    yield
+    if started and os.environ.get("YUQING_KEEP_INFRA") != "1":
+        subprocess.run([*INFRA, "down"], check=False)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def kafka_settings(infra: None) -> KafkaSettings:
+    from yuqing.kafka import ensure_topics
+
+    settings = KafkaSettings(topic_prefix=unique("t") + ".", partitions_override=2)
+    ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def es_settings(infra: None) -> ElasticsearchSettings:
+    return ElasticsearchSettings(index_prefix=unique("t"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,41 @@
+"""Every example message goes through the consumer that reads its topic."""
+
+import json
+
+from yuqing.alerts.keys import keys_for
+from yuqing.nlp.pipeline import BatchProcessor, Record
+from yuqing.nlp.placeholder import KeywordPlaceholderClassifier
+from yuqing.search.indexer import Message, build_actions
+
+from yuqing.contracts import EnrichedPost
+from yuqing.contracts.codec import decode
+from yuqing.topics import SCHEMAS_DIR
+
+
+def _examples(topic: str) -> list[bytes]:
+    return [p.read_bytes() for p in sorted((SCHEMAS_DIR / topic / "examples").glob("*.json"))]
+
+
+def test_raw_examples_are_enriched_by_the_nlp_pipeline():
+    records = [Record(None, value, "posts.raw", 0, i) for i, value in enumerate(_examples("posts.raw"))]
+    result = BatchProcessor(KeywordPlaceholderClassifier()).process(records)
+    assert result.dead_letters == []
+    assert len(result.enriched) == len(records)
+    for post in result.enriched:
+        assert len(post.fingerprint) == 16
+
+
+def test_enriched_examples_become_documents_and_alert_keys():
+    values = _examples("posts.enriched")
+    messages = [Message(None, v, "posts.enriched", 0, i) for i, v in enumerate(values)]
+    actions, _kept, rejected = build_actions(messages, "yuqing")
+    assert rejected == [] and len(actions) == len(values)
+    for value in values:
+        post = decode(EnrichedPost, value)
+        families = {k.family for k in keys_for(post)}
+        assert {"overall", "topic", "source", "cluster"} <= families
+
+
+def test_dead_letter_example_keeps_original_bytes():
+    for value in _examples("posts.dlq"):
+        assert json.loads(value)["original_b64"]

@@ -1,0 +1,187 @@
+"""The ``yuqing`` command: one sub-command group per service."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from yuqing.observability import configure_logging, serve_metrics
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+app = typer.Typer(help="Yuqing: public-opinion pipeline for power-supply companies.",
+                  no_args_is_help=True)
+infra_app = typer.Typer(help="Local Kafka and Elasticsearch (from Maven Central).",
+                        no_args_is_help=True)
+schemas_app = typer.Typer(help="Topic contracts.", no_args_is_help=True)
+ingest_app = typer.Typer(help="Ingest service.", no_args_is_help=True)
+nlp_app = typer.Typer(help="NLP worker and model.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Surge detection.", no_args_is_help=True)
+search_app = typer.Typer(help="Indexer and search API.", no_args_is_help=True)
+for sub, name in ((infra_app, "infra"), (schemas_app, "schemas"), (ingest_app, "ingest"),
+                  (nlp_app, "nlp"), (alerts_app, "alerts"), (search_app, "search")):
+    app.add_typer(sub, name=name)
+
+
+def _infra(action: str, which: str) -> None:
+    script = REPO_ROOT / "deploy" / "local" / "infra.py"
+    raise typer.Exit(subprocess.call([sys.executable, str(script), action, which]))
+
+
+@infra_app.command("up")
+def infra_up(which: str = typer.Argument("all", help="all|kafka|es")) -> None:
+    """Fetch (once) and start Kafka and Elasticsearch; idempotent."""
+    _infra("up", which)
+
+
+@infra_app.command("down")
+def infra_down(which: str = typer.Argument("all")) -> None:
+    _infra("down", which)
+
+
+@infra_app.command("status")
+def infra_status() -> None:
+    _infra("status", "all")
+
+
+@app.command("topics")
+def create_topics() -> None:
+    """Create the project's topics (from schemas/*/topic.json) if missing."""
+    from yuqing.kafka import ensure_topics
+    from yuqing.settings import KafkaSettings
+
+    created = ensure_topics(KafkaSettings())
+    typer.echo(f"created: {', '.join(created) or 'none (all present)'}")
+
+
+@schemas_app.command("export")
+def schemas_export() -> None:
+    """Regenerate schemas/*/v1.schema.json from the pydantic models."""
+    from yuqing.contracts.export import export_all
+
+    for path in export_all():
+        typer.echo(str(path.relative_to(REPO_ROOT)))
+
+
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """Fail if a committed schema differs from its model."""
+    from yuqing.contracts.export import stale_schemas
+
+    stale = stale_schemas()
+    if stale:
+        typer.echo(f"stale schemas: {', '.join(stale)} (run `yuqing schemas export`)", err=True)
+        raise typer.Exit(1)
+    typer.echo("schemas up to date")
+
+
+@ingest_app.command("serve")
+def ingest_serve() -> None:
+    """Run the ingest HTTP API."""
+    import uvicorn
+
+    from yuqing.ingest.api import create_app
+    from yuqing.ingest.settings import IngestSettings
+
+    settings = IngestSettings()
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="warning")
+
+
+def _run_faust(faust_app: object, log_level: str) -> None:
+    from faust.worker import Worker
+
+    Worker(faust_app, loglevel=log_level.lower(), quiet=True).execute_from_commandline()
+
+
+@nlp_app.command("worker")
+def nlp_worker() -> None:
+    """Run the NLP worker: posts.raw -> posts.enriched."""
+    import torch
+
+    from yuqing.nlp.settings import NlpSettings
+    from yuqing.nlp.worker import create_app, load_configured_classifier
+
+    settings = NlpSettings()
+    configure_logging(settings.log_level)
+    torch.set_num_threads(settings.torch_threads)
+    classifier = load_configured_classifier(settings)
+    serve_metrics(settings.metrics_port)
+    _run_faust(create_app(settings, classifier), settings.log_level)
+
+
+@nlp_app.command("ensure-model")
+def nlp_ensure_model() -> None:
+    """Build the default model into the cache if it is missing (convert + shipped weights)."""
+    try:
+        from yuqing.nlp.classifier import ensure_default_model  # type: ignore[attr-defined]
+    except ImportError:
+        typer.echo("no trained default model in this version; the worker needs "
+                   "YUQING_NLP_CLASSIFIER=placeholder or YUQING_NLP_MODEL_DIR")
+        return
+    typer.echo(str(ensure_default_model()))
+
+
+@alerts_app.command("worker")
+def alerts_worker() -> None:
+    """Run the alerts worker: windowed volumes and surge detection."""
+    from yuqing.alerts.settings import AlertsSettings
+    from yuqing.alerts.worker import create_app
+
+    settings = AlertsSettings()
+    configure_logging(settings.log_level)
+    serve_metrics(settings.metrics_port)
+    _run_faust(create_app(settings), settings.log_level)
+
+
+@search_app.command("serve")
+def search_serve() -> None:
+    """Run the responders' search API."""
+    import uvicorn
+
+    from yuqing.search.api import create_app
+    from yuqing.search.settings import SearchSettings
+
+    settings = SearchSettings()
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="warning")
+
+
+@search_app.command("indexer")
+def search_indexer() -> None:
+    """Run the indexer: posts.enriched -> Elasticsearch."""
+    import signal
+
+    from yuqing.search.indexer import Indexer
+    from yuqing.search.settings import SearchSettings
+
+    settings = SearchSettings()
+    configure_logging(settings.log_level)
+    serve_metrics(settings.indexer_metrics_port)
+    indexer = Indexer(settings)
+    signal.signal(signal.SIGTERM, lambda *_: indexer.stop())
+    signal.signal(signal.SIGINT, lambda *_: indexer.stop())
+    indexer.run()
+
+
+@app.command("run")
+def run_pipeline(
+    demo: bool = typer.Option(True, help="replay the bundled demo stream once everything is up"),
+) -> None:
+    """Start Kafka, Elasticsearch and every service; replay the demo; Ctrl-C stops all."""
+    from yuqing.supervisor import run
+
+    raise typer.Exit(run(demo=demo))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+from yuqing.contracts.models import (
+    CONTRACTS,
+    Alert,
+    AlertExplanation,
+    AlertKey,
+    AlertState,
+    Channel,
+    DeadLetter,
+    EnrichedPost,
+    RawPost,
+    Sentiment,
+    Severity,
+    Topic,
+    make_post_id,
+)
+
+__all__ = [
+    "CONTRACTS",
+    "Alert",
+    "AlertExplanation",
+    "AlertKey",
+    "AlertState",
+    "Channel",
+    "DeadLetter",
+    "EnrichedPost",
+    "RawPost",
+    "Sentiment",
+    "Severity",
+    "Topic",
+    "make_post_id",
+]

@@ -1,0 +1,66 @@
+"""Connection settings shared by every service.
+
+Each service has one settings class of its own (``services/<name>/settings.py``)
+that embeds these; settings classes are the only code that reads the
+environment. Point a service at an existing cluster by setting
+``YUQING_KAFKA_BOOTSTRAP_SERVERS`` and ``YUQING_ES_URL``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from yuqing.topics import LogicalTopic
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YUQING_KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    topic_prefix: str = Field(
+        "", description="prepended to every logical topic name (environments, tests)"
+    )
+    replication_factor: int = Field(1, ge=1)
+    partitions_override: int | None = Field(None, ge=1, description="force partitions (tests)")
+
+    def topic(self, logical: LogicalTopic) -> str:
+        return f"{self.topic_prefix}{logical.value}"
+
+    def servers(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+    def client_options(self) -> dict[str, object]:
+        """Security options in kafka-python's vocabulary."""
+        options: dict[str, object] = {"security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        return options
+
+
+class ElasticsearchSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YUQING_ES_", extra="ignore")
+
+    url: str = "http://127.0.0.1:9201"
+    username: str | None = None
+    password: SecretStr | None = None
+    api_key: SecretStr | None = None
+    index_prefix: str = Field("yuqing", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    request_timeout_s: float = 30.0
+
+
+def cache_home() -> Path:
+    """Root of downloaded and generated artefacts, outside the clone."""
+    import os
+
+    return Path(os.environ.get("YUQING_HOME", "~/.cache/yuqing")).expanduser()

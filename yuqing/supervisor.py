@@ -1,0 +1,115 @@
+"""``yuqing run``: the whole pipeline on one machine, under one supervisor process."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from yuqing.settings import cache_home
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    args: tuple[str, ...]
+    health_url: str
+
+
+SERVICES = (
+    Service("ingest", ("ingest", "serve"), "http://127.0.0.1:8001/healthz"),
+    Service("nlp", ("nlp", "worker"), "http://127.0.0.1:9102/metrics"),
+    Service("alerts", ("alerts", "worker"), "http://127.0.0.1:9103/metrics"),
+    Service("indexer", ("search", "indexer"), "http://127.0.0.1:9104/metrics"),
+    Service("search", ("search", "serve"), "http://127.0.0.1:8003/healthz"),
+)
+
+
+def _say(message: str) -> None:
+    print(f"[yuqing] {message}", flush=True)
+
+
+def _infra(action: str) -> int:
+    return subprocess.call([sys.executable, str(REPO_ROOT / "deploy/local/infra.py"), action])
+
+
+def _wait_healthy(service: Service, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{service.name} exited with {proc.returncode}")
+        try:
+            if httpx.get(service.health_url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{service.name} not healthy after {timeout:.0f}s ({service.health_url})")
+
+
+def _start(service: Service, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    log = (logs / f"{service.name}.log").open("ab")
+    return subprocess.Popen([sys.executable, "-m", "yuqing.cli", *service.args], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+
+
+def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run(*, demo: bool = True) -> int:
+    if _infra("up") != 0:
+        return 1
+    env = dict(os.environ)
+    env.setdefault("YUQING_DEMO_API_KEY", secrets.token_urlsafe(32))
+    logs = cache_home() / "run" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    subprocess.check_call([sys.executable, "-m", "yuqing.cli", "topics"], env=env, cwd=REPO_ROOT)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for service in SERVICES:
+            procs[service.name] = _start(service, env, logs)
+        for service in SERVICES:
+            _wait_healthy(service, procs[service.name], timeout=180)
+            _say(f"{service.name} up")
+        if demo:
+            from yuqing.demo import replay_via_api
+
+            accepted = replay_via_api("http://127.0.0.1:8001", env["YUQING_DEMO_API_KEY"])
+            _say(f"demo stream: {accepted} posts accepted")
+        _say("search:  http://127.0.0.1:8003/v1/posts/search?q=停电")
+        _say("API docs: http://127.0.0.1:8001/docs  http://127.0.0.1:8003/docs")
+        _say("metrics: :8001/metrics :9102 (nlp) :9103 (alerts) :9104 (indexer) :8003/metrics")
+        _say(f"logs:    {logs}  — Ctrl-C stops everything")
+        while all(p.poll() is None for p in procs.values()):
+            time.sleep(1)
+        dead = [n for n, p in procs.items() if p.poll() is not None]
+        _say(f"service exited: {', '.join(dead)}; see {logs}")
+        return 1
+    except KeyboardInterrupt:
+        _say("stopping")
+        return 0
+    except RuntimeError as exc:
+        _say(f"error: {exc}; see {logs}")
+        return 1
+    finally:
+        _stop(procs)
+        if os.environ.get("YUQING_KEEP_INFRA") != "1":
+            _infra("down")
