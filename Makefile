@@ -51,7 +51,7 @@ test-unit: venv
 	$(PY) -m pytest -q -m "not integration"
 
 lint: venv
-	$(VENV)/bin/ruff check yuqing services tests bench deploy
+	$(VENV)/bin/ruff check $(wildcard yuqing services tests bench deploy)
 	$(YUQING) schemas check
 
 bench: bench-nlp bench-alerts bench-ingest bench-search

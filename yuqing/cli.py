@@ -169,6 +169,52 @@ def search_indexer() -> None:
     indexer.run()
 
 
+@app.command("publish")
+def publish(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL, one post per line"),
+    source: str = typer.Option(..., "--source", help="source id from the registry"),
+    batch_size: int = typer.Option(500, min=1, max=10_000),
+    show_rejected: int = typer.Option(20, help="how many rejected lines to print"),
+) -> None:
+    """Back-fill posts from a JSONL file straight into posts.raw (validated line by line)."""
+    import os
+
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from yuqing.ingest.backfill import backfill
+    from yuqing.ingest.publisher import KafkaPublisher, PublishError
+    from yuqing.ingest.registry import RegistryError, load_registry
+    from yuqing.ingest.settings import IngestSettings
+
+    settings = IngestSettings()
+    console = Console(stderr=True)
+    try:
+        registered = load_registry(settings.sources_path, os.environ).get(source)
+    except RegistryError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    publisher = KafkaPublisher(settings.kafka, timeout_s=settings.publish_timeout_s)
+    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+               TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(path.name, total=path.stat().st_size)
+            report = backfill(path, source=registered, publisher=publisher, batch_size=batch_size,
+                              on_progress=lambda n: progress.advance(task, n))
+    except PublishError as exc:
+        console.print(f"[red]{exc}[/red] — lines before the failing batch were published; "
+                      "re-running is safe (post ids are deterministic)")
+        raise typer.Exit(1) from exc
+    finally:
+        publisher.close()
+    for number, reason in report.rejected[:show_rejected]:
+        console.print(f"line {number}: {reason}")
+    console.print(f"{report.lines} lines: [green]{report.accepted} accepted[/green], "
+                  f"[red]{len(report.rejected)} rejected[/red]")
+    raise typer.Exit(0 if not report.rejected else 3)
+
+
 @app.command("run")
 def run_pipeline(
     demo: bool = typer.Option(True, help="replay the bundled demo stream once everything is up"),

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+
 from yuqing.alerts import metrics
 from yuqing.alerts.keys import keys_for
 from yuqing.alerts.settings import AlertsSettings
-
 from yuqing.contracts import EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
 from yuqing.deadletter import make_dead_letter

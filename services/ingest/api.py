@@ -16,6 +16,9 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+
+from yuqing.contracts import RawPost
+from yuqing.contracts.codec import describe_validation_error
 from yuqing.ingest import metrics
 from yuqing.ingest.dedup import DedupWindow
 from yuqing.ingest.models import Accepted, PostBatchIn, PostIn
@@ -27,9 +30,6 @@ from yuqing.ingest.registry import (
     load_registry,
 )
 from yuqing.ingest.settings import IngestSettings
-
-from yuqing.contracts import RawPost
-from yuqing.contracts.codec import describe_validation_error
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from kafka.errors import KafkaError
-from yuqing.ingest import metrics
 
 from yuqing.contracts import RawPost
 from yuqing.contracts.codec import encode
+from yuqing.ingest import metrics
 from yuqing.kafka import make_producer
 from yuqing.settings import KafkaSettings
 from yuqing.topics import LogicalTopic

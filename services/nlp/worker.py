@@ -7,13 +7,13 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
+
+from yuqing.contracts.codec import encode
+from yuqing.deadletter import DeadLetterBudget, DeadLetterRateExceeded
 from yuqing.nlp import metrics
 from yuqing.nlp.enrich import load_rules
 from yuqing.nlp.pipeline import BatchProcessor, Classifier, Record
 from yuqing.nlp.settings import NlpSettings
-
-from yuqing.contracts.codec import encode
-from yuqing.deadletter import DeadLetterBudget, DeadLetterRateExceeded
 from yuqing.settings import KafkaSettings
 from yuqing.topics import LogicalTopic
 

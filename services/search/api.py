@@ -11,12 +11,12 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
+
+from yuqing.contracts import Sentiment, Topic
 from yuqing.search.documents import segment
 from yuqing.search.es import make_client
 from yuqing.search.mappings import posts_alias
 from yuqing.search.settings import SearchSettings
-
-from yuqing.contracts import Sentiment, Topic
 
 log = logging.getLogger(__name__)
 HIGHLIGHT_PRE, HIGHLIGHT_POST = "\u0001", "\u0002"  # replaced after HTML-escaping

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from elasticsearch import Elasticsearch
-from yuqing.search.mappings import posts_template
 
+from yuqing.search.mappings import posts_template
 from yuqing.settings import ElasticsearchSettings
 
 

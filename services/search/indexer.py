@@ -21,16 +21,16 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
-from yuqing.search import metrics
-from yuqing.search.documents import to_document
-from yuqing.search.es import ensure_templates, make_client
-from yuqing.search.mappings import posts_index
-from yuqing.search.settings import SearchSettings
 
 from yuqing.contracts import EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
 from yuqing.deadletter import DeadLetterBudget, make_dead_letter
 from yuqing.kafka import make_consumer, make_producer
+from yuqing.search import metrics
+from yuqing.search.documents import to_document
+from yuqing.search.es import ensure_templates, make_client
+from yuqing.search.mappings import posts_index
+from yuqing.search.settings import SearchSettings
 from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,15 @@
-"""Index templates the project owns. Bump ``MAPPING_VERSION`` on incompatible changes.
+"""Index templates and index names the project owns.
 
-Posts live in monthly indices ``<prefix>-posts-v1-YYYY.MM`` (by event time, so
-a post always lands in the same index and re-indexing is idempotent), read
-through the alias ``<prefix>-posts``. Retention = deleting old monthly indices.
+Bump ``MAPPING_VERSION`` on an incompatible mapping change; new indices then get
+new names and the old ones are rebuilt from Kafka (see docs/search.md).
+
+Posts live in monthly indices ``<prefix>-posts-v1-YYYY.MM`` chosen by the
+post's event time, so a post always lands in the same index and re-indexing
+overwrites instead of duplicating; they are read through the alias
+``<prefix>-posts``. Retention deletes whole monthly indices.
+
+The smaller indices (alerts, issue states, response actions, API keys) are
+single indices ``<prefix>-<name>-v1`` behind the alias ``<prefix>-<name>``.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ MAPPING_VERSION = 1
 
 _KEYWORD = {"type": "keyword"}
 _DATE = {"type": "date"}
+_FLOAT = {"type": "float"}
 
 POST_ANALYSIS: dict[str, Any] = {
     "analyzer": {
@@ -34,10 +42,46 @@ POST_PROPERTIES: dict[str, Any] = {
     "text": {"type": "text", "analyzer": "zh_bigram"},
     "text_words": {"type": "text", "analyzer": "zh_words"},
     "topic": _KEYWORD, "sentiment": _KEYWORD, "keywords": _KEYWORD,
-    "topic_score": {"type": "float"}, "sentiment_score": {"type": "float"},
-    "fingerprint": _KEYWORD, "issue_id": _KEYWORD, "issue_state": _KEYWORD,
+    "topic_score": _FLOAT, "sentiment_score": _FLOAT,
+    # Near-duplicate fingerprint (64-bit SimHash, hex) and its four 16-bit LSH bands.
+    "fingerprint": _KEYWORD, "fingerprint_bands": _KEYWORD,
+    "issue_id": _KEYWORD, "issue_distance": {"type": "byte"},
     "rule_hits": _KEYWORD, "model_version": _KEYWORD,
     "created_at": _DATE, "received_at": _DATE, "enriched_at": _DATE, "indexed_at": _DATE,
+}
+
+ALERT_PROPERTIES: dict[str, Any] = {
+    "alert_id": _KEYWORD, "family": _KEYWORD, "key_label": _KEYWORD, "topic": _KEYWORD,
+    "region": _KEYWORD, "source": _KEYWORD, "cluster": _KEYWORD, "state": _KEYWORD,
+    "severity": _KEYWORD, "score": _FLOAT, "observed": _FLOAT, "expected": _FLOAT,
+    "window_start": _DATE, "window_end": _DATE, "fired_at": _DATE, "resolved_at": _DATE,
+    "updated_at": _DATE, "sample_post_ids": _KEYWORD,
+    "explanation": {"type": "object", "enabled": False},
+}
+
+ISSUE_STATE_PROPERTIES: dict[str, Any] = {
+    "issue_id": _KEYWORD, "state": _KEYWORD, "assignee": _KEYWORD, "responder": _KEYWORD,
+    "reply_text": {"type": "text", "analyzer": "zh_bigram"}, "updated_at": _DATE,
+}
+
+ACTION_PROPERTIES: dict[str, Any] = {
+    "action_id": _KEYWORD, "issue_id": _KEYWORD, "action": _KEYWORD, "responder": _KEYWORD,
+    "assignee": _KEYWORD, "reply_text": {"type": "text", "analyzer": "zh_bigram"},
+    "note": {"type": "text", "analyzer": "zh_bigram"}, "from_state": _KEYWORD,
+    "to_state": _KEYWORD, "at": _DATE, "regions": _KEYWORD, "units": _KEYWORD,
+}
+
+API_KEY_PROPERTIES: dict[str, Any] = {
+    "key_id": _KEYWORD, "sha256": {"type": "keyword", "index": False}, "role": _KEYWORD,
+    "regions": _KEYWORD, "units": _KEYWORD, "description": {"type": "text"},
+    "created_at": _DATE, "created_by": _KEYWORD, "revoked": {"type": "boolean"},
+}
+
+SMALL_INDICES: dict[str, dict[str, Any]] = {
+    "alerts": ALERT_PROPERTIES,
+    "issue-states": ISSUE_STATE_PROPERTIES,
+    "actions": ACTION_PROPERTIES,
+    "api-keys": API_KEY_PROPERTIES,
 }
 
 
@@ -49,15 +93,46 @@ def posts_index(prefix: str, created_at: datetime) -> str:
     return f"{prefix}-posts-v{MAPPING_VERSION}-{created_at:%Y.%m}"
 
 
-def posts_template(prefix: str) -> dict[str, Any]:
+def posts_index_pattern(prefix: str) -> str:
+    return f"{prefix}-posts-v{MAPPING_VERSION}-*"
+
+
+def small_alias(prefix: str, name: str) -> str:
+    """Alias of one of ``SMALL_INDICES`` (``alerts``, ``issue-states``, ``actions``, ``api-keys``)."""
+    return f"{prefix}-{name}"
+
+
+def small_index(prefix: str, name: str) -> str:
+    return f"{prefix}-{name}-v{MAPPING_VERSION}"
+
+
+def _template(pattern: str, alias: str, properties: dict[str, Any], description: str,
+              refresh_interval: str) -> dict[str, Any]:
     return {
-        "index_patterns": [f"{prefix}-posts-v{MAPPING_VERSION}-*"],
+        "index_patterns": [pattern],
         "template": {
             "settings": {"number_of_shards": 1, "number_of_replicas": 0,
-                         "analysis": POST_ANALYSIS},
-            "mappings": {"dynamic": "strict", "properties": POST_PROPERTIES},
-            "aliases": {posts_alias(prefix): {}},
+                         "refresh_interval": refresh_interval, "analysis": POST_ANALYSIS},
+            "mappings": {"dynamic": "strict", "properties": properties},
+            "aliases": {alias: {}},
         },
         "version": MAPPING_VERSION,
-        "_meta": {"owner": "yuqing", "description": "enriched posts"},
+        "_meta": {"owner": "yuqing", "description": description},
     }
+
+
+def posts_template(prefix: str, refresh_interval: str = "1s") -> dict[str, Any]:
+    return _template(posts_index_pattern(prefix), posts_alias(prefix), POST_PROPERTIES,
+                     "enriched posts", refresh_interval)
+
+
+def small_template(prefix: str, name: str) -> dict[str, Any]:
+    return _template(small_index(prefix, name), small_alias(prefix, name), SMALL_INDICES[name],
+                     name, "1s")
+
+
+def templates(prefix: str, refresh_interval: str = "1s") -> dict[str, dict[str, Any]]:
+    """Every template the project installs, by template name."""
+    out = {f"{prefix}-posts": posts_template(prefix, refresh_interval)}
+    out.update({f"{prefix}-{name}": small_template(prefix, name) for name in SMALL_INDICES})
+    return out

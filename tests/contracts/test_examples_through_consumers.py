@@ -3,12 +3,11 @@
 import json
 
 from yuqing.alerts.keys import keys_for
+from yuqing.contracts import EnrichedPost
+from yuqing.contracts.codec import decode
 from yuqing.nlp.pipeline import BatchProcessor, Record
 from yuqing.nlp.placeholder import KeywordPlaceholderClassifier
 from yuqing.search.indexer import Message, build_actions
-
-from yuqing.contracts import EnrichedPost
-from yuqing.contracts.codec import decode
 from yuqing.topics import SCHEMAS_DIR
 
 

@@ -1,6 +1,8 @@
 from datetime import UTC, datetime
 
 import pytest
+
+from yuqing.contracts import Channel, RawPost, Topic, make_post_id
 from yuqing.nlp.enrich import (
     TopicRule,
     apply_rules,
@@ -12,8 +14,6 @@ from yuqing.nlp.enrich import (
     redact,
     simhash,
 )
-
-from yuqing.contracts import Channel, RawPost, Topic, make_post_id
 
 
 @pytest.mark.parametrize(

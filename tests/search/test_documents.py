@@ -1,10 +1,9 @@
 import json
 
+from yuqing.contracts import EnrichedPost
 from yuqing.search.api import HIGHLIGHT_POST, HIGHLIGHT_PRE, build_query, escape_highlight
 from yuqing.search.documents import segment, to_document
 from yuqing.search.mappings import POST_PROPERTIES, posts_index, posts_template
-
-from yuqing.contracts import EnrichedPost
 from yuqing.topics import SCHEMAS_DIR
 
 

@@ -1,0 +1,60 @@
+"""Shared helpers for the benchmarks: results files, percentiles, service processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS = REPO_ROOT / "bench" / "results"
+
+
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    return path
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_infra() -> None:
+    subprocess.run([sys.executable, str(REPO_ROOT / "deploy/local/infra.py"), "up"], check=True)
+
+
+def start_service(args: list[str], env: dict[str, str], health_url: str,
+                  log: Path, timeout: float = 120) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "yuqing.cli", *args], env={**os.environ, **env},
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{args} exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(health_url, timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{args} not healthy in {timeout}s")
