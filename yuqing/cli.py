@@ -138,6 +138,27 @@ def alerts_worker() -> None:
     _run_faust(create_app(settings), settings.log_level)
 
 
+@alerts_app.command("replay")
+def alerts_replay(
+    input_csv: Path | None = typer.Option(None, "--input", exists=True, dir_okay=False,
+                                          help="timestamp,value rows (one series, fixed bucket)"),
+    output_csv: Path | None = typer.Option(None, "--output", help="timestamp,value,anomaly_score"),
+    posts: Path | None = typer.Option(None, "--posts", exists=True, dir_okay=False,
+                                      help="JSONL of past posts.enriched records"),
+) -> None:
+    """Backtest the detector: score a counts CSV, or list what past posts would have fired."""
+    from yuqing.alerts.replay import replay_counts_csv, replay_posts_jsonl
+
+    if posts is not None:
+        events = replay_posts_jsonl(posts, echo=typer.echo)
+        typer.echo(f"{len(events)} alert events")
+        return
+    if input_csv is None or output_csv is None:
+        raise typer.BadParameter("give --input and --output, or --posts")
+    replay_counts_csv(input_csv, output_csv)
+    typer.echo(f"scores written to {output_csv}")
+
+
 @search_app.command("serve")
 def search_serve() -> None:
     """Run the responders' search API."""

@@ -1,0 +1,156 @@
+"""The streaming surge detector on synthetic series with a known answer."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from yuqing.alerts.detector import Detection, DetectorConfig, SurgeDetector
+
+START = datetime(2024, 3, 4)  # a Monday
+STEP = timedelta(minutes=5)
+BUCKETS_PER_DAY = 288
+
+
+def daily_rate(base: float, moment: datetime, weekend_factor: float = 1.0) -> float:
+    """Quiet nights, busy afternoons; optionally quieter weekends."""
+    hour = moment.hour + moment.minute / 60
+    shape = 0.3 + 1.4 * math.exp(-((hour - 15) ** 2) / 18)
+    return base * shape * (weekend_factor if moment.weekday() >= 5 else 1.0)
+
+
+def poisson_series(
+    days: int, base: float, seed: int = 7, weekend_factor: float = 1.0
+) -> list[tuple[datetime, int]]:
+    rng = np.random.default_rng(seed)
+    moments = [START + i * STEP for i in range(days * BUCKETS_PER_DAY)]
+    return [(m, int(rng.poisson(daily_rate(base, m, weekend_factor)))) for m in moments]
+
+
+def run(series: Sequence[tuple[datetime, float]], detector: SurgeDetector | None = None) -> list[Detection]:
+    detector = detector or SurgeDetector()
+    return [detector.update(moment, count) for moment, count in series]
+
+
+def with_surge(series: list[tuple[datetime, int]], start: int, length: int, factor: float):
+    return [(m, c * factor + 10 if start <= i < start + length else c) for i, (m, c) in enumerate(series)]
+
+
+def surge_buckets(detections: list[Detection]) -> list[int]:
+    return [i for i, d in enumerate(detections) if d.is_surge]
+
+
+def test_scores_are_in_unit_interval_and_zero_during_warmup() -> None:
+    detections = run(poisson_series(days=3, base=20))
+    assert all(0.0 <= d.score < 1.0 and 0.0 <= d.intensity < 1.0 for d in detections)
+    assert all(d.score == 0.0 for d in detections[:BUCKETS_PER_DAY])
+
+
+def test_regular_daily_and_weekly_pattern_does_not_alert() -> None:
+    series = poisson_series(days=21, base=30, weekend_factor=0.3)
+    detections = run(series)
+    assert surge_buckets(detections[2 * BUCKETS_PER_DAY:]) == []
+
+
+def evidence(detection: Detection) -> float:
+    """The detector's evidence behind an intensity (``u / (u + score_half)``)."""
+    half = DetectorConfig().score_half
+    return half * detection.intensity / (1.0 - detection.intensity)
+
+
+def first_report(detections: list[Detection], start: int, within: int = 36) -> int | None:
+    """Buckets from ``start`` to the first reported surge, if any within ``within``."""
+    return next((i - start for i in range(start, start + within) if detections[i].is_surge), None)
+
+
+def test_surge_is_reported_at_its_start_and_again_only_when_it_grows_markedly() -> None:
+    onset = 8 * BUCKETS_PER_DAY + 120
+    series = with_surge(poisson_series(days=10, base=20), start=onset, length=24, factor=6)
+    detections = run(series)
+    fired = surge_buckets(detections)
+    assert fired[0] == onset
+    first = detections[onset]
+    assert first.observed > 5 * first.expected
+    assert first.severity is not None
+    config = DetectorConfig()
+    half_life = config.buckets(config.onset_half_life_hours)
+    for earlier, later in itertools.pairwise(fired):
+        # Reported again only above the earlier report (decayed) plus the margin.
+        bar = (1.0 + config.onset_margin) * 0.5 ** ((later - earlier) / half_life)
+        assert evidence(detections[later]) > bar * evidence(detections[earlier])
+    # The surge keeps its intensity while it lasts; few of its buckets are reported.
+    assert all(d.intensity > 0.3 for d in detections[onset:onset + 24])
+    assert len(fired) <= 4
+
+
+@pytest.mark.parametrize("factor", [3, 8])
+def test_a_past_surge_barely_blunts_the_next_one(factor: float) -> None:
+    day = BUCKETS_PER_DAY
+    first, second = 8 * day + 100, 11 * day + 100
+    quiet = poisson_series(days=13, base=20)
+    alone = run(with_surge(quiet, start=second, length=36, factor=factor))
+    after = run(with_surge(with_surge(quiet, first, 36, factor), second, 36, factor))
+    assert first_report(after, first) is not None
+    delay_alone, delay_after = first_report(alone, second), first_report(after, second)
+    assert delay_alone is not None and delay_alone <= 6
+    assert delay_after is not None and delay_after <= delay_alone + 6
+    # Winsorised learning: the baseline barely moves after a surge.
+    assert after[second].expected < 1.2 * alone[second].expected
+
+
+def test_tiny_volumes_never_alert() -> None:
+    rng = np.random.default_rng(3)
+    series = [(START + i * STEP, int(rng.poisson(0.05))) for i in range(10 * BUCKETS_PER_DAY)]
+    series[6 * BUCKETS_PER_DAY] = (series[6 * BUCKETS_PER_DAY][0], 3)  # "3 vs 0"
+    assert surge_buckets(run(series)) == []
+
+
+def test_small_absolute_excess_is_ignored_even_if_relatively_huge() -> None:
+    config = DetectorConfig(min_count=5, min_excess=4)
+    series = [(START + i * STEP, 0) for i in range(5 * BUCKETS_PER_DAY)]
+    series.append((START + len(series) * STEP, 4))
+    assert run(series, SurgeDetector(config))[-1].score == 0.0
+
+
+def test_state_is_json_safe_and_resumes_exactly() -> None:
+    series = with_surge(poisson_series(days=6, base=15), start=5 * BUCKETS_PER_DAY, length=12, factor=5)
+    split = 5 * BUCKETS_PER_DAY - 40
+    straight = run(series)
+    first = SurgeDetector()
+    run(series[:split], first)
+    restored = SurgeDetector.from_dict(json.loads(json.dumps(first.to_dict(), allow_nan=False)))
+    assert run(series[split:], restored) == straight[split:]
+
+
+def test_gaps_count_as_empty_buckets() -> None:
+    series = poisson_series(days=3, base=10)
+    with_zeros = [(m, 0 if 400 <= i < 420 else c) for i, (m, c) in enumerate(series)]
+    gapped = [(m, c) for i, (m, c) in enumerate(series) if not 400 <= i < 420]
+    assert run(gapped)[-1] == run(with_zeros)[-1]
+
+
+def test_out_of_order_and_negative_counts_are_rejected() -> None:
+    detector = SurgeDetector()
+    detector.update(START + STEP, 3)
+    with pytest.raises(ValueError, match="not after"):
+        detector.update(START, 3)
+    with pytest.raises(ValueError, match="non-negative"):
+        detector.update(START + 2 * STEP, -1)
+
+
+def test_aware_timestamps_use_the_configured_local_time() -> None:
+    series = poisson_series(days=4, base=10)
+    china = timezone(timedelta(hours=8))
+    aware = [(m.replace(tzinfo=china).astimezone(UTC), c) for m, c in series]
+    assert run(aware, SurgeDetector(DetectorConfig(utc_offset_hours=8))) == run(series)
+
+
+def test_config_rejects_buckets_that_do_not_divide_an_hour() -> None:
+    with pytest.raises(ValueError):
+        DetectorConfig(bucket_seconds=7 * 60)
