@@ -21,8 +21,10 @@ ingest_app = typer.Typer(help="Ingest service.", no_args_is_help=True)
 nlp_app = typer.Typer(help="NLP worker and model.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Surge detection.", no_args_is_help=True)
 search_app = typer.Typer(help="Indexer and search API.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters (posts.dlq).", no_args_is_help=True)
 for sub, name in ((infra_app, "infra"), (schemas_app, "schemas"), (ingest_app, "ingest"),
-                  (nlp_app, "nlp"), (alerts_app, "alerts"), (search_app, "search")):
+                  (nlp_app, "nlp"), (alerts_app, "alerts"), (search_app, "search"),
+                  (dlq_app, "dlq")):
     app.add_typer(sub, name=name)
 
 
@@ -90,6 +92,38 @@ def ingest_serve() -> None:
     configure_logging(settings.log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level="warning")
+
+
+@ingest_app.command("poll")
+def ingest_poll() -> None:
+    """Poll the forum sources without serving HTTP (with YUQING_INGEST_POLL_FORUMS=false on the API)."""
+    import asyncio
+
+    from yuqing.ingest.pollers import run_pollers
+    from yuqing.ingest.settings import IngestSettings
+
+    settings = IngestSettings()
+    configure_logging(settings.log_level)
+    asyncio.run(run_pollers(settings))
+
+
+@dlq_app.command("tail")
+def dlq_tail(
+    lines: int = typer.Option(20, "--lines", "-n", min=0, help="dead letters per partition to show"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="keep showing new ones (Ctrl-C stops)"),
+    source: str | None = typer.Option(None, "--source", help="only this source's posts"),
+) -> None:
+    """The latest dead letters: when, which service, where, whose post, why."""
+    from yuqing.ingest.dlq import tail
+    from yuqing.settings import KafkaSettings
+
+    try:
+        tail(KafkaSettings(), lines=lines, follow=follow, source=source, emit=typer.echo)
+    except LookupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        pass
 
 
 def _run_faust(faust_app: object, log_level: str) -> None:

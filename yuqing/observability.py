@@ -35,7 +35,7 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("kafka", "aiokafka", "elastic_transport", "urllib3", "faust", "mode"):
+    for noisy in ("kafka", "aiokafka", "elastic_transport", "urllib3", "faust", "mode", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from yuqing.demo import demo_environment, replay_demo, start_demo_forum
 from yuqing.settings import cache_home
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -78,11 +78,12 @@ def run(*, demo: bool = True) -> int:
     if _infra("up") != 0:
         return 1
     env = dict(os.environ)
-    env.setdefault("YUQING_DEMO_API_KEY", secrets.token_urlsafe(32))
+    env.update(demo_environment(env))
     logs = cache_home() / "run" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     subprocess.check_call([sys.executable, "-m", "yuqing.cli", "topics"], env=env, cwd=REPO_ROOT)
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    forum = start_demo_forum() if demo else None  # before the services, so the poller finds it
     try:
         for service in SERVICES:
             procs[service.name] = _start(service, env, logs)
@@ -90,10 +91,8 @@ def run(*, demo: bool = True) -> int:
             _wait_healthy(service, procs[service.name], timeout=180)
             _say(f"{service.name} up")
         if demo:
-            from yuqing.demo import replay_via_api
-
-            accepted = replay_via_api("http://127.0.0.1:8001", env["YUQING_DEMO_API_KEY"])
-            _say(f"demo stream: {accepted} posts accepted")
+            report = replay_demo("http://127.0.0.1:8001", env, forum=forum)
+            _say(f"demo stream: {report}")
         _say("search:  http://127.0.0.1:8003/v1/posts/search?q=停电")
         _say("API docs: http://127.0.0.1:8001/docs  http://127.0.0.1:8003/docs")
         _say("metrics: :8001/metrics :9102 (nlp) :9103 (alerts) :9104 (indexer) :8003/metrics")
@@ -109,7 +108,12 @@ def run(*, demo: bool = True) -> int:
     except RuntimeError as exc:
         _say(f"error: {exc}; see {logs}")
         return 1
+    except (httpx.HTTPError, TimeoutError) as exc:
+        _say(f"demo replay failed: {exc}; see {logs}")
+        return 1
     finally:
         _stop(procs)
+        if forum is not None:
+            forum.close()
         if os.environ.get("YUQING_KEEP_INFRA") != "1":
             _infra("down")

@@ -1,4 +1,8 @@
-"""Prometheus metrics of the ingest service, declared once."""
+"""Prometheus metrics of the ingest service, declared once.
+
+``channel`` is ``app``, ``wechat``, ``forum``, ``integration``, or ``none`` for
+requests that name no channel (health, docs, unknown paths).
+"""
 
 from prometheus_client import Counter, Histogram
 
@@ -9,9 +13,18 @@ POSTS_DUPLICATE = Counter(
     "yuqing_ingest_posts_duplicate_total", "Posts dropped as re-deliveries.", ["channel"]
 )
 REQUESTS_REJECTED = Counter(
-    "yuqing_ingest_requests_rejected_total", "Requests refused, by HTTP status.", ["status"]
+    "yuqing_ingest_requests_rejected_total", "Requests refused, by channel and HTTP status.",
+    ["channel", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "yuqing_ingest_request_seconds", "Time to answer a request, by channel.", ["channel"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 PUBLISH_SECONDS = Histogram(
     "yuqing_ingest_publish_seconds", "Time to get a batch acknowledged by Kafka.",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
+WECHAT_EVENTS_IGNORED = Counter(
+    "yuqing_ingest_wechat_events_ignored_total",
+    "WeChat events (subscribe, menu clicks...) answered but not published.", ["event"],
 )

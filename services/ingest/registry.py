@@ -83,7 +83,15 @@ class _SourceBase(_Model):
         return refs
 
 
-class AppSourceConfig(_SourceBase):
+class _PushSourceBase(_SourceBase):
+    """A source that sends requests to the API; its limits override the service defaults."""
+
+    rate_limit_per_s: Annotated[float | None, Field(
+        gt=0, le=100_000, description="requests per second; unset: the service default")] = None
+    rate_limit_burst: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
+
+
+class AppSourceConfig(_PushSourceBase):
     """The mobile APP feedback webhook (HMAC-signed requests)."""
 
     secret_rules: ClassVar[dict[str, str]] = {
@@ -98,7 +106,7 @@ class AppSourceConfig(_SourceBase):
     replay_window_s: Annotated[int, Field(ge=30, le=3_600)] = 300
 
 
-class WeChatSourceConfig(_SourceBase):
+class WeChatSourceConfig(_PushSourceBase):
     """A WeChat official account (plaintext or safe mode)."""
 
     secret_rules: ClassVar[dict[str, str]] = {
@@ -146,7 +154,7 @@ class ForumSourceConfig(_SourceBase):
         return self
 
 
-class IntegrationSourceConfig(_SourceBase):
+class IntegrationSourceConfig(_PushSourceBase):
     """A partner system pushing posts to ``POST /v1/posts`` with an API key."""
 
     secret_rules: ClassVar[dict[str, str]] = {"api_key": r"^.{32,}$"}

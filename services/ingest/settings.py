@@ -1,15 +1,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from yuqing.settings import KafkaSettings
+from yuqing.settings import KafkaSettings, cache_home
+
+
+def _default_cursor_dir() -> Path:
+    return cache_home() / "state" / "cursors"
 
 
 class IngestSettings(BaseSettings):
-    """Settings of the ingest API (env prefix ``YUQING_INGEST_``)."""
+    """Settings of the ingest service (env prefix ``YUQING_INGEST_``)."""
 
     model_config = SettingsConfigDict(env_prefix="YUQING_INGEST_", extra="ignore")
 
@@ -20,6 +25,22 @@ class IngestSettings(BaseSettings):
     max_batch_posts: int = Field(500, ge=1)
     max_body_bytes: int = Field(2_000_000, ge=1_024)
     publish_timeout_s: float = Field(10.0, gt=0)
-    retry_after_s: int = 5
-    dedup_window_s: int = 3_600
+    wechat_timeout_s: float = Field(
+        4.0, gt=0, le=4.5, description="WeChat gives up after 5 s; answer 503 before that")
+    retry_after_s: int = Field(5, ge=1)
+    dedup_window_s: int = Field(3_600, ge=1)
+    dedup_max_entries: int = Field(200_000, ge=1)
+    rate_limit_per_s: float = Field(
+        100.0, ge=0, description="requests per second per source (0: unlimited); sources may override")
+    rate_limit_burst: int = Field(200, ge=1)
+    producer: Literal["aiokafka", "kafka-python"] = "aiokafka"
+    producer_linger_ms: int = Field(5, ge=0, le=1_000)
+    producer_batch_bytes: int = Field(262_144, ge=16_384, le=16_777_216)
+    poll_forums: bool = Field(True, description="run the forum pollers inside `yuqing ingest serve`")
+    cursor_dir: Path = Field(default_factory=_default_cursor_dir)
     log_level: str = "INFO"
+
+    @field_validator("cursor_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()

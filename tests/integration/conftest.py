@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT, free_port, unique
+from yuqing.demo import demo_environment
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -112,6 +113,9 @@ def pipeline(kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings,
         "YUQING_ALERTS_BUCKET_SECONDS": "60",
         "YUQING_ALERTS_GRACE_SECONDS": "5",
     })
+    env.update(demo_environment(env))  # the demo sources in config/sources.toml need their secrets
+    env["YUQING_INGEST_POLL_FORUMS"] = "false"  # no demo forum runs in these tests
+    env["YUQING_INGEST_CURSOR_DIR"] = str(tmp_path / "cursors")
     env.setdefault("YUQING_NLP_CLASSIFIER", "placeholder")
     env["YUQING_NLP_STATE_DIR"] = env["YUQING_ALERTS_STATE_DIR"] = str(tmp_path / "state")
     env["PYTHONPATH"] = str(REPO_ROOT)

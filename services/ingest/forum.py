@@ -1,0 +1,440 @@
+"""Intranet forum polling: Discourse ``/posts.json`` and RSS 2.0 / Atom feeds.
+
+A :class:`ForumSource` returns what is new after a :class:`ForumCursor`, oldest
+first. :class:`ForumPoller` publishes it in batches and saves the cursor only
+after each batch was published (at-least-once: a crash repeats, never skips).
+Cursors live in one JSON file per source, replaced atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import hashlib
+import html
+import logging
+import random
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin
+from xml.etree.ElementTree import Element, ParseError
+
+import defusedxml
+import httpx
+from defusedxml import ElementTree as SafeElementTree
+
+from yuqing.contracts import Channel, RawPost, make_post_id
+from yuqing.ingest.forum_io import (
+    CursorStore,
+    FetchError,
+    ForumCursor,
+    HttpFetcher,
+    Sleep,
+)
+from yuqing.ingest.registry import RegisteredSource, pseudonymize
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[Sequence[RawPost]], Awaitable[None]]
+ForumFetchError = FetchError  # the forum could not be read; the poll loop retries later
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
+_DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
+
+
+@dataclass(frozen=True)
+class ForumItem:
+    """One unit of progress: a post (None when skipped) and the cursor once it is published."""
+
+    post: RawPost | None
+    position: ForumCursor
+
+
+class ForumSource(ABC):
+    """A pollable forum."""
+
+    source_id: str
+
+    @abstractmethod
+    async def fetch_new(self, cursor: ForumCursor) -> list[ForumItem]:
+        """Everything after ``cursor``, oldest first; nothing at or before it."""
+
+
+# ---- HTML to text -------------------------------------------------------------------------
+
+_BLOCK_TAGS = frozenset({"p", "div", "br", "li", "ul", "ol", "tr", "table", "blockquote", "pre",
+                         "h1", "h2", "h3", "h4", "h5", "h6", "hr", "section", "article"})
+_DROPPED_TAGS = frozenset({"script", "style", "noscript", "template", "head"})
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._dropped: str | None = None
+        self._depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._dropped is not None:
+            self._depth += tag == self._dropped
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        # Discourse quotes repeat another post; keeping them would double-count it.
+        if tag in _DROPPED_TAGS or (tag == "aside" and "quote" in classes):
+            self._dropped, self._depth = tag, 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._dropped is not None:
+            self._depth -= tag == self._dropped
+            if self._depth == 0:
+                self._dropped = None
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._dropped is None:
+            self.parts.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """Visible text of an HTML fragment: no script/style/quotes, entities unescaped,
+    whitespace collapsed within lines, one line per block."""
+    extractor = _TextExtractor()
+    extractor.feed(markup)
+    extractor.close()
+    lines = (re.sub(r"\s+", " ", line).strip() for line in "".join(extractor.parts).split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+# ---- Discourse ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What every post of a source shares."""
+
+    source_id: str
+    author_salt: str
+    region: str | None = None
+    unit: str | None = None
+
+
+class DiscourseSource(ForumSource):
+    """Discourse ``GET /posts.json``: latest posts newest first, older pages via ``before``."""
+
+    def __init__(self, info: SourceInfo, *, base_url: str, fetcher: HttpFetcher,
+                 max_pages: int = 20, backfill_pages: int = 1) -> None:
+        self.source_id = info.source_id
+        self._info = info
+        self._base_url = base_url.rstrip("/") + "/"
+        self._fetcher = fetcher
+        self._max_pages = max_pages
+        self._backfill_pages = backfill_pages
+
+    async def fetch_new(self, cursor: ForumCursor) -> list[ForumItem]:
+        last_id = cursor.last_id or 0
+        pages = self._max_pages if cursor.last_id is not None else max(1, self._backfill_pages)
+        collected: dict[int, dict[str, Any]] = {}
+        before: int | None = None
+        for _ in range(pages):
+            latest = await self._page(before)
+            newer = [p for p in latest if p["id"] > last_id]
+            collected.update((p["id"], p) for p in newer)
+            if not latest or len(newer) < len(latest):
+                break
+            before = min(p["id"] for p in latest)
+        else:
+            if cursor.last_id is not None:
+                log.warning("source %s: more than %d pages of new posts; older ones are skipped",
+                            self.source_id, pages)
+        if cursor.last_id is None and self._backfill_pages == 0 and collected:
+            return [ForumItem(None, ForumCursor(last_id=max(collected)))]  # start from now
+        return [ForumItem(_safely(self._to_post, post), ForumCursor(last_id=post_id))
+                for post_id, post in sorted(collected.items())]
+
+    async def _page(self, before: int | None) -> list[dict[str, Any]]:
+        params = {"before": before} if before is not None else None
+        response = await self._fetcher.get(urljoin(self._base_url, "posts.json"), params)
+        try:
+            posts = response.json()["latest_posts"]
+            if not all(isinstance(p, dict) and isinstance(p.get("id"), int) for p in posts):
+                raise TypeError("post without an integer id")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ForumFetchError(f"source {self.source_id}: unexpected posts.json: {exc}") from exc
+        return posts
+
+    def _to_post(self, post: dict[str, Any]) -> RawPost | None:
+        if post.get("hidden") or post.get("deleted_at") or post.get("post_type", 1) != 1:
+            return None  # moderator actions, whispers, hidden and deleted posts
+        info = self._info
+        external_id = str(post["id"])
+        cooked, raw = post.get("cooked"), post.get("raw")
+        reply = post.get("reply_to_post_number")
+        return RawPost(
+            post_id=make_post_id(info.source_id, external_id),
+            source=info.source_id,
+            channel=Channel.FORUM,
+            external_id=external_id,
+            author=_pseudonym(info.author_salt, post.get("username")),
+            title=post.get("topic_title"),
+            text=html_to_text(cooked) if cooked else (raw or ""),
+            created_at=datetime.fromisoformat(post["created_at"]),
+            received_at=datetime.now(UTC),
+            region=info.region,
+            unit=info.unit,
+            thread_id=_str_or_none(post.get("topic_id")),
+            reply_to=f"{post['topic_id']}#{reply}" if reply and post.get("topic_id") else None,
+            url=urljoin(self._base_url, post["post_url"]) if post.get("post_url") else None,
+            attributes={"post_number": post.get("post_number"),
+                        "category_id": post.get("category_id")},
+        )
+
+
+# ---- RSS 2.0 and Atom ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    guid: str
+    published: datetime
+    title: str | None
+    link: str | None
+    author: str | None
+    html: str
+
+
+def parse_feed(data: bytes) -> list[FeedEntry]:
+    """Entries of an RSS 2.0 or Atom document, oldest first; entries without a date are left out."""
+    try:
+        root = SafeElementTree.fromstring(data)  # entities and external references refused
+    except (ParseError, defusedxml.DefusedXmlException) as exc:
+        raise ForumFetchError(f"feed is not safe, well-formed XML: {exc!r}") from exc
+    if root.tag == f"{_ATOM}feed":
+        entries = [_atom_entry(e) for e in root.iter(f"{_ATOM}entry")]
+    elif root.tag == "rss":
+        entries = [_rss_entry(e) for e in root.iter("item")]
+    else:
+        raise ForumFetchError(f"not an RSS 2.0 or Atom feed (root <{root.tag}>)")
+    dated = [entry for entry in entries if entry is not None]
+    return sorted(dated, key=lambda entry: (entry.published, entry.guid))
+
+
+def _rss_entry(item: Element) -> FeedEntry | None:
+    published = _rfc822(item.findtext("pubDate"))
+    link = _text(item, "link")
+    guid = _text(item, "guid") or link
+    if published is None or guid is None:
+        return None
+    markup = _text(item, _CONTENT_ENCODED) or _text(item, "description") or ""
+    author = _text(item, _DC_CREATOR) or _text(item, "author")
+    return FeedEntry(guid, published, _text(item, "title"), link, author, markup)
+
+
+def _atom_entry(entry: Element) -> FeedEntry | None:
+    published = _rfc3339(_text(entry, f"{_ATOM}published") or _text(entry, f"{_ATOM}updated"))
+    links = entry.findall(f"{_ATOM}link")
+    alternate = [x.get("href") for x in links if x.get("rel", "alternate") == "alternate"]
+    guid = _text(entry, f"{_ATOM}id") or (alternate[0] if alternate else None)
+    if published is None or guid is None:
+        return None
+    content = entry.find(f"{_ATOM}content")
+    if content is None:
+        content = entry.find(f"{_ATOM}summary")
+    markup = "" if content is None else _element_html(content)
+    author = _text(entry, f"{_ATOM}author/{_ATOM}name")
+    return FeedEntry(guid, published, _text(entry, f"{_ATOM}title"),
+                     alternate[0] if alternate else None, author, markup)
+
+
+def _element_html(element: Element) -> str:
+    kind = element.get("type", "text")
+    if kind == "xhtml":
+        return "".join(SafeElementTree.tostring(child, encoding="unicode") for child in element)
+    return (element.text or "") if kind == "html" else html.escape(element.text or "")
+
+
+def _text(element: Element, path: str) -> str | None:
+    value = (element.findtext(path) or "").strip()
+    return value or None
+
+
+def _rfc822(value: str | None) -> datetime | None:
+    try:
+        parsed = email.utils.parsedate_to_datetime(value.strip()) if value else None
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _rfc3339(value: str | None) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class FeedSource(ForumSource):
+    """An RSS 2.0 or Atom feed; new means (published, guid) after the cursor's."""
+
+    def __init__(self, info: SourceInfo, *, feed_url: str, fetcher: HttpFetcher) -> None:
+        self.source_id = info.source_id
+        self._info = info
+        self._feed_url = feed_url
+        self._fetcher = fetcher
+
+    async def fetch_new(self, cursor: ForumCursor) -> list[ForumItem]:
+        entries = parse_feed((await self._fetcher.get(self._feed_url)).content)
+        if cursor.last_published is not None and cursor.last_guid is not None:
+            mark = (cursor.last_published, cursor.last_guid)
+            newer = [e for e in entries if (e.published, e.guid) > mark]
+            if entries and len(newer) == len(entries):
+                log.warning("source %s: every feed item is new; items may have been missed "
+                            "(poll more often)", self.source_id)
+            entries = newer
+        return [ForumItem(_safely(self._to_post, e),
+                          ForumCursor(last_published=e.published, last_guid=e.guid))
+                for e in entries]
+
+    def _to_post(self, entry: FeedEntry) -> RawPost:
+        info = self._info
+        external_id = entry.guid if len(entry.guid) <= 256 else _digest(entry.guid)
+        return RawPost(
+            post_id=make_post_id(info.source_id, external_id),
+            source=info.source_id,
+            channel=Channel.FORUM,
+            external_id=external_id,
+            author=_pseudonym(info.author_salt, entry.author),
+            title=entry.title[:1_000] if entry.title else None,
+            text=html_to_text(entry.html),
+            created_at=entry.published,
+            received_at=datetime.now(UTC),
+            region=info.region,
+            unit=info.unit,
+            url=entry.link if entry.link and len(entry.link) <= 2_048 else None,
+        )
+
+
+def _safely(to_post: Callable[[Any], RawPost | None], entry: Any) -> RawPost | None:
+    # One malformed post must not block the source forever: log it and move past it.
+    try:
+        return to_post(entry)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("skipping a malformed forum post: %s", exc)
+        return None
+
+
+def _pseudonym(salt: str, account: Any) -> str | None:
+    return pseudonymize(salt, str(account), prefix="forum") if account else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+# ---- polling ------------------------------------------------------------------------------
+
+
+class ForumPoller:
+    """Moves one source's new posts to ``publish``, advancing the cursor batch by batch."""
+
+    def __init__(self, source: ForumSource, store: CursorStore, publish: Publish, *,
+                 batch_size: int = 100) -> None:
+        self._source = source
+        self._store = store
+        self._publish = publish
+        self._batch_size = batch_size
+
+    async def poll_once(self) -> int:
+        """Fetch, publish and checkpoint once; returns the number of posts published.
+
+        If ``publish`` raises, the exception propagates and the cursor stays at
+        the last batch that was published, so the next poll delivers the rest.
+        """
+        source_id = self._source.source_id
+        items = await self._source.fetch_new(self._store.load(source_id))
+        published = 0
+        for start in range(0, len(items), self._batch_size):
+            batch = items[start:start + self._batch_size]
+            posts = [item.post for item in batch if item.post is not None]
+            if posts:
+                await self._publish(posts)
+            self._store.save(source_id, batch[-1].position)
+            published += len(posts)
+        return published
+
+    async def run(self, stop: asyncio.Event, *, interval_s: float, max_backoff_s: float = 300,
+                  ) -> None:
+        """Poll every ``interval_s`` until ``stop`` is set; failures back off exponentially."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self.poll_once()
+                failures, delay = 0, interval_s
+            except Exception:
+                failures += 1
+                delay = min(max_backoff_s, interval_s * 2 ** min(failures, 16))
+                delay *= random.uniform(0.5, 1.0)
+                log.exception("source %s: poll failed (%d in a row), next try in %.0f s",
+                              self._source.source_id, failures, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+
+
+class FakeForumSource(ForumSource):
+    """In-memory forum for tests and demos; posts are numbered in the order they are added."""
+
+    def __init__(self, source_id: str) -> None:
+        self.source_id = source_id
+        self._posts: list[RawPost] = []
+
+    def add(self, *posts: RawPost) -> None:
+        self._posts.extend(posts)
+
+    async def fetch_new(self, cursor: ForumCursor) -> list[ForumItem]:
+        start = cursor.last_id or 0
+        return [ForumItem(post, ForumCursor(last_id=number))
+                for number, post in enumerate(self._posts[start:], start=start + 1)]
+
+
+_ACCEPT = {
+    "discourse": "application/json",
+    "rss": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5",
+}
+
+
+def build_forum_source(source: RegisteredSource, client: httpx.AsyncClient, *,
+                       sleep: Sleep = asyncio.sleep, backoff_initial_s: float = 1.0,
+                       ) -> ForumSource:
+    """The connector for a registered forum source, configured from the registry."""
+    config = source.config
+    if config.channel != Channel.FORUM:
+        raise ValueError(f"source {source.id!r} is not a forum")
+    headers = {"Accept": _ACCEPT[config.kind]}
+    api_key = source.optional_secret("api_key")
+    if api_key is not None:
+        headers |= {"Api-Key": api_key, "Api-Username": config.api_username or "system"}
+    fetcher = HttpFetcher(client, min_interval_s=config.min_request_interval_s,
+                          max_attempts=config.max_attempts, backoff_initial_s=backoff_initial_s,
+                          max_backoff_s=config.max_backoff_s, timeout_s=config.timeout_s,
+                          headers=headers, sleep=sleep)
+    info = SourceInfo(config.id, source.secret("author_salt"), config.region, config.unit)
+    if config.kind == "discourse":
+        assert config.base_url is not None
+        return DiscourseSource(info, base_url=config.base_url, fetcher=fetcher,
+                               max_pages=config.max_pages, backfill_pages=config.backfill_pages)
+    assert config.feed_url is not None
+    return FeedSource(info, feed_url=config.feed_url, fetcher=fetcher)

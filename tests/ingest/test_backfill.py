@@ -1,0 +1,84 @@
+"""Back-fill from JSONL: each line validated on its own, rejected lines reported by number."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.ingest.sources import registry
+from yuqing.contracts import Channel, RawPost, make_post_id
+from yuqing.ingest.backfill import backfill, iter_lines, parse_line
+from yuqing.ingest.publisher import PublishError
+
+SOURCE = registry().get("partner")
+GOOD = {"external_id": "t-1", "text": "城关镇又停电了", "created_at": "2026-11-28T20:15:00+08:00"}
+
+
+class RecordingPublisher:
+    def __init__(self, fail_on_call: int | None = None) -> None:
+        self.batches: list[list[RawPost]] = []
+        self._fail_on_call = fail_on_call
+
+    def publish(self, posts: Sequence[RawPost]) -> None:
+        if len(self.batches) + 1 == self._fail_on_call:
+            raise PublishError("broker unavailable")
+        self.batches.append(list(posts))
+
+    def close(self) -> None:
+        pass
+
+
+def line(**fields: object) -> bytes:
+    return json.dumps({**GOOD, **fields}, ensure_ascii=False).encode()
+
+
+def test_good_line_becomes_a_post_of_the_source() -> None:
+    post = parse_line(line(), SOURCE)
+
+    assert (post.post_id, post.channel, post.region) == (
+        make_post_id("partner", "t-1"), Channel.INTEGRATION, "城关镇")
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b"{not json", "invalid JSON"),
+    (line(created_at="yesterday"), "created_at"),
+    (line(created_at="2026-11-28T20:15:00"), "created_at"),  # no UTC offset
+    (line(external_id=""), "external_id"),
+    (line(colour="red"), "colour"),
+    (b"[1, 2]", "Input should be"),
+])
+def test_bad_lines_say_why(raw: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_line(raw, SOURCE)
+
+
+def test_blank_lines_are_skipped_and_numbering_follows_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "posts.jsonl"
+    path.write_bytes(b"a\n\n  \nb\n")
+
+    assert [number for number, _ in iter_lines(path)] == [1, 4]
+
+
+def test_backfill_reports_rejected_line_numbers_and_publishes_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "posts.jsonl"
+    lines = [line(external_id=f"t-{i}") for i in range(5)]
+    lines[1], lines[3] = b"{broken", line(external_id="t-3", created_at="nope")
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    publisher = RecordingPublisher()
+
+    report = backfill(path, source=SOURCE, publisher=publisher, batch_size=2)
+
+    assert (report.accepted, report.lines) == (3, 5)
+    assert [number for number, _ in report.rejected] == [2, 4]
+    assert [[p.external_id for p in b] for b in publisher.batches] == [["t-0", "t-2"], ["t-4"]]
+
+
+def test_a_failed_publish_raises_so_nothing_is_reported_as_kept(tmp_path: Path) -> None:
+    path = tmp_path / "posts.jsonl"
+    path.write_bytes(b"\n".join(line(external_id=f"t-{i}") for i in range(4)))
+
+    with pytest.raises(PublishError):
+        backfill(path, source=SOURCE, publisher=RecordingPublisher(fail_on_call=2), batch_size=2)

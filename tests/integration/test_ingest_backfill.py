@@ -1,0 +1,48 @@
+"""``yuqing publish``: a JSONL file with good and bad lines, into the real Kafka and back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.ingest.live import read_posts
+from tests.ingest.sources import ENV, registry_toml
+from yuqing.contracts import Channel, make_post_id
+from yuqing.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+
+
+def test_publish_command_sends_the_good_lines_and_reports_the_bad_ones(
+        kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    registry_path = tmp_path / "sources.toml"
+    registry_path.write_text(registry_toml(), encoding="utf-8")
+    good = [{"external_id": f"hist-{i}", "text": f"去年{i}月份停电太多了",
+             "created_at": f"2025-{i:02d}-15T09:00:00+08:00"} for i in range(1, 8)]
+    lines = [json.dumps(post, ensure_ascii=False) for post in good]
+    lines[2:2] = ["{this is not json"]
+    lines[5:5] = ["", json.dumps({"external_id": "hist-x", "text": "no date"})]
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = {**os.environ, **ENV, "YUQING_INGEST_SOURCES_PATH": str(registry_path),
+           "YUQING_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+           "YUQING_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix, "PYTHONPATH": str(REPO_ROOT)}
+
+    result = subprocess.run([sys.executable, "-m", "yuqing.cli", "publish", "--source", "partner",
+                             "--batch-size", "3", str(path)], env=env, cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 3, result.stderr  # 3: some lines were rejected
+    assert "line 3: invalid JSON" in result.stderr
+    assert "line 7: created_at" in result.stderr
+    assert "9 lines" in result.stderr and "7 accepted" in result.stderr
+    posts = read_posts(kafka_settings, at_least=7)
+    assert sorted(p.post_id for p in posts) == sorted(
+        make_post_id("partner", post["external_id"]) for post in good)
+    assert {p.channel for p in posts} == {Channel.INTEGRATION}

@@ -1,0 +1,46 @@
+"""``yuqing dlq tail`` against the real posts.dlq topic."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import pytest
+from kafka import KafkaProducer
+
+from yuqing.contracts import DeadLetter
+from yuqing.contracts.codec import encode
+from yuqing.ingest.dlq import tail
+from yuqing.settings import KafkaSettings
+from yuqing.topics import LogicalTopic
+
+pytestmark = pytest.mark.integration
+
+
+def dead_letter(source: str, offset: int) -> bytes:
+    original = json.dumps({"post_id": f"{offset:032x}", "source": source}).encode()
+    return encode(DeadLetter(original_b64=base64.b64encode(original).decode(), topic="posts.raw",
+                             partition=0, offset=offset, error_class="ContractError",
+                             error_message=f"bad post {offset}", service="nlp",
+                             failed_at=datetime.now(UTC)))
+
+
+def test_tail_shows_the_latest_dead_letters_and_filters_by_source(kafka_settings: KafkaSettings) -> None:
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.servers())
+    topic = kafka_settings.topic(LogicalTopic.POSTS_DLQ)
+    for offset in range(6):
+        producer.send(topic, dead_letter("crm-95598" if offset % 2 else "app-main", offset),
+                      partition=0)
+    producer.send(topic, b"not a dead letter", partition=0)
+    producer.flush()
+    producer.close()
+
+    latest: list[str] = []
+    assert tail(kafka_settings, lines=3, emit=latest.append) == 3
+    assert ["bad post 4" in latest[0], "bad post 5" in latest[1]] == [True, True]
+    assert latest[2].startswith("unreadable record")
+
+    crm: list[str] = []
+    tail(kafka_settings, lines=100, source="crm-95598", emit=crm.append)
+    assert [line.rsplit(" ", 1)[-1] for line in crm] == ["1", "3", "5"]
