@@ -10,7 +10,7 @@ export YUQING_HOME ?= $(HOME)/.cache/yuqing
 export PIP_CACHE_DIR ?= $(YUQING_HOME)/pip
 STAMP      := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: help venv infra-fetch infra-up infra-down infra-status model run demo test test-unit \
+.PHONY: tools monitoring-tools k8s-tools k8s-schemas help venv infra-fetch infra-up infra-down infra-status model run demo test test-unit \
         test-integration lint bench bench-nlp bench-alerts bench-ingest bench-search clean
 
 help:
@@ -37,18 +37,32 @@ infra-down:
 infra-status:
 	$(PYTHON_SYS) deploy/local/infra.py status
 
+# Tools the tests run for real: promtool/amtool (Prometheus rules), kustomize,
+# kubeconform and hadolint (deployment). Built once into $(YUQING_HOME)/tools.
+tools: monitoring-tools
+
+monitoring-tools:
+	bash deploy/tools/build_promtool.sh promtool
+	bash deploy/tools/build_promtool.sh amtool
+
+k8s-tools:
+	PYTHON=$(PYTHON_SYS) bash deploy/tools/build_k8s_tools.sh
+
+k8s-schemas: venv
+	$(PY) deploy/tools/gen_k8s_schemas.py
+
 model: venv
 	$(YUQING) nlp ensure-model
 
 run: venv infra-fetch model
 	$(YUQING) run
 
-test: venv infra-fetch model
+test: venv infra-fetch model tools
 	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 test-unit: venv
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q -m "not integration" --ignore=tests/monitoring --ignore=tests/deploy
 
 lint: venv
 	$(VENV)/bin/ruff check $(wildcard yuqing services tests bench deploy)

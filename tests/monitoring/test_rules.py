@@ -1,0 +1,204 @@
+"""Prometheus configuration, alerting and recording rules, and their promtool unit tests.
+
+The promtool checks run the real binary (see conftest.py); the others read the
+YAML files and hold them to the conventions docs/operations.md describes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from monitoring_support import MONITORING, REPO_ROOT, RULES_DIR, load_rule_groups, run_tool, series_in
+
+# A fresh machine builds promtool inside the first test that needs it.
+pytestmark = pytest.mark.timeout(3900)
+
+RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
+UNIT_TEST_FILES = sorted((RULES_DIR / "tests").glob("*.yml"))
+OPERATIONS_DOC = REPO_ROOT / "docs" / "operations.md"
+SEVERITIES = {"critical", "warning", "info"}
+TEAMS = {"platform", "opinion"}
+SERVICES = {"ingest", "nlp", "alerts", "indexer", "search", "kafka-exporter"}
+
+
+def alerting_rules() -> list[dict]:
+    return [rule for group in load_rule_groups() for rule in group["rules"] if "alert" in rule]
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def describe(result) -> str:
+    return f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+
+
+# -- promtool ----------------------------------------------------------------------------------
+
+
+def test_rule_files_pass_promtool_check(promtool: Path) -> None:
+    result = run_tool(promtool, "check", "rules", "--lint=all", "--lint-fatal",
+                          *map(str, RULE_FILES))
+    assert result.returncode == 0, describe(result)
+
+
+def test_prometheus_config_passes_promtool_check(promtool: Path) -> None:
+    result = run_tool(promtool, "check", "config", "--lint=all", "--lint-fatal",
+                          str(MONITORING / "prometheus.yml"))
+    assert result.returncode == 0, describe(result)
+    for rule_file in RULE_FILES:
+        assert rule_file.name in result.stdout, f"prometheus.yml does not load {rule_file.name}"
+
+
+@pytest.mark.parametrize("test_file", UNIT_TEST_FILES, ids=lambda path: path.stem)
+def test_rule_unit_tests_pass(promtool: Path, test_file: Path) -> None:
+    result = run_tool(promtool, "test", "rules", str(test_file))
+    assert result.returncode == 0, describe(result)
+
+
+# -- the unit tests cover every alert ----------------------------------------------------------
+
+
+def alert_cases() -> tuple[set[str], set[str]]:
+    """Alert names with a test expecting them to fire, and with one expecting silence."""
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for path in UNIT_TEST_FILES:
+        for group in load_yaml(path)["tests"]:
+            for case in group.get("alert_rule_test", []):
+                (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
+    return firing, quiet
+
+
+def test_every_alert_is_tested_firing_and_quiet() -> None:
+    names = {rule["alert"] for rule in alerting_rules()}
+    firing, quiet = alert_cases()
+    assert names - firing == set(), "alerts no unit test sees firing"
+    assert names - quiet == set(), "alerts no unit test sees quiet"
+    assert (firing | quiet) - names == set(), "unit tests name alerts that do not exist"
+
+
+@pytest.mark.parametrize("test_file", UNIT_TEST_FILES, ids=lambda path: path.stem)
+def test_unit_tests_fix_the_evaluation_order_of_every_group(test_file: Path) -> None:
+    # Without group_eval_order promtool evaluates groups in random order, and an
+    # alert may or may not see the recorded series of the same step.
+    order = load_yaml(test_file).get("group_eval_order", [])
+    groups = [group["name"] for group in load_rule_groups()]
+    assert sorted(order) == sorted(groups)
+    recording = [group["name"] for group in load_rule_groups()
+                 if all("record" in rule for rule in group["rules"])]
+    assert order[: len(recording)] == [name for name in order if name in recording]
+
+
+# -- conventions ---------------------------------------------------------------------------------
+
+
+def test_group_names_are_unique() -> None:
+    names = [group["name"] for group in load_rule_groups()]
+    assert len(names) == len(set(names))
+
+
+def test_rules_select_only_known_series(known_series: frozenset[str]) -> None:
+    unknown = {}
+    for group in load_rule_groups():
+        for rule in group["rules"]:
+            missing = series_in(rule["expr"]) - known_series
+            if missing:
+                unknown[rule.get("record") or rule["alert"]] = sorted(missing)
+    assert unknown == {}, "rules select series no service, exporter or recording rule provides"
+
+
+def test_recording_rule_names_follow_level_metric_operations() -> None:
+    pattern = re.compile(r"^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$")
+    records = [rule["record"] for group in load_rule_groups() for rule in group["rules"] if "record" in rule]
+    assert [name for name in records if not pattern.match(name)] == []
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub-style anchors of the headings of a Markdown text."""
+    found = set()
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            found.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return found
+
+
+def rule_id(rule: dict) -> str:
+    return f"{rule['alert']}-{rule['labels'].get('severity', 'from-series')}"
+
+
+@pytest.mark.parametrize("rule", alerting_rules(), ids=rule_id)
+def test_alert_labels_and_annotations(rule: dict) -> None:
+    labels, annotations = rule.get("labels", {}), rule.get("annotations", {})
+    if "severity" in labels:
+        assert labels["severity"] in SEVERITIES
+    else:  # the severity comes from the series, which must be filtered to known values
+        assert 'severity=~"warning|critical"' in rule["expr"]
+    assert labels.get("team") in TEAMS
+    service_from_series = '"service"' in rule["expr"] or rule["expr"].startswith("service:")
+    assert labels.get("service") in SERVICES or service_from_series, "no service label for inhibition"
+    assert {"summary", "description", "runbook"} <= annotations.keys()
+    doc, _, anchor = annotations["runbook"].partition("#")
+    assert doc == "docs/operations.md" and anchor == rule["alert"].lower()
+    assert anchor in anchors(OPERATIONS_DOC.read_text(encoding="utf-8")), "runbook section missing"
+
+
+def test_every_pipeline_job_is_scraped_and_documented() -> None:
+    config = load_yaml(MONITORING / "prometheus.yml")
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    pipeline = {"yuqing-ingest", "yuqing-nlp", "yuqing-alerts", "yuqing-indexer", "yuqing-search",
+                "kafka-exporter"}
+    assert pipeline <= jobs
+    doc = OPERATIONS_DOC.read_text(encoding="utf-8")
+    assert [job for job in sorted(pipeline) if f"`{job}`" not in doc] == []
+
+
+# -- Alertmanager ----------------------------------------------------------------------------
+
+ALERTMANAGER_CONFIG = MONITORING / "alertmanager.yml"
+# Labels of a notification -> the receivers it must reach.
+ROUTES = [
+    ({"alertname": "YuqingPublicOpinionSurge", "team": "opinion", "severity": "warning"}, "opinion-duty"),
+    ({"alertname": "YuqingPublicOpinionSurge", "team": "opinion", "severity": "critical"},
+     "opinion-duty-critical"),
+    ({"alertname": "YuqingNegativeShareSpike", "team": "opinion", "severity": "warning"}, "opinion-duty"),
+    ({"alertname": "YuqingWorkerDown", "team": "platform", "severity": "critical"}, "platform-oncall"),
+    ({"alertname": "YuqingNlpSlow", "team": "platform", "severity": "warning"}, "platform-chat"),
+    ({"alertname": "YuqingNlpConfidenceLow", "team": "platform", "severity": "info"}, "digest"),
+    ({"alertname": "Watchdog"}, "platform-chat"),
+]
+
+
+def test_alertmanager_config_passes_amtool_check(amtool: Path) -> None:
+    result = run_tool(amtool, "check-config", str(ALERTMANAGER_CONFIG))
+    assert result.returncode == 0, describe(result)
+
+
+@pytest.mark.parametrize(("labels", "receiver"), ROUTES, ids=lambda value: str(value))
+def test_alertmanager_routes_alerts_to_their_receivers(amtool: Path, labels: dict, receiver: str) -> None:
+    result = run_tool(amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}",
+                      f"--verify.receivers={receiver}", *(f"{key}={value}" for key, value in labels.items()))
+    assert result.returncode == 0, describe(result)
+
+
+RECEIVER_BY_TEAM_AND_SEVERITY = {
+    ("opinion", "warning"): "opinion-duty", ("opinion", "critical"): "opinion-duty-critical",
+    ("platform", "info"): "digest", ("platform", "warning"): "platform-chat",
+    ("platform", "critical"): "platform-oncall",
+}
+
+
+def test_every_alert_reaches_its_team(amtool: Path) -> None:
+    for rule in alerting_rules():
+        labels = rule["labels"]
+        team = labels["team"]
+        for severity in [labels["severity"]] if "severity" in labels else ["warning", "critical"]:
+            receiver = RECEIVER_BY_TEAM_AND_SEVERITY[team, severity]
+            result = run_tool(amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}",
+                              f"--verify.receivers={receiver}", f"alertname={rule['alert']}", f"team={team}",
+                              f"severity={severity}")
+            assert result.returncode == 0, f"{rule['alert']} ({severity}): {describe(result)}"
