@@ -1,15 +1,59 @@
-"""Which counting keys a post contributes to (pure)."""
+"""Which counting keys a post contributes to, and bounded metric labels (pure)."""
 
 from __future__ import annotations
 
 from yuqing.contracts import AlertKey, EnrichedPost
+
+# Near-duplicate clusters are SimHash bands: posts whose 64-bit fingerprints
+# share the first 8 bits. Near duplicates (a few differing bits) usually share
+# the band; 256 bands keep the number of tracked keys (and detector work) bounded.
+CLUSTER_PREFIX_CHARS = 2
+OTHER = "other"
 
 
 def keys_for(post: EnrichedPost) -> list[AlertKey]:
     """overall, per topic, per topic x region, per source, per near-duplicate cluster."""
     keys = [AlertKey(family="overall"), AlertKey(family="topic", topic=post.topic),
             AlertKey(family="source", source=post.source),
-            AlertKey(family="cluster", cluster=post.fingerprint[:4])]
+            AlertKey(family="cluster", cluster=cluster_of(post.fingerprint))]
     if post.region:
         keys.append(AlertKey(family="topic_region", topic=post.topic, region=post.region))
     return keys
+
+
+def cluster_of(fingerprint: str) -> str:
+    """The near-duplicate cluster (SimHash band) of a 16-hex-digit fingerprint."""
+    return fingerprint[:CLUSTER_PREFIX_CHARS]
+
+
+class BoundedLabel:
+    """Keeps a metric label's distinct values under a cap.
+
+    The first ``cap`` distinct values are kept as they are; later ones are
+    reported as ``other``, so a source sending free-text regions cannot blow up
+    the number of time series.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str | None) -> str:
+        if not value:
+            return ""
+        if value in self._seen:
+            return value
+        if len(self._seen) < self.cap:
+            self._seen.add(value)
+            return value
+        return OTHER
+
+
+def volume_labels(key: AlertKey, regions: BoundedLabel, sources: BoundedLabel) -> dict[str, str]:
+    """Labels of ``yuqing_alerts_volume_total`` for one key (clusters are not labels)."""
+    return {
+        "family": key.family,
+        "topic": key.topic.value if key.topic else "",
+        "region": regions(key.region),
+        "source": sources(key.source),
+    }

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.settings import KafkaSettings
@@ -14,13 +14,54 @@ class AlertsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YUQING_ALERTS_", extra="ignore")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    app_id: str = "yuqing-alerts"
-    bucket_seconds: int = Field(300, ge=10, description="window length")
-    grace_seconds: int = Field(120, ge=0, description="how long a window waits for late posts")
-    retention_hours: int = Field(24 * 7, ge=1)
-    metrics_port: int = 9103
-    webhook_url: str | None = None
+    app_id: str = Field("yuqing-alerts", description="faust app id = consumer group, internal topic prefix")
+    # windows
+    bucket_seconds: int = Field(300, ge=10, description="window length; must divide an hour")
+    grace_seconds: int = Field(120, ge=0, description="how long a window waits for out-of-order posts")
+    retention_hours: int = Field(24 * 7, ge=1, description="forget a key after this long without posts")
+    max_future_seconds: int = Field(
+        300, ge=0, description="trust a post's date at most this far after its arrival")
+    idle_close_seconds: int = Field(
+        600, ge=0, description="a live stream silent this long closes windows by wall clock; 0: never")
+    idle_partition_seconds: int = Field(
+        30, ge=1, description="a source partition silent this long stops holding the watermark back")
+    session_timeout_s: float = Field(
+        30.0, ge=6, description="a crashed worker's partitions move on after this")
+    batch_size: int = Field(200, ge=1, description="posts decoded per batch")
+    batch_max_wait_s: float = Field(0.2, gt=0, description="flush a partial batch after this")
+    # detection and lifecycle
+    utc_offset_hours: float = Field(8.0, description="local time of the day rhythm")
+    min_count: float = Field(5.0, ge=1, description="a bucket with fewer posts never alerts")
+    resolve_after_seconds: int = Field(1800, ge=1, description="quiet time before an alert resolves")
+    realert_after_seconds: int = Field(86_400, ge=1, description="a key alerts again only after this")
+    # evidence kept per key and window
+    evidence_samples: int = Field(32, ge=5, le=256, description="posts sampled per key and window")
+    evidence_terms: int = Field(32, ge=5, le=256, description="keywords counted per key and window")
+    # notifications
+    webhook_url: str | None = Field(None, description="full URL; for Alertmanager .../api/v2/alerts")
     webhook_format: str = Field("alertmanager", pattern="^(alertmanager|wecom|dingtalk)$")
+    webhook_secret: SecretStr | None = Field(None, description="DingTalk robot signing secret")
+    webhook_timeout_s: float = Field(5.0, gt=0)
+    webhook_max_attempts: int = Field(5, ge=1, le=20)
+    webhook_queue_size: int = Field(1000, ge=1, description="notifications waiting; more are dropped")
+    # metrics and dead letters
+    metrics_port: int = 9103
+    metrics_max_regions: int = Field(64, ge=1, description="distinct region labels; the rest are 'other'")
+    metrics_max_sources: int = Field(32, ge=1, description="distinct source labels; the rest are 'other'")
+    dlq_window: int = 200
+    dlq_max_ratio: float = 0.5
+    dlq_min_failures: int = 20
     state_dir: Path = Field(Path("~/.cache/yuqing/state").expanduser(),
                             description="local state (faust table stores)")
     log_level: str = "INFO"
+
+    @field_validator("bucket_seconds")
+    @classmethod
+    def _divides_an_hour(cls, value: int) -> int:
+        if 3600 % value:
+            raise ValueError("bucket_seconds must divide 3600 (the day rhythm is learnt per hour)")
+        return value
+
+    def buckets(self, seconds: int) -> int:
+        """A duration as a whole number of buckets (at least one)."""
+        return max(1, round(seconds / self.bucket_seconds))

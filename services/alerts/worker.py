@@ -1,30 +1,247 @@
-"""The alerts worker: windowed volumes per key from posts.enriched."""
+"""The alerts worker: posts.enriched -> windowed volumes per key -> surge alerts.
+
+Two Faust agents, one app:
+
+``route_posts`` (reads ``posts.enriched``, any number of partitions)
+    The error boundary: decodes and validates each post; a poison message
+    goes to ``posts.dlq`` with its reason, under the dead-letter rate cap.
+    A valid post becomes a compact :class:`Observation` (event time, keys,
+    keywords, source, fingerprint) on the internal topic
+    ``<app_id>-observations``.
+
+``watch_surges`` (reads ``<app_id>-observations``, one partition)
+    Counts observations into event-time windows per key and, as windows
+    close, runs detection and the alert lifecycle (:class:`SurgeWatch`). All
+    of its state is in changelog-backed tables (``windows``, ``detectors``,
+    ``desk``, ``inputs``), so a restart restores them from their changelogs
+    instead of recounting, and source offsets already counted are skipped.
+    Tables are written through a write-back cache flushed once per batch, so
+    a replay writes one changelog message per changed key and batch. Alerts
+    go to ``alerts`` (keyed by ``alert_id``) and to the optional webhook
+    (background task, bounded queue and retries).
+
+Detection runs on one partition on purpose: the alert lifecycle compares
+overall, topic and topic-region keys of the same window to report one surge
+once, which needs them in one place. The expensive part, decoding and
+validating posts, scales with the partitions of ``posts.enriched``; the
+observations are small and the counting stage handles a few thousand a second.
+
+Faust's own windowed tables are not used for the windows: they expire windows
+by wall-clock time, so replayed or back-filled posts (old event times) would
+close at once and out of order. Here windows close on the event-time watermark
+(see :mod:`yuqing.alerts.windows` for grace and late posts).
+"""
 
 from __future__ import annotations
 
-import contextvars
+import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
-from typing import Any
+import time
+from collections.abc import Awaitable, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import faust
 
 from yuqing.alerts import metrics
-from yuqing.alerts.keys import keys_for
+from yuqing.alerts.detector import DetectorConfig
+from yuqing.alerts.evidence import EvidenceLimits, Observation
+from yuqing.alerts.keys import BoundedLabel, volume_labels
+from yuqing.alerts.lifecycle import TrackerConfig
+from yuqing.alerts.notify import Notifier
 from yuqing.alerts.settings import AlertsSettings
-from yuqing.contracts import EnrichedPost
+from yuqing.alerts.watch import Advance, Counted, SurgeWatch, WatchConfig
+from yuqing.alerts.windows import IdleClock, PartitionActivity, Watermarks, WindowPolicy
+from yuqing.alerts.writeback import WriteBack
+from yuqing.contracts import Alert, DeadLetter, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
-from yuqing.deadletter import make_dead_letter
+from yuqing.deadletter import DeadLetterBudget, DeadLetterRateExceeded, make_dead_letter
 from yuqing.settings import KafkaSettings
 from yuqing.topics import LogicalTopic, topic_spec
 
 log = logging.getLogger(__name__)
 SERVICE = "alerts"
-_event_time: contextvars.ContextVar[float] = contextvars.ContextVar("event_time", default=0.0)
+FAMILIES = ("overall", "topic", "topic_region", "source", "cluster")
+STATUS_INTERVAL_S = 1.0
+TABLES = {
+    "windows": "open windows per key, with their evidence",
+    "detectors": "surge detector state per key",
+    "desk": "watermark, alert lifecycle, open alerts",
+    "inputs": "last offset counted per source partition",
+}
+# Roll changelog segments hourly so compaction keeps recovery short.
+CHANGELOG_CONFIG = {"segment.ms": str(3_600_000)}
 
 
 def faust_broker(kafka: KafkaSettings) -> str:
     return ";".join(f"kafka://{server}" for server in kafka.servers())
+
+
+def watch_config(settings: AlertsSettings) -> WatchConfig:
+    bucket = settings.bucket_seconds
+    return WatchConfig(
+        window=WindowPolicy(bucket, settings.grace_seconds),
+        detector=DetectorConfig(bucket_seconds=bucket, utc_offset_hours=settings.utc_offset_hours,
+                                min_count=settings.min_count),
+        tracker=TrackerConfig(bucket_seconds=bucket,
+                              resolve_after_buckets=settings.buckets(settings.resolve_after_seconds),
+                              realert_after_buckets=settings.buckets(settings.realert_after_seconds)),
+        evidence=EvidenceLimits(max_samples=settings.evidence_samples,
+                                max_keywords=settings.evidence_terms),
+        retention_seconds=settings.retention_hours * 3600,
+    )
+
+
+def route(message: faust.types.Message, settings: AlertsSettings) -> Observation | DeadLetter:
+    """One message of posts.enriched as an observation, or the dead letter saying why not."""
+    try:
+        post = decode(EnrichedPost, message.value)
+        observation = Observation.of(post, max_future_seconds=settings.max_future_seconds)
+    except (ContractError, ValueError) as exc:
+        return make_dead_letter(value=message.value, key=message.key, topic=message.topic,
+                                partition=message.partition, offset=message.offset, error=exc,
+                                service=SERVICE)
+    metrics.POSTS_COUNTED.labels(topic=post.topic.value, sentiment=post.sentiment.value).inc()
+    metrics.LAG_SECONDS.set((post.received_at - post.created_at).total_seconds())
+    return observation
+
+
+def make_notifier(settings: AlertsSettings) -> Notifier | None:
+    if not settings.webhook_url:
+        return None
+    return Notifier(
+        url=settings.webhook_url, fmt=settings.webhook_format,
+        secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+        timeout_s=settings.webhook_timeout_s, max_attempts=settings.webhook_max_attempts,
+        queue_size=settings.webhook_queue_size, utc_offset_hours=settings.utc_offset_hours,
+        on_outcome=lambda outcome: metrics.NOTIFICATIONS.labels(outcome=outcome).inc())
+
+
+def record_advance(advance: Advance, watch: SurgeWatch) -> None:
+    """Gauges after windows closed."""
+    if advance.closed_through is not None:
+        metrics.CLOSED_BUCKET.set(advance.closed_through)
+    if not advance.closed:
+        return
+    family_max = advance.closed[-1].family_max
+    for family in FAMILIES:
+        metrics.SURGE_SCORE.labels(family=family).set(family_max.get(family, 0.0))
+    for severity in ("info", "warning", "critical"):
+        metrics.FIRING.labels(severity=severity).set(advance.firing.get(severity, 0))
+    metrics.WINDOW_KEYS.set(watch.open_windows())
+
+
+class AlertsService:
+    """The worker's parts and the bodies of its agents; :func:`create_app` wires them to Faust."""
+
+    def __init__(self, settings: AlertsSettings, app: faust.App) -> None:
+        self.settings, self.app = settings, app
+        kafka = settings.kafka
+        self.enriched_name = kafka.topic(LogicalTopic.POSTS_ENRICHED)
+        self.enriched = app.topic(self.enriched_name, key_serializer="raw", value_serializer="raw")
+        self.dlq = app.topic(kafka.topic(LogicalTopic.POSTS_DLQ), key_serializer="raw",
+                             value_serializer="raw")
+        self.alerts = app.topic(kafka.topic(LogicalTopic.ALERTS), key_serializer="raw",
+                                value_serializer="raw")
+        self.observations = app.topic(f"{settings.app_id}-observations", partitions=1, internal=True,
+                                      key_serializer="raw", value_serializer="json")
+        self.tables = {name: WriteBack(app.Table(name, partitions=1, use_partitioner=True, help=text,
+                                                 extra_topic_configs=CHANGELOG_CONFIG))
+                       for name, text in TABLES.items()}
+        self.watch = SurgeWatch(watch_config(settings), **self.tables)
+        self.notifier = make_notifier(settings)
+        self.idle = IdleClock(settings.idle_close_seconds,
+                              live_lag_seconds=settings.bucket_seconds + settings.grace_seconds)
+        self.activity = PartitionActivity(settings.idle_partition_seconds)
+        self.marks = Watermarks()
+        self.budget = DeadLetterBudget(settings.dlq_window, settings.dlq_max_ratio, settings.dlq_min_failures)
+        self.regions = BoundedLabel(settings.metrics_max_regions)
+        self.sources = BoundedLabel(settings.metrics_max_sources)
+        self._configured_partitions = (kafka.partitions_override
+                                       or topic_spec(LogicalTopic.POSTS_ENRICHED).partitions)
+
+    def source_partitions(self) -> int:
+        return self.app.consumer.topic_partitions(self.enriched_name) or self._configured_partitions
+
+    # -- stage 1: posts.enriched -> observations --------------------------
+
+    async def route_batch(self, events: Sequence[faust.EventT]) -> None:
+        """Route a batch of posts; raises DeadLetterRateExceeded past the dead-letter cap."""
+        pending, outcomes = [], []
+        for event in events:
+            routed = route(event.message, self.settings)
+            if isinstance(routed, DeadLetter):
+                metrics.DEAD_LETTERS.labels(reason=routed.error_class).inc()
+                pending.append(await self.dlq.send(value=encode(routed)))
+            else:
+                pending.append(await self._forward(routed, event.message))
+            outcomes.append(isinstance(routed, DeadLetter))
+        # Offsets are acknowledged after this batch: wait for the broker first.
+        await asyncio.gather(*pending)
+        for failed in outcomes:
+            self.budget.record(failed=failed)
+
+    async def _forward(self, observation: Observation, message: faust.types.Message) -> Any:
+        wall = time.time()
+        self.idle.observe(observation.event_time, wall)
+        self.activity.saw(message.partition, wall)
+        value = {**observation.to_dict(), "p": message.partition, "o": message.offset,
+                 "n": self.source_partitions()}
+        return await self.observations.send(key=observation.post_id.encode(), value=value)
+
+    async def report_status(self) -> None:
+        """Tell the counting stage which partitions are idle, and move a silent live stream on."""
+        wall = time.time()
+        assigned = [tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.enriched_name]
+        silent = self.activity.idle(assigned, wall)
+        tick = self.idle.tick(wall)
+        if silent or tick is not None:
+            status = {"status": 1, "idle": silent, "n": self.source_partitions(), "tick": tick}
+            await self.observations.send(key=b"status", value=status)
+
+    # -- stage 2: observations -> windows -> alerts -----------------------
+
+    async def watch_batch(self, events: Sequence[faust.EventT]) -> None:
+        for event in events:
+            await self._watch_one(cast(dict, event.value))
+        self.watch.persist()
+        for table in self.tables.values():
+            table.flush()
+
+    async def _watch_one(self, value: dict) -> None:
+        tick = None
+        if "status" in value:
+            self.marks.mark_idle(value["idle"], value["n"])
+            tick = value["tick"]
+        else:
+            self._count(value)
+        reached = [t for t in (self.marks.watermark(), tick) if t is not None]
+        if not reached:
+            return
+        advance = self.watch.advance(max(reached), now=datetime.now(UTC))
+        for closed in advance.closed:
+            for alert in closed.alerts:
+                await self._publish(alert)
+        record_advance(advance, self.watch)
+
+    def _count(self, value: dict) -> None:
+        observation = Observation.from_dict(value)
+        self.marks.observe(value["p"], value["n"], observation.event_time)
+        counted = self.watch.add(observation, partition=value["p"], offset=value["o"])
+        if counted is Counted.COUNTED:
+            for key in observation.keys:
+                metrics.VOLUME.labels(**volume_labels(key, self.regions, self.sources)).inc()
+        elif counted is Counted.LATE:
+            metrics.POSTS_LATE.inc()
+        else:
+            metrics.POSTS_REPLAYED.inc()
+
+    async def _publish(self, alert: Alert) -> None:
+        await (await self.alerts.send(key=alert.alert_id.encode(), value=encode(alert)))
+        metrics.ALERTS.labels(state=alert.state.value, severity=alert.severity.value).inc()
+        log.info("alert %s %s: %s", alert.state.value, alert.key.label(), alert.explanation.summary)
+        if self.notifier is not None:
+            self.notifier.submit(alert)
 
 
 def create_app(settings: AlertsSettings) -> faust.App:
@@ -33,48 +250,41 @@ def create_app(settings: AlertsSettings) -> faust.App:
         datadir=str(settings.state_dir),
         consumer_auto_offset_reset="earliest", producer_acks=-1,
         topic_replication_factor=settings.kafka.replication_factor,
-        table_cleanup_interval=10.0,
-        # changelog partitions must match the source topic's for co-partitioning
-        topic_partitions=settings.kafka.partitions_override
-        or topic_spec(LogicalTopic.POSTS_ENRICHED).partitions,
+        broker_commit_every=100, broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_s,
     )
-    kafka = settings.kafka
-    enriched = app.topic(kafka.topic(LogicalTopic.POSTS_ENRICHED), key_serializer="raw",
-                         value_serializer="raw")
-    dlq = app.topic(kafka.topic(LogicalTopic.POSTS_DLQ), key_serializer="raw",
-                    value_serializer="raw")
+    service = AlertsService(settings, app)
+    size, within = settings.batch_size, settings.batch_max_wait_s
 
-    async def on_window_close(key: Any, value: int) -> None:
-        label, (start, _end) = key
-        log.info("window closed: %s @ %s = %s", label,
-                 datetime.fromtimestamp(start, UTC).isoformat(), value)
+    @app.agent(service.enriched)
+    async def route_posts(stream: faust.StreamT) -> None:
+        async for events in cast(faust.Stream, stream).take_events(size, within=within):
+            await _or_stop(app, service.route_batch(events))
 
-    # Windows close `grace_seconds` after they end; closed windows go to detection.
-    volumes = app.Table(
-        "volumes", default=int, on_window_close=on_window_close,
-    ).tumbling(
-        timedelta(seconds=settings.bucket_seconds),
-        expires=timedelta(seconds=settings.bucket_seconds + settings.grace_seconds),
-    ).relative_to(lambda _event: _event_time.get())
+    @app.agent(service.observations)
+    async def watch_surges(stream: faust.StreamT) -> None:
+        async for events in cast(faust.Stream, stream).take_events(size, within=within):
+            await _or_stop(app, service.watch_batch(events))
 
-    @app.agent(enriched)
-    async def count_posts(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                post = decode(EnrichedPost, message.value)
-            except ContractError as exc:
-                metrics.DEAD_LETTERS.labels(reason="contract").inc()
-                letter = make_dead_letter(value=message.value, key=message.key,
-                                          topic=message.topic, partition=message.partition,
-                                          offset=message.offset, error=exc, service=SERVICE)
-                await (await dlq.send(value=encode(letter)))
-                continue
-            _event_time.set(post.created_at.timestamp())
-            for key in keys_for(post):
-                volumes[key.label()] += 1
-            metrics.POSTS_COUNTED.labels(topic=post.topic.value,
-                                         sentiment=post.sentiment.value).inc()
-            metrics.LAG_SECONDS.set((post.received_at - post.created_at).total_seconds())
+    @app.timer(interval=STATUS_INTERVAL_S)
+    async def report_status() -> None:
+        await service.report_status()
+
+    if service.notifier is not None:
+        notifier = service.notifier
+
+        @app.task
+        async def deliver_notifications() -> None:
+            await notifier.run()
 
     return app
+
+
+async def _or_stop(app: faust.App, step: Awaitable[None]) -> None:
+    """Run one batch; on any failure stop the worker rather than skip posts or alerts."""
+    try:
+        await step
+    except Exception as exc:
+        log.critical("stopping: %s", exc, exc_info=not isinstance(exc, DeadLetterRateExceeded))
+        await app.crash(exc)
+        raise

@@ -1,0 +1,133 @@
+"""What one key saw in one window, kept small enough to store per key (pure).
+
+Every post counted into a key's window also leaves evidence there: the
+negative-sentiment count, keyword and source counters, and a sample of posts
+(id and SimHash fingerprint) to pick representative posts from when the
+window raises an alert. All of it is bounded, whatever the volume:
+
+* counters keep at most ``max_terms`` entries (the *Space-Saving* heavy-hitters
+  sketch: a new term replaces the smallest entry and inherits its count, so
+  every frequent term is kept and counts are over-estimated by at most the
+  smallest count);
+* the sample keeps the ``max_samples`` posts with the smallest hash of their
+  id (a bottom-k sample): uniform over the window, the same whatever the
+  arrival order, and a post delivered twice is kept once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from yuqing.alerts.keys import keys_for
+from yuqing.alerts.windows import event_time
+from yuqing.contracts import AlertKey, EnrichedPost, Sentiment
+
+KEYWORDS_PER_POST = 8
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One post as the counting stage needs it (internal message between stages)."""
+
+    event_time: float
+    post_id: str
+    fingerprint: str
+    source: str
+    negative: bool
+    keywords: tuple[str, ...]
+    keys: tuple[AlertKey, ...]
+
+    @classmethod
+    def of(cls, post: EnrichedPost, *, max_future_seconds: float) -> Observation:
+        return cls(event_time=event_time(post.created_at, post.received_at, max_future_seconds),
+                   post_id=post.post_id, fingerprint=post.fingerprint, source=post.source,
+                   negative=post.sentiment is Sentiment.NEGATIVE,
+                   keywords=tuple(post.keywords[:KEYWORDS_PER_POST]), keys=tuple(keys_for(post)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t": self.event_time, "id": self.post_id, "fp": self.fingerprint,
+                "src": self.source, "neg": self.negative, "kw": list(self.keywords),
+                "keys": [key.model_dump(mode="json", exclude_none=True) for key in self.keys]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Observation:
+        return cls(event_time=float(data["t"]), post_id=data["id"], fingerprint=data["fp"],
+                   source=data["src"], negative=bool(data["neg"]), keywords=tuple(data["kw"]),
+                   keys=tuple(AlertKey.model_validate(key) for key in data["keys"]))
+
+
+@dataclass(frozen=True)
+class EvidenceLimits:
+    max_samples: int = 32
+    max_keywords: int = 32
+    max_sources: int = 16
+
+
+@dataclass
+class WindowEvidence:
+    """Counts and bounded evidence of one key in one window (JSON-safe via to_dict)."""
+
+    count: int = 0
+    negative: int = 0
+    keywords: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)
+    samples: list[tuple[int, str, str]] = field(default_factory=list)  # (rank, post_id, fingerprint)
+
+    def add(self, obs: Observation, limits: EvidenceLimits) -> None:
+        self.count += 1
+        self.negative += int(obs.negative)
+        for word in dict.fromkeys(obs.keywords[:KEYWORDS_PER_POST]):
+            _space_saving(self.keywords, word, limits.max_keywords)
+        _space_saving(self.sources, obs.source, limits.max_sources)
+        _bottom_k(self.samples, (_rank(obs.post_id), obs.post_id, obs.fingerprint), limits.max_samples)
+
+    @property
+    def negative_share(self) -> float | None:
+        return self.negative / self.count if self.count else None
+
+    def top_keywords(self, n: int) -> list[str]:
+        return _top(self.keywords, n)
+
+    def top_sources(self, n: int) -> list[str]:
+        return _top(self.sources, n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.count, "neg": self.negative, "kw": self.keywords, "src": self.sources,
+                "s": [list(sample) for sample in self.samples]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WindowEvidence:
+        return cls(count=int(data["n"]), negative=int(data["neg"]), keywords=dict(data["kw"]),
+                   sources=dict(data["src"]),
+                   samples=[(int(r), str(i), str(f)) for r, i, f in data["s"]])
+
+
+def _rank(post_id: str) -> int:
+    # Post ids are md5 hex digests, already uniform: their first 32 bits rank them.
+    try:
+        return int(post_id[:8], 16)
+    except ValueError:
+        return 0xFFFFFFFF
+
+
+def _space_saving(counter: dict[str, int], item: str, capacity: int) -> None:
+    if item in counter or len(counter) < capacity:
+        counter[item] = counter.get(item, 0) + 1
+        return
+    smallest = min(counter, key=lambda k: (counter[k], k))
+    counter[item] = counter.pop(smallest) + 1
+
+
+def _bottom_k(samples: list[tuple[int, str, str]], sample: tuple[int, str, str], k: int) -> None:
+    if any(existing[1] == sample[1] for existing in samples):
+        return
+    if len(samples) >= k and sample >= samples[-1]:
+        return
+    samples.append(sample)
+    samples.sort()
+    del samples[k:]
+
+
+def _top(counter: dict[str, int], n: int) -> list[str]:
+    return [item for item, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]

@@ -1,0 +1,206 @@
+"""Alert notifications to a webhook, off the stream's path.
+
+Three payload formats (pure functions, tested on their own):
+
+* ``wecom``: a WeCom (企业微信) group robot markdown message;
+* ``dingtalk``: a DingTalk (钉钉) robot markdown message, signed when a secret is set;
+* ``alertmanager``: the list body of Alertmanager's ``POST /api/v2/alerts``, so
+  alerts can be routed, grouped and silenced there.
+
+:class:`Notifier` takes alerts on a bounded queue and delivers them from a
+background task, retrying transient failures (connection errors, 5xx, 408, 429,
+robot rate limits) with exponential back-off. The stream never waits for it:
+when the queue is full the notification is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote_plus
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from yuqing.alerts.explain import subject
+from yuqing.contracts import Alert, AlertState, Severity
+
+log = logging.getLogger(__name__)
+
+SEVERITY_NAMES = {Severity.INFO: "提示", Severity.WARNING: "警告", Severity.CRITICAL: "严重"}
+STATE_NAMES = {AlertState.FIRING: "触发", AlertState.RESOLVED: "已恢复"}
+# Alertmanager resolves an alert that is not re-sent by its endsAt; the worker
+# sends a firing alert once, so it is given a day, and the resolved event ends it.
+FIRING_TTL = timedelta(hours=24)
+MAX_MARKDOWN_CHARS = 3000  # robots reject messages over 4,096 bytes
+RETRY_STATUS = {408, 429}
+ROBOT_BUSY_CODES = {45009, 130101}
+
+
+class RetryableError(RuntimeError):
+    pass
+
+
+class RejectedError(RuntimeError):
+    pass
+
+
+def _local(moment: datetime, utc_offset_hours: float) -> str:
+    return moment.astimezone(timezone(timedelta(hours=utc_offset_hours))).strftime("%Y-%m-%d %H:%M")
+
+
+def title(alert: Alert) -> str:
+    return f"【舆情告警·{SEVERITY_NAMES[alert.severity]}·{STATE_NAMES[alert.state]}】{subject(alert.key)}"
+
+
+def render_markdown(alert: Alert, utc_offset_hours: float = 8.0) -> str:
+    """The alert as a short markdown message for people."""
+    ex = alert.explanation
+    lines = [f"### {title(alert)}"]
+    if ex.summary:
+        lines.append(f"> {ex.summary}")
+    window = f"{_local(alert.window_start, utc_offset_hours)} – {_local(alert.window_end, utc_offset_hours)}"
+    lines += [f"- 窗口：{window}（UTC{utc_offset_hours:+g}）",
+              f"- 观测/预期：{alert.observed:.0f} / {alert.expected:.1f}（评分 {alert.score:.2f}）"]
+    if ex.top_keywords:
+        lines.append("- 热词：" + "、".join(ex.top_keywords))
+    if ex.top_sources:
+        lines.append("- 来源：" + "、".join(ex.top_sources))
+    if ex.negative_share is not None:
+        lines.append(f"- 负面占比：{ex.negative_share:.0%}")
+    if ex.parents:
+        lines.append("- 关联：" + "，".join(ex.parents))
+    if alert.sample_post_ids:
+        lines.append("- 样例帖子：" + "，".join(alert.sample_post_ids))
+    lines.append(f"- 告警编号：{alert.alert_id}")
+    return "\n".join(lines)[:MAX_MARKDOWN_CHARS]
+
+
+def wecom_payload(alert: Alert, utc_offset_hours: float = 8.0) -> dict[str, Any]:
+    return {"msgtype": "markdown", "markdown": {"content": render_markdown(alert, utc_offset_hours)}}
+
+
+def dingtalk_payload(alert: Alert, utc_offset_hours: float = 8.0) -> dict[str, Any]:
+    return {"msgtype": "markdown",
+            "markdown": {"title": title(alert), "text": render_markdown(alert, utc_offset_hours)}}
+
+
+def alertmanager_payload(alert: Alert, utc_offset_hours: float = 8.0) -> list[dict[str, Any]]:
+    """One Alertmanager alert; a resolved event ends it at the window's end."""
+    key = alert.key
+    labels = {"alertname": "YuqingSurge", "alert_id": alert.alert_id, "family": key.family,
+              "severity": alert.severity.value}
+    labels.update({name: str(value) for name, value in (
+        ("topic", key.topic.value if key.topic else None), ("region", key.region),
+        ("source", key.source), ("cluster", key.cluster)) if value})
+    ends = alert.window_end if alert.state is AlertState.RESOLVED else alert.emitted_at + FIRING_TTL
+    ex = alert.explanation
+    annotations = {"summary": ex.summary or title(alert),
+                   "description": render_markdown(alert, utc_offset_hours),
+                   "observed": f"{alert.observed:g}", "expected": f"{alert.expected:.2f}",
+                   "score": f"{alert.score:.2f}", "top_keywords": ",".join(ex.top_keywords),
+                   "top_sources": ",".join(ex.top_sources),
+                   "sample_post_ids": ",".join(alert.sample_post_ids)}
+    return [{"labels": labels, "annotations": annotations,
+             "startsAt": alert.window_start.isoformat(), "endsAt": ends.isoformat()}]
+
+
+PAYLOADS: dict[str, Callable[[Alert, float], Any]] = {
+    "wecom": wecom_payload, "dingtalk": dingtalk_payload, "alertmanager": alertmanager_payload,
+}
+
+
+def dingtalk_signed_url(url: str, secret: str, now_ms: int | None = None) -> str:
+    """DingTalk robots with 加签: HMAC-SHA256 of ``timestamp\\nsecret``, base64, URL-encoded."""
+    timestamp = now_ms if now_ms is not None else int(time.time() * 1000)
+    digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
+    sign = quote_plus(base64.b64encode(digest).decode())
+    return f"{url}{'&' if '?' in url else '?'}timestamp={timestamp}&sign={sign}"
+
+
+def check_response(response: httpx.Response) -> None:
+    """Raise RetryableError or RejectedError unless the webhook accepted the message."""
+    status = response.status_code
+    if status >= 500 or status in RETRY_STATUS:
+        raise RetryableError(f"HTTP {status}")
+    if status >= 400:
+        raise RejectedError(f"HTTP {status}: {response.text[:200]}")
+    try:
+        body = response.json()
+    except ValueError:
+        return
+    code = body.get("errcode", 0) if isinstance(body, dict) else 0
+    if code in ROBOT_BUSY_CODES:
+        raise RetryableError(f"robot busy: errcode {code}")
+    if code:
+        raise RejectedError(f"errcode {code}: {body.get('errmsg', '')}")
+
+
+class Notifier:
+    """Delivers alerts to one webhook from a background task, with bounded retries."""
+
+    def __init__(
+        self, *, url: str, fmt: str, secret: str | None = None, timeout_s: float = 5.0,
+        max_attempts: int = 5, queue_size: int = 1000, utc_offset_hours: float = 8.0,
+        transport: httpx.AsyncBaseTransport | None = None, min_wait_s: float = 0.5,
+        max_wait_s: float = 30.0,
+        on_outcome: Callable[[str], None] | None = None,
+    ) -> None:
+        self.url, self.fmt, self.secret = url, fmt, secret
+        self.max_attempts, self.utc_offset_hours = max_attempts, utc_offset_hours
+        self.min_wait_s, self.max_wait_s = min_wait_s, max_wait_s
+        self.queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=queue_size)
+        self._client = httpx.AsyncClient(timeout=timeout_s, transport=transport)
+        self._on_outcome = on_outcome or (lambda outcome: None)
+
+    def submit(self, alert: Alert) -> bool:
+        """Queue an alert without waiting; False (and counted) if the queue is full."""
+        try:
+            self.queue.put_nowait(alert)
+        except asyncio.QueueFull:
+            log.warning("notification queue full; dropping alert %s", alert.alert_id)
+            self._on_outcome("dropped")
+            return False
+        return True
+
+    async def run(self) -> None:
+        """Deliver queued alerts until cancelled."""
+        try:
+            while True:
+                alert = await self.queue.get()
+                self._on_outcome(await self.deliver(alert))
+                self.queue.task_done()
+        finally:
+            await self._client.aclose()
+
+    async def deliver(self, alert: Alert) -> str:
+        """Send one alert, retrying transient failures; returns the outcome."""
+        body = PAYLOADS[self.fmt](alert, self.utc_offset_hours)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts), reraise=True,
+            wait=wait_exponential(multiplier=self.min_wait_s, max=self.max_wait_s),
+            retry=retry_if_exception_type((RetryableError, httpx.TransportError)))
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    check_response(await self._client.post(self._target(), json=body))
+        except RejectedError as exc:
+            log.error("webhook rejected alert %s: %s", alert.alert_id, exc)
+            return "rejected"
+        except (RetryableError, httpx.TransportError) as exc:
+            log.error("webhook failed for alert %s after %d attempts: %s",
+                      alert.alert_id, self.max_attempts, exc)
+            return "failed"
+        return "sent"
+
+    def _target(self) -> str:
+        if self.fmt == "dingtalk" and self.secret:
+            return dingtalk_signed_url(self.url, self.secret)
+        return self.url

@@ -1,0 +1,398 @@
+"""Windowed counts per key, detection on window close, one alert per surge (pure).
+
+:class:`SurgeWatch` is the counting stage of the alerts worker without Kafka:
+the worker hands it every post (as an :class:`Observation`) and the event time,
+and publishes the alerts it returns. Its state lives in three mappings that the
+worker backs with changelog-backed Faust tables (tests use dicts), so a restart
+resumes from the tables instead of recounting the topic:
+
+``windows``   key label -> open buckets of that key and their :class:`WindowEvidence`
+``detectors`` key label -> the key's :class:`SurgeDetector` state
+``desk``      ``"desk"`` -> watermark, last closed bucket, :class:`AlertTracker` state,
+              the explanations of open alerts
+``inputs``    source partition -> last offset counted (posts read twice count once)
+
+Values are always replaced, never changed in place, so every change reaches
+the changelog.
+
+When a bucket closes, every key with posts in it, and every key with an alert
+firing, gets its detection for that bucket (a firing key with no posts is fed a
+zero so that it can resolve; other keys without posts catch up on the empty
+buckets inside the detector the next time they have posts). The detections go
+to one :class:`AlertTracker`, which fires, escalates and resolves alerts and
+keeps a surge that shows at several levels of the topic hierarchy to one alert.
+
+A surge often also shows as a surge of one *source* (most complaints come
+through one channel) or one near-duplicate *cluster*. Those families sit beside
+the topic hierarchy, so the tracker would raise a second alert for the same
+event; instead, a new source or cluster alert is *folded* into a firing topic
+or topic-region alert whose posts in the same bucket account for at least half
+of its excess over expectation. It is then listed among that alert's related
+keys (``explanation.parents``) and sends no events of its own.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from yuqing.alerts.detector import Detection, DetectorConfig, SurgeDetector
+from yuqing.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
+from yuqing.alerts.explain import explain
+from yuqing.alerts.keys import cluster_of
+from yuqing.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
+from yuqing.alerts.windows import WindowPolicy, bucket_datetime, bucket_of
+from yuqing.contracts import Alert, AlertExplanation, AlertKey, AlertState
+
+Table = MutableMapping[str, Any]
+DESK = "desk"
+HOST_FAMILIES = ("topic_region", "topic")
+FOLDABLE_FAMILIES = ("source", "cluster")
+FOLD_SHARE = 0.5
+SWEEP_EVERY_SECONDS = 3600
+
+
+class Counted(StrEnum):
+    COUNTED = "counted"
+    LATE = "late"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    window: WindowPolicy
+    detector: DetectorConfig
+    tracker: TrackerConfig
+    evidence: EvidenceLimits = field(default_factory=EvidenceLimits)
+    retention_seconds: int = 7 * 24 * 3600
+
+
+@dataclass
+class ClosedBucket:
+    """What closing one bucket produced."""
+
+    bucket: int
+    alerts: list[Alert] = field(default_factory=list)
+    family_max: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Advance:
+    closed_through: int | None
+    closed: list[ClosedBucket] = field(default_factory=list)
+    firing: dict[str, int] = field(default_factory=dict)
+
+
+class SurgeWatch:
+    def __init__(
+        self, config: WatchConfig, *, windows: Table, detectors: Table, desk: Table, inputs: Table
+    ) -> None:
+        self.config = config
+        self.windows, self.detectors, self._desk_table, self.inputs = windows, detectors, desk, inputs
+        self._watermark = float("-inf")
+        # Live detectors, so that their state is serialised once per persist() and
+        # not once per bucket; each remembers the last bucket it was stored with.
+        self._live: dict[str, tuple[int, SurgeDetector]] = {}
+        self._unsaved: dict[str, AlertKey] = {}
+
+    # -- counting ---------------------------------------------------------
+
+    def add(self, obs: Observation, *, partition: int, offset: int) -> Counted:
+        """Count a post, read at ``offset`` of source ``partition``, into its window.
+
+        Source offsets already counted are skipped, so the posts read again
+        after a restart (those after the last committed offset) are not
+        counted twice.
+        """
+        done = self.inputs.get(str(partition))
+        if done is not None and offset <= done:
+            return Counted.DUPLICATE
+        self.inputs[str(partition)] = offset
+        bucket = bucket_of(obs.event_time, self.config.window.bucket_seconds)
+        closed_through = self._desk()["closed_through"]
+        if closed_through is not None and bucket <= closed_through:
+            return Counted.LATE
+        for key in obs.keys:
+            self._count(key, bucket, obs)
+        return Counted.COUNTED
+
+    def _count(self, key: AlertKey, bucket: int, obs: Observation) -> None:
+        label = key.label()
+        entry = self.windows.get(label) or {"key": _dump(key), "b": {}}
+        stored = entry["b"].get(str(bucket))
+        evidence = WindowEvidence.from_dict(stored) if stored else WindowEvidence()
+        evidence.add(obs, self.config.evidence)
+        self.windows[label] = {"key": entry["key"], "b": {**entry["b"], str(bucket): evidence.to_dict()}}
+
+    def open_windows(self) -> int:
+        return sum(len(entry["b"]) for entry in self.windows.values())
+
+    # -- closing ----------------------------------------------------------
+
+    def advance(self, watermark: float, *, now: datetime) -> Advance:
+        """Move the watermark (never back) and close the buckets it passes."""
+        desk = self._desk()
+        stored = desk["watermark"] if desk["watermark"] is not None else watermark
+        self._watermark = max(self._watermark, stored, watermark)
+        if desk["closed_through"] is None:
+            desk["closed_through"] = self._first_bucket()
+            if desk["closed_through"] is None:
+                return Advance(None)
+        due = self.config.window.to_close(desk["closed_through"], self._watermark)
+        result = Advance(desk["closed_through"])
+        if not due:
+            return result
+        with_data = self._buckets_with_data(desk["closed_through"])
+        tracker = AlertTracker(self.config.tracker, desk["tracker"])
+        for bucket in due:
+            if bucket in with_data or tracker.firing():
+                result.closed.append(self._close(bucket, with_data.get(bucket, []), tracker, desk, now))
+                desk["tracker"] = self._pruned(tracker, bucket)
+            desk["closed_through"] = bucket
+            self._sweep(bucket, tracker, desk)
+        desk["watermark"] = self._watermark
+        self._save_desk(desk)
+        result.closed_through = desk["closed_through"]
+        result.firing = _firing_by_severity(tracker, desk)
+        return result
+
+    def _first_bucket(self) -> int | None:
+        """Just before the oldest bucket counted so far (within the retention): where closing starts."""
+        starts = [int(b) for entry in self.windows.values() for b in entry["b"]]
+        if not starts:
+            return None
+        bucket = self.config.window.bucket_seconds
+        horizon = bucket_of(self._watermark - self.config.retention_seconds, bucket)
+        return max(min(starts), horizon) - bucket
+
+    def _buckets_with_data(self, closed_through: int) -> dict[int, list[str]]:
+        buckets: dict[int, list[str]] = defaultdict(list)
+        for label, entry in list(self.windows.items()):
+            stale = [b for b in entry["b"] if int(b) <= closed_through]
+            if stale:  # left over from an interrupted close; their verdict was given
+                self._drop_buckets(label, entry, stale)
+            for b in entry["b"]:
+                if int(b) > closed_through:
+                    buckets[int(b)].append(label)
+        return buckets
+
+    def _close(
+        self, bucket: int, labels: list[str], tracker: AlertTracker, desk: dict, now: datetime
+    ) -> ClosedBucket:
+        keys = {label: AlertKey.model_validate(self.windows[label]["key"]) for label in labels}
+        firing = set(tracker.firing())
+        keys.update({key.label(): key for key in firing})
+        evidence: dict[str, WindowEvidence] = {}
+        detections: dict[AlertKey, Detection] = {}
+        for label, key in keys.items():
+            evidence_now = self._take_evidence(label, bucket)
+            if evidence_now is not None:
+                evidence[label] = evidence_now
+            detection = self._detect(label, key, bucket, evidence_now.count if evidence_now else 0)
+            if detection is not None:
+                detections[key] = detection
+        relevant = {k: d for k, d in detections.items() if k in firing or self._matters(d)}
+        events = tracker.process(bucket_datetime(bucket), relevant)
+        alerts = _Publisher(self.config, desk, evidence, now).publish(events)
+        return ClosedBucket(bucket, alerts, _family_max(detections))
+
+    def _matters(self, detection: Detection) -> bool:
+        # What the tracker can act on: a possible onset, or a possible surging parent.
+        tracker = self.config.tracker
+        return detection.score >= tracker.fire_score or detection.intensity >= tracker.resolve_score
+
+    def _take_evidence(self, label: str, bucket: int) -> WindowEvidence | None:
+        entry = self.windows.get(label)
+        if entry is None or str(bucket) not in entry["b"]:
+            return None
+        evidence = WindowEvidence.from_dict(entry["b"][str(bucket)])
+        self._drop_buckets(label, entry, [str(bucket)])
+        return evidence
+
+    def _drop_buckets(self, label: str, entry: dict, buckets: list[str]) -> None:
+        remaining = {b: v for b, v in entry["b"].items() if b not in buckets}
+        if remaining:
+            self.windows[label] = {"key": entry["key"], "b": remaining}
+        else:
+            del self.windows[label]
+
+    def _detect(self, label: str, key: AlertKey, bucket: int, count: int) -> Detection | None:
+        last, detector = self._detector(label)
+        if last is not None and last >= bucket:
+            return None  # already judged before an interrupted close
+        detection = detector.update(bucket_datetime(bucket), count)
+        self._live[label] = (bucket, detector)
+        self._unsaved[label] = key
+        return detection
+
+    def _detector(self, label: str) -> tuple[int | None, SurgeDetector]:
+        if label in self._unsaved:
+            return self._live[label]
+        entry = self.detectors.get(label)
+        if entry is None:
+            return None, SurgeDetector(self.config.detector)
+        cached = self._live.get(label)
+        if cached is not None and cached[0] == entry["last"]:
+            return cached
+        return entry["last"], SurgeDetector.from_dict(entry["state"], self.config.detector)
+
+    def persist(self) -> int:
+        """Store the detectors changed since the last call; returns how many."""
+        for label, key in self._unsaved.items():
+            last, detector = self._live[label]
+            self.detectors[label] = {"key": _dump(key), "last": last, "state": detector.to_dict()}
+        count = len(self._unsaved)
+        self._unsaved.clear()
+        return count
+
+    # -- bounded state ----------------------------------------------------
+
+    def _pruned(self, tracker: AlertTracker, bucket: int) -> dict:
+        """Tracker state without keys that are neither firing nor held back from re-alerting."""
+        tracker_config = self.config.tracker
+        hold = timedelta(seconds=tracker_config.bucket_seconds * tracker_config.realert_after_buckets)
+        moment = bucket_datetime(bucket)
+        state = tracker.to_dict()
+        state["keys"] = [item for item in state["keys"] if item["state"]["firing"] or (
+            item["state"]["last_start"] is not None
+            and moment - datetime.fromisoformat(item["state"]["last_start"]) < hold)]
+        return state
+
+    def _sweep(self, bucket: int, tracker: AlertTracker, desk: dict) -> None:
+        """Forget keys idle for longer than the retention (hourly, in event time)."""
+        if bucket - desk.get("swept", bucket) < SWEEP_EVERY_SECONDS:
+            desk.setdefault("swept", bucket)
+            return
+        desk["swept"] = bucket
+        firing = {key.label() for key in tracker.firing()}
+        horizon = bucket - self.config.retention_seconds
+        idle = [label for label, entry in list(self.detectors.items())
+                if entry["last"] < horizon and label not in firing and label not in self._unsaved]
+        for label in idle:
+            del self.detectors[label]
+            self._live.pop(label, None)
+
+    def _desk(self) -> dict:
+        stored = self._desk_table.get(DESK)
+        if stored is None:
+            return {"closed_through": None, "watermark": None, "tracker": None,
+                    "open": {}, "folded": {}}
+        return {**stored, "open": dict(stored["open"]), "folded": dict(stored["folded"])}
+
+    def _save_desk(self, desk: dict) -> None:
+        self._desk_table[DESK] = desk
+
+
+class _Publisher:
+    """Turns tracker events into alert messages, with explanations and folding."""
+
+    def __init__(self, config: WatchConfig, desk: dict, evidence: dict[str, WindowEvidence],
+                 now: datetime) -> None:
+        self.config, self.desk, self.evidence, self.now = config, desk, evidence, now
+
+    def publish(self, events: list[AlertEvent]) -> list[Alert]:
+        # Hosts first, so that a source or cluster surge can fold into them, and
+        # messages last, so that a host lists what folded into it in this bucket.
+        ordered = sorted(events, key=lambda e: e.key.family in FOLDABLE_FAMILIES)
+        kept = [event for event in ordered if not self._folds(event)]
+        for event in kept:
+            if event.state is AlertState.FIRING:
+                self._remember(event)
+        return [self._alert(event) for event in kept]
+
+    def _folds(self, event: AlertEvent) -> bool:
+        """Whether the event belongs to a surge folded into another alert (recording new folds)."""
+        folded = self.desk["folded"]
+        if event.alert_id in folded:
+            if event.state is AlertState.RESOLVED:
+                del folded[event.alert_id]
+            return True
+        if event.state is AlertState.RESOLVED or event.escalation:
+            return False
+        if event.key.family not in FOLDABLE_FAMILIES:
+            self._remember(event)  # a possible host
+            return False
+        host = self._fold_host(event)
+        if host is None:
+            return False
+        folded[event.alert_id] = host
+        opened = self.desk["open"][host]
+        self.desk["open"][host] = {**opened, "related": [*opened["related"], event.key.label()]}
+        return True
+
+    def _remember(self, event: AlertEvent) -> None:
+        """Explain a firing or escalating alert from this bucket's evidence."""
+        stored = self.desk["open"].get(event.alert_id)
+        evidence = self.evidence.get(event.key.label())
+        if stored is not None and (evidence is None or stored["bucket"] == event.window_end.timestamp()):
+            return
+        explained = explain(event.key, evidence, observed=event.observed, expected=event.expected,
+                            bucket_seconds=self.config.window.bucket_seconds)
+        self.desk["open"][event.alert_id] = {
+            "key": event.key.label(), "bucket": event.window_end.timestamp(),
+            "explanation": explained.explanation.model_dump(mode="json"),
+            "samples": explained.sample_post_ids, "related": stored["related"] if stored else []}
+
+    def _alert(self, event: AlertEvent) -> Alert:
+        if event.state is AlertState.RESOLVED:
+            opened = self.desk["open"].pop(event.alert_id, None)
+        else:
+            opened = self.desk["open"].get(event.alert_id)
+        opened = opened or {"explanation": None, "samples": [], "related": []}
+        explanation = AlertExplanation.model_validate(opened["explanation"] or {})
+        alert = event.to_alert(emitted_at=self.now, sample_post_ids=opened["samples"],
+                               explanation=explanation)
+        if not opened["related"]:
+            return alert
+        parents = [*alert.explanation.parents, *opened["related"]]
+        explanation = alert.explanation.model_copy(update={"parents": parents})
+        return alert.model_copy(update={"explanation": explanation})
+
+    def _fold_host(self, event: AlertEvent) -> str | None:
+        """The open topic alert that explains most of this source or cluster surge, if any."""
+        if event.key.family not in FOLDABLE_FAMILIES:
+            return None
+        excess = max(event.observed - event.expected, 1.0)
+        best, best_overlap = None, 0.0
+        for alert_id, opened in self.desk["open"].items():
+            host_evidence = self.evidence.get(opened["key"])
+            if not opened["key"].startswith(HOST_FAMILIES) or host_evidence is None:
+                continue
+            overlap = _overlap(event.key, host_evidence)
+            if overlap >= FOLD_SHARE * excess and overlap > best_overlap:
+                best, best_overlap = alert_id, overlap
+        return best
+
+
+def _overlap(key: AlertKey, host: WindowEvidence) -> float:
+    """How many of the host's posts in the bucket also belong to ``key`` (estimated)."""
+    if key.family == "source":
+        return float(host.sources.get(key.source or "", 0))
+    if not host.samples:
+        return 0.0
+    same = sum(1 for _, _, fp in host.samples if cluster_of(fp) == key.cluster)
+    return host.count * same / len(host.samples)
+
+
+def _family_max(detections: dict[AlertKey, Detection]) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for key, detection in detections.items():
+        best[key.family] = max(best.get(key.family, 0.0), detection.intensity)
+    return best
+
+
+def _firing_by_severity(tracker: AlertTracker, desk: dict) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for item in tracker.to_dict()["keys"]:
+        state = item["state"]
+        if state["firing"] and state["alert_id"] not in desk["folded"]:
+            counts[state["severity"]] += 1
+    return dict(counts)
+
+
+def _dump(key: AlertKey) -> dict:
+    return key.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,139 @@
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from yuqing.alerts.notify import (
+    FIRING_TTL,
+    Notifier,
+    RejectedError,
+    RetryableError,
+    alertmanager_payload,
+    check_response,
+    dingtalk_payload,
+    dingtalk_signed_url,
+    render_markdown,
+    wecom_payload,
+)
+from yuqing.contracts import Alert, AlertExplanation, AlertKey, AlertState, Severity, Topic
+from yuqing.contracts.codec import decode
+from yuqing.topics import SCHEMAS_DIR
+
+START = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+
+
+def _alert(state: AlertState = AlertState.FIRING) -> Alert:
+    return Alert(
+        alert_id="a" * 32, key=AlertKey(family="topic_region", topic=Topic.OUTAGE, region="青山乡"),
+        state=state, severity=Severity.WARNING, score=0.87, window_start=START,
+        window_end=START + timedelta(minutes=15), observed=40, expected=2.2,
+        sample_post_ids=["b" * 32, "c" * 32],
+        explanation=AlertExplanation(top_keywords=["停电", "来电"], top_sources=["app-main"],
+                                     parents=["topic|topic=outage"], negative_share=0.95,
+                                     summary="青山乡·停电舆情突增：15分钟内40条，预期2.2条"),
+        emitted_at=START + timedelta(minutes=16),
+    )
+
+
+def test_markdown_tells_a_responder_what_happened_in_local_time():
+    text = render_markdown(_alert())
+    assert text.startswith("### 【舆情告警·警告·触发】青山乡·停电\n> 青山乡·停电舆情突增")
+    assert "- 窗口：2026-11-25 12:00 – 2026-11-25 12:15（UTC+8）" in text
+    assert "- 热词：停电、来电" in text and "- 负面占比：95%" in text and "b" * 32 in text
+
+
+def test_wecom_and_dingtalk_payloads_are_markdown_messages():
+    wecom = wecom_payload(_alert())
+    assert wecom["msgtype"] == "markdown" and wecom["markdown"]["content"].startswith("### ")
+    ding = dingtalk_payload(_alert(AlertState.RESOLVED))
+    assert ding["msgtype"] == "markdown"
+    assert ding["markdown"]["title"] == "【舆情告警·警告·已恢复】青山乡·停电"
+
+
+def test_alertmanager_payload_is_a_list_of_alerts_with_labels_and_times():
+    [firing] = alertmanager_payload(_alert())
+    assert firing["labels"] == {"alertname": "YuqingSurge", "alert_id": "a" * 32, "family": "topic_region",
+                                "severity": "warning", "topic": "outage", "region": "青山乡"}
+    assert firing["startsAt"] == START.isoformat()
+    assert firing["endsAt"] == (_alert().emitted_at + FIRING_TTL).isoformat()
+    assert firing["annotations"]["sample_post_ids"] == f"{'b' * 32},{'c' * 32}"
+    [resolved] = alertmanager_payload(_alert(AlertState.RESOLVED))
+    assert resolved["endsAt"] == (START + timedelta(minutes=15)).isoformat()
+
+
+def test_dingtalk_signature_follows_the_robot_scheme():
+    robot = "https://oapi.dingtalk.com/robot/send?access_token=t"
+    url = dingtalk_signed_url(robot, "SEC", now_ms=1700000000000)
+    query = parse_qs(urlsplit(url).query)
+    expected = hmac.new(b"SEC", b"1700000000000\nSEC", hashlib.sha256).digest()
+    assert query["access_token"] == ["t"] and query["timestamp"] == ["1700000000000"]
+    assert base64.b64decode(query["sign"][0]) == expected
+
+
+@pytest.mark.parametrize(("status", "body", "error"), [
+    (200, {"errcode": 0}, None), (200, {}, None), (204, None, None),
+    (503, None, RetryableError), (429, None, RetryableError), (400, None, RejectedError),
+    (200, {"errcode": 45009, "errmsg": "busy"}, RetryableError),
+    (200, {"errcode": 93000, "errmsg": "invalid webhook url"}, RejectedError),
+])
+def test_check_response_tells_retryable_from_rejected(status, body, error):
+    response = httpx.Response(status, json=body) if body is not None else httpx.Response(status)
+    if error is None:
+        check_response(response)
+    else:
+        with pytest.raises(error):
+            check_response(response)
+
+
+def _notifier(statuses: list[int], seen: list[httpx.Request], **kwargs) -> Notifier:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(statuses[min(len(seen), len(statuses)) - 1], json={"errcode": 0})
+
+    return Notifier(url="http://hooks.test/send", fmt="wecom", transport=httpx.MockTransport(handler),
+                    min_wait_s=0.0, max_wait_s=0.0, **kwargs)
+
+
+def test_transient_failures_are_retried_until_sent():
+    seen: list[httpx.Request] = []
+    outcome = asyncio.run(_notifier([503, 502, 200], seen).deliver(_alert()))
+    assert outcome == "sent" and len(seen) == 3
+    assert json.loads(seen[0].content)["msgtype"] == "markdown"
+
+
+def test_retries_are_bounded_and_rejections_are_not_retried():
+    seen: list[httpx.Request] = []
+    assert asyncio.run(_notifier([500], seen, max_attempts=4).deliver(_alert())) == "failed"
+    assert len(seen) == 4
+    seen.clear()
+    assert asyncio.run(_notifier([404], seen).deliver(_alert())) == "rejected" and len(seen) == 1
+
+
+def test_the_background_task_delivers_and_a_full_queue_drops():
+    outcomes: list[str] = []
+
+    async def scenario() -> None:
+        notifier = _notifier([200], [], queue_size=1, on_outcome=outcomes.append)
+        assert notifier.submit(_alert()) and not notifier.submit(_alert())
+        task = asyncio.create_task(notifier.run())
+        await asyncio.wait_for(notifier.queue.join(), timeout=5)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert outcomes == ["dropped", "sent"]
+
+
+def test_every_alert_example_renders_in_every_format():
+    examples = sorted((SCHEMAS_DIR / "alerts" / "examples").glob("*.json"))
+    assert examples
+    for path in examples:
+        alert = decode(Alert, path.read_bytes())
+        assert render_markdown(alert).startswith("### 【舆情告警")
+        assert wecom_payload(alert)["markdown"]["content"] and dingtalk_payload(alert)["markdown"]["title"]
+        assert alertmanager_payload(alert)[0]["labels"]["alert_id"] == alert.alert_id
