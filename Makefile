@@ -39,7 +39,7 @@ infra-status:
 
 # Tools the tests run for real: promtool/amtool (Prometheus rules), kustomize,
 # kubeconform and hadolint (deployment). Built once into $(YUQING_HOME)/tools.
-tools: monitoring-tools
+tools: monitoring-tools k8s-tools
 
 monitoring-tools:
 	bash deploy/tools/build_promtool.sh promtool

@@ -20,11 +20,9 @@ schemas_app = typer.Typer(help="Topic contracts.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Ingest service.", no_args_is_help=True)
 nlp_app = typer.Typer(help="NLP worker and model.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Surge detection.", no_args_is_help=True)
-search_app = typer.Typer(help="Indexer and search API.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead letters (posts.dlq).", no_args_is_help=True)
 for sub, name in ((infra_app, "infra"), (schemas_app, "schemas"), (ingest_app, "ingest"),
-                  (nlp_app, "nlp"), (alerts_app, "alerts"), (search_app, "search"),
-                  (dlq_app, "dlq")):
+                  (nlp_app, "nlp"), (alerts_app, "alerts"), (dlq_app, "dlq")):
     app.add_typer(sub, name=name)
 
 
@@ -148,15 +146,33 @@ def nlp_worker() -> None:
     _run_faust(create_app(settings, classifier), settings.log_level)
 
 
+def _mount_search_commands() -> None:
+    from yuqing.search.cli import search_cli
+
+    app.add_typer(search_cli, name="search")
+
+
+_mount_search_commands()
+
+
+def _mount_model_commands() -> None:
+    """`yuqing nlp convert|train|predict|evaluate` come from the model package."""
+    from yuqing.nlp.nlp_cli import model_app
+
+    nlp_app.registered_commands.extend(model_app.registered_commands)
+
+
+# The model commands import torch (seconds, hundreds of MB): only for `yuqing nlp ...`,
+# so the ingest and search processes stay light.
+if len(sys.argv) > 1 and sys.argv[1] == "nlp":
+    _mount_model_commands()
+
+
 @nlp_app.command("ensure-model")
 def nlp_ensure_model() -> None:
     """Build the default model into the cache if it is missing (convert + shipped weights)."""
-    try:
-        from yuqing.nlp.classifier import ensure_default_model  # type: ignore[attr-defined]
-    except ImportError:
-        typer.echo("no trained default model in this version; the worker needs "
-                   "YUQING_NLP_CLASSIFIER=placeholder or YUQING_NLP_MODEL_DIR")
-        return
+    from yuqing.nlp.classifier import ensure_default_model
+
     typer.echo(str(ensure_default_model()))
 
 
@@ -191,37 +207,6 @@ def alerts_replay(
         raise typer.BadParameter("give --input and --output, or --posts")
     replay_counts_csv(input_csv, output_csv)
     typer.echo(f"scores written to {output_csv}")
-
-
-@search_app.command("serve")
-def search_serve() -> None:
-    """Run the responders' search API."""
-    import uvicorn
-
-    from yuqing.search.api import create_app
-    from yuqing.search.settings import SearchSettings
-
-    settings = SearchSettings()
-    configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="warning")
-
-
-@search_app.command("indexer")
-def search_indexer() -> None:
-    """Run the indexer: posts.enriched -> Elasticsearch."""
-    import signal
-
-    from yuqing.search.indexer import Indexer
-    from yuqing.search.settings import SearchSettings
-
-    settings = SearchSettings()
-    configure_logging(settings.log_level)
-    serve_metrics(settings.indexer_metrics_port)
-    indexer = Indexer(settings)
-    signal.signal(signal.SIGTERM, lambda *_: indexer.stop())
-    signal.signal(signal.SIGINT, lambda *_: indexer.stop())
-    indexer.run()
 
 
 @app.command("publish")

@@ -79,6 +79,8 @@ def run(*, demo: bool = True) -> int:
         return 1
     env = dict(os.environ)
     env.update(demo_environment(env))
+    # Local demo only: the search API answers without a key, as a responder.
+    env.setdefault("YUQING_SEARCH_ANONYMOUS_ROLE", "responder")
     logs = cache_home() / "run" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     subprocess.check_call([sys.executable, "-m", "yuqing.cli", "topics"], env=env, cwd=REPO_ROOT)

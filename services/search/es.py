@@ -1,15 +1,24 @@
-"""Elasticsearch client and index setup."""
+"""Elasticsearch client, index setup, retention and the issue-table warm-up."""
 
 from __future__ import annotations
 
-from elasticsearch import Elasticsearch
+import logging
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from yuqing.search.mappings import posts_template
+from elasticsearch import Elasticsearch, helpers
+
+from yuqing.search.mappings import SMALL_INDICES, posts_alias, small_index, templates
 from yuqing.settings import ElasticsearchSettings
+
+log = logging.getLogger(__name__)
+_MONTHLY = re.compile(r"-posts-v(\d+)-(\d{4})\.(\d{2})$")
 
 
 def make_client(settings: ElasticsearchSettings) -> Elasticsearch:
-    auth: dict[str, object] = {}
+    auth: dict[str, Any] = {}
     if settings.api_key:
         auth["api_key"] = settings.api_key.get_secret_value()
     elif settings.username and settings.password:
@@ -17,8 +26,61 @@ def make_client(settings: ElasticsearchSettings) -> Elasticsearch:
     return Elasticsearch(settings.url, timeout=settings.request_timeout_s, **auth)
 
 
-def ensure_templates(client: Elasticsearch, settings: ElasticsearchSettings) -> None:
-    """Install (or update) the composable index templates; idempotent."""
-    client.indices.put_index_template(
-        name=f"{settings.index_prefix}-posts", body=posts_template(settings.index_prefix)
-    )
+def ensure_templates(client: Elasticsearch, settings: ElasticsearchSettings,
+                     refresh_interval: str = "1s") -> None:
+    """Install (or update) the index templates and create the small indices; idempotent."""
+    for name, body in templates(settings.index_prefix, refresh_interval).items():
+        client.indices.put_index_template(name=name, body=body)
+    for name in SMALL_INDICES:
+        client.indices.create(index=small_index(settings.index_prefix, name), ignore=400)
+
+
+def monthly_posts_indices(client: Elasticsearch, prefix: str) -> dict[str, datetime]:
+    """Every monthly posts index of the prefix (any mapping version) and its month."""
+    found = client.indices.get(index=f"{prefix}-posts-v*", ignore_unavailable=True,
+                               allow_no_indices=True, expand_wildcards="open,closed")
+    months = {}
+    for name in found:
+        match = _MONTHLY.search(name)
+        if match and name.startswith(f"{prefix}-posts-v"):
+            months[name] = datetime(int(match.group(2)), int(match.group(3)), 1, tzinfo=UTC)
+    return months
+
+
+def expired_indices(months: dict[str, datetime], *, keep_months: int, now: datetime) -> list[str]:
+    """Indices whose whole month lies before the ``keep_months`` most recent months."""
+    first_kept = now.year * 12 + now.month - 1 - (keep_months - 1)
+    return sorted(name for name, month in months.items()
+                  if month.year * 12 + month.month - 1 < first_kept)
+
+
+def apply_retention(client: Elasticsearch, prefix: str, *, keep_months: int,
+                    now: datetime | None = None, dry_run: bool = False) -> list[str]:
+    """Delete monthly posts indices older than ``keep_months``; returns their names."""
+    expired = expired_indices(monthly_posts_indices(client, prefix), keep_months=keep_months,
+                              now=now or datetime.now(UTC))
+    if expired and not dry_run:
+        client.indices.delete(index=",".join(expired))
+        log.info("retention deleted %s", expired)
+    return expired
+
+
+def recent_fingerprints(client: Elasticsearch, prefix: str, *, window: timedelta,
+                        limit: int) -> Iterator[tuple[str, str, str, datetime]]:
+    """(topic, fingerprint, issue id, created_at) of the posts of the last ``window``."""
+    alias = posts_alias(prefix)
+    newest = client.search(index=alias, body={"size": 0, "aggs": {"t": {"max": {"field": "created_at"}}}},
+                           ignore_unavailable=True, allow_no_indices=True)
+    latest = (newest.get("aggregations") or {}).get("t", {}).get("value_as_string")
+    if not latest:
+        return
+    since = datetime.fromisoformat(latest.replace("Z", "+00:00")) - window
+    query = {"query": {"range": {"created_at": {"gte": since.isoformat()}}},
+             "_source": ["topic", "fingerprint", "issue_id", "created_at"]}
+    hits = helpers.scan(client, index=alias, query=query, size=2000, preserve_order=False)
+    for count, hit in enumerate(hits):
+        if count >= limit:
+            break
+        src = hit["_source"]
+        yield (src["topic"], src["fingerprint"], src["issue_id"],
+               datetime.fromisoformat(src["created_at"].replace("Z", "+00:00")))

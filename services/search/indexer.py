@@ -1,7 +1,8 @@
-"""posts.enriched -> Elasticsearch, in bulk, committing offsets only after the write.
+"""posts.enriched and alerts -> Elasticsearch, in bulk, committing offsets only after the write.
 
-Documents are keyed by post id, so replays after a crash overwrite instead of
-duplicating (at-least-once delivery made exact by an idempotent sink).
+Posts are keyed by post id and alerts by alert id, so replays after a crash
+overwrite instead of duplicating (at-least-once delivery made exact by an
+idempotent sink). Issues are assigned here, before the write (grouping.py).
 """
 
 from __future__ import annotations
@@ -10,32 +11,31 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+import orjson
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch.exceptions import ConnectionError as EsConnectionError
 from elasticsearch.exceptions import TransportError
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from yuqing.contracts import EnrichedPost
+from yuqing.contracts import Alert, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
 from yuqing.deadletter import DeadLetterBudget, make_dead_letter
 from yuqing.kafka import make_consumer, make_producer
 from yuqing.search import metrics
-from yuqing.search.documents import to_document
-from yuqing.search.es import ensure_templates, make_client
-from yuqing.search.mappings import posts_index
+from yuqing.search.documents import alert_action, to_document
+from yuqing.search.es import ensure_templates, make_client, recent_fingerprints
+from yuqing.search.grouping import IssueTable
+from yuqing.search.mappings import posts_index, small_alias
 from yuqing.search.settings import SearchSettings
 from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)
 SERVICE = "search-indexer"
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+CHUNK_DOCS, CHUNK_BYTES = 1000, 8 * 1024 * 1024
 
 
 class RetryableBulkError(RuntimeError):
@@ -51,30 +51,51 @@ class Message:
     offset: int
 
 
-@dataclass
-class BulkOutcome:
-    indexed: int = 0
-    rejected: list[tuple[Message, str]] = field(default_factory=list)
-
-
 Rejection = tuple[Message, str]
 
 
+@dataclass
+class BulkOutcome:
+    indexed: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def issue_table(settings: SearchSettings) -> IssueTable:
+    return IssueTable(max_distance=settings.issue_max_distance,
+                      window=timedelta(hours=settings.issue_window_hours),
+                      max_entries=settings.issue_table_max_entries)
+
+
 def build_actions(
-    messages: Sequence[Message], prefix: str,
+    messages: Sequence[Message], prefix: str, *, issues: IssueTable | None = None,
+    alerts_topic: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[Message], list[Rejection]]:
-    """Decode messages into bulk actions; undecodable ones are returned as rejections."""
+    """Decode messages into bulk actions; undecodable ones are returned as rejections.
+
+    Messages from ``alerts_topic`` become alert updates, all others posts.
+    """
+    issues = issues if issues is not None else IssueTable()
+    alerts_index = small_alias(prefix, "alerts")
     actions, kept, rejected = [], [], []
     for message in messages:
         try:
-            post = decode(EnrichedPost, message.value)
+            if message.topic == alerts_topic:
+                action = alert_action(decode(Alert, message.value), alerts_index)
+            else:
+                action = _post_action(decode(EnrichedPost, message.value), prefix, issues)
         except ContractError as exc:
             rejected.append((message, f"contract: {exc}"))
             continue
-        actions.append({"_op_type": "index", "_index": posts_index(prefix, post.created_at),
-                        "_id": post.post_id, "_source": to_document(post)})
+        actions.append(action)
         kept.append(message)
     return actions, kept, rejected
+
+
+def _post_action(post: EnrichedPost, prefix: str, issues: IssueTable) -> dict[str, Any]:
+    issue = issues.assign(topic=post.topic.value, fingerprint=post.fingerprint,
+                          created_at=post.created_at)
+    return {"_op_type": "index", "_index": posts_index(prefix, post.created_at),
+            "_id": post.post_id, "_source": to_document(post, issue=issue)}
 
 
 def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[Message],
@@ -85,8 +106,7 @@ def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[
     retrying = Retrying(
         retry=retry_if_exception_type((RetryableBulkError, EsConnectionError)),
         wait=wait_exponential_jitter(initial=0.2, max=10), stop=stop_after_attempt(max_retries + 1),
-        reraise=True,
-        before_sleep=lambda _: metrics.BULK_RETRIES.inc(),
+        reraise=True, before_sleep=lambda _: metrics.BULK_RETRIES.inc(),
     )
     for attempt in retrying:
         with attempt:
@@ -94,27 +114,44 @@ def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[
     return outcome
 
 
+def _chunks(pending: list[tuple[dict[str, Any], Message]]) -> list[tuple[bytes, list[Any]]]:
+    chunks: list[tuple[bytes, list[Any]]] = []
+    body, size = bytearray(), 0
+    members: list[tuple[dict[str, Any], Message]] = []
+    for item in pending:
+        meta, data = helpers.expand_action(item[0])
+        line = orjson.dumps(meta) + b"\n" + orjson.dumps(data) + b"\n"
+        if members and (len(members) >= CHUNK_DOCS or size + len(line) > CHUNK_BYTES):
+            chunks.append((bytes(body), members))
+            body, members, size = bytearray(), [], 0
+        body += line
+        members.append(item)
+        size += len(line)
+    if members:
+        chunks.append((bytes(body), members))
+    return chunks
+
+
 def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Message]],
                outcome: BulkOutcome) -> list[tuple[dict[str, Any], Message]]:
-    if not pending:
-        return []
-    try:
-        results = helpers.streaming_bulk(client, [a for a, _ in pending], raise_on_error=False,
-                                         raise_on_exception=False, max_retries=0, chunk_size=500)
-        retry: list[tuple[dict[str, Any], Message]] = []
-        for (action, message), (ok, item) in zip(pending, results, strict=True):
+    retry: list[tuple[dict[str, Any], Message]] = []
+    for body, members in _chunks(pending):
+        try:
+            response = client.bulk(body=body)
+        except TransportError as exc:
+            if exc.status_code not in RETRYABLE_STATUS and exc.status_code != "N/A":
+                raise
+            retry.extend(members)
+            continue
+        for item, (action, message) in zip(response["items"], members, strict=True):
             info = next(iter(item.values()))
-            if ok:
+            status = int(info.get("status", 500))
+            if status < 300:
                 outcome.indexed += 1
-            elif info.get("status") in RETRYABLE_STATUS or "status" not in info:
+            elif status in RETRYABLE_STATUS:
                 retry.append((action, message))
             else:
-                outcome.rejected.append((message, f"elasticsearch {info.get('status')}: "
-                                                  f"{info.get('error')}"))
-    except TransportError as exc:
-        if exc.status_code in RETRYABLE_STATUS or exc.status_code == "N/A":
-            raise RetryableBulkError(str(exc)) from exc
-        raise
+                outcome.rejected.append((message, f"elasticsearch {status}: {info.get('error')}"))
     if retry:
         pending[:] = retry
         raise RetryableBulkError(f"{len(retry)} documents got a retryable status")
@@ -127,12 +164,18 @@ class Indexer:
     def __init__(self, settings: SearchSettings, *, on_batch: Callable[[int], None] | None = None):
         self.settings = settings
         self.client = make_client(settings.es)
-        ensure_templates(self.client, settings.es)
+        ensure_templates(self.client, settings.es, settings.refresh_interval)
+        self.issues = issue_table(settings)
+        warmed = self.issues.load(recent_fingerprints(
+            self.client, settings.es.index_prefix, window=self.issues.window,
+            limit=settings.issue_table_max_entries))
+        log.info("issue table warmed with %d recent fingerprints", warmed)
         self.consumer = make_consumer(settings.kafka, group_id=settings.indexer_group_id,
-                                      topics=[LogicalTopic.POSTS_ENRICHED], client_id=SERVICE,
-                                      max_poll_records=settings.bulk_max_docs)
+                                      topics=[LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS],
+                                      client_id=SERVICE, max_poll_records=settings.bulk_max_docs)
         self.producer = make_producer(settings.kafka, client_id=SERVICE)
         self.dlq_topic = settings.kafka.topic(LogicalTopic.POSTS_DLQ)
+        self.alerts_topic = settings.kafka.topic(LogicalTopic.ALERTS)
         self.budget = DeadLetterBudget()
         self.on_batch = on_batch
         self._stopping = False
@@ -165,7 +208,8 @@ class Indexer:
 
     def _flush(self, batch: list[Message]) -> None:
         started = time.perf_counter()
-        actions, kept, rejected = build_actions(batch, self.settings.es.index_prefix)
+        actions, kept, rejected = build_actions(batch, self.settings.es.index_prefix,
+                                                issues=self.issues, alerts_topic=self.alerts_topic)
         outcome = write_bulk(self.client, actions, kept, self.settings.bulk_max_retries)
         rejected += outcome.rejected
         for message, reason in rejected:
@@ -174,17 +218,17 @@ class Indexer:
         self.consumer.commit()
         metrics.DOCS_INDEXED.inc(outcome.indexed)
         metrics.BULK_SECONDS.observe(time.perf_counter() - started)
-        failed = {(m.partition, m.offset) for m, _ in rejected}
+        metrics.ISSUE_TABLE_ENTRIES.set(len(self.issues))
+        failed = {(m.topic, m.partition, m.offset) for m, _ in rejected}
         for message in batch:
-            self.budget.record(failed=(message.partition, message.offset) in failed)
+            self.budget.record(failed=(message.topic, message.partition, message.offset) in failed)
         if self.on_batch:
             self.on_batch(len(batch))
 
     def _dead_letter(self, message: Message, reason: str) -> None:
         log.warning("dead-lettering %s[%d]@%d: %s", message.topic, message.partition,
                     message.offset, reason)
-        kind = reason.split(":", 1)[0]
-        metrics.DEAD_LETTERS.labels(reason=kind).inc()
+        metrics.DEAD_LETTERS.labels(reason=reason.split(":", 1)[0]).inc()
         metrics.DOCS_REJECTED.inc()
         letter = make_dead_letter(value=message.value, key=message.key, topic=message.topic,
                                   partition=message.partition, offset=message.offset,

@@ -34,18 +34,34 @@ POST_ANALYSIS: dict[str, Any] = {
     }
 }
 
+# Relevance that depends only on the post and the query: BM25's term-frequency
+# saturation (k1 = 1.2) and length normalisation (b = 0.75) against a constant
+# average length, without IDF. BM25 proper reads index-wide statistics that move
+# whenever a post arrives, which reorders equal-looking posts between two pages
+# and breaks ``search_after``; with this, a relevance-sorted page boundary stays
+# put while posts keep arriving. Its cost in ranking quality is measured by
+# bench/bench_search.py (docs/search.md).
+STABLE_SIMILARITY: dict[str, Any] = {
+    "yq_stable": {"type": "scripted", "script": {"source": (
+        "double tf = doc.freq; double norm = 0.25 + 0.75 * doc.length / 40.0;"
+        " return query.boost * tf * 2.2 / (tf + 1.2 * norm);")}},
+}
+_TEXT = {"type": "text", "analyzer": "zh_bigram", "similarity": "yq_stable",
+         # single characters: lets a query word match a post that says it in other words
+         "fields": {"chars": {"type": "text", "analyzer": "standard", "similarity": "yq_stable"}}}
+
 POST_PROPERTIES: dict[str, Any] = {
     "post_id": _KEYWORD, "source": _KEYWORD, "channel": _KEYWORD, "external_id": _KEYWORD,
     "author": _KEYWORD, "msg_type": _KEYWORD, "region": _KEYWORD, "unit": _KEYWORD,
     "thread_id": _KEYWORD, "reply_to": _KEYWORD, "url": {"type": "keyword", "index": False},
-    "title": {"type": "text", "analyzer": "zh_bigram"},
-    "text": {"type": "text", "analyzer": "zh_bigram"},
-    "text_words": {"type": "text", "analyzer": "zh_words"},
+    "title": _TEXT, "text": _TEXT,
+    "text_words": {"type": "text", "analyzer": "zh_words", "similarity": "yq_stable"},
     "topic": _KEYWORD, "sentiment": _KEYWORD, "keywords": _KEYWORD,
     "topic_score": _FLOAT, "sentiment_score": _FLOAT,
     # Near-duplicate fingerprint (64-bit SimHash, hex) and its four 16-bit LSH bands.
     "fingerprint": _KEYWORD, "fingerprint_bands": _KEYWORD,
-    "issue_id": _KEYWORD, "issue_distance": {"type": "byte"},
+    # aggregated by GET /v1/issues after every refresh: build its ordinals at refresh time
+    "issue_id": {"type": "keyword", "eager_global_ordinals": True}, "issue_distance": {"type": "byte"},
     "rule_hits": _KEYWORD, "model_version": _KEYWORD,
     "created_at": _DATE, "received_at": _DATE, "enriched_at": _DATE, "indexed_at": _DATE,
 }
@@ -112,7 +128,8 @@ def _template(pattern: str, alias: str, properties: dict[str, Any], description:
         "index_patterns": [pattern],
         "template": {
             "settings": {"number_of_shards": 1, "number_of_replicas": 0,
-                         "refresh_interval": refresh_interval, "analysis": POST_ANALYSIS},
+                         "refresh_interval": refresh_interval, "analysis": POST_ANALYSIS,
+                         "similarity": STABLE_SIMILARITY},
             "mappings": {"dynamic": "strict", "properties": properties},
             "aliases": {alias: {}},
         },

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
@@ -13,13 +16,37 @@ class SearchSettings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
+
+    # indexer
     indexer_group_id: str = "yuqing-search-indexer"
     bulk_max_docs: int = Field(500, ge=1)
     bulk_max_wait_s: float = Field(1.0, gt=0)
     bulk_max_retries: int = Field(8, ge=0)
     refresh_interval: str = "1s"
     indexer_metrics_port: int = 9104
+    retention_months: int = Field(13, ge=1, description="monthly post indices kept by `retention`")
+
+    # issues (near-duplicate grouping at index time; see grouping.py)
+    issue_max_distance: int = Field(7, ge=0, le=11, description="Hamming distance joining an issue")
+    issue_window_hours: float = Field(72, gt=0, description="how far apart members may be created")
+    issue_table_max_entries: int = Field(200_000, ge=1_000)
+
+    # API
     host: str = "127.0.0.1"
     port: int = 8003
     page_size_max: int = Field(100, ge=1, le=1000)
     log_level: str = "INFO"
+    api_keys_path: Path | None = Field(None, description="TOML file of API keys (sha256 hashes)")
+    jwt_secret: SecretStr | None = Field(None, description="HS256 secret; enables bearer tokens")
+    jwt_audience: str = "yuqing-search"
+    anonymous_role: Literal["viewer", "responder"] | None = Field(
+        None, description="development only: the role of requests without credentials")
+    key_cache_s: float = Field(30.0, ge=0, description="how long a key looked up in ES is trusted")
+    rate_limit_per_minute: int = Field(600, ge=0, description="per key; 0 disables")
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("YUQING_SEARCH_JWT_SECRET must be at least 32 characters")
+        return value

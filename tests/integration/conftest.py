@@ -112,11 +112,12 @@ def pipeline(kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings,
         "YUQING_SEARCH_BULK_MAX_WAIT_S": "0.3",
         "YUQING_ALERTS_BUCKET_SECONDS": "60",
         "YUQING_ALERTS_GRACE_SECONDS": "5",
+        "YUQING_SEARCH_ANONYMOUS_ROLE": "viewer",
     })
     env.update(demo_environment(env))  # the demo sources in config/sources.toml need their secrets
     env["YUQING_INGEST_POLL_FORUMS"] = "false"  # no demo forum runs in these tests
     env["YUQING_INGEST_CURSOR_DIR"] = str(tmp_path / "cursors")
-    env.setdefault("YUQING_NLP_CLASSIFIER", "placeholder")
+    env.setdefault("YUQING_NLP_CLASSIFIER", "model")
     env["YUQING_NLP_STATE_DIR"] = env["YUQING_ALERTS_STATE_DIR"] = str(tmp_path / "state")
     env["PYTHONPATH"] = str(REPO_ROOT)
     pipe = Pipeline(env=env, logs=tmp_path, ports=ports)

@@ -1,9 +1,18 @@
 import json
 
-from yuqing.contracts import EnrichedPost
-from yuqing.search.api import HIGHLIGHT_POST, HIGHLIGHT_PRE, build_query, escape_highlight
-from yuqing.search.documents import segment, to_document
-from yuqing.search.mappings import POST_PROPERTIES, posts_index, posts_template
+from tests.search.factory import make_alert, make_post
+from yuqing.contracts import AlertState, EnrichedPost
+from yuqing.search.documents import ALERT_MERGE_SCRIPT, alert_action, alert_document, segment, to_document
+from yuqing.search.grouping import Assignment
+from yuqing.search.mappings import (
+    ALERT_PROPERTIES,
+    POST_PROPERTIES,
+    posts_index,
+    posts_template,
+    small_index,
+    templates,
+)
+from yuqing.search.query import HIGHLIGHT_POST, HIGHLIGHT_PRE, escape_highlight
 from yuqing.topics import SCHEMAS_DIR
 
 
@@ -14,10 +23,12 @@ def _example() -> EnrichedPost:
 
 def test_document_uses_redacted_text_and_fits_the_strict_mapping():
     post = _example()
-    doc = to_document(post)
+    doc = to_document(post, issue=Assignment("billing-0000000000000001", 2))
     assert "13812345678" not in json.dumps(doc, ensure_ascii=False)
     assert set(doc) <= set(POST_PROPERTIES)
     assert "电表" in doc["text_words"].split()
+    assert doc["issue_id"] == "billing-0000000000000001" and doc["issue_distance"] == 2
+    assert len(doc["fingerprint_bands"]) == 4
 
 
 def test_monthly_index_by_event_time_and_alias_in_template():
@@ -26,6 +37,13 @@ def test_monthly_index_by_event_time_and_alias_in_template():
     template = posts_template("yq")
     assert template["index_patterns"] == ["yq-posts-v1-*"]
     assert "yq-posts" in template["template"]["aliases"]
+    assert template["template"]["mappings"]["dynamic"] == "strict"
+
+
+def test_every_template_is_versioned_and_aliased():
+    for name, body in templates("yq").items():
+        assert body["version"] == 1 and body["template"]["aliases"], name
+    assert small_index("yq", "alerts") == "yq-alerts-v1"
 
 
 def test_highlight_is_html_escaped_but_marks_survive():
@@ -33,10 +51,21 @@ def test_highlight_is_html_escaped_but_marks_survive():
     assert escape_highlight(fragment) == "&lt;script&gt;alert(1)&lt;/script&gt;<em>停电</em>"
 
 
-def test_query_uses_simple_query_string_and_filters():
-    query = build_query("停电 -演习", topic=None, sentiment=None, source="app-main",
-                        region=None, unit=None, since=None, until=None)
-    must = query["bool"]["must"][0]
-    assert "simple_query_string" in must and "query_string" not in must
-    assert {"term": {"source": "app-main"}} in query["bool"]["filter"]
-    assert "停电" in segment("城关镇停电了")
+def test_segment_gives_words():
+    assert "停电" in segment("城关镇停电了").split()
+
+
+def test_firing_alert_brings_explanation_and_resolved_only_its_time():
+    post = make_post("城关镇停电", external_id="a")
+    firing = alert_document(make_alert("alert-0001", sample_post_ids=[post.post_id]))
+    resolved = alert_document(make_alert("alert-0001", state=AlertState.RESOLVED))
+    assert set(firing) <= set(ALERT_PROPERTIES) and set(resolved) <= set(ALERT_PROPERTIES)
+    assert firing["sample_post_ids"] == [post.post_id] and "explanation" in firing
+    assert "explanation" not in resolved and resolved["state"] == "resolved"
+    assert firing["updated_at"].endswith("+00:00")
+
+
+def test_alert_action_is_an_upserting_update_keyed_by_alert_id():
+    action = alert_action(make_alert("alert-0002"), "yq-alerts")
+    assert action["_op_type"] == "update" and action["_id"] == "alert-0002"
+    assert action["script"]["source"] == ALERT_MERGE_SCRIPT and action["upsert"]["state"] == "firing"

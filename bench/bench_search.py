@@ -1,0 +1,450 @@
+"""make bench-search: bulk indexing rate, query latency through the API, and search quality.
+
+1. Corpus: N synthetic posts (default 200,000) made from ``data/corpus/*.jsonl``:
+   corpus posts and recombined sentences of two posts of the same topic, light
+   noise (particles, punctuation, dropped characters), place names, regions and
+   units with uneven weights, times over 30 days with a day/night rhythm, and
+   bursts of near-duplicates (what issues are made of). Encoded as the
+   ``posts.enriched`` messages the indexer reads.
+2. Indexing: the project's path (``build_actions`` -> ``write_bulk``: decode,
+   issue grouping, jieba words, bulk with retries) in batches of 500, against a
+   bare ``helpers.bulk`` of the same finished documents (the ceiling).
+3. Latency: 20 typical responder requests through the API over HTTP (uvicorn,
+   one process, API-key auth), 1 and 8 concurrent clients; p50/p95/p99.
+4. Quality: the 30 judged queries of ``data/search/judgments.jsonl`` over the
+   labelled corpus; precision@10 and nDCG@10 for the shipped analysis (CJK
+   bigrams + jieba words, stable similarity) against plain ``standard``
+   analysis, and two steps in between.
+
+Everything shares this machine with Elasticsearch; the load average is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from elasticsearch import Elasticsearch, helpers
+
+from yuqing.contracts import Channel, EnrichedPost, Sentiment, Topic, make_post_id
+from yuqing.contracts.codec import encode
+from yuqing.nlp.enrich import keywords, normalize, redact
+from yuqing.search.auth import Principal, Role, hash_key, new_key
+from yuqing.search.es import ensure_templates, make_client
+from yuqing.search.indexer import Message, build_actions, issue_table, write_bulk
+from yuqing.search.mappings import posts_alias, posts_template, templates
+from yuqing.search.posts import word_weights
+from yuqing.search.query import _boolean_query, plain_words, text_query, tokenize
+from yuqing.search.settings import SearchSettings
+from yuqing.settings import ElasticsearchSettings
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS_DIR, JUDGMENTS = REPO / "data" / "corpus", REPO / "data" / "search" / "judgments.jsonl"
+RESULTS = REPO / "bench" / "results" / "search.json"
+PLACES = {"城关镇": ["幸福小区", "东风路", "老街"], "河口镇": ["新街村", "码头", "河东组"],
+          "柳塘镇": ["柳湾新村", "下坝村", "塘口"], "桃花镇": ["桃源路", "桃花村", "中学"],
+          "石门镇": ["石门村", "工业园", "石桥"], "青山乡": ["青山村", "第三组", "林场"]}
+REGION_WEIGHTS = [0.3, 0.2, 0.15, 0.15, 0.12, 0.08]
+EVERYONE = Principal("bench", Role.VIEWER)
+SOURCES = {"app": "app-main", "wechat": "wechat-county", "forum": "forum-intranet"}
+_SENTENCE = re.compile(r"(?<=[。！？!?；])")
+
+
+def load_corpus() -> list[dict[str, Any]]:
+    rows = []
+    for path in sorted(CORPUS_DIR.glob("*.jsonl")):
+        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                rows.append({**json.loads(line), "ref": f"{path.stem}:{line_no}"})
+    return rows
+
+
+_GRAMS: dict[str, int] = {}
+
+
+def fast_simhash(text: str) -> str:
+    """Same value as yuqing.nlp.enrich.simhash, with cached 3-gram hashes and numpy bit sums."""
+    compact = re.sub(r"[\W_]+", "", normalize(text).lower())
+    grams = [compact] if 0 < len(compact) <= 3 else [compact[i:i + 3] for i in range(len(compact) - 2)]
+    if not grams:
+        return "0" * 16
+    hashes = []
+    for gram in grams:
+        if gram not in _GRAMS:
+            _GRAMS[gram] = int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=8).digest(), "big")
+        hashes.append(_GRAMS[gram])
+    bits = (np.array(hashes, dtype=np.uint64)[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
+    votes = 2 * bits.sum(axis=0, dtype=np.int64) - len(hashes)
+    return f"{sum(1 << int(b) for b in np.flatnonzero(votes > 0)):016x}"
+
+
+def noisy(text: str, rng: random.Random) -> str:
+    chars = list(text)
+    for _ in range(rng.randint(1, 2)):
+        i, op = rng.randrange(len(chars) or 1), rng.random()
+        if op < 0.4 and chars:
+            chars[i] = rng.choice("的了啊呢吧也都")
+        elif op < 0.7:
+            chars.insert(i, rng.choice("，。！？啊~"))
+        elif chars:
+            del chars[i]
+    return "".join(chars) or text
+
+
+def _enriched(row: dict[str, Any], text: str, n: int, created: datetime, region: str,
+              unit: str, kw: list[str]) -> EnrichedPost:
+    topic, sentiment = Topic(row["topic"]), Sentiment(row["sentiment"])
+    source = SOURCES.get(row.get("channel", "app"), "app-main")
+    return EnrichedPost(
+        post_id=make_post_id(source, f"bench-{n}"), source=source, channel=Channel(row.get("channel", "app")),
+        external_id=f"bench-{n}", text=text, created_at=created, received_at=created + timedelta(seconds=2),
+        region=region, unit=unit, topic=topic, topic_scores={topic: 0.9}, sentiment=sentiment,
+        sentiment_scores={sentiment: 0.8}, keywords=kw, fingerprint=fast_simhash(text),
+        redacted_text=redact(text), model_version="bench/1", enriched_at=created + timedelta(seconds=3))
+
+
+def synthesize(n: int, seed: int = 7) -> list[bytes]:
+    """N encoded ``posts.enriched`` messages (see the module docstring)."""
+    rng, corpus = random.Random(seed), load_corpus()
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for row in corpus:
+        by_topic.setdefault(row["topic"], []).append(row)
+    kw_cache: dict[str, list[str]] = {}
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    bursts: list[tuple[dict[str, Any], str, datetime, str]] = []
+    out = []
+    for i in range(n):
+        if bursts and rng.random() < 0.15:
+            row, base, at, region = rng.choice(bursts[-20:])
+            text, created = noisy(base, rng), at + timedelta(minutes=rng.expovariate(1 / 90))
+        else:
+            row = rng.choice(corpus)
+            text = row["text"] if rng.random() < 0.5 else _recombine(row, by_topic[row["topic"]], rng)
+            text = noisy(text, rng) if rng.random() < 0.6 else text
+            region = rng.choices(list(PLACES), REGION_WEIGHTS)[0]
+            if rng.random() < 0.2:
+                text = f"{region}{rng.choice(PLACES[region])}，{text}"
+            created = _when(end, rng)
+            if rng.random() < 0.02:
+                bursts.append((row, text, created, region))
+        if row["ref"] not in kw_cache:
+            kw_cache[row["ref"]] = keywords(row["text"])
+        post = _enriched(row, text, i, min(created, end), region, region[:2] + "供电所", kw_cache[row["ref"]])
+        out.append(encode(post))
+    return out
+
+
+def _recombine(row: dict[str, Any], same_topic: list[dict[str, Any]], rng: random.Random) -> str:
+    other = rng.choice(same_topic)
+    first = [s for s in _SENTENCE.split(row["text"]) if s] or [row["text"]]
+    second = [s for s in _SENTENCE.split(other["text"]) if s] or [other["text"]]
+    return "".join(first[: max(1, len(first) // 2 + 1)] + second[len(second) // 2:])
+
+
+def _when(end: datetime, rng: random.Random) -> datetime:
+    while True:  # more posts in the evening than at night
+        at = end - timedelta(seconds=rng.uniform(0, 30 * 86400))
+        hour = (at.hour + 8) % 24
+        if rng.random() < (0.25 if hour < 7 else 1.0 if 18 <= hour <= 22 else 0.7):
+            return at
+
+
+def _settings(prefix: str) -> SearchSettings:
+    return SearchSettings(es=ElasticsearchSettings(index_prefix=prefix), rate_limit_per_minute=0)
+
+
+def _drop(es: Elasticsearch, prefix: str) -> None:
+    es.indices.delete(index=f"{prefix}-*", ignore=404)
+    for name in templates(prefix):
+        es.indices.delete_index_template(name=name, ignore=404)
+
+
+def bench_indexing(es: Elasticsearch, values: list[bytes], prefix: str, batch: int = 500) -> dict[str, Any]:
+    settings = _settings(prefix)
+    ensure_templates(es, settings.es)
+    table, kept_actions = issue_table(settings), []
+    topic, build_s = "posts.enriched", 0.0
+    started = time.perf_counter()
+    for start in range(0, len(values), batch):
+        messages = [Message(None, v, topic, 0, start + i) for i, v in enumerate(values[start:start + batch])]
+        built = time.perf_counter()
+        actions, kept, rejected = build_actions(messages, prefix, issues=table)
+        build_s += time.perf_counter() - built
+        outcome = write_bulk(es, actions, kept, max_retries=8)
+        assert not rejected and not outcome.rejected, (rejected + outcome.rejected)[:1]
+        kept_actions += actions
+    project_s = time.perf_counter() - started
+    es.indices.refresh(index=posts_alias(prefix))
+    ceiling_prefix = prefix + "-ceiling"
+    ensure_templates(es, _settings(ceiling_prefix).es)
+    for action in kept_actions:
+        action["_index"] = action["_index"].replace(prefix, ceiling_prefix, 1)
+    started = time.perf_counter()
+    helpers.bulk(es, kept_actions, chunk_size=batch, max_retries=8)
+    ceiling_s = time.perf_counter() - started
+    _drop(es, ceiling_prefix)
+    issues = len({a["_source"]["issue_id"] for a in kept_actions})
+    return {"docs": len(values), "project_docs_per_s": round(len(values) / project_s),
+            "bulk_ceiling_docs_per_s": round(len(values) / ceiling_s),
+            "ratio": round(ceiling_s / project_s, 3),
+            "project_build_us_per_doc": round(build_s / len(values) * 1e6),
+            "project_write_us_per_doc": round((project_s - build_s) / len(values) * 1e6), "issues": issues,
+            "posts_per_issue": round(len(values) / issues, 2)}
+
+
+def workload(sample: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """20 requests a responder desk makes all day."""
+    week = (datetime.now(UTC) - timedelta(days=7)).isoformat()
+    s = "/v1/posts/search"
+    return [
+        (s, {"q": "停电"}), (s, {"q": "停电 冰箱"}), (s, {"q": "电费 贵", "topic": "billing"}),
+        (s, {"q": '"计划停电" 通知'}), (s, {"q": "跳闸 OR 断电", "region": "城关镇"}),
+        (s, {"q": "抢修 -谢谢", "since": week}), (s, {"q": "营业厅 态度", "sentiment": "negative"}),
+        (s, {"q": "电表 走快"}), (s, {"q": "APP 绑定 户号"}), (s, {"q": "谣言 辐射", "sort": "time"}),
+        (s, {"region": "河口镇", "sort": "time"}), (s, {"unit": "柳塘供电所", "since": week}),
+        (s, {"topic": "safety", "sentiment": "negative", "size": 50}),
+        (s, {"q": "停电", "cursor": sample["cursor"]}),
+        (s, {"q": "光伏 并网", "source": "app-main"}), ("/v1/issues", {"since": week}),
+        ("/v1/issues", {"since": week, "topic": "outage", "region": "河口镇"}),
+        (f"/v1/posts/{sample['post_id']}", {}), (f"/v1/issues/{sample['issue_id']}", {}), ("/v1/alerts", {}),
+    ]
+
+
+def _serve(prefix: str, port: int, key: str, log: Path) -> subprocess.Popen[bytes]:
+    keyfile = log.with_suffix(".keys.toml")
+    keyfile.write_text(f'[[keys]]\nid = "bench"\nrole = "viewer"\nsha256 = "{hash_key(key)}"\n')
+    env = {**os.environ, "YUQING_ES_INDEX_PREFIX": prefix, "YUQING_SEARCH_PORT": str(port),
+           "YUQING_SEARCH_API_KEYS_PATH": str(keyfile), "YUQING_SEARCH_RATE_LIMIT_PER_MINUTE": "0",
+           "YUQING_SEARCH_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO)}
+    code = "from yuqing.search.cli import search_cli; search_cli(['serve'])"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"search API did not start: {log.read_text()[-2000:]}")
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(1000 * ordered[min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1)], 1)
+
+    return {"p50_ms": at(50), "p95_ms": at(95), "p99_ms": at(99), "requests": len(values)}
+
+
+def bench_latency(prefix: str, rounds: int) -> dict[str, Any]:
+    port, key = _free_port(), new_key("bench")
+    log = Path(tempfile.mkdtemp()) / "search-api.log"
+    proc = _serve(prefix, port, key, log)
+    try:
+        base, headers = f"http://127.0.0.1:{port}", {"X-Api-Key": key}
+        first = httpx.get(base + "/v1/posts/search", params={"q": "停电"}, headers=headers, timeout=30).json()
+        hit = first["hits"][0]
+        requests = workload({"cursor": first["next_cursor"], "post_id": hit["post_id"],
+                             "issue_id": hit["issue_id"]})
+        results = {}
+        for clients in (1, 8):
+            results[f"clients_{clients}"] = _drive(base, headers, requests, clients, rounds)
+        return results
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _drive(base: str, headers: dict[str, str], requests: list[tuple[str, dict[str, Any]]], clients: int,
+           rounds: int) -> dict[str, Any]:
+    timings: list[float] = []
+    by_request: dict[str, list[float]] = {}
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client(seed: int) -> None:
+        order = [r for _ in range(rounds) for r in requests]
+        random.Random(seed).shuffle(order)
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+            for path, params in requests:  # warm-up
+                http.get(path, params=params)
+            for path, params in order:
+                started = time.perf_counter()
+                resp = http.get(path, params=params)
+                elapsed = time.perf_counter() - started
+                with lock:
+                    timings.append(elapsed)
+                    by_request.setdefault(_label(path, params), []).append(elapsed)
+                    if resp.status_code != 200:
+                        errors.append(f"{resp.status_code} {path} {params}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    medians = sorted(((statistics.median(v), k) for k, v in by_request.items()), reverse=True)
+    return {**_percentiles(timings), "requests_per_s": round(len(timings) / wall, 1), "errors": errors[:5],
+            "slowest_medians_ms": {k: round(1000 * m, 1) for m, k in medians[:5]}}
+
+
+def _label(path: str, params: dict[str, Any]) -> str:
+    shown = {k: v for k, v in params.items() if k not in ("cursor", "since")}
+    flags = [k for k in ("cursor", "since") if k in params]
+    return f"{path.split('/')[2]} {json.dumps(shown, ensure_ascii=False)} {' '.join(flags)}".strip()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- quality ------------------------------------------------------------------------------------------
+
+VARIANTS = {  # name: (analysis of text/title, similarity, query)
+    "standard analysis, all characters (AND)": ("standard", "BM25", "standard-and"),
+    "standard analysis, 3 of 4 characters": ("standard", "BM25", "standard-75"),
+    "bigrams + jieba words, literal AND": ("shipped", "BM25", "boolean"),
+    "bigrams + jieba words + characters, BM25": ("shipped", "BM25", "plain"),
+    "the same, stable similarity, equal word weights": ("shipped", "stable", "plain"),
+    "shipped: the same, stable similarity, word weights per search": ("shipped", "stable", "weighted"),
+}
+
+
+def _variant_template(prefix: str, variant: str) -> dict[str, Any]:
+    analysis, similarity, _ = VARIANTS[variant]
+    template = json.loads(json.dumps(posts_template(prefix)))
+    props = template["template"]["mappings"]["properties"]
+    if similarity == "BM25":
+        for field in ("title", "text", "text_words"):
+            props[field].pop("similarity", None)
+            props[field].get("fields", {}).get("chars", {}).pop("similarity", None)
+    if analysis == "standard":
+        for field in ("title", "text"):
+            props[field] = {"type": "text", "analyzer": "standard"}
+    return template
+
+
+def _variant_query(es: Elasticsearch, prefix: str, variant: str, q: str) -> dict[str, Any]:
+    kind = VARIANTS[variant][2]
+    if kind.startswith("standard"):
+        options = {"default_operator": "and"} if kind == "standard-and" else {
+            "default_operator": "or", "minimum_should_match": "75%"}
+        return {"simple_query_string": {"query": q, "fields": ["text", "title^2"], **options,
+                                        "flags": "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE"}}
+    if kind == "boolean":
+        return _boolean_query(tokenize(q))
+    words = plain_words(q) if kind == "weighted" else None
+    weights = word_weights(es, prefix=prefix, words=words, principal=EVERYONE) if words else None
+    return text_query(q, weights) or {"match_all": {}}
+
+
+def _dcg(gains: list[int]) -> float:
+    return sum((2 ** g - 1) / math.log2(i + 2) for i, g in enumerate(gains))
+
+
+def bench_quality(es: Elasticsearch, prefix: str) -> dict[str, Any]:
+    corpus = load_corpus()
+    judged = [json.loads(line) for line in JUDGMENTS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    at = datetime.now(UTC) - timedelta(days=1)
+    posts = {row["ref"]: encode(EnrichedPost(
+        post_id=make_post_id("corpus", row["ref"]), source="corpus",
+        channel=Channel(row.get("channel", "app")),
+        external_id=row["ref"], text=row["text"], created_at=at, received_at=at, topic=Topic(row["topic"]),
+        topic_scores={Topic(row["topic"]): 1.0}, sentiment=Sentiment(row["sentiment"]),
+        sentiment_scores={Sentiment(row["sentiment"]): 1.0}, fingerprint=fast_simhash(row["text"]),
+        redacted_text=redact(row["text"]), model_version="corpus", enriched_at=at)) for row in corpus}
+    ids = {make_post_id("corpus", ref): ref for ref in posts}
+    messages = [Message(None, v, "posts.enriched", 0, i) for i, v in enumerate(posts.values())]
+    report: dict[str, Any] = {"queries": len(judged)}
+    for variant in VARIANTS:
+        name = f"{prefix}-q{len(report)}"
+        es.indices.put_index_template(name=name, body=_variant_template(name, variant))
+        actions, kept, _ = build_actions(messages, name, issues=issue_table(_settings(name)))
+        write_bulk(es, actions, kept, max_retries=4)
+        es.indices.refresh(index=posts_alias(name))
+        report[variant] = _score(es, name, variant, judged, ids)
+        es.indices.delete(index=f"{name}-*")
+        es.indices.delete_index_template(name=name)
+    return report
+
+
+def _score(es: Elasticsearch, prefix: str, variant: str, judged: list[dict[str, Any]],
+           ids: dict[str, str]) -> dict[str, float]:
+    precision, ndcg = [], []
+    for item in judged:
+        body = {"size": 10, "_source": False, "query": _variant_query(es, prefix, variant, item["query"]),
+                "sort": ["_score", {"post_id": "asc"}]}
+        got = [ids[h["_id"]] for h in es.search(index=posts_alias(prefix), body=body)["hits"]["hits"]]
+        grades = item["relevant"]
+        gains = [grades.get(ref, 0) for ref in got]
+        precision.append(sum(1 for g in gains if g > 0) / 10)
+        ideal = _dcg(sorted(grades.values(), reverse=True)[:10])
+        ndcg.append(_dcg(gains) / ideal if ideal else 0.0)
+    return {"precision_at_10": round(sum(precision) / len(precision), 3),
+            "ndcg_at_10": round(sum(ndcg) / len(ndcg), 3)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=10, help="workload repetitions per client")
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the bench indices")
+    args = parser.parse_args(argv)
+    es = make_client(ElasticsearchSettings())
+    prefix = f"bench-{os.getpid()}"
+    results: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "load_avg": os.getloadavg()}
+    try:
+        started = time.perf_counter()
+        values = synthesize(args.docs)
+        results["corpus"] = {"docs": len(values), "generated_s": round(time.perf_counter() - started, 1)}
+        results["indexing"] = _step("indexing", bench_indexing, es, values, prefix)
+        values.clear()
+        results["latency"] = _step("latency", bench_latency, prefix, args.rounds)
+        if not args.skip_quality:
+            results["quality"] = _step("quality", bench_quality, es, prefix)
+    finally:
+        if not args.keep:
+            _drop(es, prefix)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n")
+    print(json.dumps(results, ensure_ascii=False, indent=2))
+    print(f"written to {RESULTS.relative_to(REPO)}")
+    return results
+
+
+def _step(name: str, run: Callable[..., Any], *args: Any) -> Any:
+    started = time.perf_counter()
+    print(f"[bench-search] {name} ...", flush=True)
+    result = run(*args)
+    print(f"[bench-search] {name} done in {time.perf_counter() - started:.0f}s: {result}", flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()

