@@ -10,7 +10,7 @@ export YUQING_HOME ?= $(HOME)/.cache/yuqing
 export PIP_CACHE_DIR ?= $(YUQING_HOME)/pip
 STAMP      := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: tools monitoring-tools k8s-tools k8s-schemas help venv infra-fetch infra-up infra-down infra-status model run demo test test-unit \
+.PHONY: test-faults tools monitoring-tools k8s-tools k8s-schemas help venv infra-fetch infra-up infra-down infra-status model run demo test test-unit \
         test-integration lint bench bench-nlp bench-alerts bench-ingest bench-search clean
 
 help:
@@ -60,6 +60,10 @@ run: venv infra-fetch model
 test: venv infra-fetch model tools
 	$(PY) -m pytest -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+# Fault injection against the real servers (stops Kafka/Elasticsearch briefly; minutes).
+test-faults: venv infra-fetch model
+	YUQING_FAULTS=1 $(PY) -m pytest -q -m faults tests/faults
 
 test-unit: venv
 	$(PY) -m pytest -q -m "not integration" --ignore=tests/monitoring --ignore=tests/deploy

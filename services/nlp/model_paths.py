@@ -20,7 +20,9 @@ SHIPPED_DEFAULT_DIR = Path(__file__).resolve().parents[2] / "models" / "default"
 def model_home() -> Path:
     """Root directory of the model cache."""
     override = os.environ.get(MODEL_HOME_ENV)
-    return Path(override).expanduser() if override else Path.home() / ".cache/yuqing/models"
+    if override:
+        return Path(override).expanduser()
+    return Path(os.environ.get("YUQING_HOME", "~/.cache/yuqing")).expanduser() / "models"
 
 
 def encoder_dir() -> Path:
