@@ -18,7 +18,13 @@ import orjson
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch.exceptions import ConnectionError as EsConnectionError
 from elasticsearch.exceptions import TransportError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_never,
+    wait_exponential_jitter,
+)
 
 from yuqing.contracts import Alert, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
@@ -105,7 +111,8 @@ def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[
     pending = list(zip(actions, kept, strict=True))
     retrying = Retrying(
         retry=retry_if_exception_type((RetryableBulkError, EsConnectionError)),
-        wait=wait_exponential_jitter(initial=0.2, max=10), stop=stop_after_attempt(max_retries + 1),
+        wait=wait_exponential_jitter(initial=0.2, max=10),
+        stop=stop_after_attempt(max_retries + 1) if max_retries else stop_never,
         reraise=True, before_sleep=lambda _: metrics.BULK_RETRIES.inc(),
     )
     for attempt in retrying:

@@ -21,7 +21,9 @@ class SearchSettings(BaseSettings):
     indexer_group_id: str = "yuqing-search-indexer"
     bulk_max_docs: int = Field(500, ge=1)
     bulk_max_wait_s: float = Field(1.0, gt=0)
-    bulk_max_retries: int = Field(8, ge=0)
+    # 0 = keep retrying 429/5xx/connection errors: an Elasticsearch outage pauses the indexer
+    # (offsets stay uncommitted) instead of stopping it.
+    bulk_max_retries: int = Field(0, ge=0)
     refresh_interval: str = "1s"
     indexer_metrics_port: int = 9104
     retention_months: int = Field(13, ge=1, description="monthly post indices kept by `retention`")

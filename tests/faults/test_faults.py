@@ -1,0 +1,375 @@
+"""Faults the pipeline must survive without losing or duplicating an accepted post.
+
+Each test prints one summary line: posts sent, accepted (202), indexed, duplicates, lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from elasticsearch import Elasticsearch
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from tests.faults.conftest import Pipeline, env_int, outage
+from tests.integration.conftest import wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(1200)]
+
+BATCH = 100
+
+
+# -- utilities ----------------------------------------------------------------
+
+def _posts(n: int, tag: str, start: int = 0) -> list[dict]:
+    now = datetime.now(UTC)
+    return [{"external_id": f"{tag}-{i}", "created_at": (now - timedelta(seconds=1)).isoformat(),
+             "text": f"青山乡第{i}组今晚又停电了，冰箱里的肉都要坏了，什么时候来电？", "region": "青山乡"}
+            for i in range(start, start + n)]
+
+
+def _post(pipe: Pipeline, posts: list[dict], timeout: float = 30) -> httpx.Response:
+    return httpx.post(pipe.url("ingest") + "/v1/posts", json={"posts": posts},
+                      headers={"X-Api-Key": pipe.env["YUQING_DEMO_API_KEY"]}, timeout=timeout)
+
+
+def _metric(url: str, name: str) -> float:
+    text = httpx.get(url + "/metrics", timeout=5).text
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+class Index:
+    def __init__(self, pipe: Pipeline) -> None:
+        self.es = Elasticsearch(pipe.env["YUQING_ES_URL"])
+        self.alias = f"{pipe.env['YUQING_ES_INDEX_PREFIX']}-posts"
+
+    def count(self) -> int:
+        try:
+            self.es.indices.refresh(index=self.alias, ignore_unavailable=True)
+            return int(self.es.count(index=self.alias, ignore_unavailable=True)["count"])
+        except Exception:
+            return -1
+
+    def ids(self) -> list[str]:
+        """Every document id, duplicates across backing indices included."""
+        ids: list[str] = []
+        resp = self.es.search(index=self.alias, scroll="1m", size=5000, body={"_source": False})
+        while resp["hits"]["hits"]:
+            ids += [h["_id"] for h in resp["hits"]["hits"]]
+            resp = self.es.scroll(scroll_id=resp["_scroll_id"], scroll="1m")
+        return ids
+
+
+def _topic(pipe: Pipeline, logical: str) -> str:
+    return pipe.env["YUQING_KAFKA_TOPIC_PREFIX"] + logical
+
+
+def _read_topic(pipe: Pipeline, topic: str) -> list:
+    """Every message of ``topic`` from the beginning up to its end offsets now."""
+    consumer = KafkaConsumer(bootstrap_servers=pipe.env["YUQING_KAFKA_BOOTSTRAP_SERVERS"],
+                             enable_auto_commit=False, consumer_timeout_ms=5000)
+    try:
+        parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
+        if not parts:
+            return []
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        end = consumer.end_offsets(parts)
+        out = []
+        while any(consumer.position(tp) < end[tp] for tp in parts):
+            batch = consumer.poll(timeout_ms=2000)
+            if not batch:
+                break
+            for records in batch.values():
+                out += records
+        return out
+    finally:
+        consumer.close()
+
+
+def _summary(name: str, *, sent: int, accepted: set[str], index: Index, extra: str = "") -> tuple[int, int]:
+    ids = index.ids()
+    dup = len(ids) - len(set(ids))
+    lost = len(accepted - set(ids))
+    print(f"\n[faults] {name}: sent={sent} accepted={len(accepted)} indexed={len(ids)} "
+          f"duplicates={dup} lost={lost} {extra}".rstrip())
+    return dup, lost
+
+
+def _stream(pipe: Pipeline, total: int, rate: float, tag: str, results: dict) -> None:
+    """POST ``total`` posts in batches of 100 at about ``rate`` posts/s; record the outcomes."""
+    interval = BATCH / rate
+    for start in range(0, total, BATCH):
+        t0 = time.monotonic()
+        batch = _posts(min(BATCH, total - start), tag, start)
+        try:
+            resp = _post(pipe, batch)
+            results["codes"].append(resp.status_code)
+            if resp.status_code == 202:
+                results["accepted"].update(resp.json()["post_ids"])
+            else:
+                results["rejected"].append((batch, resp.status_code, resp.headers.get("Retry-After")))
+        except httpx.HTTPError:
+            results["codes"].append(0)
+            results["rejected"].append((batch, 0, None))
+        time.sleep(max(0.0, interval - (time.monotonic() - t0)))
+
+
+def _restart_exited(pipe: Pipeline, names: tuple[str, ...], exits: list[str]) -> None:
+    """Restart a worker that exited, as its supervisor would, and record it."""
+    for name in names:
+        proc = pipe.procs[name]
+        if proc.poll() is not None:
+            exits.append(f"{name}:{proc.returncode}")
+            pipe.procs.pop(name)
+            pipe.start(name)
+
+
+def _new_results() -> dict:
+    return {"codes": [], "accepted": set(), "rejected": []}
+
+
+# -- 1. SIGKILL of the workers while posts stream in ---------------------------
+
+def test_sigkill_workers_at_random_moments(pipeline: Pipeline):
+    total = env_int("YUQING_FAULTS_POSTS", 2000)
+    rate = env_int("YUQING_FAULTS_RATE", 200)
+    kills = env_int("YUQING_FAULTS_KILLS", 4)
+    seed = env_int("YUQING_FAULTS_SEED", int(time.time()))
+    rng = random.Random(seed)
+    for name in ("ingest", "nlp", "alerts", "indexer"):
+        pipeline.start(name)
+    index, results, killed = Index(pipeline), _new_results(), []
+    errors: list[BaseException] = []
+
+    def chaos() -> None:
+        try:
+            workers = ("nlp", "alerts", "indexer")
+            order = rng.sample(workers, 3) + [rng.choice(workers) for _ in range(max(0, kills - 3))]
+            for name in order[:kills]:  # each worker at least once when kills >= 3
+                time.sleep(rng.uniform(1.0, 5.0))
+                pipeline.kill(name)
+                killed.append(name)
+                pipeline.start(name)
+        except BaseException as exc:
+            errors.append(exc)
+
+    started = time.monotonic()
+    monkey = threading.Thread(target=chaos, daemon=True)
+    monkey.start()
+    _stream(pipeline, total, rate, f"kill{uuid.uuid4().hex[:6]}", results)
+    monkey.join(timeout=600)
+    assert not errors, errors
+    accepted = results["accepted"]
+    assert len(accepted) == total, f"ingest refused requests: {set(results['codes'])}"
+    wait_until(lambda: index.count() >= len(accepted), 180 + total / 20, f"{len(accepted)} posts indexed")
+    caught_up = time.monotonic() - started
+
+    # Alerts: counters reset on restart, so check the state instead. Every message of
+    # posts.enriched must have been counted (the worker's `inputs` table holds the last
+    # counted offset per partition), and a fresh SIGKILL + restart must not recount.
+    enriched = _read_topic(pipeline, _topic(pipeline, "posts.enriched"))
+    enriched_keys = [r.key for r in enriched]
+    last_offset = {}
+    for r in enriched:
+        last_offset[str(r.partition)] = max(r.offset, last_offset.get(str(r.partition), -1))
+    inputs_topic = f"{pipeline.env['YUQING_ALERTS_APP_ID']}-inputs-changelog"
+
+    def counted_through() -> dict:
+        state: dict = {}
+        for r in _read_topic(pipeline, inputs_topic):
+            key = json.loads(r.key)
+            state[str(key)] = None if r.value is None else json.loads(r.value)
+        return state
+
+    wait_until(lambda: counted_through() == last_offset, 120, "alerts worker to count posts.enriched")
+    pipeline.kill("alerts")
+    pipeline.start("alerts")
+    fresh = _post(pipeline, _posts(50, f"after{uuid.uuid4().hex[:6]}"))
+    assert fresh.status_code == 202
+    accepted |= set(fresh.json()["post_ids"])
+    alerts_url = pipeline.url("alerts")
+    wait_until(lambda: _metric(alerts_url, "yuqing_alerts_posts_counted_total") >= 50, 120,
+               "alerts worker to count the 50 new posts")
+    wait_until(lambda: index.count() >= len(accepted), 120, "the 50 new posts indexed")
+    time.sleep(3)
+    counted_after = _metric(alerts_url, "yuqing_alerts_posts_counted_total")
+    alert_dlq = _metric(alerts_url, "yuqing_alerts_dead_letters_total")
+
+    dup, lost = _summary(
+        "sigkill", sent=total + 50, accepted=accepted, index=index,
+        extra=(f"kills={killed} seed={seed} caught_up_s={caught_up:.0f} "
+               f"enriched_msgs={len(enriched_keys)} "
+               f"enriched_redelivered={len(enriched_keys) - len(set(enriched_keys))} "
+               f"alerts_counted_after_restart={counted_after:.0f}/50"))
+    assert dup == 0 and lost == 0
+    assert index.count() == len(accepted)
+    assert counted_after == 50, "the restarted alerts worker recounted posts it had already counted"
+    assert alert_dlq == 0
+
+
+# -- 2. Kafka down for 30 s during ingest -------------------------------------
+
+def test_kafka_outage_answers_503_and_loses_nothing(pipeline: Pipeline):
+    outage_s = env_int("YUQING_FAULTS_OUTAGE_S", 30)
+    for name in ("ingest", "nlp", "indexer"):
+        pipeline.start(name)
+    index, results, tag = Index(pipeline), _new_results(), f"kafka{uuid.uuid4().hex[:6]}"
+    during: list[tuple[int, str | None]] = []
+    sent = 0
+    _stream(pipeline, 500, 200, tag, results)
+    sent += 500
+    with outage("kafka", outage_s) as times:
+        t_end = time.monotonic() + outage_s - 5
+        start = sent
+        while time.monotonic() < t_end:
+            batch = _posts(BATCH, tag, start)
+            start += BATCH
+            try:
+                resp = _post(pipeline, batch, timeout=30)
+                code, retry = resp.status_code, resp.headers.get("Retry-After")
+                if code == 202:
+                    results["accepted"].update(resp.json()["post_ids"])
+                else:
+                    results["rejected"].append((batch, code, retry))
+            except httpx.HTTPError:
+                code, retry = 0, None
+                results["rejected"].append((batch, 0, None))
+            during.append((code, retry))
+            time.sleep(1)
+        sent = start
+    # A client retries what was refused after Retry-After; the retry must be accepted once.
+    retried = 0
+    for batch, _code, _retry in results["rejected"]:
+        deadline = time.monotonic() + 120
+        while True:
+            resp = _post(pipeline, batch)
+            if resp.status_code == 202:
+                results["accepted"].update(resp.json()["post_ids"])
+                retried += len(batch)
+                break
+            assert time.monotonic() < deadline, f"still {resp.status_code} after Kafka returned"
+            time.sleep(float(resp.headers.get("Retry-After", 1)))
+    after = _new_results()
+    _stream(pipeline, 500, 200, tag + "b", after)
+    sent += 500
+    accepted = results["accepted"] | after["accepted"]
+    exits: list[str] = []
+
+    def caught_up() -> bool:
+        _restart_exited(pipeline, ("nlp", "indexer"), exits)
+        return index.count() >= len(accepted)
+
+    wait_until(caught_up, 300, f"{len(accepted)} posts indexed")
+    time.sleep(3)
+    codes = [c for c, _ in during]
+    dup, lost = _summary("kafka-outage", sent=sent, accepted=accepted, index=index,
+                         extra=f"during_outage={codes} retried_after_outage={retried} "
+                               f"outage={ {k: round(v, 1) for k, v in times.items()} } worker_exits={exits}")
+    refused = [(c, r) for c, r in during if c != 202]
+    assert refused, "ingest never refused a request while Kafka was down"
+    assert all(c == 503 and r for c, r in refused), f"refusals without 503 + Retry-After: {refused}"
+    assert dup == 0 and lost == 0 and index.count() == len(accepted)
+    assert not exits, f"workers exited during the Kafka outage instead of reconnecting: {exits}"
+
+
+# -- 3. Elasticsearch down for 30 s -------------------------------------------
+
+def test_elasticsearch_outage_indexer_catches_up(pipeline: Pipeline):
+    outage_s = env_int("YUQING_FAULTS_OUTAGE_S", 30)
+    for name in ("ingest", "nlp", "indexer"):
+        pipeline.start(name)
+    index, results, tag = Index(pipeline), _new_results(), f"es{uuid.uuid4().hex[:6]}"
+    _stream(pipeline, 300, 200, tag + "a", results)
+    wait_until(lambda: index.count() >= 1, 120, "first posts indexed")
+    with outage("es", outage_s) as times:
+        _stream(pipeline, 1000, 50, tag + "b", results)
+    back = time.monotonic()
+    accepted = results["accepted"]
+    exits: list[str] = []
+
+    def caught_up() -> bool:
+        _restart_exited(pipeline, ("nlp", "indexer"), exits)
+        return index.count() >= len(accepted)
+
+    wait_until(caught_up, 300, f"{len(accepted)} posts indexed")
+    catch_up = time.monotonic() - back
+    time.sleep(3)
+    indexer_dlq = _metric(pipeline.url("indexer"), "yuqing_search_dead_letters_total")
+    dup, lost = _summary("es-outage", sent=1300, accepted=accepted, index=index,
+                         extra=f"timings={ {k: round(v, 1) for k, v in times.items()} } "
+                               f"catch_up_s={catch_up:.1f} indexer_dead_letters={indexer_dlq:.0f} "
+                               f"indexer_exits={exits}")
+    assert len(accepted) == 1300, f"ingest refused posts during the ES outage: {set(results['codes'])}"
+    assert dup == 0 and lost == 0 and index.count() == len(accepted)
+    assert indexer_dlq == 0, "posts were dead-lettered because Elasticsearch was down"
+    assert not exits, (f"the indexer exited ({exits}) instead of backing off until Elasticsearch "
+                       "returned (YUQING_SEARCH_BULK_MAX_RETRIES is spent before a 30 s outage ends)")
+
+
+# -- 4. Poison messages --------------------------------------------------------
+
+def _dead_letters(pipe: Pipeline) -> list[dict]:
+    return [json.loads(r.value) for r in _read_topic(pipe, _topic(pipe, "posts.dlq"))]
+
+
+def test_poison_messages_are_dead_lettered_and_the_cap_stops_a_worker(pipeline: Pipeline):
+    for name in ("ingest", "nlp", "alerts", "indexer"):
+        pipeline.start(name)
+    index = Index(pipeline)
+    producer = KafkaProducer(bootstrap_servers=pipeline.env["YUQING_KAFKA_BOOTSTRAP_SERVERS"])
+    raw, enriched = _topic(pipeline, "posts.raw"), _topic(pipeline, "posts.enriched")
+    poison = {raw: b"\xff\xfenot json at all \x00", enriched: b'{"schema_version": "v1", "garbage": true}'}
+    for topic, value in poison.items():
+        producer.send(topic, key=b"poison", value=value)
+    producer.flush()
+    good = _post(pipeline, _posts(1, f"good{uuid.uuid4().hex[:6]}"))
+    assert good.status_code == 202
+    wait_until(lambda: index.count() >= 1, 120, "a good post after the poison to be indexed")
+
+    def poisoned() -> dict[tuple[str, str], dict]:
+        out = {}
+        for dl in _dead_letters(pipeline):
+            original = base64.b64decode(dl["original_b64"])
+            if original in poison.values():
+                out[(dl["topic"], dl["service"])] = dl
+        return out
+
+    wait_until(lambda: len(poisoned()) >= 3, 60, "poison from posts.raw (nlp) and posts.enriched "
+                                                 "(alerts and indexer) to be dead-lettered")
+    letters = poisoned()
+    for (topic, service), dl in letters.items():
+        assert dl["error_class"] and dl["error_message"], (topic, service, dl)
+    assert {t for t, _ in letters} == {raw, enriched}
+
+    # The dead-letter rate cap: a flood of garbage must stop the NLP worker.
+    proc = pipeline.procs["nlp"]
+    for i in range(300):
+        producer.send(raw, key=f"flood-{i}".encode(), value=b"\x00garbage" + bytes([i % 256]))
+    producer.flush()
+    producer.close()
+    flood_started = time.monotonic()
+
+    def stopped() -> bool:
+        return proc.poll() is not None
+
+    wait_until(stopped, 120, "the NLP worker to stop past the dead-letter rate cap")
+    flood_dl = sum(1 for dl in _dead_letters(pipeline) if dl["topic"] == raw)
+    pipeline.procs.pop("nlp")
+    log_tail = (pipeline.logs / "nlp.log").read_text(errors="replace")[-4000:]
+    dup, lost = _summary(
+        "poison", sent=1, accepted=set(good.json()["post_ids"]), index=index,
+        extra=(f"dead_letters={sorted(letters)} nlp_exit={proc.returncode} "
+               f"stopped_after_s={time.monotonic() - flood_started:.1f} raw_dead_letters={flood_dl}/301"))
+    assert dup == 0 and lost == 0
+    assert proc.returncode != 0, f"NLP worker exited 0 past the cap:\n{log_tail}"
+    assert flood_dl < 301, "the NLP worker dead-lettered the whole flood instead of stopping"
+    assert "DeadLetterRateExceeded" in log_tail or "dead-lettering" in log_tail, log_tail
