@@ -33,6 +33,10 @@ class KafkaSettings(BaseSettings):
     def topic(self, logical: LogicalTopic) -> str:
         return f"{self.topic_prefix}{logical.value}"
 
+    def faust_broker(self) -> str:
+        """The brokers as faust's broker URL list."""
+        return ";".join(f"kafka://{server}" for server in self.servers())
+
     def servers(self) -> list[str]:
         return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
 

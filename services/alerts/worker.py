@@ -56,7 +56,6 @@ from yuqing.alerts.writeback import WriteBack
 from yuqing.contracts import Alert, DeadLetter, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
 from yuqing.deadletter import DeadLetterBudget, DeadLetterRateExceeded, make_dead_letter
-from yuqing.settings import KafkaSettings
 from yuqing.topics import LogicalTopic, topic_spec
 
 log = logging.getLogger(__name__)
@@ -71,10 +70,6 @@ TABLES = {
 }
 # Roll changelog segments hourly so compaction keeps recovery short.
 CHANGELOG_CONFIG = {"segment.ms": str(3_600_000)}
-
-
-def faust_broker(kafka: KafkaSettings) -> str:
-    return ";".join(f"kafka://{server}" for server in kafka.servers())
 
 
 def watch_config(settings: AlertsSettings) -> WatchConfig:
@@ -246,7 +241,7 @@ class AlertsService:
 
 def create_app(settings: AlertsSettings) -> faust.App:
     app = faust.App(
-        settings.app_id, broker=faust_broker(settings.kafka), web_enabled=False,
+        settings.app_id, broker=settings.kafka.faust_broker(), web_enabled=False,
         datadir=str(settings.state_dir),
         consumer_auto_offset_reset="earliest", producer_acks=-1,
         topic_replication_factor=settings.kafka.replication_factor,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from yuqing.contracts import EnrichedPost, RawPost, Sentiment, Topic
+from yuqing.segmentation import jieba_ready
 
 MODEL_TEXT_CHARS = 2_000  # the model reads at most a few hundred tokens anyway
 
@@ -55,11 +56,9 @@ def redact(text: str) -> str:
 
 @cache
 def _jieba() -> Any:
-    import jieba
+    jieba_ready()
     import jieba.analyse
 
-    jieba.setLogLevel(60)
-    jieba.initialize()
     return jieba.analyse
 
 

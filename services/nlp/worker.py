@@ -14,14 +14,9 @@ from yuqing.nlp import metrics
 from yuqing.nlp.enrich import load_rules
 from yuqing.nlp.pipeline import BatchProcessor, Classifier, Record
 from yuqing.nlp.settings import NlpSettings
-from yuqing.settings import KafkaSettings
 from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)
-
-
-def faust_broker(kafka: KafkaSettings) -> str:
-    return ";".join(f"kafka://{server}" for server in kafka.servers())
 
 
 def load_configured_classifier(settings: NlpSettings) -> Classifier:
@@ -37,7 +32,7 @@ def load_configured_classifier(settings: NlpSettings) -> Classifier:
 def create_app(settings: NlpSettings, classifier: Classifier) -> faust.App:
     app = faust.App(
         settings.app_id,
-        broker=faust_broker(settings.kafka),
+        broker=settings.kafka.faust_broker(),
         web_enabled=False, datadir=str(settings.state_dir),
         consumer_auto_offset_reset="earliest",
         topic_replication_factor=settings.kafka.replication_factor,

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from yuqing.contracts import Alert, AlertState, EnrichedPost
 from yuqing.search.grouping import Assignment, band_terms
-
-
-@cache
-def _jieba() -> Any:
-    import jieba
-
-    jieba.setLogLevel(60)
-    jieba.initialize()
-    return jieba
+from yuqing.segmentation import jieba_ready
 
 
 @lru_cache(maxsize=200_000)
 def _block_words(block: str) -> tuple[str, ...]:
-    return tuple(w for w in _jieba().cut_for_search(block) if w.strip())
+    return tuple(w for w in jieba_ready().cut_for_search(block) if w.strip())
 
 
 def segment(text: str) -> str:
@@ -32,7 +24,7 @@ def segment(text: str) -> str:
     clauses (``又停电了``, ``什么时候来电``), and segmentation is most of the
     indexer's CPU time. Punctuation is left out.
     """
-    pattern = _jieba().re_han_default
+    pattern = jieba_ready().re_han_default
     return " ".join(w for block in pattern.findall(text) for w in _block_words(block))
 
 

@@ -1,0 +1,16 @@
+"""jieba, loaded once per process for every service that segments Chinese text."""
+
+from __future__ import annotations
+
+from functools import cache
+from types import ModuleType
+
+
+@cache
+def jieba_ready() -> ModuleType:
+    """The jieba module with its dictionary loaded and its logging silenced."""
+    import jieba
+
+    jieba.setLogLevel(60)
+    jieba.initialize()
+    return jieba
