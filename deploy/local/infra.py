@@ -95,6 +95,15 @@ def _tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
+def _log_since(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def fetch(server: Server) -> None:
     """Resolve the server's jars from Maven Central into the cache (idempotent)."""
     marker = server.libs / ".complete"
@@ -210,12 +219,15 @@ def up_kafka() -> None:
     KAFKA.state.mkdir(parents=True, exist_ok=True)
     props = _kafka_properties()
     heap = _env("YUQING_KAFKA_HEAP", "512m")
+    # Read only what this start wrote: the log is appended across restarts, and a broker
+    # with many partitions logs hundreds of lines right after the start line.
+    since = KAFKA.log_file.stat().st_size if KAFKA.log_file.exists() else 0
     _spawn(KAFKA, [
         JAVA, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC",
         f"-Dlog4j.configuration=file:{KAFKA.state / 'log4j.properties'}",
         "-cp", f"{KAFKA.libs}/*", "kafka.Kafka", str(props),
     ])
-    took = _wait(KAFKA, lambda: "Kafka Server started" in _tail(KAFKA.log_file, 200)
+    took = _wait(KAFKA, lambda: "Kafka Server started" in _log_since(KAFKA.log_file, since)
                  and _port_open(KAFKA_PORT), "broker start")
     _log(f"kafka up on 127.0.0.1:{KAFKA_PORT} in {took:.1f}s")
 
