@@ -3,7 +3,8 @@
 Integration tests ask for the ``infra`` fixture (directly or through
 ``kafka_settings``/``es_settings``). If the servers are not reachable they are
 started with ``deploy/local/infra.py`` and stopped at the end of the session.
-Every test gets its own topic prefix, consumer groups and index prefix.
+Every test gets its own topic prefix, consumer groups and index prefix, deleted
+after the test (``YUQING_TEST_KEEP_DATA=1`` keeps them, to look at a failure).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,18 +51,52 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
+def drop_topics(settings: KafkaSettings, prefixes: Iterable[str]) -> None:
+    """Delete the topics a test created, so a long-lived local Kafka does not pile up partitions."""
+    from kafka import KafkaAdminClient
+
+    if os.environ.get("YUQING_TEST_KEEP_DATA") == "1":  # to look at a failed test's topics
+        return
+    admin = KafkaAdminClient(bootstrap_servers=settings.servers(), client_id="yuqing-tests")
+    try:
+        doomed = [t for t in admin.list_topics() if t.startswith(tuple(prefixes))]
+        if doomed:
+            admin.delete_topics(doomed)
+    except Exception as exc:  # cleanup must not fail the test it follows (Kafka may be down on purpose)
+        print(f"[tests] could not delete topics {list(prefixes)}: {exc}")
+    finally:
+        admin.close()
+
+
 @pytest.fixture
-def kafka_settings(infra: None) -> KafkaSettings:
+def kafka_settings(infra: None) -> Iterator[KafkaSettings]:
     from yuqing.kafka import ensure_topics
 
     settings = KafkaSettings(topic_prefix=unique("t") + ".", partitions_override=2)
     ensure_topics(settings)
-    return settings
+    yield settings
+    drop_topics(settings, [settings.topic_prefix])
 
 
 @pytest.fixture
-def es_settings(infra: None) -> ElasticsearchSettings:
-    return ElasticsearchSettings(index_prefix=unique("t"))
+def es_settings(infra: None) -> Iterator[ElasticsearchSettings]:
+    from elasticsearch import Elasticsearch
+
+    from yuqing.search.mappings import templates
+
+    settings = ElasticsearchSettings(index_prefix=unique("t"))
+    yield settings
+    if os.environ.get("YUQING_TEST_KEEP_DATA") == "1":
+        return
+    client = Elasticsearch(settings.url)
+    try:
+        client.indices.delete(index=f"{settings.index_prefix}-*", ignore_unavailable=True)
+        for name in templates(settings.index_prefix):
+            client.indices.delete_index_template(name=name, ignore=404)
+    except Exception as exc:
+        print(f"[tests] could not delete indices {settings.index_prefix}-*: {exc}")
+    finally:
+        client.close()
 
 
 def free_port() -> int:

@@ -3,16 +3,43 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from yuqing.settings import KafkaSettings
 from yuqing.topics import LogicalTopic, topic_spec
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A Kafka error that goes away when the brokers come back (connection, timeout, leader moves)."""
+    return isinstance(exc, KafkaError) and bool(exc.retriable)
+
+
+def until_kafka_answers(what: str, call: Callable[[], T], *, give_up: Callable[[], bool] = lambda: False,
+                        max_wait_s: float = 10.0) -> T:
+    """``call()``, retried with backoff for as long as it fails with a transient Kafka error.
+
+    Kafka being away (a broker restart, a network cut, a rolling upgrade) is
+    waited out rather than turned into a crash; ``give_up()`` ends the wait
+    (a worker asked to stop) by raising the last error.
+    """
+    def log_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("%s failed (%s: %s); retry %d in %.1fs", what, type(exc).__name__, exc,
+                    state.attempt_number, state.upcoming_sleep)
+
+    retrying = Retrying(retry=retry_if_exception(is_transient), reraise=True,
+                        wait=wait_exponential_jitter(initial=0.5, max=max_wait_s),
+                        stop=lambda _: give_up(), before_sleep=log_retry)
+    return retrying(call)
 
 
 def make_producer(settings: KafkaSettings, *, client_id: str, linger_ms: int = 5) -> KafkaProducer:

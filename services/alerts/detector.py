@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 
 from yuqing.contracts import Severity
@@ -144,6 +144,20 @@ class _State:
     onset_reference: float = 0.0
 
 
+def _plain(obj: _State | _Spread) -> dict:
+    """A state dataclass as JSON-safe dicts and lists (what ``asdict`` does, several times faster)."""
+    out = {}
+    for name in _FIELDS[type(obj)]:
+        value = getattr(obj, name)
+        if isinstance(value, list):
+            value = [_plain(v) for v in value] if name == "spreads" else list(value)
+        out[name] = value
+    return out
+
+
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (_State, _Spread)}
+
+
 class SurgeDetector:
     """A causal, per-key surge detector with serialisable state."""
 
@@ -175,7 +189,7 @@ class SurgeDetector:
 
     def to_dict(self) -> dict:
         """The state as a JSON-safe dict; :meth:`from_dict` restores it."""
-        return {"version": STATE_VERSION, **asdict(self._state)}
+        return {"version": STATE_VERSION, **_plain(self._state)}
 
     @classmethod
     def from_dict(cls, data: dict, config: DetectorConfig | None = None) -> SurgeDetector:

@@ -37,24 +37,31 @@ class Observation:
     negative: bool
     keywords: tuple[str, ...]
     keys: tuple[AlertKey, ...]
+    sentiment: str = "unknown"
+
+    @property
+    def topic(self) -> str:
+        return next((key.topic.value for key in self.keys if key.family == "topic" and key.topic), "unknown")
 
     @classmethod
     def of(cls, post: EnrichedPost, *, max_future_seconds: float) -> Observation:
         return cls(event_time=event_time(post.created_at, post.received_at, max_future_seconds),
                    post_id=post.post_id, fingerprint=post.fingerprint, source=post.source,
                    negative=post.sentiment is Sentiment.NEGATIVE,
-                   keywords=tuple(post.keywords[:KEYWORDS_PER_POST]), keys=tuple(keys_for(post)))
+                   keywords=tuple(post.keywords[:KEYWORDS_PER_POST]), keys=tuple(keys_for(post)),
+                   sentiment=post.sentiment.value)
 
     def to_dict(self) -> dict[str, Any]:
         return {"t": self.event_time, "id": self.post_id, "fp": self.fingerprint,
-                "src": self.source, "neg": self.negative, "kw": list(self.keywords),
+                "src": self.source, "neg": self.negative, "sen": self.sentiment, "kw": list(self.keywords),
                 "keys": [key.model_dump(mode="json", exclude_none=True) for key in self.keys]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Observation:
         return cls(event_time=float(data["t"]), post_id=data["id"], fingerprint=data["fp"],
                    source=data["src"], negative=bool(data["neg"]), keywords=tuple(data["kw"]),
-                   keys=tuple(AlertKey.model_validate(key) for key in data["keys"]))
+                   keys=tuple(AlertKey.model_validate(key) for key in data["keys"]),
+                   sentiment=data.get("sen", "unknown"))
 
 
 @dataclass(frozen=True)

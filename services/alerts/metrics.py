@@ -19,6 +19,10 @@ POSTS_REPLAYED = Counter(
     "yuqing_alerts_posts_replayed_total",
     "Posts read again after a restart or rebalance and skipped (already counted).",
 )
+POSTS_DUPLICATE = Counter(
+    "yuqing_alerts_posts_duplicate_total",
+    "Posts written twice upstream (same post id, another offset) and counted once.",
+)
 DEAD_LETTERS = Counter(
     "yuqing_alerts_dead_letters_total", "Messages sent to the dead-letter topic.", ["reason"]
 )

@@ -2,18 +2,28 @@
 
 :class:`SurgeWatch` is the counting stage of the alerts worker without Kafka:
 the worker hands it every post (as an :class:`Observation`) and the event time,
-and publishes the alerts it returns. Its state lives in three mappings that the
+and publishes the alerts it returns. Its state lives in four mappings that the
 worker backs with changelog-backed Faust tables (tests use dicts), so a restart
 resumes from the tables instead of recounting the topic:
 
-``windows``   key label -> open buckets of that key and their :class:`WindowEvidence`
+``windows``   key label -> open buckets of that key and their :class:`WindowEvidence`,
+              and the last source offset counted into the key per partition;
+              the ``overall`` entry also keeps running totals
 ``detectors`` key label -> the key's :class:`SurgeDetector` state
 ``desk``      ``"desk"`` -> watermark, last closed bucket, :class:`AlertTracker` state,
               the explanations of open alerts
-``inputs``    source partition -> last offset counted (posts read twice count once)
+``posts``     post id -> its bucket and source offset, for the posts in open buckets
 
 Values are always replaced, never changed in place, so every change reaches
 the changelog.
+
+**Each post counts once.** Kafka delivers at least once, and a worker killed
+mid-batch leaves any subset of that batch's table writes behind: each changelog
+message lands or not on its own. So every key's entry carries its own offset
+marks, written in the same message as its counts. A post read again (after a
+restart) is counted into exactly the keys whose marks it has not passed. A post
+written twice upstream (same post id, another offset: an NLP worker restarted
+before it committed) is recognised by ``posts`` and counted once.
 
 When a bucket closes, every key with posts in it, and every key with an alert
 firing, gets its detection for that bucket (a firing key with no posts is fed a
@@ -56,10 +66,14 @@ FOLD_SHARE = 0.5
 SWEEP_EVERY_SECONDS = 3600
 
 
+OVERALL = "overall"
+
+
 class Counted(StrEnum):
     COUNTED = "counted"
     LATE = "late"
-    DUPLICATE = "duplicate"
+    REPLAYED = "replayed"  # an offset already counted (read again after a restart)
+    DUPLICATE = "duplicate"  # a post id already counted, under another offset
 
 
 @dataclass(frozen=True)
@@ -89,10 +103,10 @@ class Advance:
 
 class SurgeWatch:
     def __init__(
-        self, config: WatchConfig, *, windows: Table, detectors: Table, desk: Table, inputs: Table
+        self, config: WatchConfig, *, windows: Table, detectors: Table, desk: Table, posts: Table,
     ) -> None:
         self.config = config
-        self.windows, self.detectors, self._desk_table, self.inputs = windows, detectors, desk, inputs
+        self.windows, self.detectors, self._desk_table, self.posts = windows, detectors, desk, posts
         self._watermark = float("-inf")
         # Live detectors, so that their state is serialised once per persist() and
         # not once per bucket; each remembers the last bucket it was stored with.
@@ -104,29 +118,55 @@ class SurgeWatch:
     def add(self, obs: Observation, *, partition: int, offset: int) -> Counted:
         """Count a post, read at ``offset`` of source ``partition``, into its window.
 
-        Source offsets already counted are skipped, so the posts read again
-        after a restart (those after the last committed offset) are not
-        counted twice.
+        Offsets a key has already counted are skipped (a replay after a
+        restart), and so is a post id already counted in an open bucket under
+        another offset (a post written twice upstream).
         """
-        done = self.inputs.get(str(partition))
-        if done is not None and offset <= done:
-            return Counted.DUPLICATE
-        self.inputs[str(partition)] = offset
         bucket = bucket_of(obs.event_time, self.config.window.bucket_seconds)
         closed_through = self._desk()["closed_through"]
-        if closed_through is not None and bucket <= closed_through:
-            return Counted.LATE
-        for key in obs.keys:
-            self._count(key, bucket, obs)
-        return Counted.COUNTED
+        late = closed_through is not None and bucket <= closed_through
+        where = [partition, offset]
+        first = self.posts.get(obs.post_id)
+        if first is None and not late:
+            self.posts[obs.post_id] = [bucket, *where]
+        if first is not None and first[1:] != where:
+            outcome = Counted.DUPLICATE
+        else:
+            outcome = Counted.LATE if late else Counted.COUNTED
+        keys = obs.keys if outcome is Counted.COUNTED else ()
+        counted_any = False
+        for key in keys:
+            counted_any |= self._count(key, bucket, obs, partition, offset)
+        if not self._tally(outcome, partition, offset) and not counted_any:
+            return Counted.REPLAYED
+        return outcome
 
-    def _count(self, key: AlertKey, bucket: int, obs: Observation) -> None:
+    def totals(self) -> dict[str, int]:
+        """Posts counted, late and duplicate since the worker first started (replays excluded)."""
+        entry = self.windows.get(OVERALL) or {}
+        return {**_NO_TOTALS, **entry.get("t", {})}
+
+    def _tally(self, outcome: Counted, partition: int, offset: int) -> bool:
+        """Add the post to the running totals (in the overall entry); False if it already was."""
+        entry = self.windows.get(OVERALL) or _new_entry(AlertKey(family="overall"))
+        if not _passes(entry, partition, offset, "to"):
+            return False
+        totals = {**_NO_TOTALS, **entry.get("t", {})}
+        totals[outcome.value] += 1
+        self.windows[OVERALL] = {**entry, "t": totals, "to": _marked(entry, partition, offset, "to")}
+        return True
+
+    def _count(self, key: AlertKey, bucket: int, obs: Observation, partition: int, offset: int) -> bool:
         label = key.label()
-        entry = self.windows.get(label) or {"key": _dump(key), "b": {}}
+        entry = self.windows.get(label) or _new_entry(key)
+        if not _passes(entry, partition, offset, "o"):
+            return False
         stored = entry["b"].get(str(bucket))
         evidence = WindowEvidence.from_dict(stored) if stored else WindowEvidence()
         evidence.add(obs, self.config.evidence)
-        self.windows[label] = {"key": entry["key"], "b": {**entry["b"], str(bucket): evidence.to_dict()}}
+        self.windows[label] = {**entry, "b": {**entry["b"], str(bucket): evidence.to_dict()},
+                               "o": _marked(entry, partition, offset, "o")}
+        return True
 
     def open_windows(self) -> int:
         return sum(len(entry["b"]) for entry in self.windows.values())
@@ -156,6 +196,7 @@ class SurgeWatch:
             self._sweep(bucket, tracker, desk)
         desk["watermark"] = self._watermark
         self._save_desk(desk)
+        self._forget_posts(desk["closed_through"])
         result.closed_through = desk["closed_through"]
         result.firing = _firing_by_severity(tracker, desk)
         return result
@@ -215,8 +256,8 @@ class SurgeWatch:
 
     def _drop_buckets(self, label: str, entry: dict, buckets: list[str]) -> None:
         remaining = {b: v for b, v in entry["b"].items() if b not in buckets}
-        if remaining:
-            self.windows[label] = {"key": entry["key"], "b": remaining}
+        if remaining or label == OVERALL:  # the overall entry keeps its totals
+            self.windows[label] = {**entry, "b": remaining}
         else:
             del self.windows[label]
 
@@ -261,6 +302,12 @@ class SurgeWatch:
             item["state"]["last_start"] is not None
             and moment - datetime.fromisoformat(item["state"]["last_start"]) < hold)]
         return state
+
+    def _forget_posts(self, closed_through: int) -> None:
+        """Post ids of closed buckets: a copy of one arriving now is late anyway."""
+        for post_id, (bucket, _, _) in list(self.posts.items()):
+            if bucket <= closed_through:
+                del self.posts[post_id]
 
     def _sweep(self, bucket: int, tracker: AlertTracker, desk: dict) -> None:
         """Forget keys idle for longer than the retention (hourly, in event time)."""
@@ -392,6 +439,23 @@ def _firing_by_severity(tracker: AlertTracker, desk: dict) -> dict[str, int]:
         if state["firing"] and state["alert_id"] not in desk["folded"]:
             counts[state["severity"]] += 1
     return dict(counts)
+
+
+_NO_TOTALS = {Counted.COUNTED.value: 0, Counted.LATE.value: 0, Counted.DUPLICATE.value: 0}
+
+
+def _new_entry(key: AlertKey) -> dict:
+    return {"key": _dump(key), "b": {}, "o": {}}
+
+
+def _passes(entry: dict, partition: int, offset: int, marks: str) -> bool:
+    """Whether ``offset`` of ``partition`` is past the entry's ``marks`` (last offsets done)."""
+    done = entry.get(marks, {}).get(str(partition))
+    return done is None or offset > done
+
+
+def _marked(entry: dict, partition: int, offset: int, marks: str) -> dict:
+    return {**entry.get(marks, {}), str(partition): offset}
 
 
 def _dump(key: AlertKey) -> dict:

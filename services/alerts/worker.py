@@ -13,8 +13,11 @@ Two Faust agents, one app:
     Counts observations into event-time windows per key and, as windows
     close, runs detection and the alert lifecycle (:class:`SurgeWatch`). All
     of its state is in changelog-backed tables (``windows``, ``detectors``,
-    ``desk``, ``inputs``), so a restart restores them from their changelogs
-    instead of recounting, and source offsets already counted are skipped.
+    ``desk``, ``posts``), so a restart restores them from their changelogs
+    instead of recounting; source offsets already counted are skipped, and so
+    are post ids already counted in an open window (the NLP worker writes a
+    post again when it is restarted before committing). See
+    :mod:`yuqing.alerts.watch` for why that holds whatever a kill leaves behind.
     Tables are written through a write-back cache flushed once per batch, so
     a replay writes one changelog message per changed key and batch. Alerts
     go to ``alerts`` (keyed by ``alert_id``) and to the optional webhook
@@ -66,7 +69,7 @@ TABLES = {
     "windows": "open windows per key, with their evidence",
     "detectors": "surge detector state per key",
     "desk": "watermark, alert lifecycle, open alerts",
-    "inputs": "last offset counted per source partition",
+    "posts": "post ids counted in open windows (a post written twice counts once)",
 }
 # Roll changelog segments hourly so compaction keeps recovery short.
 CHANGELOG_CONFIG = {"segment.ms": str(3_600_000)}
@@ -96,7 +99,6 @@ def route(message: faust.types.Message, settings: AlertsSettings) -> Observation
         return make_dead_letter(value=message.value, key=message.key, topic=message.topic,
                                 partition=message.partition, offset=message.offset, error=exc,
                                 service=SERVICE)
-    metrics.POSTS_COUNTED.labels(topic=post.topic.value, sentiment=post.sentiment.value).inc()
     metrics.LAG_SECONDS.set((post.received_at - post.created_at).total_seconds())
     return observation
 
@@ -126,6 +128,32 @@ def record_advance(advance: Advance, watch: SurgeWatch) -> None:
     metrics.WINDOW_KEYS.set(watch.open_windows())
 
 
+class ChangelogReceipts:
+    """The changelog writes of a Faust table, to wait for before a batch is acknowledged.
+
+    Faust sends table changes through a buffer, and flushing it before a commit
+    gives up after 0.1 s without a message sent: a worker killed just after the
+    commit would lose state changes of batches whose offsets are committed.
+    Waiting for every write's delivery before acknowledging the batch closes
+    that gap.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.pending: list[asyncio.Future] = []
+        send = table.send_changelog
+
+        def send_and_keep(*args: Any, **kwargs: Any) -> Any:
+            future = send(*args, **kwargs)
+            self.pending.append(future)
+            return future
+
+        table.send_changelog = send_and_keep
+
+    async def written(self) -> None:
+        pending, self.pending = self.pending, []
+        await asyncio.gather(*pending)
+
+
 class AlertsService:
     """The worker's parts and the bodies of its agents; :func:`create_app` wires them to Faust."""
 
@@ -140,9 +168,11 @@ class AlertsService:
                                 value_serializer="raw")
         self.observations = app.topic(f"{settings.app_id}-observations", partitions=1, internal=True,
                                       key_serializer="raw", value_serializer="json")
-        self.tables = {name: WriteBack(app.Table(name, partitions=1, use_partitioner=True, help=text,
-                                                 extra_topic_configs=CHANGELOG_CONFIG))
-                       for name, text in TABLES.items()}
+        faust_tables = {name: app.Table(name, partitions=1, use_partitioner=True, help=text,
+                                        extra_topic_configs=CHANGELOG_CONFIG)
+                        for name, text in TABLES.items()}
+        self.receipts = [ChangelogReceipts(table) for table in faust_tables.values()]
+        self.tables = {name: WriteBack(table) for name, table in faust_tables.items()}
         self.watch = SurgeWatch(watch_config(settings), **self.tables)
         self.notifier = make_notifier(settings)
         self.idle = IdleClock(settings.idle_close_seconds,
@@ -202,6 +232,8 @@ class AlertsService:
         self.watch.persist()
         for table in self.tables.values():
             table.flush()
+        # The batch is acknowledged when this returns: its state must be on the broker by then.
+        await asyncio.gather(*(receipts.written() for receipts in self.receipts))
 
     async def _watch_one(self, value: dict) -> None:
         tick = None
@@ -224,10 +256,13 @@ class AlertsService:
         self.marks.observe(value["p"], value["n"], observation.event_time)
         counted = self.watch.add(observation, partition=value["p"], offset=value["o"])
         if counted is Counted.COUNTED:
+            metrics.POSTS_COUNTED.labels(topic=observation.topic, sentiment=observation.sentiment).inc()
             for key in observation.keys:
                 metrics.VOLUME.labels(**volume_labels(key, self.regions, self.sources)).inc()
         elif counted is Counted.LATE:
             metrics.POSTS_LATE.inc()
+        elif counted is Counted.DUPLICATE:
+            metrics.POSTS_DUPLICATE.inc()
         else:
             metrics.POSTS_REPLAYED.inc()
 

@@ -18,6 +18,7 @@ import orjson
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch.exceptions import ConnectionError as EsConnectionError
 from elasticsearch.exceptions import TransportError
+from kafka.errors import CommitFailedError
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -29,7 +30,7 @@ from tenacity import (
 from yuqing.contracts import Alert, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
 from yuqing.deadletter import DeadLetterBudget, make_dead_letter
-from yuqing.kafka import make_consumer, make_producer
+from yuqing.kafka import make_consumer, make_producer, until_kafka_answers
 from yuqing.search import metrics
 from yuqing.search.documents import alert_action, to_document
 from yuqing.search.es import ensure_templates, make_client, recent_fingerprints
@@ -177,18 +178,23 @@ class Indexer:
             self.client, settings.es.index_prefix, window=self.issues.window,
             limit=settings.issue_table_max_entries))
         log.info("issue table warmed with %d recent fingerprints", warmed)
-        self.consumer = make_consumer(settings.kafka, group_id=settings.indexer_group_id,
-                                      topics=[LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS],
-                                      client_id=SERVICE, max_poll_records=settings.bulk_max_docs)
-        self.producer = make_producer(settings.kafka, client_id=SERVICE)
+        self._stopping = False
+        self.consumer = until_kafka_answers("connecting the consumer", lambda: make_consumer(
+            settings.kafka, group_id=settings.indexer_group_id,
+            topics=[LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS],
+            client_id=SERVICE, max_poll_records=settings.bulk_max_docs), give_up=self._stopped)
+        self.producer = until_kafka_answers("connecting the producer", lambda: make_producer(
+            settings.kafka, client_id=SERVICE), give_up=self._stopped)
         self.dlq_topic = settings.kafka.topic(LogicalTopic.POSTS_DLQ)
         self.alerts_topic = settings.kafka.topic(LogicalTopic.ALERTS)
         self.budget = DeadLetterBudget()
         self.on_batch = on_batch
-        self._stopping = False
 
     def stop(self) -> None:
         self._stopping = True
+
+    def _stopped(self) -> bool:
+        return self._stopping
 
     def run(self) -> None:
         try:
@@ -221,8 +227,9 @@ class Indexer:
         rejected += outcome.rejected
         for message, reason in rejected:
             self._dead_letter(message, reason)
-        self.producer.flush(timeout=30)
-        self.consumer.commit()
+        until_kafka_answers("flushing dead letters", lambda: self.producer.flush(timeout=30),
+                            give_up=self._stopped)
+        self._commit()
         metrics.DOCS_INDEXED.inc(outcome.indexed)
         metrics.BULK_SECONDS.observe(time.perf_counter() - started)
         metrics.ISSUE_TABLE_ENTRIES.set(len(self.issues))
@@ -232,6 +239,18 @@ class Indexer:
         if self.on_batch:
             self.on_batch(len(batch))
 
+    def _commit(self) -> None:
+        """Commit what was written; through a Kafka outage, wait for the brokers to come back.
+
+        A commit refused because the group rebalanced meanwhile is dropped: the
+        new owner of those partitions writes the same documents again, under
+        the same ids.
+        """
+        try:
+            until_kafka_answers("committing offsets", self.consumer.commit, give_up=self._stopped)
+        except CommitFailedError as exc:
+            log.warning("offsets not committed (%s); the batch will be written again", exc)
+
     def _dead_letter(self, message: Message, reason: str) -> None:
         log.warning("dead-lettering %s[%d]@%d: %s", message.topic, message.partition,
                     message.offset, reason)
@@ -240,4 +259,6 @@ class Indexer:
         letter = make_dead_letter(value=message.value, key=message.key, topic=message.topic,
                                   partition=message.partition, offset=message.offset,
                                   error=ValueError(reason), service=SERVICE)
-        self.producer.send(self.dlq_topic, key=message.key, value=encode(letter)).get(timeout=30)
+        value = encode(letter)
+        until_kafka_answers("dead-lettering", lambda: self.producer.send(
+            self.dlq_topic, key=message.key, value=value).get(timeout=30), give_up=self._stopped)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from yuqing.alerts.evidence import Observation
 from yuqing.alerts.lifecycle import TrackerConfig
 from yuqing.alerts.watch import Counted, SurgeWatch, WatchConfig
 from yuqing.alerts.windows import WindowPolicy
+from yuqing.alerts.writeback import WriteBack
 from yuqing.contracts import Alert, AlertState, EnrichedPost, Sentiment, Topic
 
 BUCKET = 1800
@@ -26,7 +28,7 @@ def _config(bucket: int = BUCKET) -> WatchConfig:
 
 def _watch(tables: dict | None = None, bucket: int = BUCKET) -> SurgeWatch:
     tables = tables if tables is not None else {}
-    for name in ("windows", "detectors", "desk", "inputs"):
+    for name in ("windows", "detectors", "desk", "posts"):
         tables.setdefault(name, {})
     return SurgeWatch(_config(bucket), **tables)
 
@@ -95,10 +97,67 @@ def test_late_and_replayed_posts_are_not_counted():
     watch = _watch(bucket=300)
     observe = [Observation.of(_post(minute, n), max_future_seconds=300) for n, minute in enumerate([0, 1, 7])]
     assert watch.add(observe[0], partition=0, offset=0) is Counted.COUNTED
-    assert watch.add(observe[0], partition=0, offset=0) is Counted.DUPLICATE
-    assert watch.add(observe[2], partition=1, offset=0) is Counted.COUNTED
+    assert watch.add(observe[0], partition=0, offset=0) is Counted.REPLAYED
+    assert watch.add(observe[0], partition=1, offset=5) is Counted.DUPLICATE  # written twice upstream
+    assert watch.add(observe[2], partition=1, offset=6) is Counted.COUNTED
     closed = watch.advance(observe[2].event_time, now=NOW)  # 7 min: the first bucket closed at 6 min
     assert closed.closed_through == int(SURGE_AT.timestamp())
     assert watch.add(observe[1], partition=0, offset=1) is Counted.LATE
+    assert watch.add(observe[0], partition=0, offset=2) is Counted.LATE
     assert [int(b) for entry in watch.windows.values() for b in entry["b"]] == [
         int(SURGE_AT.timestamp()) + 300] * 5
+    assert watch.totals() == {"counted": 2, "late": 2, "duplicate": 1}
+    assert set(watch.posts) == {observe[2].post_id}, "post ids of closed buckets are forgotten"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_counts_match_a_recount_whatever_a_kill_leaves_behind(seed):
+    """Kills mid-batch leave any subset of the batch's table writes; the replay fixes the counts.
+
+    Upstream also wrote every fifth post twice, at another offset. In the end every
+    key's count in every bucket equals a recount of the distinct posts.
+    """
+    rng = random.Random(seed)
+    stores: dict[str, dict] = {name: {} for name in ("windows", "detectors", "desk", "posts")}
+    posts = [make_post(index=f"k-{n}", created_at=SURGE_AT + timedelta(seconds=n * 3),
+                       topic=rng.choice([Topic.BILLING, Topic.OUTAGE]), region=rng.choice(["城关镇", "青山乡"]),
+                       source=rng.choice(["app-main", "wechat-gzh"]), text="电费", keywords=["电费"],
+                       fingerprint=n, sentiment=Sentiment.NEUTRAL) for n in range(300)]
+    stream = [(post, 0) for post in posts] + [(post, 1) for post in posts[::5]]
+    rng.shuffle(stream)
+    offsets = {0: 0, 1: 0}
+    messages = []
+    for post, partition in stream:
+        messages.append((Observation.of(post, max_future_seconds=300), partition, offsets[partition]))
+        offsets[partition] += 1
+    config = WatchConfig(window=WindowPolicy(300, 10 * 86400), detector=DetectorConfig(bucket_seconds=300),
+                         tracker=TrackerConfig(bucket_seconds=300))
+    committed, kills = 0, 0
+    while committed < len(messages):
+        tables = {name: WriteBack(store) for name, store in stores.items()}
+        watch = SurgeWatch(config, **tables)
+        batch = messages[committed:committed + rng.randint(5, 40)]
+        for obs, partition, offset in batch:
+            watch.add(obs, partition=partition, offset=offset)
+            watch.advance(obs.event_time, now=NOW)
+        watch.persist()
+        if rng.random() < 0.5:  # killed: each pending write landed or not, then the batch is read again
+            kills += 1
+            for table in tables.values():
+                table._pending = {k: v for k, v in table._pending.items() if rng.random() < 0.5}
+                table.flush()
+            continue
+        for table in tables.values():
+            table.flush()
+        committed += len(batch)
+    recount: dict[str, dict[str, int]] = {}
+    for post in posts:
+        obs = Observation.of(post, max_future_seconds=300)
+        bucket = str(int(obs.event_time) // 300 * 300)
+        for key in obs.keys:
+            counts = recount.setdefault(key.label(), {})
+            counts[bucket] = counts.get(bucket, 0) + 1
+    counted = {label: {b: v["n"] for b, v in entry["b"].items()} for label, entry in stores["windows"].items()}
+    assert kills > 3
+    assert counted == recount
+    assert SurgeWatch(config, **stores).totals() == {"counted": 300, "late": 0, "duplicate": 60}

@@ -173,24 +173,29 @@ def test_sigkill_workers_at_random_moments(pipeline: Pipeline):
     wait_until(lambda: index.count() >= len(accepted), 180 + total / 20, f"{len(accepted)} posts indexed")
     caught_up = time.monotonic() - started
 
-    # Alerts: counters reset on restart, so check the state instead. Every message of
-    # posts.enriched must have been counted (the worker's `inputs` table holds the last
-    # counted offset per partition), and a fresh SIGKILL + restart must not recount.
+    # Alerts: every message of posts.enriched counted, each post id once whatever the
+    # kills and redeliveries, and a fresh SIGKILL + restart counts only what is new. The
+    # worker's `overall` entry (windows table) holds the last offset it tallied per
+    # partition and its running totals; compare them with a recount of the topic.
     enriched = _read_topic(pipeline, _topic(pipeline, "posts.enriched"))
-    enriched_keys = [r.key for r in enriched]
+    enriched_ids = [json.loads(r.value)["post_id"] for r in enriched]
     last_offset = {}
     for r in enriched:
         last_offset[str(r.partition)] = max(r.offset, last_offset.get(str(r.partition), -1))
-    inputs_topic = f"{pipeline.env['YUQING_ALERTS_APP_ID']}-inputs-changelog"
+    windows_topic = f"{pipeline.env['YUQING_ALERTS_APP_ID']}-windows-changelog"
+
+    def overall() -> dict:
+        entry: dict = {}
+        for r in _read_topic(pipeline, windows_topic):
+            if json.loads(r.key) == "overall" and r.value is not None:
+                entry = json.loads(r.value)
+        return entry
 
     def counted_through() -> dict:
-        state: dict = {}
-        for r in _read_topic(pipeline, inputs_topic):
-            key = json.loads(r.key)
-            state[str(key)] = None if r.value is None else json.loads(r.value)
-        return state
+        return overall().get("to", {})
 
     wait_until(lambda: counted_through() == last_offset, 120, "alerts worker to count posts.enriched")
+    totals = overall()["t"]
     pipeline.kill("alerts")
     pipeline.start("alerts")
     fresh = _post(pipeline, _posts(50, f"after{uuid.uuid4().hex[:6]}"))
@@ -203,15 +208,19 @@ def test_sigkill_workers_at_random_moments(pipeline: Pipeline):
     time.sleep(3)
     counted_after = _metric(alerts_url, "yuqing_alerts_posts_counted_total")
     alert_dlq = _metric(alerts_url, "yuqing_alerts_dead_letters_total")
+    redelivered = len(enriched_ids) - len(set(enriched_ids))
 
     dup, lost = _summary(
         "sigkill", sent=total + 50, accepted=accepted, index=index,
         extra=(f"kills={killed} seed={seed} caught_up_s={caught_up:.0f} "
-               f"enriched_msgs={len(enriched_keys)} "
-               f"enriched_redelivered={len(enriched_keys) - len(set(enriched_keys))} "
+               f"enriched_msgs={len(enriched_ids)} enriched_redelivered={redelivered} "
+               f"alerts_totals={totals} alerts_recount={len(set(enriched_ids))} "
                f"alerts_counted_after_restart={counted_after:.0f}/50"))
     assert dup == 0 and lost == 0
     assert index.count() == len(accepted)
+    assert totals["late"] == 0, "posts delayed by the kills arrived after their window's grace period"
+    assert totals["counted"] == len(set(enriched_ids)), "alert counts differ from a recount of the topic"
+    assert totals["duplicate"] == redelivered, "posts the NLP worker wrote twice were not all dropped"
     assert counted_after == 50, "the restarted alerts worker recounted posts it had already counted"
     assert alert_dlq == 0
 
@@ -220,7 +229,7 @@ def test_sigkill_workers_at_random_moments(pipeline: Pipeline):
 
 def test_kafka_outage_answers_503_and_loses_nothing(pipeline: Pipeline):
     outage_s = env_int("YUQING_FAULTS_OUTAGE_S", 30)
-    for name in ("ingest", "nlp", "indexer"):
+    for name in ("ingest", "nlp", "alerts", "indexer"):
         pipeline.start(name)
     index, results, tag = Index(pipeline), _new_results(), f"kafka{uuid.uuid4().hex[:6]}"
     during: list[tuple[int, str | None]] = []
@@ -265,11 +274,12 @@ def test_kafka_outage_answers_503_and_loses_nothing(pipeline: Pipeline):
     exits: list[str] = []
 
     def caught_up() -> bool:
-        _restart_exited(pipeline, ("nlp", "indexer"), exits)
+        _restart_exited(pipeline, ("nlp", "alerts", "indexer"), exits)
         return index.count() >= len(accepted)
 
     wait_until(caught_up, 300, f"{len(accepted)} posts indexed")
     time.sleep(3)
+    _restart_exited(pipeline, ("nlp", "alerts", "indexer"), exits)
     codes = [c for c, _ in during]
     dup, lost = _summary("kafka-outage", sent=sent, accepted=accepted, index=index,
                          extra=f"during_outage={codes} retried_after_outage={retried} "

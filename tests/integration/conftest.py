@@ -16,7 +16,7 @@ from typing import ClassVar
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT, free_port, unique
+from tests.conftest import REPO_ROOT, drop_topics, free_port, unique
 from yuqing.demo import demo_environment
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 
@@ -125,3 +125,4 @@ def pipeline(kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings,
         yield pipe
     finally:
         pipe.stop_all()
+        drop_topics(kafka_settings, [env["YUQING_NLP_APP_ID"], env["YUQING_ALERTS_APP_ID"]])
