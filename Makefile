@@ -11,7 +11,7 @@ export PIP_CACHE_DIR ?= $(YUQING_HOME)/pip
 STAMP      := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
 .PHONY: test-faults tools monitoring-tools k8s-tools k8s-schemas help venv infra-fetch infra-up infra-down infra-status model run demo test test-unit \
-        test-integration lint bench bench-nlp bench-alerts bench-ingest bench-search clean
+        test-integration lint bench bench-nlp bench-alerts bench-counting bench-ingest bench-search clean
 
 help:
 	@echo "make run | test | infra-up | infra-down | infra-status | model | lint | bench"
@@ -63,7 +63,7 @@ test: venv infra-fetch model tools
 
 # Fault injection against the real servers (stops Kafka/Elasticsearch briefly; minutes).
 test-faults: venv infra-fetch model
-	YUQING_FAULTS=1 $(PY) -m pytest -q -m faults tests/faults
+	YUQING_FAULTS=1 $(PY) -m pytest -q -s -m faults tests/faults
 
 test-unit: venv
 	$(PY) -m pytest -q -m "not integration" --ignore=tests/monitoring --ignore=tests/deploy
@@ -72,13 +72,16 @@ lint: venv
 	$(VENV)/bin/ruff check $(wildcard yuqing services tests bench deploy)
 	$(YUQING) schemas check
 
-bench: bench-nlp bench-alerts bench-ingest bench-search
+bench: bench-nlp bench-alerts bench-counting bench-ingest bench-search
 
 bench-nlp: venv model
 	$(PY) bench/bench_nlp.py
 
 bench-alerts: venv
 	$(PY) bench/bench_alerts.py
+
+bench-counting: venv
+	$(PY) bench/bench_counting.py
 
 bench-ingest: venv infra-fetch
 	$(PY) bench/bench_ingest.py

@@ -108,6 +108,10 @@ class SurgeWatch:
         self.config = config
         self.windows, self.detectors, self._desk_table, self.posts = windows, detectors, desk, posts
         self._watermark = float("-inf")
+        # The oldest bucket counted, until the first close: scanned from the tables
+        # once, then kept up to date as posts are counted.
+        self._oldest: int | None = None
+        self._oldest_known = False
         # Live detectors, so that their state is serialised once per persist() and
         # not once per bucket; each remembers the last bucket it was stored with.
         self._live: dict[str, tuple[int, SurgeDetector]] = {}
@@ -134,6 +138,8 @@ class SurgeWatch:
         else:
             outcome = Counted.LATE if late else Counted.COUNTED
         keys = obs.keys if outcome is Counted.COUNTED else ()
+        if keys and self._oldest_known and (self._oldest is None or bucket < self._oldest):
+            self._oldest = bucket
         counted_any = False
         for key in keys:
             counted_any |= self._count(key, bucket, obs, partition, offset)
@@ -203,12 +209,14 @@ class SurgeWatch:
 
     def _first_bucket(self) -> int | None:
         """Just before the oldest bucket counted so far (within the retention): where closing starts."""
-        starts = [int(b) for entry in self.windows.values() for b in entry["b"]]
-        if not starts:
+        if not self._oldest_known:
+            starts = [int(b) for entry in self.windows.values() for b in entry["b"]]
+            self._oldest, self._oldest_known = (min(starts) if starts else None), True
+        if self._oldest is None:
             return None
         bucket = self.config.window.bucket_seconds
         horizon = bucket_of(self._watermark - self.config.retention_seconds, bucket)
-        return max(min(starts), horizon) - bucket
+        return max(self._oldest, horizon) - bucket
 
     def _buckets_with_data(self, closed_through: int) -> dict[int, list[str]]:
         buckets: dict[int, list[str]] = defaultdict(list)

@@ -120,7 +120,8 @@ def test_counts_match_a_recount_whatever_a_kill_leaves_behind(seed):
     rng = random.Random(seed)
     stores: dict[str, dict] = {name: {} for name in ("windows", "detectors", "desk", "posts")}
     posts = [make_post(index=f"k-{n}", created_at=SURGE_AT + timedelta(seconds=n * 3),
-                       topic=rng.choice([Topic.BILLING, Topic.OUTAGE]), region=rng.choice(["城关镇", "青山乡"]),
+                       topic=rng.choice([Topic.BILLING, Topic.OUTAGE]),
+                       region=rng.choice(["城关镇", "青山乡"]),
                        source=rng.choice(["app-main", "wechat-gzh"]), text="电费", keywords=["电费"],
                        fingerprint=n, sentiment=Sentiment.NEUTRAL) for n in range(300)]
     stream = [(post, 0) for post in posts] + [(post, 1) for post in posts[::5]]
@@ -157,7 +158,8 @@ def test_counts_match_a_recount_whatever_a_kill_leaves_behind(seed):
         for key in obs.keys:
             counts = recount.setdefault(key.label(), {})
             counts[bucket] = counts.get(bucket, 0) + 1
-    counted = {label: {b: v["n"] for b, v in entry["b"].items()} for label, entry in stores["windows"].items()}
+    counted = {label: {b: v["n"] for b, v in entry["b"].items()}
+               for label, entry in stores["windows"].items()}
     assert kills > 3
     assert counted == recount
     assert SurgeWatch(config, **stores).totals() == {"counted": 300, "late": 0, "duplicate": 60}

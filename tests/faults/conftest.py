@@ -6,7 +6,9 @@ test here is skipped and ``make test`` stays fast.
 
 Knobs: ``YUQING_FAULTS_POSTS`` (posts streamed by the kill test), ``YUQING_FAULTS_RATE``
 (posts per second offered), ``YUQING_FAULTS_KILLS`` (SIGKILLs), ``YUQING_FAULTS_SEED``,
-``YUQING_FAULTS_OUTAGE_S`` (Kafka/Elasticsearch outage length).
+``YUQING_FAULTS_OUTAGE_S`` (Kafka/Elasticsearch outage length); for the load run
+``YUQING_LOAD_SECONDS`` (600), ``YUQING_LOAD_RATE`` (posts per second offered, 60)
+and ``YUQING_LOAD_BATCH`` (posts per request, 10).
 """
 
 from __future__ import annotations

@@ -19,10 +19,11 @@ import pytest
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from tests.conftest import REPO_ROOT
 from tests.faults.conftest import Pipeline, env_int, outage
 from tests.integration.conftest import wait_until
 
-pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(3600)]
 
 BATCH = 100
 
@@ -154,8 +155,9 @@ def test_sigkill_workers_at_random_moments(pipeline: Pipeline):
         try:
             workers = ("nlp", "alerts", "indexer")
             order = rng.sample(workers, 3) + [rng.choice(workers) for _ in range(max(0, kills - 3))]
+            gap = total / rate / (kills + 1)  # spread over the stream
             for name in order[:kills]:  # each worker at least once when kills >= 3
-                time.sleep(rng.uniform(1.0, 5.0))
+                time.sleep(rng.uniform(0.5, 1.5) * gap)
                 pipeline.kill(name)
                 killed.append(name)
                 pipeline.start(name)
@@ -383,3 +385,85 @@ def test_poison_messages_are_dead_lettered_and_the_cap_stops_a_worker(pipeline: 
     assert proc.returncode != 0, f"NLP worker exited 0 past the cap:\n{log_tail}"
     assert flood_dl < 301, "the NLP worker dead-lettered the whole flood instead of stopping"
     assert "DeadLetterRateExceeded" in log_tail or "dead-lettering" in log_tail, log_tail
+
+
+# -- 5. A sustained load run ---------------------------------------------------
+
+def _corpus_texts() -> list[str]:
+    texts = []
+    for path in sorted((REPO_ROOT / "data" / "corpus").glob("*.jsonl")):
+        texts += [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+    random.Random(5).shuffle(texts)
+    return texts
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def test_sustained_load_end_to_end_latency(pipeline: Pipeline):
+    """Posts offered at a steady rate for minutes: all indexed once; ingest -> searchable reported.
+
+    Latency is measured on one post of every request: from the 202 to the first
+    search (an ``ids`` query, so after an index refresh) that finds it.
+    """
+    seconds = env_int("YUQING_LOAD_SECONDS", 600)
+    rate = env_int("YUQING_LOAD_RATE", 60)
+    per_request = env_int("YUQING_LOAD_BATCH", 10)
+    for name in ("ingest", "nlp", "alerts", "indexer"):
+        pipeline.start(name)
+    texts, regions = _corpus_texts(), ["城关镇", "青山乡", "河东街道", "柳林村", None]
+    index, results, tag = Index(pipeline), _new_results(), f"load{uuid.uuid4().hex[:6]}"
+    accepted_at: dict[str, float] = {}
+    seen_at: dict[str, float] = {}
+    done = threading.Event()
+
+    def watch() -> None:  # finds sampled posts as soon as a search does
+        while not done.is_set() or len(seen_at) < len(accepted_at):
+            waiting = [pid for pid in list(accepted_at) if pid not in seen_at][:1000]
+            if waiting:
+                try:
+                    hits = index.es.search(index=index.alias, size=len(waiting), _source=False,
+                                           body={"query": {"ids": {"values": waiting}}})["hits"]["hits"]
+                except Exception:
+                    hits = []
+                now = time.monotonic()
+                for hit in hits:
+                    seen_at.setdefault(hit["_id"], now)
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    started, sent, n = time.monotonic(), 0, 0
+    interval = per_request / rate
+    with httpx.Client(timeout=30, headers={"X-Api-Key": pipeline.env["YUQING_DEMO_API_KEY"]}) as client:
+        while time.monotonic() - started < seconds:
+            t0 = time.monotonic()
+            now = datetime.now(UTC).isoformat()
+            batch = [{"external_id": f"{tag}-{n + i}", "created_at": now, "text": texts[(n + i) % len(texts)],
+                      "region": regions[(n + i) % len(regions)]} for i in range(per_request)]
+            n += per_request
+            sent += len(batch)
+            resp = client.post(pipeline.url("ingest") + "/v1/posts", json={"posts": batch})
+            results["codes"].append(resp.status_code)
+            if resp.status_code == 202:
+                ids = resp.json()["post_ids"]
+                results["accepted"].update(ids)
+                accepted_at[ids[0]] = time.monotonic()
+            time.sleep(max(0.0, interval - (time.monotonic() - t0)))
+    offered_s = time.monotonic() - started
+    accepted = results["accepted"]
+    wait_until(lambda: index.count() >= len(accepted), 600, f"{len(accepted)} posts indexed")
+    drained_s = time.monotonic() - started - offered_s
+    done.set()
+    watcher.join(timeout=120)
+    latencies = [seen_at[pid] - accepted_at[pid] for pid in accepted_at if pid in seen_at]
+    figures = (f"rate={rate}/s offered_for={offered_s:.0f}s achieved={sent / offered_s:.1f}/s "
+               f"drained_after={drained_s:.1f}s samples={len(latencies)} "
+               f"e2e_p50={_percentile(latencies, 0.5):.2f}s e2e_p95={_percentile(latencies, 0.95):.2f}s "
+               f"e2e_p99={_percentile(latencies, 0.99):.2f}s e2e_max={max(latencies):.2f}s")
+    dup, lost = _summary("load", sent=sent, accepted=accepted, index=index, extra=figures)
+    assert len(accepted) == sent, f"ingest refused posts under load: {set(results['codes'])}"
+    assert dup == 0 and lost == 0
+    assert len(latencies) == len(accepted_at), "some sampled posts never became searchable"
