@@ -16,7 +16,6 @@ next to the repository. Results go to ``bench/results/alerts.json``.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -30,28 +29,23 @@ if str(REPO_ROOT) not in sys.path:
 from bench.common import RESULTS, write_results  # noqa: E402
 from bench.nab_scoring import (  # noqa: E402
     PROFILES,
+    README_REFERENCES,
     ProfileResult,
     load_result_dir,
     load_windows,
+    nab_dir,
     score_all_profiles,
     score_at_threshold,
 )
 from yuqing.alerts.detector import DetectorConfig  # noqa: E402
 from yuqing.alerts.replay import replay_counts_csv  # noqa: E402
 
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "benchmarks" / "nab-realtweets-dev"
 LABELS = "combined_windows_dev.json"
 DETECTOR_NAME = "yuqing"
-# Published in the benchmark's README (NAB protocol on these five files).
-README_REFERENCES = {
-    "ARTime": {"standard": 88.14, "reward_low_FP_rate": 82.3, "reward_low_FN_rate": 92.1},
-    "contextOSE": {"standard": 76.01, "reward_low_FP_rate": 75.7, "reward_low_FN_rate": 77.8},
-    "numenta": {"standard": 67.39, "reward_low_FP_rate": 63.8, "reward_low_FN_rate": 69.9},
-}
 
 
 def data_dir(argument: str | None) -> Path:
-    path = Path(argument or os.environ.get("YUQING_NAB_DIR") or DEFAULT_DATA)
+    path = nab_dir(argument)
     if not (path / LABELS).exists():
         raise SystemExit(f"no {LABELS} in {path}: pass --data or set YUQING_NAB_DIR")
     return path

@@ -27,10 +27,19 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The dev half of the benchmark, next to the repository unless $YUQING_NAB_DIR says otherwise.
+DEFAULT_NAB_DIR = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "nab-realtweets-dev"
+# Published in the benchmark's README (NAB protocol on these five files).
+README_REFERENCES = {
+    "ARTime": {"standard": 88.14, "reward_low_FP_rate": 82.3, "reward_low_FN_rate": 92.1},
+    "contextOSE": {"standard": 76.01, "reward_low_FP_rate": 75.7, "reward_low_FN_rate": 77.8},
+    "numenta": {"standard": 67.39, "reward_low_FP_rate": 63.8, "reward_low_FN_rate": 69.9},
+}
 PROBATION_PERCENT = 0.15
 PROBATION_MAX_ROWS_BASE = 5000  # NAB caps probation at 15% of 5000 rows
 TIMESTAMP_FORMAT_LENGTH = 19  # "YYYY-MM-DD HH:MM:SS", NAB's labels add microseconds
@@ -127,6 +136,11 @@ class ProfileResult:
         """Detected windows over all windows."""
         windows = self.true_positives + self.false_negatives
         return self.true_positives / windows if windows else 0.0
+
+
+def nab_dir(argument: str | None = None) -> Path:
+    """The benchmark directory: ``argument``, else ``$YUQING_NAB_DIR``, else the default."""
+    return Path(argument or os.environ.get("YUQING_NAB_DIR") or DEFAULT_NAB_DIR)
 
 
 def scaled_sigmoid(relative_position: float) -> float:

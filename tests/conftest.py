@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import free_port
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["INFRA", "REPO_ROOT", "drop_topics", "free_port", "unique"]
 INFRA = [sys.executable, str(REPO_ROOT / "deploy" / "local" / "infra.py")]
 
 
@@ -97,9 +99,3 @@ def es_settings(infra: None) -> Iterator[ElasticsearchSettings]:
         print(f"[tests] could not delete indices {settings.index_prefix}-*: {exc}")
     finally:
         client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

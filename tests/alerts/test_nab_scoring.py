@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -15,8 +14,10 @@ if str(REPO_ROOT) not in sys.path:
 
 from bench.nab_scoring import (  # noqa: E402
     PROFILES,
+    README_REFERENCES,
     DetectorOutput,
     load_result_dir,
+    nab_dir,
     probationary_length,
     scaled_sigmoid,
     score_all_profiles,
@@ -24,14 +25,7 @@ from bench.nab_scoring import (  # noqa: E402
     score_outputs,
 )
 
-NAB_DIR = Path(
-    os.environ.get("YUQING_NAB_DIR", REPO_ROOT.parent / "shared" / "benchmarks" / "nab-realtweets-dev")
-)
-README_SCORES = {
-    "ARTime": {"standard": 88.14, "reward_low_FP_rate": 82.3, "reward_low_FN_rate": 92.1},
-    "contextOSE": {"standard": 76.01, "reward_low_FP_rate": 75.7, "reward_low_FN_rate": 77.8},
-    "numenta": {"standard": 67.39, "reward_low_FP_rate": 63.8, "reward_low_FN_rate": 69.9},
-}
+NAB_DIR = nab_dir()
 STANDARD = PROFILES["standard"]
 
 
@@ -97,10 +91,10 @@ def test_reward_low_fn_profile_doubles_the_missed_window_cost() -> None:
 
 
 @pytest.mark.skipif(not NAB_DIR.exists(), reason="NAB dev benchmark not found (set YUQING_NAB_DIR)")
-@pytest.mark.parametrize("detector", sorted(README_SCORES))
+@pytest.mark.parametrize("detector", sorted(README_REFERENCES))
 def test_reproduces_published_reference_scores(detector: str) -> None:
     outputs = load_result_dir(NAB_DIR / "reference-results" / detector, NAB_DIR / "combined_windows_dev.json")
     assert len(outputs) == 5
     results = score_all_profiles(outputs)
-    for profile, expected in README_SCORES[detector].items():
+    for profile, expected in README_REFERENCES[detector].items():
         assert results[profile].normalised == pytest.approx(expected, abs=0.1), profile

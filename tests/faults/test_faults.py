@@ -19,6 +19,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from bench.common import percentile
 from tests.conftest import REPO_ROOT
 from tests.faults.conftest import Pipeline, env_int, outage
 from tests.integration.conftest import wait_until
@@ -397,11 +398,6 @@ def _corpus_texts() -> list[str]:
     return texts
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def test_sustained_load_end_to_end_latency(pipeline: Pipeline):
     """Posts offered at a steady rate for minutes: all indexed once; ingest -> searchable reported.
 
@@ -461,8 +457,8 @@ def test_sustained_load_end_to_end_latency(pipeline: Pipeline):
     latencies = [seen_at[pid] - accepted_at[pid] for pid in accepted_at if pid in seen_at]
     figures = (f"rate={rate}/s offered_for={offered_s:.0f}s achieved={sent / offered_s:.1f}/s "
                f"drained_after={drained_s:.1f}s samples={len(latencies)} "
-               f"e2e_p50={_percentile(latencies, 0.5):.2f}s e2e_p95={_percentile(latencies, 0.95):.2f}s "
-               f"e2e_p99={_percentile(latencies, 0.99):.2f}s e2e_max={max(latencies):.2f}s")
+               f"e2e_p50={percentile(latencies, 50):.2f}s e2e_p95={percentile(latencies, 95):.2f}s "
+               f"e2e_p99={percentile(latencies, 99):.2f}s e2e_max={max(latencies):.2f}s")
     dup, lost = _summary("load", sent=sent, accepted=accepted, index=index, extra=figures)
     assert len(accepted) == sent, f"ingest refused posts under load: {set(results['codes'])}"
     assert dup == 0 and lost == 0
