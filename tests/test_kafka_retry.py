@@ -1,11 +1,15 @@
-"""Waiting out a Kafka outage: which errors are retried, and how the wait ends (pure logic)."""
+"""Waiting out a Kafka outage: which errors are retried, how the wait ends, when clients are built."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
 
-from yuqing.kafka import is_transient, until_kafka_answers
+from bench.common import free_port
+from yuqing.kafka import brokers_reachable, connect, is_transient, until_kafka_answers
+from yuqing.settings import KafkaSettings
 
 
 def test_connection_and_timeout_errors_are_transient_a_lost_generation_is_not():
@@ -51,3 +55,26 @@ def test_give_up_ends_the_wait_with_the_last_error(monkeypatch):
     with pytest.raises(KafkaConnectionError, match="down 3"):
         until_kafka_answers("committing", call, give_up=lambda: len(calls) >= 3)
     assert len(calls) == 3
+
+
+def test_connect_builds_no_client_while_no_broker_answers(monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda _: None)
+    settings = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")  # nothing listens there
+    built, checks = [], []
+
+    def give_up() -> bool:
+        checks.append(1)
+        return len(checks) >= 3
+
+    assert not brokers_reachable(settings)
+    with pytest.raises(KafkaConnectionError, match="no bootstrap server"):
+        connect("connecting", lambda: built.append(1), settings, give_up=give_up)
+    assert built == [] and len(checks) == 3
+
+
+def test_connect_builds_the_client_once_a_broker_answers():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        settings = KafkaSettings(bootstrap_servers=f"127.0.0.1:{listener.getsockname()[1]}")
+        assert connect("connecting", lambda: "client", settings) == "client"

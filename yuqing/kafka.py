@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from yuqing.settings import KafkaSettings
@@ -21,6 +22,34 @@ T = TypeVar("T")
 def is_transient(exc: BaseException) -> bool:
     """A Kafka error that goes away when the brokers come back (connection, timeout, leader moves)."""
     return isinstance(exc, KafkaError) and bool(exc.retriable)
+
+
+def brokers_reachable(settings: KafkaSettings, timeout_s: float = 2.0) -> bool:
+    """Whether some bootstrap server accepts a TCP connection."""
+    for server in settings.servers():
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def connect(what: str, make: Callable[[], T], settings: KafkaSettings, *,
+            give_up: Callable[[], bool] = lambda: False) -> T:
+    """Build a client once a broker accepts connections, waiting out Kafka being away.
+
+    A kafka-python client starts an IO thread before it handshakes, and a
+    failed handshake leaves that thread behind; so the wait polls the
+    servers' ports and only builds the client when one answers.
+    """
+    def attempt() -> T:
+        if not brokers_reachable(settings):
+            raise KafkaConnectionError(f"no bootstrap server of {settings.bootstrap_servers} answers")
+        return make()
+
+    return until_kafka_answers(what, attempt, give_up=give_up)
 
 
 def until_kafka_answers(what: str, call: Callable[[], T], *, give_up: Callable[[], bool] = lambda: False,

@@ -40,6 +40,7 @@ import bisect
 import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from yuqing.contracts import Severity
 
@@ -424,6 +425,12 @@ def _date(iso_day: str) -> datetime:
 def _load_state(data: dict) -> _State:
     if data.get("version") != STATE_VERSION:
         raise ValueError(f"unsupported detector state version {data.get('version')!r}")
-    fields = {name: data[name] for name in _State.__dataclass_fields__ if name in data}
-    fields["spreads"] = [_Spread(**spread) for spread in fields.get("spreads", [])]
+    fields = {name: _copy(data[name]) for name in _State.__dataclass_fields__ if name in data}
+    fields["spreads"] = [_Spread(**{k: _copy(v) for k, v in spread.items()})
+                         for spread in data.get("spreads", [])]
     return _State(**fields)
+
+
+def _copy(value: Any) -> Any:
+    """Lists copied, so that updating a detector never changes the stored state it came from."""
+    return list(value) if isinstance(value, list) else value

@@ -29,6 +29,8 @@ class AlertsSettings(BaseSettings):
         30.0, ge=6, description="a crashed worker's partitions move on after this")
     batch_size: int = Field(200, ge=1, description="posts decoded per batch")
     batch_max_wait_s: float = Field(0.2, gt=0, description="flush a partial batch after this")
+    changelog_timeout_s: float = Field(
+        120.0, gt=0, description="a batch's state not on the broker after this stops the worker")
     # detection and lifecycle
     utc_offset_hours: float = Field(8.0, description="local time of the day rhythm")
     min_count: float = Field(5.0, ge=1, description="a bucket with fewer posts never alerts")

@@ -67,6 +67,9 @@ SWEEP_EVERY_SECONDS = 3600
 
 
 OVERALL = "overall"
+# The order in which the worker stores a batch's tables, each one on the broker
+# before the next: a kill leaves a prefix of this order (and any part of one table).
+STORE_ORDER = ("detectors", "windows", "posts", "desk")
 
 
 class Counted(StrEnum):
@@ -112,6 +115,7 @@ class SurgeWatch:
         # once, then kept up to date as posts are counted.
         self._oldest: int | None = None
         self._oldest_known = False
+        self._forget_through: int | None = None
         # Live detectors, so that their state is serialised once per persist() and
         # not once per bucket; each remembers the last bucket it was stored with.
         self._live: dict[str, tuple[int, SurgeDetector]] = {}
@@ -133,10 +137,12 @@ class SurgeWatch:
         first = self.posts.get(obs.post_id)
         if first is None and not late:
             self.posts[obs.post_id] = [bucket, *where]
-        if first is not None and first[1:] != where:
+        if late:
+            outcome = Counted.LATE
+        elif first is not None and first[1:] != where:
             outcome = Counted.DUPLICATE
         else:
-            outcome = Counted.LATE if late else Counted.COUNTED
+            outcome = Counted.COUNTED
         keys = obs.keys if outcome is Counted.COUNTED else ()
         if keys and self._oldest_known and (self._oldest is None or bucket < self._oldest):
             self._oldest = bucket
@@ -202,7 +208,6 @@ class SurgeWatch:
             self._sweep(bucket, tracker, desk)
         desk["watermark"] = self._watermark
         self._save_desk(desk)
-        self._forget_posts(desk["closed_through"])
         result.closed_through = desk["closed_through"]
         result.firing = _firing_by_severity(tracker, desk)
         return result
@@ -290,7 +295,17 @@ class SurgeWatch:
         return entry["last"], SurgeDetector.from_dict(entry["state"], self.config.detector)
 
     def persist(self) -> int:
-        """Store the detectors changed since the last call; returns how many."""
+        """End of a batch: store the detectors changed since the last call; returns how many.
+
+        Post ids of the buckets closed before the previous call are forgotten
+        now, one batch late: the worker stores a batch's tables in the order
+        detectors, windows, posts, desk, and only the previous batch is sure to
+        be stored whole, the close that makes a copy of those posts late included.
+        """
+        if self._forget_through is not None:
+            self._forget_posts(self._forget_through)
+        self._forget_through = self._desk()["closed_through"]
+        self._oldest_known = False  # the tables may have been reloaded (a rebalance)
         for label, key in self._unsaved.items():
             last, detector = self._live[label]
             self.detectors[label] = {"key": _dump(key), "last": last, "state": detector.to_dict()}

@@ -53,7 +53,7 @@ from yuqing.alerts.keys import BoundedLabel, volume_labels
 from yuqing.alerts.lifecycle import TrackerConfig
 from yuqing.alerts.notify import Notifier
 from yuqing.alerts.settings import AlertsSettings
-from yuqing.alerts.watch import Advance, Counted, SurgeWatch, WatchConfig
+from yuqing.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig
 from yuqing.alerts.windows import IdleClock, PartitionActivity, Watermarks, WindowPolicy
 from yuqing.alerts.writeback import WriteBack
 from yuqing.contracts import Alert, DeadLetter, EnrichedPost
@@ -138,7 +138,8 @@ class ChangelogReceipts:
     that gap.
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, timeout_s: float) -> None:
+        self.name, self.timeout_s = table.name, timeout_s
         self.pending: list[asyncio.Future] = []
         send = table.send_changelog
 
@@ -150,8 +151,20 @@ class ChangelogReceipts:
         table.send_changelog = send_and_keep
 
     async def written(self) -> None:
+        """Wait for the writes so far; raise (and so stop the worker) if one failed or hung."""
         pending, self.pending = self.pending, []
-        await asyncio.gather(*pending)
+        if not pending:
+            return
+        try:
+            outcomes = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True),
+                                              self.timeout_s)
+        except TimeoutError as exc:
+            raise RuntimeError(f"{self.name} changelog: {len(pending)} writes not acknowledged "
+                               f"within {self.timeout_s:.0f}s") from exc
+        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failed:
+            raise RuntimeError(f"{self.name} changelog: {len(failed)} of {len(pending)} writes "
+                               f"failed, first: {failed[0]!r}") from failed[0]
 
 
 class AlertsService:
@@ -171,7 +184,8 @@ class AlertsService:
         faust_tables = {name: app.Table(name, partitions=1, use_partitioner=True, help=text,
                                         extra_topic_configs=CHANGELOG_CONFIG)
                         for name, text in TABLES.items()}
-        self.receipts = [ChangelogReceipts(table) for table in faust_tables.values()]
+        self.receipts = {name: ChangelogReceipts(table, settings.changelog_timeout_s)
+                         for name, table in faust_tables.items()}
         self.tables = {name: WriteBack(table) for name, table in faust_tables.items()}
         self.watch = SurgeWatch(watch_config(settings), **self.tables)
         self.notifier = make_notifier(settings)
@@ -230,10 +244,12 @@ class AlertsService:
         for event in events:
             await self._watch_one(cast(dict, event.value))
         self.watch.persist()
-        for table in self.tables.values():
-            table.flush()
-        # The batch is acknowledged when this returns: its state must be on the broker by then.
-        await asyncio.gather(*(receipts.written() for receipts in self.receipts))
+        # The batch is acknowledged when this returns: its state must be on the broker by
+        # then, and stored in STORE_ORDER so that a kill half way leaves a state the replay
+        # of the batch repairs (see yuqing.alerts.watch).
+        for name in STORE_ORDER:
+            self.tables[name].flush()
+            await self.receipts[name].written()
 
     async def _watch_one(self, value: dict) -> None:
         tick = None

@@ -18,7 +18,7 @@ import orjson
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch.exceptions import ConnectionError as EsConnectionError
 from elasticsearch.exceptions import TransportError
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, RebalanceInProgressError
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -30,7 +30,7 @@ from tenacity import (
 from yuqing.contracts import Alert, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
 from yuqing.deadletter import DeadLetterBudget, make_dead_letter
-from yuqing.kafka import make_consumer, make_producer, until_kafka_answers
+from yuqing.kafka import connect, make_consumer, make_producer, until_kafka_answers
 from yuqing.search import metrics
 from yuqing.search.documents import alert_action, to_document
 from yuqing.search.es import ensure_templates, make_client, recent_fingerprints
@@ -179,12 +179,12 @@ class Indexer:
             limit=settings.issue_table_max_entries))
         log.info("issue table warmed with %d recent fingerprints", warmed)
         self._stopping = False
-        self.consumer = until_kafka_answers("connecting the consumer", lambda: make_consumer(
+        self.consumer = connect("connecting the consumer", lambda: make_consumer(
             settings.kafka, group_id=settings.indexer_group_id,
             topics=[LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS],
-            client_id=SERVICE, max_poll_records=settings.bulk_max_docs), give_up=self._stopped)
-        self.producer = until_kafka_answers("connecting the producer", lambda: make_producer(
-            settings.kafka, client_id=SERVICE), give_up=self._stopped)
+            client_id=SERVICE, max_poll_records=settings.bulk_max_docs), settings.kafka)
+        self.producer = connect("connecting the producer", lambda: make_producer(
+            settings.kafka, client_id=SERVICE), settings.kafka)
         self.dlq_topic = settings.kafka.topic(LogicalTopic.POSTS_DLQ)
         self.alerts_topic = settings.kafka.topic(LogicalTopic.ALERTS)
         self.budget = DeadLetterBudget()
@@ -248,7 +248,7 @@ class Indexer:
         """
         try:
             until_kafka_answers("committing offsets", self.consumer.commit, give_up=self._stopped)
-        except CommitFailedError as exc:
+        except (CommitFailedError, RebalanceInProgressError) as exc:
             log.warning("offsets not committed (%s); the batch will be written again", exc)
 
     def _dead_letter(self, message: Message, reason: str) -> None:
@@ -259,6 +259,12 @@ class Indexer:
         letter = make_dead_letter(value=message.value, key=message.key, topic=message.topic,
                                   partition=message.partition, offset=message.offset,
                                   error=ValueError(reason), service=SERVICE)
-        value = encode(letter)
-        until_kafka_answers("dead-lettering", lambda: self.producer.send(
-            self.dlq_topic, key=message.key, value=value).get(timeout=30), give_up=self._stopped)
+        value, sent = encode(letter), []
+
+        def deliver() -> None:
+            # Wait on the same send while it is pending; send again only if it failed.
+            if not sent or (sent[-1].is_done and sent[-1].failed()):
+                sent.append(self.producer.send(self.dlq_topic, key=message.key, value=value))
+            sent[-1].get(timeout=30)
+
+        until_kafka_answers("dead-lettering", deliver, give_up=self._stopped)

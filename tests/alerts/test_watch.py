@@ -11,7 +11,7 @@ from tests.alerts.streams import make_post, steady_posts, surge_posts
 from yuqing.alerts.detector import DetectorConfig
 from yuqing.alerts.evidence import Observation
 from yuqing.alerts.lifecycle import TrackerConfig
-from yuqing.alerts.watch import Counted, SurgeWatch, WatchConfig
+from yuqing.alerts.watch import STORE_ORDER, Counted, SurgeWatch, WatchConfig
 from yuqing.alerts.windows import WindowPolicy
 from yuqing.alerts.writeback import WriteBack
 from yuqing.contracts import Alert, AlertState, EnrichedPost, Sentiment, Topic
@@ -107,50 +107,69 @@ def test_late_and_replayed_posts_are_not_counted():
     assert [int(b) for entry in watch.windows.values() for b in entry["b"]] == [
         int(SURGE_AT.timestamp()) + 300] * 5
     assert watch.totals() == {"counted": 2, "late": 2, "duplicate": 1}
+    watch.persist()
+    assert set(watch.posts) == {observe[0].post_id, observe[2].post_id}, "kept until the close is stored"
+    watch.persist()
     assert set(watch.posts) == {observe[2].post_id}, "post ids of closed buckets are forgotten"
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_counts_match_a_recount_whatever_a_kill_leaves_behind(seed):
-    """Kills mid-batch leave any subset of the batch's table writes; the replay fixes the counts.
-
-    Upstream also wrote every fifth post twice, at another offset. In the end every
-    key's count in every bucket equals a recount of the distinct posts.
-    """
+def _kill_stream(seed: int, n: int, spacing_s: int) -> tuple[list[EnrichedPost], list]:
+    """Posts on two topics, two regions, two sources; every fifth written twice upstream."""
     rng = random.Random(seed)
-    stores: dict[str, dict] = {name: {} for name in ("windows", "detectors", "desk", "posts")}
-    posts = [make_post(index=f"k-{n}", created_at=SURGE_AT + timedelta(seconds=n * 3),
+    posts = [make_post(index=f"k-{i}", created_at=SURGE_AT + timedelta(seconds=i * spacing_s),
                        topic=rng.choice([Topic.BILLING, Topic.OUTAGE]),
-                       region=rng.choice(["城关镇", "青山乡"]),
-                       source=rng.choice(["app-main", "wechat-gzh"]), text="电费", keywords=["电费"],
-                       fingerprint=n, sentiment=Sentiment.NEUTRAL) for n in range(300)]
-    stream = [(post, 0) for post in posts] + [(post, 1) for post in posts[::5]]
-    rng.shuffle(stream)
-    offsets = {0: 0, 1: 0}
-    messages = []
+                       region=rng.choice(["城关镇", "青山乡"]), source=rng.choice(["app-main", "wechat-gzh"]),
+                       text="电费", keywords=["电费"], fingerprint=i, sentiment=Sentiment.NEUTRAL)
+             for i in range(n)]
+    stream = []
+    for i, post in enumerate(posts):  # a copy follows its original closely, on the other partition
+        stream.append((post, 0))
+        if i % 5 == 0:
+            stream.append((post, 1))
+    offsets, messages = {0: 0, 1: 0}, []
     for post, partition in stream:
         messages.append((Observation.of(post, max_future_seconds=300), partition, offsets[partition]))
         offsets[partition] += 1
-    config = WatchConfig(window=WindowPolicy(300, 10 * 86400), detector=DetectorConfig(bucket_seconds=300),
-                         tracker=TrackerConfig(bucket_seconds=300))
+    return posts, messages
+
+
+def _run_with_kills(messages: list, config: WatchConfig, seed: int, kill_rate: float) -> tuple[dict, int]:
+    """Batches as the worker runs them; a killed batch stores a prefix of STORE_ORDER
+    (the last table of it only in part), then the batch is read again."""
+    rng = random.Random(seed)
+    stores: dict[str, dict] = {name: {} for name in STORE_ORDER}
     committed, kills = 0, 0
     while committed < len(messages):
         tables = {name: WriteBack(store) for name, store in stores.items()}
         watch = SurgeWatch(config, **tables)
         batch = messages[committed:committed + rng.randint(5, 40)]
+        watermark = float("-inf")
         for obs, partition, offset in batch:
             watch.add(obs, partition=partition, offset=offset)
-            watch.advance(obs.event_time, now=NOW)
+            watermark = max(watermark, obs.event_time)
+            watch.advance(watermark, now=NOW)
         watch.persist()
-        if rng.random() < 0.5:  # killed: each pending write landed or not, then the batch is read again
-            kills += 1
-            for table in tables.values():
+        killed = rng.random() < kill_rate
+        stored = rng.randint(0, len(STORE_ORDER) - 1) if killed else len(STORE_ORDER)
+        for position, name in enumerate(STORE_ORDER):
+            table = tables[name]
+            if position == stored:
                 table._pending = {k: v for k, v in table._pending.items() if rng.random() < 0.5}
-                table.flush()
-            continue
-        for table in tables.values():
+            elif position > stored:
+                table._pending.clear()
             table.flush()
-        committed += len(batch)
+        kills += killed
+        committed += 0 if killed else len(batch)
+    return stores, kills
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_counts_match_a_recount_whatever_a_kill_leaves_behind(seed):
+    """Windows still open: every key's count in every bucket equals a recount of the distinct posts."""
+    posts, messages = _kill_stream(seed, 300, spacing_s=3)
+    config = WatchConfig(window=WindowPolicy(300, 10 * 86400), detector=DetectorConfig(bucket_seconds=300),
+                         tracker=TrackerConfig(bucket_seconds=300))
+    stores, kills = _run_with_kills(messages, config, seed, kill_rate=0.5)
     recount: dict[str, dict[str, int]] = {}
     for post in posts:
         obs = Observation.of(post, max_future_seconds=300)
@@ -163,3 +182,17 @@ def test_counts_match_a_recount_whatever_a_kill_leaves_behind(seed):
     assert kills > 3
     assert counted == recount
     assert SurgeWatch(config, **stores).totals() == {"counted": 300, "late": 0, "duplicate": 60}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_detectors_see_the_counts_of_a_clean_run_whatever_a_kill_leaves_behind(seed):
+    """Windows closing all along: every detector ends in the state a run without kills gives."""
+    _, messages = _kill_stream(seed, 600, spacing_s=7)
+    config = WatchConfig(window=WindowPolicy(300, 30), detector=DetectorConfig(bucket_seconds=300),
+                         tracker=TrackerConfig(bucket_seconds=300))
+    clean, _ = _run_with_kills(messages, config, seed, kill_rate=0.0)
+    killed, kills = _run_with_kills(messages, config, seed, kill_rate=0.5)
+    assert kills > 10
+    assert len(clean["detectors"]) >= 6
+    assert killed["detectors"] == clean["detectors"]
+    assert SurgeWatch(config, **killed).totals() == SurgeWatch(config, **clean).totals()
