@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
@@ -54,7 +55,14 @@ from yuqing.alerts.lifecycle import TrackerConfig
 from yuqing.alerts.notify import Notifier
 from yuqing.alerts.settings import AlertsSettings
 from yuqing.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig
-from yuqing.alerts.windows import IdleClock, PartitionActivity, Watermarks, WindowPolicy
+from yuqing.alerts.windows import (
+    IdleClock,
+    InOrder,
+    PartitionActivity,
+    SkippedOffsets,
+    Watermarks,
+    WindowPolicy,
+)
 from yuqing.alerts.writeback import WriteBack
 from yuqing.contracts import Alert, DeadLetter, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
@@ -63,6 +71,7 @@ from yuqing.topics import LogicalTopic, topic_spec
 
 log = logging.getLogger(__name__)
 SERVICE = "alerts"
+EXIT_SKIPPED_OFFSETS = 75  # EX_TEMPFAIL: a restart fixes it
 FAMILIES = ("overall", "topic", "topic_region", "source", "cluster")
 STATUS_INTERVAL_S = 1.0
 TABLES = {
@@ -193,6 +202,7 @@ class AlertsService:
                               live_lag_seconds=settings.bucket_seconds + settings.grace_seconds)
         self.activity = PartitionActivity(settings.idle_partition_seconds)
         self.marks = Watermarks()
+        self.order = InOrder()
         self.budget = DeadLetterBudget(settings.dlq_window, settings.dlq_max_ratio, settings.dlq_min_failures)
         self.regions = BoundedLabel(settings.metrics_max_regions)
         self.sources = BoundedLabel(settings.metrics_max_sources)
@@ -206,6 +216,16 @@ class AlertsService:
 
     async def route_batch(self, events: Sequence[faust.EventT]) -> None:
         """Route a batch of posts; raises DeadLetterRateExceeded past the dead-letter cap."""
+        try:
+            for event in events:
+                self.order.check(event.message.partition, event.message.offset)
+        except SkippedOffsets as exc:
+            # Forwarding on would leave the skipped posts uncounted for good, and raising
+            # would let this batch be acknowledged on the way out: stop here, uncommitted,
+            # and let the restart read the partition again from its committed offset.
+            log.critical("stopping without a commit: %s", exc)
+            logging.shutdown()
+            os._exit(EXIT_SKIPPED_OFFSETS)
         pending, outcomes = [], []
         for event in events:
             routed = route(event.message, self.settings)
@@ -311,6 +331,12 @@ def create_app(settings: AlertsSettings) -> faust.App:
     async def watch_surges(stream: faust.StreamT) -> None:
         async for events in cast(faust.Stream, stream).take_events(size, within=within):
             await _or_stop(app, service.watch_batch(events))
+
+    async def forget_order(sender: Any, tps: Any, **_: Any) -> None:
+        service.order.forget(tp.partition for tp in tps if tp.topic == service.enriched_name)
+
+    app.on_partitions_assigned.connect(forget_order)
+    app.on_partitions_revoked.connect(forget_order)
 
     @app.timer(interval=STATUS_INTERVAL_S)
     async def report_status() -> None:

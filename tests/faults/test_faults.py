@@ -175,7 +175,13 @@ def test_sigkill_workers_at_random_moments(pipeline: Pipeline):
     assert not errors, errors
     accepted = results["accepted"]
     assert len(accepted) == total, f"ingest refused requests: {set(results['codes'])}"
-    wait_until(lambda: index.count() >= len(accepted), 180 + total / 20, f"{len(accepted)} posts indexed")
+    exits: list[str] = []  # a worker that stops itself is restarted, as its supervisor would
+
+    def indexed_all() -> bool:
+        _restart_exited(pipeline, ("nlp", "alerts", "indexer"), exits)
+        return index.count() >= len(accepted)
+
+    wait_until(indexed_all, 180 + total / 20, f"{len(accepted)} posts indexed")
     caught_up = time.monotonic() - started
 
     # Alerts: every message of posts.enriched counted, each post id once whatever the
@@ -197,6 +203,7 @@ def test_sigkill_workers_at_random_moments(pipeline: Pipeline):
         return entry
 
     def counted_through() -> dict:
+        _restart_exited(pipeline, ("alerts",), exits)
         return overall().get("to", {})
 
     wait_until(lambda: counted_through() == last_offset, 120, "alerts worker to count posts.enriched")
@@ -220,7 +227,7 @@ def test_sigkill_workers_at_random_moments(pipeline: Pipeline):
         extra=(f"kills={killed} seed={seed} caught_up_s={caught_up:.0f} "
                f"enriched_msgs={len(enriched_ids)} enriched_redelivered={redelivered} "
                f"alerts_totals={totals} alerts_recount={len(set(enriched_ids))} "
-               f"alerts_counted_after_restart={counted_after:.0f}/50"))
+               f"alerts_counted_after_restart={counted_after:.0f}/50 worker_exits={exits}"))
     assert dup == 0 and lost == 0
     assert index.count() == len(accepted)
     assert totals["late"] == 0, "posts delayed by the kills arrived after their window's grace period"
