@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.topics import LogicalTopic
 
+# A service that exits with this code asks to be restarted (EX_TEMPFAIL): it stopped
+# on purpose, without committing, so that its restart reads its input again.
+EXIT_RESTART = 75
+
 
 class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YUQING_KAFKA_", extra="ignore")

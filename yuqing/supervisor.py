@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from yuqing.demo import demo_environment, replay_demo, start_demo_forum
-from yuqing.settings import cache_home
+from yuqing.settings import EXIT_RESTART, cache_home
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +32,19 @@ SERVICES = (
     Service("indexer", ("search", "indexer"), "http://127.0.0.1:9104/metrics"),
     Service("search", ("search", "serve"), "http://127.0.0.1:8003/healthz"),
 )
+
+
+def _watch(procs: dict[str, subprocess.Popen[bytes]], env: dict[str, str], logs: Path) -> list[str]:
+    """Until a service exits for good: restart those that ask for it (EXIT_RESTART)."""
+    by_name = {service.name: service for service in SERVICES}
+    while True:
+        time.sleep(1)
+        dead = [name for name, proc in procs.items() if proc.poll() is not None]
+        if any(procs[name].returncode != EXIT_RESTART for name in dead):
+            return dead
+        for name in dead:
+            _say(f"{name} asked to be restarted; restarting")
+            procs[name] = _start(by_name[name], env, logs)
 
 
 def _say(message: str) -> None:
@@ -99,9 +112,7 @@ def run(*, demo: bool = True) -> int:
         _say("API docs: http://127.0.0.1:8001/docs  http://127.0.0.1:8003/docs")
         _say("metrics: :8001/metrics :9102 (nlp) :9103 (alerts) :9104 (indexer) :8003/metrics")
         _say(f"logs:    {logs}  — Ctrl-C stops everything")
-        while all(p.poll() is None for p in procs.values()):
-            time.sleep(1)
-        dead = [n for n, p in procs.items() if p.poll() is not None]
+        dead = _watch(procs, env, logs)
         _say(f"service exited: {', '.join(dead)}; see {logs}")
         return 1
     except KeyboardInterrupt:

@@ -67,11 +67,11 @@ from yuqing.alerts.writeback import WriteBack
 from yuqing.contracts import Alert, DeadLetter, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
 from yuqing.deadletter import DeadLetterBudget, DeadLetterRateExceeded, make_dead_letter
+from yuqing.settings import EXIT_RESTART
 from yuqing.topics import LogicalTopic, topic_spec
 
 log = logging.getLogger(__name__)
 SERVICE = "alerts"
-EXIT_SKIPPED_OFFSETS = 75  # EX_TEMPFAIL: a restart fixes it
 FAMILIES = ("overall", "topic", "topic_region", "source", "cluster")
 STATUS_INTERVAL_S = 1.0
 TABLES = {
@@ -225,7 +225,7 @@ class AlertsService:
             # and let the restart read the partition again from its committed offset.
             log.critical("stopping without a commit: %s", exc)
             logging.shutdown()
-            os._exit(EXIT_SKIPPED_OFFSETS)
+            os._exit(EXIT_RESTART)
         pending, outcomes = [], []
         for event in events:
             routed = route(event.message, self.settings)
