@@ -220,12 +220,8 @@ class AlertsService:
             for event in events:
                 self.order.check(event.message.partition, event.message.offset)
         except SkippedOffsets as exc:
-            # Forwarding on would leave the skipped posts uncounted for good, and raising
-            # would let this batch be acknowledged on the way out: stop here, uncommitted,
-            # and let the restart read the partition again from its committed offset.
-            log.critical("stopping without a commit: %s", exc)
-            logging.shutdown()
-            os._exit(EXIT_RESTART)
+            # Forwarding on would leave the skipped posts uncounted for good.
+            _stop_uncommitted(exc)
         pending, outcomes = [], []
         for event in events:
             routed = route(event.message, self.settings)
@@ -267,9 +263,12 @@ class AlertsService:
         # The batch is acknowledged when this returns: its state must be on the broker by
         # then, and stored in STORE_ORDER so that a kill half way leaves a state the replay
         # of the batch repairs (see yuqing.alerts.watch).
-        for name in STORE_ORDER:
-            self.tables[name].flush()
-            await self.receipts[name].written()
+        try:
+            for name in STORE_ORDER:
+                self.tables[name].flush()
+                await self.receipts[name].written()
+        except RuntimeError as exc:
+            _stop_uncommitted(exc)
 
     async def _watch_one(self, value: dict) -> None:
         tick = None
@@ -350,6 +349,17 @@ def create_app(settings: AlertsSettings) -> faust.App:
             await notifier.run()
 
     return app
+
+
+def _stop_uncommitted(reason: BaseException) -> None:
+    """Exit at once, committing nothing: the restart reads this batch again.
+
+    Raising instead would let Faust acknowledge the batch on the way out and
+    commit it on shutdown, as if it had been handled.
+    """
+    log.critical("stopping without a commit: %s", reason)
+    logging.shutdown()
+    os._exit(EXIT_RESTART)
 
 
 async def _or_stop(app: faust.App, step: Awaitable[None]) -> None:
