@@ -10,7 +10,6 @@ after the test (``YUQING_TEST_KEEP_DATA=1`` keeps them, to look at a failure).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -20,18 +19,11 @@ from pathlib import Path
 import pytest
 
 from bench.common import free_port
-from yuqing.settings import ElasticsearchSettings, KafkaSettings
+from yuqing.settings import ElasticsearchSettings, KafkaSettings, reachable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 __all__ = ["INFRA", "REPO_ROOT", "drop_topics", "free_port", "unique"]
 INFRA = [sys.executable, str(REPO_ROOT / "deploy" / "local" / "infra.py")]
-
-
-def _reachable(host_port: str) -> bool:
-    host, _, port = host_port.rpartition(":")
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((host.strip("[]") or "127.0.0.1", int(port))) == 0
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +31,7 @@ def infra() -> Iterator[None]:
     kafka, es = KafkaSettings(), ElasticsearchSettings()
     es_host_port = es.url.split("://", 1)[-1].rstrip("/")
     started = False
-    if not (_reachable(kafka.servers()[0]) and _reachable(es_host_port)):
+    if not (reachable(kafka.servers()[0]) and reachable(es_host_port)):
         if os.environ.get("YUQING_TEST_NO_START") == "1":
             pytest.fail("Kafka/Elasticsearch not reachable and YUQING_TEST_NO_START=1")
         subprocess.run([*INFRA, "up"], check=True)

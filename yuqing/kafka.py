@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -12,7 +11,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
-from yuqing.settings import KafkaSettings
+from yuqing.settings import KafkaSettings, reachable
 from yuqing.topics import LogicalTopic, topic_spec
 
 log = logging.getLogger(__name__)
@@ -26,14 +25,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def brokers_reachable(settings: KafkaSettings, timeout_s: float = 2.0) -> bool:
     """Whether some bootstrap server accepts a TCP connection."""
-    for server in settings.servers():
-        host, _, port = server.rpartition(":")
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-                return True
-        except OSError:
-            continue
-    return False
+    return any(reachable(server, timeout_s) for server in settings.servers())
 
 
 def connect(what: str, make: Callable[[], T], settings: KafkaSettings, *,

@@ -8,6 +8,7 @@ environment. Point a service at an existing cluster by setting
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -18,6 +19,16 @@ from yuqing.topics import LogicalTopic
 # A service that exits with this code asks to be restarted (EX_TEMPFAIL): it stopped
 # on purpose, without committing, so that its restart reads its input again.
 EXIT_RESTART = 75
+
+
+def reachable(host_port: str, timeout_s: float = 1.0) -> bool:
+    """Whether ``host:port`` accepts a TCP connection (an empty host is this machine)."""
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 class KafkaSettings(BaseSettings):

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import INFRA, _reachable
+from tests.conftest import INFRA
 from tests.integration.conftest import Pipeline, pipeline
-from yuqing.settings import ElasticsearchSettings, KafkaSettings
+from yuqing.settings import ElasticsearchSettings, KafkaSettings, reachable
 
 HERE = Path(__file__).resolve().parent
 
@@ -54,7 +54,7 @@ def _wait_reachable(which: str, timeout: float, output: str) -> None:
     address = KafkaSettings().servers()[0] if which == "kafka" else (
         ElasticsearchSettings().url.split("://", 1)[-1].rstrip("/"))
     deadline = time.monotonic() + timeout
-    while not _reachable(address):
+    while not reachable(address):
         if time.monotonic() > deadline:
             raise RuntimeError(f"could not bring {which} back up:\n{output[-3000:]}")
         time.sleep(1)
