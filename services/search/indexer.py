@@ -226,9 +226,7 @@ class Indexer:
         outcome = write_bulk(self.client, actions, kept, self.settings.bulk_max_retries)
         rejected += outcome.rejected
         for message, reason in rejected:
-            self._dead_letter(message, reason)
-        until_kafka_answers("flushing dead letters", lambda: self.producer.flush(timeout=30),
-                            give_up=self._stopped)
+            self._dead_letter(message, reason)  # returns once the broker has it
         self._commit()
         metrics.DOCS_INDEXED.inc(outcome.indexed)
         metrics.BULK_SECONDS.observe(time.perf_counter() - started)
