@@ -1,6 +1,6 @@
 """make bench-alerts: the surge detector on NAB's realTweets dev files.
 
-Each series goes through ``yuqing.alerts.replay.replay_counts_csv``, the same
+Each series goes through ``services.alerts.replay.replay_counts_csv``, the same
 code path as ``yuqing alerts replay``: one streaming detector, every score
 computed from the rows at or before it. The scores are written in NAB's
 detector-output format and scored with ``bench/nab_scoring.py`` (threshold
@@ -37,8 +37,8 @@ from bench.nab_scoring import (  # noqa: E402
     score_all_profiles,
     score_at_threshold,
 )
-from yuqing.alerts.detector import DetectorConfig  # noqa: E402
-from yuqing.alerts.replay import replay_counts_csv  # noqa: E402
+from services.alerts.detector import DetectorConfig  # noqa: E402
+from services.alerts.replay import replay_counts_csv  # noqa: E402
 
 LABELS = "combined_windows_dev.json"
 DETECTOR_NAME = "yuqing"

@@ -30,12 +30,12 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import write_results  # noqa: E402
-from yuqing.alerts.detector import DetectorConfig  # noqa: E402
-from yuqing.alerts.evidence import Observation  # noqa: E402
-from yuqing.alerts.lifecycle import TrackerConfig  # noqa: E402
-from yuqing.alerts.watch import SurgeWatch, WatchConfig  # noqa: E402
-from yuqing.alerts.windows import WindowPolicy  # noqa: E402
-from yuqing.alerts.writeback import WriteBack  # noqa: E402
+from services.alerts.detector import DetectorConfig  # noqa: E402
+from services.alerts.evidence import Observation  # noqa: E402
+from services.alerts.lifecycle import TrackerConfig  # noqa: E402
+from services.alerts.watch import SurgeWatch, WatchConfig  # noqa: E402
+from services.alerts.windows import WindowPolicy  # noqa: E402
+from services.alerts.writeback import WriteBack  # noqa: E402
 from yuqing.contracts import AlertKey, Topic  # noqa: E402
 
 PEAK_100X = 2000.0  # posts/s, docs/scaling.md

@@ -42,9 +42,9 @@ if str(REPO_ROOT) not in sys.path:  # `python bench/bench_ingest.py` as well as 
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import ensure_infra, free_port, percentile, start_service, write_results  # noqa: E402
+from services.ingest.models import PostIn  # noqa: E402
 from yuqing.contracts import Channel  # noqa: E402
 from yuqing.contracts.codec import encode  # noqa: E402
-from yuqing.ingest.models import PostIn  # noqa: E402
 from yuqing.kafka import ensure_topics  # noqa: E402
 from yuqing.settings import KafkaSettings  # noqa: E402
 from yuqing.topics import LogicalTopic  # noqa: E402

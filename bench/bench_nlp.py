@@ -38,7 +38,7 @@ PASSES = 3
 
 
 def _posts(n: int) -> list[str]:
-    from yuqing.nlp.training import read_examples
+    from services.nlp.training import read_examples
 
     texts = [ex.text for ex in read_examples(CORPUS) if 40 <= len(ex.text) <= 80]
     if not texts:
@@ -50,8 +50,8 @@ def measure(model_dir: Path | None, variant: str, n_posts: int, batch_size: int)
     """Run in a subprocess: one classifier, one variant."""
     import torch
 
-    from yuqing.nlp.classifier import load_classifier
-    from yuqing.nlp.training import evaluate_classifier, read_examples, split_examples
+    from services.nlp.classifier import load_classifier
+    from services.nlp.training import evaluate_classifier, read_examples, split_examples
 
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
@@ -87,7 +87,7 @@ def baseline(n_posts: int) -> dict:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from yuqing.nlp.training import read_examples, split_examples, tfidf_baseline
+    from services.nlp.training import read_examples, split_examples, tfidf_baseline
 
     train, dev = split_examples(read_examples(CORPUS))
     reports = tfidf_baseline(train, dev)

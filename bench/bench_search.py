@@ -43,16 +43,16 @@ import httpx
 import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
+from services.nlp.enrich import keywords, normalize, redact
+from services.search.auth import Principal, Role, hash_key, new_key
+from services.search.es import ensure_templates, make_client
+from services.search.indexer import Message, build_actions, issue_table, write_bulk
+from services.search.mappings import posts_alias, posts_template, templates
+from services.search.posts import word_weights
+from services.search.query import _boolean_query, plain_words, text_query, tokenize
+from services.search.settings import SearchSettings
 from yuqing.contracts import Channel, EnrichedPost, Sentiment, Topic, make_post_id
 from yuqing.contracts.codec import encode
-from yuqing.nlp.enrich import keywords, normalize, redact
-from yuqing.search.auth import Principal, Role, hash_key, new_key
-from yuqing.search.es import ensure_templates, make_client
-from yuqing.search.indexer import Message, build_actions, issue_table, write_bulk
-from yuqing.search.mappings import posts_alias, posts_template, templates
-from yuqing.search.posts import word_weights
-from yuqing.search.query import _boolean_query, plain_words, text_query, tokenize
-from yuqing.search.settings import SearchSettings
 from yuqing.settings import ElasticsearchSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ _GRAMS: dict[str, int] = {}
 
 
 def fast_simhash(text: str) -> str:
-    """Same value as yuqing.nlp.enrich.simhash, with cached 3-gram hashes and numpy bit sums."""
+    """Same value as services.nlp.enrich.simhash, with cached 3-gram hashes and numpy bit sums."""
     compact = re.sub(r"[\W_]+", "", normalize(text).lower())
     grams = [compact] if 0 < len(compact) <= 3 else [compact[i:i + 3] for i in range(len(compact) - 2)]
     if not grams:
@@ -233,7 +233,7 @@ def _serve(prefix: str, port: int, key: str, log: Path) -> subprocess.Popen[byte
     env = {**os.environ, "YUQING_ES_INDEX_PREFIX": prefix, "YUQING_SEARCH_PORT": str(port),
            "YUQING_SEARCH_API_KEYS_PATH": str(keyfile), "YUQING_SEARCH_RATE_LIMIT_PER_MINUTE": "0",
            "YUQING_SEARCH_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO)}
-    code = "from yuqing.search.cli import search_cli; search_cli(['serve'])"
+    code = "from services.search.cli import search_cli; search_cli(['serve'])"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)
     for _ in range(300):

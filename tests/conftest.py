@@ -76,7 +76,7 @@ def kafka_settings(infra: None) -> Iterator[KafkaSettings]:
 def es_settings(infra: None) -> Iterator[ElasticsearchSettings]:
     from elasticsearch import Elasticsearch
 
-    from yuqing.search.mappings import templates
+    from services.search.mappings import templates
 
     settings = ElasticsearchSettings(index_prefix=unique("t"))
     yield settings

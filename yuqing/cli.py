@@ -83,8 +83,8 @@ def ingest_serve() -> None:
     """Run the ingest HTTP API."""
     import uvicorn
 
-    from yuqing.ingest.api import create_app
-    from yuqing.ingest.settings import IngestSettings
+    from services.ingest.api import create_app
+    from services.ingest.settings import IngestSettings
 
     settings = IngestSettings()
     configure_logging(settings.log_level)
@@ -97,8 +97,8 @@ def ingest_poll() -> None:
     """Poll the forum sources without serving HTTP (with YUQING_INGEST_POLL_FORUMS=false on the API)."""
     import asyncio
 
-    from yuqing.ingest.pollers import run_pollers
-    from yuqing.ingest.settings import IngestSettings
+    from services.ingest.pollers import run_pollers
+    from services.ingest.settings import IngestSettings
 
     settings = IngestSettings()
     configure_logging(settings.log_level)
@@ -112,7 +112,7 @@ def dlq_tail(
     source: str | None = typer.Option(None, "--source", help="only this source's posts"),
 ) -> None:
     """The latest dead letters: when, which service, where, whose post, why."""
-    from yuqing.ingest.dlq import tail
+    from services.ingest.dlq import tail
     from yuqing.settings import KafkaSettings
 
     try:
@@ -135,8 +135,8 @@ def nlp_worker() -> None:
     """Run the NLP worker: posts.raw -> posts.enriched."""
     import torch
 
-    from yuqing.nlp.settings import NlpSettings
-    from yuqing.nlp.worker import create_app, load_configured_classifier
+    from services.nlp.settings import NlpSettings
+    from services.nlp.worker import create_app, load_configured_classifier
 
     settings = NlpSettings()
     configure_logging(settings.log_level)
@@ -147,7 +147,7 @@ def nlp_worker() -> None:
 
 
 def _mount_search_commands() -> None:
-    from yuqing.search.cli import search_cli
+    from services.search.cli import search_cli
 
     app.add_typer(search_cli, name="search")
 
@@ -157,7 +157,7 @@ _mount_search_commands()
 
 def _mount_model_commands() -> None:
     """`yuqing nlp convert|train|predict|evaluate` come from the model package."""
-    from yuqing.nlp.nlp_cli import model_app
+    from services.nlp.nlp_cli import model_app
 
     nlp_app.registered_commands.extend(model_app.registered_commands)
 
@@ -171,7 +171,7 @@ if len(sys.argv) > 1 and sys.argv[1] == "nlp":
 @nlp_app.command("ensure-model")
 def nlp_ensure_model() -> None:
     """Build the default model into the cache if it is missing (convert + shipped weights)."""
-    from yuqing.nlp.classifier import ensure_default_model
+    from services.nlp.classifier import ensure_default_model
 
     typer.echo(str(ensure_default_model()))
 
@@ -179,8 +179,8 @@ def nlp_ensure_model() -> None:
 @alerts_app.command("worker")
 def alerts_worker() -> None:
     """Run the alerts worker: windowed volumes and surge detection."""
-    from yuqing.alerts.settings import AlertsSettings
-    from yuqing.alerts.worker import create_app
+    from services.alerts.settings import AlertsSettings
+    from services.alerts.worker import create_app
 
     settings = AlertsSettings()
     configure_logging(settings.log_level)
@@ -197,7 +197,7 @@ def alerts_replay(
                                       help="JSONL of past posts.enriched records"),
 ) -> None:
     """Backtest the detector: score a counts CSV, or list what past posts would have fired."""
-    from yuqing.alerts.replay import replay_counts_csv, replay_posts_jsonl
+    from services.alerts.replay import replay_counts_csv, replay_posts_jsonl
 
     if posts is not None:
         events = replay_posts_jsonl(posts, echo=typer.echo)
@@ -222,10 +222,10 @@ def publish(
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from yuqing.ingest.backfill import backfill
-    from yuqing.ingest.publisher import KafkaPublisher, PublishError
-    from yuqing.ingest.registry import RegistryError, load_registry
-    from yuqing.ingest.settings import IngestSettings
+    from services.ingest.backfill import backfill
+    from services.ingest.publisher import KafkaPublisher, PublishError
+    from services.ingest.registry import RegistryError, load_registry
+    from services.ingest.settings import IngestSettings
 
     settings = IngestSettings()
     console = Console(stderr=True)

@@ -28,9 +28,9 @@ from typing import Any
 
 import httpx
 
-from yuqing.ingest.app_webhook import signed_headers
-from yuqing.ingest.fixture_forum import FixtureForum, discourse_post
-from yuqing.ingest.wechat import WeChatCrypto, text_message_xml
+from services.ingest.app_webhook import signed_headers
+from services.ingest.fixture_forum import FixtureForum, discourse_post
+from services.ingest.wechat import WeChatCrypto, text_message_xml
 
 DEMO_STREAM = Path(__file__).resolve().parent.parent / "data" / "demo" / "stream.jsonl"
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from yuqing.alerts.keys import keys_for
-from yuqing.alerts.windows import event_time
+from services.alerts.keys import keys_for
+from services.alerts.windows import event_time
 from yuqing.contracts import AlertKey, EnrichedPost, Sentiment
 
 KEYWORDS_PER_POST = 8

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from yuqing.alerts.evidence import WindowEvidence
+from services.alerts.evidence import WindowEvidence
 from yuqing.contracts import AlertExplanation, AlertKey, Topic
 
 MAX_SAMPLE_POSTS = 5

@@ -1,7 +1,7 @@
 """Alert lifecycle: from per-bucket detections to firing and resolved alerts.
 
 Pure logic, no I/O. :class:`AlertTracker` receives, for each closed bucket,
-the :class:`~yuqing.alerts.detector.Detection` of every key it follows and
+the :class:`~services.alerts.detector.Detection` of every key it follows and
 returns the alert events that bucket causes:
 
 * **Fire** when a key's onset score reaches ``fire_score`` and the key has not
@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from yuqing.alerts.detector import Detection
+from services.alerts.detector import Detection
 from yuqing.contracts import Alert, AlertExplanation, AlertKey, AlertState, Severity
 
 SEVERITY_ORDER = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}

@@ -29,7 +29,7 @@ from urllib.parse import quote_plus
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from yuqing.alerts.explain import subject
+from services.alerts.explain import subject
 from yuqing.contracts import Alert, AlertState, Severity
 
 log = logging.getLogger(__name__)

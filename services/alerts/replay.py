@@ -6,7 +6,7 @@
   streaming service would have computed it.
 * :func:`replay_posts_jsonl` buckets past ``posts.enriched`` records per alert
   key (overall, topic, topic in a region), runs one detector per key and the
-  :class:`~yuqing.alerts.lifecycle.AlertTracker` over them, and returns the
+  :class:`~services.alerts.lifecycle.AlertTracker` over them, and returns the
   alert events that would have been emitted, in order.
 """
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from yuqing.alerts.detector import DetectorConfig, SurgeDetector
-from yuqing.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
+from services.alerts.detector import DetectorConfig, SurgeDetector
+from services.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
 from yuqing.contracts import AlertKey, Topic
 
 SCORE_DECIMALS = 6

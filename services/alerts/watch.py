@@ -50,12 +50,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from yuqing.alerts.detector import Detection, DetectorConfig, SurgeDetector
-from yuqing.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
-from yuqing.alerts.explain import explain
-from yuqing.alerts.keys import cluster_of
-from yuqing.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
-from yuqing.alerts.windows import WindowPolicy, bucket_datetime, bucket_of
+from services.alerts.detector import Detection, DetectorConfig, SurgeDetector
+from services.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
+from services.alerts.explain import explain
+from services.alerts.keys import cluster_of
+from services.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
+from services.alerts.windows import WindowPolicy, bucket_datetime, bucket_of
 from yuqing.contracts import Alert, AlertExplanation, AlertKey, AlertState
 
 Table = MutableMapping[str, Any]

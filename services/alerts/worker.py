@@ -17,7 +17,7 @@ Two Faust agents, one app:
     instead of recounting; source offsets already counted are skipped, and so
     are post ids already counted in an open window (the NLP worker writes a
     post again when it is restarted before committing). See
-    :mod:`yuqing.alerts.watch` for why that holds whatever a kill leaves behind.
+    :mod:`services.alerts.watch` for why that holds whatever a kill leaves behind.
     Tables are written through a write-back cache flushed once per batch, so
     a replay writes one changelog message per changed key and batch. Alerts
     go to ``alerts`` (keyed by ``alert_id``) and to the optional webhook
@@ -32,7 +32,7 @@ observations are small and the counting stage handles a few thousand a second.
 Faust's own windowed tables are not used for the windows: they expire windows
 by wall-clock time, so replayed or back-filled posts (old event times) would
 close at once and out of order. Here windows close on the event-time watermark
-(see :mod:`yuqing.alerts.windows` for grace and late posts).
+(see :mod:`services.alerts.windows` for grace and late posts).
 """
 
 from __future__ import annotations
@@ -47,15 +47,15 @@ from typing import Any, cast
 
 import faust
 
-from yuqing.alerts import metrics
-from yuqing.alerts.detector import DetectorConfig
-from yuqing.alerts.evidence import EvidenceLimits, Observation
-from yuqing.alerts.keys import BoundedLabel, volume_labels
-from yuqing.alerts.lifecycle import TrackerConfig
-from yuqing.alerts.notify import Notifier
-from yuqing.alerts.settings import AlertsSettings
-from yuqing.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig
-from yuqing.alerts.windows import (
+from services.alerts import metrics
+from services.alerts.detector import DetectorConfig
+from services.alerts.evidence import EvidenceLimits, Observation
+from services.alerts.keys import BoundedLabel, volume_labels
+from services.alerts.lifecycle import TrackerConfig
+from services.alerts.notify import Notifier
+from services.alerts.settings import AlertsSettings
+from services.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig
+from services.alerts.windows import (
     IdleClock,
     InOrder,
     PartitionActivity,
@@ -63,7 +63,7 @@ from yuqing.alerts.windows import (
     Watermarks,
     WindowPolicy,
 )
-from yuqing.alerts.writeback import WriteBack
+from services.alerts.writeback import WriteBack
 from yuqing.contracts import Alert, DeadLetter, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
 from yuqing.deadletter import DeadLetterBudget, DeadLetterRateExceeded, make_dead_letter
@@ -262,7 +262,7 @@ class AlertsService:
         self.watch.persist()
         # The batch is acknowledged when this returns: its state must be on the broker by
         # then, and stored in STORE_ORDER so that a kill half way leaves a state the replay
-        # of the batch repairs (see yuqing.alerts.watch).
+        # of the batch repairs (see services.alerts.watch).
         try:
             for name in STORE_ORDER:
                 self.tables[name].flush()

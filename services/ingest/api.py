@@ -1,6 +1,6 @@
 """The ingest HTTP API: partner systems, the APP webhook, WeChat accounts; forum pollers beside.
 
-Every channel ends in one place (:class:`~yuqing.ingest.sink.PostSink`): a post
+Every channel ends in one place (:class:`~services.ingest.sink.PostSink`): a post
 is answered 2xx only after Kafka acknowledged it; when Kafka cannot take it the
 answer is 503 with ``Retry-After`` and nothing is reported as kept.
 """
@@ -15,13 +15,13 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from yuqing.ingest import views_app, views_posts, views_wechat
-from yuqing.ingest.edge import RequestContextMiddleware, install_error_handlers, install_request_id_logging
-from yuqing.ingest.pollers import ForumPollers
-from yuqing.ingest.publisher import AsyncPublisher, PublishError
-from yuqing.ingest.registry import SourceRegistry
-from yuqing.ingest.runtime import IngestRuntime, build_runtime
-from yuqing.ingest.settings import IngestSettings
+from services.ingest import views_app, views_posts, views_wechat
+from services.ingest.edge import RequestContextMiddleware, install_error_handlers, install_request_id_logging
+from services.ingest.pollers import ForumPollers
+from services.ingest.publisher import AsyncPublisher, PublishError
+from services.ingest.registry import SourceRegistry
+from services.ingest.runtime import IngestRuntime, build_runtime
+from services.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ from pydantic import (
     model_validator,
 )
 
+from services.ingest.dedup import TtlSet
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.models import MAX_TEXT_CHARS
-from yuqing.ingest.dedup import TtlSet
 
 HEADER_TIMESTAMP = "X-Yuqing-Timestamp"
 HEADER_SIGNATURE = "X-Yuqing-Signature"

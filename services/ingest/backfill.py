@@ -9,11 +9,11 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
+from services.ingest.models import PostIn
+from services.ingest.publisher import Publisher
+from services.ingest.registry import RegisteredSource
 from yuqing.contracts import RawPost
 from yuqing.contracts.codec import describe_validation_error
-from yuqing.ingest.models import PostIn
-from yuqing.ingest.publisher import Publisher
-from yuqing.ingest.registry import RegisteredSource
 
 
 @dataclass

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from yuqing.ingest import metrics
+from services.ingest import metrics
 
 log = logging.getLogger(__name__)
 

@@ -29,15 +29,15 @@ import defusedxml
 import httpx
 from defusedxml import ElementTree as SafeElementTree
 
-from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.ingest.forum_io import (
+from services.ingest.forum_io import (
     CursorStore,
     FetchError,
     ForumCursor,
     HttpFetcher,
     Sleep,
 )
-from yuqing.ingest.registry import RegisteredSource, pseudonymize
+from services.ingest.registry import RegisteredSource, pseudonymize
+from yuqing.contracts import Channel, RawPost, make_post_id
 
 log = logging.getLogger(__name__)
 

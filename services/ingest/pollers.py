@@ -14,13 +14,13 @@ from collections.abc import Sequence
 
 import httpx
 
+from services.ingest.forum import ForumPoller, build_forum_source
+from services.ingest.forum_io import JsonCursorStore
+from services.ingest.registry import RegisteredSource, SourceRegistry
+from services.ingest.runtime import build_runtime
+from services.ingest.settings import IngestSettings
+from services.ingest.sink import PostSink
 from yuqing.contracts import Channel, RawPost
-from yuqing.ingest.forum import ForumPoller, build_forum_source
-from yuqing.ingest.forum_io import JsonCursorStore
-from yuqing.ingest.registry import RegisteredSource, SourceRegistry
-from yuqing.ingest.runtime import build_runtime
-from yuqing.ingest.settings import IngestSettings
-from yuqing.ingest.sink import PostSink
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from aiokafka.errors import KafkaError as AioKafkaError
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from services.ingest import metrics
 from yuqing.contracts import RawPost
 from yuqing.contracts.codec import encode
-from yuqing.ingest import metrics
 from yuqing.settings import KafkaSettings
 from yuqing.topics import LogicalTopic
 

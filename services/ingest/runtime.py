@@ -9,22 +9,22 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from yuqing.contracts import Channel, RawPost
-from yuqing.ingest.app_webhook import DEFAULT_REPLAY_WINDOW_S, AppRequestVerifier
-from yuqing.ingest.dedup import DedupWindow
-from yuqing.ingest.edge import Problem
-from yuqing.ingest.publisher import AsyncPublisher, PublishError, make_async_publisher
-from yuqing.ingest.ratelimit import Limit, RateLimiter
-from yuqing.ingest.registry import (
+from services.ingest.app_webhook import DEFAULT_REPLAY_WINDOW_S, AppRequestVerifier
+from services.ingest.dedup import DedupWindow
+from services.ingest.edge import Problem
+from services.ingest.publisher import AsyncPublisher, PublishError, make_async_publisher
+from services.ingest.ratelimit import Limit, RateLimiter
+from services.ingest.registry import (
     RegisteredSource,
     SourceDisabledError,
     SourceRegistry,
     UnknownSourceError,
     load_registry,
 )
-from yuqing.ingest.settings import IngestSettings
-from yuqing.ingest.sink import Outcome, PostSink
-from yuqing.ingest.wechat import WeChatCrypto
+from services.ingest.settings import IngestSettings
+from services.ingest.sink import Outcome, PostSink
+from services.ingest.wechat import WeChatCrypto
+from yuqing.contracts import Channel, RawPost
 
 
 @dataclass

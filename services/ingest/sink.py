@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from services.ingest import metrics
+from services.ingest.dedup import DedupWindow
+from services.ingest.publisher import AsyncPublisher, PublishError
 from yuqing.contracts import Channel, RawPost
-from yuqing.ingest import metrics
-from yuqing.ingest.dedup import DedupWindow
-from yuqing.ingest.publisher import AsyncPublisher, PublishError
 
 
 @dataclass(frozen=True)

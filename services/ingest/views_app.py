@@ -8,8 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
-from yuqing.contracts import Channel, RawPost
-from yuqing.ingest.app_webhook import (
+from services.ingest.app_webhook import (
     HEADER_REQUEST_ID,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
@@ -19,10 +18,11 @@ from yuqing.ingest.app_webhook import (
     feedback_to_raw_post,
     parse_feedback,
 )
-from yuqing.ingest.edge import JSON_TYPES, Problem, field_errors, read_body, request_body
-from yuqing.ingest.models import Accepted
-from yuqing.ingest.registry import RegisteredSource
-from yuqing.ingest.runtime import AppSource, Runtime
+from services.ingest.edge import JSON_TYPES, Problem, field_errors, read_body, request_body
+from services.ingest.models import Accepted
+from services.ingest.registry import RegisteredSource
+from services.ingest.runtime import AppSource, Runtime
+from yuqing.contracts import Channel, RawPost
 
 router = APIRouter(tags=["mobile APP"])
 

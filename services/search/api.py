@@ -22,15 +22,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from yuqing.search import metrics
-from yuqing.search.admin import KeyExists, lookup_key
-from yuqing.search.auth import KeyStore, RateLimiter, load_key_file
-from yuqing.search.deps import SearchState, State
-from yuqing.search.es import ensure_templates, make_client
-from yuqing.search.issues import InvalidTransition, IssueNotFound
-from yuqing.search.query import QueryError
-from yuqing.search.settings import SearchSettings
-from yuqing.search.views import build_router
+from services.search import metrics
+from services.search.admin import KeyExists, lookup_key
+from services.search.auth import KeyStore, RateLimiter, load_key_file
+from services.search.deps import SearchState, State
+from services.search.es import ensure_templates, make_client
+from services.search.issues import InvalidTransition, IssueNotFound
+from services.search.query import QueryError
+from services.search.settings import SearchSettings
+from services.search.views import build_router
 
 log = logging.getLogger(__name__)
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)

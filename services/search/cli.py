@@ -8,8 +8,8 @@ from datetime import datetime
 
 import typer
 
+from services.search.settings import SearchSettings
 from yuqing.observability import configure_logging, serve_metrics
-from yuqing.search.settings import SearchSettings
 
 search_cli = typer.Typer(help="Indexer, search API, back-fill, retention and API keys.",
                          no_args_is_help=True)
@@ -28,7 +28,7 @@ def serve() -> None:
     """Run the responders' search API."""
     import uvicorn
 
-    from yuqing.search.api import create_app
+    from services.search.api import create_app
 
     settings = _settings()
     configure_logging(settings.log_level)
@@ -40,7 +40,7 @@ def indexer() -> None:
     """Run the indexer: posts.enriched and alerts -> Elasticsearch."""
     import signal
 
-    from yuqing.search.indexer import Indexer
+    from services.search.indexer import Indexer
 
     settings = _settings()
     configure_logging(settings.log_level)
@@ -61,7 +61,7 @@ def reindex(
     """Rebuild the indices from Kafka (posts.enriched, alerts) up to the current end offsets."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from yuqing.search.reindex import reindex as run_reindex
+    from services.search.reindex import reindex as run_reindex
 
     if from_offset is not None and from_time is not None:
         raise typer.BadParameter("give --from-offset or --from-time, not both")
@@ -84,7 +84,7 @@ def retention(
     dry_run: bool = typer.Option(False, help="only list what would be deleted"),
 ) -> None:
     """Delete monthly post indices older than the retention period."""
-    from yuqing.search.es import apply_retention, make_client
+    from services.search.es import apply_retention, make_client
 
     settings = _settings()
     months = keep_months or settings.retention_months
@@ -97,7 +97,7 @@ def retention(
 @search_cli.command("templates")
 def install_templates() -> None:
     """Install or update the index templates and create the small indices."""
-    from yuqing.search.es import ensure_templates, make_client
+    from services.search.es import ensure_templates, make_client
 
     settings = _settings()
     ensure_templates(make_client(settings.es), settings.es, settings.refresh_interval)
@@ -112,8 +112,8 @@ def new_key(
     unit: list[str] = typer.Option([], help="restrict to this unit (repeatable)"),
 ) -> None:
     """Make an API key: prints the key once and its entry for the key file."""
-    from yuqing.search.auth import Role, hash_key
-    from yuqing.search.auth import new_key as make_key
+    from services.search.auth import Role, hash_key
+    from services.search.auth import new_key as make_key
 
     key = make_key(key_id)
     entry = [f'id = "{key_id}"', f'role = "{Role(role).value}"', f'sha256 = "{hash_key(key)}"']
@@ -131,7 +131,7 @@ def token(
     unit: list[str] = typer.Option([]),
 ) -> None:
     """Mint an HS256 bearer token with YUQING_SEARCH_JWT_SECRET."""
-    from yuqing.search.auth import Role, sign_jwt
+    from services.search.auth import Role, sign_jwt
 
     settings = _settings()
     if settings.jwt_secret is None:

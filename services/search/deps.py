@@ -10,8 +10,8 @@ from elasticsearch import Elasticsearch
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from yuqing.search import metrics
-from yuqing.search.auth import (
+from services.search import metrics
+from services.search.auth import (
     KeyStore,
     Permission,
     Principal,
@@ -20,7 +20,7 @@ from yuqing.search.auth import (
     Unauthenticated,
     verify_jwt,
 )
-from yuqing.search.settings import SearchSettings
+from services.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
 API_KEY = APIKeyHeader(name="X-Api-Key", auto_error=False, description="yq_<key id>_<secret>")

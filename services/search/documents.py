@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from services.search.grouping import Assignment, band_terms
 from yuqing.contracts import Alert, AlertState, EnrichedPost
-from yuqing.search.grouping import Assignment, band_terms
 from yuqing.segmentation import jieba_ready
 
 

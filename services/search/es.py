@@ -10,7 +10,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from yuqing.search.mappings import SMALL_INDICES, posts_alias, small_index, templates
+from services.search.mappings import SMALL_INDICES, posts_alias, small_index, templates
 from yuqing.settings import ElasticsearchSettings
 
 log = logging.getLogger(__name__)

@@ -27,16 +27,16 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from services.search import metrics
+from services.search.documents import alert_action, to_document
+from services.search.es import ensure_templates, make_client, recent_fingerprints
+from services.search.grouping import IssueTable
+from services.search.mappings import posts_index, small_alias
+from services.search.settings import SearchSettings
 from yuqing.contracts import Alert, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
 from yuqing.deadletter import DeadLetterBudget, make_dead_letter
 from yuqing.kafka import connect, make_consumer, make_producer, until_kafka_answers
-from yuqing.search import metrics
-from yuqing.search.documents import alert_action, to_document
-from yuqing.search.es import ensure_templates, make_client, recent_fingerprints
-from yuqing.search.grouping import IssueTable
-from yuqing.search.mappings import posts_index, small_alias
-from yuqing.search.settings import SearchSettings
 from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)

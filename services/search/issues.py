@@ -9,9 +9,9 @@ from typing import Any
 from elasticsearch import Elasticsearch
 from elasticsearch.exceptions import ConflictError
 
-from yuqing.search.auth import Principal
-from yuqing.search.mappings import posts_alias, small_alias, small_index
-from yuqing.search.models import (
+from services.search.auth import Principal
+from services.search.mappings import posts_alias, small_alias, small_index
+from services.search.models import (
     ActionCreate,
     ActionKind,
     ActionPage,
@@ -21,8 +21,8 @@ from yuqing.search.models import (
     IssueState,
     IssueSummary,
 )
-from yuqing.search.posts import fetch_posts, issue_states, search, to_post
-from yuqing.search.query import (
+from services.search.posts import fetch_posts, issue_states, search, to_post
+from services.search.query import (
     Cursor,
     check_in_scope,
     decode_cursor,

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.search.auth import Role
 from yuqing.contracts import AlertExplanation
-from yuqing.search.auth import Role
 
 _POST_EXAMPLE: dict[str, Any] = {
     "post_id": "68c3c8310ffbb3e61c3e4cf53607b7f1", "score": 7.1, "source": "app-main",

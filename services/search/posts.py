@@ -8,10 +8,10 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from yuqing.search.auth import Principal
-from yuqing.search.mappings import posts_alias, small_alias
-from yuqing.search.models import IssueState, PostPage, PostRead, SortOrder
-from yuqing.search.query import (
+from services.search.auth import Principal
+from services.search.mappings import posts_alias, small_alias
+from services.search.models import IssueState, PostPage, PostRead, SortOrder
+from services.search.query import (
     HIGHLIGHT_POST,
     HIGHLIGHT_PRE,
     Cursor,

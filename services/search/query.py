@@ -30,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from yuqing.search.auth import Principal
-from yuqing.search.documents import segment
+from services.search.auth import Principal
+from services.search.documents import segment
 
 HIGHLIGHT_PRE, HIGHLIGHT_POST = "\u0001", "\u0002"  # replaced after HTML-escaping
 FLAGS = "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE"

@@ -18,10 +18,10 @@ from datetime import datetime
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, TopicPartition
 
-from yuqing.search.es import ensure_templates, make_client, recent_fingerprints
-from yuqing.search.grouping import IssueTable
-from yuqing.search.indexer import Message, build_actions, issue_table, write_bulk
-from yuqing.search.settings import SearchSettings
+from services.search.es import ensure_templates, make_client, recent_fingerprints
+from services.search.grouping import IssueTable
+from services.search.indexer import Message, build_actions, issue_table, write_bulk
+from services.search.settings import SearchSettings
 from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)

@@ -6,11 +6,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Path, Query
 from pydantic import AwareDatetime
 
-from yuqing.contracts import AlertState, Channel, Sentiment, Severity, Topic
-from yuqing.search import admin, alerts, issues, posts
-from yuqing.search.deps import Actor, Admin, Caller, Reader, State
-from yuqing.search.metrics import RESPONSE_ACTIONS
-from yuqing.search.models import (
+from services.search import admin, alerts, issues, posts
+from services.search.deps import Actor, Admin, Caller, Reader, State
+from services.search.metrics import RESPONSE_ACTIONS
+from services.search.models import (
     ActionCreate,
     ActionKind,
     ActionPage,
@@ -29,6 +28,7 @@ from yuqing.search.models import (
     SortOrder,
     SourceRead,
 )
+from yuqing.contracts import AlertState, Channel, Sentiment, Severity, Topic
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:

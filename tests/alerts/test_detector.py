@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from yuqing.alerts.detector import Detection, DetectorConfig, SurgeDetector
+from services.alerts.detector import Detection, DetectorConfig, SurgeDetector
 
 START = datetime(2024, 3, 4)  # a Monday
 STEP = timedelta(minutes=5)

@@ -1,8 +1,8 @@
 from datetime import UTC, datetime
 
+from services.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
+from services.alerts.writeback import WriteBack
 from tests.alerts.streams import make_post
-from yuqing.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
-from yuqing.alerts.writeback import WriteBack
 from yuqing.contracts import AlertKey, Sentiment, Topic
 
 KEY = AlertKey(family="overall")

@@ -1,5 +1,5 @@
-from yuqing.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
-from yuqing.alerts.explain import MAX_SAMPLE_POSTS, explain, hamming, representative_posts, subject, summary
+from services.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
+from services.alerts.explain import MAX_SAMPLE_POSTS, explain, hamming, representative_posts, subject, summary
 from yuqing.contracts import AlertKey, Topic
 
 TOWNSHIP = AlertKey(family="topic_region", topic=Topic.OUTAGE, region="青山乡")

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 
+from services.alerts.keys import OTHER, BoundedLabel, cluster_of, keys_for, volume_labels
 from tests.alerts.streams import make_post
-from yuqing.alerts.keys import OTHER, BoundedLabel, cluster_of, keys_for, volume_labels
 from yuqing.contracts import AlertKey, Sentiment, Topic
 
 MOMENT = datetime(2026, 11, 25, 4, tzinfo=UTC)

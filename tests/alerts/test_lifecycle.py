@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from yuqing.alerts.detector import Detection
-from yuqing.alerts.lifecycle import AlertTracker, TrackerConfig, ancestors, make_alert_id
+from services.alerts.detector import Detection
+from services.alerts.lifecycle import AlertTracker, TrackerConfig, ancestors, make_alert_id
 from yuqing.contracts import Alert, AlertKey, AlertState, Severity, Topic
 
 T0 = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from yuqing.alerts.notify import (
+from services.alerts.notify import (
     FIRING_TTL,
     Notifier,
     RejectedError,

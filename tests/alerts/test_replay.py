@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from yuqing.alerts.detector import DetectorConfig
-from yuqing.alerts.replay import (
+from services.alerts.detector import DetectorConfig
+from services.alerts.replay import (
     events_to_jsonl,
     format_event,
     replay_counts_csv,

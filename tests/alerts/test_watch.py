@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.alerts.detector import DetectorConfig
+from services.alerts.evidence import Observation
+from services.alerts.lifecycle import TrackerConfig
+from services.alerts.watch import STORE_ORDER, Counted, SurgeWatch, WatchConfig
+from services.alerts.windows import WindowPolicy
+from services.alerts.writeback import WriteBack
 from tests.alerts.streams import make_post, steady_posts, surge_posts
-from yuqing.alerts.detector import DetectorConfig
-from yuqing.alerts.evidence import Observation
-from yuqing.alerts.lifecycle import TrackerConfig
-from yuqing.alerts.watch import STORE_ORDER, Counted, SurgeWatch, WatchConfig
-from yuqing.alerts.windows import WindowPolicy
-from yuqing.alerts.writeback import WriteBack
 from yuqing.contracts import Alert, AlertState, EnrichedPost, Sentiment, Topic
 
 BUCKET = 1800

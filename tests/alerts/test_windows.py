@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from yuqing.alerts.windows import (
+from services.alerts.windows import (
     IdleClock,
     InOrder,
     PartitionActivity,

@@ -4,9 +4,9 @@ import pytest
 from faust.types.tuples import Message
 from pydantic import ValidationError
 
-from yuqing.alerts.evidence import Observation
-from yuqing.alerts.settings import AlertsSettings
-from yuqing.alerts.worker import route, watch_config
+from services.alerts.evidence import Observation
+from services.alerts.settings import AlertsSettings
+from services.alerts.worker import route, watch_config
 from yuqing.contracts import DeadLetter
 from yuqing.topics import SCHEMAS_DIR
 

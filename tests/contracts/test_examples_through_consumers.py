@@ -2,12 +2,12 @@
 
 import json
 
-from yuqing.alerts.keys import keys_for
+from services.alerts.keys import keys_for
+from services.nlp.pipeline import BatchProcessor, Record
+from services.nlp.placeholder import KeywordPlaceholderClassifier
+from services.search.indexer import Message, build_actions
 from yuqing.contracts import EnrichedPost
 from yuqing.contracts.codec import decode
-from yuqing.nlp.pipeline import BatchProcessor, Record
-from yuqing.nlp.placeholder import KeywordPlaceholderClassifier
-from yuqing.search.indexer import Message, build_actions
 from yuqing.topics import SCHEMAS_DIR
 
 

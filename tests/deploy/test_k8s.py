@@ -33,8 +33,8 @@ WORKLOAD_KINDS = ("Deployment", "CronJob")
 SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEY|AES_KEY|SALT|CREDENTIAL)", re.I)
 SETTINGS_CLASSES = (
     ("yuqing.settings", "KafkaSettings"), ("yuqing.settings", "ElasticsearchSettings"),
-    ("yuqing.ingest.settings", "IngestSettings"), ("yuqing.nlp.settings", "NlpSettings"),
-    ("yuqing.alerts.settings", "AlertsSettings"), ("yuqing.search.settings", "SearchSettings"),
+    ("services.ingest.settings", "IngestSettings"), ("services.nlp.settings", "NlpSettings"),
+    ("services.alerts.settings", "AlertsSettings"), ("services.search.settings", "SearchSettings"),
 )
 # Read by the runtime or its libraries, not by a settings class.
 OTHER_ENV = {"YUQING_HOME", "YUQING_MODEL_HOME", "ELASTIC_CLIENT_APIVERSIONING"}
@@ -171,7 +171,7 @@ def test_no_secret_values_in_the_manifests(resources: list[Resource]) -> None:
 
 
 def test_the_source_registry_names_secrets_but_holds_none() -> None:
-    from yuqing.ingest.registry import MissingSecretError, parse_registry
+    from services.ingest.registry import MissingSecretError, parse_registry
 
     text = (K8S / "base" / "sources.toml").read_text(encoding="utf-8")
     for source in tomllib.loads(text)["sources"]:
@@ -317,7 +317,7 @@ def test_prometheus_rules_use_series_the_services_expose(rendered: tuple[str, st
     names = {rule["alert"] for rule in rules}
     assert {"YuqingWorkerDown", "YuqingConsumerLagHigh", "YuqingDeadLetterRateHigh"} <= names
     exposed: set[str] = set()
-    for module in ("yuqing.nlp.metrics", "yuqing.alerts.metrics", "yuqing.search.metrics"):
+    for module in ("services.nlp.metrics", "services.alerts.metrics", "services.search.metrics"):
         exposed |= {next(iter(m.describe())).name for m in vars(importlib.import_module(module)).values()
                     if isinstance(m, MetricWrapperBase)}
     for service in ("nlp", "alerts", "search"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from services.ingest.publisher import PublishError
 from yuqing.contracts import RawPost
-from yuqing.ingest.publisher import PublishError
 
 
 class FakePublisher:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from yuqing.ingest.registry import SourceRegistry, parse_registry
+from services.ingest.registry import SourceRegistry, parse_registry
 
 API_KEY = "k" * 40
 APP_SECRET = "app-secret-0123456789abcdefghijklmnop"

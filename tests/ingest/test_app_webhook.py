@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from yuqing.contracts import Channel, make_post_id
-from yuqing.ingest.app_webhook import (
+from services.ingest.app_webhook import (
     HEADER_REQUEST_ID,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
@@ -23,6 +22,7 @@ from yuqing.ingest.app_webhook import (
     sign_app_request,
     signed_headers,
 )
+from yuqing.contracts import Channel, make_post_id
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "app-main-hmac-secret-0123456789abcdef"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from services.ingest.backfill import backfill, iter_lines, parse_line
+from services.ingest.publisher import PublishError
 from tests.ingest.sources import registry
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.ingest.backfill import backfill, iter_lines, parse_line
-from yuqing.ingest.publisher import PublishError
 
 SOURCE = registry().get("partner")
 GOOD = {"external_id": "t-1", "text": "城关镇又停电了", "created_at": "2026-11-28T20:15:00+08:00"}

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.ingest.dedup import DedupWindow, TtlSet
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.ingest.dedup import DedupWindow, TtlSet
 
 
 class FakeClock:

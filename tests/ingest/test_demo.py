@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from services.ingest.registry import load_registry
 from tests.conftest import REPO_ROOT
 from yuqing.contracts import Channel
 from yuqing.demo import (
@@ -16,7 +17,6 @@ from yuqing.demo import (
     demo_environment,
     load_demo,
 )
-from yuqing.ingest.registry import load_registry
 
 
 def registry_path() -> Path:

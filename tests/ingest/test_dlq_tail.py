@@ -6,9 +6,9 @@ import base64
 import json
 from datetime import UTC, datetime
 
+from services.ingest.dlq import describe
 from tests.conftest import REPO_ROOT
 from yuqing.contracts import DeadLetter
-from yuqing.ingest.dlq import describe
 
 EXAMPLE = REPO_ROOT / "schemas" / "posts.dlq" / "examples" / "invalid-json.json"
 

@@ -22,8 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.ingest.forum import (
+from services.ingest.forum import (
     FakeForumSource,
     ForumPoller,
     ForumSource,
@@ -31,13 +30,14 @@ from yuqing.ingest.forum import (
     html_to_text,
     parse_feed,
 )
-from yuqing.ingest.forum_io import (
+from services.ingest.forum_io import (
     FetchError,
     ForumCursor,
     JsonCursorStore,
     MemoryCursorStore,
 )
-from yuqing.ingest.registry import RegisteredSource, parse_registry, pseudonymize
+from services.ingest.registry import RegisteredSource, parse_registry, pseudonymize
+from yuqing.contracts import Channel, RawPost, make_post_id
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SALT = "forum-salt-0123456789"

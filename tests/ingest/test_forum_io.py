@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from yuqing.ingest.forum_io import (
+from services.ingest.forum_io import (
     CursorError,
     FetchError,
     ForumCursor,

@@ -15,6 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
+from services.ingest.api import create_app
+from services.ingest.app_webhook import signed_headers
+from services.ingest.settings import IngestSettings
+from services.ingest.wechat import WeChatCrypto, text_message_xml
 from tests.ingest.fakes import FakePublisher
 from tests.ingest.sources import (
     API_KEY,
@@ -26,10 +30,6 @@ from tests.ingest.sources import (
     registry,
 )
 from yuqing.contracts import Channel, make_post_id
-from yuqing.ingest.api import create_app
-from yuqing.ingest.app_webhook import signed_headers
-from yuqing.ingest.settings import IngestSettings
-from yuqing.ingest.wechat import WeChatCrypto, text_message_xml
 
 NOW = datetime.now(UTC).isoformat()
 
@@ -177,7 +177,7 @@ def test_request_ids_are_echoed_or_made(api: Api) -> None:
 
 
 def test_refusals_are_logged_with_the_request_id(api: Api, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="yuqing.ingest.edge"):
+    with caplog.at_level(logging.INFO, logger="services.ingest.edge"):
         api.posts(post(), key="wrong" * 10, **{"X-Request-Id": "req-7"})
 
     [record] = [r for r in caplog.records if "refused" in r.getMessage()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from yuqing.ingest.ratelimit import Limit, RateLimiter, TokenBucket
+from services.ingest.ratelimit import Limit, RateLimiter, TokenBucket
 
 
 class Clock:

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from yuqing.contracts import Channel
-from yuqing.ingest.registry import (
+from services.ingest.registry import (
     AppSourceConfig,
     ForumSourceConfig,
     InvalidApiKeyError,
@@ -18,6 +17,7 @@ from yuqing.ingest.registry import (
     parse_registry,
     pseudonymize,
 )
+from yuqing.contracts import Channel
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "sources.example.toml"
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.ingest.dedup import DedupWindow
+from services.ingest.publisher import PublishError
+from services.ingest.sink import PostSink
 from tests.ingest.fakes import FakePublisher
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.ingest.dedup import DedupWindow
-from yuqing.ingest.publisher import PublishError
-from yuqing.ingest.sink import PostSink
 
 NOW = datetime(2026, 11, 28, 20, 15, tzinfo=UTC)
 

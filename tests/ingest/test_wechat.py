@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.ingest.wechat import (
+from services.ingest.wechat import (
     BLOCK_SIZE,
     WeChatAppIdError,
     WeChatCrypto,
@@ -25,6 +24,7 @@ from yuqing.ingest.wechat import (
     parse_xml,
     to_raw_post,
 )
+from yuqing.contracts import Channel, RawPost, make_post_id
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VECTOR = json.loads((FIXTURES / "wechat_official_vector.json").read_text(encoding="utf-8"))

@@ -14,6 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
+from services.ingest.api import create_app
+from services.ingest.app_webhook import signed_headers
+from services.ingest.fixture_forum import FixtureForum, discourse_post
+from services.ingest.pollers import run_pollers
+from services.ingest.settings import IngestSettings
+from services.ingest.wechat import WeChatCrypto, text_message_xml
 from tests.conftest import free_port
 from tests.ingest.live import read_posts, serve
 from tests.ingest.sources import (
@@ -27,12 +33,6 @@ from tests.ingest.sources import (
     registry_toml,
 )
 from yuqing.contracts import Channel
-from yuqing.ingest.api import create_app
-from yuqing.ingest.app_webhook import signed_headers
-from yuqing.ingest.fixture_forum import FixtureForum, discourse_post
-from yuqing.ingest.pollers import run_pollers
-from yuqing.ingest.settings import IngestSettings
-from yuqing.ingest.wechat import WeChatCrypto, text_message_xml
 from yuqing.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from kafka import KafkaProducer
 
+from services.ingest.dlq import tail
 from yuqing.contracts import DeadLetter
 from yuqing.contracts.codec import encode
-from yuqing.ingest.dlq import tail
 from yuqing.settings import KafkaSettings
 from yuqing.topics import LogicalTopic
 

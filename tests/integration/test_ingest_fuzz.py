@@ -23,12 +23,12 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.core import NOT_SET
 from schemathesis.generation import GenerationMode
 
+from services.ingest.api import create_app
+from services.ingest.app_webhook import signed_headers
+from services.ingest.settings import IngestSettings
+from services.ingest.wechat import compute_signature
 from tests.ingest.live import serve
 from tests.ingest.sources import API_KEY, APP_SECRET, WECHAT_TOKEN, registry
-from yuqing.ingest.api import create_app
-from yuqing.ingest.app_webhook import signed_headers
-from yuqing.ingest.settings import IngestSettings
-from yuqing.ingest.wechat import compute_signature
 from yuqing.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.ingest.publisher import AioKafkaPublisher, PublishError
 from tests.ingest.live import read_posts
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.ingest.publisher import AioKafkaPublisher, PublishError
 from yuqing.kafka import ensure_topics
 from yuqing.settings import KafkaSettings
 
@@ -52,7 +52,7 @@ def test_a_missing_topic_is_a_publish_error_and_recovers_once_it_exists(
         await publisher.publish([raw("a")])
         await publisher.close()
 
-    with caplog.at_level(logging.WARNING, logger="yuqing.ingest.publisher"):
+    with caplog.at_level(logging.WARNING, logger="services.ingest.publisher"):
         asyncio.run(scenario())
     assert "reconnecting" in caplog.text
     assert [p.external_id for p in read_posts(settings, at_least=1)] == ["a"]

@@ -19,15 +19,15 @@ from fastapi.testclient import TestClient
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
+from services.search.api import create_app
+from services.search.auth import hash_key, new_key, sign_jwt
+from services.search.es import ensure_templates, make_client, recent_fingerprints
+from services.search.indexer import build_actions, issue_table, write_bulk
+from services.search.mappings import posts_alias, templates
+from services.search.settings import SearchSettings
 from tests.conftest import unique
 from tests.search.factory import BASE_TIME, as_messages, make_alert, make_post
 from yuqing.contracts import Alert, AlertState, EnrichedPost, Sentiment, Topic
-from yuqing.search.api import create_app
-from yuqing.search.auth import hash_key, new_key, sign_jwt
-from yuqing.search.es import ensure_templates, make_client, recent_fingerprints
-from yuqing.search.indexer import build_actions, issue_table, write_bulk
-from yuqing.search.mappings import posts_alias, templates
-from yuqing.search.settings import SearchSettings
 from yuqing.settings import ElasticsearchSettings
 
 pytestmark = pytest.mark.integration
@@ -337,7 +337,7 @@ def test_reindexing_the_same_stream_twice_leaves_the_same_documents(env: Env):
 
 
 def test_request_ids_and_error_shapes(env: Env, caplog: pytest.LogCaptureFixture):
-    with caplog.at_level(logging.INFO, logger="yuqing.search.api"):
+    with caplog.at_level(logging.INFO, logger="services.search.api"):
         resp = env.call("GET", "/v1/posts/search", headers={"X-Request-Id": "req-42"}, params={"q": "停电"})
     assert resp.headers["X-Request-Id"] == "req-42"
     access = [r for r in caplog.records if getattr(r, "request_id", None) == "req-42"]

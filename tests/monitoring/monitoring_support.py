@@ -27,7 +27,7 @@ BUILD_TIMEOUT_S = 3600
 
 # The modules that declare each service's metrics (STYLE.md: metrics declared once).
 METRIC_MODULES = (
-    "yuqing.ingest.metrics", "yuqing.nlp.metrics", "yuqing.alerts.metrics", "yuqing.search.metrics",
+    "services.ingest.metrics", "services.nlp.metrics", "services.alerts.metrics", "services.search.metrics",
 )
 
 # danielqsj/kafka-exporter series the rules and dashboards may use.

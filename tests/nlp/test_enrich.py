@@ -2,8 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from yuqing.contracts import Channel, RawPost, Topic, make_post_id
-from yuqing.nlp.enrich import (
+from services.nlp.enrich import (
     TopicRule,
     apply_rules,
     hamming,
@@ -14,6 +13,7 @@ from yuqing.nlp.enrich import (
     redact,
     simhash,
 )
+from yuqing.contracts import Channel, RawPost, Topic, make_post_id
 
 
 @pytest.mark.parametrize(

