@@ -70,6 +70,7 @@ test-unit: venv
 
 lint: venv
 	$(VENV)/bin/ruff check $(wildcard yuqing services tests bench deploy)
+	$(VENV)/bin/mypy
 	$(YUQING) schemas check
 
 bench: bench-nlp bench-alerts bench-counting bench-ingest bench-search
