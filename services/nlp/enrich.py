@@ -5,7 +5,6 @@ No Kafka, Faust or model imports here; the worker calls these per batch.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tomllib
 import unicodedata
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from yuqing.contracts import EnrichedPost, RawPost, Sentiment, Topic
+from yuqing.fingerprint import hamming as hamming  # re-exported for callers of this module
+from yuqing.fingerprint import simhash
 from yuqing.segmentation import jieba_ready
 
 MODEL_TEXT_CHARS = 2_000  # the model reads at most a few hundred tokens anyway
@@ -71,28 +72,6 @@ def keywords(text: str, limit: int = 8) -> list[str]:
         return []
     tags = _jieba().extract_tags(text[:MODEL_TEXT_CHARS], topK=limit * 2)
     return [t for t in tags if len(t) >= 2 and _KEYWORD_OK.search(t)][:limit]
-
-
-def _shingles(text: str, size: int = 3) -> list[str]:
-    compact = re.sub(r"[\W_]+", "", text.lower())
-    if len(compact) <= size:
-        return [compact] if compact else []
-    return [compact[i:i + size] for i in range(len(compact) - size + 1)]
-
-
-def simhash(text: str) -> str:
-    """64-bit SimHash over character 3-grams; near-duplicates differ in few bits."""
-    weights = [0] * 64
-    for gram in _shingles(normalize(text)):
-        h = int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=8).digest(), "big")
-        for bit in range(64):
-            weights[bit] += 1 if h >> bit & 1 else -1
-    value = sum(1 << bit for bit in range(64) if weights[bit] > 0)
-    return f"{value:016x}"
-
-
-def hamming(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
 @dataclass(frozen=True)

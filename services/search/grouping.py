@@ -1,167 +1,307 @@
-"""Near-duplicate posts grouped into issues, at index time (pure, no I/O).
+"""Posts grouped into issues by meaning, place and time, one post at a time (pure, no I/O).
 
-A post's 64-bit SimHash is cut into four 16-bit bands, and a table of recent
-fingerprints is indexed by (topic, band number, band value). Two fingerprints
-within Hamming distance ``d`` have at least one band that differs in at most
-``r = ceil((d + 1) / 4) - 1`` bits (pigeonhole), so probing every band value
-within ``r`` bits of the post's own bands finds *every* neighbour within ``d``:
-``d = 3`` needs exact band matches only (4 lookups), ``d = 7`` 1-bit probes
-(4 x 17 lookups). Light edits of a short Chinese post move its character-3-gram
-SimHash by 6-10 bits (measured on the corpus; docs/search.md), so the default
-is ``d = 7`` rather than the 3 used for long web pages.
+An issue is one matter a responder handles once: the outage of one village on
+one evening, the wrong bills after one meter replacement. A post joins the open
+issue of its township that it fits best, or founds a new one:
 
-A post joins the issue of the nearest earlier fingerprint of the same topic
-within ``max_distance`` whose post was created within ``window``; ties go to
-the smaller issue id. Otherwise it founds a new issue whose id is
-``<topic>-<its fingerprint>``. The decision depends only on the posts seen
-before in the stream, so re-indexing the same stream in the same order gives
-the same ids; a fingerprint already in the table keeps its issue, so a replay
-over an index that already holds the posts keeps them too.
+* **Township** (the region, else the township named in the text) must match:
+  the same complaint in another township is another issue.
+* **Time**: the issue's last post at most ``gap`` before (or after) the post and
+  its first at most ``span`` before; older issues are closed for grouping. So
+  the same complaint two days later is another issue.
+* **Words** (issue_text.py): cosine of IDF-weighted character bigrams, to the
+  nearest member and to the issue's centroid.
+* **Place**: a place named by both (village, 小区, street …) adds; two different
+  places subtract.
+* **Topic**: the same topic adds, another subtracts (``other`` is neutral).
+* A post that says little beyond its place (``+1``, ``我家也是，滨河小区``) is
+  judged on place, topic and time: its word score is blended towards a prior in
+  proportion to how little it says.
+
+The post joins the best issue scoring at least ``threshold``; ties go to the
+smaller issue id. A new issue's id is ``<topic>-<16 hex digits of
+blake2b(post id)>``: derived from the founding post, so every process that
+sees the same posts in the same order names the issue the same way, and a post
+seen again (a replay) keeps the issue it had. State is bounded: issues idle
+for longer than ``gap`` are dropped, members per issue and issues in all are
+capped. Corrections (merge, move, split) change the state so that later posts
+follow them; see ``merge``, ``move`` and ``split``.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass
+import hashlib
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-BANDS = 4
-BAND_BITS = 16
-_BAND_MASK = (1 << BAND_BITS) - 1
+from services.search.issue_text import TextView, cosine, town_of, view
+from yuqing.fingerprint import band_terms as band_terms  # re-exported for documents.py
+
+NEUTRAL_TOPICS = frozenset({"other"})
 
 
-def bands(fingerprint: int) -> list[int]:
-    """The four 16-bit bands of a 64-bit fingerprint, most significant first."""
-    return [(fingerprint >> (BAND_BITS * (BANDS - 1 - i))) & _BAND_MASK for i in range(BANDS)]
+@dataclass(frozen=True)
+class GroupingParams:
+    """Tuned on data/issues/dev.jsonl (bench/bench_issues.py --tune); see docs/search.md."""
+
+    threshold: float = 0.30
+    gap: timedelta = timedelta(hours=6)
+    span: timedelta = timedelta(hours=18)
+    nearest_weight: float = 0.6  # word score = this x nearest member + the rest x centroid
+    place_bonus: float = 0.25
+    place_conflict: float = 0.25
+    topic_bonus: float = 0.10
+    topic_penalty: float = 0.25
+    decay_per_hour: float = 0.02
+    low_info_mass: float = 20.0  # below this much said, the word score is blended with the prior
+    low_info_prior: float = 0.25
+    max_members: int = 40
+    max_issues: int = 50_000
+    max_posts: int = 500_000
 
 
-def band_terms(fingerprint: str) -> list[str]:
-    """Bands as keyword terms (``"<band>:<hex>"``), stored on the post for lookups."""
-    return [f"{i}:{b:04x}" for i, b in enumerate(bands(int(fingerprint, 16)))]
+@dataclass(frozen=True)
+class PostSignal:
+    """What grouping needs of a post."""
 
-
-def probe_radius(max_distance: int) -> int:
-    """Bits to flip per band so that no neighbour within ``max_distance`` is missed."""
-    return max(0, -(-(max_distance + 1) // BANDS) - 1)
-
-
-def _masks(radius: int) -> tuple[int, ...]:
-    """Every 16-bit mask with at most ``radius`` bits set."""
-    masks = [0] if radius == 0 else [0, *(1 << i for i in range(BAND_BITS))]
-    if radius >= 2:
-        masks += [(1 << i) | (1 << j) for i in range(BAND_BITS) for j in range(i + 1, BAND_BITS)]
-    return tuple(masks)
-
-
-def seed_of(issue_id: str) -> int | None:
-    """The founding fingerprint encoded in an issue id, if it has the usual form."""
-    head, _, tail = issue_id.rpartition("-")
-    try:
-        return int(tail, 16) if head and len(tail) == 16 else None
-    except ValueError:
-        return None
+    post_id: str
+    text: str
+    created_at: datetime
+    region: str | None = None
+    topic: str | None = None
 
 
 @dataclass(frozen=True)
 class Assignment:
     issue_id: str
-    distance: int  # Hamming distance to the issue's founding fingerprint
+    distance: int  # 0..100: how far the post was from its issue (100 - 100 x score; 0 for a founder)
 
 
 @dataclass
-class _Entry:
-    topic: str
-    fingerprint: int
-    issue_id: str
+class _Member:
+    post_id: str
+    view: TextView
     created_at: datetime
+    topic: str | None
 
 
-class IssueTable:
-    """Recent fingerprints by (topic, band), bounded in size; oldest insertions go first."""
+@dataclass
+class _Issue:
+    issue_id: str
+    town: str
+    first_seen: datetime
+    last_seen: datetime
+    members: list[_Member] = field(default_factory=list)
+    centroid: Counter[str] = field(default_factory=Counter)
+    topics: Counter[str] = field(default_factory=Counter)
+    places: Counter[str] = field(default_factory=Counter)
+    size: int = 0
 
-    def __init__(self, *, max_distance: int = 7, window: timedelta = timedelta(days=3),
-                 max_entries: int = 200_000):
-        if not 0 <= max_distance <= 11:
-            raise ValueError("max_distance must be within 0..11")
-        self.max_distance = max_distance
-        self.radius = probe_radius(max_distance)
-        self._probe_masks = _masks(self.radius)
-        self.window = window
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, int], _Entry] = OrderedDict()
-        # per topic, per band number: band value -> fingerprints
-        self._by_band: dict[str, list[dict[int, set[int]]]] = {}
+    @property
+    def topic(self) -> str | None:
+        ranked = sorted(self.topics.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ranked[0][0] if ranked else None
+
+
+def founder_issue_id(post_id: str, topic: str | None, salt: str = "") -> str:
+    """The id of the issue a post founds: stable across processes and replays."""
+    digest = hashlib.blake2b(f"{post_id}{salt}".encode(), digest_size=8).hexdigest()
+    return f"{topic or 'other'}-{digest}"
+
+
+class IssueGrouper:
+    """Online grouping state: open issues per township, and the issue of every recent post."""
+
+    def __init__(self, params: GroupingParams | None = None) -> None:
+        self.params = params or GroupingParams()
+        self._issues: OrderedDict[str, _Issue] = OrderedDict()  # least recently active first
+        self._by_town: dict[str, set[str]] = {}
+        self._post_issue: OrderedDict[str, str] = OrderedDict()
+        self._aliases: dict[str, str] = {}
+        self._now: datetime | None = None
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._issues)
 
-    def assign(self, *, topic: str, fingerprint: str, created_at: datetime) -> Assignment:
-        """The issue of a post; remembers its fingerprint for the posts after it."""
-        value = int(fingerprint, 16)
-        known = self._entries.get((topic, value))
+    def issue_of(self, post_id: str) -> str | None:
+        found = self._post_issue.get(post_id)
+        return self.resolve(found) if found else None
+
+    def resolve(self, issue_id: str) -> str:
+        """The issue an id now stands for (after merges)."""
+        seen = set()
+        while issue_id in self._aliases and issue_id not in seen:
+            seen.add(issue_id)
+            issue_id = self._aliases[issue_id]
+        return issue_id
+
+    def assign(self, post: PostSignal) -> Assignment:
+        """The issue of a post; remembers the post for the posts after it."""
+        known = self.issue_of(post.post_id)
         if known is not None:
-            return Assignment(known.issue_id, _seed_distance(known.issue_id, value))
-        nearest = self._nearest(topic, value, created_at)
-        issue_id = nearest.issue_id if nearest else f"{topic}-{value:016x}"
-        self.remember(topic=topic, fingerprint=value, issue_id=issue_id, created_at=created_at)
-        return Assignment(issue_id, _seed_distance(issue_id, value))
+            return Assignment(known, 0)
+        member = _Member(post.post_id, view(post.text, post.region), post.created_at, post.topic)
+        town = _town(post.region, member.view)
+        self._advance(post.created_at)
+        best: tuple[float, str] | None = None
+        for issue_id in sorted(self._by_town.get(town, ())):
+            score = self._score(self._issues[issue_id], member)
+            if score is not None and score >= self.params.threshold and (best is None or score > best[0]):
+                best = (score, issue_id)
+        if best is None:
+            issue_id = founder_issue_id(post.post_id, post.topic)
+            self._add(issue_id, town, member)
+            return Assignment(issue_id, 0)
+        self._add(best[1], town, member)
+        return Assignment(best[1], max(0, min(100, round(100 - 100 * best[0]))))
 
-    def remember(self, *, topic: str, fingerprint: int, issue_id: str, created_at: datetime) -> None:
-        key = (topic, fingerprint)
-        if key in self._entries:
+    def remember(self, post: PostSignal, issue_id: str) -> None:
+        """Take a post whose issue is already decided (warm-up from the index, other replicas)."""
+        if post.post_id in self._post_issue:
             return
-        self._entries[key] = _Entry(topic, fingerprint, issue_id, created_at)
-        tables = self._by_band.setdefault(topic, [{} for _ in range(BANDS)])
-        for table, band in zip(tables, bands(fingerprint), strict=True):
-            table.setdefault(band, set()).add(fingerprint)
-        while len(self._entries) > self.max_entries:
-            self._forget(*self._entries.popitem(last=False))
+        member = _Member(post.post_id, view(post.text, post.region), post.created_at, post.topic)
+        self._advance(post.created_at)
+        self._add(self.resolve(issue_id), _town(post.region, member.view), member)
 
-    def load(self, rows: Iterable[tuple[str, str, str, datetime]]) -> int:
-        """Warm the table from indexed posts: (topic, fingerprint hex, issue id, created_at)."""
-        count = 0
-        for topic, fingerprint, issue_id, created_at in rows:
-            self.remember(topic=topic, fingerprint=int(fingerprint, 16), issue_id=issue_id,
-                          created_at=created_at)
-            count += 1
-        return count
+    # --- corrections -------------------------------------------------------------
 
-    def _candidates(self, topic: str, value: int) -> set[int]:
-        found: set[int] = set()
-        tables = self._by_band.get(topic)
-        if tables is None:
-            return found
-        for table, band in zip(tables, bands(value), strict=True):
-            for mask in self._probe_masks:
-                members = table.get(band ^ mask)
-                if members:
-                    found.update(members)
-        return found
+    def merge(self, source_id: str, target_id: str) -> None:
+        """Every post of ``source_id`` (and every later post that would join it) goes to ``target_id``."""
+        source_id, target_id = self.resolve(source_id), self.resolve(target_id)
+        if source_id == target_id:
+            return
+        self._aliases[source_id] = target_id
+        source = self._drop_issue(source_id)
+        if source is None:
+            return
+        for member in source.members:
+            self._add(target_id, source.town, member)
 
-    def _nearest(self, topic: str, value: int, created_at: datetime) -> _Entry | None:
-        best: tuple[int, str] | None = None
-        found: _Entry | None = None
-        for candidate in self._candidates(topic, value):
-            entry = self._entries[(topic, candidate)]
-            distance = (candidate ^ value).bit_count()
-            if distance > self.max_distance or abs(entry.created_at - created_at) > self.window:
-                continue
-            rank = (distance, entry.issue_id)
-            if best is None or rank < best:
-                best, found = rank, entry
-        return found
+    def move(self, post_id: str, target_id: str, post: PostSignal | None = None) -> None:
+        """One post to another issue; later posts like it follow it there."""
+        member = self._take(post_id)
+        if member is None and post is not None:
+            member = _Member(post.post_id, view(post.text, post.region), post.created_at, post.topic)
+        target_id = self.resolve(target_id)
+        if member is not None:
+            town = self._issues[target_id].town if target_id in self._issues else _town(None, member.view)
+            self._add(target_id, town, member)
+        else:
+            self._post_issue[post_id] = target_id
 
-    def _forget(self, key: tuple[str, int], entry: _Entry) -> None:
-        topic, value = key
-        for table, band in zip(self._by_band[topic], bands(value), strict=True):
-            members = table.get(band)
-            if members is not None:
-                members.discard(value)
-                if not members:
-                    del table[band]
+    def split(self, post_id: str, post: PostSignal | None = None) -> str:
+        """One post out into a new issue of its own (id derived from the post); returns the id."""
+        member = self._take(post_id)
+        if member is None and post is not None:
+            member = _Member(post.post_id, view(post.text, post.region), post.created_at, post.topic)
+        topic = member.topic if member else (post.topic if post else None)
+        issue_id = founder_issue_id(post_id, topic, salt=":split")
+        if member is not None:
+            self._add(issue_id, _town(post.region if post else None, member.view), member)
+        else:
+            self._post_issue[post_id] = issue_id
+        return issue_id
+
+    # --- internals ---------------------------------------------------------------
+
+    def _score(self, issue: _Issue, member: _Member) -> float | None:
+        p = self.params
+        at = member.created_at
+        if abs(at - issue.last_seen) > p.gap or at - issue.first_seen > p.span:
+            return None
+        words = member.view.words
+        nearest = max((cosine(words, m.view.words) for m in issue.members), default=0.0)
+        centroid = cosine(words, _normalised(issue.centroid))
+        lexical = p.nearest_weight * nearest + (1 - p.nearest_weight) * centroid
+        said = min(1.0, member.view.mass / p.low_info_mass)
+        score = said * lexical + (1 - said) * p.low_info_prior
+        score += self._place_score(issue, member.view)
+        topic = issue.topic
+        if member.topic and topic and member.topic not in NEUTRAL_TOPICS and topic not in NEUTRAL_TOPICS:
+            score += p.topic_bonus if member.topic == topic else -p.topic_penalty
+        hours = max(0.0, (at - issue.last_seen).total_seconds() / 3600)
+        return score - p.decay_per_hour * hours
+
+    def _place_score(self, issue: _Issue, post: TextView) -> float:
+        if not post.places and not issue.places:
+            return 0.0
+        if post.places & issue.places.keys() or post.names(set(issue.places)):
+            return self.params.place_bonus
+        if any(m.view.names(post.places) for m in issue.members[-8:]):
+            return self.params.place_bonus
+        if post.places and issue.places:
+            return -self.params.place_conflict
+        return 0.0
+
+    def _add(self, issue_id: str, town: str, member: _Member) -> None:
+        issue = self._issues.get(issue_id)
+        if issue is None:
+            issue = _Issue(issue_id, town, member.created_at, member.created_at)
+            self._issues[issue_id] = issue
+            self._by_town.setdefault(town, set()).add(issue_id)
+        issue.first_seen = min(issue.first_seen, member.created_at)
+        issue.last_seen = max(issue.last_seen, member.created_at)
+        issue.members.append(member)
+        if len(issue.members) > self.params.max_members:
+            issue.members.pop(1)  # keep the founder and the most recent members
+        issue.centroid.update(member.view.words)
+        issue.topics[member.topic or "other"] += 1
+        issue.places.update(member.view.places)
+        issue.size += 1
+        self._issues.move_to_end(issue_id)
+        self._post_issue[member.post_id] = issue_id
+        self._post_issue.move_to_end(member.post_id)
+        while len(self._post_issue) > self.params.max_posts:
+            self._post_issue.popitem(last=False)
+        while len(self._issues) > self.params.max_issues:
+            self._drop_issue(next(iter(self._issues)))
+
+    def _take(self, post_id: str) -> _Member | None:
+        issue_id = self._post_issue.pop(post_id, None)
+        issue = self._issues.get(self.resolve(issue_id)) if issue_id else None
+        if issue is None:
+            return None
+        for i, member in enumerate(issue.members):
+            if member.post_id == post_id:
+                del issue.members[i]
+                issue.centroid.subtract(member.view.words)
+                issue.topics[member.topic or "other"] -= 1
+                issue.places.subtract(member.view.places)
+                issue.places = +issue.places
+                issue.topics = +issue.topics
+                issue.size -= 1
+                return member
+        return None
+
+    def _drop_issue(self, issue_id: str) -> _Issue | None:
+        issue = self._issues.pop(issue_id, None)
+        if issue is not None:
+            town_issues = self._by_town.get(issue.town, set())
+            town_issues.discard(issue_id)
+            if not town_issues:
+                self._by_town.pop(issue.town, None)
+        return issue
+
+    def _advance(self, at: datetime) -> None:
+        """Close issues idle for longer than ``gap`` before the newest post seen."""
+        if self._now is None or at > self._now:
+            self._now = at
+        horizon = self._now - self.params.gap
+        while self._issues:
+            oldest = next(iter(self._issues.values()))
+            if oldest.last_seen >= horizon:
+                break
+            self._drop_issue(oldest.issue_id)
 
 
-def _seed_distance(issue_id: str, value: int) -> int:
-    seed = seed_of(issue_id)
-    return (seed ^ value).bit_count() if seed is not None else 0
+def _town(region: str | None, post: TextView) -> str:
+    own = town_of(region)
+    if own:
+        return own
+    return min(post.towns) if post.towns else ""
+
+
+def _normalised(weights: Counter[str]) -> dict[str, float]:
+    norm = sum(w * w for w in weights.values()) ** 0.5 or 1.0
+    return {g: w / norm for g, w in weights.items() if w > 0}

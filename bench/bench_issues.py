@@ -1,0 +1,161 @@
+"""make bench-issues: how well posts are grouped into issues, and what grouping costs.
+
+Scores ``services.search.issue_offline.group_rows`` (the live algorithm) on a
+labelled set (lines ``{"id", "text", "created_at", "region", "channel",
+"topic", "sentiment", "event"}``; a post alone in its event is a lone post):
+
+* B-cubed precision, recall and F1 (per post: the share of its issue that is in
+  its event, and of its event that is in its issue; averaged over posts);
+* big events recovered: the share of events with >= 5 posts whose largest
+  issue holds >= 80 % of them;
+
+beside two baselines: SimHash grouping (the nearest earlier post of the same
+topic within 7 bits and 72 h, the grouping this replaced) and "same topic,
+region and day". ``--model-topics`` drops the labelled topics and lets the
+default model classify (as the offline command does for posts without one).
+``--tune`` searches the grouping parameters on the given set: run it on the
+development set only, never on the evaluation set. Writes
+``bench/results/issues.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.search.grouping import GroupingParams  # noqa: E402
+from services.search.issue_offline import group_rows, model_topics, parse_time, read_posts  # noqa: E402
+from yuqing.fingerprint import simhash  # noqa: E402
+
+BIG_EVENT = 5
+RECOVERED_SHARE = 0.8
+
+
+def bcubed(events: Sequence[str], issues: Sequence[str]) -> tuple[float, float, float]:
+    """B-cubed precision, recall and F1 of a grouping against the true events."""
+    pair = Counter(zip(events, issues, strict=True))
+    by_event, by_issue = Counter(events), Counter(issues)
+    n = len(events)
+    precision = sum(pair[(e, i)] / by_issue[i] for e, i in zip(events, issues, strict=True)) / n
+    recall = sum(pair[(e, i)] / by_event[e] for e, i in zip(events, issues, strict=True)) / n
+    return precision, recall, 2 * precision * recall / (precision + recall)
+
+
+def big_events_recovered(events: Sequence[str], issues: Sequence[str]) -> tuple[int, int]:
+    """(recovered, total) events of >= 5 posts whose largest issue holds >= 80 % of them."""
+    members: dict[str, Counter[str]] = defaultdict(Counter)
+    for event, issue in zip(events, issues, strict=True):
+        members[event][issue] += 1
+    big = [c for c in members.values() if sum(c.values()) >= BIG_EVENT]
+    recovered = sum(1 for c in big if max(c.values()) >= RECOVERED_SHARE * sum(c.values()))
+    return recovered, len(big)
+
+
+def simhash_baseline(rows: list[dict[str, Any]]) -> list[str]:
+    """The nearest earlier post of the same topic within 7 bits and 72 h, else a new issue."""
+    order = sorted(range(len(rows)), key=lambda i: (parse_time(rows[i]["created_at"]), i))
+    seen: list[tuple[str, int, Any, str]] = []
+    issues: dict[int, str] = {}
+    for i in order:
+        row, value = rows[i], int(simhash(rows[i]["text"]), 16)
+        at = parse_time(row["created_at"])
+        near = [((value ^ v).bit_count(), issue) for topic, v, t, issue in seen
+                if topic == row["topic"] and (value ^ v).bit_count() <= 7 and at - t <= timedelta(hours=72)]
+        issues[i] = min(near)[1] if near else f"{row['topic']}-{value:016x}"
+        seen.append((row["topic"], value, at, issues[i]))
+    return [issues[i] for i in range(len(rows))]
+
+
+def topic_region_day_baseline(rows: list[dict[str, Any]]) -> list[str]:
+    return [f"{r['topic']}|{r.get('region')}|{parse_time(r['created_at']).date()}" for r in rows]
+
+
+def score(rows: list[dict[str, Any]], issues: list[str]) -> dict[str, Any]:
+    events = [r["event"] for r in rows]
+    precision, recall, f1 = bcubed(events, issues)
+    recovered, big = big_events_recovered(events, issues)
+    return {"bcubed_precision": round(precision, 4), "bcubed_recall": round(recall, 4),
+            "bcubed_f1": round(f1, 4), "big_events_recovered": round(recovered / big, 4) if big else None,
+            "big_events": f"{recovered}/{big}", "issues": len(set(issues))}
+
+
+def tune(rows: list[dict[str, Any]]) -> GroupingParams:
+    """Grid search on the given (development) set; prints the best few."""
+    grid = {"threshold": [0.2, 0.25, 0.3, 0.35, 0.4], "place_bonus": [0.15, 0.25, 0.35],
+            "place_conflict": [0.15, 0.3, 0.5], "topic_penalty": [0.15, 0.3, 0.6],
+            "low_info_prior": [0.2, 0.3, 0.4], "gap": [timedelta(hours=h) for h in (3, 6)]}
+    results = []
+    for values in itertools.product(*grid.values()):
+        params = replace(GroupingParams(), **dict(zip(grid, values, strict=True)))
+        found = score(rows, group_rows(rows, classify=None, params=params))
+        results.append((found["bcubed_f1"], found["big_events_recovered"] or 0, params))
+    results.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    for f1, big, params in results[:5]:
+        print(f"F1 {f1:.4f} big {big:.3f} {params}")
+    return results[0][2]
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    lines = [f"{'grouping':<28}{'P':>8}{'R':>8}{'F1':>8}{'big events':>12}{'issues':>8}"]
+    for name, r in results.items():
+        lines.append(f"{name:<28}{r['bcubed_precision']:>8.3f}{r['bcubed_recall']:>8.3f}"
+                     f"{r['bcubed_f1']:>8.3f}{r['big_events']:>12}{r['issues']:>8}")
+    return "\n".join(lines)
+
+
+def timed(run: Callable[[], list[str]], posts: int) -> tuple[list[str], float]:
+    started = time.perf_counter()
+    issues = run()
+    return issues, (time.perf_counter() - started) / posts * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", type=Path, default=ROOT / "data" / "issues" / "eval.jsonl")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "issues.json")
+    parser.add_argument("--model-topics", action="store_true", help="classify instead of labelled topics")
+    parser.add_argument("--tune", action="store_true", help="search parameters (development set only)")
+    args = parser.parse_args()
+    if not args.input.exists():
+        args.input = ROOT / "data" / "issues" / "dev.jsonl"
+    args.input = args.input.resolve()
+    rows = read_posts(args.input)
+    if args.tune:
+        tune(rows)
+        return
+    grouped = [{k: v for k, v in r.items() if k != "topic"} for r in rows] if args.model_topics else rows
+    if args.model_topics:
+        for row, topic in zip(grouped, model_topics([r["text"] for r in rows]), strict=True):
+            row["topic"] = topic
+    issues, us_per_post = timed(lambda: group_rows(grouped, classify=None), len(rows))
+    results = {"meaning, place and time": score(rows, issues),
+               "SimHash (previous)": score(rows, simhash_baseline(grouped)),
+               "same topic, region, day": score(rows, topic_region_day_baseline(grouped))}
+    print(f"{args.input.relative_to(ROOT)}: {len(rows)} posts, {len(set(r['event'] for r in rows))} events;"
+          f" topics {'from the default model' if args.model_topics else 'as labelled'}")
+    print(table(results))
+    print(f"grouping: {us_per_post:.0f} µs per post")
+    ours = results["meaning, place and time"]
+    report = {"input": str(args.input.relative_to(ROOT)), "posts": len(rows),
+              "topics": "model" if args.model_topics else "labelled",
+              "bcubed_f1": ours["bcubed_f1"], "big_events_recovered": ours["big_events_recovered"],
+              "detail": ours, "grouping_us_per_post": round(us_per_post, 1),
+              "baselines": {k: v for k, v in results.items() if k != "meaning, place and time"}}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""``yuqing issues group``: the live grouping run over a file of posts.
+
+Input lines ``{"id", "text", "created_at", "region"?, "channel"?, "topic"?}``;
+output lines ``{"id", "issue_id"}`` in input order. Posts are fed to the same
+``IssueGrouper`` the indexer uses, in the order the indexer would see them
+(by ``created_at``, ties in input order). A post without a topic is classified
+by the default model and the topic rules, as the NLP worker would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from services.search.grouping import GroupingParams, IssueGrouper, PostSignal
+
+Classify = Callable[[Sequence[str]], list[str]]
+
+
+def read_posts(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if not isinstance(row, dict) or not {"id", "text", "created_at"} <= row.keys():
+            raise ValueError(f"line {number}: needs id, text and created_at")
+        rows.append(row)
+    return rows
+
+
+def parse_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"created_at without a time zone: {value!r}")
+    return moment
+
+
+def model_topics(texts: Sequence[str]) -> list[str]:
+    """Topics from the default model and the topic rules, as the NLP worker assigns them."""
+    from services.nlp.classifier import load_classifier
+    from services.nlp.enrich import apply_rules, load_rules, normalize
+    from services.nlp.settings import NlpSettings
+
+    rules = load_rules(NlpSettings().rules_path)
+    classifier = load_classifier()
+    predictions = classifier.predict([normalize(t) for t in texts])
+    return [apply_rules(normalize(t), p.topic_scores, rules)[0] for t, p in zip(texts, predictions, strict=True)]
+
+
+def with_topics(rows: list[dict[str, Any]], classify: Classify | None) -> list[str | None]:
+    """Each row's topic: given, else classified (all missing ones in one call)."""
+    topics: list[str | None] = [row.get("topic") for row in rows]
+    missing = [i for i, topic in enumerate(topics) if not topic]
+    if missing and classify is not None:
+        for i, topic in zip(missing, classify([rows[i]["text"] for i in missing]), strict=True):
+            topics[i] = topic
+    return topics
+
+
+def group_rows(rows: list[dict[str, Any]], *, classify: Classify | None = model_topics,
+               params: GroupingParams | None = None) -> list[str]:
+    """The issue id of each row, in input order."""
+    topics = with_topics(rows, classify)
+    signals = [PostSignal(post_id=str(row["id"]), text=str(row["text"]),
+                          created_at=parse_time(str(row["created_at"])), region=row.get("region") or None,
+                          topic=topic) for row, topic in zip(rows, topics, strict=True)]
+    order = sorted(range(len(signals)), key=lambda i: (signals[i].created_at, i))
+    grouper = IssueGrouper(params)
+    issues: dict[int, str] = {}
+    for i in order:
+        issues[i] = grouper.assign(signals[i]).issue_id
+    # a later merge may have renamed an issue that earlier posts joined
+    return [grouper.resolve(issues[i]) for i in range(len(signals))]
+
+
+def write_assignments(path: Path, rows: Iterable[dict[str, Any]], issue_ids: Iterable[str]) -> int:
+    lines = [json.dumps({"id": row["id"], "issue_id": issue}, ensure_ascii=False)
+             for row, issue in zip(rows, issue_ids, strict=True)]
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return len(lines)

@@ -1,0 +1,136 @@
+"""What a post says, where, for issue grouping: weighted character bigrams and place names (pure).
+
+* **Places**: the township (镇/乡) and the specific places (村, 组, 小区, 街, 路,
+  社区, schools, markets …) named in the text. A place is keyed by its suffix and
+  the two characters before it (``滨河小区``, ``新街村``, ``三组``): the same place
+  written in two posts gets the same key even when the words before it differ
+  (``家住滨河小区`` / ``滨河小区3栋``). Deictic prefixes (``整条街``, ``我们村``) are
+  not places.
+* **Words**: character bigrams of the text without its place names, after a few
+  colloquial variants are mapped to one form (``没电``/``断电``/``黑了`` → ``停电``),
+  weighted by inverse document frequency over the bundled corpus (fixed, so the
+  weights do not move with the stream) and L2-normalised. Place names are left
+  out because place is scored on its own; what remains says *what* happened.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+CORPUS_DIR = Path(__file__).resolve().parents[2] / "data" / "corpus"
+_TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|乡)")
+_PLACE = re.compile(
+    r"([\u4e00-\u9fff0-9a-zA-Z]{1,2}?)(小区|社区|新村|花园|家园|村|组|街|路|中学|小学|学校|医院|市场|广场|工业园|厂)")
+_NUMBER_GROUP = re.compile(r"([一二三四五六七八九十0-9]{1,2})(组|栋|号楼)")
+_NOT_PLACE_CHARS = set("们全本整这那隔邻同各哪啥个我你他条每满逛上一大马公线电短走出回道半")
+_VARIANTS = [
+    (re.compile(r"没有电|没电|断电|掉电|黑了|全黑|停了"), "停电"),
+    (re.compile(r"恢复供电|恢复了|通电了|有电了"), "来电"),
+    (re.compile(r"啥时候|什么时候|几点|多久|何时"), "几时"),
+    (re.compile(r"咋回事|怎么回事|啥情况|什么情况|什么原因|啥原因"), "原因"),
+]
+_DROP = re.compile(r"[^\u4e00-\u9fff0-9a-z]+")
+STOP_BIGRAMS = frozenset({"我家", "也是", "我们", "这边", "那边", "一下", "了吗", "是不", "不是", "有没", "没有"})
+
+
+@dataclass(frozen=True)
+class TextView:
+    words: dict[str, float]  # bigram -> weight, L2-normalised (empty for "+1" posts)
+    mass: float  # summed inverse document frequency of the bigrams: how much the text says
+    places: frozenset[str]  # "滨河小区", "新街村"
+    towns: frozenset[str]
+    text: str  # cleaned, for places named without their suffix ("东关这边")
+
+    def names(self, place_set: frozenset[str] | set[str]) -> bool:
+        """Whether the text names one of these places, with or without its suffix."""
+        return any(_stem(p) in self.text for p in place_set)
+
+
+def _stem(place: str) -> str:
+    match = _PLACE.fullmatch(place)
+    return match.group(1) if match and len(match.group(1)) == 2 else place
+
+
+def clean(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def towns(text: str) -> frozenset[str]:
+    """Township names (two characters before 镇/乡) mentioned in the text."""
+    return frozenset(m.group(1) for m in _TOWN.finditer(text))
+
+
+def places(text: str) -> frozenset[str]:
+    """Specific places named in the text, keyed by two characters and the suffix."""
+    text = _NUMBER_GROUP.sub(" ", _TOWN.sub(" ", text))  # "3栋", "五组": not a place on their own
+    found = set()
+    for match in _PLACE.finditer(text):
+        name, suffix = match.groups()
+        if not any(c in _NOT_PLACE_CHARS for c in name) and not name.isdigit():
+            found.add(f"{name}{suffix}")
+    return frozenset(found)
+
+
+def _canonical(text: str) -> str:
+    for pattern, replacement in _VARIANTS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def bigrams(text: str) -> list[str]:
+    compact = _DROP.sub(" ", text)
+    grams = []
+    for run in compact.split():
+        if len(run) == 1:
+            grams.append(run)
+        grams.extend(run[i:i + 2] for i in range(len(run) - 1))
+    return [g for g in grams if g not in STOP_BIGRAMS]
+
+
+@cache
+def idf_table() -> tuple[dict[str, float], float]:
+    """Inverse document frequency of bigrams over the bundled corpus, and the value for unseen ones."""
+    df: Counter[str] = Counter()
+    docs = 0
+    for path in sorted(CORPUS_DIR.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                docs += 1
+                df.update(set(bigrams(_canonical(clean(json.loads(line)["text"])))))
+    return {g: math.log((docs + 1) / (n + 1)) + 1.0 for g, n in df.items()}, math.log(docs + 1) + 1.0
+
+
+def town_of(region: str | None) -> str | None:
+    """The two-character name of a township region (``河口镇`` -> ``河口``)."""
+    match = _TOWN.fullmatch(region) if region else None
+    return match.group(1) if match else region
+
+
+def view(text: str, region: str | None = None) -> TextView:
+    """Words, places and townships of a post's text (the region's own name is not a word)."""
+    text = clean(text)
+    found_places, found_towns = places(text), towns(text)
+    stripped = _NUMBER_GROUP.sub(" ", _PLACE.sub(" ", _TOWN.sub(" ", text)))
+    own = town_of(region)
+    for town in (*found_towns, *([own] if own else [])):
+        stripped = stripped.replace(town, " ")
+    idf, unseen = idf_table()
+    weights: Counter[str] = Counter()
+    for gram in bigrams(_canonical(stripped)):
+        weights[gram] += idf.get(gram, unseen)
+    norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+    words = {g: w / norm for g, w in weights.items()}
+    return TextView(words, sum(weights.values()), found_places, found_towns, text)
+
+
+def cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(w * b.get(g, 0.0) for g, w in a.items())
