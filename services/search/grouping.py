@@ -45,18 +45,20 @@ NEUTRAL_TOPICS = frozenset({"other"})
 class GroupingParams:
     """Tuned on data/issues/dev.jsonl (bench/bench_issues.py --tune); see docs/search.md."""
 
-    threshold: float = 0.30
-    gap: timedelta = timedelta(hours=6)
+    threshold: float = 0.20
+    gap: timedelta = timedelta(hours=4)
     span: timedelta = timedelta(hours=18)
     nearest_weight: float = 0.6  # word score = this x nearest member + the rest x centroid
     place_bonus: float = 0.25
     place_conflict: float = 0.25
-    topic_bonus: float = 0.10
-    topic_penalty: float = 0.25
+    topic_bonus: float = 0.20
+    topic_penalty: float = 0.30
     decay_per_hour: float = 0.02
     low_info_mass: float = 20.0  # below this much said, the word score is blended with the prior
     low_info_prior: float = 0.25
     max_members: int = 40
+    nearest_members: int = 12  # the word score compares with this many of an issue's latest members
+    max_candidates: int = 40  # per post: the township's most recently active open issues
     max_issues: int = 50_000
     max_posts: int = 500_000
 
@@ -97,6 +99,12 @@ class _Issue:
     topics: Counter[str] = field(default_factory=Counter)
     places: Counter[str] = field(default_factory=Counter)
     size: int = 0
+    _unit_centroid: dict[str, float] | None = None
+
+    def unit_centroid(self) -> dict[str, float]:
+        if self._unit_centroid is None:
+            self._unit_centroid = _normalised(self.centroid)
+        return self._unit_centroid
 
     @property
     def topic(self) -> str | None:
@@ -145,7 +153,7 @@ class IssueGrouper:
         town = _town(post.region, member.view)
         self._advance(post.created_at)
         best: tuple[float, str] | None = None
-        for issue_id in sorted(self._by_town.get(town, ())):
+        for issue_id in self._candidates(town):
             score = self._score(self._issues[issue_id], member)
             if score is not None and score >= self.params.threshold and (best is None or score > best[0]):
                 best = (score, issue_id)
@@ -211,8 +219,9 @@ class IssueGrouper:
         if abs(at - issue.last_seen) > p.gap or at - issue.first_seen > p.span:
             return None
         words = member.view.words
-        nearest = max((cosine(words, m.view.words) for m in issue.members), default=0.0)
-        centroid = cosine(words, _normalised(issue.centroid))
+        latest = issue.members[-p.nearest_members:]
+        nearest = max((cosine(words, m.view.words) for m in latest), default=0.0)
+        centroid = cosine(words, issue.unit_centroid())
         lexical = p.nearest_weight * nearest + (1 - p.nearest_weight) * centroid
         said = min(1.0, member.view.mass / p.low_info_mass)
         score = said * lexical + (1 - said) * p.low_info_prior
@@ -222,6 +231,12 @@ class IssueGrouper:
             score += p.topic_bonus if member.topic == topic else -p.topic_penalty
         hours = max(0.0, (at - issue.last_seen).total_seconds() / 3600)
         return score - p.decay_per_hour * hours
+
+    def _candidates(self, town: str) -> list[str]:
+        """The township's open issues, most recently active first, at most ``max_candidates``."""
+        ids = self._by_town.get(town, ())
+        ranked = sorted(ids, key=lambda i: (-self._issues[i].last_seen.timestamp(), i))
+        return sorted(ranked[:self.params.max_candidates])
 
     def _place_score(self, issue: _Issue, post: TextView) -> float:
         if not post.places and not issue.places:
@@ -246,6 +261,7 @@ class IssueGrouper:
         if len(issue.members) > self.params.max_members:
             issue.members.pop(1)  # keep the founder and the most recent members
         issue.centroid.update(member.view.words)
+        issue._unit_centroid = None
         issue.topics[member.topic or "other"] += 1
         issue.places.update(member.view.places)
         issue.size += 1
@@ -266,6 +282,7 @@ class IssueGrouper:
             if member.post_id == post_id:
                 del issue.members[i]
                 issue.centroid.subtract(member.view.words)
+                issue._unit_centroid = None
                 issue.topics[member.topic or "other"] -= 1
                 issue.places.subtract(member.view.places)
                 issue.places = +issue.places
