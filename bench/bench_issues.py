@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from services.search.grouping import GroupingParams  # noqa: E402
-from services.search.issue_text import idf_table  # noqa: E402
 from services.search.issue_offline import group_rows, model_topics, parse_time, read_posts  # noqa: E402
+from services.search.issue_text import idf_table  # noqa: E402
 from yuqing.fingerprint import simhash  # noqa: E402
 
 BIG_EVENT = 5
@@ -94,7 +94,8 @@ def score(rows: list[dict[str, Any]], issues: list[str]) -> dict[str, Any]:
 
 def tune(rows: list[dict[str, Any]]) -> GroupingParams:
     """Grid search on the given (development) set; prints the best few."""
-    grid = {"threshold": [0.2, 0.3, 0.4], "topic_bonus": [0.1, 0.2, 0.3], "place_bonus": [0.15, 0.3],
+    grid: dict[str, list[Any]] = {
+            "threshold": [0.2, 0.3, 0.4], "topic_bonus": [0.1, 0.2, 0.3], "place_bonus": [0.15, 0.3],
             "place_conflict": [0.15, 0.3, 0.5], "topic_penalty": [0.15, 0.3],
             "low_info_prior": [0.2, 0.3], "gap": [timedelta(hours=h) for h in (3, 6)],
             "decay_per_hour": [0.02, 0.05]}

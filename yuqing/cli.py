@@ -147,9 +147,10 @@ def nlp_worker() -> None:
 
 
 def _mount_search_commands() -> None:
-    from services.search.cli import search_cli
+    from services.search.cli import issues_cli, search_cli
 
     app.add_typer(search_cli, name="search")
+    app.add_typer(issues_cli, name="issues")
 
 
 _mount_search_commands()

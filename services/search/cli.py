@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from pathlib import Path
 
 import typer
 
@@ -143,3 +144,20 @@ def token(
     if unit:
         claims["units"] = unit
     typer.echo(sign_jwt(claims, settings.jwt_secret.get_secret_value()))
+
+
+issues_cli = typer.Typer(help="Issues: posts grouped by meaning, place and time.", no_args_is_help=True)
+
+
+@issues_cli.command("group")
+def group_issues(
+    input_path: Path = typer.Option(..., "--input", exists=True, dir_okay=False,
+                                    help='JSON lines {"id", "text", "created_at", "region"?, "topic"?}'),
+    output_path: Path = typer.Option(..., "--output", dir_okay=False, help='JSON lines {"id", "issue_id"}'),
+) -> None:
+    """Group a file of posts into issues with the indexer's algorithm (topic absent: the model's)."""
+    from services.search.issue_offline import group_rows, read_posts, write_assignments
+
+    rows = read_posts(input_path)
+    written = write_assignments(output_path, rows, group_rows(rows))
+    typer.echo(f"{written} posts -> {output_path}", err=True)

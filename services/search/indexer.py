@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -29,8 +28,8 @@ from tenacity import (
 
 from services.search import metrics
 from services.search.documents import alert_action, to_document
-from services.search.es import ensure_templates, make_client, recent_fingerprints
-from services.search.grouping import IssueTable
+from services.search.es import ensure_templates, make_client
+from services.search.issue_live import LiveIssues
 from services.search.mappings import posts_index, small_alias
 from services.search.settings import SearchSettings
 from yuqing.contracts import Alert, EnrichedPost
@@ -67,21 +66,19 @@ class BulkOutcome:
     rejected: list[Rejection] = field(default_factory=list)
 
 
-def issue_table(settings: SearchSettings) -> IssueTable:
-    return IssueTable(max_distance=settings.issue_max_distance,
-                      window=timedelta(hours=settings.issue_window_hours),
-                      max_entries=settings.issue_table_max_entries)
+def issue_table(settings: SearchSettings) -> LiveIssues:
+    return LiveIssues()
 
 
 def build_actions(
-    messages: Sequence[Message], prefix: str, *, issues: IssueTable | None = None,
+    messages: Sequence[Message], prefix: str, *, issues: LiveIssues | None = None,
     alerts_topic: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[Message], list[Rejection]]:
     """Decode messages into bulk actions; undecodable ones are returned as rejections.
 
     Messages from ``alerts_topic`` become alert updates, all others posts.
     """
-    issues = issues if issues is not None else IssueTable()
+    issues = issues if issues is not None else LiveIssues()
     alerts_index = small_alias(prefix, "alerts")
     actions, kept, rejected = [], [], []
     for message in messages:
@@ -98,9 +95,8 @@ def build_actions(
     return actions, kept, rejected
 
 
-def _post_action(post: EnrichedPost, prefix: str, issues: IssueTable) -> dict[str, Any]:
-    issue = issues.assign(topic=post.topic.value, fingerprint=post.fingerprint,
-                          created_at=post.created_at)
+def _post_action(post: EnrichedPost, prefix: str, issues: LiveIssues) -> dict[str, Any]:
+    issue = issues.assign(post)
     return {"_op_type": "index", "_index": posts_index(prefix, post.created_at),
             "_id": post.post_id, "_source": to_document(post, issue=issue)}
 
@@ -174,10 +170,8 @@ class Indexer:
         self.client = make_client(settings.es)
         ensure_templates(self.client, settings.es, settings.refresh_interval)
         self.issues = issue_table(settings)
-        warmed = self.issues.load(recent_fingerprints(
-            self.client, settings.es.index_prefix, window=self.issues.window,
-            limit=settings.issue_table_max_entries))
-        log.info("issue table warmed with %d recent fingerprints", warmed)
+        warmed = self.issues.warm(self.client, settings.es.index_prefix)
+        log.info("issue grouping warmed with %d recent posts", warmed)
         self._stopping = False
         self.consumer = connect("connecting the consumer", lambda: make_consumer(
             settings.kafka, group_id=settings.indexer_group_id,
@@ -221,6 +215,7 @@ class Indexer:
 
     def _flush(self, batch: list[Message]) -> None:
         started = time.perf_counter()
+        self.issues.refresh(self.client, self.settings.es.index_prefix)
         actions, kept, rejected = build_actions(batch, self.settings.es.index_prefix,
                                                 issues=self.issues, alerts_topic=self.alerts_topic)
         outcome = write_bulk(self.client, actions, kept, self.settings.bulk_max_retries)

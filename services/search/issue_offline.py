@@ -48,7 +48,8 @@ def model_topics(texts: Sequence[str]) -> list[str]:
     rules = load_rules(NlpSettings().rules_path)
     classifier = load_classifier()
     predictions = classifier.predict([normalize(t) for t in texts])
-    return [apply_rules(normalize(t), p.topic_scores, rules)[0] for t, p in zip(texts, predictions, strict=True)]
+    return [apply_rules(normalize(text), p.topic_scores, rules)[0]
+            for text, p in zip(texts, predictions, strict=True)]
 
 
 def with_topics(rows: list[dict[str, Any]], classify: Classify | None) -> list[str | None]:

@@ -37,7 +37,8 @@ _VARIANTS = [
     (re.compile(r"咋回事|怎么回事|啥情况|什么情况|什么原因|啥原因"), "原因"),
 ]
 _DROP = re.compile(r"[^\u4e00-\u9fff0-9a-z]+")
-STOP_BIGRAMS = frozenset({"我家", "也是", "我们", "这边", "那边", "一下", "了吗", "是不", "不是", "有没", "没有"})
+STOP_BIGRAMS = frozenset({"我家", "也是", "我们", "这边", "那边", "一下", "了吗", "是不", "不是", "有没",
+                          "没有"})
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,9 @@ def view(text: str, region: str | None = None) -> TextView:
     for town in (*found_towns, *([own] if own else [])):
         stripped = stripped.replace(town, " ")
     idf, unseen = idf_table()
-    weights: Counter[str] = Counter()
+    weights: dict[str, float] = {}
     for gram in bigrams(_canonical(stripped)):
-        weights[gram] += idf.get(gram, unseen)
+        weights[gram] = weights.get(gram, 0.0) + idf.get(gram, unseen)
     norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
     words = {g: w / norm for g, w in weights.items()}
     return TextView(words, sum(weights.values()), found_places, found_towns, text)

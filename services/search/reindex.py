@@ -18,9 +18,9 @@ from datetime import datetime
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, TopicPartition
 
-from services.search.es import ensure_templates, make_client, recent_fingerprints
-from services.search.grouping import IssueTable
+from services.search.es import ensure_templates, make_client
 from services.search.indexer import Message, build_actions, issue_table, write_bulk
+from services.search.issue_live import LiveIssues
 from services.search.settings import SearchSettings
 from yuqing.topics import LogicalTopic
 
@@ -90,8 +90,7 @@ def reindex(settings: SearchSettings, *, from_offset: int | None = None, from_ti
     client = make_client(settings.es)
     ensure_templates(client, settings.es, settings.refresh_interval)
     issues = issue_table(settings)
-    issues.load(recent_fingerprints(client, settings.es.index_prefix, window=issues.window,
-                                    limit=settings.issue_table_max_entries))
+    issues.warm(client, settings.es.index_prefix)
     topics = [LogicalTopic.POSTS_ENRICHED] + ([LogicalTopic.ALERTS] if include_alerts else [])
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers(), group_id=None,
                              enable_auto_commit=False, client_id="search-reindex",
@@ -123,7 +122,7 @@ def reindex(settings: SearchSettings, *, from_offset: int | None = None, from_ti
         consumer.close()
 
 
-def _write(settings: SearchSettings, client: Elasticsearch, issues: IssueTable, batch: list[Message],
+def _write(settings: SearchSettings, client: Elasticsearch, issues: LiveIssues, batch: list[Message],
            report: ReindexReport) -> None:
     actions, kept, rejected = build_actions(batch, settings.es.index_prefix, issues=issues,
                                             alerts_topic=settings.kafka.topic(LogicalTopic.ALERTS))

@@ -1,0 +1,152 @@
+"""Responders' corrections to the grouping: merge two issues, move a post, split a post out.
+
+Each correction is kept twice: as an action in the issue's history (``actions``
+index, like acknowledge or resolve) and as a record in
+``<prefix>-issue-corrections`` that the indexers read (``LiveIssues.refresh``)
+so that later grouping follows it. The posts' ``issue_id`` is changed at once
+(update by query), so lists and searches show the correction immediately.
+
+**Regions** (issue 12, item 11): a region- or unit-scoped responder may only
+correct issues that lie *wholly* within their scope; an issue with any post
+outside it is 403 (``OutOfScope``), because a merge, move or split changes
+what other regions' responders see. Unscoped responders and admins may correct
+any issue. The same rule covers the target of a merge or move.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from services.search.auth import Principal
+from services.search.grouping import IssueGrouper, founder_issue_id
+from services.search.mappings import posts_alias, small_index
+from services.search.query import scope_filters
+
+CORRECTIONS = "issue-corrections"
+KINDS = ("merge", "move", "split")
+_KEYWORD = {"type": "keyword"}
+CORRECTION_MAPPING: dict[str, Any] = {"dynamic": "strict", "properties": {
+    "correction_id": _KEYWORD, "kind": _KEYWORD, "issue_id": _KEYWORD, "target_issue_id": _KEYWORD,
+    "post_id": _KEYWORD, "responder": _KEYWORD, "at": {"type": "date"}, "regions": _KEYWORD,
+}}
+
+
+class OutOfScope(PermissionError):
+    """The issue has posts outside the caller's regions or units (HTTP 403)."""
+
+
+class CorrectionError(ValueError):
+    """The correction makes no sense (merging an issue into itself, a post not in the issue): 409."""
+
+
+@dataclass(frozen=True)
+class Correction:
+    kind: str  # merge | move | split
+    issue_id: str  # the issue corrected (merge: the one that goes away)
+    target_issue_id: str  # merge/move: where the posts go; split: the new issue
+    post_id: str | None
+    at_text: str  # ISO time, also the order in which indexers apply corrections
+
+    def to_document(self, responder: str, regions: list[str]) -> dict[str, Any]:
+        return {"correction_id": uuid.uuid4().hex, "kind": self.kind, "issue_id": self.issue_id,
+                "target_issue_id": self.target_issue_id, "post_id": self.post_id,
+                "responder": responder, "at": self.at_text, "regions": regions}
+
+
+def corrections_index(prefix: str) -> str:
+    return small_index(prefix, CORRECTIONS)
+
+
+def ensure_index(client: Elasticsearch, prefix: str) -> None:
+    client.indices.create(index=corrections_index(prefix), body={
+        "settings": {"number_of_shards": 1}, "mappings": CORRECTION_MAPPING}, ignore=400)
+
+
+def corrections_since(client: Elasticsearch, prefix: str, after: str | None, *,
+                      newest_only: bool = False) -> list[Correction]:
+    """Corrections recorded after ``after`` (ISO time), oldest first."""
+    query: dict[str, Any] = {"range": {"at": {"gt": after}}} if after else {"match_all": {}}
+    body = {"size": 1 if newest_only else 1000, "query": query,
+            "sort": [{"at": "desc" if newest_only else "asc"}, {"correction_id": "asc"}]}
+    resp = client.search(index=corrections_index(prefix), body=body, ignore_unavailable=True)
+    return [Correction(s["kind"], s["issue_id"], s["target_issue_id"], s.get("post_id"), s["at"])
+            for s in (h["_source"] for h in resp.get("hits", {}).get("hits", []))]
+
+
+def apply_to_grouper(grouper: IssueGrouper, correction: Correction) -> None:
+    if correction.kind == "merge":
+        grouper.merge(correction.issue_id, correction.target_issue_id)
+    elif correction.kind == "move" and correction.post_id:
+        grouper.move(correction.post_id, correction.target_issue_id)
+    elif correction.kind == "split" and correction.post_id:
+        grouper.split(correction.post_id)
+
+
+def reassign_posts(client: Elasticsearch, prefix: str, correction: Correction) -> int:
+    """Set the posts' ``issue_id`` as the correction says; returns how many changed."""
+    if correction.kind == "merge":
+        query: dict[str, Any] = {"term": {"issue_id": correction.issue_id}}
+    else:
+        query = {"term": {"post_id": correction.post_id}}
+    resp = client.update_by_query(index=posts_alias(prefix), body={
+        "query": query, "script": {"lang": "painless", "source": "ctx._source.issue_id = params.to",
+                                   "params": {"to": correction.target_issue_id}}},
+        conflicts="proceed", refresh=True)
+    return int(resp.get("updated", 0))
+
+
+def _issue_regions(client: Elasticsearch, prefix: str, principal: Principal, issue_id: str) -> list[str]:
+    """The issue's regions; OutOfScope unless all its posts are within the caller's scope."""
+    filters = [{"term": {"issue_id": issue_id}}]
+    body = {"size": 0, "track_total_hits": True, "query": {"bool": {"filter": filters}},
+            "aggs": {"region": {"terms": {"field": "region", "size": 100}},
+                     "in_scope": {"filter": {"bool": {"filter": scope_filters(principal)}}}}}
+    resp = client.search(index=posts_alias(prefix), body=body)
+    total = resp["hits"]["total"]["value"]
+    visible = resp["aggregations"]["in_scope"]["doc_count"]
+    if visible == 0:
+        raise LookupError(issue_id)
+    if visible < total:
+        raise OutOfScope(f"issue {issue_id} has posts outside this key's scope; "
+                         "only a responder for all of its regions may correct it")
+    return [b["key"] for b in resp["aggregations"]["region"]["buckets"]]
+
+
+def _post_in(client: Elasticsearch, prefix: str, issue_id: str, post_id: str) -> dict[str, Any]:
+    resp = client.search(index=posts_alias(prefix), body={"size": 1, "query": {"bool": {"filter": [
+        {"term": {"issue_id": issue_id}}, {"term": {"post_id": post_id}}]}}, "_source": ["topic"]})
+    hits = resp["hits"]["hits"]
+    if not hits:
+        raise CorrectionError(f"post {post_id} is not in issue {issue_id}")
+    source: dict[str, Any] = hits[0]["_source"]
+    return source
+
+
+def correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: str, issue_id: str,
+            target_issue_id: str | None = None, post_id: str | None = None,
+            now: datetime | None = None) -> Correction:
+    """Check scope, record the correction and change the posts; returns what was done."""
+    regions = _issue_regions(client, prefix, principal, issue_id)
+    if kind in ("merge", "move"):
+        if not target_issue_id or target_issue_id == issue_id:
+            raise CorrectionError("the target must be another issue")
+        regions += _issue_regions(client, prefix, principal, target_issue_id)
+    if kind in ("move", "split"):
+        if not post_id:
+            raise CorrectionError(f"{kind} needs a post")
+        source = _post_in(client, prefix, issue_id, post_id)
+        if kind == "split":
+            target_issue_id = founder_issue_id(post_id, source.get("topic"), salt=":split")
+    assert target_issue_id is not None
+    at = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
+    correction = Correction(kind, issue_id, target_issue_id, post_id, at)
+    ensure_index(client, prefix)
+    client.index(index=corrections_index(prefix), document=correction.to_document(
+        principal.subject, sorted(set(regions))), refresh="wait_for")
+    reassign_posts(client, prefix, correction)
+    return correction

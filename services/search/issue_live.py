@@ -1,0 +1,139 @@
+"""The indexer's side of issue grouping: posts in, issue ids out, state rebuilt from Elasticsearch.
+
+``LiveIssues`` wraps the pure ``IssueGrouper`` with what a running indexer needs:
+
+* **Warm-up** (``warm``): the posts of the last ``span + gap`` before the newest
+  indexed post are read back in ``created_at`` order with their issue ids, so a
+  restarted indexer continues the issues it left (and a replayed post keeps its
+  issue).
+* **Several replicas** (``refresh``, before each batch, at most every
+  ``refresh_s``): posts indexed by *other* indexer processes since the last look
+  (``indexed_at``) are taken into the state with the issue they were given, and
+  corrections made by responders since then are applied. Issue ids are derived
+  from the founding post, so replicas that saw the same posts name issues
+  alike; what one replica founded, the others join once they have read it back
+  (within ``refresh_s`` plus the index refresh interval). Two replicas that
+  found an issue for the same matter within that interval both keep theirs
+  (see docs/search.md, *Several indexers*).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from elasticsearch import Elasticsearch, helpers
+
+from services.search.grouping import Assignment, GroupingParams, IssueGrouper, PostSignal
+from services.search.issue_corrections import Correction, apply_to_grouper, corrections_since, reassign_posts
+from services.search.mappings import posts_alias
+from yuqing.contracts import EnrichedPost
+
+log = logging.getLogger(__name__)
+_FIELDS = ["post_id", "title", "text", "region", "topic", "created_at", "issue_id", "indexed_at"]
+
+
+def post_signal(post: EnrichedPost) -> PostSignal:
+    """What grouping reads of an enriched post (the redacted text, as stored)."""
+    text = f"{post.title} {post.redacted_text}" if post.title else post.redacted_text
+    return PostSignal(post_id=post.post_id, text=text, created_at=post.created_at, region=post.region,
+                      topic=post.topic.value)
+
+
+def stored_signal(source: dict[str, Any]) -> PostSignal:
+    """The same, from an indexed post document."""
+    text = f"{source['title']} {source['text']}" if source.get("title") else source["text"]
+    return PostSignal(post_id=source["post_id"], text=text, created_at=_time(source["created_at"]),
+                      region=source.get("region"), topic=source.get("topic"))
+
+
+class LiveIssues:
+    """Issue assignment for one indexer process."""
+
+    def __init__(self, params: GroupingParams | None = None, *, refresh_s: float = 2.0) -> None:
+        self.grouper = IssueGrouper(params)
+        self.window = self.grouper.params.span + self.grouper.params.gap
+        self.refresh_s = refresh_s
+        self._own: set[str] = set()
+        self._seen_indexed_at: str | None = None
+        self._seen_correction_at: str | None = None
+        self._next_refresh = 0.0
+
+    def __len__(self) -> int:
+        return len(self.grouper)
+
+    def assign(self, post: EnrichedPost) -> Assignment:
+        self._own.add(post.post_id)
+        return self.grouper.assign(post_signal(post))
+
+    def warm(self, client: Elasticsearch, prefix: str) -> int:
+        """Rebuild the state from the posts indexed in the last ``span + gap``; returns how many."""
+        latest = _newest(client, prefix, "created_at")
+        if latest is None:
+            return 0
+        since = latest - self.window
+        query = {"query": {"range": {"created_at": {"gte": since.isoformat()}}},
+                 "sort": [{"created_at": "asc"}, {"post_id": "asc"}], "_source": _FIELDS}
+        count = 0
+        for hit in helpers.scan(client, index=posts_alias(prefix), query=query, size=2000,
+                                preserve_order=True):
+            self._take(hit["_source"])
+            count += 1
+        self._seen_correction_at = _newest_correction(client, prefix)
+        return count
+
+    def refresh(self, client: Elasticsearch, prefix: str, *, force: bool = False) -> None:
+        """Read other replicas' new posts and responders' new corrections (rate-limited)."""
+        now = time.monotonic()
+        if not force and now < self._next_refresh:
+            return
+        self._next_refresh = now + self.refresh_s
+        self._read_other_posts(client, prefix)
+        for correction in corrections_since(client, prefix, self._seen_correction_at):
+            apply_to_grouper(self.grouper, correction)
+            if correction.kind == "merge":
+                # posts this process indexed with the old id after the responder's update ran
+                reassign_posts(client, prefix, correction)
+            self._seen_correction_at = correction.at_text
+        self._own.clear()
+
+    def apply(self, correction: Correction) -> None:
+        apply_to_grouper(self.grouper, correction)
+
+    def _read_other_posts(self, client: Elasticsearch, prefix: str) -> None:
+        since = self._seen_indexed_at
+        if since is None:
+            newest = _newest(client, prefix, "indexed_at")
+            self._seen_indexed_at = newest.isoformat() if newest else None
+            return
+        query = {"range": {"indexed_at": {"gte": since}}}
+        resp = client.search(index=posts_alias(prefix), body={
+            "size": 5000, "query": query, "sort": [{"created_at": "asc"}, {"post_id": "asc"}],
+            "_source": _FIELDS}, ignore_unavailable=True, allow_no_indices=True)
+        for hit in resp["hits"]["hits"]:
+            source = hit["_source"]
+            if source["post_id"] not in self._own:
+                self._take(source)
+            self._seen_indexed_at = max(self._seen_indexed_at or "", source["indexed_at"])
+
+    def _take(self, source: dict[str, Any]) -> None:
+        self.grouper.remember(stored_signal(source), source["issue_id"])
+
+
+def _newest(client: Elasticsearch, prefix: str, field: str) -> datetime | None:
+    body = {"size": 0, "aggs": {"t": {"max": {"field": field}}}}
+    resp = client.search(index=posts_alias(prefix), body=body, ignore_unavailable=True, allow_no_indices=True)
+    value = (resp.get("aggregations") or {}).get("t", {}).get("value_as_string")
+    return _time(value) if value else None
+
+
+def _newest_correction(client: Elasticsearch, prefix: str) -> str | None:
+    found = corrections_since(client, prefix, None, newest_only=True)
+    return found[-1].at_text if found else None
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
