@@ -86,6 +86,12 @@ class _Member:
     view: TextView
     created_at: datetime
     topic: str | None
+    town: str
+
+
+def _member(post: PostSignal) -> _Member:
+    seen = view(post.text, post.region)
+    return _Member(post.post_id, seen, post.created_at, post.topic, _town(post.region, seen))
 
 
 @dataclass
@@ -149,8 +155,8 @@ class IssueGrouper:
         known = self.issue_of(post.post_id)
         if known is not None:
             return Assignment(known, 0)
-        member = _Member(post.post_id, view(post.text, post.region), post.created_at, post.topic)
-        town = _town(post.region, member.view)
+        member = _member(post)
+        town = member.town
         self._advance(post.created_at)
         best: tuple[float, str] | None = None
         for issue_id in self._candidates(town):
@@ -168,9 +174,9 @@ class IssueGrouper:
         """Take a post whose issue is already decided (warm-up from the index, other replicas)."""
         if post.post_id in self._post_issue:
             return
-        member = _Member(post.post_id, view(post.text, post.region), post.created_at, post.topic)
+        member = _member(post)
         self._advance(post.created_at)
-        self._add(self.resolve(issue_id), _town(post.region, member.view), member)
+        self._add(self.resolve(issue_id), member.town, member)
 
     # --- corrections -------------------------------------------------------------
 
@@ -190,10 +196,10 @@ class IssueGrouper:
         """One post to another issue; later posts like it follow it there."""
         member = self._take(post_id)
         if member is None and post is not None:
-            member = _Member(post.post_id, view(post.text, post.region), post.created_at, post.topic)
+            member = _member(post)
         target_id = self.resolve(target_id)
         if member is not None:
-            town = self._issues[target_id].town if target_id in self._issues else _town(None, member.view)
+            town = self._issues[target_id].town if target_id in self._issues else member.town
             self._add(target_id, town, member)
         else:
             self._post_issue[post_id] = target_id
@@ -202,11 +208,11 @@ class IssueGrouper:
         """One post out into a new issue of its own (id derived from the post); returns the id."""
         member = self._take(post_id)
         if member is None and post is not None:
-            member = _Member(post.post_id, view(post.text, post.region), post.created_at, post.topic)
+            member = _member(post)
         topic = member.topic if member else (post.topic if post else None)
         issue_id = founder_issue_id(post_id, topic, salt=":split")
         if member is not None:
-            self._add(issue_id, _town(post.region if post else None, member.view), member)
+            self._add(issue_id, member.town, member)
         else:
             self._post_issue[post_id] = issue_id
         return issue_id

@@ -21,7 +21,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from services.search.api import create_app
 from services.search.auth import hash_key, new_key, sign_jwt
-from services.search.es import ensure_templates, make_client, recent_fingerprints
+from services.search.es import ensure_templates, make_client
 from services.search.indexer import build_actions, issue_table, write_bulk
 from services.search.mappings import posts_alias, templates
 from services.search.settings import SearchSettings
@@ -85,7 +85,7 @@ class Env:
 
     def index(self, items: list[EnrichedPost | Alert]) -> None:
         table = issue_table(self.settings)
-        table.load(recent_fingerprints(self.es, self.prefix, window=table.window, limit=10_000))
+        table.warm(self.es, self.prefix)
         posts = [i for i in items if isinstance(i, EnrichedPost)]
         alerts = [i for i in items if isinstance(i, Alert)]
         messages = as_messages(posts) + as_messages(alerts, topic="alerts")
