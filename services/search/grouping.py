@@ -46,13 +46,14 @@ class GroupingParams:
     """Tuned on data/issues/dev.jsonl (bench/bench_issues.py --tune); see docs/search.md."""
 
     threshold: float = 0.20
-    gap: timedelta = timedelta(hours=4)
+    gap: timedelta = timedelta(hours=3)
     span: timedelta = timedelta(hours=18)
     nearest_weight: float = 0.6  # word score = this x nearest member + the rest x centroid
     place_bonus: float = 0.25
     place_conflict: float = 0.25
     topic_bonus: float = 0.20
     topic_penalty: float = 0.30
+    informed_topic_share: float = 1.0  # of the topic bonus, for a post that says enough (words decide)
     decay_per_hour: float = 0.02
     low_info_mass: float = 20.0  # below this much said, the word score is blended with the prior
     low_info_prior: float = 0.25
@@ -132,6 +133,7 @@ class IssueGrouper:
         self._issues: OrderedDict[str, _Issue] = OrderedDict()  # least recently active first
         self._by_town: dict[str, set[str]] = {}
         self._post_issue: OrderedDict[str, str] = OrderedDict()
+        self._distance: dict[str, int] = {}  # of the posts that joined an issue, as first assigned
         self._aliases: dict[str, str] = {}
         self._now: datetime | None = None
 
@@ -154,7 +156,7 @@ class IssueGrouper:
         """The issue of a post; remembers the post for the posts after it."""
         known = self.issue_of(post.post_id)
         if known is not None:
-            return Assignment(known, 0)
+            return Assignment(known, self._distance.get(post.post_id, 0))
         member = _member(post)
         town = member.town
         self._advance(post.created_at)
@@ -168,12 +170,17 @@ class IssueGrouper:
             self._add(issue_id, town, member)
             return Assignment(issue_id, 0)
         self._add(best[1], town, member)
-        return Assignment(best[1], max(0, min(100, round(100 - 100 * best[0]))))
+        distance = max(0, min(100, round(100 - 100 * best[0])))
+        if distance:
+            self._distance[post.post_id] = distance
+        return Assignment(best[1], distance)
 
-    def remember(self, post: PostSignal, issue_id: str) -> None:
+    def remember(self, post: PostSignal, issue_id: str, distance: int = 0) -> None:
         """Take a post whose issue is already decided (warm-up from the index, other replicas)."""
         if post.post_id in self._post_issue:
             return
+        if distance:
+            self._distance[post.post_id] = distance
         member = _member(post)
         self._advance(post.created_at)
         self._add(self.resolve(issue_id), member.town, member)
@@ -234,7 +241,8 @@ class IssueGrouper:
         score += self._place_score(issue, member.view)
         topic = issue.topic
         if member.topic and topic and member.topic not in NEUTRAL_TOPICS and topic not in NEUTRAL_TOPICS:
-            score += p.topic_bonus if member.topic == topic else -p.topic_penalty
+            bonus = p.topic_bonus * (p.informed_topic_share * said + 1 - said)
+            score += bonus if member.topic == topic else -p.topic_penalty
         hours = max(0.0, (at - issue.last_seen).total_seconds() / 3600)
         return score - p.decay_per_hour * hours
 
@@ -275,7 +283,7 @@ class IssueGrouper:
         self._post_issue[member.post_id] = issue_id
         self._post_issue.move_to_end(member.post_id)
         while len(self._post_issue) > self.params.max_posts:
-            self._post_issue.popitem(last=False)
+            self._distance.pop(self._post_issue.popitem(last=False)[0], None)
         while len(self._issues) > self.params.max_issues:
             self._drop_issue(next(iter(self._issues)))
 

@@ -32,7 +32,8 @@ from services.search.mappings import posts_alias
 from yuqing.contracts import EnrichedPost
 
 log = logging.getLogger(__name__)
-_FIELDS = ["post_id", "title", "text", "region", "topic", "created_at", "issue_id", "indexed_at"]
+_FIELDS = ["post_id", "title", "text", "region", "topic", "created_at", "issue_id", "issue_distance",
+           "indexed_at"]
 
 
 def post_signal(post: EnrichedPost) -> PostSignal:
@@ -119,7 +120,7 @@ class LiveIssues:
             self._seen_indexed_at = max(self._seen_indexed_at or "", source["indexed_at"])
 
     def _take(self, source: dict[str, Any]) -> None:
-        self.grouper.remember(stored_signal(source), source["issue_id"])
+        self.grouper.remember(stored_signal(source), source["issue_id"], int(source.get("issue_distance") or 0))
 
 
 def _newest(client: Elasticsearch, prefix: str, field: str) -> datetime | None:
