@@ -120,7 +120,8 @@ class LiveIssues:
             self._seen_indexed_at = max(self._seen_indexed_at or "", source["indexed_at"])
 
     def _take(self, source: dict[str, Any]) -> None:
-        self.grouper.remember(stored_signal(source), source["issue_id"], int(source.get("issue_distance") or 0))
+        distance = int(source.get("issue_distance") or 0)
+        self.grouper.remember(stored_signal(source), source["issue_id"], distance)
 
 
 def _newest(client: Elasticsearch, prefix: str, field: str) -> datetime | None:

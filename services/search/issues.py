@@ -1,8 +1,11 @@
-"""Issues (posts grouped by near-duplicate fingerprint and topic) and the responses to them."""
+"""Issues (posts grouped by meaning, place and time; grouping.py) and the responses to them."""
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +13,7 @@ from elasticsearch import Elasticsearch
 from elasticsearch.exceptions import ConflictError
 
 from services.search.auth import Principal
+from services.search.issue_text import cosine, places, view
 from services.search.mappings import posts_alias, small_alias, small_index
 from services.search.models import (
     ActionCreate,
@@ -33,7 +37,7 @@ from services.search.query import (
     term_filters,
 )
 
-REPRESENTATIVE_SAMPLE = 50
+REPRESENTATIVE_SAMPLE = 20  # latest posts per issue read for the representative, title and places
 ACTION_SORT = [{"at": "desc"}, {"action_id": "asc"}]
 # Which states an action may start from, and the state it leads to.
 TRANSITIONS: dict[ActionKind, tuple[frozenset[IssueState], IssueState]] = {
@@ -53,27 +57,42 @@ class InvalidTransition(Exception):
     """The action does not apply to the issue's current state (HTTP 409)."""
 
 
-def medoid(fingerprints: dict[str, str]) -> str | None:
-    """The post whose fingerprint is nearest to all others (sum of Hamming distances)."""
-    values = {post_id: int(fp, 16) for post_id, fp in fingerprints.items()}
-    best = min(values, default=None,
-               key=lambda p: (sum((values[p] ^ v).bit_count() for v in values.values()), p))
-    return best
+RANK_POOL = 500  # issues ranked per request: the largest this many in range, then by priority
+RECENT = timedelta(hours=1)
+TITLE_CHARS = 40
 
 
-def _ranking_aggs(order_by: str, size: int, min_size: int) -> dict[str, Any]:
-    """The chosen issues only: sub-aggregations over every issue in range would cost 10x more."""
-    order = {"_count": "desc"} if order_by == "size" else {"last": "desc"}
-    ranking: dict[str, Any] = {"terms": {"field": "issue_id", "size": size, "min_doc_count": min_size,
-                                         "order": [order, {"_key": "asc"}]}}
-    if order_by != "size":
-        ranking["aggs"] = {"last": {"max": {"field": "created_at"}}}
+def priority(*, size: int, last_hour: int, negative_share: float) -> float:
+    """How urgently an issue needs a responder; documented in docs/search.md (*Issue priority*).
+
+    log2(1 + size) + log2(1 + posts in the last hour) + the share of negative posts:
+    a large matter first, one that is growing now next, anger breaking ties.
+    Resolved issues come after every unresolved one whatever their priority.
+    """
+    return round(math.log2(1 + size) + math.log2(1 + last_hour) + negative_share, 4)
+
+
+def representative(texts: dict[str, str]) -> str | None:
+    """The post whose words are closest to all the others' (medoid by bigram cosine)."""
+    views = {post_id: view(text).words for post_id, text in texts.items()}
+    return min(views, default=None,
+               key=lambda p: (-sum(cosine(views[p], other) for other in views.values()), p))
+
+
+def _ranking_aggs(until: datetime, min_size: int) -> dict[str, Any]:
+    """The largest issues in range, with what their priority needs (sub-aggregations stay cheap)."""
+    recent = {"range": {"created_at": {"gte": (until - RECENT).isoformat()}}}
+    ranking: dict[str, Any] = {
+        "terms": {"field": "issue_id", "size": RANK_POOL, "min_doc_count": min_size,
+                  "order": [{"_count": "desc"}, {"_key": "asc"}]},
+        "aggs": {"last": {"max": {"field": "created_at"}}, "recent": {"filter": recent},
+                 "negative": {"filter": {"term": {"sentiment": "negative"}}}}}
     return {"issues": ranking, "total_issues": {"cardinality": {"field": "issue_id"}}}
 
 
 def _details(client: Elasticsearch, prefix: str, filters: list[dict[str, Any]],
              issue_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Per issue: first/last seen, sentiment, topic, regions and a sample of member fingerprints."""
+    """Per issue: first/last seen, sentiment, topic, regions, keywords and its latest posts' texts."""
     if not issue_ids:
         return {}
     aggs = {"issues": {"terms": {"field": "issue_id", "size": len(issue_ids)}, "aggs": {
@@ -81,33 +100,45 @@ def _details(client: Elasticsearch, prefix: str, filters: list[dict[str, Any]],
         "sentiment": {"terms": {"field": "sentiment", "size": 3}},
         "topic": {"terms": {"field": "topic", "size": 1}},
         "regions": {"terms": {"field": "region", "size": 5}},
-        # doc values only: loading the stored fields (even just _id) of up to 1,000
-        # scattered documents made this request ten times slower
-        "sample": {"top_hits": {"size": REPRESENTATIVE_SAMPLE, "sort": [{"created_at": "asc"}],
-                                "_source": False, "stored_fields": "_none_",
-                                "docvalue_fields": ["post_id", "fingerprint"]}}}}}
+        "keywords": {"terms": {"field": "keywords", "size": 5}},
+        "sample": {"top_hits": {"size": REPRESENTATIVE_SAMPLE, "sort": [{"created_at": "desc"}],
+                                "_source": ["post_id", "title", "text"]}}}}}
     query = {"bool": {"filter": [*filters, {"terms": {"issue_id": issue_ids}}]}}
     resp = search(client, posts_alias(prefix), {"size": 0, "query": query, "aggs": aggs})
     buckets = ((resp.get("aggregations") or {}).get("issues") or {}).get("buckets", [])
     return {b["key"]: b for b in buckets}
 
 
-def _summary(bucket: dict[str, Any]) -> tuple[IssueSummary, str | None]:
-    hits = bucket["sample"]["hits"]["hits"]
-    sample = {h["fields"]["post_id"][0]: h["fields"]["fingerprint"][0] for h in hits}
+def _summary(bucket: dict[str, Any], ranked: dict[str, Any]) -> tuple[IssueSummary, str | None]:
+    texts = {h["_source"]["post_id"]: f"{h['_source'].get('title') or ''} {h['_source']['text']}".strip()
+             for h in bucket["sample"]["hits"]["hits"]}
+    named: Counter[str] = Counter()
+    for text in texts.values():
+        named.update(places(text))
+    rep = representative(texts)
+    keywords = [b["key"] for b in bucket["keywords"]["buckets"]]
     summary = IssueSummary(
         issue_id=bucket["key"], topic=bucket["topic"]["buckets"][0]["key"], size=bucket["doc_count"],
+        title=_title(texts.get(rep or "", ""), keywords), keywords=keywords,
+        places=[p for p, _ in named.most_common(5)],
         first_seen=bucket["first"]["value_as_string"], last_seen=bucket["last"]["value_as_string"],
         sentiment_mix={b["key"]: b["doc_count"] for b in bucket["sentiment"]["buckets"]},
         regions={b["key"]: b["doc_count"] for b in bucket["regions"]["buckets"]},
+        last_hour=ranked.get("last_hour", 0), before=bucket["doc_count"] - ranked.get("last_hour", 0),
+        negative_share=ranked.get("negative_share", 0.0), priority=ranked.get("priority", 0.0),
     )
-    return summary, medoid(sample)
+    return summary, rep
+
+
+def _title(text: str, keywords: list[str]) -> str:
+    short = text if len(text) <= TITLE_CHARS else text[:TITLE_CHARS - 1] + "…"
+    return f"{'、'.join(keywords[:3])}：{short}" if keywords else short
 
 
 def _summaries(client: Elasticsearch, prefix: str, principal: Principal, filters: list[dict[str, Any]],
-               issue_ids: list[str]) -> list[IssueSummary]:
+               issue_ids: list[str], ranked: dict[str, dict[str, Any]] | None = None) -> list[IssueSummary]:
     details = _details(client, prefix, filters, issue_ids)
-    pairs = [_summary(details[i]) for i in issue_ids if i in details]
+    pairs = [_summary(details[i], (ranked or {}).get(i, {})) for i in issue_ids if i in details]
     return _decorate(client, prefix, principal, pairs)
 
 
@@ -128,21 +159,44 @@ def _decorate(client: Elasticsearch, prefix: str, principal: Principal,
     return [s for s, _ in pairs]
 
 
+def _rank(buckets: list[dict[str, Any]], states: dict[str, dict[str, Any]], *, order_by: str,
+          state: IssueState | None) -> list[tuple[str, dict[str, Any]]]:
+    """Issues in the order asked for, the chosen state only; resolved last when by priority."""
+    ranked = []
+    for b in buckets:
+        current = IssueState(states.get(b["key"], {}).get("state", "open"))
+        if state is not None and current is not state:
+            continue
+        size, last_hour = b["doc_count"], b["recent"]["doc_count"]
+        share = round(b["negative"]["doc_count"] / size, 4)
+        urgency = priority(size=size, last_hour=last_hour, negative_share=share)
+        ranked.append((b["key"], {"size": size, "last_hour": last_hour, "negative_share": share,
+                                  "last": b["last"]["value"], "resolved": current is IssueState.RESOLVED,
+                                  "priority": urgency}))
+    keys: dict[str, Callable[[tuple[str, dict[str, Any]]], Any]] = {
+        "priority": lambda r: (r[1]["resolved"], -r[1]["priority"], r[0]),
+        "size": lambda r: (-r[1]["size"], r[0]),
+        "last_seen": lambda r: (-r[1]["last"], r[0]),
+    }
+    return sorted(ranked, key=keys[order_by])
+
+
 def list_issues(client: Elasticsearch, *, prefix: str, principal: Principal, since: datetime | None,
                 until: datetime | None, topic: str | None = None, region: str | None = None,
                 unit: str | None = None, min_size: int = 1, limit: int = 20,
-                order_by: str = "size") -> IssuePage:
+                order_by: str = "priority", state: IssueState | None = None) -> IssuePage:
     until = until or datetime.now(UTC)
     since = since or until - timedelta(days=7)
     check_in_scope(principal, region=region, unit=unit)
     filters = range_filter("created_at", since, until) + scope_filters(principal)
     filters += term_filters(topic=topic, region=region, unit=unit)
-    body = {"size": 0, "query": {"bool": {"filter": filters}},
-            "aggs": _ranking_aggs(order_by, limit, min_size)}
+    body = {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": _ranking_aggs(until, min_size)}
     resp = search(client, posts_alias(prefix), body)
     aggs = resp.get("aggregations")
     buckets = aggs["issues"]["buckets"] if aggs else []
-    issues = _summaries(client, prefix, principal, filters, [b["key"] for b in buckets])
+    states = issue_states(client, prefix, [b["key"] for b in buckets])
+    ranked = _rank(buckets, states, order_by=order_by, state=state)[:limit]
+    issues = _summaries(client, prefix, principal, filters, [i for i, _ in ranked], dict(ranked))
     total = int(aggs["total_issues"]["value"]) if aggs else 0
     return IssuePage(since=since, until=until, issues=issues, total_issues=total)
 

@@ -80,7 +80,16 @@ class PostPage(BaseModel):
 class IssueSummary(BaseModel):
     issue_id: str = Field(examples=["outage-9f2c41d07a3be815"])
     topic: str
+    title: str = Field("", description="top keywords and the representative post, shortened",
+                       examples=["停电、来电：河口镇停电了，什么时候来电？"])
+    keywords: list[str] = Field(default_factory=list)
+    places: list[str] = Field(default_factory=list, description="places named in the latest posts",
+                              examples=[["新街村", "滨河小区"]])
     size: int = Field(description="member posts in the requested range and scope")
+    last_hour: int = Field(0, description="members created in the last hour of the range (growth)")
+    before: int = Field(0, description="members created before that")
+    negative_share: float = 0.0
+    priority: float = Field(0.0, description="log2(1+size) + log2(1+last_hour) + negative_share")
     first_seen: datetime
     last_seen: datetime
     sentiment_mix: dict[str, int] = Field(examples=[{"negative": 30, "neutral": 2}])

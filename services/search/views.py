@@ -18,6 +18,7 @@ from services.search.models import (
     AlertPage,
     IssuePage,
     IssueRead,
+    IssueState,
     KeyCreate,
     KeyCreated,
     KeyRead,
@@ -104,12 +105,14 @@ def _add_issue_routes(router: APIRouter, Size: Any) -> None:
         state: State, caller: Reader, since: Since = None, until: Until = None,
         topic: Topic | None = None, region: Keyword = None, unit: Keyword = None,
         min_size: Annotated[int, Query(ge=1, le=10_000)] = 1,
-        order_by: Annotated[str, Query(pattern="^(size|last_seen)$")] = "size", limit: Size = 20,
+        order_by: Annotated[str, Query(pattern="^(priority|size|last_seen)$")] = "priority",
+        issue_state: Annotated[IssueState | None, Query(alias="state")] = None, limit: Size = 20,
     ) -> IssuePage:
-        """Issues active in the range (default: the last 7 days), largest or latest first."""
+        """Issues active in the range (default: the last 7 days), by priority (unresolved first), size or
+        latest; `state` keeps one state only."""
         return issues.list_issues(state.client, prefix=state.prefix, principal=caller, since=since,
                                   until=until, topic=topic, region=region, unit=unit, min_size=min_size,
-                                  limit=limit, order_by=order_by)
+                                  limit=limit, order_by=order_by, state=issue_state)
 
     @router.get("/issues/{issue_id}", response_model=IssueRead, responses=_errors(404), tags=["issues"])
     def get_issue(state: State, caller: Reader, issue_id: IssueIdPath, limit: Size = 50) -> IssueRead:
