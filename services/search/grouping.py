@@ -161,7 +161,7 @@ class IssueGrouper:
         town = member.town
         self._advance(post.created_at)
         best: tuple[float, str] | None = None
-        for issue_id in self._candidates(town):
+        for issue_id in self._candidates(town, post.created_at):
             score = self._score(self._issues[issue_id], member)
             if score is not None and score >= self.params.threshold and (best is None or score > best[0]):
                 best = (score, issue_id)
@@ -246,11 +246,13 @@ class IssueGrouper:
         hours = max(0.0, (at - issue.last_seen).total_seconds() / 3600)
         return score - p.decay_per_hour * hours
 
-    def _candidates(self, town: str) -> list[str]:
-        """The township's open issues, most recently active first, at most ``max_candidates``."""
-        ids = self._by_town.get(town, ())
-        ranked = sorted(ids, key=lambda i: (-self._issues[i].last_seen.timestamp(), i))
-        return sorted(ranked[:self.params.max_candidates])
+    def _candidates(self, town: str, at: datetime) -> list[str]:
+        """The township's issues active within ``gap`` of the post, nearest in time first, at most
+        ``max_candidates``."""
+        gap = self.params.gap
+        near = [(abs(self._issues[i].last_seen - at), i) for i in self._by_town.get(town, ())]
+        ranked = sorted(item for item in near if item[0] <= gap)
+        return sorted(i for _, i in ranked[:self.params.max_candidates])
 
     def _place_score(self, issue: _Issue, post: TextView) -> float:
         if not post.places and not issue.places:
@@ -315,10 +317,15 @@ class IssueGrouper:
         return issue
 
     def _advance(self, at: datetime) -> None:
-        """Close issues idle for longer than ``gap`` before the newest post seen."""
+        """Forget issues idle for longer than ``span + gap`` before the newest post seen.
+
+        The margin beyond ``gap`` keeps issues for posts that arrive late (a batch
+        mixes partitions; ingest back-fills); whether a post may join is decided
+        by its own time (``_score``), not by this horizon.
+        """
         if self._now is None or at > self._now:
             self._now = at
-        horizon = self._now - self.params.gap
+        horizon = self._now - self.params.gap - self.params.span
         while self._issues:
             oldest = next(iter(self._issues.values()))
             if oldest.last_seen >= horizon:

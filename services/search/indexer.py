@@ -29,6 +29,7 @@ from tenacity import (
 from services.search import metrics
 from services.search.documents import alert_action, to_document
 from services.search.es import ensure_templates, make_client
+from services.search.grouping import Assignment
 from services.search.issue_live import LiveIssues
 from services.search.mappings import posts_index, small_alias
 from services.search.settings import SearchSettings
@@ -80,23 +81,27 @@ def build_actions(
     """
     issues = issues if issues is not None else LiveIssues()
     alerts_index = small_alias(prefix, "alerts")
-    actions, kept, rejected = [], [], []
+    actions: list[dict[str, Any]] = []
+    kept, rejected, posts = [], [], []
     for message in messages:
         try:
             if message.topic == alerts_topic:
                 action = alert_action(decode(Alert, message.value), alerts_index)
             else:
-                action = _post_action(decode(EnrichedPost, message.value), prefix, issues)
+                posts.append((len(actions), decode(EnrichedPost, message.value)))
+                action = {}  # once the batch's issues are assigned
         except ContractError as exc:
             rejected.append((message, f"contract: {exc}"))
             continue
         actions.append(action)
         kept.append(message)
+    # a batch interleaves partitions: its posts are grouped in created_at order
+    for (i, post), issue in zip(posts, issues.assign_batch([p for _, p in posts]), strict=True):
+        actions[i] = _post_action(post, prefix, issue)
     return actions, kept, rejected
 
 
-def _post_action(post: EnrichedPost, prefix: str, issues: LiveIssues) -> dict[str, Any]:
-    issue = issues.assign(post)
+def _post_action(post: EnrichedPost, prefix: str, issue: Assignment) -> dict[str, Any]:
     return {"_op_type": "index", "_index": posts_index(prefix, post.created_at),
             "_id": post.post_id, "_source": to_document(post, issue=issue)}
 

@@ -24,7 +24,9 @@ from elasticsearch import Elasticsearch
 
 from services.search.auth import Principal
 from services.search.grouping import IssueGrouper, founder_issue_id
+from services.search.issues import InvalidTransition, IssueNotFound
 from services.search.mappings import posts_alias, small_index
+from services.search.models import ActionKind, ActionRead, IssueState
 from services.search.query import scope_filters
 
 CORRECTIONS = "issue-corrections"
@@ -40,7 +42,7 @@ class OutOfScope(PermissionError):
     """The issue has posts outside the caller's regions or units (HTTP 403)."""
 
 
-class CorrectionError(ValueError):
+class CorrectionError(InvalidTransition):
     """The correction makes no sense (merging an issue into itself, a post not in the issue): 409."""
 
 
@@ -110,7 +112,7 @@ def _issue_regions(client: Elasticsearch, prefix: str, principal: Principal, iss
     total = resp["hits"]["total"]["value"]
     visible = resp["aggregations"]["in_scope"]["doc_count"]
     if visible == 0:
-        raise LookupError(issue_id)
+        raise IssueNotFound(issue_id)
     if visible < total:
         raise OutOfScope(f"issue {issue_id} has posts outside this key's scope; "
                          "only a responder for all of its regions may correct it")
@@ -128,7 +130,7 @@ def _post_in(client: Elasticsearch, prefix: str, issue_id: str, post_id: str) ->
 
 
 def correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: str, issue_id: str,
-            target_issue_id: str | None = None, post_id: str | None = None,
+            target_issue_id: str | None = None, post_id: str | None = None, note: str | None = None,
             now: datetime | None = None) -> Correction:
     """Check scope, record the correction and change the posts; returns what was done."""
     regions = _issue_regions(client, prefix, principal, issue_id)
@@ -149,4 +151,30 @@ def correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: s
     client.index(index=corrections_index(prefix), document=correction.to_document(
         principal.subject, sorted(set(regions))), refresh="wait_for")
     reassign_posts(client, prefix, correction)
+    _record_history(client, prefix, principal, correction, sorted(set(regions)), note)
     return correction
+
+
+def _record_history(client: Elasticsearch, prefix: str, principal: Principal, correction: Correction,
+                    regions: list[str], note: str | None) -> None:
+    """The correction as an action in the history of the issue it changed (state unchanged).
+
+    A merge is kept in the history of the issue that stays: the other has no posts left.
+    """
+    issue_id = correction.target_issue_id if correction.kind == "merge" else correction.issue_id
+    current = client.get(index=small_index(prefix, "issue-states"), id=issue_id, ignore=404)
+    state = IssueState(current["_source"]["state"]) if current.get("found") else IssueState.OPEN
+    read = ActionRead(action_id=uuid.uuid4().hex, issue_id=issue_id,
+                      action=ActionKind(correction.kind), responder=principal.subject,
+                      at=datetime.fromisoformat(correction.at_text), from_state=state, to_state=state,
+                      note=f"{_describe(correction)}{f': {note}' if note else ''}")
+    client.index(index=small_index(prefix, "actions"), id=read.action_id, refresh="wait_for",
+                 document={**read.model_dump(mode="json"), "regions": regions, "units": []})
+
+
+def _describe(correction: Correction) -> str:
+    if correction.kind == "merge":
+        return f"{correction.issue_id} merged into this issue"
+    if correction.kind == "move":
+        return f"post {correction.post_id} moved to {correction.target_issue_id}"
+    return f"post {correction.post_id} split out into {correction.target_issue_id}"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +69,12 @@ class LiveIssues:
     def assign(self, post: EnrichedPost) -> Assignment:
         self._own.add(post.post_id)
         return self.grouper.assign(post_signal(post))
+
+    def assign_batch(self, posts: Sequence[EnrichedPost]) -> list[Assignment]:
+        """Issues of a batch's posts, in input order, decided in ``created_at`` order."""
+        order = sorted(range(len(posts)), key=lambda i: (posts[i].created_at, posts[i].post_id))
+        found = {i: self.assign(posts[i]) for i in order}
+        return [found[i] for i in range(len(posts))]
 
     def warm(self, client: Elasticsearch, prefix: str) -> int:
         """Rebuild the state from the posts indexed in the last ``span + gap``; returns how many."""

@@ -27,7 +27,7 @@ from pathlib import Path
 CORPUS_DIR = Path(__file__).resolve().parents[2] / "data" / "corpus"
 _TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|乡)")
 _PLACE = re.compile(
-    r"([\u4e00-\u9fff0-9a-zA-Z]{1,2}?)(小区|社区|新村|花园|家园|村|组|街|路|中学|小学|学校|医院|市场|广场|工业园|厂)")
+    r"([\u4e00-\u9fff0-9a-zA-Z]{1,2})(小区|社区|新村|花园|家园|村|组|街|路|中学|小学|学校|医院|市场|广场|工业园|厂)")
 _NUMBER_GROUP = re.compile(r"([一二三四五六七八九十0-9]{1,2})(组|栋|号楼)")
 _NOT_PLACE_CHARS = set("们全本整这那隔邻同各哪啥个我你他条每满逛上一大马公线电短走出回道半")
 _VARIANTS = [
@@ -68,9 +68,12 @@ def towns(text: str) -> frozenset[str]:
     return frozenset(m.group(1) for m in _TOWN.finditer(text))
 
 
-def places(text: str) -> frozenset[str]:
-    """Specific places named in the text, keyed by two characters and the suffix."""
-    text = _NUMBER_GROUP.sub(" ", _TOWN.sub(" ", text))  # "3栋", "五组": not a place on their own
+def places(text: str, region: str | None = None) -> frozenset[str]:
+    """Specific places named in the text, keyed by (up to) two characters and the suffix."""
+    text = _NUMBER_GROUP.sub(" ", _TOWN.sub(" ", text))
+    own = town_of(region)
+    if own:
+        text = text.replace(own, " ")  # "3栋", "五组": not a place on their own
     found = set()
     for match in _PLACE.finditer(text):
         name, suffix = match.groups()
@@ -117,7 +120,7 @@ def town_of(region: str | None) -> str | None:
 def view(text: str, region: str | None = None) -> TextView:
     """Words, places and townships of a post's text (the region's own name is not a word)."""
     text = clean(text)
-    found_places, found_towns = places(text), towns(text)
+    found_places, found_towns = places(text, region), towns(text)
     stripped = _NUMBER_GROUP.sub(" ", _PLACE.sub(" ", _TOWN.sub(" ", text)))
     own = town_of(region)
     for town in (*found_towns, *([own] if own else [])):

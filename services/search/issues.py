@@ -102,7 +102,7 @@ def _details(client: Elasticsearch, prefix: str, filters: list[dict[str, Any]],
         "regions": {"terms": {"field": "region", "size": 5}},
         "keywords": {"terms": {"field": "keywords", "size": 5}},
         "sample": {"top_hits": {"size": REPRESENTATIVE_SAMPLE, "sort": [{"created_at": "desc"}],
-                                "_source": ["post_id", "title", "text"]}}}}}
+                                "_source": ["post_id", "title", "text", "region"]}}}}}
     query = {"bool": {"filter": [*filters, {"terms": {"issue_id": issue_ids}}]}}
     resp = search(client, posts_alias(prefix), {"size": 0, "query": query, "aggs": aggs})
     buckets = ((resp.get("aggregations") or {}).get("issues") or {}).get("buckets", [])
@@ -110,11 +110,11 @@ def _details(client: Elasticsearch, prefix: str, filters: list[dict[str, Any]],
 
 
 def _summary(bucket: dict[str, Any], ranked: dict[str, Any]) -> tuple[IssueSummary, str | None]:
-    texts = {h["_source"]["post_id"]: f"{h['_source'].get('title') or ''} {h['_source']['text']}".strip()
-             for h in bucket["sample"]["hits"]["hits"]}
+    sources = [h["_source"] for h in bucket["sample"]["hits"]["hits"]]
+    texts = {s["post_id"]: f"{s.get('title') or ''} {s['text']}".strip() for s in sources}
     named: Counter[str] = Counter()
-    for text in texts.values():
-        named.update(places(text))
+    for source in sources:
+        named.update(places(source["text"], source.get("region")))
     rep = representative(texts)
     keywords = [b["key"] for b in bucket["keywords"]["buckets"]]
     summary = IssueSummary(

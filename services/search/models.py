@@ -36,6 +36,13 @@ class ActionKind(StrEnum):
     RESPOND = "respond"
     RESOLVE = "resolve"
     REOPEN = "reopen"
+    # corrections of the grouping: their own endpoints, never POST .../actions
+    MERGE = "merge"
+    MOVE = "move"
+    SPLIT = "split"
+
+
+CORRECTIONS = frozenset({ActionKind.MERGE, ActionKind.MOVE, ActionKind.SPLIT})
 
 
 class SortOrder(StrEnum):
@@ -121,6 +128,8 @@ class ActionCreate(BaseModel):
 
     @model_validator(mode="after")
     def _required_fields(self) -> ActionCreate:
+        if self.action in CORRECTIONS:
+            raise ValueError(f"{self.action.value} has its own endpoint under /v1/issues/{{id}}")
         if self.action is ActionKind.ASSIGN and not self.assignee:
             raise ValueError("assign needs an assignee")
         if self.action is ActionKind.RESPOND and not self.reply_text:
@@ -139,6 +148,28 @@ class ActionRead(BaseModel):
     note: str | None = None
     from_state: IssueState
     to_state: IssueState
+
+
+class CorrectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[str | None, Field(max_length=4000)] = None
+
+
+class MergeCreate(CorrectionCreate):
+    into: Annotated[str, Field(pattern=r"^[a-z_]{2,32}-[0-9a-f]{16}$", description="the issue that stays")]
+
+
+class MoveCreate(CorrectionCreate):
+    to: Annotated[str, Field(pattern=r"^[a-z_]{2,32}-[0-9a-f]{16}$", description="the issue the post joins")]
+
+
+class CorrectionRead(BaseModel):
+    kind: ActionKind
+    issue_id: str
+    target_issue_id: str
+    post_id: str | None = None
+    at: datetime
 
 
 class ActionPage(BaseModel):

@@ -1,12 +1,13 @@
 """The responders' endpoints: thin views over posts.py, issues.py, alerts.py and admin.py."""
 
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query
 from pydantic import AwareDatetime
 
-from services.search import admin, alerts, issues, posts
+from services.search import admin, alerts, issue_corrections, issues, posts
 from services.search.deps import Actor, Admin, Caller, Reader, State
 from services.search.metrics import RESPONSE_ACTIONS
 from services.search.models import (
@@ -16,6 +17,8 @@ from services.search.models import (
     ActionRead,
     AlertDetail,
     AlertPage,
+    CorrectionCreate,
+    CorrectionRead,
     IssuePage,
     IssueRead,
     IssueState,
@@ -23,6 +26,8 @@ from services.search.models import (
     KeyCreated,
     KeyRead,
     Me,
+    MergeCreate,
+    MoveCreate,
     PostPage,
     PostRead,
     Problem,
@@ -129,6 +134,8 @@ def _add_issue_routes(router: APIRouter, Size: Any) -> None:
         RESPONSE_ACTIONS.labels(action=action.action.value).inc()
         return read
 
+    _add_correction_routes(router)
+
     @router.get("/issues/{issue_id}/actions", response_model=ActionPage, responses=_errors(400),
                 tags=["issues"])
     def issue_actions(state: State, caller: Reader, issue_id: IssueIdPath, limit: Size = 50,
@@ -143,6 +150,40 @@ def _add_issue_routes(router: APIRouter, Size: Any) -> None:
         """The response history across issues, newest first."""
         return issues.list_actions(state.client, prefix=state.prefix, principal=caller, responder=responder,
                                    action=action, since=since, until=until, limit=limit, cursor=cursor)
+
+
+def _add_correction_routes(router: APIRouter) -> None:
+    def _read(done: issue_corrections.Correction) -> CorrectionRead:
+        return CorrectionRead(kind=ActionKind(done.kind), issue_id=done.issue_id,
+                              target_issue_id=done.target_issue_id, post_id=done.post_id,
+                              at=datetime.fromisoformat(done.at_text))
+
+    @router.post("/issues/{issue_id}/merge", response_model=CorrectionRead, status_code=201,
+                 responses=_errors(403, 404, 409), tags=["issues"])
+    def merge_issue(state: State, caller: Actor, issue_id: IssueIdPath,
+                    body: Annotated[MergeCreate, Body()]) -> CorrectionRead:
+        """Merge this issue into `into`: its posts, and later posts like them, go there."""
+        return _read(issue_corrections.correct(state.client, prefix=state.prefix, principal=caller,
+                                               kind="merge", issue_id=issue_id, target_issue_id=body.into,
+                                               note=body.note))
+
+    @router.post("/issues/{issue_id}/posts/{post_id}/move", response_model=CorrectionRead, status_code=201,
+                 responses=_errors(403, 404, 409), tags=["issues"])
+    def move_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
+                  body: Annotated[MoveCreate, Body()]) -> CorrectionRead:
+        """Move one post to another issue; later posts like it follow it."""
+        return _read(issue_corrections.correct(state.client, prefix=state.prefix, principal=caller,
+                                               kind="move", issue_id=issue_id, target_issue_id=body.to,
+                                               post_id=post_id, note=body.note))
+
+    @router.post("/issues/{issue_id}/posts/{post_id}/split", response_model=CorrectionRead, status_code=201,
+                 responses=_errors(403, 404, 409), tags=["issues"])
+    def split_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
+                   body: Annotated[CorrectionCreate | None, Body()] = None) -> CorrectionRead:
+        """Split one post out into a new issue of its own."""
+        return _read(issue_corrections.correct(state.client, prefix=state.prefix, principal=caller,
+                                               kind="split", issue_id=issue_id, post_id=post_id,
+                                               note=body.note if body else None))
 
 
 def _add_alert_routes(router: APIRouter, Size: Any) -> None:

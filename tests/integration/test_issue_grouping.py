@@ -1,0 +1,158 @@
+"""Issues through the real pipeline: Kafka -> indexer -> Elasticsearch -> API, corrections, restarts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+from fastapi.testclient import TestClient
+
+from services.search.api import create_app
+from services.search.auth import hash_key, new_key
+from services.search.es import make_client
+from services.search.indexer import Indexer
+from services.search.mappings import posts_alias, templates
+from services.search.settings import SearchSettings
+from tests.search.factory import BASE_TIME, make_post
+from tests.search.test_indexer_kafka import _publish, _wait
+from yuqing.contracts import EnrichedPost, Topic
+from yuqing.settings import ElasticsearchSettings, KafkaSettings
+from yuqing.topics import LogicalTopic
+
+pytestmark = pytest.mark.integration
+
+OUTAGE = ["河口镇新街村停电了，什么时候来电？", "新街村这边突然黑了，整个村都没电",
+          "我家也是，新街村三组，一点电都没有", "河口新街停电+1",
+          "停了快一个小时了，新街村到底啥时候恢复供电啊"]
+
+
+def _post(tag: str, text: str, minutes: float, region: str = "河口镇",
+          topic: Topic = Topic.OUTAGE) -> EnrichedPost:
+    return make_post(text, external_id=tag, region=region, unit=f"{region[:2]}供电所", topic=topic,
+                     created_at=BASE_TIME + timedelta(minutes=minutes))
+
+
+@pytest.fixture
+def settings(kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings,
+             tmp_path: Path) -> Iterator[SearchSettings]:
+    keys = {"desk": ("responder", None), "hekou": ("responder", "河口镇")}
+    lines = []
+    for name, (role, region) in keys.items():
+        lines += ["[[keys]]", f'id = "{name}"', f'role = "{role}"', f'sha256 = "{hash_key(_key(name))}"']
+        lines += [f'regions = ["{region}"]'] if region else []
+    (tmp_path / "keys.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    yield SearchSettings(kafka=kafka_settings, es=es_settings, bulk_max_wait_s=0.2, bulk_max_docs=50,
+                         indexer_group_id=f"{es_settings.index_prefix}-ix", bulk_max_retries=1,
+                         api_keys_path=tmp_path / "keys.toml", rate_limit_per_minute=0)
+    es = make_client(es_settings)
+    es.indices.delete(index=f"{es_settings.index_prefix}-*", ignore=404)
+    for name in templates(es_settings.index_prefix):
+        es.indices.delete_index_template(name=name, ignore=404)
+
+
+_KEYS: dict[str, str] = {}
+
+
+def _key(name: str) -> str:
+    return _KEYS.setdefault(name, new_key(name))
+
+
+class Running:
+    """One indexer process (a thread here), stopped and started like a deployment would."""
+
+    def __init__(self, settings: SearchSettings) -> None:
+        self.indexer = Indexer(settings)
+        self.thread = threading.Thread(target=self.indexer.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.indexer.stop()
+        self.thread.join(timeout=30)
+
+
+def _issues(es: Elasticsearch, settings: SearchSettings) -> dict[str, str]:
+    es.indices.refresh(index=f"{settings.es.index_prefix}-*", ignore_unavailable=True, allow_no_indices=True)
+    hits = es.search(index=posts_alias(settings.es.index_prefix), body={"size": 1000},
+                     ignore_unavailable=True, allow_no_indices=True)["hits"]["hits"]
+    return {h["_source"]["external_id"]: h["_source"]["issue_id"] for h in hits}
+
+
+def _index(settings: SearchSettings, es: Elasticsearch, posts: list[EnrichedPost],
+           total: int) -> dict[str, str]:
+    _publish(settings, LogicalTopic.POSTS_ENRICHED, posts)
+    _wait(lambda: len(_issues(es, settings)) == total, 60, f"{total} posts indexed")
+    return _issues(es, settings)
+
+
+def _api(settings: SearchSettings, es: Elasticsearch) -> TestClient:
+    return TestClient(create_app(settings, client=es), raise_server_exceptions=False)
+
+
+def test_paraphrases_join_one_issue_other_townships_and_days_do_not(settings: SearchSettings):
+    es = make_client(settings.es)
+    running = Running(settings)
+    try:
+        posts = [_post(f"hk-{i}", text, 8 * i) for i, text in enumerate(OUTAGE)]
+        posts.append(_post("cg", "城关镇东关村停电了，什么时候来电？", 5, region="城关镇"))
+        posts.append(_post("later", OUTAGE[0], 2 * 24 * 60))
+        issues = _index(settings, es, posts, len(posts))
+    finally:
+        running.stop()
+    outage = {issues[f"hk-{i}"] for i in range(len(OUTAGE))}
+    assert len(outage) == 1
+    assert issues["cg"] not in outage and issues["later"] not in outage and issues["cg"] != issues["later"]
+    with _api(settings, es) as api:
+        page = api.get("/v1/issues", headers={"X-Api-Key": _key("desk")},
+                       params={"since": (BASE_TIME - timedelta(days=1)).isoformat(),
+                               "until": (BASE_TIME + timedelta(days=3)).isoformat()}).json()
+    top = page["issues"][0]
+    assert top["issue_id"] in outage and top["size"] == len(OUTAGE) and top["places"][0] in ("新街村", "新街")
+    assert top["title"] and top["representative"]["issue_id"] == top["issue_id"]
+
+
+def test_merge_move_and_split_survive_a_restart_and_steer_later_posts(settings: SearchSettings):
+    es = make_client(settings.es)
+    running = Running(settings)
+    first = [_post("a-0", "新街村停电了，啥时候来电", 0), _post("a-1", "新街村还是没电，啥时候来电", 3),
+             _post("b-0", "滨河小区3栋电梯停了，老人被困在里面", 5),
+             _post("c-0", "这个月电费怎么翻倍了，是不是电表坏了", 6, topic=Topic.BILLING),
+             _post("x-0", "柳塘街停电了", 7, region="柳塘镇")]
+    try:
+        issues = _index(settings, es, first, len(first))
+        a, b, c = issues["a-0"], issues["b-0"], issues["c-0"]
+        assert len({a, b, c}) == 3
+        desk, hekou = {"X-Api-Key": _key("desk")}, {"X-Api-Key": _key("hekou")}
+        with _api(settings, es) as api:
+            merged = api.post(f"/v1/issues/{b}/merge", headers=hekou, json={"into": a})
+            assert merged.status_code == 201, merged.text
+            a1 = first[1].post_id
+            moved = api.post(f"/v1/issues/{a}/posts/{a1}/move", headers=desk, json={"to": c})
+            assert moved.status_code == 201, moved.text
+            split = api.post(f"/v1/issues/{a}/posts/{first[0].post_id}/split", headers=desk)
+            assert split.status_code == 201, split.text
+            new = split.json()["target_issue_id"]
+            history = api.get(f"/v1/issues/{a}/actions", headers=desk).json()["actions"]
+            assert {h["action"] for h in history} >= {"merge", "move", "split"}
+            # a region-scoped responder may not correct an issue with posts outside its regions
+            x = issues["x-0"]
+            refused = api.post(f"/v1/issues/{x}/merge", headers=hekou, json={"into": a})
+            assert refused.status_code == 404  # 柳塘镇's issue: the 河口镇 desk does not see it
+            assert api.post(f"/v1/issues/{a}/merge", headers=desk, json={"into": a}).status_code == 409
+        now = _issues(es, settings)
+        assert now["b-0"] == a and now["a-1"] == c and now["a-0"] == new
+    finally:
+        running.stop()
+    running = Running(settings)  # restarted: state rebuilt from the index
+    try:
+        later = [_post("b-1", "滨河小区电梯还是停着，老人还在里面", 20),
+                 _post("a-2", "新街村停电了，啥时候来电啊", 21)]
+        issues = _index(settings, es, later, len(first) + len(later))
+    finally:
+        running.stop()
+    assert issues["b-1"] == a  # posts like the merged issue's join the issue it was merged into
+    assert issues["a-2"] == new  # posts like a split-out post follow it
+    assert issues["b-0"] == a and issues["a-1"] == c and issues["a-0"] == new  # corrections kept
