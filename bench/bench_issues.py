@@ -95,9 +95,10 @@ def score(rows: list[dict[str, Any]], issues: list[str]) -> dict[str, Any]:
 def tune(rows: list[dict[str, Any]]) -> GroupingParams:
     """Grid search on the given (development) set; prints the best few."""
     grid: dict[str, list[Any]] = {
-        "threshold": [0.15, 0.2, 0.25, 0.3], "topic_bonus": [0.2, 0.3], "informed_topic_share": [0.3, 0.6, 1.0],
-        "place_bonus": [0.15, 0.3], "place_conflict": [0.25, 0.5], "low_info_prior": [0.2, 0.3],
-        "gap": [timedelta(hours=h) for h in (3, 5)], "decay_per_hour": [0.02, 0.05, 0.1]}
+        "threshold": [0.15, 0.2, 0.25], "topic_bonus": [0.2, 0.3], "place_bonus": [0.15, 0.3],
+        "place_conflict": [0.25, 0.5], "gap": [timedelta(hours=h) for h in (3, 5)],
+        "late_gap": [timedelta(hours=h) for h in (3, 24, 36)], "late_margin": [0.2, 0.35, 0.5],
+        "decay_per_hour": [0.02, 0.05]}
     results = []
     for values in itertools.product(*grid.values()):
         params = replace(GroupingParams(), **dict(zip(grid, values, strict=True)))

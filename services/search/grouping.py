@@ -45,12 +45,16 @@ NEUTRAL_TOPICS = frozenset({"other"})
 class GroupingParams:
     """Tuned on data/issues/dev.jsonl (bench/bench_issues.py --tune); see docs/search.md."""
 
-    threshold: float = 0.20
-    gap: timedelta = timedelta(hours=3)
-    span: timedelta = timedelta(hours=18)
+    threshold: float = 0.15
+    gap: timedelta = timedelta(hours=5)
+    # beyond ``gap`` and up to ``late_gap`` after its last post, a post joins an issue only on
+    # strong evidence (words and place): a matter still discussed the next day
+    late_gap: timedelta = timedelta(hours=24)
+    late_margin: float = 0.35
+    span: timedelta = timedelta(hours=72)
     nearest_weight: float = 0.6  # word score = this x nearest member + the rest x centroid
-    place_bonus: float = 0.25
-    place_conflict: float = 0.25
+    place_bonus: float = 0.15
+    place_conflict: float = 0.50
     topic_bonus: float = 0.20
     topic_penalty: float = 0.30
     informed_topic_share: float = 1.0  # of the topic bonus, for a post that says enough (words decide)
@@ -229,7 +233,8 @@ class IssueGrouper:
     def _score(self, issue: _Issue, member: _Member) -> float | None:
         p = self.params
         at = member.created_at
-        if abs(at - issue.last_seen) > p.gap or at - issue.first_seen > p.span:
+        apart = abs(at - issue.last_seen)
+        if apart > p.late_gap or at - issue.first_seen > p.span:
             return None
         words = member.view.words
         latest = issue.members[-p.nearest_members:]
@@ -243,13 +248,13 @@ class IssueGrouper:
         if member.topic and topic and member.topic not in NEUTRAL_TOPICS and topic not in NEUTRAL_TOPICS:
             bonus = p.topic_bonus * (p.informed_topic_share * said + 1 - said)
             score += bonus if member.topic == topic else -p.topic_penalty
-        hours = max(0.0, (at - issue.last_seen).total_seconds() / 3600)
-        return score - p.decay_per_hour * hours
+        hours = min(apart, p.gap).total_seconds() / 3600
+        return score - p.decay_per_hour * hours - (p.late_margin if apart > p.gap else 0.0)
 
     def _candidates(self, town: str, at: datetime) -> list[str]:
-        """The township's issues active within ``gap`` of the post, nearest in time first, at most
+        """The township's issues active within ``late_gap`` of the post, nearest in time first, at most
         ``max_candidates``."""
-        gap = self.params.gap
+        gap = self.params.late_gap
         near = [(abs(self._issues[i].last_seen - at), i) for i in self._by_town.get(town, ())]
         ranked = sorted(item for item in near if item[0] <= gap)
         return sorted(i for _, i in ranked[:self.params.max_candidates])
@@ -317,7 +322,7 @@ class IssueGrouper:
         return issue
 
     def _advance(self, at: datetime) -> None:
-        """Forget issues idle for longer than ``span + gap`` before the newest post seen.
+        """Forget issues idle for longer than ``span + late_gap`` before the newest post seen.
 
         The margin beyond ``gap`` keeps issues for posts that arrive late (a batch
         mixes partitions; ingest back-fills); whether a post may join is decided
@@ -325,7 +330,7 @@ class IssueGrouper:
         """
         if self._now is None or at > self._now:
             self._now = at
-        horizon = self._now - self.params.gap - self.params.span
+        horizon = self._now - self.params.late_gap - self.params.span
         while self._issues:
             oldest = next(iter(self._issues.values()))
             if oldest.last_seen >= horizon:
