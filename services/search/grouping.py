@@ -31,11 +31,12 @@ follow them; see ``merge``, ``move`` and ``split``.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from services.search.issue_text import TextView, cosine, town_of, view
+from services.search.issue_text import TextView, cosine, stem, town_of, view
 from yuqing.fingerprint import band_terms as band_terms  # re-exported for documents.py
 
 NEUTRAL_TOPICS = frozenset({"other"})
@@ -62,8 +63,9 @@ class GroupingParams:
     low_info_mass: float = 20.0  # below this much said, the word score is blended with the prior
     low_info_prior: float = 0.25
     max_members: int = 40
-    nearest_members: int = 12  # the word score compares with this many of an issue's latest members
-    max_candidates: int = 40  # per post: the township's most recently active open issues
+    nearest_members: int = 8  # the word score compares with this many of an issue's latest members
+    max_candidates: int = 20  # per post: the township's most recently active open issues
+    refine: int = 4  # candidates compared member by member (the others by centroid only)
     max_issues: int = 50_000
     max_posts: int = 500_000
 
@@ -106,21 +108,36 @@ class _Issue:
     first_seen: datetime
     last_seen: datetime
     members: list[_Member] = field(default_factory=list)
-    centroid: Counter[str] = field(default_factory=Counter)
+    centroid: dict[str, float] = field(default_factory=dict)  # sum of the members' word vectors
+    centroid_norm2: float = 0.0  # its squared length, kept up to date as members come and go
     topics: Counter[str] = field(default_factory=Counter)
     places: Counter[str] = field(default_factory=Counter)
     size: int = 0
-    _unit_centroid: dict[str, float] | None = None
 
-    def unit_centroid(self) -> dict[str, float]:
-        if self._unit_centroid is None:
-            self._unit_centroid = _normalised(self.centroid)
-        return self._unit_centroid
+    def centroid_cosine(self, words: dict[str, float]) -> float:
+        if self.centroid_norm2 <= 1e-9:
+            return 0.0
+        return cosine(words, self.centroid) / math.sqrt(self.centroid_norm2)
 
-    @property
-    def topic(self) -> str | None:
+    def shift_centroid(self, words: dict[str, float], sign: float) -> None:
+        """Add (``sign`` 1) or take away (-1) a unit word vector: |c ± v|² = |c|² ± 2 c·v + 1."""
+        dot = cosine(words, self.centroid)
+        self.centroid_norm2 = max(0.0, self.centroid_norm2 + sign * 2 * dot + (1.0 if words else 0.0))
+        for term, weight in words.items():
+            value = self.centroid.get(term, 0.0) + sign * weight
+            if abs(value) > 1e-9:
+                self.centroid[term] = value
+            else:
+                self.centroid.pop(term, None)
+
+    topic: str | None = None  # the most frequent topic of the members
+    recent_text: str = ""  # the latest members' texts, for places they name without a suffix
+
+    def refresh(self, nearest: int) -> None:
+        """Derived fields, after members came or went."""
         ranked = sorted(self.topics.items(), key=lambda kv: (-kv[1], kv[0]))
-        return ranked[0][0] if ranked else None
+        self.topic = ranked[0][0] if ranked else None
+        self.recent_text = " ".join(m.view.text for m in self.members[-nearest:])
 
 
 def founder_issue_id(post_id: str, topic: str | None, salt: str = "") -> str:
@@ -135,7 +152,7 @@ class IssueGrouper:
     def __init__(self, params: GroupingParams | None = None) -> None:
         self.params = params or GroupingParams()
         self._issues: OrderedDict[str, _Issue] = OrderedDict()  # least recently active first
-        self._by_town: dict[str, set[str]] = {}
+        self._by_town: dict[str, OrderedDict[str, None]] = {}  # least recently active first
         self._post_issue: OrderedDict[str, str] = OrderedDict()
         self._distance: dict[str, int] = {}  # of the posts that joined an issue, as first assigned
         self._aliases: dict[str, str] = {}
@@ -164,11 +181,7 @@ class IssueGrouper:
         member = _member(post)
         town = member.town
         self._advance(post.created_at)
-        best: tuple[float, str] | None = None
-        for issue_id in self._candidates(town, post.created_at):
-            score = self._score(self._issues[issue_id], member)
-            if score is not None and score >= self.params.threshold and (best is None or score > best[0]):
-                best = (score, issue_id)
+        best = self._best(member)
         if best is None:
             issue_id = founder_issue_id(post.post_id, post.topic)
             self._add(issue_id, town, member)
@@ -230,16 +243,35 @@ class IssueGrouper:
 
     # --- internals ---------------------------------------------------------------
 
-    def _score(self, issue: _Issue, member: _Member) -> float | None:
+    def _best(self, member: _Member) -> tuple[float, str] | None:
+        """The best issue scoring at least ``threshold`` (ties: the smaller id).
+
+        Every candidate is scored against its centroid first; only the ``refine``
+        best are compared with their latest members, which is most of the cost.
+        """
+        quick = []
+        for issue_id in self._candidates(member.town, member.created_at):
+            score = self._score(self._issues[issue_id], member, exact=False)
+            if score is not None:
+                quick.append((-score, issue_id))
+        best: tuple[float, str] | None = None
+        for _, issue_id in sorted(quick)[:self.params.refine]:
+            score = self._score(self._issues[issue_id], member)
+            if score is not None and score >= self.params.threshold and (
+                    best is None or (score, best[1]) > (best[0], issue_id)):
+                best = (score, issue_id)
+        return best
+
+    def _score(self, issue: _Issue, member: _Member, *, exact: bool = True) -> float | None:
         p = self.params
         at = member.created_at
         apart = abs(at - issue.last_seen)
         if apart > p.late_gap or at - issue.first_seen > p.span:
             return None
         words = member.view.words
-        latest = issue.members[-p.nearest_members:]
-        nearest = max((cosine(words, m.view.words) for m in latest), default=0.0)
-        centroid = cosine(words, issue.unit_centroid())
+        centroid = issue.centroid_cosine(words)
+        latest = issue.members[-p.nearest_members:] if exact else []
+        nearest = max((cosine(words, m.view.words) for m in latest), default=centroid)
         lexical = p.nearest_weight * nearest + (1 - p.nearest_weight) * centroid
         said = min(1.0, member.view.mass / p.low_info_mass)
         score = said * lexical + (1 - said) * p.low_info_prior
@@ -252,19 +284,28 @@ class IssueGrouper:
         return score - p.decay_per_hour * hours - (p.late_margin if apart > p.gap else 0.0)
 
     def _candidates(self, town: str, at: datetime) -> list[str]:
-        """The township's issues active within ``late_gap`` of the post, nearest in time first, at most
-        ``max_candidates``."""
-        gap = self.params.late_gap
-        near = [(abs(self._issues[i].last_seen - at), i) for i in self._by_town.get(town, ())]
-        ranked = sorted(item for item in near if item[0] <= gap)
-        return sorted(i for _, i in ranked[:self.params.max_candidates])
+        """The township's issues last active within ``late_gap`` of the post, at most ``max_candidates``.
+
+        Issues are kept in order of activity, so the walk from the most recent stops
+        at the first one idle since well before the window.
+        """
+        window, found = self.params.late_gap, []
+        for issue_id in reversed(self._by_town.get(town, {})):
+            last = self._issues[issue_id].last_seen
+            if last < at - window - self.params.gap:
+                break
+            if abs(last - at) <= window:
+                found.append(issue_id)
+                if len(found) >= self.params.max_candidates:
+                    break
+        return sorted(found)
 
     def _place_score(self, issue: _Issue, post: TextView) -> float:
         if not post.places and not issue.places:
             return 0.0
         if post.places & issue.places.keys() or post.names(set(issue.places)):
             return self.params.place_bonus
-        if any(m.view.names(post.places) for m in issue.members[-8:]):
+        if any(stem(place) in issue.recent_text for place in post.places):
             return self.params.place_bonus
         if post.places and issue.places:
             return -self.params.place_conflict
@@ -275,18 +316,19 @@ class IssueGrouper:
         if issue is None:
             issue = _Issue(issue_id, town, member.created_at, member.created_at)
             self._issues[issue_id] = issue
-            self._by_town.setdefault(town, set()).add(issue_id)
+            self._by_town.setdefault(town, OrderedDict())[issue_id] = None
         issue.first_seen = min(issue.first_seen, member.created_at)
         issue.last_seen = max(issue.last_seen, member.created_at)
         issue.members.append(member)
         if len(issue.members) > self.params.max_members:
             issue.members.pop(1)  # keep the founder and the most recent members
-        issue.centroid.update(member.view.words)
-        issue._unit_centroid = None
+        issue.shift_centroid(member.view.words, 1.0)
         issue.topics[member.topic or "other"] += 1
         issue.places.update(member.view.places)
+        issue.refresh(self.params.nearest_members)
         issue.size += 1
         self._issues.move_to_end(issue_id)
+        self._by_town[issue.town].move_to_end(issue_id)
         self._post_issue[member.post_id] = issue_id
         self._post_issue.move_to_end(member.post_id)
         while len(self._post_issue) > self.params.max_posts:
@@ -302,12 +344,12 @@ class IssueGrouper:
         for i, member in enumerate(issue.members):
             if member.post_id == post_id:
                 del issue.members[i]
-                issue.centroid.subtract(member.view.words)
-                issue._unit_centroid = None
+                issue.shift_centroid(member.view.words, -1.0)
                 issue.topics[member.topic or "other"] -= 1
                 issue.places.subtract(member.view.places)
                 issue.places = +issue.places
                 issue.topics = +issue.topics
+                issue.refresh(self.params.nearest_members)
                 issue.size -= 1
                 return member
         return None
@@ -315,8 +357,8 @@ class IssueGrouper:
     def _drop_issue(self, issue_id: str) -> _Issue | None:
         issue = self._issues.pop(issue_id, None)
         if issue is not None:
-            town_issues = self._by_town.get(issue.town, set())
-            town_issues.discard(issue_id)
+            town_issues = self._by_town.get(issue.town, OrderedDict())
+            town_issues.pop(issue_id, None)
             if not town_issues:
                 self._by_town.pop(issue.town, None)
         return issue
@@ -343,8 +385,3 @@ def _town(region: str | None, post: TextView) -> str:
     if own:
         return own
     return min(post.towns) if post.towns else ""
-
-
-def _normalised(weights: Counter[str]) -> dict[str, float]:
-    norm = sum(w * w for w in weights.values()) ** 0.5 or 1.0
-    return {g: w / norm for g, w in weights.items() if w > 0}

@@ -21,10 +21,8 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
-
-from yuqing.segmentation import jieba_ready
 
 CORPUS_DIR = Path(__file__).resolve().parents[2] / "data" / "corpus"
 _TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|乡)")
@@ -53,10 +51,11 @@ class TextView:
 
     def names(self, place_set: frozenset[str] | set[str]) -> bool:
         """Whether the text names one of these places, with or without its suffix."""
-        return any(_stem(p) in self.text for p in place_set)
+        return any(stem(p) in self.text for p in place_set)
 
 
-def _stem(place: str) -> str:
+def stem(place: str) -> str:
+    """A place's name without its suffix, when it has two characters (``新街村`` -> ``新街``)."""
     match = _PLACE.fullmatch(place)
     return match.group(1) if match and len(match.group(1)) == 2 else place
 
@@ -100,21 +99,7 @@ def bigrams(text: str) -> list[str]:
     return [g for g in grams if g not in STOP_BIGRAMS]
 
 
-_PARTICLES = frozenset("了的吗啊呢吧呀哦嘛我你他她它也都是在有就这那又还跟和把被给让个们")
-WORD_WEIGHT = 1.0  # a jieba word against a character bigram: words carry the matter ("电压", "电线杆")
-
-
-@lru_cache(maxsize=200_000)
-def _run_words(run: str) -> tuple[str, ...]:
-    return tuple(w for w in jieba_ready().lcut(run) if w not in _PARTICLES)
-
-
-def terms(text: str) -> list[str]:
-    """Character bigrams and jieba words (``w:`` prefixed) of a canonical text."""
-    found = bigrams(text)
-    if WORD_WEIGHT:
-        found += [f"w:{w}" for run in _DROP.sub(" ", text).split() for w in _run_words(run)]
-    return found
+MAX_TERMS = 32  # the heaviest bigrams of a post: what it is about; keeps every comparison cheap
 
 
 @cache
@@ -126,7 +111,7 @@ def idf_table() -> tuple[dict[str, float], float]:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 docs += 1
-                df.update(set(terms(_canonical(clean(json.loads(line)["text"])))))
+                df.update(set(bigrams(_canonical(clean(json.loads(line)["text"])))))
     return {g: math.log((docs + 1) / (n + 1)) + 1.0 for g, n in df.items()}, math.log(docs + 1) + 1.0
 
 
@@ -146,15 +131,14 @@ def view(text: str, region: str | None = None) -> TextView:
         stripped = stripped.replace(town, " ")
     idf, unseen = idf_table()
     weights: dict[str, float] = {}
-    for term in terms(_canonical(stripped)):
-        scale = WORD_WEIGHT if term.startswith("w:") else 1.0
-        weights[term] = weights.get(term, 0.0) + scale * idf.get(term, unseen)
-    norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-    words = {g: w / norm for g, w in weights.items()}
+    for gram in bigrams(_canonical(stripped)):
+        weights[gram] = weights.get(gram, 0.0) + idf.get(gram, unseen)
+    kept = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS]
+    norm = math.sqrt(sum(w * w for _, w in kept)) or 1.0
+    words = {g: w / norm for g, w in kept}
     return TextView(words, sum(weights.values()), found_places, found_towns, text)
 
 
 def cosine(a: dict[str, float], b: dict[str, float]) -> float:
-    if len(a) > len(b):
-        a, b = b, a
-    return sum(w * b.get(g, 0.0) for g, w in a.items())
+    """Of two L2-normalised vectors; the shared terms are found by a (C-level) set intersection."""
+    return sum(a[g] * b[g] for g in a.keys() & b.keys())
