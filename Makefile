@@ -11,7 +11,7 @@ export PIP_CACHE_DIR ?= $(YUQING_HOME)/pip
 STAMP      := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
 .PHONY: test-faults tools monitoring-tools k8s-tools k8s-schemas help venv infra-fetch infra-up infra-down infra-status model run demo test test-unit \
-        test-integration lint bench bench-nlp bench-alerts bench-counting bench-ingest bench-search clean
+        test-integration lint bench bench-nlp bench-alerts bench-counting bench-ingest bench-search bench-issues clean
 
 help:
 	@echo "make run | test | infra-up | infra-down | infra-status | model | lint | bench"
@@ -89,6 +89,9 @@ bench-ingest: venv infra-fetch
 
 bench-search: venv infra-fetch
 	$(PY) bench/bench_search.py
+
+bench-issues: venv
+	$(PY) bench/bench_issues.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

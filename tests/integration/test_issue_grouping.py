@@ -15,6 +15,7 @@ from services.search.api import create_app
 from services.search.auth import hash_key, new_key
 from services.search.es import make_client
 from services.search.indexer import Indexer
+from services.search.issue_alerts import driving_issues
 from services.search.mappings import posts_alias, templates
 from services.search.settings import SearchSettings
 from tests.search.factory import BASE_TIME, make_post
@@ -112,6 +113,9 @@ def test_paraphrases_join_one_issue_other_townships_and_days_do_not(settings: Se
     top = page["issues"][0]
     assert top["issue_id"] in outage and top["size"] == len(OUTAGE) and top["places"][0] in ("新街村", "新街")
     assert top["title"] and top["representative"]["issue_id"] == top["issue_id"]
+    driving = driving_issues(es, prefix=settings.es.index_prefix, since=BASE_TIME - timedelta(hours=1),
+                             until=BASE_TIME + timedelta(hours=2), topic="outage", region="河口镇")
+    assert [(d.issue_id, d.posts, d.share) for d in driving] == [(top["issue_id"], len(OUTAGE), 1.0)]
 
 
 def test_merge_move_and_split_survive_a_restart_and_steer_later_posts(settings: SearchSettings):

@@ -102,3 +102,11 @@ def test_offline_grouping_is_deterministic_and_in_input_order():
     assert first == group_rows(list(rows), classify=None)
     shuffled = rows[::-1]
     assert group_rows(shuffled, classify=None) == first[::-1]  # grouped by created_at, output in input order
+
+
+def test_the_issues_driving_a_surge_are_ranked_by_their_share():
+    from services.search.issue_alerts import rank_issues
+
+    ids = ["outage-a"] * 6 + ["outage-b"] * 3 + ["billing-c"]
+    assert rank_issues(ids, limit=3, min_share=0.2) == [("outage-a", 6, 0.6), ("outage-b", 3, 0.3)]
+    assert rank_issues([]) == []
