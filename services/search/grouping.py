@@ -64,8 +64,8 @@ class GroupingParams:
     low_info_prior: float = 0.25
     max_members: int = 40
     nearest_members: int = 8  # the word score compares with this many of an issue's latest members
-    max_candidates: int = 20  # per post: the township's most recently active open issues
-    refine: int = 4  # candidates compared member by member (the others by centroid only)
+    max_candidates: int = 10  # per post: the township's most recently active open issues
+    refine: int = 3  # candidates compared member by member (the others by centroid only)
     max_issues: int = 50_000
     max_posts: int = 500_000
 
@@ -246,14 +246,17 @@ class IssueGrouper:
     def _best(self, member: _Member) -> tuple[float, str] | None:
         """The best issue scoring at least ``threshold`` (ties: the smaller id).
 
-        Every candidate is scored against its centroid first; only the ``refine``
-        best are compared with their latest members, which is most of the cost.
+        Every candidate is ranked roughly first (centroid words, shared place, topic);
+        only the ``refine`` best are scored in full, with their latest members.
         """
+        p, words, topic, places = self.params, member.view.words, member.topic, member.view.places
         quick = []
         for issue_id in self._candidates(member.town, member.created_at):
-            score = self._score(self._issues[issue_id], member, exact=False)
-            if score is not None:
-                quick.append((-score, issue_id))
+            issue = self._issues[issue_id]
+            rough = issue.centroid_cosine(words) + (p.place_bonus if places & issue.places.keys() else 0.0)
+            if topic and issue.topic:
+                rough += p.topic_bonus if topic == issue.topic else -p.topic_penalty
+            quick.append((-rough, issue_id))
         best: tuple[float, str] | None = None
         for _, issue_id in sorted(quick)[:self.params.refine]:
             score = self._score(self._issues[issue_id], member)
@@ -262,7 +265,7 @@ class IssueGrouper:
                 best = (score, issue_id)
         return best
 
-    def _score(self, issue: _Issue, member: _Member, *, exact: bool = True) -> float | None:
+    def _score(self, issue: _Issue, member: _Member) -> float | None:
         p = self.params
         at = member.created_at
         apart = abs(at - issue.last_seen)
@@ -270,8 +273,8 @@ class IssueGrouper:
             return None
         words = member.view.words
         centroid = issue.centroid_cosine(words)
-        latest = issue.members[-p.nearest_members:] if exact else []
-        nearest = max((cosine(words, m.view.words) for m in latest), default=centroid)
+        latest = issue.members[-p.nearest_members:]
+        nearest = max((cosine(words, m.view.words) for m in latest), default=0.0)
         lexical = p.nearest_weight * nearest + (1 - p.nearest_weight) * centroid
         said = min(1.0, member.view.mass / p.low_info_mass)
         score = said * lexical + (1 - said) * p.low_info_prior

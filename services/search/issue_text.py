@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 CORPUS_DIR = Path(__file__).resolve().parents[2] / "data" / "corpus"
@@ -30,12 +30,14 @@ _PLACE = re.compile(
     r"([\u4e00-\u9fff0-9a-zA-Z]{1,2})(小区|社区|新村|花园|家园|村|组|街|路|中学|小学|学校|医院|市场|广场|工业园|厂)")
 _NUMBER_GROUP = re.compile(r"([一二三四五六七八九十0-9]{1,2})(组|栋|号楼)")
 _NOT_PLACE_CHARS = set("们全本整这那隔邻同各哪啥个我你他条每满逛上一大马公线电短走出回道半")
-_VARIANTS = [
-    (re.compile(r"没有电|没电|断电|掉电|黑了|全黑|停了"), "停电"),
-    (re.compile(r"恢复供电|恢复了|通电了|有电了"), "来电"),
-    (re.compile(r"啥时候|什么时候|几点|多久|何时"), "几时"),
-    (re.compile(r"咋回事|怎么回事|啥情况|什么情况|什么原因|啥原因"), "原因"),
-]
+_VARIANTS = {
+    "停电": "没有电|没电|断电|掉电|黑了|全黑|停了",
+    "来电": "恢复供电|恢复了|通电了|有电了",
+    "几时": "啥时候|什么时候|几点|多久|何时",
+    "原因": "咋回事|怎么回事|啥情况|什么情况|什么原因|啥原因",
+}
+_CANONICAL = {variant: form for form, variants in _VARIANTS.items() for variant in variants.split("|")}
+_VARIANT = re.compile("|".join(sorted(_CANONICAL, key=len, reverse=True)))
 _DROP = re.compile(r"[^\u4e00-\u9fff0-9a-z]+")
 STOP_BIGRAMS = frozenset({"我家", "也是", "我们", "这边", "那边", "一下", "了吗", "是不", "不是", "有没",
                           "没有"})
@@ -69,24 +71,31 @@ def towns(text: str) -> frozenset[str]:
     return frozenset(m.group(1) for m in _TOWN.finditer(text))
 
 
-def places(text: str, region: str | None = None) -> frozenset[str]:
-    """Specific places named in the text, keyed by (up to) two characters and the suffix."""
-    text = _NUMBER_GROUP.sub(" ", _TOWN.sub(" ", text))
+def _without_towns(text: str, region: str | None, found_towns: frozenset[str]) -> str:
+    """The text without township names and numbered groups ("3栋", "五组": not places on their own)."""
+    body = _NUMBER_GROUP.sub(" ", _TOWN.sub(" ", text))
     own = town_of(region)
-    if own:
-        text = text.replace(own, " ")  # "3栋", "五组": not a place on their own
+    for town in (*found_towns, *([own] if own else [])):
+        body = body.replace(town, " ")
+    return body
+
+
+def _places_in(body: str) -> frozenset[str]:
     found = set()
-    for match in _PLACE.finditer(text):
+    for match in _PLACE.finditer(body):
         name, suffix = match.groups()
         if not any(c in _NOT_PLACE_CHARS for c in name) and not name.isdigit():
             found.add(f"{name}{suffix}")
     return frozenset(found)
 
 
+def places(text: str, region: str | None = None) -> frozenset[str]:
+    """Specific places named in the text, keyed by (up to) two characters and the suffix."""
+    return _places_in(_without_towns(text, region, towns(text)))
+
+
 def _canonical(text: str) -> str:
-    for pattern, replacement in _VARIANTS:
-        text = pattern.sub(replacement, text)
-    return text
+    return _VARIANT.sub(lambda m: _CANONICAL[m.group(0)], text)
 
 
 def bigrams(text: str) -> list[str]:
@@ -121,14 +130,14 @@ def town_of(region: str | None) -> str | None:
     return match.group(1) if match else region
 
 
+@lru_cache(maxsize=50_000)  # copies and near-copies are common; a view is immutable
 def view(text: str, region: str | None = None) -> TextView:
     """Words, places and townships of a post's text (the region's own name is not a word)."""
     text = clean(text)
-    found_places, found_towns = places(text, region), towns(text)
-    stripped = _NUMBER_GROUP.sub(" ", _PLACE.sub(" ", _TOWN.sub(" ", text)))
-    own = town_of(region)
-    for town in (*found_towns, *([own] if own else [])):
-        stripped = stripped.replace(town, " ")
+    found_towns = towns(text)
+    body = _without_towns(text, region, found_towns)
+    found_places = _places_in(body)
+    stripped = _PLACE.sub(" ", body)
     idf, unseen = idf_table()
     weights: dict[str, float] = {}
     for gram in bigrams(_canonical(stripped)):
