@@ -63,7 +63,7 @@ class GroupingParams:
     low_info_mass: float = 20.0  # below this much said, the word score is blended with the prior
     low_info_prior: float = 0.25
     max_members: int = 40
-    nearest_members: int = 8  # the word score compares with this many of an issue's latest members
+    nearest_members: int = 6  # the word score compares with this many of an issue's latest members
     max_candidates: int = 10  # per post: the township's most recently active open issues
     refine: int = 3  # candidates compared member by member (the others by centroid only)
     max_issues: int = 50_000

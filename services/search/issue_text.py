@@ -139,13 +139,14 @@ def view(text: str, region: str | None = None) -> TextView:
     found_places = _places_in(body)
     stripped = _PLACE.sub(" ", body)
     idf, unseen = idf_table()
-    weights: dict[str, float] = {}
-    for gram in bigrams(_canonical(stripped)):
-        weights[gram] = weights.get(gram, 0.0) + idf.get(gram, unseen)
-    kept = sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS]
-    norm = math.sqrt(sum(w * w for _, w in kept)) or 1.0
-    words = {g: w / norm for g, w in kept}
-    return TextView(words, sum(weights.values()), found_places, found_towns, text)
+    weights = {g: n * idf.get(g, unseen) for g, n in Counter(bigrams(_canonical(stripped))).items()}
+    mass = sum(weights.values())
+    if len(weights) > MAX_TERMS:
+        # heaviest first; equal weights keep their order in the text (sorted is stable)
+        weights = {g: weights[g] for g in sorted(weights, key=weights.__getitem__, reverse=True)[:MAX_TERMS]}
+    norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+    words = {g: w / norm for g, w in weights.items()}
+    return TextView(words, mass, found_places, found_towns, text)
 
 
 def cosine(a: dict[str, float], b: dict[str, float]) -> float:

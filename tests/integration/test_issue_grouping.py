@@ -113,6 +113,16 @@ def test_paraphrases_join_one_issue_other_townships_and_days_do_not(settings: Se
     top = page["issues"][0]
     assert top["issue_id"] in outage and top["size"] == len(OUTAGE) and top["places"][0] in ("新街村", "新街")
     assert top["title"] and top["representative"]["issue_id"] == top["issue_id"]
+    with _api(settings, es) as api:
+        desk = {"X-Api-Key": _key("desk")}
+        window = {"since": (BASE_TIME - timedelta(days=1)).isoformat(),
+                  "until": (BASE_TIME + timedelta(days=3)).isoformat()}
+        assert api.post(f"/v1/issues/{top['issue_id']}/actions", headers=desk,
+                        json={"action": "resolve"}).status_code == 201
+        ranked = api.get("/v1/issues", headers=desk, params=window).json()["issues"]
+        assert ranked[-1]["issue_id"] == top["issue_id"]  # resolved: after every unresolved issue
+        resolved = api.get("/v1/issues", headers=desk, params={**window, "state": "resolved"}).json()
+        assert [i["issue_id"] for i in resolved["issues"]] == [top["issue_id"]]
     driving = driving_issues(es, prefix=settings.es.index_prefix, since=BASE_TIME - timedelta(hours=1),
                              until=BASE_TIME + timedelta(hours=2), topic="outage", region="河口镇")
     assert [(d.issue_id, d.posts, d.share) for d in driving] == [(top["issue_id"], len(OUTAGE), 1.0)]
