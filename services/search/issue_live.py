@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
@@ -33,6 +33,8 @@ from services.search.mappings import posts_alias
 from yuqing.contracts import EnrichedPost
 
 log = logging.getLogger(__name__)
+VISIBILITY_LAG = timedelta(seconds=2)
+OTHERS_PAGE = 10_000  # posts read back per refresh; the rest at the next one
 _FIELDS = ["post_id", "title", "text", "region", "topic", "created_at", "issue_id", "issue_distance",
            "indexed_at"]
 
@@ -58,8 +60,8 @@ class LiveIssues:
         self.grouper = IssueGrouper(params)
         self.window = self.grouper.params.span + self.grouper.params.gap
         self.refresh_s = refresh_s
-        self._own: set[str] = set()
-        self._seen_indexed_at: str | None = None
+        # other replicas' posts are read from here on (a little before start: clocks differ)
+        self._seen_indexed_at = (datetime.now(UTC) - timedelta(seconds=30)).isoformat()
         self._seen_correction_at: str | None = None
         self._next_refresh = 0.0
 
@@ -67,7 +69,6 @@ class LiveIssues:
         return len(self.grouper)
 
     def assign(self, post: EnrichedPost) -> Assignment:
-        self._own.add(post.post_id)
         return self.grouper.assign(post_signal(post))
 
     def assign_batch(self, posts: Sequence[EnrichedPost]) -> list[Assignment]:
@@ -105,26 +106,31 @@ class LiveIssues:
                 # posts this process indexed with the old id after the responder's update ran
                 reassign_posts(client, prefix, correction)
             self._seen_correction_at = correction.at_text
-        self._own.clear()
 
     def apply(self, correction: Correction) -> None:
         apply_to_grouper(self.grouper, correction)
 
     def _read_other_posts(self, client: Elasticsearch, prefix: str) -> None:
-        since = self._seen_indexed_at
-        if since is None:
-            newest = _newest(client, prefix, "indexed_at")
-            self._seen_indexed_at = newest.isoformat() if newest else None
-            return
-        query = {"range": {"indexed_at": {"gte": since}}}
-        resp = client.search(index=posts_alias(prefix), body={
-            "size": 5000, "query": query, "sort": [{"created_at": "asc"}, {"post_id": "asc"}],
-            "_source": _FIELDS}, ignore_unavailable=True, allow_no_indices=True)
-        for hit in resp["hits"]["hits"]:
-            source = hit["_source"]
-            if source["post_id"] not in self._own:
-                self._take(source)
-            self._seen_indexed_at = max(self._seen_indexed_at or "", source["indexed_at"])
+        """Posts indexed since the last look that this process does not know: ids first (doc
+        values, cheap), then the texts of the unknown ones only."""
+        # a post becomes visible a refresh interval after its indexed_at: look back a little
+        since = (_time(self._seen_indexed_at) - VISIBILITY_LAG).isoformat()
+        body = {"size": OTHERS_PAGE, "query": {"range": {"indexed_at": {"gte": since}}},
+                "sort": [{"indexed_at": "asc"}, {"post_id": "asc"}], "_source": False,
+                "docvalue_fields": ["post_id", {"field": "indexed_at",
+                                                "format": "strict_date_optional_time"}]}
+        hits = client.search(index=posts_alias(prefix), body=body, ignore_unavailable=True,
+                             allow_no_indices=True)["hits"]["hits"]
+        unknown = [h["fields"]["post_id"][0] for h in hits
+                   if self.grouper.issue_of(h["fields"]["post_id"][0]) is None]
+        if hits:
+            self._seen_indexed_at = max(self._seen_indexed_at, hits[-1]["fields"]["indexed_at"][0])
+        if unknown:
+            found = client.search(index=posts_alias(prefix), body={
+                "size": len(unknown), "query": {"terms": {"post_id": unknown}},
+                "sort": [{"created_at": "asc"}, {"post_id": "asc"}], "_source": _FIELDS})
+            for hit in found["hits"]["hits"]:
+                self._take(hit["_source"])
 
     def _take(self, source: dict[str, Any]) -> None:
         distance = int(source.get("issue_distance") or 0)

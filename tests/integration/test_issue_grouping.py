@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -170,3 +171,19 @@ def test_merge_move_and_split_survive_a_restart_and_steer_later_posts(settings: 
     assert issues["b-1"] == a  # posts like the merged issue's join the issue it was merged into
     assert issues["a-2"] == new  # posts like a split-out post follow it
     assert issues["b-0"] == a and issues["a-1"] == c and issues["a-0"] == new  # corrections kept
+
+
+def test_two_indexers_agree_on_the_issue_of_a_matter(settings: SearchSettings):
+    es = make_client(settings.es)
+    first, second = Running(settings), Running(settings)  # one consumer group: partitions split
+    try:
+        founder = [_post("hk-0", OUTAGE[0], 0)]
+        _index(settings, es, founder, 1)
+        time.sleep(3)  # past a refresh: each indexer has read back what the other wrote
+        rest = [_post(f"hk-{i}", text, 8 * i) for i, text in enumerate(OUTAGE) if i]
+        rest += [_post(f"more-{i}", f"新街村停电第{i}个小时了，还没来电", 40 + i) for i in range(8)]
+        issues = _index(settings, es, rest, 1 + len(rest))
+    finally:
+        first.stop()
+        second.stop()
+    assert set(issues.values()) == {issues["hk-0"]}
