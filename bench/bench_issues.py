@@ -95,10 +95,9 @@ def score(rows: list[dict[str, Any]], issues: list[str]) -> dict[str, Any]:
 def tune(rows: list[dict[str, Any]]) -> GroupingParams:
     """Grid search on the given (development) set; prints the best few."""
     grid: dict[str, list[Any]] = {
-        "threshold": [0.15, 0.2, 0.25], "topic_bonus": [0.2, 0.3], "place_bonus": [0.15, 0.3],
-        "place_conflict": [0.25, 0.5], "gap": [timedelta(hours=h) for h in (3, 5)],
-        "late_gap": [timedelta(hours=h) for h in (3, 24, 36)], "late_margin": [0.2, 0.35, 0.5],
-        "decay_per_hour": [0.02, 0.05]}
+        "threshold": [0.15, 0.2, 0.25], "topic_bonus": [0.2, 0.3], "topic_penalty": [0.15, 0.3],
+        "place_bonus": [0.15, 0.3], "place_conflict": [0.25, 0.5], "gap": [timedelta(hours=h) for h in (3, 5)],
+        "late_margin": [0.2, 0.35], "decay_per_hour": [0.02, 0.05]}
     results = []
     for values in itertools.product(*grid.values()):
         params = replace(GroupingParams(), **dict(zip(grid, values, strict=True)))
@@ -153,13 +152,13 @@ def main() -> None:
         args.input = ROOT / "data" / "issues" / "dev.jsonl"
     args.input = args.input.resolve()
     rows = read_posts(args.input)
-    if args.tune:
-        tune(rows)
-        return
     grouped = [{k: v for k, v in r.items() if k != "topic"} for r in rows] if args.model_topics else rows
     if args.model_topics:
         for row, topic in zip(grouped, model_topics([r["text"] for r in rows]), strict=True):
             row["topic"] = topic
+    if args.tune:
+        tune(grouped)
+        return
     idf_table()  # built once per process; not part of a post's cost
     issues, us_per_post = timed(lambda: group_rows(grouped, classify=None), len(rows))
     results = {"meaning, place and time": score(rows, issues),

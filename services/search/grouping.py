@@ -44,14 +44,15 @@ NEUTRAL_TOPICS = frozenset({"other"})
 
 @dataclass(frozen=True)
 class GroupingParams:
-    """Tuned on data/issues/dev.jsonl (bench/bench_issues.py --tune); see docs/search.md."""
+    """Tuned on data/issues/dev.jsonl with the default model's topics, as the indexer sees them
+    (``bench/bench_issues.py --tune --model-topics``); see docs/search.md."""
 
     threshold: float = 0.20
-    gap: timedelta = timedelta(hours=5)
+    gap: timedelta = timedelta(hours=3)
     # beyond ``gap`` and up to ``late_gap`` after its last post, a post joins an issue only on
     # strong evidence (words and place): a matter still discussed the next day
     late_gap: timedelta = timedelta(hours=24)
-    late_margin: float = 0.20
+    late_margin: float = 0.35
     span: timedelta = timedelta(hours=72)
     nearest_weight: float = 0.6  # word score = this x nearest member + the rest x centroid
     place_bonus: float = 0.30
@@ -59,7 +60,7 @@ class GroupingParams:
     topic_bonus: float = 0.30
     topic_penalty: float = 0.30
     informed_topic_share: float = 1.0  # of the topic bonus, for a post that says enough (words decide)
-    decay_per_hour: float = 0.05
+    decay_per_hour: float = 0.02
     low_info_mass: float = 20.0  # below this much said, the word score is blended with the prior
     low_info_prior: float = 0.25
     max_members: int = 40
