@@ -22,7 +22,6 @@ Everything shares this machine with Elasticsearch; the load average is recorded.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -40,10 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
-from services.nlp.enrich import keywords, normalize, redact
+from services.nlp.enrich import keywords, redact
 from services.search.auth import Principal, Role, hash_key, new_key
 from services.search.es import ensure_templates, make_client
 from services.search.indexer import Message, build_actions, issue_table, write_bulk
@@ -53,6 +51,7 @@ from services.search.query import _boolean_query, plain_words, text_query, token
 from services.search.settings import SearchSettings
 from yuqing.contracts import Channel, EnrichedPost, Sentiment, Topic, make_post_id
 from yuqing.contracts.codec import encode
+from yuqing.fingerprint import simhash
 from yuqing.settings import ElasticsearchSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,23 +75,7 @@ def load_corpus() -> list[dict[str, Any]]:
     return rows
 
 
-_GRAMS: dict[str, int] = {}
-
-
-def fast_simhash(text: str) -> str:
-    """Same value as services.nlp.enrich.simhash, with cached 3-gram hashes and numpy bit sums."""
-    compact = re.sub(r"[\W_]+", "", normalize(text).lower())
-    grams = [compact] if 0 < len(compact) <= 3 else [compact[i:i + 3] for i in range(len(compact) - 2)]
-    if not grams:
-        return "0" * 16
-    hashes = []
-    for gram in grams:
-        if gram not in _GRAMS:
-            _GRAMS[gram] = int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=8).digest(), "big")
-        hashes.append(_GRAMS[gram])
-    bits = (np.array(hashes, dtype=np.uint64)[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
-    votes = 2 * bits.sum(axis=0, dtype=np.int64) - len(hashes)
-    return f"{sum(1 << int(b) for b in np.flatnonzero(votes > 0)):016x}"
+fast_simhash = simhash  # one definition: yuqing/fingerprint.py
 
 
 def noisy(text: str, rng: random.Random) -> str:

@@ -16,6 +16,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+import numpy as np
+
 BITS = 64
 BANDS = 4
 BAND_BITS = BITS // BANDS
@@ -38,15 +40,20 @@ def _gram_hash(gram: str) -> int:
     return int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=8).digest(), "big")
 
 
+_BIT_POSITIONS = np.arange(BITS, dtype=np.uint64)
+
+
 def simhash(text: str) -> str:
-    """64-bit SimHash over character 3-grams, as 16 hex digits (``"0" * 16`` for no text)."""
+    """64-bit SimHash over character 3-grams, as 16 hex digits (``"0" * 16`` for no text).
+
+    Bit ``b`` is set when more than half of the grams' blake2b hashes have it set.
+    """
     hashes = [_gram_hash(g) for g in shingles(text)]
-    half = len(hashes) / 2
-    value = 0
-    for bit in range(BITS):
-        if sum(h >> bit & 1 for h in hashes) > half:
-            value |= 1 << bit
-    return f"{value:016x}"
+    if not hashes:
+        return "0" * 16
+    bits = (np.array(hashes, dtype=np.uint64)[:, None] >> _BIT_POSITIONS) & np.uint64(1)
+    votes = 2 * bits.sum(axis=0, dtype=np.int64) - len(hashes)
+    return f"{sum(1 << int(b) for b in np.flatnonzero(votes > 0)):016x}"
 
 
 def hamming(a: str, b: str) -> int:
