@@ -46,11 +46,12 @@ from elasticsearch import Elasticsearch, helpers
 from services.nlp.enrich import keywords, normalize, redact
 from services.search.auth import Principal, Role, hash_key, new_key
 from services.search.es import ensure_templates, make_client
-from services.search.indexer import Message, build_actions, issue_table, write_bulk
+from services.search.indexer import build_actions, issue_table, write_bulk
 from services.search.mappings import posts_alias, posts_template, templates
 from services.search.posts import word_weights
 from services.search.query import _boolean_query, plain_words, text_query, tokenize
 from services.search.settings import SearchSettings
+from yuqing.consumer import Record
 from yuqing.contracts import Channel, EnrichedPost, Sentiment, Topic, make_post_id
 from yuqing.contracts.codec import encode
 from yuqing.settings import ElasticsearchSettings
@@ -183,7 +184,7 @@ def bench_indexing(es: Elasticsearch, values: list[bytes], prefix: str, batch: i
     topic, build_s = "posts.enriched", 0.0
     started = time.perf_counter()
     for start in range(0, len(values), batch):
-        messages = [Message(None, v, topic, 0, start + i) for i, v in enumerate(values[start:start + batch])]
+        messages = [Record(topic, 0, start + i, None, v) for i, v in enumerate(values[start:start + batch])]
         built = time.perf_counter()
         actions, kept, rejected = build_actions(messages, prefix, issues=table)
         build_s += time.perf_counter() - built
@@ -379,7 +380,7 @@ def bench_quality(es: Elasticsearch, prefix: str) -> dict[str, Any]:
         sentiment_scores={Sentiment(row["sentiment"]): 1.0}, fingerprint=fast_simhash(row["text"]),
         redacted_text=redact(row["text"]), model_version="corpus", enriched_at=at)) for row in corpus}
     ids = {make_post_id("corpus", ref): ref for ref in posts}
-    messages = [Message(None, v, "posts.enriched", 0, i) for i, v in enumerate(posts.values())]
+    messages = [Record("posts.enriched", 0, i, None, v) for i, v in enumerate(posts.values())]
     report: dict[str, Any] = {"queries": len(judged)}
     for variant in VARIANTS:
         name = f"{prefix}-q{len(report)}"

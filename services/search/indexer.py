@@ -1,5 +1,9 @@
-"""posts.enriched and alerts -> Elasticsearch, in bulk, committing offsets only after the write.
+"""posts.enriched and alerts -> Elasticsearch, in bulk, on the consumer runtime (kafka-python).
 
+The processing function (:meth:`Indexer.index`) writes a batch with
+``bulk`` and returns the documents Elasticsearch refused as invalid
+messages; :mod:`yuqing.consumer` dead-letters them under the cap and
+commits only after the write and the dead letters are acknowledged.
 Posts are keyed by post id and alerts by alert id, so replays after a crash
 overwrite instead of duplicating (at-least-once delivery made exact by an
 idempotent sink). Issues are assigned here, before the write (grouping.py).
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -18,7 +22,6 @@ import orjson
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch.exceptions import ConnectionError as EsConnectionError
 from elasticsearch.exceptions import TransportError
-from kafka.errors import CommitFailedError, RebalanceInProgressError
 from tenacity import (
     Retrying,
     retry_if_exception_type,
@@ -33,10 +36,11 @@ from services.search.es import ensure_templates, make_client, recent_fingerprint
 from services.search.grouping import IssueTable
 from services.search.mappings import posts_index, small_alias
 from services.search.settings import SearchSettings
+from yuqing.consumer import BatchOutcome, InvalidMessage, Record, Runtime
+from yuqing.consumer.kafka_driver import ForgetOnRebalance, KafkaDriver
 from yuqing.contracts import Alert, EnrichedPost
-from yuqing.contracts.codec import ContractError, decode, encode
-from yuqing.deadletter import DeadLetterBudget, make_dead_letter
-from yuqing.kafka import connect, make_consumer, make_producer, until_kafka_answers
+from yuqing.contracts.codec import ContractError, decode
+from yuqing.kafka import connect, make_consumer, make_producer
 from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)
@@ -49,16 +53,7 @@ class RetryableBulkError(RuntimeError):
     pass
 
 
-@dataclass
-class Message:
-    key: bytes | None
-    value: bytes | None
-    topic: str
-    partition: int
-    offset: int
-
-
-Rejection = tuple[Message, str]
+Rejection = tuple[Record, str]
 
 
 @dataclass
@@ -74,12 +69,12 @@ def issue_table(settings: SearchSettings) -> IssueTable:
 
 
 def build_actions(
-    messages: Sequence[Message], prefix: str, *, issues: IssueTable | None = None,
+    messages: Sequence[Record], prefix: str, *, issues: IssueTable | None = None,
     alerts_topic: str | None = None,
-) -> tuple[list[dict[str, Any]], list[Message], list[Rejection]]:
+) -> tuple[list[dict[str, Any]], list[Record], list[Rejection]]:
     """Decode messages into bulk actions; undecodable ones are returned as rejections.
 
-    Messages from ``alerts_topic`` become alert updates, all others posts.
+    Records from ``alerts_topic`` become alert updates, all others posts.
     """
     issues = issues if issues is not None else IssueTable()
     alerts_index = small_alias(prefix, "alerts")
@@ -105,7 +100,7 @@ def _post_action(post: EnrichedPost, prefix: str, issues: IssueTable) -> dict[st
             "_id": post.post_id, "_source": to_document(post, issue=issue)}
 
 
-def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[Message],
+def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[Record],
                max_retries: int) -> BulkOutcome:
     """Write with retries on 429/5xx; per-document 4xx rejections are returned, not retried."""
     outcome = BulkOutcome()
@@ -122,10 +117,10 @@ def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[
     return outcome
 
 
-def _chunks(pending: list[tuple[dict[str, Any], Message]]) -> list[tuple[bytes, list[Any]]]:
+def _chunks(pending: list[tuple[dict[str, Any], Record]]) -> list[tuple[bytes, list[Any]]]:
     chunks: list[tuple[bytes, list[Any]]] = []
     body, size = bytearray(), 0
-    members: list[tuple[dict[str, Any], Message]] = []
+    members: list[tuple[dict[str, Any], Record]] = []
     for item in pending:
         meta, data = helpers.expand_action(item[0])
         line = orjson.dumps(meta) + b"\n" + orjson.dumps(data) + b"\n"
@@ -140,9 +135,9 @@ def _chunks(pending: list[tuple[dict[str, Any], Message]]) -> list[tuple[bytes, 
     return chunks
 
 
-def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Message]],
-               outcome: BulkOutcome) -> list[tuple[dict[str, Any], Message]]:
-    retry: list[tuple[dict[str, Any], Message]] = []
+def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Record]],
+               outcome: BulkOutcome) -> list[tuple[dict[str, Any], Record]]:
+    retry: list[tuple[dict[str, Any], Record]] = []
     for body, members in _chunks(pending):
         try:
             response = client.bulk(body=body)
@@ -167,9 +162,9 @@ def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Messag
 
 
 class Indexer:
-    """The consumer loop: poll -> batch by size/time -> bulk -> dead-letter -> commit."""
+    """The indexer's wiring: Elasticsearch, the issue table, and the consumer runtime around them."""
 
-    def __init__(self, settings: SearchSettings, *, on_batch: Callable[[int], None] | None = None):
+    def __init__(self, settings: SearchSettings) -> None:
         self.settings = settings
         self.client = make_client(settings.es)
         ensure_templates(self.client, settings.es, settings.refresh_interval)
@@ -178,91 +173,38 @@ class Indexer:
             self.client, settings.es.index_prefix, window=self.issues.window,
             limit=settings.issue_table_max_entries))
         log.info("issue table warmed with %d recent fingerprints", warmed)
-        self._stopping = False
-        self.consumer = connect("connecting the consumer", lambda: make_consumer(
-            settings.kafka, group_id=settings.indexer_group_id,
-            topics=[LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS],
-            client_id=SERVICE, max_poll_records=settings.bulk_max_docs), settings.kafka)
-        self.producer = connect("connecting the producer", lambda: make_producer(
-            settings.kafka, client_id=SERVICE), settings.kafka)
-        self.dlq_topic = settings.kafka.topic(LogicalTopic.POSTS_DLQ)
         self.alerts_topic = settings.kafka.topic(LogicalTopic.ALERTS)
-        self.budget = DeadLetterBudget()
-        self.on_batch = on_batch
+        runtime = Runtime.create(SERVICE, settings.kafka, settings.consumer, on_invalid=_count_rejection)
+        consumer = connect("connecting the consumer", lambda: make_consumer(
+            settings.kafka, group_id=settings.indexer_group_id,
+            topics=[LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS], client_id=SERVICE,
+            max_poll_records=settings.bulk_max_docs, listener=ForgetOnRebalance(runtime.gaps)),
+            settings.kafka)
+        producer = connect("connecting the producer", lambda: make_producer(
+            settings.kafka, client_id=SERVICE), settings.kafka)
+        self.driver = KafkaDriver(consumer, producer, runtime, batch_size=settings.bulk_max_docs,
+                                  batch_wait_s=settings.bulk_max_wait_s,
+                                  ack_timeout_s=settings.consumer.ack_timeout_s)
 
     def stop(self) -> None:
-        self._stopping = True
-
-    def _stopped(self) -> bool:
-        return self._stopping
+        self.driver.stop()
 
     def run(self) -> None:
-        try:
-            while not self._stopping:
-                batch = self._collect()
-                if batch:
-                    self._flush(batch)
-        finally:
-            self.consumer.close(autocommit=False)
-            self.producer.close()
+        self.driver.run(self.index)
 
-    def _collect(self) -> list[Message]:
-        batch: list[Message] = []
-        deadline = time.monotonic() + self.settings.bulk_max_wait_s
-        while len(batch) < self.settings.bulk_max_docs and not self._stopping:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            polled = self.consumer.poll(timeout_ms=int(remaining * 1000),
-                                        max_records=self.settings.bulk_max_docs - len(batch))
-            for records in polled.values():
-                batch.extend(Message(r.key, r.value, r.topic, r.partition, r.offset) for r in records)
-        return batch
-
-    def _flush(self, batch: list[Message]) -> None:
+    def index(self, records: list[Record]) -> BatchOutcome:
+        """Write one batch; what Elasticsearch or the contract refused comes back as invalid."""
         started = time.perf_counter()
-        actions, kept, rejected = build_actions(batch, self.settings.es.index_prefix,
+        actions, kept, rejected = build_actions(records, self.settings.es.index_prefix,
                                                 issues=self.issues, alerts_topic=self.alerts_topic)
         outcome = write_bulk(self.client, actions, kept, self.settings.bulk_max_retries)
-        rejected += outcome.rejected
-        for message, reason in rejected:
-            self._dead_letter(message, reason)  # returns once the broker has it
-        self._commit()
         metrics.DOCS_INDEXED.inc(outcome.indexed)
         metrics.BULK_SECONDS.observe(time.perf_counter() - started)
         metrics.ISSUE_TABLE_ENTRIES.set(len(self.issues))
-        failed = {(m.topic, m.partition, m.offset) for m, _ in rejected}
-        for message in batch:
-            self.budget.record(failed=(message.topic, message.partition, message.offset) in failed)
-        if self.on_batch:
-            self.on_batch(len(batch))
+        return BatchOutcome(invalid=[InvalidMessage(r.topic, r.partition, r.offset, reason)
+                                     for r, reason in [*rejected, *outcome.rejected]])
 
-    def _commit(self) -> None:
-        """Commit what was written; through a Kafka outage, wait for the brokers to come back.
 
-        A commit refused because the group rebalanced meanwhile is dropped: the
-        new owner of those partitions writes the same documents again, under
-        the same ids.
-        """
-        try:
-            until_kafka_answers("committing offsets", self.consumer.commit, give_up=self._stopped)
-        except (CommitFailedError, RebalanceInProgressError) as exc:
-            log.warning("offsets not committed (%s); the batch will be written again", exc)
-
-    def _dead_letter(self, message: Message, reason: str) -> None:
-        log.warning("dead-lettering %s[%d]@%d: %s", message.topic, message.partition,
-                    message.offset, reason)
-        metrics.DEAD_LETTERS.labels(reason=reason.split(":", 1)[0]).inc()
-        metrics.DOCS_REJECTED.inc()
-        letter = make_dead_letter(value=message.value, key=message.key, topic=message.topic,
-                                  partition=message.partition, offset=message.offset,
-                                  error=ValueError(reason), service=SERVICE)
-        value, sent = encode(letter), []
-
-        def deliver() -> None:
-            # Wait on the same send while it is pending; send again only if it failed.
-            if not sent or (sent[-1].is_done and sent[-1].failed()):
-                sent.append(self.producer.send(self.dlq_topic, key=message.key, value=value))
-            sent[-1].get(timeout=30)
-
-        until_kafka_answers("dead-lettering", deliver, give_up=self._stopped)
+def _count_rejection(message: InvalidMessage) -> None:
+    metrics.DEAD_LETTERS.labels(reason=message.reason.split(":", 1)[0]).inc()
+    metrics.DOCS_REJECTED.inc()
