@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import typer
 
@@ -69,8 +70,10 @@ def schemas_check() -> None:
 
 def run_pipeline(
     demo: bool = typer.Option(True, help="replay the bundled demo stream once everything is up"),
+    logs: Path | None = typer.Option(None, file_okay=False, help="the services' logs; default "
+                                     "<YUQING_HOME>/run/logs"),
 ) -> None:
     """Start Kafka, Elasticsearch and every service; replay the demo; Ctrl-C stops all."""
     from yuqing.supervisor import run
 
-    raise typer.Exit(run(demo=demo))
+    raise typer.Exit(run(demo=demo, logs=logs))
