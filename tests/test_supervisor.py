@@ -105,3 +105,42 @@ def test_ctrl_c_stops_every_service_with_one_line_and_exit_0(kafka_settings: Kaf
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
         drop_topics(kafka_settings, [env["YUQING_NLP_APP_ID"], env["YUQING_ALERTS_APP_ID"]])
+
+
+def test_ctrl_c_in_a_terminal_reaches_the_supervisor_and_not_make(tmp_path: Path):
+    """`make run` exits 0 on Ctrl-C: the supervisor is the terminal's foreground job, not make."""
+    import pty
+
+    job = tmp_path / "job.py"
+    job.write_text(
+        "import signal, sys, time\n"
+        "from yuqing.supervisor import foreground_job\n"
+        "stop = []\n"
+        "signal.signal(signal.SIGINT, lambda *_: stop.append(1))\n"
+        "with foreground_job():\n"
+        "    print('ready', flush=True)\n"
+        "    while not stop:\n"
+        "        time.sleep(0.05)\n"
+        "print('stopped cleanly', flush=True)\n")
+    (tmp_path / "Makefile").write_text(f"run:\n\t{sys.executable} {job}\n")
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: a new session whose controlling terminal is the pty, like a shell's job
+        os.chdir(tmp_path)
+        os.environ["PYTHONPATH"] = str(REPO_ROOT)
+        os.execvp("make", ["make", "-s", "run"])
+    output = b""
+    deadline = time.monotonic() + 60
+    while b"ready" not in output and time.monotonic() < deadline:
+        output += os.read(terminal, 1024)
+    os.write(terminal, b"\x03")  # Ctrl-C, as typed
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(terminal, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    assert b"stopped cleanly" in output, output
+    assert os.waitstatus_to_exitcode(status) == 0, output

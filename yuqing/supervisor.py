@@ -14,7 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -149,8 +150,46 @@ def _serve(procs: dict[str, subprocess.Popen[bytes]], env: dict[str, str], logs:
     return _watch(procs, env, logs)
 
 
+@contextmanager
+def foreground_job() -> Iterator[None]:
+    """Make this process the terminal's foreground job while it runs, as a shell does for a job.
+
+    Then Ctrl-C reaches the supervisor alone, not ``make`` around it: make
+    would otherwise stop on the interrupt itself and report the target as
+    failed whatever the supervisor's exit status. Nothing changes when there
+    is no terminal, or this process cannot take it over.
+    """
+    try:
+        terminal = sys.stdin.fileno()
+        previous = os.tcgetpgrp(terminal)
+    except (OSError, ValueError):
+        yield
+        return
+    # Taking and giving back the terminal from a background group raises SIGTTOU otherwise.
+    hangup = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    taken = False
+    try:
+        os.setpgid(0, 0)
+        os.tcsetpgrp(terminal, os.getpgrp())
+        taken = True
+    except OSError:
+        pass
+    try:
+        yield
+    finally:
+        if taken:
+            with suppress(OSError):
+                os.tcsetpgrp(terminal, previous)
+        signal.signal(signal.SIGTTOU, hangup)
+
+
 def run(*, demo: bool = True, logs: Path | None = None) -> int:
     """The whole pipeline until Ctrl-C (exit 0) or a service fails (exit 1)."""
+    with foreground_job():
+        return _run(demo=demo, logs=logs)
+
+
+def _run(*, demo: bool, logs: Path | None) -> int:
     previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     logs = logs or cache_home() / "run" / "logs"
