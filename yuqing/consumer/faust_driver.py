@@ -26,6 +26,10 @@ class ProduceFailed(RuntimeError):
     """The broker did not acknowledge every message of a batch."""
 
 
+class BatchInterrupted(RuntimeError):
+    """The worker was stopped while a batch was in flight."""
+
+
 def record_of(message: Any) -> Record:
     return Record(topic=message.topic, partition=message.partition, offset=message.offset,
                   key=message.key, value=message.value)
@@ -47,6 +51,10 @@ class FaustDriver:
             await self.produce(self.runtime.settle(records, outcome))
         except Exception as exc:
             stop_uncommitted(exc)
+        except asyncio.CancelledError:
+            # The worker is stopping half way through the batch; Faust would still
+            # acknowledge its events on the way out, and commit them.
+            stop_uncommitted(BatchInterrupted(f"stopped during a batch of {len(records)} records"))
         return outcome
 
     async def produce(self, outputs: Iterable[Output]) -> None:
