@@ -50,8 +50,8 @@ if str(REPO) not in sys.path:  # `python bench/bench_search.py` as well as `-m b
 from bench.common import local_servers  # noqa: E402
 from services.nlp.enrich import keywords, normalize, redact  # noqa: E402
 from services.search.auth import Principal, Role, hash_key, new_key  # noqa: E402
+from services.search.bulk import build_actions, issue_table, write_bulk  # noqa: E402
 from services.search.es import ensure_templates, make_client  # noqa: E402
-from services.search.indexer import build_actions, issue_table, write_bulk  # noqa: E402
 from services.search.mappings import posts_alias, posts_template, templates  # noqa: E402
 from services.search.posts import word_weights  # noqa: E402
 from services.search.query import _boolean_query, plain_words, text_query, tokenize  # noqa: E402

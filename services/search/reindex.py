@@ -18,9 +18,9 @@ from datetime import datetime
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, TopicPartition
 
+from services.search.bulk import build_actions, issue_table, write_bulk
 from services.search.es import ensure_templates, make_client, recent_fingerprints
 from services.search.grouping import IssueTable
-from services.search.indexer import build_actions, issue_table, write_bulk
 from services.search.settings import SearchSettings
 from yuqing.consumer import Record
 from yuqing.topics import LogicalTopic

@@ -5,7 +5,7 @@ import json
 from services.alerts.keys import keys_for
 from services.nlp.pipeline import BatchProcessor
 from services.nlp.placeholder import KeywordPlaceholderClassifier
-from services.search.indexer import build_actions
+from services.search.bulk import build_actions
 from yuqing.consumer import Record
 from yuqing.contracts import EnrichedPost
 from yuqing.contracts.codec import decode
