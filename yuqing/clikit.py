@@ -9,6 +9,7 @@ instead, for the cases where the error is a bug after all.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import typer
@@ -43,6 +44,11 @@ class InputErrorsAsOneLine(TyperGroup):
             return super().invoke(ctx)
         except (TyperException, typer.Exit, typer.Abort):  # usage errors and exits: Typer's own
             raise
+        except BrokenPipeError:
+            # The reader went away (`yuqing ... | head`): nothing to report, and nothing
+            # more to write -- the interpreter would otherwise fail flushing stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         except INPUT_ERRORS as exc:
             if os.environ.get("YUQING_DEBUG") == "1":
                 raise
