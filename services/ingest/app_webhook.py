@@ -36,7 +36,7 @@ from pydantic import (
 
 from services.ingest.dedup import TtlSet
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.contracts.models import MAX_TEXT_CHARS
+from yuqing.contracts.limits import MAX_TEXT_CHARS
 
 HEADER_TIMESTAMP = "X-Yuqing-Timestamp"
 HEADER_SIGNATURE = "X-Yuqing-Signature"

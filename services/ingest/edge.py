@@ -7,12 +7,14 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from pydantic_core import ErrorDetails
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -147,7 +149,7 @@ def parse_json(body: bytes) -> Any:
         raise Problem(400, f"invalid JSON: {exc}") from exc
 
 
-def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def field_errors(errors: Sequence[ErrorDetails]) -> list[dict[str, Any]]:
     """Pydantic errors as ``[{"loc": [...], "msg": ..., "type": ...}]`` (at most 50)."""
     return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors[:50]]
 

@@ -165,7 +165,7 @@ class DiscourseSource(ForumSource):
         params = {"before": before} if before is not None else None
         response = await self._fetcher.get(urljoin(self._base_url, "posts.json"), params)
         try:
-            posts = response.json()["latest_posts"]
+            posts: list[dict[str, Any]] = response.json()["latest_posts"]
             if not all(isinstance(p, dict) and isinstance(p.get("id"), int) for p in posts):
                 raise TypeError("post without an integer id")
         except (ValueError, KeyError, TypeError) as exc:

@@ -14,11 +14,19 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from yuqing.contracts.limits import (
+    MAX_ATTRIBUTE_KEY_CHARS,
+    MAX_ATTRIBUTE_VALUE_CHARS,
+    MAX_ATTRIBUTES,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+)
+
 SourceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$", examples=["app-main"])]
 PostId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="md5(source + ':' + external_id)")]
-AttributeValue = str | int | float | bool | None
-
-MAX_TEXT_CHARS = 100_000
+AttributeKey = Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_CHARS)]
+AttributeValue = Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS)] | int | float | bool | None
+Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=MAX_ATTRIBUTES)]
 
 
 class Channel(StrEnum):
@@ -78,7 +86,7 @@ class RawPost(_Contract):
     external_id: Annotated[str, Field(min_length=1, max_length=256)]
     author: Annotated[str | None, Field(max_length=128, description="pseudonym, never a real name")] = None
     msg_type: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "text"
-    title: Annotated[str | None, Field(max_length=1_000)] = None
+    title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS)] = None
     text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] = ""
     created_at: AwareDatetime
     received_at: AwareDatetime
@@ -87,7 +95,7 @@ class RawPost(_Contract):
     thread_id: Annotated[str | None, Field(max_length=256)] = None
     reply_to: Annotated[str | None, Field(max_length=256)] = None
     url: Annotated[str | None, Field(max_length=2_048)] = None
-    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    attributes: Attributes = Field(default_factory=dict)
 
 
 class EnrichedPost(RawPost):
@@ -113,7 +121,7 @@ class AlertKey(_Contract):
     cluster: str | None = None
 
     def label(self) -> str:
-        parts = [self.family]
+        parts: list[str] = [self.family]
         parts += [f"{k}={v}" for k, v in (("topic", self.topic), ("region", self.region),
                   ("source", self.source), ("cluster", self.cluster)) if v is not None]
         return "|".join(parts)
