@@ -25,7 +25,6 @@ from typing import Annotated, Any
 
 import orjson
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -37,6 +36,7 @@ from pydantic import (
 from services.ingest.dedup import TtlSet
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import MAX_TEXT_CHARS
+from yuqing.contracts.models import DateTime
 
 HEADER_TIMESTAMP = "X-Yuqing-Timestamp"
 HEADER_SIGNATURE = "X-Yuqing-Signature"
@@ -199,7 +199,7 @@ class AppFeedback(BaseModel):
     user: Annotated[str | None, Field(min_length=1, max_length=128)] = None  # APP's pseudonym
     content: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] = ""
     title: Annotated[str | None, Field(max_length=1_000)] = None
-    created_at: AwareDatetime
+    created_at: DateTime
     region: Label = None
     unit: Label = None
     category: Label = None

@@ -4,11 +4,13 @@
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 from elasticsearch import Elasticsearch
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator
 
 from services.search import metrics
 from services.search.auth import (
@@ -21,6 +23,7 @@ from services.search.auth import (
     verify_jwt,
 )
 from services.search.settings import SearchSettings
+from yuqing.contracts.models import DateTime
 
 log = logging.getLogger(__name__)
 API_KEY = APIKeyHeader(name="X-Api-Key", auto_error=False, description="yq_<key id>_<secret>")
@@ -94,6 +97,20 @@ def require(permission: Permission) -> Callable[[Principal], Principal]:
 
     return check
 
+
+def _query_time(value: datetime) -> datetime:
+    if not QUERY_TIME_MIN <= value < QUERY_TIME_MAX:
+        raise ValueError(f"must lie between {QUERY_TIME_MIN:%Y-%m-%d} and {QUERY_TIME_MAX:%Y-%m-%d}")
+    return value
+
+
+# Times in queries: RFC 3339 text only (``0.5`` is not a date-time) and within years
+# the index can hold, so that ``until - 7 days`` and the like never leave the calendar.
+QUERY_TIME_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+QUERY_TIME_MAX = datetime(2100, 1, 1, tzinfo=UTC)
+QueryTime = Annotated[DateTime, AfterValidator(_query_time)]
+Since = Annotated[QueryTime | None, Query(description="inclusive", examples=["2026-11-28T00:00:00+08:00"])]
+Until = Annotated[QueryTime | None, Query(description="exclusive", examples=["2026-11-29T00:00:00+08:00"])]
 
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
 Actor = Annotated[Principal, Depends(require(Permission.ACT))]

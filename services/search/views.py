@@ -4,10 +4,9 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query
-from pydantic import AwareDatetime
 
 from services.search import admin, alerts, issues, posts
-from services.search.deps import Actor, Admin, Caller, Reader, State
+from services.search.deps import Actor, Admin, Caller, Reader, Since, State, Until
 from services.search.metrics import RESPONSE_ACTIONS
 from services.search.models import (
     ActionCreate,
@@ -43,10 +42,6 @@ IssueIdPath = Annotated[str, Path(pattern=r"^[a-z_]{2,32}-[0-9a-f]{16}$",
                                   examples=["outage-9f2c41d07a3be815"])]
 AlertIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{8,64}$", examples=["a3f9c2e1b7d40c11"])]
 KeyIdPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{2,39}$", examples=["hekou-desk"])]
-Since = Annotated[AwareDatetime | None,
-                  Query(description="inclusive", examples=["2026-11-28T00:00:00+08:00"])]
-Until = Annotated[AwareDatetime | None,
-                  Query(description="exclusive", examples=["2026-11-29T00:00:00+08:00"])]
 Keyword = Annotated[str | None, Query(min_length=1, max_length=64)]
 Cursor = Annotated[str | None,
                    Query(min_length=1, max_length=2000, description="`next_cursor` of the last page")]
@@ -174,8 +169,10 @@ def _add_admin_routes(router: APIRouter) -> None:
                  responses=_errors(403, 409), tags=["admin"])
     def create_key(state: State, caller: Admin, request: Annotated[KeyCreate, Body()]) -> KeyCreated:
         """Create an API key; the key is in this response only."""
-        return admin.create_key(state.client, prefix=state.prefix, request=request,
-                                created_by=caller.subject, reserved=set(state.keys.file_keys))
+        created = admin.create_key(state.client, prefix=state.prefix, request=request,
+                                   created_by=caller.subject, reserved=set(state.keys.file_keys))
+        state.keys.forget(request.key_id)  # a probe before it existed left "not found" cached
+        return created
 
     @router.delete("/admin/keys/{key_id}", response_model=KeyRead, responses=_errors(403, 404),
                    tags=["admin"])

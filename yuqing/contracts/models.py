@@ -8,11 +8,12 @@ the models agree, so the two cannot drift.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from yuqing.contracts.limits import (
     MAX_ATTRIBUTE_KEY_CHARS,
@@ -24,6 +25,22 @@ from yuqing.contracts.limits import (
 
 SourceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$", examples=["app-main"])]
 PostId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="md5(source + ':' + external_id)")]
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339_text(value: object) -> object:
+    # pydantic's lax mode reads numbers (and numeric strings) as Unix times; the contract
+    # says date-time, so only an RFC 3339 text (or a datetime built in code) is one.
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-11-28T20:15:00+08:00")
+
+
+DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""An aware date-time given as RFC 3339 text: ``0`` or ``"0.5"`` are not date-times."""
+
 AttributeKey = Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_CHARS)]
 AttributeValue = Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS)] | int | float | bool | None
 Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=MAX_ATTRIBUTES)]
@@ -88,8 +105,8 @@ class RawPost(_Contract):
     msg_type: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "text"
     title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS)] = None
     text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] = ""
-    created_at: AwareDatetime
-    received_at: AwareDatetime
+    created_at: DateTime
+    received_at: DateTime
     region: Annotated[str | None, Field(max_length=64)] = None
     unit: Annotated[str | None, Field(max_length=64)] = None
     thread_id: Annotated[str | None, Field(max_length=256)] = None
