@@ -36,6 +36,8 @@ class IngestSettings(BaseSettings):
     publish_timeout_s: float = Field(10.0, gt=0)
     wechat_timeout_s: float = Field(
         4.0, gt=0, le=4.5, description="WeChat gives up after 5 s; answer 503 before that")
+    wechat_max_clock_skew_s: int = Field(
+        300, ge=1, description="a WeChat push's signed timestamp may be this far from server time")
     retry_after_s: int = Field(5, ge=1)
     dedup_window_s: int = Field(3_600, ge=1)
     dedup_max_entries: int = Field(200_000, ge=1)

@@ -251,7 +251,7 @@ def test_unknown_wrong_and_disabled_sources(api: Api, source: str, status: int) 
 
 def test_wechat_url_verification(api: Api) -> None:
     crypto = WeChatCrypto(WECHAT_TOKEN, None, WECHAT_APP_ID)
-    query, _ = crypto.push_request(b"", timestamp="1764332100", nonce="abc", openid="o",
+    query, _ = crypto.push_request(b"", timestamp=str(int(time.time())), nonce="abc", openid="o",
                                    safe_mode=False)
     params = {**query, "echostr": "echo-123"}
 

@@ -130,3 +130,27 @@ def test_control_characters_never_reach_the_topic(
     assert resp.status_code == 202, resp.text
     [published] = read_posts(kafka_settings, at_least=1)
     assert (published.text, published.title, published.attributes) == ("停电了，真的", "标题", {"k": "v"})
+
+
+def test_replayed_and_stale_pushes_are_refused(ingest: httpx.Client,
+                                               kafka_settings: KafkaSettings) -> None:
+    body = json.dumps({"feedback_id": "fb-1", "content": "电费太贵",
+                       "created_at": datetime.now(UTC).isoformat()}).encode()
+    headers = signed_headers(APP_SECRET, body, timestamp=int(time.time()), request_id="id-1")
+    headers["X-Yuqing-Request-Id"] = "id-2"  # a captured request resent under a new id
+    assert ingest.post("/v1/app/app-main", content=body, headers=headers).status_code == 401
+
+    xml = text_message_xml(to_user="gh", from_user="oUser1", create_time=int(time.time()),
+                           content="停电了", msg_id=7)
+    plain = WeChatCrypto(WECHAT_TOKEN, None, WECHAT_APP_ID)
+    stale, content = plain.push_request(xml, timestamp="1577836800", nonce="n", openid="oUser1",
+                                        safe_mode=False)  # signed in 2020
+    resp = ingest.post("/v1/wechat/wechat-plain", params=stale, content=content,
+                       headers={"Content-Type": "text/xml"})
+    assert resp.status_code == 401, resp.text
+    fresh, content = plain.push_request(xml, timestamp=str(int(time.time())), nonce="n",
+                                        openid="oUser1", safe_mode=False)
+    resp = ingest.post("/v1/wechat/wechat-service", params=fresh, content=content,
+                       headers={"Content-Type": "text/xml"})  # an account in safe mode
+    assert resp.status_code == 401 and "safe mode" in resp.text
+    assert published_ids(kafka_settings, "marker", ingest) == set()
