@@ -120,7 +120,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-class RateLimiter:
+class RequestPacer:
     """At least ``min_interval_s`` between the starts of consecutive requests."""
 
     def __init__(self, min_interval_s: float, *, clock: Callable[[], float] = time.monotonic,
@@ -155,7 +155,7 @@ class HttpFetcher:
                  headers: dict[str, str] | None = None, sleep: Sleep = asyncio.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
-        self._limiter = RateLimiter(min_interval_s, clock=clock, sleep=sleep)
+        self._limiter = RequestPacer(min_interval_s, clock=clock, sleep=sleep)
         self._max_attempts = max_attempts
         self._backoff = wait_exponential_jitter(initial=backoff_initial_s, max=max_backoff_s,
                                                 jitter=backoff_initial_s)

@@ -12,9 +12,7 @@ from fastapi import Depends, Request
 from services.ingest.admission import PostRefused
 from services.ingest.app_webhook import DEFAULT_REPLAY_WINDOW_S, AppRequestVerifier
 from services.ingest.dedup import DedupWindow
-from services.ingest.edge import Problem
 from services.ingest.publisher import AsyncPublisher, PublishError, make_async_publisher
-from services.ingest.ratelimit import Limit, RateLimiter
 from services.ingest.registry import (
     RegisteredSource,
     SourceDisabledError,
@@ -26,6 +24,7 @@ from services.ingest.settings import IngestSettings
 from services.ingest.sink import Outcome, PostSink
 from services.ingest.wechat import WeChatCrypto
 from yuqing.contracts import Channel, RawPost
+from yuqing.http_edge import Limit, Problem, RateLimiter
 
 
 @dataclass

@@ -18,11 +18,11 @@ from services.ingest.app_webhook import (
     feedback_to_raw_post,
     parse_feedback,
 )
-from services.ingest.edge import JSON_TYPES, Problem, field_errors, read_body, request_body
 from services.ingest.models import Accepted
 from services.ingest.registry import RegisteredSource
 from services.ingest.runtime import AppSource, Runtime
 from yuqing.contracts import Channel, RawPost
+from yuqing.http_edge import JSON_TYPES, Problem, field_errors, read_body, request_body
 
 router = APIRouter(tags=["mobile APP"])
 

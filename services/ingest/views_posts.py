@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import ValidationError
 
-from services.ingest.edge import JSON_TYPES, Problem, field_errors, parse_json, read_body, request_body
 from services.ingest.models import Accepted, PostBatchIn, PostIn
 from services.ingest.registry import InvalidApiKeyError, RegisteredSource
 from services.ingest.runtime import Runtime
 from yuqing.contracts import Channel, RawPost
+from yuqing.http_edge import JSON_TYPES, Problem, field_errors, parse_json, read_body, request_body
 
 router = APIRouter(tags=["partner systems"])
 

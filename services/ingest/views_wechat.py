@@ -19,7 +19,6 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
 from services.ingest import metrics
-from services.ingest.edge import XML_TYPES, Problem, field_errors, read_body, request_body
 from services.ingest.registry import RegisteredSource
 from services.ingest.runtime import IngestRuntime, Runtime, WeChatSource
 from services.ingest.wechat import (
@@ -31,6 +30,7 @@ from services.ingest.wechat import (
     to_raw_post,
 )
 from yuqing.contracts import Channel, RawPost
+from yuqing.http_edge import XML_TYPES, Problem, field_errors, read_body, request_body
 
 router = APIRouter(tags=["WeChat official accounts"])
 

@@ -18,7 +18,6 @@ import hmac
 import json
 import re
 import secrets
-import threading
 import time
 import tomllib
 from collections.abc import Callable
@@ -248,26 +247,3 @@ def _principal_from_claims(claims: Any, audience: str, now: float) -> Principal:
     except (KeyError, ValueError) as exc:
         raise Unauthenticated(f"bearer token claims: {exc}") from exc
 
-
-class RateLimiter:
-    """A token bucket per caller: ``per_minute`` requests, bursts of up to a fifth of it."""
-
-    def __init__(self, per_minute: int):
-        self.rate = per_minute / 60.0
-        self.burst = max(1.0, per_minute / 5)
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def retry_after(self, caller: str) -> float:
-        """0 when the request may go ahead, else seconds until it may."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(caller, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[caller] = (tokens - 1, now)
-                return 0.0
-            self._buckets[caller] = (tokens, now)
-            return (1 - tokens) / self.rate

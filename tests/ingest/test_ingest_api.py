@@ -177,7 +177,7 @@ def test_request_ids_are_echoed_or_made(api: Api) -> None:
 
 
 def test_refusals_are_logged_with_the_request_id(api: Api, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="services.ingest.edge"):
+    with caplog.at_level(logging.INFO, logger="yuqing.http_edge"):
         api.posts(post(), key="wrong" * 10, **{"X-Request-Id": "req-7"})
 
     [record] = [r for r in caplog.records if "refused" in r.getMessage()]
