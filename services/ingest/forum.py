@@ -394,22 +394,6 @@ class ForumPoller:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 
 
-class FakeForumSource(ForumSource):
-    """In-memory forum for tests and demos; posts are numbered in the order they are added."""
-
-    def __init__(self, source_id: str) -> None:
-        self.source_id = source_id
-        self._posts: list[RawPost] = []
-
-    def add(self, *posts: RawPost) -> None:
-        self._posts.extend(posts)
-
-    async def fetch_new(self, cursor: ForumCursor) -> list[ForumItem]:
-        start = cursor.last_id or 0
-        return [ForumItem(post, ForumCursor(last_id=number))
-                for number, post in enumerate(self._posts[start:], start=start + 1)]
-
-
 _ACCEPT = {
     "discourse": "application/json",
     "rss": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5",

@@ -59,17 +59,6 @@ class CursorStore(Protocol):
     def save(self, source_id: str, cursor: ForumCursor) -> None: ...
 
 
-class MemoryCursorStore:
-    def __init__(self) -> None:
-        self._cursors: dict[str, ForumCursor] = {}
-
-    def load(self, source_id: str) -> ForumCursor:
-        return self._cursors.get(source_id, ForumCursor())
-
-    def save(self, source_id: str, cursor: ForumCursor) -> None:
-        self._cursors[source_id] = cursor
-
-
 class JsonCursorStore:
     """``<directory>/<source_id>.json``, written to a temporary file, fsynced, then renamed."""
 
