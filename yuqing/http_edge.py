@@ -46,6 +46,8 @@ MAX_FIELD_ERRORS = 50
 _REQUEST_ID = contextvars.ContextVar[str | None]("request_id", default=None)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
 Observe = Callable[[Scope, int, float], None]
 """Called once per HTTP request with its scope, answer status and seconds taken."""
 
@@ -135,6 +137,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         headers = dict(exc.headers or {})
+        if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+            # FastAPI's answer to a body that is not even text: one more invalid request body.
+            return problem(422, [{"loc": ["body"], "msg": "the body is not UTF-8 JSON",
+                                  "type": "json_invalid"}])
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
         log.info("refused %s %s: %d %s", request.method, request.url.path, exc.status_code,
