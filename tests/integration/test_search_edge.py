@@ -175,3 +175,12 @@ def test_query_times_are_rfc3339_and_bounded(api: Api, path: str, params: dict[s
     assert resp.status_code == 422, resp.text
     assert api.get(path, since=(NOW - timedelta(days=1)).isoformat()).status_code == 200
 
+
+
+def test_an_inverted_time_range_finds_nothing(api: Api) -> None:
+    api.index([recent("又停电了", "inv")])
+    later, earlier = (NOW - timedelta(minutes=30)).isoformat(), (NOW - timedelta(hours=3)).isoformat()
+
+    assert api.get("/v1/posts/search", since=earlier, until=later).json()["total"] == 1
+    resp = api.get("/v1/posts/search", since=later, until=earlier)
+    assert resp.status_code == 200 and resp.json()["total"] == 0
