@@ -163,14 +163,18 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unknown_error)
 
 
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
 def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
-    """Every method some route of the app answers on this path (Starlette names one)."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches({**scope, "method": "GET"})
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    """Every method some route of the app answers on this path (Starlette names one).
+
+    Asked of the routes themselves, method by method, so that routes of included
+    routers count as well as the app's own.
+    """
+    return [method for method in _METHODS
+            if any(route.matches({**scope, "method": method})[0] is Match.FULL
+                   for route in app.router.routes)]
 
 
 def field_errors(errors: Sequence[ErrorDetails] | Sequence[Any]) -> list[dict[str, Any]]:

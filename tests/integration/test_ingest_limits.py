@@ -154,3 +154,14 @@ def test_replayed_and_stale_pushes_are_refused(ingest: httpx.Client,
                        headers={"Content-Type": "text/xml"})  # an account in safe mode
     assert resp.status_code == 401 and "safe mode" in resp.text
     assert published_ids(kafka_settings, "marker", ingest) == set()
+
+
+def test_conformance_of_dates_and_methods(ingest: httpx.Client,
+                                          kafka_settings: KafkaSettings) -> None:
+    for created_at in (0, 1764332100, "1764332100", "0.5"):
+        resp = send(ingest, post("num", created_at=created_at))
+        assert resp.status_code == 422, (created_at, resp.text)
+        assert resp.json()["detail"][0]["loc"] == ["posts", 0, "created_at"]
+    resp = ingest.put("/v1/wechat/wechat-plain")
+    assert resp.status_code == 405 and resp.headers["Allow"] == "GET, POST"
+    assert published_ids(kafka_settings, "marker", ingest) == set()

@@ -184,3 +184,16 @@ def test_an_inverted_time_range_finds_nothing(api: Api) -> None:
     assert api.get("/v1/posts/search", since=earlier, until=later).json()["total"] == 1
     resp = api.get("/v1/posts/search", since=later, until=earlier)
     assert resp.status_code == 200 and resp.json()["total"] == 0
+
+
+def test_conformance_of_methods_bodies_and_action_rules(api: Api) -> None:
+    admin = {"X-Api-Key": api.keys["admin"]}
+    resp = api.http.put("/v1/admin/keys", headers=admin)
+    assert resp.status_code == 405 and resp.headers["Allow"] == "GET, POST"
+    resp = api.http.post("/v1/admin/keys", content=b"\xff\xfe not json",
+                         headers={**admin, "Content-Type": "application/json"})
+    assert resp.status_code == 422, resp.text  # listed in the spec; a 400 is not
+    schema = api.http.get("/openapi.json").json()["components"]["schemas"]["ActionCreate"]
+    rules = {rule["if"]["properties"]["action"]["const"]: rule["then"]["required"]
+             for rule in schema["allOf"]}
+    assert rules == {"assign": ["assignee"], "respond": ["reply_text"]}
