@@ -86,7 +86,7 @@ def search_app(es_settings: ElasticsearchSettings, keys_path: Path) -> tuple[Fas
     from services.search.es import ensure_templates, make_client
     from services.search.indexer import build_actions, write_bulk
     from services.search.settings import SearchSettings
-    from tests.search.factory import as_messages, make_post
+    from tests.search.factory import as_messages, make_alert, make_post
 
     key = new_key("conformance")
     keys_path.write_text(f'[[keys]]\nid = "conformance"\nrole = "admin"\nsha256 = "{hash_key(key)}"\n',
@@ -96,7 +96,9 @@ def search_app(es_settings: ElasticsearchSettings, keys_path: Path) -> tuple[Fas
     at = datetime.now(UTC) - timedelta(hours=2)
     posts = [make_post(text, external_id=f"c-{i}", created_at=at + timedelta(minutes=i))
              for i, text in enumerate(["城关镇幸福小区又停电了", "电费怎么这么高", "河口镇跳闸了"])]
-    actions, kept, _ = build_actions(as_messages(list(posts)), es_settings.index_prefix)
+    alert = make_alert("conformance-alert-1", sample_post_ids=[posts[0].post_id], emitted_at=at)
+    messages = as_messages(list(posts)) + as_messages([alert], topic="alerts")
+    actions, kept, _ = build_actions(messages, es_settings.index_prefix, alerts_topic="alerts")
     write_bulk(client, actions, kept, max_retries=2)
     client.indices.refresh(index=f"{es_settings.index_prefix}-*")
     settings = SearchSettings(es=es_settings, api_keys_path=keys_path, rate_limit_per_minute=0)

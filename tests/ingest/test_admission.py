@@ -76,3 +76,24 @@ def test_nothing_was_accepted_is_said_only_when_true(acknowledged: int | None,
                                                      says_nothing: bool) -> None:
     detail = unavailable_detail(PublishError("down", acknowledged=acknowledged))
     assert ("nothing was accepted" in detail) is says_nothing
+
+
+def test_the_largest_admitted_post_still_fits_the_broker_once_enriched() -> None:
+    from services.nlp.enrich import enrich
+    from yuqing.contracts.codec import encode
+
+    # Text that redaction touches, JSON escapes and UTF-8 makes long, then attributes
+    # up to the budget: the worst the edge lets through.
+    text = ("投诉电话13812345678邮箱ab@x.cn\"引号\"\\𠀀" * 4_000)[:100_000]
+    attributes = {f"k{i:02d}": "𠀀" * 2_000 for i in range(50)}
+    post = raw(text=text, title="标" * 1_000, attributes=attributes)
+    while len(encode(post)) > MAX_RAW_MESSAGE_BYTES:
+        attributes.popitem()
+        post = raw(text=text, title="标" * 1_000, attributes=attributes)
+    admitted = Admission().admit(post)
+    assert len(encode(admitted)) > MAX_RAW_MESSAGE_BYTES - 10_000
+
+    enriched = enrich(admitted, topic="outage", topic_scores={"outage": 0.9}, sentiment="negative",
+                      sentiment_scores={"negative": 0.9}, rule_hits=["r"] * 50, model_version="m" * 200)
+
+    assert len(encode(enriched)) <= BROKER_MAX_MESSAGE_BYTES
