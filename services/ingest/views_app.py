@@ -39,11 +39,14 @@ _SIGNING_HEADERS = [
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "body is not JSON"},
     401: {"description": "missing or bad signature headers, wrong signature, or stale timestamp"},
-    403: {"description": "source disabled"}, 404: {"description": "no such APP source"},
-    409: {"description": "request id already accepted"}, 413: {"description": "body too large"},
-    415: {"description": "not application/json"}, 422: {"description": "invalid feedback (field list)"},
+    403: {"description": "source disabled"},
+    404: {"description": "no such APP source"},
+    409: {"description": "request id already accepted"},
+    413: {"description": "body, or the post as a message, too large"},
+    415: {"description": "not application/json"},
+    422: {"description": "invalid feedback (field list), or created_at outside the window around arrival"},
     429: {"description": "over the source's rate limit; see Retry-After"},
-    503: {"description": "Kafka unavailable; nothing kept; see Retry-After"},
+    503: {"description": "Kafka did not acknowledge the post; see Retry-After"},
 }
 _OPENAPI = request_body("application/json", AppFeedback.model_json_schema()) | {
     "parameters": _SIGNING_HEADERS}

@@ -42,8 +42,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "signature or msg_signature does not match, stale timestamp, or a "
                          "plaintext push to an account in safe mode"},
     403: {"description": "source disabled, or message for another AppID"},
-    404: {"description": "no such WeChat source"}, 413: {"description": "body too large"},
-    415: {"description": "not text/xml"}, 422: {"description": "message does not fit the contract"},
+    404: {"description": "no such WeChat source"},
+    413: {"description": "body, or the post as a message, too large"},
+    415: {"description": "not text/xml"},
+    422: {"description": "message does not fit the contract, or CreateTime is outside the window "
+                         "around arrival"},
     429: {"description": "over the source's rate limit"},
     503: {"description": "Kafka unavailable; WeChat retries"},
 }
