@@ -10,6 +10,7 @@ they carry no words from the public and would only inflate the volumes.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -36,6 +37,7 @@ router = APIRouter(tags=["WeChat official accounts"])
 
 QueryText = Annotated[str, Query(max_length=128)]
 OptionalQueryText = Annotated[str | None, Query(max_length=128)]
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _KNOWN_EVENTS = frozenset({"subscribe", "unsubscribe", "scan", "location", "click", "view"})
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "not WeChat XML, or undecryptable"},
@@ -100,7 +102,8 @@ def _check_fresh(timestamp: str, runtime: IngestRuntime) -> None:
     """401 unless the signed timestamp is within the allowed clock skew: a captured push
     cannot be replayed later (the MsgId dedup window is shorter than forever)."""
     skew = runtime.settings.wechat_max_clock_skew_s
-    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > skew:
+    # ASCII digits only: str.isdigit() also takes "¹", which int() refuses.
+    if not _TIMESTAMP.fullmatch(timestamp) or abs(time.time() - int(timestamp)) > skew:
         raise Problem(401, f"timestamp is more than {skew} s away from server time")
 
 
