@@ -189,7 +189,7 @@ async def read_body(request: Request, *, limit: int, media_types: frozenset[str]
     if media_type not in media_types:
         raise Problem(415, f"Content-Type must be {' or '.join(sorted(media_types))}")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise Problem(413, f"body larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():

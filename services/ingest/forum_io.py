@@ -192,7 +192,7 @@ class HttpFetcher:
 def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
-    if value.strip().isdigit():
+    if value.strip().isascii() and value.strip().isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -15,7 +15,7 @@ from yuqing.settings import ElasticsearchSettings
 
 log = logging.getLogger(__name__)
 # Years of one to four digits: indices made before event time was bounded may be "…-1.01".
-_MONTHLY = re.compile(r"-posts-v(\d+)-(\d{1,4})\.(\d{2})$")
+_MONTHLY = re.compile(r"-posts-v([0-9]+)-([0-9]{1,4})\.([0-9]{2})$")
 
 
 def make_client(settings: ElasticsearchSettings) -> Elasticsearch:

@@ -25,7 +25,8 @@ from yuqing.contracts.limits import (
 
 SourceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$", examples=["app-main"])]
 PostId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="md5(source + ':' + external_id)")]
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$")
+_RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+                      r"([Zz]|[+-][0-9]{2}:[0-9]{2})$")
 
 
 def _rfc3339_text(value: object) -> object:
