@@ -65,7 +65,8 @@ def run_schemathesis(name: str, url: str, headers: list[str], args: argparse.Nam
     print(f"== {name}: {' '.join(command[3:])}", flush=True)
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "conformance_hooks",
            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(command, check=False, env=env).returncode
+    # Run in the (ignored) report folder: schemathesis keeps a cache in its working directory.
+    return subprocess.run(command, check=False, env=env, cwd=args.report_dir).returncode
 
 
 def ingest_app(kafka: KafkaSettings) -> tuple[FastAPI, str]:
@@ -110,6 +111,7 @@ def main() -> int:
     parser.add_argument("--max-examples", type=int, default=30)
     parser.add_argument("--report-dir", default=str(REPO / "bench" / "results" / "conformance"))
     args = parser.parse_args()
+    args.report_dir = str(Path(args.report_dir).resolve())
     Path(args.report_dir).mkdir(parents=True, exist_ok=True)
     from tests.conftest import drop_topics
     from yuqing.kafka import ensure_topics
