@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from services.nlp.redaction import redact
 from yuqing.contracts import EnrichedPost, RawPost, Sentiment, Topic
 from yuqing.contracts.codec import encode
 from yuqing.segmentation import jieba_ready
@@ -36,23 +37,6 @@ def normalize(text: str) -> str:
 def model_input(post: RawPost) -> str:
     text = normalize(f"{post.title} {post.text}" if post.title else post.text)
     return text[:MODEL_TEXT_CHARS]
-
-
-# Order matters: the 18-digit ID must be masked before bank cards and phones match inside it.
-_EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
-_ID_CARD = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?![\dXx])")
-_BANK_CARD = re.compile(r"(?<!\d)\d{12,15}(\d{4})(?!\d)")
-_MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)[- ]?\d{4}[- ]?(\d{4})(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})[- ]?\d{3,4}(\d{4})(?!\d)")
-
-
-def redact(text: str) -> str:
-    """Mask mainland mobile/landline numbers, ID numbers, bank cards and e-mail addresses."""
-    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    text = _ID_CARD.sub(lambda m: f"{m.group(1)}********{m.group(2)}", text)
-    text = _BANK_CARD.sub(lambda m: f"****{m.group(1)}", text)
-    text = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
-    return _LANDLINE.sub(lambda m: f"{m.group(1)}-****{m.group(2)}", text)
 
 
 @cache

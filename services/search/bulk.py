@@ -27,7 +27,12 @@ from tenacity import (
 from services.search import metrics
 from services.search.documents import alert_action, to_document
 from services.search.grouping import IssueTable
-from services.search.mappings import posts_index, small_alias
+from services.search.mappings import (
+    DEFAULT_RETENTION_MONTHS,
+    OutsideRetentionError,
+    retained_posts_index,
+    small_alias,
+)
 from services.search.settings import SearchSettings
 from yuqing.consumer import Record
 from yuqing.contracts import Alert, EnrichedPost
@@ -58,7 +63,7 @@ def issue_table(settings: SearchSettings) -> IssueTable:
 
 def build_actions(
     messages: Sequence[Record], prefix: str, *, issues: IssueTable | None = None,
-    alerts_topic: str | None = None,
+    alerts_topic: str | None = None, keep_months: int = DEFAULT_RETENTION_MONTHS,
 ) -> tuple[list[dict[str, Any]], list[Record], list[Rejection]]:
     """Decode messages into bulk actions; undecodable ones are returned as rejections.
 
@@ -72,19 +77,25 @@ def build_actions(
             if message.topic == alerts_topic:
                 action = alert_action(decode(Alert, message.value), alerts_index)
             else:
-                action = _post_action(decode(EnrichedPost, message.value), prefix, issues)
+                action = _post_action(decode(EnrichedPost, message.value), prefix, issues,
+                                      keep_months)
         except ContractError as exc:
             rejected.append((message, f"contract: {exc}"))
+            continue
+        except OutsideRetentionError as exc:
+            rejected.append((message, f"retention: {exc}"))
             continue
         actions.append(action)
         kept.append(message)
     return actions, kept, rejected
 
 
-def _post_action(post: EnrichedPost, prefix: str, issues: IssueTable) -> dict[str, Any]:
+def _post_action(post: EnrichedPost, prefix: str, issues: IssueTable,
+                 keep_months: int) -> dict[str, Any]:
+    index = retained_posts_index(prefix, post.created_at, keep_months=keep_months)
     issue = issues.assign(topic=post.topic.value, fingerprint=post.fingerprint,
                           created_at=post.created_at)
-    return {"_op_type": "index", "_index": posts_index(prefix, post.created_at),
+    return {"_op_type": "index", "_index": index,
             "_id": post.post_id, "_source": to_document(post, issue=issue)}
 
 

@@ -63,7 +63,8 @@ class Indexer:
         """Write one batch; what Elasticsearch or the contract refused comes back as invalid."""
         started = time.perf_counter()
         actions, kept, rejected = build_actions(records, self.settings.es.index_prefix,
-                                                issues=self.issues, alerts_topic=self.alerts_topic)
+                                                issues=self.issues, alerts_topic=self.alerts_topic,
+                                                keep_months=self.settings.retention_months)
         outcome = write_bulk(self.client, actions, kept, self.settings.bulk_max_retries)
         metrics.DOCS_INDEXED.inc(outcome.indexed)
         metrics.BULK_SECONDS.observe(time.perf_counter() - started)
@@ -72,7 +73,8 @@ class Indexer:
 
 
 def _invalid(record: Record, reason: str) -> InvalidMessage:
-    kind = "ContractError" if reason.startswith("contract") else "ElasticsearchRejected"
+    kinds = {"contract": "ContractError", "retention": "OutsideRetention"}
+    kind = kinds.get(reason.split(":", 1)[0], "ElasticsearchRejected")
     return InvalidMessage(record.topic, record.partition, record.offset, reason, kind)
 
 

@@ -38,7 +38,6 @@ class SearchSettings(BaseSettings):
     # API
     host: str = "127.0.0.1"
     port: int = 8003
-    page_size_max: int = Field(100, ge=1, le=1000)
     log_level: str = "INFO"
     api_keys_path: Path | None = Field(None, description="TOML file of API keys (sha256 hashes)")
     jwt_secret: SecretStr | None = Field(None, description="HS256 secret; enables bearer tokens")
