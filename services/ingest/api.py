@@ -14,14 +14,15 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import Scope
 
-from services.ingest import views_app, views_posts, views_wechat
-from services.ingest.edge import RequestContextMiddleware, install_error_handlers, install_request_id_logging
+from services.ingest import metrics, views_app, views_posts, views_wechat
 from services.ingest.pollers import ForumPollers
 from services.ingest.publisher import AsyncPublisher, PublishError
 from services.ingest.registry import SourceRegistry
 from services.ingest.runtime import IngestRuntime, build_runtime
 from services.ingest.settings import IngestSettings
+from yuqing.http_edge import RequestContextMiddleware, install_problem_handlers, install_request_id_logging
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,8 @@ def create_app(settings: IngestSettings | None = None, *, registry: SourceRegist
     install_request_id_logging()
     app = FastAPI(title="Yuqing ingest API", version="1", description=DESCRIPTION,
                   lifespan=_lifespan(settings, registry, publisher))
-    app.add_middleware(RequestContextMiddleware)
-    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, observe=_observe)
+    install_problem_handlers(app)
     for module in (views_posts, views_app, views_wechat):
         app.include_router(module.router)
 
@@ -51,6 +52,24 @@ def create_app(settings: IngestSettings | None = None, *, registry: SourceRegist
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+_CHANNEL_PREFIXES = (("/v1/posts", "integration"), ("/v1/app/", "app"), ("/v1/wechat/", "wechat"))
+
+
+def channel_of(path: str) -> str:
+    for prefix, channel in _CHANNEL_PREFIXES:
+        if path.startswith(prefix):
+            return channel
+    return "none"
+
+
+def _observe(scope: Scope, status: int, seconds: float) -> None:
+    """Answer time and refusals per channel."""
+    channel = channel_of(scope["path"])
+    metrics.REQUEST_SECONDS.labels(channel=channel).observe(seconds)
+    if status >= 400:
+        metrics.REQUESTS_REJECTED.labels(channel=channel, status=str(status)).inc()
 
 
 def _lifespan(settings: IngestSettings, registry: SourceRegistry | None,

@@ -2,7 +2,8 @@
 
 Signing (the APP backend does this for every request)::
 
-    canonical = X-Yuqing-Timestamp + "." + raw request body   (bytes, no re-encoding)
+    canonical = X-Yuqing-Timestamp + "." + X-Yuqing-Request-Id + "." + raw request body
+                (bytes, no re-encoding)
     X-Yuqing-Signature: sha256=<lowercase hex HMAC-SHA256(secret, canonical)>
     X-Yuqing-Timestamp: Unix time in whole seconds, ASCII digits
     X-Yuqing-Request-Id: unique per request, 1-128 chars of [A-Za-z0-9._:-]
@@ -25,7 +26,6 @@ from typing import Annotated, Any
 
 import orjson
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -36,7 +36,8 @@ from pydantic import (
 
 from services.ingest.dedup import TtlSet
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.contracts.models import MAX_TEXT_CHARS
+from yuqing.contracts.limits import MAX_TEXT_CHARS
+from yuqing.contracts.models import DateTime
 
 HEADER_TIMESTAMP = "X-Yuqing-Timestamp"
 HEADER_SIGNATURE = "X-Yuqing-Signature"
@@ -97,15 +98,22 @@ class MalformedPayloadError(PayloadError):
     code = "malformed_body"
 
 
-def canonical_string(timestamp: str, body: bytes) -> bytes:
-    """The exact bytes that are signed: ``timestamp + "." + body``."""
-    return timestamp.encode("ascii") + b"." + body
+def canonical_string(timestamp: str, request_id: str, body: bytes) -> bytes:
+    """The exact bytes that are signed: ``timestamp + "." + request_id + "." + body``.
+
+    The request id is signed so that a captured request cannot be sent again under a
+    new id: the replay check holds for the whole timestamp window, not only for as
+    long as the server remembers ids.
+    """
+    return timestamp.encode("ascii") + b"." + request_id.encode("ascii") + b"." + body
 
 
-def sign_app_request(secret: str | bytes, body: bytes, timestamp: int | str) -> str:
-    """The ``X-Yuqing-Signature`` header value for ``body`` sent at ``timestamp``."""
+def sign_app_request(secret: str | bytes, body: bytes, timestamp: int | str,
+                     request_id: str) -> str:
+    """The ``X-Yuqing-Signature`` header value for ``body`` sent at ``timestamp`` as ``request_id``."""
     key = secret.encode() if isinstance(secret, str) else secret
-    digest = hmac.new(key, canonical_string(str(timestamp), body), hashlib.sha256).hexdigest()
+    digest = hmac.new(key, canonical_string(str(timestamp), request_id, body),
+                      hashlib.sha256).hexdigest()
     return SIGNATURE_PREFIX + digest
 
 
@@ -115,7 +123,7 @@ def signed_headers(secret: str | bytes, body: bytes, *, timestamp: int, request_
     return {
         "Content-Type": "application/json",
         HEADER_TIMESTAMP: str(timestamp),
-        HEADER_SIGNATURE: sign_app_request(secret, body, timestamp),
+        HEADER_SIGNATURE: sign_app_request(secret, body, timestamp, request_id),
         HEADER_REQUEST_ID: request_id,
     }
 
@@ -153,7 +161,8 @@ class AppRequestVerifier:
         timestamp_text = _header(lowered, HEADER_TIMESTAMP, _TIMESTAMP)
         signature = _header(lowered, HEADER_SIGNATURE, _SIGNATURE, lower=True)
         request_id = _header(lowered, HEADER_REQUEST_ID, _REQUEST_ID)
-        if not any(hmac.compare_digest(sign_app_request(secret, body, timestamp_text), signature)
+        if not any(hmac.compare_digest(sign_app_request(secret, body, timestamp_text, request_id),
+                                       signature)
                    for secret in secrets):
             raise SignatureError("signature does not match")
         timestamp = int(timestamp_text)
@@ -199,7 +208,7 @@ class AppFeedback(BaseModel):
     user: Annotated[str | None, Field(min_length=1, max_length=128)] = None  # APP's pseudonym
     content: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] = ""
     title: Annotated[str | None, Field(max_length=1_000)] = None
-    created_at: AwareDatetime
+    created_at: DateTime
     region: Label = None
     unit: Label = None
     category: Label = None

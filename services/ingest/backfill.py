@@ -1,4 +1,9 @@
-"""Back-fill history from a JSONL file: validate line by line, publish in batches."""
+"""Back-fill history from a JSONL file: validate line by line, publish in batches.
+
+Lines pass the edge's :class:`~services.ingest.admission.Admission` like posts sent
+over HTTP, with a wider window into the past (:data:`DEFAULT_BACKFILL_MAX_AGE`,
+the search retention): what the index would not keep is refused with its line.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,13 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
+from services.ingest.admission import Admission, PostRefused
 from services.ingest.models import PostIn
 from services.ingest.publisher import Publisher
 from services.ingest.registry import RegisteredSource
 from yuqing.contracts import RawPost
 from yuqing.contracts.codec import describe_validation_error
+from yuqing.contracts.limits import DEFAULT_BACKFILL_MAX_AGE
 
 
 @dataclass
@@ -26,8 +33,17 @@ class BackfillReport:
         return self.accepted + len(self.rejected)
 
 
-def parse_line(line: bytes, source: RegisteredSource) -> RawPost:
+def parse_line(line: bytes, source: RegisteredSource, admission: Admission | None = None,
+               ) -> RawPost:
     """One JSONL line (an integrator post object) -> RawPost, or ValueError with the reason."""
+    post = _parse(line, source)
+    try:
+        return (admission or Admission(max_age=DEFAULT_BACKFILL_MAX_AGE)).admit(post)
+    except PostRefused as exc:
+        raise ValueError(f"{exc.field or 'post'}: {exc}") from exc
+
+
+def _parse(line: bytes, source: RegisteredSource) -> RawPost:
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -48,13 +64,15 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def backfill(path: Path, *, source: RegisteredSource, publisher: Publisher, batch_size: int = 500,
-             on_progress: Callable[[int], None] = lambda _: None) -> BackfillReport:
+             on_progress: Callable[[int], None] = lambda _: None,
+             admission: Admission | None = None) -> BackfillReport:
     """Publish every valid line; a failed publish raises, so nothing is reported as kept."""
+    admission = admission or Admission(max_age=DEFAULT_BACKFILL_MAX_AGE)
     report = BackfillReport()
     batch: list[RawPost] = []
     for number, line in iter_lines(path):
         try:
-            batch.append(parse_line(line, source))
+            batch.append(parse_line(line, source, admission))
         except ValueError as exc:
             report.rejected.append((number, str(exc)))
         if len(batch) >= batch_size:

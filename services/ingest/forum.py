@@ -165,7 +165,7 @@ class DiscourseSource(ForumSource):
         params = {"before": before} if before is not None else None
         response = await self._fetcher.get(urljoin(self._base_url, "posts.json"), params)
         try:
-            posts = response.json()["latest_posts"]
+            posts: list[dict[str, Any]] = response.json()["latest_posts"]
             if not all(isinstance(p, dict) and isinstance(p.get("id"), int) for p in posts):
                 raise TypeError("post without an integer id")
         except (ValueError, KeyError, TypeError) as exc:
@@ -392,22 +392,6 @@ class ForumPoller:
                               self._source.source_id, failures, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-
-
-class FakeForumSource(ForumSource):
-    """In-memory forum for tests and demos; posts are numbered in the order they are added."""
-
-    def __init__(self, source_id: str) -> None:
-        self.source_id = source_id
-        self._posts: list[RawPost] = []
-
-    def add(self, *posts: RawPost) -> None:
-        self._posts.extend(posts)
-
-    async def fetch_new(self, cursor: ForumCursor) -> list[ForumItem]:
-        start = cursor.last_id or 0
-        return [ForumItem(post, ForumCursor(last_id=number))
-                for number, post in enumerate(self._posts[start:], start=start + 1)]
 
 
 _ACCEPT = {

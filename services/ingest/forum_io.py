@@ -59,17 +59,6 @@ class CursorStore(Protocol):
     def save(self, source_id: str, cursor: ForumCursor) -> None: ...
 
 
-class MemoryCursorStore:
-    def __init__(self) -> None:
-        self._cursors: dict[str, ForumCursor] = {}
-
-    def load(self, source_id: str) -> ForumCursor:
-        return self._cursors.get(source_id, ForumCursor())
-
-    def save(self, source_id: str, cursor: ForumCursor) -> None:
-        self._cursors[source_id] = cursor
-
-
 class JsonCursorStore:
     """``<directory>/<source_id>.json``, written to a temporary file, fsynced, then renamed."""
 
@@ -120,7 +109,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-class RateLimiter:
+class RequestPacer:
     """At least ``min_interval_s`` between the starts of consecutive requests."""
 
     def __init__(self, min_interval_s: float, *, clock: Callable[[], float] = time.monotonic,
@@ -155,7 +144,7 @@ class HttpFetcher:
                  headers: dict[str, str] | None = None, sleep: Sleep = asyncio.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
-        self._limiter = RateLimiter(min_interval_s, clock=clock, sleep=sleep)
+        self._limiter = RequestPacer(min_interval_s, clock=clock, sleep=sleep)
         self._max_attempts = max_attempts
         self._backoff = wait_exponential_jitter(initial=backoff_initial_s, max=max_backoff_s,
                                                 jitter=backoff_initial_s)
@@ -203,7 +192,7 @@ class HttpFetcher:
 def _retry_after(value: str | None) -> float | None:
     if value is None:
         return None
-    if value.strip().isdigit():
+    if value.strip().isascii() and value.strip().isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

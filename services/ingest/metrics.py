@@ -12,6 +12,10 @@ POSTS_ACCEPTED = Counter(
 POSTS_DUPLICATE = Counter(
     "yuqing_ingest_posts_duplicate_total", "Posts dropped as re-deliveries.", ["channel"]
 )
+POSTS_REFUSED = Counter(
+    "yuqing_ingest_posts_refused_total",
+    "Posts refused before publishing (too large, event time out of window).", ["channel", "reason"],
+)
 REQUESTS_REJECTED = Counter(
     "yuqing_ingest_requests_rejected_total", "Requests refused, by channel and HTTP status.",
     ["channel", "status"],

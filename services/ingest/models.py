@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.contracts.models import MAX_TEXT_CHARS, AttributeValue
+from yuqing.contracts.limits import MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from yuqing.contracts.models import Attributes, DateTime
 
 
 class PostIn(BaseModel):
@@ -21,16 +22,16 @@ class PostIn(BaseModel):
 
     external_id: Annotated[str, Field(min_length=1, max_length=256)]
     text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
-    created_at: AwareDatetime
+    created_at: DateTime
     author: Annotated[str | None, Field(max_length=128)] = None
-    title: Annotated[str | None, Field(max_length=1_000)] = None
+    title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS)] = None
     msg_type: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "text"
     region: Annotated[str | None, Field(max_length=64)] = None
     unit: Annotated[str | None, Field(max_length=64)] = None
     thread_id: Annotated[str | None, Field(max_length=256)] = None
     reply_to: Annotated[str | None, Field(max_length=256)] = None
     url: Annotated[str | None, Field(max_length=2_048)] = None
-    attributes: dict[str, AttributeValue] = Field(default_factory=dict, max_length=50)
+    attributes: Attributes = Field(default_factory=dict)
 
     def to_raw(self, *, source: str, channel: Channel, region: str | None = None,
                unit: str | None = None, now: datetime | None = None) -> RawPost:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from services.ingest import metrics
 from services.ingest.forum import ForumPoller, build_forum_source
 from services.ingest.forum_io import JsonCursorStore
 from services.ingest.registry import RegisteredSource, SourceRegistry
@@ -39,7 +40,12 @@ class ForumPollers:
         self._client: httpx.AsyncClient | None = None
 
     async def _publish(self, posts: Sequence[RawPost]) -> None:
-        # PublishError propagates: the poller keeps its cursor and retries with backoff.
+        # A post the edge refuses is skipped (nobody to answer); PublishError propagates:
+        # the poller keeps its cursor and retries with backoff.
+        posts, refused = self._sink.admission.partition(posts)
+        for post, reason in refused:
+            metrics.POSTS_REFUSED.labels(channel=Channel.FORUM.value, reason=reason.kind).inc()
+            log.warning("forum post %s of %s skipped: %s", post.external_id, post.source, reason)
         await self._sink.publish(posts, channel=Channel.FORUM,
                                  timeout_s=self._settings.publish_timeout_s)
 

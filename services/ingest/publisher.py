@@ -21,10 +21,13 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError as AioKafkaError
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    KafkaError as AioKafkaError,
+)
+from aiokafka.errors import MessageSizeTooLargeError as AioMessageSizeTooLargeError
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from services.ingest import metrics
 from yuqing.contracts import RawPost
@@ -39,7 +42,22 @@ RESET_AFTER_FAILURES = 3
 
 
 class PublishError(RuntimeError):
-    """Kafka did not acknowledge every post: the caller must not report success."""
+    """Kafka did not acknowledge every post: the caller must not report success.
+
+    ``acknowledged`` is how many posts of the call Kafka did take: 0 when none was
+    (the caller may then say "nothing was accepted"), None when unknown (posts
+    still in flight may yet be written).
+    """
+
+    def __init__(self, message: str, *, acknowledged: int | None = 0) -> None:
+        super().__init__(message)
+        self.acknowledged = acknowledged
+
+
+class PostTooLargeError(PublishError):
+    """The broker or the client refused a post for its size: a fault of the post, not of Kafka,
+    so it does not count towards reconnecting the producer. The edge bounds posts so that
+    this does not happen (:mod:`services.ingest.admission`)."""
 
 
 class Publisher(Protocol):
@@ -88,14 +106,19 @@ class KafkaPublisher:
     def publish(self, posts: Sequence[RawPost]) -> None:
         producer = self._ensure()
         started = time.perf_counter()
+        futures = []
         try:
             futures = [producer.send(self._topic, key=p.post_id.encode(), value=encode(p))
                        for p in posts]
             deadline = time.monotonic() + self._timeout_s
             for future in futures:
                 future.get(timeout=max(0.1, deadline - time.monotonic()))
+        except MessageSizeTooLargeError as exc:
+            raise PostTooLargeError(f"a post is too large for Kafka: {exc}",
+                                    acknowledged=None if futures else 0) from exc
         except KafkaError as exc:
-            raise PublishError(f"kafka did not acknowledge the posts: {exc}") from exc
+            raise PublishError(f"kafka did not acknowledge the posts: {exc}",
+                               acknowledged=None if futures else 0) from exc
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
 
     def close(self) -> None:
@@ -157,6 +180,8 @@ class AioKafkaPublisher:
         started = time.perf_counter()
         try:
             await self._send_all(producer, posts)
+        except PostTooLargeError:
+            raise
         except PublishError:
             self._failures += 1
             if self._failures >= RESET_AFTER_FAILURES:
@@ -173,15 +198,20 @@ class AioKafkaPublisher:
                     futures.append(await producer.send(self._topic, encode(post),
                                                        key=post.post_id.encode()))
                 await asyncio.wait(futures)
+        except AioMessageSizeTooLargeError as exc:
+            raise PostTooLargeError(f"a post is too large for Kafka: {exc}",
+                                    acknowledged=_acknowledged(futures)) from exc
         except (AioKafkaError, TimeoutError) as exc:
             raise PublishError(f"kafka did not acknowledge the posts in time: "
-                               f"{exc or type(exc).__name__}") from exc
+                               f"{exc or type(exc).__name__}",
+                               acknowledged=_acknowledged(futures)) from exc
         finally:
             _forget(futures)
         failed = [f for f in futures if f.cancelled() or f.exception() is not None]
         if failed:
             reason = "cancelled" if failed[0].cancelled() else failed[0].exception()
-            raise PublishError(f"kafka refused {len(failed)} of {len(futures)} posts: {reason}")
+            raise PublishError(f"kafka refused {len(failed)} of {len(futures)} posts: {reason}",
+                               acknowledged=len(futures) - len(failed))
 
     def _reset(self, producer: AIOKafkaProducer) -> None:
         # A producer that keeps failing may be stuck (fenced producer id, dead sender task):
@@ -200,6 +230,13 @@ class AioKafkaPublisher:
         if producer is not None:
             await _stop_quietly(producer, timeout_s=5)
         await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+def _acknowledged(futures: list[asyncio.Future[Any]]) -> int | None:
+    """How many sends Kafka acknowledged; None while some are still in flight."""
+    if not all(f.done() for f in futures):
+        return None
+    return sum(1 for f in futures if not f.cancelled() and f.exception() is None)
 
 
 def _forget(futures: list[asyncio.Future[Any]]) -> None:

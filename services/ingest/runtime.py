@@ -9,11 +9,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.ingest.admission import PostRefused
 from services.ingest.app_webhook import DEFAULT_REPLAY_WINDOW_S, AppRequestVerifier
 from services.ingest.dedup import DedupWindow
-from services.ingest.edge import Problem
 from services.ingest.publisher import AsyncPublisher, PublishError, make_async_publisher
-from services.ingest.ratelimit import Limit, RateLimiter
 from services.ingest.registry import (
     RegisteredSource,
     SourceDisabledError,
@@ -25,6 +24,7 @@ from services.ingest.settings import IngestSettings
 from services.ingest.sink import Outcome, PostSink
 from services.ingest.wechat import WeChatCrypto
 from yuqing.contracts import Channel, RawPost
+from yuqing.http_edge import Limit, Problem, RateLimiter
 
 
 @dataclass
@@ -65,12 +65,15 @@ class IngestRuntime:
 
     async def publish(self, posts: Sequence[RawPost], *, channel: Channel,
                       timeout_s: float | None = None) -> Outcome:
-        """Publish, or 503 with Retry-After: nothing of the request is reported as kept."""
+        """Publish, or answer for the request: 413/422 for a post the edge refuses (nothing
+        published), 503 with Retry-After when Kafka did not acknowledge every post."""
         try:
             return await self.sink.publish(posts, channel=channel,
                                            timeout_s=timeout_s or self.settings.publish_timeout_s)
+        except PostRefused as exc:
+            raise refusal(exc) from exc
         except PublishError as exc:
-            raise Problem(503, "message broker unavailable; nothing was accepted, retry later",
+            raise Problem(503, unavailable_detail(exc),
                           {"Retry-After": str(self.settings.retry_after_s)}) from exc
 
     def wechat_crypto(self, source: RegisteredSource) -> WeChatCrypto:
@@ -80,6 +83,24 @@ class IngestRuntime:
                                   source.config.app_id)  # type: ignore[union-attr]
             self._wechat[source.id] = crypto
         return crypto
+
+
+def refusal(exc: PostRefused) -> Problem:
+    """413 (too large) or 422 (a field) naming the post at fault by its index in the request."""
+    if exc.status == 413:
+        return Problem(413, f"posts[{exc.index}]: {exc}")
+    loc: list[str | int] = ["posts", exc.index, exc.field]
+    return Problem(422, [{"loc": loc, "msg": str(exc), "type": exc.kind}])
+
+
+def unavailable_detail(exc: PublishError) -> str:
+    """What the client may conclude: "nothing was accepted" only when Kafka took none."""
+    if exc.acknowledged == 0:
+        return "message broker unavailable; nothing was accepted, retry later"
+    kept = "some posts may have been kept" if exc.acknowledged is None else (
+        f"{exc.acknowledged} of the posts were kept")
+    return (f"message broker unavailable; {kept}, not all: retry the whole request (a post is "
+            "identified by its external_id, so a retry does not make a second one)")
 
 
 def build_runtime(settings: IngestSettings, *, registry: SourceRegistry | None = None,
@@ -95,7 +116,7 @@ def build_runtime(settings: IngestSettings, *, registry: SourceRegistry | None =
                for s in registry.sources(Channel.APP)]
     replay_window_s = max(windows, default=DEFAULT_REPLAY_WINDOW_S)
     return IngestRuntime(settings=settings, registry=registry, publisher=publisher,
-                         sink=PostSink(publisher, window),
+                         sink=PostSink(publisher, window, settings.admission()),
                          verifier=AppRequestVerifier(replay_window_s=replay_window_s))
 
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.ingest.admission import Admission
+from yuqing.contracts.limits import DEFAULT_EVENT_MAX_AGE, DEFAULT_EVENT_MAX_LEAD
 from yuqing.settings import KafkaSettings, cache_home
 
 
@@ -24,9 +27,17 @@ class IngestSettings(BaseSettings):
     sources_path: Path = Path("config/sources.toml")
     max_batch_posts: int = Field(500, ge=1)
     max_body_bytes: int = Field(2_000_000, ge=1_024)
+    event_max_age_s: int = Field(
+        int(DEFAULT_EVENT_MAX_AGE.total_seconds()), ge=60,
+        description="oldest created_at accepted, seconds before arrival (widen for back-fills)")
+    event_max_lead_s: int = Field(
+        int(DEFAULT_EVENT_MAX_LEAD.total_seconds()), ge=0, le=86_400,
+        description="latest created_at accepted, seconds after arrival (clock skew)")
     publish_timeout_s: float = Field(10.0, gt=0)
     wechat_timeout_s: float = Field(
         4.0, gt=0, le=4.5, description="WeChat gives up after 5 s; answer 503 before that")
+    wechat_max_clock_skew_s: int = Field(
+        300, ge=1, description="a WeChat push's signed timestamp may be this far from server time")
     retry_after_s: int = Field(5, ge=1)
     dedup_window_s: int = Field(3_600, ge=1)
     dedup_max_entries: int = Field(200_000, ge=1)
@@ -39,6 +50,11 @@ class IngestSettings(BaseSettings):
     poll_forums: bool = Field(True, description="run the forum pollers inside `yuqing ingest serve`")
     cursor_dir: Path = Field(default_factory=_default_cursor_dir)
     log_level: str = "INFO"
+
+    def admission(self) -> Admission:
+        """The edge's bounds on every post (event-time window, message size)."""
+        return Admission(max_age=timedelta(seconds=self.event_max_age_s),
+                         max_lead=timedelta(seconds=self.event_max_lead_s))
 
     @field_validator("cursor_dir")
     @classmethod

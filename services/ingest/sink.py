@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.ingest import metrics
+from services.ingest.admission import Admission, PostRefused
 from services.ingest.dedup import DedupWindow
 from services.ingest.publisher import AsyncPublisher, PublishError
 from yuqing.contracts import Channel, RawPost
@@ -27,18 +28,27 @@ class Outcome:
 
 
 class PostSink:
-    def __init__(self, publisher: AsyncPublisher, window: DedupWindow) -> None:
+    def __init__(self, publisher: AsyncPublisher, window: DedupWindow,
+                 admission: Admission | None = None) -> None:
         self._publisher = publisher
         self._window = window
+        self.admission = admission or Admission()
         self._in_flight: dict[str, asyncio.Future[bool]] = {}
 
     async def publish(self, posts: Sequence[RawPost], *, channel: Channel, timeout_s: float,
                       ) -> Outcome:
         """Publish the posts not yet published; raises :class:`PublishError` if any is not kept.
 
-        Waits at most ``timeout_s``. Posts that were published are remembered
-        even when a concurrent request for the same posts failed.
+        Every post passes :class:`~services.ingest.admission.Admission` first: one
+        refused post raises :class:`PostRefused` and nothing of the request is
+        published. Waits at most ``timeout_s``. Posts that were published are
+        remembered even when a concurrent request for the same posts failed.
         """
+        try:
+            posts = self.admission.admit_all(posts)
+        except PostRefused as exc:
+            metrics.POSTS_REFUSED.labels(channel=channel.value, reason=exc.kind).inc()
+            raise
         fresh = self._window.fresh(posts)
         mine = [p for p in fresh if p.post_id not in self._in_flight]
         theirs = {self._in_flight[p.post_id] for p in fresh if p.post_id in self._in_flight}
@@ -46,9 +56,11 @@ class PostSink:
             async with asyncio.timeout(timeout_s):
                 await self._publish_claimed(mine)
                 if theirs and not all(await asyncio.gather(*(asyncio.shield(f) for f in theirs))):
-                    raise PublishError("a concurrent request for the same posts failed")
+                    raise PublishError("a concurrent request for the same posts failed",
+                                       acknowledged=None)
         except TimeoutError as exc:
-            raise PublishError(f"kafka did not acknowledge within {timeout_s:g} s") from exc
+            raise PublishError(f"kafka did not acknowledge within {timeout_s:g} s",
+                               acknowledged=None) from exc
         _count(channel, accepted=len(mine), duplicates=len(posts) - len(mine))
         return Outcome(accepted=len(mine), duplicates=len(posts) - len(mine),
                        post_ids=[p.post_id for p in posts])

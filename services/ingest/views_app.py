@@ -18,11 +18,11 @@ from services.ingest.app_webhook import (
     feedback_to_raw_post,
     parse_feedback,
 )
-from services.ingest.edge import JSON_TYPES, Problem, field_errors, read_body, request_body
 from services.ingest.models import Accepted
 from services.ingest.registry import RegisteredSource
 from services.ingest.runtime import AppSource, Runtime
 from yuqing.contracts import Channel, RawPost
+from yuqing.http_edge import JSON_TYPES, Problem, field_errors, read_body, request_body
 
 router = APIRouter(tags=["mobile APP"])
 
@@ -39,11 +39,14 @@ _SIGNING_HEADERS = [
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "body is not JSON"},
     401: {"description": "missing or bad signature headers, wrong signature, or stale timestamp"},
-    403: {"description": "source disabled"}, 404: {"description": "no such APP source"},
-    409: {"description": "request id already accepted"}, 413: {"description": "body too large"},
-    415: {"description": "not application/json"}, 422: {"description": "invalid feedback (field list)"},
+    403: {"description": "source disabled"},
+    404: {"description": "no such APP source"},
+    409: {"description": "request id already accepted"},
+    413: {"description": "body, or the post as a message, too large"},
+    415: {"description": "not application/json"},
+    422: {"description": "invalid feedback (field list), or created_at outside the window around arrival"},
     429: {"description": "over the source's rate limit; see Retry-After"},
-    503: {"description": "Kafka unavailable; nothing kept; see Retry-After"},
+    503: {"description": "Kafka did not acknowledge the post; see Retry-After"},
 }
 _OPENAPI = request_body("application/json", AppFeedback.model_json_schema()) | {
     "parameters": _SIGNING_HEADERS}

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import ValidationError
 
-from services.ingest.edge import JSON_TYPES, Problem, field_errors, parse_json, read_body, request_body
 from services.ingest.models import Accepted, PostBatchIn, PostIn
 from services.ingest.registry import InvalidApiKeyError, RegisteredSource
 from services.ingest.runtime import Runtime
 from yuqing.contracts import Channel, RawPost
+from yuqing.http_edge import JSON_TYPES, Problem, field_errors, parse_json, read_body, request_body
 
 router = APIRouter(tags=["partner systems"])
 
@@ -21,11 +21,15 @@ _BODY_SCHEMA: dict[str, Any] = {"anyOf": [_POST_SCHEMA, {
     "properties": {"posts": {"type": "array", "minItems": 1, "items": _POST_SCHEMA}},
 }]}
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "not JSON"}, 401: {"description": "missing or invalid X-Api-Key"},
-    413: {"description": "body or batch too large"}, 415: {"description": "not application/json"},
-    422: {"description": "a post does not satisfy the contract (field list)"},
+    400: {"description": "not JSON"},
+    401: {"description": "missing or invalid X-Api-Key"},
+    413: {"description": "body or batch too large, or a post over the message size limit (named)"},
+    415: {"description": "not application/json"},
+    422: {"description": "a post does not satisfy the contract (field list), or its created_at "
+                         "is outside the window around arrival; nothing published"},
     429: {"description": "over the source's rate limit; see Retry-After"},
-    503: {"description": "Kafka unavailable; nothing kept; see Retry-After"},
+    503: {"description": "Kafka did not acknowledge every post (the detail says whether any was "
+                         "kept); retry the whole request after Retry-After"},
 }
 
 

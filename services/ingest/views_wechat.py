@@ -10,6 +10,8 @@ they carry no words from the public and would only inflate the volumes.
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,9 +20,8 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
 from services.ingest import metrics
-from services.ingest.edge import XML_TYPES, Problem, field_errors, read_body, request_body
 from services.ingest.registry import RegisteredSource
-from services.ingest.runtime import Runtime, WeChatSource
+from services.ingest.runtime import IngestRuntime, Runtime, WeChatSource
 from services.ingest.wechat import (
     ACK,
     MAX_XML_BYTES,
@@ -30,18 +31,24 @@ from services.ingest.wechat import (
     to_raw_post,
 )
 from yuqing.contracts import Channel, RawPost
+from yuqing.http_edge import XML_TYPES, Problem, field_errors, read_body, request_body
 
 router = APIRouter(tags=["WeChat official accounts"])
 
 QueryText = Annotated[str, Query(max_length=128)]
 OptionalQueryText = Annotated[str | None, Query(max_length=128)]
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _KNOWN_EVENTS = frozenset({"subscribe", "unsubscribe", "scan", "location", "click", "view"})
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "not WeChat XML, or undecryptable"},
-    401: {"description": "signature or msg_signature does not match"},
+    401: {"description": "signature or msg_signature does not match, stale timestamp, or a "
+                         "plaintext push to an account in safe mode"},
     403: {"description": "source disabled, or message for another AppID"},
-    404: {"description": "no such WeChat source"}, 413: {"description": "body too large"},
-    415: {"description": "not text/xml"}, 422: {"description": "message does not fit the contract"},
+    404: {"description": "no such WeChat source"},
+    413: {"description": "body, or the post as a message, too large"},
+    415: {"description": "not text/xml"},
+    422: {"description": "message does not fit the contract, or CreateTime is outside the window "
+                         "around arrival"},
     429: {"description": "over the source's rate limit"},
     503: {"description": "Kafka unavailable; WeChat retries"},
 }
@@ -54,6 +61,7 @@ async def wechat_verify(source: WeChatSource, runtime: Runtime, signature: Query
                         timestamp: QueryText, nonce: QueryText,
                         echostr: Annotated[str, Query(max_length=512)]) -> str:
     """Server URL check: echoes ``echostr`` when ``signature`` matches the token."""
+    _check_fresh(timestamp, runtime)
     try:
         return runtime.wechat_crypto(source).verify_url(signature=signature, timestamp=timestamp,
                                                        nonce=nonce, echostr=echostr)
@@ -70,6 +78,9 @@ async def wechat_message(request: Request, source: WeChatSource, runtime: Runtim
                          msg_signature: OptionalQueryText = None) -> str:
     """A pushed message (plaintext, compatible or safe mode); answers ``success`` once it is kept."""
     body = await read_body(request, limit=MAX_XML_BYTES, media_types=XML_TYPES)
+    _check_fresh(timestamp, runtime)
+    if encrypt_type != "aes" and source.optional_secret("encoding_aes_key") is not None:
+        raise Problem(401, "this account is in safe mode: plaintext pushes are refused")
     query = {"signature": signature, "timestamp": timestamp, "nonce": nonce,
              "encrypt_type": encrypt_type or "raw", "msg_signature": msg_signature or ""}
     try:
@@ -85,6 +96,15 @@ async def wechat_message(request: Request, source: WeChatSource, runtime: Runtim
     await runtime.publish([_to_post(message, source)], channel=Channel.WECHAT,
                           timeout_s=runtime.settings.wechat_timeout_s)
     return ACK
+
+
+def _check_fresh(timestamp: str, runtime: IngestRuntime) -> None:
+    """401 unless the signed timestamp is within the allowed clock skew: a captured push
+    cannot be replayed later (the MsgId dedup window is shorter than forever)."""
+    skew = runtime.settings.wechat_max_clock_skew_s
+    # ASCII digits only: str.isdigit() also takes "¹", which int() refuses.
+    if not _TIMESTAMP.fullmatch(timestamp) or abs(time.time() - int(timestamp)) > skew:
+        raise Problem(401, f"timestamp is more than {skew} s away from server time")
 
 
 def _parse(xml: bytes) -> WeChatMessage:

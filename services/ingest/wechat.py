@@ -242,7 +242,7 @@ def parse_xml(data: bytes) -> Element:
     if len(data) > MAX_XML_BYTES:
         raise WeChatXmlError(f"XML body larger than {MAX_XML_BYTES} bytes")
     try:
-        root = SafeElementTree.fromstring(data, forbid_dtd=True, forbid_entities=True,
+        root: Element = SafeElementTree.fromstring(data, forbid_dtd=True, forbid_entities=True,
                                           forbid_external=True)
     except defusedxml.DTDForbidden as exc:
         raise WeChatXmlSecurityError("XML with a DTD (DOCTYPE) is refused") from exc

@@ -15,7 +15,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from services.nlp.redaction import redact
 from yuqing.contracts import EnrichedPost, RawPost, Sentiment, Topic
+from yuqing.contracts.codec import encode
 from yuqing.fingerprint import hamming as hamming  # re-exported for callers of this module
 from yuqing.fingerprint import simhash
 from yuqing.segmentation import jieba_ready
@@ -36,23 +38,6 @@ def normalize(text: str) -> str:
 def model_input(post: RawPost) -> str:
     text = normalize(f"{post.title} {post.text}" if post.title else post.text)
     return text[:MODEL_TEXT_CHARS]
-
-
-# Order matters: the 18-digit ID must be masked before bank cards and phones match inside it.
-_EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
-_ID_CARD = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?![\dXx])")
-_BANK_CARD = re.compile(r"(?<!\d)\d{12,15}(\d{4})(?!\d)")
-_MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)[- ]?\d{4}[- ]?(\d{4})(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})[- ]?\d{3,4}(\d{4})(?!\d)")
-
-
-def redact(text: str) -> str:
-    """Mask mainland mobile/landline numbers, ID numbers, bank cards and e-mail addresses."""
-    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    text = _ID_CARD.sub(lambda m: f"{m.group(1)}********{m.group(2)}", text)
-    text = _BANK_CARD.sub(lambda m: f"****{m.group(1)}", text)
-    text = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
-    return _LANDLINE.sub(lambda m: f"{m.group(1)}-****{m.group(2)}", text)
 
 
 @cache
@@ -141,3 +126,72 @@ def enrich(
         model_version=model_version,
         enriched_at=now or datetime.now(UTC),
     )
+
+
+ATTRIBUTE_CHARS = 1_000  # an attribute value longer than this is cut first when a post is too large
+
+
+class TooLarge(ValueError):
+    """An enriched post that no cut brings under the message size limit."""
+
+
+def fit_to_size(post: EnrichedPost, max_bytes: int | None) -> tuple[EnrichedPost, list[str]]:
+    """The post cut, if need be, until its encoding fits in ``max_bytes``; and what was cut.
+
+    The enriched message carries the text twice (``text`` and
+    ``redacted_text``), so a raw post that fitted on ``posts.raw`` may not
+    fit on ``posts.enriched``. The rule, applied in this order and only as
+    far as needed:
+
+    1. string ``attributes`` values are cut to ``ATTRIBUTE_CHARS`` characters;
+    2. ``text`` and ``redacted_text`` are cut to the same number of characters
+       (the classification, keywords and fingerprint were computed on the
+       whole text before);
+    3. ``attributes`` are dropped, largest first.
+
+    Raises TooLarge if the post still does not fit (the worker dead-letters it).
+    """
+    if max_bytes is None or _size(post) <= max_bytes:
+        return post, []
+    cuts: list[str] = []
+    attributes = {k: v[:ATTRIBUTE_CHARS] if isinstance(v, str) else v for k, v in post.attributes.items()}
+    if attributes != post.attributes:
+        post, cuts = post.model_copy(update={"attributes": attributes}), ["attributes"]
+    if _size(post) > max_bytes and post.text:
+        post, cuts = _cut_text(post, max_bytes), [*cuts, "text"]
+    if _size(post) > max_bytes and post.attributes:
+        post, cuts = _drop_attributes(post, max_bytes), [*cuts, "attributes dropped"]
+    if _size(post) > max_bytes:
+        raise TooLarge(f"enriched post is {_size(post)} bytes after cutting {', '.join(cuts)}; "
+                       f"the limit is {max_bytes}")
+    return post, cuts
+
+
+def _size(post: EnrichedPost) -> int:
+    return len(encode(post))
+
+
+def _cut_text(post: EnrichedPost, max_bytes: int) -> EnrichedPost:
+    """The longest common prefix length of both texts that fits (binary search)."""
+    def cut(chars: int) -> EnrichedPost:
+        return post.model_copy(update={"text": post.text[:chars],
+                                       "redacted_text": post.redacted_text[:chars]})
+
+    low, high = 0, max(len(post.text), len(post.redacted_text))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _size(cut(middle)) <= max_bytes:
+            low = middle
+        else:
+            high = middle - 1
+    return cut(low)
+
+
+def _drop_attributes(post: EnrichedPost, max_bytes: int) -> EnrichedPost:
+    attributes = dict(post.attributes)
+    for name in sorted(attributes, key=lambda k: len(str(attributes[k])) + len(k), reverse=True):
+        if _size(post) <= max_bytes:
+            break
+        del attributes[name]
+        post = post.model_copy(update={"attributes": dict(attributes)})
+    return post

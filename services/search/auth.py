@@ -16,8 +16,8 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
-import threading
 import time
 import tomllib
 from collections.abc import Callable
@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 KEY_PREFIX = "yq"
 
@@ -162,8 +164,31 @@ class KeyStore:
         return record.principal()
 
 
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+MAX_TOKEN_CHARS = 8_192
+
+
 def _b64decode(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    """Strict unpadded base64url (RFC 7515): one token has one spelling.
+
+    The alphabet is checked, and the text must be what encoding the bytes gives
+    back, so that trailing bits, padding or stray characters are refused.
+    """
+    if not _B64URL.fullmatch(part) or len(part) % 4 == 1:
+        raise ValueError("not base64url")
+    raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    if _b64encode(raw) != part:
+        raise ValueError("not canonical base64url")
+    return raw
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    # orjson refuses nesting deeper than 1,024 with an error (json.loads recurses until
+    # RecursionError); only a JSON object is a JOSE header or a claims set.
+    value = orjson.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
 
 
 def _b64encode(raw: bytes) -> str:
@@ -179,22 +204,29 @@ def sign_jwt(claims: dict[str, Any], secret: str) -> str:
 
 
 def verify_jwt(token: str, *, secret: str, audience: str, now: float | None = None) -> Principal:
-    """Check signature (HS256 only), ``exp``, ``nbf`` and ``aud``; return the caller."""
+    """Check signature (HS256 only), ``exp``, ``nbf`` and ``aud``; return the caller.
+
+    The signature is checked before anything of the token is parsed: an
+    unauthenticated caller never reaches the JSON parser.
+    """
+    parts = token.split(".")
+    if len(token) > MAX_TOKEN_CHARS or len(parts) != 3:
+        raise Unauthenticated("malformed bearer token")
+    header_b64, payload_b64, signature_b64 = parts
     try:
-        header_b64, payload_b64, signature_b64 = token.split(".")
-        header = json.loads(_b64decode(header_b64))
         signature = _b64decode(signature_b64)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise Unauthenticated("malformed bearer token") from exc
-    if not isinstance(header, dict) or header.get("alg") != "HS256":
-        raise Unauthenticated("bearer token must be signed with HS256")
     expected = hmac.new(secret.encode(), f"{header_b64}.{payload_b64}".encode(), hashlib.sha256)
     if not hmac.compare_digest(expected.digest(), signature):
         raise Unauthenticated("bad bearer token signature")
     try:
-        claims = json.loads(_b64decode(payload_b64))
-    except (ValueError, UnicodeDecodeError) as exc:
+        header = _json_object(_b64decode(header_b64))
+        claims = _json_object(_b64decode(payload_b64))
+    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
         raise Unauthenticated("malformed bearer token") from exc
+    if header.get("alg") != "HS256":
+        raise Unauthenticated("bearer token must be signed with HS256")
     return _principal_from_claims(claims, audience, time.time() if now is None else now)
 
 
@@ -215,26 +247,3 @@ def _principal_from_claims(claims: Any, audience: str, now: float) -> Principal:
     except (KeyError, ValueError) as exc:
         raise Unauthenticated(f"bearer token claims: {exc}") from exc
 
-
-class RateLimiter:
-    """A token bucket per caller: ``per_minute`` requests, bursts of up to a fifth of it."""
-
-    def __init__(self, per_minute: int):
-        self.rate = per_minute / 60.0
-        self.burst = max(1.0, per_minute / 5)
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def retry_after(self, caller: str) -> float:
-        """0 when the request may go ahead, else seconds until it may."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(caller, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[caller] = (tokens - 1, now)
-                return 0.0
-            self._buckets[caller] = (tokens, now)
-            return (1 - tokens) / self.rate

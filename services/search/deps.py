@@ -4,23 +4,26 @@
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from elasticsearch import Elasticsearch
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator
 
 from services.search import metrics
 from services.search.auth import (
     KeyStore,
     Permission,
     Principal,
-    RateLimiter,
     Role,
     Unauthenticated,
     verify_jwt,
 )
 from services.search.settings import SearchSettings
+from yuqing.contracts.models import DateTime
+from yuqing.http_edge import Limit, RateLimiter
 
 log = logging.getLogger(__name__)
 API_KEY = APIKeyHeader(name="X-Api-Key", auto_error=False, description="yq_<key id>_<secret>")
@@ -33,6 +36,7 @@ class SearchState:
     client: Elasticsearch
     keys: KeyStore
     limiter: RateLimiter
+    limit: Limit | None
 
     @property
     def prefix(self) -> str:
@@ -74,11 +78,10 @@ def authenticate(request: Request, state: State, api_key: Annotated[str | None, 
     """The caller, rate-limited per subject; 401 when it cannot be identified, 429 when too fast."""
     principal = _identify(state, api_key, bearer)
     request.state.subject = principal.subject
-    wait = state.limiter.retry_after(principal.subject)
+    wait = state.limiter.retry_after(principal.subject, state.limit)
     if wait > 0:
         metrics.RATE_LIMITED.inc()
-        raise HTTPException(429, "rate limit exceeded for this key",
-                            {"Retry-After": str(max(1, round(wait)))})
+        raise HTTPException(429, "rate limit exceeded for this key", {"Retry-After": str(wait)})
     return principal
 
 
@@ -94,6 +97,35 @@ def require(permission: Permission) -> Callable[[Principal], Principal]:
 
     return check
 
+
+def _query_time(value: datetime) -> datetime:
+    if not QUERY_YEARS[0] <= value.year < QUERY_YEARS[1]:
+        raise ValueError(f"must be a date-time of the years {QUERY_YEARS[0]} to {QUERY_YEARS[1] - 1}")
+    return value
+
+
+# Times in queries: RFC 3339 text only (``0.5`` is not a date-time) of the years 2000-2099
+# (the schema says so with a pattern), so that ``until - 7 days`` never leaves the calendar.
+QUERY_YEARS = (2000, 2100)
+QueryTime = Annotated[DateTime, AfterValidator(_query_time)]
+_TIME_SCHEMA = {"pattern": r"^20[0-9]{2}-"}
+Since = Annotated[QueryTime | None, Query(description="inclusive", examples=["2026-11-28T00:00:00+08:00"],
+                                          json_schema_extra=_TIME_SCHEMA)]
+Until = Annotated[QueryTime | None, Query(description="exclusive", examples=["2026-11-29T00:00:00+08:00"],
+                                          json_schema_extra=_TIME_SCHEMA)]
+
+# Path and query parameters the views share.
+PAGE_SIZE_MAX = 100
+"""Items per page at most: part of the API contract, the same on every deployment."""
+PageSize = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX, description=f"at most {PAGE_SIZE_MAX}")]
+PostIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", examples=["68c3c8310ffbb3e61c3e4cf53607b7f1"])]
+IssueIdPath = Annotated[str, Path(pattern=r"^[a-z_]{2,32}-[0-9a-f]{16}$",
+                                  examples=["outage-9f2c41d07a3be815"])]
+AlertIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{8,64}$", examples=["a3f9c2e1b7d40c11"])]
+KeyIdPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{2,39}$", examples=["hekou-desk"])]
+Keyword = Annotated[str | None, Query(min_length=1, max_length=64)]
+Cursor = Annotated[str | None,
+                   Query(min_length=1, max_length=2000, description="`next_cursor` of the last page")]
 
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
 Actor = Annotated[Principal, Depends(require(Permission.ACT))]

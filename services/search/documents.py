@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from services.nlp.redaction import redact, redact_optional
 from services.search.grouping import Assignment, band_terms
 from yuqing.contracts import Alert, AlertState, EnrichedPost
 from yuqing.segmentation import jieba_ready
@@ -33,20 +34,32 @@ def crude_issue_id(post: EnrichedPost) -> str:
     return f"{post.topic.value}-{post.fingerprint}"
 
 
+# The highlight markers (query.HIGHLIGHT_PRE/POST) are control characters: none may be indexed.
+# The edge strips them; a post written to the topics directly is cleaned here.
+_CONTROL = {c: None for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0))}
+
+
+def _visible(text: str | None) -> str | None:
+    return None if text is None else text.translate(_CONTROL)
+
+
 def to_document(post: EnrichedPost, *, issue: Assignment | None = None,
                 now: datetime | None = None) -> dict[str, Any]:
-    text = post.redacted_text
+    """The indexed document. Every free-text field that is indexed or returned is redacted:
+    the text comes redacted from the NLP worker; title and author are redacted here, and a
+    keyword that holds personal data (a WeChat id, say) is left out."""
+    text, title = _visible(post.redacted_text), _visible(redact_optional(post.title))
     issue = issue or Assignment(crude_issue_id(post), 0)
     return {
         "post_id": post.post_id, "source": post.source, "channel": post.channel.value,
-        "external_id": post.external_id, "author": post.author, "msg_type": post.msg_type,
-        "region": post.region, "unit": post.unit, "thread_id": post.thread_id,
-        "reply_to": post.reply_to, "url": post.url, "title": post.title,
-        "text": text, "text_words": segment(f"{post.title or ''} {text}"),
+        "external_id": post.external_id, "author": redact_optional(post.author),
+        "msg_type": post.msg_type, "region": post.region, "unit": post.unit,
+        "thread_id": post.thread_id, "reply_to": post.reply_to, "url": post.url, "title": title,
+        "text": text, "text_words": segment(f"{title or ''} {text}"),
         "topic": post.topic.value, "sentiment": post.sentiment.value,
         "topic_score": max(post.topic_scores.values(), default=0.0),
         "sentiment_score": max(post.sentiment_scores.values(), default=0.0),
-        "keywords": post.keywords, "fingerprint": post.fingerprint,
+        "keywords": [k for k in post.keywords if redact(k) == k], "fingerprint": post.fingerprint,
         "fingerprint_bands": band_terms(post.fingerprint),
         "issue_id": issue.issue_id, "issue_distance": issue.distance,
         "rule_hits": post.rule_hits, "model_version": post.model_version,

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import Elasticsearch
 
-from services.search.mappings import SMALL_INDICES, posts_alias, small_index, templates
+from services.search.mappings import SMALL_INDICES, small_index, templates
 from yuqing.settings import ElasticsearchSettings
 
 log = logging.getLogger(__name__)
-_MONTHLY = re.compile(r"-posts-v(\d+)-(\d{4})\.(\d{2})$")
+# Years of one to four digits: indices made before event time was bounded may be "…-1.01".
+_MONTHLY = re.compile(r"-posts-v([0-9]+)-([0-9]{1,4})\.([0-9]{2})$")
 
 
 def make_client(settings: ElasticsearchSettings) -> Elasticsearch:
@@ -42,16 +42,18 @@ def monthly_posts_indices(client: Elasticsearch, prefix: str) -> dict[str, datet
     months = {}
     for name in found:
         match = _MONTHLY.search(name)
-        if match and name.startswith(f"{prefix}-posts-v"):
-            months[name] = datetime(int(match.group(2)), int(match.group(3)), 1, tzinfo=UTC)
+        if match and name.startswith(f"{prefix}-posts-v") and 1 <= int(match.group(3)) <= 12:
+            months[name] = datetime(max(1, int(match.group(2))), int(match.group(3)), 1, tzinfo=UTC)
     return months
 
 
 def expired_indices(months: dict[str, datetime], *, keep_months: int, now: datetime) -> list[str]:
-    """Indices whose whole month lies before the ``keep_months`` most recent months."""
-    first_kept = now.year * 12 + now.month - 1 - (keep_months - 1)
+    """Indices whose whole month lies before the ``keep_months`` most recent months, or after
+    the next month (posts from the future: the edge and the indexer refuse those now)."""
+    this_month = now.year * 12 + now.month - 1
+    first_kept = this_month - (keep_months - 1)
     return sorted(name for name, month in months.items()
-                  if month.year * 12 + month.month - 1 < first_kept)
+                  if not first_kept <= month.year * 12 + month.month - 1 <= this_month + 1)
 
 
 def apply_retention(client: Elasticsearch, prefix: str, *, keep_months: int,
@@ -63,24 +65,3 @@ def apply_retention(client: Elasticsearch, prefix: str, *, keep_months: int,
         client.indices.delete(index=",".join(expired))
         log.info("retention deleted %s", expired)
     return expired
-
-
-def recent_fingerprints(client: Elasticsearch, prefix: str, *, window: timedelta,
-                        limit: int) -> Iterator[tuple[str, str, str, datetime]]:
-    """(topic, fingerprint, issue id, created_at) of the posts of the last ``window``."""
-    alias = posts_alias(prefix)
-    newest = client.search(index=alias, body={"size": 0, "aggs": {"t": {"max": {"field": "created_at"}}}},
-                           ignore_unavailable=True, allow_no_indices=True)
-    latest = (newest.get("aggregations") or {}).get("t", {}).get("value_as_string")
-    if not latest:
-        return
-    since = datetime.fromisoformat(latest.replace("Z", "+00:00")) - window
-    query = {"query": {"range": {"created_at": {"gte": since.isoformat()}}},
-             "_source": ["topic", "fingerprint", "issue_id", "created_at"]}
-    hits = helpers.scan(client, index=alias, query=query, size=2000, preserve_order=False)
-    for count, hit in enumerate(hits):
-        if count >= limit:
-            break
-        src = hit["_source"]
-        yield (src["topic"], src["fingerprint"], src["issue_id"],
-               datetime.fromisoformat(src["created_at"].replace("Z", "+00:00")))

@@ -79,11 +79,14 @@ class LiveIssues:
 
     def warm(self, client: Elasticsearch, prefix: str) -> int:
         """Rebuild the state from the posts indexed in the last ``span + gap``; returns how many."""
-        latest = _newest(client, prefix, "created_at")
+        # Counted from arrival time (received_at, set by the edge), never from created_at, which a
+        # source states: one post dated in the future must not empty the warm-up. The window ends at
+        # the newest arrival, or now if that is earlier (a replay of old data).
+        latest = _newest(client, prefix, "received_at")
         if latest is None:
             return 0
-        since = latest - self.window
-        query = {"query": {"range": {"created_at": {"gte": since.isoformat()}}},
+        since = min(latest, datetime.now(UTC)) - self.window
+        query = {"query": {"range": {"received_at": {"gte": since.isoformat()}}},
                  "sort": [{"created_at": "asc"}, {"post_id": "asc"}], "_source": _FIELDS}
         count = 0
         for hit in helpers.scan(client, index=posts_alias(prefix), query=query, size=2000,

@@ -14,7 +14,7 @@ single indices ``<prefix>-<name>-v1`` behind the alias ``<prefix>-<name>``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 MAPPING_VERSION = 1
@@ -107,6 +107,31 @@ def posts_alias(prefix: str) -> str:
 
 def posts_index(prefix: str, created_at: datetime) -> str:
     return f"{prefix}-posts-v{MAPPING_VERSION}-{created_at:%Y.%m}"
+
+
+DEFAULT_RETENTION_MONTHS = 13
+
+
+class OutsideRetentionError(ValueError):
+    """A post whose month the index does not keep: writing it would create an index that
+    retention deletes at once (or, far in the future, never), one shard each."""
+
+
+def retained_posts_index(prefix: str, created_at: datetime, *, keep_months: int,
+                         now: datetime | None = None) -> str:
+    """The post's monthly index, if that month is one of the ``keep_months`` latest (or the
+    next, for a post at a month's turn); else :class:`OutsideRetentionError`."""
+    now = now or datetime.now(UTC)
+    month = _month_number(created_at.astimezone(UTC))
+    first, last = _month_number(now) - (keep_months - 1), _month_number(now + timedelta(days=1))
+    if not first <= month <= last:
+        raise OutsideRetentionError(
+            f"created_at {created_at.isoformat()} is outside the {keep_months} months the index keeps")
+    return posts_index(prefix, created_at)
+
+
+def _month_number(moment: datetime) -> int:
+    return moment.year * 12 + moment.month - 1
 
 
 def posts_index_pattern(prefix: str) -> str:

@@ -115,9 +115,16 @@ class IssuePage(BaseModel):
 
 
 class ActionCreate(BaseModel):
+    # The rules of _required_fields, in the schema too, so that clients (and generated tests)
+    # know that assign needs an assignee and respond a reply_text.
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"action": "respond", "reply_text": "抢修人员已到达现场，预计22点前恢复供电。"},
         {"action": "assign", "assignee": "河口供电所-王工"},
+    ], "allOf": [
+        {"if": {"properties": {"action": {"const": "assign"}}, "required": ["action"]},
+         "then": {"required": ["assignee"], "properties": {"assignee": {"type": "string"}}}},
+        {"if": {"properties": {"action": {"const": "respond"}}, "required": ["action"]},
+         "then": {"required": ["reply_text"], "properties": {"reply_text": {"type": "string"}}}},
     ]})
 
     action: ActionKind

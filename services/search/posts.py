@@ -38,8 +38,9 @@ SORTS: dict[SortOrder, list[Any]] = {
 
 def search(client: Elasticsearch, index: str, body: dict[str, Any]) -> dict[str, Any]:
     """A search that finds nothing, rather than failing, while an index does not exist yet."""
-    return client.search(index=index, body=body, ignore_unavailable=True,  # type: ignore[no-any-return]
-                         allow_no_indices=True)
+    found: dict[str, Any] = client.search(index=index, body=body, ignore_unavailable=True,
+                                          allow_no_indices=True)
+    return found
 
 
 @dataclass(frozen=True)

@@ -195,8 +195,8 @@ def term_filters(**values: object) -> list[dict[str, Any]]:
 
 
 def range_filter(field: str, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
-    if since and until and since >= until:
-        raise QueryError("`since` must be before `until`")
+    """``since`` inclusive, ``until`` exclusive; ``since`` at or after ``until`` is an empty
+    range (nothing matches), not an error: both are valid date-times on their own."""
     bounds = {k: v.isoformat() for k, v in (("gte", since), ("lt", until)) if v is not None}
     return [{"range": {field: bounds}}] if bounds else []
 

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from yuqing.consumer.settings import ConsumerSettings
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 
 
@@ -15,6 +16,7 @@ class SearchSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YUQING_SEARCH_", extra="ignore")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
 
     # indexer
@@ -29,14 +31,10 @@ class SearchSettings(BaseSettings):
     retention_months: int = Field(13, ge=1, description="monthly post indices kept by `retention`")
 
     # issues (near-duplicate grouping at index time; see grouping.py)
-    issue_max_distance: int = Field(7, ge=0, le=11, description="Hamming distance joining an issue")
-    issue_window_hours: float = Field(72, gt=0, description="how far apart members may be created")
-    issue_table_max_entries: int = Field(200_000, ge=1_000)
 
     # API
     host: str = "127.0.0.1"
     port: int = 8003
-    page_size_max: int = Field(100, ge=1, le=1000)
     log_level: str = "INFO"
     api_keys_path: Path | None = Field(None, description="TOML file of API keys (sha256 hashes)")
     jwt_secret: SecretStr | None = Field(None, description="HS256 secret; enables bearer tokens")

@@ -4,11 +4,25 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Body, HTTPException, Query
 
 from services.search import admin, alerts, issue_corrections, issues, posts
-from services.search.deps import Actor, Admin, Caller, Reader, State
+from services.search.deps import (
+    Actor,
+    Admin,
+    AlertIdPath,
+    Caller,
+    Cursor,
+    IssueIdPath,
+    KeyIdPath,
+    Keyword,
+    PageSize,
+    PostIdPath,
+    Reader,
+    Since,
+    State,
+    Until,
+)
 from services.search.metrics import RESPONSE_ACTIONS
 from services.search.models import (
     ActionCreate,
@@ -44,193 +58,180 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": Problem, "description": described[c]} for c in (401, 422, 429, *codes)}
 
 
-PostIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", examples=["68c3c8310ffbb3e61c3e4cf53607b7f1"])]
-IssueIdPath = Annotated[str, Path(pattern=r"^[a-z_]{2,32}-[0-9a-f]{16}$",
-                                  examples=["outage-9f2c41d07a3be815"])]
-AlertIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{8,64}$", examples=["a3f9c2e1b7d40c11"])]
-KeyIdPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{2,39}$", examples=["hekou-desk"])]
-Since = Annotated[AwareDatetime | None,
-                  Query(description="inclusive", examples=["2026-11-28T00:00:00+08:00"])]
-Until = Annotated[AwareDatetime | None,
-                  Query(description="exclusive", examples=["2026-11-29T00:00:00+08:00"])]
-Keyword = Annotated[str | None, Query(min_length=1, max_length=64)]
-Cursor = Annotated[str | None,
-                   Query(min_length=1, max_length=2000, description="`next_cursor` of the last page")]
+router = APIRouter(prefix="/v1")
 
 
-def build_router(page_size_max: int) -> APIRouter:
-    router = APIRouter(prefix="/v1")
-    Size = Annotated[int, Query(ge=1, le=page_size_max, description=f"at most {page_size_max}")]
-    _add_post_routes(router, Size)
-    _add_issue_routes(router, Size)
-    _add_alert_routes(router, Size)
-    _add_admin_routes(router)
-    return router
+@router.get("/me", response_model=Me, responses=_errors(), tags=["auth"])
+def me(caller: Caller) -> Me:
+    """Who the credentials identify, with role and scope."""
+    return Me(subject=caller.subject, role=caller.role, method=caller.method,
+              regions=sorted(caller.regions) if caller.regions is not None else None,
+              units=sorted(caller.units) if caller.units is not None else None)
 
 
-def _add_post_routes(router: APIRouter, Size: Any) -> None:
-    @router.get("/me", response_model=Me, responses=_errors(), tags=["auth"])
-    def me(caller: Caller) -> Me:
-        """Who the credentials identify, with role and scope."""
-        return Me(subject=caller.subject, role=caller.role, method=caller.method,
-                  regions=sorted(caller.regions) if caller.regions is not None else None,
-                  units=sorted(caller.units) if caller.units is not None else None)
-
-    @router.get("/posts/search", response_model=PostPage, responses=_errors(400, 403), tags=["posts"])
-    def search_posts(
-        state: State, caller: Reader,
-        q: Annotated[str | None, Query(max_length=500, examples=['停电 -演习', '"幸福小区" 停电 | 跳闸'],
-                                       description="words (all must match), `\"phrase\"`, `-exclude`, "
-                                                   "`a | b` or `a OR b`, `NOT x`, parentheses")] = None,
-        topic: Topic | None = None, sentiment: Sentiment | None = None, source: Keyword = None,
-        channel: Channel | None = None, region: Keyword = None, unit: Keyword = None,
-        issue_id: Annotated[str | None, Query(max_length=64)] = None,
-        since: Since = None, until: Until = None,
-        sort: Annotated[SortOrder | None, Query(description="default: relevance with q, else time")] = None,
-        size: Size = 20, cursor: Cursor = None,
-    ) -> PostPage:
-        """Full-text search with filters, facets, escaped snippets and `search_after` pages."""
-        params = posts.SearchParams(q=q, topic=topic, sentiment=sentiment, source=source, channel=channel,
-                                    region=region, unit=unit, issue_id=issue_id, since=since,
-                                    until=until, sort=sort)
-        return posts.search_posts(state.client, prefix=state.prefix, params=params, principal=caller,
-                                  size=size, cursor=cursor)
-
-    @router.get("/posts/{post_id}", response_model=PostRead, responses=_errors(404), tags=["posts"])
-    def get_post(state: State, caller: Reader, post_id: PostIdPath) -> PostRead:
-        post = posts.get_post(state.client, prefix=state.prefix, post_id=post_id, principal=caller)
-        if post is None:
-            raise HTTPException(404, f"post {post_id} not found")
-        return post
+@router.get("/posts/search", response_model=PostPage, responses=_errors(400, 403), tags=["posts"])
+def search_posts(
+    state: State, caller: Reader,
+    q: Annotated[str | None, Query(max_length=500, examples=['停电 -演习', '"幸福小区" 停电 | 跳闸'],
+                                   description="words (all must match), `\"phrase\"`, `-exclude`, "
+                                               "`a | b` or `a OR b`, `NOT x`, parentheses")] = None,
+    topic: Topic | None = None, sentiment: Sentiment | None = None, source: Keyword = None,
+    channel: Channel | None = None, region: Keyword = None, unit: Keyword = None,
+    issue_id: Annotated[str | None, Query(max_length=64)] = None,
+    since: Since = None, until: Until = None,
+    sort: Annotated[SortOrder | None, Query(description="default: relevance with q, else time")] = None,
+    size: PageSize = 20, cursor: Cursor = None,
+) -> PostPage:
+    """Full-text search with filters, facets, escaped snippets and `search_after` pages."""
+    params = posts.SearchParams(q=q, topic=topic, sentiment=sentiment, source=source, channel=channel,
+                                region=region, unit=unit, issue_id=issue_id, since=since,
+                                until=until, sort=sort)
+    return posts.search_posts(state.client, prefix=state.prefix, params=params, principal=caller,
+                              size=size, cursor=cursor)
 
 
-def _add_issue_routes(router: APIRouter, Size: Any) -> None:
-    @router.get("/issues", response_model=IssuePage, responses=_errors(400, 403), tags=["issues"])
-    def list_issues(
-        state: State, caller: Reader, since: Since = None, until: Until = None,
-        topic: Topic | None = None, region: Keyword = None, unit: Keyword = None,
-        min_size: Annotated[int, Query(ge=1, le=10_000)] = 1,
-        order_by: Annotated[str, Query(pattern="^(priority|size|last_seen)$")] = "priority",
-        issue_state: Annotated[IssueState | None, Query(alias="state")] = None, limit: Size = 20,
-    ) -> IssuePage:
-        """Issues active in the range (default: the last 7 days), by priority (unresolved first), size or
-        latest; `state` keeps one state only."""
-        return issues.list_issues(state.client, prefix=state.prefix, principal=caller, since=since,
-                                  until=until, topic=topic, region=region, unit=unit, min_size=min_size,
-                                  limit=limit, order_by=order_by, state=issue_state)
-
-    @router.get("/issues/{issue_id}", response_model=IssueRead, responses=_errors(404), tags=["issues"])
-    def get_issue(state: State, caller: Reader, issue_id: IssueIdPath, limit: Size = 50) -> IssueRead:
-        return issues.get_issue(state.client, prefix=state.prefix, principal=caller, issue_id=issue_id,
-                                limit=limit)
-
-    @router.post("/issues/{issue_id}/actions", response_model=ActionRead, status_code=201,
-                 responses=_errors(403, 404, 409), tags=["issues"])
-    def act_on_issue(state: State, caller: Actor, issue_id: IssueIdPath,
-                     action: Annotated[ActionCreate, Body()]) -> ActionRead:
-        """Acknowledge, assign, respond (with the public reply), resolve or reopen an issue."""
-        read = issues.record_action(state.client, prefix=state.prefix, principal=caller,
-                                    issue_id=issue_id, action=action)
-        RESPONSE_ACTIONS.labels(action=action.action.value).inc()
-        return read
-
-    _add_correction_routes(router)
-
-    @router.get("/issues/{issue_id}/actions", response_model=ActionPage, responses=_errors(400),
-                tags=["issues"])
-    def issue_actions(state: State, caller: Reader, issue_id: IssueIdPath, limit: Size = 50,
-                      cursor: Cursor = None) -> ActionPage:
-        return issues.list_actions(state.client, prefix=state.prefix, principal=caller,
-                                   issue_id=issue_id, limit=limit, cursor=cursor)
-
-    @router.get("/actions", response_model=ActionPage, responses=_errors(400), tags=["issues"])
-    def list_actions(state: State, caller: Reader, responder: Keyword = None,
-                     action: ActionKind | None = None, since: Since = None, until: Until = None,
-                     limit: Size = 50, cursor: Cursor = None) -> ActionPage:
-        """The response history across issues, newest first."""
-        return issues.list_actions(state.client, prefix=state.prefix, principal=caller, responder=responder,
-                                   action=action, since=since, until=until, limit=limit, cursor=cursor)
+@router.get("/posts/{post_id}", response_model=PostRead, responses=_errors(404), tags=["posts"])
+def get_post(state: State, caller: Reader, post_id: PostIdPath) -> PostRead:
+    post = posts.get_post(state.client, prefix=state.prefix, post_id=post_id, principal=caller)
+    if post is None:
+        raise HTTPException(404, f"post {post_id} not found")
+    return post
 
 
-def _add_correction_routes(router: APIRouter) -> None:
-    def _read(done: issue_corrections.Correction) -> CorrectionRead:
-        return CorrectionRead(kind=ActionKind(done.kind), issue_id=done.issue_id,
-                              target_issue_id=done.target_issue_id, post_id=done.post_id,
-                              at=datetime.fromisoformat(done.at_text))
-
-    @router.post("/issues/{issue_id}/merge", response_model=CorrectionRead, status_code=201,
-                 responses=_errors(403, 404, 409), tags=["issues"])
-    def merge_issue(state: State, caller: Actor, issue_id: IssueIdPath,
-                    body: Annotated[MergeCreate, Body()]) -> CorrectionRead:
-        """Merge this issue into `into`: its posts, and later posts like them, go there."""
-        return _read(issue_corrections.correct(state.client, prefix=state.prefix, principal=caller,
-                                               kind="merge", issue_id=issue_id, target_issue_id=body.into,
-                                               note=body.note))
-
-    @router.post("/issues/{issue_id}/posts/{post_id}/move", response_model=CorrectionRead, status_code=201,
-                 responses=_errors(403, 404, 409), tags=["issues"])
-    def move_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
-                  body: Annotated[MoveCreate, Body()]) -> CorrectionRead:
-        """Move one post to another issue; later posts like it follow it."""
-        return _read(issue_corrections.correct(state.client, prefix=state.prefix, principal=caller,
-                                               kind="move", issue_id=issue_id, target_issue_id=body.to,
-                                               post_id=post_id, note=body.note))
-
-    @router.post("/issues/{issue_id}/posts/{post_id}/split", response_model=CorrectionRead, status_code=201,
-                 responses=_errors(403, 404, 409), tags=["issues"])
-    def split_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
-                   body: Annotated[CorrectionCreate | None, Body()] = None) -> CorrectionRead:
-        """Split one post out into a new issue of its own."""
-        return _read(issue_corrections.correct(state.client, prefix=state.prefix, principal=caller,
-                                               kind="split", issue_id=issue_id, post_id=post_id,
-                                               note=body.note if body else None))
+@router.get("/issues", response_model=IssuePage, responses=_errors(400, 403), tags=["issues"])
+def list_issues(
+    state: State, caller: Reader, since: Since = None, until: Until = None,
+    topic: Topic | None = None, region: Keyword = None, unit: Keyword = None,
+    min_size: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    order_by: Annotated[str, Query(pattern="^(priority|size|last_seen)$")] = "priority",
+    issue_state: Annotated[IssueState | None, Query(alias="state")] = None, limit: PageSize = 20,
+) -> IssuePage:
+    """Issues active in the range (default: the last 7 days), by priority (unresolved first), size or
+    latest; `state` keeps one state only."""
+    return issues.list_issues(state.client, prefix=state.prefix, principal=caller, since=since,
+                              until=until, topic=topic, region=region, unit=unit, min_size=min_size,
+                              limit=limit, order_by=order_by, state=issue_state)
 
 
-def _add_alert_routes(router: APIRouter, Size: Any) -> None:
-    @router.get("/alerts", response_model=AlertPage, responses=_errors(400, 403), tags=["alerts"])
-    def list_alerts(
-        state: State, caller: Reader, alert_state: Annotated[AlertState | None, Query(alias="state")] = None,
-        severity: Severity | None = None, topic: Topic | None = None, region: Keyword = None,
-        family: Annotated[str | None, Query(pattern="^(overall|topic|topic_region|source|cluster)$")] = None,
-        since: Since = None, until: Until = None, limit: Size = 20, cursor: Cursor = None,
-    ) -> AlertPage:
-        """Surge alerts, most recently updated first (`since`/`until` apply to the last update)."""
-        return alerts.list_alerts(state.client, prefix=state.prefix, principal=caller, state=alert_state,
-                                  severity=severity, topic=topic, region=region, family=family,
-                                  since=since, until=until, limit=limit, cursor=cursor)
-
-    @router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=_errors(404), tags=["alerts"])
-    def get_alert(state: State, caller: Reader, alert_id: AlertIdPath) -> AlertDetail:
-        """The alert with its explanation and its sample posts resolved."""
-        alert = alerts.get_alert(state.client, prefix=state.prefix, principal=caller, alert_id=alert_id)
-        if alert is None:
-            raise HTTPException(404, f"alert {alert_id} not found")
-        return alert
+@router.get("/issues/{issue_id}", response_model=IssueRead, responses=_errors(404), tags=["issues"])
+def get_issue(state: State, caller: Reader, issue_id: IssueIdPath, limit: PageSize = 50) -> IssueRead:
+    return issues.get_issue(state.client, prefix=state.prefix, principal=caller, issue_id=issue_id,
+                            limit=limit)
 
 
-def _add_admin_routes(router: APIRouter) -> None:
-    @router.get("/admin/keys", response_model=list[KeyRead], responses=_errors(403), tags=["admin"])
-    def list_keys(state: State, caller: Admin) -> list[KeyRead]:
-        """Keys created through the API (keys from the key file are not listed)."""
-        return admin.list_keys(state.client, prefix=state.prefix)
+@router.post("/issues/{issue_id}/actions", response_model=ActionRead, status_code=201,
+             responses=_errors(403, 404, 409), tags=["issues"])
+def act_on_issue(state: State, caller: Actor, issue_id: IssueIdPath,
+                 action: Annotated[ActionCreate, Body()]) -> ActionRead:
+    """Acknowledge, assign, respond (with the public reply), resolve or reopen an issue."""
+    read = issues.record_action(state.client, prefix=state.prefix, principal=caller,
+                                issue_id=issue_id, action=action)
+    RESPONSE_ACTIONS.labels(action=action.action.value).inc()
+    return read
 
-    @router.post("/admin/keys", response_model=KeyCreated, status_code=201,
-                 responses=_errors(403, 409), tags=["admin"])
-    def create_key(state: State, caller: Admin, request: Annotated[KeyCreate, Body()]) -> KeyCreated:
-        """Create an API key; the key is in this response only."""
-        return admin.create_key(state.client, prefix=state.prefix, request=request,
-                                created_by=caller.subject, reserved=set(state.keys.file_keys))
 
-    @router.delete("/admin/keys/{key_id}", response_model=KeyRead, responses=_errors(403, 404),
-                   tags=["admin"])
-    def revoke_key(state: State, caller: Admin, key_id: KeyIdPath) -> KeyRead:
-        revoked = admin.revoke_key(state.client, prefix=state.prefix, key_id=key_id)
-        if revoked is None:
-            raise HTTPException(404, f"key {key_id} not found")
-        state.keys.forget(key_id)
-        return revoked
+def _correction_read(done: issue_corrections.Correction) -> CorrectionRead:
+    return CorrectionRead(kind=ActionKind(done.kind), issue_id=done.issue_id,
+                          target_issue_id=done.target_issue_id, post_id=done.post_id,
+                          at=datetime.fromisoformat(done.at_text))
 
-    @router.get("/admin/sources", response_model=list[SourceRead], responses=_errors(403), tags=["admin"])
-    def list_sources(state: State, caller: Admin) -> list[SourceRead]:
-        """Sources seen in the indexed posts, with counts."""
-        return admin.list_sources(state.client, prefix=state.prefix)
+
+@router.post("/issues/{issue_id}/merge", response_model=CorrectionRead, status_code=201,
+             responses=_errors(403, 404, 409), tags=["issues"])
+def merge_issue(state: State, caller: Actor, issue_id: IssueIdPath,
+                body: Annotated[MergeCreate, Body()]) -> CorrectionRead:
+    """Merge this issue into `into`: its posts, and later posts like them, go there."""
+    return _correction_read(issue_corrections.correct(
+        state.client, prefix=state.prefix, principal=caller, kind="merge", issue_id=issue_id,
+        target_issue_id=body.into, note=body.note))
+
+
+@router.post("/issues/{issue_id}/posts/{post_id}/move", response_model=CorrectionRead, status_code=201,
+             responses=_errors(403, 404, 409), tags=["issues"])
+def move_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
+              body: Annotated[MoveCreate, Body()]) -> CorrectionRead:
+    """Move one post to another issue; later posts like it follow it."""
+    return _correction_read(issue_corrections.correct(
+        state.client, prefix=state.prefix, principal=caller, kind="move", issue_id=issue_id,
+        target_issue_id=body.to, post_id=post_id, note=body.note))
+
+
+@router.post("/issues/{issue_id}/posts/{post_id}/split", response_model=CorrectionRead, status_code=201,
+             responses=_errors(403, 404, 409), tags=["issues"])
+def split_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
+               body: Annotated[CorrectionCreate | None, Body()] = None) -> CorrectionRead:
+    """Split one post out into a new issue of its own."""
+    return _correction_read(issue_corrections.correct(
+        state.client, prefix=state.prefix, principal=caller, kind="split", issue_id=issue_id,
+        post_id=post_id, note=body.note if body else None))
+
+
+@router.get("/issues/{issue_id}/actions", response_model=ActionPage, responses=_errors(400),
+            tags=["issues"])
+def issue_actions(state: State, caller: Reader, issue_id: IssueIdPath, limit: PageSize = 50,
+                  cursor: Cursor = None) -> ActionPage:
+    return issues.list_actions(state.client, prefix=state.prefix, principal=caller,
+                               issue_id=issue_id, limit=limit, cursor=cursor)
+
+
+@router.get("/actions", response_model=ActionPage, responses=_errors(400), tags=["issues"])
+def list_actions(state: State, caller: Reader, responder: Keyword = None,
+                 action: ActionKind | None = None, since: Since = None, until: Until = None,
+                 limit: PageSize = 50, cursor: Cursor = None) -> ActionPage:
+    """The response history across issues, newest first."""
+    return issues.list_actions(state.client, prefix=state.prefix, principal=caller, responder=responder,
+                               action=action, since=since, until=until, limit=limit, cursor=cursor)
+
+
+@router.get("/alerts", response_model=AlertPage, responses=_errors(400, 403), tags=["alerts"])
+def list_alerts(
+    state: State, caller: Reader, alert_state: Annotated[AlertState | None, Query(alias="state")] = None,
+    severity: Severity | None = None, topic: Topic | None = None, region: Keyword = None,
+    family: Annotated[str | None, Query(pattern="^(overall|topic|topic_region|source|cluster)$")] = None,
+    since: Since = None, until: Until = None, limit: PageSize = 20, cursor: Cursor = None,
+) -> AlertPage:
+    """Surge alerts, most recently updated first (`since`/`until` apply to the last update)."""
+    return alerts.list_alerts(state.client, prefix=state.prefix, principal=caller, state=alert_state,
+                              severity=severity, topic=topic, region=region, family=family,
+                              since=since, until=until, limit=limit, cursor=cursor)
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertDetail, responses=_errors(404), tags=["alerts"])
+def get_alert(state: State, caller: Reader, alert_id: AlertIdPath) -> AlertDetail:
+    """The alert with its explanation and its sample posts resolved."""
+    alert = alerts.get_alert(state.client, prefix=state.prefix, principal=caller, alert_id=alert_id)
+    if alert is None:
+        raise HTTPException(404, f"alert {alert_id} not found")
+    return alert
+
+
+@router.get("/admin/keys", response_model=list[KeyRead], responses=_errors(403), tags=["admin"])
+def list_keys(state: State, caller: Admin) -> list[KeyRead]:
+    """Keys created through the API (keys from the key file are not listed)."""
+    return admin.list_keys(state.client, prefix=state.prefix)
+
+
+@router.post("/admin/keys", response_model=KeyCreated, status_code=201,
+             responses=_errors(403, 409), tags=["admin"])
+def create_key(state: State, caller: Admin, request: Annotated[KeyCreate, Body()]) -> KeyCreated:
+    """Create an API key; the key is in this response only."""
+    created = admin.create_key(state.client, prefix=state.prefix, request=request,
+                               created_by=caller.subject, reserved=set(state.keys.file_keys))
+    state.keys.forget(request.key_id)  # a probe before it existed left "not found" cached
+    return created
+
+
+@router.delete("/admin/keys/{key_id}", response_model=KeyRead, responses=_errors(403, 404),
+               tags=["admin"])
+def revoke_key(state: State, caller: Admin, key_id: KeyIdPath) -> KeyRead:
+    revoked = admin.revoke_key(state.client, prefix=state.prefix, key_id=key_id)
+    if revoked is None:
+        raise HTTPException(404, f"key {key_id} not found")
+    state.keys.forget(key_id)
+    return revoked
+
+
+@router.get("/admin/sources", response_model=list[SourceRead], responses=_errors(403), tags=["admin"])
+def list_sources(state: State, caller: Admin) -> list[SourceRead]:
+    """Sources seen in the indexed posts, with counts."""
+    return admin.list_sources(state.client, prefix=state.prefix)

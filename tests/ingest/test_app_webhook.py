@@ -48,11 +48,19 @@ def headers(body: bytes = BODY, *, timestamp: int = NOW, request_id: str = "req-
     return signed_headers(secret, body, timestamp=timestamp, request_id=request_id)
 
 
-def test_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
-    expected = hmac.new(SECRET.encode(), b"1764332100." + BODY, hashlib.sha256).hexdigest()
+def test_signature_is_hmac_sha256_over_timestamp_request_id_and_body() -> None:
+    expected = hmac.new(SECRET.encode(), b"1764332100.req-1." + BODY, hashlib.sha256).hexdigest()
 
-    assert sign_app_request(SECRET, BODY, 1_764_332_100) == "sha256=" + expected
-    assert sign_app_request(SECRET.encode(), BODY, "1764332100") == "sha256=" + expected
+    assert sign_app_request(SECRET, BODY, 1_764_332_100, "req-1") == "sha256=" + expected
+    assert sign_app_request(SECRET.encode(), BODY, "1764332100", "req-1") == "sha256=" + expected
+
+
+def test_a_captured_request_resent_under_a_new_id_does_not_verify() -> None:
+    sent = headers(request_id="req-0001")
+    sent[HEADER_REQUEST_ID] = "req-0002"
+
+    with pytest.raises(SignatureError):
+        verifier().verify(source_id="app-main", secrets=[SECRET], headers=sent, body=BODY)
 
 
 def test_valid_request_is_accepted() -> None:

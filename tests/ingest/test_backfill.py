@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from tests.ingest.sources import registry
 from yuqing.contracts import Channel, RawPost, make_post_id
 
 SOURCE = registry().get("partner")
-GOOD = {"external_id": "t-1", "text": "城关镇又停电了", "created_at": "2026-11-28T20:15:00+08:00"}
+NOW = datetime.now(UTC)
+GOOD = {"external_id": "t-1", "text": "城关镇又停电了", "created_at": (NOW - timedelta(days=3)).isoformat()}
 
 
 class RecordingPublisher:
@@ -49,6 +51,10 @@ def test_good_line_becomes_a_post_of_the_source() -> None:
     (line(external_id=""), "external_id"),
     (line(colour="red"), "colour"),
     (b"[1, 2]", "Input should be"),
+    (line(created_at=(NOW + timedelta(days=1)).isoformat()), "created_at must lie between"),
+    (line(created_at="9999-12-31T23:59:59-23:59"), "created_at must lie between"),
+    (line(created_at=(NOW - timedelta(days=400)).isoformat()), "created_at must lie between"),
+    (line(attributes={"a": "x" * 5_000}), "attributes.a"),
 ])
 def test_bad_lines_say_why(raw: bytes, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):

@@ -23,7 +23,6 @@ import httpx
 import pytest
 
 from services.ingest.forum import (
-    FakeForumSource,
     ForumPoller,
     ForumSource,
     build_forum_source,
@@ -34,9 +33,9 @@ from services.ingest.forum_io import (
     FetchError,
     ForumCursor,
     JsonCursorStore,
-    MemoryCursorStore,
 )
 from services.ingest.registry import RegisteredSource, parse_registry, pseudonymize
+from tests.ingest.fakes import FakeForumSource, MemoryCursorStore
 from yuqing.contracts import Channel, RawPost, make_post_id
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -18,7 +18,7 @@ from services.ingest.forum_io import (
     ForumCursor,
     HttpFetcher,
     JsonCursorStore,
-    RateLimiter,
+    RequestPacer,
 )
 
 URL = "http://forum.invalid/posts.json"
@@ -141,7 +141,7 @@ def test_connection_errors_are_retried() -> None:
 
 def test_rate_limiter_spaces_requests() -> None:
     time = FakeTime()
-    limiter = RateLimiter(2.0, clock=time.clock, sleep=time.sleep)
+    limiter = RequestPacer(2.0, clock=time.clock, sleep=time.sleep)
 
     async def scenario() -> None:
         for _ in range(3):

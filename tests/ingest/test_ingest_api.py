@@ -177,7 +177,7 @@ def test_request_ids_are_echoed_or_made(api: Api) -> None:
 
 
 def test_refusals_are_logged_with_the_request_id(api: Api, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="services.ingest.edge"):
+    with caplog.at_level(logging.INFO, logger="yuqing.http_edge"):
         api.posts(post(), key="wrong" * 10, **{"X-Request-Id": "req-7"})
 
     [record] = [r for r in caplog.records if "refused" in r.getMessage()]
@@ -249,9 +249,19 @@ def test_unknown_wrong_and_disabled_sources(api: Api, source: str, status: int) 
 # ---- GET/POST /v1/wechat/{source_id} ---------------------------------------------------
 
 
+@pytest.mark.parametrize("timestamp", ["¹", "１２", "1e3", "", "-5", "9" * 40])
+def test_wechat_timestamps_that_are_not_ascii_digits_are_a_401(api: Api, timestamp: str) -> None:
+    params = {"signature": "s", "timestamp": timestamp, "nonce": "n", "echostr": "e"}
+
+    assert api.http.get("/v1/wechat/wechat-plain", params=params).status_code == 401
+    resp = api.http.post("/v1/wechat/wechat-plain", params=params, content=b"<xml/>",
+                         headers={"Content-Type": "text/xml"})
+    assert resp.status_code == 401
+
+
 def test_wechat_url_verification(api: Api) -> None:
     crypto = WeChatCrypto(WECHAT_TOKEN, None, WECHAT_APP_ID)
-    query, _ = crypto.push_request(b"", timestamp="1764332100", nonce="abc", openid="o",
+    query, _ = crypto.push_request(b"", timestamp=str(int(time.time())), nonce="abc", openid="o",
                                    safe_mode=False)
     params = {**query, "echostr": "echo-123"}
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,9 @@ def test_publish_command_sends_the_good_lines_and_reports_the_bad_ones(
         kafka_settings: KafkaSettings, tmp_path: Path) -> None:
     registry_path = tmp_path / "sources.toml"
     registry_path.write_text(registry_toml(), encoding="utf-8")
-    good = [{"external_id": f"hist-{i}", "text": f"去年{i}月份停电太多了",
-             "created_at": f"2025-{i:02d}-15T09:00:00+08:00"} for i in range(1, 8)]
+    now = datetime.now(UTC)
+    good = [{"external_id": f"hist-{i}", "text": f"{i}个月前停电太多了",
+             "created_at": (now - timedelta(days=30 * i + 15)).isoformat()} for i in range(1, 8)]
     lines = [json.dumps(post, ensure_ascii=False) for post in good]
     lines[2:2] = ["{this is not json"]
     lines[5:5] = ["", json.dumps({"external_id": "hist-x", "text": "no date"})]

@@ -26,7 +26,7 @@ from yuqing.contracts import Channel, RawPost, Topic, make_post_id
         ("身份证11010119900307123X", "身份证110101********123X"),
         ("卡号6222021234567890123", "卡号****0123"),
         ("邮箱 zhang.san@example.com 联系", "邮箱 z***@example.com 联系"),
-        ("户号3300123456 电费", "户号3300123456 电费"),
+        ("户号3300123456 电费", "户号******3456 电费"),  # account numbers are masked too
     ],
 )
 def test_redact(text, expected):

@@ -8,17 +8,43 @@ the models agree, so the two cannot drift.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+
+from yuqing.contracts.limits import (
+    MAX_ATTRIBUTE_KEY_CHARS,
+    MAX_ATTRIBUTE_VALUE_CHARS,
+    MAX_ATTRIBUTES,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+)
 
 SourceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$", examples=["app-main"])]
 PostId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="md5(source + ':' + external_id)")]
-AttributeValue = str | int | float | bool | None
+_RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+                      r"([Zz]|[+-][0-9]{2}:[0-9]{2})$")
 
-MAX_TEXT_CHARS = 100_000
+
+def _rfc3339_text(value: object) -> object:
+    # pydantic's lax mode reads numbers (and numeric strings) as Unix times; the contract
+    # says date-time, so only an RFC 3339 text (or a datetime built in code) is one.
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-11-28T20:15:00+08:00")
+
+
+DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""An aware date-time given as RFC 3339 text: ``0`` or ``"0.5"`` are not date-times."""
+
+AttributeKey = Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_CHARS)]
+AttributeValue = Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS)] | int | float | bool | None
+Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=MAX_ATTRIBUTES)]
 
 
 class Channel(StrEnum):
@@ -78,16 +104,16 @@ class RawPost(_Contract):
     external_id: Annotated[str, Field(min_length=1, max_length=256)]
     author: Annotated[str | None, Field(max_length=128, description="pseudonym, never a real name")] = None
     msg_type: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "text"
-    title: Annotated[str | None, Field(max_length=1_000)] = None
+    title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS)] = None
     text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] = ""
-    created_at: AwareDatetime
-    received_at: AwareDatetime
+    created_at: DateTime
+    received_at: DateTime
     region: Annotated[str | None, Field(max_length=64)] = None
     unit: Annotated[str | None, Field(max_length=64)] = None
     thread_id: Annotated[str | None, Field(max_length=256)] = None
     reply_to: Annotated[str | None, Field(max_length=256)] = None
     url: Annotated[str | None, Field(max_length=2_048)] = None
-    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    attributes: Attributes = Field(default_factory=dict)
 
 
 class EnrichedPost(RawPost):
@@ -113,7 +139,7 @@ class AlertKey(_Contract):
     cluster: str | None = None
 
     def label(self) -> str:
-        parts = [self.family]
+        parts: list[str] = [self.family]
         parts += [f"{k}={v}" for k, v in (("topic", self.topic), ("region", self.region),
                   ("source", self.source), ("cluster", self.cluster)) if v is not None]
         return "|".join(parts)

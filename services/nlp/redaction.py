@@ -1,0 +1,94 @@
+"""Mask personal data in free text before it is indexed or shown (pure, no I/O).
+
+What is masked, and what is kept so that a responder can still act:
+
+=====================  =====================================  ==============================
+kind                   example                                becomes
+=====================  =====================================  ==============================
+mobile number          ``13812345678``                        ``138****5678``
+landline               ``0571-88889999``                      ``0571-****9999``
+resident ID number     ``110101199003071234``                 ``110101********1234``
+bank card              ``6222021234567890123``                ``****0123``
+account number         ``户号 3301234567``                    ``户号 ******4567``
+e-mail                 ``zhang.san@example.com``              ``z***@example.com``
+door-level address     ``幸福路12号3栋2单元501``                ``幸福路**号*栋*单元***``
+WeChat id              ``微信号 wxid_abc123``                  ``微信号 w**********``
+QQ number              ``QQ 12345678``                        ``QQ 12****78``
+=====================  =====================================  ==============================
+
+The township, village and street stay (they place a complaint on the map); the
+house number, building, unit and room go. A mask is never longer than what it
+hides, in characters and in UTF-8 bytes, so the redacted text is never longer
+than the text: the size budget of ``posts.enriched`` relies on it
+(``yuqing/contracts/limits.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+_DIGIT = "0-9０-９"
+_N = f"[{_DIGIT}]"
+
+# Labels come first: a QQ or account number would otherwise be read as a phone or a card.
+_QQ = re.compile(rf"(?i)(?<![A-Za-z])((?:QQ|扣扣)\s*(?:号码?)?\s*[:：]?\s*(?:是|为)?\s*)"
+                 rf"([1-9]{_N}{{4,11}})(?!{_N})")
+_WECHAT = re.compile(
+    r"(?i)(?<![A-Za-z])((?:微信号?|weixin|wechat|vx|wx)\s*[:：]?\s*(?:是|为)?\s*)"
+    r"([A-Za-z][-_A-Za-z0-9]{5,19})(?![-_A-Za-z0-9])")
+_WXID = re.compile(r"(?<![-_A-Za-z0-9])wxid_[A-Za-z0-9]{4,30}")
+_EMAIL = re.compile(r"(?<![\w.+-])([\w.+-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+# Order matters: the 18-digit ID must be masked before bank cards and phones match inside it.
+_ID_CARD = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?![\dXx])")
+_BANK_CARD = re.compile(r"(?<!\d)\d{12,15}(\d{4})(?!\d)")
+_ACCOUNT = re.compile(rf"((?:户号|账号|帐号|用户编号|客户编号|缴费号)\s*[:：]?\s*)({_N}{{6,20}})(?!{_N})")
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)[- ]?\d{4}[- ]?(\d{4})(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})([- ]?)(\d{3,4})(\d{4})(?!\d)")
+_DOOR = f"{_N}+(?:[-－]{_N}+)?"
+_UNIT = "(?:号楼|栋|幢|座|楼|单元|层|室|号|户)"
+_ADDRESS = re.compile(
+    rf"(?<=[路街巷道弄里]){_DOOR}[号號](?:{_DOOR}{_UNIT}?)*"  # 幸福路12号3栋2单元501
+    rf"|(?<=小区|花园|公寓|大厦|家园|新村|社区){_DOOR}(?:号楼|栋|幢|座)(?:{_DOOR}{_UNIT}?)*")
+_ANY_DIGIT = re.compile(_N)
+
+
+def _stars(text: str) -> str:
+    return "*" * len(text)
+
+
+def _keep_ends(value: str, head: int, tail: int) -> str:
+    hidden = len(value) - head - tail
+    return value[:head] + "*" * hidden + value[len(value) - tail:] if hidden > 0 else _stars(value)
+
+
+def _email(match: re.Match[str]) -> str:
+    local = match.group(1)
+    kept = local[0] if len(local) > 1 else ""
+    return f"{kept}{'*' * min(3, len(local) - len(kept))}@{match.group(2)}"
+
+
+_RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+    (_QQ, lambda m: m.group(1) + _keep_ends(m.group(2), 2, 2)),
+    (_WXID, lambda m: _keep_ends(m.group(0), 1, 0)),
+    (_WECHAT, lambda m: m.group(1) + _keep_ends(m.group(2), 1, 0)),
+    (_EMAIL, _email),
+    (_ID_CARD, lambda m: f"{m.group(1)}********{m.group(2)}"),
+    (_BANK_CARD, lambda m: f"****{m.group(1)}"),
+    (_ACCOUNT, lambda m: m.group(1) + _keep_ends(m.group(2), 0, 4)),
+    (_MOBILE, lambda m: f"{m.group(1)}****{m.group(2)}"),
+    (_LANDLINE, lambda m: f"{m.group(1)}{m.group(2)}{_stars(m.group(3))}{m.group(4)}"),
+    (_ADDRESS, lambda m: _ANY_DIGIT.sub("*", m.group(0))),
+)
+
+
+def redact(text: str) -> str:
+    """The text with phones, ID, card and account numbers, e-mails, door-level addresses,
+    WeChat ids and QQ numbers masked; never longer than ``text``."""
+    for pattern, mask in _RULES:
+        text = pattern.sub(mask, text)
+    return text
+
+
+def redact_optional(text: str | None) -> str | None:
+    return None if text is None else redact(text)
