@@ -29,23 +29,25 @@ def _enriched(raw: RawPost) -> EnrichedPost:
 
 
 def test_a_post_that_fits_is_left_alone():
-    post = _enriched(_raw("城关镇停电了", {"a": "x" * 5_000}))
+    post = _enriched(_raw("城关镇停电了", {"a": "x" * 2_000}))
     assert fit_to_size(post, LIMIT) == (post, [])
 
 
-def test_the_issue_reproduction_is_cut_attributes_first_and_keeps_the_text():
-    # 100,000 x 停 (300 kB) and 50 attributes of 13,000 characters: under 1 MB raw, 1.25 MB enriched.
-    raw = _raw("停" * 100_000, {f"k{i}": "a" * 13_000 for i in range(50)})
-    assert len(encode(raw)) < LIMIT < len(encode(_enriched(raw)))
-    fitted, cuts = fit_to_size(_enriched(raw), LIMIT)
-    assert cuts == ["attributes"] and len(encode(fitted)) <= LIMIT
+def test_a_post_valid_by_the_contract_is_cut_attributes_first_and_keeps_the_text():
+    # 100,000 x 停 (300 kB) and 50 attributes of 2,000 x 电 (300 kB): 0.6 MB raw, 0.9 MB enriched,
+    # over a 0.8 MB limit.
+    limit = 800_000
+    raw = _raw("停" * 100_000, {f"k{i}": "电" * 2_000 for i in range(50)})
+    assert len(encode(raw)) < limit < len(encode(_enriched(raw)))
+    fitted, cuts = fit_to_size(_enriched(raw), limit)
+    assert cuts == ["attributes"] and len(encode(fitted)) <= limit
     assert fitted.text == raw.text and fitted.redacted_text == raw.text
     assert all(len(str(v)) == ATTRIBUTE_CHARS for v in fitted.attributes.values())
     assert len(fitted.attributes) == 50
 
 
 def test_text_is_cut_when_cutting_attributes_is_not_enough():
-    raw = _raw("停" * 99_000 + "电话13812345678", {"k": "a" * 20_000})
+    raw = _raw("停" * 99_000 + "电话13812345678", {"k": "a" * 2_000})
     fitted, cuts = fit_to_size(_enriched(raw), 500_000)
     assert cuts == ["attributes", "text"]
     size = len(encode(fitted))
@@ -54,10 +56,10 @@ def test_text_is_cut_when_cutting_attributes_is_not_enough():
 
 
 def test_attributes_are_dropped_largest_first_as_the_last_resort():
-    raw = _raw("短", {f"k{i:04}": "b" * 900 for i in range(300)} | {"small": 1})
-    fitted, cuts = fit_to_size(_enriched(raw), 100_000)
-    assert cuts == ["text", "attributes dropped"] and len(encode(fitted)) <= 100_000
-    assert fitted.attributes["small"] == 1 and 50 < len(fitted.attributes) < 300
+    raw = _raw("短", {f"k{i:04}": "b" * 900 for i in range(49)} | {"small": 1})
+    fitted, cuts = fit_to_size(_enriched(raw), 20_000)
+    assert cuts == ["text", "attributes dropped"] and len(encode(fitted)) <= 20_000
+    assert fitted.attributes["small"] == 1 and 5 < len(fitted.attributes) < 50
 
 
 def test_a_post_that_cannot_fit_says_why():

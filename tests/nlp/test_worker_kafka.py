@@ -61,34 +61,51 @@ def _committed(pipe: Pipeline) -> int:
         consumer.close()
 
 
+def _issue_reproduction(ext: str) -> RawPost:
+    """The probe's post: 50 attributes of 13,000 characters. The contract now refuses it (at most
+    2,000 characters an attribute), so it is built without validation, as a producer that skips
+    the edge would write it."""
+    now = datetime.now(UTC)
+    return RawPost.model_construct(
+        post_id=make_post_id("app-main", ext), source="app-main", channel=Channel.APP,
+        external_id=ext, text="停" * 100_000, created_at=now, received_at=now,
+        attributes={f"k{i}": "a" * 13_000 for i in range(50)})
+
+
 def test_an_oversized_enriched_post_is_cut_to_fit_and_its_batch_mates_are_delivered(pipeline: Pipeline):
     normal = [_raw(f"n{i}", f"城关镇第{i}组今晚又停电了") for i in range(10)]
-    # The issue's reproduction: under 1 MB raw, 1.25 MB once the redacted text is added.
-    big = _raw("big-1", "停" * 100_000, {f"k{i}": "a" * 13_000 for i in range(50)})
+    # Valid by the contract (100,000 characters of text, 50 attributes of 2,000): 0.6 MB raw,
+    # 0.9 MB once the redacted text is added, over the 0.8 MB limit this worker is given.
+    big = _raw("big-1", "停" * 100_000, {f"k{i}": "电" * 2_000 for i in range(50)})
+    refused = _issue_reproduction("repro-1")
     poison = b"{" + b"x" * 950_000  # not JSON; its dead letter would be 1.27 MB uncut
-    values = [encode(p) for p in normal[:5]] + [encode(big), poison] + [encode(p) for p in normal[5:]]
+    values = ([encode(p) for p in normal[:5]] + [encode(big), encode(refused), poison]
+              + [encode(p) for p in normal[5:]])
     assert all(len(v) < 1_000_000 for v in values)
     _produce(pipeline, values)
     pipeline.env["YUQING_NLP_CLASSIFIER"] = "placeholder"
+    pipeline.env["YUQING_KAFKA_MAX_MESSAGE_BYTES"] = "800000"
     pipeline.start("nlp")
 
-    wait_until(lambda: _committed(pipeline) == 12, 120, "all twelve raw offsets to be committed")
+    wait_until(lambda: _committed(pipeline) == 13, 120, "all thirteen raw offsets to be committed")
     posts = [decode(EnrichedPost, v) for v in _read(pipeline, "posts.enriched")]
     enriched = {p.external_id: p for p in posts}
     assert sorted(enriched) == sorted([p.external_id for p in normal] + ["big-1"])
     cut = enriched["big-1"]
     assert cut.text == big.text and len(cut.attributes) == 50
     assert all(len(str(v)) == 1_000 for v in cut.attributes.values())
-    [letter] = [decode(DeadLetter, v) for v in _read(pipeline, "posts.dlq")]
-    assert poison.startswith(base64.b64decode(letter.original_b64))
-    assert f"of {len(poison)} bytes" in letter.error_message and letter.service == "nlp"
+    letters = sorted((decode(DeadLetter, v) for v in _read(pipeline, "posts.dlq")), key=lambda d: d.offset)
+    assert [letter.offset for letter in letters] == [6, 7]
+    assert "attributes" in letters[0].error_message
+    assert poison.startswith(base64.b64decode(letters[1].original_b64))
+    assert f"of {len(poison)} bytes" in letters[1].error_message and letters[1].service == "nlp"
     assert pipeline.procs["nlp"].poll() is None, "the worker must keep running"
-    assert letter.offset == 6
 
 
 def test_a_produce_failure_stops_the_worker_without_a_commit(pipeline: Pipeline):
     normal = [_raw(f"m{i}", f"河口镇第{i}组停电三天了") for i in range(4)]
-    big = _raw("big-2", "停" * 100_000, {f"k{i}": "a" * 13_000 for i in range(50)})
+    # Valid by the contract, in 4-byte characters: 0.8 MB raw, 1.2 MB enriched, over the broker's limit.
+    big = _raw("big-2", "𠀀" * 100_000, {f"k{i}": "𠀀" * 2_000 for i in range(50)})
     _produce(pipeline, [encode(p) for p in [*normal[:2], big, *normal[2:]]])
     pipeline.env["YUQING_NLP_CLASSIFIER"] = "placeholder"
     # A limit above the broker's: nothing is cut, and the broker refuses the big post.
