@@ -46,7 +46,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -201,9 +201,10 @@ class SurgeWatch:
         with_data = self._buckets_with_data(desk["closed_through"])
         tracker = AlertTracker(self.config.tracker, desk["tracker"])
         for bucket in due:
-            if bucket in with_data or tracker.firing():
+            if bucket in with_data or tracker.firing() or tracker.pending():
                 result.closed.append(self._close(bucket, with_data.get(bucket, []), tracker, desk, now))
-                desk["tracker"] = self._pruned(tracker, bucket)
+                tracker.prune(bucket_datetime(bucket))
+                desk["tracker"] = tracker.to_dict()
             desk["closed_through"] = bucket
             self._sweep(bucket, tracker, desk)
         desk["watermark"] = self._watermark
@@ -314,17 +315,6 @@ class SurgeWatch:
         return count
 
     # -- bounded state ----------------------------------------------------
-
-    def _pruned(self, tracker: AlertTracker, bucket: int) -> dict:
-        """Tracker state without keys that are neither firing nor held back from re-alerting."""
-        tracker_config = self.config.tracker
-        hold = timedelta(seconds=tracker_config.bucket_seconds * tracker_config.realert_after_buckets)
-        moment = bucket_datetime(bucket)
-        state = tracker.to_dict()
-        state["keys"] = [item for item in state["keys"] if item["state"]["firing"] or (
-            item["state"]["last_start"] is not None
-            and moment - datetime.fromisoformat(item["state"]["last_start"]) < hold)]
-        return state
 
     def _forget_posts(self, closed_through: int) -> None:
         """Post ids of closed buckets: a copy of one arriving now is late anyway."""
