@@ -191,7 +191,7 @@ def alerts_worker() -> None:
 @alerts_app.command("replay")
 def alerts_replay(
     input_csv: Path | None = typer.Option(None, "--input", exists=True, dir_okay=False,
-                                          help="timestamp,value rows (one series, fixed bucket)"),
+                                          help="timestamp,value rows (one series, any cadence)"),
     output_csv: Path | None = typer.Option(None, "--output", help="timestamp,value,anomaly_score"),
     posts: Path | None = typer.Option(None, "--posts", exists=True, dir_okay=False,
                                       help="JSONL of past posts.enriched records"),
@@ -199,14 +199,19 @@ def alerts_replay(
     """Backtest the detector: score a counts CSV, or list what past posts would have fired."""
     from services.alerts.replay import replay_counts_csv, replay_posts_jsonl
 
-    if posts is not None:
-        events = replay_posts_jsonl(posts, echo=typer.echo)
-        typer.echo(f"{len(events)} alert events")
-        return
-    if input_csv is None or output_csv is None:
+    if (input_csv is None and posts is None) or (input_csv is not None and output_csv is None):
         raise typer.BadParameter("give --input and --output, or --posts")
-    replay_counts_csv(input_csv, output_csv)
-    typer.echo(f"scores written to {output_csv}")
+    try:
+        if posts is not None:
+            events = replay_posts_jsonl(posts, echo=typer.echo)
+            typer.echo(f"{len(events)} alert events")
+            return
+        assert input_csv is not None and output_csv is not None
+        rows = replay_counts_csv(input_csv, output_csv)
+    except ValueError as exc:  # bad input: one line, not a traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{rows} rows scored, written to {output_csv}")
 
 
 @app.command("publish")
