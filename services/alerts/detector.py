@@ -145,9 +145,9 @@ class _State:
     onset_reference: float = 0.0
 
 
-def _plain(obj: _State | _Spread) -> dict:
+def _plain(obj: _State | _Spread) -> dict[str, Any]:
     """A state dataclass as JSON-safe dicts and lists (what ``asdict`` does, several times faster)."""
-    out = {}
+    out: dict[str, Any] = {}
     for name in _FIELDS[type(obj)]:
         value = getattr(obj, name)
         if isinstance(value, list):
@@ -162,7 +162,7 @@ _FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (_State, _Spread)}
 class SurgeDetector:
     """A causal, per-key surge detector with serialisable state."""
 
-    def __init__(self, config: DetectorConfig | None = None, state: dict | None = None) -> None:
+    def __init__(self, config: DetectorConfig | None = None, state: dict[str, Any] | None = None) -> None:
         self.config = config or DetectorConfig()
         self._state = _load_state(state) if state is not None else _State()
 
@@ -188,12 +188,12 @@ class SurgeDetector:
         hour, day_type, _ = self._local_time(bucket_start)
         return state.level * state.hour_profile[hour] * state.day_factor[day_type]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The state as a JSON-safe dict; :meth:`from_dict` restores it."""
         return {"version": STATE_VERSION, **_plain(self._state)}
 
     @classmethod
-    def from_dict(cls, data: dict, config: DetectorConfig | None = None) -> SurgeDetector:
+    def from_dict(cls, data: dict[str, Any], config: DetectorConfig | None = None) -> SurgeDetector:
         """Rebuild a detector from :meth:`to_dict` output."""
         return cls(config, state=data)
 
@@ -406,7 +406,7 @@ def _quantile(histogram: list[float], q: float) -> float:
 
 def _rate(half_life: float, seen: int) -> float:
     """Learning rate: a running mean at first, then an exponential average."""
-    return max(1.0 - 0.5 ** (1.0 / half_life), 1.0 / (seen + 1))
+    return max(1.0 - float(0.5 ** (1.0 / half_life)), 1.0 / (seen + 1))
 
 
 def _normalised(values: list[float]) -> list[float]:
@@ -422,7 +422,7 @@ def _date(iso_day: str) -> datetime:
     return datetime.fromisoformat(iso_day)
 
 
-def _load_state(data: dict) -> _State:
+def _load_state(data: dict[str, Any]) -> _State:
     if data.get("version") != STATE_VERSION:
         raise ValueError(f"unsupported detector state version {data.get('version')!r}")
     fields = {name: _copy(data[name]) for name in _State.__dataclass_fields__ if name in data}

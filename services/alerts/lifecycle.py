@@ -30,6 +30,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from services.alerts.detector import Detection
 from yuqing.contracts import Alert, AlertExplanation, AlertKey, AlertState, Severity
@@ -112,7 +113,7 @@ class KeyState:
     score: float = 0.0
     observed: float = 0.0
     expected: float = 0.0
-    parents: list[dict] = field(default_factory=list)
+    parents: list[dict[str, Any]] = field(default_factory=list)
 
 
 def make_alert_id(key: AlertKey, window_start: datetime) -> str:
@@ -134,14 +135,14 @@ def ancestors(key: AlertKey) -> list[AlertKey]:
 class AlertTracker:
     """Turns per-bucket detections of many keys into alert events."""
 
-    def __init__(self, config: TrackerConfig | None = None, state: dict | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, state: dict[str, Any] | None = None) -> None:
         self.config = config or TrackerConfig()
         self._keys: dict[AlertKey, KeyState] = {}
         if state is not None:
             for item in state["keys"]:
                 self._keys[AlertKey.model_validate(item["key"])] = KeyState(**item["state"])
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-safe state; ``AlertTracker(config, state=...)`` restores it."""
         return {
             "keys": [
@@ -262,7 +263,8 @@ class AlertTracker:
         return waited < timedelta(seconds=self.config.bucket_seconds * self.config.dedup_wait_buckets)
 
     def _is_surging(
-        self, key: AlertKey, detections: Mapping[AlertKey, Detection], busy: set, bucket_start: datetime
+        self, key: AlertKey, detections: Mapping[AlertKey, Detection], busy: set[AlertKey],
+        bucket_start: datetime,
     ) -> bool:
         """Firing, waiting, held back within the dedup wait, or strong in this bucket."""
         if key in busy:

@@ -240,8 +240,8 @@ class AlertsService:
         wall = time.time()
         self.idle.observe(observation.event_time, wall)
         self.activity.saw(message.partition, wall)
-        value = {**observation.to_dict(), "p": message.partition, "o": message.offset,
-                 "n": self.source_partitions()}
+        value = {**observation.to_dict(), "source_partition": message.partition,
+                 "source_offset": message.offset, "source_partitions": self.source_partitions()}
         return await self.observations.send(key=observation.post_id.encode(), value=value)
 
     async def report_status(self) -> None:
@@ -251,7 +251,8 @@ class AlertsService:
         silent = self.activity.idle(assigned, wall)
         tick = self.idle.tick(wall)
         if silent or tick is not None:
-            status = {"status": 1, "idle": silent, "n": self.source_partitions(), "tick": tick}
+            status = {"kind": "status", "idle_partitions": silent,
+                      "source_partitions": self.source_partitions(), "tick": tick}
             await self.observations.send(key=b"status", value=status)
 
     # -- stage 2: observations -> windows -> alerts -----------------------
@@ -272,8 +273,8 @@ class AlertsService:
 
     async def _watch_one(self, value: dict) -> None:
         tick = None
-        if "status" in value:
-            self.marks.mark_idle(value["idle"], value["n"])
+        if value["kind"] == "status":
+            self.marks.mark_idle(value["idle_partitions"], value["source_partitions"])
             tick = value["tick"]
         else:
             self._count(value)
@@ -288,8 +289,9 @@ class AlertsService:
 
     def _count(self, value: dict) -> None:
         observation = Observation.from_dict(value)
-        self.marks.observe(value["p"], value["n"], observation.event_time)
-        counted = self.watch.add(observation, partition=value["p"], offset=value["o"])
+        self.marks.observe(value["source_partition"], value["source_partitions"], observation.event_time)
+        counted = self.watch.add(observation, partition=value["source_partition"],
+                                 offset=value["source_offset"])
         if counted is Counted.COUNTED:
             metrics.POSTS_COUNTED.labels(topic=observation.topic, sentiment=observation.sentiment).inc()
             for key in observation.keys:

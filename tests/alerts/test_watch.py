@@ -104,7 +104,7 @@ def test_late_and_replayed_posts_are_not_counted():
     assert closed.closed_through == int(SURGE_AT.timestamp())
     assert watch.add(observe[1], partition=0, offset=1) is Counted.LATE
     assert watch.add(observe[0], partition=0, offset=2) is Counted.LATE
-    assert [int(b) for entry in watch.windows.values() for b in entry["b"]] == [
+    assert [int(b) for entry in watch.windows.values() for b in entry["buckets"]] == [
         int(SURGE_AT.timestamp()) + 300] * 5
     assert watch.totals() == {"counted": 2, "late": 2, "duplicate": 1}
     watch.persist()
@@ -177,7 +177,7 @@ def test_counts_match_a_recount_whatever_a_kill_leaves_behind(seed):
         for key in obs.keys:
             counts = recount.setdefault(key.label(), {})
             counts[bucket] = counts.get(bucket, 0) + 1
-    counted = {label: {b: v["n"] for b, v in entry["b"].items()}
+    counted = {label: {b: v["count"] for b, v in entry["buckets"].items()}
                for label, entry in stores["windows"].items()}
     assert kills > 3
     assert counted == recount
