@@ -48,6 +48,7 @@ STATE_VERSION = 1
 HOURS_PER_DAY = 24
 DAY_TYPES = 2  # weekday, weekend
 SECONDS_PER_HOUR = 3600
+CUSUM_CAP = 2.0
 
 # Histogram edges for log ratios: symmetric, geometric from 0.01 to about 9.
 _POSITIVE_EDGES = [0.01 * 1.15**i for i in range(50)]
@@ -84,6 +85,9 @@ class DetectorConfig:
     warning_score: float = 0.75
     critical_score: float = 0.9
     max_gap_hours: float = 168.0
+    cusum_ratio: float = 2.0
+    cusum_threshold: float = 10.0
+    cusum_floor: float = 0.05
 
     def __post_init__(self) -> None:
         if self.bucket_seconds <= 0 or SECONDS_PER_HOUR % self.bucket_seconds:
@@ -143,6 +147,8 @@ class _State:
     recent_expected: list[float] = field(default_factory=list)
     spreads: list[_Spread] = field(default_factory=list)
     onset_reference: float = 0.0
+    cusum: float = 0.0
+    dispersion: float = 1.0
 
 
 def _plain(obj: _State | _Spread) -> dict[str, Any]:
@@ -210,10 +216,35 @@ class SurgeDetector:
         self._learn_baseline(hour, day_type, count, expected, self._log_ratio(count, expected))
         state.buckets_seen += 1
         evidence = 0.0
-        if self._has_history() and self._is_material(count, expected):
+        history = self._has_history()
+        if history and self._is_material(count, expected):
             short, long = max(surprises[:-1]), surprises[-1]
             evidence = (1.0 + max(short, 0.0)) * (1.0 + max(long, 0.0)) - 1.0
-        return self._judge(count, expected, evidence)
+        cusum = self._cusum(count, expected) if history else 0.0
+        return self._judge(count, expected, max(evidence, cusum))
+
+    def _cusum(self, count: float, expected: float) -> float:
+        """Evidence from a Poisson CUSUM against the learnt baseline (what the low volumes need).
+
+        The log-likelihood ratio of a rise to ``cusum_ratio`` times the baseline,
+        summed and floored at 0, in units of a dispersion learnt from the
+        key's own spread (1 for Poisson counts, more for burstier keys). At
+        ``cusum_threshold`` it gives exactly the evidence that fires; it only
+        counts on a bucket above its expectation, so a surge fires on a post.
+        """
+        config, state = self.config, self._state
+        rate = max(expected, config.cusum_floor)
+        ratio = config.cusum_ratio
+        step = (count * math.log(ratio) - rate * (ratio - 1.0)) / state.dispersion
+        # Capped, so that the evidence of a surge fades within a few buckets of its end.
+        state.cusum = min(max(0.0, state.cusum + step), CUSUM_CAP * config.cusum_threshold)
+        learn = _rate(config.spread_half_life_days * config.buckets(HOURS_PER_DAY), state.buckets_seen)
+        squared = min((count - rate) ** 2 / rate, 25.0 * state.dispersion)  # a surge barely moves it
+        state.dispersion = max(1.0, state.dispersion + learn * (squared - state.dispersion))
+        if count <= expected:
+            return 0.0
+        fire_evidence = config.fire_score * config.score_half / (1.0 - config.fire_score)
+        return fire_evidence * state.cusum / config.cusum_threshold
 
     def _spreads(self) -> list[tuple[_Spread, int]]:
         """Each window's size in buckets with its yardstick: the short ones, then the long one."""
