@@ -22,6 +22,7 @@ from typing import Any
 from services.alerts.keys import keys_for
 from services.alerts.windows import event_time
 from yuqing.contracts import AlertKey, EnrichedPost, Sentiment
+from yuqing.contracts.models import ObservedPost
 
 KEYWORDS_PER_POST = 8
 
@@ -57,6 +58,13 @@ class Observation:
                 "fingerprint": self.fingerprint, "source": self.source, "negative": self.negative,
                 "sentiment": self.sentiment, "keywords": list(self.keywords),
                 "keys": [key.model_dump(mode="json", exclude_none=True) for key in self.keys]}
+
+    @classmethod
+    def of_message(cls, post: ObservedPost) -> Observation:
+        """From the post part of an observations message."""
+        return cls(event_time=post.event_time, post_id=post.post_id, fingerprint=post.fingerprint,
+                   source=post.source, negative=post.negative, keywords=tuple(post.keywords),
+                   keys=tuple(post.keys), sentiment=post.sentiment)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Observation:

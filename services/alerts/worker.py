@@ -66,6 +66,7 @@ from services.alerts.windows import (
 from services.alerts.writeback import WriteBack
 from yuqing.contracts import Alert, DeadLetter, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
+from yuqing.contracts.models import AlertsObservation, ObservedPost, PartitionStatus
 from yuqing.deadletter import DeadLetterBudget, DeadLetterRateExceeded, make_dead_letter
 from yuqing.settings import EXIT_RESTART
 from yuqing.topics import LogicalTopic, topic_spec
@@ -240,8 +241,10 @@ class AlertsService:
         wall = time.time()
         self.idle.observe(observation.event_time, wall)
         self.activity.saw(message.partition, wall)
-        value = {**observation.to_dict(), "source_partition": message.partition,
-                 "source_offset": message.offset, "source_partitions": self.source_partitions()}
+        body = ObservedPost.model_validate({
+            **observation.to_dict(), "source_partition": message.partition,
+            "source_offset": message.offset, "source_partitions": self.source_partitions()})
+        value = AlertsObservation(body=body).model_dump(mode="json", exclude_none=True)
         return await self.observations.send(key=observation.post_id.encode(), value=value)
 
     async def report_status(self) -> None:
@@ -251,15 +254,16 @@ class AlertsService:
         silent = self.activity.idle(assigned, wall)
         tick = self.idle.tick(wall)
         if silent or tick is not None:
-            status = {"kind": "status", "idle_partitions": silent,
-                      "source_partitions": self.source_partitions(), "tick": tick}
-            await self.observations.send(key=b"status", value=status)
+            status = PartitionStatus(idle_partitions=silent, source_partitions=self.source_partitions(),
+                                     tick=tick)
+            value = AlertsObservation(body=status).model_dump(mode="json", exclude_none=True)
+            await self.observations.send(key=b"status", value=value)
 
     # -- stage 2: observations -> windows -> alerts -----------------------
 
     async def watch_batch(self, events: Sequence[faust.EventT]) -> None:
         for event in events:
-            await self._watch_one(cast(dict, event.value))
+            await self._watch_one(AlertsObservation.model_validate(event.value).body)
         self.watch.persist()
         # The batch is acknowledged when this returns: its state must be on the broker by
         # then, and stored in STORE_ORDER so that a kill half way leaves a state the replay
@@ -271,13 +275,13 @@ class AlertsService:
         except RuntimeError as exc:
             _stop_uncommitted(exc)
 
-    async def _watch_one(self, value: dict) -> None:
+    async def _watch_one(self, body: ObservedPost | PartitionStatus) -> None:
         tick = None
-        if value["kind"] == "status":
-            self.marks.mark_idle(value["idle_partitions"], value["source_partitions"])
-            tick = value["tick"]
+        if isinstance(body, PartitionStatus):
+            self.marks.mark_idle(body.idle_partitions, body.source_partitions)
+            tick = body.tick
         else:
-            self._count(value)
+            self._count(body)
         reached = [t for t in (self.marks.watermark(), tick) if t is not None]
         if not reached:
             return
@@ -287,11 +291,10 @@ class AlertsService:
                 await self._publish(alert)
         record_advance(advance, self.watch)
 
-    def _count(self, value: dict) -> None:
-        observation = Observation.from_dict(value)
-        self.marks.observe(value["source_partition"], value["source_partitions"], observation.event_time)
-        counted = self.watch.add(observation, partition=value["source_partition"],
-                                 offset=value["source_offset"])
+    def _count(self, post: ObservedPost) -> None:
+        observation = Observation.of_message(post)
+        self.marks.observe(post.source_partition, post.source_partitions, observation.event_time)
+        counted = self.watch.add(observation, partition=post.source_partition, offset=post.source_offset)
         if counted is Counted.COUNTED:
             metrics.POSTS_COUNTED.labels(topic=observation.topic, sentiment=observation.sentiment).inc()
             for key in observation.keys:
