@@ -88,6 +88,9 @@ class DetectorConfig:
     cusum_ratio: float = 2.0
     cusum_threshold: float = 10.0
     cusum_floor: float = 0.05
+    new_key_posts: float = 8.0
+    new_key_ratio: float = 2.0
+    new_key_watch_hours: float = 1.0
 
     def __post_init__(self) -> None:
         if self.bucket_seconds <= 0 or SECONDS_PER_HOUR % self.bucket_seconds:
@@ -149,6 +152,7 @@ class _State:
     onset_reference: float = 0.0
     cusum: float = 0.0
     dispersion: float = 1.0
+    busiest_window: float = 0.0
 
 
 def _plain(obj: _State | _Spread) -> dict[str, Any]:
@@ -220,8 +224,32 @@ class SurgeDetector:
         if history and self._is_material(count, expected):
             short, long = max(surprises[:-1]), surprises[-1]
             evidence = (1.0 + max(short, 0.0)) * (1.0 + max(long, 0.0)) - 1.0
-        cusum = self._cusum(count, expected) if history else 0.0
+        cusum = self._cusum(count, expected) if history else self._absolute()
         return self._judge(count, expected, max(evidence, cusum))
+
+    def _fire_evidence(self) -> float:
+        """The evidence whose score is exactly ``fire_score``."""
+        config = self.config
+        return config.fire_score * config.score_half / (1.0 - config.fire_score)
+
+    def _absolute(self) -> float:
+        """Evidence for a key without ``min_history_hours`` of history: an absolute-rate rule.
+
+        Once the key has been followed for ``new_key_watch_hours``, the posts of
+        its longest short window fire at ``new_key_posts`` if they are also
+        ``new_key_ratio`` times the busiest such window seen before (a young
+        hour-of-day profile is too noisy to compare with, and a day rhythm rises
+        gradually, so it never doubles its own busiest window at once).
+        """
+        config, state = self.config, self._state
+        size = max(1, round(max(config.short_window_minutes) * 60 / config.bucket_seconds))
+        observed = sum(state.recent_observed[-size:])
+        busiest, state.busiest_window = state.busiest_window, max(state.busiest_window, observed)
+        if state.buckets_seen < config.buckets(config.new_key_watch_hours):
+            return 0.0
+        if observed < config.new_key_posts or observed < config.new_key_ratio * busiest:
+            return 0.0
+        return self._fire_evidence() * observed / config.new_key_posts
 
     def _cusum(self, count: float, expected: float) -> float:
         """Evidence from a Poisson CUSUM against the learnt baseline (what the low volumes need).
@@ -243,8 +271,7 @@ class SurgeDetector:
         state.dispersion = max(1.0, state.dispersion + learn * (squared - state.dispersion))
         if count <= expected:
             return 0.0
-        fire_evidence = config.fire_score * config.score_half / (1.0 - config.fire_score)
-        return fire_evidence * state.cusum / config.cusum_threshold
+        return self._fire_evidence() * state.cusum / config.cusum_threshold
 
     def _spreads(self) -> list[tuple[_Spread, int]]:
         """Each window's size in buckets with its yardstick: the short ones, then the long one."""

@@ -164,3 +164,11 @@ def test_aware_timestamps_use_the_configured_local_time() -> None:
 def test_config_rejects_buckets_that_do_not_divide_an_hour() -> None:
     with pytest.raises(ValueError):
         DetectorConfig(bucket_seconds=7 * 60)
+
+
+def test_a_key_without_history_fires_on_an_absolute_burst_but_not_on_its_usual_rate() -> None:
+    steady = [(START + i * STEP, 2.0) for i in range(6 * 12)]  # six hours of a young key
+    assert all(d.severity is None for d in run(steady))
+    burst = [(START + (len(steady) + i) * STEP, n) for i, n in enumerate([8.0, 10.0])]
+    detections = run(steady + burst)[len(steady):]
+    assert any(d.severity is not None for d in detections), "18 posts in 10 minutes, 2 a bucket before"
