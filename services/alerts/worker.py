@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
+from mode.types.signals import BaseSignalT
 
 from services.alerts import metrics
 from services.alerts.detector import DetectorConfig
@@ -150,7 +151,7 @@ class ChangelogReceipts:
 
     def __init__(self, table: Any, timeout_s: float) -> None:
         self.name, self.timeout_s = table.name, timeout_s
-        self.pending: list[asyncio.Future] = []
+        self.pending: list[asyncio.Future[Any]] = []
         send = table.send_changelog
 
         def send_and_keep(*args: Any, **kwargs: Any) -> Any:
@@ -215,7 +216,7 @@ class AlertsService:
 
     # -- stage 1: posts.enriched -> observations --------------------------
 
-    async def route_batch(self, events: Sequence[faust.EventT]) -> None:
+    async def route_batch(self, events: Sequence[faust.EventT[Any]]) -> None:
         """Route a batch of posts; raises DeadLetterRateExceeded past the dead-letter cap."""
         try:
             for event in events:
@@ -261,7 +262,7 @@ class AlertsService:
 
     # -- stage 2: observations -> windows -> alerts -----------------------
 
-    async def watch_batch(self, events: Sequence[faust.EventT]) -> None:
+    async def watch_batch(self, events: Sequence[faust.EventT[Any]]) -> None:
         for event in events:
             await self._watch_one(AlertsObservation.model_validate(event.value).body)
         self.watch.persist()
@@ -327,29 +328,30 @@ def create_app(settings: AlertsSettings) -> faust.App:
     size, within = settings.batch_size, settings.batch_max_wait_s
 
     @app.agent(service.enriched)
-    async def route_posts(stream: faust.StreamT) -> None:
-        async for events in cast(faust.Stream, stream).take_events(size, within=within):
+    async def route_posts(stream: faust.StreamT[Any]) -> None:
+        async for events in cast(faust.Stream[Any], stream).take_events(size, within=within):
             await _or_stop(app, service.route_batch(events))
 
     @app.agent(service.observations)
-    async def watch_surges(stream: faust.StreamT) -> None:
-        async for events in cast(faust.Stream, stream).take_events(size, within=within):
+    async def watch_surges(stream: faust.StreamT[Any]) -> None:
+        async for events in cast(faust.Stream[Any], stream).take_events(size, within=within):
             await _or_stop(app, service.watch_batch(events))
 
-    async def forget_order(sender: Any, tps: Any, **_: Any) -> None:
+    async def forget_order(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **_: Any) -> None:
+        tps = args[0]  # the partitions assigned or revoked
         service.order.forget(tp.partition for tp in tps if tp.topic == service.enriched_name)
 
     app.on_partitions_assigned.connect(forget_order)
     app.on_partitions_revoked.connect(forget_order)
 
-    @app.timer(interval=STATUS_INTERVAL_S)
+    @app.timer(interval=STATUS_INTERVAL_S)  # type: ignore[untyped-decorator]  # faust is untyped
     async def report_status() -> None:
         await service.report_status()
 
     if service.notifier is not None:
         notifier = service.notifier
 
-        @app.task
+        @app.task  # type: ignore[untyped-decorator]  # faust is untyped
         async def deliver_notifications() -> None:
             await notifier.run()
 
