@@ -214,6 +214,23 @@ def alerts_replay(
     typer.echo(f"{rows} rows scored, written to {output_csv}")
 
 
+@alerts_app.command("warm")
+def alerts_warm(
+    since: str = typer.Option("14d", "--since", help="how far back: 14d, 36h, 90m"),
+    posts: Path | None = typer.Option(None, "--posts", exists=True, dir_okay=False,
+                                      help="JSONL of posts.enriched (default: the search index)"),
+) -> None:
+    """Rebuild detector baselines from stored posts; run while the alerts worker is stopped."""
+    from services.alerts.warm import run_warm
+
+    try:
+        written, topic = run_warm(since=since, posts=posts)
+    except (ValueError, OSError) as exc:  # bad input or an unreachable store: one line
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{written} detectors warmed, written to {topic}")
+
+
 @app.command("publish")
 def publish(
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL, one post per line"),

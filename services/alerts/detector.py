@@ -86,6 +86,7 @@ class DetectorConfig:
     critical_score: float = 0.9
     max_gap_hours: float = 168.0
     cusum_ratio: float = 2.0
+    cusum_jump_ratio: float = 6.0
     cusum_threshold: float = 10.0
     cusum_floor: float = 0.05
     new_key_posts: float = 8.0
@@ -151,6 +152,7 @@ class _State:
     spreads: list[_Spread] = field(default_factory=list)
     onset_reference: float = 0.0
     cusum: float = 0.0
+    cusum_jump: float = 0.0
     dispersion: float = 1.0
     busiest_window: float = 0.0
 
@@ -197,6 +199,19 @@ class SurgeDetector:
             return 0.0
         hour, day_type, _ = self._local_time(bucket_start)
         return state.level * state.hour_profile[hour] * state.day_factor[day_type]
+
+    def borrow_rhythm(self, parent: SurgeDetector, days: float = 28.0) -> None:
+        """Start from ``parent``'s shape of the day and week, weighted as ``days`` of history.
+
+        Only the shape is taken: the level (how many posts) stays this key's
+        own, so the parent's rhythm comes scaled to this key's volume.
+        """
+        state, theirs = self._state, parent._state
+        state.hour_profile, state.day_factor = list(theirs.hour_profile), list(theirs.day_factor)
+        hour_weight = round(days * self.config.buckets(1.0))
+        state.hour_updates = [max(n, hour_weight) for n in state.hour_updates]
+        state.day_updates = [max(n, round(days * self.config.buckets(HOURS_PER_DAY) * _day_type_share(t)))
+                             for t, n in enumerate(state.day_updates)]
 
     def to_dict(self) -> dict[str, Any]:
         """The state as a JSON-safe dict; :meth:`from_dict` restores it."""
@@ -254,24 +269,26 @@ class SurgeDetector:
     def _cusum(self, count: float, expected: float) -> float:
         """Evidence from a Poisson CUSUM against the learnt baseline (what the low volumes need).
 
-        The log-likelihood ratio of a rise to ``cusum_ratio`` times the baseline,
-        summed and floored at 0, in units of a dispersion learnt from the
-        key's own spread (1 for Poisson counts, more for burstier keys). At
+        The log-likelihood ratio of a rise to ``cusum_ratio`` times the baseline
+        (and, for sudden bursts, to ``cusum_jump_ratio`` times), summed and
+        floored at 0, in units of a dispersion learnt from the key's own spread
+        (1 for Poisson counts, more for burstier keys). At
         ``cusum_threshold`` it gives exactly the evidence that fires; it only
         counts on a bucket above its expectation, so a surge fires on a post.
         """
         config, state = self.config, self._state
         rate = max(expected, config.cusum_floor)
-        ratio = config.cusum_ratio
-        step = (count * math.log(ratio) - rate * (ratio - 1.0)) / state.dispersion
-        # Capped, so that the evidence of a surge fades within a few buckets of its end.
-        state.cusum = min(max(0.0, state.cusum + step), CUSUM_CAP * config.cusum_threshold)
+        cap = CUSUM_CAP * config.cusum_threshold  # so that a surge's evidence fades soon after it
+        steps = [(count * math.log(r) - rate * (r - 1.0)) / state.dispersion
+                 for r in (config.cusum_ratio, config.cusum_jump_ratio)]
+        state.cusum = min(max(0.0, state.cusum + steps[0]), cap)
+        state.cusum_jump = min(max(0.0, state.cusum_jump + steps[1]), cap)
         learn = _rate(config.spread_half_life_days * config.buckets(HOURS_PER_DAY), state.buckets_seen)
         squared = min((count - rate) ** 2 / rate, 25.0 * state.dispersion)  # a surge barely moves it
         state.dispersion = max(1.0, state.dispersion + learn * (squared - state.dispersion))
         if count <= expected:
             return 0.0
-        return self._fire_evidence() * state.cusum / config.cusum_threshold
+        return self._fire_evidence() * max(state.cusum, state.cusum_jump) / config.cusum_threshold
 
     def _spreads(self) -> list[tuple[_Spread, int]]:
         """Each window's size in buckets with its yardstick: the short ones, then the long one."""
