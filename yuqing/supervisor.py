@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from yuqing.demo import demo_environment, replay_demo, start_demo_forum
+from services.demo.stream import demo_environment, replay_demo, start_demo_forum
 from yuqing.settings import EXIT_RESTART, cache_home
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
