@@ -97,6 +97,11 @@ def run(*, demo: bool = True) -> int:
     logs = cache_home() / "run" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     subprocess.check_call([sys.executable, "-m", "yuqing.cli", "topics"], env=env, cwd=REPO_ROOT)
+    if demo:  # 14 days of past posts first, so that alerts start with baselines (docs/alerts.md)
+        past = cache_home() / "run" / "demo-history.jsonl"
+        for command in (["services.demo.history", str(past)],
+                        ["yuqing.cli", "alerts", "warm", "--since", "14d", "--posts", str(past)]):
+            subprocess.check_call([sys.executable, "-m", *command], env=env, cwd=REPO_ROOT)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     forum = start_demo_forum() if demo else None  # before the services, so the poller finds it
     try:
