@@ -87,6 +87,7 @@ bench-counting: venv
 bench-ingest: venv infra-fetch
 	$(PY) bench/bench_ingest.py
 
+# Starts Elasticsearch if it is not running (and stops it after), as `make test` does.
 bench-search: venv infra-fetch
 	$(PY) bench/bench_search.py
 

@@ -43,19 +43,24 @@ import httpx
 import numpy as np
 from elasticsearch import Elasticsearch, helpers
 
-from services.nlp.enrich import keywords, normalize, redact
-from services.search.auth import Principal, Role, hash_key, new_key
-from services.search.es import ensure_templates, make_client
-from services.search.indexer import Message, build_actions, issue_table, write_bulk
-from services.search.mappings import posts_alias, posts_template, templates
-from services.search.posts import word_weights
-from services.search.query import _boolean_query, plain_words, text_query, tokenize
-from services.search.settings import SearchSettings
-from yuqing.contracts import Channel, EnrichedPost, Sentiment, Topic, make_post_id
-from yuqing.contracts.codec import encode
-from yuqing.settings import ElasticsearchSettings
-
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # `python bench/bench_search.py` as well as `-m bench.bench_search`
+    sys.path.insert(0, str(REPO))
+
+from bench.common import local_servers  # noqa: E402
+from services.nlp.enrich import keywords, normalize, redact  # noqa: E402
+from services.search.auth import Principal, Role, hash_key, new_key  # noqa: E402
+from services.search.bulk import build_actions, issue_table, write_bulk  # noqa: E402
+from services.search.es import ensure_templates, make_client  # noqa: E402
+from services.search.mappings import posts_alias, posts_template, templates  # noqa: E402
+from services.search.posts import word_weights  # noqa: E402
+from services.search.query import _boolean_query, plain_words, text_query, tokenize  # noqa: E402
+from services.search.settings import SearchSettings  # noqa: E402
+from yuqing.consumer import Record  # noqa: E402
+from yuqing.contracts import Channel, EnrichedPost, Sentiment, Topic, make_post_id  # noqa: E402
+from yuqing.contracts.codec import encode  # noqa: E402
+from yuqing.settings import ElasticsearchSettings  # noqa: E402
+
 CORPUS_DIR, JUDGMENTS = REPO / "data" / "corpus", REPO / "data" / "search" / "judgments.jsonl"
 RESULTS = REPO / "bench" / "results" / "search.json"
 PLACES = {"城关镇": ["幸福小区", "东风路", "老街"], "河口镇": ["新街村", "码头", "河东组"],
@@ -183,7 +188,7 @@ def bench_indexing(es: Elasticsearch, values: list[bytes], prefix: str, batch: i
     topic, build_s = "posts.enriched", 0.0
     started = time.perf_counter()
     for start in range(0, len(values), batch):
-        messages = [Message(None, v, topic, 0, start + i) for i, v in enumerate(values[start:start + batch])]
+        messages = [Record(topic, 0, start + i, None, v) for i, v in enumerate(values[start:start + batch])]
         built = time.perf_counter()
         actions, kept, rejected = build_actions(messages, prefix, issues=table)
         build_s += time.perf_counter() - built
@@ -337,7 +342,7 @@ VARIANTS = {  # name: (analysis of text/title, similarity, query)
 
 def _variant_template(prefix: str, variant: str) -> dict[str, Any]:
     analysis, similarity, _ = VARIANTS[variant]
-    template = json.loads(json.dumps(posts_template(prefix)))
+    template: dict[str, Any] = json.loads(json.dumps(posts_template(prefix)))
     props = template["template"]["mappings"]["properties"]
     if similarity == "BM25":
         for field in ("title", "text", "text_words"):
@@ -357,14 +362,14 @@ def _variant_query(es: Elasticsearch, prefix: str, variant: str, q: str) -> dict
         return {"simple_query_string": {"query": q, "fields": ["text", "title^2"], **options,
                                         "flags": "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE"}}
     if kind == "boolean":
-        return _boolean_query(tokenize(q))
+        return dict(_boolean_query(tokenize(q)))
     words = plain_words(q) if kind == "weighted" else None
     weights = word_weights(es, prefix=prefix, words=words, principal=EVERYONE) if words else None
     return text_query(q, weights) or {"match_all": {}}
 
 
 def _dcg(gains: list[int]) -> float:
-    return sum((2 ** g - 1) / math.log2(i + 2) for i, g in enumerate(gains))
+    return float(sum((2 ** g - 1) / math.log2(i + 2) for i, g in enumerate(gains)))
 
 
 def bench_quality(es: Elasticsearch, prefix: str) -> dict[str, Any]:
@@ -379,7 +384,7 @@ def bench_quality(es: Elasticsearch, prefix: str) -> dict[str, Any]:
         sentiment_scores={Sentiment(row["sentiment"]): 1.0}, fingerprint=fast_simhash(row["text"]),
         redacted_text=redact(row["text"]), model_version="corpus", enriched_at=at)) for row in corpus}
     ids = {make_post_id("corpus", ref): ref for ref in posts}
-    messages = [Message(None, v, "posts.enriched", 0, i) for i, v in enumerate(posts.values())]
+    messages = [Record("posts.enriched", 0, i, None, v) for i, v in enumerate(posts.values())]
     report: dict[str, Any] = {"queries": len(judged)}
     for variant in VARIANTS:
         name = f"{prefix}-q{len(report)}"
@@ -416,6 +421,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the bench indices")
     args = parser.parse_args(argv)
+    with local_servers("es"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     es = make_client(ElasticsearchSettings())
     prefix = f"bench-{os.getpid()}"
     results: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "load_avg": os.getloadavg()}

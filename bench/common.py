@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,39 @@ def free_port() -> int:
 
 def ensure_infra() -> None:
     subprocess.run([sys.executable, str(REPO_ROOT / "deploy/local/infra.py"), "up"], check=True)
+
+
+def _address(which: str) -> str:
+    from yuqing.settings import ElasticsearchSettings, KafkaSettings
+
+    if which == "kafka":
+        return KafkaSettings().servers()[0]
+    return ElasticsearchSettings().url.split("://", 1)[-1].rstrip("/")
+
+
+@contextmanager
+def local_servers(*which: str) -> Iterator[None]:
+    """The local ``kafka``/``es`` servers for a benchmark, as the test session has them.
+
+    A server that does not answer is started (``deploy/local/infra.py up``)
+    and stopped again afterwards unless ``YUQING_KEEP_INFRA=1``; one that
+    answers is used as it is. A start that fails ends the benchmark with
+    the launcher's own message instead of connection errors.
+    """
+    from yuqing.settings import reachable
+
+    script = str(REPO_ROOT / "deploy" / "local" / "infra.py")
+    started = [name for name in which if not reachable(_address(name))]
+    for name in started:
+        print(f"[bench] {name} is not running; starting it", flush=True)
+        if subprocess.run([sys.executable, script, "up", name], check=False).returncode != 0:
+            raise SystemExit(f"[bench] could not start {name}; see the lines above")
+    try:
+        yield
+    finally:
+        if os.environ.get("YUQING_KEEP_INFRA") != "1":
+            for name in started:
+                subprocess.run([sys.executable, script, "down", name], check=False)
 
 
 def start_service(args: list[str], env: dict[str, str], health_url: str,

@@ -1,24 +1,17 @@
-"""The error boundary's other half: dead letters with a capped rate.
+"""Older home of the dead-letter helpers, kept until the alerts worker moves onto the runtime.
 
-A consumer turns any failure on one message into a ``DeadLetter`` on
-``posts.dlq``. If a bad deploy makes *everything* fail, draining the topic into
-the dead-letter queue would be worse than stopping, so the rate is capped: once
-more than ``max_ratio`` of the last ``window`` messages failed (and at least
-``min_failures`` of them), the consumer stops with ``DeadLetterRateExceeded``.
+The dead letters and their cap now live in :mod:`yuqing.consumer.dlq`;
+``DeadLetterBudget`` is the older form of that cap (the alerts worker's).
 """
 
 from __future__ import annotations
 
-import base64
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from yuqing.contracts import DeadLetter
+from yuqing.consumer.dlq import DeadLetterRateExceeded, make_dead_letter
 
-
-class DeadLetterRateExceeded(RuntimeError):
-    pass
+__all__ = ["DeadLetterBudget", "DeadLetterRateExceeded", "make_dead_letter"]
 
 
 @dataclass
@@ -38,20 +31,3 @@ class DeadLetterBudget:
                 f"{failures} of the last {len(self._outcomes)} messages failed; "
                 "stopping instead of dead-lettering the whole topic"
             )
-
-
-def make_dead_letter(
-    *, value: bytes | None, key: bytes | None, topic: str, partition: int, offset: int,
-    error: BaseException, service: str,
-) -> DeadLetter:
-    return DeadLetter(
-        original_b64=base64.b64encode(value or b"").decode(),
-        original_key_b64=base64.b64encode(key).decode() if key else None,
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        error_class=type(error).__name__,
-        error_message=str(error)[:4000] or type(error).__name__,
-        service=service,
-        failed_at=datetime.now(UTC),
-    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -81,7 +81,7 @@ def make_producer(settings: KafkaSettings, *, client_id: str, linger_ms: int = 5
 
 def make_consumer(
     settings: KafkaSettings, *, group_id: str, topics: Iterable[LogicalTopic], client_id: str,
-    auto_offset_reset: str = "earliest", max_poll_records: int = 500,
+    auto_offset_reset: str = "earliest", max_poll_records: int = 500, listener: Any = None,
 ) -> KafkaConsumer:
     """A consumer that never commits on its own: callers commit after their sink succeeded."""
     consumer = KafkaConsumer(
@@ -93,7 +93,7 @@ def make_consumer(
         max_poll_records=max_poll_records,
         **settings.client_options(),
     )
-    consumer.subscribe([settings.topic(t) for t in topics])
+    consumer.subscribe([settings.topic(t) for t in topics], listener=listener)
     return consumer
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from types import ModuleType
+from typing import cast
 
 
 @cache
@@ -13,4 +14,4 @@ def jieba_ready() -> ModuleType:
 
     jieba.setLogLevel(60)
     jieba.initialize()
-    return jieba
+    return cast(ModuleType, jieba)  # jieba ships no type hints

@@ -19,6 +19,10 @@ from yuqing.topics import LogicalTopic
 # A service that exits with this code asks to be restarted (EX_TEMPFAIL): it stopped
 # on purpose, without committing, so that its restart reads its input again.
 EXIT_RESTART = 75
+# A worker that exits with this code stopped, without committing, past its dead-letter
+# cap: restarting it would only dead-letter the same messages again, so it waits for
+# an operator (EX_DATAERR).
+EXIT_DEAD_LETTER_CAP = 65
 
 
 def reachable(host_port: str, timeout_s: float = 1.0) -> bool:
@@ -44,6 +48,11 @@ class KafkaSettings(BaseSettings):
     )
     replication_factor: int = Field(1, ge=1)
     partitions_override: int | None = Field(None, ge=1, description="force partitions (tests)")
+    max_message_bytes: int = Field(
+        1_000_000, ge=10_000,
+        description="the largest message value a service produces; keep it under the broker's "
+                    "message.max.bytes (1,048,588 by default) less room for the key and headers",
+    )
 
     def topic(self, logical: LogicalTopic) -> str:
         return f"{self.topic_prefix}{logical.value}"

@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from pathlib import Path
 
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+from yuqing.paths import project_paths
+
+SCHEMAS_DIR = project_paths().schemas
 
 
 class LogicalTopic(StrEnum):

@@ -31,8 +31,9 @@ import httpx
 from services.ingest.app_webhook import signed_headers
 from services.ingest.fixture_forum import FixtureForum, discourse_post
 from services.ingest.wechat import WeChatCrypto, text_message_xml
+from yuqing.paths import project_paths
 
-DEMO_STREAM = Path(__file__).resolve().parents[2] / "data" / "demo" / "stream.jsonl"
+DEMO_STREAM = project_paths().root / "data" / "demo" / "stream.jsonl"
 
 APP_SOURCE = "demo-app"
 WECHAT_SOURCE = "demo-wechat"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from yuqing.contracts import EnrichedPost, RawPost, Sentiment, Topic
+from yuqing.contracts.codec import encode
 from yuqing.segmentation import jieba_ready
 
 MODEL_TEXT_CHARS = 2_000  # the model reads at most a few hundred tokens anyway
@@ -162,3 +163,72 @@ def enrich(
         model_version=model_version,
         enriched_at=now or datetime.now(UTC),
     )
+
+
+ATTRIBUTE_CHARS = 1_000  # an attribute value longer than this is cut first when a post is too large
+
+
+class TooLarge(ValueError):
+    """An enriched post that no cut brings under the message size limit."""
+
+
+def fit_to_size(post: EnrichedPost, max_bytes: int | None) -> tuple[EnrichedPost, list[str]]:
+    """The post cut, if need be, until its encoding fits in ``max_bytes``; and what was cut.
+
+    The enriched message carries the text twice (``text`` and
+    ``redacted_text``), so a raw post that fitted on ``posts.raw`` may not
+    fit on ``posts.enriched``. The rule, applied in this order and only as
+    far as needed:
+
+    1. string ``attributes`` values are cut to ``ATTRIBUTE_CHARS`` characters;
+    2. ``text`` and ``redacted_text`` are cut to the same number of characters
+       (the classification, keywords and fingerprint were computed on the
+       whole text before);
+    3. ``attributes`` are dropped, largest first.
+
+    Raises TooLarge if the post still does not fit (the worker dead-letters it).
+    """
+    if max_bytes is None or _size(post) <= max_bytes:
+        return post, []
+    cuts: list[str] = []
+    attributes = {k: v[:ATTRIBUTE_CHARS] if isinstance(v, str) else v for k, v in post.attributes.items()}
+    if attributes != post.attributes:
+        post, cuts = post.model_copy(update={"attributes": attributes}), ["attributes"]
+    if _size(post) > max_bytes and post.text:
+        post, cuts = _cut_text(post, max_bytes), [*cuts, "text"]
+    if _size(post) > max_bytes and post.attributes:
+        post, cuts = _drop_attributes(post, max_bytes), [*cuts, "attributes dropped"]
+    if _size(post) > max_bytes:
+        raise TooLarge(f"enriched post is {_size(post)} bytes after cutting {', '.join(cuts)}; "
+                       f"the limit is {max_bytes}")
+    return post, cuts
+
+
+def _size(post: EnrichedPost) -> int:
+    return len(encode(post))
+
+
+def _cut_text(post: EnrichedPost, max_bytes: int) -> EnrichedPost:
+    """The longest common prefix length of both texts that fits (binary search)."""
+    def cut(chars: int) -> EnrichedPost:
+        return post.model_copy(update={"text": post.text[:chars],
+                                       "redacted_text": post.redacted_text[:chars]})
+
+    low, high = 0, max(len(post.text), len(post.redacted_text))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _size(cut(middle)) <= max_bytes:
+            low = middle
+        else:
+            high = middle - 1
+    return cut(low)
+
+
+def _drop_attributes(post: EnrichedPost, max_bytes: int) -> EnrichedPost:
+    attributes = dict(post.attributes)
+    for name in sorted(attributes, key=lambda k: len(str(attributes[k])) + len(k), reverse=True):
+        if _size(post) <= max_bytes:
+            break
+        del attributes[name]
+        post = post.model_copy(update={"attributes": dict(attributes)})
+    return post

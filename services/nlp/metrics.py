@@ -10,6 +10,9 @@ POSTS_BY_SENTIMENT = Counter(
 DEAD_LETTERS = Counter(
     "yuqing_nlp_dead_letters_total", "Messages sent to the dead-letter topic.", ["reason"]
 )
+POSTS_CUT = Counter(
+    "yuqing_nlp_posts_cut_total", "Enriched posts cut to fit the message size limit."
+)
 BATCH_SIZE = Histogram(
     "yuqing_nlp_batch_size", "Posts per inference batch.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )

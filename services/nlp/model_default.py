@@ -39,12 +39,12 @@ from services.nlp.convert import (
 from services.nlp.model_lora import ADAPTER_FILE, merge_deltas
 from services.nlp.model_paths import SHIPPED_DEFAULT_DIR, default_model_dir, model_home
 from services.nlp.model_vocab import select_vocab, used_piece_ids
+from yuqing.paths import project_paths
 
 SHIPPED_FILES = (ADAPTER_FILE, HEADS_FILE, VOCAB_IDS_FILE, META_FILE)
 BUILD_STAMP = "build.json"
 BASE_ENCODER_DIR_NAME = "e5-small-zh"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIDELITY_FILE = REPO_ROOT / "data" / "nlp" / "fidelity_sentences.txt"
+FIDELITY_FILE = project_paths().root / "data" / "nlp" / "fidelity_sentences.txt"
 
 
 def sample_texts() -> list[str]:

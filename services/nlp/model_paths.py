@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from yuqing.paths import project_paths
+
 MODEL_HOME_ENV = "YUQING_MODEL_HOME"
 ENCODER_DIR_NAME = "e5-small"
 DEFAULT_MODEL_DIR_NAME = "default"
 
-# Shipped, trained deltas of the default classifier (repo-relative).
-SHIPPED_DEFAULT_DIR = Path(__file__).resolve().parents[2] / "models" / "default"
+# Shipped, trained deltas of the default classifier (see yuqing.paths: YUQING_MODELS_DIR).
+SHIPPED_DEFAULT_DIR = project_paths().models / "default"
 
 
 def model_home() -> Path:

@@ -7,28 +7,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from services.nlp.classifier import DEFAULT_VARIANT, load_classifier
-from services.nlp.model_metrics import EvalReport
-from services.nlp.training import (
-    Example,
-    ProgressFn,
-    TrainConfig,
-    evaluate_classifier,
-    read_examples,
-    split_examples,
-    tfidf_baseline,
-    train_classifier,
-)
+from yuqing.clikit import command_group
 
-model_app = typer.Typer(help="Convert, train, run and evaluate the topic/sentiment model.",
-                        no_args_is_help=True)
+if TYPE_CHECKING:  # torch comes with these: each command imports them when it runs
+    from services.nlp.model_metrics import EvalReport
+    from services.nlp.training import Example, ProgressFn
+
+model_app = command_group("Convert, train, run and evaluate the topic/sentiment model.")
 console = Console()
 
 
@@ -68,6 +60,7 @@ def convert_cmd(
     from services.nlp.convert import convert
     from services.nlp.model_default import ensure_base_encoder, ensure_default_model
     from services.nlp.model_paths import encoder_dir
+    from services.nlp.training import read_examples
 
     if target is ConvertTarget.ENCODER:
         out = convert(encoder_dir())
@@ -99,6 +92,8 @@ def _report_tables(title: str, reports: dict[str, EvalReport]) -> None:
 
 
 def _select(examples: Sequence[Example], split: Split) -> list[Example]:
+    from services.nlp.training import split_examples
+
     if split is Split.ALL:
         return list(examples)
     train, dev = split_examples(examples)
@@ -124,6 +119,15 @@ def train_cmd(
 ) -> None:
     """Fine-tune (LoRA) a classifier; report dev metrics beside a TF-IDF baseline."""
     from services.nlp import model_default
+    from services.nlp.classifier import DEFAULT_VARIANT, load_classifier
+    from services.nlp.training import (
+        TrainConfig,
+        evaluate_classifier,
+        read_examples,
+        split_examples,
+        tfidf_baseline,
+        train_classifier,
+    )
 
     examples = read_examples(data)
     train, dev = split_examples(examples) if dev_split else (examples, [])
@@ -156,6 +160,8 @@ def predict_cmd(
     batch_size: int = 256,
 ) -> None:
     """Classify posts with the same code path as the NLP worker."""
+    from services.nlp.classifier import load_classifier
+
     classifier = load_classifier(model, variant=variant)
     rows = [json.loads(line) for line in input.read_text(encoding="utf-8").splitlines()
             if line.strip()]
@@ -179,6 +185,9 @@ def evaluate_cmd(
     json_out: Annotated[Path | None, typer.Option(help="also write the reports as JSON")] = None,
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall and confusion matrix."""
+    from services.nlp.classifier import load_classifier
+    from services.nlp.training import evaluate_classifier, read_examples
+
     classifier = load_classifier(model, variant=variant)
     examples = _select(read_examples(data), split)
     with _progress() as progress:

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 from services.nlp import enrich as text
 from services.nlp import metrics
+from yuqing.consumer import Record, make_dead_letter
 from yuqing.contracts import DeadLetter, EnrichedPost, RawPost
 from yuqing.contracts.codec import ContractError, decode
-from yuqing.deadletter import make_dead_letter
 
 log = logging.getLogger(__name__)
 SERVICE = "nlp"
@@ -26,15 +26,6 @@ class Classifier(Protocol):
     version: str
 
     def predict(self, texts: Sequence[str]) -> Sequence[Any]: ...
-
-
-@dataclass(frozen=True)
-class Record:
-    key: bytes | None
-    value: bytes | None
-    topic: str
-    partition: int
-    offset: int
 
 
 @dataclass
@@ -47,6 +38,7 @@ class BatchResult:
 class BatchProcessor:
     classifier: Classifier
     rules: Sequence[text.TopicRule] = ()
+    max_message_bytes: int | None = None  # enriched posts larger than this are cut to fit
 
     def process(self, records: Sequence[Record]) -> BatchResult:
         started = time.perf_counter()
@@ -94,7 +86,11 @@ class BatchProcessor:
             model_version=self.classifier.version,
         )
         metrics.TOPIC_CONFIDENCE.observe(max(scores.values()))
-        return enriched
+        fitted, cuts = text.fit_to_size(enriched, self.max_message_bytes)
+        if cuts:
+            log.warning("post %s cut to fit the message size limit: %s", post.post_id, ", ".join(cuts))
+            metrics.POSTS_CUT.inc()
+        return fitted
 
     @staticmethod
     def _dead_letter(result: BatchResult, record: Record, exc: Exception, reason: str) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from yuqing.consumer.settings import ConsumerSettings
 from yuqing.settings import KafkaSettings
 
 
@@ -14,6 +15,7 @@ class NlpSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YUQING_NLP_", extra="ignore")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     app_id: str = Field("yuqing-nlp", description="faust app id = consumer group")
     classifier: str = Field("model", pattern="^(model|placeholder)$")
     model_dir: Path | None = Field(None, description="a transformers model dir; default: built-in")
@@ -23,9 +25,6 @@ class NlpSettings(BaseSettings):
     batch_max_wait_s: float = Field(0.5, gt=0, description="flush a partial batch after this")
     rules_path: Path = Path("config/topics.toml")
     metrics_port: int = 9102
-    dlq_window: int = 200
-    dlq_max_ratio: float = 0.5
-    dlq_min_failures: int = 20
     state_dir: Path = Field(Path("~/.cache/yuqing/state").expanduser(),
                             description="local state (faust table stores)")
     log_level: str = "INFO"

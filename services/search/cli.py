@@ -9,10 +9,10 @@ from datetime import datetime
 import typer
 
 from services.search.settings import SearchSettings
+from yuqing.clikit import command_group
 from yuqing.observability import configure_logging, serve_metrics
 
-search_cli = typer.Typer(help="Indexer, search API, back-fill, retention and API keys.",
-                         no_args_is_help=True)
+search_cli = command_group("Indexer, search API, back-fill, retention and API keys.")
 
 
 def _settings(index_prefix: str | None = None) -> SearchSettings:

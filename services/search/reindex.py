@@ -18,10 +18,11 @@ from datetime import datetime
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, TopicPartition
 
+from services.search.bulk import build_actions, issue_table, write_bulk
 from services.search.es import ensure_templates, make_client, recent_fingerprints
 from services.search.grouping import IssueTable
-from services.search.indexer import Message, build_actions, issue_table, write_bulk
 from services.search.settings import SearchSettings
+from yuqing.consumer import Record
 from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,14 @@ def start_offsets(consumer: KafkaConsumer, partitions: list[TopicPartition], *, 
 
 
 def merged_records(consumer: KafkaConsumer, ends: dict[TopicPartition, int],
-                   buffer_max: int = 5000) -> Iterator[Message]:
+                   buffer_max: int = 5000) -> Iterator[Record]:
     """Records up to ``ends``, merged across partitions by (timestamp, partition, offset).
 
     A k-way merge of the partitions' own orders: a record is released only when
     every partition not yet read to its end has a record buffered, so the
     result does not depend on how polls happen to batch the records.
     """
-    buffers: dict[TopicPartition, deque[tuple[int, int, int, Message]]] = {tp: deque() for tp in ends}
+    buffers: dict[TopicPartition, deque[tuple[int, int, int, Record]]] = {tp: deque() for tp in ends}
     unread = {tp for tp in ends if consumer.position(tp) < ends[tp]}
     while True:
         if any(not buffers[tp] for tp in unread):
@@ -70,11 +71,11 @@ def merged_records(consumer: KafkaConsumer, ends: dict[TopicPartition, int],
             consumer.resume(tp)
 
 
-def _poll_into(consumer: KafkaConsumer, buffers: dict[TopicPartition, deque[tuple[int, int, int, Message]]],
+def _poll_into(consumer: KafkaConsumer, buffers: dict[TopicPartition, deque[tuple[int, int, int, Record]]],
                ends: dict[TopicPartition, int], unread: set[TopicPartition], buffer_max: int) -> None:
     for tp, records in consumer.poll(timeout_ms=1000, max_records=2000).items():
         buffers[tp].extend((r.timestamp, r.partition, r.offset,
-                            Message(r.key, r.value, r.topic, r.partition, r.offset))
+                            Record(r.topic, r.partition, r.offset, r.key, r.value))
                            for r in records if r.offset < ends[tp])
         if len(buffers[tp]) >= buffer_max:
             consumer.pause(tp)  # far ahead of the others: wait until they catch up
@@ -106,7 +107,7 @@ def reindex(settings: SearchSettings, *, from_offset: int | None = None, from_ti
             consumer.seek(tp, offset)
         total = sum(ends[tp] - starts[tp] for tp in partitions)
         report = ReindexReport()
-        batch: list[Message] = []
+        batch: list[Record] = []
         for message in merged_records(consumer, ends):
             batch.append(message)
             if len(batch) >= batch_size:
@@ -123,7 +124,7 @@ def reindex(settings: SearchSettings, *, from_offset: int | None = None, from_ti
         consumer.close()
 
 
-def _write(settings: SearchSettings, client: Elasticsearch, issues: IssueTable, batch: list[Message],
+def _write(settings: SearchSettings, client: Elasticsearch, issues: IssueTable, batch: list[Record],
            report: ReindexReport) -> None:
     actions, kept, rejected = build_actions(batch, settings.es.index_prefix, issues=issues,
                                             alerts_topic=settings.kafka.topic(LogicalTopic.ALERTS))

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from yuqing.consumer.settings import ConsumerSettings
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 
 
@@ -15,6 +16,7 @@ class SearchSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YUQING_SEARCH_", extra="ignore")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
 
     # indexer

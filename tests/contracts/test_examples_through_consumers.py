@@ -3,9 +3,10 @@
 import json
 
 from services.alerts.keys import keys_for
-from services.nlp.pipeline import BatchProcessor, Record
+from services.nlp.pipeline import BatchProcessor
 from services.nlp.placeholder import KeywordPlaceholderClassifier
-from services.search.indexer import Message, build_actions
+from services.search.bulk import build_actions
+from yuqing.consumer import Record
 from yuqing.contracts import EnrichedPost
 from yuqing.contracts.codec import decode
 from yuqing.topics import SCHEMAS_DIR
@@ -16,7 +17,7 @@ def _examples(topic: str) -> list[bytes]:
 
 
 def test_raw_examples_are_enriched_by_the_nlp_pipeline():
-    records = [Record(None, value, "posts.raw", 0, i) for i, value in enumerate(_examples("posts.raw"))]
+    records = [Record("posts.raw", 0, i, None, value) for i, value in enumerate(_examples("posts.raw"))]
     result = BatchProcessor(KeywordPlaceholderClassifier()).process(records)
     assert result.dead_letters == []
     assert len(result.enriched) == len(records)
@@ -26,7 +27,7 @@ def test_raw_examples_are_enriched_by_the_nlp_pipeline():
 
 def test_enriched_examples_become_documents_and_alert_keys():
     values = _examples("posts.enriched")
-    messages = [Message(None, v, "posts.enriched", 0, i) for i, v in enumerate(values)]
+    messages = [Record("posts.enriched", 0, i, None, v) for i, v in enumerate(values)]
     actions, _kept, rejected = build_actions(messages, "yuqing")
     assert rejected == [] and len(actions) == len(values)
     for value in values:

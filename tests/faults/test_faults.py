@@ -23,6 +23,7 @@ from bench.common import percentile
 from tests.conftest import REPO_ROOT
 from tests.faults.conftest import Pipeline, env_int, outage
 from tests.integration.conftest import wait_until
+from yuqing.settings import EXIT_DEAD_LETTER_CAP
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(3600)]
 
@@ -392,7 +393,7 @@ def test_poison_messages_are_dead_lettered_and_the_cap_stops_a_worker(pipeline: 
         extra=(f"dead_letters={sorted(letters)} nlp_exit={proc.returncode} "
                f"stopped_after_s={time.monotonic() - flood_started:.1f} raw_dead_letters={flood_dl}/301"))
     assert dup == 0 and lost == 0
-    assert proc.returncode != 0, f"NLP worker exited 0 past the cap:\n{log_tail}"
+    assert proc.returncode == EXIT_DEAD_LETTER_CAP, f"NLP worker past the cap:\n{log_tail}"
     assert flood_dl < 301, "the NLP worker dead-lettered the whole flood instead of stopping"
     assert "DeadLetterRateExceeded" in log_tail or "dead-lettering" in log_tail, log_tail
 

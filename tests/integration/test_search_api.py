@@ -21,8 +21,8 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from services.search.api import create_app
 from services.search.auth import hash_key, new_key, sign_jwt
+from services.search.bulk import build_actions, issue_table, write_bulk
 from services.search.es import ensure_templates, make_client, recent_fingerprints
-from services.search.indexer import build_actions, issue_table, write_bulk
 from services.search.mappings import posts_alias, templates
 from services.search.settings import SearchSettings
 from tests.conftest import unique

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.nlp.pipeline import BatchProcessor, Record
+from services.nlp.pipeline import BatchProcessor
+from yuqing.consumer import Record
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.codec import encode
 
@@ -29,7 +30,7 @@ def _record(text: str, offset: int = 0) -> Record:
     post = RawPost(post_id=make_post_id("app-main", f"r{offset}"), source="app-main",
                    channel=Channel.APP, external_id=f"r{offset}", text=text, created_at=now,
                    received_at=now)
-    return Record(None, encode(post), "posts.raw", 0, offset)
+    return Record("posts.raw", 0, offset, None, encode(post))
 
 
 @pytest.mark.parametrize(
@@ -54,7 +55,7 @@ def test_odd_text_is_enriched(processor: BatchProcessor, text: str):
 )
 def test_invalid_messages_are_dead_lettered_with_reason(processor: BatchProcessor, value, reason):
     good = _record("城关镇停电了", offset=1)
-    bad = Record(b"k", value, "posts.raw", 3, 42)
+    bad = Record("posts.raw", 3, 42, b"k", value)
     result = processor.process([bad, good])
     assert len(result.enriched) == 1
     (letter,) = result.dead_letters

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from services.nlp.enrich import keywords, redact, simhash
-from services.search.indexer import Message
+from yuqing.consumer import Record
 from yuqing.contracts import (
     Alert,
     AlertExplanation,
@@ -52,5 +52,5 @@ def make_alert(alert_id: str, *, state: AlertState = AlertState.FIRING, region: 
     )
 
 
-def as_messages(items: list[EnrichedPost | Alert], topic: str = "posts.enriched") -> list[Message]:
-    return [Message(None, encode(item), topic, 0, i) for i, item in enumerate(items)]
+def as_messages(items: list[EnrichedPost | Alert], topic: str = "posts.enriched") -> list[Record]:
+    return [Record(topic, 0, i, None, encode(item)) for i, item in enumerate(items)]

@@ -1,0 +1,103 @@
+"""``yuqing ingest ...``, ``yuqing publish`` and ``yuqing dlq ...``: the ingest service's commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from yuqing.clikit import command_group
+from yuqing.observability import configure_logging
+
+ingest_cli = command_group("Ingest service: HTTP API and forum pollers.")
+dlq_cli = command_group("Dead letters (posts.dlq).")
+
+
+@ingest_cli.command("serve")
+def serve() -> None:
+    """Run the ingest HTTP API."""
+    import uvicorn
+
+    from services.ingest.api import create_app
+    from services.ingest.settings import IngestSettings
+
+    settings = IngestSettings()
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@ingest_cli.command("poll")
+def poll() -> None:
+    """Poll the forum sources without serving HTTP (with YUQING_INGEST_POLL_FORUMS=false on the API)."""
+    import asyncio
+
+    from services.ingest.pollers import run_pollers
+    from services.ingest.settings import IngestSettings
+
+    settings = IngestSettings()
+    configure_logging(settings.log_level)
+    asyncio.run(run_pollers(settings))
+
+
+@dlq_cli.command("tail")
+def dlq_tail(
+    lines: int = typer.Option(20, "--lines", "-n", min=0, help="dead letters per partition to show"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="keep showing new ones (Ctrl-C stops)"),
+    source: str | None = typer.Option(None, "--source", help="only this source's posts"),
+) -> None:
+    """The latest dead letters: when, which service, where, whose post, why."""
+    from services.ingest.dlq import tail
+    from yuqing.settings import KafkaSettings
+
+    try:
+        tail(KafkaSettings(), lines=lines, follow=follow, source=source, emit=typer.echo)
+    except LookupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        pass
+
+
+def publish(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL, one post per line"),
+    source: str = typer.Option(..., "--source", help="source id from the registry"),
+    batch_size: int = typer.Option(500, min=1, max=10_000),
+    show_rejected: int = typer.Option(20, help="how many rejected lines to print"),
+) -> None:
+    """Back-fill posts from a JSONL file straight into posts.raw (validated line by line)."""
+    import os
+
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from services.ingest.backfill import backfill
+    from services.ingest.publisher import KafkaPublisher, PublishError
+    from services.ingest.registry import RegistryError, load_registry
+    from services.ingest.settings import IngestSettings
+
+    settings = IngestSettings()
+    console = Console(stderr=True)
+    try:
+        registered = load_registry(settings.sources_path, os.environ).get(source)
+    except RegistryError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    publisher = KafkaPublisher(settings.kafka, timeout_s=settings.publish_timeout_s)
+    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+               TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(path.name, total=path.stat().st_size)
+            report = backfill(path, source=registered, publisher=publisher, batch_size=batch_size,
+                              on_progress=lambda n: progress.advance(task, n))
+    except PublishError as exc:
+        console.print(f"[red]{exc}[/red] — lines before the failing batch were published; "
+                      "re-running is safe (post ids are deterministic)")
+        raise typer.Exit(1) from exc
+    finally:
+        publisher.close()
+    for number, reason in report.rejected[:show_rejected]:
+        console.print(f"line {number}: {reason}")
+    console.print(f"{report.lines} lines: [green]{report.accepted} accepted[/green], "
+                  f"[red]{len(report.rejected)} rejected[/red]")
+    raise typer.Exit(0 if not report.rejected else 3)

@@ -1,0 +1,139 @@
+"""The kafka-python half of the consumer runtime against the real Kafka: commit only what was handled."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from tests.conftest import unique
+from yuqing.consumer import (
+    BatchOutcome,
+    ConsumerSettings,
+    InvalidMessage,
+    Output,
+    Record,
+    Runtime,
+    SkippedOffsets,
+)
+from yuqing.consumer import kafka_driver as driver_module
+from yuqing.consumer.kafka_driver import ForgetOnRebalance, KafkaDriver
+from yuqing.contracts import DeadLetter
+from yuqing.contracts.codec import decode
+from yuqing.kafka import make_consumer, make_producer
+from yuqing.settings import KafkaSettings
+from yuqing.topics import LogicalTopic
+
+pytestmark = pytest.mark.integration
+
+
+class Stopped(BaseException):
+    """Stands in for the process exit, so that the test can look at what was committed."""
+
+
+@pytest.fixture
+def stops(monkeypatch: pytest.MonkeyPatch) -> list[BaseException]:
+    reasons: list[BaseException] = []
+
+    def stop(reason: BaseException) -> None:
+        reasons.append(reason)
+        raise Stopped
+
+    monkeypatch.setattr(driver_module, "stop_uncommitted", stop)
+    return reasons
+
+
+@pytest.fixture
+def driver(kafka_settings: KafkaSettings) -> Iterator[KafkaDriver]:
+    producer = make_producer(kafka_settings, client_id="test")
+    for i in range(10):
+        producer.send(kafka_settings.topic(LogicalTopic.POSTS_RAW), key=f"k{i}".encode(),
+                      value=f"v{i}".encode(), partition=0)
+    producer.flush()
+    producer.close()
+    runtime = Runtime.create("test-worker", kafka_settings, ConsumerSettings())
+    consumer = make_consumer(kafka_settings, group_id=unique("g-"), topics=[LogicalTopic.POSTS_RAW],
+                             client_id="test", listener=ForgetOnRebalance(runtime.gaps))
+    kafka_driver = KafkaDriver(consumer, make_producer(kafka_settings, client_id="test"), runtime,
+                               batch_size=4, batch_wait_s=0.5, ack_timeout_s=10)
+    yield kafka_driver
+    kafka_driver.close()
+
+
+def _batch(driver: KafkaDriver, timeout: float = 30) -> list[Record]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = driver.collect()
+        if records:
+            return records
+    raise AssertionError("no records")
+
+
+def _committed(settings: KafkaSettings, driver: KafkaDriver) -> int:
+    group = driver.consumer.config["group_id"]
+    probe = KafkaConsumer(bootstrap_servers=settings.servers(), group_id=group, enable_auto_commit=False)
+    try:
+        return probe.committed(TopicPartition(settings.topic(LogicalTopic.POSTS_RAW), 0)) or 0
+    finally:
+        probe.close()
+
+
+def _values(settings: KafkaSettings, logical: LogicalTopic) -> list[bytes]:
+    reader = KafkaConsumer(bootstrap_servers=settings.servers(), auto_offset_reset="earliest",
+                           consumer_timeout_ms=3000)
+    reader.subscribe([settings.topic(logical)])
+    values = [record.value for record in reader]
+    reader.close()
+    return values
+
+
+def test_a_batch_is_produced_acknowledged_and_then_committed(kafka_settings: KafkaSettings,
+                                                             driver: KafkaDriver):
+    out = kafka_settings.topic(LogicalTopic.POSTS_ENRICHED)
+
+    def process(records: list[Record]) -> BatchOutcome:
+        outcome = BatchOutcome()
+        for r in records:
+            if r.value == b"v1":
+                outcome.invalid.append(InvalidMessage(r.topic, r.partition, r.offset, "contract: v1"))
+            else:
+                outcome.outputs.append(Output(out, r.key, (r.value or b"") + b"!"))
+        return outcome
+
+    records = _batch(driver)
+    driver.handle(records, process)
+    assert _committed(kafka_settings, driver) == records[-1].offset + 1
+    produced = sorted(_values(kafka_settings, LogicalTopic.POSTS_ENRICHED))
+    assert produced == sorted((r.value or b"") + b"!" for r in records if r.value != b"v1")
+    [letter] = [decode(DeadLetter, v) for v in _values(kafka_settings, LogicalTopic.POSTS_DLQ)]
+    assert (letter.offset, letter.error_message, letter.service) == (1, "contract: v1", "test-worker")
+
+
+def test_a_failing_batch_stops_the_worker_without_a_commit(kafka_settings: KafkaSettings,
+                                                           driver: KafkaDriver, stops: list[BaseException]):
+    driver.handle(_batch(driver), lambda records: BatchOutcome())
+    committed = _committed(kafka_settings, driver)
+    assert committed > 0
+
+    def broken(records: list[Record]) -> BatchOutcome:
+        raise RuntimeError("the sink is gone")
+
+    with pytest.raises(Stopped):
+        driver.handle(_batch(driver), broken)
+    assert str(stops[0]) == "the sink is gone"
+    assert _committed(kafka_settings, driver) == committed
+
+
+def test_skipped_offsets_stop_the_worker_without_a_commit(kafka_settings: KafkaSettings,
+                                                          driver: KafkaDriver, stops: list[BaseException]):
+    first = _batch(driver)
+    driver.handle(first, lambda records: BatchOutcome())
+    committed = _committed(kafka_settings, driver)
+    partition = TopicPartition(kafka_settings.topic(LogicalTopic.POSTS_RAW), 0)
+    driver.consumer.seek(partition, committed + 3)  # a client that skips three messages
+    with pytest.raises(Stopped):
+        driver.handle(_batch(driver), lambda records: BatchOutcome())
+    assert isinstance(stops[0], SkippedOffsets)
+    assert _committed(kafka_settings, driver) == committed

@@ -1,0 +1,110 @@
+"""The NLP worker through real Kafka: a post too large once enriched loses nothing (issue 12, item 1)."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import Pipeline, pipeline, wait_until
+from yuqing.contracts import Channel, DeadLetter, EnrichedPost, RawPost, make_post_id
+from yuqing.contracts.codec import decode, encode
+
+pytestmark = pytest.mark.integration
+__all__ = ["pipeline"]  # the fixture, re-exported for this module's tests
+
+
+def _raw(ext: str, text: str, attributes: dict[str, str] | None = None) -> RawPost:
+    now = datetime.now(UTC)
+    return RawPost(post_id=make_post_id("app-main", ext), source="app-main", channel=Channel.APP,
+                   external_id=ext, text=text, created_at=now, received_at=now,
+                   attributes=attributes or {})
+
+
+def _read(pipe: Pipeline, logical: str) -> list[bytes]:
+    topic = pipe.env["YUQING_KAFKA_TOPIC_PREFIX"] + logical
+    consumer = KafkaConsumer(bootstrap_servers=pipe.env["YUQING_KAFKA_BOOTSTRAP_SERVERS"],
+                             enable_auto_commit=False, consumer_timeout_ms=3000,
+                             fetch_max_bytes=8 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        return [record.value for record in consumer]
+    finally:
+        consumer.close()
+
+
+def _produce(pipe: Pipeline, values: list[bytes]) -> None:
+    """To one partition, so that the messages share a batch."""
+    producer = KafkaProducer(bootstrap_servers=pipe.env["YUQING_KAFKA_BOOTSTRAP_SERVERS"],
+                             max_request_size=2_000_000)
+    for value in values:
+        producer.send(pipe.env["YUQING_KAFKA_TOPIC_PREFIX"] + "posts.raw", value=value, partition=0)
+    producer.flush()
+    producer.close()
+
+
+def _committed(pipe: Pipeline) -> int:
+    topic = pipe.env["YUQING_KAFKA_TOPIC_PREFIX"] + "posts.raw"
+    consumer = KafkaConsumer(bootstrap_servers=pipe.env["YUQING_KAFKA_BOOTSTRAP_SERVERS"],
+                             group_id=pipe.env["YUQING_NLP_APP_ID"], enable_auto_commit=False)
+    try:
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0
+                   for p in consumer.partitions_for_topic(topic) or ())
+    finally:
+        consumer.close()
+
+
+def test_an_oversized_enriched_post_is_cut_to_fit_and_its_batch_mates_are_delivered(pipeline: Pipeline):
+    normal = [_raw(f"n{i}", f"城关镇第{i}组今晚又停电了") for i in range(10)]
+    # The issue's reproduction: under 1 MB raw, 1.25 MB once the redacted text is added.
+    big = _raw("big-1", "停" * 100_000, {f"k{i}": "a" * 13_000 for i in range(50)})
+    poison = b"{" + b"x" * 950_000  # not JSON; its dead letter would be 1.27 MB uncut
+    values = [encode(p) for p in normal[:5]] + [encode(big), poison] + [encode(p) for p in normal[5:]]
+    assert all(len(v) < 1_000_000 for v in values)
+    _produce(pipeline, values)
+    pipeline.env["YUQING_NLP_CLASSIFIER"] = "placeholder"
+    pipeline.start("nlp")
+
+    wait_until(lambda: _committed(pipeline) == 12, 120, "all twelve raw offsets to be committed")
+    posts = [decode(EnrichedPost, v) for v in _read(pipeline, "posts.enriched")]
+    enriched = {p.external_id: p for p in posts}
+    assert sorted(enriched) == sorted([p.external_id for p in normal] + ["big-1"])
+    cut = enriched["big-1"]
+    assert cut.text == big.text and len(cut.attributes) == 50
+    assert all(len(str(v)) == 1_000 for v in cut.attributes.values())
+    [letter] = [decode(DeadLetter, v) for v in _read(pipeline, "posts.dlq")]
+    assert poison.startswith(base64.b64decode(letter.original_b64))
+    assert f"of {len(poison)} bytes" in letter.error_message and letter.service == "nlp"
+    assert pipeline.procs["nlp"].poll() is None, "the worker must keep running"
+    assert letter.offset == 6
+
+
+def test_a_produce_failure_stops_the_worker_without_a_commit(pipeline: Pipeline):
+    normal = [_raw(f"m{i}", f"河口镇第{i}组停电三天了") for i in range(4)]
+    big = _raw("big-2", "停" * 100_000, {f"k{i}": "a" * 13_000 for i in range(50)})
+    _produce(pipeline, [encode(p) for p in [*normal[:2], big, *normal[2:]]])
+    pipeline.env["YUQING_NLP_CLASSIFIER"] = "placeholder"
+    # A limit above the broker's: nothing is cut, and the broker refuses the big post.
+    pipeline.env["YUQING_KAFKA_MAX_MESSAGE_BYTES"] = "5000000"
+    proc = subprocess.Popen([sys.executable, "-m", "yuqing.cli", "nlp", "worker"], env=pipeline.env,
+                            stdout=(pipeline.logs / "nlp.log").open("ab"), stderr=subprocess.STDOUT,
+                            cwd=REPO_ROOT)
+    pipeline.procs["nlp"] = proc
+    wait_until(lambda: proc.poll() is not None, 120, "the worker to stop on the refused send")
+    pipeline.procs.pop("nlp")
+    log = (pipeline.logs / "nlp.log").read_text(errors="replace")
+    assert proc.returncode == 75, log[-3000:]
+    assert "stopping without a commit" in log and _committed(pipeline) == 0
+
+    del pipeline.env["YUQING_KAFKA_MAX_MESSAGE_BYTES"]
+    pipeline.start("nlp")
+    wait_until(lambda: _committed(pipeline) == 5, 120, "the restart to handle and commit all five")
+    enriched = {decode(EnrichedPost, v).external_id for v in _read(pipeline, "posts.enriched")}
+    assert enriched == {"m0", "m1", "m2", "m3", "big-2"}

@@ -1,0 +1,66 @@
+"""The ``yuqing`` command tree: the same however invoked, light to load, one line on bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tests.conftest import REPO_ROOT
+from yuqing.cli import app
+
+MODEL_COMMANDS = ("worker", "ensure-model", "convert", "train", "predict", "evaluate")
+
+
+def _yuqing(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "yuqing.cli", *args], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=120, check=False,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "120", **(env or {})})
+
+
+def test_nlp_help_lists_the_model_commands_however_it_is_invoked():
+    in_process = CliRunner().invoke(app, ["nlp", "--help"], env={"COLUMNS": "120"})
+    as_command = _yuqing("nlp", "--help")
+    assert in_process.exit_code == 0 and as_command.returncode == 0
+    for name in MODEL_COMMANDS:
+        assert f" {name} " in in_process.output and f" {name} " in as_command.stdout
+    assert _body(in_process.output) == _body(as_command.stdout)
+
+
+def _body(help_text: str) -> list[str]:
+    """The help without its usage line (which names the program) and padding."""
+    return [" ".join(line.split()) for line in help_text.splitlines() if "Usage:" not in line]
+
+
+def test_loading_the_command_tree_imports_neither_torch_nor_faust():
+    probe = ("import sys, yuqing.cli; heavy = {'torch', 'faust', 'transformers'} & set(sys.modules);"
+             "print(sorted(heavy))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO_ROOT,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_bad_input_is_one_line_and_a_nonzero_exit(tmp_path: Path):
+    counts = tmp_path / "counts.csv"
+    counts.write_text("timestamp,value\n2024-01-01T00:00:00,1\n2024-01-01T00:10:00,lots\n"
+                      "2024-01-01T00:20:00,2\n")
+    replay = _yuqing("alerts", "replay", "--input", str(counts), "--output", str(tmp_path / "o.csv"))
+    assert replay.returncode == 1
+    assert replay.stderr.strip().splitlines() == [f"error: {counts}:3: value 'lots' is not a finite number"]
+
+    missing = _yuqing("nlp", "predict", "--input", str(tmp_path / "none.jsonl"), "--output", "x")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip() == f"error: No such file or directory: {tmp_path / 'none.jsonl'}"
+
+    settings = _yuqing("topics", env={"YUQING_KAFKA_REPLICATION_FACTOR": "zero"})
+    assert settings.returncode == 1 and len(settings.stderr.strip().splitlines()) == 1
+    assert settings.stderr.startswith("error: KafkaSettings: replication_factor: Input should be")
+
+
+def test_debug_shows_the_traceback(tmp_path: Path):
+    shown = _yuqing("nlp", "predict", "--input", str(tmp_path / "none.jsonl"), "--output", "x",
+                    env={"YUQING_DEBUG": "1"})
+    assert shown.returncode != 0 and "Traceback" in shown.stderr

@@ -1,0 +1,64 @@
+"""Where the project's data files are: ``schemas/``, ``config/``, ``models/``, ``deploy/local/``.
+
+They ship beside the code (a checkout, or the container's working directory,
+see the Dockerfile), not inside a Python package, so one settings class says
+where they are. ``YUQING_ROOT`` names the folder that holds them, and each
+folder can be set on its own (``YUQING_SCHEMAS_DIR``, ``YUQING_CONFIG_DIR``,
+``YUQING_MODELS_DIR``). Without ``YUQING_ROOT`` the root is the nearest folder,
+from the current directory up, holding ``schemas/`` and ``config/``; failing
+that, the folder the ``yuqing`` package was loaded from sits in (a checkout).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _is_root(folder: Path) -> bool:
+    return (folder / "schemas").is_dir() and (folder / "config").is_dir()
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project root seen from ``start`` (the current directory by default)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if _is_root(folder):
+            return folder
+    package = Path(str(resources.files("yuqing")))
+    return package.parent
+
+
+class ProjectPaths(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YUQING_", extra="ignore")
+
+    root: Path = Field(default_factory=find_root, description="the folder holding schemas/, config/")
+    schemas_dir: Path | None = Field(None, description="topic contracts; default <root>/schemas")
+    config_dir: Path | None = Field(None, description="editable configuration; default <root>/config")
+    models_dir: Path | None = Field(None, description="shipped model files; default <root>/models")
+
+    @property
+    def schemas(self) -> Path:
+        return self.schemas_dir or self.root / "schemas"
+
+    @property
+    def config(self) -> Path:
+        return self.config_dir or self.root / "config"
+
+    @property
+    def models(self) -> Path:
+        return self.models_dir or self.root / "models"
+
+    @property
+    def infra_script(self) -> Path:
+        """The local Kafka and Elasticsearch launcher."""
+        return self.root / "deploy" / "local" / "infra.py"
+
+
+@cache
+def project_paths() -> ProjectPaths:
+    return ProjectPaths()
