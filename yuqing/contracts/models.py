@@ -113,7 +113,7 @@ class AlertKey(_Contract):
     cluster: str | None = None
 
     def label(self) -> str:
-        parts = [self.family]
+        parts: list[str] = [self.family]
         parts += [f"{k}={v}" for k, v in (("topic", self.topic), ("region", self.region),
                   ("source", self.source), ("cluster", self.cluster)) if v is not None]
         return "|".join(parts)
