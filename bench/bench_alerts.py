@@ -9,9 +9,8 @@ does. That is done on the five realTweets dev series and on the 53-series
 corpus. The in-sample scores (NAB's own protocol: the threshold optimised on
 the scored files) are printed beside them, with the published detectors.
 
-**Low volumes.** ``bench/lowvolume.py``-style Poisson simulation (see
-:mod:`bench.bench_alerts_lowvolume`): the live detector against a Poisson CUSUM
-that knows the baseline.
+**Low volumes.** A Poisson simulation (:mod:`bench.bench_alerts_lowvolume`):
+the live per-key detector against a Poisson CUSUM that knows the baseline.
 
     .venv/bin/python bench/bench_alerts.py [--corpus DIR] [--dev DIR] [--skip-lowvolume]
 
