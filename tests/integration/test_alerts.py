@@ -148,12 +148,12 @@ def test_steady_stream_with_day_rhythm_raises_no_alert(pipeline: Pipeline, kafka
     assert alerts == [], [a.explanation.summary for a in alerts]
 
 
-def test_a_rumour_over_many_townships_raises_one_topic_alert(
+def test_a_rumour_over_many_townships_raises_a_topic_alert_and_no_township_alert(
     pipeline: Pipeline, kafka_settings: KafkaSettings,
 ):
     # Buckets close one at a time in the live worker: the pending topic alert must survive between them.
     _start_alerts(pipeline)
-    rumour = _rumour_posts(SURGE_AT)
+    rumour = _rumour_posts(SURGE_AT, per_region=4)  # through each source in its usual share
     _produce(kafka_settings, sorted(steady_posts(SURGE_AT - HISTORY, SURGE_AT + AFTER, seed=9) + rumour,
                                     key=lambda p: p.created_at))
     read = _alert_reader(kafka_settings)
@@ -161,5 +161,9 @@ def test_a_rumour_over_many_townships_raises_one_topic_alert(
     last_closable = (SURGE_AT + AFTER - timedelta(seconds=2 * BUCKET_SECONDS + 60)).timestamp()
     wait_until(lambda: _closed_bucket(pipeline) >= last_closable, 150, "the last windows to close")
     firing = [a for a in read() if a.state is AlertState.FIRING]
-    assert [a.key.label() for a in firing] == ["topic|topic=billing"]
-    assert firing[0].observed >= len(rumour)
+    hierarchy = [a for a in firing if a.key.family in ("overall", "topic", "topic_region")]
+    assert [a.key.label() for a in hierarchy] == ["topic|topic=billing"]
+    assert hierarchy[0].observed >= len(rumour) and hierarchy[0].window_start == SURGE_AT
+    # Known limit (docs/alerts.md): a source does not wait for its topic, so the channels the
+    # rumour came through may raise their own alerts beside it.
+    assert {a.key.family for a in firing} <= {"topic", "source"}
