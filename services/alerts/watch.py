@@ -363,6 +363,7 @@ class _Publisher:
     def __init__(self, config: WatchConfig, desk: Desk, evidence: dict[str, WindowEvidence],
                  now: datetime) -> None:
         self.config, self.desk, self.evidence, self.now = config, desk, evidence, now
+        self._started: list[AlertEvent] = []  # host alerts that start in this bucket
 
     def publish(self, events: list[AlertEvent]) -> list[Alert]:
         # Hosts first, so that a source or cluster surge can fold into them, and
@@ -385,6 +386,8 @@ class _Publisher:
             return False
         if event.key.family not in FOLDABLE_FAMILIES:
             self._remember(event)  # a possible host
+            if event.key.family in HOST_FAMILIES:
+                self._started.append(event)
             return False
         host = self._fold_host(event)
         if host is None:
@@ -435,7 +438,19 @@ class _Publisher:
             overlap = _overlap(event.key, host_evidence)
             if overlap >= FOLD_SHARE * excess and overlap > best_overlap:
                 best, best_overlap = alert_id, overlap
-        return best
+        return best or self._same_surge(event, excess)
+
+    def _same_surge(self, event: AlertEvent, excess: float) -> str | None:
+        """A topic alert that starts now from the same bucket, big enough to hold this surge.
+
+        A source or cluster that waited for a topic (see the tracker) fires with
+        it, when this bucket's evidence no longer shows their overlap; the
+        shared onset and the host's larger excess stand for it.
+        """
+        hosts = [h for h in self._started if h.window_start == event.window_start
+                 and h.observed - h.expected >= FOLD_SHARE * excess]
+        best = max(hosts, key=lambda h: h.observed - h.expected, default=None)
+        return best.alert_id if best is not None else None
 
 
 def _overlap(key: AlertKey, host: WindowEvidence) -> float:

@@ -221,3 +221,14 @@ def test_a_topic_surge_spread_over_many_townships_fires_one_topic_alert():
     firing = [a for a in _feed(_watch(), posts) if a.state is AlertState.FIRING]
     assert [a.key.label() for a in firing] == ["topic|topic=billing"]
     assert firing[0].window_start == SURGE_AT and firing[0].observed >= 36
+
+
+def test_the_channels_of_a_topic_surge_fold_into_its_alert():
+    # Four posts a township, through each source in its usual share, in 15-minute buckets:
+    # the sources surge too, wait for the topic, and are listed in its alert instead.
+    posts = sorted(steady_posts(SURGE_AT - timedelta(days=3), SURGE_AT + timedelta(hours=3), seed=9)
+                   + _rumour_posts(SURGE_AT, per_region=4), key=lambda p: p.created_at)
+    alerts = _feed(_watch(bucket=900), posts)
+    firing = [a for a in alerts if a.state is AlertState.FIRING]
+    assert [a.key.label() for a in firing] == ["topic|topic=billing"]
+    assert any(parent.startswith("source|") for parent in firing[0].explanation.parents)
