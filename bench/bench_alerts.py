@@ -1,148 +1,195 @@
-"""make bench-alerts: the surge detector on NAB's realTweets dev files.
+"""make bench-alerts: the replay detector on NAB, held out series by series, and low volumes.
 
-Each series goes through ``services.alerts.replay.replay_counts_csv``, the same
-code path as ``yuqing alerts replay``: one streaming detector, every score
-computed from the rows at or before it. The scores are written in NAB's
-detector-output format and scored with ``bench/nab_scoring.py`` (threshold
-optimised over the files together, per profile), next to the published
-detectors whose outputs ship with the benchmark data.
+**NAB, leave-one-series-out.** Every series goes through the code path of
+``yuqing alerts replay`` (``services.alerts.replay``: read, check, score row by
+row). The few settings (a small grid of :class:`NoveltyConfig` candidates) and
+the threshold are chosen on all series but one; that one is scored at the
+choice; the held-out scores of all series are added up and normalised as NAB
+does. That is done on the five realTweets dev series and on the 53-series
+corpus. The in-sample scores (NAB's own protocol: the threshold optimised on
+the scored files) are printed beside them, with the published detectors.
 
-    .venv/bin/python bench/bench_alerts.py [--data DIR]
+**Low volumes.** A Poisson simulation (:mod:`bench.bench_alerts_lowvolume`):
+the live per-key detector against a Poisson CUSUM that knows the baseline.
 
-``DIR`` defaults to ``$YUQING_NAB_DIR``, else ``../shared/benchmarks/nab-realtweets-dev``
-next to the repository. Results go to ``bench/results/alerts.json``.
+    .venv/bin/python bench/bench_alerts.py [--corpus DIR] [--dev DIR] [--skip-lowvolume]
+
+Results go to ``bench/results/alerts.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
 import sys
 import time
-from dataclasses import asdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.common import RESULTS, write_results  # noqa: E402
+from bench.common import write_results  # noqa: E402
 from bench.nab_scoring import (  # noqa: E402
     PROFILES,
-    README_REFERENCES,
-    ProfileResult,
+    DetectorOutput,
+    ThresholdCurve,
     load_result_dir,
     load_windows,
-    nab_dir,
     score_all_profiles,
-    score_at_threshold,
+    score_outputs,
+    threshold_curve,
 )
-from services.alerts.detector import DetectorConfig  # noqa: E402
-from services.alerts.replay import replay_counts_csv  # noqa: E402
+from services.alerts.novelty import NoveltyConfig  # noqa: E402
+from services.alerts.replay import check_order, read_counts_csv, score_counts  # noqa: E402
 
-LABELS = "combined_windows_dev.json"
-DETECTOR_NAME = "yuqing"
+BENCHMARKS = REPO_ROOT.parent / "shared" / "benchmarks"
+CORPUS_DIR, CORPUS_LABELS = BENCHMARKS / "nab-corpus-dev", "combined_windows_corpus_dev.json"
+DEV_DIR, DEV_LABELS = BENCHMARKS / "nab-realtweets-dev", "combined_windows_dev.json"
+STANDARD = PROFILES["standard"]
+# Candidate settings: the one knob that matters (docs/alerts.md), everything else fixed.
+CANDIDATES = [replace(NoveltyConfig(), report_half_life_rows=rows) for rows in (144.0, 288.0, 576.0)]
+# Thresholds tried, as rarities r (score r / (r + 1)): 0.5 to about 100, 5% apart.
+THRESHOLDS = [r / (r + 1) for r in (0.5 * 1.05**i for i in range(110))]
+# Published on these files (NAB's scorer, threshold in-sample).
+PUBLISHED = {
+    "corpus_dev": {"ARTime": 73.97, "Numenta HTM": 70.15, "contextOSE": 69.36},
+    "realtweets_dev": {"ARTime": 88.14, "contextOSE": 76.01, "numenta": 67.39},
+}
 
 
-def data_dir(argument: str | None) -> Path:
-    path = nab_dir(argument)
-    if not (path / LABELS).exists():
-        raise SystemExit(f"no {LABELS} in {path}: pass --data or set YUQING_NAB_DIR")
-    return path
+@dataclass(frozen=True)
+class Series:
+    name: str
+    path: Path
+    windows: list[tuple[str, str]]
 
 
-def run_detector(data: Path, scores_dir: Path, config: DetectorConfig) -> float:
-    """Replay every labelled series; returns seconds per 1,000 buckets."""
-    rows = 0
+def series_of(directory: Path, labels: str, data: str) -> list[Series]:
+    windows = load_windows(directory / labels)
+    raw = json.loads((directory / labels).read_text(encoding="utf-8"))
+    return [Series(key, directory / data / key, windows[Path(key).name]) for key in sorted(raw)]
+
+
+def run_series(item: tuple[Series, NoveltyConfig]) -> tuple[DetectorOutput, ThresholdCurve, int]:
+    """Score one series as the replay does; its output and threshold curve."""
+    series, config = item
+    rows = read_counts_csv(series.path)
+    check_order(series.path, rows)
+    scores = score_counts(rows, config)
+    output = DetectorOutput(Path(series.name).name, [r.text[:19] for r in rows], scores, series.windows)
+    return output, threshold_curve(output, STANDARD, THRESHOLDS), len(rows)
+
+
+def run_all(series: list[Series], pool: ProcessPoolExecutor) -> tuple[dict, float]:
+    """Outputs and curves per candidate and series; seconds per 1,000 rows."""
+    jobs = [(s, c) for c in CANDIDATES for s in series]
     start = time.perf_counter()
-    for name in sorted(load_windows(data / LABELS)):
-        replay_counts_csv(data / "realTweets" / name, scores_dir / name, config)
-        rows += sum(1 for _ in (data / "realTweets" / name).open()) - 1
-    return 1000 * (time.perf_counter() - start) / rows
+    results = list(pool.map(run_series, jobs, chunksize=2))
+    elapsed = time.perf_counter() - start
+    table: dict[int, dict[str, tuple[DetectorOutput, ThresholdCurve]]] = {}
+    rows = 0
+    for (s, c), (output, curve, n) in zip(jobs, results, strict=True):
+        table.setdefault(CANDIDATES.index(c), {})[s.name] = (output, curve)
+        rows += n
+    return table, 1000 * elapsed / rows
 
 
-def summarise(result: ProfileResult, bucket_minutes: float) -> dict:
-    after_centre = [hit.rows_after_centre * bucket_minutes for hit in result.hits]
-    after_start = [hit.rows_after_start * bucket_minutes for hit in result.hits]
-    return {
-        "normalised": round(result.normalised, 2),
-        "raw": round(result.raw, 4),
-        "threshold": result.threshold,
-        "windows_detected": result.true_positives,
-        "windows_missed": result.false_negatives,
-        "false_positives": result.false_positives,
-        "precision": round(result.precision, 3),
-        "recall": round(result.recall, 3),
-        "median_minutes_after_labelled_point": _median(after_centre),
-        "median_minutes_after_window_start": _median(after_start),
-        "hits": [asdict(hit) for hit in result.hits],
-    }
+def leave_one_out(table: dict, names: list[str]) -> dict:
+    """Choose candidate and threshold on all series but one, score that one; normalise the sum."""
+    held_out_raw, picks = 0.0, {}
+    totals = {c: [sum(table[c][n][1].raw[g] for n in names) for g in range(len(THRESHOLDS))] for c in table}
+    for name in names:
+        c, g = max(((c, g) for c in table for g in range(len(THRESHOLDS))),
+                   key=lambda cg: totals[cg[0]][cg[1]] - table[cg[0]][name][1].raw[cg[1]])
+        held_out_raw += table[c][name][1].raw[g]
+        picks[name] = {"candidate": c, "threshold": round(THRESHOLDS[g], 4)}
+    null = sum(table[0][n][1].null for n in names)
+    perfect = sum(table[0][n][1].perfect for n in names)
+    return {"standard": round(100 * (held_out_raw - null) / (perfect - null), 2), "picks": picks}
 
 
-def _median(values: list[float]) -> float | None:
-    return round(statistics.median(values), 1) if values else None
+def in_sample(table: dict, names: list[str]) -> dict:
+    """NAB's own protocol (threshold optimised on these files) for every candidate."""
+    return {c: {p: round(r.normalised, 2) for p, r in
+                score_all_profiles([table[c][n][0] for n in names]).items()} for c in table}
 
 
-def print_table(ours: dict[str, ProfileResult], references: dict[str, dict[str, ProfileResult]]) -> None:
-    names = list(PROFILES)
-    print(f"{'detector':<16}" + "".join(f"{name:>20}" for name in names) + "   (README)")
-    rows = [(DETECTOR_NAME, ours, None)] + [(n, r, README_REFERENCES.get(n)) for n, r in references.items()]
-    for name, results, published in rows:
-        cells = "".join(f"{results[p].normalised:>20.2f}" for p in names)
-        note = "   " + " / ".join(str(published[p]) for p in names) if published else ""
-        print(f"{name:<16}{cells}{note}")
-    print("\nat each detector's standard-profile threshold:")
-    for name, results, _ in rows:
-        standard = results["standard"]
-        windows = standard.true_positives + standard.false_negatives
-        print(
-            f"{name:<16}threshold {standard.threshold:.4f}: {standard.true_positives}/{windows} windows, "
-            f"{standard.false_positives} false positives, precision {standard.precision:.3f}, "
-            f"recall {standard.recall:.3f}"
-        )
+def families(table: dict, candidate: int, names: list[str]) -> dict[str, float]:
+    """In-sample standard score per family, at the corpus-wide threshold."""
+    threshold = score_outputs([table[candidate][n][0] for n in names], STANDARD).threshold
+    by_family: dict[str, list[str]] = {}
+    for name in names:
+        by_family.setdefault(name.split("/")[0], []).append(name)
+    out = {}
+    for family, members in by_family.items():
+        curves = [threshold_curve(table[candidate][n][0], STANDARD, [threshold]) for n in members]
+        null, perfect = sum(c.null for c in curves), sum(c.perfect for c in curves)
+        raw = sum(c.raw[0] for c in curves)
+        out[family] = round(100 * (raw - null) / (perfect - null), 1) if perfect > null else float("nan")
+    return out
+
+
+def nab_report(name: str, series: list[Series], pool: ProcessPoolExecutor) -> dict:
+    table, ms_per_1000 = run_all(series, pool)
+    names = [s.name for s in series]
+    loo = leave_one_out(table, names)
+    inside = in_sample(table, names)
+    default = CANDIDATES.index(NoveltyConfig()) if NoveltyConfig() in CANDIDATES else 0
+    print(f"\n{name}: {len(names)} series, {1000 * ms_per_1000:.0f} ms per 1,000 rows (per candidate)")
+    print(f"  leave-one-series-out standard: {loo['standard']:.2f}")
+    for c, scores in inside.items():
+        mark = " (shipped default)" if c == default else ""
+        cells = "  ".join(f"{p} {v:6.2f}" for p, v in scores.items())
+        print(f"  in-sample candidate {c} {_knobs(CANDIDATES[c])}: {cells}{mark}")
+    for detector, score in PUBLISHED[name].items():
+        print(f"  published {detector:<12} standard {score:6.2f} (in-sample)")
+    return {"loo": loo, "in_sample": inside, "default_candidate": default,
+            "families_in_sample": families(table, default, names) if len(names) > 5 else None,
+            "seconds_per_1000_rows": round(ms_per_1000, 4), "table": table}
+
+
+def _knobs(config: NoveltyConfig) -> str:
+    return f"report half-life {config.report_half_life_rows:g} rows"
+
+
+def references_dev() -> dict[str, float]:
+    """The published detectors' shipped outputs, rescored here (checks the scorer)."""
+    folder = DEV_DIR / "reference-results"
+    labels = DEV_DIR / DEV_LABELS
+    return {d.name: round(score_all_profiles(load_result_dir(d, labels))["standard"].normalised, 2)
+            for d in sorted(folder.iterdir()) if d.is_dir()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="benchmark directory (default: $YUQING_NAB_DIR)")
+    parser.add_argument("--skip-lowvolume", action="store_true")
     args = parser.parse_args()
-    data = data_dir(args.data)
-    labels = data / LABELS
-    config = DetectorConfig()
-    scores_dir = RESULTS / "alerts-nab"
-    seconds_per_1000 = run_detector(data, scores_dir, config)
-    outputs = load_result_dir(scores_dir, labels)
-    ours = score_all_profiles(outputs)
-    shipped = score_at_threshold(outputs, PROFILES["standard"], config.fire_score)
-    references = {
-        folder.name: score_all_profiles(load_result_dir(folder, labels))
-        for folder in sorted((data / "reference-results").iterdir())
-        if folder.is_dir()
-    }
-    print_table(ours, references)
-    bucket_minutes = config.bucket_seconds / 60
-    summary = summarise(ours["standard"], bucket_minutes)
-    print(
-        f"median detection: {summary['median_minutes_after_labelled_point']} min after the "
-        f"labelled point, {summary['median_minutes_after_window_start']} min after the window "
-        f"start; {seconds_per_1000 * 1000:.0f} ms per 1,000 buckets"
-    )
-    print(
-        f"at the shipped fire_score {config.fire_score}: standard {shipped.normalised:.2f}, "
-        f"{shipped.true_positives} windows, {shipped.false_positives} false positives"
-    )
+    for directory in (CORPUS_DIR, DEV_DIR):
+        if not directory.is_dir():
+            raise SystemExit(f"no benchmark data at {directory}")
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        corpus = nab_report("corpus_dev", series_of(CORPUS_DIR, CORPUS_LABELS, "data"), pool)
+        dev = nab_report("realtweets_dev", series_of(DEV_DIR, DEV_LABELS, ""), pool)
+    rescored = references_dev()
+    print(f"\nscorer check, published outputs rescored on the dev 5: {rescored}")
+    print(f"corpus families (in-sample, shipped default): {corpus['families_in_sample']}")
+    low: list[dict] = []
+    if not args.skip_lowvolume:
+        from bench.bench_alerts_lowvolume import run_lowvolume
+
+        low = run_lowvolume()
+    for report in (corpus, dev):
+        report.pop("table")
     path = write_results("alerts", {
-        "benchmark": "NAB realTweets dev (AAPL, AMZN, CRM, CVS, FB)",
-        "detector_config": asdict(config),
-        "seconds_per_1000_buckets": round(seconds_per_1000, 4),
-        DETECTOR_NAME: {name: summarise(result, bucket_minutes) for name, result in ours.items()},
-        "at_fire_score": summarise(shipped, bucket_minutes),
-        "references_rescored": {
-            name: {p: round(r.normalised, 2) for p, r in results.items()}
-            | {"standard_detail": summarise(results["standard"], bucket_minutes)}
-            for name, results in references.items()
-        },
-        "references_readme": README_REFERENCES,
+        "loo": {"realtweets_dev": dev["loo"]["standard"], "corpus_dev": corpus["loo"]["standard"]},
+        "in_sample": {"realtweets_dev": dev["in_sample"], "corpus_dev": corpus["in_sample"]},
+        "lowvolume": low,
+        "candidates": [asdict(c) for c in CANDIDATES],
+        "detail": {"corpus_dev": corpus, "realtweets_dev": dev},
+        "published": PUBLISHED, "references_rescored_dev": rescored,
     })
     print(f"wrote {path.relative_to(REPO_ROOT)}")
 

@@ -162,7 +162,7 @@ BARE_PRODUCERS: dict[str, BareRun] = {
 
 @contextmanager
 def ingest_service(settings: KafkaSettings, producer: str) -> Iterator[tuple[str, str]]:
-    from yuqing.demo import demo_environment
+    from services.demo.stream import demo_environment
 
     key, port = secrets.token_urlsafe(32), free_port()
     env = {**demo_environment(), "YUQING_KAFKA_TOPIC_PREFIX": settings.topic_prefix,

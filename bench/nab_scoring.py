@@ -28,6 +28,7 @@ import csv
 import json
 import math
 import os
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,3 +320,40 @@ def load_result_dir(results_dir: Path, labels_path: Path) -> list[DetectorOutput
         for name, file_windows in sorted(windows.items())
         if (results_dir / name).exists()
     ]
+
+
+@dataclass(frozen=True)
+class ThresholdCurve:
+    """One file's raw score at each threshold of a grid, with its null and perfect totals."""
+
+    name: str
+    raw: list[float]
+    null: float
+    perfect: float
+
+
+def threshold_curve(output: DetectorOutput, profile: Profile, thresholds: Sequence[float]) -> ThresholdCurve:
+    """The file's raw score at every threshold of ``thresholds`` (what :func:`score_at_threshold` gives).
+
+    Used to choose a threshold on some files and apply it to another one
+    (leave-one-series-out) without rescoring every row for every choice.
+    """
+    rows = row_rewards(output, profile)
+    outside = sorted((row.anomaly_score, row.reward) for row in rows if row.window is None)
+    scores_outside = [score for score, _ in outside]
+    suffix = [0.0] * (len(outside) + 1)
+    for i in range(len(outside) - 1, -1, -1):
+        suffix[i] = suffix[i + 1] + outside[i][1]
+    inside: dict[tuple[str, int], list[ScoredRow]] = {}
+    for row in rows:
+        if row.window is not None:
+            inside.setdefault(row.window, []).append(row)
+    raw = []
+    for threshold in thresholds:
+        total = suffix[bisect_left(scores_outside, threshold)]
+        for window_rows in inside.values():
+            first = next((row for row in window_rows if row.anomaly_score >= threshold), None)
+            total += first.reward if first is not None else -profile.fn_weight
+        raw.append(total)
+    windows = len(_window_bounds(output.timestamps, output.windows))
+    return ThresholdCurve(output.name, raw, -profile.fn_weight * len(inside), profile.tp_weight * windows)

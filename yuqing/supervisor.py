@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from yuqing.demo import demo_environment, replay_demo, start_demo_forum
+from services.demo.stream import demo_environment, replay_demo, start_demo_forum
 from yuqing.paths import project_paths
 from yuqing.settings import EXIT_RESTART, cache_home
 
@@ -203,6 +203,11 @@ def _run(*, demo: bool, logs: Path | None) -> int:
         env = _environment()
         subprocess.check_call([sys.executable, "-m", "yuqing.cli", "topics"], env=env,
                               cwd=project_paths().root)
+        if demo:  # 14 days of past posts first, so that alerts start with baselines (docs/alerts.md)
+            past = cache_home() / "run" / "demo-history.jsonl"
+            for command in (["services.demo.history", str(past)],
+                            ["yuqing.cli", "alerts", "warm", "--since", "14d", "--posts", str(past)]):
+                subprocess.check_call([sys.executable, "-m", *command], env=env, cwd=project_paths().root)
         forum = start_demo_forum() if demo else None  # before the services, so the poller finds it
         dead = _serve(procs, env, logs, demo, forum)
         outcome = f"service exited: {', '.join(dead)}; see {logs}"

@@ -28,12 +28,12 @@ def worker() -> None:
 @alerts_cli.command("replay")
 def replay(
     input_csv: Path | None = typer.Option(None, "--input", exists=True, dir_okay=False,
-                                          help="timestamp,value rows (one series, fixed bucket)"),
+                                          help="timestamp,value rows (one series, any cadence)"),
     output_csv: Path | None = typer.Option(None, "--output", help="timestamp,value,anomaly_score"),
     posts: Path | None = typer.Option(None, "--posts", exists=True, dir_okay=False,
                                       help="JSONL of past posts.enriched records"),
 ) -> None:
-    """Backtest the detector: score a counts CSV, or list what past posts would have fired."""
+    """Backtest: score one series of any cadence, or list what past posts would have fired."""
     from services.alerts.replay import replay_counts_csv, replay_posts_jsonl
 
     if posts is not None:
@@ -42,5 +42,18 @@ def replay(
         return
     if input_csv is None or output_csv is None:
         raise typer.BadParameter("give --input and --output, or --posts")
-    replay_counts_csv(input_csv, output_csv)
-    typer.echo(f"scores written to {output_csv}")
+    rows = replay_counts_csv(input_csv, output_csv)  # a series it cannot use: one line (SeriesError)
+    typer.echo(f"{rows} rows scored, written to {output_csv}")
+
+
+@alerts_cli.command("warm")
+def warm(
+    since: str = typer.Option("14d", "--since", help="how far back: 14d, 36h, 90m"),
+    posts: Path | None = typer.Option(None, "--posts", exists=True, dir_okay=False,
+                                      help="JSONL of posts.enriched (default: the search index)"),
+) -> None:
+    """Rebuild detector baselines from stored posts; run while the alerts worker is stopped."""
+    from services.alerts.warm import run_warm
+
+    written, topic = run_warm(since=since, posts=posts)
+    typer.echo(f"{written} detectors warmed, written to {topic}")

@@ -48,6 +48,7 @@ STATE_VERSION = 1
 HOURS_PER_DAY = 24
 DAY_TYPES = 2  # weekday, weekend
 SECONDS_PER_HOUR = 3600
+CUSUM_CAP = 2.0
 
 # Histogram edges for log ratios: symmetric, geometric from 0.01 to about 9.
 _POSITIVE_EDGES = [0.01 * 1.15**i for i in range(50)]
@@ -84,6 +85,13 @@ class DetectorConfig:
     warning_score: float = 0.75
     critical_score: float = 0.9
     max_gap_hours: float = 168.0
+    cusum_ratio: float = 2.0
+    cusum_jump_ratio: float = 6.0
+    cusum_threshold: float = 10.0
+    cusum_floor: float = 0.05
+    new_key_posts: float = 8.0
+    new_key_ratio: float = 2.0
+    new_key_watch_hours: float = 1.0
 
     def __post_init__(self) -> None:
         if self.bucket_seconds <= 0 or SECONDS_PER_HOUR % self.bucket_seconds:
@@ -143,11 +151,15 @@ class _State:
     recent_expected: list[float] = field(default_factory=list)
     spreads: list[_Spread] = field(default_factory=list)
     onset_reference: float = 0.0
+    cusum: float = 0.0
+    cusum_jump: float = 0.0
+    dispersion: float = 1.0
+    busiest_window: float = 0.0
 
 
-def _plain(obj: _State | _Spread) -> dict:
+def _plain(obj: _State | _Spread) -> dict[str, Any]:
     """A state dataclass as JSON-safe dicts and lists (what ``asdict`` does, several times faster)."""
-    out = {}
+    out: dict[str, Any] = {}
     for name in _FIELDS[type(obj)]:
         value = getattr(obj, name)
         if isinstance(value, list):
@@ -162,7 +174,7 @@ _FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (_State, _Spread)}
 class SurgeDetector:
     """A causal, per-key surge detector with serialisable state."""
 
-    def __init__(self, config: DetectorConfig | None = None, state: dict | None = None) -> None:
+    def __init__(self, config: DetectorConfig | None = None, state: dict[str, Any] | None = None) -> None:
         self.config = config or DetectorConfig()
         self._state = _load_state(state) if state is not None else _State()
 
@@ -188,12 +200,25 @@ class SurgeDetector:
         hour, day_type, _ = self._local_time(bucket_start)
         return state.level * state.hour_profile[hour] * state.day_factor[day_type]
 
-    def to_dict(self) -> dict:
+    def borrow_rhythm(self, parent: SurgeDetector, days: float = 28.0) -> None:
+        """Start from ``parent``'s shape of the day and week, weighted as ``days`` of history.
+
+        Only the shape is taken: the level (how many posts) stays this key's
+        own, so the parent's rhythm comes scaled to this key's volume.
+        """
+        state, theirs = self._state, parent._state
+        state.hour_profile, state.day_factor = list(theirs.hour_profile), list(theirs.day_factor)
+        hour_weight = round(days * self.config.buckets(1.0))
+        state.hour_updates = [max(n, hour_weight) for n in state.hour_updates]
+        state.day_updates = [max(n, round(days * self.config.buckets(HOURS_PER_DAY) * _day_type_share(t)))
+                             for t, n in enumerate(state.day_updates)]
+
+    def to_dict(self) -> dict[str, Any]:
         """The state as a JSON-safe dict; :meth:`from_dict` restores it."""
         return {"version": STATE_VERSION, **_plain(self._state)}
 
     @classmethod
-    def from_dict(cls, data: dict, config: DetectorConfig | None = None) -> SurgeDetector:
+    def from_dict(cls, data: dict[str, Any], config: DetectorConfig | None = None) -> SurgeDetector:
         """Rebuild a detector from :meth:`to_dict` output."""
         return cls(config, state=data)
 
@@ -210,10 +235,60 @@ class SurgeDetector:
         self._learn_baseline(hour, day_type, count, expected, self._log_ratio(count, expected))
         state.buckets_seen += 1
         evidence = 0.0
-        if self._has_history() and self._is_material(count, expected):
+        history = self._has_history()
+        if history and self._is_material(count, expected):
             short, long = max(surprises[:-1]), surprises[-1]
             evidence = (1.0 + max(short, 0.0)) * (1.0 + max(long, 0.0)) - 1.0
-        return self._judge(count, expected, evidence)
+        cusum = self._cusum(count, expected) if history else self._absolute()
+        return self._judge(count, expected, max(evidence, cusum))
+
+    def _fire_evidence(self) -> float:
+        """The evidence whose score is exactly ``fire_score``."""
+        config = self.config
+        return config.fire_score * config.score_half / (1.0 - config.fire_score)
+
+    def _absolute(self) -> float:
+        """Evidence for a key without ``min_history_hours`` of history: an absolute-rate rule.
+
+        Once the key has been followed for ``new_key_watch_hours``, the posts of
+        its longest short window fire at ``new_key_posts`` if they are also
+        ``new_key_ratio`` times the busiest such window seen before (a young
+        hour-of-day profile is too noisy to compare with, and a day rhythm rises
+        gradually, so it never doubles its own busiest window at once).
+        """
+        config, state = self.config, self._state
+        size = max(1, round(max(config.short_window_minutes) * 60 / config.bucket_seconds))
+        observed = sum(state.recent_observed[-size:])
+        busiest, state.busiest_window = state.busiest_window, max(state.busiest_window, observed)
+        if state.buckets_seen < config.buckets(config.new_key_watch_hours):
+            return 0.0
+        if observed < config.new_key_posts or observed < config.new_key_ratio * busiest:
+            return 0.0
+        return self._fire_evidence() * observed / config.new_key_posts
+
+    def _cusum(self, count: float, expected: float) -> float:
+        """Evidence from a Poisson CUSUM against the learnt baseline (what the low volumes need).
+
+        The log-likelihood ratio of a rise to ``cusum_ratio`` times the baseline
+        (and, for sudden bursts, to ``cusum_jump_ratio`` times), summed and
+        floored at 0, in units of a dispersion learnt from the key's own spread
+        (1 for Poisson counts, more for burstier keys). At
+        ``cusum_threshold`` it gives exactly the evidence that fires; it only
+        counts on a bucket above its expectation, so a surge fires on a post.
+        """
+        config, state = self.config, self._state
+        rate = max(expected, config.cusum_floor)
+        cap = CUSUM_CAP * config.cusum_threshold  # so that a surge's evidence fades soon after it
+        steps = [(count * math.log(r) - rate * (r - 1.0)) / state.dispersion
+                 for r in (config.cusum_ratio, config.cusum_jump_ratio)]
+        state.cusum = min(max(0.0, state.cusum + steps[0]), cap)
+        state.cusum_jump = min(max(0.0, state.cusum_jump + steps[1]), cap)
+        learn = _rate(config.spread_half_life_days * config.buckets(HOURS_PER_DAY), state.buckets_seen)
+        squared = min((count - rate) ** 2 / rate, 25.0 * state.dispersion)  # a surge barely moves it
+        state.dispersion = max(1.0, state.dispersion + learn * (squared - state.dispersion))
+        if count <= expected:
+            return 0.0
+        return self._fire_evidence() * max(state.cusum, state.cusum_jump) / config.cusum_threshold
 
     def _spreads(self) -> list[tuple[_Spread, int]]:
         """Each window's size in buckets with its yardstick: the short ones, then the long one."""
@@ -406,7 +481,7 @@ def _quantile(histogram: list[float], q: float) -> float:
 
 def _rate(half_life: float, seen: int) -> float:
     """Learning rate: a running mean at first, then an exponential average."""
-    return max(1.0 - 0.5 ** (1.0 / half_life), 1.0 / (seen + 1))
+    return max(1.0 - float(0.5 ** (1.0 / half_life)), 1.0 / (seen + 1))
 
 
 def _normalised(values: list[float]) -> list[float]:
@@ -422,7 +497,7 @@ def _date(iso_day: str) -> datetime:
     return datetime.fromisoformat(iso_day)
 
 
-def _load_state(data: dict) -> _State:
+def _load_state(data: dict[str, Any]) -> _State:
     if data.get("version") != STATE_VERSION:
         raise ValueError(f"unsupported detector state version {data.get('version')!r}")
     fields = {name: _copy(data[name]) for name in _State.__dataclass_fields__ if name in data}

@@ -22,6 +22,7 @@ from typing import Any
 from services.alerts.keys import keys_for
 from services.alerts.windows import event_time
 from yuqing.contracts import AlertKey, EnrichedPost, Sentiment
+from yuqing.contracts.models import ObservedPost
 
 KEYWORDS_PER_POST = 8
 
@@ -52,16 +53,26 @@ class Observation:
                    sentiment=post.sentiment.value)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"t": self.event_time, "id": self.post_id, "fp": self.fingerprint,
-                "src": self.source, "neg": self.negative, "sen": self.sentiment, "kw": list(self.keywords),
+        """The post part of an observations message (schemas/alerts.observations)."""
+        return {"kind": "post", "event_time": self.event_time, "post_id": self.post_id,
+                "fingerprint": self.fingerprint, "source": self.source, "negative": self.negative,
+                "sentiment": self.sentiment, "keywords": list(self.keywords),
                 "keys": [key.model_dump(mode="json", exclude_none=True) for key in self.keys]}
 
     @classmethod
+    def of_message(cls, post: ObservedPost) -> Observation:
+        """From the post part of an observations message."""
+        return cls(event_time=post.event_time, post_id=post.post_id, fingerprint=post.fingerprint,
+                   source=post.source, negative=post.negative, keywords=tuple(post.keywords),
+                   keys=tuple(post.keys), sentiment=post.sentiment)
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Observation:
-        return cls(event_time=float(data["t"]), post_id=data["id"], fingerprint=data["fp"],
-                   source=data["src"], negative=bool(data["neg"]), keywords=tuple(data["kw"]),
+        return cls(event_time=float(data["event_time"]), post_id=data["post_id"],
+                   fingerprint=data["fingerprint"], source=data["source"], negative=bool(data["negative"]),
+                   keywords=tuple(data["keywords"]),
                    keys=tuple(AlertKey.model_validate(key) for key in data["keys"]),
-                   sentiment=data.get("sen", "unknown"))
+                   sentiment=data.get("sentiment", "unknown"))
 
 
 @dataclass(frozen=True)
@@ -100,14 +111,14 @@ class WindowEvidence:
         return _top(self.sources, n)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.count, "neg": self.negative, "kw": self.keywords, "src": self.sources,
-                "s": [list(sample) for sample in self.samples]}
+        return {"count": self.count, "negative": self.negative, "keywords": self.keywords,
+                "sources": self.sources, "samples": [list(sample) for sample in self.samples]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WindowEvidence:
-        return cls(count=int(data["n"]), negative=int(data["neg"]), keywords=dict(data["kw"]),
-                   sources=dict(data["src"]),
-                   samples=[(int(r), str(i), str(f)) for r, i, f in data["s"]])
+        return cls(count=int(data["count"]), negative=int(data["negative"]), keywords=dict(data["keywords"]),
+                   sources=dict(data["sources"]),
+                   samples=[(int(r), str(i), str(f)) for r, i, f in data["samples"]])
 
 
 def _rank(post_id: str) -> int:

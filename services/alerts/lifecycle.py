@@ -19,6 +19,9 @@ returns the alert events that bucket causes:
   only the most specific key fires; the surging ancestors are listed in
   ``parents`` and are held back for the re-alert interval, as if they had
   fired. The alert's window still starts at the first surging bucket.
+  ``source`` and ``cluster`` keys, beside the hierarchy, wait as long as a
+  ``topic`` key is waiting, so that they fire with it and can be folded into
+  its alert (see ``services.alerts.watch``).
 
 ``alert_id`` is derived from the key and the surge's first bucket, so a replay
 or a restarted service produces the same ids and sinks can upsert on them.
@@ -30,12 +33,14 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from services.alerts.detector import Detection
 from yuqing.contracts import Alert, AlertExplanation, AlertKey, AlertState, Severity
 
 SEVERITY_ORDER = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 PARENT_FAMILIES = ("overall", "topic")  # families that more specific keys sit under
+SIDE_FAMILIES = ("source", "cluster")  # beside the topic hierarchy; folded into topic alerts
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ class KeyState:
     score: float = 0.0
     observed: float = 0.0
     expected: float = 0.0
-    parents: list[dict] = field(default_factory=list)
+    parents: list[dict[str, Any]] = field(default_factory=list)
 
 
 def make_alert_id(key: AlertKey, window_start: datetime) -> str:
@@ -134,14 +139,14 @@ def ancestors(key: AlertKey) -> list[AlertKey]:
 class AlertTracker:
     """Turns per-bucket detections of many keys into alert events."""
 
-    def __init__(self, config: TrackerConfig | None = None, state: dict | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, state: dict[str, Any] | None = None) -> None:
         self.config = config or TrackerConfig()
         self._keys: dict[AlertKey, KeyState] = {}
         if state is not None:
             for item in state["keys"]:
                 self._keys[AlertKey.model_validate(item["key"])] = KeyState(**item["state"])
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-safe state; ``AlertTracker(config, state=...)`` restores it."""
         return {
             "keys": [
@@ -239,6 +244,9 @@ class AlertTracker:
         pending = [key for key, state in self._keys.items() if state.pending_since is not None]
         busy = set(pending) | set(self.firing())
         covered = {parent for key in busy for parent in ancestors(key)}
+        # A topic alert on its way: a source or cluster surge waits for it, so that it can be
+        # folded into it (services.alerts.watch) instead of raising a second alert first.
+        host_waiting = any(key.family == "topic" and key not in covered for key in pending)
         events = []
         for key in pending:
             state = self._keys[key]
@@ -246,23 +254,26 @@ class AlertTracker:
             if key in covered:
                 # A more specific key reports this surge.
                 state.last_start, state.pending_since = state.pending_since, None
-            elif not self._may_be_claimed(key, state, bucket_start):
+            elif not self._may_be_claimed(key, state, bucket_start, host_waiting):
                 parents = [
                     p for p in ancestors(key) if self._is_surging(p, detections, busy, bucket_start)
                 ]
                 events.append(self._start(key, state, parents, bucket_end))
         return events
 
-    def _may_be_claimed(self, key: AlertKey, state: KeyState, bucket_start: datetime) -> bool:
-        """Whether a more specific key could still take over this would-be alert."""
+    def _may_be_claimed(
+        self, key: AlertKey, state: KeyState, bucket_start: datetime, host_waiting: bool = False,
+    ) -> bool:
+        """Whether a more specific key (or, for a source or cluster, a topic) could still take it over."""
         assert state.pending_since is not None
-        if key.family not in PARENT_FAMILIES:
+        if key.family not in PARENT_FAMILIES and not (key.family in SIDE_FAMILIES and host_waiting):
             return False
         waited = bucket_start - datetime.fromisoformat(state.pending_since)
         return waited < timedelta(seconds=self.config.bucket_seconds * self.config.dedup_wait_buckets)
 
     def _is_surging(
-        self, key: AlertKey, detections: Mapping[AlertKey, Detection], busy: set, bucket_start: datetime
+        self, key: AlertKey, detections: Mapping[AlertKey, Detection], busy: set[AlertKey],
+        bucket_start: datetime,
     ) -> bool:
         """Firing, waiting, held back within the dedup wait, or strong in this bucket."""
         if key in busy:

@@ -1,20 +1,29 @@
-"""Backtests: run past data through the same detector and lifecycle as the service.
+"""Backtests: run past data through the detectors the service and the benchmark use.
 
-* :func:`replay_counts_csv` scores one count series (``timestamp,value``) and
-  writes NAB's detector-output format (``timestamp,value,anomaly_score``).
-  Each score is computed from the rows at or before it, exactly as the
-  streaming service would have computed it.
+* :func:`replay_counts_csv` scores one series (``timestamp,value``) with the
+  :class:`~services.alerts.novelty.NoveltyScorer` and writes NAB's
+  detector-output format (``timestamp,value,anomaly_score``). Each score is
+  computed from the rows at or before it, exactly as a stream would see them.
 * :func:`replay_posts_jsonl` buckets past ``posts.enriched`` records per alert
   key (overall, topic, topic in a region), runs one detector per key and the
   :class:`~services.alerts.lifecycle.AlertTracker` over them, and returns the
   alert events that would have been emitted, in order.
+
+**What a series may hold.** Any cadence: the row is the unit, so regular,
+irregular and hourly series are all read as they are, several rows may
+share a timestamp and a timestamp may even step back: rows are scored in file order. Values may be any finite
+numbers, negative and fractional included: the scorer uses rank statistics
+only, so no transform is applied or needed. What cannot be used (a missing
+column, a value that is not a finite number, a timestamp that is not a date or
+mixes zones and no zones, fewer than two rows) raises one :class:`SeriesError` whose
+message names the file and line.
 """
 
 from __future__ import annotations
 
 import csv
-import itertools
 import json
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -23,62 +32,80 @@ from pathlib import Path
 
 from services.alerts.detector import DetectorConfig, SurgeDetector
 from services.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
+from services.alerts.novelty import NoveltyConfig, NoveltyScorer
 from yuqing.contracts import AlertKey, Topic
 
 SCORE_DECIMALS = 6
 
 
+class SeriesError(ValueError):
+    """A series that cannot be scored; the message is one line for the user."""
+
+
 @dataclass(frozen=True)
 class CountRow:
-    """One row of a count series, with its timestamp text kept as read."""
+    """One row of a series, with its timestamp and value text kept as read."""
 
     text: str
     moment: datetime
     value: str
+    number: float
 
 
 def read_counts_csv(path: Path) -> list[CountRow]:
     """Rows of a ``timestamp,value`` file (extra columns are ignored)."""
-    with Path(path).open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not {"timestamp", "value"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: expected the columns timestamp,value")
-        return [
-            CountRow(record["timestamp"], datetime.fromisoformat(record["timestamp"]), record["value"])
-            for record in reader
-        ]
+    try:
+        with Path(path).open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not {"timestamp", "value"} <= set(reader.fieldnames):
+                raise SeriesError(f"{path}: expected the columns timestamp,value")
+            rows = [_row(path, line, record) for line, record in enumerate(reader, start=2)]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise SeriesError(f"{path}: cannot read ({error})") from error
+    if len(rows) < 2:
+        raise SeriesError(f"{path}: need at least two rows")
+    return rows
 
 
-def bucket_seconds_of(rows: list[CountRow]) -> int:
-    """The spacing of a series: the smallest positive step between its rows."""
-    steps = {int((b.moment - a.moment).total_seconds()) for a, b in itertools.pairwise(rows)}
-    positive = [step for step in steps if step > 0]
-    if not positive:
-        raise ValueError("need at least two rows with increasing timestamps")
-    return min(positive)
+def _row(path: Path, line: int, record: dict[str, str]) -> CountRow:
+    text, value = (record.get("timestamp") or "").strip(), (record.get("value") or "").strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SeriesError(f"{path}:{line}: timestamp {text!r} is not a date and time") from None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise SeriesError(f"{path}:{line}: value {value!r} is not a finite number")
+    return CountRow(text, moment, value, number)
 
 
-def score_counts(rows: list[CountRow], config: DetectorConfig) -> list[float]:
-    """One causal anomaly score per row, through one :class:`SurgeDetector`."""
-    detector = SurgeDetector(config)
-    return [round(detector.update(row.moment, float(row.value)).score, SCORE_DECIMALS) for row in rows]
+def check_order(path: Path, rows: list[CountRow]) -> None:
+    """Timestamps may repeat, be irregular and even step back (NAB has such a file): rows are
+    scored in file order. Only a mix of zoned and naive timestamps is refused."""
+    aware = [row.moment.tzinfo is not None for row in rows]
+    if any(aware) and not all(aware):
+        raise SeriesError(f"{path}: some timestamps have a time zone and some do not")
+
+
+def score_counts(rows: list[CountRow], config: NoveltyConfig | None = None) -> list[float]:
+    """One causal anomaly score per row, through one :class:`NoveltyScorer`."""
+    scorer = NoveltyScorer(config)
+    return [round(scorer.update(row.number), SCORE_DECIMALS) for row in rows]
 
 
 def replay_counts_csv(
-    input_path: Path | str, output_path: Path | str, config: DetectorConfig | None = None
-) -> None:
-    """Score a ``timestamp,value`` series and write ``timestamp,value,anomaly_score``.
+    input_path: Path | str, output_path: Path | str, config: NoveltyConfig | None = None
+) -> int:
+    """Score a ``timestamp,value`` series and write ``timestamp,value,anomaly_score``; returns the rows.
 
-    Without ``config`` the default settings are used with the bucket size read
-    from the file; a ``config`` whose ``bucket_seconds`` disagrees with the
-    file is an error.
+    Raises :class:`SeriesError` (one line) for a series it cannot use.
     """
-    rows = read_counts_csv(Path(input_path))
-    spacing = bucket_seconds_of(rows)
-    if config is None:
-        config = DetectorConfig(bucket_seconds=spacing)
-    elif config.bucket_seconds != spacing:
-        raise ValueError(f"rows are {spacing} s apart but bucket_seconds is {config.bucket_seconds}")
+    path = Path(input_path)
+    rows = read_counts_csv(path)
+    check_order(path, rows)
     scores = score_counts(rows, config)
     output = Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +114,7 @@ def replay_counts_csv(
         writer.writerow(["timestamp", "value", "anomaly_score"])
         for row, score in zip(rows, scores, strict=True):
             writer.writerow([row.text, row.value, score])
+    return len(rows)
 
 
 # -- posts ------------------------------------------------------------------

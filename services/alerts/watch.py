@@ -6,13 +6,16 @@ and publishes the alerts it returns. Its state lives in four mappings that the
 worker backs with changelog-backed Faust tables (tests use dicts), so a restart
 resumes from the tables instead of recounting the topic:
 
-``windows``   key label -> open buckets of that key and their :class:`WindowEvidence`,
-              and the last source offset counted into the key per partition;
-              the ``overall`` entry also keeps running totals
-``detectors`` key label -> the key's :class:`SurgeDetector` state
-``desk``      ``"desk"`` -> watermark, last closed bucket, :class:`AlertTracker` state,
-              the explanations of open alerts
-``posts``     post id -> its bucket and source offset, for the posts in open buckets
+``windows``   key label -> :class:`~services.alerts.state.KeyWindows`: open buckets of
+              that key and their :class:`WindowEvidence`, and the last source offset
+              counted into the key per partition; the ``overall`` entry also keeps
+              running totals
+``detectors`` key label -> :class:`~services.alerts.state.DetectorEntry`: the key's
+              :class:`SurgeDetector` state
+``desk``      ``"desk"`` -> :class:`~services.alerts.state.Desk`: watermark, last closed
+              bucket, :class:`AlertTracker` state, the open alerts and their explanations
+``posts``     post id -> :class:`~services.alerts.state.SeenPost`: its bucket and source
+              offset, for the posts in open buckets
 
 Values are always replaced, never changed in place, so every change reaches
 the changelog.
@@ -45,8 +48,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -55,6 +58,7 @@ from services.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
 from services.alerts.explain import explain
 from services.alerts.keys import cluster_of
 from services.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
+from services.alerts.state import Desk, DetectorEntry, KeyWindows, OpenAlert, SeenPost, marked, passes
 from services.alerts.windows import WindowPolicy, bucket_datetime, bucket_of
 from yuqing.contracts import Alert, AlertExplanation, AlertKey, AlertState
 
@@ -131,15 +135,15 @@ class SurgeWatch:
         another offset (a post written twice upstream).
         """
         bucket = bucket_of(obs.event_time, self.config.window.bucket_seconds)
-        closed_through = self._desk()["closed_through"]
+        closed_through = self._desk().closed_through
         late = closed_through is not None and bucket <= closed_through
-        where = [partition, offset]
-        first = self.posts.get(obs.post_id)
+        stored = self.posts.get(obs.post_id)
+        first = SeenPost.from_dict(stored) if stored is not None else None
         if first is None and not late:
-            self.posts[obs.post_id] = [bucket, *where]
+            self.posts[obs.post_id] = SeenPost(bucket, partition, offset).to_dict()
         if late:
             outcome = Counted.LATE
-        elif first is not None and first[1:] != where:
+        elif first is not None and (first.partition, first.offset) != (partition, offset):
             outcome = Counted.DUPLICATE
         else:
             outcome = Counted.COUNTED
@@ -155,67 +159,74 @@ class SurgeWatch:
 
     def totals(self) -> dict[str, int]:
         """Posts counted, late and duplicate since the worker first started (replays excluded)."""
-        entry = self.windows.get(OVERALL) or {}
-        return {**_NO_TOTALS, **entry.get("t", {})}
+        entry = self._entry(OVERALL)
+        return {**_NO_TOTALS, **(entry.totals if entry else {})}
 
     def _tally(self, outcome: Counted, partition: int, offset: int) -> bool:
         """Add the post to the running totals (in the overall entry); False if it already was."""
-        entry = self.windows.get(OVERALL) or _new_entry(AlertKey(family="overall"))
-        if not _passes(entry, partition, offset, "to"):
+        entry = self._entry(OVERALL) or KeyWindows(_dump(AlertKey(family="overall")))
+        if not passes(entry.totals_through, partition, offset):
             return False
-        totals = {**_NO_TOTALS, **entry.get("t", {})}
+        totals = {**_NO_TOTALS, **entry.totals}
         totals[outcome.value] += 1
-        self.windows[OVERALL] = {**entry, "t": totals, "to": _marked(entry, partition, offset, "to")}
+        self.windows[OVERALL] = replace(
+            entry, totals=totals, totals_through=marked(entry.totals_through, partition, offset)).to_dict()
         return True
+
+    def _entry(self, label: str) -> KeyWindows | None:
+        stored = self.windows.get(label)
+        return KeyWindows.from_dict(stored) if stored is not None else None
 
     def _count(self, key: AlertKey, bucket: int, obs: Observation, partition: int, offset: int) -> bool:
         label = key.label()
-        entry = self.windows.get(label) or _new_entry(key)
-        if not _passes(entry, partition, offset, "o"):
+        entry = self._entry(label) or KeyWindows(_dump(key))
+        if not passes(entry.counted_through, partition, offset):
             return False
-        stored = entry["b"].get(str(bucket))
+        stored = entry.buckets.get(str(bucket))
         evidence = WindowEvidence.from_dict(stored) if stored else WindowEvidence()
         evidence.add(obs, self.config.evidence)
-        self.windows[label] = {**entry, "b": {**entry["b"], str(bucket): evidence.to_dict()},
-                               "o": _marked(entry, partition, offset, "o")}
+        self.windows[label] = replace(
+            entry, buckets={**entry.buckets, str(bucket): evidence.to_dict()},
+            counted_through=marked(entry.counted_through, partition, offset)).to_dict()
         return True
 
     def open_windows(self) -> int:
-        return sum(len(entry["b"]) for entry in self.windows.values())
+        return sum(len(entry["buckets"]) for entry in self.windows.values())
 
     # -- closing ----------------------------------------------------------
 
     def advance(self, watermark: float, *, now: datetime) -> Advance:
         """Move the watermark (never back) and close the buckets it passes."""
         desk = self._desk()
-        stored = desk["watermark"] if desk["watermark"] is not None else watermark
+        stored = desk.watermark if desk.watermark is not None else watermark
         self._watermark = max(self._watermark, stored, watermark)
-        if desk["closed_through"] is None:
-            desk["closed_through"] = self._first_bucket()
-            if desk["closed_through"] is None:
+        if desk.closed_through is None:
+            desk.closed_through = self._first_bucket()
+            if desk.closed_through is None:
                 return Advance(None)
-        due = self.config.window.to_close(desk["closed_through"], self._watermark)
-        result = Advance(desk["closed_through"])
+        due = self.config.window.to_close(desk.closed_through, self._watermark)
+        result = Advance(desk.closed_through)
         if not due:
             return result
-        with_data = self._buckets_with_data(desk["closed_through"])
-        tracker = AlertTracker(self.config.tracker, desk["tracker"])
+        with_data = self._buckets_with_data(desk.closed_through)
+        tracker = AlertTracker(self.config.tracker, desk.tracker)
         for bucket in due:
-            if bucket in with_data or tracker.firing():
+            if bucket in with_data or tracker.firing() or tracker.pending():
                 result.closed.append(self._close(bucket, with_data.get(bucket, []), tracker, desk, now))
-                desk["tracker"] = self._pruned(tracker, bucket)
-            desk["closed_through"] = bucket
+                tracker.prune(bucket_datetime(bucket))
+                desk.tracker = tracker.to_dict()
+            desk.closed_through = bucket
             self._sweep(bucket, tracker, desk)
-        desk["watermark"] = self._watermark
+        desk.watermark = self._watermark
         self._save_desk(desk)
-        result.closed_through = desk["closed_through"]
+        result.closed_through = desk.closed_through
         result.firing = _firing_by_severity(tracker, desk)
         return result
 
     def _first_bucket(self) -> int | None:
         """Just before the oldest bucket counted so far (within the retention): where closing starts."""
         if not self._oldest_known:
-            starts = [int(b) for entry in self.windows.values() for b in entry["b"]]
+            starts = [int(b) for entry in self.windows.values() for b in entry["buckets"]]
             self._oldest, self._oldest_known = (min(starts) if starts else None), True
         if self._oldest is None:
             return None
@@ -225,17 +236,18 @@ class SurgeWatch:
 
     def _buckets_with_data(self, closed_through: int) -> dict[int, list[str]]:
         buckets: dict[int, list[str]] = defaultdict(list)
-        for label, entry in list(self.windows.items()):
-            stale = [b for b in entry["b"] if int(b) <= closed_through]
+        for label, stored in list(self.windows.items()):
+            entry = KeyWindows.from_dict(stored)
+            stale = [b for b in entry.buckets if int(b) <= closed_through]
             if stale:  # left over from an interrupted close; their verdict was given
                 self._drop_buckets(label, entry, stale)
-            for b in entry["b"]:
+            for b in entry.buckets:
                 if int(b) > closed_through:
                     buckets[int(b)].append(label)
         return buckets
 
     def _close(
-        self, bucket: int, labels: list[str], tracker: AlertTracker, desk: dict, now: datetime
+        self, bucket: int, labels: list[str], tracker: AlertTracker, desk: Desk, now: datetime
     ) -> ClosedBucket:
         keys = {label: AlertKey.model_validate(self.windows[label]["key"]) for label in labels}
         firing = set(tracker.firing())
@@ -260,17 +272,17 @@ class SurgeWatch:
         return detection.score >= tracker.fire_score or detection.intensity >= tracker.resolve_score
 
     def _take_evidence(self, label: str, bucket: int) -> WindowEvidence | None:
-        entry = self.windows.get(label)
-        if entry is None or str(bucket) not in entry["b"]:
+        entry = self._entry(label)
+        if entry is None or str(bucket) not in entry.buckets:
             return None
-        evidence = WindowEvidence.from_dict(entry["b"][str(bucket)])
+        evidence = WindowEvidence.from_dict(entry.buckets[str(bucket)])
         self._drop_buckets(label, entry, [str(bucket)])
         return evidence
 
-    def _drop_buckets(self, label: str, entry: dict, buckets: list[str]) -> None:
-        remaining = {b: v for b, v in entry["b"].items() if b not in buckets}
-        if remaining or label == OVERALL:  # the overall entry keeps its totals
-            self.windows[label] = {**entry, "b": remaining}
+    def _drop_buckets(self, label: str, entry: KeyWindows, buckets: list[str]) -> None:
+        remaining = entry.without(buckets)
+        if remaining.buckets or label == OVERALL:  # the overall entry keeps its totals
+            self.windows[label] = remaining.to_dict()
         else:
             del self.windows[label]
 
@@ -286,13 +298,14 @@ class SurgeWatch:
     def _detector(self, label: str) -> tuple[int | None, SurgeDetector]:
         if label in self._unsaved:
             return self._live[label]
-        entry = self.detectors.get(label)
-        if entry is None:
+        stored = self.detectors.get(label)
+        if stored is None:
             return None, SurgeDetector(self.config.detector)
+        entry = DetectorEntry.from_dict(stored)
         cached = self._live.get(label)
-        if cached is not None and cached[0] == entry["last"]:
+        if cached is not None and cached[0] == entry.last_bucket:
             return cached
-        return entry["last"], SurgeDetector.from_dict(entry["state"], self.config.detector)
+        return entry.last_bucket, SurgeDetector.from_dict(entry.state, self.config.detector)
 
     def persist(self) -> int:
         """End of a batch: store the detectors changed since the last call; returns how many.
@@ -304,65 +317,53 @@ class SurgeWatch:
         """
         if self._forget_through is not None:
             self._forget_posts(self._forget_through)
-        self._forget_through = self._desk()["closed_through"]
+        self._forget_through = self._desk().closed_through
         self._oldest_known = False  # the tables may have been reloaded (a rebalance)
         for label, key in self._unsaved.items():
             last, detector = self._live[label]
-            self.detectors[label] = {"key": _dump(key), "last": last, "state": detector.to_dict()}
+            self.detectors[label] = DetectorEntry(_dump(key), last, detector.to_dict()).to_dict()
         count = len(self._unsaved)
         self._unsaved.clear()
         return count
 
     # -- bounded state ----------------------------------------------------
 
-    def _pruned(self, tracker: AlertTracker, bucket: int) -> dict:
-        """Tracker state without keys that are neither firing nor held back from re-alerting."""
-        tracker_config = self.config.tracker
-        hold = timedelta(seconds=tracker_config.bucket_seconds * tracker_config.realert_after_buckets)
-        moment = bucket_datetime(bucket)
-        state = tracker.to_dict()
-        state["keys"] = [item for item in state["keys"] if item["state"]["firing"] or (
-            item["state"]["last_start"] is not None
-            and moment - datetime.fromisoformat(item["state"]["last_start"]) < hold)]
-        return state
-
     def _forget_posts(self, closed_through: int) -> None:
         """Post ids of closed buckets: a copy of one arriving now is late anyway."""
-        for post_id, (bucket, _, _) in list(self.posts.items()):
-            if bucket <= closed_through:
+        for post_id, seen in list(self.posts.items()):
+            if seen["bucket"] <= closed_through:
                 del self.posts[post_id]
 
-    def _sweep(self, bucket: int, tracker: AlertTracker, desk: dict) -> None:
+    def _sweep(self, bucket: int, tracker: AlertTracker, desk: Desk) -> None:
         """Forget keys idle for longer than the retention (hourly, in event time)."""
-        if bucket - desk.get("swept", bucket) < SWEEP_EVERY_SECONDS:
-            desk.setdefault("swept", bucket)
+        if desk.swept is None:
+            desk.swept = bucket
+        if bucket - desk.swept < SWEEP_EVERY_SECONDS:
             return
-        desk["swept"] = bucket
+        desk.swept = bucket
         firing = {key.label() for key in tracker.firing()}
         horizon = bucket - self.config.retention_seconds
         idle = [label for label, entry in list(self.detectors.items())
-                if entry["last"] < horizon and label not in firing and label not in self._unsaved]
+                if entry["last_bucket"] < horizon and label not in firing and label not in self._unsaved]
         for label in idle:
             del self.detectors[label]
             self._live.pop(label, None)
 
-    def _desk(self) -> dict:
+    def _desk(self) -> Desk:
         stored = self._desk_table.get(DESK)
-        if stored is None:
-            return {"closed_through": None, "watermark": None, "tracker": None,
-                    "open": {}, "folded": {}}
-        return {**stored, "open": dict(stored["open"]), "folded": dict(stored["folded"])}
+        return Desk.from_dict(stored) if stored is not None else Desk()
 
-    def _save_desk(self, desk: dict) -> None:
-        self._desk_table[DESK] = desk
+    def _save_desk(self, desk: Desk) -> None:
+        self._desk_table[DESK] = desk.to_dict()
 
 
 class _Publisher:
     """Turns tracker events into alert messages, with explanations and folding."""
 
-    def __init__(self, config: WatchConfig, desk: dict, evidence: dict[str, WindowEvidence],
+    def __init__(self, config: WatchConfig, desk: Desk, evidence: dict[str, WindowEvidence],
                  now: datetime) -> None:
         self.config, self.desk, self.evidence, self.now = config, desk, evidence, now
+        self._started: list[AlertEvent] = []  # host alerts that start in this bucket
 
     def publish(self, events: list[AlertEvent]) -> list[Alert]:
         # Hosts first, so that a source or cluster surge can fold into them, and
@@ -376,7 +377,7 @@ class _Publisher:
 
     def _folds(self, event: AlertEvent) -> bool:
         """Whether the event belongs to a surge folded into another alert (recording new folds)."""
-        folded = self.desk["folded"]
+        folded = self.desk.folded
         if event.alert_id in folded:
             if event.state is AlertState.RESOLVED:
                 del folded[event.alert_id]
@@ -385,40 +386,42 @@ class _Publisher:
             return False
         if event.key.family not in FOLDABLE_FAMILIES:
             self._remember(event)  # a possible host
+            if event.key.family in HOST_FAMILIES:
+                self._started.append(event)
             return False
         host = self._fold_host(event)
         if host is None:
             return False
         folded[event.alert_id] = host
-        opened = self.desk["open"][host]
-        self.desk["open"][host] = {**opened, "related": [*opened["related"], event.key.label()]}
+        opened = self.desk.open[host]
+        self.desk.open[host] = replace(opened, related=[*opened.related, event.key.label()])
         return True
 
     def _remember(self, event: AlertEvent) -> None:
         """Explain a firing or escalating alert from this bucket's evidence."""
-        stored = self.desk["open"].get(event.alert_id)
+        stored = self.desk.open.get(event.alert_id)
         evidence = self.evidence.get(event.key.label())
-        if stored is not None and (evidence is None or stored["bucket"] == event.window_end.timestamp()):
+        if stored is not None and (evidence is None or stored.bucket == event.window_end.timestamp()):
             return
         explained = explain(event.key, evidence, observed=event.observed, expected=event.expected,
                             bucket_seconds=self.config.window.bucket_seconds)
-        self.desk["open"][event.alert_id] = {
-            "key": event.key.label(), "bucket": event.window_end.timestamp(),
-            "explanation": explained.explanation.model_dump(mode="json"),
-            "samples": explained.sample_post_ids, "related": stored["related"] if stored else []}
+        self.desk.open[event.alert_id] = OpenAlert(
+            key=event.key.label(), bucket=event.window_end.timestamp(),
+            explanation=explained.explanation.model_dump(mode="json"),
+            samples=explained.sample_post_ids, related=stored.related if stored else [])
 
     def _alert(self, event: AlertEvent) -> Alert:
         if event.state is AlertState.RESOLVED:
-            opened = self.desk["open"].pop(event.alert_id, None)
+            opened = self.desk.open.pop(event.alert_id, None)
         else:
-            opened = self.desk["open"].get(event.alert_id)
-        opened = opened or {"explanation": None, "samples": [], "related": []}
-        explanation = AlertExplanation.model_validate(opened["explanation"] or {})
-        alert = event.to_alert(emitted_at=self.now, sample_post_ids=opened["samples"],
+            opened = self.desk.open.get(event.alert_id)
+        opened = opened or OpenAlert(key=event.key.label(), bucket=event.window_end.timestamp())
+        explanation = AlertExplanation.model_validate(opened.explanation or {})
+        alert = event.to_alert(emitted_at=self.now, sample_post_ids=opened.samples,
                                explanation=explanation)
-        if not opened["related"]:
+        if not opened.related:
             return alert
-        parents = [*alert.explanation.parents, *opened["related"]]
+        parents = [*alert.explanation.parents, *opened.related]
         explanation = alert.explanation.model_copy(update={"parents": parents})
         return alert.model_copy(update={"explanation": explanation})
 
@@ -428,14 +431,26 @@ class _Publisher:
             return None
         excess = max(event.observed - event.expected, 1.0)
         best, best_overlap = None, 0.0
-        for alert_id, opened in self.desk["open"].items():
-            host_evidence = self.evidence.get(opened["key"])
-            if not opened["key"].startswith(HOST_FAMILIES) or host_evidence is None:
+        for alert_id, opened in self.desk.open.items():
+            host_evidence = self.evidence.get(opened.key)
+            if not opened.key.startswith(HOST_FAMILIES) or host_evidence is None:
                 continue
             overlap = _overlap(event.key, host_evidence)
             if overlap >= FOLD_SHARE * excess and overlap > best_overlap:
                 best, best_overlap = alert_id, overlap
-        return best
+        return best or self._same_surge(event, excess)
+
+    def _same_surge(self, event: AlertEvent, excess: float) -> str | None:
+        """A topic alert that starts now from the same bucket, big enough to hold this surge.
+
+        A source or cluster that waited for a topic (see the tracker) fires with
+        it, when this bucket's evidence no longer shows their overlap; the
+        shared onset and the host's larger excess stand for it.
+        """
+        hosts = [h for h in self._started if h.window_start == event.window_start
+                 and h.observed - h.expected >= FOLD_SHARE * excess]
+        best = max(hosts, key=lambda h: h.observed - h.expected, default=None)
+        return best.alert_id if best is not None else None
 
 
 def _overlap(key: AlertKey, host: WindowEvidence) -> float:
@@ -455,11 +470,11 @@ def _family_max(detections: dict[AlertKey, Detection]) -> dict[str, float]:
     return best
 
 
-def _firing_by_severity(tracker: AlertTracker, desk: dict) -> dict[str, int]:
+def _firing_by_severity(tracker: AlertTracker, desk: Desk) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for item in tracker.to_dict()["keys"]:
         state = item["state"]
-        if state["firing"] and state["alert_id"] not in desk["folded"]:
+        if state["firing"] and state["alert_id"] not in desk.folded:
             counts[state["severity"]] += 1
     return dict(counts)
 
@@ -467,19 +482,5 @@ def _firing_by_severity(tracker: AlertTracker, desk: dict) -> dict[str, int]:
 _NO_TOTALS = {Counted.COUNTED.value: 0, Counted.LATE.value: 0, Counted.DUPLICATE.value: 0}
 
 
-def _new_entry(key: AlertKey) -> dict:
-    return {"key": _dump(key), "b": {}, "o": {}}
-
-
-def _passes(entry: dict, partition: int, offset: int, marks: str) -> bool:
-    """Whether ``offset`` of ``partition`` is past the entry's ``marks`` (last offsets done)."""
-    done = entry.get(marks, {}).get(str(partition))
-    return done is None or offset > done
-
-
-def _marked(entry: dict, partition: int, offset: int, marks: str) -> dict:
-    return {**entry.get(marks, {}), str(partition): offset}
-
-
-def _dump(key: AlertKey) -> dict:
+def _dump(key: AlertKey) -> dict[str, Any]:
     return key.model_dump(mode="json", exclude_none=True)

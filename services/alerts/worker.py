@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
+from mode.types.signals import BaseSignalT
 
 from services.alerts import metrics
 from services.alerts.detector import DetectorConfig
@@ -66,6 +67,7 @@ from services.alerts.windows import (
 from services.alerts.writeback import WriteBack
 from yuqing.contracts import Alert, DeadLetter, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
+from yuqing.contracts.models import AlertsObservation, ObservedPost, PartitionStatus
 from yuqing.deadletter import DeadLetterBudget, DeadLetterRateExceeded, make_dead_letter
 from yuqing.settings import EXIT_RESTART
 from yuqing.topics import LogicalTopic, topic_spec
@@ -149,7 +151,7 @@ class ChangelogReceipts:
 
     def __init__(self, table: Any, timeout_s: float) -> None:
         self.name, self.timeout_s = table.name, timeout_s
-        self.pending: list[asyncio.Future] = []
+        self.pending: list[asyncio.Future[Any]] = []
         send = table.send_changelog
 
         def send_and_keep(*args: Any, **kwargs: Any) -> Any:
@@ -214,7 +216,7 @@ class AlertsService:
 
     # -- stage 1: posts.enriched -> observations --------------------------
 
-    async def route_batch(self, events: Sequence[faust.EventT]) -> None:
+    async def route_batch(self, events: Sequence[faust.EventT[Any]]) -> None:
         """Route a batch of posts; raises DeadLetterRateExceeded past the dead-letter cap."""
         try:
             for event in events:
@@ -240,8 +242,10 @@ class AlertsService:
         wall = time.time()
         self.idle.observe(observation.event_time, wall)
         self.activity.saw(message.partition, wall)
-        value = {**observation.to_dict(), "p": message.partition, "o": message.offset,
-                 "n": self.source_partitions()}
+        body = ObservedPost.model_validate({
+            **observation.to_dict(), "source_partition": message.partition,
+            "source_offset": message.offset, "source_partitions": self.source_partitions()})
+        value = AlertsObservation(body=body).model_dump(mode="json", exclude_none=True)
         return await self.observations.send(key=observation.post_id.encode(), value=value)
 
     async def report_status(self) -> None:
@@ -251,14 +255,16 @@ class AlertsService:
         silent = self.activity.idle(assigned, wall)
         tick = self.idle.tick(wall)
         if silent or tick is not None:
-            status = {"status": 1, "idle": silent, "n": self.source_partitions(), "tick": tick}
-            await self.observations.send(key=b"status", value=status)
+            status = PartitionStatus(idle_partitions=silent, source_partitions=self.source_partitions(),
+                                     tick=tick)
+            value = AlertsObservation(body=status).model_dump(mode="json", exclude_none=True)
+            await self.observations.send(key=b"status", value=value)
 
     # -- stage 2: observations -> windows -> alerts -----------------------
 
-    async def watch_batch(self, events: Sequence[faust.EventT]) -> None:
+    async def watch_batch(self, events: Sequence[faust.EventT[Any]]) -> None:
         for event in events:
-            await self._watch_one(cast(dict, event.value))
+            await self._watch_one(AlertsObservation.model_validate(event.value).body)
         self.watch.persist()
         # The batch is acknowledged when this returns: its state must be on the broker by
         # then, and stored in STORE_ORDER so that a kill half way leaves a state the replay
@@ -270,13 +276,13 @@ class AlertsService:
         except RuntimeError as exc:
             _stop_uncommitted(exc)
 
-    async def _watch_one(self, value: dict) -> None:
+    async def _watch_one(self, body: ObservedPost | PartitionStatus) -> None:
         tick = None
-        if "status" in value:
-            self.marks.mark_idle(value["idle"], value["n"])
-            tick = value["tick"]
+        if isinstance(body, PartitionStatus):
+            self.marks.mark_idle(body.idle_partitions, body.source_partitions)
+            tick = body.tick
         else:
-            self._count(value)
+            self._count(body)
         reached = [t for t in (self.marks.watermark(), tick) if t is not None]
         if not reached:
             return
@@ -286,10 +292,10 @@ class AlertsService:
                 await self._publish(alert)
         record_advance(advance, self.watch)
 
-    def _count(self, value: dict) -> None:
-        observation = Observation.from_dict(value)
-        self.marks.observe(value["p"], value["n"], observation.event_time)
-        counted = self.watch.add(observation, partition=value["p"], offset=value["o"])
+    def _count(self, post: ObservedPost) -> None:
+        observation = Observation.of_message(post)
+        self.marks.observe(post.source_partition, post.source_partitions, observation.event_time)
+        counted = self.watch.add(observation, partition=post.source_partition, offset=post.source_offset)
         if counted is Counted.COUNTED:
             metrics.POSTS_COUNTED.labels(topic=observation.topic, sentiment=observation.sentiment).inc()
             for key in observation.keys:
@@ -322,29 +328,30 @@ def create_app(settings: AlertsSettings) -> faust.App:
     size, within = settings.batch_size, settings.batch_max_wait_s
 
     @app.agent(service.enriched)
-    async def route_posts(stream: faust.StreamT) -> None:
-        async for events in cast(faust.Stream, stream).take_events(size, within=within):
+    async def route_posts(stream: faust.StreamT[Any]) -> None:
+        async for events in cast(faust.Stream[Any], stream).take_events(size, within=within):
             await _or_stop(app, service.route_batch(events))
 
     @app.agent(service.observations)
-    async def watch_surges(stream: faust.StreamT) -> None:
-        async for events in cast(faust.Stream, stream).take_events(size, within=within):
+    async def watch_surges(stream: faust.StreamT[Any]) -> None:
+        async for events in cast(faust.Stream[Any], stream).take_events(size, within=within):
             await _or_stop(app, service.watch_batch(events))
 
-    async def forget_order(sender: Any, tps: Any, **_: Any) -> None:
+    async def forget_order(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **_: Any) -> None:
+        tps = args[0]  # the partitions assigned or revoked
         service.order.forget(tp.partition for tp in tps if tp.topic == service.enriched_name)
 
     app.on_partitions_assigned.connect(forget_order)
     app.on_partitions_revoked.connect(forget_order)
 
-    @app.timer(interval=STATUS_INTERVAL_S)
+    @app.timer(interval=STATUS_INTERVAL_S)  # type: ignore[untyped-decorator]  # faust is untyped
     async def report_status() -> None:
         await service.report_status()
 
     if service.notifier is not None:
         notifier = service.notifier
 
-        @app.task
+        @app.task  # type: ignore[untyped-decorator]  # faust is untyped
         async def deliver_notifications() -> None:
             await notifier.run()
 

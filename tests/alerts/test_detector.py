@@ -111,11 +111,21 @@ def test_tiny_volumes_never_alert() -> None:
     assert surge_buckets(run(series)) == []
 
 
-def test_small_absolute_excess_is_ignored_even_if_relatively_huge() -> None:
+def test_one_small_excess_does_not_fire_even_if_relatively_huge() -> None:
     config = DetectorConfig(min_count=5, min_excess=4)
     series = [(START + i * STEP, 0) for i in range(5 * BUCKETS_PER_DAY)]
     series.append((START + len(series) * STEP, 4))
-    assert run(series, SurgeDetector(config))[-1].score == 0.0
+    assert run(series, SurgeDetector(config))[-1].severity is None
+
+
+def test_a_sustained_surge_at_half_a_post_per_bucket_fires_within_the_hour() -> None:
+    # Below min_count in every bucket: only the Poisson CUSUM can see it.
+    rng = np.random.default_rng(4)
+    quiet = [(START + i * STEP, float(rng.poisson(0.5))) for i in range(14 * BUCKETS_PER_DAY)]
+    assert all(d.severity is None for d in run(quiet)[2 * BUCKETS_PER_DAY:]), "no false alert in 12 days"
+    surge = [(START + (len(quiet) + i) * STEP, float(rng.poisson(4.0))) for i in range(12)]
+    detections = run(quiet + surge)[len(quiet):]
+    assert any(d.severity is not None for d in detections)
 
 
 def test_state_is_json_safe_and_resumes_exactly() -> None:
@@ -154,3 +164,11 @@ def test_aware_timestamps_use_the_configured_local_time() -> None:
 def test_config_rejects_buckets_that_do_not_divide_an_hour() -> None:
     with pytest.raises(ValueError):
         DetectorConfig(bucket_seconds=7 * 60)
+
+
+def test_a_key_without_history_fires_on_an_absolute_burst_but_not_on_its_usual_rate() -> None:
+    steady = [(START + i * STEP, 2.0) for i in range(6 * 12)]  # six hours of a young key
+    assert all(d.severity is None for d in run(steady))
+    burst = [(START + (len(steady) + i) * STEP, n) for i, n in enumerate([8.0, 10.0])]
+    detections = run(steady + burst)[len(steady):]
+    assert any(d.severity is not None for d in detections), "18 posts in 10 minutes, 2 a bucket before"

@@ -13,7 +13,7 @@ from services.alerts.lifecycle import TrackerConfig
 from services.alerts.watch import STORE_ORDER, Counted, SurgeWatch, WatchConfig
 from services.alerts.windows import WindowPolicy
 from services.alerts.writeback import WriteBack
-from tests.alerts.streams import make_post, steady_posts, surge_posts
+from tests.alerts.streams import SOURCES, make_post, steady_posts, surge_posts
 from yuqing.contracts import Alert, AlertState, EnrichedPost, Sentiment, Topic
 
 BUCKET = 1800
@@ -104,7 +104,7 @@ def test_late_and_replayed_posts_are_not_counted():
     assert closed.closed_through == int(SURGE_AT.timestamp())
     assert watch.add(observe[1], partition=0, offset=1) is Counted.LATE
     assert watch.add(observe[0], partition=0, offset=2) is Counted.LATE
-    assert [int(b) for entry in watch.windows.values() for b in entry["b"]] == [
+    assert [int(b) for entry in watch.windows.values() for b in entry["buckets"]] == [
         int(SURGE_AT.timestamp()) + 300] * 5
     assert watch.totals() == {"counted": 2, "late": 2, "duplicate": 1}
     watch.persist()
@@ -177,7 +177,7 @@ def test_counts_match_a_recount_whatever_a_kill_leaves_behind(seed):
         for key in obs.keys:
             counts = recount.setdefault(key.label(), {})
             counts[bucket] = counts.get(bucket, 0) + 1
-    counted = {label: {b: v["n"] for b, v in entry["b"].items()}
+    counted = {label: {b: v["count"] for b, v in entry["buckets"].items()}
                for label, entry in stores["windows"].items()}
     assert kills > 3
     assert counted == recount
@@ -196,3 +196,39 @@ def test_detectors_see_the_counts_of_a_clean_run_whatever_a_kill_leaves_behind(s
     assert len(clean["detectors"]) >= 6
     assert killed["detectors"] == clean["detectors"]
     assert SurgeWatch(config, **killed).totals() == SurgeWatch(config, **clean).totals()
+
+
+RUMOUR_REGIONS = ("青山乡", "城关镇", "河口镇", "柳塘镇", "白沙乡", "石桥镇",
+                  "东坝镇", "西岭乡", "南湖镇", "北山乡", "新塘镇", "高桥乡")
+
+
+def _rumour_posts(start: datetime, per_region: int = 3) -> list[EnrichedPost]:
+    """One billing rumour, a few posts from each of many townships: no township surges on its own."""
+    rng = random.Random(23)
+    posts = [make_post(index=f"rumour-{region}-{i}",
+                       created_at=start + timedelta(seconds=rng.uniform(0, 600)),
+                       topic=Topic.BILLING, region=region, source=SOURCES[(i + len(region)) % len(SOURCES)],
+                       text=f"听说{region}下个月电价要涨一倍", keywords=["电价", "涨价"],
+                       fingerprint=rng.getrandbits(64), sentiment=Sentiment.NEGATIVE)
+             for region in RUMOUR_REGIONS for i in range(per_region)]
+    return sorted(posts, key=lambda p: p.created_at)
+
+
+def test_a_topic_surge_spread_over_many_townships_fires_one_topic_alert():
+    # _feed closes every bucket in its own advance() call, as the live worker does.
+    posts = sorted(steady_posts(SURGE_AT - timedelta(days=3), SURGE_AT + timedelta(hours=3), seed=9)
+                   + _rumour_posts(SURGE_AT), key=lambda p: p.created_at)
+    firing = [a for a in _feed(_watch(), posts) if a.state is AlertState.FIRING]
+    assert [a.key.label() for a in firing] == ["topic|topic=billing"]
+    assert firing[0].window_start == SURGE_AT and firing[0].observed >= 36
+
+
+def test_the_channels_of_a_topic_surge_fold_into_its_alert():
+    # Four posts a township, through each source in its usual share, in 15-minute buckets:
+    # the sources surge too, wait for the topic, and are listed in its alert instead.
+    posts = sorted(steady_posts(SURGE_AT - timedelta(days=3), SURGE_AT + timedelta(hours=3), seed=9)
+                   + _rumour_posts(SURGE_AT, per_region=4), key=lambda p: p.created_at)
+    alerts = _feed(_watch(bucket=900), posts)
+    firing = [a for a in alerts if a.state is AlertState.FIRING]
+    assert [a.key.label() for a in firing] == ["topic|topic=billing"]
+    assert any(parent.startswith("source|") for parent in firing[0].explanation.parents)

@@ -1,14 +1,11 @@
-"""The demo's sources in the registry match what yuqing/demo.py sends."""
+"""The demo's sources in the registry match what services/demo/stream.py sends."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from services.ingest.registry import load_registry
-from tests.conftest import REPO_ROOT
-from yuqing.contracts import Channel
-from yuqing.demo import (
+from services.demo.stream import (
     APP_SOURCE,
     DEMO_FORUM_PORT,
     FORUM_SOURCE,
@@ -17,6 +14,9 @@ from yuqing.demo import (
     demo_environment,
     load_demo,
 )
+from services.ingest.registry import load_registry
+from tests.conftest import REPO_ROOT
+from yuqing.contracts import Channel
 
 
 def registry_path() -> Path:

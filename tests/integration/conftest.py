@@ -16,8 +16,8 @@ from typing import ClassVar
 import httpx
 import pytest
 
+from services.demo.stream import demo_environment
 from tests.conftest import REPO_ROOT, drop_topics, free_port, unique
-from yuqing.demo import demo_environment
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 
 pytestmark = pytest.mark.integration

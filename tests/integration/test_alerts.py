@@ -22,6 +22,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from tests.alerts.streams import steady_posts, surge_posts
+from tests.alerts.test_watch import _rumour_posts
 from tests.conftest import free_port
 from tests.integration.conftest import Pipeline, wait_until
 from yuqing.contracts import Alert, AlertState, EnrichedPost
@@ -145,3 +146,20 @@ def test_steady_stream_with_day_rhythm_raises_no_alert(pipeline: Pipeline, kafka
     for _ in range(6):  # a few polls: the first ones may only join the topic
         alerts = read()
     assert alerts == [], [a.explanation.summary for a in alerts]
+
+
+def test_a_rumour_over_many_townships_raises_one_topic_alert(
+    pipeline: Pipeline, kafka_settings: KafkaSettings,
+):
+    # Buckets close one at a time in the live worker: the pending topic alert must survive between them.
+    _start_alerts(pipeline)
+    rumour = _rumour_posts(SURGE_AT, per_region=4)  # through each source in its usual share
+    _produce(kafka_settings, sorted(steady_posts(SURGE_AT - HISTORY, SURGE_AT + AFTER, seed=9) + rumour,
+                                    key=lambda p: p.created_at))
+    read = _alert_reader(kafka_settings)
+    wait_until(lambda: any(a.state is AlertState.FIRING for a in read()), 150, "the rumour to fire")
+    last_closable = (SURGE_AT + AFTER - timedelta(seconds=2 * BUCKET_SECONDS + 60)).timestamp()
+    wait_until(lambda: _closed_bucket(pipeline) >= last_closable, 150, "the last windows to close")
+    firing = [a for a in read() if a.state is AlertState.FIRING]
+    assert [a.key.label() for a in firing] == ["topic|topic=billing"]  # its channels fold into it
+    assert firing[0].observed >= len(rumour) and firing[0].window_start == SURGE_AT

@@ -186,9 +186,43 @@ class DeadLetter(_Contract):
     failed_at: datetime
 
 
+class ObservedPost(_Contract):
+    """One enriched post as the alerts counting stage needs it, with where it was read."""
+
+    kind: Literal["post"] = "post"
+    event_time: float = Field(description="epoch seconds the post counts at (created_at, bounded)")
+    post_id: PostId
+    fingerprint: str
+    source: str
+    negative: bool
+    sentiment: str
+    keywords: list[str] = Field(max_length=8)
+    keys: list[AlertKey] = Field(description="every alert key the post counts towards")
+    source_partition: Annotated[int, Field(ge=0)] = Field(description="partition of posts.enriched")
+    source_offset: Annotated[int, Field(ge=0)]
+    source_partitions: Annotated[int, Field(ge=1)]
+
+
+class PartitionStatus(_Contract):
+    """Which source partitions are idle, and the event time a silent stream has reached."""
+
+    kind: Literal["status"] = "status"
+    idle_partitions: list[int] = Field(default_factory=list)
+    source_partitions: Annotated[int, Field(ge=1)]
+    tick: float | None = Field(None, description="epoch seconds to close windows through, if any")
+
+
+class AlertsObservation(_Contract):
+    """The alerts worker's internal topic ``<app_id>-observations`` (stage 1 to stage 2)."""
+
+    schema_version: Literal["v1"] = "v1"
+    body: Annotated[ObservedPost | PartitionStatus, Field(discriminator="kind")]
+
+
 CONTRACTS: dict[str, type[BaseModel]] = {
     "posts.raw": RawPost,
     "posts.enriched": EnrichedPost,
     "alerts": Alert,
     "posts.dlq": DeadLetter,
+    "alerts.observations": AlertsObservation,
 }

@@ -20,7 +20,7 @@ import json
 import secrets
 import string
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,8 +31,9 @@ import httpx
 from services.ingest.app_webhook import signed_headers
 from services.ingest.fixture_forum import FixtureForum, discourse_post
 from services.ingest.wechat import WeChatCrypto, text_message_xml
+from yuqing.paths import project_paths
 
-DEMO_STREAM = Path(__file__).resolve().parent.parent / "data" / "demo" / "stream.jsonl"
+DEMO_STREAM = project_paths().root / "data" / "demo" / "stream.jsonl"
 
 APP_SOURCE = "demo-app"
 WECHAT_SOURCE = "demo-wechat"
@@ -43,7 +44,7 @@ DEMO_FORUM_PORT = 8011
 
 _ALNUM = string.ascii_letters + string.digits
 # Variable -> how to make a value when it is unset (formats required by the registry).
-_SECRETS = {
+_SECRETS: dict[str, Callable[[], str]] = {
     "YUQING_DEMO_API_KEY": lambda: secrets.token_urlsafe(32),
     "YUQING_DEMO_APP_SECRET": lambda: secrets.token_urlsafe(32),
     "YUQING_DEMO_WECHAT_TOKEN": lambda: "".join(secrets.choice(_ALNUM) for _ in range(32)),

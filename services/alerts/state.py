@@ -1,0 +1,141 @@
+"""The counting stage's stored state, with names (pure).
+
+Each class is the value type of one changelog-backed table of
+:class:`services.alerts.watch.SurgeWatch` (tests use dicts). Tables hold the
+``to_dict()`` form, JSON-safe, and values are always replaced, never changed
+in place, so every change reaches the changelog.
+
+``OffsetMarks`` map a source partition (as text: JSON object keys) to the last
+offset of that partition already counted, so a post read again after a restart
+is skipped exactly where it was counted before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+OffsetMarks = dict[str, int]
+
+
+def passes(marks: OffsetMarks, partition: int, offset: int) -> bool:
+    """Whether ``offset`` of ``partition`` is past the marks (not counted yet)."""
+    done = marks.get(str(partition))
+    return done is None or offset > done
+
+
+def marked(marks: OffsetMarks, partition: int, offset: int) -> OffsetMarks:
+    return {**marks, str(partition): offset}
+
+
+@dataclass(frozen=True)
+class KeyWindows:
+    """``windows`` table: one key's open buckets and what has been counted into them.
+
+    ``buckets`` maps a bucket start (epoch seconds, as text) to that bucket's
+    :class:`~services.alerts.evidence.WindowEvidence` in ``to_dict`` form,
+    kept serialised so that counting a post decodes only its own bucket.
+    The ``overall`` entry also keeps the running totals of posts counted,
+    late and duplicate, with their own offset marks.
+    """
+
+    key: dict[str, Any]
+    buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    counted_through: OffsetMarks = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+    totals_through: OffsetMarks = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "buckets": self.buckets, "counted_through": self.counted_through,
+                "totals": self.totals, "totals_through": self.totals_through}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> KeyWindows:
+        return cls(key=data["key"], buckets=data["buckets"], counted_through=data["counted_through"],
+                   totals=data.get("totals", {}), totals_through=data.get("totals_through", {}))
+
+    def without(self, buckets: list[str]) -> KeyWindows:
+        return replace(self, buckets={b: v for b, v in self.buckets.items() if b not in buckets})
+
+
+@dataclass(frozen=True)
+class DetectorEntry:
+    """``detectors`` table: one key's detector state and the last bucket it judged."""
+
+    key: dict[str, Any]
+    last_bucket: int
+    state: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "last_bucket": self.last_bucket, "state": self.state}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DetectorEntry:
+        return cls(key=data["key"], last_bucket=int(data["last_bucket"]), state=data["state"])
+
+
+@dataclass(frozen=True)
+class SeenPost:
+    """``posts`` table: where a post in an open bucket was first counted."""
+
+    bucket: int
+    partition: int
+    offset: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"bucket": self.bucket, "partition": self.partition, "offset": self.offset}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SeenPost:
+        return cls(int(data["bucket"]), int(data["partition"]), int(data["offset"]))
+
+
+@dataclass(frozen=True)
+class OpenAlert:
+    """An alert firing now, as the desk remembers it to explain its later events."""
+
+    key: str
+    bucket: float  # end of the bucket its explanation comes from (epoch seconds)
+    explanation: dict[str, Any] | None = None
+    samples: list[str] = field(default_factory=list)
+    related: list[str] = field(default_factory=list)  # folded source/cluster keys
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "bucket": self.bucket, "explanation": self.explanation,
+                "samples": self.samples, "related": self.related}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OpenAlert:
+        return cls(key=data["key"], bucket=float(data["bucket"]), explanation=data.get("explanation"),
+                   samples=list(data.get("samples", [])), related=list(data.get("related", [])))
+
+
+@dataclass
+class Desk:
+    """``desk`` table, one value: the stream's progress and the alert lifecycle.
+
+    ``closed_through`` is the last bucket closed (None before the first close),
+    ``watermark`` the event time reached, ``tracker`` the
+    :class:`~services.alerts.lifecycle.AlertTracker` state, ``open`` the open
+    alerts by id, ``folded`` the source/cluster alert ids folded into a host
+    alert (id -> host id), and ``swept`` the bucket of the last idle-key sweep.
+    """
+
+    closed_through: int | None = None
+    watermark: float | None = None
+    tracker: dict[str, Any] | None = None
+    open: dict[str, OpenAlert] = field(default_factory=dict)
+    folded: dict[str, str] = field(default_factory=dict)
+    swept: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"closed_through": self.closed_through, "watermark": self.watermark, "tracker": self.tracker,
+                "open": {alert_id: opened.to_dict() for alert_id, opened in self.open.items()},
+                "folded": dict(self.folded), "swept": self.swept}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Desk:
+        return cls(closed_through=data["closed_through"], watermark=data["watermark"],
+                   tracker=data["tracker"],
+                   open={alert_id: OpenAlert.from_dict(o) for alert_id, o in data["open"].items()},
+                   folded=dict(data["folded"]), swept=data.get("swept"))

@@ -1,0 +1,197 @@
+"""Cold start: rebuild the detectors' state from posts already stored.
+
+``yuqing alerts warm --since 14d`` reads the posts of the last days (from the
+Elasticsearch posts index, or from a JSONL of ``posts.enriched`` messages),
+counts them per key and bucket, runs every key's :class:`SurgeDetector` over
+those buckets (empty ones included), and writes the detectors' state to the
+``detectors`` table's changelog, so that the worker starts with baselines
+instead of two blind days. Run it while the alerts worker is stopped (Faust
+restores its tables from the changelog when it starts).
+
+**Borrowed rhythm.** A key with less than one post an hour since its first
+post (a quiet or a new township) cannot learn the shape of a day from its own posts. It
+starts from its parent's shape instead (``overall`` -> ``topic`` ->
+``topic x region``; ``source`` and ``cluster`` under ``overall``), scaled to
+its own volume by its own level, and its own posts then adjust that shape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from services.alerts.detector import DetectorConfig, SurgeDetector
+from services.alerts.keys import cluster_of
+from services.alerts.state import DetectorEntry
+from services.alerts.windows import bucket_datetime, bucket_of
+from yuqing.contracts import AlertKey, EnrichedPost, Topic
+from yuqing.settings import KafkaSettings
+
+FAMILY_ORDER = ("overall", "topic", "topic_region", "source", "cluster")  # parents first
+
+
+@dataclass(frozen=True)
+class PastPost:
+    """What warming needs of a stored post."""
+
+    created_at: datetime
+    topic: Topic
+    region: str | None
+    source: str
+    fingerprint: str
+
+    def alert_keys(self) -> list[AlertKey]:
+        keys = [AlertKey(family="overall"), AlertKey(family="topic", topic=self.topic),
+                AlertKey(family="source", source=self.source),
+                AlertKey(family="cluster", cluster=cluster_of(self.fingerprint))]
+        if self.region:
+            keys.append(AlertKey(family="topic_region", topic=self.topic, region=self.region))
+        return keys
+
+    @classmethod
+    def of(cls, post: EnrichedPost) -> PastPost:
+        return cls(post.created_at, post.topic, post.region, post.source, post.fingerprint)
+
+    @classmethod
+    def of_document(cls, doc: dict[str, Any]) -> PastPost:
+        """From a document of the search index (see ``services.search.documents``)."""
+        return cls(datetime.fromisoformat(doc["created_at"]), Topic(doc["topic"]), doc.get("region"),
+                   doc["source"], doc.get("fingerprint") or "00")
+
+
+def parent_of(key: AlertKey) -> AlertKey | None:
+    if key.family == "topic_region":
+        return AlertKey(family="topic", topic=key.topic)
+    return None if key.family == "overall" else AlertKey(family="overall")
+
+
+def warm_detectors(posts: Iterable[PastPost], config: DetectorConfig, *, until: datetime
+                   ) -> dict[str, DetectorEntry]:
+    """Each key's detector run over the buckets of ``posts`` before ``until`` (empty ones included)."""
+    counts: dict[AlertKey, Counter[int]] = defaultdict(Counter)
+    size = config.bucket_seconds
+    last = bucket_of(until.timestamp(), size) - size  # the last bucket closed at ``until``
+    for post in posts:
+        bucket = bucket_of(post.created_at.timestamp(), size)
+        if bucket <= last:
+            for key in post.alert_keys():
+                counts[key][bucket] += 1
+    if not counts:
+        return {}
+    first = min(min(c) for c in counts.values())
+    detectors: dict[AlertKey, SurgeDetector] = {}
+    for key in sorted(counts, key=lambda k: (FAMILY_ORDER.index(k.family), k.label())):
+        detector = SurgeDetector(config)
+        parent = parent_of(key)
+        own_hours = max((last - min(counts[key])) / 3600, 1.0)
+        if parent is not None and parent in detectors and sum(counts[key].values()) < own_hours:
+            detector.borrow_rhythm(detectors[parent])
+        for bucket in range(first, last + size, size):
+            detector.update(bucket_datetime(bucket), counts[key].get(bucket, 0))
+        detectors[key] = detector
+    dump = {key: key.model_dump(mode="json", exclude_none=True) for key in detectors}
+    return {key.label(): DetectorEntry(dump[key], last, detector.to_dict())
+            for key, detector in detectors.items()}
+
+
+# -- where the posts come from, where the state goes -------------------------
+
+
+def posts_from_jsonl(path: Path, since: datetime) -> Iterator[PastPost]:
+    """Posts of a JSONL of ``posts.enriched`` messages created at or after ``since``."""
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                post = PastPost.of(EnrichedPost.model_validate_json(line))
+            except ValueError as error:
+                raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
+            if _aware(post.created_at) >= since:
+                yield post
+
+
+def posts_from_elasticsearch(since: datetime) -> Iterator[PastPost]:
+    """Posts of the search index created at or after ``since``."""
+    from elasticsearch import helpers
+
+    from services.search.es import make_client
+    from services.search.mappings import posts_alias
+    from yuqing.settings import ElasticsearchSettings
+
+    settings = ElasticsearchSettings()
+    client = make_client(settings)
+    query = {"query": {"range": {"created_at": {"gte": since.isoformat()}}},
+             "_source": ["created_at", "topic", "region", "source", "fingerprint"]}
+    for hit in helpers.scan(client, index=posts_alias(settings.index_prefix), query=query, size=2000,
+                            preserve_order=False):
+        yield PastPost.of_document(hit["_source"])
+
+
+def changelog_topic(app_id: str, table: str = "detectors") -> str:
+    """The Kafka topic a Faust table of the alerts worker is restored from."""
+    return f"{app_id}-{table}-changelog"
+
+
+def changelog_records(entries: dict[str, DetectorEntry]) -> Iterator[tuple[bytes, bytes]]:
+    """Key and value bytes as the worker's table writes them (JSON both)."""
+    for label, entry in entries.items():
+        yield json.dumps(label).encode(), json.dumps(entry.to_dict()).encode()
+
+
+def parse_since(text: str) -> timedelta:
+    """``14d``, ``36h`` or ``90m``."""
+    units = {"d": 86_400, "h": 3600, "m": 60}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) == 0:
+        raise ValueError(f"--since {text!r}: give a positive number of days, hours or minutes (14d, 36h)")
+    return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def run_warm(*, since: str, posts: Path | None, now: datetime | None = None) -> tuple[int, str]:
+    """The ``yuqing alerts warm`` command: returns the detectors written and the topic."""
+    from services.alerts.settings import AlertsSettings
+    from services.alerts.worker import watch_config
+    from yuqing.kafka import make_producer
+
+    settings = AlertsSettings()
+    until = now or datetime.now(UTC)
+    start = until - parse_since(since)
+    stored = posts_from_jsonl(posts, start) if posts is not None else posts_from_elasticsearch(start)
+    entries = warm_detectors(stored, watch_config(settings).detector, until=until)
+    topic = changelog_topic(settings.app_id)
+    _ensure_changelog(settings.kafka, topic)
+    producer = make_producer(settings.kafka, client_id=f"{settings.app_id}-warm")
+    try:
+        for key, value in changelog_records(entries):
+            producer.send(topic, key=key, value=value, partition=0)
+        producer.flush()
+    finally:
+        producer.close()
+    return len(entries), topic
+
+
+def _ensure_changelog(kafka: KafkaSettings, topic: str) -> None:
+    """Create the table's changelog as Faust would (one partition, compacted) if the worker never ran."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka.servers(), client_id="yuqing-alerts-warm",
+                             **kafka.client_options())
+    try:
+        if topic not in admin.list_topics():
+            admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
+                                          topic_configs={"cleanup.policy": "compact"})])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()

@@ -1,0 +1,1 @@
+"""The demo: the bundled stream replayed through the real connectors (see ``stream``)."""

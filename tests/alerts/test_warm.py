@@ -1,0 +1,70 @@
+"""Cold start: detectors warmed from stored posts, then a burst on a quiet township."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.alerts.detector import DetectorConfig, SurgeDetector
+from services.alerts.warm import PastPost, changelog_records, parse_since, warm_detectors
+from tests.alerts.streams import steady_posts, surge_posts
+from tests.alerts.test_watch import NOW, _feed, _watch
+from yuqing.contracts import AlertState
+
+BUCKET = 1800
+BURST_AT = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)  # noon local time
+
+
+def test_a_burst_on_a_quiet_township_over_a_warmed_baseline_fires_one_alert_with_its_key():
+    history = steady_posts(BURST_AT - timedelta(days=14), BURST_AT - timedelta(hours=2), mean=2.0, seed=3)
+    entries = warm_detectors((PastPost.of(p) for p in history), DetectorConfig(bucket_seconds=BUCKET),
+                             until=BURST_AT - timedelta(hours=2))
+    assert "topic_region|topic=outage|region=河口镇" in entries
+    tables: dict = {"detectors": {label: e.to_dict() for label, e in entries.items()}}
+    live = steady_posts(BURST_AT - timedelta(hours=2), BURST_AT + timedelta(hours=3), mean=2.0, seed=4)
+    burst = surge_posts(BURST_AT, region="河口镇", count=11, minutes=8)
+    alerts = _feed(_watch(tables), sorted(live + burst, key=lambda p: p.created_at))
+    firing = [a for a in alerts if a.state is AlertState.FIRING]
+    assert [a.key.label() for a in firing] == ["topic_region|topic=outage|region=河口镇"]
+    assert firing[0].window_start == BURST_AT
+
+
+def test_without_warming_the_new_key_rule_still_reports_the_burst():
+    live = steady_posts(BURST_AT - timedelta(hours=2), BURST_AT + timedelta(hours=3), mean=2.0, seed=4)
+    burst = surge_posts(BURST_AT, region="河口镇", count=11, minutes=8)
+    alerts = _feed(_watch(), sorted(live + burst, key=lambda p: p.created_at))
+    firing = [a for a in alerts if a.state is AlertState.FIRING]
+    assert firing and all(a.key.topic == "outage" for a in firing)
+    assert min(a.window_start for a in firing) <= BURST_AT + timedelta(seconds=BUCKET)
+
+
+def test_a_new_township_borrows_its_parents_rhythm():
+    history = steady_posts(BURST_AT - timedelta(days=14), BURST_AT, mean=2.0, seed=3)
+    newcomer = surge_posts(BURST_AT - timedelta(hours=20), region="新塘镇", count=6, minutes=600)
+    config = DetectorConfig(bucket_seconds=BUCKET)
+    entries = warm_detectors((PastPost.of(p) for p in history + newcomer), config, until=BURST_AT)
+    topic = SurgeDetector.from_dict(entries["topic|topic=outage"].state, config)
+    township = SurgeDetector.from_dict(entries["topic_region|topic=outage|region=新塘镇"].state, config)
+    night, noon = BURST_AT - timedelta(hours=10), BURST_AT  # 02:00 and 12:00 local time
+    assert township.expected(noon) / township.expected(night) == pytest.approx(
+        topic.expected(noon) / topic.expected(night), rel=0.35)
+    assert township.expected(noon) < topic.expected(noon) / 3
+
+
+def test_records_are_what_the_table_writes():
+    entries = warm_detectors([PastPost.of(p) for p in steady_posts(NOW - timedelta(days=1), NOW)],
+                             DetectorConfig(bucket_seconds=BUCKET), until=NOW)
+    key, value = next(changelog_records(entries))
+    assert key.startswith(b'"') and b'"last_bucket"' in value
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("14d", 14 * 86_400), ("36h", 36 * 3600), ("90m", 5400)])
+def test_since_takes_days_hours_or_minutes(text: str, seconds: int):
+    assert parse_since(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "14", "d", "-3d", "0d", "2w"])
+def test_a_bad_since_is_one_clear_error(text: str):
+    with pytest.raises(ValueError, match="--since"):
+        parse_since(text)

@@ -1,0 +1,43 @@
+"""``yuqing alerts warm`` writes the detectors' changelog on the real Kafka."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from services.alerts.state import DetectorEntry
+from services.alerts.warm import run_warm
+from tests.alerts.streams import steady_posts
+from tests.conftest import drop_topics, unique
+from yuqing.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+
+
+def test_warm_from_posts_writes_one_changelog_record_per_key(
+    infra: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app_id = unique("warm")
+    monkeypatch.setenv("YUQING_ALERTS_APP_ID", app_id)
+    posts = steady_posts(NOW - timedelta(days=15), NOW, mean=1.0, seed=2)
+    path = tmp_path / "posts.jsonl"
+    path.write_text("".join(p.model_dump_json() + "\n" for p in posts), encoding="utf-8")
+    try:
+        written, topic = run_warm(since="14d", posts=path, now=NOW)
+        assert topic == f"{app_id}-detectors-changelog"
+        consumer = KafkaConsumer(bootstrap_servers=KafkaSettings().servers(), enable_auto_commit=False,
+                                 consumer_timeout_ms=5000)
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        consumer.seek_to_beginning(partition)
+        records = {json.loads(m.key): DetectorEntry.from_dict(json.loads(m.value)) for m in consumer}
+        consumer.close()
+    finally:
+        drop_topics(KafkaSettings(), [app_id])
+    assert len(records) == written and "topic_region|topic=outage|region=河口镇" in records
+    assert {entry.last_bucket for entry in records.values()} == {int(NOW.timestamp()) - 300}
