@@ -16,6 +16,7 @@ from rich.table import Table
 
 from services.nlp.classifier import DEFAULT_VARIANT, load_classifier
 from services.nlp.model_metrics import EvalReport
+from services.nlp.progress import ProgressLines
 from services.nlp.training import (
     Example,
     ProgressFn,
@@ -46,6 +47,10 @@ class Split(StrEnum):
 
 @contextmanager
 def _progress() -> Iterator[ProgressFn]:
+    """A live bar on a terminal; plain lines with the time left in a log or pipe."""
+    if not console.is_terminal:
+        yield ProgressLines(lambda line: console.print(line, highlight=False))
+        return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as bar:
         task = bar.add_task("starting", total=None)

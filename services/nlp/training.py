@@ -41,8 +41,10 @@ from services.nlp.classifier import (
 )
 from services.nlp.convert import STAMP_FILE, VOCAB_IDS_FILE
 from services.nlp.model_encoder import load_encoder, load_tokenizer, mean_pool
+from services.nlp.model_ensemble import ENSEMBLE_KEY, EnsembleConfig
 from services.nlp.model_lora import ADAPTER_FILE, add_lora, lora_deltas, merge_lora
 from services.nlp.model_metrics import EvalReport, evaluate_labels
+from services.nlp.model_ngram import NgramModel, fit_ngram_model
 from yuqing.contracts import Sentiment, Topic
 
 DEV_MODULUS = 5
@@ -128,6 +130,7 @@ class TrainConfig:
     seed: int = 13
     distill_weight: float = 0.5  # only with a teacher
     distill_temperature: float = 2.0
+    ngram: bool = True  # also fit the character n-gram model the default ensemble mixes in
 
 
 @dataclass
@@ -374,9 +377,14 @@ def train_classifier(
             optimizer.zero_grad(set_to_none=True)
             if progress:
                 progress(epoch * n_batches + step + 1, n_batches * cfg.epochs,
-                         f"epoch {epoch + 1} loss {loss.item():.3f}")
+                         f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{n_batches} "
+                         f"loss {loss.item():.3f}")
         if dev_items:
             result.epoch_dev_accuracy.append(_dev_accuracy(split, heads, dev_items, labels))
+            if progress:
+                dev_text = " ".join(f"{t} {a:.4f}" for t, a in result.epoch_dev_accuracy[-1].items())
+                progress((epoch + 1) * n_batches, n_batches * cfg.epochs,
+                         f"epoch {epoch + 1}/{cfg.epochs} done, dev accuracy: {dev_text}")
     split.restore()
     meta = ClassifierMeta(
         version=version or f"{out_dir.name}-l{encoder.config.num_hidden_layers}",
@@ -386,9 +394,21 @@ def train_classifier(
                # shipped deltas are only meaningful relative to a fresh conversion
                "deltas_from_converted_e5": base is None and (base_dir / STAMP_FILE).exists()},
     )
+    if cfg.ngram:
+        fit_ngram(train, labels).save(out_dir)
+        meta.extra[ENSEMBLE_KEY] = EnsembleConfig().to_dict()
     save_classifier(encoder.eval(), tokenizer, heads.eval(), meta, base_dir, out_dir)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def fit_ngram(train: Sequence[Example], labels: dict[str, list[str]]) -> NgramModel:
+    """The character n-gram model on the same training examples, per task with labels."""
+    data = {}
+    for task in labels:
+        pairs = [(ex.text, label) for ex in train if (label := ex.label(task)) is not None]
+        data[task] = ([t for t, _ in pairs], [lab for _, lab in pairs])
+    return fit_ngram_model(data, labels)
 
 
 def save_classifier(encoder, tokenizer, heads: ClassifierHeads, meta: ClassifierMeta,
