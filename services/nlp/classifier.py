@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -78,7 +78,7 @@ class ClassifierMeta:
     prefix: str = ""
     max_length: int = 128
     base: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, model_dir: Path) -> None:
         (model_dir / META_FILE).write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2))
@@ -145,13 +145,15 @@ def _int8_layers(encoder: nn.Module) -> set[str]:
 
 def quantize_int8(encoder: nn.Module) -> nn.Module:
     """Dynamic int8 quantization (int8 weights, per-batch activation scales)."""
-    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+    from torch.ao import quantization
 
-    spec = dict.fromkeys(_int8_layers(encoder), default_dynamic_qconfig)
+    quantize: Any = quantization.quantize_dynamic  # untyped in torch
+    spec = dict.fromkeys(_int8_layers(encoder), quantization.default_dynamic_qconfig)
     with warnings.catch_warnings():
         # the eager-mode API is deprecated in favour of torchao, which we do not depend on
         warnings.simplefilter("ignore")
-        return quantize_dynamic(encoder, spec, dtype=torch.qint8)
+        quantized: nn.Module = quantize(encoder, spec, dtype=torch.qint8)
+    return quantized
 
 
 class EncoderClassifier:

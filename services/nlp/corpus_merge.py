@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from services.nlp.enrich import normalize
 from services.nlp.model_cv import NEAR_DUPLICATE_COSINE, near_duplicates_across
@@ -24,7 +25,7 @@ FIELDS = ("text", "topic", "sentiment", "channel")
 
 @dataclass
 class MergeReport:
-    kept: list[dict] = field(default_factory=list)
+    kept: list[dict[str, Any]] = field(default_factory=list)
     exact_duplicates: int = 0
     near_corpus: int = 0
     near_test: int = 0
@@ -36,15 +37,15 @@ class MergeReport:
                 "kept_by_topic": dict(Counter(r.get("topic") for r in self.kept))}
 
 
-def read_rows(paths: Iterable[Path]) -> list[dict]:
-    rows = []
+def read_rows(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for path in paths:
         with path.open(encoding="utf-8") as fh:
             rows.extend(json.loads(line) for line in fh if line.strip())
     return rows
 
 
-def select_new(new: Sequence[dict], corpus: Sequence[str], test: Sequence[str],
+def select_new(new: Sequence[dict[str, Any]], corpus: Sequence[str], test: Sequence[str],
                threshold: float = NEAR_DUPLICATE_COSINE) -> MergeReport:
     """The new rows to keep, in order, and why the others were dropped."""
     report = MergeReport()
@@ -71,8 +72,8 @@ def select_new(new: Sequence[dict], corpus: Sequence[str], test: Sequence[str],
     return report
 
 
-def append_to_corpus(rows: Iterable[dict], corpus_dir: Path) -> None:
-    by_topic: dict[str, list[dict]] = {}
+def append_to_corpus(rows: Iterable[dict[str, Any]], corpus_dir: Path) -> None:
+    by_topic: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_topic.setdefault(row["topic"], []).append(row)
     for topic, items in by_topic.items():

@@ -94,7 +94,7 @@ class OutOfFold:
         pred = p.argmax(axis=1)
         pairs = [(g, self.labels[task][k]) for g, k in zip(self.gold[task], pred, strict=True)
                  if g is not None]
-        return sum(g == k for g, k in pairs) / max(1, len(pairs))
+        return float(sum(g == k for g, k in pairs) / max(1, len(pairs)))
 
 
 def out_of_fold(examples: Sequence[Example], proba_fn: ProbaFn,

@@ -41,8 +41,8 @@ class EnsembleConfig:
     """How the two models combine (chosen by grouped cross-validation)."""
 
     ngram_weight: dict[str, float] = field(
-        default_factory=lambda: {"topic": 0.5, "sentiment": 0.5})
-    cascade_confidence: float | None = 0.9
+        default_factory=lambda: {"topic": 0.7, "sentiment": 0.6})
+    cascade_confidence: float | None = 0.8
     low_confidence: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,7 +106,7 @@ class EnsembleProbabilities:
             out[task][skip] = proba[skip]
         rest = np.flatnonzero(~skip)
         if len(rest):
-            enc = encoder_proba([texts[i] for i in rest])
+            enc = encoder_proba([texts[i] for i in rest.tolist()])
             for task, proba in out.items():
                 proba[rest] = combine(ngram[task][rest], enc[task],
                                       self.cfg.ngram_weight.get(task, 0.5)) \

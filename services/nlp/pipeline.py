@@ -92,8 +92,11 @@ class BatchProcessor:
             post, topic=topic, topic_scores=scores, sentiment=prediction.sentiment,
             sentiment_scores=prediction.sentiment_scores, rule_hits=hits,
             model_version=self.classifier.version,
+            low_confidence=bool(getattr(prediction, "low_confidence", False)),
         )
         metrics.TOPIC_CONFIDENCE.observe(max(scores.values()))
+        if enriched.low_confidence:
+            metrics.LOW_CONFIDENCE.inc()
         return enriched
 
     @staticmethod

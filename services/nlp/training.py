@@ -77,7 +77,7 @@ def split_examples(examples: Iterable[Example]) -> tuple[list[Example], list[Exa
     return train, dev
 
 
-def parse_example(obj: dict) -> Example:
+def parse_example(obj: dict[str, Any]) -> Example:
     """One JSONL object as an ``Example`` (missing or empty labels become ``None``)."""
     text = obj.get("text")
     if not isinstance(text, str):
@@ -157,7 +157,8 @@ def _base_meta(base_dir: Path) -> ClassifierMeta | None:
 
 
 def _heads(hidden: int, labels: dict[str, list[str]], base_dir: Path,
-           base: ClassifierMeta | None, dropout: float) -> tuple[ClassifierHeads, dict]:
+           base: ClassifierMeta | None,
+           dropout: float) -> tuple[ClassifierHeads, dict[str, list[str]]]:
     """New heads for tasks with labels; frozen copies of the base's for the others."""
     kept = {t: ls for t, ls in (base.labels if base else {}).items() if t not in labels}
     all_labels = {t: labels.get(t) or kept[t] for t in TASKS if t in labels or t in kept}
@@ -173,19 +174,21 @@ def _heads(hidden: int, labels: dict[str, list[str]], base_dir: Path,
 class _PassThrough(nn.Module):
     """Stands in for the embeddings while training the top layers on cached states."""
 
-    def forward(self, *args, inputs_embeds: torch.Tensor | None = None, **kwargs):
+    def forward(self, *args: Any, inputs_embeds: torch.Tensor | None = None,
+                **kwargs: Any) -> torch.Tensor | None:
         return inputs_embeds
 
 
 class _SplitEncoder:
     """An encoder seen as a frozen bottom (run once, cached) and a trainable top."""
 
-    def __init__(self, encoder, tokenizer, cfg: TrainConfig) -> None:
+    def __init__(self, encoder: Any, tokenizer: Any, cfg: TrainConfig) -> None:
         self.encoder, self.tokenizer, self.cfg = encoder, tokenizer, cfg
         self.frozen = min(cfg.frozen_layers, len(encoder.encoder.layer))
         self._bottom = (encoder.embeddings, encoder.encoder.layer)
 
-    def bottom_states(self, texts: Sequence[str], progress: ProgressFn | None) -> list:
+    def bottom_states(self, texts: Sequence[str],
+                      progress: ProgressFn | None) -> list[torch.Tensor]:
         """Per text, the unpadded hidden states entering layer ``frozen`` (fp16)."""
         out: list[torch.Tensor | None] = [None] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -204,7 +207,7 @@ class _SplitEncoder:
                     out[i] = states[self.frozen][row, :n].to(torch.float16).clone()
                 if progress:
                     progress(start + len(idx), len(order), "caching frozen layers")
-        return out
+        return [state for state in out if state is not None]
 
     def top_only(self) -> None:
         self.encoder.embeddings = _PassThrough()
@@ -213,13 +216,15 @@ class _SplitEncoder:
     def restore(self) -> None:
         self.encoder.embeddings, self.encoder.encoder.layer = self._bottom
 
-    def logits(self, heads: ClassifierHeads, states: Sequence[torch.Tensor]) -> dict:
+    def logits(self, heads: ClassifierHeads,
+               states: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         padded = nn.utils.rnn.pad_sequence([s.float() for s in states], batch_first=True)
         mask = torch.zeros(padded.shape[:2], dtype=torch.long)
         for row, s in enumerate(states):
             mask[row, :len(s)] = 1
         hidden = self.encoder(inputs_embeds=padded, attention_mask=mask).last_hidden_state
-        return heads(mean_pool(hidden, mask))
+        logits: dict[str, torch.Tensor] = heads(mean_pool(hidden, mask))
+        return logits
 
 
 class Item(NamedTuple):
@@ -371,7 +376,7 @@ def train_classifier(
     for epoch in range(cfg.epochs):
         for step, batch in enumerate(_batches(train_items, cfg.batch_size, rng)):
             loss = _loss(split, heads, batch, labels, cfg)
-            loss.backward()
+            torch.autograd.backward(loss)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -397,21 +402,23 @@ def train_classifier(
     if cfg.ngram:
         fit_ngram(train, labels).save(out_dir)
         meta.extra[ENSEMBLE_KEY] = EnsembleConfig().to_dict()
-    save_classifier(encoder.eval(), tokenizer, heads.eval(), meta, base_dir, out_dir)
+    encoder.eval()
+    heads.eval()
+    save_classifier(encoder, tokenizer, heads, meta, base_dir, out_dir)
     result.seconds = time.perf_counter() - started
     return result
 
 
 def fit_ngram(train: Sequence[Example], labels: dict[str, list[str]]) -> NgramModel:
     """The character n-gram model on the same training examples, per task with labels."""
-    data = {}
+    data: dict[str, tuple[Sequence[str], Sequence[str]]] = {}
     for task in labels:
         pairs = [(ex.text, label) for ex in train if (label := ex.label(task)) is not None]
         data[task] = ([t for t, _ in pairs], [lab for _, lab in pairs])
     return fit_ngram_model(data, labels)
 
 
-def save_classifier(encoder, tokenizer, heads: ClassifierHeads, meta: ClassifierMeta,
+def save_classifier(encoder: Any, tokenizer: Any, heads: ClassifierHeads, meta: ClassifierMeta,
                     base_dir: Path, out_dir: Path) -> None:
     """Write the merged encoder, tokenizer, heads, metadata and the LoRA deltas."""
     out_dir.mkdir(parents=True, exist_ok=True)
