@@ -4,8 +4,8 @@
 
 * **worker**: the real NLP worker (``yuqing nlp worker``, 2 torch threads) in
   a subprocess on the real Kafka, with topics of its own (a unique prefix).
-  Each pass produces ``--posts`` raw posts (corpus texts of every length, in
-  corpus order) as fast as the producer can, and times from the first send to
+  Each pass produces ``--posts`` raw posts (the out-of-distribution texts,
+  cycled: posts the model has not seen) as fast as the producer can, and times from the first send to
   the last enriched post read back; posts/s is the median pass. Peak memory is
   the worker's high-water RSS (``VmHWM``) after the last pass.
 * **ood**: the default classifier on ``data/ood/`` (posts written apart from
@@ -72,13 +72,18 @@ def ood_scores() -> dict[str, Any]:
 
 
 def raw_posts(n: int, run: str) -> list[tuple[bytes, bytes]]:
-    """``n`` encoded raw posts (key, value) from the corpus texts, unique ids per run."""
+    """``n`` encoded raw posts (key, value), unique ids per run.
+
+    The texts are the out-of-distribution posts, cycled: the n-gram model has
+    memorised its own training corpus and would settle nearly every corpus
+    post without the encoder, which flatters the cascade.
+    """
     from services.nlp.training import read_examples
     from yuqing.contracts import Channel, RawPost
     from yuqing.contracts.codec import encode
     from yuqing.contracts.models import make_post_id
 
-    texts = [ex.text for ex in read_examples(CORPUS)]
+    texts = [ex.text for ex in read_examples(OOD)]
     now = datetime.now(UTC)
     out = []
     for i in range(n):

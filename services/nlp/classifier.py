@@ -164,7 +164,7 @@ class EncoderClassifier:
         heads: ClassifierHeads, meta: ClassifierMeta, *, variant: str, batch_size: int = 32,
     ) -> None:
         self.encoder, self.tokenizer, self.heads, self.meta = encoder, tokenizer, heads, meta
-        self.batch_size = batch_size
+        self.batch_size, self.variant = batch_size, variant
         self.version = f"{meta.version}+{variant}"
         self._lock = threading.Lock()
 
@@ -205,7 +205,7 @@ class EnsembleClassifier:
         self.encoder, self.cfg = encoder, cfg
         self.labels = encoder.meta.labels
         self.mixer = EnsembleProbabilities(ngram, self.labels, cfg)
-        self.version = f"{encoder.version}+ngram"
+        self.version = f"{encoder.meta.version}+ngram+{encoder.variant}"
         self._lock = threading.Lock()
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:

@@ -402,7 +402,7 @@ def train_classifier(
     if cfg.ngram:
         fit_ngram(train, labels).save(out_dir)
         meta.extra[ENSEMBLE_KEY] = EnsembleConfig().to_dict()
-    encoder.eval()
+    nn.Module.eval(encoder)
     heads.eval()
     save_classifier(encoder, tokenizer, heads, meta, base_dir, out_dir)
     result.seconds = time.perf_counter() - started

@@ -34,7 +34,7 @@ def test_probabilities_equal_the_sklearn_pipeline(model):
 
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=1)
     x = vec.fit_transform(sorted(set(TEXTS)))
-    lr = LogisticRegression(C=10.0, max_iter=3000).fit(vec.transform(TEXTS), TOPICS)
+    lr = LogisticRegression(C=NgramConfig().c, max_iter=3000).fit(vec.transform(TEXTS), TOPICS)
     probe = ["停电了", "电费高", "app登录", "完全无关的话", ""]
     expected = lr.predict_proba(vec.transform(probe))
     expected = expected[:, [list(lr.classes_).index(t) for t in LABELS["topic"]]]

@@ -193,7 +193,7 @@ def test_tiny_model_is_an_ensemble_with_batch_independent_results(tiny_model):
     from services.nlp.classifier import EnsembleClassifier
 
     clf = load_classifier(tiny_model, variant="fp32")
-    assert isinstance(clf, EnsembleClassifier) and clf.version.endswith("+ngram")
+    assert isinstance(clf, EnsembleClassifier) and clf.version.endswith("+ngram+fp32")
     texts = [ex.text for ex in _corpus_sample(40)] + ["", "又停電了！！", "😂" * 300]
     batched = clf.predict(texts)
     alone = [clf.predict([t])[0] for t in texts]
