@@ -22,14 +22,17 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from services.nlp.model_encoder import load_encoder, load_tokenizer, mean_pool
+from services.nlp.model_ensemble import ENSEMBLE_KEY, EnsembleConfig, EnsembleProbabilities
+from services.nlp.model_ngram import NgramModel
 
 TASKS = ("topic", "sentiment")
 FALLBACK_LABEL = {"topic": "other", "sentiment": "neutral"}
@@ -49,6 +52,9 @@ class Prediction(NamedTuple):
     topic_scores: dict[str, float]
     sentiment: str
     sentiment_scores: dict[str, float]
+    # top topic probability below the model's threshold: worth a human look, and
+    # a rising share of them says the posts drift away from the training data
+    low_confidence: bool = False
 
 
 class TextClassifier(Protocol):
@@ -72,7 +78,7 @@ class ClassifierMeta:
     prefix: str = ""
     max_length: int = 128
     base: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def save(self, model_dir: Path) -> None:
         (model_dir / META_FILE).write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2))
@@ -122,7 +128,7 @@ def length_batches(texts: Sequence[str], batch_size: int) -> list[list[int]]:
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def _scores(labels: list[str], probs: torch.Tensor) -> dict[str, float]:
+def _scores(labels: list[str], probs: np.ndarray) -> dict[str, float]:
     return {label: round(float(p), 6) for label, p in zip(labels, probs, strict=True)}
 
 
@@ -139,13 +145,15 @@ def _int8_layers(encoder: nn.Module) -> set[str]:
 
 def quantize_int8(encoder: nn.Module) -> nn.Module:
     """Dynamic int8 quantization (int8 weights, per-batch activation scales)."""
-    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+    from torch.ao import quantization
 
-    spec = dict.fromkeys(_int8_layers(encoder), default_dynamic_qconfig)
+    quantize: Any = quantization.quantize_dynamic  # untyped in torch
+    spec = dict.fromkeys(_int8_layers(encoder), quantization.default_dynamic_qconfig)
     with warnings.catch_warnings():
         # the eager-mode API is deprecated in favour of torchao, which we do not depend on
         warnings.simplefilter("ignore")
-        return quantize_dynamic(encoder, spec, dtype=torch.qint8)
+        quantized: nn.Module = quantize(encoder, spec, dtype=torch.qint8)
+    return quantized
 
 
 class EncoderClassifier:
@@ -156,19 +164,28 @@ class EncoderClassifier:
         heads: ClassifierHeads, meta: ClassifierMeta, *, variant: str, batch_size: int = 32,
     ) -> None:
         self.encoder, self.tokenizer, self.heads, self.meta = encoder, tokenizer, heads, meta
-        self.batch_size = batch_size
+        self.batch_size, self.variant = batch_size, variant
         self.version = f"{meta.version}+{variant}"
         self._lock = threading.Lock()
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         prepared = prepare_texts(texts, self.meta.max_length * CHARS_PER_TOKEN_BOUND)
-        out: list[Prediction | None] = [None] * len(prepared)
-        with self._lock, torch.inference_mode():
-            for idx in length_batches(prepared, self.batch_size):
-                probs = self._probabilities([prepared[i] for i in idx])
-                for row, i in enumerate(idx):
-                    out[i] = self._prediction({t: p[row] for t, p in probs.items()})
-        return [p for p in out if p is not None]
+        with self._lock:
+            probs = self.probabilities(prepared)
+        return to_predictions(self.meta.labels, probs, len(prepared))
+
+    def probabilities(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Per task an (n, labels) array in ``meta.labels`` order (texts already prepared).
+
+        Texts run in batches of similar length; with fp32 weights a text's
+        probabilities do not depend on the other texts of the call.
+        """
+        out = {t: np.zeros((len(texts), len(ls))) for t, ls in self.meta.labels.items()}
+        with torch.inference_mode():
+            for idx in length_batches(texts, self.batch_size):
+                for task, p in self._probabilities([texts[i] for i in idx]).items():
+                    out[task][idx] = p.numpy()
+        return out
 
     def _probabilities(self, texts: list[str]) -> dict[str, torch.Tensor]:
         batch = self.tokenizer([self.meta.prefix + t for t in texts], padding=True,
@@ -179,16 +196,41 @@ class EncoderClassifier:
         logits = self.heads(mean_pool(hidden.float(), batch["attention_mask"]))
         return {t: torch.softmax(v.float(), dim=-1) for t, v in logits.items()}
 
-    def _prediction(self, probs: dict[str, torch.Tensor]) -> Prediction:
+
+class EnsembleClassifier:
+    """The encoder and the character n-gram model mixed (``model_ensemble``)."""
+
+    def __init__(self, encoder: EncoderClassifier, ngram: NgramModel,
+                 cfg: EnsembleConfig) -> None:
+        self.encoder, self.cfg = encoder, cfg
+        self.labels = encoder.meta.labels
+        self.mixer = EnsembleProbabilities(ngram, self.labels, cfg)
+        self.version = f"{encoder.meta.version}+ngram+{encoder.variant}"
+        self._lock = threading.Lock()
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        meta = self.encoder.meta
+        prepared = prepare_texts(texts, meta.max_length * CHARS_PER_TOKEN_BOUND)
+        with self._lock:
+            probs = self.mixer.mix(prepared, self.encoder.probabilities)
+        return to_predictions(self.labels, probs, len(prepared), self.cfg.low_confidence)
+
+
+def to_predictions(labels: dict[str, list[str]], probs: dict[str, np.ndarray], n: int,
+                   low_confidence: float = 0.0) -> list[Prediction]:
+    """One ``Prediction`` per row; a task without probabilities gets its fallback label."""
+    out = []
+    for row in range(n):
         fields: dict[str, object] = {}
         for task in TASKS:
-            if task in probs:
-                scores = _scores(self.meta.labels[task], probs[task])
-            else:  # a model trained without this task's labels
-                scores = {FALLBACK_LABEL[task]: 1.0}
+            # a model trained without this task's labels reports its fallback label
+            scores = (_scores(labels[task], probs[task][row]) if task in probs
+                      else {FALLBACK_LABEL[task]: 1.0})
             fields[task] = max(scores, key=scores.__getitem__)
             fields[f"{task}_scores"] = scores
-        return Prediction(**fields)  # type: ignore[arg-type]
+        top = max(probs["topic"][row]) if "topic" in probs else 1.0
+        out.append(Prediction(**fields, low_confidence=bool(top < low_confidence)))  # type: ignore[arg-type]
+    return out
 
 
 def resolve_variant(variant: str) -> str:
@@ -228,5 +270,9 @@ def load_classifier(
     if variant == "int8":
         encoder = quantize_int8(encoder)
     heads = ClassifierHeads.load(model_dir, meta.labels)
-    return EncoderClassifier(encoder, load_tokenizer(model_dir), heads, meta,
-                             variant=variant, batch_size=batch_size)
+    classifier = EncoderClassifier(encoder, load_tokenizer(model_dir), heads, meta,
+                                   variant=variant, batch_size=batch_size)
+    if not NgramModel.exists(model_dir):
+        return classifier
+    cfg = EnsembleConfig.from_dict(meta.extra.get(ENSEMBLE_KEY) or {})
+    return EnsembleClassifier(classifier, NgramModel.load(model_dir), cfg)

@@ -34,6 +34,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import transformers
@@ -107,7 +108,7 @@ class _Cursor:
         self.view = data.data  # a memoryview over the mapped bytes
         self.pos = pos
 
-    def unpack(self, fmt: str) -> tuple:
+    def unpack(self, fmt: str) -> tuple[Any, ...]:
         size = struct.calcsize(fmt)
         values = struct.unpack_from(fmt, self.view, self.pos)
         self.pos += size
@@ -244,7 +245,7 @@ def bert_state_dict(
     return sd
 
 
-def bert_config(f: E5File, vocab_size: int, num_layers: int | None = None) -> dict:
+def bert_config(f: E5File, vocab_size: int, num_layers: int | None = None) -> dict[str, Any]:
     """``config.json`` contents for the converted encoder."""
     h = f.header
     return {
@@ -291,7 +292,7 @@ def build_tokenizer(
     return tok
 
 
-def tokenizer_config(has_mask: bool) -> dict:
+def tokenizer_config(has_mask: bool) -> dict[str, Any]:
     """``tokenizer_config.json``: the generic fast class loads ``tokenizer.json`` as is."""
     cfg = {
         "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 512,
@@ -312,7 +313,8 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _stamp(source: Path, keep_ids: np.ndarray | None, num_layers: int | None) -> dict:
+def _stamp(source: Path, keep_ids: np.ndarray | None,
+           num_layers: int | None) -> dict[str, Any]:
     ids_digest = None if keep_ids is None else hashlib.sha256(
         np.asarray(keep_ids, dtype="<i8").tobytes()).hexdigest()
     return {"converter_version": CONVERTER_VERSION, "source_sha256": file_digest(source),

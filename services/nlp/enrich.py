@@ -110,7 +110,7 @@ def apply_rules(
 def enrich(
     post: RawPost, *, topic: str, topic_scores: Mapping[str, float], sentiment: str,
     sentiment_scores: Mapping[str, float], rule_hits: Sequence[str], model_version: str,
-    now: datetime | None = None,
+    now: datetime | None = None, low_confidence: bool = False,
 ) -> EnrichedPost:
     text = model_input(post)
     return EnrichedPost(
@@ -125,6 +125,7 @@ def enrich(
         rule_hits=list(rule_hits),
         model_version=model_version,
         enriched_at=now or datetime.now(UTC),
+        low_confidence=low_confidence,
     )
 
 

@@ -20,6 +20,10 @@ BATCH_SECONDS = Histogram(
     "yuqing_nlp_batch_seconds", "Wall time to classify and enrich one batch.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+LOW_CONFIDENCE = Counter(
+    "yuqing_nlp_low_confidence_posts_total",
+    "Posts the model flagged as low-confidence (a rising share signals drift).",
+)
 TOPIC_CONFIDENCE = Histogram(
     "yuqing_nlp_topic_confidence", "Top topic probability per post (a drift signal).",
     buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99),

@@ -37,11 +37,14 @@ from services.nlp.convert import (
     write_encoder_dir,
 )
 from services.nlp.model_lora import ADAPTER_FILE, merge_deltas
+from services.nlp.model_ngram import NGRAM_META_FILE, NGRAM_WEIGHTS_FILE
 from services.nlp.model_paths import SHIPPED_DEFAULT_DIR, default_model_dir, model_home
 from services.nlp.model_vocab import select_vocab, used_piece_ids
 from yuqing.paths import project_paths
 
 SHIPPED_FILES = (ADAPTER_FILE, HEADS_FILE, VOCAB_IDS_FILE, META_FILE)
+# the character n-gram half of the ensemble; a model without them is encoder-only
+OPTIONAL_FILES = (NGRAM_META_FILE, NGRAM_WEIGHTS_FILE)
 BUILD_STAMP = "build.json"
 BASE_ENCODER_DIR_NAME = "e5-small-zh"
 FIDELITY_FILE = project_paths().root / "data" / "nlp" / "fidelity_sentences.txt"
@@ -67,7 +70,9 @@ def ensure_base_encoder(texts: Iterable[str] = (), out_dir: Path | None = None) 
 
 def _shipped_digest(shipped: Path) -> str:
     digest = hashlib.sha256()
-    for name in SHIPPED_FILES:
+    for name in (*SHIPPED_FILES, *OPTIONAL_FILES):
+        if name in OPTIONAL_FILES and not (shipped / name).exists():
+            continue
         digest.update(name.encode() + b"\0" + (shipped / name).read_bytes())
     return digest.hexdigest()
 
@@ -98,8 +103,9 @@ def build_default_model(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         write_encoder_dir(f, tmp, keep, layers, weights)
-        for name in (HEADS_FILE, META_FILE, ADAPTER_FILE):
-            shutil.copy2(shipped / name, tmp / name)
+        for name in (HEADS_FILE, META_FILE, ADAPTER_FILE, *OPTIONAL_FILES):
+            if (shipped / name).exists():
+                shutil.copy2(shipped / name, tmp / name)
         (tmp / BUILD_STAMP).write_text(json.dumps({"shipped_sha256": _shipped_digest(shipped)}))
         replace_dir(tmp, out_dir)
     finally:
@@ -134,7 +140,10 @@ def export_deltas(
     ClassifierMeta(**{**meta.__dict__, "extra": extra,
                       "version": version or meta.version}).save(dest)
     copied = [dest / META_FILE]
-    for name in (ADAPTER_FILE, HEADS_FILE, VOCAB_IDS_FILE):
-        shutil.copy2(model_dir / name, dest / name)
-        copied.append(dest / name)
+    for name in (ADAPTER_FILE, HEADS_FILE, VOCAB_IDS_FILE, *OPTIONAL_FILES):
+        if (model_dir / name).exists():
+            shutil.copy2(model_dir / name, dest / name)
+            copied.append(dest / name)
+        elif name in OPTIONAL_FILES:
+            (dest / name).unlink(missing_ok=True)
     return copied

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -22,14 +23,16 @@ def load_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
 
 def load_encoder(model_dir: Path) -> PreTrainedModel:
     """The encoder in ``model_dir`` without a pooling layer, in eval mode (offline)."""
-    hf_logging.disable_progress_bar()  # a per-load bar would clutter worker logs and the CLI
+    disable_bar: Any = hf_logging.disable_progress_bar  # untyped in transformers
+    disable_bar()  # a per-load bar would clutter worker logs and the CLI
     try:
         model = AutoModel.from_pretrained(
             str(model_dir), local_files_only=True, add_pooling_layer=False
         )
     except TypeError:  # architectures without a pooler take no such argument
         model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
-    return model.eval()
+    loaded: PreTrainedModel = model.eval()
+    return loaded
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

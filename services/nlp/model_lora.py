@@ -39,7 +39,8 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         update = self.dropout(x) @ self.lora_A.T @ self.lora_B.T
-        return self.base(x) + self.scale * update
+        out: torch.Tensor = self.base(x) + self.scale * update
+        return out
 
     def merged(self) -> nn.Linear:
         """A plain linear layer with the update folded into its weight."""

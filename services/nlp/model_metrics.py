@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class EvalReport:
     labels: list[str]
     confusion: list[list[int]]  # rows = gold, columns = predicted, in ``labels`` order
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -84,8 +84,11 @@ class BatchProcessor:
             post, topic=topic, topic_scores=scores, sentiment=prediction.sentiment,
             sentiment_scores=prediction.sentiment_scores, rule_hits=hits,
             model_version=self.classifier.version,
+            low_confidence=bool(getattr(prediction, "low_confidence", False)),
         )
         metrics.TOPIC_CONFIDENCE.observe(max(scores.values()))
+        if enriched.low_confidence:
+            metrics.LOW_CONFIDENCE.inc()
         fitted, cuts = text.fit_to_size(enriched, self.max_message_bytes)
         if cuts:
             log.warning("post %s cut to fit the message size limit: %s", post.post_id, ", ".join(cuts))

@@ -42,7 +42,8 @@ class KeywordPlaceholderClassifier:
         return [self._one(text) for text in texts]
 
     def _one(self, text: str) -> PlaceholderPrediction:
-        hits = {t: sum(w in text for w in words) for t, words in _TOPIC_WORDS.items()}
+        hits: dict[Topic, float] = {t: float(sum(w in text for w in words))
+                                    for t, words in _TOPIC_WORDS.items()}
         hits[Topic.OTHER] = 0.5
         total = sum(hits.values())
         topic_scores = {t.value: hits.get(t, 0) / total for t in Topic}

@@ -41,8 +41,10 @@ from services.nlp.classifier import (
 )
 from services.nlp.convert import STAMP_FILE, VOCAB_IDS_FILE
 from services.nlp.model_encoder import load_encoder, load_tokenizer, mean_pool
+from services.nlp.model_ensemble import ENSEMBLE_KEY, EnsembleConfig
 from services.nlp.model_lora import ADAPTER_FILE, add_lora, lora_deltas, merge_lora
 from services.nlp.model_metrics import EvalReport, evaluate_labels
+from services.nlp.model_ngram import NgramModel, fit_ngram_model
 from yuqing.contracts import Sentiment, Topic
 
 DEV_MODULUS = 5
@@ -75,7 +77,7 @@ def split_examples(examples: Iterable[Example]) -> tuple[list[Example], list[Exa
     return train, dev
 
 
-def parse_example(obj: dict) -> Example:
+def parse_example(obj: dict[str, Any]) -> Example:
     """One JSONL object as an ``Example`` (missing or empty labels become ``None``)."""
     text = obj.get("text")
     if not isinstance(text, str):
@@ -128,6 +130,7 @@ class TrainConfig:
     seed: int = 13
     distill_weight: float = 0.5  # only with a teacher
     distill_temperature: float = 2.0
+    ngram: bool = True  # also fit the character n-gram model the default ensemble mixes in
 
 
 @dataclass
@@ -154,7 +157,8 @@ def _base_meta(base_dir: Path) -> ClassifierMeta | None:
 
 
 def _heads(hidden: int, labels: dict[str, list[str]], base_dir: Path,
-           base: ClassifierMeta | None, dropout: float) -> tuple[ClassifierHeads, dict]:
+           base: ClassifierMeta | None,
+           dropout: float) -> tuple[ClassifierHeads, dict[str, list[str]]]:
     """New heads for tasks with labels; frozen copies of the base's for the others."""
     kept = {t: ls for t, ls in (base.labels if base else {}).items() if t not in labels}
     all_labels = {t: labels.get(t) or kept[t] for t in TASKS if t in labels or t in kept}
@@ -170,19 +174,21 @@ def _heads(hidden: int, labels: dict[str, list[str]], base_dir: Path,
 class _PassThrough(nn.Module):
     """Stands in for the embeddings while training the top layers on cached states."""
 
-    def forward(self, *args, inputs_embeds: torch.Tensor | None = None, **kwargs):
+    def forward(self, *args: Any, inputs_embeds: torch.Tensor | None = None,
+                **kwargs: Any) -> torch.Tensor | None:
         return inputs_embeds
 
 
 class _SplitEncoder:
     """An encoder seen as a frozen bottom (run once, cached) and a trainable top."""
 
-    def __init__(self, encoder, tokenizer, cfg: TrainConfig) -> None:
+    def __init__(self, encoder: Any, tokenizer: Any, cfg: TrainConfig) -> None:
         self.encoder, self.tokenizer, self.cfg = encoder, tokenizer, cfg
         self.frozen = min(cfg.frozen_layers, len(encoder.encoder.layer))
         self._bottom = (encoder.embeddings, encoder.encoder.layer)
 
-    def bottom_states(self, texts: Sequence[str], progress: ProgressFn | None) -> list:
+    def bottom_states(self, texts: Sequence[str],
+                      progress: ProgressFn | None) -> list[torch.Tensor]:
         """Per text, the unpadded hidden states entering layer ``frozen`` (fp16)."""
         out: list[torch.Tensor | None] = [None] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -201,7 +207,7 @@ class _SplitEncoder:
                     out[i] = states[self.frozen][row, :n].to(torch.float16).clone()
                 if progress:
                     progress(start + len(idx), len(order), "caching frozen layers")
-        return out
+        return [state for state in out if state is not None]
 
     def top_only(self) -> None:
         self.encoder.embeddings = _PassThrough()
@@ -210,13 +216,15 @@ class _SplitEncoder:
     def restore(self) -> None:
         self.encoder.embeddings, self.encoder.encoder.layer = self._bottom
 
-    def logits(self, heads: ClassifierHeads, states: Sequence[torch.Tensor]) -> dict:
+    def logits(self, heads: ClassifierHeads,
+               states: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         padded = nn.utils.rnn.pad_sequence([s.float() for s in states], batch_first=True)
         mask = torch.zeros(padded.shape[:2], dtype=torch.long)
         for row, s in enumerate(states):
             mask[row, :len(s)] = 1
         hidden = self.encoder(inputs_embeds=padded, attention_mask=mask).last_hidden_state
-        return heads(mean_pool(hidden, mask))
+        logits: dict[str, torch.Tensor] = heads(mean_pool(hidden, mask))
+        return logits
 
 
 class Item(NamedTuple):
@@ -368,15 +376,20 @@ def train_classifier(
     for epoch in range(cfg.epochs):
         for step, batch in enumerate(_batches(train_items, cfg.batch_size, rng)):
             loss = _loss(split, heads, batch, labels, cfg)
-            loss.backward()
+            torch.autograd.backward(loss)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             if progress:
                 progress(epoch * n_batches + step + 1, n_batches * cfg.epochs,
-                         f"epoch {epoch + 1} loss {loss.item():.3f}")
+                         f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{n_batches} "
+                         f"loss {loss.item():.3f}")
         if dev_items:
             result.epoch_dev_accuracy.append(_dev_accuracy(split, heads, dev_items, labels))
+            if progress:
+                dev_text = " ".join(f"{t} {a:.4f}" for t, a in result.epoch_dev_accuracy[-1].items())
+                progress((epoch + 1) * n_batches, n_batches * cfg.epochs,
+                         f"epoch {epoch + 1}/{cfg.epochs} done, dev accuracy: {dev_text}")
     split.restore()
     meta = ClassifierMeta(
         version=version or f"{out_dir.name}-l{encoder.config.num_hidden_layers}",
@@ -386,12 +399,26 @@ def train_classifier(
                # shipped deltas are only meaningful relative to a fresh conversion
                "deltas_from_converted_e5": base is None and (base_dir / STAMP_FILE).exists()},
     )
-    save_classifier(encoder.eval(), tokenizer, heads.eval(), meta, base_dir, out_dir)
+    if cfg.ngram:
+        fit_ngram(train, labels).save(out_dir)
+        meta.extra[ENSEMBLE_KEY] = EnsembleConfig().to_dict()
+    nn.Module.eval(encoder)
+    heads.eval()
+    save_classifier(encoder, tokenizer, heads, meta, base_dir, out_dir)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def save_classifier(encoder, tokenizer, heads: ClassifierHeads, meta: ClassifierMeta,
+def fit_ngram(train: Sequence[Example], labels: dict[str, list[str]]) -> NgramModel:
+    """The character n-gram model on the same training examples, per task with labels."""
+    data: dict[str, tuple[Sequence[str], Sequence[str]]] = {}
+    for task in labels:
+        pairs = [(ex.text, label) for ex in train if (label := ex.label(task)) is not None]
+        data[task] = ([t for t, _ in pairs], [lab for _, lab in pairs])
+    return fit_ngram_model(data, labels)
+
+
+def save_classifier(encoder: Any, tokenizer: Any, heads: ClassifierHeads, meta: ClassifierMeta,
                     base_dir: Path, out_dir: Path) -> None:
     """Write the merged encoder, tokenizer, heads, metadata and the LoRA deltas."""
     out_dir.mkdir(parents=True, exist_ok=True)

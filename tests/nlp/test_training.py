@@ -160,7 +160,8 @@ def test_cli_predict_and_evaluate(tiny_model, tmp_path):
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [o["id"] for o in out] == ["1", "2", "3"]
-    assert set(out[0]) == {"id", "topic", "topic_scores", "sentiment", "sentiment_scores"}
+    assert set(out[0]) == {"id", "topic", "topic_scores", "sentiment", "sentiment_scores",
+                           "low_confidence"}
     labelled = _write(tmp_path / "gold.jsonl", [
         {"text": "又停电了！！", "topic": "outage", "sentiment": "negative"},
         {"text": "谢谢抢修师傅", "topic": "praise_suggestion", "sentiment": "positive"}])
@@ -185,3 +186,63 @@ def test_training_one_task_keeps_the_other_head_of_the_base(tiny_model, base_enc
     train_classifier(topic_only, base_encoder, tmp_path / "t", TINY)
     pred = load_classifier(tmp_path / "t", variant="fp32").predict(["停电了"])[0]
     assert pred.sentiment_scores == {"neutral": 1.0}  # no sentiment head: neutral fallback
+
+
+@pytest.mark.model
+def test_tiny_model_is_an_ensemble_with_batch_independent_results(tiny_model):
+    from services.nlp.classifier import EnsembleClassifier
+
+    clf = load_classifier(tiny_model, variant="fp32")
+    assert isinstance(clf, EnsembleClassifier) and clf.version.endswith("+ngram+fp32")
+    texts = [ex.text for ex in _corpus_sample(40)] + ["", "又停電了！！", "😂" * 300]
+    batched = clf.predict(texts)
+    alone = [clf.predict([t])[0] for t in texts]
+    for a, b in zip(batched, alone, strict=True):
+        assert a.topic == b.topic and a.sentiment == b.sentiment
+        assert max(abs(a.topic_scores[k] - b.topic_scores[k]) for k in a.topic_scores) < 1e-4
+        assert sum(a.topic_scores.values()) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.model
+def test_heads_refit_over_a_frozen_encoder(tiny_model, tmp_path):
+    from services.nlp.model_heads import HeadConfig, pooled_features, train_heads
+
+    examples = _corpus_sample(60)
+    out = train_heads(examples, tiny_model, tmp_path / "h", HeadConfig(c=1.0), version="h/1")
+    meta = ClassifierMeta.load(out)
+    assert meta.version == "h/1" and meta.extra["train_examples"] == 60
+    clf = load_classifier(out, variant="fp32")
+    # the folded head equals the standardised logistic regression it came from
+    feats = pooled_features(out, [ex.text for ex in examples], meta)
+    encoder_only = clf.encoder.probabilities([ex.text for ex in examples])  # type: ignore[attr-defined]
+    from sklearn.linear_model import LogisticRegression
+
+    mu, sd = feats.mean(0), feats.std(0) + 1e-6
+    labels = meta.labels["topic"]
+    lr = LogisticRegression(C=1.0, max_iter=3000).fit(
+        (feats - mu) / sd, [ex.topic for ex in examples])
+    expected = lr.predict_proba((feats - mu) / sd)[:, [list(lr.classes_).index(t) for t in labels]]
+    assert abs(encoder_only["topic"] - expected).max() < 1e-3
+
+
+def test_sentiment_only_corpus_trains_through_the_cli(base_encoder, tmp_path):
+    """Item of the command contract: a corpus with sentiment and no topic."""
+    from typer.testing import CliRunner
+
+    from services.nlp.nlp_cli import model_app
+
+    rows = [{"text": ex.text, "sentiment": ex.sentiment} for ex in _corpus_sample(64)]
+    data = _write(tmp_path / "senti.jsonl", rows)
+    runner = CliRunner()
+    result = runner.invoke(model_app, ["train", "--data", str(data), "--out",
+                                       str(tmp_path / "m"), "--base-model", str(base_encoder),
+                                       "--layers", "2", "--frozen-layers", "1", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "epoch 1/1" in result.output and "dev accuracy" in result.output
+    src = _write(tmp_path / "in.jsonl", [{"id": "a", "text": "服务太差了，气死我了"}])
+    result = runner.invoke(model_app, ["predict", "--model", str(tmp_path / "m"), "--input",
+                                       str(src), "--output", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 0, result.output
+    pred = json.loads((tmp_path / "out.jsonl").read_text())
+    assert set(pred["sentiment_scores"]) == {"negative", "neutral", "positive"}
+    assert pred["topic_scores"] == {"other": 1.0}

@@ -129,6 +129,8 @@ class EnrichedPost(RawPost):
     rule_hits: list[str] = Field(default_factory=list)
     model_version: str
     enriched_at: AwareDatetime
+    low_confidence: bool = Field(
+        False, description="the model's top topic probability is below its threshold")
 
 
 class AlertKey(_Contract):
