@@ -301,8 +301,11 @@ class IssueGrouper:
         lexical = p.nearest_weight * nearest + (1 - p.nearest_weight) * centroid
         said = min(1.0, member.view.mass / p.low_info_mass)
         score = said * lexical + (1 - said) * p.low_info_prior
-        score += self._place_score(issue, member.view)
         agreement = topic_agreement(member.topic, issue.topic)
+        place = self._place_score(issue, member.view)
+        if apart > p.gap and place < 0:
+            return None  # a late post naming another place: the next matter there is a new one
+        score += place
         if agreement > 0:
             score += p.topic_bonus * (p.informed_topic_share * said + 1 - said)
         elif agreement < 0:
