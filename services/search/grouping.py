@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter, OrderedDict
+from collections.abc import Reversible
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -314,13 +315,17 @@ class IssueGrouper:
         return score - p.decay_per_hour * hours - (p.late_margin if apart > p.gap else 0.0)
 
     def _candidates(self, town: str, at: datetime) -> list[str]:
-        """The township's issues last active within ``late_gap`` of the post, at most ``max_candidates``.
+        """The township's issues last active within ``late_gap`` of the post, at most ``max_candidates``
+        (every township's, for a post without one).
 
         Issues are kept in order of activity, so the walk from the most recent stops
         at the first one idle since well before the window.
         """
         window, found = self.params.late_gap, []
-        for issue_id in reversed(self._by_town.get(town, {})):
+        # a post that names no township (no region, none in the text) may be about any township's
+        # matter: the most recently active issues of all townships are its candidates
+        recent: Reversible[str] = self._issues if not town else self._by_town.get(town, OrderedDict())
+        for issue_id in reversed(recent):
             last = self._issues[issue_id].last_seen
             if last < at - window - self.params.gap:
                 break

@@ -136,3 +136,11 @@ def test_a_late_post_naming_another_place_founds_its_own_issue():
     other_place = grouper.assign(_post(2, "滨河小区停电了，什么时候来电？", 14 * 60)).issue_id
     assert same_place == first
     assert other_place != first
+
+
+def test_a_post_without_a_township_joins_the_matter_of_its_place():
+    grouper = IssueGrouper()
+    first = grouper.assign(_post(0, "河口镇新街村停电了，什么时候来电？")).issue_id
+    grouper.assign(_post(1, "城关镇东关村电费怎么这么高", 5, region="城关镇", topic="billing"))
+    reply = grouper.assign(_post(2, "新街村也停了，一片黑", 15, region=None)).issue_id
+    assert reply == first
