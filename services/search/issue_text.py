@@ -39,6 +39,9 @@ _VARIANTS = {
 _CANONICAL = {variant: form for form, variants in _VARIANTS.items() for variant in variants.split("|")}
 _VARIANT = re.compile("|".join(sorted(_CANONICAL, key=len, reverse=True)))
 _DROP = re.compile(r"[^\u4e00-\u9fff0-9a-z]+")
+# "+1", "同问", "我家也是": agreement with what others said, no words of its own (the number in
+# "+1" would otherwise be a rare, heavy term)
+_ECHO = re.compile(r"[+＋]\s*1(?![0-9])|同问|同上|我家也是|我们也是|一样的")
 STOP_BIGRAMS = frozenset({"我家", "也是", "我们", "这边", "那边", "一下", "了吗", "是不", "不是", "有没",
                           "没有"})
 
@@ -137,7 +140,7 @@ def view(text: str, region: str | None = None) -> TextView:
     found_towns = towns(text)
     body = _without_towns(text, region, found_towns)
     found_places = _places_in(body)
-    stripped = _PLACE.sub(" ", body)
+    stripped = _ECHO.sub(" ", _PLACE.sub(" ", body))
     idf, unseen = idf_table()
     weights = {g: n * idf.get(g, unseen) for g, n in Counter(bigrams(_canonical(stripped))).items()}
     mass = sum(weights.values())

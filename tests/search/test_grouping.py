@@ -110,3 +110,37 @@ def test_the_issues_driving_a_surge_are_ranked_by_their_share():
     ids = ["outage-a"] * 6 + ["outage-b"] * 3 + ["billing-c"]
     assert rank_issues(ids, limit=3, min_share=0.2) == [("outage-a", 6, 0.6), ("outage-b", 3, 0.3)]
     assert rank_issues([]) == []
+
+
+def test_echoes_carry_no_words_of_their_own():
+    assert view("+1").words == {}
+    assert view("同问").words == {}
+    assert view("新街村停电+1").words.keys() == view("新街村停电").words.keys()
+
+
+def test_topics_the_model_confuses_do_not_split_a_matter():
+    grouper = IssueGrouper()
+    first = grouper.assign(_post(0, "河口镇新街村停电了，什么时候来电？")).issue_id
+    # the same outage, read by the model as safety (a trapped lift) and as a rumour about its cause
+    lift = grouper.assign(_post(1, "新街村停电，电梯里困了人", 10, topic="safety")).issue_id
+    cause = grouper.assign(_post(2, "听说新街村停电是变压器烧了", 20, topic="rumor")).issue_id
+    bill = grouper.assign(_post(3, "新街村这个月电费怎么这么高", 30, topic="billing")).issue_id
+    assert lift == cause == first
+    assert bill != first
+
+
+def test_a_late_post_naming_another_place_founds_its_own_issue():
+    grouper = IssueGrouper()
+    first = grouper.assign(_post(0, "河口镇新街村停电了，什么时候来电？")).issue_id
+    same_place = grouper.assign(_post(1, "新街村一晚上没电，早上还是没有", 10 * 60)).issue_id
+    other_place = grouper.assign(_post(2, "滨河小区停电了，什么时候来电？", 14 * 60)).issue_id
+    assert same_place == first
+    assert other_place != first
+
+
+def test_a_post_without_a_township_joins_the_matter_of_its_place():
+    grouper = IssueGrouper()
+    first = grouper.assign(_post(0, "河口镇新街村停电了，什么时候来电？")).issue_id
+    grouper.assign(_post(1, "城关镇东关村电费怎么这么高", 5, region="城关镇", topic="billing"))
+    reply = grouper.assign(_post(2, "新街村也停了，一片黑", 15, region=None)).issue_id
+    assert reply == first
