@@ -33,11 +33,6 @@ class Explained:
     sample_post_ids: list[str]
 
 
-def hamming(a: str, b: str) -> int:
-    """Differing bits between two hex fingerprints."""
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
 def representative_posts(samples: Sequence[tuple[str, str]], limit: int = MAX_SAMPLE_POSTS) -> list[str]:
     """Ids of the ``limit`` most central posts among ``(post_id, fingerprint)`` pairs."""
     prints = [int(fingerprint, 16) for _, fingerprint in samples]

@@ -28,8 +28,8 @@ from typing import Any
 
 import httpx
 
+from services.demo.forum import FixtureForum, discourse_post
 from services.ingest.app_webhook import signed_headers
-from services.ingest.fixture_forum import FixtureForum, discourse_post
 from services.ingest.wechat import WeChatCrypto, text_message_xml
 from yuqing.paths import project_paths
 

@@ -1,6 +1,7 @@
 from services.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
-from services.alerts.explain import MAX_SAMPLE_POSTS, explain, hamming, representative_posts, subject, summary
+from services.alerts.explain import MAX_SAMPLE_POSTS, explain, representative_posts, subject, summary
 from yuqing.contracts import AlertKey, Topic
+from yuqing.fingerprint import hamming
 
 TOWNSHIP = AlertKey(family="topic_region", topic=Topic.OUTAGE, region="青山乡")
 

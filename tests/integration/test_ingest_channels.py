@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from services.demo.forum import FixtureForum, discourse_post
 from services.ingest.api import create_app
 from services.ingest.app_webhook import signed_headers
-from services.ingest.fixture_forum import FixtureForum, discourse_post
 from services.ingest.pollers import run_pollers
 from services.ingest.settings import IngestSettings
 from services.ingest.wechat import WeChatCrypto, text_message_xml

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from services.demo.forum import FixtureForum
 from services.demo.stream import DEMO_FORUM_PORT, demo_environment, load_demo, replay_demo
 from services.ingest.api import create_app
-from services.ingest.fixture_forum import FixtureForum
 from services.ingest.registry import parse_registry
 from services.ingest.settings import IngestSettings
 from tests.conftest import REPO_ROOT
