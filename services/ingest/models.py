@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import MAX_TEXT_CHARS, MAX_TITLE_CHARS
-from yuqing.contracts.models import Attributes, DateTime
+from yuqing.contracts.models import Attributes, DateTime, Place, Reference, Url
 
 
 class PostIn(BaseModel):
@@ -26,11 +26,11 @@ class PostIn(BaseModel):
     author: Annotated[str | None, Field(max_length=128)] = None
     title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS)] = None
     msg_type: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "text"
-    region: Annotated[str | None, Field(max_length=64)] = None
-    unit: Annotated[str | None, Field(max_length=64)] = None
-    thread_id: Annotated[str | None, Field(max_length=256)] = None
-    reply_to: Annotated[str | None, Field(max_length=256)] = None
-    url: Annotated[str | None, Field(max_length=2_048)] = None
+    region: Place = None
+    unit: Place = None
+    thread_id: Reference = None
+    reply_to: Reference = None
+    url: Url = None
     attributes: Attributes = Field(default_factory=dict)
 
     def to_raw(self, *, source: str, channel: Channel, region: str | None = None,

@@ -45,6 +45,11 @@ DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
 AttributeKey = Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_CHARS)]
 AttributeValue = Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS)] | int | float | bool | None
 Attributes = Annotated[dict[AttributeKey, AttributeValue], Field(max_length=MAX_ATTRIBUTES)]
+Place = Annotated[str | None, Field(max_length=64)]
+"""A region (township) or unit name."""
+Reference = Annotated[str | None, Field(max_length=256)]
+"""A thread or reply reference in the source's own terms."""
+Url = Annotated[str | None, Field(max_length=2_048)]
 
 
 class Channel(StrEnum):
@@ -108,11 +113,11 @@ class RawPost(_Contract):
     text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] = ""
     created_at: DateTime
     received_at: DateTime
-    region: Annotated[str | None, Field(max_length=64)] = None
-    unit: Annotated[str | None, Field(max_length=64)] = None
-    thread_id: Annotated[str | None, Field(max_length=256)] = None
-    reply_to: Annotated[str | None, Field(max_length=256)] = None
-    url: Annotated[str | None, Field(max_length=2_048)] = None
+    region: Place = None
+    unit: Place = None
+    thread_id: Reference = None
+    reply_to: Reference = None
+    url: Url = None
     attributes: Attributes = Field(default_factory=dict)
 
 
