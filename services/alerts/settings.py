@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from yuqing.consumer.settings import ConsumerSettings
 from yuqing.settings import KafkaSettings
 
 
@@ -14,6 +15,8 @@ class AlertsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YUQING_ALERTS_", extra="ignore")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    # dead-letter cap and acknowledgement wait, shared by every worker (YUQING_CONSUMER_*)
+    consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     app_id: str = Field("yuqing-alerts", description="faust app id = consumer group, internal topic prefix")
     # windows
     bucket_seconds: int = Field(300, ge=10, description="window length; must divide an hour")
@@ -46,13 +49,10 @@ class AlertsSettings(BaseSettings):
     webhook_timeout_s: float = Field(5.0, gt=0)
     webhook_max_attempts: int = Field(5, ge=1, le=20)
     webhook_queue_size: int = Field(1000, ge=1, description="notifications waiting; more are dropped")
-    # metrics and dead letters
+    # metrics
     metrics_port: int = 9103
     metrics_max_regions: int = Field(64, ge=1, description="distinct region labels; the rest are 'other'")
     metrics_max_sources: int = Field(32, ge=1, description="distinct source labels; the rest are 'other'")
-    dlq_window: int = 200
-    dlq_max_ratio: float = 0.5
-    dlq_min_failures: int = 20
     state_dir: Path = Field(Path("~/.cache/yuqing/state").expanduser(),
                             description="local state (faust table stores)")
     log_level: str = "INFO"

@@ -3,11 +3,12 @@
 Two Faust agents, one app:
 
 ``route_posts`` (reads ``posts.enriched``, any number of partitions)
-    The error boundary: decodes and validates each post; a poison message
-    goes to ``posts.dlq`` with its reason, under the dead-letter rate cap.
-    A valid post becomes a compact :class:`Observation` (event time, keys,
-    keywords, source, fingerprint) on the internal topic
-    ``<app_id>-observations``.
+    The error boundary, on the shared consumer runtime
+    (:class:`yuqing.consumer.faust_driver.FaustDriver`): decodes and validates
+    each post; a poison message goes to ``posts.dlq`` with its reason, under
+    the shared dead-letter cap (``YUQING_CONSUMER_DLQ_*``). A valid post
+    becomes a compact :class:`Observation` (event time, keys, keywords,
+    source, fingerprint) on the internal topic ``<app_id>-observations``.
 
 ``watch_surges`` (reads ``<app_id>-observations``, one partition)
     Counts observations into event-time windows per key and, as windows
@@ -21,7 +22,10 @@ Two Faust agents, one app:
     Tables are written through a write-back cache flushed once per batch, so
     a replay writes one changelog message per changed key and batch. Alerts
     go to ``alerts`` (keyed by ``alert_id``) and to the optional webhook
-    (background task, bounded queue and retries).
+    (background task, bounded queue and retries). It runs its own loop: a
+    batch is acknowledged only once its table writes are on the broker
+    (:class:`ChangelogReceipts`), which the runtime's outputs do not cover;
+    it stops the shared way (:func:`yuqing.consumer.stop_uncommitted`).
 
 Detection runs on one partition on purpose: the alert lifecycle compares
 overall, topic and topic-region keys of the same window to report one surge
@@ -39,14 +43,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
-from mode.types.signals import BaseSignalT
 
 from services.alerts import metrics
 from services.alerts.detector import DetectorConfig
@@ -56,20 +58,13 @@ from services.alerts.lifecycle import TrackerConfig
 from services.alerts.notify import Notifier
 from services.alerts.settings import AlertsSettings
 from services.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig
-from services.alerts.windows import (
-    IdleClock,
-    InOrder,
-    PartitionActivity,
-    SkippedOffsets,
-    Watermarks,
-    WindowPolicy,
-)
+from services.alerts.windows import IdleClock, PartitionActivity, Watermarks, WindowPolicy
 from services.alerts.writeback import WriteBack
-from yuqing.contracts import Alert, DeadLetter, EnrichedPost
+from yuqing.consumer import BatchOutcome, InvalidMessage, Output, Record, Runtime, stop_uncommitted
+from yuqing.consumer.faust_driver import BatchInterrupted, FaustDriver
+from yuqing.contracts import Alert, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
 from yuqing.contracts.models import AlertsObservation, ObservedPost, PartitionStatus
-from yuqing.deadletter import DeadLetterBudget, DeadLetterRateExceeded, make_dead_letter
-from yuqing.settings import EXIT_RESTART
 from yuqing.topics import LogicalTopic, topic_spec
 
 log = logging.getLogger(__name__)
@@ -101,15 +96,14 @@ def watch_config(settings: AlertsSettings) -> WatchConfig:
     )
 
 
-def route(message: faust.types.Message, settings: AlertsSettings) -> Observation | DeadLetter:
-    """One message of posts.enriched as an observation, or the dead letter saying why not."""
+def route(record: Record, settings: AlertsSettings) -> Observation | InvalidMessage:
+    """One message of posts.enriched as an observation, or why not (the runtime dead-letters it)."""
     try:
-        post = decode(EnrichedPost, message.value)
+        post = decode(EnrichedPost, record.value)
         observation = Observation.of(post, max_future_seconds=settings.max_future_seconds)
     except (ContractError, ValueError) as exc:
-        return make_dead_letter(value=message.value, key=message.key, topic=message.topic,
-                                partition=message.partition, offset=message.offset, error=exc,
-                                service=SERVICE)
+        return InvalidMessage(record.topic, record.partition, record.offset, str(exc),
+                              type(exc).__name__)
     metrics.LAG_SECONDS.set((post.received_at - post.created_at).total_seconds())
     return observation
 
@@ -186,11 +180,10 @@ class AlertsService:
         kafka = settings.kafka
         self.enriched_name = kafka.topic(LogicalTopic.POSTS_ENRICHED)
         self.enriched = app.topic(self.enriched_name, key_serializer="raw", value_serializer="raw")
-        self.dlq = app.topic(kafka.topic(LogicalTopic.POSTS_DLQ), key_serializer="raw",
-                             value_serializer="raw")
         self.alerts = app.topic(kafka.topic(LogicalTopic.ALERTS), key_serializer="raw",
                                 value_serializer="raw")
-        self.observations = app.topic(f"{settings.app_id}-observations", partitions=1, internal=True,
+        self.observations_name = f"{settings.app_id}-observations"
+        self.observations = app.topic(self.observations_name, partitions=1, internal=True,
                                       key_serializer="raw", value_serializer="json")
         faust_tables = {name: app.Table(name, partitions=1, use_partitioner=True, help=text,
                                         extra_topic_configs=CHANGELOG_CONFIG)
@@ -204,8 +197,9 @@ class AlertsService:
                               live_lag_seconds=settings.bucket_seconds + settings.grace_seconds)
         self.activity = PartitionActivity(settings.idle_partition_seconds)
         self.marks = Watermarks()
-        self.order = InOrder()
-        self.budget = DeadLetterBudget(settings.dlq_window, settings.dlq_max_ratio, settings.dlq_min_failures)
+        self.driver = FaustDriver(
+            app, Runtime.create(SERVICE, kafka, settings.consumer, on_invalid=_count_dead_letter),
+            ack_timeout_s=settings.consumer.ack_timeout_s)
         self.regions = BoundedLabel(settings.metrics_max_regions)
         self.sources = BoundedLabel(settings.metrics_max_sources)
         self._configured_partitions = (kafka.partitions_override
@@ -216,37 +210,31 @@ class AlertsService:
 
     # -- stage 1: posts.enriched -> observations --------------------------
 
-    async def route_batch(self, events: Sequence[faust.EventT[Any]]) -> None:
-        """Route a batch of posts; raises DeadLetterRateExceeded past the dead-letter cap."""
-        try:
-            for event in events:
-                self.order.check(event.message.partition, event.message.offset)
-        except SkippedOffsets as exc:
-            # Forwarding on would leave the skipped posts uncounted for good.
-            _stop_uncommitted(exc)
-        pending, outcomes = [], []
-        for event in events:
-            routed = route(event.message, self.settings)
-            if isinstance(routed, DeadLetter):
-                metrics.DEAD_LETTERS.labels(reason=routed.error_class).inc()
-                pending.append(await self.dlq.send(value=encode(routed)))
-            else:
-                pending.append(await self._forward(routed, event.message))
-            outcomes.append(isinstance(routed, DeadLetter))
-        # Offsets are acknowledged after this batch: wait for the broker first.
-        await asyncio.gather(*pending)
-        for failed in outcomes:
-            self.budget.record(failed=failed)
+    async def route_records(self, records: list[Record]) -> BatchOutcome:
+        """The processing function of stage 1: observations to forward, poison to dead-letter.
 
-    async def _forward(self, observation: Observation, message: faust.types.Message) -> Any:
+        The driver checks offsets follow on first (a gap would leave the skipped
+        posts uncounted for good) and applies the dead-letter cap.
+        """
+        outcome = BatchOutcome()
+        for record in records:
+            routed = route(record, self.settings)
+            if isinstance(routed, InvalidMessage):
+                outcome.invalid.append(routed)
+            else:
+                outcome.outputs.append(self._observed(routed, record))
+        return outcome
+
+    def _observed(self, observation: Observation, record: Record) -> Output:
         wall = time.time()
         self.idle.observe(observation.event_time, wall)
-        self.activity.saw(message.partition, wall)
+        self.activity.saw(record.partition, wall)
         body = ObservedPost.model_validate({
-            **observation.to_dict(), "source_partition": message.partition,
-            "source_offset": message.offset, "source_partitions": self.source_partitions()})
-        value = AlertsObservation(body=body).model_dump(mode="json", exclude_none=True)
-        return await self.observations.send(key=observation.post_id.encode(), value=value)
+            **observation.to_dict(), "source_partition": record.partition,
+            "source_offset": record.offset, "source_partitions": self.source_partitions()})
+        # The same JSON the topic's json serializer writes, so watch_surges reads it alike.
+        value = AlertsObservation(body=body).model_dump_json(exclude_none=True).encode()
+        return Output(self.observations_name, observation.post_id.encode(), value)
 
     async def report_status(self) -> None:
         """Tell the counting stage which partitions are idle, and move a silent live stream on."""
@@ -263,18 +251,26 @@ class AlertsService:
     # -- stage 2: observations -> windows -> alerts -----------------------
 
     async def watch_batch(self, events: Sequence[faust.EventT[Any]]) -> None:
+        """Count one batch; returns once it may be acknowledged, or exits uncommitted."""
+        try:
+            await self._watch_batch(events)
+        except Exception as exc:
+            stop_uncommitted(exc)
+        except asyncio.CancelledError:
+            # Stopped half way: Faust would still acknowledge the batch on the way out and
+            # commit it, with its table writes not all flushed.
+            stop_uncommitted(BatchInterrupted(f"stopped during a batch of {len(events)} observations"))
+
+    async def _watch_batch(self, events: Sequence[faust.EventT[Any]]) -> None:
         for event in events:
             await self._watch_one(AlertsObservation.model_validate(event.value).body)
         self.watch.persist()
         # The batch is acknowledged when this returns: its state must be on the broker by
         # then, and stored in STORE_ORDER so that a kill half way leaves a state the replay
         # of the batch repairs (see services.alerts.watch).
-        try:
-            for name in STORE_ORDER:
-                self.tables[name].flush()
-                await self.receipts[name].written()
-        except RuntimeError as exc:
-            _stop_uncommitted(exc)
+        for name in STORE_ORDER:
+            self.tables[name].flush()
+            await self.receipts[name].written()
 
     async def _watch_one(self, body: ObservedPost | PartitionStatus) -> None:
         tick = None
@@ -320,6 +316,8 @@ def create_app(settings: AlertsSettings) -> faust.App:
         settings.app_id, broker=settings.kafka.faust_broker(), web_enabled=False,
         datadir=str(settings.state_dir),
         consumer_auto_offset_reset="earliest", producer_acks=-1,
+        # Room for a dead letter of the largest post plus its key and record overhead.
+        producer_max_request_size=settings.kafka.max_message_bytes + 64 * 1024,
         topic_replication_factor=settings.kafka.replication_factor,
         broker_commit_every=100, broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_s,
@@ -330,19 +328,12 @@ def create_app(settings: AlertsSettings) -> faust.App:
     @app.agent(service.enriched)
     async def route_posts(stream: faust.StreamT[Any]) -> None:
         async for events in cast(faust.Stream[Any], stream).take_events(size, within=within):
-            await _or_stop(app, service.route_batch(events))
+            await service.driver.handle(events, service.route_records)
 
     @app.agent(service.observations)
     async def watch_surges(stream: faust.StreamT[Any]) -> None:
         async for events in cast(faust.Stream[Any], stream).take_events(size, within=within):
-            await _or_stop(app, service.watch_batch(events))
-
-    async def forget_order(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **_: Any) -> None:
-        tps = args[0]  # the partitions assigned or revoked
-        service.order.forget(tp.partition for tp in tps if tp.topic == service.enriched_name)
-
-    app.on_partitions_assigned.connect(forget_order)
-    app.on_partitions_revoked.connect(forget_order)
+            await service.watch_batch(events)
 
     @app.timer(interval=STATUS_INTERVAL_S)  # type: ignore[untyped-decorator]  # faust is untyped
     async def report_status() -> None:
@@ -358,22 +349,5 @@ def create_app(settings: AlertsSettings) -> faust.App:
     return app
 
 
-def _stop_uncommitted(reason: BaseException) -> None:
-    """Exit at once, committing nothing: the restart reads this batch again.
-
-    Raising instead would let Faust acknowledge the batch on the way out and
-    commit it on shutdown, as if it had been handled.
-    """
-    log.critical("stopping without a commit: %s", reason)
-    logging.shutdown()
-    os._exit(EXIT_RESTART)
-
-
-async def _or_stop(app: faust.App, step: Awaitable[None]) -> None:
-    """Run one batch; on any failure stop the worker rather than skip posts or alerts."""
-    try:
-        await step
-    except Exception as exc:
-        log.critical("stopping: %s", exc, exc_info=not isinstance(exc, DeadLetterRateExceeded))
-        await app.crash(exc)
-        raise
+def _count_dead_letter(message: InvalidMessage) -> None:
+    metrics.DEAD_LETTERS.labels(reason=message.error_class).inc()

@@ -1,18 +1,22 @@
 """The worker's pure parts: routing posts (the error boundary) and wiring settings."""
 
+import base64
+
 import pytest
-from faust.types.tuples import Message
 from pydantic import ValidationError
 
 from services.alerts.evidence import Observation
 from services.alerts.settings import AlertsSettings
-from services.alerts.worker import route, watch_config
+from services.alerts.worker import SERVICE, route, watch_config
+from yuqing.consumer import InvalidMessage, Record, Runtime
 from yuqing.contracts import DeadLetter
+from yuqing.contracts.codec import decode
+from yuqing.settings import KafkaSettings
 from yuqing.topics import SCHEMAS_DIR
 
 
-def _message(value: bytes | None, offset: int = 0) -> Message:
-    return Message("t.posts.enriched", 1, offset, 0.0, 0, None, b"k", value, None)
+def _message(value: bytes | None, offset: int = 0) -> Record:
+    return Record("t.posts.enriched", 1, offset, b"k", value)
 
 
 def test_every_enriched_example_becomes_an_observation():
@@ -24,11 +28,26 @@ def test_every_enriched_example_becomes_an_observation():
 
 
 def test_poison_messages_become_dead_letters_with_their_reason():
+    settings = AlertsSettings()
+    runtime = Runtime.create(SERVICE, KafkaSettings(), settings.consumer)
     for value in (None, b"\xff\xfe", b"[1, 2]", b'{"post_id": "x"}'):
-        letter = route(_message(value, offset=7), AlertsSettings())
-        assert isinstance(letter, DeadLetter)
+        record = _message(value, offset=7)
+        invalid = route(record, settings)
+        assert isinstance(invalid, InvalidMessage)
+        assert (invalid.partition, invalid.offset, invalid.error_class) == (1, 7, "ContractError")
+        output = runtime.dead_letter(record, invalid)
+        letter = decode(DeadLetter, output.value)
+        assert output.topic == runtime.dlq_topic and output.key == b"k"
         assert (letter.partition, letter.offset, letter.service) == (1, 7, "alerts")
-        assert letter.error_class == "ContractError" and letter.error_message
+        assert letter.error_class == "ContractError" and letter.error_message == invalid.reason
+        assert base64.b64decode(letter.original_b64) == (value or b"")
+
+
+def test_the_dead_letter_cap_is_the_shared_consumer_setting(monkeypatch):
+    monkeypatch.setenv("YUQING_CONSUMER_DLQ_MAX_CONSECUTIVE", "3")
+    monkeypatch.setenv("YUQING_CONSUMER_DLQ_WINDOW", "50")
+    limit = AlertsSettings().consumer.dlq_limit()
+    assert (limit.max_consecutive_count, limit.window) == (3, 50)
 
 
 def test_settings_reach_the_detector_and_the_lifecycle():

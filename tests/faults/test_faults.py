@@ -205,10 +205,10 @@ def test_sigkill_workers_at_random_moments(pipeline: Pipeline):
 
     def counted_through() -> dict:
         _restart_exited(pipeline, ("alerts",), exits)
-        return overall().get("to", {})
+        return overall().get("totals_through", {})
 
     wait_until(lambda: counted_through() == last_offset, 120, "alerts worker to count posts.enriched")
-    totals = overall()["t"]
+    totals = overall()["totals"]
     pipeline.kill("alerts")
     pipeline.start("alerts")
     fresh = _post(pipeline, _posts(50, f"after{uuid.uuid4().hex[:6]}"))
