@@ -46,7 +46,8 @@ def replay(
         raise typer.BadParameter("give --input and --output, or --posts")
     if detector not in ("combined", "context", "novelty"):
         raise typer.BadParameter("--detector must be combined, context or novelty")
-    rows = replay_counts_csv(input_csv, output_csv, detector=detector)  # a series it cannot use: one line (SeriesError)
+    # A series it cannot use raises one line (SeriesError).
+    rows = replay_counts_csv(input_csv, output_csv, detector=detector)
     typer.echo(f"{rows} rows scored, written to {output_csv}")
 
 

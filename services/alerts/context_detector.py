@@ -107,7 +107,8 @@ class ContextDetector:
     def _level(self, value: float) -> int:
         top = 2**self.config.bits
         width = max(self._high - self._low, MIN_RANGE)
-        return min(int((value - self._low) / width * top), top - 1)
+        level: int = min(int((value - self._low) / width * top), top - 1)
+        return level
 
     def _contexts(self) -> list[tuple[Context, int]]:
         """Each active context with the bit shift of its resolution."""

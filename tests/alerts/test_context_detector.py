@@ -28,7 +28,7 @@ def test_a_learned_cycle_scores_zero_once_learned() -> None:
 
 
 def test_a_level_jump_scores_one() -> None:
-    values = cycle(1000) + [60.0] + cycle(50)
+    values = [*cycle(1000), 60.0, *cycle(50)]
     assert scores(values)[1000] == 1.0
 
 
@@ -40,7 +40,7 @@ def test_a_shape_change_inside_the_range_scores_high() -> None:
 
 def test_a_report_rests_before_the_next() -> None:
     config = ContextConfig(rest_rows=20)
-    values = cycle(1000) + [60.0] + cycle(10) + [200.0] + cycle(30)
+    values = [*cycle(1000), 60.0, *cycle(10), 200.0, *cycle(30)]
     out = scores(values, config)
     assert out[1000] == 1.0
     assert out[1011] == 0.0  # 200 is new again, but it falls in the rest after 60
