@@ -5,8 +5,8 @@
 row), once per detector: the replay default (``combined``: the larger of the
 context and the novelty score on each row), the context detector alone and
 the novelty scorer alone (the previous default). The few settings (a small grid
-of :class:`NoveltyConfig` candidates for the novelty scorer; none for the
-others) and the threshold are chosen on all series but one; that one is scored at the
+of candidates: the novelty scorer's report half-life, the context detector's
+rest) and the threshold are chosen on all series but one; that one is scored at the
 choice; the held-out scores of all series are added up and normalised as NAB
 does. That is done on the five realTweets dev series and on the 53-series
 corpus. The in-sample scores (NAB's own protocol: the threshold optimised on
@@ -46,6 +46,7 @@ from bench.nab_scoring import (  # noqa: E402
     score_outputs,
     threshold_curve,
 )
+from services.alerts.context_detector import ContextConfig  # noqa: E402
 from services.alerts.novelty import NoveltyConfig  # noqa: E402
 from services.alerts.replay import (  # noqa: E402
     DEFAULT_DETECTOR,
@@ -60,11 +61,15 @@ DEV_DIR, DEV_LABELS = BENCHMARKS / "nab-realtweets-dev", "combined_windows_dev.j
 STANDARD = PROFILES["standard"]
 # Candidate settings per detector: for the novelty scorer the one knob that matters
 # (docs/alerts.md), everything else fixed; the context detector has no knob to choose.
-CANDIDATES = {
-    "combined": [NoveltyConfig()],
-    "context": [NoveltyConfig()],
-    "novelty": [replace(NoveltyConfig(), report_half_life_rows=rows) for rows in (144.0, 288.0, 576.0)],
+Candidate = tuple[NoveltyConfig, ContextConfig]
+RESTS = [(NoveltyConfig(), ContextConfig(rest_rows=rows)) for rows in (50, 100, 150)]
+CANDIDATES: dict[str, list[Candidate]] = {
+    "combined": RESTS,
+    "context": RESTS,
+    "novelty": [(replace(NoveltyConfig(), report_half_life_rows=rows), ContextConfig())
+                for rows in (144.0, 288.0, 576.0)],
 }
+SHIPPED: Candidate = (NoveltyConfig(), ContextConfig())
 # Thresholds tried: rarities r (score r / (r + 1)) from 0.5 to about 100, 5% apart, and the
 # shares of missed contexts in steps of 0.01 up to 1.
 RARITIES = {r / (r + 1) for r in (0.5 * 1.05**i for i in range(110))}
@@ -92,12 +97,12 @@ def series_of(directory: Path, labels: str, data: str) -> list[Series]:
     return [Series(key, directory / data / key, windows[Path(key).name]) for key in sorted(raw)]
 
 
-def run_series(item: tuple[Series, str, NoveltyConfig]) -> tuple[DetectorOutput, ThresholdCurve, int]:
+def run_series(item: tuple[Series, str, Candidate]) -> tuple[DetectorOutput, ThresholdCurve, int]:
     """Score one series as the replay does; its output and threshold curve."""
-    series, detector, config = item
+    series, detector, (config, context_config) = item
     rows = read_counts_csv(series.path)
     check_order(series.path, rows)
-    scores = score_counts(rows, config, detector)
+    scores = score_counts(rows, config, detector, context_config)
     output = DetectorOutput(Path(series.name).name, [r.text[:19] for r in rows], scores, series.windows)
     return output, threshold_curve(output, STANDARD, THRESHOLDS), len(rows)
 
@@ -158,13 +163,13 @@ def nab_report(name: str, series: list[Series], detector: str, pool: ProcessPool
     loo = leave_one_out(table, names)
     inside = in_sample(table, names)
     candidates = CANDIDATES[detector]
-    default = candidates.index(NoveltyConfig()) if NoveltyConfig() in candidates else 0
+    default = candidates.index(SHIPPED) if SHIPPED in candidates else 0
     mark = " (replay default)" if detector == DEFAULT_DETECTOR else ""
     print(f"\n{name}, detector {detector}{mark}: {len(names)} series, "
           f"{1000 * ms_per_1000:.1f} ms per 1,000 rows per candidate on one core")
     print(f"  leave-one-series-out standard: {loo['standard']:.2f}")
     for c, scores in inside.items():
-        knobs = f" {_knobs(candidates[c])}" if len(candidates) > 1 else ""
+        knobs = f" {_knobs(detector, candidates[c])}" if len(candidates) > 1 else ""
         cells = "  ".join(f"{p} {v:6.2f}" for p, v in scores.items())
         print(f"  in-sample{knobs}: {cells}{' (shipped setting)' if c == default else ''}")
     return {"loo": loo, "in_sample": inside, "default_candidate": default,
@@ -172,8 +177,10 @@ def nab_report(name: str, series: list[Series], detector: str, pool: ProcessPool
             "seconds_per_1000_rows": round(ms_per_1000, 4), "table": table}
 
 
-def _knobs(config: NoveltyConfig) -> str:
-    return f"report half-life {config.report_half_life_rows:g} rows"
+def _knobs(detector: str, candidate: Candidate) -> str:
+    if detector == "novelty":
+        return f"report half-life {candidate[0].report_half_life_rows:g} rows"
+    return f"rest {candidate[1].rest_rows} rows"
 
 
 def print_loo_table(reports: dict[str, dict[str, dict[str, Any]]]) -> None:
@@ -229,7 +236,7 @@ def main() -> None:
                             for d, by_data in reports.items()},
         "in_sample": {name: default[name]["in_sample"] for name in data},
         "lowvolume": low,
-        "candidates": {d: [asdict(c) for c in cs] for d, cs in CANDIDATES.items()},
+        "candidates": {d: [[asdict(c) for c in pair] for pair in cs] for d, cs in CANDIDATES.items()},
         "detail": reports,
         "published": PUBLISHED, "references_rescored_dev": rescored,
     })

@@ -43,7 +43,7 @@ class ContextConfig:
     max_order: int = 7
     warmup_rows: int = 50
     base_threshold: float = 0.75
-    rest_rows: int = 150
+    rest_rows: int = 100
     range_margin: float = 0.1
 
     def __post_init__(self) -> None:
