@@ -40,7 +40,7 @@ class ContextConfig:
     """The structural constants of a :class:`ContextDetector` (docs/alerts.md)."""
 
     bits: int = 3
-    max_order: int = 7
+    max_order: int = 3
     warmup_rows: int = 50
     base_threshold: float = 0.75
     rest_rows: int = 100
