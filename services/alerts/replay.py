@@ -14,8 +14,9 @@
 **What a series may hold.** Any cadence: the row is the unit, so regular,
 irregular and hourly series are all read as they are, several rows may
 share a timestamp and a timestamp may even step back: rows are scored in file order. Values may be any finite
-numbers, negative and fractional included: the scorer uses rank statistics
-only, so no transform is applied or needed. What cannot be used (a missing
+numbers, negative and fractional included: the novelty scorer uses rank
+statistics only and the context detector levels over the observed range, so
+no transform is applied or needed. What cannot be used (a missing
 column, a value that is not a finite number, a timestamp that is not a date or
 mixes zones and no zones, fewer than two rows) raises one :class:`SeriesError` whose
 message names the file and line.
