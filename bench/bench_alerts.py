@@ -2,8 +2,11 @@
 
 **NAB, leave-one-series-out.** Every series goes through the code path of
 ``yuqing alerts replay`` (``services.alerts.replay``: read, check, score row by
-row). The few settings (a small grid of :class:`NoveltyConfig` candidates) and
-the threshold are chosen on all series but one; that one is scored at the
+row), once per detector: the replay default (``combined``: the larger of the
+context and the novelty score on each row), the context detector alone and
+the novelty scorer alone (the previous default). The few settings (a small grid
+of candidates: the novelty scorer's report half-life, the context detector's
+longest context and rest) and the threshold are chosen on all series but one; that one is scored at the
 choice; the held-out scores of all series are added up and normalised as NAB
 does. That is done on the five realTweets dev series and on the 53-series
 corpus. The in-sample scores (NAB's own protocol: the threshold optimised on
@@ -26,6 +29,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -42,22 +46,43 @@ from bench.nab_scoring import (  # noqa: E402
     score_outputs,
     threshold_curve,
 )
+from services.alerts.context_detector import ContextConfig  # noqa: E402
 from services.alerts.novelty import NoveltyConfig  # noqa: E402
-from services.alerts.replay import check_order, read_counts_csv, score_counts  # noqa: E402
+from services.alerts.replay import (  # noqa: E402
+    DEFAULT_DETECTOR,
+    check_order,
+    read_counts_csv,
+    score_counts,
+)
 
 BENCHMARKS = REPO_ROOT.parent / "shared" / "benchmarks"
 CORPUS_DIR, CORPUS_LABELS = BENCHMARKS / "nab-corpus-dev", "combined_windows_corpus_dev.json"
 DEV_DIR, DEV_LABELS = BENCHMARKS / "nab-realtweets-dev", "combined_windows_dev.json"
 STANDARD = PROFILES["standard"]
-# Candidate settings: the one knob that matters (docs/alerts.md), everything else fixed.
-CANDIDATES = [replace(NoveltyConfig(), report_half_life_rows=rows) for rows in (144.0, 288.0, 576.0)]
-# Thresholds tried, as rarities r (score r / (r + 1)): 0.5 to about 100, 5% apart.
-THRESHOLDS = [r / (r + 1) for r in (0.5 * 1.05**i for i in range(110))]
+# Candidate settings per detector: for the novelty scorer the one knob that matters
+# (docs/alerts.md), everything else fixed; the context detector has no knob to choose.
+Candidate = tuple[NoveltyConfig, ContextConfig]
+RESTS = [(NoveltyConfig(), ContextConfig(max_order=order, rest_rows=rows))
+         for order in (3, 7) for rows in (50, 100, 150)]
+CANDIDATES: dict[str, list[Candidate]] = {
+    "combined": RESTS,
+    "context": RESTS,
+    "novelty": [(replace(NoveltyConfig(), report_half_life_rows=rows), ContextConfig())
+                for rows in (144.0, 288.0, 576.0)],
+}
+SHIPPED: Candidate = (NoveltyConfig(), ContextConfig())
+# Thresholds tried: rarities r (score r / (r + 1)) from 0.5 to about 100, 5% apart, and the
+# shares of missed contexts in steps of 0.01 up to 1.
+RARITIES = {r / (r + 1) for r in (0.5 * 1.05**i for i in range(110))}
+THRESHOLDS = sorted(RARITIES | {i / 100 for i in range(1, 101)})
 # Published on these files (NAB's scorer, threshold in-sample).
 PUBLISHED = {
     "corpus_dev": {"ARTime": 73.97, "Numenta HTM": 70.15, "contextOSE": 69.36},
     "realtweets_dev": {"ARTime": 88.14, "contextOSE": 76.01, "numenta": 67.39},
 }
+
+# Per candidate, per series: the detector's output and its threshold curve.
+Table = dict[int, dict[str, tuple[DetectorOutput, ThresholdCurve]]]
 
 
 @dataclass(frozen=True)
@@ -73,31 +98,32 @@ def series_of(directory: Path, labels: str, data: str) -> list[Series]:
     return [Series(key, directory / data / key, windows[Path(key).name]) for key in sorted(raw)]
 
 
-def run_series(item: tuple[Series, NoveltyConfig]) -> tuple[DetectorOutput, ThresholdCurve, int]:
+def run_series(item: tuple[Series, str, Candidate]) -> tuple[DetectorOutput, ThresholdCurve, int]:
     """Score one series as the replay does; its output and threshold curve."""
-    series, config = item
+    series, detector, (config, context_config) = item
     rows = read_counts_csv(series.path)
     check_order(series.path, rows)
-    scores = score_counts(rows, config)
+    scores = score_counts(rows, config, detector, context_config)
     output = DetectorOutput(Path(series.name).name, [r.text[:19] for r in rows], scores, series.windows)
     return output, threshold_curve(output, STANDARD, THRESHOLDS), len(rows)
 
 
-def run_all(series: list[Series], pool: ProcessPoolExecutor) -> tuple[dict, float]:
-    """Outputs and curves per candidate and series; seconds per 1,000 rows."""
-    jobs = [(s, c) for c in CANDIDATES for s in series]
+def run_all(series: list[Series], detector: str, pool: ProcessPoolExecutor) -> tuple[Table, float]:
+    """Outputs and curves per candidate and series; seconds per 1,000 rows (one core)."""
+    candidates = CANDIDATES[detector]
+    jobs = [(s, detector, c) for c in candidates for s in series]
     start = time.perf_counter()
     results = list(pool.map(run_series, jobs, chunksize=2))
     elapsed = time.perf_counter() - start
-    table: dict[int, dict[str, tuple[DetectorOutput, ThresholdCurve]]] = {}
+    table: Table = {}
     rows = 0
-    for (s, c), (output, curve, n) in zip(jobs, results, strict=True):
-        table.setdefault(CANDIDATES.index(c), {})[s.name] = (output, curve)
+    for (s, _, c), (output, curve, n) in zip(jobs, results, strict=True):
+        table.setdefault(candidates.index(c), {})[s.name] = (output, curve)
         rows += n
-    return table, 1000 * elapsed / rows
+    return table, 1000 * elapsed * pool._max_workers / rows  # type: ignore[attr-defined]
 
 
-def leave_one_out(table: dict, names: list[str]) -> dict:
+def leave_one_out(table: Table, names: list[str]) -> dict[str, Any]:
     """Choose candidate and threshold on all series but one, score that one; normalise the sum."""
     held_out_raw, picks = 0.0, {}
     totals = {c: [sum(table[c][n][1].raw[g] for n in names) for g in range(len(THRESHOLDS))] for c in table}
@@ -111,13 +137,13 @@ def leave_one_out(table: dict, names: list[str]) -> dict:
     return {"standard": round(100 * (held_out_raw - null) / (perfect - null), 2), "picks": picks}
 
 
-def in_sample(table: dict, names: list[str]) -> dict:
+def in_sample(table: Table, names: list[str]) -> dict[int, dict[str, float]]:
     """NAB's own protocol (threshold optimised on these files) for every candidate."""
     return {c: {p: round(r.normalised, 2) for p, r in
                 score_all_profiles([table[c][n][0] for n in names]).items()} for c in table}
 
 
-def families(table: dict, candidate: int, names: list[str]) -> dict[str, float]:
+def families(table: Table, candidate: int, names: list[str]) -> dict[str, float]:
     """In-sample standard score per family, at the corpus-wide threshold."""
     threshold = score_outputs([table[candidate][n][0] for n in names], STANDARD).threshold
     by_family: dict[str, list[str]] = {}
@@ -132,27 +158,39 @@ def families(table: dict, candidate: int, names: list[str]) -> dict[str, float]:
     return out
 
 
-def nab_report(name: str, series: list[Series], pool: ProcessPoolExecutor) -> dict:
-    table, ms_per_1000 = run_all(series, pool)
+def nab_report(name: str, series: list[Series], detector: str, pool: ProcessPoolExecutor) -> dict[str, Any]:
+    table, ms_per_1000 = run_all(series, detector, pool)
     names = [s.name for s in series]
     loo = leave_one_out(table, names)
     inside = in_sample(table, names)
-    default = CANDIDATES.index(NoveltyConfig()) if NoveltyConfig() in CANDIDATES else 0
-    print(f"\n{name}: {len(names)} series, {1000 * ms_per_1000:.0f} ms per 1,000 rows (per candidate)")
+    candidates = CANDIDATES[detector]
+    default = candidates.index(SHIPPED) if SHIPPED in candidates else 0
+    mark = " (replay default)" if detector == DEFAULT_DETECTOR else ""
+    print(f"\n{name}, detector {detector}{mark}: {len(names)} series, "
+          f"{1000 * ms_per_1000:.1f} ms per 1,000 rows per candidate on one core")
     print(f"  leave-one-series-out standard: {loo['standard']:.2f}")
     for c, scores in inside.items():
-        mark = " (shipped default)" if c == default else ""
+        knobs = f" {_knobs(detector, candidates[c])}" if len(candidates) > 1 else ""
         cells = "  ".join(f"{p} {v:6.2f}" for p, v in scores.items())
-        print(f"  in-sample candidate {c} {_knobs(CANDIDATES[c])}: {cells}{mark}")
-    for detector, score in PUBLISHED[name].items():
-        print(f"  published {detector:<12} standard {score:6.2f} (in-sample)")
+        print(f"  in-sample{knobs}: {cells}{' (shipped setting)' if c == default else ''}")
     return {"loo": loo, "in_sample": inside, "default_candidate": default,
             "families_in_sample": families(table, default, names) if len(names) > 5 else None,
             "seconds_per_1000_rows": round(ms_per_1000, 4), "table": table}
 
 
-def _knobs(config: NoveltyConfig) -> str:
-    return f"report half-life {config.report_half_life_rows:g} rows"
+def _knobs(detector: str, candidate: Candidate) -> str:
+    if detector == "novelty":
+        return f"report half-life {candidate[0].report_half_life_rows:g} rows"
+    return f"contexts up to {candidate[1].max_order} rows, rest {candidate[1].rest_rows} rows"
+
+
+def print_loo_table(reports: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Leave-one-series-out standard scores, one row per detector."""
+    print("\nleave-one-series-out, standard      corpus 53   realTweets dev 5")
+    for detector, by_data in reports.items():
+        mark = " (default)" if detector == DEFAULT_DETECTOR else ""
+        print(f"  {detector + mark:<30} {by_data['corpus_dev']['loo']['standard']:9.2f}"
+              f"   {by_data['realtweets_dev']['loo']['standard']:9.2f}")
 
 
 def references_dev() -> dict[str, float]:
@@ -170,25 +208,37 @@ def main() -> None:
     for directory in (CORPUS_DIR, DEV_DIR):
         if not directory.is_dir():
             raise SystemExit(f"no benchmark data at {directory}")
+    data = {"corpus_dev": (CORPUS_DIR, CORPUS_LABELS, "data"), "realtweets_dev": (DEV_DIR, DEV_LABELS, "")}
+    reports: dict[str, dict[str, dict[str, Any]]] = {detector: {} for detector in CANDIDATES}
     with ProcessPoolExecutor(max_workers=2) as pool:
-        corpus = nab_report("corpus_dev", series_of(CORPUS_DIR, CORPUS_LABELS, "data"), pool)
-        dev = nab_report("realtweets_dev", series_of(DEV_DIR, DEV_LABELS, ""), pool)
+        for name, (directory, labels, folder) in data.items():
+            series = series_of(directory, labels, folder)
+            for detector in CANDIDATES:
+                reports[detector][name] = nab_report(name, series, detector, pool)
+            for detector, score in PUBLISHED[name].items():
+                print(f"  published {detector:<12} standard {score:6.2f} (in-sample)")
+    print_loo_table(reports)
     rescored = references_dev()
     print(f"\nscorer check, published outputs rescored on the dev 5: {rescored}")
-    print(f"corpus families (in-sample, shipped default): {corpus['families_in_sample']}")
-    low: list[dict] = []
+    default = reports[DEFAULT_DETECTOR]
+    print(f"corpus families (in-sample, replay default): {default['corpus_dev']['families_in_sample']}")
+    low: list[dict[str, Any]] = []
     if not args.skip_lowvolume:
         from bench.bench_alerts_lowvolume import run_lowvolume
 
         low = run_lowvolume()
-    for report in (corpus, dev):
-        report.pop("table")
+    for by_data in reports.values():
+        for report in by_data.values():
+            report.pop("table")
     path = write_results("alerts", {
-        "loo": {"realtweets_dev": dev["loo"]["standard"], "corpus_dev": corpus["loo"]["standard"]},
-        "in_sample": {"realtweets_dev": dev["in_sample"], "corpus_dev": corpus["in_sample"]},
+        "detector": DEFAULT_DETECTOR,
+        "loo": {name: default[name]["loo"]["standard"] for name in data},
+        "loo_by_detector": {d: {name: by_data[name]["loo"]["standard"] for name in data}
+                            for d, by_data in reports.items()},
+        "in_sample": {name: default[name]["in_sample"] for name in data},
         "lowvolume": low,
-        "candidates": [asdict(c) for c in CANDIDATES],
-        "detail": {"corpus_dev": corpus, "realtweets_dev": dev},
+        "candidates": {d: [[asdict(c) for c in pair] for pair in cs] for d, cs in CANDIDATES.items()},
+        "detail": reports,
         "published": PUBLISHED, "references_rescored_dev": rescored,
     })
     print(f"wrote {path.relative_to(REPO_ROOT)}")

@@ -1,7 +1,9 @@
 """Backtests: run past data through the detectors the service and the benchmark use.
 
-* :func:`replay_counts_csv` scores one series (``timestamp,value``) with the
-  :class:`~services.alerts.novelty.NoveltyScorer` and writes NAB's
+* :func:`replay_counts_csv` scores one series (``timestamp,value``) with a
+  single-series detector (``DETECTORS``: by default the maximum of the
+  :class:`~services.alerts.context_detector.ContextDetector` and the
+  :class:`~services.alerts.novelty.NoveltyScorer`) and writes NAB's
   detector-output format (``timestamp,value,anomaly_score``). Each score is
   computed from the rows at or before it, exactly as a stream would see them.
 * :func:`replay_posts_jsonl` buckets past ``posts.enriched`` records per alert
@@ -12,8 +14,9 @@
 **What a series may hold.** Any cadence: the row is the unit, so regular,
 irregular and hourly series are all read as they are, several rows may
 share a timestamp and a timestamp may even step back: rows are scored in file order. Values may be any finite
-numbers, negative and fractional included: the scorer uses rank statistics
-only, so no transform is applied or needed. What cannot be used (a missing
+numbers, negative and fractional included: the novelty scorer uses rank
+statistics only and the context detector levels over the observed range, so
+no transform is applied or needed. What cannot be used (a missing
 column, a value that is not a finite number, a timestamp that is not a date or
 mixes zones and no zones, fewer than two rows) raises one :class:`SeriesError` whose
 message names the file and line.
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from services.alerts.context_detector import ContextConfig, ContextDetector
 from services.alerts.detector import DetectorConfig, SurgeDetector
 from services.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
 from services.alerts.novelty import NoveltyConfig, NoveltyScorer
@@ -90,14 +94,37 @@ def check_order(path: Path, rows: list[CountRow]) -> None:
         raise SeriesError(f"{path}: some timestamps have a time zone and some do not")
 
 
-def score_counts(rows: list[CountRow], config: NoveltyConfig | None = None) -> list[float]:
-    """One causal anomaly score per row, through one :class:`NoveltyScorer`."""
-    scorer = NoveltyScorer(config)
-    return [round(scorer.update(row.number), SCORE_DECIMALS) for row in rows]
+# The single-series detectors of ``replay --input`` (docs/alerts.md compares them).
+DETECTORS = ("combined", "context", "novelty")
+DEFAULT_DETECTOR = "combined"
+
+
+def score_counts(
+    rows: list[CountRow],
+    config: NoveltyConfig | None = None,
+    detector: str = DEFAULT_DETECTOR,
+    context_config: ContextConfig | None = None,
+) -> list[float]:
+    """One causal anomaly score per row: ``novelty`` (:class:`NoveltyScorer`), ``context``
+    (:class:`ContextDetector`) or ``combined`` (the larger of the two on each row)."""
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+    novelty = NoveltyScorer(config) if detector != "context" else None
+    context = ContextDetector(context_config) if detector != "novelty" else None
+    scores = []
+    for row in rows:
+        score = novelty.update(row.number) if novelty is not None else 0.0
+        if context is not None:
+            score = max(score, context.update(row.number))
+        scores.append(round(score, SCORE_DECIMALS))
+    return scores
 
 
 def replay_counts_csv(
-    input_path: Path | str, output_path: Path | str, config: NoveltyConfig | None = None
+    input_path: Path | str,
+    output_path: Path | str,
+    config: NoveltyConfig | None = None,
+    detector: str = DEFAULT_DETECTOR,
 ) -> int:
     """Score a ``timestamp,value`` series and write ``timestamp,value,anomaly_score``; returns the rows.
 
@@ -106,7 +133,7 @@ def replay_counts_csv(
     path = Path(input_path)
     rows = read_counts_csv(path)
     check_order(path, rows)
-    scores = score_counts(rows, config)
+    scores = score_counts(rows, config, detector)
     output = Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", newline="", encoding="utf-8") as handle:

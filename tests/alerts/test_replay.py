@@ -64,8 +64,19 @@ def test_counts_replay_writes_nab_format(tmp_path: Path) -> None:
     scores = [float(r["anomaly_score"]) for r in rows]
     assert all(0.0 <= s <= 1.0 for s in scores)
     surge = 3 * 288 + 150
+    assert max(scores[surge:surge + 3]) == 1.0, "the surge is reported at its start"
+    assert max(scores[surge + 12:]) < 1.0
+
+
+def test_the_novelty_detector_stays_selectable(tmp_path: Path) -> None:
+    write_counts(tmp_path / "in.csv", surge_counts())
+    replay_counts_csv(tmp_path / "in.csv", tmp_path / "out.csv", detector="novelty")
+    scores = [float(r["anomaly_score"]) for r in read_scores(tmp_path / "out.csv")]
+    surge = 3 * 288 + 150
     assert max(range(len(scores)), key=scores.__getitem__) in range(surge, surge + 3)
     assert max(scores[surge + 12:]) < scores[surge], "the surge is reported at its start"
+    with pytest.raises(ValueError, match="unknown detector"):
+        replay_counts_csv(tmp_path / "in.csv", tmp_path / "out.csv", detector="htm")
 
 
 def test_counts_replay_is_causal(tmp_path: Path) -> None:
@@ -89,6 +100,9 @@ def test_counts_replay_takes_any_cadence_repeated_times_and_negative_values(tmp_
         for m, v in zip(moments, values, strict=True)))
     assert replay_counts_csv(path, tmp_path / "out.csv") == 600
     scores = [float(r["anomaly_score"]) for r in read_scores(tmp_path / "out.csv")]
+    assert scores[500] == 1.0 and max(scores[501:]) < 1.0
+    assert replay_counts_csv(path, tmp_path / "novelty.csv", detector="novelty") == 600
+    scores = [float(r["anomaly_score"]) for r in read_scores(tmp_path / "novelty.csv")]
     assert max(range(600), key=scores.__getitem__) == 500
 
 
