@@ -137,33 +137,3 @@ class Watermarks:
         if not active:
             return max(self._marks.values(), default=None)
         return min(self._marks[p] for p in active)
-
-
-class SkippedOffsets(RuntimeError):
-    """A source partition's messages came with a gap: some were not delivered (yet)."""
-
-
-class InOrder:
-    """Checks that each source partition's offsets come without gaps (pure).
-
-    The counting stage remembers, per key, the last source offset it counted,
-    which is only sound if every partition is read in order. A message read
-    again (a lower offset, after a restart or a rebalance) is fine; a jump
-    forward means the consumer skipped messages, and reading on would count
-    them never. ``forget`` partitions when they are revoked or assigned.
-    """
-
-    def __init__(self) -> None:
-        self._next: dict[int, int] = {}
-
-    def check(self, partition: int, offset: int) -> None:
-        expected = self._next.get(partition)
-        if expected is not None and offset > expected:
-            raise SkippedOffsets(f"partition {partition}: offset {offset} came next, "
-                                 f"{offset - expected} messages after {expected} were skipped")
-        if expected is None or offset >= expected:
-            self._next[partition] = offset + 1
-
-    def forget(self, partitions: Iterable[int]) -> None:
-        for partition in partitions:
-            self._next.pop(partition, None)

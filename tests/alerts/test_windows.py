@@ -1,12 +1,8 @@
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from services.alerts.windows import (
     IdleClock,
-    InOrder,
     PartitionActivity,
-    SkippedOffsets,
     Watermarks,
     WindowPolicy,
     bucket_of,
@@ -73,17 +69,3 @@ def test_a_paused_replay_of_old_posts_does_not_move_on():
     clock.observe(event_time=10_000.0, wall=900_000.0)
     assert clock.tick(wall=990_000.0) is None
     assert IdleClock(0, 420).tick(wall=1.0) is None
-
-
-def test_in_order_accepts_replays_and_refuses_a_gap():
-    order = InOrder()
-    for offset in (10, 11, 12):
-        order.check(0, offset)
-    order.check(0, 5)  # read again after a seek back: fine
-    order.check(1, 400)  # first message of another partition
-    order.check(0, 13)
-    with pytest.raises(SkippedOffsets, match="partition 0: offset 20 came next, 6 messages after 14"):
-        order.check(0, 20)
-    order.forget([0])  # revoked, then assigned again: anything may come first
-    order.check(0, 20)
-    order.check(1, 401)
