@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from yuqing.contracts import AlertKey, EnrichedPost
+from typing import Protocol
+
+from yuqing.contracts import AlertKey, Topic
 
 # Near-duplicate clusters are SimHash bands: posts whose 64-bit fingerprints
 # share the first 8 bits. Near duplicates (a few differing bits) usually share
@@ -11,7 +13,20 @@ CLUSTER_PREFIX_CHARS = 2
 OTHER = "other"
 
 
-def keys_for(post: EnrichedPost) -> list[AlertKey]:
+class Keyed(Protocol):
+    """What the alert keys of a post are made of (an enriched post, or a stored one when warming)."""
+
+    @property
+    def topic(self) -> Topic: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+
+
+def keys_for(post: Keyed) -> list[AlertKey]:
     """overall, per topic, per topic x region, per source, per near-duplicate cluster."""
     keys = [AlertKey(family="overall"), AlertKey(family="topic", topic=post.topic),
             AlertKey(family="source", source=post.source),

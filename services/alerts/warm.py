@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from services.alerts.detector import DetectorConfig, SurgeDetector
-from services.alerts.keys import cluster_of
+from services.alerts.keys import keys_for
 from services.alerts.state import DetectorEntry
 from services.alerts.windows import bucket_datetime, bucket_of
 from yuqing.contracts import AlertKey, EnrichedPost, Topic
@@ -44,14 +44,6 @@ class PastPost:
     region: str | None
     source: str
     fingerprint: str
-
-    def alert_keys(self) -> list[AlertKey]:
-        keys = [AlertKey(family="overall"), AlertKey(family="topic", topic=self.topic),
-                AlertKey(family="source", source=self.source),
-                AlertKey(family="cluster", cluster=cluster_of(self.fingerprint))]
-        if self.region:
-            keys.append(AlertKey(family="topic_region", topic=self.topic, region=self.region))
-        return keys
 
     @classmethod
     def of(cls, post: EnrichedPost) -> PastPost:
@@ -79,7 +71,7 @@ def warm_detectors(posts: Iterable[PastPost], config: DetectorConfig, *, until: 
     for post in posts:
         bucket = bucket_of(post.created_at.timestamp(), size)
         if bucket <= last:
-            for key in post.alert_keys():
+            for key in keys_for(post):
                 counts[key][bucket] += 1
     if not counts:
         return {}
