@@ -96,7 +96,7 @@ def tune(rows: list[dict[str, Any]]) -> GroupingParams:
     """Grid search on the given (development) set; prints the best few."""
     grid: dict[str, list[Any]] = {
         "threshold": [0.15, 0.2, 0.25], "topic_bonus": [0.2, 0.3], "topic_penalty": [0.15, 0.3],
-        "place_bonus": [0.3, 0.45], "place_conflict": [0.5, 0.7], "place_open": [0.0, 0.2],
+        "place_bonus": [0.3, 0.45], "place_conflict": [0.5, 0.7], "place_open": [0.0, 0.1, 0.2],
         "late_margin": [0.1, 0.35], "gap": [timedelta(hours=h) for h in (3, 5)], "decay_per_hour": [0.02]}
     results = []
     for values in itertools.product(*grid.values()):

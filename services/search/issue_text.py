@@ -29,7 +29,12 @@ _TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|乡)")
 _PLACE = re.compile(
     r"([\u4e00-\u9fff0-9a-zA-Z]{1,2})(小区|社区|新村|花园|家园|村|组|街|路|中学|小学|学校|医院|市场|广场|工业园|厂)")
 _NUMBER_GROUP = re.compile(r"([一二三四五六七八九十0-9]{1,2})(组|栋|号楼)")
-_NOT_PLACE_CHARS = set("们全本整这那隔邻同各哪啥个我你他条每满逛上一大马公线电短走出回道半")
+# never part of a place's name: deictic words (整条街, 我们村) and particles before a place (就在小学)
+_NOT_PLACE_CHARS = set("们全本整这那隔邻同各哪啥个我你他条每满逛在的了到去从")
+# part of a common word when next to the suffix (马路, 大街, 线路, 电厂) or before 路/街/厂 (走大路),
+# but of a name elsewhere (上河村, 大坝村, 马家组)
+_WORD_CHARS = set("上下一大马公线电短走出回道半")
+_WORD_SUFFIXES = frozenset({"路", "街", "厂"})
 _VARIANTS = {
     "停电": "没有电|没电|断电|掉电|黑了|全黑|停了",
     "来电": "恢复供电|恢复了|通电了|有电了",
@@ -83,11 +88,19 @@ def _without_towns(text: str, region: str | None, found_towns: frozenset[str]) -
     return body
 
 
+def _is_place_name(name: str, suffix: str) -> bool:
+    if name.isdigit() or any(c in _NOT_PLACE_CHARS for c in name):
+        return False
+    if name[-1] in _WORD_CHARS:
+        return False
+    return suffix not in _WORD_SUFFIXES or not any(c in _WORD_CHARS for c in name)
+
+
 def _places_in(body: str) -> frozenset[str]:
     found = set()
     for match in _PLACE.finditer(body):
         name, suffix = match.groups()
-        if not any(c in _NOT_PLACE_CHARS for c in name) and not name.isdigit():
+        if _is_place_name(name, suffix):
             found.add(f"{name}{suffix}")
     return frozenset(found)
 

@@ -25,28 +25,52 @@ def _assign(grouper: IssueGrouper, posts: list[PostSignal]) -> list[str]:
     return [grouper.assign(p).issue_id for p in posts]
 
 
-def test_fingerprint_module_matches_its_bands():
+def test_fingerprint_module_matches_its_bands() -> None:
     value = 0x0123456789ABCDEF
     assert bands(value) == [0x0123, 0x4567, 0x89AB, 0xCDEF]
     assert band_terms(f"{value:016x}") == ["0:0123", "1:4567", "2:89ab", "3:cdef"]
     assert hamming(simhash("河口镇停电了，什么时候来电？"), simhash("河口镇停电了，什么时候来电？？")) <= 7
 
 
-def test_places_are_keyed_by_name_and_suffix():
+def test_places_are_keyed_by_name_and_suffix() -> None:
     assert places("家住滨河小区3栋，停了") == {"滨河小区"}
     assert places("河口镇新街整条街都没电了") == {"新街"}
     assert places("我们村全黑了") == frozenset()
     assert view("我家也是，滨河小区").words.keys() <= {"家也"}  # the place is not a word
 
 
-def test_paraphrased_complaints_of_one_outage_form_one_issue():
+def test_villages_named_with_direction_words_are_places_and_common_words_are_not() -> None:
+    assert places("石门镇上河村停电了") == {"上河村"}
+    assert places("下坝村停了，上坝村停不停") == {"下坝村", "上坝村"}
+    assert places("电线杆就在小学后门，马路边，高压线路下面") == frozenset()
+
+
+def test_the_next_village_of_the_same_township_is_another_issue() -> None:
+    grouper = IssueGrouper()
+    morning = _assign(grouper, [_post(0, "石门镇下河村一大早就停电了", region="石门镇"),
+                                _post(1, "下河村没电，早饭都做不了", 5, region="石门镇")])
+    evening = grouper.assign(_post(2, "石门镇上河村停电了", 8 * 60, region="石门镇")).issue_id
+    assert morning[0] == morning[1] != evening
+
+
+def test_a_question_sharing_neither_words_nor_place_stays_out_of_a_placed_issue() -> None:
+    grouper = IssueGrouper()
+    outage = _assign(grouper, [_post(0, "滨河小区又停电了，这个月第二次了"),
+                               _post(1, "滨河小区3栋没电了，电梯都停了", 10)])
+    hall = grouper.assign(_post(2, "请问河口营业厅几点下班，想去交电费", 20, topic="service")).issue_id
+    shift = grouper.assign(_post(3, "这个月连着三周夜班，排班能不能均匀点", 25, topic="employee")).issue_id
+    assert outage[0] == outage[1]
+    assert len({outage[0], hall, shift}) == 3
+
+
+def test_paraphrased_complaints_of_one_outage_form_one_issue() -> None:
     grouper = IssueGrouper()
     ids = _assign(grouper, [_post(i, text, minutes=10 * i) for i, text in enumerate(OUTAGE)])
     assert len(set(ids)) == 1
     assert ids[0] == founder_issue_id("p0", "outage")
 
 
-def test_the_same_complaint_in_another_township_or_two_days_later_is_another_issue():
+def test_the_same_complaint_in_another_township_or_two_days_later_is_another_issue() -> None:
     grouper = IssueGrouper()
     first = grouper.assign(_post(0, OUTAGE[0])).issue_id
     elsewhere = grouper.assign(_post(1, "城关镇东关村停电了，什么时候来电？", 5, region="城关镇")).issue_id
@@ -54,7 +78,7 @@ def test_the_same_complaint_in_another_township_or_two_days_later_is_another_iss
     assert len({first, elsewhere, later}) == 3
 
 
-def test_another_village_and_another_matter_are_other_issues():
+def test_another_village_and_another_matter_are_other_issues() -> None:
     grouper = IssueGrouper()
     outage = grouper.assign(_post(0, "新街村停电了，啥时候来电")).issue_id
     village = grouper.assign(_post(1, "滨河小区3栋电梯停了，老人被困在里面", 20)).issue_id
@@ -62,7 +86,7 @@ def test_another_village_and_another_matter_are_other_issues():
     assert len({outage, village, bill}) == 3
 
 
-def test_replay_keeps_issues_and_warm_state_continues_them():
+def test_replay_keeps_issues_and_warm_state_continues_them() -> None:
     posts = [_post(i, text, minutes=10 * i) for i, text in enumerate(OUTAGE)]
     first = IssueGrouper()
     ids = _assign(first, posts)
@@ -73,7 +97,7 @@ def test_replay_keeps_issues_and_warm_state_continues_them():
     assert _assign(restarted, posts[3:]) == ids[3:]
 
 
-def test_merge_move_and_split_steer_later_posts():
+def test_merge_move_and_split_steer_later_posts() -> None:
     grouper = IssueGrouper()
     a = grouper.assign(_post(0, "新街村停电了，啥时候来电")).issue_id
     b = grouper.assign(_post(1, "滨河小区3栋电梯停了，老人被困在里面", 5)).issue_id
@@ -89,14 +113,14 @@ def test_merge_move_and_split_steer_later_posts():
     assert grouper.assign(_post(4, "新街村停电了，啥时候来电啊", 15)).issue_id == new
 
 
-def test_state_is_bounded():
+def test_state_is_bounded() -> None:
     grouper = IssueGrouper(GroupingParams(max_issues=10, max_posts=50))
     for i in range(200):
         grouper.assign(_post(i, f"第{i}号问题 电费{i}", minutes=i, region=f"{i % 7}镇", topic="billing"))
     assert len(grouper) <= 10
 
 
-def test_offline_grouping_is_deterministic_and_in_input_order():
+def test_offline_grouping_is_deterministic_and_in_input_order() -> None:
     rows = read_posts(DEV)
     first = group_rows(rows, classify=None)
     assert first == group_rows(list(rows), classify=None)
@@ -104,7 +128,7 @@ def test_offline_grouping_is_deterministic_and_in_input_order():
     assert group_rows(shuffled, classify=None) == first[::-1]  # grouped by created_at, output in input order
 
 
-def test_the_issues_driving_a_surge_are_ranked_by_their_share():
+def test_the_issues_driving_a_surge_are_ranked_by_their_share() -> None:
     from services.search.issue_alerts import rank_issues
 
     ids = ["outage-a"] * 6 + ["outage-b"] * 3 + ["billing-c"]
@@ -112,13 +136,13 @@ def test_the_issues_driving_a_surge_are_ranked_by_their_share():
     assert rank_issues([]) == []
 
 
-def test_echoes_carry_no_words_of_their_own():
+def test_echoes_carry_no_words_of_their_own() -> None:
     assert view("+1").words == {}
     assert view("同问").words == {}
     assert view("新街村停电+1").words.keys() == view("新街村停电").words.keys()
 
 
-def test_topics_the_model_confuses_do_not_split_a_matter():
+def test_topics_the_model_confuses_do_not_split_a_matter() -> None:
     grouper = IssueGrouper()
     first = grouper.assign(_post(0, "河口镇新街村停电了，什么时候来电？")).issue_id
     # the same outage, read by the model as safety (a trapped lift) and as a rumour about its cause
@@ -129,7 +153,7 @@ def test_topics_the_model_confuses_do_not_split_a_matter():
     assert bill != first
 
 
-def test_a_late_post_naming_another_place_founds_its_own_issue():
+def test_a_late_post_naming_another_place_founds_its_own_issue() -> None:
     grouper = IssueGrouper()
     first = grouper.assign(_post(0, "河口镇新街村停电了，什么时候来电？")).issue_id
     same_place = grouper.assign(_post(1, "新街村一晚上没电，早上还是没有", 10 * 60)).issue_id
@@ -138,7 +162,7 @@ def test_a_late_post_naming_another_place_founds_its_own_issue():
     assert other_place != first
 
 
-def test_a_post_without_a_township_joins_the_matter_of_its_place():
+def test_a_post_without_a_township_joins_the_matter_of_its_place() -> None:
     grouper = IssueGrouper()
     first = grouper.assign(_post(0, "河口镇新街村停电了，什么时候来电？")).issue_id
     grouper.assign(_post(1, "城关镇东关村电费怎么这么高", 5, region="城关镇", topic="billing"))
