@@ -1,4 +1,5 @@
-"""Reading the surge alerts the indexer keeps (one document per alert id)."""
+"""Reading the surge alerts the indexer keeps (one document per alert id), each with the issues
+driving it (issue_alerts.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from services.search.auth import Principal
+from services.search.issue_alerts import alerts_driving_issues
 from services.search.mappings import small_alias
 from services.search.models import AlertDetail, AlertPage, AlertRead
 from services.search.posts import fetch_posts, search
@@ -53,7 +55,14 @@ def list_alerts(client: Elasticsearch, *, prefix: str, principal: Principal, sta
     hits = resp["hits"]["hits"]
     next_cursor = (encode_cursor(Cursor(hits[-1]["sort"], datetime.now(UTC).isoformat()),
                                  fingerprint=fingerprint) if len(hits) == limit else None)
-    return AlertPage(alerts=[AlertRead.model_validate(h["_source"]) for h in hits], next_cursor=next_cursor)
+    found = [AlertRead.model_validate(h["_source"]) for h in hits]
+    return AlertPage(alerts=_with_driving_issues(client, prefix, principal, found), next_cursor=next_cursor)
+
+
+def _with_driving_issues(client: Elasticsearch, prefix: str, principal: Principal,
+                         found: list[AlertRead]) -> list[AlertRead]:
+    driving = alerts_driving_issues(client, prefix=prefix, principal=principal, alerts=found)
+    return [alert.model_copy(update={"driving_issues": driving.get(alert.alert_id, [])}) for alert in found]
 
 
 def get_alert(client: Elasticsearch, *, prefix: str, principal: Principal,
@@ -63,6 +72,7 @@ def get_alert(client: Elasticsearch, *, prefix: str, principal: Principal,
     resp = search(client, small_alias(prefix, "alerts"), {"query": query, "size": 1})
     if not resp["hits"]["hits"]:
         return None
-    alert = AlertRead.model_validate(resp["hits"]["hits"][0]["_source"])
+    alert = _with_driving_issues(client, prefix, principal,
+                                 [AlertRead.model_validate(resp["hits"]["hits"][0]["_source"])])[0]
     samples = fetch_posts(client, prefix=prefix, post_ids=alert.sample_post_ids, principal=principal)
     return AlertDetail(**alert.model_dump(), sample_posts=samples)

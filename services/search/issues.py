@@ -142,6 +142,13 @@ def _summaries(client: Elasticsearch, prefix: str, principal: Principal, filters
     return _decorate(client, prefix, principal, pairs)
 
 
+def issue_summaries(client: Elasticsearch, *, prefix: str, principal: Principal,
+                    issue_ids: list[str]) -> list[IssueSummary]:
+    """The records of these issues as ``GET /v1/issues/{id}`` gives them (all their posts in the
+    caller's scope), in the order given; issues the caller sees no post of are left out."""
+    return _summaries(client, prefix, principal, scope_filters(principal), issue_ids)
+
+
 def _decorate(client: Elasticsearch, prefix: str, principal: Principal,
               pairs: list[tuple[IssueSummary, str | None]]) -> list[IssueSummary]:
     states = issue_states(client, prefix, [s.issue_id for s, _ in pairs])

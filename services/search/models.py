@@ -189,6 +189,17 @@ class IssueRead(IssueSummary):
     actions: list[ActionRead] = Field(default_factory=list, description="newest first, up to 50")
 
 
+class DrivingIssue(BaseModel):
+    """An issue holding a large share of an alert's posts (its key, its window, the caller's scope)."""
+
+    issue_id: str = Field(examples=["outage-9f2c41d07a3be815"])
+    title: str = Field("", examples=["停电、来电：河口镇停电了，什么时候来电？"])
+    size: int = Field(description="the issue's posts in the caller's scope (as GET /v1/issues/{id} counts)")
+    posts: int = Field(description="of them, in the alert's key and window")
+    share: float = Field(description="of the alert's posts in its window that the caller sees")
+    state: IssueState = IssueState.OPEN
+
+
 class AlertRead(BaseModel):
     alert_id: str = Field(examples=["a3f9c2e1b7d40c11"])
     key_label: str = Field(examples=["topic_region|topic=outage|region=河口镇"])
@@ -209,6 +220,8 @@ class AlertRead(BaseModel):
     updated_at: datetime
     explanation: AlertExplanation | None = None
     sample_post_ids: list[str] = Field(default_factory=list)
+    driving_issues: list[DrivingIssue] = Field(
+        default_factory=list, description="the issues holding most of the alert's posts (key and window)")
 
 
 class AlertDetail(AlertRead):
