@@ -82,6 +82,7 @@ class GroupingParams:
     place_bonus: float = 0.45
     place_conflict: float = 0.70
     place_open: float = 0.10  # one of the two names no place: the township's matter may be the same
+    late_place_open: float = 0.0  # the same beyond ``gap``: a later post joins on place or words
     topic_bonus: float = 0.30
     topic_penalty: float = 0.30
     informed_topic_share: float = 1.0  # of the topic bonus, for a post that says enough (words decide)
@@ -308,6 +309,8 @@ class IssueGrouper:
         place = self._place_score(issue, member.view)
         if apart > p.gap and place < 0:
             return None  # a late post naming another place: the next matter there is a new one
+        if apart > p.gap and place == p.place_open:
+            place = p.late_place_open
         score += place
         if agreement > 0:
             score += p.topic_bonus * (p.informed_topic_share * said + 1 - said)

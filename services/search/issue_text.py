@@ -31,8 +31,8 @@ _PLACE = re.compile(
 _NUMBER_GROUP = re.compile(r"([一二三四五六七八九十0-9]{1,2})(组|栋|号楼)")
 # never part of a place's name: deictic words (整条街, 我们村) and particles before a place (就在小学)
 _NOT_PLACE_CHARS = set("们全本整这那隔邻同各哪啥个我你他条每满逛在的了到去从")
-# part of a common word when next to the suffix (马路, 大街, 线路, 电厂) or before 路/街/厂 (走大路),
-# but of a name elsewhere (上河村, 大坝村, 马家组)
+# part of a common word before 路/街/厂 (马路, 大街, 线路, 电厂, 走大路), but of a name before the
+# other suffixes (上河村, 坪上村, 大坝村, 马家组)
 _WORD_CHARS = set("上下一大马公线电短走出回道半")
 _WORD_SUFFIXES = frozenset({"路", "街", "厂"})
 _VARIANTS = {
@@ -90,8 +90,6 @@ def _without_towns(text: str, region: str | None, found_towns: frozenset[str]) -
 
 def _is_place_name(name: str, suffix: str) -> bool:
     if name.isdigit() or any(c in _NOT_PLACE_CHARS for c in name):
-        return False
-    if name[-1] in _WORD_CHARS:
         return False
     return suffix not in _WORD_SUFFIXES or not any(c in _WORD_CHARS for c in name)
 

@@ -42,7 +42,17 @@ def test_places_are_keyed_by_name_and_suffix() -> None:
 def test_villages_named_with_direction_words_are_places_and_common_words_are_not() -> None:
     assert places("石门镇上河村停电了") == {"上河村"}
     assert places("下坝村停了，上坝村停不停") == {"下坝村", "上坝村"}
+    assert places("马坪镇坪上村早上停了一会儿") == {"坪上村"}
     assert places("电线杆就在小学后门，马路边，高压线路下面") == frozenset()
+
+
+def test_a_post_of_the_next_day_naming_no_place_does_not_join_a_placed_issue() -> None:
+    grouper = IssueGrouper()
+    outage = _assign(grouper, [_post(0, "清水乡下湾村停电了，中午饭做不成", region="清水乡"),
+                               _post(1, "下湾村没电，是不是又在修线路", 6, region="清水乡")])
+    next_day = grouper.assign(_post(2, "清水乡这两天电压不稳，灯一直闪", 20 * 60, region="清水乡")).issue_id
+    same_place = grouper.assign(_post(3, "下湾村今天还是停电，没人来修", 1230, region="清水乡")).issue_id
+    assert outage[0] == outage[1] == same_place != next_day
 
 
 def test_the_next_village_of_the_same_township_is_another_issue() -> None:
