@@ -82,6 +82,9 @@ class GroupingParams:
     place_bonus: float = 0.45
     place_conflict: float = 0.70
     place_open: float = 0.10  # one of the two names no place: the township's matter may be the same
+    # a post of no known township (no region, none named) against a township's issue: it may be
+    # about any township's matter: topic and hour alone do not place it, words or a place must
+    unplaced_penalty: float = 0.25
     late_place_open: float = 0.0  # the same beyond ``gap``: a later post joins on place or words
     topic_bonus: float = 0.30
     topic_penalty: float = 0.30
@@ -316,6 +319,8 @@ class IssueGrouper:
             score += p.topic_bonus * (p.informed_topic_share * said + 1 - said)
         elif agreement < 0:
             score -= p.topic_penalty
+        if not member.town and issue.town:
+            score -= p.unplaced_penalty
         hours = min(apart, p.gap).total_seconds() / 3600
         return score - p.decay_per_hour * hours - (p.late_margin if apart > p.gap else 0.0)
 

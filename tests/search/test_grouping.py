@@ -178,3 +178,12 @@ def test_a_post_without_a_township_joins_the_matter_of_its_place() -> None:
     grouper.assign(_post(1, "城关镇东关村电费怎么这么高", 5, region="城关镇", topic="billing"))
     reply = grouper.assign(_post(2, "新街村也停了，一片黑", 15, region=None)).issue_id
     assert reply == first
+
+
+def test_a_post_of_no_township_needs_more_than_topic_and_hour_to_join_a_townships_issue() -> None:
+    grouper = IssueGrouper()
+    lift = _assign(grouper, [_post(0, "双河镇阳光小区停电，电梯里困了人", region="双河镇"),
+                             _post(1, "阳光小区整栋楼没电了", 5, region="双河镇")])
+    vague = grouper.assign(_post(2, "家里跳闸了，推不上去", 120, region=None)).issue_id
+    echo = grouper.assign(_post(3, "阳光小区同问", 20, region=None)).issue_id
+    assert lift[0] == lift[1] == echo != vague
