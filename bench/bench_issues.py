@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import time
 from collections import Counter, defaultdict
@@ -125,18 +126,61 @@ def timed(run: Callable[[], list[str]], posts: int) -> tuple[list[str], float]:
     return issues, (time.process_time() - started) / posts * 1e6
 
 
+def synthetic_grouping_us(values: list[bytes]) -> float:
+    """CPU time per post of the grouping alone (``IssueGrouper.assign``) on the indexer's synthetic
+    posts, in the order the indexer sees them within a batch (by ``created_at``)."""
+    from services.search.grouping import IssueGrouper
+    from services.search.issue_live import post_signal
+    from yuqing.contracts import EnrichedPost
+    from yuqing.contracts.codec import decode
+
+    signals = sorted((post_signal(decode(EnrichedPost, v)) for v in values), key=lambda s: s.created_at)
+    grouper = IssueGrouper()
+    started = time.process_time()
+    for signal in signals:
+        grouper.assign(signal)
+    return (time.process_time() - started) / len(signals) * 1e6
+
+
+def build_cpu_us(values: list[bytes], batch: int = 500) -> float:
+    """CPU time per post of the indexer's build step (decode, grouping, jieba words, documents),
+    without Elasticsearch: what one indexer process spends of its own per post."""
+    from services.search.bulk import build_actions
+    from services.search.issue_live import LiveIssues
+    from yuqing.consumer import Record
+
+    table = LiveIssues()
+    started = time.process_time()
+    for start in range(0, len(values), batch):
+        messages = [Record("posts.enriched", 0, start + i, None, v)
+                    for i, v in enumerate(values[start:start + batch])]
+        build_actions(messages, "bench", issues=table)
+    return (time.process_time() - started) / len(values) * 1e6
+
+
 def indexing(docs: int) -> dict[str, Any]:
-    """The indexer's path (decode, grouping, jieba words, bulk) on ``docs`` synthetic posts (bench_search)."""
+    """The indexer's path (decode, grouping, jieba words, bulk) on ``docs`` synthetic posts (bench_search),
+    its ratio to the bulk ceiling measured in the same run, and the grouping's share of a post's cost."""
     from bench.bench_search import bench_indexing, synthesize
     from services.search.es import make_client
     from yuqing.settings import ElasticsearchSettings
 
     es = make_client(ElasticsearchSettings())
     prefix = f"bench-issues-{int(time.time())}"
+    values = synthesize(docs)
     try:
-        return bench_indexing(es, synthesize(docs), prefix)
+        measured = bench_indexing(es, values, prefix)
     finally:
         es.indices.delete(index=f"{prefix}-*", ignore=404)
+    from services.search.issue_text import view
+
+    build_cpu_us(values[:200])  # loads the word segmenter's dictionary: not a post's cost
+    view.cache_clear()  # each measurement computes the posts' text views afresh
+    measured["build_cpu_us_per_post"] = round(build_cpu_us(values))
+    view.cache_clear()
+    measured["grouping_us_per_post"] = round(synthetic_grouping_us(values))
+    measured["load_average"] = [round(x, 1) for x in os.getloadavg()]  # the machine is shared: say how busy
+    return measured
 
 
 def main() -> None:
