@@ -43,13 +43,15 @@ from yuqing.fingerprint import band_terms as band_terms  # re-exported for docum
 NEUTRAL_TOPICS = frozenset({"other"})
 # Topics the classifier confuses on posts about one matter (measured on the development sets): an
 # outage's posts are also read as safety (电梯困人), service (电话打不通), praise (抢修辛苦) or a
-# rumour about its cause; a billing matter's as policy, rumour or service. Staff matters (shifts,
+# rumour about its cause; a billing matter's as policy, rumour or service; the thanks for a fixed
+# hazard (电杆已经扶正了，点赞) as praise. Staff matters (shifts,
 # pay: employee) are not the public's outage, whatever the township and hour. A post of a compatible
 # topic is neither rewarded nor penalised: words, place and time decide.
 _COMPATIBLE = {
     "outage": "safety service praise_suggestion rumor",
     "billing": "policy rumor service online_service",
     "rumor": "policy safety",
+    "safety": "praise_suggestion",
     "service": "employee praise_suggestion online_service",
     "policy": "energy_use",
 }
