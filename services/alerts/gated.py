@@ -6,12 +6,15 @@ rows before it only:
 
 1. **The value** and 2. **its short mean** (the last ``smooth_rows`` rows):
    each through its own :class:`~services.alerts.novelty.NoveltyScorer`, which
-   turns the row into a *rarity* (how rare its distance from the history's
-   median is among the recent distances, in log odds). A rarity means the same
+   turns the row into a *rarity* (how rare its distance from the median of
+   the last ``history_rows`` rows is among the recent distances, in log
+   odds). A rarity means the same
    on every series, so the two views combine by their maximum, and the short
    mean catches level shifts that no single row makes rare.
-3. **The context** (:class:`~services.alerts.context_detector.ContextDetector`):
-   the share of the known recent patterns that did not foresee the row.
+3. **The context** (:class:`~services.alerts.context_detector.ContextDetector`,
+   contexts up to ``context_rows`` rows long): the share of the known recent
+   patterns that did not foresee the row; 1 for a value beyond the range seen
+   so far.
 
 **Gate and rest.** A row is an event when its rarity reaches
 ``rarity_threshold`` or its context score reaches ``context_threshold``; it
@@ -33,8 +36,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from services.alerts.context_detector import ContextDetector
-from services.alerts.novelty import NoveltyScorer
+from services.alerts.context_detector import ContextConfig, ContextDetector
+from services.alerts.novelty import NoveltyConfig, NoveltyScorer
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class GatedConfig:
     rarity_threshold: float = 6.0
     context_threshold: float = 0.75
     smooth_rows: int = 6
+    context_rows: int = 7
+    history_rows: int = 20000
     rest_rows: int = 100
 
     def __post_init__(self) -> None:
@@ -58,9 +63,10 @@ class GatedDetector:
 
     def __init__(self, config: GatedConfig | None = None) -> None:
         self.config = config or GatedConfig()
-        self._value = NoveltyScorer()
-        self._mean = NoveltyScorer()
-        self._context = ContextDetector()
+        novelty = NoveltyConfig(history_rows=self.config.history_rows)
+        self._value = NoveltyScorer(novelty)
+        self._mean = NoveltyScorer(novelty)
+        self._context = ContextDetector(ContextConfig(max_order=self.config.context_rows))
         self._recent: deque[float] = deque(maxlen=self.config.smooth_rows)
         self._rest = 0
 
