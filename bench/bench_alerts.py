@@ -63,8 +63,9 @@ BENCHMARKS = REPO_ROOT.parent / "shared" / "benchmarks"
 CORPUS_DIR, CORPUS_LABELS = BENCHMARKS / "nab-corpus-dev", "combined_windows_corpus_dev.json"
 DEV_DIR, DEV_LABELS = BENCHMARKS / "nab-realtweets-dev", "combined_windows_dev.json"
 STANDARD = PROFILES["standard"]
-# Candidate settings per detector: for the novelty scorer the one knob that matters
-# (docs/alerts.md), everything else fixed; the context detector has no knob to choose.
+# Candidate settings per detector, chosen on the training folds (docs/alerts.md): the gated
+# default's rarity threshold, the combined one's context length and rest, the novelty scorer's
+# report half-life; everything else fixed.
 Candidate = tuple[NoveltyConfig, ContextConfig, GatedConfig]
 RESTS = [(NoveltyConfig(), ContextConfig(max_order=order, rest_rows=rows), GatedConfig())
          for order in (3, 7) for rows in (50, 100, 150)]
