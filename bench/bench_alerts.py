@@ -2,11 +2,14 @@
 
 **NAB, leave-one-series-out.** Every series goes through the code path of
 ``yuqing alerts replay`` (``services.alerts.replay``: read, check, score row by
-row), once per detector: the replay default (``combined``: the larger of the
-context and the novelty score on each row), the context detector alone and
-the novelty scorer alone (the previous default). The few settings (a small grid
-of candidates: the novelty scorer's report half-life, the context detector's
-longest context and rest) and the threshold are chosen on all series but one; that one is scored at the
+row), once per detector: the replay default (``gated``: the rarities of the
+value and of its short mean and the context score, one gate and a rest after
+each event), the previous default (``combined``: the larger of the context and
+the novelty score on each row), the context detector alone and the novelty
+scorer alone. The few settings (a small grid of candidates: the gated
+detector's rarity threshold, the novelty scorer's report half-life, the
+context detector's longest context and rest) and the threshold are chosen on
+all series but one; that one is scored at the
 choice; the held-out scores of all series are added up and normalised as NAB
 does. That is done on the five realTweets dev series and on the 53-series
 corpus. The in-sample scores (NAB's own protocol: the threshold optimised on
@@ -47,6 +50,7 @@ from bench.nab_scoring import (  # noqa: E402
     threshold_curve,
 )
 from services.alerts.context_detector import ContextConfig  # noqa: E402
+from services.alerts.gated import GatedConfig  # noqa: E402
 from services.alerts.novelty import NoveltyConfig  # noqa: E402
 from services.alerts.replay import (  # noqa: E402
     DEFAULT_DETECTOR,
@@ -59,18 +63,22 @@ BENCHMARKS = REPO_ROOT.parent / "shared" / "benchmarks"
 CORPUS_DIR, CORPUS_LABELS = BENCHMARKS / "nab-corpus-dev", "combined_windows_corpus_dev.json"
 DEV_DIR, DEV_LABELS = BENCHMARKS / "nab-realtweets-dev", "combined_windows_dev.json"
 STANDARD = PROFILES["standard"]
-# Candidate settings per detector: for the novelty scorer the one knob that matters
-# (docs/alerts.md), everything else fixed; the context detector has no knob to choose.
-Candidate = tuple[NoveltyConfig, ContextConfig]
-RESTS = [(NoveltyConfig(), ContextConfig(max_order=order, rest_rows=rows))
+# Candidate settings per detector, chosen on the training folds (docs/alerts.md): the gated
+# default's rarity threshold, the combined one's context length and rest, the novelty scorer's
+# report half-life; everything else fixed.
+Candidate = tuple[NoveltyConfig, ContextConfig, GatedConfig]
+RESTS = [(NoveltyConfig(), ContextConfig(max_order=order, rest_rows=rows), GatedConfig())
          for order in (3, 7) for rows in (50, 100, 150)]
 CANDIDATES: dict[str, list[Candidate]] = {
+    "gated": [(NoveltyConfig(), ContextConfig(), GatedConfig(rarity_threshold=r))
+              for r in (4.0, 6.0, 8.0)],
     "combined": RESTS,
-    "context": RESTS,
-    "novelty": [(replace(NoveltyConfig(), report_half_life_rows=rows), ContextConfig())
+    # The context detector alone is kept as a reference at its shipped setting (runtime).
+    "context": [(NoveltyConfig(), ContextConfig(), GatedConfig())],
+    "novelty": [(replace(NoveltyConfig(), report_half_life_rows=rows), ContextConfig(), GatedConfig())
                 for rows in (144.0, 288.0, 576.0)],
 }
-SHIPPED: Candidate = (NoveltyConfig(), ContextConfig())
+SHIPPED: Candidate = (NoveltyConfig(), ContextConfig(), GatedConfig())
 # Thresholds tried: rarities r (score r / (r + 1)) from 0.5 to about 100, 5% apart, and the
 # shares of missed contexts in steps of 0.01 up to 1.
 RARITIES = {r / (r + 1) for r in (0.5 * 1.05**i for i in range(110))}
@@ -100,10 +108,10 @@ def series_of(directory: Path, labels: str, data: str) -> list[Series]:
 
 def run_series(item: tuple[Series, str, Candidate]) -> tuple[DetectorOutput, ThresholdCurve, int]:
     """Score one series as the replay does; its output and threshold curve."""
-    series, detector, (config, context_config) = item
+    series, detector, (config, context_config, gated_config) = item
     rows = read_counts_csv(series.path)
     check_order(series.path, rows)
-    scores = score_counts(rows, config, detector, context_config)
+    scores = score_counts(rows, config, detector, context_config, gated_config)
     output = DetectorOutput(Path(series.name).name, [r.text[:19] for r in rows], scores, series.windows)
     return output, threshold_curve(output, STANDARD, THRESHOLDS), len(rows)
 
@@ -181,6 +189,8 @@ def nab_report(name: str, series: list[Series], detector: str, pool: ProcessPool
 def _knobs(detector: str, candidate: Candidate) -> str:
     if detector == "novelty":
         return f"report half-life {candidate[0].report_half_life_rows:g} rows"
+    if detector == "gated":
+        return f"rarity threshold {candidate[2].rarity_threshold:g}"
     return f"contexts up to {candidate[1].max_order} rows, rest {candidate[1].rest_rows} rows"
 
 

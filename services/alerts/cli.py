@@ -32,8 +32,8 @@ def replay(
     output_csv: Path | None = typer.Option(None, "--output", help="timestamp,value,anomaly_score"),
     posts: Path | None = typer.Option(None, "--posts", exists=True, dir_okay=False,
                                       help="JSONL of past posts.enriched records"),
-    detector: str = typer.Option("combined", "--detector",
-                                 help="series detector: combined, context or novelty"),
+    detector: str = typer.Option("gated", "--detector",
+                                 help="series detector: gated, combined, context or novelty"),
 ) -> None:
     """Backtest: score one series of any cadence, or list what past posts would have fired."""
     from services.alerts.replay import replay_counts_csv, replay_posts_jsonl
@@ -44,8 +44,8 @@ def replay(
         return
     if input_csv is None or output_csv is None:
         raise typer.BadParameter("give --input and --output, or --posts")
-    if detector not in ("combined", "context", "novelty"):
-        raise typer.BadParameter("--detector must be combined, context or novelty")
+    if detector not in ("gated", "combined", "context", "novelty"):
+        raise typer.BadParameter("--detector must be gated, combined, context or novelty")
     # A series it cannot use raises one line (SeriesError).
     rows = replay_counts_csv(input_csv, output_csv, detector=detector)
     typer.echo(f"{rows} rows scored, written to {output_csv}")

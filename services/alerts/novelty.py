@@ -98,6 +98,12 @@ class NoveltyScorer:
         surprise = self.surprise(value)
         return self._report(self._rarity(surprise))
 
+    def rarity(self, value: float) -> float:
+        """How rare the row holding ``value`` is (log odds, 0 while learning), unreported; then learn it."""
+        if not math.isfinite(value):
+            raise ValueError(f"value must be a finite number, got {value!r}")
+        return self._rarity(self.surprise(value))
+
     def surprise(self, value: float) -> float:
         """How far ``value`` lies from the history, in spreads (0 until there is history); then learn it."""
         config = self.config

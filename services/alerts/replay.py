@@ -1,9 +1,10 @@
 """Backtests: run past data through the detectors the service and the benchmark use.
 
 * :func:`replay_counts_csv` scores one series (``timestamp,value``) with a
-  single-series detector (``DETECTORS``: by default the maximum of the
-  :class:`~services.alerts.context_detector.ContextDetector` and the
-  :class:`~services.alerts.novelty.NoveltyScorer`) and writes NAB's
+  single-series detector (``DETECTORS``: by default the
+  :class:`~services.alerts.gated.GatedDetector`, which gates the rarities of
+  the value and of its short mean and the context score, and rests after
+  each event) and writes NAB's
   detector-output format (``timestamp,value,anomaly_score``). Each score is
   computed from the rows at or before it, exactly as a stream would see them.
 * :func:`replay_posts_jsonl` buckets past ``posts.enriched`` records per alert
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from services.alerts.context_detector import ContextConfig, ContextDetector
 from services.alerts.detector import DetectorConfig, SurgeDetector
+from services.alerts.gated import GatedConfig, GatedDetector
 from services.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
 from services.alerts.novelty import NoveltyConfig, NoveltyScorer
 from yuqing.contracts import AlertKey, Topic
@@ -95,8 +97,8 @@ def check_order(path: Path, rows: list[CountRow]) -> None:
 
 
 # The single-series detectors of ``replay --input`` (docs/alerts.md compares them).
-DETECTORS = ("combined", "context", "novelty")
-DEFAULT_DETECTOR = "combined"
+DETECTORS = ("gated", "combined", "context", "novelty")
+DEFAULT_DETECTOR = "gated"
 
 
 def score_counts(
@@ -104,11 +106,16 @@ def score_counts(
     config: NoveltyConfig | None = None,
     detector: str = DEFAULT_DETECTOR,
     context_config: ContextConfig | None = None,
+    gated_config: GatedConfig | None = None,
 ) -> list[float]:
-    """One causal anomaly score per row: ``novelty`` (:class:`NoveltyScorer`), ``context``
-    (:class:`ContextDetector`) or ``combined`` (the larger of the two on each row)."""
+    """One causal anomaly score per row: ``gated`` (:class:`GatedDetector`), ``novelty``
+    (:class:`NoveltyScorer`), ``context`` (:class:`ContextDetector`) or ``combined`` (the
+    larger of the last two on each row)."""
     if detector not in DETECTORS:
         raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+    if detector == "gated":
+        gated = GatedDetector(gated_config)
+        return [round(gated.update(row.number), SCORE_DECIMALS) for row in rows]
     novelty = NoveltyScorer(config) if detector != "context" else None
     context = ContextDetector(context_config) if detector != "novelty" else None
     scores = []
