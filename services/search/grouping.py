@@ -100,6 +100,14 @@ class GroupingParams:
     refine: int = 3  # candidates compared member by member (the others by centroid only)
     max_issues: int = 50_000
     max_posts: int = 500_000
+    # issue-level step: after a post joins, its issue is merged with another open issue of its
+    # township that is about the same matter by pooled words, place, topic and time
+    # a matter many are raising right now draws the township's posts of its topic (or a compatible
+    # one) that name no other place: + this x min(1, log2(the issue's posts in the last
+    # ``busy_window``) / log2(``busy_full``)); 0 for an issue with one post in that window
+    busy_bonus: float = 0.15
+    busy_window: timedelta = timedelta(hours=2)
+    busy_full: int = 8
 
 
 @dataclass(frozen=True)
@@ -288,6 +296,10 @@ class IssueGrouper:
             rough = issue.centroid_cosine(words) + (p.place_bonus if places & issue.places.keys() else 0.0)
             agreement = topic_agreement(topic, issue.topic)
             rough += p.topic_bonus if agreement > 0 else -p.topic_penalty if agreement < 0 else 0.0
+            # time too: a post that says little ("+1", "同问") has no words to rank by
+            apart = abs(member.created_at - issue.last_seen)
+            rough -= p.decay_per_hour * min(apart, p.gap).total_seconds() / 3600 + (
+                p.late_margin if apart > p.gap else 0.0)
             quick.append((-rough, issue_id))
         best: tuple[float, str] | None = None
         for _, issue_id in sorted(quick)[:self.params.refine]:
@@ -321,10 +333,18 @@ class IssueGrouper:
             score += p.topic_bonus * (p.informed_topic_share * said + 1 - said)
         elif agreement < 0:
             score -= p.topic_penalty
-        if not member.town and issue.town:
+        if bool(member.town) != bool(issue.town):
             score -= p.unplaced_penalty
+        if member.town and agreement >= 0 and place >= 0 and apart <= p.busy_window:
+            score += p.busy_bonus * self._busy(issue, at)
         hours = min(apart, p.gap).total_seconds() / 3600
         return score - p.decay_per_hour * hours - (p.late_margin if apart > p.gap else 0.0)
+
+    def _busy(self, issue: _Issue, at: datetime) -> float:
+        """0..1: how many posts the issue had in the ``busy_window`` before ``at`` (log scale)."""
+        since = at - self.params.busy_window
+        recent = sum(1 for m in issue.members if since <= m.created_at <= at)
+        return min(1.0, math.log2(recent) / math.log2(self.params.busy_full)) if recent > 1 else 0.0
 
     def _candidates(self, town: str, at: datetime) -> list[str]:
         """The township's issues last active within ``late_gap`` of the post, at most ``max_candidates``
@@ -333,11 +353,19 @@ class IssueGrouper:
         Issues are kept in order of activity, so the walk from the most recent stops
         at the first one idle since well before the window.
         """
-        window, found = self.params.late_gap, []
         # a post that names no township (no region, none in the text) may be about any township's
         # matter: the most recently active issues of all townships are its candidates
-        recent: Reversible[str] = self._issues if not town else self._by_town.get(town, OrderedDict())
-        for issue_id in reversed(recent):
+        if not town:
+            return sorted(self._recent(self._issues, at))
+        found = self._recent(self._by_town.get(town, OrderedDict()), at)
+        if "" in self._by_town:
+            # issues founded by a post of no known township that no township's post has joined yet
+            found += self._recent(self._by_town[""], at)
+        return sorted(found)
+
+    def _recent(self, issues: Reversible[str], at: datetime) -> list[str]:
+        window, found = self.params.late_gap, []
+        for issue_id in reversed(issues):
             last = self._issues[issue_id].last_seen
             if last < at - window - self.params.gap:
                 break
@@ -364,6 +392,8 @@ class IssueGrouper:
             issue = _Issue(issue_id, town, member.created_at, member.created_at)
             self._issues[issue_id] = issue
             self._by_town.setdefault(town, OrderedDict())[issue_id] = None
+        elif town and not issue.town:
+            self._rehome(issue, town)
         issue.first_seen = min(issue.first_seen, member.created_at)
         issue.last_seen = max(issue.last_seen, member.created_at)
         issue.members.append(member)
@@ -400,6 +430,16 @@ class IssueGrouper:
                 issue.size -= 1
                 return member
         return None
+
+    def _rehome(self, issue: _Issue, town: str) -> None:
+        """An issue founded by a post of no known township takes the township of the first post
+        of a known one that joins it (so that township's later posts find it)."""
+        unplaced = self._by_town.get("", OrderedDict())
+        unplaced.pop(issue.issue_id, None)
+        if not unplaced:
+            self._by_town.pop("", None)
+        issue.town = town
+        self._by_town.setdefault(town, OrderedDict())[issue.issue_id] = None
 
     def _drop_issue(self, issue_id: str) -> _Issue | None:
         issue = self._issues.pop(issue_id, None)
