@@ -5,7 +5,9 @@ one evening, the wrong bills after one meter replacement. A post joins the open
 issue of its township that it fits best, or founds a new one:
 
 * **Township** (the region, else the township named in the text) must match:
-  the same complaint in another township is another issue.
+  the same complaint in another township is another issue. An issue founded by
+  a post of no known township is open to every township's posts until one of
+  them joins it; it then belongs to that township.
 * **Time**: the issue's last post at most ``gap`` before (or after) the post and
   its first at most ``span`` before; older issues are closed for grouping. So
   the same complaint two days later is another issue.
@@ -17,6 +19,9 @@ issue of its township that it fits best, or founds a new one:
 * A post that says little beyond its place (``+1``, ``我家也是，滨河小区``) is
   judged on place, topic and time: its word score is blended towards a prior in
   proportion to how little it says.
+* **Activity**: an issue many posts joined in the last two hours draws the
+  township's posts of a compatible topic that name no other place, whatever
+  their words (``蜡烛都点上了`` beside ``杨柳村停电了``).
 
 The post joins the best issue scoring at least ``threshold``; ties go to the
 smaller issue id. A new issue's id is ``<topic>-<16 hex digits of
@@ -69,9 +74,9 @@ def topic_agreement(topic: str | None, issue_topic: str | None) -> int:
 
 @dataclass(frozen=True)
 class GroupingParams:
-    """Tuned on data/issues/dev.jsonl and checked on dev2.jsonl (and the other way round) with the
-    default model's topics, as the indexer sees them (``bench/bench_issues.py --tune --model-topics``);
-    see docs/search.md."""
+    """Tuned on the development sets (data/issues/dev*.jsonl), each value kept when chosen on the
+    others it also held on the one left out, with the default model's topics as the indexer sees
+    them (``bench/bench_issues.py --tune --model-topics``); see docs/search.md."""
 
     threshold: float = 0.15
     gap: timedelta = timedelta(hours=3)
