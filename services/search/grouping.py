@@ -363,12 +363,14 @@ class IssueGrouper:
         if not town:
             return sorted(self._recent(self._issues, at))
         found = self._recent(self._by_town.get(town, OrderedDict()), at)
-        if "" in self._by_town:
+        if "" in self._by_town and len(found) < self.params.max_candidates:
             # issues founded by a post of no known township that no township's post has joined yet
-            found += self._recent(self._by_town[""], at)
+            found += self._recent(self._by_town[""], at)[:self.params.max_candidates - len(found)]
         return sorted(found)
 
     def _recent(self, issues: Reversible[str], at: datetime) -> list[str]:
+        """Of issues kept in order of activity: those last active within ``late_gap`` of ``at``, at
+        most ``max_candidates``, the most recently active first."""
         window, found = self.params.late_gap, []
         for issue_id in reversed(issues):
             last = self._issues[issue_id].last_seen
@@ -378,7 +380,7 @@ class IssueGrouper:
                 found.append(issue_id)
                 if len(found) >= self.params.max_candidates:
                     break
-        return sorted(found)
+        return found
 
     def _place_score(self, issue: _Issue, post: TextView) -> float:
         if not post.places and not issue.places:
