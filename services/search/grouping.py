@@ -5,7 +5,9 @@ one evening, the wrong bills after one meter replacement. A post joins the open
 issue of its township that it fits best, or founds a new one:
 
 * **Township** (the region, else the township named in the text) must match:
-  the same complaint in another township is another issue.
+  the same complaint in another township is another issue. An issue founded by
+  a post of no known township is open to every township's posts until one of
+  them joins it; it then belongs to that township.
 * **Time**: the issue's last post at most ``gap`` before (or after) the post and
   its first at most ``span`` before; older issues are closed for grouping. So
   the same complaint two days later is another issue.
@@ -17,6 +19,9 @@ issue of its township that it fits best, or founds a new one:
 * A post that says little beyond its place (``+1``, ``我家也是，滨河小区``) is
   judged on place, topic and time: its word score is blended towards a prior in
   proportion to how little it says.
+* **Activity**: an issue many posts joined in the last two hours draws the
+  township's posts of a compatible topic that name no other place, whatever
+  their words (``蜡烛都点上了`` beside ``杨柳村停电了``).
 
 The post joins the best issue scoring at least ``threshold``; ties go to the
 smaller issue id. A new issue's id is ``<topic>-<16 hex digits of
@@ -69,9 +74,9 @@ def topic_agreement(topic: str | None, issue_topic: str | None) -> int:
 
 @dataclass(frozen=True)
 class GroupingParams:
-    """Tuned on data/issues/dev.jsonl and checked on dev2.jsonl (and the other way round) with the
-    default model's topics, as the indexer sees them (``bench/bench_issues.py --tune --model-topics``);
-    see docs/search.md."""
+    """Tuned on the development sets (data/issues/dev*.jsonl), each value kept when chosen on the
+    others it also held on the one left out, with the default model's topics as the indexer sees
+    them (``bench/bench_issues.py --tune --model-topics``); see docs/search.md."""
 
     threshold: float = 0.15
     gap: timedelta = timedelta(hours=3)
@@ -100,6 +105,14 @@ class GroupingParams:
     refine: int = 3  # candidates compared member by member (the others by centroid only)
     max_issues: int = 50_000
     max_posts: int = 500_000
+    # issue-level step: after a post joins, its issue is merged with another open issue of its
+    # township that is about the same matter by pooled words, place, topic and time
+    # a matter many are raising right now draws the township's posts of its topic (or a compatible
+    # one) that name no other place: + this x min(1, log2(the issue's posts in the last
+    # ``busy_window``) / log2(``busy_full``)); 0 for an issue with one post in that window
+    busy_bonus: float = 0.15
+    busy_window: timedelta = timedelta(hours=2)
+    busy_full: int = 8
 
 
 @dataclass(frozen=True)
@@ -288,6 +301,10 @@ class IssueGrouper:
             rough = issue.centroid_cosine(words) + (p.place_bonus if places & issue.places.keys() else 0.0)
             agreement = topic_agreement(topic, issue.topic)
             rough += p.topic_bonus if agreement > 0 else -p.topic_penalty if agreement < 0 else 0.0
+            # time too: a post that says little ("+1", "同问") has no words to rank by
+            apart = abs(member.created_at - issue.last_seen)
+            rough -= p.decay_per_hour * min(apart, p.gap).total_seconds() / 3600 + (
+                p.late_margin if apart > p.gap else 0.0)
             quick.append((-rough, issue_id))
         best: tuple[float, str] | None = None
         for _, issue_id in sorted(quick)[:self.params.refine]:
@@ -321,10 +338,18 @@ class IssueGrouper:
             score += p.topic_bonus * (p.informed_topic_share * said + 1 - said)
         elif agreement < 0:
             score -= p.topic_penalty
-        if not member.town and issue.town:
+        if bool(member.town) != bool(issue.town):
             score -= p.unplaced_penalty
+        if member.town and agreement >= 0 and place >= 0 and apart <= p.busy_window:
+            score += p.busy_bonus * self._busy(issue, at)
         hours = min(apart, p.gap).total_seconds() / 3600
         return score - p.decay_per_hour * hours - (p.late_margin if apart > p.gap else 0.0)
+
+    def _busy(self, issue: _Issue, at: datetime) -> float:
+        """0..1: how many posts the issue had in the ``busy_window`` before ``at`` (log scale)."""
+        since = at - self.params.busy_window
+        recent = sum(1 for m in issue.members if since <= m.created_at <= at)
+        return min(1.0, math.log2(recent) / math.log2(self.params.busy_full)) if recent > 1 else 0.0
 
     def _candidates(self, town: str, at: datetime) -> list[str]:
         """The township's issues last active within ``late_gap`` of the post, at most ``max_candidates``
@@ -333,11 +358,21 @@ class IssueGrouper:
         Issues are kept in order of activity, so the walk from the most recent stops
         at the first one idle since well before the window.
         """
-        window, found = self.params.late_gap, []
         # a post that names no township (no region, none in the text) may be about any township's
         # matter: the most recently active issues of all townships are its candidates
-        recent: Reversible[str] = self._issues if not town else self._by_town.get(town, OrderedDict())
-        for issue_id in reversed(recent):
+        if not town:
+            return sorted(self._recent(self._issues, at))
+        found = self._recent(self._by_town.get(town, OrderedDict()), at)
+        if "" in self._by_town and len(found) < self.params.max_candidates:
+            # issues founded by a post of no known township that no township's post has joined yet
+            found += self._recent(self._by_town[""], at)[:self.params.max_candidates - len(found)]
+        return sorted(found)
+
+    def _recent(self, issues: Reversible[str], at: datetime) -> list[str]:
+        """Of issues kept in order of activity: those last active within ``late_gap`` of ``at``, at
+        most ``max_candidates``, the most recently active first."""
+        window, found = self.params.late_gap, []
+        for issue_id in reversed(issues):
             last = self._issues[issue_id].last_seen
             if last < at - window - self.params.gap:
                 break
@@ -345,7 +380,7 @@ class IssueGrouper:
                 found.append(issue_id)
                 if len(found) >= self.params.max_candidates:
                     break
-        return sorted(found)
+        return found
 
     def _place_score(self, issue: _Issue, post: TextView) -> float:
         if not post.places and not issue.places:
@@ -364,6 +399,8 @@ class IssueGrouper:
             issue = _Issue(issue_id, town, member.created_at, member.created_at)
             self._issues[issue_id] = issue
             self._by_town.setdefault(town, OrderedDict())[issue_id] = None
+        elif town and not issue.town:
+            self._rehome(issue, town)
         issue.first_seen = min(issue.first_seen, member.created_at)
         issue.last_seen = max(issue.last_seen, member.created_at)
         issue.members.append(member)
@@ -400,6 +437,16 @@ class IssueGrouper:
                 issue.size -= 1
                 return member
         return None
+
+    def _rehome(self, issue: _Issue, town: str) -> None:
+        """An issue founded by a post of no known township takes the township of the first post
+        of a known one that joins it (so that township's later posts find it)."""
+        unplaced = self._by_town.get("", OrderedDict())
+        unplaced.pop(issue.issue_id, None)
+        if not unplaced:
+            self._by_town.pop("", None)
+        issue.town = town
+        self._by_town.setdefault(town, OrderedDict())[issue.issue_id] = None
 
     def _drop_issue(self, issue_id: str) -> _Issue | None:
         issue = self._issues.pop(issue_id, None)
