@@ -31,7 +31,8 @@ def load_configured_classifier(settings: NlpSettings) -> Classifier:
         return KeywordPlaceholderClassifier()
     from services.nlp.classifier import load_classifier
 
-    return load_classifier(settings.model_dir, variant=settings.model_variant)
+    return load_classifier(settings.model_dir, variant=settings.model_variant,
+                           torch_threads=settings.torch_threads)
 
 
 def outcome_of(result: BatchResult, enriched_topic: str) -> BatchOutcome:
