@@ -155,6 +155,10 @@ class OnnxProbabilities:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or 0
         options.inter_op_num_threads = 1
+        # Threads that spin between calls burn the cores the other services of a
+        # one-machine deployment need; measured 1.7-4x faster with spinning off when
+        # other processes compete for 2 cores (docs/nlp.md, "Speed").
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options,
                                             providers=["CPUExecutionProvider"])
         self.tasks, self.per_post = list(tasks), per_post
