@@ -13,8 +13,8 @@ Runtime (``model_onnx``: a graph exported from the directory's own weights),
 ``onnx-int8`` its int8 quantization one post at a time, ``fp32`` the weights
 as saved in torch, ``int8`` torch dynamic int8 quantization of the linear
 layers except the feed-forward output projections (same dev accuracy within
-noise, faster on CPU, but batch-dependent scores). ``default`` = ``onnx``
-(see DEFAULT_VARIANT).
+noise, faster on CPU, but batch-dependent scores). ``default`` =
+``onnx-int8`` (see DEFAULT_VARIANT).
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ META_FILE = "classifier.json"
 HEADS_FILE = "heads.safetensors"
 ONNX_VARIANTS = ("onnx", "onnx-int8")
 VARIANTS = ("fp32", "int8", *ONNX_VARIANTS)
-# onnx is the default: the fp32 weights run by ONNX Runtime give torch fp32's
-# scores (to ~1e-5) several times faster on 2 busy cores (docs/nlp.md, "Speed"),
-# and a post's scores do not depend on which posts share its batch.
-# int8 (torch) is faster than torch fp32 at the same dev accuracy, but dynamic
-# quantization scales activations per batch, so batch neighbours can flip a
-# label (~4 %); onnx-int8 quantizes one post at a time and has no such effect.
-DEFAULT_VARIANT = "onnx"
+# onnx-int8 is the default: on 2 busy cores the worker runs it ~1.7x faster than
+# onnx and 5-7x faster than torch fp32, at the same out-of-distribution accuracy
+# (docs/nlp.md, "Speed"); it quantizes one post at a time, so a post's scores do
+# not depend on which posts share its batch. onnx gives torch fp32's scores (to
+# ~1e-5), ~2x faster than torch. int8 (torch) scales activations per batch, so
+# batch neighbours can flip a label (~4 %).
+DEFAULT_VARIANT = "onnx-int8"
 CHARS_PER_TOKEN_BOUND = 4  # cut raw text before tokenizing: a 100 kB post costs nothing
 
 

@@ -116,13 +116,13 @@ def build_default_model(
 
 def ensure_default_model(shipped: Path = SHIPPED_DEFAULT_DIR) -> Path:
     """The default classifier directory, built first if missing or out of date,
-    with the ONNX graph the default variant runs (``model_onnx``)."""
+    with the ONNX graphs of the onnx variants (``model_onnx``)."""
     out_dir = default_model_dir()
     stamp = out_dir / BUILD_STAMP
     built = json.loads(stamp.read_text()).get("shipped_sha256") if stamp.exists() else None
     if not (built and has_shipped_model(shipped) and built == _shipped_digest(shipped)):
         build_default_model(out_dir, shipped)
-    onnx_path(out_dir)
+    onnx_path(out_dir, int8=True)
     return out_dir
 
 

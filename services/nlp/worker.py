@@ -57,6 +57,7 @@ def create_app(settings: NlpSettings, classifier: Classifier) -> faust.App:
     enriched_topic = kafka.topic(LogicalTopic.POSTS_ENRICHED)
     processor = BatchProcessor(classifier, load_rules(settings.rules_path),
                                max_message_bytes=kafka.max_message_bytes)
+    processor.warm_up()
     driver = FaustDriver(app, Runtime.create(SERVICE, kafka, settings.consumer),
                          ack_timeout_s=settings.consumer.ack_timeout_s)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")

@@ -13,8 +13,8 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processor
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
 from services.nlp.classifier import (
-    ClassifierHeads,
     VARIANTS,
+    ClassifierHeads,
     ClassifierMeta,
     EnsembleClassifier,
     length_batches,
