@@ -16,7 +16,8 @@ any other classifier directory gets it on first load.
   call: a post's scores then never depend on other posts (nor on padding).
 
 ``encoder.onnx.json`` records the digest of the weights a graph was exported
-from; a graph whose sources changed is exported again.
+from; a graph whose sources changed is exported again. A directory this
+process cannot write keeps its graphs in the model cache instead.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from services.nlp.model_paths import model_home
 
 FP32_FILE = "encoder.onnx"
 INT8_FILE = "encoder-int8.onnx"
@@ -58,22 +61,31 @@ def _stamp(model_dir: Path) -> dict[str, str]:
     return loaded
 
 
+def graph_dir(model_dir: Path, digest: str) -> Path:
+    """Where the graphs of ``model_dir`` live: beside the weights, or, in a directory
+    this process cannot write (a read-only mount), in the model cache by digest."""
+    if os.access(model_dir, os.W_OK):
+        return model_dir
+    cache = model_home() / "onnx" / digest[:16]
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
 def onnx_path(model_dir: Path, *, int8: bool = False) -> Path:
     """The graph for ``model_dir``, exported (and quantized) first if missing or stale."""
-    name = INT8_FILE if int8 else FP32_FILE
     with _EXPORT_LOCK:
         digest = sources_digest(model_dir)
-        stamp = _stamp(model_dir)
-        if stamp.get(FP32_FILE) != digest or not (model_dir / FP32_FILE).exists():
-            _write_atomic(model_dir / FP32_FILE, lambda tmp: export_onnx(model_dir, tmp))
+        out = graph_dir(model_dir, digest)
+        stamp = _stamp(out)
+        if stamp.get(FP32_FILE) != digest or not (out / FP32_FILE).exists():
+            _write_atomic(out / FP32_FILE, lambda tmp: export_onnx(model_dir, tmp))
             stamp = {FP32_FILE: digest}
-        if int8 and (stamp.get(INT8_FILE) != digest or not (model_dir / INT8_FILE).exists()):
-            _write_atomic(model_dir / INT8_FILE,
-                          lambda tmp: quantize_onnx(model_dir / FP32_FILE, tmp))
+        if int8 and (stamp.get(INT8_FILE) != digest or not (out / INT8_FILE).exists()):
+            _write_atomic(out / INT8_FILE, lambda tmp: quantize_onnx(out / FP32_FILE, tmp))
             stamp = {**stamp, INT8_FILE: digest}
-        if stamp != _stamp(model_dir):
-            _write_atomic(model_dir / STAMP_FILE, lambda tmp: tmp.write_text(json.dumps(stamp)))
-    return model_dir / name
+        if stamp != _stamp(out):
+            _write_atomic(out / STAMP_FILE, lambda tmp: tmp.write_text(json.dumps(stamp)))
+    return out / (INT8_FILE if int8 else FP32_FILE)
 
 
 def _write_atomic(dest: Path, write: Any) -> None:

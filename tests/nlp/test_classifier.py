@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -212,3 +213,18 @@ def test_onnx_graph_follows_the_weights_it_was_exported_from(tmp_path):
     assert [p.topic_scores for p in after] != [p.topic_scores for p in before]
     for a, r in zip(after, reference, strict=True):
         assert max(abs(a.topic_scores[k] - r.topic_scores[k]) for k in r.topic_scores) < 1e-4
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any directory")
+def test_onnx_graph_of_a_read_only_directory_goes_to_the_model_cache(tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    _wordpiece_checkpoint(model)
+    monkeypatch.setenv("YUQING_MODEL_HOME", str(tmp_path / "home"))
+    model.chmod(0o555)
+    try:
+        clf = load_classifier(model, variant="onnx")
+        assert clf.predict(["停电了"])[0].topic in {t.value for t in Topic}
+    finally:
+        model.chmod(0o755)
+    assert not (model / "encoder.onnx").exists()
+    assert list((tmp_path / "home" / "onnx").glob("*/encoder.onnx"))
