@@ -1,20 +1,26 @@
 """The NLP stage end to end, and the default model on posts it has never seen.
 
-    python bench/bench_nlp.py [--posts 2000] [--passes 3] [--skip-worker] [--skip-ood]
+    python bench/bench_nlp.py [--posts 2000] [--passes 3] [--variants default,fp32]
+                              [--skip-worker] [--skip-ood]
 
-* **worker**: the real NLP worker (``yuqing nlp worker``, 2 torch threads) in
-  a subprocess on the real Kafka, with topics of its own (a unique prefix).
-  Each pass produces ``--posts`` raw posts (the out-of-distribution texts,
-  cycled: posts the model has not seen) as fast as the producer can, and times from the first send to
-  the last enriched post read back; posts/s is the median pass. Peak memory is
-  the worker's high-water RSS (``VmHWM``) after the last pass.
-* **ood**: the default classifier on ``data/ood/`` (posts written apart from
-  the training corpus, never trained on), through ``predict`` as the worker
-  calls it, beside the character 1-3-gram TF-IDF + logistic-regression
-  baseline trained on ``data/corpus/``.
+* **worker**: the real NLP worker (``yuqing nlp worker``, 2 threads) in a
+  subprocess on the real Kafka, with topics of its own (a unique prefix), one
+  worker per model variant. Each pass produces ``--posts`` raw posts (the
+  out-of-distribution texts, cycled: posts the model has not seen) as fast as
+  the producer can, and times from the first send to the last enriched post
+  read back; posts/s is the median pass. The variants' passes alternate
+  (A/B/A/B), so load from other processes on the host falls on each alike; the
+  first variant is reported, the others as ``baselines`` with the median of
+  the pass-by-pass speed ratios. Peak memory is the worker's high-water RSS
+  (``VmHWM``) after the last pass.
+* **ood**: the default classifier (first variant) on ``data/ood/`` (posts
+  written apart from the training corpus, never trained on), through
+  ``predict`` as the worker calls it, beside the character 1-3-gram TF-IDF +
+  logistic-regression baseline trained on ``data/corpus/``, and the other
+  variants' scores.
 
 Writes ``bench/results/nlp.json``:
-``{"worker": {"posts_per_s_median", "peak_rss_mb", ...},
+``{"worker": {"posts_per_s_median", "peak_rss_mb", "baselines", ...},
 "ood": {"topic_accuracy", "topic_macro_f1", "sentiment_accuracy", "tfidf_topic_accuracy", ...}}``.
 """
 
@@ -45,8 +51,9 @@ READY_TIMEOUT_S = 300.0
 PASS_TIMEOUT_S = 600.0
 
 
-def ood_scores() -> dict[str, Any]:
-    """Default model and TF-IDF baseline on the out-of-distribution set."""
+def ood_scores(variants: list[str]) -> dict[str, Any]:
+    """The first variant of the default model, the others, and the TF-IDF baseline
+    on the out-of-distribution set."""
     import torch
 
     from services.nlp.classifier import load_classifier
@@ -54,8 +61,10 @@ def ood_scores() -> dict[str, Any]:
 
     torch.set_num_threads(THREADS)
     test, train = read_examples(OOD), read_examples(CORPUS)
-    clf = load_classifier(torch_threads=THREADS)
+    clf = load_classifier(torch_threads=THREADS, variant=variants[0])
     reports = evaluate_classifier(clf, test)
+    others = {v: evaluate_classifier(load_classifier(torch_threads=THREADS, variant=v), test)
+              for v in variants[1:]}
     baseline = tfidf_baseline(train, test)
     flagged = sum(p.low_confidence for p in clf.predict([ex.text for ex in test]))
     return {
@@ -68,6 +77,8 @@ def ood_scores() -> dict[str, Any]:
         "tfidf_sentiment_accuracy": baseline["sentiment"].accuracy,
         "low_confidence_share": flagged / max(1, len(test)),
         "topic_f1": {c.label: c.f1 for c in reports["topic"].per_class},
+        "variants": {v: {"topic_accuracy": r["topic"].accuracy, "topic_macro_f1": r["topic"].macro_f1,
+                         "sentiment_accuracy": r["sentiment"].accuracy} for v, r in others.items()},
     }
 
 
@@ -98,7 +109,7 @@ def raw_posts(n: int, run: str) -> list[tuple[bytes, bytes]]:
 class WorkerRun:
     """A worker subprocess on topics of its own, and the clients that drive it."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, variant: str) -> None:
         from yuqing.kafka import ensure_topics
         from yuqing.settings import KafkaSettings
 
@@ -107,7 +118,7 @@ class WorkerRun:
         ensure_topics(self.kafka)
         env = {**os.environ, "PYTHONPATH": str(REPO), "YUQING_KAFKA_TOPIC_PREFIX": self.prefix,
                "YUQING_NLP_APP_ID": f"{self.prefix}nlp",
-               "YUQING_NLP_TORCH_THREADS": str(THREADS),
+               "YUQING_NLP_TORCH_THREADS": str(THREADS), "YUQING_NLP_MODEL_VARIANT": variant,
                "YUQING_NLP_METRICS_PORT": str(free_port()),
                "YUQING_NLP_STATE_DIR": tempfile.mkdtemp(prefix="bench-nlp-"),
                "YUQING_NLP_LOG_LEVEL": "WARNING"}
@@ -164,25 +175,46 @@ class WorkerRun:
         self.consumer.close()
 
 
-def worker_throughput(n_posts: int, passes: int) -> dict[str, Any]:
+def worker_throughput(n_posts: int, passes: int, variants: list[str]) -> dict[str, Any]:
+    """Passes of every variant's worker in turn (A/B/A/B), so load from other processes
+    falls on all of them alike; the first variant is the reported one."""
     with tempfile.TemporaryDirectory() as tmp:
-        run = WorkerRun(Path(tmp) / "worker.log")
+        runs = {v: WorkerRun(Path(tmp) / f"worker-{v}.log", v) for v in variants}
+        rates: dict[str, list[float]] = {v: [] for v in variants}
         try:
-            run.drive(raw_posts(64, "warm-up"), READY_TIMEOUT_S)  # model load, group join
-            rates = []
+            for run in runs.values():
+                run.drive(raw_posts(64, "warm-up"), READY_TIMEOUT_S)  # model load, group join
             for k in range(passes):
-                posts = raw_posts(n_posts, f"pass{k}-{uuid.uuid4().hex[:6]}")
-                rates.append(len(posts) / run.drive(posts, PASS_TIMEOUT_S))
-                print(f"pass {k + 1}: {rates[-1]:.0f} posts/s", flush=True)
-            peak = run.peak_rss_mb()
+                for variant, run in runs.items():
+                    posts = raw_posts(n_posts, f"pass{k}-{uuid.uuid4().hex[:6]}")
+                    rates[variant].append(len(posts) / run.drive(posts, PASS_TIMEOUT_S))
+                    print(f"pass {k + 1} {variant}: {rates[variant][-1]:.0f} posts/s", flush=True)
+            peaks = {v: run.peak_rss_mb() for v, run in runs.items()}
         except Exception:
-            print((Path(tmp) / "worker.log").read_text()[-3000:], file=sys.stderr)
+            for log in Path(tmp).glob("worker-*.log"):
+                print(log.read_text()[-3000:], file=sys.stderr)
             raise
         finally:
-            run.close()
-    return {"posts_per_s_median": statistics.median(rates), "passes_posts_per_s": rates,
-            "posts_per_pass": n_posts, "peak_rss_mb": peak, "threads": THREADS,
-            "load_average": os.getloadavg()[0]}
+            for run in runs.values():
+                run.close()
+    return _throughput_report(rates, peaks, n_posts)
+
+
+def _throughput_report(rates: dict[str, list[float]], peaks: dict[str, float],
+                       n_posts: int) -> dict[str, Any]:
+    main, *others = rates
+    report: dict[str, Any] = {
+        "variant": main, "posts_per_s_median": statistics.median(rates[main]),
+        "passes_posts_per_s": rates[main], "posts_per_pass": n_posts,
+        "peak_rss_mb": peaks[main], "threads": THREADS, "load_average": os.getloadavg()[0]}
+    for other in others:
+        # pass by pass: the two passes of a pair ran seconds apart, under the same load
+        paired = [a / b for a, b in zip(rates[main], rates[other], strict=True)]
+        report.setdefault("baselines", {})[other] = {
+            "posts_per_s_median": statistics.median(rates[other]),
+            "passes_posts_per_s": rates[other], "peak_rss_mb": peaks[other],
+            "speedup_median": statistics.median(paired)}
+    return report
 
 
 def main() -> None:
@@ -191,12 +223,18 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--skip-worker", action="store_true")
     parser.add_argument("--skip-ood", action="store_true")
+    parser.add_argument("--variants", default="default,fp32",
+                        help="model variants, comma-separated; the first is reported, the "
+                             "others run interleaved with it as baselines")
     args = parser.parse_args()
+    from services.nlp.classifier import resolve_variant
+
+    variants = [resolve_variant(v) for v in args.variants.split(",")]
     results: dict[str, Any] = {}
     if not args.skip_ood:
-        results["ood"] = ood_scores()
+        results["ood"] = ood_scores(variants)
     if not args.skip_worker:
-        results["worker"] = worker_throughput(args.posts, args.passes)
+        results["worker"] = worker_throughput(args.posts, args.passes, variants)
     path = write_results("nlp", results)
     print(json.dumps(results, ensure_ascii=False, indent=2))
     print(f"wrote {path}")

@@ -8,10 +8,13 @@ A classifier directory is a Hugging Face encoder directory (loaded only through
 * ``classifier.json``: label lists (head row order), text prefix, max tokens,
   a version string.
 
-Variants are load-time choices: ``fp32`` runs the weights as saved, ``int8``
-applies torch dynamic int8 quantization to the linear layers except the
-feed-forward output projections (same dev accuracy within noise, faster on
-CPU, but batch-dependent scores). ``default`` = ``fp32`` (see DEFAULT_VARIANT).
+Variants are load-time choices: ``onnx`` runs the fp32 weights with ONNX
+Runtime (``model_onnx``: a graph exported from the directory's own weights),
+``onnx-int8`` its int8 quantization one post at a time, ``fp32`` the weights
+as saved in torch, ``int8`` torch dynamic int8 quantization of the linear
+layers except the feed-forward output projections (same dev accuracy within
+noise, faster on CPU, but batch-dependent scores). ``default`` =
+``onnx-int8`` (see DEFAULT_VARIANT).
 """
 
 from __future__ import annotations
@@ -38,12 +41,15 @@ TASKS = ("topic", "sentiment")
 FALLBACK_LABEL = {"topic": "other", "sentiment": "neutral"}
 META_FILE = "classifier.json"
 HEADS_FILE = "heads.safetensors"
-VARIANTS = ("fp32", "int8")
-# fp32 is the default: on 40-80 character posts it runs at 240-350 posts/s on
-# 2 threads, and a post's scores do not depend on which posts share its batch.
-# int8 is about 1.5-2x faster at the same dev accuracy, but dynamic quantization
-# scales activations per batch, so batch neighbours can flip a label (~4 %).
-DEFAULT_VARIANT = "fp32"
+ONNX_VARIANTS = ("onnx", "onnx-int8")
+VARIANTS = ("fp32", "int8", *ONNX_VARIANTS)
+# onnx-int8 is the default: on 2 busy cores the worker runs it ~1.7x faster than
+# onnx and 5-7x faster than torch fp32, at the same out-of-distribution accuracy
+# (docs/nlp.md, "Speed"); it quantizes one post at a time, so a post's scores do
+# not depend on which posts share its batch. onnx gives torch fp32's scores (to
+# ~1e-5), ~2x faster than torch. int8 (torch) scales activations per batch, so
+# batch neighbours can flip a label (~4 %).
+DEFAULT_VARIANT = "onnx-int8"
 CHARS_PER_TOKEN_BOUND = 4  # cut raw text before tokenizing: a 100 kB post costs nothing
 
 
@@ -156,14 +162,34 @@ def quantize_int8(encoder: nn.Module) -> nn.Module:
     return quantized
 
 
+class ProbabilityFn(Protocol):
+    """One padded batch of token ids -> per task an (n, labels) probability array."""
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+class TorchProbabilities:
+    """The encoder and heads run by torch (the ``fp32`` and ``int8`` variants)."""
+
+    def __init__(self, encoder: PreTrainedModel | nn.Module, heads: ClassifierHeads) -> None:
+        self.encoder, self.heads = encoder, heads
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict[str, np.ndarray]:
+        ids, mask = torch.from_numpy(input_ids).long(), torch.from_numpy(attention_mask).long()
+        with torch.inference_mode():
+            hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            logits = self.heads(mean_pool(hidden.float(), mask))
+            return {t: torch.softmax(v.float(), dim=-1).numpy() for t, v in logits.items()}
+
+
 class EncoderClassifier:
     """A loaded classifier. ``predict`` is serialised by a lock (safe from an executor)."""
 
     def __init__(
-        self, encoder: PreTrainedModel | nn.Module, tokenizer: PreTrainedTokenizerBase,
-        heads: ClassifierHeads, meta: ClassifierMeta, *, variant: str, batch_size: int = 32,
+        self, forward: ProbabilityFn, tokenizer: PreTrainedTokenizerBase, meta: ClassifierMeta,
+        *, variant: str, batch_size: int = 32,
     ) -> None:
-        self.encoder, self.tokenizer, self.heads, self.meta = encoder, tokenizer, heads, meta
+        self.forward, self.tokenizer, self.meta = forward, tokenizer, meta
         self.batch_size, self.variant = batch_size, variant
         self.version = f"{meta.version}+{variant}"
         self._lock = threading.Lock()
@@ -177,24 +203,18 @@ class EncoderClassifier:
     def probabilities(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Per task an (n, labels) array in ``meta.labels`` order (texts already prepared).
 
-        Texts run in batches of similar length; with fp32 weights a text's
-        probabilities do not depend on the other texts of the call.
+        Texts run in batches of similar length; except for the torch ``int8``
+        variant, a text's probabilities do not depend on the other texts of
+        the call.
         """
         out = {t: np.zeros((len(texts), len(ls))) for t, ls in self.meta.labels.items()}
-        with torch.inference_mode():
-            for idx in length_batches(texts, self.batch_size):
-                for task, p in self._probabilities([texts[i] for i in idx]).items():
-                    out[task][idx] = p.numpy()
+        for idx in length_batches(texts, self.batch_size):
+            batch = self.tokenizer([self.meta.prefix + texts[i] for i in idx], padding=True,
+                                   truncation=True, max_length=self.meta.max_length,
+                                   return_tensors="np")
+            for task, p in self.forward(batch["input_ids"], batch["attention_mask"]).items():
+                out[task][idx] = p
         return out
-
-    def _probabilities(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer([self.meta.prefix + t for t in texts], padding=True,
-                               truncation=True, max_length=self.meta.max_length,
-                               return_tensors="pt")
-        hidden = self.encoder(input_ids=batch["input_ids"],
-                              attention_mask=batch["attention_mask"]).last_hidden_state
-        logits = self.heads(mean_pool(hidden.float(), batch["attention_mask"]))
-        return {t: torch.softmax(v.float(), dim=-1) for t, v in logits.items()}
 
 
 class EnsembleClassifier:
@@ -241,6 +261,20 @@ def resolve_variant(variant: str) -> str:
     return variant
 
 
+def _probability_fn(model_dir: Path, meta: ClassifierMeta, variant: str,
+                    threads: int | None) -> ProbabilityFn:
+    if variant in ONNX_VARIANTS:
+        from services.nlp.model_onnx import OnnxProbabilities, onnx_path
+
+        int8 = variant == "onnx-int8"
+        return OnnxProbabilities(onnx_path(model_dir, int8=int8), list(meta.labels),
+                                 threads=threads, per_post=int8)
+    encoder: nn.Module = load_encoder(model_dir)
+    if variant == "int8":
+        encoder = quantize_int8(encoder)
+    return TorchProbabilities(encoder, ClassifierHeads.load(model_dir, meta.labels))
+
+
 def ensure_default_model() -> Path:
     """The default classifier directory, built into the model cache first if missing."""
     from services.nlp.model_default import ensure_default_model as ensure
@@ -257,8 +291,8 @@ def load_classifier(
 ) -> TextClassifier:
     """Load a classifier directory; without one, the default model (built if missing).
 
-    ``torch_threads`` sets torch's intra-op threads for the process (the worker's
-    setting); ``None`` leaves torch's choice.
+    ``torch_threads`` sets the intra-op threads (torch's for the process, or the
+    ONNX Runtime session's); ``None`` leaves the library's choice.
     """
     if model_dir is None:
         model_dir = ensure_default_model()
@@ -266,12 +300,9 @@ def load_classifier(
         torch.set_num_threads(torch_threads)
     variant = resolve_variant(variant)
     meta = ClassifierMeta.load(model_dir)
-    encoder: nn.Module = load_encoder(model_dir)
-    if variant == "int8":
-        encoder = quantize_int8(encoder)
-    heads = ClassifierHeads.load(model_dir, meta.labels)
-    classifier = EncoderClassifier(encoder, load_tokenizer(model_dir), heads, meta,
-                                   variant=variant, batch_size=batch_size)
+    classifier = EncoderClassifier(
+        _probability_fn(model_dir, meta, variant, torch_threads), load_tokenizer(model_dir),
+        meta, variant=variant, batch_size=batch_size)
     if not NgramModel.exists(model_dir):
         return classifier
     cfg = EnsembleConfig.from_dict(meta.extra.get(ENSEMBLE_KEY) or {})

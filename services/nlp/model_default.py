@@ -38,6 +38,7 @@ from services.nlp.convert import (
 )
 from services.nlp.model_lora import ADAPTER_FILE, merge_deltas
 from services.nlp.model_ngram import NGRAM_META_FILE, NGRAM_WEIGHTS_FILE
+from services.nlp.model_onnx import onnx_path
 from services.nlp.model_paths import SHIPPED_DEFAULT_DIR, default_model_dir, model_home
 from services.nlp.model_vocab import select_vocab, used_piece_ids
 from yuqing.paths import project_paths
@@ -114,14 +115,15 @@ def build_default_model(
 
 
 def ensure_default_model(shipped: Path = SHIPPED_DEFAULT_DIR) -> Path:
-    """The default classifier directory, built first if missing or out of date."""
+    """The default classifier directory, built first if missing or out of date,
+    with the ONNX graphs of the onnx variants (``model_onnx``)."""
     out_dir = default_model_dir()
     stamp = out_dir / BUILD_STAMP
-    if stamp.exists() and has_shipped_model(shipped):
-        built = json.loads(stamp.read_text()).get("shipped_sha256")
-        if built == _shipped_digest(shipped):
-            return out_dir
-    return build_default_model(out_dir, shipped)
+    built = json.loads(stamp.read_text()).get("shipped_sha256") if stamp.exists() else None
+    if not (built and has_shipped_model(shipped) and built == _shipped_digest(shipped)):
+        build_default_model(out_dir, shipped)
+    onnx_path(out_dir, int8=True)
+    return out_dir
 
 
 def export_deltas(

@@ -40,6 +40,14 @@ class BatchProcessor:
     rules: Sequence[text.TopicRule] = ()
     max_message_bytes: int | None = None  # enriched posts larger than this are cut to fit
 
+    def warm_up(self) -> None:
+        """Load now what the first batch would load (the keyword segmenter's dictionary,
+        about a second; the model's first run), so the first posts wait no longer than
+        the rest."""
+        text.keywords("供电所抢修停电线路")
+        # a mixed post the n-gram model is unsure of, so the encoder runs too
+        self.classifier.predict(["电费和停电的事情，还有营业厅的服务，说不清楚"])
+
     def process(self, records: Sequence[Record]) -> BatchResult:
         started = time.perf_counter()
         result = BatchResult()

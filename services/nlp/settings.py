@@ -20,7 +20,7 @@ class NlpSettings(BaseSettings):
     classifier: str = Field("model", pattern="^(model|placeholder)$")
     model_dir: Path | None = Field(None, description="a transformers model dir; default: built-in")
     model_variant: str = "default"
-    torch_threads: int = Field(2, ge=1)
+    torch_threads: int = Field(2, ge=1, description="intra-op threads of the model (torch or ONNX Runtime)")
     batch_size: int = Field(32, ge=1, le=1024)
     batch_max_wait_s: float = Field(0.5, gt=0, description="flush a partial batch after this")
     rules_path: Path = Path("config/topics.toml")

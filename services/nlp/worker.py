@@ -31,7 +31,8 @@ def load_configured_classifier(settings: NlpSettings) -> Classifier:
         return KeywordPlaceholderClassifier()
     from services.nlp.classifier import load_classifier
 
-    return load_classifier(settings.model_dir, variant=settings.model_variant)
+    return load_classifier(settings.model_dir, variant=settings.model_variant,
+                           torch_threads=settings.torch_threads)
 
 
 def outcome_of(result: BatchResult, enriched_topic: str) -> BatchOutcome:
@@ -56,6 +57,7 @@ def create_app(settings: NlpSettings, classifier: Classifier) -> faust.App:
     enriched_topic = kafka.topic(LogicalTopic.POSTS_ENRICHED)
     processor = BatchProcessor(classifier, load_rules(settings.rules_path),
                                max_message_bytes=kafka.max_message_bytes)
+    processor.warm_up()
     driver = FaustDriver(app, Runtime.create(SERVICE, kafka, settings.consumer),
                          ack_timeout_s=settings.consumer.ack_timeout_s)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")

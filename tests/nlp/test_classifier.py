@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
 from services.nlp.classifier import (
+    VARIANTS,
     ClassifierHeads,
     ClassifierMeta,
+    EnsembleClassifier,
     length_batches,
     load_classifier,
     prepare_texts,
@@ -39,7 +43,7 @@ def test_prepare_texts_and_length_batches_are_pure():
     assert prepare_texts([None, "abcdef"], 4) == ["", "abcd"]  # type: ignore[list-item]
     batches = length_batches(["aaa", "a", "aa", "aaaa"], 2)
     assert batches == [[1, 2], [0, 3]]
-    assert resolve_variant("default") in ("fp32", "int8")
+    assert resolve_variant("default") in VARIANTS
     with pytest.raises(ValueError):
         resolve_variant("fp8")
 
@@ -71,7 +75,7 @@ def test_predicts_valid_labels_for_odd_inputs(default_classifier):
 
 @pytest.mark.model
 def test_batching_does_not_change_predictions(default_classifier):
-    """A post's scores must not depend on its batch neighbours (default fp32 variant)."""
+    """A post's scores must not depend on its batch neighbours (default variant)."""
     texts = ODD_TEXTS[2:5] + ODD_TEXTS[6:]
     together = default_classifier.predict(texts)
     alone = [default_classifier.predict([t])[0] for t in texts]
@@ -92,6 +96,46 @@ def test_int8_variant_agrees_with_fp32_on_most_posts(default_classifier):
     same = sum(a.topic == b.topic for a, b in
                zip(int8.predict(texts), default_classifier.predict(texts), strict=True))
     assert same >= 0.9 * len(texts)
+
+
+def _encoder_alone_and_batched(clf: object, texts: list[str]) -> tuple[dict, dict]:
+    """Encoder probabilities of ``texts`` one by one and together (the cascade bypassed)."""
+    assert isinstance(clf, EnsembleClassifier)
+    together = clf.encoder.probabilities(texts)
+    alone = [clf.encoder.probabilities([t]) for t in texts]
+    return together, {task: np.concatenate([a[task] for a in alone]) for task in together}
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("variant", ["onnx", "onnx-int8"])
+def test_onnx_scores_do_not_depend_on_batch_mates(variant):
+    """The same post alone and among posts of other lengths gets the same scores.
+
+    onnx-int8 scales activations per input tensor, so it must run one post per call.
+    """
+    from services.nlp.model_default import ensure_default_model
+
+    clf = load_classifier(ensure_default_model(), variant=variant, torch_threads=2)
+    texts = prepare_texts([ex.text for ex in read_examples(REPO / "data" / "corpus")][::97][:24]
+                          + ODD_TEXTS[2:], 512)
+    together, alone = _encoder_alone_and_batched(clf, texts)
+    for task in together:
+        assert np.abs(together[task] - alone[task]).max() < 1e-4, task
+        assert (together[task].argmax(1) == alone[task].argmax(1)).all(), task
+
+
+@pytest.mark.model
+def test_onnx_matches_torch_fp32(default_classifier):
+    from services.nlp.model_default import ensure_default_model
+
+    fp32 = load_classifier(ensure_default_model(), variant="fp32", torch_threads=2)
+    onnx = load_classifier(ensure_default_model(), variant="onnx", torch_threads=2)
+    assert isinstance(fp32, EnsembleClassifier) and isinstance(onnx, EnsembleClassifier)
+    texts = [ex.text for ex in read_examples(REPO / "data" / "corpus")][::50][:64] + ODD_TEXTS
+    texts = prepare_texts(texts, 512)
+    want, got = fp32.encoder.probabilities(texts), onnx.encoder.probabilities(texts)
+    for task in want:
+        assert np.abs(want[task] - got[task]).max() < 1e-4, task
 
 
 @pytest.mark.model
@@ -137,7 +181,7 @@ def test_any_bert_checkpoint_drops_in(tmp_path):
     _wordpiece_checkpoint(tmp_path)
     meta = json.loads((tmp_path / "classifier.json").read_text())
     assert meta["version"] == "tiny-wordpiece"
-    for variant in ("fp32", "int8"):
+    for variant in VARIANTS:
         clf = load_classifier(tmp_path, variant=variant)
         preds = clf.predict(["停电了", "", "服务好谢谢" * 100])
         assert [p.topic in {t.value for t in Topic} for p in preds] == [True] * 3
@@ -154,3 +198,33 @@ def test_default_model_on_posts_written_apart_from_the_corpus(default_classifier
     assert reports["topic"].accuracy >= 0.9, reports["topic"].accuracy
     assert reports["topic"].macro_f1 >= 0.88, reports["topic"].macro_f1
     assert reports["sentiment"].accuracy >= 0.9, reports["sentiment"].accuracy
+
+
+def test_onnx_graph_follows_the_weights_it_was_exported_from(tmp_path):
+    """New heads in a classifier directory: the cached graph is exported again."""
+    _wordpiece_checkpoint(tmp_path)
+    texts = ["停电了", "服务好谢谢"]
+    before = load_classifier(tmp_path, variant="onnx").predict(texts)
+    labels = json.loads((tmp_path / "classifier.json").read_text())["labels"]
+    torch.manual_seed(1)
+    ClassifierHeads(32, labels).save(tmp_path)
+    after = load_classifier(tmp_path, variant="onnx").predict(texts)
+    reference = load_classifier(tmp_path, variant="fp32").predict(texts)
+    assert [p.topic_scores for p in after] != [p.topic_scores for p in before]
+    for a, r in zip(after, reference, strict=True):
+        assert max(abs(a.topic_scores[k] - r.topic_scores[k]) for k in r.topic_scores) < 1e-4
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any directory")
+def test_onnx_graph_of_a_read_only_directory_goes_to_the_model_cache(tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    _wordpiece_checkpoint(model)
+    monkeypatch.setenv("YUQING_MODEL_HOME", str(tmp_path / "home"))
+    model.chmod(0o555)
+    try:
+        clf = load_classifier(model, variant="onnx")
+        assert clf.predict(["停电了"])[0].topic in {t.value for t in Topic}
+    finally:
+        model.chmod(0o755)
+    assert not (model / "encoder.onnx").exists()
+    assert list((tmp_path / "home" / "onnx").glob("*/encoder.onnx"))

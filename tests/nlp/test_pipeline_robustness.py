@@ -61,3 +61,12 @@ def test_invalid_messages_are_dead_lettered_with_reason(processor: BatchProcesso
     (letter,) = result.dead_letters
     assert reason in letter.error_message
     assert (letter.topic, letter.partition, letter.offset, letter.service) == ("posts.raw", 3, 42, "nlp")
+
+
+def test_warm_up_loads_the_keyword_segmenter_before_the_first_batch():
+    from services.nlp import enrich
+    from services.nlp.placeholder import KeywordPlaceholderClassifier
+
+    enrich._jieba.cache_clear()
+    BatchProcessor(KeywordPlaceholderClassifier()).warm_up()
+    assert enrich._jieba.cache_info().currsize == 1
