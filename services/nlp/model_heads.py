@@ -35,6 +35,7 @@ from services.nlp.classifier import (
 )
 from services.nlp.model_encoder import load_encoder, load_tokenizer, mean_pool
 from services.nlp.model_ensemble import ENSEMBLE_KEY, EnsembleConfig
+from services.nlp.model_ngram import class_rows
 from services.nlp.training import Example, ProgressFn, fit_ngram, label_space
 
 
@@ -75,9 +76,9 @@ def fit_linear_head(features: np.ndarray, gold: Sequence[str], labels: list[str]
     mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
     model = LogisticRegression(C=cfg.c, max_iter=cfg.max_iter)
     model.fit((features - mean) / scale, list(gold))
-    order = [list(model.classes_).index(label) for label in labels]
-    weight = model.coef_[order] / scale
-    bias = model.intercept_[order] - weight @ mean
+    coef, intercept = class_rows(model, labels)
+    weight = coef / scale
+    bias = intercept - weight @ mean
     return weight, bias
 
 
