@@ -91,7 +91,10 @@ def train_heads(examples: Sequence[Example], model_dir: Path, out_dir: Path,
     features = pooled_features(model_dir, [ex.text for ex in examples], meta,
                                cfg.batch_size, progress)
     heads = {}
-    for task, names in labels.items():
+    steps = len(labels) + 1  # one fit per head, then the n-gram model
+    for step, (task, names) in enumerate(labels.items()):
+        if progress:
+            progress(step, steps, f"fitting the {task} head")
         rows = [i for i, ex in enumerate(examples) if ex.label(task) is not None]
         weight, bias = fit_linear_head(features[rows], [str(examples[i].label(task))
                                                         for i in rows], names, cfg)
@@ -99,7 +102,11 @@ def train_heads(examples: Sequence[Example], model_dir: Path, out_dir: Path,
     if out_dir.resolve() != model_dir.resolve():
         shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
     _write_heads(out_dir, heads, model_dir, meta, labels)
+    if progress:
+        progress(steps - 1, steps, "fitting the n-gram model")
     fit_ngram(examples, labels).save(out_dir)
+    if progress:
+        progress(steps, steps, "heads and n-gram model fitted")
     extra = {**meta.extra, ENSEMBLE_KEY: EnsembleConfig().to_dict(),
              "train_examples": len(examples), "heads": {"c": cfg.c, "refit_on_frozen": True}}
     all_labels = {**meta.labels, **labels}

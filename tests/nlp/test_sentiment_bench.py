@@ -81,3 +81,22 @@ def test_a_missing_repeated_or_unknown_prediction_is_an_error(rows):
     test = [LabelledText("a", NEGATIVE), LabelledText("b", POSITIVE)]
     with pytest.raises(ValueError):
         gold_and_predicted(test, rows)
+
+
+def test_progress_lines_announce_each_phase_as_it_starts():
+    from services.nlp.progress import ProgressLines
+
+    lines: list[str] = []
+    now = [0.0]
+    progress = ProgressLines(lines.append, interval=20, clock=lambda: now[0])
+    progress(64, 1000, "encoding")
+    now[0] = 5.0
+    progress(1000, 1000, "encoding")
+    now[0] = 6.0
+    progress(0, 2, "fitting the sentiment head")  # a silent minute follows: say what it is
+    now[0] = 9.0
+    progress(1, 2, "fitting the n-gram model")  # same phase, within the interval: quiet
+    now[0] = 70.0
+    progress(2, 2, "heads and n-gram model fitted")
+    assert [line.split(":")[0] for line in lines] == [
+        "encoding", "encoding", "fitting the sentiment head", "heads and n-gram model fitted"]
