@@ -105,8 +105,10 @@ def run_cli(args: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def train_args(mode: str, data: Path, out: Path) -> list[str]:
+def train_args(mode: str, data: Path, out: Path, epochs: int | None = None) -> list[str]:
     args = ["train", "--data", str(data), "--out", str(out)]
+    if epochs is not None:
+        args += ["--epochs", str(epochs)]
     if mode == "heads-only":
         from services.nlp.model_default import ensure_default_model
 
@@ -167,6 +169,8 @@ def print_table(result: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--mode", choices=("heads-only", "full"), default="heads-only")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="full mode: epochs instead of the trainer's default (8)")
     parser.add_argument("--reuse-model", action="store_true",
                         help="skip training when the model directory already exists")
     args = parser.parse_args()
@@ -175,19 +179,21 @@ def main() -> None:
     work = home / "bench" / "sentiment"
     train_file = write_jsonl(work / "train.jsonl", [ex.to_row() for ex in train])
     test_file = write_jsonl(work / "test.jsonl", [ex.to_row(str(i)) for i, ex in enumerate(test)])
-    model_dir = work / f"model-{args.mode}"
+    run = args.mode if args.epochs is None else f"{args.mode}-{args.epochs}ep"
+    model_dir = work / f"model-{run}"
     print(f"[bench] {len(train)} train and {len(test)} test texts in {work}", flush=True)
     train_seconds = None
     if not (args.reuse_model and model_dir.exists()):
         shutil.rmtree(model_dir, ignore_errors=True)
-        train_seconds = run_cli(train_args(args.mode, train_file, model_dir))
-    predictions = work / f"predictions-{args.mode}.jsonl"
+        train_seconds = run_cli(train_args(args.mode, train_file, model_dir, args.epochs))
+    predictions = work / f"predictions-{run}.jsonl"
     predict_seconds = run_cli(["predict", "--input", str(test_file), "--output", str(predictions),
                                "--model", str(model_dir)])
     from services.nlp.classifier import ClassifierMeta
 
     meta = ClassifierMeta.load(model_dir)
-    model = {"name": f"yuqing nlp train ({args.mode})", "mode": args.mode,
+    model = {"name": f"yuqing nlp train ({run})", "mode": args.mode,
+             "epochs": meta.extra.get("train", {}).get("epochs") if args.mode == "full" else None,
              "version": meta.version, "train_examples": meta.extra.get("train_examples"),
              "train_seconds": train_seconds and round(train_seconds, 1),
              "predict_seconds": round(predict_seconds, 1),
@@ -195,7 +201,7 @@ def main() -> None:
     result = {"corpus": summary, "model": model, "tfidf": tfidf_scores(train, test),
               "cpu_count": os.cpu_count(), "load_average_1m": os.getloadavg()[0]}
     print_table(result)
-    name = "sentiment" if args.mode == "heads-only" else "sentiment-full"
+    name = "sentiment" if run == "heads-only" else f"sentiment-{run}"
     print(f"wrote {write_results(name, result)}")
 
 
