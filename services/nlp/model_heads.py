@@ -35,6 +35,7 @@ from services.nlp.classifier import (
 )
 from services.nlp.model_encoder import load_encoder, load_tokenizer, mean_pool
 from services.nlp.model_ensemble import ENSEMBLE_KEY, EnsembleConfig
+from services.nlp.model_ngram import class_rows
 from services.nlp.training import Example, ProgressFn, fit_ngram, label_space
 
 
@@ -75,9 +76,9 @@ def fit_linear_head(features: np.ndarray, gold: Sequence[str], labels: list[str]
     mean, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
     model = LogisticRegression(C=cfg.c, max_iter=cfg.max_iter)
     model.fit((features - mean) / scale, list(gold))
-    order = [list(model.classes_).index(label) for label in labels]
-    weight = model.coef_[order] / scale
-    bias = model.intercept_[order] - weight @ mean
+    coef, intercept = class_rows(model, labels)
+    weight = coef / scale
+    bias = intercept - weight @ mean
     return weight, bias
 
 
@@ -90,7 +91,10 @@ def train_heads(examples: Sequence[Example], model_dir: Path, out_dir: Path,
     features = pooled_features(model_dir, [ex.text for ex in examples], meta,
                                cfg.batch_size, progress)
     heads = {}
-    for task, names in labels.items():
+    steps = len(labels) + 1  # one fit per head, then the n-gram model
+    for step, (task, names) in enumerate(labels.items()):
+        if progress:
+            progress(step, steps, f"fitting the {task} head")
         rows = [i for i, ex in enumerate(examples) if ex.label(task) is not None]
         weight, bias = fit_linear_head(features[rows], [str(examples[i].label(task))
                                                         for i in rows], names, cfg)
@@ -98,7 +102,11 @@ def train_heads(examples: Sequence[Example], model_dir: Path, out_dir: Path,
     if out_dir.resolve() != model_dir.resolve():
         shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
     _write_heads(out_dir, heads, model_dir, meta, labels)
+    if progress:
+        progress(steps - 1, steps, "fitting the n-gram model")
     fit_ngram(examples, labels).save(out_dir)
+    if progress:
+        progress(steps, steps, "heads and n-gram model fitted")
     extra = {**meta.extra, ENSEMBLE_KEY: EnsembleConfig().to_dict(),
              "train_examples": len(examples), "heads": {"c": cfg.c, "refit_on_frozen": True}}
     all_labels = {**meta.labels, **labels}

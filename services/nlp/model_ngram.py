@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
@@ -117,6 +118,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.asarray(exp / exp.sum(axis=-1, keepdims=True))
 
 
+def class_rows(model: Any, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted logistic regression's ``(coef, intercept)``, one row per label in ``labels`` order.
+
+    With two classes sklearn keeps a single row, the log-odds of ``classes_[1]``;
+    a softmax over the rows ``[0, that row]`` gives the same probabilities.
+    """
+    coef, intercept = np.asarray(model.coef_), np.asarray(model.intercept_)
+    if len(model.classes_) == 2:
+        coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
+        intercept = np.array([0.0, intercept[0]])
+    order = [list(model.classes_).index(label) for label in labels]
+    return coef[order], intercept[order]
+
+
 def fit_ngram_model(texts_by_task: Mapping[str, tuple[Sequence[str], Sequence[str]]],
                     labels: dict[str, list[str]], cfg: NgramConfig = NgramConfig()) -> NgramModel:
     """Fit one shared TF-IDF vocabulary and one logistic regression per task.
@@ -135,8 +150,7 @@ def fit_ngram_model(texts_by_task: Mapping[str, tuple[Sequence[str], Sequence[st
     for task, (texts, gold) in texts_by_task.items():
         model = LogisticRegression(C=cfg.c, max_iter=cfg.max_iter)
         model.fit(vec.transform(list(texts)), list(gold))
-        order = [list(model.classes_).index(lab) for lab in labels[task]]
-        weights[task] = (model.coef_[order], model.intercept_[order])
+        weights[task] = class_rows(model, labels[task])
     vocabulary = {str(k): int(v) for k, v in vec.vocabulary_.items()}
     return NgramModel(vocabulary, np.asarray(vec.idf_), weights,
                       {t: labels[t] for t in texts_by_task}, cfg.ngram_range)

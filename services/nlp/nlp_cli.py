@@ -158,8 +158,9 @@ def train_cmd(
     if dev:
         _report_tables("TF-IDF baseline (dev)", tfidf_baseline(train, dev))
         classifier = load_classifier(out, variant=DEFAULT_VARIANT)
-        _report_tables(f"fine-tuned {classifier.version} (dev)",
-                       evaluate_classifier(classifier, dev))
+        with _progress() as progress:
+            reports = evaluate_classifier(classifier, dev, progress=progress)
+        _report_tables(f"fine-tuned {classifier.version} (dev)", reports)
     if export_deltas:
         for path in model_default.export_deltas(out, export_deltas):
             console.print(f"wrote {path}")

@@ -2,7 +2,7 @@
 
 ``ProgressLines`` takes the ``(done, total, description)`` calls of training
 and prediction and prints a line at most every ``interval`` seconds, at the
-end of each phase and whenever a description reports a dev metric, with the
+start and end of each phase and whenever a description reports a dev metric, with the
 time left estimated from the rate so far in the current phase (a phase is a
 run of calls with the same ``total``).
 """
@@ -32,10 +32,12 @@ class ProgressLines:
 
     def __call__(self, done: int, total: int, description: str) -> None:
         now = self.clock()
-        if total != self._total:
+        started = total != self._total
+        if started:
             self._total, self._phase_start, self._phase_done = total, now, done
         finished = done >= total
-        if not (finished or "dev" in description or now - self._last_line >= self.interval):
+        if not (started or finished or "dev" in description
+                or now - self._last_line >= self.interval):
             return
         self._last_line = now
         self.emit(self.line(done, total, description, now))

@@ -187,8 +187,8 @@ class _SplitEncoder:
         self.frozen = min(cfg.frozen_layers, len(encoder.encoder.layer))
         self._bottom = (encoder.embeddings, encoder.encoder.layer)
 
-    def bottom_states(self, texts: Sequence[str],
-                      progress: ProgressFn | None) -> list[torch.Tensor]:
+    def bottom_states(self, texts: Sequence[str], progress: ProgressFn | None,
+                      what: str = "caching frozen layers") -> list[torch.Tensor]:
         """Per text, the unpadded hidden states entering layer ``frozen`` (fp16)."""
         out: list[torch.Tensor | None] = [None] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -206,7 +206,7 @@ class _SplitEncoder:
                     n = int(batch["attention_mask"][row].sum())
                     out[i] = states[self.frozen][row, :n].to(torch.float16).clone()
                 if progress:
-                    progress(start + len(idx), len(order), "caching frozen layers")
+                    progress(start + len(idx), len(order), what)
         return [state for state in out if state is not None]
 
     def top_only(self) -> None:
@@ -364,7 +364,9 @@ def train_classifier(
     train_items = [Item(ex, state, sc) for ex, state, sc in
                    zip(train, split.bottom_states(texts, progress), soft, strict=True)]
     dev_items = [Item(ex, state) for ex, state in
-                 zip(dev, split.bottom_states([ex.text for ex in dev], None), strict=True)]
+                 zip(dev, split.bottom_states([ex.text for ex in dev], progress,
+                                              "caching frozen layers, held-out texts"),
+                     strict=True)]
     add_lora(encoder, cfg.lora_rank, cfg.lora_alpha, cfg.dropout, first_layer=split.frozen)
     heads, all_labels = _heads(encoder.config.hidden_size, labels, base_dir, base, cfg.dropout)
     n_batches = -(-len(train_items) // cfg.batch_size)
@@ -400,6 +402,8 @@ def train_classifier(
                "deltas_from_converted_e5": base is None and (base_dir / STAMP_FILE).exists()},
     )
     if cfg.ngram:
+        if progress:
+            progress(0, 1, "fitting the n-gram model")
         fit_ngram(train, labels).save(out_dir)
         meta.extra[ENSEMBLE_KEY] = EnsembleConfig().to_dict()
     nn.Module.eval(encoder)
