@@ -30,6 +30,7 @@ from services.alerts.keys import keys_for
 from services.alerts.state import DetectorEntry
 from services.alerts.windows import bucket_datetime, bucket_of
 from yuqing.contracts import AlertKey, EnrichedPost, Topic
+from yuqing.places import NO_PLACES, Gazetteer
 from yuqing.settings import KafkaSettings
 
 FAMILY_ORDER = ("overall", "topic", "topic_region", "source", "cluster")  # parents first
@@ -44,16 +45,18 @@ class PastPost:
     region: str | None
     source: str
     fingerprint: str
+    redacted_text: str = ""  # where a post without a region says it is (keys.region_of)
 
     @classmethod
     def of(cls, post: EnrichedPost) -> PastPost:
-        return cls(post.created_at, post.topic, post.region, post.source, post.fingerprint)
+        return cls(post.created_at, post.topic, post.region, post.source, post.fingerprint,
+                   post.redacted_text)
 
     @classmethod
     def of_document(cls, doc: dict[str, Any]) -> PastPost:
         """From a document of the search index (see ``services.search.documents``)."""
         return cls(datetime.fromisoformat(doc["created_at"]), Topic(doc["topic"]), doc.get("region"),
-                   doc["source"], doc.get("fingerprint") or "00")
+                   doc["source"], doc.get("fingerprint") or "00", doc.get("text") or "")
 
 
 def parent_of(key: AlertKey) -> AlertKey | None:
@@ -62,8 +65,8 @@ def parent_of(key: AlertKey) -> AlertKey | None:
     return None if key.family == "overall" else AlertKey(family="overall")
 
 
-def warm_detectors(posts: Iterable[PastPost], config: DetectorConfig, *, until: datetime
-                   ) -> dict[str, DetectorEntry]:
+def warm_detectors(posts: Iterable[PastPost], config: DetectorConfig, *, until: datetime,
+                   places: Gazetteer = NO_PLACES) -> dict[str, DetectorEntry]:
     """Each key's detector run over the buckets of ``posts`` before ``until`` (empty ones included)."""
     counts: dict[AlertKey, Counter[int]] = defaultdict(Counter)
     size = config.bucket_seconds
@@ -71,7 +74,7 @@ def warm_detectors(posts: Iterable[PastPost], config: DetectorConfig, *, until: 
     for post in posts:
         bucket = bucket_of(post.created_at.timestamp(), size)
         if bucket <= last:
-            for key in keys_for(post):
+            for key in keys_for(post, places):
                 counts[key][bucket] += 1
     if not counts:
         return {}
@@ -119,7 +122,7 @@ def posts_from_elasticsearch(since: datetime) -> Iterator[PastPost]:
     settings = ElasticsearchSettings()
     client = make_client(settings)
     query = {"query": {"range": {"created_at": {"gte": since.isoformat()}}},
-             "_source": ["created_at", "topic", "region", "source", "fingerprint"]}
+             "_source": ["created_at", "topic", "region", "source", "fingerprint", "text"]}
     for hit in helpers.scan(client, index=posts_alias(settings.index_prefix), query=query, size=2000,
                             preserve_order=False):
         yield PastPost.of_document(hit["_source"])
@@ -158,7 +161,8 @@ def run_warm(*, since: str, posts: Path | None, now: datetime | None = None) -> 
     until = now or datetime.now(UTC)
     start = until - parse_since(since)
     stored = posts_from_jsonl(posts, start) if posts is not None else posts_from_elasticsearch(start)
-    entries = warm_detectors(stored, watch_config(settings).detector, until=until)
+    entries = warm_detectors(stored, watch_config(settings).detector, until=until,
+                             places=settings.gazetteer())
     topic = changelog_topic(settings.app_id)
     _ensure_changelog(settings.kafka, topic)
     producer = make_producer(settings.kafka, client_id=f"{settings.app_id}-warm")

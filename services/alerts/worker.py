@@ -100,7 +100,8 @@ def route(record: Record, settings: AlertsSettings) -> Observation | InvalidMess
     """One message of posts.enriched as an observation, or why not (the runtime dead-letters it)."""
     try:
         post = decode(EnrichedPost, record.value)
-        observation = Observation.of(post, max_future_seconds=settings.max_future_seconds)
+        observation = Observation.of(post, max_future_seconds=settings.max_future_seconds,
+                                     places=settings.gazetteer())
     except (ContractError, ValueError) as exc:
         return InvalidMessage(record.topic, record.partition, record.offset, str(exc),
                               type(exc).__name__)
