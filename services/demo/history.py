@@ -3,7 +3,12 @@
 The demo townships, units and sources of ``data/demo/stream.jsonl`` post at a
 rate with a day rhythm (quiet nights, a daytime hump, local time UTC+8) and a
 week rhythm (weekends at 70%), Poisson in 5-minute buckets, spread over every
-topic in everyday shares. :func:`write_history` writes them as
+topic in everyday shares. The rate is set so that at the hour the history
+ends the area is as busy as the live demo stream (its 60 posts in ten
+minutes): the stream is then an ordinary evening, or morning, everywhere but
+in the township whose outage it tells, and only that township's outage key
+surges. A history at a fixed rate would make the whole stream a surge of every
+source at most hours. :func:`write_history` writes them as
 ``posts.enriched`` messages (JSONL) that ``yuqing alerts warm --posts`` reads:
 
     python -m services.demo.history PATH
@@ -23,7 +28,6 @@ from services.demo.stream import APP_SOURCE, DEMO_STREAM, FORUM_SOURCE, WECHAT_S
 from yuqing.contracts import Channel, EnrichedPost, Sentiment, Topic, make_post_id
 
 BUCKET = timedelta(minutes=5)
-POSTS_PER_BUCKET = 1.5  # the whole demo area, on average
 TOPIC_SHARES = {Topic.BILLING: 0.25, Topic.OUTAGE: 0.15, Topic.SERVICE: 0.15, Topic.ONLINE_SERVICE: 0.15,
                 Topic.ENERGY_USE: 0.1, Topic.PRAISE_SUGGESTION: 0.08, Topic.POLICY: 0.05,
                 Topic.SAFETY: 0.04, Topic.RUMOR: 0.03}
@@ -52,23 +56,33 @@ def demo_places() -> dict[str, str]:
     return places
 
 
-def rate(moment: datetime) -> float:
-    """Posts per bucket at ``moment`` (UTC): day hump at local noon, weekends at 70%."""
+def rhythm(moment: datetime) -> float:
+    """The relative rate at ``moment`` (UTC): quiet nights, a daytime hump (local time), weekends at 70%."""
     local = moment + timedelta(hours=8)
     hour = local.hour + local.minute / 60
     day = 0.25 + 1.5 * max(0.0, math.sin(math.pi * (hour - 6) / 16))
     week = 0.7 if local.weekday() >= 5 else 1.0
-    return POSTS_PER_BUCKET * day * week
+    return day * week
 
 
-def history(until: datetime, *, days: int = 14, seed: int = 14) -> Iterator[EnrichedPost]:
-    """Posts from ``days`` before ``until`` to ``until``, in time order."""
+def stream_rate() -> float:
+    """Posts per bucket of the live demo stream."""
+    offsets = [float(json.loads(line)["offset_s"])
+               for line in DEMO_STREAM.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return len(offsets) / max(1.0, (max(offsets) - min(offsets)) / BUCKET.total_seconds())
+
+
+def history(until: datetime, *, days: int = 14, seed: int = 14, rate_at_end: float | None = None
+            ) -> Iterator[EnrichedPost]:
+    """Posts from ``days`` before ``until`` to ``until``, in time order, at ``rate_at_end`` posts
+    per bucket at the hour of ``until`` (by default :func:`stream_rate`) and the rhythm elsewhere."""
     rng = random.Random(seed)
     places = sorted(demo_places().items())
     topics, shares = list(TOPIC_SHARES), list(TOPIC_SHARES.values())
+    scale = (stream_rate() if rate_at_end is None else rate_at_end) / rhythm(until)
     moment, n = until - timedelta(days=days), 0
     while moment < until:
-        for _ in range(_poisson(rng, rate(moment))):
+        for _ in range(_poisson(rng, scale * rhythm(moment))):
             region, unit = rng.choice(places)
             topic = rng.choices(topics, shares)[0]
             channel, source, _ = rng.choices(CHANNELS, [c[2] for c in CHANNELS])[0]
