@@ -28,7 +28,7 @@ class AlertsSettings(BaseSettings):
     max_future_seconds: int = Field(
         300, ge=0, description="trust a post's date at most this far after its arrival")
     idle_close_seconds: int = Field(
-        600, ge=0, description="a live stream silent this long closes windows by wall clock; 0: never")
+        60, ge=0, description="a live stream silent this long closes windows by wall clock; 0: never")
     idle_partition_seconds: int = Field(
         30, ge=1, description="a source partition silent this long stops holding the watermark back")
     session_timeout_s: float = Field(
