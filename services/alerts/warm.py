@@ -164,7 +164,7 @@ def run_warm(*, since: str, posts: Path | None, now: datetime | None = None) -> 
     entries = warm_detectors(stored, watch_config(settings).detector, until=until,
                              places=settings.gazetteer())
     topic = changelog_topic(settings.app_id)
-    _ensure_changelog(settings.kafka, topic)
+    ensure_changelog(settings.kafka, topic)
     producer = make_producer(settings.kafka, client_id=f"{settings.app_id}-warm")
     try:
         for key, value in changelog_records(entries):
@@ -175,7 +175,7 @@ def run_warm(*, since: str, posts: Path | None, now: datetime | None = None) -> 
     return len(entries), topic
 
 
-def _ensure_changelog(kafka: KafkaSettings, topic: str) -> None:
+def ensure_changelog(kafka: KafkaSettings, topic: str) -> None:
     """Create the table's changelog as Faust would (one partition, compacted) if the worker never ran."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic

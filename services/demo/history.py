@@ -4,10 +4,10 @@ The demo townships, units and sources of ``data/demo/stream.jsonl`` post at a
 rate with a day rhythm (quiet nights, a daytime hump, local time UTC+8) and a
 week rhythm (weekends at 70%), Poisson in 5-minute buckets, spread over every
 topic in everyday shares. The rate is set so that at the hour the history
-ends the area is as busy as the live demo stream (its 60 posts in ten
-minutes): the stream is then an ordinary evening, or morning, everywhere but
-in the township whose outage it tells, and only that township's outage key
-surges. A history at a fixed rate would make the whole stream a surge of every
+ends the area is as busy as the live demo stream's background (its 42 posts
+in ten minutes that tell no story): the stream is then an ordinary evening,
+or morning, but for its two stories, the outage of one township and a rumour
+over five, and only their keys surge. A history at a fixed rate would make the whole stream a surge of every
 source at most hours. :func:`write_history` writes them as
 ``posts.enriched`` messages (JSONL) that ``yuqing alerts warm --posts`` reads:
 
@@ -66,10 +66,13 @@ def rhythm(moment: datetime) -> float:
 
 
 def stream_rate() -> float:
-    """Posts per bucket of the live demo stream."""
-    offsets = [float(json.loads(line)["offset_s"])
-               for line in DEMO_STREAM.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return len(offsets) / max(1.0, (max(offsets) - min(offsets)) / BUCKET.total_seconds())
+    """Posts per bucket of the live demo stream's background: the posts that tell no story
+    (the stories, marked ``story`` in the stream, are the surges the demo shows)."""
+    records = [json.loads(line) for line in DEMO_STREAM.read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+    offsets = [float(record["offset_s"]) for record in records]
+    background = sum(1 for record in records if not record.get("story"))
+    return background / max(1.0, (max(offsets) - min(offsets)) / BUCKET.total_seconds())
 
 
 def history(until: datetime, *, days: int = 14, seed: int = 14, rate_at_end: float | None = None

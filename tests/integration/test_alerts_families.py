@@ -5,26 +5,30 @@ Overall-, source- and cluster-level surges over three days of a steady stream
 built so that only its own family has reason to fire: the surge posts carry a
 topic the steady stream never had (its key is new, and a new key stays quiet in
 its first hour) and name no township. Topic- and township-level surges are in
-``test_alerts.py``. Last, the demo's story live: detectors warmed from the demo
-history into the worker's changelog, then the demo stream with the timestamps of
-now, as the connectors deliver it (only the APP carries a region), closed by the
-wall clock.
+``test_alerts.py``. Last, the demo's stories live: detectors warmed from the
+demo history into the worker's changelog, then the demo stream with the
+timestamps of now, as the connectors deliver it (only the APP carries a
+region), closed by the wall clock: one township outage alert, one topic alert
+for the rumour.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kafka import KafkaProducer
 
 from services.alerts.detector import DetectorConfig
-from services.alerts.warm import PastPost, changelog_records, changelog_topic, warm_detectors
+from services.alerts.warm import (
+    PastPost,
+    changelog_records,
+    changelog_topic,
+    ensure_changelog,
+    warm_detectors,
+)
 from services.demo.history import history
-from services.demo.stream import APP_SOURCE, DEMO_STREAM, FORUM_SOURCE, WECHAT_SOURCE
-from tests.alerts.streams import make_post, steady_posts
+from tests.alerts.streams import demo_posts, make_post, steady_posts
 from tests.integration.conftest import Pipeline, wait_until
 from tests.integration.test_alerts import (
     AFTER,
@@ -37,6 +41,7 @@ from tests.integration.test_alerts import (
     _start_alerts,
 )
 from yuqing.contracts import Alert, AlertState, EnrichedPost, Sentiment, Topic
+from yuqing.kafka import make_producer
 from yuqing.paths import project_paths
 from yuqing.places import load_gazetteer
 from yuqing.settings import KafkaSettings
@@ -44,7 +49,6 @@ from yuqing.settings import KafkaSettings
 pytestmark = pytest.mark.integration
 
 NEW_TOPIC = Topic.OTHER  # never in the steady stream
-SOURCES = {"app": APP_SOURCE, "wechat": WECHAT_SOURCE, "forum": FORUM_SOURCE}
 
 
 def _surge(count: int, *, source: str | None = None, band: int | None = None, seed: int = 5
@@ -113,32 +117,16 @@ def _warm_changelog(kafka_settings: KafkaSettings, app_id: str, until: datetime)
     places = load_gazetteer(project_paths().config / "places.toml")
     entries = warm_detectors((PastPost.of(p) for p in history(until, days=3)), DetectorConfig(),
                              until=until, places=places)
-    producer = KafkaProducer(bootstrap_servers=kafka_settings.servers())
+    topic = changelog_topic(app_id)
+    ensure_changelog(kafka_settings, topic)
+    producer = make_producer(kafka_settings, client_id="test-warm")
     for key, value in changelog_records(entries):
-        producer.send(changelog_topic(app_id), key=key, value=value, partition=0)
+        producer.send(topic, key=key, value=value, partition=0)
     producer.flush()
     producer.close()
 
 
-def _demo_stream(start: datetime) -> list[EnrichedPost]:
-    """The demo stream from ``start`` as the NLP stage would label it, a region on APP posts only."""
-    posts = []
-    for n, line in enumerate(DEMO_STREAM.read_text(encoding="utf-8").splitlines()):
-        record = json.loads(line)
-        outage = any(word in record["text"] for word in ("停电", "没电", "停了", "来电"))
-        post = make_post(index=f"demo-{n}", created_at=start + timedelta(seconds=record["offset_s"]),
-                         topic=Topic.OUTAGE if outage else Topic.SERVICE, region=record["region"],
-                         source="app-main", text=record["text"], keywords=["停电"] if outage else [],
-                         fingerprint=random.Random(n).getrandbits(64),
-                         sentiment=Sentiment.NEGATIVE if outage else Sentiment.NEUTRAL)
-        channel = record["channel"]
-        posts.append(post.model_copy(update={
-            "source": SOURCES[channel], "channel": channel,
-            "region": record["region"] if channel == "app" else None}))
-    return posts
-
-
-def test_the_demo_burst_over_a_warmed_baseline_fires_one_township_alert_live(
+def test_the_demo_stories_over_a_warmed_baseline_fire_one_alert_each_live(
     pipeline: Pipeline, kafka_settings: KafkaSettings,
 ):
     now = datetime.now(UTC)
@@ -146,14 +134,15 @@ def test_the_demo_burst_over_a_warmed_baseline_fires_one_township_alert_live(
     _warm_changelog(kafka_settings, pipeline.env["YUQING_ALERTS_APP_ID"], until=start)
     pipeline.env.update({"YUQING_ALERTS_BUCKET_SECONDS": "300", "YUQING_ALERTS_GRACE_SECONDS": "120"})
     pipeline.start("alerts")  # the default idle close: a silent live stream closes by wall clock
-    _produce(kafka_settings, _demo_stream(start))
+    _produce(kafka_settings, demo_posts(start))
     read = _alert_reader(kafka_settings)
     # The burst's last window ends at most five minutes after the replay; it closes two minutes
     # (the grace) later by wall clock, after a minute of silence.
-    wait_until(lambda: any(a.state is AlertState.FIRING for a in read()), 540, "the burst to fire")
+    wait_until(lambda: sum(a.state is AlertState.FIRING for a in read()) >= 2, 540, "both stories to fire")
     wait_until(lambda: _closed_bucket(pipeline) >= now.timestamp() + 60, 240, "the stream to close")
-    firing = [a for a in read() if a.state is AlertState.FIRING]
-    assert [a.key.label() for a in firing] == ["topic_region|topic=outage|region=河口镇"]
-    first = datetime.fromtimestamp((start.timestamp() + 171) // 300 * 300, UTC)
-    assert firing[0].window_end <= first + timedelta(minutes=10)  # the burst's bucket or the next
-    assert "停电" in firing[0].explanation.top_keywords and firing[0].sample_post_ids
+    firing = {a.key.label(): a for a in read() if a.state is AlertState.FIRING}
+    assert sorted(firing) == ["topic_region|topic=outage|region=河口镇", "topic|topic=rumor"]
+    for label, offset_s in (("topic_region|topic=outage|region=河口镇", 171), ("topic|topic=rumor", 421)):
+        first = datetime.fromtimestamp((start.timestamp() + offset_s) // 300 * 300, UTC)
+        assert firing[label].window_end <= first + timedelta(minutes=10)  # its first bucket or the next
+    assert "停电" in firing["topic_region|topic=outage|region=河口镇"].explanation.top_keywords
