@@ -65,19 +65,26 @@ def parent_of(key: AlertKey) -> AlertKey | None:
     return None if key.family == "overall" else AlertKey(family="overall")
 
 
-def warm_detectors(posts: Iterable[PastPost], config: DetectorConfig, *, until: datetime,
+def warm_detectors(posts: Iterable[PastPost], config: DetectorConfig, *, until: datetime | None,
                    places: Gazetteer = NO_PLACES) -> dict[str, DetectorEntry]:
-    """Each key's detector run over the buckets of ``posts`` before ``until`` (empty ones included)."""
+    """Each key's detector run over the buckets of ``posts`` before ``until`` (empty ones included).
+
+    With ``until`` None, through the bucket of the last post: a dump of posts
+    ends where it ends, and the worker counts the posts after it.
+    """
     counts: dict[AlertKey, Counter[int]] = defaultdict(Counter)
     size = config.bucket_seconds
-    last = bucket_of(until.timestamp(), size) - size  # the last bucket closed at ``until``
+    # the last bucket closed at ``until``
+    last = bucket_of(until.timestamp(), size) - size if until is not None else None
     for post in posts:
         bucket = bucket_of(post.created_at.timestamp(), size)
-        if bucket <= last:
+        if last is None or bucket <= last:
             for key in keys_for(post, places):
                 counts[key][bucket] += 1
     if not counts:
         return {}
+    if last is None:
+        last = max(max(c) for c in counts.values())
     first = min(min(c) for c in counts.values())
     detectors: dict[AlertKey, SurgeDetector] = {}
     for key in sorted(counts, key=lambda k: (FAMILY_ORDER.index(k.family), k.label())):
@@ -161,8 +168,9 @@ def run_warm(*, since: str, posts: Path | None, now: datetime | None = None) -> 
     until = now or datetime.now(UTC)
     start = until - parse_since(since)
     stored = posts_from_jsonl(posts, start) if posts is not None else posts_from_elasticsearch(start)
-    entries = warm_detectors(stored, watch_config(settings).detector, until=until,
-                             places=settings.gazetteer())
+    # A dump ends where it ends: the worker counts what comes after it (with the index, now).
+    entries = warm_detectors(stored, watch_config(settings).detector,
+                             until=until if posts is None else None, places=settings.gazetteer())
     topic = changelog_topic(settings.app_id)
     ensure_changelog(settings.kafka, topic)
     producer = make_producer(settings.kafka, client_id=f"{settings.app_id}-warm")

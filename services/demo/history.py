@@ -119,12 +119,20 @@ def _poisson(rng: random.Random, mean: float) -> int:
     return k
 
 
+def history_end(now: datetime) -> datetime:
+    """Where the history of a demo started at ``now`` ends: a bucket before the live stream's
+    first post, which the replay dates the stream's length before the (later) replay."""
+    offsets = [float(json.loads(line)["offset_s"])
+               for line in DEMO_STREAM.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return now - timedelta(seconds=max(offsets) + 1) - BUCKET
+
+
 def write_history(path: Path, until: datetime | None = None) -> int:
-    """Write the history as JSONL; returns the number of posts."""
+    """Write the history as JSONL, by default up to :func:`history_end` of now; the number of posts."""
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with path.open("w", encoding="utf-8") as handle:
-        for post in history(until or datetime.now(UTC)):
+        for post in history(until or history_end(datetime.now(UTC))):
             handle.write(post.model_dump_json() + "\n")
             count += 1
     return count

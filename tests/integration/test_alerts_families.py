@@ -126,6 +126,7 @@ def _warm_changelog(kafka_settings: KafkaSettings, app_id: str, until: datetime)
     producer.close()
 
 
+@pytest.mark.timeout(900)  # windows close by the wall clock: minutes
 def test_the_demo_stories_over_a_warmed_baseline_fire_one_alert_each_live(
     pipeline: Pipeline, kafka_settings: KafkaSettings,
 ):
