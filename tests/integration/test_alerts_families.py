@@ -8,8 +8,8 @@ its first hour) and name no township. Topic- and township-level surges are in
 ``test_alerts.py``. Last, the demo's stories live: detectors warmed from the
 demo history into the worker's changelog, then the demo stream with the
 timestamps of now, as the connectors deliver it (only the APP carries a
-region), closed by the wall clock: one township outage alert, one topic alert
-for the rumour.
+region), closed by the wall clock: one township outage alert within two
+buckets.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def _warm_changelog(kafka_settings: KafkaSettings, app_id: str, until: datetime)
 
 
 @pytest.mark.timeout(900)  # windows close by the wall clock: minutes
-def test_the_demo_stories_over_a_warmed_baseline_fire_one_alert_each_live(
+def test_the_demo_outage_over_a_warmed_baseline_fires_one_township_alert_live(
     pipeline: Pipeline, kafka_settings: KafkaSettings,
 ):
     now = datetime.now(UTC)
@@ -143,12 +143,14 @@ def test_the_demo_stories_over_a_warmed_baseline_fire_one_alert_each_live(
     read = _alert_reader(kafka_settings)
     # The burst's last window ends at most five minutes after the replay; it closes two minutes
     # (the grace) later by wall clock, after a minute of silence.
-    wait_until(lambda: sum(a.state is AlertState.FIRING for a in read()) >= 2, 540, "both stories to fire")
-    wait_until(lambda: _closed_bucket(pipeline) >= now.timestamp() + 60, 240, "the stream to close")
-    firing = {a.key.label(): a for a in read() if a.state is AlertState.FIRING}
-    assert sorted(firing) == ["topic_region|topic=outage|region=河口镇", "topic|topic=rumor"]
-    outage, rumour = firing["topic_region|topic=outage|region=河口镇"], firing["topic|topic=rumor"]
+    wait_until(lambda: any(a.state is AlertState.FIRING for a in read()), 420, "the outage to fire")
+    rumour_bucket = _bucket(start + timedelta(seconds=421))
+    wait_until(lambda: _closed_bucket(pipeline) >= rumour_bucket.timestamp(), 420,
+               "the rumour's first window to close")
+    # The rumour's topic alert waits two more buckets for a township (ten minutes more of wall
+    # clock): test_demo_story checks it fires, test_alerts.py a topic alert through this worker.
+    firing = [a for a in read() if a.state is AlertState.FIRING]
+    assert [a.key.label() for a in firing] == ["topic_region|topic=outage|region=河口镇"]
+    outage = firing[0]
     assert outage.window_end <= _bucket(start + timedelta(seconds=171)) + timedelta(minutes=10)
-    # a topic alert waits two buckets for a more specific key; its window starts with the surge
-    assert rumour.window_start <= _bucket(start + timedelta(seconds=421)) + timedelta(minutes=5)
     assert "停电" in outage.explanation.top_keywords
