@@ -5,30 +5,17 @@ Overall-, source- and cluster-level surges over three days of a steady stream
 built so that only its own family has reason to fire: the surge posts carry a
 topic the steady stream never had (its key is new, and a new key stays quiet in
 its first hour) and name no township. Topic- and township-level surges are in
-``test_alerts.py``. Last, the demo's stories live: detectors warmed from the
-demo history into the worker's changelog, then the demo stream with the
-timestamps of now, as the connectors deliver it (only the APP carries a
-region), closed by the wall clock: one township outage alert within two
-buckets.
+``test_alerts.py``.
 """
 
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from services.alerts.detector import DetectorConfig
-from services.alerts.warm import (
-    PastPost,
-    changelog_records,
-    changelog_topic,
-    ensure_changelog,
-    warm_detectors,
-)
-from services.demo.history import history
-from tests.alerts.streams import demo_posts, make_post, steady_posts
+from tests.alerts.streams import make_post, steady_posts
 from tests.integration.conftest import Pipeline, wait_until
 from tests.integration.test_alerts import (
     AFTER,
@@ -41,9 +28,6 @@ from tests.integration.test_alerts import (
     _start_alerts,
 )
 from yuqing.contracts import Alert, AlertState, EnrichedPost, Sentiment, Topic
-from yuqing.kafka import make_producer
-from yuqing.paths import project_paths
-from yuqing.places import load_gazetteer
 from yuqing.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -107,50 +91,3 @@ def test_a_cluster_surge_fires_one_cluster_alert(pipeline: Pipeline, kafka_setti
     alert = firing[0]
     assert alert.window_start == SURGE_AT and alert.observed >= len(surge)
     assert set(alert.sample_post_ids) <= {p.post_id for p in surge}
-
-
-# -- the demo's story, live --------------------------------------------------------------
-
-
-def _bucket(moment: datetime) -> datetime:
-    return datetime.fromtimestamp(moment.timestamp() // 300 * 300, UTC)
-
-
-def _warm_changelog(kafka_settings: KafkaSettings, app_id: str, until: datetime) -> None:
-    """What ``yuqing alerts warm`` writes, from three days of the demo history (enough history)."""
-    places = load_gazetteer(project_paths().config / "places.toml")
-    entries = warm_detectors((PastPost.of(p) for p in history(until, days=3)), DetectorConfig(),
-                             until=until, places=places)
-    topic = changelog_topic(app_id)
-    ensure_changelog(kafka_settings, topic)
-    producer = make_producer(kafka_settings, client_id="test-warm")
-    for key, value in changelog_records(entries):
-        producer.send(topic, key=key, value=value, partition=0)
-    producer.flush()
-    producer.close()
-
-
-@pytest.mark.timeout(900)  # windows close by the wall clock: minutes
-def test_the_demo_outage_over_a_warmed_baseline_fires_one_township_alert_live(
-    pipeline: Pipeline, kafka_settings: KafkaSettings,
-):
-    now = datetime.now(UTC)
-    start = now - timedelta(seconds=601)  # as the demo replay dates its posts
-    _warm_changelog(kafka_settings, pipeline.env["YUQING_ALERTS_APP_ID"], until=start)
-    pipeline.env.update({"YUQING_ALERTS_BUCKET_SECONDS": "300", "YUQING_ALERTS_GRACE_SECONDS": "120"})
-    pipeline.start("alerts")  # the default idle close: a silent live stream closes by wall clock
-    _produce(kafka_settings, demo_posts(start))
-    read = _alert_reader(kafka_settings)
-    # The burst's last window ends at most five minutes after the replay; it closes two minutes
-    # (the grace) later by wall clock, after a minute of silence.
-    wait_until(lambda: any(a.state is AlertState.FIRING for a in read()), 420, "the outage to fire")
-    rumour_bucket = _bucket(start + timedelta(seconds=421))
-    wait_until(lambda: _closed_bucket(pipeline) >= rumour_bucket.timestamp(), 420,
-               "the rumour's first window to close")
-    # The rumour's topic alert waits two more buckets for a township (ten minutes more of wall
-    # clock): test_demo_story checks it fires, test_alerts.py a topic alert through this worker.
-    firing = [a for a in read() if a.state is AlertState.FIRING]
-    assert [a.key.label() for a in firing] == ["topic_region|topic=outage|region=河口镇"]
-    outage = firing[0]
-    assert outage.window_end <= _bucket(start + timedelta(seconds=171)) + timedelta(minutes=10)
-    assert "停电" in outage.explanation.top_keywords
