@@ -400,7 +400,11 @@ class SurgeDetector:
             return count
         c = config.pseudo_count
         ceiling = (expected + c) * math.exp(state.residual_center + config.winsor_z * scale) - c
-        return min(count, max(ceiling, 0.0))
+        # Never below what a Poisson count of that mean reaches by chance: on a key with a post
+        # every hour or so, the log residuals barely spread, and clipping every single post
+        # would pull the level far under the true rate (the CUSUM then fires on one post).
+        poisson = expected + config.winsor_z * math.sqrt(max(expected, 1.0))
+        return min(count, max(ceiling, poisson))
 
     # -- time -------------------------------------------------------------
 

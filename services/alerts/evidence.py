@@ -23,6 +23,7 @@ from services.alerts.keys import keys_for
 from services.alerts.windows import event_time
 from yuqing.contracts import AlertKey, EnrichedPost, Sentiment
 from yuqing.contracts.models import ObservedPost
+from yuqing.places import NO_PLACES, Gazetteer
 
 KEYWORDS_PER_POST = 8
 
@@ -45,11 +46,12 @@ class Observation:
         return next((key.topic.value for key in self.keys if key.family == "topic" and key.topic), "unknown")
 
     @classmethod
-    def of(cls, post: EnrichedPost, *, max_future_seconds: float) -> Observation:
+    def of(cls, post: EnrichedPost, *, max_future_seconds: float, places: Gazetteer = NO_PLACES
+           ) -> Observation:
         return cls(event_time=event_time(post.created_at, post.received_at, max_future_seconds),
                    post_id=post.post_id, fingerprint=post.fingerprint, source=post.source,
                    negative=post.sentiment is Sentiment.NEGATIVE,
-                   keywords=tuple(post.keywords[:KEYWORDS_PER_POST]), keys=tuple(keys_for(post)),
+                   keywords=tuple(post.keywords[:KEYWORDS_PER_POST]), keys=tuple(keys_for(post, places)),
                    sentiment=post.sentiment.value)
 
     def to_dict(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from yuqing.contracts import AlertKey, Topic
+from yuqing.places import NO_PLACES, Gazetteer
 
 # Near-duplicate clusters are SimHash bands: posts whose 64-bit fingerprints
 # share the first 8 bits. Near duplicates (a few differing bits) usually share
@@ -24,16 +25,29 @@ class Keyed(Protocol):
     def source(self) -> str: ...
     @property
     def fingerprint(self) -> str: ...
+    @property
+    def redacted_text(self) -> str: ...
 
 
-def keys_for(post: Keyed) -> list[AlertKey]:
-    """overall, per topic, per topic x region, per source, per near-duplicate cluster."""
+def keys_for(post: Keyed, places: Gazetteer = NO_PLACES) -> list[AlertKey]:
+    """overall, per topic, per topic x region, per source, per near-duplicate cluster.
+
+    The region is the post's own; a post without one (a WeChat push, a forum
+    post) counts under the one known region its text names, if there is one.
+    """
     keys = [AlertKey(family="overall"), AlertKey(family="topic", topic=post.topic),
             AlertKey(family="source", source=post.source),
             AlertKey(family="cluster", cluster=cluster_of(post.fingerprint))]
-    if post.region:
-        keys.append(AlertKey(family="topic_region", topic=post.topic, region=post.region))
+    region = region_of(post, places)
+    if region:
+        keys.append(AlertKey(family="topic_region", topic=post.topic, region=region))
     return keys
+
+
+def region_of(post: Keyed, places: Gazetteer) -> str | None:
+    """The region a post counts under: its own, else the one known region its text names."""
+    # The redacted text: the search index keeps only that, and warming from it must key alike.
+    return post.region or places.region_of(post.redacted_text)
 
 
 def cluster_of(fingerprint: str) -> str:

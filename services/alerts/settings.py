@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.consumer.settings import ConsumerSettings
+from yuqing.paths import project_paths
+from yuqing.places import Gazetteer, load_gazetteer
 from yuqing.settings import KafkaSettings
 
 
@@ -25,7 +28,7 @@ class AlertsSettings(BaseSettings):
     max_future_seconds: int = Field(
         300, ge=0, description="trust a post's date at most this far after its arrival")
     idle_close_seconds: int = Field(
-        600, ge=0, description="a live stream silent this long closes windows by wall clock; 0: never")
+        60, ge=0, description="a live stream silent this long closes windows by wall clock; 0: never")
     idle_partition_seconds: int = Field(
         30, ge=1, description="a source partition silent this long stops holding the watermark back")
     session_timeout_s: float = Field(
@@ -34,6 +37,8 @@ class AlertsSettings(BaseSettings):
     batch_max_wait_s: float = Field(0.2, gt=0, description="flush a partial batch after this")
     changelog_timeout_s: float = Field(
         120.0, gt=0, description="a batch's state not on the broker after this stops the worker")
+    places_file: Path = Field(default_factory=lambda: project_paths().config / "places.toml",
+                              description="known regions, for posts that carry none (yuqing.places)")
     # detection and lifecycle
     utc_offset_hours: float = Field(8.0, description="local time of the day rhythm")
     min_count: float = Field(5.0, ge=1, description="a bucket with fewer posts never alerts")
@@ -64,6 +69,15 @@ class AlertsSettings(BaseSettings):
             raise ValueError("bucket_seconds must divide 3600 (the day rhythm is learnt per hour)")
         return value
 
+    def gazetteer(self) -> Gazetteer:
+        """The known regions of ``places_file`` (none if the file does not exist)."""
+        return _gazetteer(self.places_file)
+
     def buckets(self, seconds: int) -> int:
         """A duration as a whole number of buckets (at least one)."""
         return max(1, round(seconds / self.bucket_seconds))
+
+
+@cache
+def _gazetteer(path: Path) -> Gazetteer:
+    return load_gazetteer(path)

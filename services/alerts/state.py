@@ -118,7 +118,10 @@ class Desk:
     ``watermark`` the event time reached, ``tracker`` the
     :class:`~services.alerts.lifecycle.AlertTracker` state, ``open`` the open
     alerts by id, ``folded`` the source/cluster alert ids folded into a host
-    alert (id -> host id), and ``swept`` the bucket of the last idle-key sweep.
+    alert (id -> host id), ``swept`` the bucket of the last idle-key sweep, and
+    ``waiting`` the evidence of the bucket where each waiting key's surge began
+    (by key label; a ``topic`` or ``overall`` alert waits for a more specific
+    key, and explains itself from that bucket when it fires).
     """
 
     closed_through: int | None = None
@@ -127,15 +130,17 @@ class Desk:
     open: dict[str, OpenAlert] = field(default_factory=dict)
     folded: dict[str, str] = field(default_factory=dict)
     swept: int | None = None
+    waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"closed_through": self.closed_through, "watermark": self.watermark, "tracker": self.tracker,
                 "open": {alert_id: opened.to_dict() for alert_id, opened in self.open.items()},
-                "folded": dict(self.folded), "swept": self.swept}
+                "folded": dict(self.folded), "swept": self.swept, "waiting": dict(self.waiting)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Desk:
         return cls(closed_through=data["closed_through"], watermark=data["watermark"],
                    tracker=data["tracker"],
                    open={alert_id: OpenAlert.from_dict(o) for alert_id, o in data["open"].items()},
-                   folded=dict(data["folded"]), swept=data.get("swept"))
+                   folded=dict(data["folded"]), swept=data.get("swept"),
+                   waiting=dict(data.get("waiting", {})))

@@ -30,6 +30,7 @@ from services.alerts.keys import keys_for
 from services.alerts.state import DetectorEntry
 from services.alerts.windows import bucket_datetime, bucket_of
 from yuqing.contracts import AlertKey, EnrichedPost, Topic
+from yuqing.places import NO_PLACES, Gazetteer
 from yuqing.settings import KafkaSettings
 
 FAMILY_ORDER = ("overall", "topic", "topic_region", "source", "cluster")  # parents first
@@ -44,16 +45,18 @@ class PastPost:
     region: str | None
     source: str
     fingerprint: str
+    redacted_text: str = ""  # where a post without a region says it is (keys.region_of)
 
     @classmethod
     def of(cls, post: EnrichedPost) -> PastPost:
-        return cls(post.created_at, post.topic, post.region, post.source, post.fingerprint)
+        return cls(post.created_at, post.topic, post.region, post.source, post.fingerprint,
+                   post.redacted_text)
 
     @classmethod
     def of_document(cls, doc: dict[str, Any]) -> PastPost:
         """From a document of the search index (see ``services.search.documents``)."""
         return cls(datetime.fromisoformat(doc["created_at"]), Topic(doc["topic"]), doc.get("region"),
-                   doc["source"], doc.get("fingerprint") or "00")
+                   doc["source"], doc.get("fingerprint") or "00", doc.get("text") or "")
 
 
 def parent_of(key: AlertKey) -> AlertKey | None:
@@ -62,19 +65,26 @@ def parent_of(key: AlertKey) -> AlertKey | None:
     return None if key.family == "overall" else AlertKey(family="overall")
 
 
-def warm_detectors(posts: Iterable[PastPost], config: DetectorConfig, *, until: datetime
-                   ) -> dict[str, DetectorEntry]:
-    """Each key's detector run over the buckets of ``posts`` before ``until`` (empty ones included)."""
+def warm_detectors(posts: Iterable[PastPost], config: DetectorConfig, *, until: datetime | None,
+                   places: Gazetteer = NO_PLACES) -> dict[str, DetectorEntry]:
+    """Each key's detector run over the buckets of ``posts`` before ``until`` (empty ones included).
+
+    With ``until`` None, through the bucket of the last post: a dump of posts
+    ends where it ends, and the worker counts the posts after it.
+    """
     counts: dict[AlertKey, Counter[int]] = defaultdict(Counter)
     size = config.bucket_seconds
-    last = bucket_of(until.timestamp(), size) - size  # the last bucket closed at ``until``
+    # the last bucket closed at ``until``
+    last = bucket_of(until.timestamp(), size) - size if until is not None else None
     for post in posts:
         bucket = bucket_of(post.created_at.timestamp(), size)
-        if bucket <= last:
-            for key in keys_for(post):
+        if last is None or bucket <= last:
+            for key in keys_for(post, places):
                 counts[key][bucket] += 1
     if not counts:
         return {}
+    if last is None:
+        last = max(max(c) for c in counts.values())
     first = min(min(c) for c in counts.values())
     detectors: dict[AlertKey, SurgeDetector] = {}
     for key in sorted(counts, key=lambda k: (FAMILY_ORDER.index(k.family), k.label())):
@@ -119,7 +129,7 @@ def posts_from_elasticsearch(since: datetime) -> Iterator[PastPost]:
     settings = ElasticsearchSettings()
     client = make_client(settings)
     query = {"query": {"range": {"created_at": {"gte": since.isoformat()}}},
-             "_source": ["created_at", "topic", "region", "source", "fingerprint"]}
+             "_source": ["created_at", "topic", "region", "source", "fingerprint", "text"]}
     for hit in helpers.scan(client, index=posts_alias(settings.index_prefix), query=query, size=2000,
                             preserve_order=False):
         yield PastPost.of_document(hit["_source"])
@@ -158,9 +168,11 @@ def run_warm(*, since: str, posts: Path | None, now: datetime | None = None) -> 
     until = now or datetime.now(UTC)
     start = until - parse_since(since)
     stored = posts_from_jsonl(posts, start) if posts is not None else posts_from_elasticsearch(start)
-    entries = warm_detectors(stored, watch_config(settings).detector, until=until)
+    # A dump ends where it ends: the worker counts what comes after it (with the index, now).
+    entries = warm_detectors(stored, watch_config(settings).detector,
+                             until=until if posts is None else None, places=settings.gazetteer())
     topic = changelog_topic(settings.app_id)
-    _ensure_changelog(settings.kafka, topic)
+    ensure_changelog(settings.kafka, topic)
     producer = make_producer(settings.kafka, client_id=f"{settings.app_id}-warm")
     try:
         for key, value in changelog_records(entries):
@@ -171,7 +183,7 @@ def run_warm(*, since: str, posts: Path | None, now: datetime | None = None) -> 
     return len(entries), topic
 
 
-def _ensure_changelog(kafka: KafkaSettings, topic: str) -> None:
+def ensure_changelog(kafka: KafkaSettings, topic: str) -> None:
     """Create the table's changelog as Faust would (one partition, compacted) if the worker never ran."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic

@@ -263,6 +263,7 @@ class SurgeWatch:
                 detections[key] = detection
         relevant = {k: d for k, d in detections.items() if k in firing or self._matters(d)}
         events = tracker.process(bucket_datetime(bucket), relevant)
+        evidence.update(_surge_evidence(desk, evidence, {key.label() for key in tracker.pending()}))
         alerts = _Publisher(self.config, desk, evidence, now).publish(events)
         return ClosedBucket(bucket, alerts, _family_max(detections))
 
@@ -355,6 +356,17 @@ class SurgeWatch:
 
     def _save_desk(self, desk: Desk) -> None:
         self._desk_table[DESK] = desk.to_dict()
+
+
+def _surge_evidence(desk: Desk, evidence: dict[str, WindowEvidence], waiting: set[str]
+                    ) -> dict[str, WindowEvidence]:
+    """Keep the evidence of the bucket where a waiting key's surge began, and hand it back when
+    the key stops waiting (it fires now, or was absorbed): by then that bucket's evidence is gone."""
+    for label in waiting - desk.waiting.keys():
+        if label in evidence:
+            desk.waiting[label] = evidence[label].to_dict()
+    done = [label for label in desk.waiting if label not in waiting]
+    return {label: WindowEvidence.from_dict(desk.waiting.pop(label)) for label in done}
 
 
 class _Publisher:

@@ -61,6 +61,7 @@ from services.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, Wat
 from services.alerts.windows import IdleClock, PartitionActivity, Watermarks, WindowPolicy
 from services.alerts.writeback import WriteBack
 from yuqing.consumer import BatchOutcome, InvalidMessage, Output, Record, Runtime, stop_uncommitted
+from yuqing.consumer.acks import await_acks
 from yuqing.consumer.faust_driver import BatchInterrupted, FaustDriver
 from yuqing.contracts import Alert, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
@@ -100,7 +101,8 @@ def route(record: Record, settings: AlertsSettings) -> Observation | InvalidMess
     """One message of posts.enriched as an observation, or why not (the runtime dead-letters it)."""
     try:
         post = decode(EnrichedPost, record.value)
-        observation = Observation.of(post, max_future_seconds=settings.max_future_seconds)
+        observation = Observation.of(post, max_future_seconds=settings.max_future_seconds,
+                                     places=settings.gazetteer())
     except (ContractError, ValueError) as exc:
         return InvalidMessage(record.topic, record.partition, record.offset, str(exc),
                               type(exc).__name__)
@@ -158,18 +160,7 @@ class ChangelogReceipts:
     async def written(self) -> None:
         """Wait for the writes so far; raise (and so stop the worker) if one failed or hung."""
         pending, self.pending = self.pending, []
-        if not pending:
-            return
-        try:
-            outcomes = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True),
-                                              self.timeout_s)
-        except TimeoutError as exc:
-            raise RuntimeError(f"{self.name} changelog: {len(pending)} writes not acknowledged "
-                               f"within {self.timeout_s:.0f}s") from exc
-        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        if failed:
-            raise RuntimeError(f"{self.name} changelog: {len(failed)} of {len(pending)} writes "
-                               f"failed, first: {failed[0]!r}") from failed[0]
+        await await_acks(pending, self.timeout_s, what=f"{self.name} changelog writes")
 
 
 class AlertsService:

@@ -3,7 +3,12 @@
 The demo townships, units and sources of ``data/demo/stream.jsonl`` post at a
 rate with a day rhythm (quiet nights, a daytime hump, local time UTC+8) and a
 week rhythm (weekends at 70%), Poisson in 5-minute buckets, spread over every
-topic in everyday shares. :func:`write_history` writes them as
+topic in everyday shares. The rate is set so that at the hour the history
+ends the area is as busy as the live demo stream's background (its 42 posts
+in ten minutes that tell no story): the stream is then an ordinary evening,
+or morning, but for its two stories, the outage of one township and a rumour
+over five, and only their keys surge. A history at a fixed rate would make the whole stream a surge of every
+source at most hours. :func:`write_history` writes them as
 ``posts.enriched`` messages (JSONL) that ``yuqing alerts warm --posts`` reads:
 
     python -m services.demo.history PATH
@@ -23,7 +28,6 @@ from services.demo.stream import APP_SOURCE, DEMO_STREAM, FORUM_SOURCE, WECHAT_S
 from yuqing.contracts import Channel, EnrichedPost, Sentiment, Topic, make_post_id
 
 BUCKET = timedelta(minutes=5)
-POSTS_PER_BUCKET = 1.5  # the whole demo area, on average
 TOPIC_SHARES = {Topic.BILLING: 0.25, Topic.OUTAGE: 0.15, Topic.SERVICE: 0.15, Topic.ONLINE_SERVICE: 0.15,
                 Topic.ENERGY_USE: 0.1, Topic.PRAISE_SUGGESTION: 0.08, Topic.POLICY: 0.05,
                 Topic.SAFETY: 0.04, Topic.RUMOR: 0.03}
@@ -52,23 +56,36 @@ def demo_places() -> dict[str, str]:
     return places
 
 
-def rate(moment: datetime) -> float:
-    """Posts per bucket at ``moment`` (UTC): day hump at local noon, weekends at 70%."""
+def rhythm(moment: datetime) -> float:
+    """The relative rate at ``moment`` (UTC): quiet nights, a daytime hump (local time), weekends at 70%."""
     local = moment + timedelta(hours=8)
     hour = local.hour + local.minute / 60
     day = 0.25 + 1.5 * max(0.0, math.sin(math.pi * (hour - 6) / 16))
     week = 0.7 if local.weekday() >= 5 else 1.0
-    return POSTS_PER_BUCKET * day * week
+    return day * week
 
 
-def history(until: datetime, *, days: int = 14, seed: int = 14) -> Iterator[EnrichedPost]:
-    """Posts from ``days`` before ``until`` to ``until``, in time order."""
+def stream_rate() -> float:
+    """Posts per bucket of the live demo stream's background: the posts that tell no story
+    (the stories, marked ``story`` in the stream, are the surges the demo shows)."""
+    records = [json.loads(line) for line in DEMO_STREAM.read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+    offsets = [float(record["offset_s"]) for record in records]
+    background = sum(1 for record in records if not record.get("story"))
+    return background / max(1.0, (max(offsets) - min(offsets)) / BUCKET.total_seconds())
+
+
+def history(until: datetime, *, days: int = 14, seed: int = 14, rate_at_end: float | None = None
+            ) -> Iterator[EnrichedPost]:
+    """Posts from ``days`` before ``until`` to ``until``, in time order, at ``rate_at_end`` posts
+    per bucket at the hour of ``until`` (by default :func:`stream_rate`) and the rhythm elsewhere."""
     rng = random.Random(seed)
     places = sorted(demo_places().items())
     topics, shares = list(TOPIC_SHARES), list(TOPIC_SHARES.values())
+    scale = (stream_rate() if rate_at_end is None else rate_at_end) / rhythm(until)
     moment, n = until - timedelta(days=days), 0
     while moment < until:
-        for _ in range(_poisson(rng, rate(moment))):
+        for _ in range(_poisson(rng, scale * rhythm(moment))):
             region, unit = rng.choice(places)
             topic = rng.choices(topics, shares)[0]
             channel, source, _ = rng.choices(CHANNELS, [c[2] for c in CHANNELS])[0]
@@ -102,12 +119,20 @@ def _poisson(rng: random.Random, mean: float) -> int:
     return k
 
 
+def history_end(now: datetime) -> datetime:
+    """Where the history of a demo started at ``now`` ends: a bucket before the live stream's
+    first post, which the replay dates the stream's length before the (later) replay."""
+    offsets = [float(json.loads(line)["offset_s"])
+               for line in DEMO_STREAM.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return now - timedelta(seconds=max(offsets) + 1) - BUCKET
+
+
 def write_history(path: Path, until: datetime | None = None) -> int:
-    """Write the history as JSONL; returns the number of posts."""
+    """Write the history as JSONL, by default up to :func:`history_end` of now; the number of posts."""
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with path.open("w", encoding="utf-8") as handle:
-        for post in history(until or datetime.now(UTC)):
+        for post in history(until or history_end(datetime.now(UTC))):
             handle.write(post.model_dump_json() + "\n")
             count += 1
     return count

@@ -1,7 +1,8 @@
 """Replay the bundled demo stream into a running ingest service, through the real connectors.
 
 ``data/demo/stream.jsonl`` has one post per line (``channel`` app|wechat|forum,
-``text``, ``region``, ``unit``, ``offset_s``, optional ``title``). :func:`replay_demo`
+``text``, ``region``, ``unit``, ``offset_s``, optional ``title`` and ``story``, which marks the
+posts of the surges the demo shows). :func:`replay_demo`
 sends each the way its channel really arrives:
 
 * app: a signed ``POST /v1/app/demo-app`` (HMAC-SHA256 webhook);

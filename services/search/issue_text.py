@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 
+from yuqing.places import TOWN as _TOWN
+from yuqing.places import towns
+
 CORPUS_DIR = Path(__file__).resolve().parents[2] / "data" / "corpus"
-_TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|乡)")
 _PLACE = re.compile(
     r"([\u4e00-\u9fff0-9a-zA-Z]{1,2})(小区|社区|新村|花园|家园|村|组|街|路|中学|小学|学校|医院|市场|广场|工业园|厂)")
 _NUMBER_GROUP = re.compile(r"([一二三四五六七八九十0-9]{1,2})(组|栋|号楼)")
@@ -72,11 +74,6 @@ def stem(place: str) -> str:
 
 def clean(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
-
-
-def towns(text: str) -> frozenset[str]:
-    """Township names (two characters before 镇/乡) mentioned in the text."""
-    return frozenset(m.group(1) for m in _TOWN.finditer(text))
 
 
 def _without_towns(text: str, region: str | None, found_towns: frozenset[str]) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from datetime import datetime, timedelta
 
+from services.demo.stream import APP_SOURCE, DEMO_STREAM, FORUM_SOURCE, WECHAT_SOURCE
 from yuqing.contracts import EnrichedPost, Sentiment, Topic, make_post_id
 
 BUCKET_SECONDS = 300
@@ -99,3 +101,36 @@ def surge_posts(start: datetime, *, region: str = "青山乡", count: int = 40, 
             text=text.format(region=region), keywords=keywords, fingerprint=templates[which] ^ flips,
             sentiment=Sentiment.NEGATIVE))
     return sorted(posts, key=lambda p: p.created_at)
+
+
+OUTAGE_WORDS = ("停电", "没电", "停了", "来电")
+# the everyday topics of the rest, in the demo history's shares
+EVERYDAY_TOPICS = (Topic.BILLING, Topic.SERVICE, Topic.ONLINE_SERVICE, Topic.ENERGY_USE,
+                   Topic.PRAISE_SUGGESTION, Topic.POLICY, Topic.SAFETY)
+EVERYDAY_SHARES = (0.25, 0.15, 0.15, 0.1, 0.08, 0.05, 0.04)
+RUMOUR_WORDS = ("听说", "在传", "传明天", "有人说", "有人转发", "谣言", "真的假的", "是不是真的", "都在说")
+
+
+def demo_posts(start: datetime) -> list[EnrichedPost]:
+    """The demo stream from ``start``, labelled as the NLP stage labels it (rumour and outage
+    where the words say so, an everyday topic otherwise) and delivered as its connectors deliver it:
+    a region on APP posts only, each channel through its demo source."""
+    sources = {"app": APP_SOURCE, "wechat": WECHAT_SOURCE, "forum": FORUM_SOURCE}
+    posts = []
+    for n, line in enumerate(DEMO_STREAM.read_text(encoding="utf-8").splitlines()):
+        record = json.loads(line)
+        text = record["text"]
+        topic = (Topic.RUMOR if any(w in text for w in RUMOUR_WORDS)
+                 else Topic.OUTAGE if any(w in text for w in OUTAGE_WORDS)
+                 else random.Random(n).choices(EVERYDAY_TOPICS, EVERYDAY_SHARES)[0])
+        post = make_post(
+            index=f"demo-{n}", created_at=start + timedelta(seconds=record["offset_s"]), topic=topic,
+            region=record["region"], source="app-main", text=text,
+            keywords={Topic.RUMOR: ["限电", "听说"], Topic.OUTAGE: ["停电"]}.get(topic, []),
+            fingerprint=random.Random(n).getrandbits(64),
+            sentiment=Sentiment.NEGATIVE if topic is Topic.OUTAGE else Sentiment.NEUTRAL)
+        channel = record["channel"]
+        posts.append(post.model_copy(update={
+            "source": sources[channel], "channel": channel,
+            "region": record["region"] if channel == "app" else None}))
+    return posts

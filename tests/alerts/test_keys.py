@@ -1,17 +1,27 @@
 from datetime import UTC, datetime
 
 from services.alerts.keys import OTHER, BoundedLabel, cluster_of, keys_for, volume_labels
+from services.alerts.warm import PastPost
 from tests.alerts.streams import make_post
 from yuqing.contracts import AlertKey, Sentiment, Topic
+from yuqing.places import Gazetteer
+
+PLACES = Gazetteer.of(["青山乡", "河口镇", "城关镇"], {"河口镇": ["滨河小区"]})
 
 MOMENT = datetime(2026, 11, 25, 4, tzinfo=UTC)
 
 
-def _post(region: str | None) -> object:
+def _post(region: str | None, text: str = "青山乡停电了") -> object:
     post = make_post(index="k-1", created_at=MOMENT, topic=Topic.OUTAGE, region="青山乡",
-                     source="app-main", text="青山乡停电了", keywords=["停电"],
+                     source="app-main", text=text, keywords=["停电"],
                      fingerprint=0xABCDEF0123456789, sentiment=Sentiment.NEGATIVE)
     return post.model_copy(update={"region": region})
+
+
+def _region(post: object) -> str | None:
+    regions = [key.region for key in keys_for(post, PLACES) if key.family == "topic_region"]
+    assert len(regions) <= 1
+    return regions[0] if regions else None
 
 
 def test_a_post_with_a_region_counts_for_five_keys():
@@ -22,6 +32,23 @@ def test_a_post_with_a_region_counts_for_five_keys():
 
 def test_a_post_without_a_region_has_no_topic_region_key():
     assert {key.family for key in keys_for(_post(None))} == {"overall", "topic", "source", "cluster"}
+
+
+def test_a_post_without_a_region_counts_under_the_one_known_region_its_text_names():
+    assert _region(_post(None, "河口停电+1")) == "河口镇"
+    assert _region(_post(None, "我家也停了，滨河小区，这都第二次了")) == "河口镇"
+    assert _region(_post(None, "城关镇和河口镇都停电了")) is None  # two places: no region
+    assert _region(_post(None, "停电了！！冰箱里刚买的肉啊")) is None  # none
+    assert _region(_post(None, "白沙乡停电了")) is None  # not a known region
+    assert _region(_post("城关镇", "河口停电+1")) == "城关镇"  # the post's own region comes first
+
+
+def test_warming_keys_a_stored_post_as_the_live_worker_does():
+    post = _post(None, "河口这边突然停电了，啥情况？")
+    assert keys_for(PastPost.of(post), PLACES) == keys_for(post, PLACES)
+    document = {"created_at": MOMENT.isoformat(), "topic": "outage", "source": "app-main",
+                "fingerprint": "abcdef0123456789", "text": "河口这边突然停电了，啥情况？"}
+    assert keys_for(PastPost.of_document(document), PLACES) == keys_for(post, PLACES)
 
 
 def test_near_duplicates_share_a_cluster_band():

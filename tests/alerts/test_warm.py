@@ -68,3 +68,11 @@ def test_since_takes_days_hours_or_minutes(text: str, seconds: int):
 def test_a_bad_since_is_one_clear_error(text: str):
     with pytest.raises(ValueError, match="--since"):
         parse_since(text)
+
+
+def test_a_dump_is_warmed_through_the_bucket_of_its_last_post():
+    posts = steady_posts(BURST_AT - timedelta(days=3), BURST_AT - timedelta(hours=1, minutes=20), mean=2.0)
+    entries = warm_detectors((PastPost.of(p) for p in posts), DetectorConfig(bucket_seconds=BUCKET),
+                             until=None)
+    last_post = max(p.created_at for p in posts).timestamp()
+    assert {e.last_bucket for e in entries.values()} == {int(last_post // BUCKET * BUCKET)}

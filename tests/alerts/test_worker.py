@@ -1,6 +1,7 @@
 """The worker's pure parts: routing posts (the error boundary) and wiring settings."""
 
 import base64
+import json
 
 import pytest
 from pydantic import ValidationError
@@ -60,3 +61,16 @@ def test_settings_reach_the_detector_and_the_lifecycle():
 def test_buckets_must_divide_an_hour():
     with pytest.raises(ValidationError):
         AlertsSettings(bucket_seconds=420)
+
+
+def test_a_post_without_a_region_is_keyed_by_the_configured_places(tmp_path):
+    places = tmp_path / "places.toml"
+    places.write_text('[[regions]]\nname = "河口镇"\n', encoding="utf-8")
+    example = SCHEMAS_DIR / "posts.enriched" / "examples" / "outage-complaint.json"
+    post = json.loads(example.read_text(encoding="utf-8"))
+    post.update({"region": None, "text": "河口停电+1", "redacted_text": "河口停电+1"})
+    record = _message(json.dumps(post, ensure_ascii=False).encode())
+    regions = {settings.places_file.name: [k.region for k in route(record, settings).keys if k.region]
+               for settings in (AlertsSettings(places_file=places),
+                                AlertsSettings(places_file=tmp_path / "none.toml"))}
+    assert regions == {"places.toml": ["河口镇"], "none.toml": []}

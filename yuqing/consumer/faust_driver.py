@@ -15,6 +15,7 @@ from typing import Any
 
 import faust
 
+from yuqing.consumer.acks import await_acks
 from yuqing.consumer.records import BatchOutcome, Output, Record
 from yuqing.consumer.runtime import Runtime
 from yuqing.consumer.stop import stop_uncommitted
@@ -60,18 +61,7 @@ class FaustDriver:
     async def produce(self, outputs: Iterable[Output]) -> None:
         """Send every output and wait until the broker has all of them."""
         pending = [await self._topic(o.topic).send(key=o.key, value=o.value) for o in outputs]
-        if not pending:
-            return
-        try:
-            outcomes = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True),
-                                              self.ack_timeout_s)
-        except TimeoutError as exc:
-            raise ProduceFailed(f"{len(pending)} messages not acknowledged within "
-                                f"{self.ack_timeout_s:.0f}s") from exc
-        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        if failed:
-            raise ProduceFailed(f"{len(failed)} of {len(pending)} messages not acknowledged, "
-                                f"first: {failed[0]!r}") from failed[0]
+        await await_acks(pending, self.ack_timeout_s, what="messages", error=ProduceFailed)
 
     def _topic(self, name: str) -> faust.TopicT:
         if name not in self._topics:

@@ -1,0 +1,75 @@
+"""Place names in a post's text and the known region it names (yuqing.places)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from yuqing.paths import project_paths
+from yuqing.places import Gazetteer, load_gazetteer, place_names, short_form, towns
+
+DEMO = Gazetteer.of(["城关镇", "柳塘镇", "石门镇", "桃花镇", "青山乡", "河口镇"],
+                    {"河口镇": ["滨河小区"], "柳塘镇": ["下坝村"]})
+
+REGION_OF = [
+    # a short form where a place stands
+    ("河口停电+1", "河口镇"),
+    ("河口这边突然停电了，啥情况？", "河口镇"),
+    ("听说是河口那边变压器炸了，着火了", "河口镇"),
+    ("谢天谢地河口来电了！师傅们辛苦", "河口镇"),
+    ("今晚河口停电大家只能瞎猜", "河口镇"),
+    ("我在城关", "城关镇"),
+    ("我们青山，又停电了", "青山乡"),
+    # the full name, and a place listed under a region
+    ("河口镇新街整条街都没电了", "河口镇"),
+    ("我家也停了，滨河小区，这都第二次了", "河口镇"),
+    ("下坝村停电了", "柳塘镇"),
+    # a short form inside another word is no place
+    ("桃花开了，真好看", None),
+    ("青山绿水就是金山银山", None),
+    ("家门口的石门槛坏了", None),
+    ("开满了桃花。", None),
+    # two places, or none
+    ("城关镇和河口镇都停电了", None),
+    ("河口停电，城关那边也没电", None),
+    ("停电了！！冰箱里刚买的肉啊", None),
+    ("有人吗？", None),
+    # a township that is not a known region
+    ("白沙乡停电了", None),
+    # the region named twice is still one region
+    ("河口镇停电了，河口那边什么时候来电", "河口镇"),
+]
+
+
+@pytest.mark.parametrize(("text", "region"), REGION_OF)
+def test_the_one_known_region_a_text_names(text: str, region: str | None) -> None:
+    assert DEMO.region_of(text) == region
+
+
+def test_every_region_a_text_names() -> None:
+    assert DEMO.regions_named("城关镇和河口镇都停电了") == {"城关镇", "河口镇"}
+    assert DEMO.regions_named("桃花开了") == frozenset()
+
+
+def test_place_names_with_their_suffix() -> None:
+    assert place_names("河口镇滨河小区3栋停电，新街村也是") == {"河口镇", "滨河小区", "新街村"}
+    assert place_names("我们村整条街都黑了") == frozenset()
+    assert towns("河口镇和青山乡") == {"河口", "青山"}
+    assert short_form("河口镇") == "河口" and short_form("城关") is None
+
+
+def test_a_place_listed_under_two_regions_names_neither() -> None:
+    gazetteer = Gazetteer.of(["甲山镇", "乙水镇"], {"甲山镇": ["新街"], "乙水镇": ["新街", "东桥"]})
+    assert gazetteer.region_of("新街停电了") is None and gazetteer.region_of("东桥停电了") == "乙水镇"
+
+
+def test_the_configured_gazetteer_holds_the_demo_townships(tmp_path: Path) -> None:
+    configured = load_gazetteer(project_paths().config / "places.toml")
+    assert {"河口镇", "城关镇", "青山乡"} <= configured.regions
+    assert configured.region_of("河口停电+1") == "河口镇"
+    assert load_gazetteer(tmp_path / "missing.toml").regions == frozenset()
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[[regions]]\nplaces = ["x"]\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="needs a name"):
+        load_gazetteer(broken)

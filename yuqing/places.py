@@ -1,0 +1,125 @@
+"""Place names in a post's text, and the known region a post without one is about (pure).
+
+A WeChat push or a forum post carries no region: the township is only in the
+words (``河口这边突然停电了``). :func:`place_names` lists the places a text names
+(townships by their suffix 镇/乡, and villages, groups, estates, streets,
+roads …); :class:`Gazetteer` knows the service area's regions (townships) and
+answers which one a text is about, if exactly one.
+
+A region is named in full (``河口镇``), by its short form (``河口``, the name
+without 镇/乡) or by one of the places listed under it (``滨河小区``). A short
+form is a common word as often as a place (``桃花开了``, ``青山绿水``), so it
+counts only where a place name stands: followed by a locative (这边, 一带), a
+place suffix (街, 村, 中学) or an outage word (停电, 来电); or at the end of a
+phrase, after the start of the text or a word such as 在/是/我们 (``我在城关``).
+
+The gazetteer is configuration (``config/places.toml``)::
+
+    [[regions]]
+    name = "河口镇"
+    places = ["滨河小区"]   # optional: places inside it, each named in one region only
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|乡)")
+_SPECIFIC = re.compile(
+    r"([\u4e00-\u9fff0-9a-zA-Z]{2})(小区|社区|新村|花园|家园|村|组|街|路|中学|小学|市场|广场|工业园)")
+# "我们村", "整条街", "这条路": a deictic word and a suffix, no place
+_NOT_NAME_CHARS = set("们全本整这那隔邻同各哪啥个我你他条每满逛上一大马公线电短走出回道半")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+# What may stand before a short form: the start, a non-Chinese character, or one of these words.
+_BEFORE = ("在", "是", "到", "去", "住", "回", "从", "往", "离", "我们", "咱们", "我家", "我", "说", "和",
+           "与", "跟", "及")
+# What may follow it: a locative, a place suffix, an outage word.
+_AFTER = ("这边", "那边", "这里", "那里", "这块", "那块", "那片", "这片", "一带", "附近", "片区", "方向",
+          "街", "村", "路", "小区", "社区", "中学", "小学", "老街", "市场", "供电所", "营业厅",
+          "停电", "没电", "来电", "断电", "停了", "又停", "电压", "跳闸", "全黑", "黑了", "变压器",
+          "线路", "大面积")
+
+
+def towns(text: str) -> frozenset[str]:
+    """Township names (two characters before 镇/乡) mentioned in the text."""
+    return frozenset(m.group(1) for m in TOWN.finditer(text))
+
+
+def place_names(text: str) -> frozenset[str]:
+    """Places named in the text with their suffix: townships (``河口镇``) and specific places
+    (``滨河小区``, ``新街村``, ``三组``), each by the two characters before its suffix."""
+    found = {m.group(0) for m in TOWN.finditer(text)}
+    body = TOWN.sub(" ", text)
+    for match in _SPECIFIC.finditer(body):
+        name, suffix = match.groups()
+        if not any(c in _NOT_NAME_CHARS for c in name) and not name.isdigit():
+            found.add(name + suffix)
+    return frozenset(found)
+
+
+def short_form(region: str) -> str | None:
+    """A township's name without 镇/乡 when two characters remain (``河口镇`` -> ``河口``)."""
+    match = TOWN.fullmatch(region)
+    return match.group(1) if match else None
+
+
+def _stands_as_place(text: str, start: int, end: int) -> bool:
+    before, after = text[:start], text[end:]
+    if after.startswith(_AFTER):
+        return True
+    at_phrase_end = not after or not _CJK.match(after[0])
+    return at_phrase_end and (not before or not _CJK.match(before[-1]) or before.endswith(_BEFORE))
+
+
+@dataclass(frozen=True)
+class Gazetteer:
+    """The known regions (townships) of the service area, and places inside them."""
+
+    regions: frozenset[str] = frozenset()
+    places: dict[str, str] = field(default_factory=dict)  # place -> its region
+
+    @classmethod
+    def of(cls, regions: Iterable[str], places: dict[str, Iterable[str]] | None = None) -> Gazetteer:
+        """Regions, and per region the places in it (a place listed under two regions is dropped)."""
+        owner: dict[str, str | None] = {}
+        for region, names in (places or {}).items():
+            for name in names:
+                owner[name] = region if owner.get(name, region) == region else None
+        return cls(frozenset(regions), {name: region for name, region in owner.items() if region})
+
+    def regions_named(self, text: str) -> frozenset[str]:
+        """Every known region the text names: in full, by its short form, or by a place in it."""
+        named = {region for region in self.regions if region in text}
+        for region in self.regions - named:
+            short = short_form(region)
+            if short and any(_stands_as_place(text, m.start(), m.end())
+                             for m in re.finditer(re.escape(short), text)):
+                named.add(region)
+        named.update(region for place, region in self.places.items() if place in text)
+        return frozenset(named)
+
+    def region_of(self, text: str) -> str | None:
+        """The one known region the text names, or None (none named, or several)."""
+        named = self.regions_named(text)
+        return next(iter(named)) if len(named) == 1 else None
+
+
+NO_PLACES = Gazetteer()
+
+
+def load_gazetteer(path: Path) -> Gazetteer:
+    """The gazetteer of a TOML file of ``[[regions]]`` (``name``, optional ``places``);
+    an empty one if the file does not exist."""
+    if not path.is_file():
+        return NO_PLACES
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    entries = data.get("regions", [])
+    try:
+        return Gazetteer.of((e["name"] for e in entries), {e["name"]: e.get("places", []) for e in entries})
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path}: every [[regions]] entry needs a name ({error!r})") from error
