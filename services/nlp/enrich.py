@@ -110,9 +110,10 @@ def apply_rules(
 def enrich(
     post: RawPost, *, topic: str, topic_scores: Mapping[str, float], sentiment: str,
     sentiment_scores: Mapping[str, float], rule_hits: Sequence[str], model_version: str,
-    now: datetime | None = None, low_confidence: bool = False,
+    now: datetime | None = None, low_confidence: bool = False, model_text: str | None = None,
 ) -> EnrichedPost:
-    text = model_input(post)
+    """The enriched post; ``model_text`` is ``model_input(post)`` when the caller has it already."""
+    text = model_input(post) if model_text is None else model_text
     return EnrichedPost(
         **post.model_dump(),
         topic=Topic(topic),

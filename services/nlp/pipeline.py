@@ -57,12 +57,13 @@ class BatchProcessor:
                 posts.append((record, decode(RawPost, record.value)))
             except ContractError as exc:
                 self._dead_letter(result, record, exc, "contract")
-        predictions = self._predict([text.model_input(p) for _, p in posts])
-        for (record, post), prediction in zip(posts, predictions, strict=True):
+        inputs = [text.model_input(p) for _, p in posts]
+        predictions = self._predict(inputs)
+        for (record, post), model_text, prediction in zip(posts, inputs, predictions, strict=True):
             try:
                 if isinstance(prediction, Exception):
                     raise prediction
-                result.enriched.append(self._enrich(post, prediction))
+                result.enriched.append(self._enrich(post, model_text, prediction))
             except Exception as exc:
                 self._dead_letter(result, record, exc, "processing")
         metrics.BATCH_SIZE.observe(len(records))
@@ -84,12 +85,10 @@ class BatchProcessor:
                 out.append(exc)
         return out
 
-    def _enrich(self, post: RawPost, prediction: Any) -> EnrichedPost:
-        topic, scores, hits = text.apply_rules(
-            text.model_input(post), prediction.topic_scores, self.rules
-        )
+    def _enrich(self, post: RawPost, model_text: str, prediction: Any) -> EnrichedPost:
+        topic, scores, hits = text.apply_rules(model_text, prediction.topic_scores, self.rules)
         enriched = text.enrich(
-            post, topic=topic, topic_scores=scores, sentiment=prediction.sentiment,
+            post, model_text=model_text, topic=topic, topic_scores=scores, sentiment=prediction.sentiment,
             sentiment_scores=prediction.sentiment_scores, rule_hits=hits,
             model_version=self.classifier.version,
             low_confidence=bool(getattr(prediction, "low_confidence", False)),
