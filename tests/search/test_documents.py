@@ -75,7 +75,8 @@ def test_a_region_inferred_from_the_text_is_indexed_and_marked():
     sender = make_post("河口镇停电了", external_id="r-1", region="河口镇")
     inferred = make_post("河口这边突然停电了", external_id="r-2", region=None).model_copy(
         update={"inferred_region": "河口镇"})
-    unplaced = make_post("停电了", external_id="r-3", region=None).model_copy(update={"inferred_region": None})
+    unplaced = make_post("停电了", external_id="r-3", region=None).model_copy(
+        update={"inferred_region": None})
     older = make_post("河口这边突然停电了", external_id="r-4", region=None)  # no inferred_region field
     assert (to_document(sender)["region"], to_document(sender)["region_source"]) == ("河口镇", "sender")
     assert (to_document(inferred)["region"], to_document(inferred)["region_source"]) == ("河口镇", "text")
