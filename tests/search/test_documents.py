@@ -2,6 +2,7 @@ import json
 
 from services.search.documents import ALERT_MERGE_SCRIPT, alert_action, alert_document, segment, to_document
 from services.search.grouping import Assignment
+from services.search.issue_live import post_signal, stored_signal
 from services.search.mappings import (
     ALERT_PROPERTIES,
     POST_PROPERTIES,
@@ -84,3 +85,11 @@ def test_a_region_inferred_from_the_text_is_indexed_and_marked():
     # left out: a reader of the index (alerts warm) places a post of an older message itself
     assert to_document(older)["region"] is None and "region_source" not in to_document(older)
     assert set(to_document(inferred)) <= set(POST_PROPERTIES)
+
+
+def test_grouping_rebuilt_from_the_index_reads_the_senders_region_as_the_live_grouper_does():
+    for region, inferred in (("河口镇", None), (None, "河口镇"), (None, None)):
+        post = make_post("河口这边突然停电了", external_id=f"g-{region}-{inferred}",
+                         region=region).model_copy(
+            update={"inferred_region": inferred})
+        assert stored_signal(to_document(post)) == post_signal(post)
