@@ -4,16 +4,20 @@ from datetime import UTC, datetime
 
 import orjson
 
+from services.alerts.keys import region_of
 from services.nlp.enrich import enrich, infer_region, model_input
 from services.nlp.pipeline import BatchProcessor
 from services.nlp.placeholder import KeywordPlaceholderClassifier
+from tests.alerts.streams import demo_posts
 from yuqing.consumer import Record
 from yuqing.contracts import Channel, EnrichedPost, RawPost, make_post_id
 from yuqing.contracts.codec import decode, encode
-from yuqing.places import Gazetteer
+from yuqing.paths import project_paths
+from yuqing.places import Gazetteer, load_gazetteer
 
 PLACES = Gazetteer.of(["青山乡", "河口镇", "城关镇"], {"河口镇": ["滨河小区"]})
 MOMENT = datetime(2026, 11, 28, 11, 45, tzinfo=UTC)
+HEKOU_POSTS = (16, 9)  # the demo's posts placed in 河口镇, and those of them without a region
 
 
 def _raw(text: str, region: str | None = None, title: str | None = None, external_id: str = "m1") -> RawPost:
@@ -73,3 +77,16 @@ def test_the_batch_processor_infers_with_its_gazetteer():
     record = Record("posts.raw", 0, 0, None, encode(raw))
     result = BatchProcessor(KeywordPlaceholderClassifier(), places=PLACES).process([record])
     assert [p.inferred_region for p in result.enriched] == ["河口镇"]
+
+
+
+def test_the_demo_stream_is_placed_as_the_alerts_worker_placed_it_before():
+    configured = load_gazetteer(project_paths().config / "places.toml")
+    posts = demo_posts(MOMENT)
+    placed = []
+    for post in posts:
+        raw = RawPost(**{name: getattr(post, name) for name in RawPost.model_fields})
+        placed.append(_enriched(raw, places=configured).effective_region)
+        assert placed[-1] == region_of(post, configured), post.text  # the alerts worker's own answer
+    hekou = [post for post, region in zip(posts, placed, strict=True) if region == "河口镇"]
+    assert (len(hekou), sum(1 for post in hekou if post.region is None)) == HEKOU_POSTS
