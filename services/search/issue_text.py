@@ -4,10 +4,9 @@
   社区, schools, markets …) named in the text, as ``yuqing.places`` defines them
   (one definition for grouping and for the region a post is about). A place is
   keyed by its suffix and the two characters before it (``滨河小区``, ``新街村``,
-  ``东街``): the same place
-  written in two posts gets the same key even when the words before it differ
-  (``家住滨河小区`` / ``滨河小区3栋``). Deictic prefixes (``整条街``, ``我们村``) are
-  not places.
+  ``东街``): the same place written in two posts gets the same key even when the
+  words before it differ (``家住滨河小区`` / ``滨河小区3栋``). Deictic prefixes
+  (``整条街``, ``我们村``) are not places.
 * **Words**: character bigrams of the text without its place names, after a few
   colloquial variants are mapped to one form (``没电``/``断电``/``黑了`` → ``停电``),
   weighted by inverse document frequency over the bundled corpus (fixed, so the
