@@ -10,7 +10,7 @@ from services.nlp.model_metrics import evaluate_labels
 LABELS = ["outage", "billing", "policy", "praise_suggestion"]
 
 
-def test_top_confusions_are_the_most_frequent_wrong_pairs_most_first():
+def test_top_confusions_are_the_most_frequent_wrong_pairs_most_first() -> None:
     gold = ["policy"] * 4 + ["praise_suggestion"] * 3 + ["billing"] * 2 + ["outage"]
     pred = ["billing", "billing", "outage", "policy",
             "outage", "outage", "praise_suggestion",
@@ -26,12 +26,12 @@ def test_top_confusions_are_the_most_frequent_wrong_pairs_most_first():
     assert len(top_confusions(report, 10)) == 4
 
 
-def test_a_perfect_report_has_no_confusions():
+def test_a_perfect_report_has_no_confusions() -> None:
     report = evaluate_labels("topic", LABELS, LABELS, LABELS)
     assert top_confusions(report, 5) == []
 
 
-def test_summary_names_model_baseline_and_the_weakest_topics():
+def test_summary_names_model_baseline_and_the_weakest_topics() -> None:
     block = {"n": 501, "topic_accuracy": 0.91, "tfidf_topic_accuracy": 0.908,
              "topic_macro_f1": 0.911, "sentiment_accuracy": 0.892,
              "topic_f1": {"outage": 0.95, "other": 0.81, "rumor": 0.88, "service": 0.86}}
@@ -40,7 +40,7 @@ def test_summary_names_model_baseline_and_the_weakest_topics():
     assert line.endswith("weakest F1: other 0.81, service 0.86, rumor 0.88")
 
 
-def test_every_out_of_distribution_set_covers_all_topics_with_guide_labels():
+def test_every_out_of_distribution_set_covers_all_topics_with_guide_labels() -> None:
     topics = {"outage", "billing", "service", "online_service", "safety", "policy", "rumor",
               "employee", "energy_use", "praise_suggestion", "other"}
     for path in OOD_SETS.values():
@@ -52,7 +52,7 @@ def test_every_out_of_distribution_set_covers_all_topics_with_guide_labels():
         assert len({r["text"] for r in rows}) == len(rows), path.name
 
 
-def test_the_baseline_fitted_once_equals_training_s_baseline_on_every_set():
+def test_the_baseline_fitted_once_equals_training_s_baseline_on_every_set() -> None:
     from bench.bench_nlp import tfidf_reports
     from services.nlp.training import Example, tfidf_baseline
 
