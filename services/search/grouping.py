@@ -105,8 +105,15 @@ class GroupingParams:
     refine: int = 3  # candidates compared member by member (the others by centroid only)
     max_issues: int = 50_000
     max_posts: int = 500_000
-    # issue-level step: after a post joins, its issue is merged with another open issue of its
-    # township that is about the same matter by pooled words, place, topic and time
+    # issue-level step (``IssueMerge``): after a post, its issue is merged with the open issue of
+    # its township of a compatible topic, overlapping in time or within ``merge_gap``, that scores
+    # highest by the cosine of the two centroids + shared place + same topic + both of >= 2 posts,
+    # if that reaches ``merge_threshold``; the older issue's id survives
+    merge_threshold: float = 0.3
+    merge_gap: timedelta = timedelta(hours=1)
+    merge_place_bonus: float = 0.45
+    merge_topic_bonus: float = 0.30
+    merge_size_bonus: float = 0.15
     # a matter many are raising right now draws the township's posts of its topic (or a compatible
     # one) that name no other place: + this x min(1, log2(the issue's posts in the last
     # ``busy_window``) / log2(``busy_full``)); 0 for an issue with one post in that window
@@ -130,6 +137,17 @@ class PostSignal:
 class Assignment:
     issue_id: str
     distance: int  # 0..100: how far the post was from its issue (100 - 100 x score; 0 for a founder)
+
+
+@dataclass(frozen=True)
+class IssueMerge:
+    """An issue merged into another by the grouping itself (no responder): recorded like a
+    responder's merge, with ``score`` as its reason."""
+
+    source_id: str  # the issue that goes away (the younger)
+    target_id: str  # the issue that stays (the older)
+    score: float
+    at: datetime  # the time of the post that led to it
 
 
 @dataclass
@@ -200,7 +218,10 @@ class IssueGrouper:
         self._by_town: dict[str, OrderedDict[str, None]] = {}  # least recently active first
         self._post_issue: OrderedDict[str, str] = OrderedDict()
         self._distance: dict[str, int] = {}  # of the posts that joined an issue, as first assigned
-        self._aliases: dict[str, str] = {}
+        self._aliases: OrderedDict[str, str] = OrderedDict()
+        # issues a responder split or moved posts out of or into: never merged automatically
+        self._corrected: OrderedDict[str, None] = OrderedDict()
+        self._merges: list[IssueMerge] = []  # automatic merges not yet taken (``take_merges``)
         self._now: datetime | None = None
 
     def __len__(self) -> int:
@@ -230,12 +251,12 @@ class IssueGrouper:
         if best is None:
             issue_id = founder_issue_id(post.post_id, post.topic)
             self._add(issue_id, town, member)
-            return Assignment(issue_id, 0)
+            return Assignment(self._merge_step(issue_id, post.created_at), 0)
         self._add(best[1], town, member)
         distance = max(0, min(100, round(100 - 100 * best[0])))
         if distance:
             self._distance[post.post_id] = distance
-        return Assignment(best[1], distance)
+        return Assignment(self._merge_step(best[1], post.created_at), distance)
 
     def remember(self, post: PostSignal, issue_id: str, distance: int = 0) -> None:
         """Take a post whose issue is already decided (warm-up from the index, other replicas)."""
@@ -254,19 +275,43 @@ class IssueGrouper:
         source_id, target_id = self.resolve(source_id), self.resolve(target_id)
         if source_id == target_id:
             return
+        if source_id in self._corrected:
+            self.protect(target_id)  # the merged issue holds a responder's correction
         self._aliases[source_id] = target_id
+        while len(self._aliases) > self.params.max_posts:
+            self._aliases.popitem(last=False)
         source = self._drop_issue(source_id)
         if source is None:
             return
         for member in source.members:
             self._add(target_id, source.town, member)
+        self._issues[target_id].size += source.size - len(source.members)  # members beyond the cap
+
+    def protect(self, *issue_ids: str) -> None:
+        """Keep these issues out of automatic merging: a responder split or moved posts out of or
+        into them, and an automatic merge must never undo that."""
+        for issue_id in issue_ids:
+            self._corrected[self.resolve(issue_id)] = None
+            self._corrected.move_to_end(self.resolve(issue_id))
+        while len(self._corrected) > self.params.max_issues:
+            self._corrected.popitem(last=False)
+
+    def is_protected(self, issue_id: str) -> bool:
+        return issue_id in self._corrected or self.resolve(issue_id) in self._corrected
+
+    def take_merges(self) -> list[IssueMerge]:
+        """The automatic merges made since the last call, oldest first."""
+        taken, self._merges = self._merges, []
+        return taken
 
     def move(self, post_id: str, target_id: str, post: PostSignal | None = None) -> None:
         """One post to another issue; later posts like it follow it there."""
+        source_id = self.issue_of(post_id)
         member = self._take(post_id)
         if member is None and post is not None:
             member = _member(post)
         target_id = self.resolve(target_id)
+        self.protect(target_id, *([source_id] if source_id else []))
         if member is not None:
             town = self._issues[target_id].town if target_id in self._issues else member.town
             self._add(target_id, town, member)
@@ -275,16 +320,64 @@ class IssueGrouper:
 
     def split(self, post_id: str, post: PostSignal | None = None) -> str:
         """One post out into a new issue of its own (id derived from the post); returns the id."""
+        source_id = self.issue_of(post_id)
         member = self._take(post_id)
         if member is None and post is not None:
             member = _member(post)
         topic = member.topic if member else (post.topic if post else None)
         issue_id = founder_issue_id(post_id, topic, salt=":split")
+        self.protect(issue_id, *([source_id] if source_id else []))
         if member is not None:
             self._add(issue_id, member.town, member)
         else:
             self._post_issue[post_id] = issue_id
         return issue_id
+
+    # --- the issue-level step ------------------------------------------------------
+
+    def _merge_step(self, issue_id: str, at: datetime) -> str:
+        """Merge the issue a post joined with the best partner of its township, if one scores
+        ``merge_threshold``; returns the id the post's issue now has. Work: at most
+        ``max_candidates`` centroid cosines."""
+        issue = self._issues.get(issue_id)
+        if issue is None or not issue.town or issue_id in self._corrected:
+            return issue_id
+        best: tuple[float, str] | None = None
+        for other_id in self._candidates(issue.town, at):
+            score = self._merge_score(issue, self._issues[other_id])
+            if score is not None and score >= self.params.merge_threshold and (
+                    best is None or (score, best[1]) > (best[0], other_id)):
+                best = (score, other_id)
+        if best is None:
+            return issue_id
+        other = self._issues[best[1]]
+        younger, older = sorted((issue, other), key=lambda i: (i.first_seen, i.issue_id), reverse=True)
+        self.merge(younger.issue_id, older.issue_id)
+        self._merges.append(IssueMerge(younger.issue_id, older.issue_id, round(best[0], 4), at))
+        return older.issue_id
+
+    def _merge_score(self, issue: _Issue, other: _Issue) -> float | None:
+        """How much two open issues of one township look like one matter; None when they may not
+        be merged (itself, corrected, another township, an incompatible topic, apart in time)."""
+        p = self.params
+        if other is issue or other.town != issue.town or other.issue_id in self._corrected:
+            return None
+        agreement = topic_agreement(issue.topic, other.topic)
+        if agreement < 0 or (other.first_seen - issue.last_seen > p.merge_gap
+                             or issue.first_seen - other.last_seen > p.merge_gap):
+            return None
+        shared = issue.places.keys() & other.places.keys()
+        if not shared and issue.places and other.places:
+            return None  # two villages' outages of one afternoon are two matters
+        norms = issue.centroid_norm2 * other.centroid_norm2
+        score = cosine(issue.centroid, other.centroid) / math.sqrt(norms) if norms > 1e-9 else 0.0
+        if shared:
+            score += p.merge_place_bonus
+        if agreement > 0:
+            score += p.merge_topic_bonus
+        if issue.size >= 2 and other.size >= 2:
+            score += p.merge_size_bonus
+        return score
 
     # --- internals ---------------------------------------------------------------
 
