@@ -198,9 +198,9 @@ def record_system_merge(client: Elasticsearch, prefix: str, merge: IssueMerge,
                      document=correction.to_document(SYSTEM, regions, correction_id), refresh="wait_for")
     except ConflictError:
         return False
-    reassign_posts(client, prefix, correction)
     _record_history(client, prefix, SYSTEM, correction, regions,
                     f"automatic, score {merge.score:.2f}", action_id=correction_id)
+    reassign_posts(client, prefix, correction)  # last: once renamed, the history is there
     return True
 
 

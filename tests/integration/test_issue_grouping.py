@@ -187,3 +187,50 @@ def test_two_indexers_agree_on_the_issue_of_a_matter(settings: SearchSettings):
         first.stop()
         second.stop()
     assert set(issues.values()) == {issues["hk-0"]}
+
+
+def test_an_automatic_merge_renames_indexed_posts_is_in_the_history_and_a_split_keeps_it_undone(
+        settings: SearchSettings):
+    es = make_client(settings.es)
+    desk = {"X-Api-Key": _key("desk")}
+    # a post of no known township founds the outage's first issue, the village's posts a second
+    unplaced = make_post("灯一下子全灭了，小孩吓得直哭", external_id="m-0", region=None, unit=None,
+                         created_at=BASE_TIME)
+    first = [unplaced, _post("m-1", "河口镇新街村停电了，什么时候来电？", 2),
+             _post("m-2", "新街村这边突然黑了，整个村都没电", 4),
+             _post("m-3", "我家也是，新街村三组，一点电都没有", 6)]
+    running = Running(settings)
+    try:
+        issues = _index(settings, es, first, len(first))
+        older, younger = issues["m-0"], issues["m-1"]
+        assert older != younger == issues["m-2"] == issues["m-3"]
+        # a township post in the first one's words joins it: the two issues are one matter
+        _publish(settings, LogicalTopic.POSTS_ENRICHED, [_post("m-4", "灯全灭了，小孩吓得哭个不停", 9)])
+        _wait(lambda: set(_issues(es, settings).values()) == {older} and len(_issues(es, settings)) == 5,
+              60, "the village's indexed posts renamed to the older issue")
+        with _api(settings, es) as api:
+            history = api.get(f"/v1/issues/{older}/actions", headers=desk).json()["actions"]
+            merges = [h for h in history if h["action"] == "merge"]
+            assert [(m["responder"], m["issue_id"]) for m in merges] == [("system", older)]
+            assert younger in merges[0]["note"] and "automatic, score" in merges[0]["note"]
+            # a responder undoes it for one post: the split-out issue stays apart
+            post_id = first[2].post_id
+            split = api.post(f"/v1/issues/{older}/posts/{post_id}/split", headers=desk)
+            assert split.status_code == 201, split.text
+            apart = split.json()["target_issue_id"]
+    finally:
+        running.stop()
+    running = Running(settings)  # restarted: the state is rebuilt from the index and the corrections
+    try:
+        assert running.indexer.issues.grouper.is_protected(apart)
+        assert running.indexer.issues.grouper.is_protected(older)
+        # m-5 joins the older issue; the split-out one (same township, place and topic) is not
+        # merged into it, and a post like the split-out one follows it
+        issues = _index(settings, es, [_post("m-5", "灯全灭了，小孩还在哭", 12),
+                                       _post("m-6", "新街村这边还是黑的，整个村都没电", 13)], 7)
+    finally:
+        running.stop()
+    assert issues["m-2"] == issues["m-6"] == apart and issues["m-5"] == older
+    with _api(settings, es) as api:
+        history = api.get(f"/v1/issues/{older}/actions", headers=desk).json()["actions"]
+    assert sum(1 for h in history if h["action"] == "merge") == 1
