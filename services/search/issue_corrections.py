@@ -12,27 +12,23 @@ outside it is 403 (``OutOfScope``), because a merge, move or split changes
 what other regions' responders see. Unscoped responders and admins may correct
 any issue. The same rule covers the target of a merge or move.
 
-**Automatic merges** (``record_system_merge``): the grouping's issue-level step
-(``IssueGrouper``, ``IssueMerge``) merges two issues of one matter; the indexer
-records each like a responder's merge, with the responder ``system`` and the
-score in the history's note, so other replicas and a restart see it. A
-responder's split or move wins: an automatic merge of an issue a responder
-split or moved posts out of or into is neither made, recorded nor applied.
+**Automatic merges** (``issue_auto_merges.py``) are recorded the same way, with
+the responder ``SYSTEM``; ``apply_to_grouper`` leaves out an automatic merge of
+an issue a responder split or moved posts out of or into (the responder's
+correction wins).
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch
-from elasticsearch.exceptions import ConflictError
 
 from services.search.auth import Principal
-from services.search.grouping import IssueGrouper, IssueMerge, founder_issue_id
+from services.search.grouping import IssueGrouper, founder_issue_id
 from services.search.issues import InvalidTransition, IssueNotFound
 from services.search.mappings import posts_alias, small_index
 from services.search.models import ActionKind, ActionRead, IssueState
@@ -179,63 +175,31 @@ def correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: s
     return correction
 
 
-def record_system_merge(client: Elasticsearch, prefix: str, merge: IssueMerge,
-                        now: datetime | None = None) -> bool:
-    """Record an automatic merge like a responder's (correction, posts renamed, history with the
-    responder ``system`` and the score); False when it was not recorded: a responder split or
-    moved posts of either issue, or another indexer replica recorded it already."""
-    ensure_index(client, prefix)
-    if _responder_corrected(client, prefix, [merge.source_id, merge.target_id]):
-        return False
-    at = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
-    correction = Correction("merge", merge.source_id, merge.target_id, None, at, SYSTEM)
-    regions = _regions(client, prefix, [merge.source_id, merge.target_id])
-    # the same merge decided by two replicas is recorded once: its id is derived from the pair
-    correction_id = "auto-" + hashlib.blake2b(
-        f"{merge.source_id}>{merge.target_id}".encode(), digest_size=12).hexdigest()
-    try:
-        client.index(index=corrections_index(prefix), id=correction_id, op_type="create",
-                     document=correction.to_document(SYSTEM, regions, correction_id), refresh="wait_for")
-    except ConflictError:
-        return False
-    _record_history(client, prefix, SYSTEM, correction, regions,
-                    f"automatic, score {merge.score:.2f}", action_id=correction_id)
-    reassign_posts(client, prefix, correction)  # last: once renamed, the history is there
-    return True
-
-
-def _responder_corrected(client: Elasticsearch, prefix: str, issue_ids: list[str]) -> bool:
-    """Whether a responder split or moved posts out of or into any of these issues."""
-    query = {"bool": {"filter": [{"terms": {"kind": ["move", "split"]}}], "minimum_should_match": 1,
-                      "should": [{"terms": {"issue_id": issue_ids}},
-                                 {"terms": {"target_issue_id": issue_ids}}]}}
-    resp = client.search(index=corrections_index(prefix), body={"size": 0, "query": query,
-                                                                 "track_total_hits": True})
-    return int(resp["hits"]["total"]["value"]) > 0
-
-
-def _regions(client: Elasticsearch, prefix: str, issue_ids: list[str]) -> list[str]:
-    body = {"size": 0, "query": {"terms": {"issue_id": issue_ids}},
-            "aggs": {"region": {"terms": {"field": "region", "size": 100}}}}
-    resp = client.search(index=posts_alias(prefix), body=body)
-    return sorted(b["key"] for b in resp["aggregations"]["region"]["buckets"])
-
-
 def _record_history(client: Elasticsearch, prefix: str, responder: str, correction: Correction,
-                    regions: list[str], note: str | None, action_id: str | None = None) -> None:
-    """The correction as an action in the history of the issue it changed (state unchanged).
-
-    A merge is kept in the history of the issue that stays: the other has no posts left.
-    """
-    issue_id = correction.target_issue_id if correction.kind == "merge" else correction.issue_id
+                    regions: list[str], note: str | None) -> None:
+    """The correction as an action in the history of the issue it changed (state unchanged)."""
+    issue_id = history_issue(correction)
     current = client.get(index=small_index(prefix, "issue-states"), id=issue_id, ignore=404)
     state = IssueState(current["_source"]["state"]) if current.get("found") else IssueState.OPEN
-    read = ActionRead(action_id=action_id or uuid.uuid4().hex, issue_id=issue_id,
+    action_id, document = history_action(correction, responder=responder, state=state, regions=regions,
+                                         note=note)
+    client.index(index=small_index(prefix, "actions"), id=action_id, refresh="wait_for", document=document)
+
+
+def history_issue(correction: Correction) -> str:
+    """The issue whose history keeps a correction: for a merge the one that stays (the other has
+    no posts left)."""
+    return correction.target_issue_id if correction.kind == "merge" else correction.issue_id
+
+
+def history_action(correction: Correction, *, responder: str, state: IssueState, regions: list[str],
+                   note: str | None, action_id: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The action document of a correction in the ``actions`` index, and its id."""
+    read = ActionRead(action_id=action_id or uuid.uuid4().hex, issue_id=history_issue(correction),
                       action=ActionKind(correction.kind), responder=responder,
                       at=datetime.fromisoformat(correction.at_text), from_state=state, to_state=state,
                       note=f"{_describe(correction)}{f': {note}' if note else ''}")
-    client.index(index=small_index(prefix, "actions"), id=read.action_id, refresh="wait_for",
-                 document={**read.model_dump(mode="json"), "regions": regions, "units": []})
+    return read.action_id, {**read.model_dump(mode="json"), "regions": regions, "units": []}
 
 
 def _describe(correction: Correction) -> str:

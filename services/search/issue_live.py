@@ -17,7 +17,7 @@
   (see docs/search.md, *Several indexers*).
 * **Automatic merges** (``record_merges``, after each batch is written): the
   merges the grouping made are recorded like a responder's merge
-  (``record_system_merge``), which renames the posts already indexed under the
+  (``issue_auto_merges.py``), which renames the posts already indexed under the
   merged id and lets other replicas and a restart follow them.
 """
 
@@ -33,13 +33,13 @@ from elasticsearch import Elasticsearch, helpers
 
 from services.search import metrics
 from services.search.grouping import Assignment, GroupingParams, IssueGrouper, IssueMerge, PostSignal
+from services.search.issue_auto_merges import record_system_merges
 from services.search.issue_corrections import (
     CORRECTIONS_PAGE,
     Correction,
     apply_to_grouper,
     corrections_since,
     reassign_posts,
-    record_system_merge,
 )
 from services.search.mappings import posts_alias
 from yuqing.contracts import EnrichedPost
@@ -98,13 +98,7 @@ class LiveIssues:
         """Record the automatic merges of the batches written since the last call; returns how
         many were recorded (not those a responder's correction overrides or another replica
         recorded first)."""
-        if not self.pending_merges:
-            return 0
-        # the posts of the last batch are renamed too: make them visible to the update by query
-        client.indices.refresh(index=posts_alias(prefix), ignore_unavailable=True)
-        recorded = 0
-        for merge in self.pending_merges:
-            recorded += record_system_merge(client, prefix, merge)
+        recorded = len(record_system_merges(client, prefix, self.pending_merges))
         metrics.ISSUE_AUTO_MERGES.inc(recorded)
         self.pending_merges = []
         return recorded

@@ -209,10 +209,13 @@ def test_an_automatic_merge_renames_indexed_posts_is_in_the_history_and_a_split_
         _wait(lambda: set(_issues(es, settings).values()) == {older} and len(_issues(es, settings)) == 5,
               60, "the village's indexed posts renamed to the older issue")
         with _api(settings, es) as api:
-            history = api.get(f"/v1/issues/{older}/actions", headers=desk).json()["actions"]
-            merges = [h for h in history if h["action"] == "merge"]
-            assert [(m["responder"], m["issue_id"]) for m in merges] == [("system", older)]
-            assert younger in merges[0]["note"] and "automatic, score" in merges[0]["note"]
+            def merges() -> list[dict[str, str]]:
+                history = api.get(f"/v1/issues/{older}/actions", headers=desk).json()["actions"]
+                return [h for h in history if h["action"] == "merge"]
+
+            _wait(lambda: bool(merges()), 10, "the merge in the issue's history")
+            assert [(m["responder"], m["issue_id"]) for m in merges()] == [("system", older)]
+            assert younger in merges()[0]["note"] and "automatic, score" in merges()[0]["note"]
             # a responder undoes it for one post: the split-out issue stays apart
             post_id = first[2].post_id
             split = api.post(f"/v1/issues/{older}/posts/{post_id}/split", headers=desk)
