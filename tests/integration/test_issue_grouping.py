@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,14 +15,21 @@ from fastapi.testclient import TestClient
 
 from services.search.api import create_app
 from services.search.auth import hash_key, new_key
-from services.search.es import make_client
+from services.search.bulk import build_actions, write_bulk
+from services.search.es import ensure_templates, make_client
+from services.search.grouping import GroupingParams, IssueMerge
 from services.search.indexer import Indexer
 from services.search.issue_alerts import driving_issues
-from services.search.mappings import posts_alias, templates
+from services.search.issue_auto_merges import record_system_merges
+from services.search.issue_corrections import Correction, corrections_index
+from services.search.issue_live import LiveIssues
+from services.search.mappings import posts_alias, small_alias, templates
 from services.search.settings import SearchSettings
 from tests.search.factory import BASE_TIME, make_post
 from tests.search.test_indexer_kafka import _publish, _wait
+from yuqing.consumer import Record
 from yuqing.contracts import EnrichedPost, Topic
+from yuqing.contracts.codec import encode
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 from yuqing.topics import LogicalTopic
 
@@ -237,3 +245,29 @@ def test_an_automatic_merge_renames_indexed_posts_is_in_the_history_and_a_split_
     with _api(settings, es) as api:
         history = api.get(f"/v1/issues/{older}/actions", headers=desk).json()["actions"]
     assert sum(1 for h in history if h["action"] == "merge") == 1
+
+
+def test_an_automatic_merge_is_recorded_once_and_not_over_a_responders_split(settings: SearchSettings):
+    es = make_client(settings.es)
+    prefix = settings.es.index_prefix
+    ensure_templates(es, settings.es)
+    table = LiveIssues(replace(GroupingParams(), merge_threshold=float("inf")))  # merges decided below
+    posts = [_post(f"r-{n}", text, n) for n, text in enumerate(OUTAGE[:4])]
+    actions, kept, _ = build_actions([Record("posts.enriched", 0, n, None, encode(p)) for n, p in
+                                      enumerate(posts)], prefix, issues=table)
+    write_bulk(es, actions, kept, max_retries=1)
+    es.indices.refresh(index=posts_alias(prefix))
+    first = _issues(es, settings)["r-0"]
+    at = BASE_TIME + timedelta(minutes=5)
+    # two replicas decided the same merge: recorded (and in the history) once
+    merge = IssueMerge("outage-aaaa", first, 0.5, at)
+    assert record_system_merges(es, prefix, [merge]) == [merge]
+    assert record_system_merges(es, prefix, [merge]) == []
+    # a responder split a post out of the issue: no automatic merge of it is recorded
+    split = Correction("split", first, "outage-split", posts[3].post_id, at.isoformat())
+    es.index(index=corrections_index(prefix), document=split.to_document("desk", ["河口镇"]), refresh=True)
+    assert record_system_merges(es, prefix, [IssueMerge("outage-bbbb", first, 0.9, at)]) == []
+    es.indices.refresh(index=f"{prefix}-*")
+    history = es.search(index=small_alias(prefix, "actions"), body={"query": {"term": {"issue_id": first}}})
+    assert [(h["_source"]["responder"], h["_source"]["action"]) for h in history["hits"]["hits"]] == [
+        ("system", "merge")]
