@@ -24,7 +24,11 @@ issue of its township that it fits best, or founds a new one:
   their words (``蜡烛都点上了`` beside ``杨柳村停电了``).
 
 The post joins the best issue scoring at least ``threshold``; ties go to the
-smaller issue id. A new issue's id is ``<topic>-<16 hex digits of
+smaller issue id. Then the **issue-level step** compares the issue the post is
+in with the township's other open issues (the same bounded candidates) and
+merges the best pair that looks like one matter (``_merge_score``): the issue
+founded first keeps its id, and the merge is kept for the indexer to record
+(``take_merges``). Issues a responder split or moved posts of are left out. A new issue's id is ``<topic>-<16 hex digits of
 blake2b(post id)>``: derived from the founding post, so every process that
 sees the same posts in the same order names the issue the same way, and a post
 seen again (a replay) keeps the issue it had. State is bounded: issues idle
