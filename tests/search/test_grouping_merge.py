@@ -1,5 +1,6 @@
 """The issue-level step: two issues of one matter merged by the grouping itself, and when not."""
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -26,7 +27,7 @@ def _post(n: int, text: str, minutes: float, region: str | None = "河口镇",
                       topic=topic)
 
 
-def _posts(rows: list[tuple[float, str, str | None]], start: int = 0, **kw: str) -> list[PostSignal]:
+def _posts(rows: Sequence[tuple[float, str, str | None]], start: int = 0, **kw: str) -> list[PostSignal]:
     return [_post(start + n, text, minutes, region, **kw) for n, (minutes, text, region) in enumerate(rows)]
 
 
