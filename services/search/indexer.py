@@ -56,6 +56,8 @@ class Indexer:
 
     def run(self) -> None:
         self.driver.run(self.index)
+        # the automatic merges of the last batches (recorded at most every few seconds)
+        self.issues.record_merges(self.client, self.settings.es.index_prefix, force=True)
 
     def index(self, records: list[Record]) -> BatchOutcome:
         """Write one batch; what Elasticsearch or the contract refused comes back as invalid."""

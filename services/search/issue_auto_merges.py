@@ -115,7 +115,7 @@ def _rename(client: Elasticsearch, prefix: str, recorded: list[IssueMerge]) -> N
         "query": {"terms": {"issue_id": sorted(final)}},
         "script": {"lang": "painless", "params": {"to": final},
                    "source": "ctx._source.issue_id = params.to[ctx._source.issue_id]"}},
-        conflicts="proceed", refresh=True)
+        conflicts="proceed")
 
 
 def _follow(target: dict[str, str], issue_id: str) -> str:

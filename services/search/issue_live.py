@@ -15,10 +15,12 @@
   (within ``refresh_s`` plus the index refresh interval). Two replicas that
   found an issue for the same matter within that interval both keep theirs
   (see docs/search.md, *Several indexers*).
-* **Automatic merges** (``record_merges``, after each batch is written): the
-  merges the grouping made are recorded like a responder's merge
-  (``issue_auto_merges.py``), which renames the posts already indexed under the
-  merged id and lets other replicas and a restart follow them.
+* **Automatic merges** (``record_merges``, after a batch is written, at most
+  every ``refresh_s``): the merges the grouping made are recorded like a
+  responder's merge (``issue_auto_merges.py``), which renames the posts already
+  indexed under the merged id and lets other replicas and a restart follow
+  them. Recording them together, not per batch, keeps their cost (a refresh and
+  a few requests) off most batches.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class LiveIssues:
         self._seen_correction_at: str | None = None
         self._next_refresh = 0.0
         self.pending_merges: list[IssueMerge] = []  # made by the grouping, not yet recorded
+        self._next_record = 0.0
+        self._own_merges: set[tuple[str, str]] = set()  # recorded here, not yet read back
 
     def __len__(self) -> int:
         return len(self.grouper)
@@ -94,14 +98,19 @@ class LiveIssues:
         return [Assignment(self.grouper.resolve(found[i].issue_id), found[i].distance)
                 for i in range(len(posts))]
 
-    def record_merges(self, client: Elasticsearch, prefix: str) -> int:
-        """Record the automatic merges of the batches written since the last call; returns how
-        many were recorded (not those a responder's correction overrides or another replica
-        recorded first)."""
-        recorded = len(record_system_merges(client, prefix, self.pending_merges))
-        metrics.ISSUE_AUTO_MERGES.inc(recorded)
+    def record_merges(self, client: Elasticsearch, prefix: str, *, force: bool = False) -> int:
+        """Record the automatic merges of the batches written since the last time (at most every
+        ``refresh_s`` unless forced: at the end of a run); returns how many were recorded (not
+        those a responder's correction overrides or another replica recorded first)."""
+        now = time.monotonic()
+        if not self.pending_merges or (not force and now < self._next_record):
+            return 0
+        self._next_record = now + self.refresh_s
+        recorded = record_system_merges(client, prefix, self.pending_merges)
+        self._own_merges.update((m.source_id, m.target_id) for m in recorded)
+        metrics.ISSUE_AUTO_MERGES.inc(len(recorded))
         self.pending_merges = []
-        return recorded
+        return len(recorded)
 
     def warm(self, client: Elasticsearch, prefix: str) -> int:
         """Rebuild the state from the posts indexed in the last ``span + gap``; returns how many."""
@@ -138,7 +147,10 @@ class LiveIssues:
         while True:
             found = corrections_since(client, prefix, self._seen_correction_at)
             for correction in found:
-                if apply_to_grouper(self.grouper, correction) and rename and correction.kind == "merge":
+                applied = apply_to_grouper(self.grouper, correction)
+                own = (correction.issue_id, correction.target_issue_id) in self._own_merges
+                self._own_merges.discard((correction.issue_id, correction.target_issue_id))
+                if applied and rename and correction.kind == "merge" and not own:
                     # posts this process indexed with the old id after the merge's update ran
                     reassign_posts(client, prefix, correction)
                 self._seen_correction_at = correction.at_text

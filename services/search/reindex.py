@@ -116,6 +116,7 @@ def reindex(settings: SearchSettings, *, from_offset: int | None = None, from_ti
                     on_progress(report.read, total)
         if batch:
             _write(settings, client, issues, batch, report)
+        issues.record_merges(client, settings.es.index_prefix, force=True)
         if on_progress:
             on_progress(report.read, total)
         return report
