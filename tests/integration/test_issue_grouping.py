@@ -271,3 +271,29 @@ def test_an_automatic_merge_is_recorded_once_and_not_over_a_responders_split(set
     history = es.search(index=small_alias(prefix, "actions"), body={"query": {"term": {"issue_id": first}}})
     assert [(h["_source"]["responder"], h["_source"]["action"]) for h in history["hits"]["hits"]] == [
         ("system", "merge")]
+
+
+def test_automatic_merges_made_by_one_indexer_are_applied_by_the_other(settings: SearchSettings):
+    es = make_client(settings.es)
+    unplaced = make_post("灯一下子全灭了，小孩吓得直哭", external_id="m-0", region=None, unit=None,
+                         created_at=BASE_TIME)
+    first = [unplaced, _post("m-1", "河口镇新街村停电了，什么时候来电？", 2),
+             _post("m-2", "新街村这边突然黑了，整个村都没电", 4),
+             _post("m-3", "我家也是，新街村三组，一点电都没有", 6)]
+    later = [_post("m-4", "灯全灭了，小孩吓得哭个不停", 9), _post("m-5", "灯全灭了，小孩还在哭", 12)]
+    replicas = [Running(settings), Running(settings)]  # one consumer group: partitions split
+    try:
+        # the replicas may each found an issue for the village's posts (they have not read each
+        # other's yet); the older issue then draws one issue per post that joins it
+        older = _index(settings, es, first, len(first))["m-0"]
+        for n, post in enumerate(later):
+            time.sleep(3)  # past a refresh: each indexer has read back what the other wrote
+            _index(settings, es, [post], len(first) + n + 1)
+        _wait(lambda: set(_issues(es, settings).values()) == {older}, 30,
+              "every indexed post renamed to the older issue")
+    finally:
+        for replica in replicas:
+            replica.stop()
+    for replica in replicas:  # each follows the merges, whichever made them
+        replica.indexer.issues.refresh(es, settings.es.index_prefix, force=True)
+        assert {replica.indexer.issues.grouper.issue_of(p.post_id) for p in first + later} == {older}
