@@ -14,8 +14,9 @@ baselines: SimHash grouping (the nearest earlier post of the same
 topic within 7 bits and 72 h, the grouping this replaced) and "same topic,
 region and day". ``--model-topics`` drops the labelled topics and lets the
 default model classify (as the offline command does for posts without one).
-``--tune`` searches the grouping parameters on the given set: run it on the
-development set only, never on the evaluation set. Writes
+``--tune`` searches the grouping parameters on the given set, ``--tune-merge``
+those of the issue-level step: run them on the development sets only, never on
+the evaluation set. Writes
 ``bench/results/issues.json``.
 """
 
@@ -96,12 +97,19 @@ def score(rows: list[dict[str, Any]], issues: list[str]) -> dict[str, Any]:
             "big_events": f"{recovered}/{big}", "issues": len(set(issues))}
 
 
-def tune(rows: list[dict[str, Any]]) -> GroupingParams:
+POST_GRID: dict[str, list[Any]] = {
+    "threshold": [0.15, 0.2, 0.25], "topic_bonus": [0.2, 0.3], "topic_penalty": [0.15, 0.3],
+    "place_bonus": [0.3, 0.45], "place_conflict": [0.5, 0.7], "place_open": [0.0, 0.1, 0.2],
+    "late_margin": [0.1, 0.35], "gap": [timedelta(hours=h) for h in (3, 5)], "decay_per_hour": [0.02]}
+# the issue-level step's parameters (docs/search.md, *Issue-level merging*)
+MERGE_GRID: dict[str, list[Any]] = {
+    "merge_threshold": [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.45, 0.6, 0.75],
+    "merge_size_bonus": [0.0, 0.15, 0.3], "merge_topic_bonus": [0.15, 0.3],
+    "merge_place_bonus": [0.3, 0.45], "merge_gap": [timedelta(hours=h) for h in (0.5, 1, 3)]}
+
+
+def tune(rows: list[dict[str, Any]], grid: dict[str, list[Any]]) -> GroupingParams:
     """Grid search on the given (development) set; prints the best few."""
-    grid: dict[str, list[Any]] = {
-        "threshold": [0.15, 0.2, 0.25], "topic_bonus": [0.2, 0.3], "topic_penalty": [0.15, 0.3],
-        "place_bonus": [0.3, 0.45], "place_conflict": [0.5, 0.7], "place_open": [0.0, 0.1, 0.2],
-        "late_margin": [0.1, 0.35], "gap": [timedelta(hours=h) for h in (3, 5)], "decay_per_hour": [0.02]}
     results = []
     for values in itertools.product(*grid.values()):
         params = replace(GroupingParams(), **dict(zip(grid, values, strict=True)))
@@ -191,6 +199,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "issues.json")
     parser.add_argument("--model-topics", action="store_true", help="classify instead of labelled topics")
     parser.add_argument("--tune", action="store_true", help="search parameters (development set only)")
+    parser.add_argument("--tune-merge", action="store_true",
+                        help="search the issue-level step's parameters (development set only)")
     parser.add_argument("--indexing", type=int, default=0, metavar="DOCS",
                         help="also measure indexing throughput on this many synthetic posts (Elasticsearch)")
     args = parser.parse_args()
@@ -202,8 +212,8 @@ def main() -> None:
     if args.model_topics:
         for row, topic in zip(grouped, model_topics([r["text"] for r in rows]), strict=True):
             row["topic"] = topic
-    if args.tune:
-        tune(grouped)
+    if args.tune or args.tune_merge:
+        tune(grouped, MERGE_GRID if args.tune_merge else POST_GRID)
         return
     idf_table()  # built once per process; not part of a post's cost
     issues, us_per_post = timed(lambda: group_rows(grouped, classify=None), len(rows))

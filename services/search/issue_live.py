@@ -49,7 +49,7 @@ from yuqing.contracts import EnrichedPost
 log = logging.getLogger(__name__)
 VISIBILITY_LAG = timedelta(seconds=2)
 OTHERS_PAGE = 10_000  # posts read back per refresh; the rest at the next one
-MAX_PENDING_MERGES = 10_000  # automatic merges held until recorded (a re-index records per batch)
+MAX_PENDING_MERGES = 10_000  # automatic merges held until recorded, and recorded ones until read back
 _FIELDS = ["post_id", "title", "text", "region", "topic", "created_at", "issue_id", "issue_distance",
            "indexed_at"]
 
@@ -107,6 +107,8 @@ class LiveIssues:
             return 0
         self._next_record = now + self.refresh_s
         recorded = record_system_merges(client, prefix, self.pending_merges)
+        if len(self._own_merges) > MAX_PENDING_MERGES:  # never read back (a re-index): one more rename
+            self._own_merges.clear()
         self._own_merges.update((m.source_id, m.target_id) for m in recorded)
         metrics.ISSUE_AUTO_MERGES.inc(len(recorded))
         self.pending_merges = []
