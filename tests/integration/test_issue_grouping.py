@@ -102,7 +102,7 @@ def _api(settings: SearchSettings, es: Elasticsearch) -> TestClient:
     return TestClient(create_app(settings, client=es), raise_server_exceptions=False)
 
 
-def test_paraphrases_join_one_issue_other_townships_and_days_do_not(settings: SearchSettings):
+def test_paraphrases_join_one_issue_other_townships_and_days_do_not(settings: SearchSettings) -> None:
     es = make_client(settings.es)
     running = Running(settings)
     try:
@@ -137,7 +137,7 @@ def test_paraphrases_join_one_issue_other_townships_and_days_do_not(settings: Se
     assert [(d.issue_id, d.posts, d.share) for d in driving] == [(top["issue_id"], len(OUTAGE), 1.0)]
 
 
-def test_merge_move_and_split_survive_a_restart_and_steer_later_posts(settings: SearchSettings):
+def test_merge_move_and_split_survive_a_restart_and_steer_later_posts(settings: SearchSettings) -> None:
     es = make_client(settings.es)
     running = Running(settings)
     first = [_post("a-0", "新街村停电了，啥时候来电", 0), _post("a-1", "新街村还是没电，啥时候来电", 3),
@@ -181,7 +181,7 @@ def test_merge_move_and_split_survive_a_restart_and_steer_later_posts(settings: 
     assert issues["b-0"] == a and issues["a-1"] == c and issues["a-0"] == new  # corrections kept
 
 
-def test_two_indexers_agree_on_the_issue_of_a_matter(settings: SearchSettings):
+def test_two_indexers_agree_on_the_issue_of_a_matter(settings: SearchSettings) -> None:
     es = make_client(settings.es)
     first, second = Running(settings), Running(settings)  # one consumer group: partitions split
     try:
@@ -198,7 +198,7 @@ def test_two_indexers_agree_on_the_issue_of_a_matter(settings: SearchSettings):
 
 
 def test_an_automatic_merge_renames_indexed_posts_is_in_the_history_and_a_split_keeps_it_undone(
-        settings: SearchSettings):
+        settings: SearchSettings) -> None:
     es = make_client(settings.es)
     desk = {"X-Api-Key": _key("desk")}
     # a post of no known township founds the outage's first issue, the village's posts a second
@@ -247,7 +247,8 @@ def test_an_automatic_merge_renames_indexed_posts_is_in_the_history_and_a_split_
     assert sum(1 for h in history if h["action"] == "merge") == 1
 
 
-def test_an_automatic_merge_is_recorded_once_and_not_over_a_responders_split(settings: SearchSettings):
+def test_an_automatic_merge_is_recorded_once_and_not_over_a_responders_split(
+        settings: SearchSettings) -> None:
     es = make_client(settings.es)
     prefix = settings.es.index_prefix
     ensure_templates(es, settings.es)
@@ -273,7 +274,7 @@ def test_an_automatic_merge_is_recorded_once_and_not_over_a_responders_split(set
         ("system", "merge")]
 
 
-def test_automatic_merges_made_by_one_indexer_are_applied_by_the_other(settings: SearchSettings):
+def test_automatic_merges_made_by_one_indexer_are_applied_by_the_other(settings: SearchSettings) -> None:
     es = make_client(settings.es)
     unplaced = make_post("灯一下子全灭了，小孩吓得直哭", external_id="m-0", region=None, unit=None,
                          created_at=BASE_TIME)
