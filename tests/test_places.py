@@ -73,3 +73,12 @@ def test_the_configured_gazetteer_holds_the_demo_townships(tmp_path: Path) -> No
     broken.write_text('[[regions]]\nplaces = ["x"]\n', encoding="utf-8")
     with pytest.raises(ValueError, match="needs a name"):
         load_gazetteer(broken)
+
+
+def test_one_definition_of_place_names_for_grouping_and_regions() -> None:
+    # issue grouping reads places through yuqing.places: the same names either way
+    from services.search.issue_text import places
+
+    text = "河口镇新街又停电了，上坝村也是，三组的马路边线路掉了"
+    assert place_names(text) == {"河口镇", "新街", "上坝村"}  # not 三组 (a number), 马路, 线路
+    assert places(text) == place_names(text) - {"河口镇"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -91,6 +92,9 @@ def make_consumer(
         enable_auto_commit=False,
         auto_offset_reset=auto_offset_reset,
         max_poll_records=max_poll_records,
+        # A subscribed topic missing from the metadata when partitions were assigned (created
+        # a moment before, or its partitions added) is seen within 30 s, not the default 5 min.
+        metadata_max_age_ms=30_000,
         **settings.client_options(),
     )
     consumer.subscribe([settings.topic(t) for t in topics], listener=listener)
@@ -125,6 +129,34 @@ def ensure_topics(settings: KafkaSettings, topics: Iterable[LogicalTopic] = tupl
                 pass
         if created:
             log.info("created topics %s", created)
+            _await_leaders(admin, {t.name: t.num_partitions for t in wanted if t.name in created})
         return created
     finally:
         admin.close()
+
+
+def _await_leaders(admin: KafkaAdminClient, partitions: dict[str, int], timeout_s: float = 30.0) -> None:
+    """Wait until every new topic has all its partitions with a leader in the metadata.
+
+    A topic is created before the broker's metadata shows it. A consumer group
+    that is assigned partitions in that moment gets none of the topic's, and
+    kafka-python only looks again when its metadata ages out (five minutes):
+    its consumers would sit idle. So creation returns once the topics are usable.
+    """
+    deadline = time.monotonic() + timeout_s
+    missing = sorted(partitions)
+    while missing:
+        described = {t["name"]: t for t in admin.describe_topics(missing)}
+        missing = [name for name in missing if not _led(described.get(name), partitions[name])]
+        if missing and time.monotonic() >= deadline:
+            raise KafkaError(f"topics {missing} have no leader for every partition "
+                             f"{timeout_s:.0f} s after they were created")
+        if missing:
+            time.sleep(0.1)
+
+
+def _led(topic: dict[str, Any] | None, partitions: int) -> bool:
+    if topic is None or topic.get("error_code"):
+        return False
+    parts = topic.get("partitions") or []
+    return len(parts) == partitions and all(p.get("leader_id", -1) >= 0 for p in parts)

@@ -29,10 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|乡)")
-_SPECIFIC = re.compile(
-    r"([\u4e00-\u9fff0-9a-zA-Z]{2})(小区|社区|新村|花园|家园|村|组|街|路|中学|小学|市场|广场|工业园)")
-# "我们村", "整条街", "这条路": a deictic word and a suffix, no place
-_NOT_NAME_CHARS = set("们全本整这那隔邻同各哪啥个我你他条每满逛上一大马公线电短走出回道半")
+# A specific place: one or two characters of name and a suffix (滨河小区, 新街村, 三组, 东街).
+# The one definition of place names: the alerts' and the NLP worker's region inference and
+# the search issues' grouping (services/search/issue_text.py) read places alike.
+PLACE = re.compile(
+    r"([\u4e00-\u9fff0-9a-zA-Z]{1,2})(小区|社区|新村|花园|家园|村|组|街|路|中学|小学|学校|医院|市场|广场|工业园|厂)")
+# "3栋", "五组": numbered groups and buildings, not places on their own
+NUMBER_GROUP = re.compile(r"([一二三四五六七八九十0-9]{1,2})(组|栋|号楼)")
+# never part of a place's name: deictic words (整条街, 我们村) and particles before a place (就在小学)
+NOT_NAME_CHARS = frozenset("们全本整这那隔邻同各哪啥个我你他条每满逛在的了到去从")
+# part of a common word before 路/街/厂 (马路, 大街, 线路, 电厂, 走大路), but of a name before the
+# other suffixes (上河村, 坪上村, 大坝村, 马家组)
+WORD_CHARS = frozenset("上下一大马公线电短走出回道半")
+WORD_SUFFIXES = frozenset({"路", "街", "厂"})
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 # What may stand before a short form: the start, a non-Chinese character, or one of these words.
 _BEFORE = ("在", "是", "到", "去", "住", "回", "从", "往", "离", "我们", "咱们", "我家", "我", "说", "和",
@@ -49,16 +58,25 @@ def towns(text: str) -> frozenset[str]:
     return frozenset(m.group(1) for m in TOWN.finditer(text))
 
 
+def is_place_name(name: str, suffix: str) -> bool:
+    """Whether the characters before a place suffix name a place (not ``整条街``, ``马路``, ``三组``)."""
+    if name.isdigit() or any(c in NOT_NAME_CHARS for c in name):
+        return False
+    return suffix not in WORD_SUFFIXES or not any(c in WORD_CHARS for c in name)
+
+
+def specific_places(body: str) -> frozenset[str]:
+    """Specific places named in a text without its townships, each keyed by (up to) two
+    characters and its suffix: the same place in two posts gets the same key even when the
+    words before it differ (``家住滨河小区`` / ``滨河小区3栋``)."""
+    return frozenset(f"{name}{suffix}" for name, suffix in PLACE.findall(body) if is_place_name(name, suffix))
+
+
 def place_names(text: str) -> frozenset[str]:
     """Places named in the text with their suffix: townships (``河口镇``) and specific places
-    (``滨河小区``, ``新街村``, ``三组``), each by the two characters before its suffix."""
+    (``滨河小区``, ``新街村``, ``东街``; see :func:`specific_places`)."""
     found = {m.group(0) for m in TOWN.finditer(text)}
-    body = TOWN.sub(" ", text)
-    for match in _SPECIFIC.finditer(body):
-        name, suffix = match.groups()
-        if not any(c in _NOT_NAME_CHARS for c in name) and not name.isdigit():
-            found.add(name + suffix)
-    return frozenset(found)
+    return frozenset(found | specific_places(NUMBER_GROUP.sub(" ", TOWN.sub(" ", text))))
 
 
 def short_form(region: str) -> str | None:

@@ -22,6 +22,10 @@ class Keyed(Protocol):
     @property
     def region(self) -> str | None: ...
     @property
+    def effective_region(self) -> str | None: ...
+    @property
+    def region_inferred_upstream(self) -> bool: ...
+    @property
     def source(self) -> str: ...
     @property
     def fingerprint(self) -> str: ...
@@ -45,8 +49,15 @@ def keys_for(post: Keyed, places: Gazetteer = NO_PLACES) -> list[AlertKey]:
 
 
 def region_of(post: Keyed, places: Gazetteer) -> str | None:
-    """The region a post counts under: its own, else the one known region its text names."""
-    # The redacted text: the search index keeps only that, and warming from it must key alike.
+    """The region a post counts under: its own, else the one the NLP worker inferred from its
+    text, which is also the region the search index files it under.
+
+    Only a post that predates ``inferred_region`` (a ``posts.enriched`` message from an older
+    NLP worker, a document indexed before it) is placed here, by the gazetteer on its redacted
+    text (the search index keeps only that, and warming from it must key alike).
+    """
+    if post.region_inferred_upstream:
+        return post.effective_region
     return post.region or places.region_of(post.redacted_text)
 
 

@@ -46,17 +46,26 @@ class PastPost:
     source: str
     fingerprint: str
     redacted_text: str = ""  # where a post without a region says it is (keys.region_of)
+    # the region above is final (the sender's or the NLP worker's inference); False for a post
+    # from before the inference existed, which is placed from its text when keyed
+    region_inferred_upstream: bool = False
+
+    @property
+    def effective_region(self) -> str | None:
+        return self.region
 
     @classmethod
     def of(cls, post: EnrichedPost) -> PastPost:
-        return cls(post.created_at, post.topic, post.region, post.source, post.fingerprint,
-                   post.redacted_text)
+        return cls(post.created_at, post.topic, post.effective_region, post.source, post.fingerprint,
+                   post.redacted_text, post.region_inferred_upstream)
 
     @classmethod
     def of_document(cls, doc: dict[str, Any]) -> PastPost:
-        """From a document of the search index (see ``services.search.documents``)."""
+        """From a document of the search index (see ``services.search.documents``): its
+        ``region`` is the inferred one where ``region_source`` says so."""
         return cls(datetime.fromisoformat(doc["created_at"]), Topic(doc["topic"]), doc.get("region"),
-                   doc["source"], doc.get("fingerprint") or "00", doc.get("text") or "")
+                   doc["source"], doc.get("fingerprint") or "00", doc.get("text") or "",
+                   "region_source" in doc)
 
 
 def parent_of(key: AlertKey) -> AlertKey | None:
@@ -129,7 +138,7 @@ def posts_from_elasticsearch(since: datetime) -> Iterator[PastPost]:
     settings = ElasticsearchSettings()
     client = make_client(settings)
     query = {"query": {"range": {"created_at": {"gte": since.isoformat()}}},
-             "_source": ["created_at", "topic", "region", "source", "fingerprint", "text"]}
+             "_source": ["created_at", "topic", "region", "region_source", "source", "fingerprint", "text"]}
     for hit in helpers.scan(client, index=posts_alias(settings.index_prefix), query=query, size=2000,
                             preserve_order=False):
         yield PastPost.of_document(hit["_source"])

@@ -98,6 +98,11 @@ class PartitionActivity:
         self._last: dict[int, float] = {}
 
     def saw(self, partition: int, wall: float) -> None:
+        last = self._last.get(partition)
+        if last is not None and wall - last >= self.idle_seconds:
+            # The stream resumes after a silence: every partition gets ``idle_seconds`` to
+            # speak again before it is reported idle (see Watermarks.observe).
+            self._last = dict.fromkeys(self._last, wall)
         self._last[partition] = wall
 
     def idle(self, assigned: Iterable[int], wall: float) -> list[int]:
@@ -119,8 +124,17 @@ class Watermarks:
         self._idle: set[int] = set()
 
     def observe(self, partition: int, partitions: int, event_time: float) -> None:
+        """Count a post's event time; a post from an idle partition wakes every partition.
+
+        After a silence every partition is idle. When the stream resumes (a
+        burst, or a replay of minutes of posts within seconds), the partition
+        that delivers first would move the watermark alone and close windows
+        the other partitions' posts still belong to. So all of them hold it back
+        again until each has delivered or been reported idle once more.
+        """
         self.partitions = partitions
-        self._idle.discard(partition)
+        if partition in self._idle:
+            self._idle.clear()
         self._marks[partition] = max(self._marks.get(partition, event_time), event_time)
 
     def mark_idle(self, idle: Iterable[int], partitions: int) -> None:

@@ -20,6 +20,7 @@ from yuqing.contracts import EnrichedPost, RawPost, Sentiment, Topic
 from yuqing.contracts.codec import encode
 from yuqing.fingerprint import hamming as hamming  # re-exported for callers of this module
 from yuqing.fingerprint import simhash
+from yuqing.places import NO_PLACES, Gazetteer
 from yuqing.segmentation import jieba_ready
 
 MODEL_TEXT_CHARS = 2_000  # the model reads at most a few hundred tokens anyway
@@ -111,8 +112,13 @@ def enrich(
     post: RawPost, *, topic: str, topic_scores: Mapping[str, float], sentiment: str,
     sentiment_scores: Mapping[str, float], rule_hits: Sequence[str], model_version: str,
     now: datetime | None = None, low_confidence: bool = False, model_text: str | None = None,
+    places: Gazetteer = NO_PLACES,
 ) -> EnrichedPost:
-    """The enriched post; ``model_text`` is ``model_input(post)`` when the caller has it already."""
+    """The enriched post; ``model_text`` is ``model_input(post)`` when the caller has it already.
+
+    A post without a region gets ``inferred_region``: the one region of ``places`` its title
+    and text name (see :func:`infer_region`); ``region`` stays what the sender said.
+    """
     text = model_input(post) if model_text is None else model_text
     return EnrichedPost(
         **post.model_dump(),
@@ -127,7 +133,17 @@ def enrich(
         model_version=model_version,
         enriched_at=now or datetime.now(UTC),
         low_confidence=low_confidence,
+        inferred_region=infer_region(post, text, places),
     )
+
+
+def infer_region(post: RawPost, model_text: str, places: Gazetteer) -> str | None:
+    """The one known region a post without a region names in its title or text, else None.
+
+    Inferred once, here, so that the alerts keys, the search index and its region filters
+    agree on where a WeChat push or a forum post (which carry no region) is about.
+    """
+    return None if post.region else places.region_of(model_text)
 
 
 ATTRIBUTE_CHARS = 1_000  # an attribute value longer than this is cut first when a post is too large

@@ -17,6 +17,7 @@ from services.nlp import metrics
 from yuqing.consumer import Record, make_dead_letter
 from yuqing.contracts import DeadLetter, EnrichedPost, RawPost
 from yuqing.contracts.codec import ContractError, decode
+from yuqing.places import NO_PLACES, Gazetteer
 
 log = logging.getLogger(__name__)
 SERVICE = "nlp"
@@ -39,6 +40,7 @@ class BatchProcessor:
     classifier: Classifier
     rules: Sequence[text.TopicRule] = ()
     max_message_bytes: int | None = None  # enriched posts larger than this are cut to fit
+    places: Gazetteer = NO_PLACES  # known regions, for posts that carry none
 
     def warm_up(self) -> None:
         """Load now what the first batch would load (the keyword segmenter's dictionary,
@@ -91,7 +93,7 @@ class BatchProcessor:
             post, model_text=model_text, topic=topic, topic_scores=scores, sentiment=prediction.sentiment,
             sentiment_scores=prediction.sentiment_scores, rule_hits=hits,
             model_version=self.classifier.version,
-            low_confidence=bool(getattr(prediction, "low_confidence", False)),
+            low_confidence=bool(getattr(prediction, "low_confidence", False)), places=self.places,
         )
         metrics.TOPIC_CONFIDENCE.observe(max(scores.values()))
         if enriched.low_confidence:

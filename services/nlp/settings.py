@@ -6,6 +6,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.consumer.settings import ConsumerSettings
+from yuqing.paths import project_paths
+from yuqing.places import Gazetteer, load_gazetteer
 from yuqing.settings import KafkaSettings
 
 
@@ -24,7 +26,13 @@ class NlpSettings(BaseSettings):
     batch_size: int = Field(32, ge=1, le=1024)
     batch_max_wait_s: float = Field(0.5, gt=0, description="flush a partial batch after this")
     rules_path: Path = Path("config/topics.toml")
+    places_file: Path = Field(default_factory=lambda: project_paths().config / "places.toml",
+                              description="known regions, inferred for posts that carry none (yuqing.places)")
     metrics_port: int = 9102
     state_dir: Path = Field(Path("~/.cache/yuqing/state").expanduser(),
                             description="local state (faust table stores)")
     log_level: str = "INFO"
+
+    def gazetteer(self) -> Gazetteer:
+        """The known regions of ``places_file`` (none if the file does not exist)."""
+        return load_gazetteer(self.places_file)

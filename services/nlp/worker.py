@@ -56,7 +56,7 @@ def create_app(settings: NlpSettings, classifier: Classifier) -> faust.App:
     raw = app.topic(kafka.topic(LogicalTopic.POSTS_RAW), key_serializer="raw", value_serializer="raw")
     enriched_topic = kafka.topic(LogicalTopic.POSTS_ENRICHED)
     processor = BatchProcessor(classifier, load_rules(settings.rules_path),
-                               max_message_bytes=kafka.max_message_bytes)
+                               max_message_bytes=kafka.max_message_bytes, places=settings.gazetteer())
     processor.warm_up()
     driver = FaustDriver(app, Runtime.create(SERVICE, kafka, settings.consumer),
                          ack_timeout_s=settings.consumer.ack_timeout_s)

@@ -43,6 +43,18 @@ def _visible(text: str | None) -> str | None:
     return None if text is None else text.translate(_CONTROL)
 
 
+def region_source(post: EnrichedPost) -> dict[str, str | None]:
+    """``region_source`` of the document: ``sender`` (the post's own region), ``text`` (inferred
+    by the NLP worker from its words) or null (none known). Left out for a message from before the
+    NLP worker inferred regions, so that readers of the index (``yuqing alerts warm``) still
+    place such a post from its text."""
+    if post.region:
+        return {"region_source": "sender"}
+    if not post.region_inferred_upstream:
+        return {}
+    return {"region_source": "text" if post.inferred_region else None}
+
+
 def to_document(post: EnrichedPost, *, issue: Assignment | None = None,
                 now: datetime | None = None) -> dict[str, Any]:
     """The indexed document. Every free-text field that is indexed or returned is redacted:
@@ -53,7 +65,7 @@ def to_document(post: EnrichedPost, *, issue: Assignment | None = None,
     return {
         "post_id": post.post_id, "source": post.source, "channel": post.channel.value,
         "external_id": post.external_id, "author": redact_optional(post.author),
-        "msg_type": post.msg_type, "region": post.region, "unit": post.unit,
+        "msg_type": post.msg_type, "region": post.effective_region, **region_source(post), "unit": post.unit,
         "thread_id": post.thread_id, "reply_to": post.reply_to, "url": post.url, "title": title,
         "text": text, "text_words": segment(f"{title or ''} {text}"),
         "topic": post.topic.value, "sentiment": post.sentiment.value,

@@ -9,7 +9,13 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from services.search.mappings import SMALL_INDICES, small_index, templates
+from services.search.mappings import (
+    POST_PROPERTIES,
+    SMALL_INDICES,
+    posts_index_pattern,
+    small_index,
+    templates,
+)
 from yuqing.settings import ElasticsearchSettings
 
 log = logging.getLogger(__name__)
@@ -28,9 +34,16 @@ def make_client(settings: ElasticsearchSettings) -> Elasticsearch:
 
 def ensure_templates(client: Elasticsearch, settings: ElasticsearchSettings,
                      refresh_interval: str = "1s") -> None:
-    """Install (or update) the index templates and create the small indices; idempotent."""
+    """Install (or update) the index templates and create the small indices; idempotent.
+
+    The posts mapping is also put onto the existing monthly indices of this mapping version:
+    a new field (``region_source``, say) is a change they can take, and with ``dynamic:
+    strict`` a document carrying it would otherwise be refused until next month's index.
+    """
     for name, body in templates(settings.index_prefix, refresh_interval).items():
         client.indices.put_index_template(name=name, body=body)
+    client.indices.put_mapping(index=posts_index_pattern(settings.index_prefix),
+                               body={"properties": POST_PROPERTIES}, allow_no_indices=True)
     for name in SMALL_INDICES:
         client.indices.create(index=small_index(settings.index_prefix, name), ignore=400)
 

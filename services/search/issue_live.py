@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 VISIBILITY_LAG = timedelta(seconds=2)
 OTHERS_PAGE = 10_000  # posts read back per refresh; the rest at the next one
 MAX_PENDING_MERGES = 10_000  # automatic merges held until recorded, and recorded ones until read back
-_FIELDS = ["post_id", "title", "text", "region", "topic", "created_at", "issue_id", "issue_distance",
-           "indexed_at"]
+_FIELDS = ["post_id", "title", "text", "region", "region_source", "topic", "created_at", "issue_id",
+           "issue_distance", "indexed_at"]
 
 
 def post_signal(post: EnrichedPost) -> PostSignal:
@@ -62,10 +62,13 @@ def post_signal(post: EnrichedPost) -> PostSignal:
 
 
 def stored_signal(source: dict[str, Any]) -> PostSignal:
-    """The same, from an indexed post document."""
+    """The same, from an indexed post document. Grouping reads the sender's region, as
+    :func:`post_signal` does: a region the index holds from the text (``region_source``
+    ``text``) is left out, so a grouper rebuilt from the index agrees with the live one."""
     text = f"{source['title']} {source['text']}" if source.get("title") else source["text"]
+    region = None if source.get("region_source") == "text" else source.get("region")
     return PostSignal(post_id=source["post_id"], text=text, created_at=_time(source["created_at"]),
-                      region=source.get("region"), topic=source.get("topic"))
+                      region=region, topic=source.get("topic"))
 
 
 class LiveIssues:

@@ -1,11 +1,12 @@
 """What a post says, where, for issue grouping: weighted character bigrams and place names (pure).
 
 * **Places**: the township (镇/乡) and the specific places (村, 组, 小区, 街, 路,
-  社区, schools, markets …) named in the text. A place is keyed by its suffix and
-  the two characters before it (``滨河小区``, ``新街村``, ``三组``): the same place
-  written in two posts gets the same key even when the words before it differ
-  (``家住滨河小区`` / ``滨河小区3栋``). Deictic prefixes (``整条街``, ``我们村``) are
-  not places.
+  社区, schools, markets …) named in the text, as ``yuqing.places`` defines them
+  (one definition for grouping and for the region a post is about). A place is
+  keyed by its suffix and the two characters before it (``滨河小区``, ``新街村``,
+  ``东街``): the same place written in two posts gets the same key even when the
+  words before it differ (``家住滨河小区`` / ``滨河小区3栋``). Deictic prefixes
+  (``整条街``, ``我们村``) are not places.
 * **Words**: character bigrams of the text without its place names, after a few
   colloquial variants are mapped to one form (``没电``/``断电``/``黑了`` → ``停电``),
   weighted by inverse document frequency over the bundled corpus (fixed, so the
@@ -24,19 +25,9 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 
-from yuqing.places import TOWN as _TOWN
-from yuqing.places import towns
+from yuqing.places import NUMBER_GROUP, PLACE, TOWN, specific_places, towns
 
 CORPUS_DIR = Path(__file__).resolve().parents[2] / "data" / "corpus"
-_PLACE = re.compile(
-    r"([\u4e00-\u9fff0-9a-zA-Z]{1,2})(小区|社区|新村|花园|家园|村|组|街|路|中学|小学|学校|医院|市场|广场|工业园|厂)")
-_NUMBER_GROUP = re.compile(r"([一二三四五六七八九十0-9]{1,2})(组|栋|号楼)")
-# never part of a place's name: deictic words (整条街, 我们村) and particles before a place (就在小学)
-_NOT_PLACE_CHARS = set("们全本整这那隔邻同各哪啥个我你他条每满逛在的了到去从")
-# part of a common word before 路/街/厂 (马路, 大街, 线路, 电厂, 走大路), but of a name before the
-# other suffixes (上河村, 坪上村, 大坝村, 马家组)
-_WORD_CHARS = set("上下一大马公线电短走出回道半")
-_WORD_SUFFIXES = frozenset({"路", "街", "厂"})
 _VARIANTS = {
     "停电": "没有电|没电|断电|掉电|黑了|全黑|停了",
     "来电": "恢复供电|恢复了|通电了|有电了",
@@ -68,7 +59,7 @@ class TextView:
 
 def stem(place: str) -> str:
     """A place's name without its suffix, when it has two characters (``新街村`` -> ``新街``)."""
-    match = _PLACE.fullmatch(place)
+    match = PLACE.fullmatch(place)
     return match.group(1) if match and len(match.group(1)) == 2 else place
 
 
@@ -78,31 +69,16 @@ def clean(text: str) -> str:
 
 def _without_towns(text: str, region: str | None, found_towns: frozenset[str]) -> str:
     """The text without township names and numbered groups ("3栋", "五组": not places on their own)."""
-    body = _NUMBER_GROUP.sub(" ", _TOWN.sub(" ", text))
+    body = NUMBER_GROUP.sub(" ", TOWN.sub(" ", text))
     own = town_of(region)
     for town in (*found_towns, *([own] if own else [])):
         body = body.replace(town, " ")
     return body
 
 
-def _is_place_name(name: str, suffix: str) -> bool:
-    if name.isdigit() or any(c in _NOT_PLACE_CHARS for c in name):
-        return False
-    return suffix not in _WORD_SUFFIXES or not any(c in _WORD_CHARS for c in name)
-
-
-def _places_in(body: str) -> frozenset[str]:
-    found = set()
-    for match in _PLACE.finditer(body):
-        name, suffix = match.groups()
-        if _is_place_name(name, suffix):
-            found.add(f"{name}{suffix}")
-    return frozenset(found)
-
-
 def places(text: str, region: str | None = None) -> frozenset[str]:
     """Specific places named in the text, keyed by (up to) two characters and the suffix."""
-    return _places_in(_without_towns(text, region, towns(text)))
+    return specific_places(_without_towns(text, region, towns(text)))
 
 
 def _canonical(text: str) -> str:
@@ -137,7 +113,7 @@ def idf_table() -> tuple[dict[str, float], float]:
 
 def town_of(region: str | None) -> str | None:
     """The two-character name of a township region (``河口镇`` -> ``河口``)."""
-    match = _TOWN.fullmatch(region) if region else None
+    match = TOWN.fullmatch(region) if region else None
     return match.group(1) if match else region
 
 
@@ -147,8 +123,8 @@ def view(text: str, region: str | None = None) -> TextView:
     text = clean(text)
     found_towns = towns(text)
     body = _without_towns(text, region, found_towns)
-    found_places = _places_in(body)
-    stripped = _ECHO.sub(" ", _PLACE.sub(" ", body))
+    found_places = specific_places(body)
+    stripped = _ECHO.sub(" ", PLACE.sub(" ", body))
     idf, unseen = idf_table()
     weights = {g: n * idf.get(g, unseen) for g, n in Counter(bigrams(_canonical(stripped))).items()}
     mass = sum(weights.values())

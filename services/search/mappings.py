@@ -53,6 +53,8 @@ _TEXT = {"type": "text", "analyzer": "zh_bigram", "similarity": "yq_stable",
 POST_PROPERTIES: dict[str, Any] = {
     "post_id": _KEYWORD, "source": _KEYWORD, "channel": _KEYWORD, "external_id": _KEYWORD,
     "author": _KEYWORD, "msg_type": _KEYWORD, "region": _KEYWORD, "unit": _KEYWORD,
+    # where ``region`` comes from: "sender" or "text" (inferred by the NLP worker)
+    "region_source": _KEYWORD,
     "thread_id": _KEYWORD, "reply_to": _KEYWORD, "url": {"type": "keyword", "index": False},
     "title": _TEXT, "text": _TEXT,
     "text_words": {"type": "text", "analyzer": "zh_words", "similarity": "yq_stable"},

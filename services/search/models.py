@@ -65,6 +65,8 @@ class PostRead(BaseModel):
     topic: str
     sentiment: str
     region: str | None = None
+    region_source: str | None = Field(
+        None, description="sender: the post's own region; text: inferred from its words", examples=["text"])
     unit: str | None = None
     title: str | None = None
     text: str

@@ -178,7 +178,8 @@ def to_post(hit: dict[str, Any]) -> PostRead:
     return PostRead(
         post_id=src["post_id"], score=hit.get("_score"), source=src["source"],
         channel=src["channel"], topic=src["topic"], sentiment=src["sentiment"],
-        region=src.get("region"), unit=src.get("unit"), title=src.get("title"), text=src["text"],
+        region=src.get("region"), region_source=src.get("region_source"), unit=src.get("unit"),
+        title=src.get("title"), text=src["text"],
         url=src.get("url"), created_at=src["created_at"], keywords=src.get("keywords") or [],
         issue_id=src.get("issue_id"),
         highlight=" … ".join(escape_highlight(f) for f in fragments) if fragments else None,

@@ -68,3 +68,24 @@ def test_volume_labels_bound_region_and_source():
     assert second["region"] == OTHER
     assert volume_labels(AlertKey(family="cluster", cluster="ab"), regions, sources) == {
         "family": "cluster", "topic": "", "region": "", "source": ""}
+
+
+def test_the_region_the_nlp_worker_inferred_is_the_one_counted():
+    inferred = _post(None, "河口停电+1").model_copy(update={"inferred_region": "河口镇"})
+    assert _region(inferred) == "河口镇"
+    # the worker's inference wins over this worker's gazetteer: one inference, the index's
+    assert _region(inferred.model_copy(update={"inferred_region": "城关镇"})) == "城关镇"
+    nothing = _post(None, "河口停电+1").model_copy(update={"inferred_region": None})
+    assert _region(nothing) is None  # inferred upstream, nothing found: not placed again here
+    assert _region(_post("青山乡", "河口停电+1").model_copy(update={"inferred_region": None})) == "青山乡"
+
+
+def test_warming_from_the_index_keys_an_inferred_region_as_the_live_worker_does():
+    live = _post(None, "停电+1").model_copy(update={"inferred_region": "河口镇"})
+    document = {"created_at": MOMENT.isoformat(), "topic": "outage", "source": "app-main",
+                "fingerprint": "abcdef0123456789", "text": "停电+1", "region": "河口镇",
+                "region_source": "text"}
+    assert keys_for(PastPost.of_document(document), PLACES) == keys_for(live, PLACES)
+    assert keys_for(PastPost.of(live), PLACES) == keys_for(live, PLACES)
+    unplaced = {**document, "text": "河口停电+1", "region": None, "region_source": None}
+    assert _region(PastPost.of_document(unplaced)) is None

@@ -49,6 +49,34 @@ def test_an_idle_partition_stops_holding_the_watermark_back_until_it_speaks():
     assert marks.watermark() == 5_000.0
 
 
+def test_a_stream_resuming_after_silence_waits_for_every_partition_again():
+    marks = Watermarks()
+    marks.observe(0, 3, 1_000.0)
+    marks.observe(1, 3, 1_010.0)
+    marks.observe(2, 3, 1_020.0)
+    marks.mark_idle([0, 1, 2], 3)  # a silence
+    marks.observe(0, 3, 1_600.0)  # ten minutes of posts replayed: partition 0 delivers first
+    assert marks.watermark() == 1_010.0  # not 1_600: partitions 1 and 2 still hold it back
+    marks.observe(1, 3, 1_590.0)
+    marks.observe(2, 3, 1_580.0)
+    assert marks.watermark() == 1_580.0
+    marks.mark_idle([2], 3)  # reported idle again after its silence
+    assert marks.watermark() == 1_590.0
+
+
+def test_a_resumed_partition_gives_the_silent_ones_a_fresh_idle_period():
+    activity = PartitionActivity(idle_seconds=30)
+    activity.saw(0, wall=100.0)
+    activity.saw(1, wall=100.0)
+    assert activity.idle([0, 1], wall=200.0) == [0, 1]
+    activity.saw(0, wall=200.0)  # the stream resumes on partition 0
+    assert activity.idle([0, 1], wall=210.0) == []  # partition 1 is given time to speak
+    assert activity.idle([0, 1], wall=231.0) == [0, 1]
+    activity.saw(1, wall=215.0)
+    activity.saw(1, wall=220.0)  # a partition that spoke recently wakes no one
+    assert activity.idle([0, 1], wall=231.0) == [0]
+
+
 def test_partitions_become_idle_after_a_silence():
     activity = PartitionActivity(idle_seconds=30)
     activity.saw(0, wall=100.0)

@@ -39,3 +39,18 @@ def test_enriched_examples_become_documents_and_alert_keys():
 def test_dead_letter_example_keeps_original_bytes():
     for value in _examples("posts.dlq"):
         assert json.loads(value)["original_b64"]
+
+
+def test_enriched_messages_from_before_inferred_region_are_still_consumed():
+    olders = []
+    for value in _examples("posts.enriched"):
+        data = json.loads(value)
+        data.pop("inferred_region", None)  # an NLP worker before the field did not write it
+        olders.append(json.dumps(data, ensure_ascii=False).encode())
+    messages = [Record("posts.enriched", 0, i, None, v) for i, v in enumerate(olders)]
+    actions, _kept, rejected = build_actions(messages, "yuqing")
+    assert rejected == [] and len(actions) == len(olders)
+    for value in olders:
+        post = decode(EnrichedPost, value)
+        assert not post.region_inferred_upstream
+        assert {"overall", "topic", "source", "cluster"} <= {k.family for k in keys_for(post)}

@@ -190,9 +190,11 @@ def test_any_bert_checkpoint_drops_in(tmp_path):
 
 @pytest.mark.model
 def test_default_model_on_posts_written_apart_from_the_corpus(default_classifier):
-    """data/ood is never trained on; the bar is the issue's target for the hidden set."""
-    ood = REPO / "data" / "ood"
-    if not any(ood.glob("*.jsonl")):
+    """data/ood is never trained on; the bar is the issue's target for the hidden set.
+
+    Only the first set: the second (ood2.jsonl) is for the report alone (docs/nlp.md)."""
+    ood = REPO / "data" / "ood" / "ood.jsonl"
+    if not ood.exists():
         pytest.skip("no out-of-distribution set")
     reports = evaluate_classifier(default_classifier, read_examples(ood))
     assert reports["topic"].accuracy >= 0.9, reports["topic"].accuracy

@@ -2,6 +2,7 @@ import json
 
 from services.search.documents import ALERT_MERGE_SCRIPT, alert_action, alert_document, segment, to_document
 from services.search.grouping import Assignment
+from services.search.issue_live import post_signal, stored_signal
 from services.search.mappings import (
     ALERT_PROPERTIES,
     POST_PROPERTIES,
@@ -69,3 +70,26 @@ def test_alert_action_is_an_upserting_update_keyed_by_alert_id():
     action = alert_action(make_alert("alert-0002"), "yq-alerts")
     assert action["_op_type"] == "update" and action["_id"] == "alert-0002"
     assert action["script"]["source"] == ALERT_MERGE_SCRIPT and action["upsert"]["state"] == "firing"
+
+
+def test_a_region_inferred_from_the_text_is_indexed_and_marked():
+    sender = make_post("河口镇停电了", external_id="r-1", region="河口镇")
+    inferred = make_post("河口这边突然停电了", external_id="r-2", region=None).model_copy(
+        update={"inferred_region": "河口镇"})
+    unplaced = make_post("停电了", external_id="r-3", region=None).model_copy(
+        update={"inferred_region": None})
+    older = make_post("河口这边突然停电了", external_id="r-4", region=None)  # no inferred_region field
+    assert (to_document(sender)["region"], to_document(sender)["region_source"]) == ("河口镇", "sender")
+    assert (to_document(inferred)["region"], to_document(inferred)["region_source"]) == ("河口镇", "text")
+    assert to_document(unplaced)["region"] is None and to_document(unplaced)["region_source"] is None
+    # left out: a reader of the index (alerts warm) places a post of an older message itself
+    assert to_document(older)["region"] is None and "region_source" not in to_document(older)
+    assert set(to_document(inferred)) <= set(POST_PROPERTIES)
+
+
+def test_grouping_rebuilt_from_the_index_reads_the_senders_region_as_the_live_grouper_does():
+    for region, inferred in (("河口镇", None), (None, "河口镇"), (None, None)):
+        post = make_post("河口这边突然停电了", external_id=f"g-{region}-{inferred}",
+                         region=region).model_copy(
+            update={"inferred_region": inferred})
+        assert stored_signal(to_document(post)) == post_signal(post)

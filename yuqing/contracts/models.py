@@ -136,6 +136,22 @@ class EnrichedPost(RawPost):
     enriched_at: AwareDatetime
     low_confidence: bool = Field(
         False, description="the model's top topic probability is below its threshold")
+    # ``region`` stays what the sender said; the region read from the text is a field of its
+    # own, so a consumer that trusts ``region`` as declared is never handed a guess.
+    inferred_region: Place = Field(
+        None, description="the one known region (config/places.toml) the text names, set by the NLP "
+        "worker when the post has no region; null when it has one, or its text names none or several")
+
+    @property
+    def region_inferred_upstream(self) -> bool:
+        """Whether the producer inferred the region: a message written before ``inferred_region``
+        existed lacks the field (a consumer then infers it itself)."""
+        return "inferred_region" in self.model_fields_set
+
+    @property
+    def effective_region(self) -> str | None:
+        """The region the post is about: the sender's, else the one inferred from its text."""
+        return self.region or self.inferred_region
 
 
 class AlertKey(_Contract):
