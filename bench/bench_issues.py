@@ -9,12 +9,14 @@ labelled set (lines ``{"id", "text", "created_at", "region", "channel",
 * big events recovered: the share of events with >= 5 posts whose largest
   issue holds >= 80 % of them;
 
-beside two baselines: SimHash grouping (the nearest earlier post of the same
+beside the same grouping without its issue-level merge step, and two
+baselines: SimHash grouping (the nearest earlier post of the same
 topic within 7 bits and 72 h, the grouping this replaced) and "same topic,
 region and day". ``--model-topics`` drops the labelled topics and lets the
 default model classify (as the offline command does for posts without one).
-``--tune`` searches the grouping parameters on the given set: run it on the
-development set only, never on the evaluation set. Writes
+``--tune`` searches the grouping parameters on the given set, ``--tune-merge``
+those of the issue-level step: run them on the development sets only, never on
+the evaluation set. Writes
 ``bench/results/issues.json``.
 """
 
@@ -38,11 +40,13 @@ sys.path.insert(0, str(ROOT))
 
 from services.search.grouping import GroupingParams  # noqa: E402
 from services.search.issue_offline import group_rows, model_topics, parse_time, read_posts  # noqa: E402
-from services.search.issue_text import idf_table  # noqa: E402
+from services.search.issue_text import idf_table, view  # noqa: E402
 from yuqing.fingerprint import simhash  # noqa: E402
 
 BIG_EVENT = 5
 RECOVERED_SHARE = 0.8
+OURS, UNMERGED = "meaning, place and time", "without issue merging"
+WITHOUT_MERGE = replace(GroupingParams(), merge_threshold=float("inf"))  # the issue-level step off
 
 
 def bcubed(events: Sequence[str], issues: Sequence[str]) -> tuple[float, float, float]:
@@ -93,12 +97,19 @@ def score(rows: list[dict[str, Any]], issues: list[str]) -> dict[str, Any]:
             "big_events": f"{recovered}/{big}", "issues": len(set(issues))}
 
 
-def tune(rows: list[dict[str, Any]]) -> GroupingParams:
+POST_GRID: dict[str, list[Any]] = {
+    "threshold": [0.15, 0.2, 0.25], "topic_bonus": [0.2, 0.3], "topic_penalty": [0.15, 0.3],
+    "place_bonus": [0.3, 0.45], "place_conflict": [0.5, 0.7], "place_open": [0.0, 0.1, 0.2],
+    "late_margin": [0.1, 0.35], "gap": [timedelta(hours=h) for h in (3, 5)], "decay_per_hour": [0.02]}
+# the issue-level step's parameters (docs/search.md, *Issue-level merging*)
+MERGE_GRID: dict[str, list[Any]] = {
+    "merge_threshold": [0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.45, 0.6, 0.75],
+    "merge_size_bonus": [0.0, 0.15, 0.3], "merge_topic_bonus": [0.15, 0.3],
+    "merge_place_bonus": [0.3, 0.45], "merge_gap": [timedelta(hours=h) for h in (0.5, 1, 3)]}
+
+
+def tune(rows: list[dict[str, Any]], grid: dict[str, list[Any]]) -> GroupingParams:
     """Grid search on the given (development) set; prints the best few."""
-    grid: dict[str, list[Any]] = {
-        "threshold": [0.15, 0.2, 0.25], "topic_bonus": [0.2, 0.3], "topic_penalty": [0.15, 0.3],
-        "place_bonus": [0.3, 0.45], "place_conflict": [0.5, 0.7], "place_open": [0.0, 0.1, 0.2],
-        "late_margin": [0.1, 0.35], "gap": [timedelta(hours=h) for h in (3, 5)], "decay_per_hour": [0.02]}
     results = []
     for values in itertools.product(*grid.values()):
         params = replace(GroupingParams(), **dict(zip(grid, values, strict=True)))
@@ -121,6 +132,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 def timed(run: Callable[[], list[str]], posts: int) -> tuple[list[str], float]:
     """The result and the CPU time per post in µs (process time: other processes on the machine
     slow the wall clock, not this)."""
+    view.cache_clear()  # each run computes the posts' text views afresh
     started = time.process_time()
     issues = run()
     return issues, (time.process_time() - started) / posts * 1e6
@@ -172,8 +184,6 @@ def indexing(docs: int) -> dict[str, Any]:
         measured = bench_indexing(es, values, prefix)
     finally:
         es.indices.delete(index=f"{prefix}-*", ignore=404)
-    from services.search.issue_text import view
-
     build_cpu_us(values[:200])  # loads the word segmenter's dictionary: not a post's cost
     view.cache_clear()  # each measurement computes the posts' text views afresh
     measured["build_cpu_us_per_post"] = round(build_cpu_us(values))
@@ -189,6 +199,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "issues.json")
     parser.add_argument("--model-topics", action="store_true", help="classify instead of labelled topics")
     parser.add_argument("--tune", action="store_true", help="search parameters (development set only)")
+    parser.add_argument("--tune-merge", action="store_true",
+                        help="search the issue-level step's parameters (development set only)")
     parser.add_argument("--indexing", type=int, default=0, metavar="DOCS",
                         help="also measure indexing throughput on this many synthetic posts (Elasticsearch)")
     args = parser.parse_args()
@@ -200,24 +212,27 @@ def main() -> None:
     if args.model_topics:
         for row, topic in zip(grouped, model_topics([r["text"] for r in rows]), strict=True):
             row["topic"] = topic
-    if args.tune:
-        tune(grouped)
+    if args.tune or args.tune_merge:
+        tune(grouped, MERGE_GRID if args.tune_merge else POST_GRID)
         return
     idf_table()  # built once per process; not part of a post's cost
     issues, us_per_post = timed(lambda: group_rows(grouped, classify=None), len(rows))
-    results = {"meaning, place and time": score(rows, issues),
+    unmerged, unmerged_us = timed(lambda: group_rows(grouped, classify=None, params=WITHOUT_MERGE), len(rows))
+    results = {OURS: score(rows, issues),
+               UNMERGED: score(rows, unmerged),
                "SimHash (previous)": score(rows, simhash_baseline(grouped)),
                "same topic, region, day": score(rows, topic_region_day_baseline(grouped))}
     print(f"{args.input.relative_to(ROOT)}: {len(rows)} posts, {len(set(r['event'] for r in rows))} events;"
           f" topics {'from the default model' if args.model_topics else 'as labelled'}")
     print(table(results))
-    print(f"grouping: {us_per_post:.0f} µs per post")
-    ours = results["meaning, place and time"]
+    print(f"grouping: {us_per_post:.0f} µs per post ({unmerged_us:.0f} without issue-level merging)")
+    ours = results[OURS]
     report = {"input": str(args.input.relative_to(ROOT)), "posts": len(rows),
               "topics": "model" if args.model_topics else "labelled",
               "bcubed_f1": ours["bcubed_f1"], "big_events_recovered": ours["big_events_recovered"],
               "detail": ours, "grouping_us_per_post": round(us_per_post, 1),
-              "baselines": {k: v for k, v in results.items() if k != "meaning, place and time"}}
+              "without_issue_merging": {**results[UNMERGED], "grouping_us_per_post": round(unmerged_us, 1)},
+              "baselines": {k: v for k, v in results.items() if k not in (OURS, UNMERGED)}}
     if args.indexing:
         report["indexing"] = indexing(args.indexing)
         print(f"indexing: {report['indexing']}")

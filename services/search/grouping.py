@@ -24,10 +24,16 @@ issue of its township that it fits best, or founds a new one:
   their words (``蜡烛都点上了`` beside ``杨柳村停电了``).
 
 The post joins the best issue scoring at least ``threshold``; ties go to the
-smaller issue id. A new issue's id is ``<topic>-<16 hex digits of
-blake2b(post id)>``: derived from the founding post, so every process that
-sees the same posts in the same order names the issue the same way, and a post
-seen again (a replay) keeps the issue it had. State is bounded: issues idle
+smaller issue id. Then the **issue-level step** compares the issue the post is
+in with the township's other open issues (the same bounded candidates) and
+merges the best pair that looks like one matter (``_merge_score``): the issue
+founded first keeps its id, and the merge is kept for the indexer to record
+(``take_merges``). Issues a responder split or moved posts of are left out.
+
+A new issue's id is ``<topic>-<16 hex digits of blake2b(post id)>``: derived
+from the founding post, so every process that sees the same posts in the same
+order names the issue the same way, and a post seen again (a replay) keeps the
+issue it had. State is bounded: issues idle
 for longer than ``gap`` are dropped, members per issue and issues in all are
 capped. Corrections (merge, move, split) change the state so that later posts
 follow them; see ``merge``, ``move`` and ``split``.
@@ -37,39 +43,16 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Reversible
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.search.issue_text import TextView, cosine, stem, town_of, view
+from services.search.issue_text import TextView, cosine, stem
+from services.search.open_issues import COMPATIBLE_TOPICS as COMPATIBLE_TOPICS
+from services.search.open_issues import Member, OpenIssue, member_of, topic_agreement
+from services.search.open_issues import PostSignal as PostSignal  # the grouping's input, re-exported
 from yuqing.fingerprint import band_terms as band_terms  # re-exported for documents.py
-
-NEUTRAL_TOPICS = frozenset({"other"})
-# Topics the classifier confuses on posts about one matter (measured on the development sets): an
-# outage's posts are also read as safety (电梯困人), service (电话打不通), praise (抢修辛苦) or a
-# rumour about its cause; a billing matter's as policy, rumour or service; the thanks for a fixed
-# hazard (电杆已经扶正了，点赞) as praise. Staff matters (shifts,
-# pay: employee) are not the public's outage, whatever the township and hour. A post of a compatible
-# topic is neither rewarded nor penalised: words, place and time decide.
-_COMPATIBLE = {
-    "outage": "safety service praise_suggestion rumor",
-    "billing": "policy rumor service online_service",
-    "rumor": "policy safety",
-    "safety": "praise_suggestion",
-    "service": "employee praise_suggestion online_service",
-    "policy": "energy_use",
-}
-COMPATIBLE_TOPICS = frozenset(frozenset((a, b)) for a, others in _COMPATIBLE.items() for b in others.split())
-
-
-def topic_agreement(topic: str | None, issue_topic: str | None) -> int:
-    """1 for the same topic, -1 for an incompatible one, 0 when either is unknown, neutral or compatible."""
-    if not topic or not issue_topic or topic in NEUTRAL_TOPICS or issue_topic in NEUTRAL_TOPICS:
-        return 0
-    if topic == issue_topic:
-        return 1
-    return 0 if frozenset((topic, issue_topic)) in COMPATIBLE_TOPICS else -1
 
 
 @dataclass(frozen=True)
@@ -105,8 +88,15 @@ class GroupingParams:
     refine: int = 3  # candidates compared member by member (the others by centroid only)
     max_issues: int = 50_000
     max_posts: int = 500_000
-    # issue-level step: after a post joins, its issue is merged with another open issue of its
-    # township that is about the same matter by pooled words, place, topic and time
+    # issue-level step (``IssueMerge``): after a post, its issue is merged with the open issue of
+    # its township of a compatible topic, overlapping in time or within ``merge_gap``, that scores
+    # highest by the cosine of the two centroids + shared place + same topic + both of >= 2 posts,
+    # if that reaches ``merge_threshold``; the older issue's id survives
+    merge_threshold: float = 0.3
+    merge_gap: timedelta = timedelta(hours=1)
+    merge_place_bonus: float = 0.45
+    merge_topic_bonus: float = 0.30
+    merge_size_bonus: float = 0.15
     # a matter many are raising right now draws the township's posts of its topic (or a compatible
     # one) that name no other place: + this x min(1, log2(the issue's posts in the last
     # ``busy_window``) / log2(``busy_full``)); 0 for an issue with one post in that window
@@ -116,73 +106,20 @@ class GroupingParams:
 
 
 @dataclass(frozen=True)
-class PostSignal:
-    """What grouping needs of a post."""
-
-    post_id: str
-    text: str
-    created_at: datetime
-    region: str | None = None
-    topic: str | None = None
-
-
-@dataclass(frozen=True)
 class Assignment:
     issue_id: str
     distance: int  # 0..100: how far the post was from its issue (100 - 100 x score; 0 for a founder)
 
 
-@dataclass
-class _Member:
-    post_id: str
-    view: TextView
-    created_at: datetime
-    topic: str | None
-    town: str
+@dataclass(frozen=True)
+class IssueMerge:
+    """An issue merged into another by the grouping itself (no responder): recorded like a
+    responder's merge, with ``score`` as its reason."""
 
-
-def _member(post: PostSignal) -> _Member:
-    seen = view(post.text, post.region)
-    return _Member(post.post_id, seen, post.created_at, post.topic, _town(post.region, seen))
-
-
-@dataclass
-class _Issue:
-    issue_id: str
-    town: str
-    first_seen: datetime
-    last_seen: datetime
-    members: list[_Member] = field(default_factory=list)
-    centroid: dict[str, float] = field(default_factory=dict)  # sum of the members' word vectors
-    centroid_norm2: float = 0.0  # its squared length, kept up to date as members come and go
-    topics: Counter[str] = field(default_factory=Counter)
-    places: Counter[str] = field(default_factory=Counter)
-    size: int = 0
-
-    def centroid_cosine(self, words: dict[str, float]) -> float:
-        if self.centroid_norm2 <= 1e-9:
-            return 0.0
-        return cosine(words, self.centroid) / math.sqrt(self.centroid_norm2)
-
-    def shift_centroid(self, words: dict[str, float], sign: float) -> None:
-        """Add (``sign`` 1) or take away (-1) a unit word vector: |c ± v|² = |c|² ± 2 c·v + 1."""
-        dot = cosine(words, self.centroid)
-        self.centroid_norm2 = max(0.0, self.centroid_norm2 + sign * 2 * dot + (1.0 if words else 0.0))
-        for term, weight in words.items():
-            value = self.centroid.get(term, 0.0) + sign * weight
-            if abs(value) > 1e-9:
-                self.centroid[term] = value
-            else:
-                self.centroid.pop(term, None)
-
-    topic: str | None = None  # the most frequent topic of the members
-    recent_text: str = ""  # the latest members' texts, for places they name without a suffix
-
-    def refresh(self, nearest: int) -> None:
-        """Derived fields, after members came or went."""
-        ranked = sorted(self.topics.items(), key=lambda kv: (-kv[1], kv[0]))
-        self.topic = ranked[0][0] if ranked else None
-        self.recent_text = " ".join(m.view.text for m in self.members[-nearest:])
+    source_id: str  # the issue that goes away (the younger)
+    target_id: str  # the issue that stays (the older)
+    score: float
+    at: datetime  # the time of the post that led to it
 
 
 def founder_issue_id(post_id: str, topic: str | None, salt: str = "") -> str:
@@ -196,11 +133,14 @@ class IssueGrouper:
 
     def __init__(self, params: GroupingParams | None = None) -> None:
         self.params = params or GroupingParams()
-        self._issues: OrderedDict[str, _Issue] = OrderedDict()  # least recently active first
+        self._issues: OrderedDict[str, OpenIssue] = OrderedDict()  # least recently active first
         self._by_town: dict[str, OrderedDict[str, None]] = {}  # least recently active first
         self._post_issue: OrderedDict[str, str] = OrderedDict()
         self._distance: dict[str, int] = {}  # of the posts that joined an issue, as first assigned
-        self._aliases: dict[str, str] = {}
+        self._aliases: OrderedDict[str, str] = OrderedDict()
+        # issues a responder split or moved posts out of or into: never merged automatically
+        self._corrected: OrderedDict[str, None] = OrderedDict()
+        self._merges: list[IssueMerge] = []  # automatic merges not yet taken (``take_merges``)
         self._now: datetime | None = None
 
     def __len__(self) -> int:
@@ -223,19 +163,19 @@ class IssueGrouper:
         known = self.issue_of(post.post_id)
         if known is not None:
             return Assignment(known, self._distance.get(post.post_id, 0))
-        member = _member(post)
+        member = member_of(post)
         town = member.town
         self._advance(post.created_at)
         best = self._best(member)
         if best is None:
             issue_id = founder_issue_id(post.post_id, post.topic)
             self._add(issue_id, town, member)
-            return Assignment(issue_id, 0)
+            return Assignment(self._merge_step(issue_id, post.created_at), 0)
         self._add(best[1], town, member)
         distance = max(0, min(100, round(100 - 100 * best[0])))
         if distance:
             self._distance[post.post_id] = distance
-        return Assignment(best[1], distance)
+        return Assignment(self._merge_step(best[1], post.created_at), distance)
 
     def remember(self, post: PostSignal, issue_id: str, distance: int = 0) -> None:
         """Take a post whose issue is already decided (warm-up from the index, other replicas)."""
@@ -243,7 +183,7 @@ class IssueGrouper:
             return
         if distance:
             self._distance[post.post_id] = distance
-        member = _member(post)
+        member = member_of(post)
         self._advance(post.created_at)
         self._add(self.resolve(issue_id), member.town, member)
 
@@ -254,19 +194,43 @@ class IssueGrouper:
         source_id, target_id = self.resolve(source_id), self.resolve(target_id)
         if source_id == target_id:
             return
+        if source_id in self._corrected:
+            self.protect(target_id)  # the merged issue holds a responder's correction
         self._aliases[source_id] = target_id
+        while len(self._aliases) > self.params.max_posts:
+            self._aliases.popitem(last=False)
         source = self._drop_issue(source_id)
         if source is None:
             return
         for member in source.members:
             self._add(target_id, source.town, member)
+        self._issues[target_id].size += source.size - len(source.members)  # members beyond the cap
+
+    def protect(self, *issue_ids: str) -> None:
+        """Keep these issues out of automatic merging: a responder split or moved posts out of or
+        into them, and an automatic merge must never undo that."""
+        for issue_id in issue_ids:
+            self._corrected[self.resolve(issue_id)] = None
+            self._corrected.move_to_end(self.resolve(issue_id))
+        while len(self._corrected) > self.params.max_issues:
+            self._corrected.popitem(last=False)
+
+    def is_protected(self, issue_id: str) -> bool:
+        return issue_id in self._corrected or self.resolve(issue_id) in self._corrected
+
+    def take_merges(self) -> list[IssueMerge]:
+        """The automatic merges made since the last call, oldest first."""
+        taken, self._merges = self._merges, []
+        return taken
 
     def move(self, post_id: str, target_id: str, post: PostSignal | None = None) -> None:
         """One post to another issue; later posts like it follow it there."""
+        source_id = self.issue_of(post_id)
         member = self._take(post_id)
         if member is None and post is not None:
-            member = _member(post)
+            member = member_of(post)
         target_id = self.resolve(target_id)
+        self.protect(target_id, *([source_id] if source_id else []))
         if member is not None:
             town = self._issues[target_id].town if target_id in self._issues else member.town
             self._add(target_id, town, member)
@@ -275,20 +239,68 @@ class IssueGrouper:
 
     def split(self, post_id: str, post: PostSignal | None = None) -> str:
         """One post out into a new issue of its own (id derived from the post); returns the id."""
+        source_id = self.issue_of(post_id)
         member = self._take(post_id)
         if member is None and post is not None:
-            member = _member(post)
+            member = member_of(post)
         topic = member.topic if member else (post.topic if post else None)
         issue_id = founder_issue_id(post_id, topic, salt=":split")
+        self.protect(issue_id, *([source_id] if source_id else []))
         if member is not None:
             self._add(issue_id, member.town, member)
         else:
             self._post_issue[post_id] = issue_id
         return issue_id
 
+    # --- the issue-level step ------------------------------------------------------
+
+    def _merge_step(self, issue_id: str, at: datetime) -> str:
+        """Merge the issue a post joined with the best partner of its township, if one scores
+        ``merge_threshold``; returns the id the post's issue now has. Work: at most
+        ``max_candidates`` centroid cosines."""
+        issue = self._issues.get(issue_id)
+        if issue is None or not issue.town or issue_id in self._corrected:
+            return issue_id
+        best: tuple[float, str] | None = None
+        for other_id in self._candidates(issue.town, at):
+            score = self._merge_score(issue, self._issues[other_id])
+            if score is not None and score >= self.params.merge_threshold and (
+                    best is None or (score, best[1]) > (best[0], other_id)):
+                best = (score, other_id)
+        if best is None:
+            return issue_id
+        other = self._issues[best[1]]
+        younger, older = sorted((issue, other), key=lambda i: (i.first_seen, i.issue_id), reverse=True)
+        self.merge(younger.issue_id, older.issue_id)
+        self._merges.append(IssueMerge(younger.issue_id, older.issue_id, round(best[0], 4), at))
+        return older.issue_id
+
+    def _merge_score(self, issue: OpenIssue, other: OpenIssue) -> float | None:
+        """How much two open issues of one township look like one matter; None when they may not
+        be merged (itself, corrected, another township, an incompatible topic, apart in time)."""
+        p = self.params
+        if other is issue or other.town != issue.town or other.issue_id in self._corrected:
+            return None
+        agreement = topic_agreement(issue.topic, other.topic)
+        if agreement < 0 or (other.first_seen - issue.last_seen > p.merge_gap
+                             or issue.first_seen - other.last_seen > p.merge_gap):
+            return None
+        shared = issue.places.keys() & other.places.keys()
+        if not shared and issue.places and other.places:
+            return None  # two villages' outages of one afternoon are two matters
+        norms = issue.centroid_norm2 * other.centroid_norm2
+        score = cosine(issue.centroid, other.centroid) / math.sqrt(norms) if norms > 1e-9 else 0.0
+        if shared:
+            score += p.merge_place_bonus
+        if agreement > 0:
+            score += p.merge_topic_bonus
+        if issue.size >= 2 and other.size >= 2:
+            score += p.merge_size_bonus
+        return score
+
     # --- internals ---------------------------------------------------------------
 
-    def _best(self, member: _Member) -> tuple[float, str] | None:
+    def _best(self, member: Member) -> tuple[float, str] | None:
         """The best issue scoring at least ``threshold`` (ties: the smaller id).
 
         Every candidate is ranked roughly first (centroid words, shared place, topic);
@@ -314,7 +326,7 @@ class IssueGrouper:
                 best = (score, issue_id)
         return best
 
-    def _score(self, issue: _Issue, member: _Member) -> float | None:
+    def _score(self, issue: OpenIssue, member: Member) -> float | None:
         p = self.params
         at = member.created_at
         apart = abs(at - issue.last_seen)
@@ -345,7 +357,7 @@ class IssueGrouper:
         hours = min(apart, p.gap).total_seconds() / 3600
         return score - p.decay_per_hour * hours - (p.late_margin if apart > p.gap else 0.0)
 
-    def _busy(self, issue: _Issue, at: datetime) -> float:
+    def _busy(self, issue: OpenIssue, at: datetime) -> float:
         """0..1: how many posts the issue had in the ``busy_window`` before ``at`` (log scale)."""
         since = at - self.params.busy_window
         recent = sum(1 for m in issue.members if since <= m.created_at <= at)
@@ -382,7 +394,7 @@ class IssueGrouper:
                     break
         return found
 
-    def _place_score(self, issue: _Issue, post: TextView) -> float:
+    def _place_score(self, issue: OpenIssue, post: TextView) -> float:
         if not post.places and not issue.places:
             return 0.0
         if post.places & issue.places.keys() or post.names(set(issue.places)):
@@ -393,10 +405,10 @@ class IssueGrouper:
             return -self.params.place_conflict
         return self.params.place_open
 
-    def _add(self, issue_id: str, town: str, member: _Member) -> None:
+    def _add(self, issue_id: str, town: str, member: Member) -> None:
         issue = self._issues.get(issue_id)
         if issue is None:
-            issue = _Issue(issue_id, town, member.created_at, member.created_at)
+            issue = OpenIssue(issue_id, town, member.created_at, member.created_at)
             self._issues[issue_id] = issue
             self._by_town.setdefault(town, OrderedDict())[issue_id] = None
         elif town and not issue.town:
@@ -420,7 +432,7 @@ class IssueGrouper:
         while len(self._issues) > self.params.max_issues:
             self._drop_issue(next(iter(self._issues)))
 
-    def _take(self, post_id: str) -> _Member | None:
+    def _take(self, post_id: str) -> Member | None:
         issue_id = self._post_issue.pop(post_id, None)
         issue = self._issues.get(self.resolve(issue_id)) if issue_id else None
         if issue is None:
@@ -438,7 +450,7 @@ class IssueGrouper:
                 return member
         return None
 
-    def _rehome(self, issue: _Issue, town: str) -> None:
+    def _rehome(self, issue: OpenIssue, town: str) -> None:
         """An issue founded by a post of no known township takes the township of the first post
         of a known one that joins it (so that township's later posts find it)."""
         unplaced = self._by_town.get("", OrderedDict())
@@ -448,7 +460,7 @@ class IssueGrouper:
         issue.town = town
         self._by_town.setdefault(town, OrderedDict())[issue.issue_id] = None
 
-    def _drop_issue(self, issue_id: str) -> _Issue | None:
+    def _drop_issue(self, issue_id: str) -> OpenIssue | None:
         issue = self._issues.pop(issue_id, None)
         if issue is not None:
             town_issues = self._by_town.get(issue.town, OrderedDict())
@@ -472,10 +484,3 @@ class IssueGrouper:
             if oldest.last_seen >= horizon:
                 break
             self._drop_issue(oldest.issue_id)
-
-
-def _town(region: str | None, post: TextView) -> str:
-    own = town_of(region)
-    if own:
-        return own
-    return min(post.towns) if post.towns else ""

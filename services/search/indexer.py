@@ -56,6 +56,8 @@ class Indexer:
 
     def run(self) -> None:
         self.driver.run(self.index)
+        # the automatic merges of the last batches (recorded at most every few seconds)
+        self.issues.record_merges(self.client, self.settings.es.index_prefix, force=True)
 
     def index(self, records: list[Record]) -> BatchOutcome:
         """Write one batch; what Elasticsearch or the contract refused comes back as invalid."""
@@ -65,6 +67,7 @@ class Indexer:
                                                 issues=self.issues, alerts_topic=self.alerts_topic,
                                                 keep_months=self.settings.retention_months)
         outcome = write_bulk(self.client, actions, kept, self.settings.bulk_max_retries)
+        self.issues.record_merges(self.client, self.settings.es.index_prefix)
         metrics.DOCS_INDEXED.inc(outcome.indexed)
         metrics.BULK_SECONDS.observe(time.perf_counter() - started)
         metrics.ISSUE_TABLE_ENTRIES.set(len(self.issues))

@@ -11,6 +11,11 @@ correct issues that lie *wholly* within their scope; an issue with any post
 outside it is 403 (``OutOfScope``), because a merge, move or split changes
 what other regions' responders see. Unscoped responders and admins may correct
 any issue. The same rule covers the target of a merge or move.
+
+**Automatic merges** (``issue_auto_merges.py``) are recorded the same way, with
+the responder ``SYSTEM``; ``apply_to_grouper`` leaves out an automatic merge of
+an issue a responder split or moved posts out of or into (the responder's
+correction wins).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from services.search.query import scope_filters
 
 CORRECTIONS = "issue-corrections"
 KINDS = ("merge", "move", "split")
+SYSTEM = "system"  # the responder of the grouping's own (automatic) merges
+CORRECTIONS_PAGE = 1000  # corrections read per request, oldest first
 _KEYWORD = {"type": "keyword"}
 CORRECTION_MAPPING: dict[str, Any] = {"dynamic": "strict", "properties": {
     "correction_id": _KEYWORD, "kind": _KEYWORD, "issue_id": _KEYWORD, "target_issue_id": _KEYWORD,
@@ -53,9 +60,12 @@ class Correction:
     target_issue_id: str  # merge/move: where the posts go; split: the new issue
     post_id: str | None
     at_text: str  # ISO time, also the order in which indexers apply corrections
+    responder: str = ""  # SYSTEM for an automatic merge
 
-    def to_document(self, responder: str, regions: list[str]) -> dict[str, Any]:
-        return {"correction_id": uuid.uuid4().hex, "kind": self.kind, "issue_id": self.issue_id,
+    def to_document(self, responder: str, regions: list[str], correction_id: str | None = None,
+                    ) -> dict[str, Any]:
+        return {"correction_id": correction_id or uuid.uuid4().hex, "kind": self.kind,
+                "issue_id": self.issue_id,
                 "target_issue_id": self.target_issue_id, "post_id": self.post_id,
                 "responder": responder, "at": self.at_text, "regions": regions}
 
@@ -69,24 +79,34 @@ def ensure_index(client: Elasticsearch, prefix: str) -> None:
         "settings": {"number_of_shards": 1}, "mappings": CORRECTION_MAPPING}, ignore=400)
 
 
-def corrections_since(client: Elasticsearch, prefix: str, after: str | None, *,
-                      newest_only: bool = False) -> list[Correction]:
-    """Corrections recorded after ``after`` (ISO time), oldest first."""
+def corrections_since(client: Elasticsearch, prefix: str, after: str | None) -> list[Correction]:
+    """Corrections recorded after ``after`` (ISO time), oldest first, at most ``CORRECTIONS_PAGE``."""
     query: dict[str, Any] = {"range": {"at": {"gt": after}}} if after else {"match_all": {}}
-    body = {"size": 1 if newest_only else 1000, "query": query,
-            "sort": [{"at": "desc" if newest_only else "asc"}, {"correction_id": "asc"}]}
+    body = {"size": CORRECTIONS_PAGE, "query": query, "sort": [{"at": "asc"}, {"correction_id": "asc"}]}
     resp = client.search(index=corrections_index(prefix), body=body, ignore_unavailable=True)
-    return [Correction(s["kind"], s["issue_id"], s["target_issue_id"], s.get("post_id"), s["at"])
+    return [Correction(s["kind"], s["issue_id"], s["target_issue_id"], s.get("post_id"), s["at"],
+                       s.get("responder") or "")
             for s in (h["_source"] for h in resp.get("hits", {}).get("hits", []))]
 
 
-def apply_to_grouper(grouper: IssueGrouper, correction: Correction) -> None:
+def apply_to_grouper(grouper: IssueGrouper, correction: Correction) -> bool:
+    """Make the grouping follow a correction; False when it was left out: an automatic merge of
+    an issue a responder split or moved posts of (the responder's correction wins)."""
     if correction.kind == "merge":
+        if correction.responder == SYSTEM and (grouper.is_protected(correction.issue_id)
+                                               or grouper.is_protected(correction.target_issue_id)):
+            return False
         grouper.merge(correction.issue_id, correction.target_issue_id)
-    elif correction.kind == "move" and correction.post_id:
+        return True
+    if not correction.post_id:
+        return False
+    # by id too: after a restart the post already sits in its corrected issue
+    grouper.protect(correction.issue_id, correction.target_issue_id)
+    if correction.kind == "move":
         grouper.move(correction.post_id, correction.target_issue_id)
-    elif correction.kind == "split" and correction.post_id:
+    elif correction.kind == "split":
         grouper.split(correction.post_id)
+    return True
 
 
 def reassign_posts(client: Elasticsearch, prefix: str, correction: Correction) -> int:
@@ -151,25 +171,35 @@ def correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: s
     client.index(index=corrections_index(prefix), document=correction.to_document(
         principal.subject, sorted(set(regions))), refresh="wait_for")
     reassign_posts(client, prefix, correction)
-    _record_history(client, prefix, principal, correction, sorted(set(regions)), note)
+    _record_history(client, prefix, principal.subject, correction, sorted(set(regions)), note)
     return correction
 
 
-def _record_history(client: Elasticsearch, prefix: str, principal: Principal, correction: Correction,
+def _record_history(client: Elasticsearch, prefix: str, responder: str, correction: Correction,
                     regions: list[str], note: str | None) -> None:
-    """The correction as an action in the history of the issue it changed (state unchanged).
-
-    A merge is kept in the history of the issue that stays: the other has no posts left.
-    """
-    issue_id = correction.target_issue_id if correction.kind == "merge" else correction.issue_id
+    """The correction as an action in the history of the issue it changed (state unchanged)."""
+    issue_id = history_issue(correction)
     current = client.get(index=small_index(prefix, "issue-states"), id=issue_id, ignore=404)
     state = IssueState(current["_source"]["state"]) if current.get("found") else IssueState.OPEN
-    read = ActionRead(action_id=uuid.uuid4().hex, issue_id=issue_id,
-                      action=ActionKind(correction.kind), responder=principal.subject,
+    action_id, document = history_action(correction, responder=responder, state=state, regions=regions,
+                                         note=note)
+    client.index(index=small_index(prefix, "actions"), id=action_id, refresh="wait_for", document=document)
+
+
+def history_issue(correction: Correction) -> str:
+    """The issue whose history keeps a correction: for a merge the one that stays (the other has
+    no posts left)."""
+    return correction.target_issue_id if correction.kind == "merge" else correction.issue_id
+
+
+def history_action(correction: Correction, *, responder: str, state: IssueState, regions: list[str],
+                   note: str | None, action_id: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The action document of a correction in the ``actions`` index, and its id."""
+    read = ActionRead(action_id=action_id or uuid.uuid4().hex, issue_id=history_issue(correction),
+                      action=ActionKind(correction.kind), responder=responder,
                       at=datetime.fromisoformat(correction.at_text), from_state=state, to_state=state,
                       note=f"{_describe(correction)}{f': {note}' if note else ''}")
-    client.index(index=small_index(prefix, "actions"), id=read.action_id, refresh="wait_for",
-                 document={**read.model_dump(mode="json"), "regions": regions, "units": []})
+    return read.action_id, {**read.model_dump(mode="json"), "regions": regions, "units": []}
 
 
 def _describe(correction: Correction) -> str:

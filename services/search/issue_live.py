@@ -15,6 +15,12 @@
   (within ``refresh_s`` plus the index refresh interval). Two replicas that
   found an issue for the same matter within that interval both keep theirs
   (see docs/search.md, *Several indexers*).
+* **Automatic merges** (``record_merges``, after a batch is written, at most
+  every ``refresh_s``): the merges the grouping made are recorded like a
+  responder's merge (``issue_auto_merges.py``), which renames the posts already
+  indexed under the merged id and lets other replicas and a restart follow
+  them. Recording them together, not per batch, keeps their cost (a refresh and
+  a few requests) off most batches.
 """
 
 from __future__ import annotations
@@ -27,14 +33,23 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from services.search.grouping import Assignment, GroupingParams, IssueGrouper, PostSignal
-from services.search.issue_corrections import Correction, apply_to_grouper, corrections_since, reassign_posts
+from services.search import metrics
+from services.search.grouping import Assignment, GroupingParams, IssueGrouper, IssueMerge, PostSignal
+from services.search.issue_auto_merges import record_system_merges
+from services.search.issue_corrections import (
+    CORRECTIONS_PAGE,
+    Correction,
+    apply_to_grouper,
+    corrections_since,
+    reassign_posts,
+)
 from services.search.mappings import posts_alias
 from yuqing.contracts import EnrichedPost
 
 log = logging.getLogger(__name__)
 VISIBILITY_LAG = timedelta(seconds=2)
 OTHERS_PAGE = 10_000  # posts read back per refresh; the rest at the next one
+MAX_PENDING_MERGES = 10_000  # automatic merges held until recorded, and recorded ones until read back
 _FIELDS = ["post_id", "title", "text", "region", "region_source", "topic", "created_at", "issue_id",
            "issue_distance", "indexed_at"]
 
@@ -67,6 +82,9 @@ class LiveIssues:
         self._seen_indexed_at = (datetime.now(UTC) - timedelta(seconds=30)).isoformat()
         self._seen_correction_at: str | None = None
         self._next_refresh = 0.0
+        self.pending_merges: list[IssueMerge] = []  # made by the grouping, not yet recorded
+        self._next_record = 0.0
+        self._own_merges: set[tuple[str, str]] = set()  # recorded here, not yet read back
 
     def __len__(self) -> int:
         return len(self.grouper)
@@ -78,7 +96,26 @@ class LiveIssues:
         """Issues of a batch's posts, in input order, decided in ``created_at`` order."""
         order = sorted(range(len(posts)), key=lambda i: (posts[i].created_at, posts[i].post_id))
         found = {i: self.assign(posts[i]) for i in order}
-        return [found[i] for i in range(len(posts))]
+        self.pending_merges = (self.pending_merges + self.grouper.take_merges())[-MAX_PENDING_MERGES:]
+        # a later post of the batch may have merged the issue an earlier one joined
+        return [Assignment(self.grouper.resolve(found[i].issue_id), found[i].distance)
+                for i in range(len(posts))]
+
+    def record_merges(self, client: Elasticsearch, prefix: str, *, force: bool = False) -> int:
+        """Record the automatic merges of the batches written since the last time (at most every
+        ``refresh_s`` unless forced: at the end of a run); returns how many were recorded (not
+        those a responder's correction overrides or another replica recorded first)."""
+        now = time.monotonic()
+        if not self.pending_merges or (not force and now < self._next_record):
+            return 0
+        self._next_record = now + self.refresh_s
+        recorded = record_system_merges(client, prefix, self.pending_merges)
+        if len(self._own_merges) > MAX_PENDING_MERGES:  # never read back (a re-index): one more rename
+            self._own_merges.clear()
+        self._own_merges.update((m.source_id, m.target_id) for m in recorded)
+        metrics.ISSUE_AUTO_MERGES.inc(len(recorded))
+        self.pending_merges = []
+        return len(recorded)
 
     def warm(self, client: Elasticsearch, prefix: str) -> int:
         """Rebuild the state from the posts indexed in the last ``span + gap``; returns how many."""
@@ -96,7 +133,10 @@ class LiveIssues:
                                 preserve_order=True):
             self._take(hit["_source"])
             count += 1
-        self._seen_correction_at = _newest_correction(client, prefix)
+        # the posts carry their corrected issues; replaying the corrections of the window keeps
+        # the issues a responder split or moved posts of out of automatic merging
+        self._seen_correction_at = (since - self.window).isoformat()
+        self._apply_corrections(client, prefix, rename=False)
         return count
 
     def refresh(self, client: Elasticsearch, prefix: str, *, force: bool = False) -> None:
@@ -106,12 +146,21 @@ class LiveIssues:
             return
         self._next_refresh = now + self.refresh_s
         self._read_other_posts(client, prefix)
-        for correction in corrections_since(client, prefix, self._seen_correction_at):
-            apply_to_grouper(self.grouper, correction)
-            if correction.kind == "merge":
-                # posts this process indexed with the old id after the responder's update ran
-                reassign_posts(client, prefix, correction)
-            self._seen_correction_at = correction.at_text
+        self._apply_corrections(client, prefix, rename=True)
+
+    def _apply_corrections(self, client: Elasticsearch, prefix: str, *, rename: bool) -> None:
+        while True:
+            found = corrections_since(client, prefix, self._seen_correction_at)
+            for correction in found:
+                applied = apply_to_grouper(self.grouper, correction)
+                own = (correction.issue_id, correction.target_issue_id) in self._own_merges
+                self._own_merges.discard((correction.issue_id, correction.target_issue_id))
+                if applied and rename and correction.kind == "merge" and not own:
+                    # posts this process indexed with the old id after the merge's update ran
+                    reassign_posts(client, prefix, correction)
+                self._seen_correction_at = correction.at_text
+            if len(found) < CORRECTIONS_PAGE:
+                return
 
     def apply(self, correction: Correction) -> None:
         apply_to_grouper(self.grouper, correction)
@@ -148,11 +197,6 @@ def _newest(client: Elasticsearch, prefix: str, field: str) -> datetime | None:
     resp = client.search(index=posts_alias(prefix), body=body, ignore_unavailable=True, allow_no_indices=True)
     value = (resp.get("aggregations") or {}).get("t", {}).get("value_as_string")
     return _time(value) if value else None
-
-
-def _newest_correction(client: Elasticsearch, prefix: str) -> str | None:
-    found = corrections_since(client, prefix, None, newest_only=True)
-    return found[-1].at_text if found else None
 
 
 def _time(value: str) -> datetime:

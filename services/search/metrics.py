@@ -17,6 +17,9 @@ DEAD_LETTERS = Counter(
 ISSUE_TABLE_ENTRIES = Gauge(
     "yuqing_search_issue_table_entries", "Recent fingerprints held for issue grouping."
 )
+ISSUE_AUTO_MERGES = Counter(
+    "yuqing_search_issue_auto_merges_total", "Issues merged into another by the grouping (recorded)."
+)
 QUERY_SECONDS = Histogram(
     "yuqing_search_query_seconds", "Search API request latency.", ["endpoint"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),

@@ -116,6 +116,7 @@ def reindex(settings: SearchSettings, *, from_offset: int | None = None, from_ti
                     on_progress(report.read, total)
         if batch:
             _write(settings, client, issues, batch, report)
+        issues.record_merges(client, settings.es.index_prefix, force=True)
         if on_progress:
             on_progress(report.read, total)
         return report
@@ -128,6 +129,7 @@ def _write(settings: SearchSettings, client: Elasticsearch, issues: LiveIssues, 
     actions, kept, rejected = build_actions(batch, settings.es.index_prefix, issues=issues,
                                             alerts_topic=settings.kafka.topic(LogicalTopic.ALERTS))
     outcome = write_bulk(client, actions, kept, settings.bulk_max_retries)
+    issues.record_merges(client, settings.es.index_prefix)
     report.read += len(batch)
     report.indexed += outcome.indexed
     report.rejected += [(m.topic, m.partition, m.offset, why) for m, why in rejected + outcome.rejected]

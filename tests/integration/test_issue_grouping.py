@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,14 +15,21 @@ from fastapi.testclient import TestClient
 
 from services.search.api import create_app
 from services.search.auth import hash_key, new_key
-from services.search.es import make_client
+from services.search.bulk import build_actions, write_bulk
+from services.search.es import ensure_templates, make_client
+from services.search.grouping import GroupingParams, IssueMerge
 from services.search.indexer import Indexer
 from services.search.issue_alerts import driving_issues
-from services.search.mappings import posts_alias, templates
+from services.search.issue_auto_merges import record_system_merges
+from services.search.issue_corrections import Correction, corrections_index
+from services.search.issue_live import LiveIssues
+from services.search.mappings import posts_alias, small_alias, templates
 from services.search.settings import SearchSettings
 from tests.search.factory import BASE_TIME, make_post
 from tests.search.test_indexer_kafka import _publish, _wait
+from yuqing.consumer import Record
 from yuqing.contracts import EnrichedPost, Topic
+from yuqing.contracts.codec import encode
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 from yuqing.topics import LogicalTopic
 
@@ -94,7 +102,7 @@ def _api(settings: SearchSettings, es: Elasticsearch) -> TestClient:
     return TestClient(create_app(settings, client=es), raise_server_exceptions=False)
 
 
-def test_paraphrases_join_one_issue_other_townships_and_days_do_not(settings: SearchSettings):
+def test_paraphrases_join_one_issue_other_townships_and_days_do_not(settings: SearchSettings) -> None:
     es = make_client(settings.es)
     running = Running(settings)
     try:
@@ -129,7 +137,7 @@ def test_paraphrases_join_one_issue_other_townships_and_days_do_not(settings: Se
     assert [(d.issue_id, d.posts, d.share) for d in driving] == [(top["issue_id"], len(OUTAGE), 1.0)]
 
 
-def test_merge_move_and_split_survive_a_restart_and_steer_later_posts(settings: SearchSettings):
+def test_merge_move_and_split_survive_a_restart_and_steer_later_posts(settings: SearchSettings) -> None:
     es = make_client(settings.es)
     running = Running(settings)
     first = [_post("a-0", "新街村停电了，啥时候来电", 0), _post("a-1", "新街村还是没电，啥时候来电", 3),
@@ -173,7 +181,7 @@ def test_merge_move_and_split_survive_a_restart_and_steer_later_posts(settings: 
     assert issues["b-0"] == a and issues["a-1"] == c and issues["a-0"] == new  # corrections kept
 
 
-def test_two_indexers_agree_on_the_issue_of_a_matter(settings: SearchSettings):
+def test_two_indexers_agree_on_the_issue_of_a_matter(settings: SearchSettings) -> None:
     es = make_client(settings.es)
     first, second = Running(settings), Running(settings)  # one consumer group: partitions split
     try:
@@ -187,3 +195,106 @@ def test_two_indexers_agree_on_the_issue_of_a_matter(settings: SearchSettings):
         first.stop()
         second.stop()
     assert set(issues.values()) == {issues["hk-0"]}
+
+
+def test_an_automatic_merge_renames_indexed_posts_is_in_the_history_and_a_split_keeps_it_undone(
+        settings: SearchSettings) -> None:
+    es = make_client(settings.es)
+    desk = {"X-Api-Key": _key("desk")}
+    # a post of no known township founds the outage's first issue, the village's posts a second
+    unplaced = make_post("灯一下子全灭了，小孩吓得直哭", external_id="m-0", region=None, unit=None,
+                         created_at=BASE_TIME)
+    first = [unplaced, _post("m-1", "河口镇新街村停电了，什么时候来电？", 2),
+             _post("m-2", "新街村这边突然黑了，整个村都没电", 4),
+             _post("m-3", "我家也是，新街村三组，一点电都没有", 6)]
+    running = Running(settings)
+    try:
+        issues = _index(settings, es, first, len(first))
+        older, younger = issues["m-0"], issues["m-1"]
+        assert older != younger == issues["m-2"] == issues["m-3"]
+        # a township post in the first one's words joins it: the two issues are one matter
+        _publish(settings, LogicalTopic.POSTS_ENRICHED, [_post("m-4", "灯全灭了，小孩吓得哭个不停", 9)])
+        _wait(lambda: set(_issues(es, settings).values()) == {older} and len(_issues(es, settings)) == 5,
+              60, "the village's indexed posts renamed to the older issue")
+        with _api(settings, es) as api:
+            def merges() -> list[dict[str, str]]:
+                history = api.get(f"/v1/issues/{older}/actions", headers=desk).json()["actions"]
+                return [h for h in history if h["action"] == "merge"]
+
+            _wait(lambda: bool(merges()), 10, "the merge in the issue's history")
+            assert [(m["responder"], m["issue_id"]) for m in merges()] == [("system", older)]
+            assert younger in merges()[0]["note"] and "automatic, score" in merges()[0]["note"]
+            # a responder undoes it for one post: the split-out issue stays apart
+            post_id = first[2].post_id
+            split = api.post(f"/v1/issues/{older}/posts/{post_id}/split", headers=desk)
+            assert split.status_code == 201, split.text
+            apart = split.json()["target_issue_id"]
+    finally:
+        running.stop()
+    running = Running(settings)  # restarted: the state is rebuilt from the index and the corrections
+    try:
+        assert running.indexer.issues.grouper.is_protected(apart)
+        assert running.indexer.issues.grouper.is_protected(older)
+        # m-5 joins the older issue; the split-out one (same township, place and topic) is not
+        # merged into it, and a post like the split-out one follows it
+        issues = _index(settings, es, [_post("m-5", "灯全灭了，小孩还在哭", 12),
+                                       _post("m-6", "新街村这边还是黑的，整个村都没电", 13)], 7)
+    finally:
+        running.stop()
+    assert issues["m-2"] == issues["m-6"] == apart and issues["m-5"] == older
+    with _api(settings, es) as api:
+        history = api.get(f"/v1/issues/{older}/actions", headers=desk).json()["actions"]
+    assert sum(1 for h in history if h["action"] == "merge") == 1
+
+
+def test_an_automatic_merge_is_recorded_once_and_not_over_a_responders_split(
+        settings: SearchSettings) -> None:
+    es = make_client(settings.es)
+    prefix = settings.es.index_prefix
+    ensure_templates(es, settings.es)
+    table = LiveIssues(replace(GroupingParams(), merge_threshold=float("inf")))  # merges decided below
+    posts = [_post(f"r-{n}", text, n) for n, text in enumerate(OUTAGE[:4])]
+    actions, kept, _ = build_actions([Record("posts.enriched", 0, n, None, encode(p)) for n, p in
+                                      enumerate(posts)], prefix, issues=table)
+    write_bulk(es, actions, kept, max_retries=1)
+    es.indices.refresh(index=posts_alias(prefix))
+    first = _issues(es, settings)["r-0"]
+    at = BASE_TIME + timedelta(minutes=5)
+    # two replicas decided the same merge: recorded (and in the history) once
+    merge = IssueMerge("outage-aaaa", first, 0.5, at)
+    assert record_system_merges(es, prefix, [merge]) == [merge]
+    assert record_system_merges(es, prefix, [merge]) == []
+    # a responder split a post out of the issue: no automatic merge of it is recorded
+    split = Correction("split", first, "outage-split", posts[3].post_id, at.isoformat())
+    es.index(index=corrections_index(prefix), document=split.to_document("desk", ["河口镇"]), refresh=True)
+    assert record_system_merges(es, prefix, [IssueMerge("outage-bbbb", first, 0.9, at)]) == []
+    es.indices.refresh(index=f"{prefix}-*")
+    history = es.search(index=small_alias(prefix, "actions"), body={"query": {"term": {"issue_id": first}}})
+    assert [(h["_source"]["responder"], h["_source"]["action"]) for h in history["hits"]["hits"]] == [
+        ("system", "merge")]
+
+
+def test_automatic_merges_made_by_one_indexer_are_applied_by_the_other(settings: SearchSettings) -> None:
+    es = make_client(settings.es)
+    unplaced = make_post("灯一下子全灭了，小孩吓得直哭", external_id="m-0", region=None, unit=None,
+                         created_at=BASE_TIME)
+    first = [unplaced, _post("m-1", "河口镇新街村停电了，什么时候来电？", 2),
+             _post("m-2", "新街村这边突然黑了，整个村都没电", 4),
+             _post("m-3", "我家也是，新街村三组，一点电都没有", 6)]
+    later = [_post("m-4", "灯全灭了，小孩吓得哭个不停", 9), _post("m-5", "灯全灭了，小孩还在哭", 12)]
+    replicas = [Running(settings), Running(settings)]  # one consumer group: partitions split
+    try:
+        # the replicas may each found an issue for the village's posts (they have not read each
+        # other's yet); the older issue then draws one issue per post that joins it
+        older = _index(settings, es, first, len(first))["m-0"]
+        for n, post in enumerate(later):
+            time.sleep(3)  # past a refresh: each indexer has read back what the other wrote
+            _index(settings, es, [post], len(first) + n + 1)
+        _wait(lambda: set(_issues(es, settings).values()) == {older}, 30,
+              "every indexed post renamed to the older issue")
+    finally:
+        for replica in replicas:
+            replica.stop()
+    for replica in replicas:  # each follows the merges, whichever made them
+        replica.indexer.issues.refresh(es, settings.es.index_prefix, force=True)
+        assert {replica.indexer.issues.grouper.issue_of(p.post_id) for p in first + later} == {older}

@@ -1,0 +1,111 @@
+"""What grouping keeps of posts and open issues, and how two topics agree (pure, no I/O).
+
+An open issue pools its members' word vectors (its centroid), topics and places,
+so that a post is compared with it at the cost of a few cosines (grouping.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.search.issue_text import TextView, cosine, town_of, view
+
+NEUTRAL_TOPICS = frozenset({"other"})
+# Topics the classifier confuses on posts about one matter (measured on the development sets): an
+# outage's posts are also read as safety (电梯困人), service (电话打不通), praise (抢修辛苦) or a
+# rumour about its cause; a billing matter's as policy, rumour or service; the thanks for a fixed
+# hazard (电杆已经扶正了，点赞) as praise. Staff matters (shifts,
+# pay: employee) are not the public's outage, whatever the township and hour. A post of a compatible
+# topic is neither rewarded nor penalised: words, place and time decide.
+_COMPATIBLE = {
+    "outage": "safety service praise_suggestion rumor",
+    "billing": "policy rumor service online_service",
+    "rumor": "policy safety",
+    "safety": "praise_suggestion",
+    "service": "employee praise_suggestion online_service",
+    "policy": "energy_use",
+}
+COMPATIBLE_TOPICS = frozenset(frozenset((a, b)) for a, others in _COMPATIBLE.items() for b in others.split())
+
+
+def topic_agreement(topic: str | None, issue_topic: str | None) -> int:
+    """1 for the same topic, -1 for an incompatible one, 0 when either is unknown, neutral or compatible."""
+    if not topic or not issue_topic or topic in NEUTRAL_TOPICS or issue_topic in NEUTRAL_TOPICS:
+        return 0
+    if topic == issue_topic:
+        return 1
+    return 0 if frozenset((topic, issue_topic)) in COMPATIBLE_TOPICS else -1
+
+
+@dataclass(frozen=True)
+class PostSignal:
+    """What grouping needs of a post."""
+
+    post_id: str
+    text: str
+    created_at: datetime
+    region: str | None = None
+    topic: str | None = None
+
+
+@dataclass
+class Member:
+    post_id: str
+    view: TextView
+    created_at: datetime
+    topic: str | None
+    town: str
+
+
+def member_of(post: PostSignal) -> Member:
+    seen = view(post.text, post.region)
+    return Member(post.post_id, seen, post.created_at, post.topic, post_town(post.region, seen))
+
+
+@dataclass
+class OpenIssue:
+    issue_id: str
+    town: str
+    first_seen: datetime
+    last_seen: datetime
+    members: list[Member] = field(default_factory=list)
+    centroid: dict[str, float] = field(default_factory=dict)  # sum of the members' word vectors
+    centroid_norm2: float = 0.0  # its squared length, kept up to date as members come and go
+    topics: Counter[str] = field(default_factory=Counter)
+    places: Counter[str] = field(default_factory=Counter)
+    size: int = 0
+
+    def centroid_cosine(self, words: dict[str, float]) -> float:
+        if self.centroid_norm2 <= 1e-9:
+            return 0.0
+        return cosine(words, self.centroid) / math.sqrt(self.centroid_norm2)
+
+    def shift_centroid(self, words: dict[str, float], sign: float) -> None:
+        """Add (``sign`` 1) or take away (-1) a unit word vector: |c ± v|² = |c|² ± 2 c·v + 1."""
+        dot = cosine(words, self.centroid)
+        self.centroid_norm2 = max(0.0, self.centroid_norm2 + sign * 2 * dot + (1.0 if words else 0.0))
+        for term, weight in words.items():
+            value = self.centroid.get(term, 0.0) + sign * weight
+            if abs(value) > 1e-9:
+                self.centroid[term] = value
+            else:
+                self.centroid.pop(term, None)
+
+    topic: str | None = None  # the most frequent topic of the members
+    recent_text: str = ""  # the latest members' texts, for places they name without a suffix
+
+    def refresh(self, nearest: int) -> None:
+        """Derived fields, after members came or went."""
+        ranked = sorted(self.topics.items(), key=lambda kv: (-kv[1], kv[0]))
+        self.topic = ranked[0][0] if ranked else None
+        self.recent_text = " ".join(m.view.text for m in self.members[-nearest:])
+
+
+def post_town(region: str | None, post: TextView) -> str:
+    own = town_of(region)
+    if own:
+        return own
+    return min(post.towns) if post.towns else ""

@@ -1,0 +1,137 @@
+"""The issue-level step: two issues of one matter merged by the grouping itself, and when not."""
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+from services.search.grouping import GroupingParams, IssueGrouper, PostSignal, founder_issue_id
+from services.search.issue_corrections import SYSTEM, Correction, apply_to_grouper
+from services.search.issue_offline import group_rows
+
+TZ = timezone(timedelta(hours=8))
+T0 = datetime(2026, 12, 14, 19, 0, tzinfo=TZ)
+OFF = replace(GroupingParams(), merge_threshold=99.0)
+# One evening's outage of 河口镇: a post with no township founds an issue its words describe, the
+# village's posts found a second (a post of no known township is not joined on topic and hour
+# alone); a township post in the first one's words then joins it, and the two are one matter.
+FIRST = [(0, "灯一下子全灭了，小孩吓得直哭", None),
+         (2, "河口镇新街村停电了，什么时候来电？", "河口镇"),
+         (4, "新街村这边突然黑了，整个村都没电", "河口镇"),
+         (6, "我家也是，新街村三组，一点电都没有", "河口镇")]
+JOINING = (9, "灯全灭了，小孩吓得哭个不停", "河口镇")
+
+
+def _post(n: int, text: str, minutes: float, region: str | None = "河口镇",
+          topic: str | None = "outage") -> PostSignal:
+    return PostSignal(post_id=f"p{n}", text=text, created_at=T0 + timedelta(minutes=minutes), region=region,
+                      topic=topic)
+
+
+def _posts(rows: Sequence[tuple[float, str, str | None]], start: int = 0, **kw: str) -> list[PostSignal]:
+    return [_post(start + n, text, minutes, region, **kw) for n, (minutes, text, region) in enumerate(rows)]
+
+
+def _two_issues(grouper: IssueGrouper) -> tuple[str, str]:
+    """The outage's first four posts: the unplaced founder's issue and the village's."""
+    ids = [grouper.assign(post).issue_id for post in _posts(FIRST)]
+    assert ids[0] != ids[1] == ids[2] == ids[3]
+    return ids[0], ids[1]
+
+
+def test_two_issues_of_one_outage_are_merged_and_the_older_id_stays() -> None:
+    grouper = IssueGrouper()
+    older, younger = _two_issues(grouper)
+    joined = grouper.assign(_post(4, JOINING[1], JOINING[0])).issue_id
+    assert joined == older == founder_issue_id("p0", "outage")
+    assert {grouper.issue_of(f"p{n}") for n in range(5)} == {older}
+    merges = grouper.take_merges()
+    assert [(m.source_id, m.target_id) for m in merges] == [(younger, older)]
+    assert merges[0].score >= grouper.params.merge_threshold
+    assert merges[0].at == T0 + timedelta(minutes=9)
+    assert grouper.take_merges() == []  # taken once
+    # without the step the two stay apart: this is what the step changes
+    apart = IssueGrouper(OFF)
+    _two_issues(apart)
+    assert apart.assign(_post(4, JOINING[1], JOINING[0])).issue_id == older
+    assert apart.issue_of("p1") == younger and apart.take_merges() == []
+
+
+def test_later_posts_of_the_merged_issue_join_the_one_that_stays() -> None:
+    grouper = IssueGrouper()
+    older, younger = _two_issues(grouper)
+    grouper.assign(_post(4, JOINING[1], JOINING[0]))
+    assert grouper.resolve(younger) == older
+    assert grouper.assign(_post(5, "新街村停电了，什么时候来电啊", 12)).issue_id == older
+
+
+def test_no_merge_across_townships_topics_places_or_days() -> None:
+    grouper = IssueGrouper()
+    outage = [grouper.assign(p).issue_id for p in _posts([(0, "河口镇停电了，什么时候来电", "河口镇"),
+                                                         (3, "停电一个小时了，还不来电", "河口镇")])]
+    others = [
+        _posts([(5, "柳塘镇停电了，什么时候来电", "柳塘镇"), (8, "停电一个小时了，还不来电", "柳塘镇")], 10),
+        _posts([(6, "这个月电费怎么翻倍了", "河口镇"), (9, "电费比上个月多了一倍", "河口镇")], 20,
+               topic="billing"),
+        _posts([(60 * 48, "河口镇停电了，什么时候来电", "河口镇"),
+                (60 * 48 + 3, "停电一个小时了，还不来电", "河口镇")], 30)]
+    for posts in others:
+        ids = {grouper.assign(p).issue_id for p in posts}
+        assert outage[0] not in ids
+    assert grouper.take_merges() == []
+
+
+def test_two_villages_outages_of_one_afternoon_are_not_merged() -> None:
+    grouper = IssueGrouper()
+    rows = [(0, "新街村停电了，什么时候来电", "河口镇"), (3, "新街村还是没电", "河口镇"),
+            (5, "高桥村停电了，冰箱里的肉要坏了", "河口镇"), (8, "高桥村还没来电", "河口镇")]
+    ids = [grouper.assign(p).issue_id for p in _posts(rows)]
+    assert ids[0] == ids[1] != ids[2] == ids[3]
+    assert grouper.take_merges() == []
+
+
+def test_issues_a_responder_corrected_are_never_merged_automatically() -> None:
+    for correct in ("split", "move", "protect"):
+        grouper = IssueGrouper()
+        older, younger = _two_issues(grouper)
+        if correct == "split":
+            grouper.split("p3")  # the village's issue keeps two posts: it could still be merged
+        elif correct == "move":
+            grouper.move("p1", older)
+            grouper.move("p1", younger)  # moved there and back: both issues were corrected
+        else:
+            grouper.protect(older)  # as a restarted indexer does from the corrections recorded
+        grouper.assign(_post(4, JOINING[1], JOINING[0]))
+        assert grouper.take_merges() == [], correct
+        assert grouper.issue_of("p2") == younger
+
+
+def test_the_merge_step_is_deterministic_on_replay_and_offline() -> None:
+    posts = [*_posts(FIRST), _post(4, JOINING[1], JOINING[0])]
+    first, second = IssueGrouper(), IssueGrouper()
+    ids = [first.assign(p).issue_id for p in posts]
+    assert [second.assign(p).issue_id for p in posts] == ids
+    assert first.take_merges() == second.take_merges()
+    # a replayed post keeps its (merged) issue and merges nothing again
+    assert [first.issue_of(p.post_id) for p in posts] == [first.assign(p).issue_id for p in posts]
+    assert first.take_merges() == []
+    rows = [{"id": p.post_id, "text": p.text, "created_at": p.created_at.isoformat(), "region": p.region,
+             "topic": p.topic} for p in posts]
+    assert set(group_rows(rows, classify=None)) == {ids[-1]}  # earlier posts renamed too
+
+
+def test_a_recorded_automatic_merge_is_applied_unless_a_responder_corrected_either_issue() -> None:
+    at = T0.isoformat()
+    for protected, applied in ((False, True), (True, False)):
+        grouper = IssueGrouper(OFF)
+        older, younger = _two_issues(grouper)
+        if protected:
+            apply_to_grouper(grouper, Correction("split", younger, "outage-s", "p3", at, "desk"))
+        merge = Correction("merge", younger, older, None, at, SYSTEM)
+        assert apply_to_grouper(grouper, merge) is applied
+        assert (grouper.issue_of("p2") == older) is applied
+    # a responder's merge is applied whatever was corrected before
+    grouper = IssueGrouper(OFF)
+    older, younger = _two_issues(grouper)
+    grouper.protect(younger)
+    assert apply_to_grouper(grouper, Correction("merge", younger, older, None, at, "desk"))
+    assert grouper.issue_of("p2") == older and grouper.is_protected(older)
