@@ -63,14 +63,32 @@ def test_buckets_must_divide_an_hour():
         AlertsSettings(bucket_seconds=420)
 
 
-def test_a_post_without_a_region_is_keyed_by_the_configured_places(tmp_path):
+def _regions_keyed(post: dict, tmp_path) -> dict[str, list[str]]:
     places = tmp_path / "places.toml"
     places.write_text('[[regions]]\nname = "河口镇"\n', encoding="utf-8")
+    record = _message(json.dumps(post, ensure_ascii=False).encode())
+    return {settings.places_file.name: [k.region for k in route(record, settings).keys if k.region]
+            for settings in (AlertsSettings(places_file=places),
+                             AlertsSettings(places_file=tmp_path / "none.toml"))}
+
+
+def _example_without_region() -> dict:
     example = SCHEMAS_DIR / "posts.enriched" / "examples" / "outage-complaint.json"
     post = json.loads(example.read_text(encoding="utf-8"))
     post.update({"region": None, "text": "河口停电+1", "redacted_text": "河口停电+1"})
-    record = _message(json.dumps(post, ensure_ascii=False).encode())
-    regions = {settings.places_file.name: [k.region for k in route(record, settings).keys if k.region]
-               for settings in (AlertsSettings(places_file=places),
-                                AlertsSettings(places_file=tmp_path / "none.toml"))}
-    assert regions == {"places.toml": ["河口镇"], "none.toml": []}
+    return post
+
+
+def test_an_older_post_without_a_region_is_keyed_by_the_configured_places(tmp_path):
+    post = _example_without_region()
+    del post["inferred_region"]  # written before the NLP worker inferred regions
+    assert _regions_keyed(post, tmp_path) == {"places.toml": ["河口镇"], "none.toml": []}
+
+
+def test_a_post_without_a_region_is_keyed_by_the_region_the_nlp_worker_inferred(tmp_path):
+    post = _example_without_region()
+    assert _regions_keyed({**post, "inferred_region": "河口镇"}, tmp_path) == {
+        "places.toml": ["河口镇"], "none.toml": ["河口镇"]}
+    # The NLP worker found none: the alerts worker does not guess again.
+    assert _regions_keyed({**post, "inferred_region": None}, tmp_path) == {
+        "places.toml": [], "none.toml": []}
