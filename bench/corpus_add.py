@@ -39,7 +39,7 @@ def _texts(obj: Any) -> Iterator[str]:
             yield from _texts(value)
 
 
-def test_texts(data: Path) -> list[str]:
+def held_out_texts(data: Path) -> list[str]:
     rows = read_rows(sorted(p for d in TEST_DIRS for p in (data / d).glob("*.jsonl")))
     return [text for row in rows for text in _texts(row)]
 
@@ -75,7 +75,7 @@ def main() -> None:
     new = read_rows([args.new])
     check_labels(new)
     corpus = [r["text"] for r in read_rows(sorted((data / "corpus").glob("*.jsonl")))]
-    report = select_new(new, corpus, test_texts(data))
+    report = select_new(new, corpus, held_out_texts(data))
     kept = drop_within(report.kept)
     print(json.dumps(report.summary() | {"near_duplicates_within": len(report.kept) - len(kept),
                                          "final": len(kept)}, ensure_ascii=False))

@@ -68,3 +68,12 @@ def test_the_baseline_fitted_once_equals_training_s_baseline_on_every_set() -> N
     for name, test in sets.items():
         assert once[name] == tfidf_baseline(train, test), name
     assert once["b"]["sentiment"].n == 1  # a post without a sentiment label is not scored
+
+
+def test_corpus_additions_keep_the_first_of_each_near_duplicate_group():
+    from bench.corpus_add import drop_within
+
+    rows = [{"text": "河口镇停电了，什么时候来电？"}, {"text": "电费怎么突然这么高"},
+            {"text": "河口镇停电了，什么时候来电"}, {"text": "营业厅周末能不能开半天"}]
+    assert [r["text"] for r in drop_within(rows)] == [rows[0]["text"], rows[1]["text"], rows[3]["text"]]
+    assert drop_within([]) == []
