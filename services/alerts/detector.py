@@ -232,14 +232,14 @@ class SurgeDetector:
         expected = max(self.expected(bucket_start), 0.0)
         self._remember(count, expected)
         surprises = [self._surprise(spread, size, day) for spread, size in self._spreads()]
-        self._learn_baseline(hour, day_type, count, expected, self._log_ratio(count, expected))
+        learnt = self._learn_baseline(hour, day_type, count, expected, self._log_ratio(count, expected))
         state.buckets_seen += 1
         evidence = 0.0
         history = self._has_history()
         if history and self._is_material(count, expected):
             short, long = max(surprises[:-1]), surprises[-1]
             evidence = (1.0 + max(short, 0.0)) * (1.0 + max(long, 0.0)) - 1.0
-        cusum = self._cusum(count, expected) if history else self._absolute()
+        cusum = self._cusum(count, expected, learnt) if history else self._absolute()
         return self._judge(count, expected, max(evidence, cusum))
 
     def _fire_evidence(self) -> float:
@@ -266,7 +266,7 @@ class SurgeDetector:
             return 0.0
         return self._fire_evidence() * observed / config.new_key_posts
 
-    def _cusum(self, count: float, expected: float) -> float:
+    def _cusum(self, count: float, expected: float, learnt: float) -> float:
         """Evidence from a Poisson CUSUM against the learnt baseline (what the low volumes need).
 
         The log-likelihood ratio of a rise to ``cusum_ratio`` times the baseline
@@ -284,7 +284,9 @@ class SurgeDetector:
         state.cusum = min(max(0.0, state.cusum + steps[0]), cap)
         state.cusum_jump = min(max(0.0, state.cusum_jump + steps[1]), cap)
         learn = _rate(config.spread_half_life_days * config.buckets(HOURS_PER_DAY), state.buckets_seen)
-        squared = min((count - rate) ** 2 / rate, 25.0 * state.dispersion)  # a surge barely moves it
+        # From the winsorised count, as the baseline: a surge must not teach the key that it is bursty
+        # (that would blunt the next surge), and at high volumes one surge bucket would dominate.
+        squared = (learnt - rate) ** 2 / rate
         state.dispersion = max(1.0, state.dispersion + learn * (squared - state.dispersion))
         if count <= expected:
             return 0.0
@@ -323,7 +325,9 @@ class SurgeDetector:
         """
         config, state = self.config, self._state
         state.onset_reference *= 0.5 ** (1.0 / config.buckets(config.onset_half_life_hours))
-        if evidence > 0.0 and evidence > state.onset_reference * (1.0 + config.onset_margin):
+        # Only a report raises the bar: evidence building up below it (a CUSUM climbing through a
+        # surge's first buckets, a near miss hours before) must not hold back the report it leads to.
+        if evidence >= self._fire_evidence() and evidence > state.onset_reference * (1.0 + config.onset_margin):
             state.onset_reference = evidence
             return True
         return False
@@ -362,7 +366,8 @@ class SurgeDetector:
 
     def _learn_baseline(
         self, hour: int, day_type: int, count: float, expected: float, ratio: float
-    ) -> None:
+    ) -> float:
+        """Learn the baseline from the winsorised count, and return that count."""
         config, state = self.config, self._state
         learnt = self._winsorise(count, expected, ratio)
         level = state.level if state.level is not None else learnt
@@ -385,6 +390,7 @@ class SurgeDetector:
         state.day_updates[day_type] += 1
         state.hour_profile = _normalised(state.hour_profile)
         state.day_factor = _normalised(state.day_factor)
+        return learnt
 
     def _winsorise(self, count: float, expected: float, ratio: float) -> float:
         """Clip a count far above the baseline before it is learnt."""
