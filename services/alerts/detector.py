@@ -87,7 +87,7 @@ class DetectorConfig:
     max_gap_hours: float = 168.0
     cusum_ratio: float = 2.0
     cusum_jump_ratio: float = 6.0
-    cusum_threshold: float = 10.0
+    false_alerts_per_month: float = 1.0
     cusum_floor: float = 0.05
     new_key_posts: float = 8.0
     new_key_ratio: float = 2.0
@@ -100,6 +100,20 @@ class DetectorConfig:
             raise ValueError("spread_quantile must be in (0.5, 1)")
         if not 0.0 < self.fire_score <= self.warning_score <= self.critical_score <= 1.0:
             raise ValueError("need 0 < fire_score <= warning_score <= critical_score <= 1")
+        if not 0.0 < self.false_alerts_per_month < self.buckets(30 * HOURS_PER_DAY):
+            raise ValueError("false_alerts_per_month must be positive and below one per bucket")
+
+    @property
+    def cusum_threshold(self) -> float:
+        """Where the Poisson CUSUM fires, from the false-alert budget.
+
+        A CUSUM of log-likelihood ratios that fires at ``h`` raises a false
+        alert on a steady stream at most once every ``e**h`` buckets on average
+        (Lorden's bound), so ``h = ln(buckets per month / false_alerts_per_month)``
+        keeps each key within ``false_alerts_per_month``: 9.06 for one a month
+        in 5-minute buckets.
+        """
+        return math.log(self.buckets(30 * HOURS_PER_DAY) / self.false_alerts_per_month)
 
     def buckets(self, hours: float) -> int:
         """A duration in hours as a whole number of buckets (at least one)."""
@@ -141,6 +155,8 @@ class _State:
     last_bucket: str | None = None
     buckets_seen: int = 0
     level: float | None = None
+    level_posts: float = 0.0  # exponentially weighted posts ...
+    level_shape: float = 0.0  # ... and day-and-week shape: level = posts / shape
     hour_profile: list[float] = field(default_factory=lambda: [1.0] * HOURS_PER_DAY)
     hour_updates: list[int] = field(default_factory=lambda: [0] * HOURS_PER_DAY)
     day_factor: list[float] = field(default_factory=lambda: [1.0] * DAY_TYPES)
@@ -312,6 +328,10 @@ class SurgeDetector:
         config = self.config
         intensity = evidence / (evidence + config.score_half)
         score = intensity if self._is_onset(evidence) else 0.0
+        if score > 0.0:
+            # A reported surge restarts the CUSUMs (as a CUSUM does after an alarm): evidence left
+            # over from it, which drains slowly on a quiet key, must not fire again hours later.
+            self._state.cusum = self._state.cusum_jump = 0.0
         severity = self._severity(score)
         return Detection(score, severity, count, expected, severity is not None, intensity)
 
@@ -374,8 +394,7 @@ class SurgeDetector:
         profile, factor = state.hour_profile[hour], state.day_factor[day_type]
         shape = profile * factor
         if shape > 0.0:
-            rate = _rate(config.buckets(config.level_half_life_hours), state.buckets_seen)
-            level += rate * (learnt / shape - level)
+            level = self._learn_level(level, learnt, shape)
         state.level = level
         if level > 0.0 and factor > 0.0:
             half_life = config.hour_profile_half_life_days * config.buckets(1.0)
@@ -391,6 +410,21 @@ class SurgeDetector:
         state.hour_profile = _normalised(state.hour_profile)
         state.day_factor = _normalised(state.day_factor)
         return learnt
+
+    def _learn_level(self, level: float, learnt: float, shape: float) -> float:
+        """The level as a ratio of weighted sums, posts over shape (the Poisson estimate).
+
+        Averaging ``posts / shape`` instead would overrate a quiet key: its
+        night-time shape is learnt from a handful of posts, and dividing by a
+        noisy small number errs upwards (14% at half a post per bucket).
+        """
+        state = self._state
+        if state.level_shape <= 0.0:  # a state stored before the sums were kept
+            state.level_posts, state.level_shape = level, 1.0
+        rate = _rate(self.config.buckets(self.config.level_half_life_hours), state.buckets_seen)
+        state.level_posts += rate * (learnt - state.level_posts)
+        state.level_shape += rate * (shape - state.level_shape)
+        return state.level_posts / state.level_shape
 
     def _winsorise(self, count: float, expected: float, ratio: float) -> float:
         """Clip a count far above the baseline before it is learnt."""
