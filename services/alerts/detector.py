@@ -248,14 +248,14 @@ class SurgeDetector:
         expected = max(self.expected(bucket_start), 0.0)
         self._remember(count, expected)
         surprises = [self._surprise(spread, size, day) for spread, size in self._spreads()]
-        learnt = self._learn_baseline(hour, day_type, count, expected, self._log_ratio(count, expected))
+        self._learn_baseline(hour, day_type, count, expected, self._log_ratio(count, expected))
         state.buckets_seen += 1
         evidence = 0.0
         history = self._has_history()
         if history and self._is_material(count, expected):
             short, long = max(surprises[:-1]), surprises[-1]
             evidence = (1.0 + max(short, 0.0)) * (1.0 + max(long, 0.0)) - 1.0
-        cusum = self._cusum(count, expected, learnt) if history else self._absolute()
+        cusum = self._cusum(count, expected) if history else self._absolute()
         return self._judge(count, expected, max(evidence, cusum))
 
     def _fire_evidence(self) -> float:
@@ -282,7 +282,7 @@ class SurgeDetector:
             return 0.0
         return self._fire_evidence() * observed / config.new_key_posts
 
-    def _cusum(self, count: float, expected: float, learnt: float) -> float:
+    def _cusum(self, count: float, expected: float) -> float:
         """Evidence from a Poisson CUSUM against the learnt baseline (what the low volumes need).
 
         The log-likelihood ratio of a rise to ``cusum_ratio`` times the baseline
@@ -300,9 +300,10 @@ class SurgeDetector:
         state.cusum = min(max(0.0, state.cusum + steps[0]), cap)
         state.cusum_jump = min(max(0.0, state.cusum_jump + steps[1]), cap)
         learn = _rate(config.spread_half_life_days * config.buckets(HOURS_PER_DAY), state.buckets_seen)
-        # From the winsorised count, as the baseline: a surge must not teach the key that it is bursty
-        # (that would blunt the next surge), and at high volumes one surge bucket would dominate.
-        squared = (learnt - rate) ** 2 / rate
+        # Clipped at winsor_z of the key's own spread, as the baseline's counts are: a surge must not
+        # teach the key that it is bursty (that blunts the next surge); the old clip at 25 let one
+        # surge's buckets double the dispersion of a busy key.
+        squared = min((count - rate) ** 2 / rate, config.winsor_z**2 * state.dispersion)
         state.dispersion = max(1.0, state.dispersion + learn * (squared - state.dispersion))
         if count <= expected:
             return 0.0
@@ -347,7 +348,8 @@ class SurgeDetector:
         state.onset_reference *= 0.5 ** (1.0 / config.buckets(config.onset_half_life_hours))
         # Only a report raises the bar: evidence building up below it (a CUSUM climbing through a
         # surge's first buckets, a near miss hours before) must not hold back the report it leads to.
-        if evidence >= self._fire_evidence() and evidence > state.onset_reference * (1.0 + config.onset_margin):
+        bar = max(self._fire_evidence(), state.onset_reference * (1.0 + config.onset_margin))
+        if evidence >= bar and evidence > 0.0:
             state.onset_reference = evidence
             return True
         return False
@@ -386,30 +388,40 @@ class SurgeDetector:
 
     def _learn_baseline(
         self, hour: int, day_type: int, count: float, expected: float, ratio: float
-    ) -> float:
-        """Learn the baseline from the winsorised count, and return that count."""
-        config, state = self.config, self._state
+    ) -> None:
+        state = self._state
         learnt = self._winsorise(count, expected, ratio)
         level = state.level if state.level is not None else learnt
-        profile, factor = state.hour_profile[hour], state.day_factor[day_type]
-        shape = profile * factor
+        shape = state.hour_profile[hour] * state.day_factor[day_type]
         if shape > 0.0:
             level = self._learn_level(level, learnt, shape)
         state.level = level
-        if level > 0.0 and factor > 0.0:
+        # The shape is learnt against the level, and the level means nothing before a whole day
+        # (at 6 a.m. it is the night's rate): shapes learnt from the first hours, weighted as much
+        # as any later day's, made the baseline 20-30% low for a week.
+        if level > 0.0 and state.buckets_seen >= self.config.buckets(HOURS_PER_DAY):
+            self._learn_shape(hour, day_type, learnt, level)
+
+    def _learn_shape(self, hour: int, day_type: int, learnt: float, level: float) -> None:
+        config, state = self.config, self._state
+        profile, factor = state.hour_profile[hour], state.day_factor[day_type]
+        if factor > 0.0:
             half_life = config.hour_profile_half_life_days * config.buckets(1.0)
             rate = _rate(half_life, state.hour_updates[hour])
             state.hour_profile[hour] = profile + rate * (learnt / (level * factor) - profile)
         state.hour_updates[hour] += 1
-        if level > 0.0 and state.hour_profile[hour] > 0.0:
+        if state.hour_profile[hour] > 0.0:
             half_life = config.day_factor_half_life_days * config.buckets(HOURS_PER_DAY)
-            rate = _rate(half_life * _day_type_share(day_type), state.day_updates[day_type])
+            share = _day_type_share(day_type)
+            # A week of "no weekly rhythm" to start from: a first weekend, learnt against a level
+            # still settling, made weekdays look 20-30% quieter than they were.
+            prior = round(config.buckets(7 * HOURS_PER_DAY) * share)
+            rate = _rate(half_life * share, state.day_updates[day_type] + prior)
             target = learnt / (level * state.hour_profile[hour])
             state.day_factor[day_type] = factor + rate * (target - factor)
         state.day_updates[day_type] += 1
         state.hour_profile = _normalised(state.hour_profile)
         state.day_factor = _normalised(state.day_factor)
-        return learnt
 
     def _learn_level(self, level: float, learnt: float, shape: float) -> float:
         """The level as a ratio of weighted sums, posts over shape (the Poisson estimate).

@@ -172,3 +172,88 @@ def test_a_key_without_history_fires_on_an_absolute_burst_but_not_on_its_usual_r
     burst = [(START + (len(steady) + i) * STEP, n) for i, n in enumerate([8.0, 10.0])]
     detections = run(steady + burst)[len(steady):]
     assert any(d.severity is not None for d in detections), "18 posts in 10 minutes, 2 a bucket before"
+
+
+# -- low volumes: the Poisson CUSUM and its baseline --------------------------------------------
+
+
+def bench_rate(base: float, moment: datetime) -> float:
+    """The low-volume benchmark's rhythm: quiet nights, a daytime hump, mean about ``base``."""
+    hour = moment.hour + moment.minute / 60
+    return base * (0.25 + 1.5 * max(0.0, math.sin(math.pi * (hour - 6) / 16))) / 0.887
+
+
+def rhythm_series(days: int, base: float, seed: int) -> tuple[list[tuple[datetime, float]], list[float]]:
+    rng = np.random.default_rng(seed)
+    moments = [START + i * STEP for i in range(days * BUCKETS_PER_DAY)]
+    rates = [bench_rate(base, m) for m in moments]
+    return [(m, float(rng.poisson(r))) for m, r in zip(moments, rates, strict=True)], rates
+
+
+def test_the_cusum_threshold_follows_from_the_false_alert_budget() -> None:
+    config = DetectorConfig()
+    assert config.cusum_threshold == pytest.approx(math.log(30 * BUCKETS_PER_DAY))  # 9.06
+    looser = DetectorConfig(false_alerts_per_month=4.0)
+    assert looser.cusum_threshold == pytest.approx(config.cusum_threshold - math.log(4.0))
+    hourly = DetectorConfig(bucket_seconds=3600)
+    assert hourly.cusum_threshold == pytest.approx(math.log(30 * 24))
+    with pytest.raises(ValueError):
+        DetectorConfig(false_alerts_per_month=0.0)
+
+
+def test_a_quiet_key_learns_its_true_rate_not_more() -> None:
+    # Averaging posts / shape overrated such a key by about 14%: its night shape is learnt
+    # from a few posts, and dividing by a noisy small number errs upwards.
+    # Over four keys (one key's week is noisy: 0.88 to 1.0 of its true rate, 1.0 to 1.34 before).
+    last_week = slice(21 * BUCKETS_PER_DAY, None)
+    ratios = []
+    for seed in range(1, 5):
+        series, rates = rhythm_series(days=28, base=0.5, seed=seed)
+        detections = run(series)
+        ratios.append(sum(d.expected for d in detections[last_week]) / sum(rates[last_week]))
+    assert sum(ratios) / len(ratios) == pytest.approx(1.0, abs=0.1)  # 1.22 before
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_surge_is_reported_at_the_first_bucket_with_the_evidence_to_fire(seed: int) -> None:
+    # A CUSUM climbs through a surge's first buckets; the evidence it shows below the bar
+    # must not raise the bar for the bucket that crosses it.
+    quiet, _ = rhythm_series(days=14, base=2.0, seed=seed)
+    rng = np.random.default_rng(100 + seed)
+    onset = len(quiet)
+    surge = [(START + (onset + i) * STEP, float(rng.poisson(6.0))) for i in range(24)]
+    detections = run(quiet + surge)[onset:]
+    fire = DetectorConfig().fire_score
+    first = next(i for i, d in enumerate(detections) if d.intensity >= fire)
+    assert detections[first].is_surge
+    assert first <= 6, "a surge of three times two posts a bucket shows within half an hour"
+
+
+def test_a_reported_surge_does_not_fire_again_as_its_evidence_drains() -> None:
+    # On a quiet key the CUSUM drains by the expected count per bucket: at night, a fraction
+    # of a post. Without a restart after the report, single posts fired it again hours later.
+    series, _ = rhythm_series(days=15, base=0.5, seed=9)
+    onset = 14 * BUCKETS_PER_DAY + 12 * 14  # 14:00, two hours of five times the rate
+    surged = [(m, c + (float(np.random.default_rng(i).poisson(2.0 * 4)) if onset <= i < onset + 24 else 0.0))
+              for i, (m, c) in enumerate(series)]
+    after_night = [(m, 1.0 if i > onset + 24 and i % 12 == 0 else 0.0)
+                   for i, (m, _) in enumerate(surged)]
+    combined = [(m, c if i <= onset + 24 else a)
+                for i, ((m, c), (_, a)) in enumerate(zip(surged, after_night, strict=True))]
+    detections = run(combined)
+    assert any(d.is_surge for d in detections[onset:onset + 24])
+    assert not any(d.is_surge for d in detections[onset + 24:])
+
+
+def test_surges_do_not_make_a_key_look_bursty() -> None:
+    # The CUSUM's dispersion learns from the winsorised count, as the baseline does.
+    day = BUCKETS_PER_DAY
+    quiet = poisson_series(days=14, base=50)
+    surged = quiet
+    for k in range(4):
+        surged = with_surge(surged, start=(7 + 2 * k) * day + 150, length=24, factor=4)
+    calm, busy = SurgeDetector(), SurgeDetector()
+    run(quiet, calm)
+    run(surged, busy)
+    # Four surges raise it by about a fifth; with the old clip at 25 they doubled it.
+    assert busy.to_dict()["dispersion"] < 1.3 * calm.to_dict()["dispersion"]
