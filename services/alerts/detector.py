@@ -214,7 +214,28 @@ class SurgeDetector:
         if state.level is None:
             return 0.0
         hour, day_type, _ = self._local_time(bucket_start)
-        return state.level * state.hour_profile[hour] * state.day_factor[day_type]
+        return state.level * self._shape(hour, day_type)
+
+    def _shape(self, hour: int, day_type: int) -> float:
+        """The day-and-week shape of a bucket, its hour shrunk towards a flat day by the posts behind it.
+
+        An hour learnt from a handful of posts is mostly noise: on a key with a
+        post or two a day, most hours had none and read 0, so the CUSUM took any
+        post there for a surge. Each hour's shape counts as the posts it was
+        learnt from (its buckets, up to the profile's memory, at the key's
+        level) against ``pseudo_count`` posts of a flat day; on a busy key the
+        shrinkage is negligible.
+        """
+        config, state = self.config, self._state
+        posts = self._hour_posts(hour)
+        profile = (posts * state.hour_profile[hour] + config.pseudo_count) / (posts + config.pseudo_count)
+        return profile * state.day_factor[day_type]
+
+    def _hour_posts(self, hour: int) -> float:
+        """About how many posts an hour's shape was learnt from: its buckets (to its memory) at the level."""
+        config, state = self.config, self._state
+        memory = 2.0 * config.hour_profile_half_life_days * config.buckets(1.0) / math.log(2.0)
+        return (state.level or 0.0) * min(state.hour_updates[hour], memory)
 
     def borrow_rhythm(self, parent: SurgeDetector, days: float = 28.0) -> None:
         """Start from ``parent``'s shape of the day and week, weighted as ``days`` of history.
@@ -255,7 +276,11 @@ class SurgeDetector:
         if history and self._is_material(count, expected):
             short, long = max(surprises[:-1]), surprises[-1]
             evidence = (1.0 + max(short, 0.0)) * (1.0 + max(long, 0.0)) - 1.0
-        cusum = self._cusum(count, expected) if history else self._absolute()
+        cusum = self._cusum(count, expected) if history else 0.0
+        if not history or self._hour_posts(hour) < self.config.pseudo_count:
+            # No baseline to trust: the key is young, or this hour of its day rests on fewer posts
+            # than the prior it is shrunk to (a key with a post or two a day).
+            cusum = self._absolute()
         return self._judge(count, expected, max(evidence, cusum))
 
     def _fire_evidence(self) -> float:
@@ -392,7 +417,7 @@ class SurgeDetector:
         state = self._state
         learnt = self._winsorise(count, expected, ratio)
         level = state.level if state.level is not None else learnt
-        shape = state.hour_profile[hour] * state.day_factor[day_type]
+        shape = self._shape(hour, day_type)
         if shape > 0.0:
             level = self._learn_level(level, learnt, shape)
         state.level = level
