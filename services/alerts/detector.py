@@ -171,6 +171,7 @@ class _State:
     cusum_jump: float = 0.0
     dispersion: float = 1.0
     busiest_window: float = 0.0
+    borrowed_posts: float = 0.0  # posts behind each hour of a shape borrowed from a parent key
 
 
 def _plain(obj: _State | _Spread) -> dict[str, Any]:
@@ -233,9 +234,14 @@ class SurgeDetector:
 
     def _hour_posts(self, hour: int) -> float:
         """About how many posts an hour's shape was learnt from: its buckets (to its memory) at the level."""
-        config, state = self.config, self._state
-        memory = 2.0 * config.hour_profile_half_life_days * config.buckets(1.0) / math.log(2.0)
-        return (state.level or 0.0) * min(state.hour_updates[hour], memory)
+        state = self._state
+        own = (state.level or 0.0) * min(state.hour_updates[hour], self._memory())
+        return max(own, state.borrowed_posts)
+
+    def _memory(self) -> float:
+        """How many buckets an hour's shape remembers (the effective size of its running average)."""
+        config = self.config
+        return 2.0 * config.hour_profile_half_life_days * config.buckets(1.0) / math.log(2.0)
 
     def borrow_rhythm(self, parent: SurgeDetector, days: float = 28.0) -> None:
         """Start from ``parent``'s shape of the day and week, weighted as ``days`` of history.
@@ -249,6 +255,9 @@ class SurgeDetector:
         state.hour_updates = [max(n, hour_weight) for n in state.hour_updates]
         state.day_updates = [max(n, round(days * self.config.buckets(HOURS_PER_DAY) * _day_type_share(t)))
                              for t, n in enumerate(state.day_updates)]
+        # The shape rests on the parent's posts, not on this key's few: not shrunk towards a flat day.
+        parent_posts = (theirs.level or 0.0) * min(hour_weight, self._memory())
+        state.borrowed_posts = max(state.borrowed_posts, parent_posts)
 
     def to_dict(self) -> dict[str, Any]:
         """The state as a JSON-safe dict; :meth:`from_dict` restores it."""
