@@ -256,3 +256,17 @@ def test_surges_do_not_make_a_key_look_bursty() -> None:
     run(surged, busy)
     # Four surges raise it by about a fifth; with the old clip at 25 they doubled it.
     assert busy.to_dict()["dispersion"] < 1.3 * calm.to_dict()["dispersion"]
+
+
+def test_a_key_with_a_post_or_two_a_day_expects_a_little_in_every_hour() -> None:
+    # Most of its hours have never seen a post; they used to read 0, and the CUSUM took
+    # the next post in such an hour for a surge.
+    series = [(START + i * STEP, 1.0 if i % 150 == 7 else 0.0) for i in range(6 * BUCKETS_PER_DAY)]
+    detector = SurgeDetector()
+    detections = run(series, detector)
+    rate = sum(count for _, count in series) / len(series)
+    day = [START + 6 * BUCKETS_PER_DAY * STEP + timedelta(hours=h) for h in range(24)]
+    assert min(detector.expected(moment) for moment in day) > 0.3 * rate
+    assert surge_buckets(detections) == []
+    pair = [(START + (len(series) + 12 * h) * STEP, 2.0) for h in range(3)]  # two posts, three hours running
+    assert surge_buckets(run(pair, detector)) == []
