@@ -23,7 +23,10 @@ The method, in four steps (docs/alerts.md has the reasoning and the numbers):
    is the larger of the 5- and 15-minute surprises: a sharp rise
    counts for more when the last hours were already above normal. A bucket
    below ``min_count`` posts, or less than ``min_excess`` above expectation,
-   gives no evidence, so tiny volumes never alert.
+   gives no evidence, so tiny volumes never alert. Beside ``u``, two Poisson
+   CUSUMs against the baseline watch quiet keys; they fire at a threshold that
+   follows from the false-alert budget (``false_alerts_per_month``) and
+   restart after a report.
 4. **Onset.** A surge is reported when it starts: ``u`` is emitted only when it
    beats the last emitted value (decaying with a 12-hour half-life) by
    ``onset_margin``, so a surge is reported at its start and again only if it

@@ -270,3 +270,16 @@ def test_a_key_with_a_post_or_two_a_day_expects_a_little_in_every_hour() -> None
     assert surge_buckets(detections) == []
     pair = [(START + (len(series) + 12 * h) * STEP, 2.0) for h in range(3)]  # two posts, three hours running
     assert surge_buckets(run(pair, detector)) == []
+
+
+def test_a_state_stored_before_the_level_sums_resumes_at_its_level() -> None:
+    series = poisson_series(days=4, base=10)
+    detector = SurgeDetector()
+    run(series, detector)
+    stored = {k: v for k, v in detector.to_dict().items() if k not in ("level_posts", "level_shape")}
+    restored = SurgeDetector.from_dict(stored)
+    after = START + len(series) * STEP
+    assert restored.expected(after) == detector.expected(after)
+    restored.update(after, 10.0)
+    detector.update(after, 10.0)
+    assert restored.to_dict()["level"] == pytest.approx(detector.to_dict()["level"], rel=0.02)
