@@ -39,12 +39,12 @@ Scores are ``u / (u + score_half)``, in [0, 1).
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from services.alerts.detector_spread import Spread, observe
 from yuqing.contracts import Severity
 
 STATE_VERSION = 1
@@ -53,9 +53,6 @@ DAY_TYPES = 2  # weekday, weekend
 SECONDS_PER_HOUR = 3600
 CUSUM_CAP = 2.0
 
-# Histogram edges for log ratios: symmetric, geometric from 0.01 to about 9.
-_POSITIVE_EDGES = [0.01 * 1.15**i for i in range(50)]
-EDGES = [-edge for edge in reversed(_POSITIVE_EDGES)] + [0.0] + _POSITIVE_EDGES
 
 
 @dataclass(frozen=True)
@@ -142,18 +139,6 @@ class Detection:
 
 
 @dataclass
-class _Spread:
-    """Median and upper quantile of one log ratio, refreshed once a day."""
-
-    day: str | None = None
-    past: list[float] = field(default_factory=lambda: [0.0] * (len(EDGES) + 1))
-    today: list[float] = field(default_factory=lambda: [0.0] * (len(EDGES) + 1))
-    center: float | None = None
-    scale: float | None = None
-    weight: float = 0.0
-
-
-@dataclass
 class _State:
     last_bucket: str | None = None
     buckets_seen: int = 0
@@ -168,7 +153,7 @@ class _State:
     residual_scale: float = 0.0
     recent_observed: list[float] = field(default_factory=list)
     recent_expected: list[float] = field(default_factory=list)
-    spreads: list[_Spread] = field(default_factory=list)
+    spreads: list[Spread] = field(default_factory=list)
     onset_reference: float = 0.0
     cusum: float = 0.0
     cusum_jump: float = 0.0
@@ -177,7 +162,7 @@ class _State:
     borrowed_posts: float = 0.0  # posts behind each hour of a shape borrowed from a parent key
 
 
-def _plain(obj: _State | _Spread) -> dict[str, Any]:
+def _plain(obj: _State | Spread) -> dict[str, Any]:
     """A state dataclass as JSON-safe dicts and lists (what ``asdict`` does, several times faster)."""
     out: dict[str, Any] = {}
     for name in _FIELDS[type(obj)]:
@@ -188,7 +173,7 @@ def _plain(obj: _State | _Spread) -> dict[str, Any]:
     return out
 
 
-_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (_State, _Spread)}
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (_State, Spread)}
 
 
 class SurgeDetector:
@@ -346,20 +331,20 @@ class SurgeDetector:
             return 0.0
         return self._fire_evidence() * max(state.cusum, state.cusum_jump) / config.cusum_threshold
 
-    def _spreads(self) -> list[tuple[_Spread, int]]:
+    def _spreads(self) -> list[tuple[Spread, int]]:
         """Each window's size in buckets with its yardstick: the short ones, then the long one."""
         config = self.config
         sizes = [max(1, round(m * 60 / config.bucket_seconds)) for m in config.short_window_minutes]
         sizes.append(config.buckets(config.long_window_hours))
         if len(self._state.spreads) != len(sizes):
-            self._state.spreads = [_Spread() for _ in sizes]
+            self._state.spreads = [Spread() for _ in sizes]
         return list(zip(self._state.spreads, sizes, strict=True))
 
-    def _surprise(self, spread: _Spread, size: int, day: str) -> float:
+    def _surprise(self, spread: Spread, size: int, day: str) -> float:
         """Standardised log ratio of the last ``size`` buckets; 0 when immaterial."""
         observed = sum(self._state.recent_observed[-size:])
         expected = sum(self._state.recent_expected[-size:])
-        z = _observe(spread, day, self._log_ratio(observed, expected), self.config)
+        z = observe(spread, day, self._log_ratio(observed, expected), self.config)
         return z if self._is_material(observed, expected) else 0.0
 
     def _judge(self, count: float, expected: float, evidence: float) -> Detection:
@@ -520,55 +505,6 @@ class SurgeDetector:
             self._step(last + k * step, 0.0)
 
 
-# -- spread histograms ------------------------------------------------------
-
-
-def _observe(spread: _Spread, day: str, value: float, config: DetectorConfig) -> float:
-    """Standardise a value against the past days, then count it for today."""
-    _roll_over(spread, day, config)
-    z = _standardise(spread, value)
-    if spread.center is not None and spread.scale is not None:
-        # Winsorised, so a surge cannot widen the yardstick it is measured by.
-        value = min(value, spread.center + config.spread_clip * spread.scale)
-    spread.today[bisect.bisect_left(EDGES, value)] += 1.0
-    return z
-
-
-def _roll_over(spread: _Spread, day: str, config: DetectorConfig) -> None:
-    """On a new day, fold the finished days into the past and refresh the yardstick."""
-    if spread.day is None:
-        spread.day = day
-    elif day != spread.day:
-        elapsed = max((_date(day) - _date(spread.day)).days, 1)
-        decay = 0.5 ** (elapsed / config.spread_half_life_days)
-        spread.past = [p * decay + t for p, t in zip(spread.past, spread.today, strict=True)]
-        spread.today = [0.0] * len(spread.today)
-        spread.day = day
-        spread.weight = sum(spread.past)
-        spread.center = _quantile(spread.past, 0.5)
-        upper = _quantile(spread.past, config.spread_quantile)
-        spread.scale = max(upper - spread.center, EDGES[len(EDGES) // 2 + 1])
-
-
-def _standardise(spread: _Spread, value: float) -> float:
-    if spread.center is None or spread.scale is None:
-        return 0.0
-    return (value - spread.center) / spread.scale
-
-
-def _quantile(histogram: list[float], q: float) -> float:
-    """Quantile of a histogram over ``EDGES``, interpolated inside a bin."""
-    target = q * sum(histogram)
-    cumulative = 0.0
-    for i, weight in enumerate(histogram):
-        if weight > 0.0 and cumulative + weight >= target:
-            low = EDGES[i - 1] if i > 0 else EDGES[0] * 1.15
-            high = EDGES[i] if i < len(EDGES) else EDGES[-1] * 1.15
-            return low + (target - cumulative) / weight * (high - low)
-        cumulative += weight
-    return EDGES[-1]
-
-
 # -- small utilities ------------------------------------------------------
 
 
@@ -586,15 +522,11 @@ def _day_type_share(day_type: int) -> float:
     return 5 / 7 if day_type == 0 else 2 / 7
 
 
-def _date(iso_day: str) -> datetime:
-    return datetime.fromisoformat(iso_day)
-
-
 def _load_state(data: dict[str, Any]) -> _State:
     if data.get("version") != STATE_VERSION:
         raise ValueError(f"unsupported detector state version {data.get('version')!r}")
     fields = {name: _copy(data[name]) for name in _State.__dataclass_fields__ if name in data}
-    fields["spreads"] = [_Spread(**{k: _copy(v) for k, v in spread.items()})
+    fields["spreads"] = [Spread(**{k: _copy(v) for k, v in spread.items()})
                          for spread in data.get("spreads", [])]
     return _State(**fields)
 
