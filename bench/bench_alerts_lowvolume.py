@@ -19,10 +19,18 @@ when a bucket's score reaches the tracker's ``fire_score``. Per cell:
   with a useful one), run on the same streams.
 
 Goal: median delay within 1.5 times the optimum's at at most one false alert per key per month.
+
+The streams are random. The detector's design was settled on streams of seeds
+11 to 14; the reported table uses seeds 41 to 44 (the default), which played no
+part in it. Another draw: ``--seed N`` (streams N, N+1, ...; their surge-free
+twins, for the optimum's threshold, 100 above).
+
+    PYTHONPATH=. .venv/bin/python bench/bench_alerts_lowvolume.py [--seed 41] [--streams 4]
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import statistics
 from dataclasses import dataclass
@@ -30,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from bench.common import write_results
 from services.alerts.detector import DetectorConfig, SurgeDetector
 from services.alerts.lifecycle import TrackerConfig
 
@@ -41,6 +50,11 @@ RATIOS = (2.0, 3.0, 5.0)
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 QUIET_AROUND_SURGE = 24  # buckets (two hours) around a surge where a fire is not false
 MONTH_WEEKS = 30 / 7
+BUDGET_PER_WEEK = 1 / MONTH_WEEKS  # one false alert per key per month
+DELAY_GOAL = 1.5  # times the optimum's median delay
+REPORTED_SEED = 41  # the detector was designed on seeds 11 to 14, never on these
+STREAMS = 4
+QUIET_SEED_OFFSET = 100
 
 
 @dataclass(frozen=True)
@@ -136,14 +150,14 @@ def calibrate(rates_streams: list[Stream], ratio: float, per_week: float) -> flo
     return high
 
 
-def cell(baseline: float, ratio: float, seeds: tuple[int, ...] = (1, 2)) -> dict:
+def cell(baseline: float, ratio: float, seeds: tuple[int, ...]) -> dict:
     streams = [simulate(baseline, ratio, seed) for seed in seeds]
-    quiet = [simulate(baseline, ratio, 100 + seed, with_surges=False) for seed in seeds]
+    quiet = [simulate(baseline, ratio, QUIET_SEED_OFFSET + seed, with_surges=False) for seed in seeds]
     fires = [live_fires(s.counts) for s in streams]
     surges = sum(len(s.surges) for s in streams)
     live_delays = [d for s, f in zip(streams, fires, strict=True) for d in delays(f, s.surges)]
     live_false = statistics.mean(false_per_week(f, s.surges) for s, f in zip(streams, fires, strict=True))
-    target = max(live_false, 1 / MONTH_WEEKS)
+    target = max(live_false, BUDGET_PER_WEEK)
     threshold = calibrate(quiet, ratio, target)
     best = [cusum_fires(cusum_statistic(s.counts, s.rates, ratio), threshold) for s in streams]
     best_delays = [d for s, f in zip(streams, best, strict=True) for d in delays(f, s.surges)]
@@ -155,23 +169,34 @@ def cell(baseline: float, ratio: float, seeds: tuple[int, ...] = (1, 2)) -> dict
         "optimum_detection_rate": round(len(best_delays) / surges, 3),
         "optimum_median_delay_minutes": _median(best_delays),
         "optimum_false_alerts_per_key_week": round(target, 3),
+        "goal_met": _goal_met(_median(live_delays), _median(best_delays), live_false),
     }
+
+
+def _goal_met(delay: float | None, optimum: float | None, false_per_week: float) -> bool:
+    """Within the false-alert budget, and detecting with a median delay within the goal."""
+    if false_per_week > BUDGET_PER_WEEK or delay is None:
+        return False
+    return optimum is None or delay <= DELAY_GOAL * optimum
 
 
 def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 1) if values else None
 
 
-def run_lowvolume() -> list[dict]:
-    rows = [cell(b, r) for b in BASELINES for r in RATIOS]
-    print("\nlow volumes (Poisson, day and week rhythm, 5-minute buckets, surges of 30-120 min):")
+def run_lowvolume(seed: int = REPORTED_SEED, streams: int = STREAMS) -> list[dict]:
+    seeds = tuple(range(seed, seed + streams))
+    rows = [cell(b, r, seeds) for b in BASELINES for r in RATIOS]
+    print(f"\nlow volumes (Poisson, day and week rhythm, 5-minute buckets, surges of 30-120 min; "
+          f"seeds {seeds[0]}-{seeds[-1]}):")
     print(f"{'baseline':>8} {'ratio':>5} | {'detected':>8} {'delay':>6} {'false/wk':>8} | "
-          f"{'optimum':>8} {'delay':>6} {'at /wk':>7}")
+          f"{'optimum':>8} {'delay':>6} {'at /wk':>7} | goal")
     for row in rows:
         print(f"{row['baseline_per_bucket']:>8g} {row['surge_ratio']:>5g} | {row['detection_rate']:>8.2f} "
               f"{_fmt(row['median_delay_minutes'])} {row['false_alerts_per_key_week']:>8.3f} | "
               f"{row['optimum_detection_rate']:>8.2f} {_fmt(row['optimum_median_delay_minutes'])} "
-              f"{row['optimum_false_alerts_per_key_week']:>7.3f}")
+              f"{row['optimum_false_alerts_per_key_week']:>7.3f} | {'met' if row['goal_met'] else 'short'}")
+    print(f"goal met in {sum(row['goal_met'] for row in rows)} of {len(rows)} cells")
     return rows
 
 
@@ -179,5 +204,15 @@ def _fmt(value: float | None) -> str:
     return f"{value:>6.1f}" if value is not None else f"{'-':>6}"
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=REPORTED_SEED, help="first stream's seed")
+    parser.add_argument("--streams", type=int, default=STREAMS, help="streams per cell")
+    args = parser.parse_args()
+    rows = run_lowvolume(args.seed, args.streams)
+    path = write_results("alerts_lowvolume", {"seed": args.seed, "streams": args.streams, "lowvolume": rows})
+    print(f"wrote {path}")
+
+
 if __name__ == "__main__":
-    run_lowvolume()
+    main()

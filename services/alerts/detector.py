@@ -23,7 +23,10 @@ The method, in four steps (docs/alerts.md has the reasoning and the numbers):
    is the larger of the 5- and 15-minute surprises: a sharp rise
    counts for more when the last hours were already above normal. A bucket
    below ``min_count`` posts, or less than ``min_excess`` above expectation,
-   gives no evidence, so tiny volumes never alert.
+   gives no evidence, so tiny volumes never alert. Beside ``u``, two Poisson
+   CUSUMs against the baseline watch quiet keys; they fire at a threshold that
+   follows from the false-alert budget (``false_alerts_per_month``) and
+   restart after a report.
 4. **Onset.** A surge is reported when it starts: ``u`` is emitted only when it
    beats the last emitted value (decaying with a 12-hour half-life) by
    ``onset_margin``, so a surge is reported at its start and again only if it
@@ -36,12 +39,12 @@ Scores are ``u / (u + score_half)``, in [0, 1).
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from services.alerts.detector_spread import Spread, observe
 from yuqing.contracts import Severity
 
 STATE_VERSION = 1
@@ -50,9 +53,6 @@ DAY_TYPES = 2  # weekday, weekend
 SECONDS_PER_HOUR = 3600
 CUSUM_CAP = 2.0
 
-# Histogram edges for log ratios: symmetric, geometric from 0.01 to about 9.
-_POSITIVE_EDGES = [0.01 * 1.15**i for i in range(50)]
-EDGES = [-edge for edge in reversed(_POSITIVE_EDGES)] + [0.0] + _POSITIVE_EDGES
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class DetectorConfig:
     max_gap_hours: float = 168.0
     cusum_ratio: float = 2.0
     cusum_jump_ratio: float = 6.0
-    cusum_threshold: float = 10.0
+    false_alerts_per_month: float = 1.0
     cusum_floor: float = 0.05
     new_key_posts: float = 8.0
     new_key_ratio: float = 2.0
@@ -100,6 +100,20 @@ class DetectorConfig:
             raise ValueError("spread_quantile must be in (0.5, 1)")
         if not 0.0 < self.fire_score <= self.warning_score <= self.critical_score <= 1.0:
             raise ValueError("need 0 < fire_score <= warning_score <= critical_score <= 1")
+        if not 0.0 < self.false_alerts_per_month < self.buckets(30 * HOURS_PER_DAY):
+            raise ValueError("false_alerts_per_month must be positive and below one per bucket")
+
+    @property
+    def cusum_threshold(self) -> float:
+        """Where the Poisson CUSUM fires, from the false-alert budget.
+
+        A CUSUM of log-likelihood ratios that fires at ``h`` raises a false
+        alert on a steady stream at most once every ``e**h`` buckets on average
+        (Lorden's bound), so ``h = ln(buckets per month / false_alerts_per_month)``
+        keeps each key within ``false_alerts_per_month``: 9.06 for one a month
+        in 5-minute buckets.
+        """
+        return math.log(self.buckets(30 * HOURS_PER_DAY) / self.false_alerts_per_month)
 
     def buckets(self, hours: float) -> int:
         """A duration in hours as a whole number of buckets (at least one)."""
@@ -125,22 +139,12 @@ class Detection:
 
 
 @dataclass
-class _Spread:
-    """Median and upper quantile of one log ratio, refreshed once a day."""
-
-    day: str | None = None
-    past: list[float] = field(default_factory=lambda: [0.0] * (len(EDGES) + 1))
-    today: list[float] = field(default_factory=lambda: [0.0] * (len(EDGES) + 1))
-    center: float | None = None
-    scale: float | None = None
-    weight: float = 0.0
-
-
-@dataclass
 class _State:
     last_bucket: str | None = None
     buckets_seen: int = 0
     level: float | None = None
+    level_posts: float = 0.0  # exponentially weighted posts ...
+    level_shape: float = 0.0  # ... and day-and-week shape: level = posts / shape
     hour_profile: list[float] = field(default_factory=lambda: [1.0] * HOURS_PER_DAY)
     hour_updates: list[int] = field(default_factory=lambda: [0] * HOURS_PER_DAY)
     day_factor: list[float] = field(default_factory=lambda: [1.0] * DAY_TYPES)
@@ -149,15 +153,16 @@ class _State:
     residual_scale: float = 0.0
     recent_observed: list[float] = field(default_factory=list)
     recent_expected: list[float] = field(default_factory=list)
-    spreads: list[_Spread] = field(default_factory=list)
+    spreads: list[Spread] = field(default_factory=list)
     onset_reference: float = 0.0
     cusum: float = 0.0
     cusum_jump: float = 0.0
     dispersion: float = 1.0
     busiest_window: float = 0.0
+    borrowed_posts: float = 0.0  # posts behind each hour of a shape borrowed from a parent key
 
 
-def _plain(obj: _State | _Spread) -> dict[str, Any]:
+def _plain(obj: _State | Spread) -> dict[str, Any]:
     """A state dataclass as JSON-safe dicts and lists (what ``asdict`` does, several times faster)."""
     out: dict[str, Any] = {}
     for name in _FIELDS[type(obj)]:
@@ -168,7 +173,7 @@ def _plain(obj: _State | _Spread) -> dict[str, Any]:
     return out
 
 
-_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (_State, _Spread)}
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (_State, Spread)}
 
 
 class SurgeDetector:
@@ -198,7 +203,33 @@ class SurgeDetector:
         if state.level is None:
             return 0.0
         hour, day_type, _ = self._local_time(bucket_start)
-        return state.level * state.hour_profile[hour] * state.day_factor[day_type]
+        return state.level * self._shape(hour, day_type)
+
+    def _shape(self, hour: int, day_type: int) -> float:
+        """The day-and-week shape of a bucket, its hour shrunk towards a flat day by the posts behind it.
+
+        An hour learnt from a handful of posts is mostly noise: on a key with a
+        post or two a day, most hours had none and read 0, so the CUSUM took any
+        post there for a surge. Each hour's shape counts as the posts it was
+        learnt from (its buckets, up to the profile's memory, at the key's
+        level) against ``pseudo_count`` posts of a flat day; on a busy key the
+        shrinkage is negligible.
+        """
+        config, state = self.config, self._state
+        posts = self._hour_posts(hour)
+        profile = (posts * state.hour_profile[hour] + config.pseudo_count) / (posts + config.pseudo_count)
+        return profile * state.day_factor[day_type]
+
+    def _hour_posts(self, hour: int) -> float:
+        """About how many posts an hour's shape was learnt from: its buckets (to its memory) at the level."""
+        state = self._state
+        own = (state.level or 0.0) * min(state.hour_updates[hour], self._memory())
+        return max(own, state.borrowed_posts)
+
+    def _memory(self) -> float:
+        """How many buckets an hour's shape remembers (the effective size of its running average)."""
+        config = self.config
+        return 2.0 * config.hour_profile_half_life_days * config.buckets(1.0) / math.log(2.0)
 
     def borrow_rhythm(self, parent: SurgeDetector, days: float = 28.0) -> None:
         """Start from ``parent``'s shape of the day and week, weighted as ``days`` of history.
@@ -212,6 +243,9 @@ class SurgeDetector:
         state.hour_updates = [max(n, hour_weight) for n in state.hour_updates]
         state.day_updates = [max(n, round(days * self.config.buckets(HOURS_PER_DAY) * _day_type_share(t)))
                              for t, n in enumerate(state.day_updates)]
+        # The shape rests on the parent's posts, not on this key's few: not shrunk towards a flat day.
+        parent_posts = (theirs.level or 0.0) * min(hour_weight, self._memory())
+        state.borrowed_posts = max(state.borrowed_posts, parent_posts)
 
     def to_dict(self) -> dict[str, Any]:
         """The state as a JSON-safe dict; :meth:`from_dict` restores it."""
@@ -239,7 +273,11 @@ class SurgeDetector:
         if history and self._is_material(count, expected):
             short, long = max(surprises[:-1]), surprises[-1]
             evidence = (1.0 + max(short, 0.0)) * (1.0 + max(long, 0.0)) - 1.0
-        cusum = self._cusum(count, expected) if history else self._absolute()
+        cusum = self._cusum(count, expected) if history else 0.0
+        if not history or self._hour_posts(hour) < self.config.pseudo_count:
+            # No baseline to trust: the key is young, or this hour of its day rests on fewer posts
+            # than the prior it is shrunk to (a key with a post or two a day).
+            cusum = self._absolute()
         return self._judge(count, expected, max(evidence, cusum))
 
     def _fire_evidence(self) -> float:
@@ -284,32 +322,39 @@ class SurgeDetector:
         state.cusum = min(max(0.0, state.cusum + steps[0]), cap)
         state.cusum_jump = min(max(0.0, state.cusum_jump + steps[1]), cap)
         learn = _rate(config.spread_half_life_days * config.buckets(HOURS_PER_DAY), state.buckets_seen)
-        squared = min((count - rate) ** 2 / rate, 25.0 * state.dispersion)  # a surge barely moves it
+        # Clipped at winsor_z of the key's own spread, as the baseline's counts are: a surge must not
+        # teach the key that it is bursty (that blunts the next surge); the old clip at 25 let one
+        # surge's buckets double the dispersion of a busy key.
+        squared = min((count - rate) ** 2 / rate, config.winsor_z**2 * state.dispersion)
         state.dispersion = max(1.0, state.dispersion + learn * (squared - state.dispersion))
         if count <= expected:
             return 0.0
         return self._fire_evidence() * max(state.cusum, state.cusum_jump) / config.cusum_threshold
 
-    def _spreads(self) -> list[tuple[_Spread, int]]:
+    def _spreads(self) -> list[tuple[Spread, int]]:
         """Each window's size in buckets with its yardstick: the short ones, then the long one."""
         config = self.config
         sizes = [max(1, round(m * 60 / config.bucket_seconds)) for m in config.short_window_minutes]
         sizes.append(config.buckets(config.long_window_hours))
         if len(self._state.spreads) != len(sizes):
-            self._state.spreads = [_Spread() for _ in sizes]
+            self._state.spreads = [Spread() for _ in sizes]
         return list(zip(self._state.spreads, sizes, strict=True))
 
-    def _surprise(self, spread: _Spread, size: int, day: str) -> float:
+    def _surprise(self, spread: Spread, size: int, day: str) -> float:
         """Standardised log ratio of the last ``size`` buckets; 0 when immaterial."""
         observed = sum(self._state.recent_observed[-size:])
         expected = sum(self._state.recent_expected[-size:])
-        z = _observe(spread, day, self._log_ratio(observed, expected), self.config)
+        z = observe(spread, day, self._log_ratio(observed, expected), self.config)
         return z if self._is_material(observed, expected) else 0.0
 
     def _judge(self, count: float, expected: float, evidence: float) -> Detection:
         config = self.config
         intensity = evidence / (evidence + config.score_half)
         score = intensity if self._is_onset(evidence) else 0.0
+        if score > 0.0:
+            # A reported surge restarts the CUSUMs (as a CUSUM does after an alarm): evidence left
+            # over from it, which drains slowly on a quiet key, must not fire again hours later.
+            self._state.cusum = self._state.cusum_jump = 0.0
         severity = self._severity(score)
         return Detection(score, severity, count, expected, severity is not None, intensity)
 
@@ -323,7 +368,10 @@ class SurgeDetector:
         """
         config, state = self.config, self._state
         state.onset_reference *= 0.5 ** (1.0 / config.buckets(config.onset_half_life_hours))
-        if evidence > 0.0 and evidence > state.onset_reference * (1.0 + config.onset_margin):
+        # Only a report raises the bar: evidence building up below it (a CUSUM climbing through a
+        # surge's first buckets, a near miss hours before) must not hold back the report it leads to.
+        bar = max(self._fire_evidence(), state.onset_reference * (1.0 + config.onset_margin))
+        if evidence >= bar and evidence > 0.0:
             state.onset_reference = evidence
             return True
         return False
@@ -363,28 +411,54 @@ class SurgeDetector:
     def _learn_baseline(
         self, hour: int, day_type: int, count: float, expected: float, ratio: float
     ) -> None:
-        config, state = self.config, self._state
+        state = self._state
         learnt = self._winsorise(count, expected, ratio)
         level = state.level if state.level is not None else learnt
-        profile, factor = state.hour_profile[hour], state.day_factor[day_type]
-        shape = profile * factor
+        shape = self._shape(hour, day_type)
         if shape > 0.0:
-            rate = _rate(config.buckets(config.level_half_life_hours), state.buckets_seen)
-            level += rate * (learnt / shape - level)
+            level = self._learn_level(level, learnt, shape)
         state.level = level
-        if level > 0.0 and factor > 0.0:
+        # The shape is learnt against the level, and the level means nothing before a whole day
+        # (at 6 a.m. it is the night's rate): shapes learnt from the first hours, weighted as much
+        # as any later day's, made the baseline 20-30% low for a week.
+        if level > 0.0 and state.buckets_seen >= self.config.buckets(HOURS_PER_DAY):
+            self._learn_shape(hour, day_type, learnt, level)
+
+    def _learn_shape(self, hour: int, day_type: int, learnt: float, level: float) -> None:
+        config, state = self.config, self._state
+        profile, factor = state.hour_profile[hour], state.day_factor[day_type]
+        if factor > 0.0:
             half_life = config.hour_profile_half_life_days * config.buckets(1.0)
             rate = _rate(half_life, state.hour_updates[hour])
             state.hour_profile[hour] = profile + rate * (learnt / (level * factor) - profile)
         state.hour_updates[hour] += 1
-        if level > 0.0 and state.hour_profile[hour] > 0.0:
+        if state.hour_profile[hour] > 0.0:
             half_life = config.day_factor_half_life_days * config.buckets(HOURS_PER_DAY)
-            rate = _rate(half_life * _day_type_share(day_type), state.day_updates[day_type])
+            share = _day_type_share(day_type)
+            # A week of "no weekly rhythm" to start from: a first weekend, learnt against a level
+            # still settling, made weekdays look 20-30% quieter than they were.
+            prior = round(config.buckets(7 * HOURS_PER_DAY) * share)
+            rate = _rate(half_life * share, state.day_updates[day_type] + prior)
             target = learnt / (level * state.hour_profile[hour])
             state.day_factor[day_type] = factor + rate * (target - factor)
         state.day_updates[day_type] += 1
         state.hour_profile = _normalised(state.hour_profile)
         state.day_factor = _normalised(state.day_factor)
+
+    def _learn_level(self, level: float, learnt: float, shape: float) -> float:
+        """The level as a ratio of weighted sums, posts over shape (the Poisson estimate).
+
+        Averaging ``posts / shape`` instead would overrate a quiet key: its
+        night-time shape is learnt from a handful of posts, and dividing by a
+        noisy small number errs upwards (14% at half a post per bucket).
+        """
+        state = self._state
+        if state.level_shape <= 0.0:  # a state stored before the sums were kept
+            state.level_posts, state.level_shape = level, 1.0
+        rate = _rate(self.config.buckets(self.config.level_half_life_hours), state.buckets_seen)
+        state.level_posts += rate * (learnt - state.level_posts)
+        state.level_shape += rate * (shape - state.level_shape)
+        return state.level_posts / state.level_shape
 
     def _winsorise(self, count: float, expected: float, ratio: float) -> float:
         """Clip a count far above the baseline before it is learnt."""
@@ -431,55 +505,6 @@ class SurgeDetector:
             self._step(last + k * step, 0.0)
 
 
-# -- spread histograms ------------------------------------------------------
-
-
-def _observe(spread: _Spread, day: str, value: float, config: DetectorConfig) -> float:
-    """Standardise a value against the past days, then count it for today."""
-    _roll_over(spread, day, config)
-    z = _standardise(spread, value)
-    if spread.center is not None and spread.scale is not None:
-        # Winsorised, so a surge cannot widen the yardstick it is measured by.
-        value = min(value, spread.center + config.spread_clip * spread.scale)
-    spread.today[bisect.bisect_left(EDGES, value)] += 1.0
-    return z
-
-
-def _roll_over(spread: _Spread, day: str, config: DetectorConfig) -> None:
-    """On a new day, fold the finished days into the past and refresh the yardstick."""
-    if spread.day is None:
-        spread.day = day
-    elif day != spread.day:
-        elapsed = max((_date(day) - _date(spread.day)).days, 1)
-        decay = 0.5 ** (elapsed / config.spread_half_life_days)
-        spread.past = [p * decay + t for p, t in zip(spread.past, spread.today, strict=True)]
-        spread.today = [0.0] * len(spread.today)
-        spread.day = day
-        spread.weight = sum(spread.past)
-        spread.center = _quantile(spread.past, 0.5)
-        upper = _quantile(spread.past, config.spread_quantile)
-        spread.scale = max(upper - spread.center, EDGES[len(EDGES) // 2 + 1])
-
-
-def _standardise(spread: _Spread, value: float) -> float:
-    if spread.center is None or spread.scale is None:
-        return 0.0
-    return (value - spread.center) / spread.scale
-
-
-def _quantile(histogram: list[float], q: float) -> float:
-    """Quantile of a histogram over ``EDGES``, interpolated inside a bin."""
-    target = q * sum(histogram)
-    cumulative = 0.0
-    for i, weight in enumerate(histogram):
-        if weight > 0.0 and cumulative + weight >= target:
-            low = EDGES[i - 1] if i > 0 else EDGES[0] * 1.15
-            high = EDGES[i] if i < len(EDGES) else EDGES[-1] * 1.15
-            return low + (target - cumulative) / weight * (high - low)
-        cumulative += weight
-    return EDGES[-1]
-
-
 # -- small utilities ------------------------------------------------------
 
 
@@ -497,15 +522,11 @@ def _day_type_share(day_type: int) -> float:
     return 5 / 7 if day_type == 0 else 2 / 7
 
 
-def _date(iso_day: str) -> datetime:
-    return datetime.fromisoformat(iso_day)
-
-
 def _load_state(data: dict[str, Any]) -> _State:
     if data.get("version") != STATE_VERSION:
         raise ValueError(f"unsupported detector state version {data.get('version')!r}")
     fields = {name: _copy(data[name]) for name in _State.__dataclass_fields__ if name in data}
-    fields["spreads"] = [_Spread(**{k: _copy(v) for k, v in spread.items()})
+    fields["spreads"] = [Spread(**{k: _copy(v) for k, v in spread.items()})
                          for spread in data.get("spreads", [])]
     return _State(**fields)
 

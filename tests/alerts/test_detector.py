@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from services.alerts.detector import Detection, DetectorConfig, SurgeDetector
+from services.alerts.lifecycle import TrackerConfig
 
 START = datetime(2024, 3, 4)  # a Monday
 STEP = timedelta(minutes=5)
@@ -172,3 +173,113 @@ def test_a_key_without_history_fires_on_an_absolute_burst_but_not_on_its_usual_r
     burst = [(START + (len(steady) + i) * STEP, n) for i, n in enumerate([8.0, 10.0])]
     detections = run(steady + burst)[len(steady):]
     assert any(d.severity is not None for d in detections), "18 posts in 10 minutes, 2 a bucket before"
+
+
+# -- low volumes: the Poisson CUSUM and its baseline --------------------------------------------
+
+
+def bench_rate(base: float, moment: datetime) -> float:
+    """The low-volume benchmark's rhythm: quiet nights, a daytime hump, mean about ``base``."""
+    hour = moment.hour + moment.minute / 60
+    return base * (0.25 + 1.5 * max(0.0, math.sin(math.pi * (hour - 6) / 16))) / 0.887
+
+
+def rhythm_series(days: int, base: float, seed: int) -> tuple[list[tuple[datetime, float]], list[float]]:
+    rng = np.random.default_rng(seed)
+    moments = [START + i * STEP for i in range(days * BUCKETS_PER_DAY)]
+    rates = [bench_rate(base, m) for m in moments]
+    return [(m, float(rng.poisson(r))) for m, r in zip(moments, rates, strict=True)], rates
+
+
+def test_the_cusum_threshold_follows_from_the_false_alert_budget() -> None:
+    config = DetectorConfig()
+    assert config.cusum_threshold == pytest.approx(math.log(30 * BUCKETS_PER_DAY))  # 9.06
+    looser = DetectorConfig(false_alerts_per_month=4.0)
+    assert looser.cusum_threshold == pytest.approx(config.cusum_threshold - math.log(4.0))
+    hourly = DetectorConfig(bucket_seconds=3600)
+    assert hourly.cusum_threshold == pytest.approx(math.log(30 * 24))
+    with pytest.raises(ValueError):
+        DetectorConfig(false_alerts_per_month=0.0)
+
+
+def test_a_quiet_key_learns_its_true_rate_not_more() -> None:
+    # Averaging posts / shape overrated such a key by about 14%: its night shape is learnt
+    # from a few posts, and dividing by a noisy small number errs upwards.
+    # Over four keys (one key's week is noisy: 0.88 to 1.0 of its true rate, 1.0 to 1.34 before).
+    last_week = slice(21 * BUCKETS_PER_DAY, None)
+    ratios = []
+    for seed in range(1, 5):
+        series, rates = rhythm_series(days=28, base=0.5, seed=seed)
+        detections = run(series)
+        ratios.append(sum(d.expected for d in detections[last_week]) / sum(rates[last_week]))
+    assert sum(ratios) / len(ratios) == pytest.approx(1.0, abs=0.1)  # 1.22 before
+
+
+def test_a_report_spends_the_cusum_evidence_behind_it() -> None:
+    # On a quiet key the CUSUM drains by the expected count per bucket, a fraction of a post
+    # at night: left full after a report, single posts fired it again hours later.
+    quiet, _ = rhythm_series(days=14, base=0.5, seed=9)
+    detector = SurgeDetector()
+    run(quiet, detector)
+    moments = (START + (len(quiet) + i) * STEP for i in itertools.count())
+    reported = next((i for i in range(12) if detector.update(next(moments), 3.0).is_surge), None)
+    assert reported is not None, "three posts a bucket, at a sixth of a post a bucket, within the hour"
+    after = detector.update(next(moments), 1.0)  # the bucket after the report
+    assert after.intensity < TrackerConfig().resolve_score  # 0.62 when the CUSUM was left at its cap
+
+
+@pytest.mark.parametrize("seed", [8, 9])
+def test_a_surge_is_reported_at_the_first_bucket_with_the_evidence_to_fire(seed: int) -> None:
+    # A CUSUM climbs through a surge's first buckets; evidence shown below the bar must not
+    # raise the bar for the bucket that crosses it (these surges were reported 2 buckets late).
+    series, rates = rhythm_series(days=15, base=2.0, seed=seed)
+    onset = 14 * BUCKETS_PER_DAY + 12 * 10  # 10:00, three times the rate for two hours
+    rng = np.random.default_rng(100 + seed)
+    surged = [(m, float(rng.poisson(3 * r)) if onset <= i < onset + 24 else c)
+              for i, ((m, c), r) in enumerate(zip(series, rates, strict=True))]
+    detections = run(surged)[onset:onset + 24]
+    fire = DetectorConfig().fire_score
+    first = next(i for i, d in enumerate(detections) if d.intensity >= fire)
+    assert detections[first].is_surge
+    assert first <= 3
+
+
+def test_surges_do_not_make_a_key_look_bursty() -> None:
+    # The CUSUM's dispersion learns from the winsorised count, as the baseline does.
+    day = BUCKETS_PER_DAY
+    quiet = poisson_series(days=14, base=50)
+    surged = quiet
+    for k in range(4):
+        surged = with_surge(surged, start=(7 + 2 * k) * day + 150, length=24, factor=4)
+    calm, busy = SurgeDetector(), SurgeDetector()
+    run(quiet, calm)
+    run(surged, busy)
+    # Four surges raise it by about a fifth; with the old clip at 25 they doubled it.
+    assert busy.to_dict()["dispersion"] < 1.3 * calm.to_dict()["dispersion"]
+
+
+def test_a_key_with_a_post_or_two_a_day_expects_a_little_in_every_hour() -> None:
+    # Most of its hours have never seen a post; they used to read 0, and the CUSUM took
+    # the next post in such an hour for a surge.
+    series = [(START + i * STEP, 1.0 if i % 150 == 7 else 0.0) for i in range(6 * BUCKETS_PER_DAY)]
+    detector = SurgeDetector()
+    detections = run(series, detector)
+    rate = sum(count for _, count in series) / len(series)
+    day = [START + 6 * BUCKETS_PER_DAY * STEP + timedelta(hours=h) for h in range(24)]
+    assert min(detector.expected(moment) for moment in day) > 0.3 * rate
+    assert surge_buckets(detections) == []
+    pair = [(START + (len(series) + 12 * h) * STEP, 2.0) for h in range(3)]  # two posts, three hours running
+    assert surge_buckets(run(pair, detector)) == []
+
+
+def test_a_state_stored_before_the_level_sums_resumes_at_its_level() -> None:
+    series = poisson_series(days=4, base=10)
+    detector = SurgeDetector()
+    run(series, detector)
+    stored = {k: v for k, v in detector.to_dict().items() if k not in ("level_posts", "level_shape")}
+    restored = SurgeDetector.from_dict(stored)
+    after = START + len(series) * STEP
+    assert restored.expected(after) == detector.expected(after)
+    restored.update(after, 10.0)
+    detector.update(after, 10.0)
+    assert restored.to_dict()["level"] == pytest.approx(detector.to_dict()["level"], rel=0.02)

@@ -65,8 +65,9 @@ def test_a_township_surge_raises_one_explained_alert_that_resolves(surge_run):
     assert "停电" in firing.explanation.top_keywords and firing.explanation.negative_share == 1.0
     assert "topic|topic=outage" in firing.explanation.parents
     assert resolved.explanation == firing.explanation and resolved.window_end > firing.window_end
-    # The same complaints made their source and near-duplicate bands surge: folded in, not re-alerted.
-    assert "source|source=wechat-gzh" in firing.explanation.parents
+    # The same complaints made a source and a near-duplicate band surge: folded in, not re-alerted.
+    assert any(parent.startswith("source|") for parent in firing.explanation.parents)
+    assert any(parent.startswith("cluster|") for parent in firing.explanation.parents)
 
 
 def test_a_steady_stream_raises_nothing():
