@@ -32,6 +32,7 @@ import orjson
 
 from services.search.auth import Principal
 from services.search.documents import segment
+from services.search.mappings import es_time
 
 HIGHLIGHT_PRE, HIGHLIGHT_POST = "\u0001", "\u0002"  # replaced after HTML-escaping
 FLAGS = "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE"
@@ -197,7 +198,7 @@ def term_filters(**values: object) -> list[dict[str, Any]]:
 def range_filter(field: str, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
     """``since`` inclusive, ``until`` exclusive; ``since`` at or after ``until`` is an empty
     range (nothing matches), not an error: both are valid date-times on their own."""
-    bounds = {k: v.isoformat() for k, v in (("gte", since), ("lt", until)) if v is not None}
+    bounds = {k: es_time(v) for k, v in (("gte", since), ("lt", until)) if v is not None}
     return [{"range": {field: bounds}}] if bounds else []
 
 
