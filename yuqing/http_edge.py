@@ -184,10 +184,15 @@ def field_errors(errors: Sequence[ErrorDetails] | Sequence[Any]) -> list[dict[st
 
 
 async def read_body(request: Request, *, limit: int, media_types: frozenset[str]) -> bytes:
-    """The raw body: 415 for another Content-Type, 413 beyond ``limit`` bytes (never read further)."""
+    """The raw body: 415 for another Content-Type or a compressed body, 413 beyond ``limit``
+    bytes (never read further)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in media_types:
         raise Problem(415, f"Content-Type must be {' or '.join(sorted(media_types))}")
+    # Nothing decompresses request bodies: a gzip body would otherwise be read as broken JSON.
+    encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
+    if encoding != "identity":
+        raise Problem(415, f"Content-Encoding {encoding} is not accepted: send the body uncompressed")
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise Problem(413, f"body larger than {limit} bytes")
@@ -200,7 +205,12 @@ async def read_body(request: Request, *, limit: int, media_types: frozenset[str]
 
 
 def parse_json(body: bytes) -> Any:
-    """JSON, or 400 (orjson refuses invalid UTF-8 and nesting deeper than 1,024)."""
+    """JSON, or 400 (for a body not in UTF-8, or nested deeper than 1,024)."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:  # orjson would speak of surrogates
+        raise Problem(400, f"the body is not UTF-8 (invalid byte at {exc.start}): "
+                      "JSON must be sent as UTF-8") from exc
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

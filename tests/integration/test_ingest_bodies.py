@@ -1,0 +1,60 @@
+"""Bodies an integrator may send by mistake get an answer that says what is wrong.
+
+Compressed bodies, bodies in another encoding than UTF-8, and date-times that
+RFC 3339 spells but the contract cannot hold are refused with a message naming the
+cause, through the real app and the real Kafka.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from services.ingest.api import create_app
+from services.ingest.settings import IngestSettings
+from tests.ingest.live import serve
+from tests.ingest.sources import API_KEY, registry
+from yuqing.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+HEADERS = {"X-Api-Key": API_KEY, "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def ingest(kafka_settings: KafkaSettings) -> Iterator[httpx.Client]:
+    settings = IngestSettings(kafka=kafka_settings, poll_forums=False, rate_limit_per_s=0)
+    with serve(create_app(settings, registry=registry())) as url, \
+            httpx.Client(base_url=url, timeout=30) as http:
+        yield http
+
+
+def body(**fields: str) -> bytes:
+    post = {"external_id": "enc-1", "text": "城关镇停电了", "created_at": datetime.now(UTC).isoformat()}
+    return json.dumps({**post, **fields}, ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_compressed_body_is_refused_naming_its_encoding(ingest: httpx.Client, encoding: str) -> None:
+    resp = ingest.post("/v1/posts", content=gzip.compress(body()),
+                       headers={**HEADERS, "Content-Encoding": encoding})
+    assert resp.status_code == 415, resp.text
+    assert f"Content-Encoding {encoding}" in resp.json()["detail"]
+
+
+def test_an_identity_content_encoding_is_accepted(ingest: httpx.Client) -> None:
+    resp = ingest.post("/v1/posts", content=body(), headers={**HEADERS, "Content-Encoding": "identity"})
+    assert resp.status_code == 202, resp.text
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "gb18030", "latin-1"])
+def test_a_body_not_in_utf8_is_refused_saying_so(ingest: httpx.Client, codec: str) -> None:
+    text = body(text="café 停电" if codec != "latin-1" else "café").decode()
+    resp = ingest.post("/v1/posts", content=text.encode(codec), headers=HEADERS)
+    assert resp.status_code == 400, resp.text
+    detail = resp.json()["detail"]
+    assert "not UTF-8" in detail and "byte" in detail and "surrogate" not in detail
