@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from yuqing.contracts.models import Attributes, DateTime, Place, Reference, Url
+
+_WEB_LINK = re.compile(r"https?://[^\s/]", re.IGNORECASE)
+
+
+def _web_link(url: str | None) -> str | None:
+    # Responders open the link: a javascript: or data: URL would run in their console.
+    if url is not None and not _WEB_LINK.match(url):
+        raise ValueError("must be an http or https URL (https://...)")
+    return url
+
+
+WebLink = Annotated[Url, AfterValidator(_web_link)]
 
 
 class PostIn(BaseModel):
@@ -30,7 +43,7 @@ class PostIn(BaseModel):
     unit: Place = None
     thread_id: Reference = None
     reply_to: Reference = None
-    url: Url = None
+    url: WebLink = None
     attributes: Attributes = Field(default_factory=dict)
 
     def to_raw(self, *, source: str, channel: Channel, region: str | None = None,

@@ -58,3 +58,16 @@ def test_a_body_not_in_utf8_is_refused_saying_so(ingest: httpx.Client, codec: st
     assert resp.status_code == 400, resp.text
     detail = resp.json()["detail"]
     assert "not UTF-8" in detail and "byte" in detail and "surrogate" not in detail
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,x", "ftp://x.example/a", "/t/12"])
+def test_a_url_that_is_not_a_web_link_is_refused(ingest: httpx.Client, url: str) -> None:
+    resp = ingest.post("/v1/posts", content=body(url=url), headers=HEADERS)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["loc"] == ["url"]
+    assert "http" in resp.json()["detail"][0]["msg"]
+
+
+def test_a_web_link_is_accepted(ingest: httpx.Client) -> None:
+    resp = ingest.post("/v1/posts", content=body(url="https://crm.example.internal/t/42"), headers=HEADERS)
+    assert resp.status_code == 202, resp.text
