@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import MAX_TEXT_CHARS, MAX_TITLE_CHARS
@@ -25,6 +25,15 @@ def _web_link(url: str | None) -> str | None:
 WebLink = Annotated[Url, AfterValidator(_web_link)]
 
 
+def _trimmed_place(value: object) -> object:
+    # " 城关镇" would be a region of its own, outside the scope of the real one's responders
+    # and counted apart by the alerts; a blank place is none (the source's default applies).
+    return (value.strip() or None) if isinstance(value, str) else value
+
+
+TrimmedPlace = Annotated[Place, BeforeValidator(_trimmed_place)]
+
+
 class PostIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "external_id": "ticket-20261128-0042",
@@ -39,8 +48,8 @@ class PostIn(BaseModel):
     author: Annotated[str | None, Field(max_length=128)] = None
     title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS)] = None
     msg_type: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "text"
-    region: Place = None
-    unit: Place = None
+    region: TrimmedPlace = None
+    unit: TrimmedPlace = None
     thread_id: Reference = None
     reply_to: Reference = None
     url: WebLink = None

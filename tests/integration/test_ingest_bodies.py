@@ -17,7 +17,7 @@ import pytest
 
 from services.ingest.api import create_app
 from services.ingest.settings import IngestSettings
-from tests.ingest.live import serve
+from tests.ingest.live import read_posts, serve
 from tests.ingest.sources import API_KEY, registry
 from yuqing.settings import KafkaSettings
 
@@ -71,3 +71,18 @@ def test_a_url_that_is_not_a_web_link_is_refused(ingest: httpx.Client, url: str)
 def test_a_web_link_is_accepted(ingest: httpx.Client) -> None:
     resp = ingest.post("/v1/posts", content=body(url="https://crm.example.internal/t/42"), headers=HEADERS)
     assert resp.status_code == 202, resp.text
+
+
+def test_region_and_unit_are_published_without_surrounding_whitespace(
+        ingest: httpx.Client, kafka_settings: KafkaSettings) -> None:
+    """A region with a stray space would be a region of its own: out of the scope of the
+    responders of the real one, and counted apart in its alerts. A blank one is no region:
+    the source's default applies, as when the field is absent."""
+    sent = {"ws-1": {"region": " 河口镇\u3000", "unit": "\t河口供电所 "},
+            "ws-2": {"region": "   ", "unit": ""}}
+    for external_id, fields in sent.items():
+        resp = ingest.post("/v1/posts", content=body(external_id=external_id, **fields),
+                           headers=HEADERS)
+        assert resp.status_code == 202, resp.text
+    published = {p.external_id: (p.region, p.unit) for p in read_posts(kafka_settings, at_least=2)}
+    assert published == {"ws-1": ("河口镇", "河口供电所"), "ws-2": ("城关镇", None)}
