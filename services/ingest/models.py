@@ -9,8 +9,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.contracts.limits import MAX_TEXT_CHARS, MAX_TITLE_CHARS
-from yuqing.contracts.models import Attributes, DateTime, Place, Reference, Url
+from yuqing.contracts.limits import MAX_ATTRIBUTE_KEY_CHARS, MAX_ATTRIBUTES, MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from yuqing.contracts.models import AttributeValue, DateTime, Place, Reference, Url
 
 _WEB_LINK = re.compile(r"https?://[^\s/]", re.IGNORECASE)
 
@@ -34,6 +34,24 @@ def _trimmed_place(value: object) -> object:
 TrimmedPlace = Annotated[Place, BeforeValidator(_trimmed_place)]
 
 
+def _exact_number(value: object) -> object:
+    # JSON parsers read an integer beyond 64 bits as a float: 12345678901234567890123 would be
+    # published as 1.2345678901234568e+22. Such a number (or a float that large and whole) is
+    # refused rather than kept approximately.
+    too_large = ((isinstance(value, int) and not isinstance(value, bool)
+                  and not -(2**63) <= value < 2**63)
+                 or (isinstance(value, float) and value.is_integer() and abs(value) >= 2**63))
+    if too_large:
+        raise ValueError("a whole number of 2^63 or more is kept only approximately: send it as a string")
+    return value
+
+
+ExactAttributes = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_CHARS)],
+         Annotated[AttributeValue, BeforeValidator(_exact_number)]],
+    Field(max_length=MAX_ATTRIBUTES)]
+
+
 class PostIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "external_id": "ticket-20261128-0042",
@@ -53,7 +71,7 @@ class PostIn(BaseModel):
     thread_id: Reference = None
     reply_to: Reference = None
     url: WebLink = None
-    attributes: Attributes = Field(default_factory=dict)
+    attributes: ExactAttributes = Field(default_factory=dict)
 
     def to_raw(self, *, source: str, channel: Channel, region: str | None = None,
                unit: str | None = None, now: datetime | None = None) -> RawPost:

@@ -86,3 +86,24 @@ def test_region_and_unit_are_published_without_surrounding_whitespace(
         assert resp.status_code == 202, resp.text
     published = {p.external_id: (p.region, p.unit) for p in read_posts(kafka_settings, at_least=2)}
     assert published == {"ws-1": ("河口镇", "河口供电所"), "ws-2": ("城关镇", None)}
+
+
+@pytest.mark.parametrize("literal", ["12345678901234567890123", "-9223372036854775809", "1e30"])
+def test_an_attribute_number_too_large_to_keep_exactly_is_refused(ingest: httpx.Client,
+                                                                   literal: str) -> None:
+    """JSON parsers read such a number as a float: 12345678901234567890123 would be published
+    as 1.2345678901234568e+22, digits lost without a word."""
+    raw = body()[:-1] + b', "attributes": {"order_no": ' + literal.encode() + b"}}"
+    resp = ingest.post("/v1/posts", content=raw, headers=HEADERS)
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["detail"][0]
+    assert error["loc"][:2] == ["attributes", "order_no"] and "string" in error["msg"], error
+
+
+def test_attribute_numbers_within_64_bits_are_published_exactly(
+        ingest: httpx.Client, kafka_settings: KafkaSettings) -> None:
+    raw = body(external_id="num-1")[:-1] + (b', "attributes": {"a": 9223372036854775807, '
+                                             b'"b": -9223372036854775808, "c": 0.1, "d": 1e18}}')
+    assert ingest.post("/v1/posts", content=raw, headers=HEADERS).status_code == 202
+    [post] = read_posts(kafka_settings, at_least=1)
+    assert post.attributes == {"a": 2**63 - 1, "b": -(2**63), "c": 0.1, "d": 1e18}
