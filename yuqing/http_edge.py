@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic_core import ErrorDetails
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -197,10 +198,15 @@ async def read_body(request: Request, *, limit: int, media_types: frozenset[str]
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise Problem(413, f"body larger than {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Problem(413, f"body larger than {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise Problem(413, f"body larger than {limit} bytes")
+    except ClientDisconnect as exc:
+        # The client's doing, not a fault here: nobody is left to answer, and a 500 would
+        # count against the service (and log a traceback) for every dropped upload.
+        raise Problem(400, "the client closed the connection before the body ended") from exc
     return bytes(body)
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
+import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from services.ingest.api import create_app
 from services.ingest.settings import IngestSettings
@@ -107,3 +111,23 @@ def test_attribute_numbers_within_64_bits_are_published_exactly(
     assert ingest.post("/v1/posts", content=raw, headers=HEADERS).status_code == 202
     [post] = read_posts(kafka_settings, at_least=1)
     assert post.attributes == {"a": 2**63 - 1, "b": -(2**63), "c": 0.1, "d": 1e18}
+
+
+def test_a_client_that_leaves_mid_body_is_not_a_server_error(
+        ingest: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
+    """A body shorter than its Content-Length, then the connection closed: nobody is left to
+    answer, and it is the client's doing, so no 500 is counted and no traceback logged."""
+    def server_errors() -> float:
+        labels = {"channel": "integration", "status": "500"}
+        return REGISTRY.get_sample_value("yuqing_ingest_requests_rejected_total", labels) or 0.0
+
+    before = server_errors()
+    host, port = str(ingest.base_url.host), int(ingest.base_url.port or 80)
+    head = (f"POST /v1/posts HTTP/1.1\r\nHost: {host}\r\nX-Api-Key: {API_KEY}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n").encode()
+    with socket.create_connection((host, port)) as conn:
+        conn.sendall(head + body()[:20])
+    time.sleep(1.0)
+    assert ingest.get("/healthz").status_code == 200
+    assert server_errors() == before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
