@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic_core import ErrorDetails
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -184,23 +185,38 @@ def field_errors(errors: Sequence[ErrorDetails] | Sequence[Any]) -> list[dict[st
 
 
 async def read_body(request: Request, *, limit: int, media_types: frozenset[str]) -> bytes:
-    """The raw body: 415 for another Content-Type, 413 beyond ``limit`` bytes (never read further)."""
+    """The raw body: 415 for another Content-Type or a compressed body, 413 beyond ``limit``
+    bytes (never read further)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in media_types:
         raise Problem(415, f"Content-Type must be {' or '.join(sorted(media_types))}")
+    # Nothing decompresses request bodies: a gzip body would otherwise be read as broken JSON.
+    encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
+    if encoding != "identity":
+        raise Problem(415, f"Content-Encoding {encoding} is not accepted: send the body uncompressed")
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise Problem(413, f"body larger than {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Problem(413, f"body larger than {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise Problem(413, f"body larger than {limit} bytes")
+    except ClientDisconnect as exc:
+        # The client's doing, not a fault here: nobody is left to answer, and a 500 would
+        # count against the service (and log a traceback) for every dropped upload.
+        raise Problem(400, "the client closed the connection before the body ended") from exc
     return bytes(body)
 
 
 def parse_json(body: bytes) -> Any:
-    """JSON, or 400 (orjson refuses invalid UTF-8 and nesting deeper than 1,024)."""
+    """JSON, or 400 (for a body not in UTF-8, or nested deeper than 1,024)."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:  # orjson would speak of surrogates
+        raise Problem(400, f"the body is not UTF-8 (invalid byte at {exc.start}): "
+                      "JSON must be sent as UTF-8") from exc
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

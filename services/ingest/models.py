@@ -2,14 +2,54 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.contracts.limits import MAX_TEXT_CHARS, MAX_TITLE_CHARS
-from yuqing.contracts.models import Attributes, DateTime, Place, Reference, Url
+from yuqing.contracts.limits import MAX_ATTRIBUTE_KEY_CHARS, MAX_ATTRIBUTES, MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from yuqing.contracts.models import AttributeValue, DateTime, Place, Reference, Url
+
+_WEB_LINK = re.compile(r"https?://[^\s/]", re.IGNORECASE)
+
+
+def _web_link(url: str | None) -> str | None:
+    # Responders open the link: a javascript: or data: URL would run in their console.
+    if url is not None and not _WEB_LINK.match(url):
+        raise ValueError("must be an http or https URL (https://...)")
+    return url
+
+
+WebLink = Annotated[Url, AfterValidator(_web_link)]
+
+
+def _trimmed_place(value: object) -> object:
+    # " 城关镇" would be a region of its own, outside the scope of the real one's responders
+    # and counted apart by the alerts; a blank place is none (the source's default applies).
+    return (value.strip() or None) if isinstance(value, str) else value
+
+
+TrimmedPlace = Annotated[Place, BeforeValidator(_trimmed_place)]
+
+
+def _exact_number(value: object) -> object:
+    # JSON parsers read an integer beyond 64 bits as a float: 12345678901234567890123 would be
+    # published as 1.2345678901234568e+22. Such a number (or a float that large and whole) is
+    # refused rather than kept approximately.
+    too_large = ((isinstance(value, int) and not isinstance(value, bool)
+                  and not -(2**63) <= value < 2**63)
+                 or (isinstance(value, float) and value.is_integer() and abs(value) >= 2**63))
+    if too_large:
+        raise ValueError("a whole number of 2^63 or more is kept only approximately: send it as a string")
+    return value
+
+
+ExactAttributes = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_CHARS)],
+         Annotated[AttributeValue, BeforeValidator(_exact_number)]],
+    Field(max_length=MAX_ATTRIBUTES)]
 
 
 class PostIn(BaseModel):
@@ -26,12 +66,12 @@ class PostIn(BaseModel):
     author: Annotated[str | None, Field(max_length=128)] = None
     title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS)] = None
     msg_type: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "text"
-    region: Place = None
-    unit: Place = None
+    region: TrimmedPlace = None
+    unit: TrimmedPlace = None
     thread_id: Reference = None
     reply_to: Reference = None
-    url: Url = None
-    attributes: Attributes = Field(default_factory=dict)
+    url: WebLink = None
+    attributes: ExactAttributes = Field(default_factory=dict)
 
     def to_raw(self, *, source: str, channel: Channel, region: str | None = None,
                unit: str | None = None, now: datetime | None = None) -> RawPost:

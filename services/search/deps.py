@@ -98,6 +98,19 @@ def require(permission: Permission) -> Callable[[Principal], Principal]:
     return check
 
 
+_JSON_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def json_content(request: Request) -> None:
+    """415 for a body sent as another type than JSON: FastAPI would read no body and answer
+    that a field is missing, or that the body is not an object (``curl -d`` sends a form)."""
+    if request.method not in _JSON_BODY_METHODS:
+        return
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json") and await request.body():
+        raise HTTPException(415, "Content-Type must be application/json")
+
+
 def _query_time(value: datetime) -> datetime:
     if not QUERY_YEARS[0] <= value.year < QUERY_YEARS[1]:
         raise ValueError(f"must be a date-time of the years {QUERY_YEARS[0]} to {QUERY_YEARS[1] - 1}")

@@ -8,6 +8,7 @@ from typing import Any
 
 from services.nlp.redaction import redact, redact_optional
 from services.search.grouping import Assignment, band_terms
+from services.search.mappings import es_time
 from yuqing.contracts import Alert, AlertState, EnrichedPost
 from yuqing.segmentation import jieba_ready
 
@@ -75,8 +76,8 @@ def to_document(post: EnrichedPost, *, issue: Assignment | None = None,
         "fingerprint_bands": band_terms(post.fingerprint),
         "issue_id": issue.issue_id, "issue_distance": issue.distance,
         "rule_hits": post.rule_hits, "model_version": post.model_version,
-        "created_at": post.created_at.isoformat(), "received_at": post.received_at.isoformat(),
-        "enriched_at": post.enriched_at.isoformat(),
+        "created_at": es_time(post.created_at), "received_at": es_time(post.received_at),
+        "enriched_at": es_time(post.enriched_at),
         "indexed_at": (now or datetime.now(UTC)).isoformat(),
     }
 

@@ -14,7 +14,7 @@ from elasticsearch.exceptions import ConflictError
 
 from services.search.auth import Principal
 from services.search.issue_text import cosine, places, view
-from services.search.mappings import posts_alias, small_alias, small_index
+from services.search.mappings import es_time, posts_alias, small_alias, small_index
 from services.search.models import (
     ActionCreate,
     ActionKind,
@@ -81,7 +81,7 @@ def representative(texts: dict[str, str]) -> str | None:
 
 def _ranking_aggs(until: datetime, min_size: int) -> dict[str, Any]:
     """The largest issues in range, with what their priority needs (sub-aggregations stay cheap)."""
-    recent = {"range": {"created_at": {"gte": (until - RECENT).isoformat()}}}
+    recent = {"range": {"created_at": {"gte": es_time(until - RECENT)}}}
     ranking: dict[str, Any] = {
         "terms": {"field": "issue_id", "size": RANK_POOL, "min_doc_count": min_size,
                   "order": [{"_count": "desc"}, {"_key": "asc"}]},

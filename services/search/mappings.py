@@ -107,6 +107,20 @@ def posts_alias(prefix: str) -> str:
     return f"{prefix}-posts"
 
 
+# Elasticsearch (java.time) reads UTC offsets of at most 18 hours; RFC 3339, and so the
+# contract and the query parameters, allow up to 23:59.
+ES_MAX_OFFSET = timedelta(hours=18)
+
+
+def es_time(moment: datetime) -> str:
+    """``moment`` as Elasticsearch reads it: its own offset kept when Elasticsearch can read
+    it, else the same instant in UTC."""
+    offset = moment.utcoffset()
+    if offset is not None and abs(offset) > ES_MAX_OFFSET:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat()
+
+
 def posts_index(prefix: str, created_at: datetime) -> str:
     return f"{prefix}-posts-v{MAPPING_VERSION}-{created_at:%Y.%m}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -172,6 +173,15 @@ def with_issue_states(client: Elasticsearch, prefix: str, posts: list[PostRead])
     return posts
 
 
+_WEB_LINK = re.compile(r"https?://[^\s/]", re.IGNORECASE)
+
+
+def web_link(url: str | None) -> str | None:
+    """``url`` when it is an http(s) link, else None: any channel carries URLs of the sender's
+    choosing, and a ``javascript:`` URL shown as a link in a responder's console would run."""
+    return url if url is not None and _WEB_LINK.match(url) else None
+
+
 def to_post(hit: dict[str, Any]) -> PostRead:
     src = hit["_source"]
     fragments = (hit.get("highlight") or {}).get("text")
@@ -180,7 +190,7 @@ def to_post(hit: dict[str, Any]) -> PostRead:
         channel=src["channel"], topic=src["topic"], sentiment=src["sentiment"],
         region=src.get("region"), region_source=src.get("region_source"), unit=src.get("unit"),
         title=src.get("title"), text=src["text"],
-        url=src.get("url"), created_at=src["created_at"], keywords=src.get("keywords") or [],
+        url=web_link(src.get("url")), created_at=src["created_at"], keywords=src.get("keywords") or [],
         issue_id=src.get("issue_id"),
         highlight=" … ".join(escape_highlight(f) for f in fragments) if fragments else None,
     )

@@ -32,6 +32,7 @@ import orjson
 
 from services.search.auth import Principal
 from services.search.documents import segment
+from services.search.mappings import ES_MAX_OFFSET, es_time
 
 HIGHLIGHT_PRE, HIGHLIGHT_POST = "\u0001", "\u0002"  # replaced after HTML-escaping
 FLAGS = "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE"
@@ -197,7 +198,7 @@ def term_filters(**values: object) -> list[dict[str, Any]]:
 def range_filter(field: str, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
     """``since`` inclusive, ``until`` exclusive; ``since`` at or after ``until`` is an empty
     range (nothing matches), not an error: both are valid date-times on their own."""
-    bounds = {k: v.isoformat() for k, v in (("gte", since), ("lt", until)) if v is not None}
+    bounds = {k: es_time(v) for k, v in (("gte", since), ("lt", until)) if v is not None}
     return [{"range": {field: bounds}}] if bounds else []
 
 
@@ -227,6 +228,25 @@ def encode_cursor(cursor: Cursor, *, fingerprint: str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=").decode()
 
 
+# A word weight is an inverse document frequency, ln(1 + 2N) at most: under 30 for any index.
+MAX_WORD_WEIGHT = 100.0
+
+
+def _valid_snapshot(snapshot: object) -> bool:
+    """An aware time Elasticsearch reads (the fingerprint binds a cursor to its query, not
+    its content: a hand-edited one must fail here, not in the search engine)."""
+    if not isinstance(snapshot, str):
+        return False
+    offset = datetime.fromisoformat(snapshot).utcoffset()
+    return offset is not None and abs(offset) <= ES_MAX_OFFSET
+
+
+def _valid_weights(weights: object) -> bool:
+    return weights is None or (isinstance(weights, list) and len(weights) <= MAX_PLAIN_WORDS and all(
+        isinstance(w, int | float) and not isinstance(w, bool) and 0 <= w <= MAX_WORD_WEIGHT
+        for w in weights))
+
+
 def decode_cursor(cursor: str, *, fingerprint: str, width: int) -> Cursor:
     """The cursor's content, if it was made for the same query."""
     try:
@@ -234,9 +254,7 @@ def decode_cursor(cursor: str, *, fingerprint: str, width: int) -> Cursor:
         after, snapshot, weights = data["a"], data["t"], data.get("w")
         valid = (data.get("v") == 1 and isinstance(after, list) and len(after) == width
                  and all(isinstance(v, int | float | str) and not isinstance(v, bool) for v in after)
-                 and isinstance(snapshot, str) and datetime.fromisoformat(snapshot)
-                 and (weights is None or (isinstance(weights, list) and len(weights) <= MAX_PLAIN_WORDS
-                                          and all(isinstance(w, int | float) for w in weights))))
+                 and _valid_snapshot(snapshot) and _valid_weights(weights))
     except (ValueError, TypeError, KeyError, AttributeError, orjson.JSONDecodeError) as exc:
         raise CursorError("malformed cursor") from exc
     if not valid:

@@ -4,7 +4,7 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
 from services.search import admin, alerts, issue_corrections, issues, posts
 from services.search.deps import (
@@ -22,6 +22,7 @@ from services.search.deps import (
     Since,
     State,
     Until,
+    json_content,
 )
 from services.search.metrics import RESPONSE_ACTIONS
 from services.search.models import (
@@ -58,7 +59,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": Problem, "description": described[c]} for c in (401, 422, 429, *codes)}
 
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Depends(json_content)])
 
 
 @router.get("/me", response_model=Me, responses=_errors(), tags=["auth"])

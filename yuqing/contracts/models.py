@@ -25,8 +25,9 @@ from yuqing.contracts.limits import (
 
 SourceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$", examples=["app-main"])]
 PostId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="md5(source + ':' + external_id)")]
-_RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
-                      r"([Zz]|[+-][0-9]{2}:[0-9]{2})$")
+_RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+                      r"(:(?P<second>[0-9]{2})(\.[0-9]{1,9})?)?"
+                      r"([Zz]|[+-](?P<offset_hour>[0-9]{2}):(?P<offset_minute>[0-9]{2}))$")
 
 
 def _rfc3339_text(value: object) -> object:
@@ -34,9 +35,25 @@ def _rfc3339_text(value: object) -> object:
     # says date-time, so only an RFC 3339 text (or a datetime built in code) is one.
     if isinstance(value, datetime):
         return value
-    if isinstance(value, str) and _RFC3339.fullmatch(value):
-        return value
-    raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-11-28T20:15:00+08:00")
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-11-28T20:15:00+08:00")
+    if problem := _clock_problem(match):
+        raise ValueError(problem)
+    return value
+
+
+def _clock_problem(match: re.Match[str]) -> str | None:
+    """What is impossible in a time of day or offset that has the shape of RFC 3339 (pydantic
+    would only speak of "unexpected extra characters")."""
+    second = int(match["second"] or 0)
+    if second == 60:
+        return "a leap second (:60) cannot be represented: send :59"
+    if int(match["hour"]) > 23 or int(match["minute"]) > 59 or second > 60:
+        return "the time of day must lie between 00:00:00 and 23:59:59 (hour, minute, second)"
+    if match["offset_hour"] and (int(match["offset_hour"]) > 23 or int(match["offset_minute"]) > 59):
+        return "the UTC offset must lie between -23:59 and +23:59"
+    return None
 
 
 DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
