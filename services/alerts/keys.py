@@ -70,6 +70,11 @@ def is_band(key: AlertKey) -> bool:
     return key.family == "cluster" and key.cluster is not None and len(key.cluster) == BAND_CHARS
 
 
+def is_issue(key: AlertKey) -> bool:
+    """Whether a key is an issue's (a cluster key that is not an old SimHash band)."""
+    return key.family == "cluster" and not is_band(key)
+
+
 def band_of(fingerprint: str) -> str:
     """The SimHash band of a 16-hex-digit fingerprint (the cluster key of old observations)."""
     return fingerprint[:BAND_CHARS]

@@ -51,7 +51,7 @@ from typing import Any
 
 from services.alerts.detector import Detection, DetectorConfig, SurgeDetector
 from services.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
-from services.alerts.keys import is_band
+from services.alerts.keys import is_issue
 from services.alerts.lifecycle import AlertTracker, TrackerConfig
 from services.alerts.publish import Publisher
 from services.alerts.state import Desk, DetectorEntry, KeyWindows, SeenPost, marked, passes
@@ -89,9 +89,11 @@ class WatchConfig:
 
     def detector_for(self, key: AlertKey) -> DetectorConfig:
         """An issue's key has no past to watch (before its first post it had none), so the
-        absolute-rate rule judges it from its first bucket: a fast-growing issue alerts."""
-        if key.family == "cluster" and not is_band(key):
-            return replace(self.detector, new_key_watch_hours=0.0)
+        absolute-rate rule judges it from its first bucket, and with no rhythm to tell apart
+        (a day rhythm never doubles its busiest window at once; a young issue has none), on the
+        count alone: an issue that gathers ``new_key_posts`` in 15 minutes alerts."""
+        if is_issue(key):
+            return replace(self.detector, new_key_watch_hours=0.0, new_key_ratio=1.0)
         return self.detector
 
 
@@ -291,7 +293,7 @@ class SurgeWatch:
             del self.windows[label]
 
     def _detect(self, label: str, key: AlertKey, bucket: int, count: int) -> Detection | None:
-        last, detector = self._detector(label, key)
+        last, detector = self._detector(label, key, bucket)
         if last is not None and last >= bucket:
             return None  # already judged before an interrupted close
         detection = detector.update(bucket_datetime(bucket), count)
@@ -299,13 +301,20 @@ class SurgeWatch:
         self._unsaved[label] = key
         return detection
 
-    def _detector(self, label: str, key: AlertKey) -> tuple[int | None, SurgeDetector]:
+    def _new_detector(self, key: AlertKey, config: DetectorConfig, bucket: int) -> SurgeDetector:
+        detector = SurgeDetector(config)
+        if is_issue(key):
+            # an issue had no posts before its first bucket: its first alert expects none
+            detector.update(bucket_datetime(bucket - self.config.window.bucket_seconds), 0)
+        return detector
+
+    def _detector(self, label: str, key: AlertKey, bucket: int) -> tuple[int | None, SurgeDetector]:
         if label in self._unsaved:
             return self._live[label]
         stored = self.detectors.get(label)
         config = self.config.detector_for(key)
         if stored is None:
-            return None, SurgeDetector(config)
+            return None, self._new_detector(key, config, bucket)
         entry = DetectorEntry.from_dict(stored)
         cached = self._live.get(label)
         if cached is not None and cached[0] == entry.last_bucket:

@@ -136,6 +136,9 @@ def make_issue_keys(settings: AlertsSettings) -> IssueKeys:
     (a slow index must not hold the posts up for long)."""
     from services.search.es import make_client
 
+    # The index client logs every failed request; while the index is down that would repeat at
+    # each retry. IssueKeys says it once, and this is the worker's only client of the index.
+    logging.getLogger("elasticsearch").setLevel(logging.ERROR)
     issues = ReadOnlyIssues(refresh_s=settings.issues_refresh_s)
     client = (make_client(settings.es.model_copy(update={"request_timeout_s": settings.issues_timeout_s}))
               if settings.issues_from_index else None)
