@@ -89,11 +89,12 @@ class WatchConfig:
 
     def detector_for(self, key: AlertKey) -> DetectorConfig:
         """An issue's key has no past to watch (before its first post it had none), so the
-        absolute-rate rule judges it from its first bucket, and with no rhythm to tell apart
-        (a day rhythm never doubles its busiest window at once; a young issue has none), on the
-        count alone: an issue that gathers ``new_key_posts`` in 15 minutes alerts."""
+        absolute-rate rule judges it from its first bucket: a fast-growing issue alerts. The
+        rule's ratio stays: a matter raised steadily all day (2 to 7 posts a bucket on a day of
+        the demo history) never doubles its busiest 15 minutes; without the ratio 27 such issues
+        alerted that day, with it none."""
         if is_issue(key):
-            return replace(self.detector, new_key_watch_hours=0.0, new_key_ratio=1.0)
+            return replace(self.detector, new_key_watch_hours=0.0)
         return self.detector
 
 
