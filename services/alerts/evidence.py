@@ -1,7 +1,7 @@
 """What one key saw in one window, kept small enough to store per key (pure).
 
 Every post counted into a key's window also leaves evidence there: the
-negative-sentiment count, keyword and source counters, and a sample of posts
+negative-sentiment count, keyword, source and issue counters, and a sample of posts
 (id and SimHash fingerprint) to pick representative posts from when the
 window raises an alert. All of it is bounded, whatever the volume:
 
@@ -40,33 +40,36 @@ class Observation:
     keywords: tuple[str, ...]
     keys: tuple[AlertKey, ...]
     sentiment: str = "unknown"
+    issue_id: str | None = None  # the issue it was grouped into (its cluster key)
 
     @property
     def topic(self) -> str:
         return next((key.topic.value for key in self.keys if key.family == "topic" and key.topic), "unknown")
 
     @classmethod
-    def of(cls, post: EnrichedPost, *, max_future_seconds: float, places: Gazetteer = NO_PLACES
-           ) -> Observation:
+    def of(cls, post: EnrichedPost, *, max_future_seconds: float, places: Gazetteer = NO_PLACES,
+           issue_id: str | None = None) -> Observation:
         return cls(event_time=event_time(post.created_at, post.received_at, max_future_seconds),
                    post_id=post.post_id, fingerprint=post.fingerprint, source=post.source,
                    negative=post.sentiment is Sentiment.NEGATIVE,
-                   keywords=tuple(post.keywords[:KEYWORDS_PER_POST]), keys=tuple(keys_for(post, places)),
-                   sentiment=post.sentiment.value)
+                   keywords=tuple(post.keywords[:KEYWORDS_PER_POST]),
+                   keys=tuple(keys_for(post, places, issue_id=issue_id)),
+                   sentiment=post.sentiment.value, issue_id=issue_id)
 
     def to_dict(self) -> dict[str, Any]:
         """The post part of an observations message (schemas/alerts.observations)."""
-        return {"kind": "post", "event_time": self.event_time, "post_id": self.post_id,
+        body = {"kind": "post", "event_time": self.event_time, "post_id": self.post_id,
                 "fingerprint": self.fingerprint, "source": self.source, "negative": self.negative,
                 "sentiment": self.sentiment, "keywords": list(self.keywords),
                 "keys": [key.model_dump(mode="json", exclude_none=True) for key in self.keys]}
+        return {**body, "issue_id": self.issue_id} if self.issue_id else body
 
     @classmethod
     def of_message(cls, post: ObservedPost) -> Observation:
         """From the post part of an observations message."""
         return cls(event_time=post.event_time, post_id=post.post_id, fingerprint=post.fingerprint,
                    source=post.source, negative=post.negative, keywords=tuple(post.keywords),
-                   keys=tuple(post.keys), sentiment=post.sentiment)
+                   keys=tuple(post.keys), sentiment=post.sentiment, issue_id=post.issue_id)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Observation:
@@ -74,7 +77,7 @@ class Observation:
                    fingerprint=data["fingerprint"], source=data["source"], negative=bool(data["negative"]),
                    keywords=tuple(data["keywords"]),
                    keys=tuple(AlertKey.model_validate(key) for key in data["keys"]),
-                   sentiment=data.get("sentiment", "unknown"))
+                   sentiment=data.get("sentiment", "unknown"), issue_id=data.get("issue_id"))
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class EvidenceLimits:
     max_samples: int = 32
     max_keywords: int = 32
     max_sources: int = 16
+    max_issues: int = 16
 
 
 @dataclass
@@ -92,6 +96,8 @@ class WindowEvidence:
     negative: int = 0
     keywords: dict[str, int] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
+    # posts per issue (heavy hitters): how much of a cluster surge a topic alert holds
+    issues: dict[str, int] = field(default_factory=dict)
     samples: list[tuple[int, str, str]] = field(default_factory=list)  # (rank, post_id, fingerprint)
 
     def add(self, obs: Observation, limits: EvidenceLimits) -> None:
@@ -100,6 +106,8 @@ class WindowEvidence:
         for word in dict.fromkeys(obs.keywords[:KEYWORDS_PER_POST]):
             _space_saving(self.keywords, word, limits.max_keywords)
         _space_saving(self.sources, obs.source, limits.max_sources)
+        if obs.issue_id:
+            _space_saving(self.issues, obs.issue_id, limits.max_issues)
         _bottom_k(self.samples, (_rank(obs.post_id), obs.post_id, obs.fingerprint), limits.max_samples)
 
     @property
@@ -112,14 +120,18 @@ class WindowEvidence:
     def top_sources(self, n: int) -> list[str]:
         return _top(self.sources, n)
 
+    def top_issues(self, n: int, *, at_least: int = 1) -> list[str]:
+        return [issue for issue in _top(self.issues, n) if self.issues[issue] >= at_least]
+
     def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "negative": self.negative, "keywords": self.keywords,
-                "sources": self.sources, "samples": [list(sample) for sample in self.samples]}
+        stored = {"count": self.count, "negative": self.negative, "keywords": self.keywords,
+                  "sources": self.sources, "samples": [list(sample) for sample in self.samples]}
+        return {**stored, "issues": self.issues} if self.issues else stored
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WindowEvidence:
         return cls(count=int(data["count"]), negative=int(data["negative"]), keywords=dict(data["keywords"]),
-                   sources=dict(data["sources"]),
+                   sources=dict(data["sources"]), issues=dict(data.get("issues") or {}),
                    samples=[(int(r), str(i), str(f)) for r, i, f in data["samples"]])
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.alerts.evidence import WindowEvidence
+from services.alerts.keys import is_band
 from yuqing.contracts import AlertExplanation, AlertKey, Topic
 
 MAX_SAMPLE_POSTS = 5
@@ -67,8 +68,10 @@ def subject(key: AlertKey) -> str:
         return f"{topic}类"
     if key.family == "source":
         return f"来源 {key.source}"
-    if key.family == "cluster":
+    if key.family == "cluster" and is_band(key):
         return f"近似重复帖簇 {key.cluster}"
+    if key.family == "cluster":
+        return f"议题 {key.cluster}"
     return "全部来源"
 
 

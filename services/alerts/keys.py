@@ -7,10 +7,9 @@ from typing import Protocol
 from yuqing.contracts import AlertKey, Topic
 from yuqing.places import NO_PLACES, Gazetteer
 
-# Near-duplicate clusters are SimHash bands: posts whose 64-bit fingerprints
-# share the first 8 bits. Near duplicates (a few differing bits) usually share
-# the band; 256 bands keep the number of tracked keys (and detector work) bounded.
-CLUSTER_PREFIX_CHARS = 2
+# Before cluster keys were issue ids they were SimHash bands: the first 8 bits of the
+# 64-bit fingerprint. Observations of that time may still wait in the changelog.
+BAND_CHARS = 2
 OTHER = "other"
 
 
@@ -33,15 +32,20 @@ class Keyed(Protocol):
     def redacted_text(self) -> str: ...
 
 
-def keys_for(post: Keyed, places: Gazetteer = NO_PLACES) -> list[AlertKey]:
-    """overall, per topic, per topic x region, per source, per near-duplicate cluster.
+def keys_for(post: Keyed, places: Gazetteer = NO_PLACES, *, issue_id: str | None = None
+             ) -> list[AlertKey]:
+    """overall, per topic, per topic x region, per source, and per issue (the ``cluster`` family).
 
     The region is the post's own; a post without one (a WeChat push, a forum
     post) counts under the one known region its text names, if there is one.
+    ``issue_id`` is the issue the post was grouped into (``services.alerts.issues``);
+    without one the post has no cluster key (warming from stored posts: an issue's
+    key starts with the issue, under the absolute-rate rule).
     """
     keys = [AlertKey(family="overall"), AlertKey(family="topic", topic=post.topic),
-            AlertKey(family="source", source=post.source),
-            AlertKey(family="cluster", cluster=cluster_of(post.fingerprint))]
+            AlertKey(family="source", source=post.source)]
+    if issue_id:
+        keys.append(AlertKey(family="cluster", cluster=issue_id))
     region = region_of(post, places)
     if region:
         keys.append(AlertKey(family="topic_region", topic=post.topic, region=region))
@@ -61,9 +65,19 @@ def region_of(post: Keyed, places: Gazetteer) -> str | None:
     return post.region or places.region_of(post.redacted_text)
 
 
-def cluster_of(fingerprint: str) -> str:
-    """The near-duplicate cluster (SimHash band) of a 16-hex-digit fingerprint."""
-    return fingerprint[:CLUSTER_PREFIX_CHARS]
+def is_band(key: AlertKey) -> bool:
+    """Whether a cluster key is an old SimHash band rather than an issue id."""
+    return key.family == "cluster" and key.cluster is not None and len(key.cluster) == BAND_CHARS
+
+
+def is_issue(key: AlertKey) -> bool:
+    """Whether a key is an issue's (a cluster key that is not an old SimHash band)."""
+    return key.family == "cluster" and not is_band(key)
+
+
+def band_of(fingerprint: str) -> str:
+    """The SimHash band of a 16-hex-digit fingerprint (the cluster key of old observations)."""
+    return fingerprint[:BAND_CHARS]
 
 
 class BoundedLabel:

@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from yuqing.consumer.settings import ConsumerSettings
 from yuqing.paths import project_paths
 from yuqing.places import Gazetteer, load_gazetteer
-from yuqing.settings import KafkaSettings
+from yuqing.settings import ElasticsearchSettings, KafkaSettings
 
 
 class AlertsSettings(BaseSettings):
@@ -39,6 +39,13 @@ class AlertsSettings(BaseSettings):
         120.0, gt=0, description="a batch's state not on the broker after this stops the worker")
     places_file: Path = Field(default_factory=lambda: project_paths().config / "places.toml",
                               description="known regions, for posts that carry none (yuqing.places)")
+    # issues (the cluster key family): grouped here as the indexers group them (services.alerts.issues)
+    es: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
+    issues_from_index: bool = Field(
+        True, description="warm and refresh the issue grouping from the posts index; off: group alone")
+    issues_refresh_s: float = Field(2.0, gt=0, description="read the indexers' new posts at most this often")
+    issues_retry_s: float = Field(30.0, gt=0, description="an unreachable index is tried again after this")
+    issues_timeout_s: float = Field(5.0, gt=0, description="one request to the index, at most")
     # detection and lifecycle
     utc_offset_hours: float = Field(8.0, description="local time of the day rhythm")
     min_count: float = Field(5.0, ge=1, description="a bucket with fewer posts never alerts")

@@ -99,15 +99,18 @@ class OpenAlert:
     explanation: dict[str, Any] | None = None
     samples: list[str] = field(default_factory=list)
     related: list[str] = field(default_factory=list)  # folded source/cluster keys
+    issues: list[str] = field(default_factory=list)  # the issues most of its posts belonged to
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "bucket": self.bucket, "explanation": self.explanation,
-                "samples": self.samples, "related": self.related}
+        stored = {"key": self.key, "bucket": self.bucket, "explanation": self.explanation,
+                  "samples": self.samples, "related": self.related}
+        return {**stored, "issues": self.issues} if self.issues else stored
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OpenAlert:
         return cls(key=data["key"], bucket=float(data["bucket"]), explanation=data.get("explanation"),
-                   samples=list(data.get("samples", [])), related=list(data.get("related", [])))
+                   samples=list(data.get("samples", [])), related=list(data.get("related", [])),
+                   issues=list(data.get("issues", [])))
 
 
 @dataclass

@@ -35,13 +35,9 @@ buckets inside the detector the next time they have posts). The detections go
 to one :class:`AlertTracker`, which fires, escalates and resolves alerts and
 keeps a surge that shows at several levels of the topic hierarchy to one alert.
 
-A surge often also shows as a surge of one *source* (most complaints come
-through one channel) or one near-duplicate *cluster*. Those families sit beside
-the topic hierarchy, so the tracker would raise a second alert for the same
-event; instead, a new source or cluster alert is *folded* into a firing topic
-or topic-region alert whose posts in the same bucket account for at least half
-of its excess over expectation. It is then listed among that alert's related
-keys (``explanation.parents``) and sends no events of its own.
+A surge often also shows as a surge of one *source* or one *issue* (the
+``cluster`` family); such an alert is folded into the topic or topic-region
+alert that holds it (:mod:`services.alerts.publish`).
 """
 
 from __future__ import annotations
@@ -55,18 +51,15 @@ from typing import Any
 
 from services.alerts.detector import Detection, DetectorConfig, SurgeDetector
 from services.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
-from services.alerts.explain import explain
-from services.alerts.keys import cluster_of
-from services.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
-from services.alerts.state import Desk, DetectorEntry, KeyWindows, OpenAlert, SeenPost, marked, passes
+from services.alerts.keys import is_issue
+from services.alerts.lifecycle import AlertTracker, TrackerConfig
+from services.alerts.publish import Publisher
+from services.alerts.state import Desk, DetectorEntry, KeyWindows, SeenPost, marked, passes
 from services.alerts.windows import WindowPolicy, bucket_datetime, bucket_of
-from yuqing.contracts import Alert, AlertExplanation, AlertKey, AlertState
+from yuqing.contracts import Alert, AlertKey
 
 Table = MutableMapping[str, Any]
 DESK = "desk"
-HOST_FAMILIES = ("topic_region", "topic")
-FOLDABLE_FAMILIES = ("source", "cluster")
-FOLD_SHARE = 0.5
 SWEEP_EVERY_SECONDS = 3600
 
 
@@ -90,6 +83,19 @@ class WatchConfig:
     tracker: TrackerConfig
     evidence: EvidenceLimits = field(default_factory=EvidenceLimits)
     retention_seconds: int = 7 * 24 * 3600
+    # An issue takes no post after its grouping gap (3 h) but on strong evidence: its key is
+    # forgotten after this long idle, which bounds the keys to the issues active lately.
+    issue_retention_seconds: int = 4 * 3600
+
+    def detector_for(self, key: AlertKey) -> DetectorConfig:
+        """An issue's key has no past to watch (before its first post it had none), so the
+        absolute-rate rule judges it from its first bucket: a fast-growing issue alerts. The
+        rule's ratio stays: a matter raised steadily all day (2 to 7 posts a bucket on a day of
+        the demo history) never doubles its busiest 15 minutes; without the ratio 27 such issues
+        alerted that day, with it none."""
+        if is_issue(key):
+            return replace(self.detector, new_key_watch_hours=0.0)
+        return self.detector
 
 
 @dataclass
@@ -264,7 +270,7 @@ class SurgeWatch:
         relevant = {k: d for k, d in detections.items() if k in firing or self._matters(d)}
         events = tracker.process(bucket_datetime(bucket), relevant)
         evidence.update(_surge_evidence(desk, evidence, {key.label() for key in tracker.pending()}))
-        alerts = _Publisher(self.config, desk, evidence, now).publish(events)
+        alerts = Publisher(self.config.window.bucket_seconds, desk, evidence, now).publish(events)
         return ClosedBucket(bucket, alerts, _family_max(detections))
 
     def _matters(self, detection: Detection) -> bool:
@@ -288,7 +294,7 @@ class SurgeWatch:
             del self.windows[label]
 
     def _detect(self, label: str, key: AlertKey, bucket: int, count: int) -> Detection | None:
-        last, detector = self._detector(label)
+        last, detector = self._detector(label, key, bucket)
         if last is not None and last >= bucket:
             return None  # already judged before an interrupted close
         detection = detector.update(bucket_datetime(bucket), count)
@@ -296,17 +302,25 @@ class SurgeWatch:
         self._unsaved[label] = key
         return detection
 
-    def _detector(self, label: str) -> tuple[int | None, SurgeDetector]:
+    def _new_detector(self, key: AlertKey, config: DetectorConfig, bucket: int) -> SurgeDetector:
+        detector = SurgeDetector(config)
+        if is_issue(key):
+            # an issue had no posts before its first bucket: its first alert expects none
+            detector.update(bucket_datetime(bucket - self.config.window.bucket_seconds), 0)
+        return detector
+
+    def _detector(self, label: str, key: AlertKey, bucket: int) -> tuple[int | None, SurgeDetector]:
         if label in self._unsaved:
             return self._live[label]
         stored = self.detectors.get(label)
+        config = self.config.detector_for(key)
         if stored is None:
-            return None, SurgeDetector(self.config.detector)
+            return None, self._new_detector(key, config, bucket)
         entry = DetectorEntry.from_dict(stored)
         cached = self._live.get(label)
         if cached is not None and cached[0] == entry.last_bucket:
             return cached
-        return entry.last_bucket, SurgeDetector.from_dict(entry.state, self.config.detector)
+        return entry.last_bucket, SurgeDetector.from_dict(entry.state, config)
 
     def persist(self) -> int:
         """End of a batch: store the detectors changed since the last call; returns how many.
@@ -336,7 +350,7 @@ class SurgeWatch:
                 del self.posts[post_id]
 
     def _sweep(self, bucket: int, tracker: AlertTracker, desk: Desk) -> None:
-        """Forget keys idle for longer than the retention (hourly, in event time)."""
+        """Forget keys idle for longer than the retention, issues' keys sooner (hourly, in event time)."""
         if desk.swept is None:
             desk.swept = bucket
         if bucket - desk.swept < SWEEP_EVERY_SECONDS:
@@ -344,8 +358,10 @@ class SurgeWatch:
         desk.swept = bucket
         firing = {key.label() for key in tracker.firing()}
         horizon = bucket - self.config.retention_seconds
+        issue_horizon = bucket - self.config.issue_retention_seconds
         idle = [label for label, entry in list(self.detectors.items())
-                if entry["last_bucket"] < horizon and label not in firing and label not in self._unsaved]
+                if entry["last_bucket"] < (issue_horizon if entry["key"]["family"] == "cluster" else horizon)
+                and label not in firing and label not in self._unsaved]
         for label in idle:
             del self.detectors[label]
             self._live.pop(label, None)
@@ -367,112 +383,6 @@ def _surge_evidence(desk: Desk, evidence: dict[str, WindowEvidence], waiting: se
             desk.waiting[label] = evidence[label].to_dict()
     done = [label for label in desk.waiting if label not in waiting]
     return {label: WindowEvidence.from_dict(desk.waiting.pop(label)) for label in done}
-
-
-class _Publisher:
-    """Turns tracker events into alert messages, with explanations and folding."""
-
-    def __init__(self, config: WatchConfig, desk: Desk, evidence: dict[str, WindowEvidence],
-                 now: datetime) -> None:
-        self.config, self.desk, self.evidence, self.now = config, desk, evidence, now
-        self._started: list[AlertEvent] = []  # host alerts that start in this bucket
-
-    def publish(self, events: list[AlertEvent]) -> list[Alert]:
-        # Hosts first, so that a source or cluster surge can fold into them, and
-        # messages last, so that a host lists what folded into it in this bucket.
-        ordered = sorted(events, key=lambda e: e.key.family in FOLDABLE_FAMILIES)
-        kept = [event for event in ordered if not self._folds(event)]
-        for event in kept:
-            if event.state is AlertState.FIRING:
-                self._remember(event)
-        return [self._alert(event) for event in kept]
-
-    def _folds(self, event: AlertEvent) -> bool:
-        """Whether the event belongs to a surge folded into another alert (recording new folds)."""
-        folded = self.desk.folded
-        if event.alert_id in folded:
-            if event.state is AlertState.RESOLVED:
-                del folded[event.alert_id]
-            return True
-        if event.state is AlertState.RESOLVED or event.escalation:
-            return False
-        if event.key.family not in FOLDABLE_FAMILIES:
-            self._remember(event)  # a possible host
-            if event.key.family in HOST_FAMILIES:
-                self._started.append(event)
-            return False
-        host = self._fold_host(event)
-        if host is None:
-            return False
-        folded[event.alert_id] = host
-        opened = self.desk.open[host]
-        self.desk.open[host] = replace(opened, related=[*opened.related, event.key.label()])
-        return True
-
-    def _remember(self, event: AlertEvent) -> None:
-        """Explain a firing or escalating alert from this bucket's evidence."""
-        stored = self.desk.open.get(event.alert_id)
-        evidence = self.evidence.get(event.key.label())
-        if stored is not None and (evidence is None or stored.bucket == event.window_end.timestamp()):
-            return
-        explained = explain(event.key, evidence, observed=event.observed, expected=event.expected,
-                            bucket_seconds=self.config.window.bucket_seconds)
-        self.desk.open[event.alert_id] = OpenAlert(
-            key=event.key.label(), bucket=event.window_end.timestamp(),
-            explanation=explained.explanation.model_dump(mode="json"),
-            samples=explained.sample_post_ids, related=stored.related if stored else [])
-
-    def _alert(self, event: AlertEvent) -> Alert:
-        if event.state is AlertState.RESOLVED:
-            opened = self.desk.open.pop(event.alert_id, None)
-        else:
-            opened = self.desk.open.get(event.alert_id)
-        opened = opened or OpenAlert(key=event.key.label(), bucket=event.window_end.timestamp())
-        explanation = AlertExplanation.model_validate(opened.explanation or {})
-        alert = event.to_alert(emitted_at=self.now, sample_post_ids=opened.samples,
-                               explanation=explanation)
-        if not opened.related:
-            return alert
-        parents = [*alert.explanation.parents, *opened.related]
-        explanation = alert.explanation.model_copy(update={"parents": parents})
-        return alert.model_copy(update={"explanation": explanation})
-
-    def _fold_host(self, event: AlertEvent) -> str | None:
-        """The open topic alert that explains most of this source or cluster surge, if any."""
-        if event.key.family not in FOLDABLE_FAMILIES:
-            return None
-        excess = max(event.observed - event.expected, 1.0)
-        best, best_overlap = None, 0.0
-        for alert_id, opened in self.desk.open.items():
-            host_evidence = self.evidence.get(opened.key)
-            if not opened.key.startswith(HOST_FAMILIES) or host_evidence is None:
-                continue
-            overlap = _overlap(event.key, host_evidence)
-            if overlap >= FOLD_SHARE * excess and overlap > best_overlap:
-                best, best_overlap = alert_id, overlap
-        return best or self._same_surge(event, excess)
-
-    def _same_surge(self, event: AlertEvent, excess: float) -> str | None:
-        """A topic alert that starts now from the same bucket, big enough to hold this surge.
-
-        A source or cluster that waited for a topic (see the tracker) fires with
-        it, when this bucket's evidence no longer shows their overlap; the
-        shared onset and the host's larger excess stand for it.
-        """
-        hosts = [h for h in self._started if h.window_start == event.window_start
-                 and h.observed - h.expected >= FOLD_SHARE * excess]
-        best = max(hosts, key=lambda h: h.observed - h.expected, default=None)
-        return best.alert_id if best is not None else None
-
-
-def _overlap(key: AlertKey, host: WindowEvidence) -> float:
-    """How many of the host's posts in the bucket also belong to ``key`` (estimated)."""
-    if key.family == "source":
-        return float(host.sources.get(key.source or "", 0))
-    if not host.samples:
-        return 0.0
-    same = sum(1 for _, _, fp in host.samples if cluster_of(fp) == key.cluster)
-    return host.count * same / len(host.samples)
 
 
 def _family_max(detections: dict[AlertKey, Detection]) -> dict[str, float]:

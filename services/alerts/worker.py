@@ -53,6 +53,7 @@ import faust
 from services.alerts import metrics
 from services.alerts.detector import DetectorConfig
 from services.alerts.evidence import EvidenceLimits, Observation
+from services.alerts.issues import IssueKeys, ReadOnlyIssues
 from services.alerts.keys import BoundedLabel, volume_labels
 from services.alerts.lifecycle import TrackerConfig
 from services.alerts.notify import Notifier
@@ -60,6 +61,7 @@ from services.alerts.settings import AlertsSettings
 from services.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig
 from services.alerts.windows import IdleClock, PartitionActivity, Watermarks, WindowPolicy
 from services.alerts.writeback import WriteBack
+from services.search.grouping import GroupingParams
 from yuqing.consumer import BatchOutcome, InvalidMessage, Output, Record, Runtime, stop_uncommitted
 from yuqing.consumer.acks import await_acks
 from yuqing.consumer.faust_driver import BatchInterrupted, FaustDriver
@@ -94,20 +96,53 @@ def watch_config(settings: AlertsSettings) -> WatchConfig:
         evidence=EvidenceLimits(max_samples=settings.evidence_samples,
                                 max_keywords=settings.evidence_terms),
         retention_seconds=settings.retention_hours * 3600,
+        # an issue takes posts up to its grouping gap after its last one (then only rarely)
+        issue_retention_seconds=int(GroupingParams().gap.total_seconds()) + 3600,
     )
 
 
-def route(record: Record, settings: AlertsSettings) -> Observation | InvalidMessage:
+def route(record: Record, settings: AlertsSettings, issue_id: str | None = None
+          ) -> Observation | InvalidMessage:
     """One message of posts.enriched as an observation, or why not (the runtime dead-letters it)."""
+    post = decode_post(record)
+    return post if isinstance(post, InvalidMessage) else observe(record, post, settings, issue_id)
+
+
+def decode_post(record: Record) -> EnrichedPost | InvalidMessage:
     try:
-        post = decode(EnrichedPost, record.value)
-        observation = Observation.of(post, max_future_seconds=settings.max_future_seconds,
-                                     places=settings.gazetteer())
+        return decode(EnrichedPost, record.value)
     except (ContractError, ValueError) as exc:
-        return InvalidMessage(record.topic, record.partition, record.offset, str(exc),
-                              type(exc).__name__)
+        return _invalid(record, exc)
+
+
+def observe(record: Record, post: EnrichedPost, settings: AlertsSettings, issue_id: str | None
+            ) -> Observation | InvalidMessage:
+    """A decoded post, grouped into ``issue_id``, as an observation."""
+    try:
+        observation = Observation.of(post, max_future_seconds=settings.max_future_seconds,
+                                     places=settings.gazetteer(), issue_id=issue_id)
+    except ValueError as exc:
+        return _invalid(record, exc)
     metrics.LAG_SECONDS.set((post.received_at - post.created_at).total_seconds())
     return observation
+
+
+def _invalid(record: Record, exc: Exception) -> InvalidMessage:
+    return InvalidMessage(record.topic, record.partition, record.offset, str(exc), type(exc).__name__)
+
+
+def make_issue_keys(settings: AlertsSettings) -> IssueKeys:
+    """Issue grouping for stage 1: from the posts index if configured, with a short request timeout
+    (a slow index must not hold the posts up for long)."""
+    from services.search.es import make_client
+
+    # The index client logs every failed request; while the index is down that would repeat at
+    # each retry. IssueKeys says it once, and this is the worker's only client of the index.
+    logging.getLogger("elasticsearch").setLevel(logging.ERROR)
+    issues = ReadOnlyIssues(refresh_s=settings.issues_refresh_s)
+    client = (make_client(settings.es.model_copy(update={"request_timeout_s": settings.issues_timeout_s}))
+              if settings.issues_from_index else None)
+    return IssueKeys(issues, client, settings.es.index_prefix, retry_s=settings.issues_retry_s)
 
 
 def make_notifier(settings: AlertsSettings) -> Notifier | None:
@@ -188,6 +223,7 @@ class AlertsService:
                               live_lag_seconds=settings.bucket_seconds + settings.grace_seconds)
         self.activity = PartitionActivity(settings.idle_partition_seconds)
         self.marks = Watermarks()
+        self.issue_keys = make_issue_keys(settings)
         self.driver = FaustDriver(
             app, Runtime.create(SERVICE, kafka, settings.consumer, on_invalid=_count_dead_letter),
             ack_timeout_s=settings.consumer.ack_timeout_s)
@@ -205,11 +241,16 @@ class AlertsService:
         """The processing function of stage 1: observations to forward, poison to dead-letter.
 
         The driver checks offsets follow on first (a gap would leave the skipped
-        posts uncounted for good) and applies the dead-letter cap.
+        posts uncounted for good) and applies the dead-letter cap. The batch's posts are grouped
+        into issues together, off the event loop (it may read the index).
         """
         outcome = BatchOutcome()
-        for record in records:
-            routed = route(record, self.settings)
+        decoded = [(record, decode_post(record)) for record in records]
+        posts = [post for _, post in decoded if isinstance(post, EnrichedPost)]
+        issue_ids = iter(await asyncio.to_thread(self.issue_keys.assign, posts))
+        for record, post in decoded:
+            routed = post if isinstance(post, InvalidMessage) else observe(
+                record, post, self.settings, next(issue_ids))
             if isinstance(routed, InvalidMessage):
                 outcome.invalid.append(routed)
             else:

@@ -7,12 +7,11 @@ posts of its key and window that the caller may see, largest first, each with
 its posts in the window, its share of them, and the issue's title and size as
 ``GET /v1/issues/{id}`` gives them.
 
-The ``cluster`` alert family: the alerts worker keys a cluster by the first
-two hex digits of the posts' SimHash fingerprint (``services/alerts/keys.py``):
-it reads ``posts.enriched``, which does not carry the indexer's issue
-assignment. A cluster alert is resolved to issues here, through the posts
-whose fingerprint starts with its cluster, so it points at issue ids like
-every other alert.
+The ``cluster`` alert family is keyed by issue id: the alerts worker groups
+posts as the indexers do (``services/alerts/issues.py``), so a cluster alert's
+posts are those of its issue. Alerts raised before that were keyed by the
+first two hex digits of the posts' SimHash fingerprint; those still resolve
+through the posts whose fingerprint starts with their cluster.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from services.search.query import range_filter, scope_filters, term_filters
 
 DRIVING_LIMIT = 3  # issues listed per alert
 DRIVING_MIN_SHARE = 0.1  # of the window's posts: smaller issues do not drive the surge
+OLD_BAND_CHARS = 2  # a cluster key of this length is a SimHash band (alerts before issue keys)
 EVERYONE = Principal(subject="alerts", role=Role.VIEWER)  # the alerting side counts every region's posts
 
 
@@ -53,8 +53,10 @@ def key_filters(*, since: datetime, until: datetime, topic: str | None = None, r
     """The posts an alert counted: its window (``since`` inclusive, ``until`` exclusive) and key."""
     filters = range_filter("created_at", since, until)
     filters += term_filters(topic=topic, region=region, source=source)
-    if cluster:
+    if cluster and len(cluster) == OLD_BAND_CHARS:
         filters.append({"prefix": {"fingerprint": cluster}})
+    elif cluster:
+        filters.append({"term": {"issue_id": cluster}})
     return filters
 
 

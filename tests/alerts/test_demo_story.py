@@ -17,6 +17,7 @@ import pytest
 
 from services.alerts.detector import DetectorConfig
 from services.alerts.evidence import Observation
+from services.alerts.issues import IssueKeys, ReadOnlyIssues
 from services.alerts.lifecycle import TrackerConfig
 from services.alerts.warm import PastPost, warm_detectors
 from services.alerts.watch import SurgeWatch, WatchConfig
@@ -39,8 +40,10 @@ def _run(tables: dict, posts: list[EnrichedPost], live: datetime) -> list[Alert]
     watch = SurgeWatch(config, **{name: tables.setdefault(name, {}) for name in
                                   ("windows", "detectors", "desk", "posts")})
     alerts: list[Alert] = []
+    issues = IssueKeys(ReadOnlyIssues(), None, "demo")  # the worker's grouping, with no index to read
     for offset, post in enumerate(posts):
-        observation = Observation.of(post, max_future_seconds=300, places=PLACES)
+        [issue_id] = issues.assign([post])
+        observation = Observation.of(post, max_future_seconds=300, places=PLACES, issue_id=issue_id)
         watch.add(observation, partition=0, offset=offset)
         alerts += [a for c in watch.advance(observation.event_time, now=live).closed for a in c.alerts]
     # The stream goes quiet: close the next half hour, one bucket at a time.
@@ -94,4 +97,8 @@ def test_the_outage_fires_on_its_township_and_the_rumour_on_its_topic_each_withi
     # a topic alert waits two buckets for a more specific key; its window starts with the surge
     assert rumour.window_start <= _bucket_start(live + timedelta(seconds=421)) + BUCKET
     assert "停电" in outage.explanation.top_keywords and outage.sample_post_ids
+    # the outage's issue surged too (a new key, by the absolute-rate rule): folded into the
+    # township's alert, which names it, with no alert of its own
+    related = {parent for a in alerts if a.alert_id == outage.alert_id for parent in a.explanation.parents}
+    assert any(parent.startswith("cluster|cluster=outage-") for parent in related)
     assert "限电" in rumour.explanation.top_keywords and rumour.observed >= 8

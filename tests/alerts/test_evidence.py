@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from services.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
@@ -40,9 +41,28 @@ def test_evidence_and_observations_survive_a_round_trip():
     post = make_post(index="e-1", created_at=datetime(2026, 11, 25, tzinfo=UTC), topic=Topic.OUTAGE,
                      region="青山乡", source="app-main", text="停电", keywords=["停电"],
                      fingerprint=0xAB, sentiment=Sentiment.NEGATIVE)
-    observation = Observation.of(post, max_future_seconds=300)
+    observation = Observation.of(post, max_future_seconds=300, issue_id="outage-00000000000000ab")
     assert observation.negative and len(observation.keys) == 5
     assert Observation.from_dict(observation.to_dict()) == observation
+    evidence.add(observation, EvidenceLimits())
+    assert evidence.issues == {"outage-00000000000000ab": 1}
+    assert WindowEvidence.from_dict(evidence.to_dict()) == evidence
+
+
+def test_evidence_stored_before_issue_counts_is_still_read():
+    evidence = WindowEvidence()
+    evidence.add(_obs(1, source="wechat-gzh"), EvidenceLimits())
+    stored = evidence.to_dict()
+    assert "issues" not in stored  # the stored form of a window without issues is unchanged
+    assert WindowEvidence.from_dict(stored).issues == {}
+
+
+def test_issue_counts_keep_the_heavy_hitters_within_their_cap():
+    evidence, limits = WindowEvidence(), EvidenceLimits(max_issues=3)
+    issues = ["outage-big"] * 10 + [f"billing-{n}" for n in range(20)]
+    for n, issue in enumerate(issues):
+        evidence.add(replace(_obs(n), issue_id=issue), limits)
+    assert len(evidence.issues) == 3 and evidence.issues["outage-big"] >= 10
 
 
 def test_write_back_reads_its_pending_writes_and_flushes_once():

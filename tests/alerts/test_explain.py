@@ -67,4 +67,6 @@ def test_summary_leaves_out_a_ratio_against_nothing_expected():
 
 def test_subject_names_every_family():
     assert subject(AlertKey(family="topic", topic=Topic.BILLING)) == "电费类"
-    assert subject(AlertKey(family="cluster", cluster="ab")) == "近似重复帖簇 ab"
+    assert subject(AlertKey(family="cluster", cluster="ab")) == "近似重复帖簇 ab"  # an old band key
+    issue = AlertKey(family="cluster", cluster="outage-9f2c41d07a3be815")
+    assert subject(issue) == "议题 outage-9f2c41d07a3be815"

@@ -1,6 +1,6 @@
 from datetime import UTC, datetime
 
-from services.alerts.keys import OTHER, BoundedLabel, cluster_of, keys_for, volume_labels
+from services.alerts.keys import OTHER, BoundedLabel, band_of, is_band, keys_for, volume_labels
 from services.alerts.warm import PastPost
 from tests.alerts.streams import make_post
 from yuqing.contracts import AlertKey, Sentiment, Topic
@@ -24,14 +24,20 @@ def _region(post: object) -> str | None:
     return regions[0] if regions else None
 
 
-def test_a_post_with_a_region_counts_for_five_keys():
-    labels = [key.label() for key in keys_for(_post("青山乡"))]
-    assert labels == ["overall", "topic|topic=outage", "source|source=app-main", "cluster|cluster=ab",
-                      "topic_region|topic=outage|region=青山乡"]
+def test_a_post_with_a_region_and_an_issue_counts_for_five_keys():
+    labels = [key.label() for key in keys_for(_post("青山乡"), issue_id="outage-0123456789abcdef")]
+    assert labels == ["overall", "topic|topic=outage", "source|source=app-main",
+                      "cluster|cluster=outage-0123456789abcdef", "topic_region|topic=outage|region=青山乡"]
 
 
 def test_a_post_without_a_region_has_no_topic_region_key():
-    assert {key.family for key in keys_for(_post(None))} == {"overall", "topic", "source", "cluster"}
+    keys = keys_for(_post(None), issue_id="outage-0123456789abcdef")
+    assert {key.family for key in keys} == {"overall", "topic", "source", "cluster"}
+
+
+def test_a_post_without_an_issue_has_no_cluster_key():
+    assert {key.family for key in keys_for(_post("青山乡"))} == {"overall", "topic", "source",
+                                                                  "topic_region"}
 
 
 def test_a_post_without_a_region_counts_under_the_one_known_region_its_text_names():
@@ -51,8 +57,11 @@ def test_warming_keys_a_stored_post_as_the_live_worker_does():
     assert keys_for(PastPost.of_document(document), PLACES) == keys_for(post, PLACES)
 
 
-def test_near_duplicates_share_a_cluster_band():
-    assert cluster_of("ab12ffffffffffff") == cluster_of("ab34000000000000") == "ab"
+def test_old_cluster_keys_are_simhash_bands_and_new_ones_issue_ids():
+    assert band_of("ab12ffffffffffff") == band_of("ab34000000000000") == "ab"
+    assert is_band(AlertKey(family="cluster", cluster="ab"))
+    assert not is_band(AlertKey(family="cluster", cluster="outage-0123456789abcdef"))
+    assert not is_band(AlertKey(family="source", source="ab"))
 
 
 def test_bounded_label_keeps_the_first_values_and_buckets_the_rest():

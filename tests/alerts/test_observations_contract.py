@@ -22,9 +22,9 @@ def test_there_are_post_and_status_examples():
 
 
 def test_post_examples_are_counted_once_into_their_keys():
-    watch = _watch(bucket=300)
     for body in _bodies():
         if isinstance(body, ObservedPost):
+            watch = _watch(bucket=300)
             observation = Observation.of_message(body)
             assert watch.add(observation, partition=body.source_partition, offset=body.source_offset) \
                 is Counted.COUNTED
@@ -41,3 +41,10 @@ def test_an_observation_survives_the_message_round_trip():
                        "source_partitions": 1}
             again = AlertsObservation(body=ObservedPost.model_validate(message))
             assert Observation.of_message(again.body) == observation  # type: ignore[arg-type]
+
+
+def test_cluster_keys_are_issue_ids_and_old_simhash_band_keys_are_still_read():
+    posts = [body for body in _bodies() if isinstance(body, ObservedPost)]
+    clusters = {body.issue_id: [k.cluster for k in body.keys if k.family == "cluster"] for body in posts}
+    # today's message names its issue, an old one (no issue_id) carries a SimHash band
+    assert clusters == {"outage-9f2c41d07a3be815": ["outage-9f2c41d07a3be815"], None: ["9f"]}

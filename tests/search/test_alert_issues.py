@@ -128,6 +128,13 @@ def test_a_cluster_alert_points_at_the_issues_of_its_fingerprint_band(env: Env) 
     assert driving[0]["posts"] == sum(1 for p in env.posts["lift"] if p.fingerprint.startswith(cluster))
 
 
+def test_a_cluster_alert_keyed_by_an_issue_id_points_at_that_issue(env: Env) -> None:
+    lift = _issue_of(env, env.posts["lift"][0])
+    found = driving_issues(env.es, prefix=env.prefix, since=_at(-5), until=_at(30), cluster=lift)
+    assert [(d.issue_id, d.share) for d in found] == [(lift, 1.0)]
+    assert found[0].posts == sum(1 for p in env.posts["lift"] if _issue_of(env, p) == lift)
+
+
 def test_the_alerting_side_reads_the_same_issues_without_a_caller(env: Env) -> None:
     found = driving_issues(env.es, prefix=env.prefix, since=_at(-5), until=_at(30), topic="outage",
                            region="河口镇")

@@ -238,6 +238,9 @@ class ObservedPost(_Contract):
     sentiment: str
     keywords: list[str] = Field(max_length=8)
     keys: list[AlertKey] = Field(description="every alert key the post counts towards")
+    issue_id: str | None = Field(
+        None, description="the issue the post was grouped into, also its cluster key (absent in "
+                          "messages from before issue keys, whose cluster key is a SimHash band)")
     source_partition: Annotated[int, Field(ge=0)] = Field(description="partition of posts.enriched")
     source_offset: Annotated[int, Field(ge=0)]
     source_partitions: Annotated[int, Field(ge=1)]
