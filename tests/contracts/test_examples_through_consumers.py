@@ -32,8 +32,10 @@ def test_enriched_examples_become_documents_and_alert_keys():
     assert rejected == [] and len(actions) == len(values)
     for value in values:
         post = decode(EnrichedPost, value)
-        families = {k.family for k in keys_for(post)}
-        assert {"overall", "topic", "source", "cluster"} <= families
+        assert {"overall", "topic", "source"} <= {k.family for k in keys_for(post)}
+        # the cluster family is the post's issue, given by the grouping in stage 1
+        issue_keys = [k for k in keys_for(post, issue_id="outage-0123456789abcdef") if k.family == "cluster"]
+        assert [k.cluster for k in issue_keys] == ["outage-0123456789abcdef"]
 
 
 def test_dead_letter_example_keeps_original_bytes():
@@ -53,4 +55,4 @@ def test_enriched_messages_from_before_inferred_region_are_still_consumed():
     for value in olders:
         post = decode(EnrichedPost, value)
         assert not post.region_inferred_upstream
-        assert {"overall", "topic", "source", "cluster"} <= {k.family for k in keys_for(post)}
+        assert {"overall", "topic", "source"} <= {k.family for k in keys_for(post)}
