@@ -15,12 +15,55 @@ from typing import ClassVar
 
 import httpx
 import pytest
+from elasticsearch import Elasticsearch
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from services.demo.stream import demo_environment
+from services.ingest.api import create_app as create_ingest_app
+from services.ingest.settings import IngestSettings
+from services.search.api import create_app as create_search_app
+from services.search.auth import hash_key, new_key
+from services.search.es import ensure_templates, make_client
+from services.search.settings import SearchSettings
 from tests.conftest import REPO_ROOT, drop_topics, free_port, unique
+from tests.ingest.live import serve
+from tests.ingest.sources import registry
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def ingest(kafka_settings: KafkaSettings) -> Iterator[httpx.Client]:
+    """The ingest API served over HTTP in this process, publishing to the test's topics."""
+    settings = IngestSettings(kafka=kafka_settings, poll_forums=False, rate_limit_per_s=0)
+    with serve(create_ingest_app(settings, registry=registry())) as url, \
+            httpx.Client(base_url=url, timeout=30) as http:
+        yield http
+
+
+@dataclass
+class AdminSearch:
+    """The search API in-process with one admin key, on the test's indices."""
+
+    http: TestClient
+    es: Elasticsearch
+    prefix: str
+    key: str
+
+
+@pytest.fixture
+def admin_search(es_settings: ElasticsearchSettings, tmp_path: Path) -> Iterator[AdminSearch]:
+    key = new_key("admin")
+    (tmp_path / "keys.toml").write_text(
+        f'[[keys]]\nid = "admin"\nrole = "admin"\nsha256 = "{hash_key(key)}"\n', encoding="utf-8")
+    settings = SearchSettings(es=es_settings, api_keys_path=tmp_path / "keys.toml",
+                              jwt_secret=SecretStr(secrets.token_hex(32)), rate_limit_per_minute=0)
+    es = make_client(es_settings)
+    ensure_templates(es, es_settings)
+    with TestClient(create_search_app(settings, client=es), raise_server_exceptions=False) as http:
+        yield AdminSearch(http, es, es_settings.index_prefix, key)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.5) -> None:

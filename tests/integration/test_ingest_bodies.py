@@ -12,29 +12,18 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from services.ingest.api import create_app
-from services.ingest.settings import IngestSettings
-from tests.ingest.live import read_posts, serve
-from tests.ingest.sources import API_KEY, registry
+from tests.ingest.live import read_posts
+from tests.ingest.sources import API_KEY
 from yuqing.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 HEADERS = {"X-Api-Key": API_KEY, "Content-Type": "application/json"}
-
-
-@pytest.fixture
-def ingest(kafka_settings: KafkaSettings) -> Iterator[httpx.Client]:
-    settings = IngestSettings(kafka=kafka_settings, poll_forums=False, rate_limit_per_s=0)
-    with serve(create_app(settings, registry=registry())) as url, \
-            httpx.Client(base_url=url, timeout=30) as http:
-        yield http
 
 
 def body(**fields: str) -> bytes:

@@ -11,32 +11,21 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from services.ingest.api import create_app
 from services.ingest.app_webhook import signed_headers
-from services.ingest.settings import IngestSettings
 from services.ingest.wechat import WeChatCrypto, text_message_xml
-from tests.ingest.live import read_posts, serve
-from tests.ingest.sources import API_KEY, APP_SECRET, WECHAT_APP_ID, WECHAT_TOKEN, registry
+from tests.ingest.live import read_posts
+from tests.ingest.sources import API_KEY, APP_SECRET, WECHAT_APP_ID, WECHAT_TOKEN
 from yuqing.contracts import make_post_id
 from yuqing.contracts.limits import MAX_RAW_MESSAGE_BYTES
 from yuqing.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def ingest(kafka_settings: KafkaSettings) -> Iterator[httpx.Client]:
-    settings = IngestSettings(kafka=kafka_settings, poll_forums=False, rate_limit_per_s=0)
-    with serve(create_app(settings, registry=registry())) as url, \
-            httpx.Client(base_url=url, timeout=30) as http:
-        yield http
 
 
 def post(external_id: str, **fields: Any) -> dict[str, Any]:
