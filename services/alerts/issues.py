@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from elasticsearch import Elasticsearch
 from elasticsearch.exceptions import ElasticsearchException
 
-from services.search.grouping import Assignment
+from services.search.grouping import GroupingParams
 from services.search.issue_live import LiveIssues
 from yuqing.contracts import EnrichedPost
 
@@ -33,23 +33,8 @@ log = logging.getLogger(__name__)
 class ReadOnlyIssues(LiveIssues):
     """A replica of the indexers' issue grouping that never writes to the index."""
 
-    def refresh(self, client: Elasticsearch, prefix: str, *, force: bool = False) -> None:
-        """Other replicas' new posts and responders' new corrections (rate-limited), applied here
-        only: renaming indexed posts after a merge is the indexers' work."""
-        now = time.monotonic()
-        if not force and now < self._next_refresh:
-            return
-        self._next_refresh = now + self.refresh_s
-        self._read_other_posts(client, prefix)
-        self._apply_corrections(client, prefix, rename=False)
-
-    def assign_batch(self, posts: Sequence[EnrichedPost]) -> list[Assignment]:
-        found = super().assign_batch(posts)
-        self.pending_merges = []  # the indexers record the merges they make themselves
-        return found
-
-    def record_merges(self, client: Elasticsearch, prefix: str, *, force: bool = False) -> int:
-        return 0
+    def __init__(self, params: GroupingParams | None = None, *, refresh_s: float = 2.0) -> None:
+        super().__init__(params, refresh_s=refresh_s, read_only=True)
 
 
 class IssueKeys:

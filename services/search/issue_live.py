@@ -74,8 +74,12 @@ def stored_signal(source: dict[str, Any]) -> PostSignal:
 class LiveIssues:
     """Issue assignment for one indexer process."""
 
-    def __init__(self, params: GroupingParams | None = None, *, refresh_s: float = 2.0) -> None:
+    def __init__(self, params: GroupingParams | None = None, *, refresh_s: float = 2.0,
+                 read_only: bool = False) -> None:
+        """``read_only``: a replica that reads the index and never writes to it (the alerts
+        worker's): it records no automatic merges and renames no indexed posts."""
         self.grouper = IssueGrouper(params)
+        self.read_only = read_only
         self.window = self.grouper.params.span + self.grouper.params.gap
         self.refresh_s = refresh_s
         # other replicas' posts are read from here on (a little before start: clocks differ)
@@ -96,7 +100,9 @@ class LiveIssues:
         """Issues of a batch's posts, in input order, decided in ``created_at`` order."""
         order = sorted(range(len(posts)), key=lambda i: (posts[i].created_at, posts[i].post_id))
         found = {i: self.assign(posts[i]) for i in order}
-        self.pending_merges = (self.pending_merges + self.grouper.take_merges())[-MAX_PENDING_MERGES:]
+        merges = self.grouper.take_merges()  # a read-only replica leaves them to the indexers
+        if not self.read_only:
+            self.pending_merges = (self.pending_merges + merges)[-MAX_PENDING_MERGES:]
         # a later post of the batch may have merged the issue an earlier one joined
         return [Assignment(self.grouper.resolve(found[i].issue_id), found[i].distance)
                 for i in range(len(posts))]
@@ -106,7 +112,7 @@ class LiveIssues:
         ``refresh_s`` unless forced: at the end of a run); returns how many were recorded (not
         those a responder's correction overrides or another replica recorded first)."""
         now = time.monotonic()
-        if not self.pending_merges or (not force and now < self._next_record):
+        if self.read_only or not self.pending_merges or (not force and now < self._next_record):
             return 0
         self._next_record = now + self.refresh_s
         recorded = record_system_merges(client, prefix, self.pending_merges)
@@ -146,7 +152,7 @@ class LiveIssues:
             return
         self._next_refresh = now + self.refresh_s
         self._read_other_posts(client, prefix)
-        self._apply_corrections(client, prefix, rename=True)
+        self._apply_corrections(client, prefix, rename=not self.read_only)
 
     def _apply_corrections(self, client: Elasticsearch, prefix: str, *, rename: bool) -> None:
         while True:
