@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 from elasticsearch import Elasticsearch
+from elasticsearch.exceptions import TransportError
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -73,6 +74,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: f
             return
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def indexed_hits(es: Elasticsearch, alias: str, size: int = 1_000) -> list[dict[str, Any]]:
+    """The posts searchable under ``alias`` now, for polling: none while the indexer's new monthly
+    index has no started shard yet (Elasticsearch answers 503 for a moment after creating it)."""
+    try:
+        es.indices.refresh(index=alias, ignore_unavailable=True)
+        found = es.search(index=alias, body={"size": size, "query": {"match_all": {}}},
+                          ignore_unavailable=True)
+    except TransportError as exc:
+        if exc.status_code != 503:
+            raise
+        return []
+    hits: list[dict[str, Any]] = found["hits"]["hits"]
+    return hits
 
 
 def _http_ok(url: str) -> bool:

@@ -24,7 +24,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tests.integration.conftest import Pipeline, wait_until
+from tests.integration.conftest import Pipeline, indexed_hits, wait_until
 from yuqing.contracts import Channel, DeadLetter, RawPost, make_post_id
 from yuqing.contracts.codec import decode, encode
 from yuqing.settings import KafkaSettings
@@ -136,10 +136,7 @@ def test_hostile_posts_never_cost_a_normal_post(pipeline: Pipeline,
     alias = f"{pipeline.env['YUQING_ES_INDEX_PREFIX']}-posts"
 
     def indexed() -> list[dict[str, Any]]:
-        es.indices.refresh(index=alias, ignore_unavailable=True)
-        found = es.search(index=alias, body={"size": 1_000, "query": {"match_all": {}}},
-                          ignore_unavailable=True)
-        return [hit["_source"] for hit in found["hits"]["hits"]]
+        return [hit["_source"] for hit in indexed_hits(es, alias)]
 
     wait_until(lambda: len(indexed()) >= NORMAL and len(dead_letters(kafka_settings)) >= DIRECT,
                240, f"{NORMAL} posts indexed and {DIRECT} dead letters")

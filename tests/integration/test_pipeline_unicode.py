@@ -15,7 +15,7 @@ import httpx
 import pytest
 from elasticsearch import Elasticsearch
 
-from tests.integration.conftest import Pipeline, wait_until
+from tests.integration.conftest import Pipeline, indexed_hits, wait_until
 from yuqing.contracts import make_post_id
 
 pytestmark = pytest.mark.integration
@@ -51,10 +51,7 @@ def test_every_accepted_edge_post_is_indexed_with_its_text(pipeline: Pipeline) -
     alias = f"{pipeline.env['YUQING_ES_INDEX_PREFIX']}-posts"
 
     def indexed() -> dict[str, dict[str, Any]]:
-        es.indices.refresh(index=alias, ignore_unavailable=True)
-        found = es.search(index=alias, body={"size": 100, "query": {"match_all": {}}},
-                          ignore_unavailable=True)
-        return {hit["_id"]: hit["_source"] for hit in found["hits"]["hits"]}
+        return {hit["_id"]: hit["_source"] for hit in indexed_hits(es, alias, size=100)}
 
     wait_until(lambda: len(indexed()) >= len(posts), 240, f"{len(posts)} posts indexed")
     docs = indexed()
