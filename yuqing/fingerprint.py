@@ -27,6 +27,21 @@ _NOT_WORD = re.compile(r"[\W_]+")
 _CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b-\u200f\u2028-\u202e\ufeff]")
 
 
+# The alerts' cluster key before it was the issue id: the fingerprint's first 8 bits. Alerts
+# and observations of that time still carry such keys; an issue id is never this short.
+ALERT_BAND_CHARS = 2
+
+
+def alert_band(fingerprint: str) -> str:
+    """The old alert cluster key (SimHash band) of a 16-hex-digit fingerprint."""
+    return fingerprint[:ALERT_BAND_CHARS]
+
+
+def is_alert_band(cluster: str) -> bool:
+    """Whether an alert's cluster key is an old SimHash band rather than an issue id."""
+    return len(cluster) == ALERT_BAND_CHARS
+
+
 def shingles(text: str, size: int = SHINGLE) -> list[str]:
     """Character ``size``-grams of the text's letters and digits (lower case, NFKC)."""
     compact = _NOT_WORD.sub("", _CONTROL.sub("", unicodedata.normalize("NFKC", text)).lower())

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from yuqing.contracts import AlertKey, Topic
+from yuqing.fingerprint import alert_band, is_alert_band
 from yuqing.places import NO_PLACES, Gazetteer
 
-# Before cluster keys were issue ids they were SimHash bands: the first 8 bits of the
-# 64-bit fingerprint. Observations of that time may still wait in the changelog.
-BAND_CHARS = 2
 OTHER = "other"
 
 
@@ -67,7 +65,7 @@ def region_of(post: Keyed, places: Gazetteer) -> str | None:
 
 def is_band(key: AlertKey) -> bool:
     """Whether a cluster key is an old SimHash band rather than an issue id."""
-    return key.family == "cluster" and key.cluster is not None and len(key.cluster) == BAND_CHARS
+    return key.family == "cluster" and key.cluster is not None and is_alert_band(key.cluster)
 
 
 def is_issue(key: AlertKey) -> bool:
@@ -77,7 +75,7 @@ def is_issue(key: AlertKey) -> bool:
 
 def band_of(fingerprint: str) -> str:
     """The SimHash band of a 16-hex-digit fingerprint (the cluster key of old observations)."""
-    return fingerprint[:BAND_CHARS]
+    return alert_band(fingerprint)
 
 
 class BoundedLabel:

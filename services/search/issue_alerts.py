@@ -29,10 +29,10 @@ from services.search.mappings import posts_alias
 from services.search.models import AlertRead, DrivingIssue
 from services.search.posts import search
 from services.search.query import range_filter, scope_filters, term_filters
+from yuqing.fingerprint import is_alert_band
 
 DRIVING_LIMIT = 3  # issues listed per alert
 DRIVING_MIN_SHARE = 0.1  # of the window's posts: smaller issues do not drive the surge
-OLD_BAND_CHARS = 2  # a cluster key of this length is a SimHash band (alerts before issue keys)
 EVERYONE = Principal(subject="alerts", role=Role.VIEWER)  # the alerting side counts every region's posts
 
 
@@ -53,7 +53,7 @@ def key_filters(*, since: datetime, until: datetime, topic: str | None = None, r
     """The posts an alert counted: its window (``since`` inclusive, ``until`` exclusive) and key."""
     filters = range_filter("created_at", since, until)
     filters += term_filters(topic=topic, region=region, source=source)
-    if cluster and len(cluster) == OLD_BAND_CHARS:
+    if cluster and is_alert_band(cluster):  # an alert from before issue keys
         filters.append({"prefix": {"fingerprint": cluster}})
     elif cluster:
         filters.append({"term": {"issue_id": cluster}})
