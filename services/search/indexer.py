@@ -16,7 +16,7 @@ import logging
 import time
 
 from services.search import metrics
-from services.search.bulk import build_actions, issue_table, write_bulk
+from services.search.bulk import PipelinedWriter, issue_table
 from services.search.es import ensure_templates, make_client
 from services.search.settings import SearchSettings
 from yuqing.consumer import BatchOutcome, InvalidMessage, Record, Runtime
@@ -39,6 +39,10 @@ class Indexer:
         warmed = self.issues.warm(self.client, settings.es.index_prefix)
         log.info("issue grouping warmed with %d recent posts", warmed)
         self.alerts_topic = settings.kafka.topic(LogicalTopic.ALERTS)
+        self.writer = PipelinedWriter(
+            self.client, settings.es.index_prefix, issues=self.issues, alerts_topic=self.alerts_topic,
+            keep_months=settings.retention_months, max_retries=settings.bulk_max_retries,
+            slice_docs=settings.bulk_slice_docs)
         runtime = Runtime.create(SERVICE, settings.kafka, settings.consumer, on_invalid=_count_rejection)
         consumer = connect("connecting the consumer", lambda: make_consumer(
             settings.kafka, group_id=settings.indexer_group_id,
@@ -55,7 +59,10 @@ class Indexer:
         self.driver.stop()
 
     def run(self) -> None:
-        self.driver.run(self.index)
+        try:
+            self.driver.run(self.index)
+        finally:
+            self.writer.close()
         # the automatic merges of the last batches (recorded at most every few seconds)
         self.issues.record_merges(self.client, self.settings.es.index_prefix, force=True)
 
@@ -63,15 +70,12 @@ class Indexer:
         """Write one batch; what Elasticsearch or the contract refused comes back as invalid."""
         started = time.perf_counter()
         self.issues.refresh(self.client, self.settings.es.index_prefix)
-        actions, kept, rejected = build_actions(records, self.settings.es.index_prefix,
-                                                issues=self.issues, alerts_topic=self.alerts_topic,
-                                                keep_months=self.settings.retention_months)
-        outcome = write_bulk(self.client, actions, kept, self.settings.bulk_max_retries)
+        outcome = self.writer.write(records)
         self.issues.record_merges(self.client, self.settings.es.index_prefix)
         metrics.DOCS_INDEXED.inc(outcome.indexed)
         metrics.BULK_SECONDS.observe(time.perf_counter() - started)
         metrics.ISSUE_TABLE_ENTRIES.set(len(self.issues))
-        return BatchOutcome(invalid=[_invalid(r, reason) for r, reason in [*rejected, *outcome.rejected]])
+        return BatchOutcome(invalid=[_invalid(r, reason) for r, reason in outcome.rejected])
 
 
 def _invalid(record: Record, reason: str) -> InvalidMessage:

@@ -18,9 +18,8 @@ from datetime import datetime
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer, TopicPartition
 
-from services.search.bulk import build_actions, issue_table, write_bulk
+from services.search.bulk import PipelinedWriter, issue_table
 from services.search.es import ensure_templates, make_client
-from services.search.issue_live import LiveIssues
 from services.search.settings import SearchSettings
 from yuqing.consumer import Record
 from yuqing.topics import LogicalTopic
@@ -92,6 +91,9 @@ def reindex(settings: SearchSettings, *, from_offset: int | None = None, from_ti
     ensure_templates(client, settings.es, settings.refresh_interval)
     issues = issue_table(settings)
     issues.warm(client, settings.es.index_prefix)
+    writer = PipelinedWriter(client, settings.es.index_prefix, issues=issues,
+                             alerts_topic=settings.kafka.topic(LogicalTopic.ALERTS),
+                             max_retries=settings.bulk_max_retries, slice_docs=settings.bulk_slice_docs)
     topics = [LogicalTopic.POSTS_ENRICHED] + ([LogicalTopic.ALERTS] if include_alerts else [])
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers(), group_id=None,
                              enable_auto_commit=False, client_id="search-reindex",
@@ -110,26 +112,25 @@ def reindex(settings: SearchSettings, *, from_offset: int | None = None, from_ti
         for message in merged_records(consumer, ends):
             batch.append(message)
             if len(batch) >= batch_size:
-                _write(settings, client, issues, batch, report)
+                _write(settings, client, writer, batch, report)
                 batch = []
                 if on_progress:
                     on_progress(report.read, total)
         if batch:
-            _write(settings, client, issues, batch, report)
+            _write(settings, client, writer, batch, report)
         issues.record_merges(client, settings.es.index_prefix, force=True)
         if on_progress:
             on_progress(report.read, total)
         return report
     finally:
+        writer.close()
         consumer.close()
 
 
-def _write(settings: SearchSettings, client: Elasticsearch, issues: LiveIssues, batch: list[Record],
+def _write(settings: SearchSettings, client: Elasticsearch, writer: PipelinedWriter, batch: list[Record],
            report: ReindexReport) -> None:
-    actions, kept, rejected = build_actions(batch, settings.es.index_prefix, issues=issues,
-                                            alerts_topic=settings.kafka.topic(LogicalTopic.ALERTS))
-    outcome = write_bulk(client, actions, kept, settings.bulk_max_retries)
-    issues.record_merges(client, settings.es.index_prefix)
+    outcome = writer.write(batch)
+    writer.issues.record_merges(client, settings.es.index_prefix)
     report.read += len(batch)
     report.indexed += outcome.indexed
-    report.rejected += [(m.topic, m.partition, m.offset, why) for m, why in rejected + outcome.rejected]
+    report.rejected += [(m.topic, m.partition, m.offset, why) for m, why in outcome.rejected]

@@ -23,6 +23,9 @@ class SearchSettings(BaseSettings):
     indexer_group_id: str = "yuqing-search-indexer"
     bulk_max_docs: int = Field(500, ge=1)
     bulk_max_wait_s: float = Field(1.0, gt=0)
+    # a batch is built and written in slices of this many documents, the next slice built while
+    # Elasticsearch indexes the one before (bulk.PipelinedWriter)
+    bulk_slice_docs: int = Field(100, ge=1)
     # 0 = keep retrying 429/5xx/connection errors: an Elasticsearch outage pauses the indexer
     # (offsets stay uncommitted) instead of stopping it.
     bulk_max_retries: int = Field(0, ge=0)
