@@ -185,11 +185,17 @@ def field_errors(errors: Sequence[ErrorDetails] | Sequence[Any]) -> list[dict[st
 
 
 async def read_body(request: Request, *, limit: int, media_types: frozenset[str]) -> bytes:
-    """The raw body: 415 for another Content-Type or a compressed body, 413 beyond ``limit``
-    bytes (never read further)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in media_types:
+    """The raw body: 415 for another Content-Type, JSON in a charset other than UTF-8 or a compressed body,
+    413 beyond ``limit`` bytes (never read further)."""
+    media_type, *params = (part.strip() for part in request.headers.get("content-type", "").split(";"))
+    if media_type.lower() not in media_types:
         raise Problem(415, f"Content-Type must be {' or '.join(sorted(media_types))}")
+    charset = next((value.strip('"').lower() for name, _, value in (p.partition("=") for p in params)
+                    if name.strip().lower() == "charset"), "utf-8")
+    if media_type.lower() in JSON_TYPES and charset not in ("utf-8", "utf8"):
+        # JSON is read as UTF-8 (RFC 8259 has no other encoding): a GBK body would be misread or
+        # refused. XML declares its own encoding, which the parser follows.
+        raise Problem(415, f"charset {charset} is not accepted: send the body in UTF-8 (charset=utf-8)")
     # Nothing decompresses request bodies: a gzip body would otherwise be read as broken JSON.
     encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
     if encoding != "identity":

@@ -46,8 +46,24 @@ def _exact_number(value: object) -> object:
     return value
 
 
+def _not_blank(value: str) -> str:
+    # "   " would be an id like any other, and the id is what makes a resend a duplicate.
+    if not value.strip():
+        raise ValueError("must not be blank: send the id the source system knows the post by")
+    return value
+
+
+def _printable_key(key: str) -> str:
+    # Keys are carried to every consumer as they are; a control character in one breaks logs and CSV exports.
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in key):
+        raise ValueError("attribute keys must not contain control characters")
+    return key
+
+
+AttributeName = Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_CHARS),
+                          AfterValidator(_printable_key)]
 ExactAttributes = Annotated[
-    dict[Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_CHARS)],
+    dict[AttributeName,
          Annotated[AttributeValue, BeforeValidator(_exact_number)]],
     Field(max_length=MAX_ATTRIBUTES)]
 
@@ -60,7 +76,7 @@ class PostIn(BaseModel):
         "region": "城关镇", "unit": "城关供电所",
     }]})
 
-    external_id: Annotated[str, Field(min_length=1, max_length=256)]
+    external_id: Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_not_blank)]
     text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
     created_at: DateTime
     author: Annotated[str | None, Field(max_length=128)] = None

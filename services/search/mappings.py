@@ -122,7 +122,10 @@ def es_time(moment: datetime) -> str:
 
 
 def posts_index(prefix: str, created_at: datetime) -> str:
-    return f"{prefix}-posts-v{MAPPING_VERSION}-{created_at:%Y.%m}"
+    """The monthly index of a post: the month of its ``created_at`` in UTC, so that one instant
+    written with another offset (a resend) lands in the same index, as retention counts it."""
+    moment = created_at.astimezone(UTC) if created_at.tzinfo else created_at
+    return f"{prefix}-posts-v{MAPPING_VERSION}-{moment:%Y.%m}"
 
 
 DEFAULT_RETENTION_MONTHS = 13

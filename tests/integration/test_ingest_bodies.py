@@ -53,6 +53,41 @@ def test_a_body_not_in_utf8_is_refused_saying_so(ingest: httpx.Client, codec: st
     assert "not UTF-8" in detail and "byte" in detail and "surrogate" not in detail
 
 
+@pytest.mark.parametrize("content_type", ["application/json; charset=gbk",
+                                          'application/json;charset="GB2312"',
+                                          "application/json; charset=latin-1"])
+def test_json_declared_in_another_charset_is_refused_naming_it(ingest: httpx.Client,
+                                                                content_type: str) -> None:
+    resp = ingest.post("/v1/posts", content=body(), headers={**HEADERS, "Content-Type": content_type})
+    assert resp.status_code == 415, resp.text
+    charset = content_type.split("=")[1].strip('"').lower()
+    assert f"charset {charset}" in resp.json()["detail"] and "UTF-8" in resp.json()["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/json; Charset=UTF8",
+                                          "Application/JSON"])
+def test_json_declared_as_utf8_is_accepted(ingest: httpx.Client, content_type: str) -> None:
+    resp = ingest.post("/v1/posts", content=body(external_id=f"cs-{content_type[-4:]}"),
+                       headers={**HEADERS, "Content-Type": content_type})
+    assert resp.status_code == 202, resp.text
+
+
+@pytest.mark.parametrize("external_id", ["   ", "\t", "\u3000"])
+def test_a_blank_external_id_is_refused(ingest: httpx.Client, external_id: str) -> None:
+    resp = ingest.post("/v1/posts", json={**json.loads(body()), "external_id": external_id}, headers=HEADERS)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["loc"] == ["external_id"] and "blank" in resp.json()["detail"][0]["msg"]
+
+
+def test_an_attribute_key_with_a_control_character_is_refused(ingest: httpx.Client) -> None:
+    post = json.loads(body())
+    resp = ingest.post("/v1/posts", json={**post, "attributes": {"ok": 1, "line\nbreak": 2}}, headers=HEADERS)
+    assert resp.status_code == 422, resp.text
+    assert "control characters" in resp.json()["detail"][0]["msg"]
+    fine = {**post, "external_id": "attr-ok", "attributes": {"工单 类型": "报修"}}
+    assert ingest.post("/v1/posts", json=fine, headers=HEADERS).status_code == 202
+
+
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,x", "ftp://x.example/a", "/t/12"])
 def test_a_url_that_is_not_a_web_link_is_refused(ingest: httpx.Client, url: str) -> None:
     resp = ingest.post("/v1/posts", content=body(url=url), headers=HEADERS)

@@ -1,4 +1,5 @@
 import json
+from datetime import UTC, datetime, timedelta, timezone
 
 from services.search.documents import ALERT_MERGE_SCRIPT, alert_action, alert_document, segment, to_document
 from services.search.grouping import Assignment
@@ -93,3 +94,10 @@ def test_grouping_rebuilt_from_the_index_reads_the_senders_region_as_the_live_gr
                          region=region).model_copy(
             update={"inferred_region": inferred})
         assert stored_signal(to_document(post)) == post_signal(post)
+
+
+def test_one_instant_written_with_two_offsets_goes_to_one_monthly_index() -> None:
+    # 2026-12-01 02:00 in UTC+8 is still November in UTC: a resend written in UTC must not
+    # create a second copy in another month's index.
+    local = datetime(2026, 12, 1, 2, 0, tzinfo=timezone(timedelta(hours=8)))
+    assert posts_index("yq", local) == posts_index("yq", local.astimezone(UTC)) == "yq-posts-v1-2026.11"
