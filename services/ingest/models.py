@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -60,12 +60,17 @@ def _printable_key(key: str) -> str:
     return key
 
 
+def _printable_names(schema: dict[str, Any]) -> None:
+    # documents the key rule in the OpenAPI schema; the validator gives the message
+    schema.setdefault("propertyNames", {})["pattern"] = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+
+
 AttributeName = Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_CHARS),
                           AfterValidator(_printable_key)]
 ExactAttributes = Annotated[
     dict[AttributeName,
          Annotated[AttributeValue, BeforeValidator(_exact_number)]],
-    Field(max_length=MAX_ATTRIBUTES)]
+    Field(max_length=MAX_ATTRIBUTES, json_schema_extra=_printable_names)]
 
 
 class PostIn(BaseModel):
@@ -76,7 +81,9 @@ class PostIn(BaseModel):
         "region": "城关镇", "unit": "城关供电所",
     }]})
 
-    external_id: Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_not_blank)]
+    # the pattern documents the rule in the OpenAPI schema; the validator gives the message
+    external_id: Annotated[str, Field(min_length=1, max_length=256, json_schema_extra={"pattern": "\\S"}),
+                           AfterValidator(_not_blank)]
     text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
     created_at: DateTime
     author: Annotated[str | None, Field(max_length=128)] = None
