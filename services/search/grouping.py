@@ -4,8 +4,9 @@ An issue is one matter a responder handles once: the outage of one village on
 one evening, the wrong bills after one meter replacement. A post joins the open
 issue of its township that it fits best, or founds a new one:
 
-* **Township** (the region, else the township named in the text) must match:
-  the same complaint in another township is another issue. An issue founded by
+* **Township** (the region, else the township the text names, short forms
+  too: ``蓝田这边``, issue_towns.py) must match: the same complaint in another
+  township is another issue. An issue founded by
   a post of no known township is open to every township's posts until one of
   them joins it; it then belongs to that township.
 * **Time**: the issue's last post at most ``gap`` before (or after) the post and
@@ -19,9 +20,9 @@ issue of its township that it fits best, or founds a new one:
 * A post that says little beyond its place (``+1``, ``我家也是，滨河小区``) is
   judged on place, topic and time: its word score is blended towards a prior in
   proportion to how little it says.
-* **Activity**: an issue many posts joined in the last two hours draws the
+* **Bursts**: an issue at least three posts joined in the last hour draws the
   township's posts of a compatible topic that name no other place, whatever
-  their words (``蜡烛都点上了`` beside ``杨柳村停电了``).
+  their words (``蜡烛都点上了``, ``客服电话打不通`` beside ``杨柳村停电了``).
 
 The post joins the best issue scoring at least ``threshold``; ties go to the
 smaller issue id. Then the **issue-level step** compares the issue the post is
@@ -49,10 +50,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.search.issue_text import TextView, cosine, stem
+from services.search.issue_towns import KnownTownships
 from services.search.open_issues import COMPATIBLE_TOPICS as COMPATIBLE_TOPICS
 from services.search.open_issues import Member, OpenIssue, member_of, topic_agreement
 from services.search.open_issues import PostSignal as PostSignal  # the grouping's input, re-exported
 from yuqing.fingerprint import band_terms as band_terms  # re-exported for documents.py
+from yuqing.places import NO_PLACES, Gazetteer
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,10 @@ class GroupingParams:
     # a post of no known township (no region, none named) against a township's issue: it may be
     # about any township's matter: topic and hour alone do not place it, words or a place must
     unplaced_penalty: float = 0.25
+    unplaced_pair_penalty: float = 0.25  # the same for a post and an issue both of no known township
+    # a post without a region is placed in the township its text names (short forms too:
+    # "蓝田这边", "石龙+1"), among the configured ones and those other posts carried (issue_towns.py)
+    infer_township: bool = True
     late_place_open: float = 0.0  # the same beyond ``gap``: a later post joins on place or words
     topic_bonus: float = 0.30
     topic_penalty: float = 0.30
@@ -98,11 +105,12 @@ class GroupingParams:
     merge_topic_bonus: float = 0.30
     merge_size_bonus: float = 0.15
     # a matter many are raising right now draws the township's posts of its topic (or a compatible
-    # one) that name no other place: + this x min(1, log2(the issue's posts in the last
-    # ``busy_window``) / log2(``busy_full``)); 0 for an issue with one post in that window
-    busy_bonus: float = 0.15
-    busy_window: timedelta = timedelta(hours=2)
+    # one) that name no other place: + this x min(1, log2(n - busy_min + 2) / log2(busy_full -
+    # busy_min + 2)) for the issue's n posts in the last ``busy_window``; 0 when n < ``busy_min``
+    busy_bonus: float = 0.45
+    busy_window: timedelta = timedelta(hours=1)
     busy_full: int = 8
+    busy_min: int = 3
 
 
 @dataclass(frozen=True)
@@ -131,8 +139,11 @@ def founder_issue_id(post_id: str, topic: str | None, salt: str = "") -> str:
 class IssueGrouper:
     """Online grouping state: open issues per township, and the issue of every recent post."""
 
-    def __init__(self, params: GroupingParams | None = None) -> None:
+    def __init__(self, params: GroupingParams | None = None, places: Gazetteer = NO_PLACES) -> None:
+        """``places``: the configured gazetteer (the NLP worker's); the townships of the stream are
+        learned from the posts' regions (``issue_towns.py``)."""
         self.params = params or GroupingParams()
+        self._townships = KnownTownships(places)
         self._issues: OrderedDict[str, OpenIssue] = OrderedDict()  # least recently active first
         self._by_town: dict[str, OrderedDict[str, None]] = {}  # least recently active first
         self._post_issue: OrderedDict[str, str] = OrderedDict()
@@ -163,7 +174,7 @@ class IssueGrouper:
         known = self.issue_of(post.post_id)
         if known is not None:
             return Assignment(known, self._distance.get(post.post_id, 0))
-        member = member_of(post)
+        member = member_of(self._townships.place(post, infer=self.params.infer_township))
         town = member.town
         self._advance(post.created_at)
         best = self._best(member)
@@ -183,7 +194,7 @@ class IssueGrouper:
             return
         if distance:
             self._distance[post.post_id] = distance
-        member = member_of(post)
+        member = member_of(self._townships.place(post, infer=self.params.infer_township))
         self._advance(post.created_at)
         self._add(self.resolve(issue_id), member.town, member)
 
@@ -352,6 +363,8 @@ class IssueGrouper:
             score -= p.topic_penalty
         if bool(member.town) != bool(issue.town):
             score -= p.unplaced_penalty
+        elif not member.town:
+            score -= p.unplaced_pair_penalty
         if member.town and agreement >= 0 and place >= 0 and apart <= p.busy_window:
             score += p.busy_bonus * self._busy(issue, at)
         hours = min(apart, p.gap).total_seconds() / 3600
@@ -361,7 +374,10 @@ class IssueGrouper:
         """0..1: how many posts the issue had in the ``busy_window`` before ``at`` (log scale)."""
         since = at - self.params.busy_window
         recent = sum(1 for m in issue.members if since <= m.created_at <= at)
-        return min(1.0, math.log2(recent) / math.log2(self.params.busy_full)) if recent > 1 else 0.0
+        # 0 below ``busy_min`` posts, then log2 of the posts counted from there (1 at ``busy_full``)
+        extra = recent - self.params.busy_min + 2
+        return min(1.0, math.log2(extra) / math.log2(self.params.busy_full - self.params.busy_min + 2)) \
+            if extra > 1 else 0.0
 
     def _candidates(self, town: str, at: datetime) -> list[str]:
         """The township's issues last active within ``late_gap`` of the post, at most ``max_candidates``
