@@ -57,7 +57,8 @@ from yuqing.fingerprint import simhash  # noqa: E402
 BIG_EVENT = 5
 RECOVERED_SHARE = 0.8
 OURS, UNMERGED = "meaning, place and time", "without issue merging"
-WITHOUT_MERGE = replace(GroupingParams(), merge_threshold=float("inf"))  # the issue-level step off
+# the issue-level steps off: merging by centroids and bridging an issue of no known township
+WITHOUT_MERGE = replace(GroupingParams(), merge_threshold=float("inf"), bridge_unplaced=False)
 
 
 def bcubed(events: Sequence[str], issues: Sequence[str]) -> tuple[float, float, float]:

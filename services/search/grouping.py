@@ -49,6 +49,7 @@ from collections.abc import Reversible
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from services.search.issue_merging import merge_score
 from services.search.issue_text import TextView, cosine, stem
 from services.search.issue_towns import KnownTownships
 from services.search.open_issues import COMPATIBLE_TOPICS as COMPATIBLE_TOPICS
@@ -104,6 +105,9 @@ class GroupingParams:
     merge_place_bonus: float = 0.45
     merge_topic_bonus: float = 0.30
     merge_size_bonus: float = 0.15
+    # a post that joins its township's issue and also scores ``threshold`` against an issue of no
+    # known township merges the two (``IssueGrouper._bridge``)
+    bridge_unplaced: bool = True
     # a matter many are raising right now draws the township's posts of its topic (or a compatible
     # one) that name no other place: + this x min(1, log2(n - busy_min + 2) / log2(busy_full -
     # busy_min + 2)) for the issue's n posts in the last ``busy_window``; 0 when n < ``busy_min``
@@ -177,16 +181,18 @@ class IssueGrouper:
         member = member_of(self._townships.place(post, infer=self.params.infer_township))
         town = member.town
         self._advance(post.created_at)
-        best = self._best(member)
-        if best is None:
+        ranked = self._ranked(member)
+        if not ranked:
             issue_id = founder_issue_id(post.post_id, post.topic)
             self._add(issue_id, town, member)
             return Assignment(self._merge_step(issue_id, post.created_at), 0)
+        best = ranked[0]
         self._add(best[1], town, member)
         distance = max(0, min(100, round(100 - 100 * best[0])))
         if distance:
             self._distance[post.post_id] = distance
-        return Assignment(self._merge_step(best[1], post.created_at), distance)
+        issue_id = self._bridge(best[1], ranked[1:], post.created_at)
+        return Assignment(self._merge_step(issue_id, post.created_at), distance)
 
     def remember(self, post: PostSignal, issue_id: str, distance: int = 0) -> None:
         """Take a post whose issue is already decided (warm-up from the index, other replicas)."""
@@ -274,45 +280,37 @@ class IssueGrouper:
             return issue_id
         best: tuple[float, str] | None = None
         for other_id in self._candidates(issue.town, at):
-            score = self._merge_score(issue, self._issues[other_id])
+            score = merge_score(issue, self._issues[other_id], self.params, self._corrected)
             if score is not None and score >= self.params.merge_threshold and (
                     best is None or (score, best[1]) > (best[0], other_id)):
                 best = (score, other_id)
-        if best is None:
-            return issue_id
-        other = self._issues[best[1]]
-        younger, older = sorted((issue, other), key=lambda i: (i.first_seen, i.issue_id), reverse=True)
-        self.merge(younger.issue_id, older.issue_id)
-        self._merges.append(IssueMerge(younger.issue_id, older.issue_id, round(best[0], 4), at))
-        return older.issue_id
+        return issue_id if best is None else self._merge_pair(issue, self._issues[best[1]], best[0], at)
 
-    def _merge_score(self, issue: OpenIssue, other: OpenIssue) -> float | None:
-        """How much two open issues of one township look like one matter; None when they may not
-        be merged (itself, corrected, another township, an incompatible topic, apart in time)."""
-        p = self.params
-        if other is issue or other.town != issue.town or other.issue_id in self._corrected:
-            return None
-        agreement = topic_agreement(issue.topic, other.topic)
-        if agreement < 0 or (other.first_seen - issue.last_seen > p.merge_gap
-                             or issue.first_seen - other.last_seen > p.merge_gap):
-            return None
-        shared = issue.places.keys() & other.places.keys()
-        if not shared and issue.places and other.places:
-            return None  # two villages' outages of one afternoon are two matters
-        norms = issue.centroid_norm2 * other.centroid_norm2
-        score = cosine(issue.centroid, other.centroid) / math.sqrt(norms) if norms > 1e-9 else 0.0
-        if shared:
-            score += p.merge_place_bonus
-        if agreement > 0:
-            score += p.merge_topic_bonus
-        if issue.size >= 2 and other.size >= 2:
-            score += p.merge_size_bonus
-        return score
+    def _bridge(self, issue_id: str, others: list[tuple[float, str]], at: datetime) -> str:
+        """A post that joined its township's issue and also fits an issue of no known township of
+        the same topic (its founder named no township) shows that they are one matter: merged, the
+        older id stays."""
+        issue = self._issues[issue_id]
+        if not self.params.bridge_unplaced or not issue.town or issue_id in self._corrected:
+            return issue_id
+        for score, other_id in others:
+            other = self._issues.get(other_id)
+            if (other is not None and not other.town and other_id not in self._corrected
+                    and topic_agreement(issue.topic, other.topic) > 0):
+                return self._merge_pair(issue, other, score, at)
+        return issue_id
+
+    def _merge_pair(self, issue: OpenIssue, other: OpenIssue, score: float, at: datetime) -> str:
+        """The younger of two issues merged into the older (ties: the smaller id); its id."""
+        younger, older = sorted((issue, other), key=lambda i: (i.first_seen, i.issue_id), reverse=True)
+        self.merge(younger.issue_id, older.issue_id)  # an issue of no known township takes the other's
+        self._merges.append(IssueMerge(younger.issue_id, older.issue_id, round(score, 4), at))
+        return older.issue_id
 
     # --- internals ---------------------------------------------------------------
 
-    def _best(self, member: Member) -> tuple[float, str] | None:
-        """The best issue scoring at least ``threshold`` (ties: the smaller id).
+    def _ranked(self, member: Member) -> list[tuple[float, str]]:
+        """The issues scoring at least ``threshold``, best first (ties: the smaller id).
 
         Every candidate is ranked roughly first (centroid words, shared place, topic);
         only the ``refine`` best are scored in full, with their latest members.
@@ -329,13 +327,12 @@ class IssueGrouper:
             rough -= p.decay_per_hour * min(apart, p.gap).total_seconds() / 3600 + (
                 p.late_margin if apart > p.gap else 0.0)
             quick.append((-rough, issue_id))
-        best: tuple[float, str] | None = None
+        found = []
         for _, issue_id in sorted(quick)[:self.params.refine]:
             score = self._score(self._issues[issue_id], member)
-            if score is not None and score >= self.params.threshold and (
-                    best is None or (score, best[1]) > (best[0], issue_id)):
-                best = (score, issue_id)
-        return best
+            if score is not None and score >= self.params.threshold:
+                found.append((-score, issue_id))
+        return [(-negated, issue_id) for negated, issue_id in sorted(found)]
 
     def _score(self, issue: OpenIssue, member: Member) -> float | None:
         p = self.params
