@@ -13,7 +13,8 @@ T0 = datetime(2026, 12, 14, 19, 0, tzinfo=TZ)
 OFF = replace(GroupingParams(), merge_threshold=99.0, bridge_unplaced=False)
 # One evening's outage of 河口镇: a post with no township founds an issue its words describe, the
 # village's posts found a second (a post of no known township is not joined on topic and hour
-# alone); a township post in the first one's words then joins it, and the two are one matter.
+# alone); a township post in the first one's words then fits both (it joins the village's issue,
+# drawn by its burst, and bridges the first one), and the two are one matter.
 FIRST = [(0, "灯一下子全灭了，小孩吓得直哭", None),
          (2, "河口镇新街村停电了，什么时候来电？", "河口镇"),
          (4, "新街村这边突然黑了，整个村都没电", "河口镇"),
