@@ -362,7 +362,8 @@ class IssueGrouper:
             score -= p.unplaced_penalty
         elif not member.town:
             score -= p.unplaced_pair_penalty
-        if member.town and agreement >= 0 and place >= 0 and apart <= p.busy_window:
+        # a burst draws posts that say its matter in other words, not those a shared place places
+        if member.town and agreement >= 0 and 0 <= place < p.place_bonus and apart <= p.busy_window:
             score += p.busy_bonus * self._busy(issue, at)
         hours = min(apart, p.gap).total_seconds() / 3600
         return score - p.decay_per_hour * hours - (p.late_margin if apart > p.gap else 0.0)

@@ -94,3 +94,14 @@ def test_known_townships_are_learned_from_regions_and_bounded() -> None:
     assert towns.region_of("蓝田和石龙都停电了") is None  # two named: neither
     towns.learn("沙河镇")  # the oldest is forgotten
     assert towns.region_of("蓝田这边停电了") is None and towns.region_of("沙河停电了") == "沙河镇"
+
+
+def test_a_post_like_a_split_out_one_follows_it_not_the_burst() -> None:
+    grouper = IssueGrouper()
+    village = ["蓝田乡东山村停电了", "东山村这边突然黑了，整个村都没电", "我家也是，东山村三组没电",
+               "东山村停电+1"]
+    outage = {grouper.assign(_post(i, text, 2 * i)).issue_id for i, text in enumerate(village)}
+    assert len(outage) == 1
+    apart = grouper.split("p1")  # a responder: that post is another matter
+    # a burst of four posts in the hour, but the post names the village: words and place decide
+    assert grouper.assign(_post(10, "东山村这边还是黑的，整个村都没电", 9)).issue_id == apart
