@@ -14,17 +14,19 @@ form where a place name stands, or by a place listed under it).
 Deterministic: the townships known at a post are those of the posts before it,
 in the order they were grouped (a replica or a restarted indexer learns them
 again from the posts it reads back). Bounded: at most ``MAX_TOWNSHIPS`` learned,
-the oldest forgotten first; a lookup costs one scan of the known townships.
+the oldest forgotten first; a lookup costs one regular-expression search of the known names, and
+a scan of the known townships only when the text names one.
 """
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import replace
 
 from services.search.issue_text import clean
 from services.search.open_issues import PostSignal
-from yuqing.places import NO_PLACES, TOWN, Gazetteer
+from yuqing.places import NO_PLACES, TOWN, Gazetteer, short_form
 
 MAX_TOWNSHIPS = 200  # a county has a few dozen; bounds the scan per post without a region
 
@@ -36,7 +38,8 @@ class KnownTownships:
         self._configured = configured
         self._limit = limit
         self._learned: OrderedDict[str, None] = OrderedDict()
-        self._gazetteer: Gazetteer | None = configured
+        self._gazetteer: Gazetteer | None = None
+        self._names: re.Pattern[str] | None = None  # every name a lookup may find, in one pattern
 
     def learn(self, region: str | None) -> None:
         """Remember a post's region if it names a township (``桑园乡``, not ``市区``)."""
@@ -50,9 +53,14 @@ class KnownTownships:
 
     def region_of(self, text: str) -> str | None:
         """The one known township the text names, or None (none named, or several)."""
-        if self._gazetteer is None:
-            self._gazetteer = Gazetteer(self._configured.regions | frozenset(self._learned),
-                                        self._configured.places)
+        if self._gazetteer is None or self._names is None:
+            regions = self._configured.regions | frozenset(self._learned)
+            self._gazetteer = Gazetteer(regions, self._configured.places)
+            names = {*regions, *(short_form(r) or r for r in regions), *self._configured.places}
+            self._names = re.compile("|".join(sorted(map(re.escape, names)))) if names else None
+        # most posts without a region name no township: one search, not a scan of every township
+        if self._names is None or self._names.search(text) is None:
+            return None
         return self._gazetteer.region_of(text)
 
     def place(self, post: PostSignal, *, infer: bool = True) -> PostSignal:
