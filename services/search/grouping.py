@@ -25,18 +25,19 @@ issue of its township that it fits best, or founds a new one:
   their words (``蜡烛都点上了``, ``客服电话打不通`` beside ``杨柳村停电了``).
 
 The post joins the best issue scoring at least ``threshold``; ties go to the
-smaller issue id. Then the **issue-level step** compares the issue the post is
-in with the township's other open issues (the same bounded candidates) and
-merges the best pair that looks like one matter (``_merge_score``): the issue
-founded first keeps its id, and the merge is kept for the indexer to record
-(``take_merges``). Issues a responder split or moved posts of are left out.
+smaller issue id; if it also fits an issue of no known township of the same
+topic, the two are merged (``_bridge``). Then the **issue-level step** compares
+the issue the post is in with the township's other open issues (the same
+bounded candidates) and merges the best pair that looks like one matter
+(``issue_merging.py``): the issue founded first keeps its id, and the merge is
+kept for the indexer to record (``take_merges``). Issues a responder split or
+moved posts of are left out.
 
 A new issue's id is ``<topic>-<16 hex digits of blake2b(post id)>``: derived
 from the founding post, so every process that sees the same posts in the same
 order names the issue the same way, and a post seen again (a replay) keeps the
-issue it had. State is bounded: issues idle
-for longer than ``gap`` are dropped, members per issue and issues in all are
-capped. Corrections (merge, move, split) change the state so that later posts
+issue it had. State is bounded: idle issues are dropped, members per issue and
+issues in all are capped. Corrections (merge, move, split) change the state so that later posts
 follow them; see ``merge``, ``move`` and ``split``.
 """
 
@@ -63,7 +64,7 @@ from yuqing.places import NO_PLACES, Gazetteer
 class GroupingParams:
     """Tuned on the development sets (data/issues/dev*.jsonl), each value kept when chosen on the
     others it also held on the one left out, with the default model's topics as the indexer sees
-    them (``bench/bench_issues.py --tune --model-topics``); see docs/search.md."""
+    them (``bench/bench_issues.py --tune``, ``--loo``); see docs/search.md."""
 
     threshold: float = 0.15
     gap: timedelta = timedelta(hours=3)
@@ -373,9 +374,8 @@ class IssueGrouper:
         since = at - self.params.busy_window
         recent = sum(1 for m in issue.members if since <= m.created_at <= at)
         # 0 below ``busy_min`` posts, then log2 of the posts counted from there (1 at ``busy_full``)
-        extra = recent - self.params.busy_min + 2
-        return min(1.0, math.log2(extra) / math.log2(self.params.busy_full - self.params.busy_min + 2)) \
-            if extra > 1 else 0.0
+        p, extra = self.params, recent - self.params.busy_min + 2
+        return min(1.0, math.log2(extra) / math.log2(p.busy_full - p.busy_min + 2)) if extra > 1 else 0.0
 
     def _candidates(self, town: str, at: datetime) -> list[str]:
         """The township's issues last active within ``late_gap`` of the post, at most ``max_candidates``
