@@ -12,11 +12,15 @@ labelled set (lines ``{"id", "text", "created_at", "region", "channel",
 beside the same grouping without its issue-level merge step, and two
 baselines: SimHash grouping (the nearest earlier post of the same
 topic within 7 bits and 72 h, the grouping this replaced) and "same topic,
-region and day". ``--model-topics`` drops the labelled topics and lets the
-default model classify (as the offline command does for posts without one).
-``--tune`` searches the grouping parameters on the given set, ``--tune-merge``
-those of the issue-level step: run them on the development sets only, never on
-the evaluation set. Writes
+region and day". The labelled topics are dropped and the default model
+classifies (as the indexer and the offline command for posts without one see
+them): the figures at the top of ``bench/results/issues.json`` are these; the
+same grouping with the labelled topics is reported beside them
+(``labelled_topics``; ``--labelled-topics`` puts them first). ``--tune``
+searches the grouping parameters on the given set, ``--tune-merge`` those of
+the issue-level step, ``--loo`` the burst and township parameters by leaving
+one development set (``data/issues/dev*.jsonl``) out at a time: run them on the
+development sets only, never on the evaluation set. Writes
 ``bench/results/issues.json``.
 """
 
@@ -36,17 +40,25 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "issues"
 sys.path.insert(0, str(ROOT))
 
 from services.search.grouping import GroupingParams  # noqa: E402
-from services.search.issue_offline import group_rows, model_topics, parse_time, read_posts  # noqa: E402
+from services.search.issue_offline import (  # noqa: E402
+    configured_places,
+    group_rows,
+    model_topics,
+    parse_time,
+    read_posts,
+)
 from services.search.issue_text import idf_table, view  # noqa: E402
 from yuqing.fingerprint import simhash  # noqa: E402
 
 BIG_EVENT = 5
 RECOVERED_SHARE = 0.8
 OURS, UNMERGED = "meaning, place and time", "without issue merging"
-WITHOUT_MERGE = replace(GroupingParams(), merge_threshold=float("inf"))  # the issue-level step off
+# the issue-level steps off: merging by centroids and bridging an issue of no known township
+WITHOUT_MERGE = replace(GroupingParams(), merge_threshold=float("inf"), bridge_unplaced=False)
 
 
 def bcubed(events: Sequence[str], issues: Sequence[str]) -> tuple[float, float, float]:
@@ -121,6 +133,36 @@ def tune(rows: list[dict[str, Any]], grid: dict[str, list[Any]]) -> GroupingPara
     return results[0][2]
 
 
+# the burst term, topics and townships (docs/search.md, *Bursts*), chosen by ``--loo``
+LOO_GRID: dict[str, list[Any]] = {
+    "busy_bonus": [0.15, 0.3, 0.4, 0.45, 0.5], "busy_window": [timedelta(hours=h) for h in (1, 2)],
+    "busy_full": [6, 8], "busy_min": [2, 3], "unplaced_pair_penalty": [0.0, 0.25],
+    "infer_township": [False, True]}
+
+
+def leave_one_out(grid: dict[str, list[Any]]) -> None:
+    """For each development set: the grid's best setting on the others (mean F1, model topics), and
+    its F1 and big events on the one left out, beside the defaults'."""
+    sets = {path.stem: with_model_topics(read_posts(path)) for path in sorted(DATA.glob("dev*.jsonl"))}
+    scored = []
+    for values in itertools.product(*grid.values()):
+        params = replace(GroupingParams(), **dict(zip(grid, values, strict=True)))
+        scored.append((params, {name: score(rows, group_rows(rows, classify=None, params=params))
+                                for name, rows in sets.items()}))
+    defaults = {name: score(rows, group_rows(rows, classify=None)) for name, rows in sets.items()}
+    for out in sets:
+        params, found = max(scored, key=lambda s: sum(s[1][n]["bcubed_f1"] for n in sets if n != out))
+        chosen = {k: getattr(params, k) for k in grid}
+        print(f"{out} left out: F1 {found[out]['bcubed_f1']:.3f} big {found[out]['big_events']} "
+              f"(defaults {defaults[out]['bcubed_f1']:.3f} {defaults[out]['big_events']}) with {chosen}")
+
+
+def with_model_topics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with the default model's topics in place of the labelled ones."""
+    return [{**row, "topic": topic} for row, topic in zip(rows, model_topics([r["text"] for r in rows]),
+                                                          strict=True)]
+
+
 def table(results: dict[str, dict[str, Any]]) -> str:
     lines = [f"{'grouping':<28}{'P':>8}{'R':>8}{'F1':>8}{'big events':>12}{'issues':>8}"]
     for name, r in results.items():
@@ -193,46 +235,64 @@ def indexing(docs: int) -> dict[str, Any]:
     return measured
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", type=Path, default=ROOT / "data" / "issues" / "eval.jsonl")
+    parser.add_argument("--input", type=Path, default=DATA / "eval.jsonl")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "issues.json")
-    parser.add_argument("--model-topics", action="store_true", help="classify instead of labelled topics")
+    parser.add_argument("--labelled-topics", action="store_true",
+                        help="group with the labelled topics first (default: the default model's)")
+    parser.add_argument("--model-topics", action="store_true", help="the default; kept for older commands")
     parser.add_argument("--tune", action="store_true", help="search parameters (development set only)")
     parser.add_argument("--tune-merge", action="store_true",
                         help="search the issue-level step's parameters (development set only)")
+    parser.add_argument("--loo", action="store_true",
+                        help="choose the burst and township parameters leaving one development set out")
     parser.add_argument("--indexing", type=int, default=0, metavar="DOCS",
                         help="also measure indexing throughput on this many synthetic posts (Elasticsearch)")
     args = parser.parse_args()
     if not args.input.exists():
-        args.input = ROOT / "data" / "issues" / "dev.jsonl"
+        args.input = DATA / "dev.jsonl"
     args.input = args.input.resolve()
-    rows = read_posts(args.input)
-    grouped = [{k: v for k, v in r.items() if k != "topic"} for r in rows] if args.model_topics else rows
-    if args.model_topics:
-        for row, topic in zip(grouped, model_topics([r["text"] for r in rows]), strict=True):
-            row["topic"] = topic
-    if args.tune or args.tune_merge:
-        tune(grouped, MERGE_GRID if args.tune_merge else POST_GRID)
-        return
+    return args
+
+
+def compare(rows: list[dict[str, Any]], grouped: list[dict[str, Any]]) -> dict[str, Any]:
+    """The grouping (with and without its merge step) and the baselines on ``grouped`` (the rows
+    with the topics used), scored against the rows' events, with the grouping's cost per post."""
     idf_table()  # built once per process; not part of a post's cost
+    configured_places()  # read once per process, likewise
     issues, us_per_post = timed(lambda: group_rows(grouped, classify=None), len(rows))
     unmerged, unmerged_us = timed(lambda: group_rows(grouped, classify=None, params=WITHOUT_MERGE), len(rows))
-    results = {OURS: score(rows, issues),
-               UNMERGED: score(rows, unmerged),
+    results = {OURS: score(rows, issues), UNMERGED: score(rows, unmerged),
                "SimHash (previous)": score(rows, simhash_baseline(grouped)),
                "same topic, region, day": score(rows, topic_region_day_baseline(grouped))}
-    print(f"{args.input.relative_to(ROOT)}: {len(rows)} posts, {len(set(r['event'] for r in rows))} events;"
-          f" topics {'from the default model' if args.model_topics else 'as labelled'}")
     print(table(results))
     print(f"grouping: {us_per_post:.0f} µs per post ({unmerged_us:.0f} without issue-level merging)")
     ours = results[OURS]
-    report = {"input": str(args.input.relative_to(ROOT)), "posts": len(rows),
-              "topics": "model" if args.model_topics else "labelled",
-              "bcubed_f1": ours["bcubed_f1"], "big_events_recovered": ours["big_events_recovered"],
-              "detail": ours, "grouping_us_per_post": round(us_per_post, 1),
-              "without_issue_merging": {**results[UNMERGED], "grouping_us_per_post": round(unmerged_us, 1)},
-              "baselines": {k: v for k, v in results.items() if k not in (OURS, UNMERGED)}}
+    return {"bcubed_f1": ours["bcubed_f1"], "big_events_recovered": ours["big_events_recovered"],
+            "detail": ours, "grouping_us_per_post": round(us_per_post, 1),
+            "without_issue_merging": {**results[UNMERGED], "grouping_us_per_post": round(unmerged_us, 1)},
+            "baselines": {k: v for k, v in results.items() if k not in (OURS, UNMERGED)}}
+
+
+def main() -> None:
+    args = arguments()
+    if args.loo:
+        leave_one_out(LOO_GRID)
+        return
+    rows = read_posts(args.input)
+    modelled = with_model_topics(rows)
+    if args.tune or args.tune_merge:
+        tune(rows if args.labelled_topics else modelled, MERGE_GRID if args.tune_merge else POST_GRID)
+        return
+    first, second = ("labelled", "model") if args.labelled_topics else ("model", "labelled")
+    topics = {"model": modelled, "labelled": rows}
+    print(f"{args.input.relative_to(ROOT)}: {len(rows)} posts, {len(set(r['event'] for r in rows))} events")
+    print(f"topics {first}:")
+    report = {"input": str(args.input.relative_to(ROOT)), "posts": len(rows), "topics": first,
+              **compare(rows, topics[first])}
+    print(f"topics {second}:")
+    report[f"{second}_topics"] = compare(rows, topics[second])
     if args.indexing:
         report["indexing"] = indexing(args.indexing)
         print(f"indexing: {report['indexing']}")

@@ -4,8 +4,9 @@ An issue is one matter a responder handles once: the outage of one village on
 one evening, the wrong bills after one meter replacement. A post joins the open
 issue of its township that it fits best, or founds a new one:
 
-* **Township** (the region, else the township named in the text) must match:
-  the same complaint in another township is another issue. An issue founded by
+* **Township** (the region, else the township the text names, short forms
+  too: ``蓝田这边``, issue_towns.py) must match: the same complaint in another
+  township is another issue. An issue founded by
   a post of no known township is open to every township's posts until one of
   them joins it; it then belongs to that township.
 * **Time**: the issue's last post at most ``gap`` before (or after) the post and
@@ -19,23 +20,24 @@ issue of its township that it fits best, or founds a new one:
 * A post that says little beyond its place (``+1``, ``我家也是，滨河小区``) is
   judged on place, topic and time: its word score is blended towards a prior in
   proportion to how little it says.
-* **Activity**: an issue many posts joined in the last two hours draws the
+* **Bursts**: an issue at least three posts joined in the last hour draws the
   township's posts of a compatible topic that name no other place, whatever
-  their words (``蜡烛都点上了`` beside ``杨柳村停电了``).
+  their words (``蜡烛都点上了``, ``客服电话打不通`` beside ``杨柳村停电了``).
 
 The post joins the best issue scoring at least ``threshold``; ties go to the
-smaller issue id. Then the **issue-level step** compares the issue the post is
-in with the township's other open issues (the same bounded candidates) and
-merges the best pair that looks like one matter (``_merge_score``): the issue
-founded first keeps its id, and the merge is kept for the indexer to record
-(``take_merges``). Issues a responder split or moved posts of are left out.
+smaller issue id; if it also fits an issue of no known township of the same
+topic, the two are merged (``_bridge``). Then the **issue-level step** compares
+the issue the post is in with the township's other open issues (the same
+bounded candidates) and merges the best pair that looks like one matter
+(``issue_merging.py``): the issue founded first keeps its id, and the merge is
+kept for the indexer to record (``take_merges``). Issues a responder split or
+moved posts of are left out.
 
 A new issue's id is ``<topic>-<16 hex digits of blake2b(post id)>``: derived
 from the founding post, so every process that sees the same posts in the same
 order names the issue the same way, and a post seen again (a replay) keeps the
-issue it had. State is bounded: issues idle
-for longer than ``gap`` are dropped, members per issue and issues in all are
-capped. Corrections (merge, move, split) change the state so that later posts
+issue it had. State is bounded: idle issues are dropped, members per issue and
+issues in all are capped. Corrections (merge, move, split) change the state so that later posts
 follow them; see ``merge``, ``move`` and ``split``.
 """
 
@@ -48,18 +50,21 @@ from collections.abc import Reversible
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from services.search.issue_merging import merge_score
 from services.search.issue_text import TextView, cosine, stem
+from services.search.issue_towns import KnownTownships
 from services.search.open_issues import COMPATIBLE_TOPICS as COMPATIBLE_TOPICS
 from services.search.open_issues import Member, OpenIssue, member_of, topic_agreement
 from services.search.open_issues import PostSignal as PostSignal  # the grouping's input, re-exported
 from yuqing.fingerprint import band_terms as band_terms  # re-exported for documents.py
+from yuqing.places import NO_PLACES, Gazetteer
 
 
 @dataclass(frozen=True)
 class GroupingParams:
     """Tuned on the development sets (data/issues/dev*.jsonl), each value kept when chosen on the
     others it also held on the one left out, with the default model's topics as the indexer sees
-    them (``bench/bench_issues.py --tune --model-topics``); see docs/search.md."""
+    them (``bench/bench_issues.py --tune``, ``--loo``); see docs/search.md."""
 
     threshold: float = 0.15
     gap: timedelta = timedelta(hours=3)
@@ -75,6 +80,10 @@ class GroupingParams:
     # a post of no known township (no region, none named) against a township's issue: it may be
     # about any township's matter: topic and hour alone do not place it, words or a place must
     unplaced_penalty: float = 0.25
+    unplaced_pair_penalty: float = 0.25  # the same for a post and an issue both of no known township
+    # a post without a region is placed in the township its text names (short forms too:
+    # "蓝田这边", "石龙+1"), among the configured ones and those other posts carried (issue_towns.py)
+    infer_township: bool = True
     late_place_open: float = 0.0  # the same beyond ``gap``: a later post joins on place or words
     topic_bonus: float = 0.30
     topic_penalty: float = 0.30
@@ -97,12 +106,16 @@ class GroupingParams:
     merge_place_bonus: float = 0.45
     merge_topic_bonus: float = 0.30
     merge_size_bonus: float = 0.15
+    # a post that joins its township's issue and also scores ``threshold`` against an issue of no
+    # known township merges the two (``IssueGrouper._bridge``)
+    bridge_unplaced: bool = True
     # a matter many are raising right now draws the township's posts of its topic (or a compatible
-    # one) that name no other place: + this x min(1, log2(the issue's posts in the last
-    # ``busy_window``) / log2(``busy_full``)); 0 for an issue with one post in that window
-    busy_bonus: float = 0.15
-    busy_window: timedelta = timedelta(hours=2)
+    # one) that name no other place: + this x min(1, log2(n - busy_min + 2) / log2(busy_full -
+    # busy_min + 2)) for the issue's n posts in the last ``busy_window``; 0 when n < ``busy_min``
+    busy_bonus: float = 0.45
+    busy_window: timedelta = timedelta(hours=1)
     busy_full: int = 8
+    busy_min: int = 3
 
 
 @dataclass(frozen=True)
@@ -131,8 +144,11 @@ def founder_issue_id(post_id: str, topic: str | None, salt: str = "") -> str:
 class IssueGrouper:
     """Online grouping state: open issues per township, and the issue of every recent post."""
 
-    def __init__(self, params: GroupingParams | None = None) -> None:
+    def __init__(self, params: GroupingParams | None = None, places: Gazetteer = NO_PLACES) -> None:
+        """``places``: the configured gazetteer (the NLP worker's); the townships of the stream are
+        learned from the posts' regions (``issue_towns.py``)."""
         self.params = params or GroupingParams()
+        self._townships = KnownTownships(places)
         self._issues: OrderedDict[str, OpenIssue] = OrderedDict()  # least recently active first
         self._by_town: dict[str, OrderedDict[str, None]] = {}  # least recently active first
         self._post_issue: OrderedDict[str, str] = OrderedDict()
@@ -163,19 +179,21 @@ class IssueGrouper:
         known = self.issue_of(post.post_id)
         if known is not None:
             return Assignment(known, self._distance.get(post.post_id, 0))
-        member = member_of(post)
+        member = member_of(self._townships.place(post, infer=self.params.infer_township))
         town = member.town
         self._advance(post.created_at)
-        best = self._best(member)
-        if best is None:
+        ranked = self._ranked(member)
+        if not ranked:
             issue_id = founder_issue_id(post.post_id, post.topic)
             self._add(issue_id, town, member)
             return Assignment(self._merge_step(issue_id, post.created_at), 0)
+        best = ranked[0]
         self._add(best[1], town, member)
         distance = max(0, min(100, round(100 - 100 * best[0])))
         if distance:
             self._distance[post.post_id] = distance
-        return Assignment(self._merge_step(best[1], post.created_at), distance)
+        issue_id = self._bridge(best[1], ranked[1:], post.created_at)
+        return Assignment(self._merge_step(issue_id, post.created_at), distance)
 
     def remember(self, post: PostSignal, issue_id: str, distance: int = 0) -> None:
         """Take a post whose issue is already decided (warm-up from the index, other replicas)."""
@@ -183,7 +201,7 @@ class IssueGrouper:
             return
         if distance:
             self._distance[post.post_id] = distance
-        member = member_of(post)
+        member = member_of(self._townships.place(post, infer=self.params.infer_township))
         self._advance(post.created_at)
         self._add(self.resolve(issue_id), member.town, member)
 
@@ -263,45 +281,37 @@ class IssueGrouper:
             return issue_id
         best: tuple[float, str] | None = None
         for other_id in self._candidates(issue.town, at):
-            score = self._merge_score(issue, self._issues[other_id])
+            score = merge_score(issue, self._issues[other_id], self.params, self._corrected)
             if score is not None and score >= self.params.merge_threshold and (
                     best is None or (score, best[1]) > (best[0], other_id)):
                 best = (score, other_id)
-        if best is None:
-            return issue_id
-        other = self._issues[best[1]]
-        younger, older = sorted((issue, other), key=lambda i: (i.first_seen, i.issue_id), reverse=True)
-        self.merge(younger.issue_id, older.issue_id)
-        self._merges.append(IssueMerge(younger.issue_id, older.issue_id, round(best[0], 4), at))
-        return older.issue_id
+        return issue_id if best is None else self._merge_pair(issue, self._issues[best[1]], best[0], at)
 
-    def _merge_score(self, issue: OpenIssue, other: OpenIssue) -> float | None:
-        """How much two open issues of one township look like one matter; None when they may not
-        be merged (itself, corrected, another township, an incompatible topic, apart in time)."""
-        p = self.params
-        if other is issue or other.town != issue.town or other.issue_id in self._corrected:
-            return None
-        agreement = topic_agreement(issue.topic, other.topic)
-        if agreement < 0 or (other.first_seen - issue.last_seen > p.merge_gap
-                             or issue.first_seen - other.last_seen > p.merge_gap):
-            return None
-        shared = issue.places.keys() & other.places.keys()
-        if not shared and issue.places and other.places:
-            return None  # two villages' outages of one afternoon are two matters
-        norms = issue.centroid_norm2 * other.centroid_norm2
-        score = cosine(issue.centroid, other.centroid) / math.sqrt(norms) if norms > 1e-9 else 0.0
-        if shared:
-            score += p.merge_place_bonus
-        if agreement > 0:
-            score += p.merge_topic_bonus
-        if issue.size >= 2 and other.size >= 2:
-            score += p.merge_size_bonus
-        return score
+    def _bridge(self, issue_id: str, others: list[tuple[float, str]], at: datetime) -> str:
+        """A post that joined its township's issue and also fits an issue of no known township of
+        the same topic (its founder named no township) shows that they are one matter: merged, the
+        older id stays."""
+        issue = self._issues[issue_id]
+        if not self.params.bridge_unplaced or not issue.town or issue_id in self._corrected:
+            return issue_id
+        for score, other_id in others:
+            other = self._issues.get(other_id)
+            if (other is not None and not other.town and other_id not in self._corrected
+                    and topic_agreement(issue.topic, other.topic) > 0):
+                return self._merge_pair(issue, other, score, at)
+        return issue_id
+
+    def _merge_pair(self, issue: OpenIssue, other: OpenIssue, score: float, at: datetime) -> str:
+        """The younger of two issues merged into the older (ties: the smaller id); its id."""
+        younger, older = sorted((issue, other), key=lambda i: (i.first_seen, i.issue_id), reverse=True)
+        self.merge(younger.issue_id, older.issue_id)  # an issue of no known township takes the other's
+        self._merges.append(IssueMerge(younger.issue_id, older.issue_id, round(score, 4), at))
+        return older.issue_id
 
     # --- internals ---------------------------------------------------------------
 
-    def _best(self, member: Member) -> tuple[float, str] | None:
-        """The best issue scoring at least ``threshold`` (ties: the smaller id).
+    def _ranked(self, member: Member) -> list[tuple[float, str]]:
+        """The issues scoring at least ``threshold``, best first (ties: the smaller id).
 
         Every candidate is ranked roughly first (centroid words, shared place, topic);
         only the ``refine`` best are scored in full, with their latest members.
@@ -318,13 +328,12 @@ class IssueGrouper:
             rough -= p.decay_per_hour * min(apart, p.gap).total_seconds() / 3600 + (
                 p.late_margin if apart > p.gap else 0.0)
             quick.append((-rough, issue_id))
-        best: tuple[float, str] | None = None
+        found = []
         for _, issue_id in sorted(quick)[:self.params.refine]:
             score = self._score(self._issues[issue_id], member)
-            if score is not None and score >= self.params.threshold and (
-                    best is None or (score, best[1]) > (best[0], issue_id)):
-                best = (score, issue_id)
-        return best
+            if score is not None and score >= self.params.threshold:
+                found.append((-score, issue_id))
+        return [(-negated, issue_id) for negated, issue_id in sorted(found)]
 
     def _score(self, issue: OpenIssue, member: Member) -> float | None:
         p = self.params
@@ -352,7 +361,10 @@ class IssueGrouper:
             score -= p.topic_penalty
         if bool(member.town) != bool(issue.town):
             score -= p.unplaced_penalty
-        if member.town and agreement >= 0 and place >= 0 and apart <= p.busy_window:
+        elif not member.town:
+            score -= p.unplaced_pair_penalty
+        # a burst draws posts that say its matter in other words, not those a shared place places
+        if member.town and agreement >= 0 and 0 <= place < p.place_bonus and apart <= p.busy_window:
             score += p.busy_bonus * self._busy(issue, at)
         hours = min(apart, p.gap).total_seconds() / 3600
         return score - p.decay_per_hour * hours - (p.late_margin if apart > p.gap else 0.0)
@@ -361,7 +373,9 @@ class IssueGrouper:
         """0..1: how many posts the issue had in the ``busy_window`` before ``at`` (log scale)."""
         since = at - self.params.busy_window
         recent = sum(1 for m in issue.members if since <= m.created_at <= at)
-        return min(1.0, math.log2(recent) / math.log2(self.params.busy_full)) if recent > 1 else 0.0
+        # 0 below ``busy_min`` posts, then log2 of the posts counted from there (1 at ``busy_full``)
+        p, extra = self.params, recent - self.params.busy_min + 2
+        return min(1.0, math.log2(extra) / math.log2(p.busy_full - p.busy_min + 2)) if extra > 1 else 0.0
 
     def _candidates(self, town: str, at: datetime) -> list[str]:
         """The township's issues last active within ``late_gap`` of the post, at most ``max_candidates``

@@ -58,17 +58,18 @@ def post_signal(post: EnrichedPost) -> PostSignal:
     """What grouping reads of an enriched post (the redacted text, as stored)."""
     text = f"{post.title} {post.redacted_text}" if post.title else post.redacted_text
     return PostSignal(post_id=post.post_id, text=text, created_at=post.created_at, region=post.region,
-                      topic=post.topic.value)
+                      topic=post.topic.value, inferred_region=post.inferred_region)
 
 
 def stored_signal(source: dict[str, Any]) -> PostSignal:
-    """The same, from an indexed post document. Grouping reads the sender's region, as
-    :func:`post_signal` does: a region the index holds from the text (``region_source``
-    ``text``) is left out, so a grouper rebuilt from the index agrees with the live one."""
+    """The same, from an indexed post document: a region the index holds from the text
+    (``region_source`` ``text``) is the NLP worker's ``inferred_region``, not the sender's, as
+    :func:`post_signal` reads them, so a grouper rebuilt from the index agrees with the live one."""
     text = f"{source['title']} {source['text']}" if source.get("title") else source["text"]
-    region = None if source.get("region_source") == "text" else source.get("region")
+    inferred = source.get("region_source") == "text"
     return PostSignal(post_id=source["post_id"], text=text, created_at=_time(source["created_at"]),
-                      region=region, topic=source.get("topic"))
+                      region=None if inferred else source.get("region"), topic=source.get("topic"),
+                      inferred_region=source.get("region") if inferred else None)
 
 
 class LiveIssues:

@@ -1,10 +1,13 @@
 """``yuqing issues group``: the live grouping run over a file of posts.
 
-Input lines ``{"id", "text", "created_at", "region"?, "channel"?, "topic"?}``;
-output lines ``{"id", "issue_id"}`` in input order. Posts are fed to the same
-``IssueGrouper`` the indexer uses, in the order the indexer would see them
-(by ``created_at``, ties in input order). A post without a topic is classified
-by the default model and the topic rules, as the NLP worker would.
+Input lines ``{"id", "text", "created_at", "region"?, "channel"?, "topic"?,
+"inferred_region"?}``; output lines ``{"id", "issue_id"}`` in input order. Posts
+are fed to the same ``IssueGrouper`` the indexer uses, in the order the indexer
+would see them (by ``created_at``, ties in input order). A post without a topic
+is classified by the default model and the topic rules, as the NLP worker would;
+a post without a region and without ``inferred_region`` is placed by the NLP
+worker's gazetteer (``config/places.toml``) and the townships the file's
+regions name, as the indexer places it (``issue_towns.py``).
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal
+from yuqing.places import Gazetteer
 
 Classify = Callable[[Sequence[str]], list[str]]
 
@@ -52,6 +57,14 @@ def model_topics(texts: Sequence[str]) -> list[str]:
             for text, p in zip(texts, predictions, strict=True)]
 
 
+@cache
+def configured_places() -> Gazetteer:
+    """The NLP worker's gazetteer: the regions it infers for posts that carry none."""
+    from services.nlp.settings import NlpSettings
+
+    return NlpSettings().gazetteer()
+
+
 def with_topics(rows: list[dict[str, Any]], classify: Classify | None) -> list[str | None]:
     """Each row's topic: given, else classified (all missing ones in one call)."""
     topics: list[str | None] = [row.get("topic") for row in rows]
@@ -63,14 +76,16 @@ def with_topics(rows: list[dict[str, Any]], classify: Classify | None) -> list[s
 
 
 def group_rows(rows: list[dict[str, Any]], *, classify: Classify | None = model_topics,
-               params: GroupingParams | None = None) -> list[str]:
-    """The issue id of each row, in input order."""
+               params: GroupingParams | None = None, places: Gazetteer | None = None) -> list[str]:
+    """The issue id of each row, in input order; ``places``: the gazetteer a post without a
+    region is placed by (default: the NLP worker's)."""
     topics = with_topics(rows, classify)
     signals = [PostSignal(post_id=str(row["id"]), text=str(row["text"]),
                           created_at=parse_time(str(row["created_at"])), region=row.get("region") or None,
-                          topic=topic) for row, topic in zip(rows, topics, strict=True)]
+                          topic=topic, inferred_region=row.get("inferred_region") or None)
+               for row, topic in zip(rows, topics, strict=True)]
     order = sorted(range(len(signals)), key=lambda i: (signals[i].created_at, i))
-    grouper = IssueGrouper(params)
+    grouper = IssueGrouper(params, configured_places() if places is None else places)
     issues: dict[int, str] = {}
     for i in order:
         issues[i] = grouper.assign(signals[i]).issue_id

@@ -21,7 +21,7 @@ NEUTRAL_TOPICS = frozenset({"other"})
 # pay: employee) are not the public's outage, whatever the township and hour. A post of a compatible
 # topic is neither rewarded nor penalised: words, place and time decide.
 _COMPATIBLE = {
-    "outage": "safety service praise_suggestion rumor",
+    "outage": "safety service praise_suggestion rumor energy_use",
     "billing": "policy rumor service online_service",
     "rumor": "policy safety",
     "safety": "praise_suggestion",
@@ -49,6 +49,9 @@ class PostSignal:
     created_at: datetime
     region: str | None = None
     topic: str | None = None
+    # the region the NLP worker inferred from the text for a post without one (``posts.enriched``
+    # ``inferred_region``); grouping reads it only when ``region`` is empty
+    inferred_region: str | None = None
 
 
 @dataclass

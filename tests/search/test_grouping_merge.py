@@ -10,10 +10,11 @@ from services.search.issue_offline import group_rows
 
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2026, 12, 14, 19, 0, tzinfo=TZ)
-OFF = replace(GroupingParams(), merge_threshold=99.0)
+OFF = replace(GroupingParams(), merge_threshold=99.0, bridge_unplaced=False)
 # One evening's outage of 河口镇: a post with no township founds an issue its words describe, the
 # village's posts found a second (a post of no known township is not joined on topic and hour
-# alone); a township post in the first one's words then joins it, and the two are one matter.
+# alone); a township post in the first one's words then fits both (it joins the village's issue,
+# drawn by its burst, and bridges the first one), and the two are one matter.
 FIRST = [(0, "灯一下子全灭了，小孩吓得直哭", None),
          (2, "河口镇新街村停电了，什么时候来电？", "河口镇"),
          (4, "新街村这边突然黑了，整个村都没电", "河口镇"),
@@ -52,8 +53,8 @@ def test_two_issues_of_one_outage_are_merged_and_the_older_id_stays() -> None:
     # without the step the two stay apart: this is what the step changes
     apart = IssueGrouper(OFF)
     _two_issues(apart)
-    assert apart.assign(_post(4, JOINING[1], JOINING[0])).issue_id == older
-    assert apart.issue_of("p1") == younger and apart.take_merges() == []
+    assert apart.assign(_post(4, JOINING[1], JOINING[0])).issue_id == younger  # the village's burst draws it
+    assert apart.issue_of("p0") == older and apart.take_merges() == []
 
 
 def test_later_posts_of_the_merged_issue_join_the_one_that_stays() -> None:
@@ -135,3 +136,18 @@ def test_a_recorded_automatic_merge_is_applied_unless_a_responder_corrected_eith
     grouper.protect(younger)
     assert apply_to_grouper(grouper, Correction("merge", younger, older, None, at, "desk"))
     assert grouper.issue_of("p2") == older and grouper.is_protected(older)
+
+
+def test_a_post_bridges_its_townships_issue_and_one_of_no_township_of_the_same_topic_only() -> None:
+    """The first post names no township; the village's posts come in a burst, which draws the post
+    that says the first one's words: it fits both, so the two are merged (the older id stays). A
+    rumour of no township that it also fits is another matter: another topic, never bridged."""
+    for topic, bridged in (("outage", True), ("rumor", False)):
+        grouper = IssueGrouper()
+        first = grouper.assign(_post(0, FIRST[0][1], 0, region=None, topic=topic)).issue_id
+        village = {grouper.assign(post).issue_id for post in _posts(FIRST[1:], 1)}
+        assert first not in village and len(village) == 1
+        joined = grouper.assign(_post(4, JOINING[1], JOINING[0])).issue_id
+        assert (joined == first == grouper.issue_of("p1")) is bridged
+        assert [(m.source_id, m.target_id) for m in grouper.take_merges()] == (
+            [(village.pop(), first)] if bridged else [])
