@@ -88,7 +88,7 @@ def test_a_region_inferred_from_the_text_is_indexed_and_marked():
     assert set(to_document(inferred)) <= set(POST_PROPERTIES)
 
 
-def test_grouping_rebuilt_from_the_index_reads_the_senders_region_as_the_live_grouper_does():
+def test_grouping_rebuilt_from_the_index_reads_the_region_and_the_inferred_one_as_the_live_grouper_does():
     for region, inferred in (("河口镇", None), (None, "河口镇"), (None, None)):
         post = make_post("河口这边突然停电了", external_id=f"g-{region}-{inferred}",
                          region=region).model_copy(

@@ -28,7 +28,7 @@ def _records() -> list[Record]:
                        created_at=BASE_TIME + timedelta(seconds=20 * i)) for i in range(230)]
     records = as_messages(list(posts))
     broken = Record("posts.enriched", 0, 10_000, None, b'{"not": "a post"}')
-    return records[:117] + [broken] + records[117:]
+    return [*records[:117], broken, *records[117:]]
 
 
 def test_a_batch_written_in_slices_lands_whole_with_the_issues_of_a_one_piece_build(
