@@ -106,6 +106,12 @@ class GroupingParams:
     merge_place_bonus: float = 0.45
     merge_topic_bonus: float = 0.30
     merge_size_bonus: float = 0.15
+    # an issue of <= ``dominant_small`` posts naming no place of its own beside one of >= ``dominant_min``
+    # of a compatible topic, up to ``dominant_gap`` apart: + this (``issue_merging.dominates``; 0: off)
+    dominant_bonus: float = 0.25
+    dominant_min: int = 3
+    dominant_small: int = 1
+    dominant_gap: timedelta = timedelta(hours=3)
     # a post that joins its township's issue and also scores ``threshold`` against an issue of no
     # known township merges the two (``IssueGrouper._bridge``)
     bridge_unplaced: bool = True
