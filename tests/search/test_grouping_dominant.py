@@ -76,5 +76,6 @@ def test_no_merge_of_a_lone_post_of_another_township_or_an_incompatible_topic() 
     bills = _bills(grouper)
     assert grouper.assign(_post(10, 175, RUMOUR, "rumor", region="柳塘镇")).issue_id != bills
     # staff matters are not the public's bills, however many posts they have
-    assert grouper.assign(_post(11, 180, "新电表的活派给我们加班装，工资也不涨", "employee")).issue_id != bills
+    staff = _post(11, 180, "新电表的活派给我们加班装，工资也不涨", "employee")
+    assert grouper.assign(staff).issue_id != bills
     assert grouper.take_merges() == []
