@@ -19,8 +19,10 @@ same grouping with the labelled topics is reported beside them
 (``labelled_topics``; ``--labelled-topics`` puts them first). ``--tune``
 searches the grouping parameters on the given set, ``--tune-merge`` those of
 the issue-level step, ``--loo`` the burst and township parameters by leaving
-one development set (``data/issues/dev*.jsonl``) out at a time: run them on the
-development sets only, never on the evaluation set. Writes
+one development set (``data/issues/dev*.jsonl``) out at a time (``--loo-dominant``
+those of the dominant-issue rule), ``--splits`` prints how the development sets'
+large events not recovered are split: run them on the development sets only,
+never on the evaluation set. Writes
 ``bench/results/issues.json``.
 """
 
@@ -169,6 +171,21 @@ def leave_one_out(grid: dict[str, list[Any]]) -> None:
     print(f"left out, mean F1 {mean:.4f}, big events {big[0]}/{big[1]}")
 
 
+def split_profiles() -> None:
+    """For each development set (model topics): the large events not recovered and the sizes of the
+    issues they are split into, largest first (``[13, 4, 2, 1]``: one large part and small ones, for
+    a merge or a looser join; ``[4, 4]``: two parts of one matter). Development sets only."""
+    for path in sorted(DATA.glob("dev*.jsonl")):
+        rows = with_model_topics(read_posts(path))
+        issues = group_rows(rows, classify=None)
+        parts: dict[str, Counter[str]] = defaultdict(Counter)
+        for row, issue in zip(rows, issues, strict=True):
+            parts[row["event"]][issue] += 1
+        missed = {event: sorted(c.values(), reverse=True) for event, c in sorted(parts.items())
+                  if sum(c.values()) >= BIG_EVENT and max(c.values()) < RECOVERED_SHARE * sum(c.values())}
+        print(f"{path.stem}: " + ("; ".join(f"{e} {sizes}" for e, sizes in missed.items()) or "none missed"))
+
+
 def with_model_topics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows with the default model's topics in place of the labelled ones."""
     return [{**row, "topic": topic} for row, topic in zip(rows, model_topics([r["text"] for r in rows]),
@@ -261,6 +278,8 @@ def arguments() -> argparse.Namespace:
                         help="choose the burst and township parameters leaving one development set out")
     parser.add_argument("--loo-dominant", action="store_true",
                         help="choose the dominant-issue rule's parameters leaving one development set out")
+    parser.add_argument("--splits", action="store_true",
+                        help="how the development sets' large events not recovered are split")
     parser.add_argument("--indexing", type=int, default=0, metavar="DOCS",
                         help="also measure indexing throughput on this many synthetic posts (Elasticsearch)")
     args = parser.parse_args()
@@ -291,6 +310,9 @@ def compare(rows: list[dict[str, Any]], grouped: list[dict[str, Any]]) -> dict[s
 
 def main() -> None:
     args = arguments()
+    if args.splits:
+        split_profiles()
+        return
     if args.loo or args.loo_dominant:
         leave_one_out(DOMINANT_GRID if args.loo_dominant else LOO_GRID)
         return

@@ -29,7 +29,8 @@ smaller issue id; if it also fits an issue of no known township of the same
 topic, the two are merged (``_bridge``). Then the **issue-level step** compares
 the issue the post is in with the township's other open issues (the same
 bounded candidates) and merges the best pair that looks like one matter
-(``issue_merging.py``): the issue founded first keeps its id, and the merge is
+(``issue_merging.py``; a lone post of a compatible topic beside the township's
+larger matter of those hours needs few shared words): the issue founded first keeps its id, and the merge is
 kept for the indexer to record (``take_merges``). Issues a responder split or
 moved posts of are left out.
 
