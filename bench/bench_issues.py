@@ -19,8 +19,10 @@ same grouping with the labelled topics is reported beside them
 (``labelled_topics``; ``--labelled-topics`` puts them first). ``--tune``
 searches the grouping parameters on the given set, ``--tune-merge`` those of
 the issue-level step, ``--loo`` the burst and township parameters by leaving
-one development set (``data/issues/dev*.jsonl``) out at a time: run them on the
-development sets only, never on the evaluation set. Writes
+one development set (``data/issues/dev*.jsonl``) out at a time (``--loo-dominant``
+those of the dominant-issue rule), ``--splits`` prints how the development sets'
+large events not recovered are split: run them on the development sets only,
+never on the evaluation set. Writes
 ``bench/results/issues.json``.
 """
 
@@ -140,6 +142,12 @@ LOO_GRID: dict[str, list[Any]] = {
     "infer_township": [False, True]}
 
 
+# the dominant-issue rule of the issue-level step (docs/search.md), chosen by ``--loo-dominant``
+DOMINANT_GRID: dict[str, list[Any]] = {
+    "dominant_bonus": [0.0, 0.15, 0.2, 0.25, 0.3], "dominant_min": [3, 4, 6], "dominant_small": [1],
+    "dominant_gap": [timedelta(hours=h) for h in (1, 3)]}
+
+
 def leave_one_out(grid: dict[str, list[Any]]) -> None:
     """For each development set: the grid's best setting on the others (mean F1, model topics), and
     its F1 and big events on the one left out, beside the defaults'."""
@@ -150,11 +158,32 @@ def leave_one_out(grid: dict[str, list[Any]]) -> None:
         scored.append((params, {name: score(rows, group_rows(rows, classify=None, params=params))
                                 for name, rows in sets.items()}))
     defaults = {name: score(rows, group_rows(rows, classify=None)) for name, rows in sets.items()}
+    held: list[dict[str, Any]] = []
     for out in sets:
         params, found = max(scored, key=lambda s: sum(s[1][n]["bcubed_f1"] for n in sets if n != out))
         chosen = {k: getattr(params, k) for k in grid}
+        held.append(found[out])
         print(f"{out} left out: F1 {found[out]['bcubed_f1']:.3f} big {found[out]['big_events']} "
               f"(defaults {defaults[out]['bcubed_f1']:.3f} {defaults[out]['big_events']}) with {chosen}")
+    big = sum(int(r["big_events"].split("/")[0]) for r in held), sum(
+        int(r["big_events"].split("/")[1]) for r in held)
+    mean = sum(r["bcubed_f1"] for r in held) / len(held)
+    print(f"left out, mean F1 {mean:.4f}, big events {big[0]}/{big[1]}")
+
+
+def split_profiles() -> None:
+    """For each development set (model topics): the large events not recovered and the sizes of the
+    issues they are split into, largest first (``[13, 4, 2, 1]``: one large part and small ones, for
+    a merge or a looser join; ``[4, 4]``: two parts of one matter). Development sets only."""
+    for path in sorted(DATA.glob("dev*.jsonl")):
+        rows = with_model_topics(read_posts(path))
+        issues = group_rows(rows, classify=None)
+        parts: dict[str, Counter[str]] = defaultdict(Counter)
+        for row, issue in zip(rows, issues, strict=True):
+            parts[row["event"]][issue] += 1
+        missed = {event: sorted(c.values(), reverse=True) for event, c in sorted(parts.items())
+                  if sum(c.values()) >= BIG_EVENT and max(c.values()) < RECOVERED_SHARE * sum(c.values())}
+        print(f"{path.stem}: " + ("; ".join(f"{e} {sizes}" for e, sizes in missed.items()) or "none missed"))
 
 
 def with_model_topics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -247,6 +276,10 @@ def arguments() -> argparse.Namespace:
                         help="search the issue-level step's parameters (development set only)")
     parser.add_argument("--loo", action="store_true",
                         help="choose the burst and township parameters leaving one development set out")
+    parser.add_argument("--loo-dominant", action="store_true",
+                        help="choose the dominant-issue rule's parameters leaving one development set out")
+    parser.add_argument("--splits", action="store_true",
+                        help="how the development sets' large events not recovered are split")
     parser.add_argument("--indexing", type=int, default=0, metavar="DOCS",
                         help="also measure indexing throughput on this many synthetic posts (Elasticsearch)")
     args = parser.parse_args()
@@ -277,8 +310,11 @@ def compare(rows: list[dict[str, Any]], grouped: list[dict[str, Any]]) -> dict[s
 
 def main() -> None:
     args = arguments()
-    if args.loo:
-        leave_one_out(LOO_GRID)
+    if args.splits:
+        split_profiles()
+        return
+    if args.loo or args.loo_dominant:
+        leave_one_out(DOMINANT_GRID if args.loo_dominant else LOO_GRID)
         return
     rows = read_posts(args.input)
     modelled = with_model_topics(rows)

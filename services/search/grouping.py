@@ -29,7 +29,8 @@ smaller issue id; if it also fits an issue of no known township of the same
 topic, the two are merged (``_bridge``). Then the **issue-level step** compares
 the issue the post is in with the township's other open issues (the same
 bounded candidates) and merges the best pair that looks like one matter
-(``issue_merging.py``): the issue founded first keeps its id, and the merge is
+(``issue_merging.py``; a lone post of a compatible topic beside the township's
+larger matter of those hours needs few shared words): the issue founded first keeps its id, and the merge is
 kept for the indexer to record (``take_merges``). Issues a responder split or
 moved posts of are left out.
 
@@ -106,6 +107,12 @@ class GroupingParams:
     merge_place_bonus: float = 0.45
     merge_topic_bonus: float = 0.30
     merge_size_bonus: float = 0.15
+    # an issue of <= ``dominant_small`` posts naming no place of its own beside one of >= ``dominant_min``
+    # of a compatible topic, up to ``dominant_gap`` apart: + this (``issue_merging.dominates``; 0: off)
+    dominant_bonus: float = 0.25
+    dominant_min: int = 3
+    dominant_small: int = 1
+    dominant_gap: timedelta = timedelta(hours=3)
     # a post that joins its township's issue and also scores ``threshold`` against an issue of no
     # known township merges the two (``IssueGrouper._bridge``)
     bridge_unplaced: bool = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Container
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from services.search.issue_text import cosine
@@ -18,14 +19,15 @@ if TYPE_CHECKING:
 
 def merge_score(issue: OpenIssue, other: OpenIssue, p: GroupingParams,
                 corrected: Container[str]) -> float | None:
-    """The cosine of the two centroids + a shared place + the same topic + both of >= 2 posts; None
-    when they may not be merged (itself, corrected by a responder, another township, an
-    incompatible topic, apart in time, two places and none shared)."""
+    """The cosine of the two centroids + a shared place + the same topic + both of >= 2 posts (or
+    one of them dominant, ``dominates``); None when they may not be merged (itself, corrected by a
+    responder, another township, an incompatible topic, apart in time, two places and none shared)."""
     if other is issue or other.town != issue.town or other.issue_id in corrected:
         return None
     agreement = topic_agreement(issue.topic, other.topic)
-    if agreement < 0 or (other.first_seen - issue.last_seen > p.merge_gap
-                         or issue.first_seen - other.last_seen > p.merge_gap):
+    dominant = agreement == 0 and dominates(issue, other, p)
+    allowed = max(p.merge_gap, p.dominant_gap) if dominant else p.merge_gap
+    if agreement < 0 or apart(issue, other) > allowed:
         return None
     shared = issue.places.keys() & other.places.keys()
     if not shared and issue.places and other.places:
@@ -38,4 +40,23 @@ def merge_score(issue: OpenIssue, other: OpenIssue, p: GroupingParams,
         score += p.merge_topic_bonus
     if issue.size >= 2 and other.size >= 2:
         score += p.merge_size_bonus
+    if dominant:
+        score += p.dominant_bonus
     return score
+
+
+def apart(issue: OpenIssue, other: OpenIssue) -> timedelta:
+    """How long between the two issues' posts (negative when they overlap in time)."""
+    return max(other.first_seen - issue.last_seen, issue.first_seen - other.last_seen)
+
+
+def dominates(issue: OpenIssue, other: OpenIssue, p: GroupingParams) -> bool:
+    """One of the two holds at least ``dominant_min`` posts and the other at most ``dominant_small``:
+    the township's matter of the hour, and a post or two about it that the classifier read as a
+    compatible topic (the app outage's ``客服说系统升级`` as service, the new meters' ``新电表被调快了``
+    as rumour). Words cannot join them (they share none); topic and township alone do not join
+    two matters of comparable size."""
+    small, large = sorted((issue, other), key=lambda i: (i.size, i.issue_id))
+    # a small issue naming a place the large one does not is that place's own matter
+    return (large.size >= p.dominant_min and small.size <= p.dominant_small
+            and small.places.keys() <= large.places.keys())
