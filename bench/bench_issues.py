@@ -20,10 +20,10 @@ same grouping with the labelled topics is reported beside them
 searches the grouping parameters on the given set, ``--tune-merge`` those of
 the issue-level step, ``--loo`` the burst and township parameters by leaving
 one development set (``data/issues/dev*.jsonl``) out at a time (``--loo-dominant``
-those of the dominant-issue rule), ``--splits`` prints how the development sets'
+those of the dominant-issue rule, ``--loo-second`` the margins of the
+classifier's second choice), ``--splits`` prints how the development sets'
 large events not recovered are split: run them on the development sets only,
-never on the evaluation set. Writes
-``bench/results/issues.json``.
+never on the evaluation set. Writes ``bench/results/issues.json``.
 """
 
 from __future__ import annotations
@@ -148,6 +148,11 @@ DOMINANT_GRID: dict[str, list[Any]] = {
     "dominant_gap": [timedelta(hours=h) for h in (1, 3)]}
 
 
+# the classifier's second choice as topic compatibility (docs/search.md), chosen by ``--loo-second``
+SECOND_GRID: dict[str, list[Any]] = {"second_same_margin": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0],
+                                     "second_margin": [0.0, 0.2, 0.3, 0.4, 0.6]}
+
+
 def leave_one_out(grid: dict[str, list[Any]]) -> None:
     """For each development set: the grid's best setting on the others (mean F1, model topics), and
     its F1 and big events on the one left out, beside the defaults'."""
@@ -188,8 +193,8 @@ def split_profiles() -> None:
 
 def with_model_topics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows with the default model's topics in place of the labelled ones."""
-    return [{**row, "topic": topic} for row, topic in zip(rows, model_topics([r["text"] for r in rows]),
-                                                          strict=True)]
+    return [{**row, "topic": topic, "topic_scores": scores}
+            for row, (topic, scores) in zip(rows, model_topics([r["text"] for r in rows]), strict=True)]
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -278,6 +283,8 @@ def arguments() -> argparse.Namespace:
                         help="choose the burst and township parameters leaving one development set out")
     parser.add_argument("--loo-dominant", action="store_true",
                         help="choose the dominant-issue rule's parameters leaving one development set out")
+    parser.add_argument("--loo-second", action="store_true",
+                        help="choose the second-choice topic margin leaving one development set out")
     parser.add_argument("--splits", action="store_true",
                         help="how the development sets' large events not recovered are split")
     parser.add_argument("--indexing", type=int, default=0, metavar="DOCS",
@@ -313,8 +320,8 @@ def main() -> None:
     if args.splits:
         split_profiles()
         return
-    if args.loo or args.loo_dominant:
-        leave_one_out(DOMINANT_GRID if args.loo_dominant else LOO_GRID)
+    if args.loo or args.loo_dominant or args.loo_second:
+        leave_one_out(SECOND_GRID if args.loo_second else DOMINANT_GRID if args.loo_dominant else LOO_GRID)
         return
     rows = read_posts(args.input)
     modelled = with_model_topics(rows)

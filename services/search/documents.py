@@ -9,6 +9,7 @@ from typing import Any
 from services.nlp.redaction import redact, redact_optional
 from services.search.grouping import Assignment, band_terms
 from services.search.mappings import es_time
+from services.search.open_issues import runner_up
 from yuqing.contracts import Alert, AlertState, EnrichedPost
 from yuqing.segmentation import jieba_ready
 
@@ -56,6 +57,18 @@ def region_source(post: EnrichedPost) -> dict[str, str | None]:
     return {"region_source": "text" if post.inferred_region else None}
 
 
+def second_choice(post: EnrichedPost) -> tuple[str | None, float]:
+    """The classifier's second choice for a post and how far below the topic's its score is: what
+    issue grouping reads of the scores, stored (``topic_second``, ``topic_second_gap``) so that a
+    grouper rebuilt from the index reads it too."""
+    return runner_up(post.topic.value, {topic.value: score for topic, score in post.topic_scores.items()})
+
+
+def _second_topic(post: EnrichedPost) -> dict[str, Any]:
+    second, gap = second_choice(post)
+    return {"topic_second": second, "topic_second_gap": gap}
+
+
 def to_document(post: EnrichedPost, *, issue: Assignment | None = None,
                 now: datetime | None = None) -> dict[str, Any]:
     """The indexed document. Every free-text field that is indexed or returned is redacted:
@@ -71,6 +84,7 @@ def to_document(post: EnrichedPost, *, issue: Assignment | None = None,
         "text": text, "text_words": segment(f"{title or ''} {text}"),
         "topic": post.topic.value, "sentiment": post.sentiment.value,
         "topic_score": max(post.topic_scores.values(), default=0.0),
+        **_second_topic(post),
         "sentiment_score": max(post.sentiment_scores.values(), default=0.0),
         "keywords": [k for k in post.keywords if redact(k) == k], "fingerprint": post.fingerprint,
         "fingerprint_bands": band_terms(post.fingerprint),

@@ -16,7 +16,8 @@ issue of its township that it fits best, or founds a new one:
   nearest member and to the issue's centroid.
 * **Place**: a place named by both (village, 小区, street …) adds; two different
   places subtract.
-* **Topic**: the same topic adds, another subtracts (``other`` is neutral).
+* **Topic**: the same topic adds, another subtracts (``other`` is neutral); the
+  classifier's close second choice counts too (``open_issues.post_agreement``).
 * A post that says little beyond its place (``+1``, ``我家也是，滨河小区``) is
   judged on place, topic and time: its word score is blended towards a prior in
   proportion to how little it says.
@@ -55,7 +56,7 @@ from services.search.issue_merging import merge_score
 from services.search.issue_text import TextView, cosine, stem
 from services.search.issue_towns import KnownTownships
 from services.search.open_issues import COMPATIBLE_TOPICS as COMPATIBLE_TOPICS
-from services.search.open_issues import Member, OpenIssue, member_of, topic_agreement
+from services.search.open_issues import Member, OpenIssue, member_of, post_agreement, topic_agreement
 from services.search.open_issues import PostSignal as PostSignal  # the grouping's input, re-exported
 from yuqing.fingerprint import band_terms as band_terms  # re-exported for documents.py
 from yuqing.places import NO_PLACES, Gazetteer
@@ -88,6 +89,12 @@ class GroupingParams:
     late_place_open: float = 0.0  # the same beyond ``gap``: a later post joins on place or words
     topic_bonus: float = 0.30
     topic_penalty: float = 0.30
+    # the classifier's second choice for a post (``open_issues.post_agreement``; 0: off): the
+    # issue's topic as the second choice, scored within ``second_same_margin`` of the first,
+    # counts as the same topic; a second choice compatible with the issue's topic, within
+    # ``second_margin``, makes an incompatible topic compatible
+    second_same_margin: float = 0.5
+    second_margin: float = 0.3
     informed_topic_share: float = 1.0  # of the topic bonus, for a post that says enough (words decide)
     decay_per_hour: float = 0.02
     low_info_mass: float = 20.0  # below this much said, the word score is blended with the prior
@@ -323,12 +330,13 @@ class IssueGrouper:
         Every candidate is ranked roughly first (centroid words, shared place, topic);
         only the ``refine`` best are scored in full, with their latest members.
         """
-        p, words, topic, places = self.params, member.view.words, member.topic, member.view.places
+        p, words, places = self.params, member.view.words, member.view.places
         quick = []
         for issue_id in self._candidates(member.town, member.created_at):
             issue = self._issues[issue_id]
             rough = issue.centroid_cosine(words) + (p.place_bonus if places & issue.places.keys() else 0.0)
-            agreement = topic_agreement(topic, issue.topic)
+            agreement = post_agreement(member, issue.topic, same_margin=p.second_same_margin,
+                                       compatible_margin=p.second_margin)
             rough += p.topic_bonus if agreement > 0 else -p.topic_penalty if agreement < 0 else 0.0
             # time too: a post that says little ("+1", "同问") has no words to rank by
             apart = abs(member.created_at - issue.last_seen)
@@ -355,7 +363,8 @@ class IssueGrouper:
         lexical = p.nearest_weight * nearest + (1 - p.nearest_weight) * centroid
         said = min(1.0, member.view.mass / p.low_info_mass)
         score = said * lexical + (1 - said) * p.low_info_prior
-        agreement = topic_agreement(member.topic, issue.topic)
+        agreement = post_agreement(member, issue.topic, same_margin=p.second_same_margin,
+                                       compatible_margin=p.second_margin)
         place = self._place_score(issue, member.view)
         if apart > p.gap and place < 0:
             return None  # a late post naming another place: the next matter there is a new one

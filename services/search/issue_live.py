@@ -34,6 +34,7 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 
 from services.search import metrics
+from services.search.documents import second_choice
 from services.search.grouping import Assignment, GroupingParams, IssueGrouper, IssueMerge, PostSignal
 from services.search.issue_auto_merges import record_system_merges
 from services.search.issue_corrections import (
@@ -50,15 +51,17 @@ log = logging.getLogger(__name__)
 VISIBILITY_LAG = timedelta(seconds=2)
 OTHERS_PAGE = 10_000  # posts read back per refresh; the rest at the next one
 MAX_PENDING_MERGES = 10_000  # automatic merges held until recorded, and recorded ones until read back
-_FIELDS = ["post_id", "title", "text", "region", "region_source", "topic", "created_at", "issue_id",
-           "issue_distance", "indexed_at"]
+_FIELDS = ["post_id", "title", "text", "region", "region_source", "topic", "topic_second",
+           "topic_second_gap", "created_at", "issue_id", "issue_distance", "indexed_at"]
 
 
 def post_signal(post: EnrichedPost) -> PostSignal:
     """What grouping reads of an enriched post (the redacted text, as stored)."""
     text = f"{post.title} {post.redacted_text}" if post.title else post.redacted_text
+    second, gap = second_choice(post)
     return PostSignal(post_id=post.post_id, text=text, created_at=post.created_at, region=post.region,
-                      topic=post.topic.value, inferred_region=post.inferred_region)
+                      topic=post.topic.value, inferred_region=post.inferred_region,
+                      second_topic=second, second_gap=gap)
 
 
 def stored_signal(source: dict[str, Any]) -> PostSignal:
@@ -67,9 +70,11 @@ def stored_signal(source: dict[str, Any]) -> PostSignal:
     :func:`post_signal` reads them, so a grouper rebuilt from the index agrees with the live one."""
     text = f"{source['title']} {source['text']}" if source.get("title") else source["text"]
     inferred = source.get("region_source") == "text"
+    gap = source.get("topic_second_gap")
     return PostSignal(post_id=source["post_id"], text=text, created_at=_time(source["created_at"]),
                       region=None if inferred else source.get("region"), topic=source.get("topic"),
-                      inferred_region=source.get("region") if inferred else None)
+                      inferred_region=source.get("region") if inferred else None,
+                      second_topic=source.get("topic_second"), second_gap=1.0 if gap is None else float(gap))
 
 
 class LiveIssues:

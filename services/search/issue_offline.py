@@ -1,10 +1,11 @@
 """``yuqing issues group``: the live grouping run over a file of posts.
 
 Input lines ``{"id", "text", "created_at", "region"?, "channel"?, "topic"?,
-"inferred_region"?}``; output lines ``{"id", "issue_id"}`` in input order. Posts
+"topic_scores"?, "inferred_region"?}``; output lines ``{"id", "issue_id"}`` in input order. Posts
 are fed to the same ``IssueGrouper`` the indexer uses, in the order the indexer
 would see them (by ``created_at``, ties in input order). A post without a topic
-is classified by the default model and the topic rules, as the NLP worker would;
+is classified by the default model and the topic rules, as the NLP worker would
+(its topic scores give the grouping the classifier's second choice);
 a post without a region and without ``inferred_region`` is placed by the NLP
 worker's gazetteer (``config/places.toml``) and the townships the file's
 regions name, as the indexer places it (``issue_towns.py``).
@@ -13,16 +14,19 @@ regions name, as the indexer places it (``issue_towns.py``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal
+from services.search.open_issues import runner_up
 from yuqing.places import Gazetteer
 
-Classify = Callable[[Sequence[str]], list[str]]
+# a text's topic and the topic scores it was chosen from (as on ``posts.enriched``)
+Classified = tuple[str, Mapping[str, float]]
+Classify = Callable[[Sequence[str]], list[Classified]]
 
 
 def read_posts(path: Path) -> list[dict[str, Any]]:
@@ -44,8 +48,9 @@ def parse_time(value: str) -> datetime:
     return moment
 
 
-def model_topics(texts: Sequence[str]) -> list[str]:
-    """Topics from the default model and the topic rules, as the NLP worker assigns them."""
+def model_topics(texts: Sequence[str]) -> list[Classified]:
+    """Topics and topic scores from the default model and the topic rules, as the NLP worker
+    assigns them."""
     from services.nlp.classifier import load_classifier
     from services.nlp.enrich import apply_rules, load_rules, normalize
     from services.nlp.settings import NlpSettings
@@ -53,7 +58,7 @@ def model_topics(texts: Sequence[str]) -> list[str]:
     rules = load_rules(NlpSettings().rules_path)
     classifier = load_classifier()
     predictions = classifier.predict([normalize(t) for t in texts])
-    return [apply_rules(normalize(text), p.topic_scores, rules)[0]
+    return [apply_rules(normalize(text), p.topic_scores, rules)[:2]
             for text, p in zip(texts, predictions, strict=True)]
 
 
@@ -65,25 +70,32 @@ def configured_places() -> Gazetteer:
     return NlpSettings().gazetteer()
 
 
-def with_topics(rows: list[dict[str, Any]], classify: Classify | None) -> list[str | None]:
-    """Each row's topic: given, else classified (all missing ones in one call)."""
-    topics: list[str | None] = [row.get("topic") for row in rows]
+def with_topics(rows: list[dict[str, Any]], classify: Classify | None) -> list[Classified | None]:
+    """Each row's topic and topic scores: given (``topic``, ``topic_scores``?), else classified
+    (all missing ones in one call)."""
+    topics: list[Classified | None] = [(row["topic"], row.get("topic_scores") or {}) if row.get("topic")
+                                       else None for row in rows]
     missing = [i for i, topic in enumerate(topics) if not topic]
     if missing and classify is not None:
-        for i, topic in zip(missing, classify([rows[i]["text"] for i in missing]), strict=True):
-            topics[i] = topic
+        for i, found in zip(missing, classify([rows[i]["text"] for i in missing]), strict=True):
+            topics[i] = found
     return topics
+
+
+def post_of(row: dict[str, Any], classified: Classified | None) -> PostSignal:
+    topic, scores = classified or (None, {})
+    second, gap = runner_up(topic, scores)
+    return PostSignal(post_id=str(row["id"]), text=str(row["text"]),
+                      created_at=parse_time(str(row["created_at"])), region=row.get("region") or None,
+                      topic=topic, inferred_region=row.get("inferred_region") or None,
+                      second_topic=second, second_gap=gap)
 
 
 def group_rows(rows: list[dict[str, Any]], *, classify: Classify | None = model_topics,
                params: GroupingParams | None = None, places: Gazetteer | None = None) -> list[str]:
     """The issue id of each row, in input order; ``places``: the gazetteer a post without a
     region is placed by (default: the NLP worker's)."""
-    topics = with_topics(rows, classify)
-    signals = [PostSignal(post_id=str(row["id"]), text=str(row["text"]),
-                          created_at=parse_time(str(row["created_at"])), region=row.get("region") or None,
-                          topic=topic, inferred_region=row.get("inferred_region") or None)
-               for row, topic in zip(rows, topics, strict=True)]
+    signals = [post_of(row, found) for row, found in zip(rows, with_topics(rows, classify), strict=True)]
     order = sorted(range(len(signals)), key=lambda i: (signals[i].created_at, i))
     grouper = IssueGrouper(params, configured_places() if places is None else places)
     issues: dict[int, str] = {}

@@ -60,6 +60,8 @@ POST_PROPERTIES: dict[str, Any] = {
     "text_words": {"type": "text", "analyzer": "zh_words", "similarity": "yq_stable"},
     "topic": _KEYWORD, "sentiment": _KEYWORD, "keywords": _KEYWORD,
     "topic_score": _FLOAT, "sentiment_score": _FLOAT,
+    # the classifier's second choice and how far below the topic's its score is (issue grouping)
+    "topic_second": _KEYWORD, "topic_second_gap": _FLOAT,
     # Near-duplicate fingerprint (64-bit SimHash, hex) and its four 16-bit LSH bands.
     "fingerprint": _KEYWORD, "fingerprint_bands": _KEYWORD,
     # aggregated by GET /v1/issues after every refresh: build its ordinals at refresh time

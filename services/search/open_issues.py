@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -40,6 +41,38 @@ def topic_agreement(topic: str | None, issue_topic: str | None) -> int:
     return 0 if frozenset((topic, issue_topic)) in COMPATIBLE_TOPICS else -1
 
 
+def runner_up(topic: str | None, scores: Mapping[str, float]) -> tuple[str | None, float]:
+    """The classifier's second choice for a post and how far its score is below the topic's
+    (``None, 1.0`` without scores): the posts of one matter that the classifier reads now as one
+    topic, now as another, have the other as a close second."""
+    if not topic or not scores:
+        return None, 1.0
+    others = sorted(((s, t) for t, s in scores.items() if t != topic), reverse=True)
+    if not others:
+        return None, 1.0
+    score, second = others[0]
+    return second, round(max(0.0, scores.get(topic, 0.0) - score), 4)
+
+
+def post_agreement(member: Member, issue_topic: str | None, *, same_margin: float,
+                   compatible_margin: float) -> int:
+    """``topic_agreement`` of a post with an issue, read with the classifier's second choice for
+    the post: when the issue's topic is that second choice, scored within ``same_margin`` of the
+    first, the post counts as of the same topic (1); else, when its topic is incompatible with the
+    issue's but the second choice is compatible, scored within ``compatible_margin``, as compatible
+    (0). Margins of 0: the topic alone."""
+    agreement = topic_agreement(member.topic, issue_topic)
+    second, gap = member.second_topic, member.second_gap
+    if second is None or agreement > 0:
+        return agreement
+    if second == issue_topic and same_margin > 0 and gap <= same_margin and second not in NEUTRAL_TOPICS:
+        return 1
+    if agreement < 0 and compatible_margin > 0 and gap <= compatible_margin and (
+            topic_agreement(second, issue_topic) >= 0):
+        return 0
+    return agreement
+
+
 @dataclass(frozen=True)
 class PostSignal:
     """What grouping needs of a post."""
@@ -52,6 +85,9 @@ class PostSignal:
     # the region the NLP worker inferred from the text for a post without one (``posts.enriched``
     # ``inferred_region``); grouping reads it only when ``region`` is empty
     inferred_region: str | None = None
+    # the classifier's second choice and how far below the topic's its score was (``runner_up``)
+    second_topic: str | None = None
+    second_gap: float = 1.0
 
 
 @dataclass
@@ -61,11 +97,14 @@ class Member:
     created_at: datetime
     topic: str | None
     town: str
+    second_topic: str | None = None
+    second_gap: float = 1.0
 
 
 def member_of(post: PostSignal) -> Member:
     seen = view(post.text, post.region)
-    return Member(post.post_id, seen, post.created_at, post.topic, post_town(post.region, seen))
+    return Member(post.post_id, seen, post.created_at, post.topic, post_town(post.region, seen),
+                  post.second_topic, post.second_gap)
 
 
 @dataclass
