@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from services.alerts.cusum_calibration import threshold_for
 from services.alerts.detector_spread import Spread, observe
 from yuqing.contracts import Severity
 
@@ -104,16 +105,22 @@ class DetectorConfig:
             raise ValueError("false_alerts_per_month must be positive and below one per bucket")
 
     @property
-    def cusum_threshold(self) -> float:
-        """Where the Poisson CUSUM fires, from the false-alert budget.
+    def cusum_run_length(self) -> float:
+        """Buckets between false alerts that each Poisson CUSUM must keep on a steady stream.
 
-        A CUSUM of log-likelihood ratios that fires at ``h`` raises a false
-        alert on a steady stream at most once every ``e**h`` buckets on average
-        (Lorden's bound), so ``h = ln(buckets per month / false_alerts_per_month)``
-        keeps each key within ``false_alerts_per_month``: 9.06 for one a month
-        in 5-minute buckets.
+        The budget is ``false_alerts_per_month`` per key, shared equally by the
+        key's CUSUMs (the doubling and the burst one): each may raise a false
+        alert at most once every ``2 * buckets per month / budget`` buckets
+        (17,280 for one a month in 5-minute buckets). Their alarms overlap, so
+        the key's total stays within the budget. The thresholds that keep
+        this follow from :func:`services.alerts.cusum_calibration.threshold_for`.
         """
-        return math.log(self.buckets(30 * HOURS_PER_DAY) / self.false_alerts_per_month)
+        return len(self.cusum_ratios) * self.buckets(30 * HOURS_PER_DAY) / self.false_alerts_per_month
+
+    @property
+    def cusum_ratios(self) -> tuple[float, float]:
+        """The rises the key's CUSUMs look for: a doubling and a sudden burst."""
+        return self.cusum_ratio, self.cusum_jump_ratio
 
     def buckets(self, hours: float) -> int:
         """A duration in hours as a whole number of buckets (at least one)."""
@@ -273,7 +280,7 @@ class SurgeDetector:
         if history and self._is_material(count, expected):
             short, long = max(surprises[:-1]), surprises[-1]
             evidence = (1.0 + max(short, 0.0)) * (1.0 + max(long, 0.0)) - 1.0
-        cusum = self._cusum(count, expected) if history else 0.0
+        cusum = self._cusum(count, expected, hour) if history else 0.0
         if not history or self._hour_posts(hour) < self.config.pseudo_count:
             # No baseline to trust: the key is young, or this hour of its day rests on fewer posts
             # than the prior it is shrunk to (a key with a post or two a day).
@@ -304,23 +311,26 @@ class SurgeDetector:
             return 0.0
         return self._fire_evidence() * observed / config.new_key_posts
 
-    def _cusum(self, count: float, expected: float) -> float:
-        """Evidence from a Poisson CUSUM against the learnt baseline (what the low volumes need).
+    def _cusum(self, count: float, expected: float, hour: int) -> float:
+        """Evidence from Poisson CUSUMs against the learnt baseline (what the low volumes need).
 
         The log-likelihood ratio of a rise to ``cusum_ratio`` times the baseline
         (and, for sudden bursts, to ``cusum_jump_ratio`` times), summed and
         floored at 0, in units of a dispersion learnt from the key's own spread
-        (1 for Poisson counts, more for burstier keys). At
-        ``cusum_threshold`` it gives exactly the evidence that fires; it only
-        counts on a bucket above its expectation, so a surge fires on a post.
+        (1 for Poisson counts, more for burstier keys). Each fires at the
+        threshold that keeps its share of the false-alert budget at this rate
+        (:meth:`_thresholds`), where it gives exactly the evidence that fires;
+        it only counts on a bucket above its expectation, so a surge fires on a post.
         """
         config, state = self.config, self._state
         rate = max(expected, config.cusum_floor)
-        cap = CUSUM_CAP * config.cusum_threshold  # so that a surge's evidence fades soon after it
-        steps = [(count * math.log(r) - rate * (r - 1.0)) / state.dispersion
-                 for r in (config.cusum_ratio, config.cusum_jump_ratio)]
-        state.cusum = min(max(0.0, state.cusum + steps[0]), cap)
-        state.cusum_jump = min(max(0.0, state.cusum_jump + steps[1]), cap)
+        thresholds = self._thresholds(rate, hour)
+        sums = [state.cusum, state.cusum_jump]
+        for i, ratio in enumerate(config.cusum_ratios):
+            step = (count * math.log(ratio) - rate * (ratio - 1.0)) / state.dispersion
+            # Capped so that a surge's evidence fades soon after it.
+            sums[i] = min(max(0.0, sums[i] + step), CUSUM_CAP * thresholds[i])
+        state.cusum, state.cusum_jump = sums
         learn = _rate(config.spread_half_life_days * config.buckets(HOURS_PER_DAY), state.buckets_seen)
         # Clipped at winsor_z of the key's own spread, as the baseline's counts are: a surge must not
         # teach the key that it is bursty (that blunts the next surge); the old clip at 25 let one
@@ -329,7 +339,25 @@ class SurgeDetector:
         state.dispersion = max(1.0, state.dispersion + learn * (squared - state.dispersion))
         if count <= expected:
             return 0.0
-        return self._fire_evidence() * max(state.cusum, state.cusum_jump) / config.cusum_threshold
+        return self._fire_evidence() * max(s / h for s, h in zip(sums, thresholds, strict=True))
+
+    def _thresholds(self, rate: float, hour: int) -> list[float]:
+        """Where each CUSUM fires: its share of the false-alert budget, kept at this rate.
+
+        The run length of a CUSUM on a steady stream (Brook and Evans' Markov
+        chain) depends on the rate per bucket, the key's dispersion and how
+        well the baseline is known. The baseline rests on about
+        ``expected * buckets remembered`` posts of this hour, so the true rate
+        differs from it by a relative variance of one over that many: counted
+        as extra variance of the counts (negative binomial), which raises the
+        threshold where the baseline is learnt from few posts.
+        """
+        config, state = self.config, self._state
+        posts = max(rate * min(state.hour_updates[hour], self._memory()), config.pseudo_count)
+        variance = state.dispersion + rate / posts
+        return [threshold_for(rate, ratio, config.cusum_run_length, dispersion=state.dispersion,
+                              variance=variance)
+                for ratio in config.cusum_ratios]
 
     def _spreads(self) -> list[tuple[Spread, int]]:
         """Each window's size in buckets with its yardstick: the short ones, then the long one."""

@@ -191,15 +191,31 @@ def rhythm_series(days: int, base: float, seed: int) -> tuple[list[tuple[datetim
     return [(m, float(rng.poisson(r))) for m, r in zip(moments, rates, strict=True)], rates
 
 
-def test_the_cusum_threshold_follows_from_the_false_alert_budget() -> None:
+def test_the_cusum_run_length_follows_from_the_false_alert_budget() -> None:
+    # Two CUSUMs share the budget: each may raise a false alert once in twice a month's buckets.
     config = DetectorConfig()
-    assert config.cusum_threshold == pytest.approx(math.log(30 * BUCKETS_PER_DAY))  # 9.06
+    assert config.cusum_run_length == pytest.approx(2 * 30 * BUCKETS_PER_DAY)
     looser = DetectorConfig(false_alerts_per_month=4.0)
-    assert looser.cusum_threshold == pytest.approx(config.cusum_threshold - math.log(4.0))
+    assert looser.cusum_run_length == pytest.approx(config.cusum_run_length / 4.0)
     hourly = DetectorConfig(bucket_seconds=3600)
-    assert hourly.cusum_threshold == pytest.approx(math.log(30 * 24))
+    assert hourly.cusum_run_length == pytest.approx(2 * 30 * 24)
     with pytest.raises(ValueError):
         DetectorConfig(false_alerts_per_month=0.0)
+
+
+def test_a_looser_budget_fires_sooner_on_a_slow_surge() -> None:
+    # Half a post a bucket, then twice that: the CUSUM's threshold falls as the budget grows.
+    series, rates = rhythm_series(days=15, base=0.5, seed=3)
+    onset = 14 * BUCKETS_PER_DAY + 12 * 10
+    rng = np.random.default_rng(33)
+    surged = [(m, float(rng.poisson(2 * r)) if i >= onset else c)
+              for i, ((m, c), r) in enumerate(zip(series, rates, strict=True))]
+    firsts = []
+    for budget in (0.25, 1.0, 8.0):
+        detections = run(surged, SurgeDetector(DetectorConfig(false_alerts_per_month=budget)))
+        firsts.append(next(i for i, d in enumerate(detections[onset:]) if d.is_surge))
+    assert firsts[0] >= firsts[1] >= firsts[2]
+    assert firsts[0] > firsts[2]
 
 
 def test_a_quiet_key_learns_its_true_rate_not_more() -> None:
