@@ -30,6 +30,7 @@ STEPS = 80  # grid states: run lengths 0-10% short of the exact ones (the safe s
 BANDS_PER_DOUBLING = 4
 DISPERSION_BANDS_PER_DOUBLING = 16
 LOWEST_THRESHOLD = 0.05
+HIGHEST_THRESHOLD = 100.0  # nats: a key this uncertain is left to the other rules
 SEARCH_STEPS = 40
 TOLERANCE = 0.005  # nats
 TAIL_SIGMAS = 12.0  # counts beyond the mean by this many standard deviations are ignored
@@ -54,6 +55,9 @@ def run_length(rate: float, ratio: float, threshold: float, *, dispersion: float
     spread = TAIL_SIGMAS * math.sqrt(mean * variance)
     most = int(min(mean + spread + 25.0, (threshold + drift) / jump + 1.0))
     probabilities = count_probabilities(mean, variance, most)
+    # The counts not listed move the sum at least as far as the last one: lumped there, not lost
+    # (lost mass would read as alarms, and a heavy tail would cap the run length).
+    probabilities[-1] = max(0.0, 1.0 - float(probabilities[:-1].sum()))
     states = np.arange(steps) * width
     after = np.maximum(states[:, None] + np.arange(most + 1)[None, :] * jump - drift, 0.0) / width
     # Each move's mass is shared between the two grid points around where it lands, so that the
@@ -63,13 +67,16 @@ def run_length(rate: float, ratio: float, threshold: float, *, dispersion: float
     upper_share = after - below
     weights = np.broadcast_to(probabilities, after.shape)
     rows = np.broadcast_to(np.arange(steps)[:, None], after.shape)
-    transitions = np.zeros(steps * steps)
+    flat_transitions = np.zeros(steps * steps)
     for target, share in ((below, 1.0 - upper_share), (below + 1, upper_share)):
         stays = target < steps  # the grid's end is the threshold: landing there fires
         flat = (rows * steps + target)[stays]
-        transitions += np.bincount(flat, weights=(weights * share)[stays], minlength=steps * steps)
-    transitions = transitions.reshape(steps, steps)
-    lengths = np.linalg.solve(np.eye(steps) - transitions, np.ones(steps))
+        flat_transitions += np.bincount(flat, weights=(weights * share)[stays], minlength=steps * steps)
+    transitions = flat_transitions.reshape(steps, steps)
+    try:
+        lengths = np.linalg.solve(np.eye(steps) - transitions, np.ones(steps))
+    except np.linalg.LinAlgError:  # no listed count reaches the threshold: it is never reached
+        return math.inf
     return float(lengths[0])
 
 
@@ -131,6 +138,8 @@ def solve_threshold(rate: float, ratio: float, buckets: float, *, dispersion: fl
     if low_gap >= 0.0:
         return LOWEST_THRESHOLD  # a busy key: even a tiny excess over a large, known rate is rare
     while high_gap < 0.0:  # burstier counts than the statistic allows for: beyond Lorden's bound
+        if high > HIGHEST_THRESHOLD:
+            return high
         low, low_gap = high, high_gap
         high += 2.0
         high_gap = gap(high)

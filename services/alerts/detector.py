@@ -108,14 +108,16 @@ class DetectorConfig:
     def cusum_run_length(self) -> float:
         """Buckets between false alerts that each Poisson CUSUM must keep on a steady stream.
 
-        The budget is ``false_alerts_per_month`` per key, shared equally by the
-        key's CUSUMs (the doubling and the burst one): each may raise a false
-        alert at most once every ``2 * buckets per month / budget`` buckets
-        (17,280 for one a month in 5-minute buckets). Their alarms overlap, so
-        the key's total stays within the budget. The thresholds that keep
-        this follow from :func:`services.alerts.cusum_calibration.threshold_for`.
+        The budget is ``false_alerts_per_month`` per key, shared equally by
+        the key's three rules that can fire on their own: the surprise ``u``
+        and the two CUSUMs (a doubling and a burst). Each CUSUM may raise a
+        false alert at most once every ``3 * buckets per month / budget``
+        buckets (25,920 for one a month in 5-minute buckets); the third share
+        is the surprise's. The thresholds that keep it follow from
+        :func:`services.alerts.cusum_calibration.threshold_for`.
         """
-        return len(self.cusum_ratios) * self.buckets(30 * HOURS_PER_DAY) / self.false_alerts_per_month
+        rules = len(self.cusum_ratios) + 1
+        return rules * self.buckets(30 * HOURS_PER_DAY) / self.false_alerts_per_month
 
     @property
     def cusum_ratios(self) -> tuple[float, float]:
@@ -346,18 +348,37 @@ class SurgeDetector:
 
         The run length of a CUSUM on a steady stream (Brook and Evans' Markov
         chain) depends on the rate per bucket, the key's dispersion and how
-        well the baseline is known. The baseline rests on about
-        ``expected * buckets remembered`` posts of this hour, so the true rate
-        differs from it by a relative variance of one over that many: counted
-        as extra variance of the counts (negative binomial), which raises the
-        threshold where the baseline is learnt from few posts.
+        well the baseline is known (:meth:`_baseline_variance`).
         """
         config, state = self.config, self._state
-        posts = max(rate * min(state.hour_updates[hour], self._memory()), config.pseudo_count)
-        variance = state.dispersion + rate / posts
         return [threshold_for(rate, ratio, config.cusum_run_length, dispersion=state.dispersion,
-                              variance=variance)
+                              variance=state.dispersion + self._baseline_variance(rate, ratio, hour))
                 for ratio in config.cusum_ratios]
+
+    def _baseline_variance(self, rate: float, ratio: float, hour: int) -> float:
+        """The counts' extra variance, over their mean, that an approximate baseline adds for a CUSUM.
+
+        A false alert builds up over the posts of about ``ln(run length) /
+        (r ln r - r + 1)`` buckets' worth of baseline (the threshold over the
+        information per post of a rise to ``r``): 23 posts for a doubling, 2
+        for a burst. An error ``e`` of the baseline shifts their sum by that
+        many posts times ``e``, which counts as a variance of ``posts * e**2``
+        per post. The baseline's relative variance is one over the posts it
+        rests on: this hour's (``rate`` times the buckets it remembers, times
+        the hours the climb spans, as their errors are independent) and the
+        level's.
+        """
+        config, state = self.config, self._state
+        posts = math.log(config.cusum_run_length) / (ratio * math.log(ratio) - ratio + 1.0)
+        hours = min(max(posts / rate / config.buckets(1.0), 1.0), float(HOURS_PER_DAY))
+        hour_posts = rate * min(state.hour_updates[hour], self._memory()) * hours
+        level_posts = (state.level or rate) * min(state.buckets_seen, self._level_memory())
+        floor = config.pseudo_count
+        return posts * (1.0 / max(hour_posts, floor) + 1.0 / max(level_posts, floor))
+
+    def _level_memory(self) -> float:
+        """How many buckets the level remembers (the effective size of its running average)."""
+        return 2.0 * self.config.buckets(self.config.level_half_life_hours) / math.log(2.0)
 
     def _spreads(self) -> list[tuple[Spread, int]]:
         """Each window's size in buckets with its yardstick: the short ones, then the long one."""

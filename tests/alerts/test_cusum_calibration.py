@@ -17,7 +17,8 @@ from services.alerts.cusum_calibration import (
 MONTH_OF_BUCKETS = 30 * 288
 
 
-def simulated_run_length(rate: float, ratio: float, threshold: float, runs: int, seed: int) -> tuple[float, float]:
+def simulated_run_length(rate: float, ratio: float, threshold: float, runs: int,
+                         seed: int) -> tuple[float, float]:
     """The CUSUM run directly on Poisson counts: mean run length and its standard error."""
     rng = np.random.default_rng(seed)
     jump, drift = math.log(ratio), rate * (ratio - 1.0)
@@ -33,8 +34,8 @@ def simulated_run_length(rate: float, ratio: float, threshold: float, runs: int,
     return float(lengths.mean()), float(lengths.std() / math.sqrt(runs))
 
 
-@pytest.mark.parametrize(("rate", "ratio", "threshold"),
-                         [(2.0, 2.0, 3.0), (0.5, 2.0, 3.0), (0.15, 2.0, 3.0), (10.0, 2.0, 4.0), (0.5, 6.0, 4.0)])
+@pytest.mark.parametrize(("rate", "ratio", "threshold"), [
+    (2.0, 2.0, 3.0), (0.5, 2.0, 3.0), (0.15, 2.0, 3.0), (10.0, 2.0, 4.0), (0.5, 6.0, 4.0)])
 def test_the_run_length_agrees_with_a_direct_simulation(rate: float, ratio: float, threshold: float) -> None:
     computed = run_length(rate, ratio, threshold)
     simulated, error = simulated_run_length(rate, ratio, threshold, runs=3000, seed=5)

@@ -192,13 +192,14 @@ def rhythm_series(days: int, base: float, seed: int) -> tuple[list[tuple[datetim
 
 
 def test_the_cusum_run_length_follows_from_the_false_alert_budget() -> None:
-    # Two CUSUMs share the budget: each may raise a false alert once in twice a month's buckets.
+    # The surprise and two CUSUMs share the budget: each CUSUM may raise a false alert once in
+    # three months' buckets.
     config = DetectorConfig()
-    assert config.cusum_run_length == pytest.approx(2 * 30 * BUCKETS_PER_DAY)
+    assert config.cusum_run_length == pytest.approx(3 * 30 * BUCKETS_PER_DAY)
     looser = DetectorConfig(false_alerts_per_month=4.0)
     assert looser.cusum_run_length == pytest.approx(config.cusum_run_length / 4.0)
     hourly = DetectorConfig(bucket_seconds=3600)
-    assert hourly.cusum_run_length == pytest.approx(2 * 30 * 24)
+    assert hourly.cusum_run_length == pytest.approx(3 * 30 * 24)
     with pytest.raises(ValueError):
         DetectorConfig(false_alerts_per_month=0.0)
 
