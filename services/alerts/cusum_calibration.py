@@ -28,7 +28,7 @@ import numpy as np
 
 STEPS = 80  # grid states: run lengths 0-10% short of the exact ones (the safe side), solved in a millisecond
 BANDS_PER_DOUBLING = 4
-DISPERSION_BANDS_PER_DOUBLING = 16
+DISPERSION_BANDS_PER_DOUBLING = 32
 LOWEST_THRESHOLD = 0.05
 HIGHEST_THRESHOLD = 100.0  # nats: a key this uncertain is left to the other rules
 SEARCH_STEPS = 40
@@ -100,7 +100,7 @@ def threshold_for(rate: float, ratio: float, buckets: float, *, dispersion: floa
     """The smallest threshold whose run length on a steady stream is at least ``buckets``.
 
     ``rate``, ``dispersion`` and ``variance`` (as in :func:`run_length`) are
-    rounded to their band (a quarter of a doubling, a sixteenth for the other
+    rounded to their band (a quarter of a doubling, a thirty-second for the other
     two; the dispersion down and the variance up, which can only raise the
     run length) and the answer cached.
     """

@@ -87,7 +87,7 @@ class DetectorConfig:
     critical_score: float = 0.9
     max_gap_hours: float = 168.0
     cusum_ratio: float = 2.0
-    cusum_jump_ratio: float = 6.0
+    cusum_jump_ratio: float = 4.0
     false_alerts_per_month: float = 1.0
     cusum_floor: float = 0.05
     new_key_posts: float = 8.0
@@ -358,15 +358,14 @@ class SurgeDetector:
     def _baseline_variance(self, rate: float, ratio: float, hour: int) -> float:
         """The counts' extra variance, over their mean, that an approximate baseline adds for a CUSUM.
 
-        A false alert builds up over the posts of about ``ln(run length) /
-        (r ln r - r + 1)`` buckets' worth of baseline (the threshold over the
-        information per post of a rise to ``r``): 23 posts for a doubling, 2
-        for a burst. An error ``e`` of the baseline shifts their sum by that
-        many posts times ``e``, which counts as a variance of ``posts * e**2``
-        per post. The baseline's relative variance is one over the posts it
-        rests on: this hour's (``rate`` times the buckets it remembers, times
-        the hours the climb spans, as their errors are independent) and the
-        level's.
+        A false alert builds up over about ``ln(run length) / (r ln r - r +
+        1)`` expected posts (the threshold over the information per expected
+        post of a rise to ``r``): 26 for a doubling, 4 for a burst to 4x. An
+        error ``e`` of the baseline shifts the CUSUM by that many posts times
+        ``e``, as an extra variance of ``posts * e**2`` per post would. The
+        baseline's relative variance is one over the posts it rests on: this
+        hour's (``rate`` times the buckets it remembers, times the hours the
+        climb spans, as their errors are independent) and the level's.
         """
         config, state = self.config, self._state
         posts = math.log(config.cusum_run_length) / (ratio * math.log(ratio) - ratio + 1.0)

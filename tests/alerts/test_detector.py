@@ -39,7 +39,8 @@ def run(series: Sequence[tuple[datetime, float]], detector: SurgeDetector | None
     return [detector.update(moment, count) for moment, count in series]
 
 
-def with_surge(series: list[tuple[datetime, int]], start: int, length: int, factor: float):
+def with_surge(series: Sequence[tuple[datetime, float]], start: int, length: int,
+               factor: float) -> list[tuple[datetime, float]]:
     return [(m, c * factor + 10 if start <= i < start + length else c) for i, (m, c) in enumerate(series)]
 
 
@@ -265,7 +266,7 @@ def test_surges_do_not_make_a_key_look_bursty() -> None:
     # The CUSUM's dispersion learns from the winsorised count, as the baseline does.
     day = BUCKETS_PER_DAY
     quiet = poisson_series(days=14, base=50)
-    surged = quiet
+    surged: list[tuple[datetime, float]] = list(quiet)
     for k in range(4):
         surged = with_surge(surged, start=(7 + 2 * k) * day + 150, length=24, factor=4)
     calm, busy = SurgeDetector(), SurgeDetector()
