@@ -222,12 +222,13 @@ def main() -> None:
         print(f"refreshed the lowvolume table of {refresh_alerts_results(rows)}")
 
 
-def refresh_alerts_results(rows: list[dict[str, Any]]) -> Path:
+def refresh_alerts_results(rows: list[dict[str, Any]], path: Path = RESULTS / "alerts.json") -> Path:
     """Replace only the ``lowvolume`` key of ``alerts.json``: the NAB tables (``loo``, ...) stay."""
-    path = RESULTS / "alerts.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     results["lowvolume"] = rows
-    return write_results("alerts", results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n")
+    return path
 
 
 if __name__ == "__main__":
