@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Any
 
 from services.alerts.cusum_calibration import threshold_for
@@ -104,7 +105,7 @@ class DetectorConfig:
         if not 0.0 < self.false_alerts_per_month < self.buckets(30 * HOURS_PER_DAY):
             raise ValueError("false_alerts_per_month must be positive and below one per bucket")
 
-    @property
+    @cached_property
     def cusum_run_length(self) -> float:
         """Buckets between false alerts that each Poisson CUSUM must keep on a steady stream.
 
@@ -123,6 +124,16 @@ class DetectorConfig:
     def cusum_ratios(self) -> tuple[float, float]:
         """The rises the key's CUSUMs look for: a doubling and a sudden burst."""
         return self.cusum_ratio, self.cusum_jump_ratio
+
+    @cached_property
+    def cusum_climb_posts(self) -> tuple[float, ...]:
+        """For each CUSUM, about how many expected posts a false alert builds up over.
+
+        The threshold (about ``ln(run length)``) over the information per
+        expected post of a rise to ``r``, ``r ln r - r + 1``: 26 for a
+        doubling, 4 for a burst to 4x.
+        """
+        return tuple(math.log(self.cusum_run_length) / (r * math.log(r) - r + 1.0) for r in self.cusum_ratios)
 
     def buckets(self, hours: float) -> int:
         """A duration in hours as a whole number of buckets (at least one)."""
@@ -352,23 +363,21 @@ class SurgeDetector:
         """
         config, state = self.config, self._state
         return [threshold_for(rate, ratio, config.cusum_run_length, dispersion=state.dispersion,
-                              variance=state.dispersion + self._baseline_variance(rate, ratio, hour))
-                for ratio in config.cusum_ratios]
+                              variance=state.dispersion + self._baseline_variance(rate, posts, hour))
+                for ratio, posts in zip(config.cusum_ratios, config.cusum_climb_posts, strict=True)]
 
-    def _baseline_variance(self, rate: float, ratio: float, hour: int) -> float:
+    def _baseline_variance(self, rate: float, posts: float, hour: int) -> float:
         """The counts' extra variance, over their mean, that an approximate baseline adds for a CUSUM.
 
-        A false alert builds up over about ``ln(run length) / (r ln r - r +
-        1)`` expected posts (the threshold over the information per expected
-        post of a rise to ``r``): 26 for a doubling, 4 for a burst to 4x. An
-        error ``e`` of the baseline shifts the CUSUM by that many posts times
-        ``e``, as an extra variance of ``posts * e**2`` per post would. The
+        A false alert builds up over about ``posts`` expected posts
+        (``DetectorConfig.cusum_climb_posts``). An error ``e`` of the baseline
+        shifts the CUSUM by that many posts times ``e``, as an extra variance
+        of ``posts * e**2`` per post would. The
         baseline's relative variance is one over the posts it rests on: this
         hour's (``rate`` times the buckets it remembers, times the hours the
         climb spans, as their errors are independent) and the level's.
         """
         config, state = self.config, self._state
-        posts = math.log(config.cusum_run_length) / (ratio * math.log(ratio) - ratio + 1.0)
         hours = min(max(posts / rate / config.buckets(1.0), 1.0), float(HOURS_PER_DAY))
         hour_posts = rate * min(state.hour_updates[hour], self._memory()) * hours
         level_posts = (state.level or rate) * min(state.buckets_seen, self._level_memory())
