@@ -15,8 +15,8 @@ that keeps it.
 Counts are Poisson around the baseline at dispersion 1, and negative binomial
 with variance ``dispersion * mean`` above (a bursty key, or a baseline known
 only approximately). Thresholds are cached per band of rate (``BANDS_PER_DOUBLING``
-a doubling) and of dispersion, so a key pays a few milliseconds once per band
-and a dictionary lookup per bucket afterwards.
+a doubling), of dispersion and of variance, so a key pays a few milliseconds
+once per band and two dictionary lookups per bucket afterwards.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ import numpy as np
 
 STEPS = 80  # grid states: run lengths 0-10% short of the exact ones (the safe side), solved in a millisecond
 BANDS_PER_DOUBLING = 4
-DISPERSION_BANDS_PER_DOUBLING = 32
+DISPERSION_BANDS_PER_DOUBLING = 16
+VARIANCE_BANDS_PER_DOUBLING = 8
 LOWEST_THRESHOLD = 0.05
 HIGHEST_THRESHOLD = 100.0  # nats: a key this uncertain is left to the other rules
 SEARCH_STEPS = 40
 TOLERANCE = 0.005  # nats
+LENGTH_TOLERANCE = 0.02  # in log run length
 TAIL_SIGMAS = 12.0  # counts beyond the mean by this many standard deviations are ignored
 
 
@@ -99,25 +101,42 @@ def threshold_for(rate: float, ratio: float, buckets: float, *, dispersion: floa
                   variance: float | None = None) -> float:
     """The smallest threshold whose run length on a steady stream is at least ``buckets``.
 
-    ``rate``, ``dispersion`` and ``variance`` (as in :func:`run_length`) are
-    rounded to their band (a quarter of a doubling, a thirty-second for the other
-    two; the dispersion down and the variance up, which can only raise the
-    run length) and the answer cached.
+    Read from bands, each cached, all on the safe side (a higher threshold,
+    a longer run length): the larger of the thresholds at the two rate bands
+    around ``rate`` (a quarter of a doubling apart; the threshold rises with
+    the rate at low rates and falls at high ones); the dispersion (as in
+    :func:`run_length`) rounded down to a sixteenth of a doubling; and the
+    threshold interpolated between the two variance bands around
+    ``variance``, an eighth of a doubling apart (it grows about as the
+    variance does, faster than the log-variance the bands are spaced by, so
+    the line between two bands lies above it).
     """
     variance = dispersion if variance is None else variance
-    # Rounded the safe way: the statistic's divisor down, the counts' variance up.
-    per_doubling = DISPERSION_BANDS_PER_DOUBLING
-    return _banded_threshold(round(BANDS_PER_DOUBLING * math.log2(rate)), ratio, buckets,
-                             math.floor(per_doubling * math.log2(max(dispersion, 1.0))),
-                             math.ceil(per_doubling * math.log2(max(variance, dispersion, 1.0)) - 1e-9))
+    rate_position = BANDS_PER_DOUBLING * math.log2(rate)
+    dispersion_band = math.floor(DISPERSION_BANDS_PER_DOUBLING * math.log2(max(dispersion, 1.0)))
+    variance_position = VARIANCE_BANDS_PER_DOUBLING * math.log2(max(variance, 1.0))
+    rate_band = math.floor(rate_position)
+    return max(_interpolated(band, ratio, buckets, dispersion_band, variance_position)
+               for band in {rate_band, math.ceil(rate_position)})
 
 
-@lru_cache(maxsize=8192)
+def _interpolated(rate_band: int, ratio: float, buckets: float, dispersion_band: int,
+                  variance_position: float) -> float:
+    below = math.floor(variance_position)
+    share = variance_position - below
+    low = _banded_threshold(rate_band, ratio, buckets, dispersion_band, below)
+    if share <= 0.0:
+        return low
+    high = _banded_threshold(rate_band, ratio, buckets, dispersion_band, below + 1)
+    return low + share * (high - low)
+
+
+@lru_cache(maxsize=16384)
 def _banded_threshold(rate_band: int, ratio: float, buckets: float, dispersion_band: int,
                       variance_band: int) -> float:
     rate = 2.0 ** (rate_band / BANDS_PER_DOUBLING)
     dispersion = 2.0 ** (dispersion_band / DISPERSION_BANDS_PER_DOUBLING)
-    variance = 2.0 ** (variance_band / DISPERSION_BANDS_PER_DOUBLING)
+    variance = 2.0 ** (variance_band / VARIANCE_BANDS_PER_DOUBLING)
     return solve_threshold(rate, ratio, buckets, dispersion=dispersion, variance=variance)
 
 
@@ -146,6 +165,8 @@ def solve_threshold(rate: float, ratio: float, buckets: float, *, dispersion: fl
     for _ in range(SEARCH_STEPS):
         middle = high - high_gap * (high - low) / (high_gap - low_gap)
         middle_gap = gap(middle)
+        if 0.0 <= middle_gap < LENGTH_TOLERANCE:
+            return middle  # long enough, by less than 2%: the smallest threshold for all purposes
         if middle_gap >= 0.0:
             high, high_gap = middle, middle_gap
             low_gap *= 0.5  # Illinois: do not let the other end stall

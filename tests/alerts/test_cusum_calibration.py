@@ -71,11 +71,16 @@ def test_a_bursty_or_uncertain_key_needs_a_higher_threshold() -> None:
     assert solve_threshold(5.0, 2.0, MONTH_OF_BUCKETS, dispersion=1.5) == pytest.approx(plain, abs=1.0)
 
 
-def test_the_banded_threshold_is_safe_for_every_rate_in_its_band() -> None:
-    for rate in (0.3, 0.35, 0.4, 3.3, 41.0):
-        threshold = threshold_for(rate, 2.0, MONTH_OF_BUCKETS)
-        # The band's rate differs by up to 9%; the run length stays within a few percent of the budget.
-        assert run_length(rate, 2.0, threshold) > 0.8 * MONTH_OF_BUCKETS
+@pytest.mark.parametrize("ratio", [2.0, 4.0])
+def test_the_banded_threshold_keeps_the_budget_between_bands(ratio: float) -> None:
+    # Rates and variances between bands: the threshold read from the bands still keeps the run
+    # length (at high rates the threshold falls steeply with the rate, and the nearest band fell short).
+    for rate in (0.07, 0.3, 0.35, 0.4, 3.3, 41.0, 50.0, 60.0, 75.0):
+        threshold = threshold_for(rate, ratio, MONTH_OF_BUCKETS)
+        assert run_length(rate, ratio, threshold, steps=400) > 0.99 * MONTH_OF_BUCKETS
+    for variance in (1.03, 1.2, 2.0):
+        threshold = threshold_for(2.0, ratio, MONTH_OF_BUCKETS, variance=variance)
+        assert run_length(2.0, ratio, threshold, variance=variance, steps=400) > 0.99 * MONTH_OF_BUCKETS
 
 
 def test_the_negative_binomial_has_the_mean_and_variance_asked_for() -> None:
