@@ -42,8 +42,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Any
 
+from services.alerts.cusum_calibration import threshold_for
 from services.alerts.detector_spread import Spread, observe
 from yuqing.contracts import Severity
 
@@ -86,7 +88,7 @@ class DetectorConfig:
     critical_score: float = 0.9
     max_gap_hours: float = 168.0
     cusum_ratio: float = 2.0
-    cusum_jump_ratio: float = 6.0
+    cusum_jump_ratio: float = 4.0
     false_alerts_per_month: float = 1.0
     cusum_floor: float = 0.05
     new_key_posts: float = 8.0
@@ -103,17 +105,35 @@ class DetectorConfig:
         if not 0.0 < self.false_alerts_per_month < self.buckets(30 * HOURS_PER_DAY):
             raise ValueError("false_alerts_per_month must be positive and below one per bucket")
 
-    @property
-    def cusum_threshold(self) -> float:
-        """Where the Poisson CUSUM fires, from the false-alert budget.
+    @cached_property
+    def cusum_run_length(self) -> float:
+        """Buckets between false alerts that each Poisson CUSUM must keep on a steady stream.
 
-        A CUSUM of log-likelihood ratios that fires at ``h`` raises a false
-        alert on a steady stream at most once every ``e**h`` buckets on average
-        (Lorden's bound), so ``h = ln(buckets per month / false_alerts_per_month)``
-        keeps each key within ``false_alerts_per_month``: 9.06 for one a month
-        in 5-minute buckets.
+        The budget is ``false_alerts_per_month`` per key, shared equally by
+        the key's three rules that can fire on their own: the surprise ``u``
+        and the two CUSUMs (a doubling and a burst). Each CUSUM may raise a
+        false alert at most once every ``3 * buckets per month / budget``
+        buckets (25,920 for one a month in 5-minute buckets); the third share
+        is the surprise's. The thresholds that keep it follow from
+        :func:`services.alerts.cusum_calibration.threshold_for`.
         """
-        return math.log(self.buckets(30 * HOURS_PER_DAY) / self.false_alerts_per_month)
+        rules = len(self.cusum_ratios) + 1
+        return rules * self.buckets(30 * HOURS_PER_DAY) / self.false_alerts_per_month
+
+    @property
+    def cusum_ratios(self) -> tuple[float, float]:
+        """The rises the key's CUSUMs look for: a doubling and a sudden burst."""
+        return self.cusum_ratio, self.cusum_jump_ratio
+
+    @cached_property
+    def cusum_climb_posts(self) -> tuple[float, ...]:
+        """For each CUSUM, about how many expected posts a false alert builds up over.
+
+        The threshold (about ``ln(run length)``) over the information per
+        expected post of a rise to ``r``, ``r ln r - r + 1``: 26 for a
+        doubling, 4 for a burst to 4x.
+        """
+        return tuple(math.log(self.cusum_run_length) / (r * math.log(r) - r + 1.0) for r in self.cusum_ratios)
 
     def buckets(self, hours: float) -> int:
         """A duration in hours as a whole number of buckets (at least one)."""
@@ -273,7 +293,7 @@ class SurgeDetector:
         if history and self._is_material(count, expected):
             short, long = max(surprises[:-1]), surprises[-1]
             evidence = (1.0 + max(short, 0.0)) * (1.0 + max(long, 0.0)) - 1.0
-        cusum = self._cusum(count, expected) if history else 0.0
+        cusum = self._cusum(count, expected, hour) if history else 0.0
         if not history or self._hour_posts(hour) < self.config.pseudo_count:
             # No baseline to trust: the key is young, or this hour of its day rests on fewer posts
             # than the prior it is shrunk to (a key with a post or two a day).
@@ -304,23 +324,26 @@ class SurgeDetector:
             return 0.0
         return self._fire_evidence() * observed / config.new_key_posts
 
-    def _cusum(self, count: float, expected: float) -> float:
-        """Evidence from a Poisson CUSUM against the learnt baseline (what the low volumes need).
+    def _cusum(self, count: float, expected: float, hour: int) -> float:
+        """Evidence from Poisson CUSUMs against the learnt baseline (what the low volumes need).
 
         The log-likelihood ratio of a rise to ``cusum_ratio`` times the baseline
         (and, for sudden bursts, to ``cusum_jump_ratio`` times), summed and
         floored at 0, in units of a dispersion learnt from the key's own spread
-        (1 for Poisson counts, more for burstier keys). At
-        ``cusum_threshold`` it gives exactly the evidence that fires; it only
-        counts on a bucket above its expectation, so a surge fires on a post.
+        (1 for Poisson counts, more for burstier keys). Each fires at the
+        threshold that keeps its share of the false-alert budget at this rate
+        (:meth:`_thresholds`), where it gives exactly the evidence that fires;
+        it only counts on a bucket above its expectation, so a surge fires on a post.
         """
         config, state = self.config, self._state
         rate = max(expected, config.cusum_floor)
-        cap = CUSUM_CAP * config.cusum_threshold  # so that a surge's evidence fades soon after it
-        steps = [(count * math.log(r) - rate * (r - 1.0)) / state.dispersion
-                 for r in (config.cusum_ratio, config.cusum_jump_ratio)]
-        state.cusum = min(max(0.0, state.cusum + steps[0]), cap)
-        state.cusum_jump = min(max(0.0, state.cusum_jump + steps[1]), cap)
+        thresholds = self._thresholds(rate, hour)
+        sums = [state.cusum, state.cusum_jump]
+        for i, ratio in enumerate(config.cusum_ratios):
+            step = (count * math.log(ratio) - rate * (ratio - 1.0)) / state.dispersion
+            # Capped so that a surge's evidence fades soon after it.
+            sums[i] = min(max(0.0, sums[i] + step), CUSUM_CAP * thresholds[i])
+        state.cusum, state.cusum_jump = sums
         learn = _rate(config.spread_half_life_days * config.buckets(HOURS_PER_DAY), state.buckets_seen)
         # Clipped at winsor_z of the key's own spread, as the baseline's counts are: a surge must not
         # teach the key that it is bursty (that blunts the next surge); the old clip at 25 let one
@@ -329,7 +352,41 @@ class SurgeDetector:
         state.dispersion = max(1.0, state.dispersion + learn * (squared - state.dispersion))
         if count <= expected:
             return 0.0
-        return self._fire_evidence() * max(state.cusum, state.cusum_jump) / config.cusum_threshold
+        return self._fire_evidence() * max(s / h for s, h in zip(sums, thresholds, strict=True))
+
+    def _thresholds(self, rate: float, hour: int) -> list[float]:
+        """Where each CUSUM fires: its share of the false-alert budget, kept at this rate.
+
+        The run length of a CUSUM on a steady stream (Brook and Evans' Markov
+        chain) depends on the rate per bucket, the key's dispersion and how
+        well the baseline is known (:meth:`_baseline_variance`).
+        """
+        config, state = self.config, self._state
+        return [threshold_for(rate, ratio, config.cusum_run_length, dispersion=state.dispersion,
+                              variance=state.dispersion + self._baseline_variance(rate, posts, hour))
+                for ratio, posts in zip(config.cusum_ratios, config.cusum_climb_posts, strict=True)]
+
+    def _baseline_variance(self, rate: float, posts: float, hour: int) -> float:
+        """The counts' extra variance, over their mean, that an approximate baseline adds for a CUSUM.
+
+        A false alert builds up over about ``posts`` expected posts
+        (``DetectorConfig.cusum_climb_posts``). An error ``e`` of the baseline
+        shifts the CUSUM by that many posts times ``e``, as an extra variance
+        of ``posts * e**2`` per post would. The
+        baseline's relative variance is one over the posts it rests on: this
+        hour's (``rate`` times the buckets it remembers, times the hours the
+        climb spans, as their errors are independent) and the level's.
+        """
+        config, state = self.config, self._state
+        hours = min(max(posts / rate / config.buckets(1.0), 1.0), float(HOURS_PER_DAY))
+        hour_posts = rate * min(state.hour_updates[hour], self._memory()) * hours
+        level_posts = (state.level or rate) * min(state.buckets_seen, self._level_memory())
+        floor = config.pseudo_count
+        return posts * (1.0 / max(hour_posts, floor) + 1.0 / max(level_posts, floor))
+
+    def _level_memory(self) -> float:
+        """How many buckets the level remembers (the effective size of its running average)."""
+        return 2.0 * self.config.buckets(self.config.level_half_life_hours) / math.log(2.0)
 
     def _spreads(self) -> list[tuple[Spread, int]]:
         """Each window's size in buckets with its yardstick: the short ones, then the long one."""

@@ -39,7 +39,8 @@ def run(series: Sequence[tuple[datetime, float]], detector: SurgeDetector | None
     return [detector.update(moment, count) for moment, count in series]
 
 
-def with_surge(series: list[tuple[datetime, int]], start: int, length: int, factor: float):
+def with_surge(series: Sequence[tuple[datetime, float]], start: int, length: int,
+               factor: float) -> list[tuple[datetime, float]]:
     return [(m, c * factor + 10 if start <= i < start + length else c) for i, (m, c) in enumerate(series)]
 
 
@@ -191,15 +192,32 @@ def rhythm_series(days: int, base: float, seed: int) -> tuple[list[tuple[datetim
     return [(m, float(rng.poisson(r))) for m, r in zip(moments, rates, strict=True)], rates
 
 
-def test_the_cusum_threshold_follows_from_the_false_alert_budget() -> None:
+def test_the_cusum_run_length_follows_from_the_false_alert_budget() -> None:
+    # The surprise and two CUSUMs share the budget: each CUSUM may raise a false alert once in
+    # three months' buckets.
     config = DetectorConfig()
-    assert config.cusum_threshold == pytest.approx(math.log(30 * BUCKETS_PER_DAY))  # 9.06
+    assert config.cusum_run_length == pytest.approx(3 * 30 * BUCKETS_PER_DAY)
     looser = DetectorConfig(false_alerts_per_month=4.0)
-    assert looser.cusum_threshold == pytest.approx(config.cusum_threshold - math.log(4.0))
+    assert looser.cusum_run_length == pytest.approx(config.cusum_run_length / 4.0)
     hourly = DetectorConfig(bucket_seconds=3600)
-    assert hourly.cusum_threshold == pytest.approx(math.log(30 * 24))
+    assert hourly.cusum_run_length == pytest.approx(3 * 30 * 24)
     with pytest.raises(ValueError):
         DetectorConfig(false_alerts_per_month=0.0)
+
+
+def test_a_looser_budget_fires_sooner_on_a_slow_surge() -> None:
+    # Half a post a bucket, then twice that: the CUSUM's threshold falls as the budget grows.
+    series, rates = rhythm_series(days=15, base=0.5, seed=3)
+    onset = 14 * BUCKETS_PER_DAY + 12 * 10
+    rng = np.random.default_rng(33)
+    surged = [(m, float(rng.poisson(2 * r)) if i >= onset else c)
+              for i, ((m, c), r) in enumerate(zip(series, rates, strict=True))]
+    firsts = []
+    for budget in (0.25, 1.0, 8.0):
+        detections = run(surged, SurgeDetector(DetectorConfig(false_alerts_per_month=budget)))
+        firsts.append(next(i for i, d in enumerate(detections[onset:]) if d.is_surge))
+    assert firsts[0] >= firsts[1] >= firsts[2]
+    assert firsts[0] > firsts[2]
 
 
 def test_a_quiet_key_learns_its_true_rate_not_more() -> None:
@@ -248,7 +266,7 @@ def test_surges_do_not_make_a_key_look_bursty() -> None:
     # The CUSUM's dispersion learns from the winsorised count, as the baseline does.
     day = BUCKETS_PER_DAY
     quiet = poisson_series(days=14, base=50)
-    surged = quiet
+    surged: list[tuple[datetime, float]] = list(quiet)
     for k in range(4):
         surged = with_surge(surged, start=(7 + 2 * k) * day + 150, length=24, factor=4)
     calm, busy = SurgeDetector(), SurgeDetector()
