@@ -86,6 +86,8 @@ class GroupingParams:
     # a post without a region is placed in the township its text names (short forms too:
     # "蓝田这边", "石龙+1"), among the configured ones and those other posts carried (issue_towns.py)
     infer_township: bool = True
+    # and in the one whose short form opens a clause, whatever follows it ("高塘新装的智能表")
+    leading_township: bool = True
     late_place_open: float = 0.0  # the same beyond ``gap``: a later post joins on place or words
     topic_bonus: float = 0.30
     topic_penalty: float = 0.30
@@ -162,7 +164,7 @@ class IssueGrouper:
         """``places``: the configured gazetteer (the NLP worker's); the townships of the stream are
         learned from the posts' regions (``issue_towns.py``)."""
         self.params = params or GroupingParams()
-        self._townships = KnownTownships(places)
+        self._townships = KnownTownships(places, leading=self.params.leading_township)
         self._issues: OrderedDict[str, OpenIssue] = OrderedDict()  # least recently active first
         self._by_town: dict[str, OrderedDict[str, None]] = {}  # least recently active first
         self._post_issue: OrderedDict[str, str] = OrderedDict()
