@@ -74,6 +74,10 @@ class GroupingParams:
     # strong evidence (words and place): a matter still discussed the next day
     late_gap: timedelta = timedelta(hours=24)
     late_margin: float = 0.10
+    # beyond ``gap``, an issue of fewer posts is open only to a post naming its place: a lone post
+    # of the day before is not the matter the next morning's post continues (it would draw it away
+    # from the township's matter of this morning)
+    late_min_size: int = 2
     span: timedelta = timedelta(hours=72)
     nearest_weight: float = 0.6  # word score = this x nearest member + the rest x centroid
     place_bonus: float = 0.45
@@ -82,6 +86,9 @@ class GroupingParams:
     # a post of no known township (no region, none named) against a township's issue: it may be
     # about any township's matter: topic and hour alone do not place it, words or a place must
     unplaced_penalty: float = 0.25
+    # the penalty less this x the post's word score: words that say the issue's matter place a post
+    # that names no township; topic and hour alone do not
+    unplaced_words_relief: float = 0.5
     unplaced_pair_penalty: float = 0.25  # the same for a post and an issue both of no known township
     # a post without a region is placed in the township its text names (short forms too:
     # "蓝田这边", "石龙+1"), among the configured ones and those other posts carried (issue_towns.py)
@@ -122,6 +129,10 @@ class GroupingParams:
     dominant_min: int = 3
     dominant_small: int = 1
     dominant_gap: timedelta = timedelta(hours=3)
+    # two issues of >= ``merge_place_min`` posts each sharing a place may be up to this far apart:
+    # one village's matter, raised again the next morning (the crew's thanks for 红星村's outage)
+    merge_place_gap: timedelta = timedelta(hours=12)
+    merge_place_min: int = 2
     # a post that joins its township's issue and also scores ``threshold`` against an issue of no
     # known township merges the two (``IssueGrouper._bridge``)
     bridge_unplaced: bool = True
@@ -370,6 +381,8 @@ class IssueGrouper:
         place = self._place_score(issue, member.view)
         if apart > p.gap and place < 0:
             return None  # a late post naming another place: the next matter there is a new one
+        if apart > p.gap and issue.size < p.late_min_size and place < p.place_bonus:
+            return None  # a lone post of the day before is continued only by one naming its place
         if apart > p.gap and place == p.place_open:
             place = p.late_place_open
         score += place
@@ -378,7 +391,7 @@ class IssueGrouper:
         elif agreement < 0:
             score -= p.topic_penalty
         if bool(member.town) != bool(issue.town):
-            score -= p.unplaced_penalty
+            score -= max(0.0, p.unplaced_penalty - p.unplaced_words_relief * said * lexical)
         elif not member.town:
             score -= p.unplaced_pair_penalty
         # a burst draws posts that say its matter in other words, not those a shared place places

@@ -39,3 +39,57 @@ def test_a_post_of_no_region_opening_with_its_township_joins_its_matter() -> Non
         app = {grouper.assign(_post(i, text, 10 * i)).issue_id for i, text in enumerate(APP)}
         assert len(app) == 1
         assert (grouper.assign(post).issue_id in app) is joins
+
+
+def test_a_lone_post_of_the_evening_is_not_open_the_next_morning() -> None:
+    evening = _post(0, "高塘镇新村路的路灯坏了，晚上黑乎乎的", 600, topic="safety")
+    morning = _post(1, "路灯还是不亮，晚上走路黑乎乎的", 600 + 14 * 60, topic="safety")
+    for late_min, joins in ((2, False), (1, True)):
+        grouper = IssueGrouper(replace(GroupingParams(), late_min_size=late_min))
+        lamp = grouper.assign(evening).issue_id
+        assert (grouper.assign(morning).issue_id == lamp) is joins
+    # a post naming its place continues it
+    grouper = IssueGrouper()
+    lamp = grouper.assign(evening).issue_id
+    assert grouper.assign(replace(morning, text="新村路的路灯还是不亮，晚上走路黑乎乎的")).issue_id == lamp
+    # an issue two posts raised is still open the next morning
+    grouper = IssueGrouper()
+    lamp = grouper.assign(evening).issue_id
+    assert grouper.assign(_post(2, "新村路的路灯坏了好几天了", 620, topic="safety")).issue_id == lamp
+    assert grouper.assign(morning).issue_id == lamp
+
+
+OUTAGE = ["平安镇红星村停电了，什么时候来电", "红星村这边全黑了", "红星村停电快二十分钟了",
+          "红星村还没来电，饭都做不了"]
+THANKS = ["昨晚抢修的师傅辛苦了，半夜还在干活", "感谢供电所连夜抢修红星村线路"]
+
+
+def test_the_next_mornings_thanks_naming_the_village_merge_into_its_outage() -> None:
+    for gap, merged in ((timedelta(hours=12), True), (timedelta(hours=1), False)):
+        grouper = IssueGrouper(replace(GroupingParams(), merge_place_gap=gap))
+        outage = {grouper.assign(_post(i, text, 600 + 5 * i, region="平安镇", topic="outage")).issue_id
+                  for i, text in enumerate(OUTAGE)}
+        assert len(outage) == 1
+        thanks = [grouper.assign(_post(10 + i, text, 600 + 12 * 60 + 20 * i, region="平安镇",
+                                       topic="praise_suggestion")).issue_id for i, text in enumerate(THANKS)]
+        assert (grouper.resolve(thanks[-1]) in outage) is merged
+
+
+def test_the_next_mornings_matter_in_another_place_stays_apart() -> None:
+    grouper = IssueGrouper()
+    outage = {grouper.assign(_post(i, text, 600 + 5 * i, region="平安镇", topic="outage")).issue_id
+              for i, text in enumerate(OUTAGE)}
+    other = ["平安镇东岭村早上停电了", "东岭村这边也没电了"]
+    found = {grouper.resolve(grouper.assign(_post(10 + i, text, 600 + 13 * 60 + 10 * i, region="平安镇",
+                                                  topic="outage")).issue_id) for i, text in enumerate(other)}
+    assert not found & outage
+
+
+def test_a_post_of_no_township_joins_on_words_that_say_the_matter_not_on_topic_and_hour() -> None:
+    for relief, joins in ((0.5, True), (0.0, False)):
+        grouper = IssueGrouper(replace(GroupingParams(), unplaced_words_relief=relief))
+        app = {grouper.assign(_post(i, text, 10 * i)).issue_id for i, text in enumerate(APP)}
+        assert (grouper.assign(_post(9, "手机交电费提示系统繁忙", 40, region=None)).issue_id in app) is joins
+        # no words of its own, nor words of the matter: stays apart whatever the relief
+        assert grouper.assign(_post(10, "+1", 41, region=None, topic="other")).issue_id not in app
+        assert grouper.assign(_post(11, "营业厅几点下班", 42, region=None, topic="service")).issue_id not in app
