@@ -92,4 +92,5 @@ def test_a_post_of_no_township_joins_on_words_that_say_the_matter_not_on_topic_a
         assert (grouper.assign(_post(9, "手机交电费提示系统繁忙", 40, region=None)).issue_id in app) is joins
         # no words of its own, nor words of the matter: stays apart whatever the relief
         assert grouper.assign(_post(10, "+1", 41, region=None, topic="other")).issue_id not in app
-        assert grouper.assign(_post(11, "营业厅几点下班", 42, region=None, topic="service")).issue_id not in app
+        hours = _post(11, "营业厅几点下班", 42, region=None, topic="service")
+        assert grouper.assign(hours).issue_id not in app
