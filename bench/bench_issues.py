@@ -21,7 +21,8 @@ searches the grouping parameters on the given set, ``--tune-merge`` those of
 the issue-level step, ``--loo`` the burst and township parameters by leaving
 one development set (``data/issues/dev*.jsonl``) out at a time (``--loo-dominant``
 those of the dominant-issue rule, ``--loo-second`` the margins of the
-classifier's second choice), ``--splits`` prints how the development sets'
+classifier's second choice, ``--loo-days`` the rules for matters over days and posts of no
+township), ``--splits`` prints how the development sets'
 large events not recovered are split: run them on the development sets only,
 never on the evaluation set. Writes ``bench/results/issues.json``.
 """

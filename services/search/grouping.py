@@ -11,7 +11,8 @@ issue of its township that it fits best, or founds a new one:
   them joins it; it then belongs to that township.
 * **Time**: the issue's last post at most ``gap`` before (or after) the post and
   its first at most ``span`` before; older issues are closed for grouping. So
-  the same complaint two days later is another issue.
+  the same complaint two days later is another issue. Up to ``late_gap`` on
+  stronger evidence, and then an issue of one post only for a post naming its place.
 * **Words** (issue_text.py): cosine of IDF-weighted character bigrams, to the
   nearest member and to the issue's centroid.
 * **Place**: a place named by both (village, 小区, street …) adds; two different
@@ -31,9 +32,10 @@ topic, the two are merged (``_bridge``). Then the **issue-level step** compares
 the issue the post is in with the township's other open issues (the same
 bounded candidates) and merges the best pair that looks like one matter
 (``issue_merging.py``; a lone post of a compatible topic beside the township's
-larger matter of those hours needs few shared words): the issue founded first keeps its id, and the merge is
-kept for the indexer to record (``take_merges``). Issues a responder split or
-moved posts of are left out.
+larger matter of those hours needs few shared words; two issues sharing a place may be up to
+``merge_place_gap`` apart: the next morning's thanks for the village's outage): the issue
+founded first keeps its id, and the merge is kept for the indexer to record
+(``take_merges``). Issues a responder split or moved posts of are left out.
 
 A new issue's id is ``<topic>-<16 hex digits of blake2b(post id)>``: derived
 from the founding post, so every process that sees the same posts in the same

@@ -9,7 +9,9 @@ infers a region from the text with the configured gazetteer
 demo's), so grouping also learns the townships of its own stream: every
 region a post carries is a known township, and a post without one is placed by
 the same rule (``Gazetteer.region_of``: a township named in full, by its short
-form where a place name stands, or by a place listed under it).
+form where a place name stands, or by a place listed under it); failing that, by the short
+form that opens a clause of the text whatever follows it (``高塘新装的智能表``), if the
+text names no other township's short form.
 
 Deterministic: the townships known at a post are those of the posts before it,
 in the order they were grouped (a replica or a restarted indexer learns them
