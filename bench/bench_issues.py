@@ -21,7 +21,8 @@ searches the grouping parameters on the given set, ``--tune-merge`` those of
 the issue-level step, ``--loo`` the burst and township parameters by leaving
 one development set (``data/issues/dev*.jsonl``) out at a time (``--loo-dominant``
 those of the dominant-issue rule, ``--loo-second`` the margins of the
-classifier's second choice), ``--splits`` prints how the development sets'
+classifier's second choice, ``--loo-days`` the rules for matters over days and posts of no
+township), ``--splits`` prints how the development sets'
 large events not recovered are split: run them on the development sets only,
 never on the evaluation set. Writes ``bench/results/issues.json``.
 """
@@ -151,6 +152,14 @@ DOMINANT_GRID: dict[str, list[Any]] = {
 # the classifier's second choice as topic compatibility (docs/search.md), chosen by ``--loo-second``
 SECOND_GRID: dict[str, list[Any]] = {"second_same_margin": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0],
                                      "second_margin": [0.0, 0.2, 0.3, 0.4, 0.6]}
+
+
+# days and townships (docs/search.md, *Matters over days, posts of no region*), chosen by
+# ``--loo-days``; each list starts with the rule off, so that a tie keeps it off
+DAYS_GRID: dict[str, list[Any]] = {
+    "leading_township": [False, True], "late_min_size": [1, 2],
+    "merge_place_gap": [timedelta(hours=h) for h in (1, 12)], "merge_place_min": [2],
+    "unplaced_penalty": [0.25, 0.2], "unplaced_words_relief": [0.0, 0.5]}
 
 
 def leave_one_out(grid: dict[str, list[Any]]) -> None:
@@ -285,6 +294,9 @@ def arguments() -> argparse.Namespace:
                         help="choose the dominant-issue rule's parameters leaving one development set out")
     parser.add_argument("--loo-second", action="store_true",
                         help="choose the second-choice topic margin leaving one development set out")
+    parser.add_argument("--loo-days", action="store_true",
+                        help="choose the rules for matters over days and posts of no region leaving one "
+                             "development set out")
     parser.add_argument("--splits", action="store_true",
                         help="how the development sets' large events not recovered are split")
     parser.add_argument("--indexing", type=int, default=0, metavar="DOCS",
@@ -320,8 +332,9 @@ def main() -> None:
     if args.splits:
         split_profiles()
         return
-    if args.loo or args.loo_dominant or args.loo_second:
-        leave_one_out(SECOND_GRID if args.loo_second else DOMINANT_GRID if args.loo_dominant else LOO_GRID)
+    if args.loo or args.loo_dominant or args.loo_second or args.loo_days:
+        leave_one_out(DAYS_GRID if args.loo_days else SECOND_GRID if args.loo_second
+                      else DOMINANT_GRID if args.loo_dominant else LOO_GRID)
         return
     rows = read_posts(args.input)
     modelled = with_model_topics(rows)

@@ -11,7 +11,8 @@ issue of its township that it fits best, or founds a new one:
   them joins it; it then belongs to that township.
 * **Time**: the issue's last post at most ``gap`` before (or after) the post and
   its first at most ``span`` before; older issues are closed for grouping. So
-  the same complaint two days later is another issue.
+  the same complaint two days later is another issue. Up to ``late_gap`` on
+  stronger evidence, and then an issue of one post only for a post naming its place.
 * **Words** (issue_text.py): cosine of IDF-weighted character bigrams, to the
   nearest member and to the issue's centroid.
 * **Place**: a place named by both (village, 小区, street …) adds; two different
@@ -31,9 +32,10 @@ topic, the two are merged (``_bridge``). Then the **issue-level step** compares
 the issue the post is in with the township's other open issues (the same
 bounded candidates) and merges the best pair that looks like one matter
 (``issue_merging.py``; a lone post of a compatible topic beside the township's
-larger matter of those hours needs few shared words): the issue founded first keeps its id, and the merge is
-kept for the indexer to record (``take_merges``). Issues a responder split or
-moved posts of are left out.
+larger matter of those hours needs few shared words; two issues sharing a place may be up to
+``merge_place_gap`` apart: the next morning's thanks for the village's outage): the issue
+founded first keeps its id, and the merge is kept for the indexer to record
+(``take_merges``). Issues a responder split or moved posts of are left out.
 
 A new issue's id is ``<topic>-<16 hex digits of blake2b(post id)>``: derived
 from the founding post, so every process that sees the same posts in the same
@@ -74,6 +76,10 @@ class GroupingParams:
     # strong evidence (words and place): a matter still discussed the next day
     late_gap: timedelta = timedelta(hours=24)
     late_margin: float = 0.10
+    # beyond ``gap``, an issue of fewer posts is open only to a post naming its place: a lone post
+    # of the day before is not the matter the next morning's post continues (it would draw it away
+    # from the township's matter of this morning)
+    late_min_size: int = 2
     span: timedelta = timedelta(hours=72)
     nearest_weight: float = 0.6  # word score = this x nearest member + the rest x centroid
     place_bonus: float = 0.45
@@ -82,10 +88,15 @@ class GroupingParams:
     # a post of no known township (no region, none named) against a township's issue: it may be
     # about any township's matter: topic and hour alone do not place it, words or a place must
     unplaced_penalty: float = 0.25
+    # the penalty less this x the post's word score: words that say the issue's matter place a post
+    # that names no township; topic and hour alone do not
+    unplaced_words_relief: float = 0.5
     unplaced_pair_penalty: float = 0.25  # the same for a post and an issue both of no known township
     # a post without a region is placed in the township its text names (short forms too:
     # "蓝田这边", "石龙+1"), among the configured ones and those other posts carried (issue_towns.py)
     infer_township: bool = True
+    # and in the one whose short form opens a clause, whatever follows it ("高塘新装的智能表")
+    leading_township: bool = True
     late_place_open: float = 0.0  # the same beyond ``gap``: a later post joins on place or words
     topic_bonus: float = 0.30
     topic_penalty: float = 0.30
@@ -120,6 +131,10 @@ class GroupingParams:
     dominant_min: int = 3
     dominant_small: int = 1
     dominant_gap: timedelta = timedelta(hours=3)
+    # two issues of >= ``merge_place_min`` posts each sharing a place may be up to this far apart:
+    # one village's matter, raised again the next morning (the crew's thanks for 红星村's outage)
+    merge_place_gap: timedelta = timedelta(hours=12)
+    merge_place_min: int = 2
     # a post that joins its township's issue and also scores ``threshold`` against an issue of no
     # known township merges the two (``IssueGrouper._bridge``)
     bridge_unplaced: bool = True
@@ -162,7 +177,7 @@ class IssueGrouper:
         """``places``: the configured gazetteer (the NLP worker's); the townships of the stream are
         learned from the posts' regions (``issue_towns.py``)."""
         self.params = params or GroupingParams()
-        self._townships = KnownTownships(places)
+        self._townships = KnownTownships(places, leading=self.params.leading_township)
         self._issues: OrderedDict[str, OpenIssue] = OrderedDict()  # least recently active first
         self._by_town: dict[str, OrderedDict[str, None]] = {}  # least recently active first
         self._post_issue: OrderedDict[str, str] = OrderedDict()
@@ -368,6 +383,8 @@ class IssueGrouper:
         place = self._place_score(issue, member.view)
         if apart > p.gap and place < 0:
             return None  # a late post naming another place: the next matter there is a new one
+        if apart > p.gap and issue.size < p.late_min_size and place < p.place_bonus:
+            return None  # a lone post of the day before is continued only by one naming its place
         if apart > p.gap and place == p.place_open:
             place = p.late_place_open
         score += place
@@ -376,7 +393,7 @@ class IssueGrouper:
         elif agreement < 0:
             score -= p.topic_penalty
         if bool(member.town) != bool(issue.town):
-            score -= p.unplaced_penalty
+            score -= max(0.0, p.unplaced_penalty - p.unplaced_words_relief * said * lexical)
         elif not member.town:
             score -= p.unplaced_pair_penalty
         # a burst draws posts that say its matter in other words, not those a shared place places

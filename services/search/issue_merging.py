@@ -27,9 +27,11 @@ def merge_score(issue: OpenIssue, other: OpenIssue, p: GroupingParams,
     agreement = topic_agreement(issue.topic, other.topic)
     dominant = agreement == 0 and dominates(issue, other, p)
     allowed = max(p.merge_gap, p.dominant_gap) if dominant else p.merge_gap
+    shared = issue.places.keys() & other.places.keys()
+    if shared and min(issue.size, other.size) >= p.merge_place_min:
+        allowed = max(allowed, p.merge_place_gap)  # one place's matter, raised again the next day
     if agreement < 0 or apart(issue, other) > allowed:
         return None
-    shared = issue.places.keys() & other.places.keys()
     if not shared and issue.places and other.places:
         return None  # two villages' outages of one afternoon are two matters
     norms = issue.centroid_norm2 * other.centroid_norm2

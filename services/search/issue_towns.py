@@ -9,7 +9,9 @@ infers a region from the text with the configured gazetteer
 demo's), so grouping also learns the townships of its own stream: every
 region a post carries is a known township, and a post without one is placed by
 the same rule (``Gazetteer.region_of``: a township named in full, by its short
-form where a place name stands, or by a place listed under it).
+form where a place name stands, or by a place listed under it); failing that, by the short
+form that opens a clause of the text whatever follows it (``高塘新装的智能表``), if the
+text names no other township's short form.
 
 Deterministic: the townships known at a post are those of the posts before it,
 in the order they were grouped (a replica or a restarted indexer learns them
@@ -34,9 +36,16 @@ MAX_TOWNSHIPS = 200  # a county has a few dozen; bounds the scan per post withou
 class KnownTownships:
     """Townships of the configured gazetteer and of the regions posts carried."""
 
-    def __init__(self, configured: Gazetteer = NO_PLACES, limit: int = MAX_TOWNSHIPS) -> None:
+    def __init__(self, configured: Gazetteer = NO_PLACES, limit: int = MAX_TOWNSHIPS, *,
+                 leading: bool = True) -> None:
+        """``leading``: a short form that opens a clause names its township whatever follows it
+        (``高塘新装的智能表``, ``松岗的电费通知``; ``leading_region``)."""
         self._configured = configured
         self._limit = limit
+        self._leading = leading
+        self._leaders: re.Pattern[str] | None = None  # the short forms, at the start of a clause
+        self._shorts: re.Pattern[str] | None = None  # the short forms, anywhere
+        self._by_short: dict[str, str | None] = {}  # short form -> its township (None: several)
         self._learned: OrderedDict[str, None] = OrderedDict()
         self._gazetteer: Gazetteer | None = None
         self._names: re.Pattern[str] | None = None  # every name a lookup may find, in one pattern
@@ -58,10 +67,34 @@ class KnownTownships:
             self._gazetteer = Gazetteer(regions, self._configured.places)
             names = {*regions, *(short_form(r) or r for r in regions), *self._configured.places}
             self._names = re.compile("|".join(sorted(map(re.escape, names)))) if names else None
+            self._compile_leaders(regions)
         # most posts without a region name no township: one search, not a scan of every township
         if self._names is None or self._names.search(text) is None:
             return None
-        return self._gazetteer.region_of(text)
+        named = self._gazetteer.regions_named(text)
+        if named or not self._leading:
+            return next(iter(named)) if len(named) == 1 else None
+        return self.leading_region(text)
+
+    def leading_region(self, text: str) -> str | None:
+        """The township whose short form opens a clause of the text (the start, or after a
+        punctuation mark), whatever follows it: a post opens with its place (``高塘新装的智能表是不是
+        走得快``, ``金沙交电费的APP是不是坏了``); None if none does, or the text names the short forms
+        of several (``蓝田和石龙都停电了``)."""
+        if self._leaders is None or self._shorts is None or self._leaders.search(text) is None:
+            return None
+        found = {self._by_short.get(m.group()) for m in self._shorts.finditer(text)}
+        return found.pop() if len(found) == 1 else None
+
+    def _compile_leaders(self, regions: frozenset[str]) -> None:
+        self._by_short = {}
+        for region in sorted(regions):
+            short = short_form(region)
+            if short:
+                self._by_short[short] = None if short in self._by_short else region
+        shorts = "|".join(sorted(map(re.escape, self._by_short)))
+        self._shorts = re.compile(shorts) if shorts else None
+        self._leaders = re.compile(f"(?:^|[^\\u4e00-\\u9fff])(?:{shorts})") if shorts else None
 
     def place(self, post: PostSignal, *, infer: bool = True) -> PostSignal:
         """The post with the township it is about: its region (learned), else the region inferred
