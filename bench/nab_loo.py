@@ -18,6 +18,7 @@ training folds only, exactly as the bench does.
 from __future__ import annotations
 
 import hashlib
+import math
 import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -59,34 +60,41 @@ def _score(item: tuple[ScoreFn, Loaded]) -> tuple[DetectorOutput, ThresholdCurve
     return output, threshold_curve(output, STANDARD, THRESHOLDS)
 
 
-def _cached(key: str, jobs: list[tuple[ScoreFn, Loaded]], workers: int) -> list[Any]:
-    path = CACHE / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pkl"
-    if path.exists():
+def _cached(key: str, jobs: list[tuple[ScoreFn, Loaded]], workers: int, cache: Path | None) -> list[Any]:
+    path = cache / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pkl" if cache is not None else None
+    if path is not None and path.exists():
         result: list[Any] = pickle.loads(path.read_bytes())
         return result
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(_score, jobs))
-    CACHE.mkdir(exist_ok=True)
-    path.write_bytes(pickle.dumps(results))
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_score, jobs))
+    else:
+        results = [_score(job) for job in jobs]
+    if path is not None:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(pickle.dumps(results))
     return results
 
 
 def evaluate(label: str, candidates: Sequence[ScoreFn], series: list[Loaded] | None = None,
-             workers: int = 2, cache_key: str | None = None, verbose: bool = True) -> dict[str, float]:
+             workers: int = 2, cache_key: str | None = None, verbose: bool = True,
+             cache: Path | None = CACHE) -> dict[str, float]:
     """Leave-one-series-out standard scores (corpus 53, realTweets dev 5) of a trial.
 
-    ``cache_key`` (default: ``label``) names the cached scores; change it when
-    the trial's code changes.
+    ``cache_key`` (default: ``label``) names the cached scores in ``cache``
+    (None: no cache); change it when the trial's code changes. ``tweets`` is
+    NaN when ``series`` holds no realTweets series.
     """
     series = series or load_corpus()
     table: dict[int, dict[str, tuple[DetectorOutput, ThresholdCurve]]] = {}
     for c, function in enumerate(candidates):
-        results = _cached(f"{cache_key or label}#{c}", [(function, s) for s in series], workers)
+        results = _cached(f"{cache_key or label}#{c}", [(function, s) for s in series], workers, cache)
         table[c] = {s.name: r for s, r in zip(series, results, strict=True)}
     names = [s.name for s in series]
     tweets = [n for n in names if n.startswith("realTweets/")]
-    corpus, dev = leave_one_out(table, names), leave_one_out(table, tweets)
-    scores = {"corpus": corpus["standard"], "tweets": dev["standard"]}
+    corpus = leave_one_out(table, names)
+    dev = leave_one_out(table, tweets)["standard"] if tweets else math.nan
+    scores = {"corpus": corpus["standard"], "tweets": dev}
     if verbose:
         picks = sorted({(p["candidate"], p["threshold"]) for p in corpus["picks"].values()})
         print(f"{label:<60} corpus {scores['corpus']:6.2f}  tweets {scores['tweets']:6.2f}"
