@@ -84,6 +84,8 @@ CANDIDATES: dict[str, list[Candidate]] = {
                 for rows in (144.0, 288.0, 576.0)],
 }
 SHIPPED: Candidate = (NoveltyConfig(), ContextConfig(), GatedConfig())
+# The shipped setting of a detector whose candidates do not hold SHIPPED.
+SHIPPED_BY: dict[str, Candidate] = {"gated_values": (NoveltyConfig(), ContextConfig(), VALUES_DEFAULT)}
 # Bench names that run a replay detector under another setting.
 REPLAY_DETECTOR = {"gated_values": "gated"}
 # Thresholds tried: rarities r (score r / (r + 1)) from 0.5 to about 100, 5% apart, and the
@@ -179,7 +181,8 @@ def nab_report(name: str, series: list[Series], detector: str, pool: ProcessPool
     loo = leave_one_out(table, names)
     inside = in_sample(table, names)
     candidates = CANDIDATES[detector]
-    default = candidates.index(SHIPPED) if SHIPPED in candidates else 0
+    shipped = SHIPPED_BY.get(detector, SHIPPED)
+    default = candidates.index(shipped) if shipped in candidates else 0
     mark = " (replay default)" if detector == DEFAULT_DETECTOR else ""
     print(f"\n{name}, detector {detector}{mark}: {len(names)} series, "
           f"{1000 * ms_per_1000:.1f} ms per 1,000 rows per candidate on one core")
