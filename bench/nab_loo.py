@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 import pickle
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from bench.nab_scoring import DetectorOutput, ThresholdCurve, score_at_threshold
 from services.alerts.replay import check_order, read_counts_csv
 
 ScoreFn = Callable[[list[float]], list[float]]
-CACHE = Path("/tmp") / "yuqing-nab-loo"
+CACHE = Path(tempfile.gettempdir()) / "yuqing-nab-loo"
 
 
 @dataclass(frozen=True)
