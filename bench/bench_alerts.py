@@ -2,12 +2,14 @@
 
 **NAB, leave-one-series-out.** Every series goes through the code path of
 ``yuqing alerts replay`` (``services.alerts.replay``: read, check, score row by
-row), once per detector: the replay default (``gated``: the rarities of the
-value and of its short mean and the context score, one gate and a rest after
-each event), the previous default (``combined``: the larger of the context and
-the novelty score on each row), the context detector alone and the novelty
-scorer alone. The few settings (a small grid of candidates: the gated
-detector's rarity threshold, the novelty scorer's report half-life, the
+row), once per detector: the replay default (``gated``: the rarity of the
+recent shape's distance to the nearest past window and the context score, one
+gate and a rest after each event), the previous default (``gated_values``:
+the rarities of the value and of its short mean instead of the shape's), the
+one before (``combined``: the larger of the context and the novelty score on
+each row), the context detector alone and the novelty scorer alone. The few
+settings (a small grid of candidates: the gated detectors' rarity threshold
+and the shape's block length, the novelty scorer's report half-life, the
 context detector's longest context and rest) and the threshold are chosen on
 all series but one; that one is scored at the
 choice; the held-out scores of all series are added up and normalised as NAB
@@ -20,7 +22,8 @@ the live per-key detector against a Poisson CUSUM that knows the baseline.
 
     .venv/bin/python bench/bench_alerts.py [--corpus DIR] [--dev DIR] [--skip-lowvolume]
 
-Results go to ``bench/results/alerts.json``.
+Results go to ``bench/results/alerts.json``; with ``--skip-lowvolume`` its earlier
+``lowvolume`` table is kept as it was.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.common import write_results  # noqa: E402
+from bench.common import RESULTS, write_results  # noqa: E402
 from bench.nab_scoring import (  # noqa: E402
     PROFILES,
     DetectorOutput,
@@ -50,7 +53,7 @@ from bench.nab_scoring import (  # noqa: E402
     threshold_curve,
 )
 from services.alerts.context_detector import ContextConfig  # noqa: E402
-from services.alerts.gated import GatedConfig  # noqa: E402
+from services.alerts.gated import VALUES_DEFAULT, GatedConfig  # noqa: E402
 from services.alerts.novelty import NoveltyConfig  # noqa: E402
 from services.alerts.replay import (  # noqa: E402
     DEFAULT_DETECTOR,
@@ -70,8 +73,10 @@ Candidate = tuple[NoveltyConfig, ContextConfig, GatedConfig]
 RESTS = [(NoveltyConfig(), ContextConfig(max_order=order, rest_rows=rows), GatedConfig())
          for order in (3, 7) for rows in (50, 100, 150)]
 CANDIDATES: dict[str, list[Candidate]] = {
-    "gated": [(NoveltyConfig(), ContextConfig(), GatedConfig(rarity_threshold=r))
-              for r in (4.0, 6.0, 8.0)],
+    "gated": [(NoveltyConfig(), ContextConfig(), GatedConfig(block_rows=b, rarity_threshold=r))
+              for b in (2, 4, 8) for r in (3.0, 4.0, 5.0, 6.0)],
+    "gated_values": [(NoveltyConfig(), ContextConfig(), replace(VALUES_DEFAULT, rarity_threshold=r))
+                     for r in (4.0, 6.0, 8.0)],
     "combined": RESTS,
     # The context detector alone is kept as a reference at its shipped setting (runtime).
     "context": [(NoveltyConfig(), ContextConfig(), GatedConfig())],
@@ -79,6 +84,10 @@ CANDIDATES: dict[str, list[Candidate]] = {
                 for rows in (144.0, 288.0, 576.0)],
 }
 SHIPPED: Candidate = (NoveltyConfig(), ContextConfig(), GatedConfig())
+# The shipped setting of a detector whose candidates do not hold SHIPPED.
+SHIPPED_BY: dict[str, Candidate] = {"gated_values": (NoveltyConfig(), ContextConfig(), VALUES_DEFAULT)}
+# Bench names that run a replay detector under another setting.
+REPLAY_DETECTOR = {"gated_values": "gated"}
 # Thresholds tried: rarities r (score r / (r + 1)) from 0.5 to about 100, 5% apart, and the
 # shares of missed contexts in steps of 0.01 up to 1.
 RARITIES = {r / (r + 1) for r in (0.5 * 1.05**i for i in range(110))}
@@ -111,7 +120,7 @@ def run_series(item: tuple[Series, str, Candidate]) -> tuple[DetectorOutput, Thr
     series, detector, (config, context_config, gated_config) = item
     rows = read_counts_csv(series.path)
     check_order(series.path, rows)
-    scores = score_counts(rows, config, detector, context_config, gated_config)
+    scores = score_counts(rows, config, REPLAY_DETECTOR.get(detector, detector), context_config, gated_config)
     output = DetectorOutput(Path(series.name).name, [r.text[:19] for r in rows], scores, series.windows)
     return output, threshold_curve(output, STANDARD, THRESHOLDS), len(rows)
 
@@ -172,7 +181,8 @@ def nab_report(name: str, series: list[Series], detector: str, pool: ProcessPool
     loo = leave_one_out(table, names)
     inside = in_sample(table, names)
     candidates = CANDIDATES[detector]
-    default = candidates.index(SHIPPED) if SHIPPED in candidates else 0
+    shipped = SHIPPED_BY.get(detector, SHIPPED)
+    default = candidates.index(shipped) if shipped in candidates else 0
     mark = " (replay default)" if detector == DEFAULT_DETECTOR else ""
     print(f"\n{name}, detector {detector}{mark}: {len(names)} series, "
           f"{1000 * ms_per_1000:.1f} ms per 1,000 rows per candidate on one core")
@@ -190,6 +200,8 @@ def _knobs(detector: str, candidate: Candidate) -> str:
     if detector == "novelty":
         return f"report half-life {candidate[0].report_half_life_rows:g} rows"
     if detector == "gated":
+        return f"blocks of {candidate[2].block_rows} rows, rarity threshold {candidate[2].rarity_threshold:g}"
+    if detector == "gated_values":
         return f"rarity threshold {candidate[2].rarity_threshold:g}"
     return f"contexts up to {candidate[1].max_order} rows, rest {candidate[1].rest_rows} rows"
 
@@ -209,6 +221,16 @@ def references_dev() -> dict[str, float]:
     labels = DEV_DIR / DEV_LABELS
     return {d.name: round(score_all_profiles(load_result_dir(d, labels))["standard"].normalised, 2)
             for d in sorted(folder.iterdir()) if d.is_dir()}
+
+
+def kept_lowvolume(path: Path) -> list[dict[str, Any]]:
+    """The ``lowvolume`` table of an earlier results file, kept when the simulation is skipped."""
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    low = previous.get("lowvolume") if isinstance(previous, dict) else None
+    return low if isinstance(low, list) else []
 
 
 def main() -> None:
@@ -232,8 +254,9 @@ def main() -> None:
     print(f"\nscorer check, published outputs rescored on the dev 5: {rescored}")
     default = reports[DEFAULT_DETECTOR]
     print(f"corpus families (in-sample, replay default): {default['corpus_dev']['families_in_sample']}")
-    low: list[dict[str, Any]] = []
-    if not args.skip_lowvolume:
+    if args.skip_lowvolume:
+        low = kept_lowvolume(RESULTS / "alerts.json")
+    else:
         from bench.bench_alerts_lowvolume import run_lowvolume
 
         low = run_lowvolume()

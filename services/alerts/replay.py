@@ -2,9 +2,9 @@
 
 * :func:`replay_counts_csv` scores one series (``timestamp,value``) with a
   single-series detector (``DETECTORS``: by default the
-  :class:`~services.alerts.gated.GatedDetector`, which gates the rarities of
-  the value and of its short mean and the context score, and rests after
-  each event) and writes NAB's
+  :class:`~services.alerts.gated.GatedDetector`, which gates the rarity of
+  the recent shape (its distance to the nearest past window) and the context
+  score, and rests after each event) and writes NAB's
   detector-output format (``timestamp,value,anomaly_score``). Each score is
   computed from the rows at or before it, exactly as a stream would see them.
 * :func:`replay_posts_jsonl` buckets past ``posts.enriched`` records per alert
@@ -15,8 +15,8 @@
 **What a series may hold.** Any cadence: the row is the unit, so regular,
 irregular and hourly series are all read as they are, several rows may
 share a timestamp and a timestamp may even step back: rows are scored in file order. Values may be any finite
-numbers, negative and fractional included: the novelty scorer uses rank
-statistics only and the context detector levels over the observed range, so
+numbers, negative and fractional included: the detectors rank their
+distances and the context detector levels over the observed range, so
 no transform is applied or needed. What cannot be used (a missing
 column, a value that is not a finite number, a timestamp that is not a date or
 mixes zones and no zones, fewer than two rows) raises one :class:`SeriesError` whose

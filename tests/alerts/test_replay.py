@@ -66,10 +66,9 @@ def test_counts_replay_writes_nab_format(tmp_path: Path) -> None:
     assert all(0.0 <= s <= 1.0 for s in scores)
     events = [i for i, score in enumerate(scores) if score > 0.0]
     assert all(b - a > 100 for a, b in pairwise(events)), "one report per rest"
-    # The default's strict rest: a weak event 41 rows earlier hides this surge (docs/alerts.md);
-    # the previous default, whose two scorers rest separately, reports it at its start.
     surge = 3 * 288 + 150
-    assert max(scores[surge - 100:surge]) > 0.0
+    assert scores[surge] == 1.0, "the surge is reported at its start"
+    assert max(scores[surge - 100:surge]) == 0.0
     replay_counts_csv(tmp_path / "in.csv", tmp_path / "combined.csv", detector="combined")
     combined = [float(r["anomaly_score"]) for r in read_scores(tmp_path / "combined.csv")]
     assert max(combined[surge:surge + 3]) == 1.0, "the surge is reported at its start"
