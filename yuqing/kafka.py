@@ -97,7 +97,12 @@ def make_consumer(
         metadata_max_age_ms=30_000,
         **settings.client_options(),
     )
-    consumer.subscribe([settings.topic(t) for t in topics], listener=listener)
+    names = [settings.topic(t) for t in topics]
+    for name in names:
+        # asks for the topic's metadata now, so that the group's first assignment includes a
+        # topic created a moment ago instead of waiting for the next refresh
+        consumer.partitions_for_topic(name)
+    consumer.subscribe(names, listener=listener)
     return consumer
 
 

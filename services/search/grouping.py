@@ -92,6 +92,7 @@ class GroupingParams:
     # that names no township; topic and hour alone do not
     unplaced_words_relief: float = 0.5
     unplaced_pair_penalty: float = 0.25  # the same for a post and an issue both of no known township
+    unplaced_pair_relief: float = 1.0  # its relief by the post's words, as ``unplaced_words_relief``
     # a post without a region is placed in the township its text names (short forms too:
     # "蓝田这边", "石龙+1"), among the configured ones and those other posts carried (issue_towns.py)
     infer_township: bool = True
@@ -395,9 +396,11 @@ class IssueGrouper:
         if bool(member.town) != bool(issue.town):
             score -= max(0.0, p.unplaced_penalty - p.unplaced_words_relief * said * lexical)
         elif not member.town:
-            score -= p.unplaced_pair_penalty
-        # a burst draws posts that say its matter in other words, not those a shared place places
-        if member.town and agreement >= 0 and 0 <= place < p.place_bonus and apart <= p.busy_window:
+            score -= max(0.0, p.unplaced_pair_penalty - p.unplaced_pair_relief * said * lexical)
+        # a burst draws its township's posts that say its matter in other words, not those a shared
+        # place places; a busy issue of no known township draws no township's posts by being busy
+        if member.town and member.town == issue.town and agreement >= 0 and 0 <= place < p.place_bonus \
+                and apart <= p.busy_window:
             score += p.busy_bonus * self._busy(issue, at)
         hours = min(apart, p.gap).total_seconds() / 3600
         return score - p.decay_per_hour * hours - (p.late_margin if apart > p.gap else 0.0)

@@ -25,6 +25,7 @@ from services.search.issue_corrections import Correction, corrections_index
 from services.search.issue_live import LiveIssues
 from services.search.mappings import posts_alias, small_alias, templates
 from services.search.settings import SearchSettings
+from tests.integration.conftest import indexed_hits
 from tests.search.factory import BASE_TIME, make_post
 from tests.search.test_indexer_kafka import _publish, _wait
 from yuqing.consumer import Record
@@ -85,9 +86,10 @@ class Running:
 
 
 def _issues(es: Elasticsearch, settings: SearchSettings) -> dict[str, str]:
+    # every index: the other indexer reads the recorded merges too
     es.indices.refresh(index=f"{settings.es.index_prefix}-*", ignore_unavailable=True, allow_no_indices=True)
-    hits = es.search(index=posts_alias(settings.es.index_prefix), body={"size": 1000},
-                     ignore_unavailable=True, allow_no_indices=True)["hits"]["hits"]
+    # polled while the indexer may have just created a monthly index (a 503 for a moment)
+    hits = indexed_hits(es, posts_alias(settings.es.index_prefix))
     return {h["_source"]["external_id"]: h["_source"]["issue_id"] for h in hits}
 
 

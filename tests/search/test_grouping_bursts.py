@@ -105,3 +105,30 @@ def test_a_post_like_a_split_out_one_follows_it_not_the_burst() -> None:
     apart = grouper.split("p1")  # a responder: that post is another matter
     # a burst of four posts in the hour, but the post names the village: words and place decide
     assert grouper.assign(_post(10, "东山村这边还是黑的，整个村都没电", 9)).issue_id == apart
+
+
+APP_FACE = ["掌上电力新版本人脸识别一直失败，实名认证过不去", "更新掌上电力以后人脸认证老是失败，怎么办",
+            "掌上电力的人脸识别认证失败好几次了", "新版掌上电力实名认证卡在人脸识别这一步",
+            "掌上电力认证要刷脸，刷了十几次都失败", "今天更新了掌上电力，人脸识别认证一直不通过"]
+
+
+def _app_matter(grouper: IssueGrouper, rounds: int = 1) -> set[str]:
+    """A county-wide matter in six wordings (``rounds`` times), from posts naming no township, one a minute."""
+    texts = [opening + text for opening in ("", "请问", "急！")[:rounds] for text in APP_FACE]
+    return {grouper.assign(_post(100 + i, text, i, region=None, topic="other")).issue_id
+            for i, text in enumerate(texts)}
+
+
+def test_paraphrases_naming_no_township_are_one_issue_by_their_words() -> None:
+    for relief, issues in ((GroupingParams().unplaced_pair_relief, 1), (0.0, 2)):
+        grouped = _app_matter(IssueGrouper(replace(GroupingParams(), unplaced_pair_relief=relief)))
+        assert (len(grouped) == 1) if issues == 1 else (len(grouped) >= issues), (relief, grouped)
+
+
+def test_a_busy_issue_of_no_township_draws_no_townships_unrelated_post() -> None:
+    # 18 posts in 18 minutes: as busy as an issue gets; the township's queue post shares no word with it
+    grouper = IssueGrouper()
+    matter = _app_matter(grouper, rounds=3)
+    assert len(matter) == 1
+    queue = grouper.assign(_post(200, "营业厅排队太久了，窗口只开了一个", 18, topic="service")).issue_id
+    assert grouper.resolve(next(iter(matter))) != grouper.resolve(queue)
