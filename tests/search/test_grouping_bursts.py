@@ -113,7 +113,7 @@ APP_FACE = ["掌上电力新版本人脸识别一直失败，实名认证过不�
 
 
 def _app_matter(grouper: IssueGrouper, rounds: int = 1) -> set[str]:
-    """A county-wide matter in six wordings (``rounds`` times), from posts naming no township, one a minute."""
+    """A county-wide matter in six wordings (``rounds`` times), posts naming no township, one a minute."""
     texts = [opening + text for opening in ("", "请问", "急！")[:rounds] for text in APP_FACE]
     return {grouper.assign(_post(100 + i, text, i, region=None, topic="other")).issue_id
             for i, text in enumerate(texts)}
