@@ -29,9 +29,8 @@ from yuqing.contracts.limits import (
     DEFAULT_EVENT_MAX_LEAD,
     MAX_RAW_MESSAGE_BYTES,
 )
+from yuqing.text import STRIP_CONTROL
 
-_CONTROL = {c: None for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20),
-                              *range(0x7F, 0xA0))}
 # Identifiers (external_id, thread_id, reply_to, url) are left alone: the post id is derived
 # from them, and a contract pattern or the source's own system decides what they may hold.
 _TEXT_FIELDS = ("author", "title", "text", "region", "unit")
@@ -103,9 +102,9 @@ def strip_control_characters(post: RawPost) -> RawPost:
     changes: dict[str, Any] = {}
     for name in _TEXT_FIELDS:
         value = getattr(post, name)
-        if isinstance(value, str) and (clean := value.translate(_CONTROL)) != value:
+        if isinstance(value, str) and (clean := value.translate(STRIP_CONTROL)) != value:
             changes[name] = clean
-    attributes = {key: value.translate(_CONTROL) if isinstance(value, str) else value
+    attributes = {key: value.translate(STRIP_CONTROL) if isinstance(value, str) else value
                   for key, value in post.attributes.items()}
     if attributes != post.attributes:
         changes["attributes"] = attributes

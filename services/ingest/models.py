@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import MAX_ATTRIBUTE_KEY_CHARS, MAX_ATTRIBUTES, MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from yuqing.contracts.models import AttributeValue, DateTime, Place, Reference, Url
+from yuqing.text import CONTROL_CHARACTERS
 
 _WEB_LINK = re.compile(r"https?://[^\s/]", re.IGNORECASE)
 
@@ -55,7 +56,7 @@ def _not_blank(value: str) -> str:
 
 def _printable_key(key: str) -> str:
     # Keys are carried to every consumer as they are; a control character in one breaks logs and CSV exports.
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in key):
+    if any(ord(c) in CONTROL_CHARACTERS or c in "\t\n\r" for c in key):
         raise ValueError("attribute keys must not contain control characters")
     return key
 

@@ -12,6 +12,7 @@ from services.search.mappings import es_time
 from services.search.open_issues import runner_up
 from yuqing.contracts import Alert, AlertState, EnrichedPost
 from yuqing.segmentation import jieba_ready
+from yuqing.text import STRIP_CONTROL
 
 
 @lru_cache(maxsize=200_000)
@@ -38,11 +39,10 @@ def crude_issue_id(post: EnrichedPost) -> str:
 
 # The highlight markers (query.HIGHLIGHT_PRE/POST) are control characters: none may be indexed.
 # The edge strips them; a post written to the topics directly is cleaned here.
-_CONTROL = {c: None for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0))}
 
 
 def _visible(text: str | None) -> str | None:
-    return None if text is None else text.translate(_CONTROL)
+    return None if text is None else text.translate(STRIP_CONTROL)
 
 
 def region_source(post: EnrichedPost) -> dict[str, str | None]:
