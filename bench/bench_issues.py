@@ -242,15 +242,13 @@ def synthetic_grouping_us(values: list[bytes]) -> float:
 def build_cpu_us(values: list[bytes], batch: int = 500) -> float:
     """CPU time per post of the indexer's build step (decode, grouping, jieba words, documents),
     without Elasticsearch: what one indexer process spends of its own per post."""
+    from bench.bench_search import batches
     from services.search.bulk import build_actions
     from services.search.issue_live import LiveIssues
-    from yuqing.consumer import Record
 
     table = LiveIssues()
     started = time.process_time()
-    for start in range(0, len(values), batch):
-        messages = [Record("posts.enriched", 0, start + i, None, v)
-                    for i, v in enumerate(values[start:start + batch])]
+    for messages in batches(values, batch):
         build_actions(messages, "bench", issues=table)
     return (time.process_time() - started) / len(values) * 1e6
 

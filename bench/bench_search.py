@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -166,6 +166,13 @@ def _drop(es: Elasticsearch, prefix: str) -> None:
         es.indices.delete_index_template(name=name, ignore=404)
 
 
+def batches(values: list[bytes], batch: int) -> Iterator[list[Record]]:
+    """``posts.enriched`` records of ``values``, in batches as the indexer polls them."""
+    for start in range(0, len(values), batch):
+        yield [Record("posts.enriched", 0, start + i, None, v)
+               for i, v in enumerate(values[start:start + batch])]
+
+
 def _index_all(es: Elasticsearch, values: list[bytes], prefix: str, batch: int,
                slice_docs: int) -> tuple[float, float, list[dict[str, Any]]]:
     """The indexer's path (``PipelinedWriter``: decode, grouping, jieba words, bulk) over ``values`` in
@@ -176,9 +183,7 @@ def _index_all(es: Elasticsearch, values: list[bytes], prefix: str, batch: int,
     writer = PipelinedWriter(es, prefix, issues=table, max_retries=8, slice_docs=slice_docs)
     wall, cpu = time.perf_counter(), time.process_time()
     try:
-        for start in range(0, len(values), batch):
-            messages = [Record("posts.enriched", 0, start + i, None, v)
-                        for i, v in enumerate(values[start:start + batch])]
+        for messages in batches(values, batch):
             outcome = writer.write(messages)
             assert not outcome.rejected and outcome.indexed == len(messages), outcome.rejected[:1]
     finally:
@@ -186,9 +191,7 @@ def _index_all(es: Elasticsearch, values: list[bytes], prefix: str, batch: int,
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     # the same documents again, for the ceiling: the same batches through a fresh table (deterministic)
     table, actions = issue_table(settings), []
-    for start in range(0, len(values), batch):
-        messages = [Record("posts.enriched", 0, start + i, None, v)
-                    for i, v in enumerate(values[start:start + batch])]
+    for messages in batches(values, batch):
         actions += build_actions(messages, prefix, issues=table)[0]
     return wall, cpu, actions
 
