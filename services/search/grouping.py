@@ -136,6 +136,10 @@ class GroupingParams:
     # one village's matter, raised again the next morning (the crew's thanks for 红星村's outage)
     merge_place_gap: timedelta = timedelta(hours=12)
     merge_place_min: int = 2
+    # two issues of >= ``companion_min`` posts each, of compatible topics but not the same (a price
+    # rumour and the policy questions it raises): + this (``issue_merging.companions``; 0: off)
+    companion_bonus: float = 0.1
+    companion_min: int = 2
     # a post that joins its township's issue and also scores ``threshold`` against an issue of no
     # known township merges the two (``IssueGrouper._bridge``)
     bridge_unplaced: bool = True
@@ -146,6 +150,13 @@ class GroupingParams:
     busy_window: timedelta = timedelta(hours=1)
     busy_full: int = 8
     busy_min: int = 3
+    # the township's one matter of the hours: when exactly one issue of the post's township holds
+    # >= ``sole_min`` posts and was active within ``gap`` of it, the township's posts of a compatible
+    # topic that name no other place and share at least ``sole_cosine`` of their words with it
+    # (centroid) score + this (``IssueGrouper._sole``; 0: off)
+    sole_bonus: float = 0.2
+    sole_min: int = 3
+    sole_cosine: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -348,7 +359,9 @@ class IssueGrouper:
         """
         p, words, places = self.params, member.view.words, member.view.places
         quick = []
-        for issue_id in self._candidates(member.town, member.created_at):
+        candidates = self._candidates(member.town, member.created_at)
+        sole = self._sole(member, candidates)
+        for issue_id in candidates:
             issue = self._issues[issue_id]
             rough = issue.centroid_cosine(words) + (p.place_bonus if places & issue.places.keys() else 0.0)
             agreement = post_agreement(member, issue.topic, same_margin=p.second_same_margin,
@@ -358,15 +371,36 @@ class IssueGrouper:
             apart = abs(member.created_at - issue.last_seen)
             rough -= p.decay_per_hour * min(apart, p.gap).total_seconds() / 3600 + (
                 p.late_margin if apart > p.gap else 0.0)
+            rough += p.sole_bonus if issue_id == sole else 0.0
             quick.append((-rough, issue_id))
         found = []
         for _, issue_id in sorted(quick)[:self.params.refine]:
-            score = self._score(self._issues[issue_id], member)
+            score = self._score(self._issues[issue_id], member, sole=issue_id == sole)
             if score is not None and score >= self.params.threshold:
                 found.append((-score, issue_id))
         return [(-negated, issue_id) for negated, issue_id in sorted(found)]
 
-    def _score(self, issue: OpenIssue, member: Member) -> float | None:
+    def _sole(self, member: Member, candidates: list[str]) -> str | None:
+        """The township's one matter of the hours around the post, if it has exactly one (of
+        ``sole_min`` posts, active within ``gap``) and the post's words touch it (``sole_cosine``).
+
+        A slow matter (new meters' bills, an app that fails all morning) gathers a post an hour,
+        each read as another topic (billing, service, rumour, policy) and saying it in other words:
+        no burst draws them, and the dominant-issue merge needs a few shared words. Where the
+        township has two such matters in those hours (two villages' outages, a planned outage
+        and a line fault), neither is its one matter, and words and places decide as before.
+        """
+        p = self.params
+        if p.sole_bonus <= 0 or not member.town:
+            return None
+        large = [i for i in candidates if self._issues[i].town == member.town
+                 and self._issues[i].size >= p.sole_min
+                 and abs(member.created_at - self._issues[i].last_seen) <= p.gap]
+        if len(large) != 1 or self._issues[large[0]].centroid_cosine(member.view.words) < p.sole_cosine:
+            return None
+        return large[0]
+
+    def _score(self, issue: OpenIssue, member: Member, sole: bool = False) -> float | None:
         p = self.params
         at = member.created_at
         apart = abs(at - issue.last_seen)
@@ -399,9 +433,14 @@ class IssueGrouper:
             score -= max(0.0, p.unplaced_pair_penalty - p.unplaced_pair_relief * said * lexical)
         # a burst draws its township's posts that say its matter in other words, not those a shared
         # place places; a busy issue of no known township draws no township's posts by being busy
+        # the township's one matter of the hours draws its posts of other words too (``_sole``); a
+        # post drawn by both takes the larger
+        drawn = p.sole_bonus if sole else 0.0
         if member.town and member.town == issue.town and agreement >= 0 and 0 <= place < p.place_bonus \
                 and apart <= p.busy_window:
-            score += p.busy_bonus * self._busy(issue, at)
+            drawn = max(drawn, p.busy_bonus * self._busy(issue, at))
+        if agreement >= 0 and 0 <= place < p.place_bonus:
+            score += drawn
         hours = min(apart, p.gap).total_seconds() / 3600
         return score - p.decay_per_hour * hours - (p.late_margin if apart > p.gap else 0.0)
 

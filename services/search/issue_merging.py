@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 
 def merge_score(issue: OpenIssue, other: OpenIssue, p: GroupingParams,
                 corrected: Container[str]) -> float | None:
-    """The cosine of the two centroids + a shared place + the same topic + both of >= 2 posts (or
-    one of them dominant, ``dominates``); None when they may not be merged (itself, corrected by a
-    responder, another township, an incompatible topic, apart in time, two places and none shared)."""
+    """The cosine of the two centroids + a shared place + the same topic + both of >= 2 posts (and
+    one of them dominant, ``dominates``, or both large enough to be ``companions``); None when they
+    may not be merged (itself, corrected by a responder, another township, an incompatible topic,
+    apart in time, two places and none shared)."""
     if other is issue or other.town != issue.town or other.issue_id in corrected:
         return None
     agreement = topic_agreement(issue.topic, other.topic)
@@ -44,6 +45,8 @@ def merge_score(issue: OpenIssue, other: OpenIssue, p: GroupingParams,
         score += p.merge_size_bonus
     if dominant:
         score += p.dominant_bonus
+    elif agreement == 0 and companions(issue, other, p):
+        score += p.companion_bonus
     return score
 
 
@@ -62,3 +65,12 @@ def dominates(issue: OpenIssue, other: OpenIssue, p: GroupingParams) -> bool:
     # a small issue naming a place the large one does not is that place's own matter
     return (large.size >= p.dominant_min and small.size <= p.dominant_small
             and small.places.keys() <= large.places.keys())
+
+
+def companions(issue: OpenIssue, other: OpenIssue, p: GroupingParams) -> bool:
+    """Both hold at least ``companion_min`` posts (their topics compatible, not the same): two parts
+    of one matter the classifier reads as two topics, each gathering its own posts (the price
+    rumour and the policy questions it raises, an app's payment errors as billing and as online
+    service). Their centroids share a few words; the bonus leaves them that short of the threshold,
+    so two matters of one township and hour that share nothing stay apart."""
+    return min(issue.size, other.size) >= p.companion_min

@@ -9,7 +9,7 @@ TZ = timezone(timedelta(hours=8))
 T0 = datetime(2026, 12, 14, 19, 0, tzinfo=TZ)
 OUTAGE = ["石门镇杨柳村停电了，什么时候来电？", "杨柳村突然没电了，咋回事", "杨柳村一片漆黑，路灯都不亮",
           "请问杨柳村什么时候恢复供电", "杨柳村整片都没电，冰箱里的肉要坏了", "杨柳村停电，孩子作业写不了"]
-QUIET = replace(GroupingParams(), busy_bonus=0.0)
+QUIET = replace(GroupingParams(), busy_bonus=0.0, sole_bonus=0.0)  # no burst, no one matter
 
 
 def _post(n: int, text: str, minutes: float, region: str | None = "石门镇",
@@ -44,7 +44,7 @@ def test_a_busy_issue_does_not_draw_another_place_another_matter_or_another_town
 
 
 def test_a_busy_issue_draws_only_within_its_window() -> None:
-    grouper = IssueGrouper()
+    grouper = IssueGrouper(replace(GroupingParams(), sole_bonus=0.0))  # the burst alone
     outage = _busy(grouper)
     late = grouper.assign(_post(10, "水泵抽不了水，田里等着浇", 50 + 150, topic="other")).issue_id
     assert late != outage

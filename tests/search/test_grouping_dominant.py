@@ -10,7 +10,10 @@ from services.search.open_issues import OpenIssue
 
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2026, 12, 15, 9, 0, tzinfo=TZ)
-NO_DOMINANT = replace(GroupingParams(), dominant_bonus=0.0)
+# the post-level rule for the township's one matter would join the rumour before any merge
+# (test_grouping_sole.py): here the merge alone
+DOMINANT = replace(GroupingParams(), sole_bonus=0.0)
+NO_DOMINANT = replace(DOMINANT, dominant_bonus=0.0)
 # one morning's wrong bills after new meters in 高塘镇, over two hours (no burst draws posts to it)
 BILLS = [(0, "高塘镇的新电表装好以后，电费直接涨了一倍"),
          (50, "这个月交了两百多，平时才九十来块"),
@@ -31,7 +34,7 @@ def _bills(grouper: IssueGrouper, count: int = len(BILLS)) -> str:
 
 
 def test_a_lone_post_of_a_compatible_topic_is_merged_into_the_townships_larger_matter() -> None:
-    grouper = IssueGrouper()
+    grouper = IssueGrouper(DOMINANT)
     bills = _bills(grouper)
     assert grouper.assign(_post(9, 170, RUMOUR, "rumor")).issue_id == bills
     merges = grouper.take_merges()
