@@ -22,9 +22,10 @@ the issue-level step, ``--loo`` the burst and township parameters by leaving
 one development set (``data/issues/dev*.jsonl``) out at a time (``--loo-dominant``
 those of the dominant-issue rule, ``--loo-second`` the margins of the
 classifier's second choice, ``--loo-days`` the rules for matters over days and posts of no
-township), ``--splits`` prints how the development sets'
-large events not recovered are split: run them on the development sets only,
-never on the evaluation set. Writes ``bench/results/issues.json``.
+township, ``--loo-sole`` those for a township's one matter and companion issues),
+``--splits`` prints how the development sets' large events not recovered are
+split: run them on the development sets only, never on the evaluation set.
+Writes ``bench/results/issues.json``.
 """
 
 from __future__ import annotations
@@ -162,6 +163,13 @@ DAYS_GRID: dict[str, list[Any]] = {
     "unplaced_penalty": [0.25, 0.2], "unplaced_words_relief": [0.0, 0.5]}
 
 
+# the township's one matter of the hours and companion issues (docs/search.md, *The sixth round*),
+# chosen by ``--loo-sole``; each list starts with the rule off
+SOLE_GRID: dict[str, list[Any]] = {
+    "sole_bonus": [0.0, 0.1, 0.15, 0.2, 0.3], "sole_min": [3, 4], "sole_cosine": [0.02, 0.05],
+    "companion_bonus": [0.0, 0.1, 0.15, 0.2], "companion_min": [2, 3]}
+
+
 def leave_one_out(grid: dict[str, list[Any]]) -> None:
     """For each development set: the grid's best setting on the others (mean F1, model topics), and
     its F1 and big events on the one left out, beside the defaults'."""
@@ -295,6 +303,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--loo-days", action="store_true",
                         help="choose the rules for matters over days and posts of no region leaving one "
                              "development set out")
+    parser.add_argument("--loo-sole", action="store_true",
+                        help="choose the rules for a township's one matter and companion issues leaving one "
+                             "development set out")
     parser.add_argument("--splits", action="store_true",
                         help="how the development sets' large events not recovered are split")
     parser.add_argument("--indexing", type=int, default=0, metavar="DOCS",
@@ -330,9 +341,11 @@ def main() -> None:
     if args.splits:
         split_profiles()
         return
-    if args.loo or args.loo_dominant or args.loo_second or args.loo_days:
-        leave_one_out(DAYS_GRID if args.loo_days else SECOND_GRID if args.loo_second
-                      else DOMINANT_GRID if args.loo_dominant else LOO_GRID)
+    grids = {"loo": LOO_GRID, "loo_dominant": DOMINANT_GRID, "loo_second": SECOND_GRID, "loo_days": DAYS_GRID,
+             "loo_sole": SOLE_GRID}
+    chosen = [grid for flag, grid in grids.items() if getattr(args, flag)]
+    if chosen:
+        leave_one_out(chosen[0])
         return
     rows = read_posts(args.input)
     modelled = with_model_topics(rows)

@@ -138,7 +138,7 @@ class GroupingParams:
     merge_place_min: int = 2
     # two issues of >= ``companion_min`` posts each, of compatible topics but not the same (a price
     # rumour and the policy questions it raises): + this (``issue_merging.companions``; 0: off)
-    companion_bonus: float = 0.1
+    companion_bonus: float = 0.15
     companion_min: int = 2
     # a post that joins its township's issue and also scores ``threshold`` against an issue of no
     # known township merges the two (``IssueGrouper._bridge``)
