@@ -14,7 +14,7 @@ from services.search.issue_text import cosine
 from services.search.open_issues import COMPATIBLE_TOPICS, OpenIssue, topic_agreement
 
 if TYPE_CHECKING:
-    from services.search.grouping import GroupingParams
+    from services.search.issue_params import GroupingParams
 
 
 def merge_score(issue: OpenIssue, other: OpenIssue, p: GroupingParams,
