@@ -39,6 +39,7 @@ from services.alerts.detector import DetectorConfig, SurgeDetector
 from services.alerts.gated import GatedConfig, GatedDetector
 from services.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
 from services.alerts.novelty import NoveltyConfig, NoveltyScorer
+from services.alerts.resonance import resonance_scores
 from yuqing.contracts import AlertKey, Topic
 
 SCORE_DECIMALS = 6
@@ -97,7 +98,7 @@ def check_order(path: Path, rows: list[CountRow]) -> None:
 
 
 # The single-series detectors of ``replay --input`` (docs/alerts.md compares them).
-DETECTORS = ("gated", "combined", "context", "novelty")
+DETECTORS = ("gated", "resonance", "combined", "context", "novelty")
 DEFAULT_DETECTOR = "gated"
 
 
@@ -108,11 +109,15 @@ def score_counts(
     context_config: ContextConfig | None = None,
     gated_config: GatedConfig | None = None,
 ) -> list[float]:
-    """One causal anomaly score per row: ``gated`` (:class:`GatedDetector`), ``novelty``
+    """One anomaly score per row: ``gated`` (:class:`GatedDetector`), ``resonance`` (ARTime's
+    algorithm, :mod:`services.alerts.resonance`: it reads the file's range and length first,
+    as NAB allows, then scores each row from the rows up to it), ``novelty``
     (:class:`NoveltyScorer`), ``context`` (:class:`ContextDetector`) or ``combined`` (the
     larger of the last two on each row)."""
     if detector not in DETECTORS:
         raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+    if detector == "resonance":
+        return resonance_scores([row.number for row in rows])
     if detector == "gated":
         gated = GatedDetector(gated_config)
         return [round(gated.update(row.number), SCORE_DECIMALS) for row in rows]
