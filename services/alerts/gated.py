@@ -88,8 +88,7 @@ class GatedDetector:
 
     def update(self, value: float) -> float:
         """The score in [0, 1] of the row holding ``value``: positive only at the start of an event."""
-        rarity = self._rarity(value)
-        context = self._context.raw_score(value)
+        rarity, context = self.evidence(value)
         if self._rest > 0:
             self._rest -= 1
             return 0.0
@@ -100,6 +99,13 @@ class GatedDetector:
         if score > 0.0:
             self._rest = config.rest_rows
         return score
+
+    def evidence(self, value: float) -> tuple[float, float]:
+        """The row's rarity (log odds, at least 0) and context score, before the gate and the rest.
+
+        Learns the row: call either this or :meth:`update` once per row, not both.
+        """
+        return self._rarity(value), self._context.raw_score(value)
 
     def _rarity(self, value: float) -> float:
         if self.config.view == "values":
