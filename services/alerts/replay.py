@@ -40,6 +40,7 @@ from services.alerts.gated import GatedConfig, GatedDetector
 from services.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
 from services.alerts.novelty import NoveltyConfig, NoveltyScorer
 from services.alerts.resonance import resonance_scores
+from services.alerts.resonance_gated import resonance_gated_scores
 from yuqing.contracts import AlertKey, Topic
 
 SCORE_DECIMALS = 6
@@ -98,8 +99,8 @@ def check_order(path: Path, rows: list[CountRow]) -> None:
 
 
 # The single-series detectors of ``replay --input`` (docs/alerts.md compares them).
-DETECTORS = ("gated", "resonance", "combined", "context", "novelty")
-DEFAULT_DETECTOR = "gated"
+DETECTORS = ("resonance_gated", "resonance", "gated", "combined", "context", "novelty")
+DEFAULT_DETECTOR = "resonance_gated"
 
 
 def score_counts(
@@ -118,6 +119,8 @@ def score_counts(
         raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
     if detector == "resonance":
         return resonance_scores([row.number for row in rows])
+    if detector == "resonance_gated":
+        return resonance_gated_scores([row.number for row in rows], gated_config=gated_config)
     if detector == "gated":
         gated = GatedDetector(gated_config)
         return [round(gated.update(row.number), SCORE_DECIMALS) for row in rows]
