@@ -48,3 +48,11 @@ def test_given_the_file_range_and_length_each_score_comes_from_the_rows_up_to_it
     full = resonance_gated_scores(values)
     detector = ResonanceGatedDetector(min(values), max(values), len(values))
     assert [detector.update(v) for v in values[:4300]] == full[:4300]
+
+
+def test_the_cli_offers_every_replay_detector() -> None:
+    from services.alerts.cli import SERIES_DETECTORS
+    from services.alerts.replay import DEFAULT_DETECTOR, DETECTORS
+
+    assert SERIES_DETECTORS == DETECTORS
+    assert DEFAULT_DETECTOR == "resonance_gated"
