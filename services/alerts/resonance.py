@@ -108,8 +108,9 @@ def similarity(first: Vector, second: Vector) -> float:
 
 
 def initial_vigilance(windows: NDArray[np.float64], trend: int, rho: float) -> float:
-    """The mean best match, over its second half, of a fresh memory learning the probation's
-    windows at vigilance ``rho``, from the least typical window to the most typical."""
+    """The mean best match of a fresh memory learning the probation's windows at vigilance ``rho``,
+    from the least typical window (the smallest summed similarity to the others) to the most
+    typical, counted from the ``trend // 2``-th window on; ``rho`` itself for fewer than two."""
     count = len(windows)
     if count < 2:
         return rho
