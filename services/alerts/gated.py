@@ -1,7 +1,9 @@
-"""The replay's default single-series detector: a shape rarity and a context, one gate, one rest (pure).
+"""A single-series detector: a shape rarity and a context, one gate, one rest (pure).
 
-:class:`GatedDetector` is what ``yuqing alerts replay --input`` runs by
-default. It reads each row two ways, each judged from the rows before it only:
+:class:`GatedDetector` is ``yuqing alerts replay --detector gated`` (the
+default before ``resonance_gated``, which scores ARTime's detections with
+this detector's :meth:`~GatedDetector.evidence`). It reads each row two ways,
+each judged from the rows before it only:
 
 1. **The shape** (``view="shape"``, the default): the last ``blocks`` means
    of ``block_rows`` rows, and its distance to the nearest earlier window
