@@ -88,8 +88,8 @@ class DualVigilanceArt:
             self._add(np.ones(2 * self.features), label=1, new_cluster=True)
             return Resonance(new_cluster=False, similarity=0.0, energy=0.0)
         grown, match, energy = self.activation(coded)
-        order = np.argsort(-match, kind="stable")
-        best = int(order[0])
+        # The first of equal matches, as the reference's stable sort visits them.
+        best = int(np.argmax(match))
         best_match = float(match[best])
         if best_match <= 0:
             best_match, best_energy = 0.0, 0.0
