@@ -11,6 +11,8 @@ from yuqing.faust_run import run_faust
 from yuqing.observability import configure_logging, serve_metrics
 
 alerts_cli = command_group("Surge detection: the alerts worker and its backtest.")
+# services.alerts.replay.DETECTORS, spelt here so that the command tree does not import numpy.
+SERIES_DETECTORS = ("resonance_gated", "resonance", "gated", "combined", "context", "novelty")
 
 
 @alerts_cli.command("worker")
@@ -32,8 +34,11 @@ def replay(
     output_csv: Path | None = typer.Option(None, "--output", help="timestamp,value,anomaly_score"),
     posts: Path | None = typer.Option(None, "--posts", exists=True, dir_okay=False,
                                       help="JSONL of past posts.enriched records"),
-    detector: str = typer.Option("gated", "--detector",
-                                 help="series detector: gated, combined, context or novelty"),
+    detector: str = typer.Option(
+        "resonance_gated", "--detector",
+        help="series detector: resonance_gated (ARTime's detections scored with the gated evidence; "
+             "reads the file's range and length), resonance (ARTime's algorithm alone), gated, "
+             "combined, context or novelty"),
 ) -> None:
     """Backtest: score one series of any cadence, or list what past posts would have fired."""
     from services.alerts.replay import replay_counts_csv, replay_posts_jsonl
@@ -44,8 +49,8 @@ def replay(
         return
     if input_csv is None or output_csv is None:
         raise typer.BadParameter("give --input and --output, or --posts")
-    if detector not in ("gated", "combined", "context", "novelty"):
-        raise typer.BadParameter("--detector must be gated, combined, context or novelty")
+    if detector not in SERIES_DETECTORS:
+        raise typer.BadParameter(f"--detector must be one of {', '.join(SERIES_DETECTORS)}")
     # A series it cannot use raises one line (SeriesError).
     rows = replay_counts_csv(input_csv, output_csv, detector=detector)
     typer.echo(f"{rows} rows scored, written to {output_csv}")

@@ -1,7 +1,9 @@
-"""The replay's default single-series detector: a shape rarity and a context, one gate, one rest (pure).
+"""A single-series detector: a shape rarity and a context, one gate, one rest (pure).
 
-:class:`GatedDetector` is what ``yuqing alerts replay --input`` runs by
-default. It reads each row two ways, each judged from the rows before it only:
+:class:`GatedDetector` is ``yuqing alerts replay --detector gated`` (the
+default before ``resonance_gated``, which scores ARTime's detections with
+this detector's :meth:`~GatedDetector.evidence`). It reads each row two ways,
+each judged from the rows before it only:
 
 1. **The shape** (``view="shape"``, the default): the last ``blocks`` means
    of ``block_rows`` rows, and its distance to the nearest earlier window
@@ -88,8 +90,7 @@ class GatedDetector:
 
     def update(self, value: float) -> float:
         """The score in [0, 1] of the row holding ``value``: positive only at the start of an event."""
-        rarity = self._rarity(value)
-        context = self._context.raw_score(value)
+        rarity, context = self.evidence(value)
         if self._rest > 0:
             self._rest -= 1
             return 0.0
@@ -100,6 +101,13 @@ class GatedDetector:
         if score > 0.0:
             self._rest = config.rest_rows
         return score
+
+    def evidence(self, value: float) -> tuple[float, float]:
+        """The row's rarity (log odds, at least 0) and context score, before the gate and the rest.
+
+        Learns the row: call either this or :meth:`update` once per row, not both.
+        """
+        return self._rarity(value), self._context.raw_score(value)
 
     def _rarity(self, value: float) -> float:
         if self.config.view == "values":

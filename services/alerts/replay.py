@@ -1,12 +1,17 @@
 """Backtests: run past data through the detectors the service and the benchmark use.
 
 * :func:`replay_counts_csv` scores one series (``timestamp,value``) with a
-  single-series detector (``DETECTORS``: by default the
-  :class:`~services.alerts.gated.GatedDetector`, which gates the rarity of
-  the recent shape (its distance to the nearest past window) and the context
-  score, and rests after each event) and writes NAB's
-  detector-output format (``timestamp,value,anomaly_score``). Each score is
-  computed from the rows at or before it, exactly as a stream would see them.
+  single-series detector (``DETECTORS``: by default ``resonance_gated``,
+  :class:`~services.alerts.resonance_gated.ResonanceGatedDetector`: ARTime's
+  algorithm decides which rows are detections, and each scores the larger of
+  ARTime's confidence and the gated detector's evidence over ARTime's window)
+  and writes NAB's detector-output format
+  (``timestamp,value,anomaly_score``). ``resonance_gated`` and ``resonance``
+  (ARTime's algorithm alone) read the file's minimum, maximum and length
+  first, as NAB hands every detector the file's range; each score then comes
+  from the rows at or before it. ``gated``, ``combined``, ``context`` and
+  ``novelty`` read nothing ahead: each score is computed from the rows at or
+  before it, exactly as a stream would see them.
 * :func:`replay_posts_jsonl` buckets past ``posts.enriched`` records per alert
   key (overall, topic, topic in a region), runs one detector per key and the
   :class:`~services.alerts.lifecycle.AlertTracker` over them, and returns the
@@ -15,9 +20,10 @@
 **What a series may hold.** Any cadence: the row is the unit, so regular,
 irregular and hourly series are all read as they are, several rows may
 share a timestamp and a timestamp may even step back: rows are scored in file order. Values may be any finite
-numbers, negative and fractional included: the detectors rank their
-distances and the context detector levels over the observed range, so
-no transform is applied or needed. What cannot be used (a missing
+numbers, negative and fractional included: ARTime's algorithm levels them
+over the file's range, the gated detector ranks its distances and its
+context detector levels over the observed range, so no transform is applied
+or needed. What cannot be used (a missing
 column, a value that is not a finite number, a timestamp that is not a date or
 mixes zones and no zones, fewer than two rows) raises one :class:`SeriesError` whose
 message names the file and line.
@@ -39,6 +45,8 @@ from services.alerts.detector import DetectorConfig, SurgeDetector
 from services.alerts.gated import GatedConfig, GatedDetector
 from services.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
 from services.alerts.novelty import NoveltyConfig, NoveltyScorer
+from services.alerts.resonance import resonance_scores
+from services.alerts.resonance_gated import resonance_gated_scores
 from yuqing.contracts import AlertKey, Topic
 
 SCORE_DECIMALS = 6
@@ -97,8 +105,8 @@ def check_order(path: Path, rows: list[CountRow]) -> None:
 
 
 # The single-series detectors of ``replay --input`` (docs/alerts.md compares them).
-DETECTORS = ("gated", "combined", "context", "novelty")
-DEFAULT_DETECTOR = "gated"
+DETECTORS = ("resonance_gated", "resonance", "gated", "combined", "context", "novelty")
+DEFAULT_DETECTOR = "resonance_gated"
 
 
 def score_counts(
@@ -108,11 +116,17 @@ def score_counts(
     context_config: ContextConfig | None = None,
     gated_config: GatedConfig | None = None,
 ) -> list[float]:
-    """One causal anomaly score per row: ``gated`` (:class:`GatedDetector`), ``novelty``
+    """One anomaly score per row: ``gated`` (:class:`GatedDetector`), ``resonance`` (ARTime's
+    algorithm, :mod:`services.alerts.resonance`: it reads the file's range and length first,
+    as NAB allows, then scores each row from the rows up to it), ``novelty``
     (:class:`NoveltyScorer`), ``context`` (:class:`ContextDetector`) or ``combined`` (the
     larger of the last two on each row)."""
     if detector not in DETECTORS:
         raise ValueError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+    if detector == "resonance":
+        return resonance_scores([row.number for row in rows])
+    if detector == "resonance_gated":
+        return resonance_gated_scores([row.number for row in rows], gated_config=gated_config)
     if detector == "gated":
         gated = GatedDetector(gated_config)
         return [round(gated.update(row.number), SCORE_DECIMALS) for row in rows]

@@ -64,6 +64,15 @@ def test_counts_replay_writes_nab_format(tmp_path: Path) -> None:
     assert [(r["timestamp"], r["value"]) for r in rows] == [(r["timestamp"], r["value"]) for r in source]
     scores = [float(r["anomaly_score"]) for r in rows]
     assert all(0.0 <= s <= 1.0 for s in scores)
+    surge = 3 * 288 + 150
+    assert scores[surge] == 1.0 == max(scores), "the surge is reported at its start, the strongest"
+    assert max(scores[surge + 1:]) == 0.0, "and once"
+
+
+def test_the_gated_detector_reports_once_per_rest(tmp_path: Path) -> None:
+    write_counts(tmp_path / "in.csv", surge_counts())
+    replay_counts_csv(tmp_path / "in.csv", tmp_path / "out.csv", detector="gated")
+    scores = [float(r["anomaly_score"]) for r in read_scores(tmp_path / "out.csv")]
     events = [i for i, score in enumerate(scores) if score > 0.0]
     assert all(b - a > 100 for a, b in pairwise(events)), "one report per rest"
     surge = 3 * 288 + 150
@@ -86,12 +95,13 @@ def test_the_novelty_detector_stays_selectable(tmp_path: Path) -> None:
         replay_counts_csv(tmp_path / "in.csv", tmp_path / "out.csv", detector="htm")
 
 
-def test_counts_replay_is_causal(tmp_path: Path) -> None:
+def test_gated_replay_is_causal(tmp_path: Path) -> None:
+    # The default reads the file's range and length first (tests/alerts/test_resonance_gated.py).
     counts = surge_counts()
     write_counts(tmp_path / "full.csv", counts)
     write_counts(tmp_path / "prefix.csv", counts[: 3 * 288 + 151])
-    replay_counts_csv(tmp_path / "full.csv", tmp_path / "full-out.csv")
-    replay_counts_csv(tmp_path / "prefix.csv", tmp_path / "prefix-out.csv")
+    replay_counts_csv(tmp_path / "full.csv", tmp_path / "full-out.csv", detector="gated")
+    replay_counts_csv(tmp_path / "prefix.csv", tmp_path / "prefix-out.csv", detector="gated")
     full, prefix = read_scores(tmp_path / "full-out.csv"), read_scores(tmp_path / "prefix-out.csv")
     assert full[: len(prefix)] == prefix
 
@@ -113,14 +123,15 @@ def test_counts_replay_takes_any_cadence_repeated_times_and_negative_values(tmp_
     assert max(range(600), key=scores.__getitem__) == 500
 
 
-def test_scores_do_not_depend_on_offset_or_scale(tmp_path: Path) -> None:
+def test_gated_scores_do_not_depend_on_offset_or_scale(tmp_path: Path) -> None:
+    # ARTime's levels are not mirror-symmetric; the default's scale invariance is in test_resonance_gated.py.
     counts = surge_counts()
     write_counts(tmp_path / "a.csv", counts)
     shifted = tmp_path / "b.csv"
     shifted.write_text((tmp_path / "a.csv").read_text().replace(",", ",-").replace("timestamp,-value",
                                                                                   "timestamp,value"))
-    replay_counts_csv(tmp_path / "a.csv", tmp_path / "a-out.csv")
-    replay_counts_csv(shifted, tmp_path / "b-out.csv")
+    replay_counts_csv(tmp_path / "a.csv", tmp_path / "a-out.csv", detector="gated")
+    replay_counts_csv(shifted, tmp_path / "b-out.csv", detector="gated")
     a = [float(r["anomaly_score"]) for r in read_scores(tmp_path / "a-out.csv")]
     b = [float(r["anomaly_score"]) for r in read_scores(tmp_path / "b-out.csv")]
     assert a == b, "a mirrored series is as surprising (drops count as much as rises)"

@@ -1,0 +1,58 @@
+"""The replay's default: ARTime's detections, scored with the gated detector's evidence too."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from services.alerts.resonance import resonance_scores
+from services.alerts.resonance_gated import ResonanceGatedDetector, evidence_score, resonance_gated_scores
+
+
+def series(rows: int = 6000, seed: int = 4) -> list[float]:
+    """Poisson counts with a daily rhythm (288 rows a day), a surge and a dip."""
+    rng = np.random.default_rng(seed)
+    values = [float(rng.poisson(20 * (0.4 + 0.6 * math.sin(math.pi * (i % 288) / 288)))) for i in range(rows)]
+    for i in range(4200, 4212):
+        values[i] = values[i] * 5 + 30
+    for i in range(5000, 5060):
+        values[i] = 0.0
+    return values
+
+
+def test_evidence_is_the_rarity_on_the_score_scale_or_the_context() -> None:
+    assert evidence_score(4.0, 0.1) == pytest.approx(0.8)
+    assert evidence_score(1.0, 0.75) == pytest.approx(0.75)
+    assert evidence_score(0.0, 0.0) == 0.0
+
+
+def test_only_artime_decides_where_and_the_evidence_only_raises_a_score() -> None:
+    values = series()
+    alone, scores = resonance_scores(values), resonance_gated_scores(values)
+    flagged = [i for i, score in enumerate(scores) if score > 0]
+    assert flagged == [i for i, score in enumerate(alone) if score > 0]
+    assert all(scores[i] >= alone[i] for i in flagged)
+    assert any(scores[i] > alone[i] for i in flagged), "some detection is promoted by the evidence"
+    assert any(4200 <= i < 4200 + 2 * 7 for i in flagged), "the surge is found within two steps"
+
+
+def test_scores_do_not_depend_on_the_scale() -> None:
+    values = series()
+    assert resonance_gated_scores([4 * v for v in values]) == resonance_gated_scores(values)
+
+
+def test_given_the_file_range_and_length_each_score_comes_from_the_rows_up_to_it() -> None:
+    values = series()
+    full = resonance_gated_scores(values)
+    detector = ResonanceGatedDetector(min(values), max(values), len(values))
+    assert [detector.update(v) for v in values[:4300]] == full[:4300]
+
+
+def test_the_cli_offers_every_replay_detector() -> None:
+    from services.alerts.cli import SERIES_DETECTORS
+    from services.alerts.replay import DEFAULT_DETECTOR, DETECTORS
+
+    assert SERIES_DETECTORS == DETECTORS
+    assert DEFAULT_DETECTOR == "resonance_gated"
