@@ -105,3 +105,7 @@ class GroupingParams:
     sole_bonus: float = 0.2
     sole_min: int = 3
     sole_cosine: float = 0.02
+    # ... or, without the shared words, a service post relaying the utility's answer (``说``:
+    # ``打客服说系统在维护``), which says the cause or the wait, not the complaint
+    # (``open_issues.relays_answer``; False: off)
+    sole_relayed: bool = True
