@@ -2,8 +2,8 @@
 
 Each value was chosen on the development sets (``data/issues/dev*.jsonl``) with the default
 model's topics as the indexer sees them, by leaving one set out (``bench/bench_issues.py``
-``--loo``, ``--loo-dominant``, ``--loo-second``, ``--loo-days``, ``--loo-sole``); docs/search.md
-says how, round by round.
+``--loo``, ``--loo-dominant``, ``--loo-second``, ``--loo-days``, ``--loo-sole``,
+``--loo-relay``); docs/search.md says how, round by round.
 """
 
 from __future__ import annotations
