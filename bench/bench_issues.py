@@ -22,7 +22,8 @@ the issue-level step, ``--loo`` the burst and township parameters by leaving
 one development set (``data/issues/dev*.jsonl``) out at a time (``--loo-dominant``
 those of the dominant-issue rule, ``--loo-second`` the margins of the
 classifier's second choice, ``--loo-days`` the rules for matters over days and posts of no
-township, ``--loo-sole`` those for a township's one matter and companion issues),
+township, ``--loo-sole`` those for a township's one matter and companion issues, ``--loo-relay`` whether
+it draws a service post relaying the utility's answer without shared words),
 ``--splits`` prints how the development sets' large events not recovered are
 split: run them on the development sets only, never on the evaluation set.
 Writes ``bench/results/issues.json``.
@@ -170,6 +171,11 @@ SOLE_GRID: dict[str, list[Any]] = {
     "companion_bonus": [0.0, 0.1, 0.15, 0.2], "companion_min": [2, 3]}
 
 
+# the township's one matter also draws a service post relaying the utility's answer (docs/search.md,
+# *The seventh round*), chosen by ``--loo-relay``; the list starts with the rule off
+RELAY_GRID: dict[str, list[Any]] = {"sole_relayed": [False, True]}
+
+
 def leave_one_out(grid: dict[str, list[Any]]) -> None:
     """For each development set: the grid's best setting on the others (mean F1, model topics), and
     its F1 and big events on the one left out, beside the defaults'."""
@@ -306,6 +312,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--loo-sole", action="store_true",
                         help="choose the rules for a township's one matter and companion issues leaving one "
                              "development set out")
+    parser.add_argument("--loo-relay", action="store_true",
+                        help="choose whether the township's one matter draws relayed answers leaving one "
+                             "development set out")
     parser.add_argument("--splits", action="store_true",
                         help="how the development sets' large events not recovered are split")
     parser.add_argument("--indexing", type=int, default=0, metavar="DOCS",
@@ -342,7 +351,7 @@ def main() -> None:
         split_profiles()
         return
     grids = {"loo": LOO_GRID, "loo_dominant": DOMINANT_GRID, "loo_second": SECOND_GRID, "loo_days": DAYS_GRID,
-             "loo_sole": SOLE_GRID}
+             "loo_sole": SOLE_GRID, "loo_relay": RELAY_GRID}
     chosen = [grid for flag, grid in grids.items() if getattr(args, flag)]
     if chosen:
         leave_one_out(chosen[0])

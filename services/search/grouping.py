@@ -28,7 +28,8 @@ issue of its township that it fits best, or founds a new one:
 * **The township's one matter**: when exactly one issue of the township holds three
   posts or more within ``gap`` of the post, it draws the township's posts of a
   compatible topic that name no other place and share a word or two with it (a
-  slow matter's service and rumour posts, a post an hour: ``_sole``).
+  slow matter's service and rumour posts, a post an hour: ``_sole``), or relay the
+  utility's answer (``客服说系统在维护``: a service post, ``说``).
 
 The post joins the best issue scoring at least ``threshold``; ties go to the
 smaller issue id; if it also fits an issue of no known township of the same
@@ -64,7 +65,14 @@ from services.search.issue_params import GroupingParams as GroupingParams  # re-
 from services.search.issue_text import TextView, cosine, stem
 from services.search.issue_towns import KnownTownships
 from services.search.open_issues import COMPATIBLE_TOPICS as COMPATIBLE_TOPICS
-from services.search.open_issues import Member, OpenIssue, member_of, post_agreement, topic_agreement
+from services.search.open_issues import (
+    Member,
+    OpenIssue,
+    member_of,
+    post_agreement,
+    relays_answer,
+    topic_agreement,
+)
 from services.search.open_issues import PostSignal as PostSignal  # the grouping's input, re-exported
 from yuqing.fingerprint import band_terms as band_terms  # re-exported for documents.py
 from yuqing.places import NO_PLACES, Gazetteer
@@ -297,8 +305,9 @@ class IssueGrouper:
 
         A slow matter (new meters' bills, an app that fails all morning) gathers a post an hour,
         each read as another topic (billing, service, rumour, policy) and saying it in other words:
-        no burst draws them, and the dominant-issue merge needs a few shared words. Where the
-        township has two such matters in those hours (two villages' outages, a planned outage
+        no burst draws them, and the dominant-issue merge needs a few shared words. A service post
+        relaying the utility's answer (``relays_answer``) needs none: it says the cause or the wait.
+        Where the township has two such matters in those hours (two villages' outages, a planned outage
         and a line fault), neither is its one matter, and words and places decide as before.
         """
         p = self.params
@@ -307,9 +316,12 @@ class IssueGrouper:
         large = [i for i in candidates if self._issues[i].town == member.town
                  and self._issues[i].size >= p.sole_min
                  and abs(member.created_at - self._issues[i].last_seen) <= p.gap]
-        if len(large) != 1 or self._issues[large[0]].centroid_cosine(member.view.words) < p.sole_cosine:
+        if len(large) != 1:
             return None
-        return large[0]
+        if self._issues[large[0]].centroid_cosine(member.view.words) >= p.sole_cosine:
+            return large[0]
+        # the utility's answer, relayed: the cause or the wait, in words the complaints never used
+        return large[0] if p.sole_relayed and relays_answer(member) else None
 
     def _score(self, issue: OpenIssue, member: Member, sole: bool = False) -> float | None:
         p = self.params

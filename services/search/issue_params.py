@@ -2,8 +2,8 @@
 
 Each value was chosen on the development sets (``data/issues/dev*.jsonl``) with the default
 model's topics as the indexer sees them, by leaving one set out (``bench/bench_issues.py``
-``--loo``, ``--loo-dominant``, ``--loo-second``, ``--loo-days``, ``--loo-sole``); docs/search.md
-says how, round by round.
+``--loo``, ``--loo-dominant``, ``--loo-second``, ``--loo-days``, ``--loo-sole``,
+``--loo-relay``); docs/search.md says how, round by round.
 """
 
 from __future__ import annotations
@@ -105,3 +105,7 @@ class GroupingParams:
     sole_bonus: float = 0.2
     sole_min: int = 3
     sole_cosine: float = 0.02
+    # ... or, without the shared words, a service post relaying the utility's answer (``说``:
+    # ``打客服说系统在维护``), which says the cause or the wait, not the complaint
+    # (``open_issues.relays_answer``; False: off)
+    sole_relayed: bool = True

@@ -18,7 +18,8 @@ NEUTRAL_TOPICS = frozenset({"other"})
 # Topics the classifier confuses on posts about one matter (measured on the development sets): an
 # outage's posts are also read as safety (电梯困人), service (电话打不通), praise (抢修辛苦) or a
 # rumour about its cause; a billing matter's as policy, rumour or service; the thanks for a fixed
-# hazard (电杆已经扶正了，点赞) as praise. Staff matters (shifts,
+# hazard (电杆已经扶正了，点赞) as praise; a new connection's or a solar connection's (报装, 光伏并网:
+# energy use) as service, where the service hall's answers about it are read. Staff matters (shifts,
 # pay: employee) are not the public's outage, whatever the township and hour. A post of a compatible
 # topic is neither rewarded nor penalised: words, place and time decide.
 _COMPATIBLE = {
@@ -26,7 +27,7 @@ _COMPATIBLE = {
     "billing": "policy rumor service online_service",
     "rumor": "policy safety",
     "safety": "praise_suggestion",
-    "service": "employee praise_suggestion online_service",
+    "service": "employee praise_suggestion online_service energy_use",
     "policy": "energy_use",
 }
 COMPATIBLE_TOPICS = frozenset(frozenset((a, b)) for a, others in _COMPATIBLE.items() for b in others.split())
@@ -39,6 +40,13 @@ def topic_agreement(topic: str | None, issue_topic: str | None) -> int:
     if topic == issue_topic:
         return 1
     return 0 if frozenset((topic, issue_topic)) in COMPATIBLE_TOPICS else -1
+
+
+def relays_answer(member: Member) -> bool:
+    """A service post that says what the utility answered (``打客服说系统在维护``,
+    ``问供电所说施工延误了``, ``去供电所登记，说要等调查结果``): the township's matter of those hours,
+    in words of its own (the cause, the wait) that share nothing with the complaints."""
+    return member.topic == "service" and "说" in member.view.text
 
 
 def runner_up(topic: str | None, scores: Mapping[str, float]) -> tuple[str | None, float]:
