@@ -3,8 +3,10 @@ probed with inputs the endpoint tests do not send (an adversarial probe, second 
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from tests.integration import test_search_api as endpoints
@@ -29,3 +31,22 @@ def test_an_issue_read_alone_has_the_priority_and_growth_the_list_gives_it(env: 
     for issue_id, summary in listed.items():
         alone = env.get(f"/v1/issues/{issue_id}").json()
         assert {k: alone[k] for k in GROWTH} == {k: summary[k] for k in GROWTH}, issue_id
+
+
+def _edited(cursor: str, after: list[object]) -> str:
+    data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    return base64.urlsafe_b64encode(orjson.dumps({**data, "a": after})).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(("path", "params"), [("/v1/actions", {}), ("/v1/alerts", {}),
+                                              ("/v1/posts/search", {"sort": "time"})])
+def test_a_cursor_with_edited_sort_values_is_malformed_on_every_paged_list(
+        env: Env, path: str, params: dict[str, str]) -> None:
+    for issue in env.get("/v1/issues", since=SINCE).json()["issues"][:2]:
+        env.call("POST", f"/v1/issues/{issue['issue_id']}/actions", json={"action": "acknowledge"})
+    cursor = env.get(path, limit=1, size=1, **params).json()["next_cursor"]
+    assert cursor
+
+    resp = env.get(path, limit=1, size=1, cursor=_edited(cursor, ["abc", "x"]), **params)
+
+    assert resp.status_code == 400 and resp.json()["detail"] == "malformed cursor", resp.text
