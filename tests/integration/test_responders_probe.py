@@ -12,6 +12,7 @@ import pytest
 from tests.integration import test_search_api as endpoints
 from tests.integration.test_search_api import Env
 from tests.search.factory import BASE_TIME, make_post
+from yuqing.contracts import Topic
 
 pytestmark = pytest.mark.integration
 env = endpoints.env  # the endpoint tests' fixture: their keys, corpus and alerts
@@ -50,3 +51,51 @@ def test_a_cursor_with_edited_sort_values_is_malformed_on_every_paged_list(
     resp = env.get(path, limit=1, size=1, cursor=_edited(cursor, ["abc", "x"]), **params)
 
     assert resp.status_code == 400 and resp.json()["detail"] == "malformed cursor", resp.text
+
+
+def _lone_post(env: Env) -> tuple[str, str]:
+    issue = next(i for i in env.get("/v1/issues", since=SINCE).json()["issues"] if i["size"] == 1)
+    return issue["issue_id"], issue["representative"]["post_id"]
+
+
+def test_splitting_the_only_post_of_an_issue_is_a_409_and_records_nothing(env: Env) -> None:
+    issue_id, post_id = _lone_post(env)
+
+    resp = env.call("POST", f"/v1/issues/{issue_id}/posts/{post_id}/split")
+
+    assert resp.status_code == 409 and "only post" in resp.json()["detail"], resp.text
+    assert env.get(f"/v1/posts/{post_id}").json()["issue_id"] == issue_id
+    assert env.get(f"/v1/issues/{issue_id}/actions").json()["actions"] == []
+
+
+def test_a_split_post_cannot_be_split_again_into_the_issue_it_is_in(env: Env) -> None:
+    issue = next(i for i in env.get("/v1/issues", since=SINCE).json()["issues"] if i["size"] > 2)
+    post_id = issue["representative"]["post_id"]
+    split = env.call("POST", f"/v1/issues/{issue['issue_id']}/posts/{post_id}/split")
+    assert split.status_code == 201, split.text
+    alone = split.json()["target_issue_id"]
+
+    again = env.call("POST", f"/v1/issues/{alone}/posts/{post_id}/split")
+
+    assert again.status_code == 409, again.text
+    assert [a["action"] for a in env.get(f"/v1/issues/{alone}/actions").json()["actions"]] == []
+
+
+def test_a_unit_scoped_responder_finds_its_correction_in_the_history(env: Env) -> None:
+    created = env.call("POST", "/v1/admin/keys", "admin",
+                       json={"key_id": "shimen-unit-desk", "role": "responder", "units": ["石门供电所"]})
+    assert created.status_code == 201, created.text
+    unit_key = {"X-Api-Key": created.json()["key"]}
+    env.index([make_post("石门镇的电费单这个月怎么没寄到", external_id="shimen-bill", topic=Topic.BILLING,
+                         region="石门镇", unit="石门供电所", created_at=BASE_TIME + timedelta(days=2))])
+    mine = env.api.get("/v1/issues", params={"since": SINCE}, headers=unit_key).json()["issues"]
+    assert len(mine) == 2
+    gone, stays = (i["issue_id"] for i in mine)
+
+    merged = env.api.post(f"/v1/issues/{gone}/merge", json={"into": stays}, headers=unit_key)
+
+    assert merged.status_code == 201, merged.text
+    history = env.api.get(f"/v1/issues/{stays}/actions", headers=unit_key).json()["actions"]
+    assert [(a["action"], a["responder"]) for a in history] == [("merge", "shimen-unit-desk")]
+    listed = env.api.get("/v1/actions", headers=unit_key).json()["actions"]
+    assert [a["action"] for a in listed] == ["merge"]
