@@ -48,8 +48,9 @@ class Observation:
 
     @classmethod
     def of(cls, post: EnrichedPost, *, max_future_seconds: float, places: Gazetteer = NO_PLACES,
-           issue_id: str | None = None) -> Observation:
-        return cls(event_time=event_time(post.created_at, post.received_at, max_future_seconds),
+           issue_id: str | None = None, now: float | None = None) -> Observation:
+        """``now``: the reader's clock, which bounds the post's arrival (``windows.event_time``)."""
+        return cls(event_time=event_time(post.created_at, post.received_at, max_future_seconds, now=now),
                    post_id=post.post_id, fingerprint=post.fingerprint, source=post.source,
                    negative=post.sentiment is Sentiment.NEGATIVE,
                    keywords=tuple(post.keywords[:KEYWORDS_PER_POST]),
