@@ -183,8 +183,19 @@ def _decorate(client: Elasticsearch, prefix: str, principal: Principal,
     return [s for s, _ in pairs]
 
 
+Ranked = tuple[str, dict[str, Any]]
+# The order of each ``order_by``: a tuple that sorts ascending (resolved last when by priority),
+# numbers then the issue id, which is also what a page's cursor carries.
+ORDER_KEYS: dict[str, Callable[[Ranked], tuple[Any, ...]]] = {
+    "priority": lambda r: (int(r[1]["resolved"]), -r[1]["priority"], r[0]),
+    "size": lambda r: (-r[1]["size"], r[0]),
+    "last_seen": lambda r: (-r[1]["last"], r[0]),
+}
+ORDER_WIDTHS = {"priority": 3, "size": 2, "last_seen": 2}
+
+
 def _rank(buckets: list[dict[str, Any]], states: dict[str, dict[str, Any]], *, order_by: str,
-          state: IssueState | None) -> list[tuple[str, dict[str, Any]]]:
+          state: IssueState | None) -> list[Ranked]:
     """Issues in the order asked for, the chosen state only; resolved last when by priority."""
     ranked = []
     for b in buckets:
@@ -192,32 +203,45 @@ def _rank(buckets: list[dict[str, Any]], states: dict[str, dict[str, Any]], *, o
         if state is not None and current is not state:
             continue
         ranked.append((b["key"], {**_growth(b), "resolved": current is IssueState.RESOLVED}))
-    keys: dict[str, Callable[[tuple[str, dict[str, Any]]], Any]] = {
-        "priority": lambda r: (r[1]["resolved"], -r[1]["priority"], r[0]),
-        "size": lambda r: (-r[1]["size"], r[0]),
-        "last_seen": lambda r: (-r[1]["last"], r[0]),
-    }
-    return sorted(ranked, key=keys[order_by])
+    return sorted(ranked, key=ORDER_KEYS[order_by])
+
+
+def _page(ranked: list[Ranked], *, order_by: str, after: list[Any] | None,
+          limit: int) -> tuple[list[Ranked], list[Any] | None]:
+    """The issues of one page, those ranked after ``after`` (a page's last key), and the key to
+    continue from when more follow."""
+    key = ORDER_KEYS[order_by]
+    rest = [r for r in ranked if after is None or key(r) > tuple(after)]
+    shown = rest[:limit]
+    return shown, (list(key(shown[-1])) if len(rest) > limit else None)
 
 
 def list_issues(client: Elasticsearch, *, prefix: str, principal: Principal, since: datetime | None,
                 until: datetime | None, topic: str | None = None, region: str | None = None,
                 unit: str | None = None, min_size: int = 1, limit: int = 20,
-                order_by: str = "priority", state: IssueState | None = None) -> IssuePage:
-    until = until or datetime.now(UTC)
+                order_by: str = "priority", state: IssueState | None = None,
+                cursor: str | None = None) -> IssuePage:
+    """Issues of the range by ``order_by``; the pages after the first continue from the last issue
+    of the page before, over the range of the first page (its ``until``)."""
+    fingerprint = query_fingerprint({"since": since, "until": until, "topic": topic, "region": region,
+                                     "unit": unit, "min_size": min_size, "order_by": order_by,
+                                     "state": state, "scope": sorted(map(str, scope_filters(principal)))})
+    page = decode_cursor(cursor, fingerprint=fingerprint, width=ORDER_WIDTHS[order_by]) if cursor else None
+    until = until or (datetime.fromisoformat(page.snapshot) if page else datetime.now(UTC))
     since = since or until - timedelta(days=7)
     check_in_scope(principal, region=region, unit=unit)
     filters = range_filter("created_at", since, until) + scope_filters(principal)
     filters += term_filters(topic=topic, region=region, unit=unit)
     body = {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": _ranking_aggs(until, min_size)}
-    resp = search(client, posts_alias(prefix), body)
-    aggs = resp.get("aggregations")
+    aggs = search(client, posts_alias(prefix), body).get("aggregations")
     buckets = aggs["issues"]["buckets"] if aggs else []
     states = issue_states(client, prefix, [b["key"] for b in buckets])
-    ranked = _rank(buckets, states, order_by=order_by, state=state)[:limit]
+    ranked, last = _page(_rank(buckets, states, order_by=order_by, state=state), order_by=order_by,
+                         after=page.after if page else None, limit=limit)
     issues = _summaries(client, prefix, principal, filters, [i for i, _ in ranked], until)
+    next_cursor = encode_cursor(Cursor(last, until.isoformat()), fingerprint=fingerprint) if last else None
     total = int(aggs["total_issues"]["value"]) if aggs else 0
-    return IssuePage(since=since, until=until, issues=issues, total_issues=total)
+    return IssuePage(since=since, until=until, issues=issues, total_issues=total, next_cursor=next_cursor)
 
 
 def get_issue(client: Elasticsearch, *, prefix: str, principal: Principal, issue_id: str,

@@ -114,6 +114,7 @@ class IssuePage(BaseModel):
     until: datetime
     issues: list[IssueSummary]
     total_issues: int = Field(description="distinct issues in range (approximate above 3000)")
+    next_cursor: str | None = Field(None, description="opaque; pass as `cursor` for the next page")
 
 
 class ActionCreate(BaseModel):

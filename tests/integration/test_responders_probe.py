@@ -99,3 +99,28 @@ def test_a_unit_scoped_responder_finds_its_correction_in_the_history(env: Env) -
     assert [(a["action"], a["responder"]) for a in history] == [("merge", "shimen-unit-desk")]
     listed = env.api.get("/v1/actions", headers=unit_key).json()["actions"]
     assert [a["action"] for a in listed] == ["merge"]
+
+
+@pytest.mark.parametrize("order_by", ["priority", "size", "last_seen"])
+def test_the_issue_list_pages_through_every_issue_with_a_cursor(env: Env, order_by: str) -> None:
+    env.index([make_post(f"{town}昨晚停电了", external_id=f"page-{town}", region=town, topic=topic,
+                         created_at=BASE_TIME + timedelta(hours=5 + i))
+               for i, (town, topic) in enumerate([("石门镇", Topic.OUTAGE), ("柳塘镇", Topic.SAFETY),
+                                                  ("青山乡", Topic.SERVICE), ("河口镇", Topic.POLICY)])])
+    every = env.get("/v1/issues", since=SINCE, order_by=order_by, limit=100).json()
+    assert every["next_cursor"] is None and len(every["issues"]) == every["total_issues"] == 9
+
+    pages, cursor = [], None
+    while True:
+        page = env.get("/v1/issues", since=SINCE, order_by=order_by, limit=2,
+                       **({"cursor": cursor} if cursor else {})).json()
+        pages.append([i["issue_id"] for i in page["issues"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert [len(p) for p in pages] == [2, 2, 2, 2, 1]
+    assert [i for p in pages for i in p] == [i["issue_id"] for i in every["issues"]]
+    first = env.get("/v1/issues", since=SINCE, order_by=order_by, limit=2).json()["next_cursor"]
+    other = env.get("/v1/issues", since=SINCE, order_by=order_by, limit=2, min_size=2, cursor=first)
+    assert other.status_code == 400 and "another query" in other.json()["detail"]
