@@ -28,6 +28,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from services.search.auth import Principal
+from services.search.correction_locks import correcting
 from services.search.grouping import IssueGrouper, founder_issue_id
 from services.search.issues import InvalidTransition, IssueNotFound
 from services.search.mappings import posts_alias, small_index
@@ -165,7 +166,17 @@ def _post_in(client: Elasticsearch, prefix: str, issue_id: str, post_id: str) ->
 def correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: str, issue_id: str,
             target_issue_id: str | None = None, post_id: str | None = None, note: str | None = None,
             now: datetime | None = None) -> Correction:
-    """Check scope, record the correction and change the posts; returns what was done."""
+    """Check scope, record the correction and change the posts; returns what was done. One
+    correction of an issue at a time (``correction_locks``): another meanwhile is a 409."""
+    changed = [issue_id, *([target_issue_id] if target_issue_id else [])]
+    with correcting(client, prefix, changed, holder=principal.subject):
+        return _correct(client, prefix=prefix, principal=principal, kind=kind, issue_id=issue_id,
+                        target_issue_id=target_issue_id, post_id=post_id, note=note, now=now)
+
+
+def _correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: str, issue_id: str,
+             target_issue_id: str | None, post_id: str | None, note: str | None,
+             now: datetime | None) -> Correction:
     scopes = [_issue_scope(client, prefix, principal, issue_id)]
     if kind in ("merge", "move"):
         if not target_issue_id or target_issue_id == issue_id:

@@ -4,11 +4,14 @@ probed with inputs the endpoint tests do not send (an adversarial probe, second 
 from __future__ import annotations
 
 import base64
+import threading
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
+from services.search.issue_live import LiveIssues
+from services.search.mappings import small_index
 from tests.integration import test_search_api as endpoints
 from tests.integration.test_search_api import Env
 from tests.search.factory import BASE_TIME, make_post
@@ -124,3 +127,55 @@ def test_the_issue_list_pages_through_every_issue_with_a_cursor(env: Env, order_
     first = env.get("/v1/issues", since=SINCE, order_by=order_by, limit=2).json()["next_cursor"]
     other = env.get("/v1/issues", since=SINCE, order_by=order_by, limit=2, min_size=2, cursor=first)
     assert other.status_code == 400 and "another query" in other.json()["detail"]
+
+
+def _two_issues_of_one_town(env: Env) -> tuple[str, str]:
+    issues = env.get("/v1/issues", since=SINCE).json()["issues"]
+    first, second = [i["issue_id"] for i in issues if set(i["regions"]) == {"城关镇"}][:2]
+    return first, second
+
+
+def test_opposite_merges_at_once_merge_once_and_the_grouping_agrees_with_the_index(env: Env) -> None:
+    a, b = _two_issues_of_one_town(env)
+    posts = {p for p, issue in _issue_of_posts(env).items() if issue in (a, b)}
+    statuses: dict[str, int] = {}
+    start = threading.Barrier(2)
+
+    def merge(source: str, target: str) -> None:
+        start.wait()
+        statuses[source] = env.call("POST", f"/v1/issues/{source}/merge", json={"into": target}).status_code
+
+    threads = [threading.Thread(target=merge, args=pair) for pair in ((a, b), (b, a))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses.values()) in ([201, 404], [201, 409]), statuses
+    survivors = {issue for p, issue in _issue_of_posts(env).items() if p in posts}
+    assert len(survivors) == 1
+    live = LiveIssues()
+    live.warm(env.es, env.prefix)
+    assert {live.grouper.resolve(a), live.grouper.resolve(b)} == survivors
+
+
+def test_a_correction_in_progress_makes_another_of_the_same_issue_a_409(env: Env) -> None:
+    a, b = _two_issues_of_one_town(env)
+    states = small_index(env.prefix, "issue-states")
+    held = {"issue_id": a, "state": "correcting", "responder": "someone",
+            "updated_at": datetime.now(UTC).isoformat()}
+    env.es.index(index=states, id=f"lock:{a}", document=held, refresh=True)
+
+    busy = env.call("POST", f"/v1/issues/{a}/merge", json={"into": b})
+
+    assert busy.status_code == 409 and "in progress" in busy.json()["detail"], busy.text
+    stale = {**held, "updated_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()}
+    env.es.index(index=states, id=f"lock:{a}", document=stale, refresh=True)
+    assert env.call("POST", f"/v1/issues/{a}/merge", json={"into": b}).status_code == 201
+    assert env.es.get(index=states, id=f"lock:{a}", ignore=404)["found"] is False
+
+
+def _issue_of_posts(env: Env) -> dict[str, str]:
+    env.es.indices.refresh(index=f"{env.prefix}-*")
+    hits = env.es.search(index=f"{env.prefix}-posts", body={"size": 1000})["hits"]["hits"]
+    return {h["_id"]: h["_source"]["issue_id"] for h in hits}
