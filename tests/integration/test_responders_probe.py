@@ -179,3 +179,13 @@ def _issue_of_posts(env: Env) -> dict[str, str]:
     env.es.indices.refresh(index=f"{env.prefix}-*")
     hits = env.es.search(index=f"{env.prefix}-posts", body={"size": 1000})["hits"]["hits"]
     return {h["_id"]: h["_source"]["issue_id"] for h in hits}
+
+
+@pytest.mark.parametrize("scope", ["regions", "units"])
+def test_a_key_scoped_to_an_empty_list_is_refused_naming_the_field(env: Env, scope: str) -> None:
+    resp = env.call("POST", "/v1/admin/keys", "admin", json={"key_id": "empty-scope", "role": "viewer",
+                                                             scope: []})
+
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["loc"] == ["body", scope]
+    assert env.get("/v1/admin/keys", key="admin").json() == []
