@@ -27,8 +27,8 @@ from yuqing.places import NO_PLACES, Gazetteer
 
 KEYWORDS_PER_POST = 8
 # posts.enriched bounds the number of keywords, not their length: a window's evidence keeps up to
-# EvidenceLimits.max_keywords of them, and a few of 100,000 characters made table entries too
-# large for Kafka (the worker stopped at every changelog write). The NLP worker's are words.
+# EvidenceLimits.max_keywords of them, and some of 100,000 characters made a table entry larger
+# than the broker takes (a failed changelog write stops the worker). The NLP worker's are words.
 MAX_KEYWORD_CHARS = 64
 
 
