@@ -205,9 +205,11 @@ def _split_target(issue_id: str, post_id: str, topic: str | None, posts: int) ->
     """The issue a split makes; CorrectionError when the post is alone in its issue already (a
     split would record a correction that changes nothing, or a new id for the same one post)."""
     target = founder_issue_id(post_id, topic, salt=":split")
-    if posts <= 1 or target == issue_id:
-        raise CorrectionError(f"post {post_id} is the only post of issue {issue_id} or the post it was "
-                              "split out for: nothing to split")
+    if target == issue_id:
+        raise CorrectionError(f"issue {issue_id} is the one post {post_id} was split out into: "
+                              "nothing to split")
+    if posts <= 1:
+        raise CorrectionError(f"post {post_id} is the only post of issue {issue_id}: nothing to split")
     return target
 
 
