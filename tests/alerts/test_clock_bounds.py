@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from services.alerts.evidence import Observation
 from services.alerts.settings import AlertsSettings
@@ -43,12 +43,15 @@ def test_posts_after_one_received_in_year_9999_are_still_counted() -> None:
     settings = AlertsSettings()
     watch = SurgeWatch(watch_config(settings), windows={}, detectors={}, desk={}, posts={})
     now = datetime.now(UTC)
-    outcomes = []
-    for offset, (at, received) in enumerate([(now, now), (FAR, FAR), (now, now)]):
+    ahead = now + timedelta(seconds=settings.max_future_seconds)  # as far as a source's clock is trusted
+    outcomes, times = [], []
+    for offset, (at, received) in enumerate([(now, now), (FAR, FAR), (ahead, now)]):
         observation = route(_record(offset, at, received), settings)
         assert isinstance(observation, Observation)
         outcomes.append(watch.add(observation, partition=0, offset=offset))
         watch.advance(observation.event_time, now=now)
+        times.append(observation.event_time)
 
+    assert times[1] <= time.time() + settings.max_future_seconds  # counted as if dated `ahead`
     assert outcomes == [Counted.COUNTED] * 3
     assert watch.totals()["late"] == 0
