@@ -26,6 +26,10 @@ from yuqing.contracts.models import ObservedPost
 from yuqing.places import NO_PLACES, Gazetteer
 
 KEYWORDS_PER_POST = 8
+# posts.enriched bounds the number of keywords, not their length: a window's evidence keeps up to
+# EvidenceLimits.max_keywords of them, and some of 100,000 characters made a table entry larger
+# than the broker takes (a failed changelog write stops the worker). The NLP worker's are words.
+MAX_KEYWORD_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,12 @@ class Observation:
 
     @classmethod
     def of(cls, post: EnrichedPost, *, max_future_seconds: float, places: Gazetteer = NO_PLACES,
-           issue_id: str | None = None) -> Observation:
-        return cls(event_time=event_time(post.created_at, post.received_at, max_future_seconds),
+           issue_id: str | None = None, now: float | None = None) -> Observation:
+        """``now``: the reader's clock, which bounds the post's arrival (``windows.event_time``)."""
+        return cls(event_time=event_time(post.created_at, post.received_at, max_future_seconds, now=now),
                    post_id=post.post_id, fingerprint=post.fingerprint, source=post.source,
                    negative=post.sentiment is Sentiment.NEGATIVE,
-                   keywords=tuple(post.keywords[:KEYWORDS_PER_POST]),
+                   keywords=tuple(word[:MAX_KEYWORD_CHARS] for word in post.keywords[:KEYWORDS_PER_POST]),
                    keys=tuple(keys_for(post, places, issue_id=issue_id)),
                    sentiment=post.sentiment.value, issue_id=issue_id)
 

@@ -32,14 +32,19 @@ def bucket_datetime(bucket: int) -> datetime:
     return datetime.fromtimestamp(bucket, UTC)
 
 
-def event_time(created_at: datetime, received_at: datetime, max_future_seconds: float) -> float:
+def event_time(created_at: datetime, received_at: datetime, max_future_seconds: float,
+               *, now: float | None = None) -> float:
     """When a post happened, trusting the source's clock only up to a bound.
 
     A post dated in the future (a wrong clock at the source) would move the
     watermark ahead and make every later post late, so it is taken as
-    received at most ``max_future_seconds`` before its own date.
+    received at most ``max_future_seconds`` before its own date. Its arrival
+    is trusted only up to ``now``, the reader's own clock, for the same reason
+    (an ingest clock gone wrong, a message written to the topic directly):
+    one post received "in 9999" made every later one late.
     """
-    return min(created_at.timestamp(), received_at.timestamp() + max_future_seconds)
+    received = received_at.timestamp() if now is None else min(received_at.timestamp(), now)
+    return min(created_at.timestamp(), received + max_future_seconds)
 
 
 @dataclass(frozen=True)

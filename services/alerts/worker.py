@@ -120,7 +120,7 @@ def observe(record: Record, post: EnrichedPost, settings: AlertsSettings, issue_
     """A decoded post, grouped into ``issue_id``, as an observation."""
     try:
         observation = Observation.of(post, max_future_seconds=settings.max_future_seconds,
-                                     places=settings.gazetteer(), issue_id=issue_id)
+                                     places=settings.gazetteer(), issue_id=issue_id, now=time.time())
     except ValueError as exc:
         return _invalid(record, exc)
     metrics.LAG_SECONDS.set((post.received_at - post.created_at).total_seconds())

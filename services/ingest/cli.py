@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -56,6 +57,31 @@ def dlq_tail(
         raise typer.Exit(2) from exc
     except KeyboardInterrupt:
         pass
+
+
+@dlq_cli.command("replay")
+def dlq_replay(
+    service: str | None = typer.Option(None, "--service", help="only letters of this service (nlp, alerts, "
+                                       "search-indexer…)"),
+    source: str | None = typer.Option(None, "--source", help="only this source's posts"),
+    post_id: str | None = typer.Option(None, "--post-id", help="only this post"),
+    since: datetime | None = typer.Option(None, "--since", formats=["%Y-%m-%dT%H:%M:%S%z"],
+                                          help="only letters written at or after this time"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="say what would be replayed, publish nothing"),
+) -> None:
+    """Publish dead letters' originals again to the topic they came from, once the cause is fixed."""
+    from services.ingest.dlq_replay import ReplayFilter, replay
+    from yuqing.settings import KafkaSettings
+
+    wanted = ReplayFilter(service=service, source=source, post_id=post_id, since=since)
+    try:
+        report = replay(KafkaSettings(), wanted, dry_run=dry_run, emit=typer.echo)
+    except LookupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    verb = "would be replayed" if dry_run else "replayed"
+    typer.echo(f"{len(report.replayed)} {verb}, {len(report.missing)} no longer on their topic")
+    raise typer.Exit(3 if report.missing else 0)
 
 
 def publish(

@@ -39,14 +39,14 @@ class DeadLetterLine:
 
 
 def describe(letter: DeadLetter) -> DeadLetterLine:
-    source, post_id = _original_identity(letter.original_b64)
+    source, post_id = original_identity(letter.original_b64)
     return DeadLetterLine(
         failed_at=letter.failed_at.isoformat(timespec="seconds"), service=letter.service,
         where=f"{letter.topic}[{letter.partition}]@{letter.offset}", source=source,
         post_id=post_id, reason=f"{letter.error_class}: {letter.error_message}")
 
 
-def _original_identity(original_b64: str) -> tuple[str | None, str | None]:
+def original_identity(original_b64: str) -> tuple[str | None, str | None]:
     # The original may be exactly what could not be decoded; take what can be read.
     try:
         original = orjson.loads(base64.b64decode(original_b64, validate=True))
@@ -85,21 +85,21 @@ def tail(settings: KafkaSettings, *, lines: int = 20, follow: bool = False, sour
             consumer.seek(partition, max(0, ends[partition] - lines))
         emitted = 0
         while True:
-            records = _records(consumer.poll(timeout_ms=poll_timeout_ms).values())
+            records = records_of(consumer.poll(timeout_ms=poll_timeout_ms).values())
             for record in records:
                 line = describe_record(record)
                 if source is None or (isinstance(line, DeadLetterLine) and line.source == source):
                     emit(str(line))
                     emitted += 1
-            if not follow and _caught_up(consumer, ends):
+            if not follow and caught_up(consumer, ends):
                 return emitted
     finally:
         consumer.close()
 
 
-def _records(batches: Iterable[list[ConsumerRecord]]) -> list[ConsumerRecord]:
+def records_of(batches: Iterable[list[ConsumerRecord]]) -> list[ConsumerRecord]:
     return [record for batch in batches for record in batch]
 
 
-def _caught_up(consumer: KafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+def caught_up(consumer: KafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
     return all(consumer.position(partition) >= end for partition, end in ends.items())

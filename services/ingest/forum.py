@@ -38,6 +38,7 @@ from services.ingest.forum_io import (
 )
 from services.ingest.registry import RegisteredSource, pseudonymize
 from yuqing.contracts import Channel, RawPost, make_post_id
+from yuqing.contracts.limits import MAX_TEXT_CHARS, MAX_TITLE_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -179,14 +180,15 @@ class DiscourseSource(ForumSource):
         external_id = str(post["id"])
         cooked, raw = post.get("cooked"), post.get("raw")
         reply = post.get("reply_to_post_number")
+        text, cut = fit_text(html_to_text(cooked) if cooked else (raw or ""))
         return RawPost(
             post_id=make_post_id(info.source_id, external_id),
             source=info.source_id,
             channel=Channel.FORUM,
             external_id=external_id,
             author=_pseudonym(info.author_salt, post.get("username")),
-            title=post.get("topic_title"),
-            text=html_to_text(cooked) if cooked else (raw or ""),
+            title=_fit_title(post.get("topic_title")),
+            text=text,
             created_at=datetime.fromisoformat(post["created_at"]),
             received_at=datetime.now(UTC),
             region=info.region,
@@ -195,7 +197,7 @@ class DiscourseSource(ForumSource):
             reply_to=f"{post['topic_id']}#{reply}" if reply and post.get("topic_id") else None,
             url=urljoin(self._base_url, post["post_url"]) if post.get("post_url") else None,
             attributes={"post_number": post.get("post_number"),
-                        "category_id": post.get("category_id")},
+                        "category_id": post.get("category_id"), **cut},
         )
 
 
@@ -308,20 +310,38 @@ class FeedSource(ForumSource):
     def _to_post(self, entry: FeedEntry) -> RawPost:
         info = self._info
         external_id = entry.guid if len(entry.guid) <= 256 else _digest(entry.guid)
+        text, cut = fit_text(html_to_text(entry.html))
         return RawPost(
             post_id=make_post_id(info.source_id, external_id),
             source=info.source_id,
             channel=Channel.FORUM,
             external_id=external_id,
             author=_pseudonym(info.author_salt, entry.author),
-            title=entry.title[:1_000] if entry.title else None,
-            text=html_to_text(entry.html),
+            title=_fit_title(entry.title),
+            text=text,
             created_at=entry.published,
             received_at=datetime.now(UTC),
             region=info.region,
             unit=info.unit,
             url=entry.link if entry.link and len(entry.link) <= 2_048 else None,
+            attributes={**cut},
         )
+
+
+def fit_text(text: str) -> tuple[str, dict[str, int]]:
+    """A forum post's text within the contract, and the attribute that says it was cut.
+
+    A forum has no sender to answer with a 413: a longer post was skipped as malformed, and
+    the cursor moved past it for good. Cut, it is classified, indexed and counted like any
+    other (the model reads its first few thousand characters anyway).
+    """
+    if len(text) <= MAX_TEXT_CHARS:
+        return text, {}
+    return text[:MAX_TEXT_CHARS], {"text_chars_before_cut": len(text)}
+
+
+def _fit_title(title: str | None) -> str | None:
+    return title[:MAX_TITLE_CHARS] if title else None
 
 
 def _safely(to_post: Callable[[Any], RawPost | None], entry: Any) -> RawPost | None:

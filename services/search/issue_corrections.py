@@ -28,6 +28,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from services.search.auth import Principal
+from services.search.correction_locks import correcting
 from services.search.grouping import IssueGrouper, founder_issue_id
 from services.search.issues import InvalidTransition, IssueNotFound
 from services.search.mappings import posts_alias, small_index
@@ -122,11 +123,22 @@ def reassign_posts(client: Elasticsearch, prefix: str, correction: Correction) -
     return int(resp.get("updated", 0))
 
 
-def _issue_regions(client: Elasticsearch, prefix: str, principal: Principal, issue_id: str) -> list[str]:
-    """The issue's regions; OutOfScope unless all its posts are within the caller's scope."""
+@dataclass(frozen=True)
+class IssueScope:
+    """What a correction needs to know of an issue: its posts, regions and units."""
+
+    posts: int
+    regions: list[str]
+    units: list[str]
+
+
+def _issue_scope(client: Elasticsearch, prefix: str, principal: Principal, issue_id: str) -> IssueScope:
+    """The issue's size, regions and units; OutOfScope unless all its posts are within the
+    caller's scope."""
     filters = [{"term": {"issue_id": issue_id}}]
     body = {"size": 0, "track_total_hits": True, "query": {"bool": {"filter": filters}},
             "aggs": {"region": {"terms": {"field": "region", "size": 100}},
+                     "unit": {"terms": {"field": "unit", "size": 100}},
                      "in_scope": {"filter": {"bool": {"filter": scope_filters(principal)}}}}}
     resp = client.search(index=posts_alias(prefix), body=body)
     total = resp["hits"]["total"]["value"]
@@ -136,7 +148,9 @@ def _issue_regions(client: Elasticsearch, prefix: str, principal: Principal, iss
     if visible < total:
         raise OutOfScope(f"issue {issue_id} has posts outside this key's scope; "
                          "only a responder for all of its regions may correct it")
-    return [b["key"] for b in resp["aggregations"]["region"]["buckets"]]
+    aggs = resp["aggregations"]
+    return IssueScope(total, [b["key"] for b in aggs["region"]["buckets"]],
+                      [b["key"] for b in aggs["unit"]["buckets"]])
 
 
 def _post_in(client: Elasticsearch, prefix: str, issue_id: str, post_id: str) -> dict[str, Any]:
@@ -152,37 +166,62 @@ def _post_in(client: Elasticsearch, prefix: str, issue_id: str, post_id: str) ->
 def correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: str, issue_id: str,
             target_issue_id: str | None = None, post_id: str | None = None, note: str | None = None,
             now: datetime | None = None) -> Correction:
-    """Check scope, record the correction and change the posts; returns what was done."""
-    regions = _issue_regions(client, prefix, principal, issue_id)
+    """Check scope, record the correction and change the posts; returns what was done. One
+    correction of an issue at a time (``correction_locks``): another meanwhile is a 409."""
+    changed = [issue_id, *([target_issue_id] if target_issue_id else [])]
+    with correcting(client, prefix, changed, holder=principal.subject):
+        return _correct(client, prefix=prefix, principal=principal, kind=kind, issue_id=issue_id,
+                        target_issue_id=target_issue_id, post_id=post_id, note=note, now=now)
+
+
+def _correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: str, issue_id: str,
+             target_issue_id: str | None, post_id: str | None, note: str | None,
+             now: datetime | None) -> Correction:
+    scopes = [_issue_scope(client, prefix, principal, issue_id)]
     if kind in ("merge", "move"):
         if not target_issue_id or target_issue_id == issue_id:
             raise CorrectionError("the target must be another issue")
-        regions += _issue_regions(client, prefix, principal, target_issue_id)
+        scopes.append(_issue_scope(client, prefix, principal, target_issue_id))
     if kind in ("move", "split"):
         if not post_id:
             raise CorrectionError(f"{kind} needs a post")
         source = _post_in(client, prefix, issue_id, post_id)
         if kind == "split":
-            target_issue_id = founder_issue_id(post_id, source.get("topic"), salt=":split")
+            target_issue_id = _split_target(issue_id, post_id, source.get("topic"), scopes[0].posts)
     assert target_issue_id is not None
     at = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
     correction = Correction(kind, issue_id, target_issue_id, post_id, at)
+    regions = sorted({r for scope in scopes for r in scope.regions})
     ensure_index(client, prefix)
     client.index(index=corrections_index(prefix), document=correction.to_document(
-        principal.subject, sorted(set(regions))), refresh="wait_for")
+        principal.subject, regions), refresh="wait_for")
     reassign_posts(client, prefix, correction)
-    _record_history(client, prefix, principal.subject, correction, sorted(set(regions)), note)
+    units = sorted({u for scope in scopes for u in scope.units})
+    _record_history(client, prefix, principal.subject, correction, (regions, units), note)
     return correction
 
 
+def _split_target(issue_id: str, post_id: str, topic: str | None, posts: int) -> str:
+    """The issue a split makes; CorrectionError when the post is alone in its issue already (a
+    split would record a correction that changes nothing, or a new id for the same one post)."""
+    target = founder_issue_id(post_id, topic, salt=":split")
+    if target == issue_id:
+        raise CorrectionError(f"issue {issue_id} is the one post {post_id} was split out into: "
+                              "nothing to split")
+    if posts <= 1:
+        raise CorrectionError(f"post {post_id} is the only post of issue {issue_id}: nothing to split")
+    return target
+
+
 def _record_history(client: Elasticsearch, prefix: str, responder: str, correction: Correction,
-                    regions: list[str], note: str | None) -> None:
-    """The correction as an action in the history of the issue it changed (state unchanged)."""
+                    scope: tuple[list[str], list[str]], note: str | None) -> None:
+    """The correction as an action in the history of the issue it changed (state unchanged), with
+    the regions and units of its posts, so that a responder scoped to them finds it there."""
     issue_id = history_issue(correction)
     current = client.get(index=small_index(prefix, "issue-states"), id=issue_id, ignore=404)
     state = IssueState(current["_source"]["state"]) if current.get("found") else IssueState.OPEN
-    action_id, document = history_action(correction, responder=responder, state=state, regions=regions,
-                                         note=note)
+    action_id, document = history_action(correction, responder=responder, state=state, regions=scope[0],
+                                         note=note, units=scope[1])
     client.index(index=small_index(prefix, "actions"), id=action_id, refresh="wait_for", document=document)
 
 
@@ -193,13 +232,15 @@ def history_issue(correction: Correction) -> str:
 
 
 def history_action(correction: Correction, *, responder: str, state: IssueState, regions: list[str],
-                   note: str | None, action_id: str | None = None) -> tuple[str, dict[str, Any]]:
-    """The action document of a correction in the ``actions`` index, and its id."""
+                   note: str | None, action_id: str | None = None,
+                   units: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """The action document of a correction in the ``actions`` index, and its id. ``units``: the
+    units of the issue's posts (none known: a unit-scoped caller does not see the action)."""
     read = ActionRead(action_id=action_id or uuid.uuid4().hex, issue_id=history_issue(correction),
                       action=ActionKind(correction.kind), responder=responder,
                       at=datetime.fromisoformat(correction.at_text), from_state=state, to_state=state,
                       note=f"{_describe(correction)}{f': {note}' if note else ''}")
-    return read.action_id, {**read.model_dump(mode="json"), "regions": regions, "units": []}
+    return read.action_id, {**read.model_dump(mode="json"), "regions": regions, "units": units or []}
 
 
 def _describe(correction: Correction) -> str:

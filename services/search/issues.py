@@ -79,24 +79,38 @@ def representative(texts: dict[str, str]) -> str | None:
                key=lambda p: (-sum(cosine(views[p], other) for other in views.values()), p))
 
 
+def _growth_aggs(until: datetime) -> dict[str, Any]:
+    """What an issue's priority needs besides its size: its posts in the last hour before
+    ``until`` and its negative posts (sub-aggregations of an issue's bucket)."""
+    recent = {"range": {"created_at": {"gte": es_time(until - RECENT)}}}
+    return {"last": {"max": {"field": "created_at"}}, "recent": {"filter": recent},
+            "negative": {"filter": {"term": {"sentiment": "negative"}}}}
+
+
+def _growth(bucket: dict[str, Any]) -> dict[str, Any]:
+    size, last_hour = bucket["doc_count"], bucket["recent"]["doc_count"]
+    share = round(bucket["negative"]["doc_count"] / size, 4)
+    return {"size": size, "last_hour": last_hour, "negative_share": share, "last": bucket["last"]["value"],
+            "priority": priority(size=size, last_hour=last_hour, negative_share=share)}
+
+
 def _ranking_aggs(until: datetime, min_size: int) -> dict[str, Any]:
     """The largest issues in range, with what their priority needs (sub-aggregations stay cheap)."""
-    recent = {"range": {"created_at": {"gte": es_time(until - RECENT)}}}
     ranking: dict[str, Any] = {
         "terms": {"field": "issue_id", "size": RANK_POOL, "min_doc_count": min_size,
                   "order": [{"_count": "desc"}, {"_key": "asc"}]},
-        "aggs": {"last": {"max": {"field": "created_at"}}, "recent": {"filter": recent},
-                 "negative": {"filter": {"term": {"sentiment": "negative"}}}}}
+        "aggs": _growth_aggs(until)}
     return {"issues": ranking, "total_issues": {"cardinality": {"field": "issue_id"}}}
 
 
 def _details(client: Elasticsearch, prefix: str, filters: list[dict[str, Any]],
-             issue_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Per issue: first/last seen, sentiment, topic, regions, keywords and its latest posts' texts."""
+             issue_ids: list[str], until: datetime) -> dict[str, dict[str, Any]]:
+    """Per issue: first/last seen, growth, sentiment, topic, regions, keywords and its latest
+    posts' texts."""
     if not issue_ids:
         return {}
     aggs = {"issues": {"terms": {"field": "issue_id", "size": len(issue_ids)}, "aggs": {
-        "first": {"min": {"field": "created_at"}}, "last": {"max": {"field": "created_at"}},
+        **_growth_aggs(until), "first": {"min": {"field": "created_at"}},
         "sentiment": {"terms": {"field": "sentiment", "size": 3}},
         "topic": {"terms": {"field": "topic", "size": 1}},
         "regions": {"terms": {"field": "region", "size": 5}},
@@ -109,7 +123,7 @@ def _details(client: Elasticsearch, prefix: str, filters: list[dict[str, Any]],
     return {b["key"]: b for b in buckets}
 
 
-def _summary(bucket: dict[str, Any], ranked: dict[str, Any]) -> tuple[IssueSummary, str | None]:
+def _summary(bucket: dict[str, Any]) -> tuple[IssueSummary, str | None]:
     sources = [h["_source"] for h in bucket["sample"]["hits"]["hits"]]
     texts = {s["post_id"]: f"{s.get('title') or ''} {s['text']}".strip() for s in sources}
     named: Counter[str] = Counter()
@@ -117,6 +131,7 @@ def _summary(bucket: dict[str, Any], ranked: dict[str, Any]) -> tuple[IssueSumma
         named.update(places(source["text"], source.get("region")))
     rep = representative(texts)
     keywords = [b["key"] for b in bucket["keywords"]["buckets"]]
+    growth = _growth(bucket)
     summary = IssueSummary(
         issue_id=bucket["key"], topic=bucket["topic"]["buckets"][0]["key"], size=bucket["doc_count"],
         title=_title(texts.get(rep or "", ""), keywords), keywords=keywords,
@@ -124,8 +139,8 @@ def _summary(bucket: dict[str, Any], ranked: dict[str, Any]) -> tuple[IssueSumma
         first_seen=bucket["first"]["value_as_string"], last_seen=bucket["last"]["value_as_string"],
         sentiment_mix={b["key"]: b["doc_count"] for b in bucket["sentiment"]["buckets"]},
         regions={b["key"]: b["doc_count"] for b in bucket["regions"]["buckets"]},
-        last_hour=ranked.get("last_hour", 0), before=bucket["doc_count"] - ranked.get("last_hour", 0),
-        negative_share=ranked.get("negative_share", 0.0), priority=ranked.get("priority", 0.0),
+        last_hour=growth["last_hour"], before=growth["size"] - growth["last_hour"],
+        negative_share=growth["negative_share"], priority=growth["priority"],
     )
     return summary, rep
 
@@ -136,9 +151,11 @@ def _title(text: str, keywords: list[str]) -> str:
 
 
 def _summaries(client: Elasticsearch, prefix: str, principal: Principal, filters: list[dict[str, Any]],
-               issue_ids: list[str], ranked: dict[str, dict[str, Any]] | None = None) -> list[IssueSummary]:
-    details = _details(client, prefix, filters, issue_ids)
-    pairs = [_summary(details[i], (ranked or {}).get(i, {})) for i in issue_ids if i in details]
+               issue_ids: list[str], until: datetime | None = None) -> list[IssueSummary]:
+    """``until``: the end of the range the growth is counted to (the last hour before it); now
+    for an issue read on its own."""
+    details = _details(client, prefix, filters, issue_ids, until or datetime.now(UTC))
+    pairs = [_summary(details[i]) for i in issue_ids if i in details]
     return _decorate(client, prefix, principal, pairs)
 
 
@@ -166,46 +183,65 @@ def _decorate(client: Elasticsearch, prefix: str, principal: Principal,
     return [s for s, _ in pairs]
 
 
+Ranked = tuple[str, dict[str, Any]]
+# The order of each ``order_by``: a tuple that sorts ascending (resolved last when by priority),
+# numbers then the issue id, which is also what a page's cursor carries.
+ORDER_KEYS: dict[str, Callable[[Ranked], tuple[Any, ...]]] = {
+    "priority": lambda r: (int(r[1]["resolved"]), -r[1]["priority"], r[0]),
+    "size": lambda r: (-r[1]["size"], r[0]),
+    "last_seen": lambda r: (-r[1]["last"], r[0]),
+}
+ORDER_WIDTHS = {"priority": 3, "size": 2, "last_seen": 2}
+
+
 def _rank(buckets: list[dict[str, Any]], states: dict[str, dict[str, Any]], *, order_by: str,
-          state: IssueState | None) -> list[tuple[str, dict[str, Any]]]:
+          state: IssueState | None) -> list[Ranked]:
     """Issues in the order asked for, the chosen state only; resolved last when by priority."""
     ranked = []
     for b in buckets:
         current = IssueState(states.get(b["key"], {}).get("state", "open"))
         if state is not None and current is not state:
             continue
-        size, last_hour = b["doc_count"], b["recent"]["doc_count"]
-        share = round(b["negative"]["doc_count"] / size, 4)
-        urgency = priority(size=size, last_hour=last_hour, negative_share=share)
-        ranked.append((b["key"], {"size": size, "last_hour": last_hour, "negative_share": share,
-                                  "last": b["last"]["value"], "resolved": current is IssueState.RESOLVED,
-                                  "priority": urgency}))
-    keys: dict[str, Callable[[tuple[str, dict[str, Any]]], Any]] = {
-        "priority": lambda r: (r[1]["resolved"], -r[1]["priority"], r[0]),
-        "size": lambda r: (-r[1]["size"], r[0]),
-        "last_seen": lambda r: (-r[1]["last"], r[0]),
-    }
-    return sorted(ranked, key=keys[order_by])
+        ranked.append((b["key"], {**_growth(b), "resolved": current is IssueState.RESOLVED}))
+    return sorted(ranked, key=ORDER_KEYS[order_by])
+
+
+def _page(ranked: list[Ranked], *, order_by: str, after: list[Any] | None,
+          limit: int) -> tuple[list[Ranked], list[Any] | None]:
+    """The issues of one page, those ranked after ``after`` (a page's last key), and the key to
+    continue from when more follow."""
+    key = ORDER_KEYS[order_by]
+    rest = [r for r in ranked if after is None or key(r) > tuple(after)]
+    shown = rest[:limit]
+    return shown, (list(key(shown[-1])) if len(rest) > limit else None)
 
 
 def list_issues(client: Elasticsearch, *, prefix: str, principal: Principal, since: datetime | None,
                 until: datetime | None, topic: str | None = None, region: str | None = None,
                 unit: str | None = None, min_size: int = 1, limit: int = 20,
-                order_by: str = "priority", state: IssueState | None = None) -> IssuePage:
-    until = until or datetime.now(UTC)
+                order_by: str = "priority", state: IssueState | None = None,
+                cursor: str | None = None) -> IssuePage:
+    """Issues of the range by ``order_by``; the pages after the first continue from the last issue
+    of the page before, over the range of the first page (its ``until``)."""
+    fingerprint = query_fingerprint({"since": since, "until": until, "topic": topic, "region": region,
+                                     "unit": unit, "min_size": min_size, "order_by": order_by,
+                                     "state": state, "scope": sorted(map(str, scope_filters(principal)))})
+    page = decode_cursor(cursor, fingerprint=fingerprint, width=ORDER_WIDTHS[order_by]) if cursor else None
+    until = until or (datetime.fromisoformat(page.snapshot) if page else datetime.now(UTC))
     since = since or until - timedelta(days=7)
     check_in_scope(principal, region=region, unit=unit)
     filters = range_filter("created_at", since, until) + scope_filters(principal)
     filters += term_filters(topic=topic, region=region, unit=unit)
     body = {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": _ranking_aggs(until, min_size)}
-    resp = search(client, posts_alias(prefix), body)
-    aggs = resp.get("aggregations")
+    aggs = search(client, posts_alias(prefix), body).get("aggregations")
     buckets = aggs["issues"]["buckets"] if aggs else []
     states = issue_states(client, prefix, [b["key"] for b in buckets])
-    ranked = _rank(buckets, states, order_by=order_by, state=state)[:limit]
-    issues = _summaries(client, prefix, principal, filters, [i for i, _ in ranked], dict(ranked))
+    ranked, last = _page(_rank(buckets, states, order_by=order_by, state=state), order_by=order_by,
+                         after=page.after if page else None, limit=limit)
+    issues = _summaries(client, prefix, principal, filters, [i for i, _ in ranked], until)
+    next_cursor = encode_cursor(Cursor(last, until.isoformat()), fingerprint=fingerprint) if last else None
     total = int(aggs["total_issues"]["value"]) if aggs else 0
-    return IssuePage(since=since, until=until, issues=issues, total_issues=total)
+    return IssuePage(since=since, until=until, issues=issues, total_issues=total, next_cursor=next_cursor)
 
 
 def get_issue(client: Elasticsearch, *, prefix: str, principal: Principal, issue_id: str,

@@ -114,6 +114,7 @@ class IssuePage(BaseModel):
     until: datetime
     issues: list[IssueSummary]
     total_issues: int = Field(description="distinct issues in range (approximate above 3000)")
+    next_cursor: str | None = Field(None, description="opaque; pass as `cursor` for the next page")
 
 
 class ActionCreate(BaseModel):
@@ -235,7 +236,10 @@ class AlertPage(BaseModel):
     next_cursor: str | None = None
 
 
-ScopeList = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=100)]
+# At least one: an empty list scoped a key to nothing (201, and a key that saw nothing); leave the
+# field out for every region or unit.
+ScopeList = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
+                      Field(min_length=1, max_length=100, description="leave out for every one")]
 
 
 class KeyCreate(BaseModel):

@@ -247,13 +247,22 @@ def _valid_weights(weights: object) -> bool:
         for w in weights))
 
 
+def _valid_after(after: object, width: int) -> bool:
+    """Sort values as this API's sorts give them: numbers (a score, times in epoch
+    milliseconds), then an id; any other kind the search engine refuses."""
+    if not isinstance(after, list) or len(after) != width or not after:
+        return False
+    *numbers, last = after
+    return isinstance(last, str) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in numbers)
+
+
 def decode_cursor(cursor: str, *, fingerprint: str, width: int) -> Cursor:
     """The cursor's content, if it was made for the same query."""
     try:
         data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         after, snapshot, weights = data["a"], data["t"], data.get("w")
-        valid = (data.get("v") == 1 and isinstance(after, list) and len(after) == width
-                 and all(isinstance(v, int | float | str) and not isinstance(v, bool) for v in after)
+        valid = (data.get("v") == 1 and _valid_after(after, width)
                  and _valid_snapshot(snapshot) and _valid_weights(weights))
     except (ValueError, TypeError, KeyError, AttributeError, orjson.JSONDecodeError) as exc:
         raise CursorError("malformed cursor") from exc

@@ -106,12 +106,13 @@ def list_issues(
     min_size: Annotated[int, Query(ge=1, le=10_000)] = 1,
     order_by: Annotated[str, Query(pattern="^(priority|size|last_seen)$")] = "priority",
     issue_state: Annotated[IssueState | None, Query(alias="state")] = None, limit: PageSize = 20,
+    cursor: Cursor = None,
 ) -> IssuePage:
     """Issues active in the range (default: the last 7 days), by priority (unresolved first), size or
-    latest; `state` keeps one state only."""
+    latest; `state` keeps one state only; `next_cursor` continues the list."""
     return issues.list_issues(state.client, prefix=state.prefix, principal=caller, since=since,
                               until=until, topic=topic, region=region, unit=unit, min_size=min_size,
-                              limit=limit, order_by=order_by, state=issue_state)
+                              limit=limit, order_by=order_by, state=issue_state, cursor=cursor)
 
 
 @router.get("/issues/{issue_id}", response_model=IssueRead, responses=_errors(404), tags=["issues"])

@@ -1,0 +1,73 @@
+"""One correction of an issue at a time: a lock document per issue while a merge, move or split
+runs.
+
+Two responders merging A into B and B into A at the same moment both passed their checks, then
+each update by query moved the posts the other had not yet moved: both were answered 201, the
+two issues swapped their ids instead of becoming one, and the indexers' grouping (which applies
+the two merges in order) no longer agreed with the index. A correction now takes the lock of
+every issue it changes before it checks anything, and gives it back when its posts are renamed
+and its history written; a second correction of one of those issues meanwhile is a 409, and one
+that comes after sees what the first did.
+
+The locks are documents ``lock:<issue id>`` in the issue-states index, created with
+``op_type=create`` (atomic in Elasticsearch, no refresh needed) and deleted at the end. An API
+process that died holding one leaves it behind: a lock older than ``LOCK_TTL`` is taken over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from elasticsearch import Elasticsearch
+from elasticsearch.exceptions import ConflictError
+
+from services.search.issues import InvalidTransition
+from services.search.mappings import small_index
+
+LOCK_TTL = timedelta(seconds=60)  # far above a correction's few requests
+
+
+class CorrectionBusy(InvalidTransition):
+    """Another correction of the issue is in progress (HTTP 409)."""
+
+
+def lock_id(issue_id: str) -> str:
+    return f"lock:{issue_id}"
+
+
+@contextmanager
+def correcting(client: Elasticsearch, prefix: str, issue_ids: Iterable[str], *, holder: str,
+               now: datetime | None = None) -> Iterator[None]:
+    """Hold the locks of these issues while the block runs (taken in sorted order, so that two
+    corrections of the same pair never hold one each); CorrectionBusy when one is held."""
+    index, taken = small_index(prefix, "issue-states"), []
+    try:
+        for issue_id in sorted(set(issue_ids)):
+            _take(client, index, issue_id, holder, now or datetime.now(UTC))
+            taken.append(issue_id)
+        yield
+    finally:
+        for issue_id in taken:
+            client.delete(index=index, id=lock_id(issue_id), ignore=404)
+
+
+def _take(client: Elasticsearch, index: str, issue_id: str, holder: str, now: datetime) -> None:
+    document = {"issue_id": issue_id, "state": "correcting", "responder": holder,
+                "updated_at": now.isoformat()}
+    try:
+        client.index(index=index, id=lock_id(issue_id), document=document, op_type="create")
+        return
+    except ConflictError:
+        held = client.get(index=index, id=lock_id(issue_id), ignore=404)
+    if held.get("found") and now - datetime.fromisoformat(held["_source"]["updated_at"]) < LOCK_TTL:
+        raise CorrectionBusy(f"another correction of issue {issue_id} is in progress; reload it and "
+                             "try again")
+    guard = ({"if_seq_no": held["_seq_no"], "if_primary_term": held["_primary_term"]}
+             if held.get("found") else {"op_type": "create"})
+    try:  # a stale lock (its holder died), or one released meanwhile: take it over
+        client.index(index=index, id=lock_id(issue_id), document=document, **guard)
+    except ConflictError as exc:
+        raise CorrectionBusy(f"another correction of issue {issue_id} is in progress; reload it and "
+                             "try again") from exc

@@ -1,0 +1,84 @@
+"""``yuqing dlq replay`` against the real Kafka: the originals go back to their topic, whole."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from services.ingest.dlq_replay import ReplayFilter, replay
+from yuqing.consumer.dlq import make_dead_letter
+from yuqing.contracts.codec import encode
+from yuqing.settings import KafkaSettings
+from yuqing.topics import LogicalTopic
+
+pytestmark = pytest.mark.integration
+
+
+Message = tuple[int, bytes, bytes]
+
+
+def _read(settings: KafkaSettings, topic: str, at_least: int, timeout_s: float = 30) -> list[Message]:
+    """(offset, key, value) of partition 0 of ``topic``, once ``at_least`` are there."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.servers(), enable_auto_commit=False)
+    partition = TopicPartition(topic, 0)
+    consumer.assign([partition])
+    consumer.seek_to_beginning(partition)
+    found: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(found) < at_least and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                found += [(r.offset, r.key, r.value) for r in records]
+        return found
+    finally:
+        consumer.close()
+
+
+def test_dead_letters_are_replayed_whole_to_their_topic_once(kafka_settings: KafkaSettings) -> None:
+    raw = kafka_settings.topic(LogicalTopic.POSTS_RAW)
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.servers())
+    small = b'{"post_id": "' + b"a" * 32 + b'"}'
+    large = b'{"post_id": "' + b"b" * 32 + b'", "text": "' + b"x" * 5000 + b'"}'
+    sent = [producer.send(raw, key=key, value=value, partition=0).get(timeout=10).offset
+            for key, value in ((b"a" * 32, small), (b"b" * 32, large))]
+    letters = [make_dead_letter(value=small, key=b"a" * 32, topic=raw, partition=0, offset=sent[0],
+                                error=ValueError("model down"), service="nlp"),
+               make_dead_letter(value=small, key=b"a" * 32, topic=raw, partition=0, offset=sent[0],
+                                error=ValueError("model down"), service="nlp"),
+               make_dead_letter(value=large, key=b"b" * 32, topic=raw, partition=0, offset=sent[1],
+                                error=ValueError("too long"), service="nlp", max_bytes=1_200),
+               make_dead_letter(value=b"{}", key=None, topic=raw, partition=0, offset=99,
+                                error=ValueError("other"), service="alerts"),
+               make_dead_letter(value=large, key=None, topic=raw, partition=0, offset=10_000,
+                                error=ValueError("gone"), service="search-indexer", max_bytes=1_200)]
+    for letter in letters:
+        producer.send(kafka_settings.topic(LogicalTopic.POSTS_DLQ), encode(letter), partition=0)
+    producer.send(kafka_settings.topic(LogicalTopic.POSTS_DLQ), b"not a dead letter", partition=0)
+    producer.flush()
+    producer.close()
+    assert "[original cut to" in letters[2].error_message
+
+    lines: list[str] = []
+    report = replay(kafka_settings, ReplayFilter(service="nlp"), emit=lines.append)
+
+    assert report.replayed == [f"{raw}[0]@{sent[0]}", f"{raw}[0]@{sent[1]}"] and report.missing == []
+    assert len(lines) == 2
+    on_topic = _read(kafka_settings, raw, at_least=4)
+    assert [(key, value) for _, key, value in on_topic[2:]] == [(b"a" * 32, small), (b"b" * 32, large)]
+
+
+def test_a_cut_original_its_topic_no_longer_holds_is_reported(kafka_settings: KafkaSettings) -> None:
+    raw = kafka_settings.topic(LogicalTopic.POSTS_RAW)
+    letter = make_dead_letter(value=b'{"text": "' + b"x" * 5000 + b'"}', key=None, topic=raw, partition=0,
+                              offset=10_000, error=ValueError("gone"), service="search-indexer",
+                              max_bytes=1_200)
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.servers())
+    producer.send(kafka_settings.topic(LogicalTopic.POSTS_DLQ), encode(letter), partition=0).get(timeout=10)
+    producer.close()
+
+    report = replay(kafka_settings, ReplayFilter(), emit=lambda _: None)
+
+    assert report.replayed == [] and report.missing == [f"{raw}[0]@10000"]
+    assert _read(kafka_settings, raw, at_least=1, timeout_s=2) == []

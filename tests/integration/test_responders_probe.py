@@ -1,0 +1,191 @@
+"""The responders' API against the real Elasticsearch: corrections, issue records and pages
+probed with inputs the endpoint tests do not send (an adversarial probe, second round)."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from services.search.issue_live import LiveIssues
+from services.search.mappings import small_index
+from tests.integration import test_search_api as endpoints
+from tests.integration.test_search_api import Env
+from tests.search.factory import BASE_TIME, make_post
+from yuqing.contracts import Topic
+
+pytestmark = pytest.mark.integration
+env = endpoints.env  # the endpoint tests' fixture: their keys, corpus and alerts
+SINCE = (BASE_TIME - timedelta(days=1)).isoformat()
+GROWTH = ("size", "last_hour", "before", "negative_share", "priority")
+
+
+def test_an_issue_read_alone_has_the_priority_and_growth_the_list_gives_it(env: Env) -> None:
+    now = datetime.now(UTC)
+    env.index([make_post("柳塘镇东街村刚刚停电了", external_id=f"now-{i}", region="柳塘镇",
+                         created_at=now - timedelta(minutes=50 - 30 * i), received_at=now)
+               for i in range(2)])
+    listed = {i["issue_id"]: i for i in env.get("/v1/issues", since=SINCE).json()["issues"]}
+    assert any(i["negative_share"] > 0 for i in listed.values())
+    assert any(i["last_hour"] > 0 for i in listed.values())
+
+    for issue_id, summary in listed.items():
+        alone = env.get(f"/v1/issues/{issue_id}").json()
+        assert {k: alone[k] for k in GROWTH} == {k: summary[k] for k in GROWTH}, issue_id
+
+
+def _edited(cursor: str, after: list[object]) -> str:
+    data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    return base64.urlsafe_b64encode(orjson.dumps({**data, "a": after})).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(("path", "params"), [("/v1/actions", {}), ("/v1/alerts", {}),
+                                              ("/v1/posts/search", {"sort": "time"})])
+def test_a_cursor_with_edited_sort_values_is_malformed_on_every_paged_list(
+        env: Env, path: str, params: dict[str, str]) -> None:
+    for issue in env.get("/v1/issues", since=SINCE).json()["issues"][:2]:
+        env.call("POST", f"/v1/issues/{issue['issue_id']}/actions", json={"action": "acknowledge"})
+    cursor = env.get(path, limit=1, size=1, **params).json()["next_cursor"]
+    assert cursor
+
+    resp = env.get(path, limit=1, size=1, cursor=_edited(cursor, ["abc", "x"]), **params)
+
+    assert resp.status_code == 400 and resp.json()["detail"] == "malformed cursor", resp.text
+
+
+def _lone_post(env: Env) -> tuple[str, str]:
+    issue = next(i for i in env.get("/v1/issues", since=SINCE).json()["issues"] if i["size"] == 1)
+    return issue["issue_id"], issue["representative"]["post_id"]
+
+
+def test_splitting_the_only_post_of_an_issue_is_a_409_and_records_nothing(env: Env) -> None:
+    issue_id, post_id = _lone_post(env)
+
+    resp = env.call("POST", f"/v1/issues/{issue_id}/posts/{post_id}/split")
+
+    assert resp.status_code == 409 and "only post" in resp.json()["detail"], resp.text
+    assert env.get(f"/v1/posts/{post_id}").json()["issue_id"] == issue_id
+    assert env.get(f"/v1/issues/{issue_id}/actions").json()["actions"] == []
+
+
+def test_a_split_post_cannot_be_split_again_into_the_issue_it_is_in(env: Env) -> None:
+    issue = next(i for i in env.get("/v1/issues", since=SINCE).json()["issues"] if i["size"] > 2)
+    post_id = issue["representative"]["post_id"]
+    split = env.call("POST", f"/v1/issues/{issue['issue_id']}/posts/{post_id}/split")
+    assert split.status_code == 201, split.text
+    alone = split.json()["target_issue_id"]
+
+    again = env.call("POST", f"/v1/issues/{alone}/posts/{post_id}/split")
+
+    assert again.status_code == 409 and "split out into" in again.json()["detail"], again.text
+    assert [a["action"] for a in env.get(f"/v1/issues/{alone}/actions").json()["actions"]] == []
+
+
+def test_a_unit_scoped_responder_finds_its_correction_in_the_history(env: Env) -> None:
+    created = env.call("POST", "/v1/admin/keys", "admin",
+                       json={"key_id": "shimen-unit-desk", "role": "responder", "units": ["石门供电所"]})
+    assert created.status_code == 201, created.text
+    unit_key = {"X-Api-Key": created.json()["key"]}
+    env.index([make_post("石门镇的电费单这个月怎么没寄到", external_id="shimen-bill", topic=Topic.BILLING,
+                         region="石门镇", unit="石门供电所", created_at=BASE_TIME + timedelta(days=2))])
+    mine = env.api.get("/v1/issues", params={"since": SINCE}, headers=unit_key).json()["issues"]
+    assert len(mine) == 2
+    gone, stays = (i["issue_id"] for i in mine)
+
+    merged = env.api.post(f"/v1/issues/{gone}/merge", json={"into": stays}, headers=unit_key)
+
+    assert merged.status_code == 201, merged.text
+    history = env.api.get(f"/v1/issues/{stays}/actions", headers=unit_key).json()["actions"]
+    assert [(a["action"], a["responder"]) for a in history] == [("merge", "shimen-unit-desk")]
+    listed = env.api.get("/v1/actions", headers=unit_key).json()["actions"]
+    assert [a["action"] for a in listed] == ["merge"]
+
+
+@pytest.mark.parametrize("order_by", ["priority", "size", "last_seen"])
+def test_the_issue_list_pages_through_every_issue_with_a_cursor(env: Env, order_by: str) -> None:
+    env.index([make_post(f"{town}昨晚停电了", external_id=f"page-{town}", region=town, topic=topic,
+                         created_at=BASE_TIME + timedelta(hours=5 + i))
+               for i, (town, topic) in enumerate([("石门镇", Topic.OUTAGE), ("柳塘镇", Topic.SAFETY),
+                                                  ("青山乡", Topic.SERVICE), ("河口镇", Topic.POLICY)])])
+    every = env.get("/v1/issues", since=SINCE, order_by=order_by, limit=100).json()
+    assert every["next_cursor"] is None and len(every["issues"]) == every["total_issues"] == 9
+
+    pages, cursor = [], None
+    while True:
+        page = env.get("/v1/issues", since=SINCE, order_by=order_by, limit=2,
+                       **({"cursor": cursor} if cursor else {})).json()
+        pages.append([i["issue_id"] for i in page["issues"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert [len(p) for p in pages] == [2, 2, 2, 2, 1]
+    assert [i for p in pages for i in p] == [i["issue_id"] for i in every["issues"]]
+    first = env.get("/v1/issues", since=SINCE, order_by=order_by, limit=2).json()["next_cursor"]
+    other = env.get("/v1/issues", since=SINCE, order_by=order_by, limit=2, min_size=2, cursor=first)
+    assert other.status_code == 400 and "another query" in other.json()["detail"]
+
+
+def _two_issues_of_one_town(env: Env) -> tuple[str, str]:
+    issues = env.get("/v1/issues", since=SINCE).json()["issues"]
+    first, second = [i["issue_id"] for i in issues if set(i["regions"]) == {"城关镇"}][:2]
+    return first, second
+
+
+def test_opposite_merges_at_once_merge_once_and_the_grouping_agrees_with_the_index(env: Env) -> None:
+    a, b = _two_issues_of_one_town(env)
+    posts = {p for p, issue in _issue_of_posts(env).items() if issue in (a, b)}
+    statuses: dict[str, int] = {}
+    start = threading.Barrier(2)
+
+    def merge(source: str, target: str) -> None:
+        start.wait()
+        statuses[source] = env.call("POST", f"/v1/issues/{source}/merge", json={"into": target}).status_code
+
+    threads = [threading.Thread(target=merge, args=pair) for pair in ((a, b), (b, a))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses.values()) in ([201, 404], [201, 409]), statuses
+    survivors = {issue for p, issue in _issue_of_posts(env).items() if p in posts}
+    assert len(survivors) == 1
+    live = LiveIssues()
+    live.warm(env.es, env.prefix)
+    assert {live.grouper.resolve(a), live.grouper.resolve(b)} == survivors
+
+
+def test_a_correction_in_progress_makes_another_of_the_same_issue_a_409(env: Env) -> None:
+    a, b = _two_issues_of_one_town(env)
+    states = small_index(env.prefix, "issue-states")
+    held = {"issue_id": a, "state": "correcting", "responder": "someone",
+            "updated_at": datetime.now(UTC).isoformat()}
+    env.es.index(index=states, id=f"lock:{a}", document=held, refresh=True)
+
+    busy = env.call("POST", f"/v1/issues/{a}/merge", json={"into": b})
+
+    assert busy.status_code == 409 and "in progress" in busy.json()["detail"], busy.text
+    stale = {**held, "updated_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()}
+    env.es.index(index=states, id=f"lock:{a}", document=stale, refresh=True)
+    assert env.call("POST", f"/v1/issues/{a}/merge", json={"into": b}).status_code == 201
+    assert env.es.get(index=states, id=f"lock:{a}", ignore=404)["found"] is False
+
+
+def _issue_of_posts(env: Env) -> dict[str, str]:
+    env.es.indices.refresh(index=f"{env.prefix}-*")
+    hits = env.es.search(index=f"{env.prefix}-posts", body={"size": 1000})["hits"]["hits"]
+    return {h["_id"]: h["_source"]["issue_id"] for h in hits}
+
+
+@pytest.mark.parametrize("scope", ["regions", "units"])
+def test_a_key_scoped_to_an_empty_list_is_refused_naming_the_field(env: Env, scope: str) -> None:
+    resp = env.call("POST", "/v1/admin/keys", "admin", json={"key_id": "empty-scope", "role": "viewer",
+                                                             scope: []})
+
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["loc"] == ["body", scope]
+    assert env.get("/v1/admin/keys", key="admin").json() == []
