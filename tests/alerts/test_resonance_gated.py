@@ -77,3 +77,19 @@ def test_the_cli_offers_every_replay_detector() -> None:
 
     assert SERIES_DETECTORS == DETECTORS
     assert DEFAULT_DETECTOR == "resonance_gated"
+
+
+def test_a_second_burst_within_artimes_mask_is_silenced_when_no_stronger() -> None:
+    rng = np.random.default_rng(1)
+    values = [float(rng.poisson(20 * (0.4 + 0.6 * math.sin(math.pi * (i % 288) / 288)))) for i in range(6000)]
+    for start, factor in ((4200, 3), (4260, 7), (4330, 5)):  # bursts 60 and 70 rows apart
+        for i in range(start, start + 12):
+            values[i] = values[i] * factor + 30
+    alone, scores = resonance_scores(values), resonance_gated_scores(values)
+    plan = ResonanceGatedDetector(min(values), max(values), len(values)).resonance.plan
+    flagged = [i for i, score in enumerate(alone) if score > 0]
+    silenced = [i for i in flagged if scores[i] == 0]
+    assert any(4260 <= i < 4330 for i in silenced), "ARTime finds the second burst; it is not reported again"
+    for i in silenced:
+        previous = max(j for j in flagged if j < i)
+        assert i - previous <= plan.mask * plan.step
