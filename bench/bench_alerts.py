@@ -4,7 +4,8 @@
 ``yuqing alerts replay`` (``services.alerts.replay``: read, check, score row by
 row), once per detector: the replay default (``resonance_gated``: ARTime's
 algorithm decides which rows are detections and each scores the larger of
-its confidence and the gated detector's evidence over ARTime's window),
+its confidence and the gated detector's evidence over ARTime's window, a
+close repeat only when it scores more),
 ARTime's algorithm alone (``resonance``; both read the file's range and
 length, as NAB allows), the previous default (``gated``: the rarity of the
 recent shape's distance to the nearest past window and the context score, one

@@ -4,8 +4,8 @@
   single-series detector (``DETECTORS``: by default ``resonance_gated``,
   :class:`~services.alerts.resonance_gated.ResonanceGatedDetector`: ARTime's
   algorithm decides which rows are detections, and each scores the larger of
-  ARTime's confidence and the gated detector's evidence over ARTime's window)
-  and writes NAB's detector-output format
+  ARTime's confidence and the gated detector's evidence over ARTime's window,
+  a close repeat only when it scores more) and writes NAB's detector-output format
   (``timestamp,value,anomaly_score``). ``resonance_gated`` and ``resonance``
   (ARTime's algorithm alone) read the file's minimum, maximum and length
   first, as NAB hands every detector the file's range; each score then comes
