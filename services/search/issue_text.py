@@ -142,10 +142,14 @@ def bigrams(text: str) -> list[str]:
 MAX_TERMS = 32  # the heaviest bigrams of a post: what it is about; keeps every comparison cheap
 
 
-@cache
 def idf_table(voice: Voice = VOICE) -> tuple[dict[str, float], float]:
     """Inverse document frequency of bigrams over the bundled corpus, and the value for unseen ones
-    (the corpus read in the same voice as the posts)."""
+    (the corpus read in the same voice as the posts); built once per voice."""
+    return _idf_table(voice)  # one cache key per voice, however the caller passed it
+
+
+@cache
+def _idf_table(voice: Voice) -> tuple[dict[str, float], float]:
     df: Counter[str] = Counter()
     docs = 0
     for path in sorted(CORPUS_DIR.glob("*.jsonl")):
