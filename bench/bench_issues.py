@@ -23,9 +23,11 @@ one development set (``data/issues/dev*.jsonl``) out at a time (``--loo-dominant
 those of the dominant-issue rule, ``--loo-second`` the margins of the
 classifier's second choice, ``--loo-days`` the rules for matters over days and posts of no
 township, ``--loo-sole`` those for a township's one matter and companion issues, ``--loo-relay`` whether
-it draws a service post relaying the utility's answer without shared words),
+it draws a service post relaying the utility's answer without shared words, ``--loo-voice`` how a
+post's wording is read and whether safety is compatible with service),
 ``--splits`` prints how the development sets' large events not recovered are
-split: run them on the development sets only, never on the evaluation set.
+split: run them on the development sets only, never on the evaluation set; ``--hold-out NAME``
+leaves a development set out of all of these (a set written to check rules chosen without it).
 Writes ``bench/results/issues.json``.
 """
 
@@ -38,7 +40,7 @@ import os
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -48,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "issues"
 sys.path.insert(0, str(ROOT))
 
+from services.search import open_issues  # noqa: E402
 from services.search.grouping import GroupingParams  # noqa: E402
 from services.search.issue_offline import (  # noqa: E402
     configured_places,
@@ -56,7 +59,7 @@ from services.search.issue_offline import (  # noqa: E402
     parse_time,
     read_posts,
 )
-from services.search.issue_text import idf_table, view  # noqa: E402
+from services.search.issue_text import PLAIN, Voice, idf_table, view  # noqa: E402
 from yuqing.fingerprint import simhash  # noqa: E402
 
 BIG_EVENT = 5
@@ -176,34 +179,80 @@ SOLE_GRID: dict[str, list[Any]] = {
 RELAY_GRID: dict[str, list[Any]] = {"sole_relayed": [False, True]}
 
 
-def leave_one_out(grid: dict[str, list[Any]]) -> None:
+# how a post's wording is read, safety and service compatible (docs/search.md, *The eighth round*),
+# chosen by ``--loo-voice``; each list starts with the rule off. ``COMPATIBLE`` is not a parameter:
+# the compatible topic pairs (``open_issues.COMPATIBLE_TOPICS``) for the run
+COMPATIBLE = "compatible"
+BASE_COMPATIBLE = open_issues.COMPATIBLE_TOPICS
+SAFETY_SERVICE = frozenset({frozenset(("safety", "service"))})
+VOICE_GRID: dict[str, list[Any]] = {
+    "voice": [PLAIN, Voice(simplify=True, dialect=False), Voice(simplify=False, dialect=True), Voice(),
+              Voice(trip=True)],
+    COMPATIBLE: [BASE_COMPATIBLE - SAFETY_SERVICE, BASE_COMPATIBLE | SAFETY_SERVICE]}
+
+
+def dev_sets(held_out: Sequence[str] = ()) -> list[Path]:
+    """The development sets, without those held out (never the evaluation set)."""
+    return [p for p in sorted(DATA.glob("dev*.jsonl"), key=lambda p: (len(p.stem), p.stem))
+            if p.stem not in held_out]
+
+
+def leave_one_out(grid: dict[str, list[Any]], held_out: Sequence[str] = ()) -> None:
     """For each development set: the grid's best setting on the others (mean F1, model topics), and
-    its F1 and big events on the one left out, beside the defaults'."""
-    sets = {path.stem: with_model_topics(read_posts(path)) for path in sorted(DATA.glob("dev*.jsonl"))}
-    scored = []
+    its F1 and big events on the one left out, beside the defaults'. Prints every setting's scores."""
+    sets = {path.stem: with_model_topics(read_posts(path)) for path in dev_sets(held_out)}
+    scored: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]] = []
     for values in itertools.product(*grid.values()):
-        params = replace(GroupingParams(), **dict(zip(grid, values, strict=True)))
-        scored.append((params, {name: score(rows, group_rows(rows, classify=None, params=params))
-                                for name, rows in sets.items()}))
-    defaults = {name: score(rows, group_rows(rows, classify=None)) for name, rows in sets.items()}
+        setting = dict(zip(grid, values, strict=True))
+        scored.append((setting, grouped_scores(sets, setting)))
+        print(f"{described(setting)}: {summary(scored[-1][1].values())} "
+              + " ".join(f"{n} {f['bcubed_f1']:.3f} {f['big_events']}" for n, f in scored[-1][1].items()),
+              flush=True)
+    defaults = grouped_scores(sets, {})
     held: list[dict[str, Any]] = []
     for out in sets:
-        params, found = max(scored, key=lambda s: sum(s[1][n]["bcubed_f1"] for n in sets if n != out))
-        chosen = {k: getattr(params, k) for k in grid}
+        setting, found = max(scored, key=lambda s: sum(s[1][n]["bcubed_f1"] for n in sets if n != out))
         held.append(found[out])
         print(f"{out} left out: F1 {found[out]['bcubed_f1']:.3f} big {found[out]['big_events']} "
-              f"(defaults {defaults[out]['bcubed_f1']:.3f} {defaults[out]['big_events']}) with {chosen}")
-    big = sum(int(r["big_events"].split("/")[0]) for r in held), sum(
-        int(r["big_events"].split("/")[1]) for r in held)
-    mean = sum(r["bcubed_f1"] for r in held) / len(held)
-    print(f"left out, mean F1 {mean:.4f}, big events {big[0]}/{big[1]}")
+              f"(defaults {defaults[out]['bcubed_f1']:.3f} {defaults[out]['big_events']}) "
+              f"with {described(setting)}")
+    print(f"left out: {summary(held)}; the defaults: {summary(defaults.values())}")
 
 
-def split_profiles() -> None:
+def described(setting: dict[str, Any]) -> dict[str, Any]:
+    """The setting as printed: the compatible topic pairs by whether safety and service are one."""
+    if COMPATIBLE not in setting:
+        return setting
+    return {**setting, COMPATIBLE: f"safety~service {setting[COMPATIBLE] >= SAFETY_SERVICE}"}
+
+
+def grouped_scores(sets: dict[str, list[dict[str, Any]]],
+                   setting: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each set's scores grouped with the defaults changed by ``setting`` (``COMPATIBLE``: the
+    compatible topic pairs)."""
+    setting = dict(setting)
+    open_issues.COMPATIBLE_TOPICS = setting.pop(COMPATIBLE, BASE_COMPATIBLE)
+    try:
+        params = replace(GroupingParams(), **setting)
+        return {name: score(rows, group_rows(rows, classify=None, params=params))
+                for name, rows in sets.items()}
+    finally:
+        open_issues.COMPATIBLE_TOPICS = BASE_COMPATIBLE
+
+
+def summary(found: Iterable[dict[str, Any]]) -> str:
+    """Mean F1 and big events recovered over sets."""
+    rows = list(found)
+    big = [tuple(map(int, r["big_events"].split("/"))) for r in rows]
+    return (f"mean F1 {sum(r['bcubed_f1'] for r in rows) / len(rows):.4f}, "
+            f"big events {sum(b[0] for b in big)}/{sum(b[1] for b in big)}")
+
+
+def split_profiles(held_out: Sequence[str] = ()) -> None:
     """For each development set (model topics): the large events not recovered and the sizes of the
     issues they are split into, largest first (``[13, 4, 2, 1]``: one large part and small ones, for
     a merge or a looser join; ``[4, 4]``: two parts of one matter). Development sets only."""
-    for path in sorted(DATA.glob("dev*.jsonl")):
+    for path in dev_sets(held_out):
         rows = with_model_topics(read_posts(path))
         issues = group_rows(rows, classify=None)
         parts: dict[str, Counter[str]] = defaultdict(Counter)
@@ -315,6 +364,11 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--loo-relay", action="store_true",
                         help="choose whether the township's one matter draws relayed answers leaving one "
                              "development set out")
+    parser.add_argument("--loo-voice", action="store_true",
+                        help="choose how wording is read and whether safety is compatible with service "
+                             "leaving one development set out")
+    parser.add_argument("--hold-out", action="append", default=[], metavar="NAME",
+                        help="leave this development set (dev10) out of --loo* and --splits")
     parser.add_argument("--splits", action="store_true",
                         help="how the development sets' large events not recovered are split")
     parser.add_argument("--indexing", type=int, default=0, metavar="DOCS",
@@ -348,13 +402,13 @@ def compare(rows: list[dict[str, Any]], grouped: list[dict[str, Any]]) -> dict[s
 def main() -> None:
     args = arguments()
     if args.splits:
-        split_profiles()
+        split_profiles(args.hold_out)
         return
     grids = {"loo": LOO_GRID, "loo_dominant": DOMINANT_GRID, "loo_second": SECOND_GRID, "loo_days": DAYS_GRID,
-             "loo_sole": SOLE_GRID, "loo_relay": RELAY_GRID}
+             "loo_sole": SOLE_GRID, "loo_relay": RELAY_GRID, "loo_voice": VOICE_GRID}
     chosen = [grid for flag, grid in grids.items() if getattr(args, flag)]
     if chosen:
-        leave_one_out(chosen[0])
+        leave_one_out(chosen[0], args.hold_out)
         return
     rows = read_posts(args.input)
     modelled = with_model_topics(rows)

@@ -108,7 +108,8 @@ class IssueGrouper:
         """``places``: the configured gazetteer (the NLP worker's); the townships of the stream are
         learned from the posts' regions (``issue_towns.py``)."""
         self.params = params or GroupingParams()
-        self._townships = KnownTownships(places, leading=self.params.leading_township)
+        self._townships = KnownTownships(places, leading=self.params.leading_township,
+                                         voice=self.params.voice)
         self._issues: OrderedDict[str, OpenIssue] = OrderedDict()  # least recently active first
         self._by_town: dict[str, OrderedDict[str, None]] = {}  # least recently active first
         self._post_issue: OrderedDict[str, str] = OrderedDict()
@@ -139,7 +140,7 @@ class IssueGrouper:
         known = self.issue_of(post.post_id)
         if known is not None:
             return Assignment(known, self._distance.get(post.post_id, 0))
-        member = member_of(self._townships.place(post, infer=self.params.infer_township))
+        member = self._member(self._townships.place(post, infer=self.params.infer_township))
         town = member.town
         self._advance(post.created_at)
         ranked = self._ranked(member)
@@ -161,7 +162,7 @@ class IssueGrouper:
             return
         if distance:
             self._distance[post.post_id] = distance
-        member = member_of(self._townships.place(post, infer=self.params.infer_township))
+        member = self._member(self._townships.place(post, infer=self.params.infer_township))
         self._advance(post.created_at)
         self._add(self.resolve(issue_id), member.town, member)
 
@@ -206,7 +207,7 @@ class IssueGrouper:
         source_id = self.issue_of(post_id)
         member = self._take(post_id)
         if member is None and post is not None:
-            member = member_of(post)
+            member = self._member(post)
         target_id = self.resolve(target_id)
         self.protect(target_id, *([source_id] if source_id else []))
         if member is not None:
@@ -220,7 +221,7 @@ class IssueGrouper:
         source_id = self.issue_of(post_id)
         member = self._take(post_id)
         if member is None and post is not None:
-            member = member_of(post)
+            member = self._member(post)
         topic = member.topic if member else (post.topic if post else None)
         issue_id = founder_issue_id(post_id, topic, salt=":split")
         self.protect(issue_id, *([source_id] if source_id else []))
@@ -269,6 +270,9 @@ class IssueGrouper:
         return older.issue_id
 
     # --- internals ---------------------------------------------------------------
+
+    def _member(self, post: PostSignal) -> Member:
+        return member_of(post, self.params.voice)
 
     def _ranked(self, member: Member) -> list[tuple[float, str]]:
         """The issues scoring at least ``threshold``, best first (ties: the smaller id).

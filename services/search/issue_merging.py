@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from services.search.issue_text import cosine
-from services.search.open_issues import COMPATIBLE_TOPICS, OpenIssue, topic_agreement
+from services.search.open_issues import OpenIssue, compatible, topic_agreement
 
 if TYPE_CHECKING:
     from services.search.issue_params import GroupingParams
@@ -74,4 +74,4 @@ def companions(issue: OpenIssue, other: OpenIssue, p: GroupingParams) -> bool:
     service). Their centroids share a few words; the bonus leaves them that short of the threshold,
     so two matters of one township and hour that share nothing stay apart."""
     return (min(issue.size, other.size) >= p.companion_min
-            and frozenset((issue.topic, other.topic)) in COMPATIBLE_TOPICS)  # not ``other``: no topic said
+            and compatible(issue.topic, other.topic))  # not ``other``: no topic said

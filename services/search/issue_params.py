@@ -3,13 +3,15 @@
 Each value was chosen on the development sets (``data/issues/dev*.jsonl``) with the default
 model's topics as the indexer sees them, by leaving one set out (``bench/bench_issues.py``
 ``--loo``, ``--loo-dominant``, ``--loo-second``, ``--loo-days``, ``--loo-sole``,
-``--loo-relay``); docs/search.md says how, round by round.
+``--loo-relay``, ``--loo-voice``); docs/search.md says how, round by round.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+
+from services.search.issue_text import VOICE, Voice
 
 
 @dataclass(frozen=True)
@@ -109,3 +111,6 @@ class GroupingParams:
     # ``打客服说系统在维护``), which says the cause or the wait, not the complaint
     # (``open_issues.relays_answer``; False: off)
     sole_relayed: bool = True
+    # how a post's wording is read (``issue_text.Voice``): traditional characters written simplified,
+    # dialect words and input-method slips joined to their standard forms (莫得电 → 停电)
+    voice: Voice = VOICE

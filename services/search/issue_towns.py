@@ -26,7 +26,7 @@ import re
 from collections import OrderedDict
 from dataclasses import replace
 
-from services.search.issue_text import clean
+from services.search.issue_text import VOICE, Voice, clean
 from services.search.open_issues import PostSignal
 from yuqing.places import NO_PLACES, TOWN, Gazetteer, short_form
 
@@ -37,12 +37,14 @@ class KnownTownships:
     """Townships of the configured gazetteer and of the regions posts carried."""
 
     def __init__(self, configured: Gazetteer = NO_PLACES, limit: int = MAX_TOWNSHIPS, *,
-                 leading: bool = True) -> None:
+                 leading: bool = True, voice: Voice = VOICE) -> None:
         """``leading``: a short form that opens a clause names its township whatever follows it
-        (``高塘新装的智能表``, ``松岗的电费通知``; ``leading_region``)."""
+        (``高塘新装的智能表``, ``松岗的电费通知``; ``leading_region``); ``voice``: how the text is read
+        (``鄉``, ``鎮`` in traditional characters)."""
         self._configured = configured
         self._limit = limit
         self._leading = leading
+        self._voice = voice
         self._leaders: re.Pattern[str] | None = None  # the short forms, at the start of a clause
         self._shorts: re.Pattern[str] | None = None  # the short forms, anywhere
         self._by_short: dict[str, str | None] = {}  # short form -> its township (None: several)
@@ -102,5 +104,5 @@ class KnownTownships:
         if post.region:
             self.learn(post.region)
             return post
-        region = (post.inferred_region or self.region_of(clean(post.text))) if infer else None
+        region = (post.inferred_region or self.region_of(clean(post.text, self._voice))) if infer else None
         return replace(post, region=region) if region else post

@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.search.issue_text import TextView, cosine, town_of, view
+from services.search.issue_text import VOICE, TextView, Voice, cosine, town_of, view
 
 NEUTRAL_TOPICS = frozenset({"other"})
 # Topics the classifier confuses on posts about one matter (measured on the development sets): an
 # outage's posts are also read as safety (电梯困人), service (电话打不通), praise (抢修辛苦) or a
 # rumour about its cause; a billing matter's as policy, rumour or service; the thanks for a fixed
-# hazard (电杆已经扶正了，点赞) as praise; a new connection's or a solar connection's (报装, 光伏并网:
+# hazard (电杆已经扶正了，点赞) as praise, and the utility's answer to a hazard reported
+# (打电话报了，说是下午派人过来) as service; a new connection's or a solar connection's (报装, 光伏并网:
 # energy use) as service, where the service hall's answers about it are read. Staff matters (shifts,
 # pay: employee) are not the public's outage, whatever the township and hour. A post of a compatible
 # topic is neither rewarded nor penalised: words, place and time decide.
@@ -26,11 +27,16 @@ _COMPATIBLE = {
     "outage": "safety service praise_suggestion rumor energy_use",
     "billing": "policy rumor service online_service",
     "rumor": "policy safety",
-    "safety": "praise_suggestion",
+    "safety": "praise_suggestion service",
     "service": "employee praise_suggestion online_service energy_use",
     "policy": "energy_use",
 }
 COMPATIBLE_TOPICS = frozenset(frozenset((a, b)) for a, others in _COMPATIBLE.items() for b in others.split())
+
+
+def compatible(topic: str | None, other: str | None) -> bool:
+    """Whether two different topics are read on one matter's posts (``COMPATIBLE_TOPICS``)."""
+    return frozenset((topic, other)) in COMPATIBLE_TOPICS
 
 
 def topic_agreement(topic: str | None, issue_topic: str | None) -> int:
@@ -39,7 +45,7 @@ def topic_agreement(topic: str | None, issue_topic: str | None) -> int:
         return 0
     if topic == issue_topic:
         return 1
-    return 0 if frozenset((topic, issue_topic)) in COMPATIBLE_TOPICS else -1
+    return 0 if compatible(topic, issue_topic) else -1
 
 
 def relays_answer(member: Member) -> bool:
@@ -109,8 +115,8 @@ class Member:
     second_gap: float = 1.0
 
 
-def member_of(post: PostSignal) -> Member:
-    seen = view(post.text, post.region)
+def member_of(post: PostSignal, voice: Voice = VOICE) -> Member:
+    seen = view(post.text, post.region, voice)
     return Member(post.post_id, seen, post.created_at, post.topic, post_town(post.region, seen),
                   post.second_topic, post.second_gap)
 
