@@ -36,9 +36,9 @@ def replay(
                                       help="JSONL of past posts.enriched records"),
     detector: str = typer.Option(
         "resonance_gated", "--detector",
-        help="series detector: resonance_gated (ARTime's detections scored with the gated evidence; "
-             "reads the file's range and length), resonance (ARTime's algorithm alone), gated, "
-             "combined, context or novelty"),
+        help="series detector: resonance_gated (ARTime's detections scored with the gated evidence, "
+             "a close repeat only when stronger; reads the file's range and length), "
+             "resonance (ARTime's algorithm alone), gated, combined, context or novelty"),
 ) -> None:
     """Backtest: score one series of any cadence, or list what past posts would have fired."""
     from services.alerts.replay import replay_counts_csv, replay_posts_jsonl
