@@ -24,7 +24,8 @@ those of the dominant-issue rule, ``--loo-second`` the margins of the
 classifier's second choice, ``--loo-days`` the rules for matters over days and posts of no
 township, ``--loo-sole`` those for a township's one matter and companion issues, ``--loo-relay`` whether
 it draws a service post relaying the utility's answer without shared words, ``--loo-voice`` how a
-post's wording is read and whether safety is compatible with service),
+post's wording is read and whether safety is compatible with service, ``--loo-soft`` whether
+topics are read as the classifier's distributions and whether ``other`` loses an issue's topic tie),
 ``--splits`` prints how the development sets' large events not recovered are
 split: run them on the development sets only, never on the evaluation set; ``--hold-out NAME``
 leaves a development set out of all of these (a set written to check rules chosen without it).
@@ -189,6 +190,13 @@ VOICE_GRID: dict[str, list[Any]] = {
     "voice": [PLAIN, Voice(simplify=True, dialect=False), Voice(simplify=False, dialect=True), Voice(),
               Voice(trip=True)],
     COMPATIBLE: [BASE_COMPATIBLE - SAFETY_SERVICE, BASE_COMPATIBLE | SAFETY_SERVICE]}
+
+
+# the topic term read from the classifier's distributions, and ``other`` losing an issue's topic tie
+# (docs/search.md, *The ninth round*), chosen by ``--loo-soft``; each list starts with the rule off
+SOFT_GRID: dict[str, list[Any]] = {
+    "soft_topics": [False, True], "soft_topic_smoothing": [0.0, 0.01, 0.02, 0.05, 0.1],
+    "specific_topic_first": [False, True]}
 
 
 def dev_sets(held_out: Sequence[str] = ()) -> list[Path]:
@@ -367,6 +375,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--loo-voice", action="store_true",
                         help="choose how wording is read and whether safety is compatible with service "
                              "leaving one development set out")
+    parser.add_argument("--loo-soft", action="store_true",
+                        help="choose whether topics are read as the classifier's distributions, and the "
+                             "topic tie order, leaving one development set out")
     parser.add_argument("--hold-out", action="append", default=[], metavar="NAME",
                         help="leave this development set (dev10) out of --loo* and --splits")
     parser.add_argument("--splits", action="store_true",
@@ -405,7 +416,7 @@ def main() -> None:
         split_profiles(args.hold_out)
         return
     grids = {"loo": LOO_GRID, "loo_dominant": DOMINANT_GRID, "loo_second": SECOND_GRID, "loo_days": DAYS_GRID,
-             "loo_sole": SOLE_GRID, "loo_relay": RELAY_GRID, "loo_voice": VOICE_GRID}
+             "loo_sole": SOLE_GRID, "loo_relay": RELAY_GRID, "loo_voice": VOICE_GRID, "loo_soft": SOFT_GRID}
     chosen = [grid for flag, grid in grids.items() if getattr(args, flag)]
     if chosen:
         leave_one_out(chosen[0], args.hold_out)

@@ -69,11 +69,11 @@ from services.search.open_issues import (
     Member,
     OpenIssue,
     member_of,
-    post_agreement,
     relays_answer,
     topic_agreement,
 )
 from services.search.open_issues import PostSignal as PostSignal  # the grouping's input, re-exported
+from services.search.open_issues import agreement as topic_agreement_of
 from yuqing.fingerprint import band_terms as band_terms  # re-exported for documents.py
 from yuqing.places import NO_PLACES, Gazetteer
 
@@ -287,9 +287,8 @@ class IssueGrouper:
         for issue_id in candidates:
             issue = self._issues[issue_id]
             rough = issue.centroid_cosine(words) + (p.place_bonus if places & issue.places.keys() else 0.0)
-            agreement = post_agreement(member, issue.topic, same_margin=p.second_same_margin,
-                                       compatible_margin=p.second_margin)
-            rough += p.topic_bonus if agreement > 0 else -p.topic_penalty if agreement < 0 else 0.0
+            agreement = topic_agreement_of(member, issue, p)
+            rough += p.topic_bonus * agreement if agreement > 0 else p.topic_penalty * agreement
             # time too: a post that says little ("+1", "同问") has no words to rank by
             apart = abs(member.created_at - issue.last_seen)
             rough -= p.decay_per_hour * min(apart, p.gap).total_seconds() / 3600 + (
@@ -340,8 +339,7 @@ class IssueGrouper:
         lexical = p.nearest_weight * nearest + (1 - p.nearest_weight) * centroid
         said = min(1.0, member.view.mass / p.low_info_mass)
         score = said * lexical + (1 - said) * p.low_info_prior
-        agreement = post_agreement(member, issue.topic, same_margin=p.second_same_margin,
-                                       compatible_margin=p.second_margin)
+        agreement = topic_agreement_of(member, issue, p)
         place = self._place_score(issue, member.view)
         if apart > p.gap and place < 0:
             return None  # a late post naming another place: the next matter there is a new one
@@ -351,9 +349,9 @@ class IssueGrouper:
             place = p.late_place_open
         score += place
         if agreement > 0:
-            score += p.topic_bonus * (p.informed_topic_share * said + 1 - said)
+            score += p.topic_bonus * agreement * (p.informed_topic_share * said + 1 - said)
         elif agreement < 0:
-            score -= p.topic_penalty
+            score += p.topic_penalty * agreement
         if bool(member.town) != bool(issue.town):
             score -= max(0.0, p.unplaced_penalty - p.unplaced_words_relief * said * lexical)
         elif not member.town:
@@ -435,9 +433,9 @@ class IssueGrouper:
         if len(issue.members) > self.params.max_members:
             issue.members.pop(1)  # keep the founder and the most recent members
         issue.shift_centroid(member.view.words, 1.0)
-        issue.topics[member.topic or "other"] += 1
+        issue.shift_topics(member, 1, self.params.soft_topic_smoothing)
         issue.places.update(member.view.places)
-        issue.refresh(self.params.nearest_members)
+        issue.refresh(self.params.nearest_members, self.params.specific_topic_first)
         issue.size += 1
         self._issues.move_to_end(issue_id)
         self._by_town[issue.town].move_to_end(issue_id)
@@ -457,11 +455,11 @@ class IssueGrouper:
             if member.post_id == post_id:
                 del issue.members[i]
                 issue.shift_centroid(member.view.words, -1.0)
-                issue.topics[member.topic or "other"] -= 1
+                issue.shift_topics(member, -1, self.params.soft_topic_smoothing)
                 issue.places.subtract(member.view.places)
                 issue.places = +issue.places
                 issue.topics = +issue.topics
-                issue.refresh(self.params.nearest_members)
+                issue.refresh(self.params.nearest_members, self.params.specific_topic_first)
                 issue.size -= 1
                 return member
         return None

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 VISIBILITY_LAG = timedelta(seconds=2)
 OTHERS_PAGE = 10_000  # posts read back per refresh; the rest at the next one
 MAX_PENDING_MERGES = 10_000  # automatic merges held until recorded, and recorded ones until read back
-_FIELDS = ["post_id", "title", "text", "region", "region_source", "topic", "topic_second",
+_FIELDS = ["post_id", "title", "text", "region", "region_source", "topic", "topic_score", "topic_second",
            "topic_second_gap", "created_at", "issue_id", "issue_distance", "indexed_at"]
 
 
@@ -61,7 +61,8 @@ def post_signal(post: EnrichedPost) -> PostSignal:
     second, gap = second_choice(post)
     return PostSignal(post_id=post.post_id, text=text, created_at=post.created_at, region=post.region,
                       topic=post.topic.value, inferred_region=post.inferred_region,
-                      second_topic=second, second_gap=gap)
+                      second_topic=second, second_gap=gap,
+                      topic_share=max(post.topic_scores.values()) if post.topic_scores else None)
 
 
 def stored_signal(source: dict[str, Any]) -> PostSignal:
@@ -74,7 +75,8 @@ def stored_signal(source: dict[str, Any]) -> PostSignal:
     return PostSignal(post_id=source["post_id"], text=text, created_at=_time(source["created_at"]),
                       region=None if inferred else source.get("region"), topic=source.get("topic"),
                       inferred_region=source.get("region") if inferred else None,
-                      second_topic=source.get("topic_second"), second_gap=1.0 if gap is None else float(gap))
+                      second_topic=source.get("topic_second"), second_gap=1.0 if gap is None else float(gap),
+                      topic_share=_share(source))
 
 
 class LiveIssues:
@@ -209,6 +211,13 @@ def _newest(client: Elasticsearch, prefix: str, field: str) -> datetime | None:
     resp = client.search(index=posts_alias(prefix), body=body, ignore_unavailable=True, allow_no_indices=True)
     value = (resp.get("aggregations") or {}).get("t", {}).get("value_as_string")
     return _time(value) if value else None
+
+
+def _share(source: dict[str, Any]) -> float | None:
+    """The stored ``topic_score`` (the classifier's highest, as ``post_signal`` reads it); None for
+    a document indexed without scores."""
+    share = source.get("topic_score")
+    return float(share) if share else None
 
 
 def _time(value: str) -> datetime:

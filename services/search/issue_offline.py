@@ -88,7 +88,8 @@ def post_of(row: dict[str, Any], classified: Classified | None) -> PostSignal:
     return PostSignal(post_id=str(row["id"]), text=str(row["text"]),
                       created_at=parse_time(str(row["created_at"])), region=row.get("region") or None,
                       topic=topic, inferred_region=row.get("inferred_region") or None,
-                      second_topic=second, second_gap=gap)
+                      second_topic=second, second_gap=gap,
+                      topic_share=max(scores.values()) if scores else None)
 
 
 def group_rows(rows: list[dict[str, Any]], *, classify: Classify | None = model_topics,

@@ -57,6 +57,16 @@ class GroupingParams:
     # ``second_margin``, makes an incompatible topic compatible
     second_same_margin: float = 0.5
     second_margin: float = 0.3
+    # the topic term read from the classifier's distributions (``open_issues.soft_agreement``: the
+    # post's topic and second choice at their scores against the mean of the issue's posts'),
+    # in place of the argmax, the second-choice margins and the issue's most frequent topic; a post
+    # without scores is read as before
+    soft_topics: bool = True
+    # the issue's distribution: the posterior of one topic for its posts (each post's read as
+    # evidence, smoothed by this), or their mean (0)
+    soft_topic_smoothing: float = 0.02
+    # an issue's topic (its id, the issue-level step): on a tie of counts a topic beats ``other``
+    specific_topic_first: bool = False
     informed_topic_share: float = 1.0  # of the topic bonus, for a post that says enough (words decide)
     decay_per_hour: float = 0.02
     low_info_mass: float = 20.0  # below this much said, the word score is blended with the prior

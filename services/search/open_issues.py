@@ -11,10 +11,16 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from services.search.issue_text import VOICE, TextView, Voice, cosine, town_of, view
+from yuqing.contracts import Topic
+
+if TYPE_CHECKING:
+    from services.search.issue_params import GroupingParams
 
 NEUTRAL_TOPICS = frozenset({"other"})
+TOPIC_COUNT = len(Topic)
 # Topics the classifier confuses on posts about one matter (measured on the development sets): an
 # outage's posts are also read as safety (电梯困人), service (电话打不通), praise (抢修辛苦) or a
 # rumour about its cause; a billing matter's as policy, rumour or service; the thanks for a fixed
@@ -32,6 +38,14 @@ _COMPATIBLE = {
     "policy": "energy_use",
 }
 COMPATIBLE_TOPICS = frozenset(frozenset((a, b)) for a, others in _COMPATIBLE.items() for b in others.split())
+
+
+def _shift(values: dict[str, float], key: str, by: float) -> None:
+    value = values.get(key, 0.0) + by
+    if abs(value) > 1e-9:
+        values[key] = value
+    else:
+        values.pop(key, None)
 
 
 def compatible(topic: str | None, other: str | None) -> bool:
@@ -87,6 +101,22 @@ def post_agreement(member: Member, issue_topic: str | None, *, same_margin: floa
     return agreement
 
 
+def agreement(member: Member, issue: OpenIssue, p: GroupingParams) -> float:
+    """How far a post's topic agrees with an issue's, -1..1: ``post_agreement`` against the issue's
+    most frequent topic, or, with ``GroupingParams.soft_topics`` and the classifier's scores, the
+    expected agreement of the two distributions (``soft_agreement``) where that is higher. So an
+    issue whose topic is ``other`` by a tie (``停电了？`` and ``同问``), or one the classifier read
+    half as outage and half as service, still agrees in part with an outage post; a post without
+    scores (labelled topics, an input line with a topic only) is read as before. The soft reading
+    only lifts: taken alone, a little incompatible mass in a matter's mix would turn away the
+    compatible posts its burst or its one matter draws (measured: docs/search.md, the ninth round)."""
+    hard = post_agreement(member, issue.topic, same_margin=p.second_same_margin,
+                          compatible_margin=p.second_margin)
+    if not p.soft_topics or member.topic_share is None or hard >= 1:
+        return hard
+    return max(hard, soft_agreement(member.topic_mix(), issue.topic_mix(p.soft_topic_smoothing)))
+
+
 @dataclass(frozen=True)
 class PostSignal:
     """What grouping needs of a post."""
@@ -102,6 +132,8 @@ class PostSignal:
     # the classifier's second choice and how far below the topic's its score was (``runner_up``)
     second_topic: str | None = None
     second_gap: float = 1.0
+    # the classifier's highest score (``topic_score`` on the index); None: the post carries no scores
+    topic_share: float | None = None
 
 
 @dataclass
@@ -113,12 +145,40 @@ class Member:
     town: str
     second_topic: str | None = None
     second_gap: float = 1.0
+    topic_share: float | None = None
+
+    def topic_mix(self) -> dict[str, float]:
+        """What the classifier said of the post's topic, as probabilities: the topic at its score
+        and the second choice at its own (the rest, spread over other topics, is not kept: the index
+        stores these two, so a grouper rebuilt from it reads the same); the topic alone, sure, for a
+        post without scores (labelled topics)."""
+        topic = self.topic or "other"
+        if self.topic_share is None:
+            return {topic: 1.0}
+        mix = {topic: self.topic_share}
+        if self.second_topic:
+            second = min(self.topic_share - self.second_gap, 1.0 - self.topic_share)
+            mix[self.second_topic] = round(max(0.0, second), 4)
+        return mix
 
 
 def member_of(post: PostSignal, voice: Voice = VOICE) -> Member:
     seen = view(post.text, post.region, voice)
     return Member(post.post_id, seen, post.created_at, post.topic, post_town(post.region, seen),
-                  post.second_topic, post.second_gap)
+                  post.second_topic, post.second_gap, post.topic_share)
+
+
+def soft_agreement(mix: Mapping[str, float], issue_mix: Mapping[str, float]) -> float:
+    """The expected ``topic_agreement`` of a post and an issue, each topic read as a distribution:
+    the sum over topic pairs of p_post(t) x p_issue(t') x agreement(t, t') (1 same, -1 incompatible,
+    0 compatible or ``other``). A post the classifier hesitates on between outage and service
+    beside an outage agrees in part; neither the post's argmax nor an alphabetical tie between the
+    issue's topics decides alone."""
+    total = 0.0
+    for topic, p in mix.items():
+        for other, q in issue_mix.items():
+            total += p * q * topic_agreement(topic, other)
+    return total
 
 
 @dataclass
@@ -131,6 +191,10 @@ class OpenIssue:
     centroid: dict[str, float] = field(default_factory=dict)  # sum of the members' word vectors
     centroid_norm2: float = 0.0  # its squared length, kept up to date as members come and go
     topics: Counter[str] = field(default_factory=Counter)
+    # the sum of the members' ``topic_mix`` (one per member counted in ``topics``), and of the log
+    # of each topic's likelihood ratio, log((smoothing + p) / smoothing) (``topic_mix``)
+    topic_mass: dict[str, float] = field(default_factory=dict)
+    topic_evidence: dict[str, float] = field(default_factory=dict)
     places: Counter[str] = field(default_factory=Counter)
     size: int = 0
 
@@ -153,9 +217,32 @@ class OpenIssue:
     topic: str | None = None  # the most frequent topic of the members
     recent_text: str = ""  # the latest members' texts, for places they name without a suffix
 
-    def refresh(self, nearest: int) -> None:
-        """Derived fields, after members came or went."""
-        ranked = sorted(self.topics.items(), key=lambda kv: (-kv[1], kv[0]))
+    def shift_topics(self, member: Member, sign: int, smoothing: float = 0.0) -> None:
+        """Count a member's topic and its topic mix in (``sign`` 1) or out (-1)."""
+        self.topics[member.topic or "other"] += sign
+        for topic, p in member.topic_mix().items():
+            _shift(self.topic_mass, topic, sign * p)
+            if smoothing > 0:
+                _shift(self.topic_evidence, topic, sign * math.log((smoothing + p) / smoothing))
+
+    def topic_mix(self, smoothing: float = 0.0) -> dict[str, float]:
+        """The issue's topic as a distribution: the mean of its posts' (``smoothing`` 0), or the
+        posterior of one topic for the whole matter, each post's distribution read as independent
+        evidence, smoothed so that one post's zero does not rule a topic out: the matter's topic
+        grows surer with each post that reads it so."""
+        count = sum(self.topics.values())
+        if smoothing <= 0 or not self.topic_evidence:
+            return {t: m / count for t, m in self.topic_mass.items()} if count > 0 else {}
+        top = max(self.topic_evidence.values())
+        weights = {t: math.exp(v - top) for t, v in self.topic_evidence.items()}
+        total = sum(weights.values()) + (TOPIC_COUNT - len(weights)) * math.exp(-top)
+        return {t: w / total for t, w in weights.items()}
+
+    def refresh(self, nearest: int, specific_first: bool = False) -> None:
+        """Derived fields, after members came or went. ``specific_first``: on a tie of counts, a
+        topic beats ``other`` (else the names decide, and ``other`` beats ``outage``)."""
+        ranked = sorted(self.topics.items(),
+                        key=lambda kv: (-kv[1], specific_first and kv[0] in NEUTRAL_TOPICS, kv[0]))
         self.topic = ranked[0][0] if ranked else None
         self.recent_text = " ".join(m.view.text for m in self.members[-nearest:])
 
