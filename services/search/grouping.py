@@ -17,8 +17,8 @@ issue of its township that it fits best, or founds a new one:
   nearest member and to the issue's centroid.
 * **Place**: a place named by both (village, 小区, street …) adds; two different
   places subtract.
-* **Topic**: the same topic adds, another subtracts (``other`` is neutral); the
-  classifier's close second choice counts too (``open_issues.post_agreement``).
+* **Topic**: the same topic adds, another subtracts (``other`` is neutral); the classifier's
+  close second choice and its distributions count too (``open_issues.agreement``).
 * A post that says little beyond its place (``+1``, ``我家也是，滨河小区``) is
   judged on place, topic and time: its word score is blended towards a prior in
   proportion to how little it says.
