@@ -111,3 +111,15 @@ def test_the_soft_reading_survives_a_rebuild_from_the_index() -> None:
     grouper = IssueGrouper(SOFT)
     grouper.remember(stored_signal(to_document(post)), "outage-1")
     assert member_of(live).topic_mix() == {"outage": 0.7, "service": 0.25}
+
+
+def test_a_post_moved_out_takes_its_topic_evidence_with_it() -> None:
+    first = _signal(1, "outage", {"outage": 0.9, "other": 0.1})
+    issue = _issue(first)
+    before = dict(issue.topic_evidence)
+    billing = _signal(2, "billing", {"billing": 0.8, "outage": 0.15})
+    issue.shift_topics(member_of(billing), 1, 0.02)
+    mix = issue.topic_mix(0.02)
+    assert mix["outage"] > mix["billing"] > 0.05  # the outage read twice, the billing once
+    issue.shift_topics(member_of(billing), -1, 0.02)
+    assert issue.topic_evidence == pytest.approx(before)
