@@ -64,6 +64,7 @@ DELAY_GOAL = 1.5  # times the optimum's median delay
 REPORTED_SEED = 41  # the detector was designed on seeds 11 to 14, never on these
 STREAMS = 4
 QUIET_SEED_OFFSET = 100
+LONG_SEED_OFFSET = 1000
 
 
 @dataclass(frozen=True)
@@ -224,11 +225,35 @@ def _fmt(value: float | None) -> str:
     return f"{value:>6.1f}" if value is not None else f"{'-':>6}"
 
 
+def surge_free_spend(seed: int, streams: int, weeks: int) -> dict[float, float]:
+    """False alerts per key per week on long surge-free streams, per baseline: the budget a quiet key spends.
+
+    Streams ``LONG_SEED_OFFSET + seed`` onwards, ``weeks`` long after the usual history.
+    """
+    spend = {}
+    for baseline in BASELINES:
+        fires = 0
+        for k in range(streams):
+            rng = np.random.default_rng(LONG_SEED_OFFSET + seed + k)
+            rates = rhythm((WARM_DAYS + 7 * weeks) * BUCKETS_PER_DAY, baseline)
+            fires += len(live_fires(rng.poisson(rates)))
+        spend[baseline] = fires / (streams * weeks)
+    return spend
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=REPORTED_SEED, help="first stream's seed")
     parser.add_argument("--streams", type=int, default=STREAMS, help="streams per cell")
+    parser.add_argument("--surge-free-weeks", type=int, default=0,
+                        help="instead of the table: false alerts per key per week on this many weeks of "
+                             "surge-free streams per baseline (seeds 1000 above)")
     args = parser.parse_args()
+    if args.surge_free_weeks:
+        spend = surge_free_spend(args.seed, args.streams, args.surge_free_weeks)
+        print("surge-free false alerts per key per week:",
+              ", ".join(f"{b:g}/bucket {v:.3f}" for b, v in spend.items()), f"(budget {BUDGET_PER_WEEK:.3f})")
+        return
     rows = run_lowvolume(args.seed, args.streams)
     path = write_results("alerts_lowvolume", {"seed": args.seed, "streams": args.streams, "lowvolume": rows})
     print(f"wrote {path}")
