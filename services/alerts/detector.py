@@ -10,8 +10,9 @@ table and resumes exactly where it stopped after a restart.
 The method, in four steps (docs/alerts.md has the reasoning and the numbers):
 
 1. **Baseline.** ``expected = level * hour_profile[hour] * day_factor[day_type]``:
-   a slow level (half-life four days), the shape of the day, and a
-   weekday/weekend factor, all exponentially weighted. They learn from a
+   a slow level (half-life four days), the shape of the day (hourly means, read
+   on a line between hour middles), and a weekday/weekend factor, all
+   exponentially weighted. They learn from a
    *winsorised* count, clipped a little above the baseline, so a surge does not
    teach the baseline that surges are normal.
 2. **Surprise.** For short windows (the last 5 and 15 minutes) and a long one
