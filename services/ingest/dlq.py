@@ -67,19 +67,28 @@ def describe_record(record: ConsumerRecord) -> DeadLetterLine | str:
         return f"unreadable record {record.topic}[{record.partition}]@{record.offset}: {exc}"
 
 
+def open_dead_letters(settings: KafkaSettings, *, client_id: str
+                      ) -> tuple[KafkaConsumer, list[TopicPartition]]:
+    """A consumer assigned to every partition of ``posts.dlq`` (no group, nothing committed), and
+    the partitions; the caller closes it."""
+    topic = settings.topic(LogicalTopic.POSTS_DLQ)
+    consumer = KafkaConsumer(bootstrap_servers=settings.servers(), client_id=client_id,
+                             enable_auto_commit=False, **settings.client_options())
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    if not partitions:
+        consumer.close()
+        raise LookupError(f"topic {topic} does not exist (run `yuqing topics`)")
+    consumer.assign(partitions)
+    return consumer, partitions
+
+
 def tail(settings: KafkaSettings, *, lines: int = 20, follow: bool = False, source: str | None = None,
          emit: Callable[[str], None] = print, poll_timeout_ms: int = 1_000) -> int:
     """Emit the last ``lines`` dead letters of each partition (only ``source``'s when given), oldest
     first per partition; with ``follow``, keep emitting new ones until interrupted. Returns the
     number emitted."""
-    topic = settings.topic(LogicalTopic.POSTS_DLQ)
-    consumer = KafkaConsumer(bootstrap_servers=settings.servers(), client_id="yuqing-dlq-tail",
-                             enable_auto_commit=False, **settings.client_options())
+    consumer, partitions = open_dead_letters(settings, client_id="yuqing-dlq-tail")
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            raise LookupError(f"topic {topic} does not exist (run `yuqing topics`)")
-        consumer.assign(partitions)
         ends = consumer.end_offsets(partitions)
         for partition in partitions:
             consumer.seek(partition, max(0, ends[partition] - lines))

@@ -26,12 +26,11 @@ from datetime import datetime
 
 from kafka import KafkaConsumer, TopicPartition
 
-from services.ingest.dlq import caught_up, original_identity, records_of
+from services.ingest.dlq import caught_up, open_dead_letters, original_identity, records_of
 from yuqing.contracts import DeadLetter
 from yuqing.contracts.codec import ContractError, decode
 from yuqing.kafka import make_producer
 from yuqing.settings import KafkaSettings
-from yuqing.topics import LogicalTopic
 
 # The note yuqing.consumer.dlq adds to the reason of a letter whose original was cut.
 _CUT = re.compile(r"\[original cut to (\d+) of (\d+) bytes")
@@ -92,14 +91,8 @@ def plan(letters: Iterable[DeadLetter], wanted: ReplayFilter) -> list[Replay]:
 
 def read_letters(settings: KafkaSettings, *, poll_timeout_ms: int = 1_000) -> list[DeadLetter]:
     """Every dead letter on ``posts.dlq`` now (records that are not dead letters are skipped)."""
-    topic = settings.topic(LogicalTopic.POSTS_DLQ)
-    consumer = KafkaConsumer(bootstrap_servers=settings.servers(), client_id="yuqing-dlq-replay",
-                             enable_auto_commit=False, **settings.client_options())
+    consumer, partitions = open_dead_letters(settings, client_id="yuqing-dlq-replay")
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            raise LookupError(f"topic {topic} does not exist (run `yuqing topics`)")
-        consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
         letters: list[DeadLetter] = []
