@@ -170,6 +170,18 @@ def record_advance(advance: Advance, watch: SurgeWatch) -> None:
     metrics.WINDOW_KEYS.set(watch.open_windows())
 
 
+def changelog_partition(partition: int | None) -> int:
+    """The changelog partition of a table write: the tables have one partition each.
+
+    Left to Faust (``None``), the partition is computed from the producer's
+    cached metadata without waiting for it, and the first write after a start
+    that created the changelog a moment before found no metadata for it yet: a
+    ``TypeError`` that stopped the worker. Named, the send waits for the metadata
+    as every other send does.
+    """
+    return 0 if partition is None else partition
+
+
 class ChangelogReceipts:
     """The changelog writes of a Faust table, to wait for before a batch is acknowledged.
 
@@ -185,8 +197,8 @@ class ChangelogReceipts:
         self.pending: list[asyncio.Future[Any]] = []
         send = table.send_changelog
 
-        def send_and_keep(*args: Any, **kwargs: Any) -> Any:
-            future = send(*args, **kwargs)
+        def send_and_keep(partition: int | None, *args: Any, **kwargs: Any) -> Any:
+            future = send(changelog_partition(partition), *args, **kwargs)
             self.pending.append(future)
             return future
 

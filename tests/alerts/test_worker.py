@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from services.alerts.evidence import Observation
 from services.alerts.settings import AlertsSettings
-from services.alerts.worker import SERVICE, route, watch_config
+from services.alerts.worker import SERVICE, ChangelogReceipts, route, watch_config
 from yuqing.consumer import InvalidMessage, Record, Runtime
 from yuqing.contracts import DeadLetter
 from yuqing.contracts.codec import decode
@@ -92,3 +92,23 @@ def test_a_post_without_a_region_is_keyed_by_the_region_the_nlp_worker_inferred(
     # The NLP worker found none: the alerts worker does not guess again.
     assert _regions_keyed({**post, "inferred_region": None}, tmp_path) == {
         "places.toml": [], "none.toml": []}
+
+
+def test_a_table_write_names_its_changelog_partition_so_faust_never_hashes_with_stale_metadata():
+    # Faust's own partitioner reads the producer's cached metadata without waiting, and a
+    # changelog created a moment before a start was not in it yet (the worker stopped).
+    sent: list[tuple[object, ...]] = []
+
+    class Table:
+        name = "windows"
+
+        def send_changelog(self, *args: object) -> str:
+            sent.append(args)
+            return "future"
+
+    table = Table()
+    receipts = ChangelogReceipts(table, timeout_s=1.0)
+    table.send_changelog(None, b"key", b"value")
+    table.send_changelog(0, b"other", b"value")
+    assert sent == [(0, b"key", b"value"), (0, b"other", b"value")]
+    assert receipts.pending == ["future", "future"]
