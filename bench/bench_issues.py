@@ -347,6 +347,20 @@ def indexing(docs: int) -> dict[str, Any]:
     return measured
 
 
+# each --loo* flag: the grid it searches leaving one development set out, and what it chooses
+LOO_GRIDS: dict[str, tuple[dict[str, list[Any]], str]] = {
+    "loo": (LOO_GRID, "the burst and township parameters"),
+    "loo_dominant": (DOMINANT_GRID, "the dominant-issue rule's parameters"),
+    "loo_second": (SECOND_GRID, "the second-choice topic margin"),
+    "loo_days": (DAYS_GRID, "the rules for matters over days and posts of no region"),
+    "loo_sole": (SOLE_GRID, "the rules for a township's one matter and companion issues"),
+    "loo_relay": (RELAY_GRID, "whether the township's one matter draws relayed answers"),
+    "loo_voice": (VOICE_GRID, "how wording is read and whether safety is compatible with service"),
+    "loo_soft": (SOFT_GRID, "whether topics are read as the classifier's distributions, and the topic "
+                            "tie order,"),
+}
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, default=DATA / "eval.jsonl")
@@ -357,27 +371,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--tune", action="store_true", help="search parameters (development set only)")
     parser.add_argument("--tune-merge", action="store_true",
                         help="search the issue-level step's parameters (development set only)")
-    parser.add_argument("--loo", action="store_true",
-                        help="choose the burst and township parameters leaving one development set out")
-    parser.add_argument("--loo-dominant", action="store_true",
-                        help="choose the dominant-issue rule's parameters leaving one development set out")
-    parser.add_argument("--loo-second", action="store_true",
-                        help="choose the second-choice topic margin leaving one development set out")
-    parser.add_argument("--loo-days", action="store_true",
-                        help="choose the rules for matters over days and posts of no region leaving one "
-                             "development set out")
-    parser.add_argument("--loo-sole", action="store_true",
-                        help="choose the rules for a township's one matter and companion issues leaving one "
-                             "development set out")
-    parser.add_argument("--loo-relay", action="store_true",
-                        help="choose whether the township's one matter draws relayed answers leaving one "
-                             "development set out")
-    parser.add_argument("--loo-voice", action="store_true",
-                        help="choose how wording is read and whether safety is compatible with service "
-                             "leaving one development set out")
-    parser.add_argument("--loo-soft", action="store_true",
-                        help="choose whether topics are read as the classifier's distributions, and the "
-                             "topic tie order, leaving one development set out")
+    for flag, (_, what) in LOO_GRIDS.items():
+        parser.add_argument(f"--{flag.replace('_', '-')}", action="store_true",
+                            help=f"choose {what} leaving one development set out")
     parser.add_argument("--hold-out", action="append", default=[], metavar="NAME",
                         help="leave this development set (dev10) out of --loo* and --splits")
     parser.add_argument("--splits", action="store_true",
@@ -415,9 +411,7 @@ def main() -> None:
     if args.splits:
         split_profiles(args.hold_out)
         return
-    grids = {"loo": LOO_GRID, "loo_dominant": DOMINANT_GRID, "loo_second": SECOND_GRID, "loo_days": DAYS_GRID,
-             "loo_sole": SOLE_GRID, "loo_relay": RELAY_GRID, "loo_voice": VOICE_GRID, "loo_soft": SOFT_GRID}
-    chosen = [grid for flag, grid in grids.items() if getattr(args, flag)]
+    chosen = [grid for flag, (grid, _) in LOO_GRIDS.items() if getattr(args, flag)]
     if chosen:
         leave_one_out(chosen[0], args.hold_out)
         return
