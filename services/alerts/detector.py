@@ -218,10 +218,11 @@ class SurgeDetector:
         hour, day_type, day = self._local_time(bucket_start)
         if state.level is None:
             state.level = count
-        expected = max(self.expected(bucket_start), 0.0)
+        shape = self._shape_at(bucket_start)  # read once: the shape changes only as the baseline learns
+        expected = max(state.level * shape, 0.0)
         self._remember(count, expected)
         surprises = [self._surprise(spread, size, day) for spread, size in self._spreads()]
-        self._learn_baseline(hour, day_type, count, expected, self._shape_at(bucket_start))
+        self._learn_baseline(hour, day_type, count, expected, shape)
         state.buckets_seen += 1
         evidence = 0.0
         history = self._has_history()
