@@ -12,6 +12,11 @@ that comes after sees what the first did.
 The locks are documents ``lock:<issue id>`` in the issue-states index, created with
 ``op_type=create`` (atomic in Elasticsearch, no refresh needed) and deleted at the end. An API
 process that died holding one leaves it behind: a lock older than ``LOCK_TTL`` is taken over.
+
+The grouping's own merges (``issue_auto_merges``) take the same locks, but never wait and never
+fail on one: ``free_of_corrections`` holds the locks that are free, and a merge of an issue whose
+lock a responder holds waits for the indexer's next recording, when it sees what the responder
+did.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from elasticsearch import Elasticsearch
 from elasticsearch.exceptions import ConflictError
@@ -53,9 +59,47 @@ def correcting(client: Elasticsearch, prefix: str, issue_ids: Iterable[str], *, 
             client.delete(index=index, id=lock_id(issue_id), ignore=404)
 
 
+@contextmanager
+def free_of_corrections(client: Elasticsearch, prefix: str, issue_ids: Iterable[str], *,
+                        holder: str, now: datetime | None = None) -> Iterator[set[str]]:
+    """Hold the locks of those of these issues no correction holds, and yield them (one bulk
+    request to take them, one to give them back)."""
+    index, wanted = small_index(prefix, "issue-states"), sorted(set(issue_ids))
+    at = now or datetime.now(UTC)
+    taken: set[str] = set()
+    try:
+        if wanted:
+            taken = _take_free(client, index, wanted, holder, at)
+        yield taken
+    finally:
+        if taken:
+            client.bulk(body=[{"delete": {"_index": index, "_id": lock_id(i)}} for i in sorted(taken)])
+
+
+def _take_free(client: Elasticsearch, index: str, issue_ids: list[str], holder: str,
+               now: datetime) -> set[str]:
+    body: list[dict[str, Any]] = []
+    for issue_id in issue_ids:
+        body += [{"create": {"_index": index, "_id": lock_id(issue_id)}}, _document(issue_id, holder, now)]
+    items = client.bulk(body=body)["items"]
+    taken = {i for i, item in zip(issue_ids, items, strict=True) if item["create"].get("status", 500) < 300}
+    for issue_id in issue_ids:
+        if issue_id not in taken:  # held: taken over only if its holder died
+            try:
+                _take(client, index, issue_id, holder, now)
+                taken.add(issue_id)
+            except CorrectionBusy:
+                pass
+    return taken
+
+
+def _document(issue_id: str, holder: str, now: datetime) -> dict[str, Any]:
+    return {"issue_id": issue_id, "state": "correcting", "responder": holder,
+            "updated_at": now.isoformat()}
+
+
 def _take(client: Elasticsearch, index: str, issue_id: str, holder: str, now: datetime) -> None:
-    document = {"issue_id": issue_id, "state": "correcting", "responder": holder,
-                "updated_at": now.isoformat()}
+    document = _document(issue_id, holder, now)
     try:
         client.index(index=index, id=lock_id(issue_id), document=document, op_type="create")
         return

@@ -12,7 +12,10 @@ merges of a batch once it is written (``record_system_merges``):
 
 A responder's correction wins: a merge of an issue a responder split or moved
 posts out of or into is not recorded (and replicas do not apply one:
-``apply_to_grouper``). Two replicas that decide the same merge record it once:
+``apply_to_grouper``). A merge of an issue a responder is correcting right now
+(its lock in ``correction_locks``) waits for the next recording, when the
+correction is done and visible; the responder's correction meanwhile is a 409
+for the moment the merge holds the lock. Two replicas that decide the same merge record it once:
 its correction and action ids are derived from the pair of issues. The work is
 a fixed number of requests per batch, whatever the number of merges.
 """
@@ -22,10 +25,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from elasticsearch import Elasticsearch
 
+from services.search.correction_locks import free_of_corrections
 from services.search.grouping import IssueMerge
 from services.search.issue_corrections import (
     SYSTEM,
@@ -39,17 +43,35 @@ from services.search.models import IssueState
 from services.search.posts import issue_states
 
 
+class MergesRecorded(NamedTuple):
+    recorded: list[IssueMerge]  # recorded now
+    deferred: list[IssueMerge]  # a responder's correction of one of its issues is in progress
+
+
 def record_system_merges(client: Elasticsearch, prefix: str, merges: Sequence[IssueMerge],
-                         now: datetime | None = None) -> list[IssueMerge]:
-    """Record a batch's automatic merges; returns those recorded (not the ones a responder's
-    correction overrides, nor those another replica recorded first)."""
+                         now: datetime | None = None) -> MergesRecorded:
+    """Record a batch's automatic merges: those recorded, and those deferred to the next recording
+    because a responder is correcting one of their issues (the rest: a responder's correction
+    overrides them, or another replica recorded them first)."""
+    if not merges:
+        return MergesRecorded([], [])
+    ensure_index(client, prefix)
+    ids = sorted({i for m in merges for i in (m.source_id, m.target_id)})
+    # the responders' locks: a correction and a merge of one issue never interleave their renames
+    with free_of_corrections(client, prefix, ids, holder=SYSTEM) as free:
+        ready = [m for m in merges if {m.source_id, m.target_id} <= free]
+        deferred = [m for m in merges if not {m.source_id, m.target_id} <= free]
+        return MergesRecorded(_record(client, prefix, ready, now), deferred)
+
+
+def _record(client: Elasticsearch, prefix: str, merges: list[IssueMerge],
+            now: datetime | None) -> list[IssueMerge]:
     if not merges:
         return []
-    ensure_index(client, prefix)
     # the posts of the batch just written are renamed too: make them visible to the update
     client.indices.refresh(index=posts_alias(prefix), ignore_unavailable=True)
     ids = sorted({i for m in merges for i in (m.source_id, m.target_id)})
-    corrected = _responder_corrected(client, prefix, ids)
+    corrected = _responder_corrected(client, prefix, ids)  # read under the locks: all done ones
     wanted = [m for m in merges if m.source_id not in corrected and m.target_id not in corrected]
     regions = _regions(client, prefix, ids)
     started = now or datetime.now(UTC)

@@ -123,12 +123,12 @@ class LiveIssues:
         if self.read_only or not self.pending_merges or (not force and now < self._next_record):
             return 0
         self._next_record = now + self.refresh_s
-        recorded = record_system_merges(client, prefix, self.pending_merges)
+        recorded, deferred = record_system_merges(client, prefix, self.pending_merges)
         if len(self._own_merges) > MAX_PENDING_MERGES:  # never read back (a re-index): one more rename
             self._own_merges.clear()
         self._own_merges.update((m.source_id, m.target_id) for m in recorded)
         metrics.ISSUE_AUTO_MERGES.inc(len(recorded))
-        self.pending_merges = []
+        self.pending_merges = deferred  # a responder was correcting one of their issues: next time
         return len(recorded)
 
     def warm(self, client: Elasticsearch, prefix: str) -> int:

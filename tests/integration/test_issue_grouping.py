@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from services.search.api import create_app
 from services.search.auth import hash_key, new_key
 from services.search.bulk import build_actions, write_bulk
+from services.search.correction_locks import LOCK_TTL, CorrectionBusy, correcting
 from services.search.es import ensure_templates, make_client
 from services.search.grouping import GroupingParams, IssueMerge
 from services.search.indexer import Indexer
@@ -264,16 +265,57 @@ def test_an_automatic_merge_is_recorded_once_and_not_over_a_responders_split(
     at = BASE_TIME + timedelta(minutes=5)
     # two replicas decided the same merge: recorded (and in the history) once
     merge = IssueMerge("outage-aaaa", first, 0.5, at)
-    assert record_system_merges(es, prefix, [merge]) == [merge]
-    assert record_system_merges(es, prefix, [merge]) == []
+    assert record_system_merges(es, prefix, [merge]) == ([merge], [])
+    assert record_system_merges(es, prefix, [merge]) == ([], [])
     # a responder split a post out of the issue: no automatic merge of it is recorded
     split = Correction("split", first, "outage-split", posts[3].post_id, at.isoformat())
     es.index(index=corrections_index(prefix), document=split.to_document("desk", ["河口镇"]), refresh=True)
-    assert record_system_merges(es, prefix, [IssueMerge("outage-bbbb", first, 0.9, at)]) == []
+    assert record_system_merges(es, prefix, [IssueMerge("outage-bbbb", first, 0.9, at)]) == ([], [])
     es.indices.refresh(index=f"{prefix}-*")
     history = es.search(index=small_alias(prefix, "actions"), body={"query": {"term": {"issue_id": first}}})
     assert [(h["_source"]["responder"], h["_source"]["action"]) for h in history["hits"]["hits"]] == [
         ("system", "merge")]
+
+
+def _written(settings: SearchSettings, es: Elasticsearch, tag: str) -> str:
+    """Three posts of one outage indexed without merges of their own; their issue's id."""
+    ensure_templates(es, settings.es)
+    table = LiveIssues(replace(GroupingParams(), merge_threshold=float("inf")))  # merges decided below
+    posts = [_post(f"{tag}-{n}", text, n) for n, text in enumerate(OUTAGE[:3])]
+    actions, kept, _ = build_actions([Record("posts.enriched", 0, n, None, encode(p)) for n, p in
+                                      enumerate(posts)], settings.es.index_prefix, issues=table)
+    write_bulk(es, actions, kept, max_retries=1)
+    return _issues(es, settings)[f"{tag}-0"]
+
+
+def test_an_automatic_merge_waits_while_a_responder_corrects_one_of_its_issues(
+        settings: SearchSettings) -> None:
+    es, prefix = make_client(settings.es), settings.es.index_prefix
+    first = _written(settings, es, "w")
+    at = BASE_TIME + timedelta(minutes=5)
+    merge = IssueMerge(first, "outage-cccc", 0.5, at)
+    other = IssueMerge("outage-dddd", "outage-eeee", 0.5, at)
+    with correcting(es, prefix, [first], holder="desk"):  # a responder's correction in progress
+        assert record_system_merges(es, prefix, [merge, other]) == ([other], [merge])
+        assert set(_issues(es, settings).values()) == {first}  # nothing renamed meanwhile
+        with correcting(es, prefix, ["outage-dddd", "outage-eeee"], holder="desk"):
+            pass  # the recording gave its locks back
+        # the responder's own lock is still there
+        with pytest.raises(CorrectionBusy), correcting(es, prefix, [first], holder="another desk"):
+            pass
+    # done: the next recording takes it, and the responder can correct the issues again
+    assert record_system_merges(es, prefix, [merge]) == ([merge], [])
+    assert set(_issues(es, settings).values()) == {"outage-cccc"}
+    with correcting(es, prefix, [first, "outage-cccc", "outage-dddd"], holder="desk"):
+        pass
+
+
+def test_a_lock_left_by_a_dead_process_does_not_hold_automatic_merges(settings: SearchSettings) -> None:
+    es, prefix = make_client(settings.es), settings.es.index_prefix
+    merge = IssueMerge(_written(settings, es, "d"), "outage-gggg", 0.5, BASE_TIME)
+    stale = datetime.now(UTC) - LOCK_TTL - timedelta(seconds=5)
+    with correcting(es, prefix, [merge.source_id], holder="desk", now=stale):
+        assert record_system_merges(es, prefix, [merge]).recorded == [merge]
 
 
 def test_automatic_merges_made_by_one_indexer_are_applied_by_the_other(settings: SearchSettings) -> None:
