@@ -41,19 +41,18 @@ Scores are ``u / (u + score_half)``, in [0, 1).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from services.alerts.cusum_calibration import threshold_for
 from services.alerts.detector_config import HOURS_PER_DAY, SECONDS_PER_HOUR, DetectorConfig
 from services.alerts.detector_spread import Spread, observe
+from services.alerts.detector_state import STATE_VERSION, DetectorState, load_state, plain
 from yuqing.contracts import Severity
 
 __all__ = ["HOURS_PER_DAY", "SECONDS_PER_HOUR", "Detection", "DetectorConfig", "SurgeDetector"]
 
-STATE_VERSION = 1
-DAY_TYPES = 2  # weekday, weekend
 CUSUM_CAP = 2.0
 
 
@@ -76,50 +75,12 @@ class Detection:
     intensity: float = 0.0
 
 
-@dataclass
-class _State:
-    last_bucket: str | None = None
-    buckets_seen: int = 0
-    level: float | None = None
-    level_posts: float = 0.0  # exponentially weighted posts ...
-    level_shape: float = 0.0  # ... and day-and-week shape: level = posts / shape
-    hour_profile: list[float] = field(default_factory=lambda: [1.0] * HOURS_PER_DAY)
-    hour_updates: list[int] = field(default_factory=lambda: [0] * HOURS_PER_DAY)
-    day_factor: list[float] = field(default_factory=lambda: [1.0] * DAY_TYPES)
-    day_updates: list[int] = field(default_factory=lambda: [0] * DAY_TYPES)
-    residual_center: float = 0.0
-    residual_scale: float = 0.0
-    recent_observed: list[float] = field(default_factory=list)
-    recent_expected: list[float] = field(default_factory=list)
-    spreads: list[Spread] = field(default_factory=list)
-    onset_reference: float = 0.0
-    cusum: float = 0.0
-    cusum_jump: float = 0.0
-    dispersion: float = 1.0
-    busiest_window: float = 0.0
-    borrowed_posts: float = 0.0  # posts behind each hour of a shape borrowed from a parent key
-
-
-def _plain(obj: _State | Spread) -> dict[str, Any]:
-    """A state dataclass as JSON-safe dicts and lists (what ``asdict`` does, several times faster)."""
-    out: dict[str, Any] = {}
-    for name in _FIELDS[type(obj)]:
-        value = getattr(obj, name)
-        if isinstance(value, list):
-            value = [_plain(v) for v in value] if name == "spreads" else list(value)
-        out[name] = value
-    return out
-
-
-_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (_State, Spread)}
-
-
 class SurgeDetector:
     """A causal, per-key surge detector with serialisable state."""
 
     def __init__(self, config: DetectorConfig | None = None, state: dict[str, Any] | None = None) -> None:
         self.config = config or DetectorConfig()
-        self._state = _load_state(state) if state is not None else _State()
+        self._state = load_state(state) if state is not None else DetectorState()
 
     def update(self, bucket_start: datetime, count: float) -> Detection:
         """Take the count of one closed bucket and judge it.
@@ -204,7 +165,7 @@ class SurgeDetector:
 
     def to_dict(self) -> dict[str, Any]:
         """The state as a JSON-safe dict; :meth:`from_dict` restores it."""
-        return {"version": STATE_VERSION, **_plain(self._state)}
+        return {"version": STATE_VERSION, **plain(self._state)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], config: DetectorConfig | None = None) -> SurgeDetector:
@@ -516,17 +477,3 @@ def _day_type(local: datetime) -> int:
 
 def _day_type_share(day_type: int) -> float:
     return 5 / 7 if day_type == 0 else 2 / 7
-
-
-def _load_state(data: dict[str, Any]) -> _State:
-    if data.get("version") != STATE_VERSION:
-        raise ValueError(f"unsupported detector state version {data.get('version')!r}")
-    fields = {name: _copy(data[name]) for name in _State.__dataclass_fields__ if name in data}
-    fields["spreads"] = [Spread(**{k: _copy(v) for k, v in spread.items()})
-                         for spread in data.get("spreads", [])]
-    return _State(**fields)
-
-
-def _copy(value: Any) -> Any:
-    """Lists copied, so that updating a detector never changes the stored state it came from."""
-    return list(value) if isinstance(value, list) else value
