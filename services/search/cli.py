@@ -154,10 +154,12 @@ def group_issues(
     input_path: Path = typer.Option(..., "--input", exists=True, dir_okay=False,
                                     help='JSON lines {"id", "text", "created_at", "region"?, "topic"?}'),
     output_path: Path = typer.Option(..., "--output", dir_okay=False, help='JSON lines {"id", "issue_id"}'),
+    utc_offset_hours: float = typer.Option(8.0, "--utc-offset-hours", min=-14, max=14,
+                                           help="the local time of created_at values without a zone"),
 ) -> None:
     """Group a file of posts into issues with the indexer's algorithm (topic absent: the model's)."""
     from services.search.issue_offline import group_rows, read_posts, write_assignments
 
-    rows = read_posts(input_path)
+    rows = read_posts(input_path, utc_offset_hours)
     written = write_assignments(output_path, rows, group_rows(rows))
     typer.echo(f"{written} posts -> {output_path}", err=True)

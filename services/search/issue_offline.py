@@ -1,7 +1,8 @@
 """``yuqing issues group``: the live grouping run over a file of posts.
 
 Input lines ``{"id", "text", "created_at", "region"?, "channel"?, "topic"?,
-"topic_scores"?, "inferred_region"?}``; output lines ``{"id", "issue_id"}`` in input order. Posts
+"topic_scores"?, "inferred_region"?}`` (``created_at`` ISO 8601; without a zone it is
+local time, UTC+8 unless told otherwise); output lines ``{"id", "issue_id"}`` in input order. Posts
 are fed to the same ``IssueGrouper`` the indexer uses, in the order the indexer
 would see them (by ``created_at``, ties in input order). A post without a topic
 is classified by the default model and the topic rules, as the NLP worker would
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,24 +28,43 @@ from yuqing.places import Gazetteer
 # a text's topic and the topic scores it was chosen from (as on ``posts.enriched``)
 Classified = tuple[str, Mapping[str, float]]
 Classify = Callable[[Sequence[str]], list[Classified]]
+DEFAULT_UTC_OFFSET_HOURS = 8.0  # the deployment's local time (the alerts' ``utc_offset_hours``)
 
 
-def read_posts(path: Path) -> list[dict[str, Any]]:
+def read_posts(path: Path, utc_offset_hours: float = DEFAULT_UTC_OFFSET_HOURS) -> list[dict[str, Any]]:
+    """The file's posts, ``created_at`` read and written back as an aware ISO time (a time without
+    a zone is local time, ``utc_offset_hours`` east of UTC); ValueError naming the line otherwise."""
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue
-        row = json.loads(line)
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {number}: not JSON ({exc.msg})") from exc
         if not isinstance(row, dict) or not {"id", "text", "created_at"} <= row.keys():
             raise ValueError(f"line {number}: needs id, text and created_at")
+        if not isinstance(row["text"], str):
+            raise ValueError(f"line {number}: text must be a string")
+        try:
+            row["created_at"] = parse_time(row["created_at"], utc_offset_hours).isoformat()
+        except ValueError as exc:
+            raise ValueError(f"line {number}: {exc}") from exc
         rows.append(row)
     return rows
 
 
-def parse_time(value: str) -> datetime:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+def parse_time(value: object, utc_offset_hours: float = DEFAULT_UTC_OFFSET_HOURS) -> datetime:
+    """An ISO 8601 time (``T`` or a space between date and time; ``Z`` for UTC); one without a zone
+    is local time, ``utc_offset_hours`` east of UTC, as a county's own export would write it."""
+    if not isinstance(value, str):
+        raise ValueError(f"created_at must be an ISO 8601 time, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"created_at is not an ISO 8601 time: {value!r}") from None
     if moment.tzinfo is None:
-        raise ValueError(f"created_at without a time zone: {value!r}")
+        moment = moment.replace(tzinfo=timezone(timedelta(hours=utc_offset_hours)))
     return moment
 
 
@@ -86,7 +106,7 @@ def post_of(row: dict[str, Any], classified: Classified | None) -> PostSignal:
     topic, scores = classified or (None, {})
     second, gap = runner_up(topic, scores)
     return PostSignal(post_id=str(row["id"]), text=str(row["text"]),
-                      created_at=parse_time(str(row["created_at"])), region=row.get("region") or None,
+                      created_at=parse_time(row["created_at"]), region=row.get("region") or None,
                       topic=topic, inferred_region=row.get("inferred_region") or None,
                       second_topic=second, second_gap=gap,
                       topic_share=max(scores.values()) if scores else None)

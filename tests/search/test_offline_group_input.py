@@ -1,0 +1,49 @@
+"""`yuqing issues group`'s input: what a county's own export writes is read, what cannot be read
+is refused naming the line."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.search.issue_offline import group_rows, parse_time, read_posts
+
+LINES = [
+    '{"id": "a", "text": "河口镇停电了啥时候来电", "created_at": "2026-03-02 08:15:00", "region": "河口镇"}',
+    '{"id": "b", "text": "河口镇停电+1", "created_at": "2026-03-02T00:17:00Z", "region": "河口镇"}',
+    '{"id": 3, "text": "河口镇新街也没电了", "created_at": "2026-03-02T08:19:00+08:00", "region": "河口镇"}',
+]
+
+
+def _file(tmp_path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path = tmp_path / "posts.jsonl"
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_a_time_without_a_zone_is_local_time() -> None:
+    assert parse_time("2026-03-02 08:15:00") == datetime(2026, 3, 2, 0, 15, tzinfo=UTC)
+    assert parse_time("2026-03-02T08:15:00", utc_offset_hours=0) == datetime(2026, 3, 2, 8, 15, tzinfo=UTC)
+    assert parse_time("2026-03-02T08:15:00Z") == datetime(2026, 3, 2, 8, 15, tzinfo=UTC)
+
+
+def test_an_export_with_a_byte_order_mark_crlf_and_local_times_is_grouped(tmp_path: Path) -> None:
+    rows = read_posts(_file(tmp_path, "\r\n".join(LINES) + "\r\n", "utf-8-sig"))
+    assert [r["id"] for r in rows] == ["a", "b", 3]
+    assert rows[0]["created_at"] == "2026-03-02T08:15:00+08:00"
+    # the three are one outage within minutes, whichever way their times were written
+    assert len(set(group_rows([{**r, "topic": "outage"} for r in rows], classify=None))) == 1
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"id": "x", "text": "停电", "created_at": 1772400000}', "line 2: created_at must be an ISO 8601 time"),
+    ('{"id": "x", "text": "停电", "created_at": "2026/03/02 08:00"}', "line 2: created_at is not an ISO"),
+    ('{"id": "x", "text": 5, "created_at": "2026-03-02T08:00:00Z"}', "line 2: text must be a string"),
+    ('{"id": "x", "text": "停电"}', "line 2: needs id, text and created_at"),
+    ('{"id": "x", "text": "停电",', "line 2: not JSON"),
+])
+def test_a_line_that_cannot_be_read_is_named(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        read_posts(_file(tmp_path, LINES[0] + "\n" + line + "\n"))
