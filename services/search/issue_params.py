@@ -124,3 +124,8 @@ class GroupingParams:
     # how a post's wording is read (``issue_text.Voice``): traditional characters written simplified,
     # dialect words and input-method slips joined to their standard forms (莫得电 → 停电)
     voice: Voice = VOICE
+    # a post and an issue of one township naming one kind of slow matter (``issue_matters``: meters,
+    # a new connection, solar, burned appliances, a pole, the price, street lamps): + this, and
+    # with ``kind_late`` an issue of one post stays open beyond ``gap`` to such a post (0: off)
+    kind_bonus: float = 0.5
+    kind_late: bool = True
