@@ -25,7 +25,8 @@ classifier's second choice, ``--loo-days`` the rules for matters over days and p
 township, ``--loo-sole`` those for a township's one matter and companion issues, ``--loo-relay`` whether
 it draws a service post relaying the utility's answer without shared words, ``--loo-voice`` how a
 post's wording is read and whether safety is compatible with service, ``--loo-soft`` whether
-topics are read as the classifier's distributions and whether ``other`` loses an issue's topic tie),
+topics are read as the classifier's distributions and whether ``other`` loses an issue's topic tie,
+``--loo-kind`` the bonus for a kind of slow matter a post and an issue both name),
 ``--splits`` prints how the development sets' large events not recovered are
 split: run them on the development sets only, never on the evaluation set; ``--hold-out NAME``
 leaves a development set out of all of these (a set written to check rules chosen without it).
@@ -199,6 +200,11 @@ SOFT_GRID: dict[str, list[Any]] = {
     "specific_topic_first": [False, True]}
 
 
+# the kind of slow matter a post and an issue of one township both name (docs/search.md, *The tenth
+# round*), chosen by ``--loo-kind``; each list starts with the rule off
+KIND_GRID: dict[str, list[Any]] = {"kind_bonus": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6], "kind_late": [False, True]}
+
+
 def dev_sets(held_out: Sequence[str] = ()) -> list[Path]:
     """The development sets, without those held out (never the evaluation set)."""
     return [p for p in sorted(DATA.glob("dev*.jsonl"), key=lambda p: (len(p.stem), p.stem))
@@ -356,6 +362,8 @@ LOO_GRIDS: dict[str, tuple[dict[str, list[Any]], str]] = {
     "loo_sole": (SOLE_GRID, "the rules for a township's one matter and companion issues"),
     "loo_relay": (RELAY_GRID, "whether the township's one matter draws relayed answers"),
     "loo_voice": (VOICE_GRID, "how wording is read and whether safety is compatible with service"),
+    "loo_kind": (KIND_GRID, "the bonus for a kind of slow matter named by a post and an issue, and whether "
+                            "it opens an issue of one post beyond the gap,"),
     "loo_soft": (SOFT_GRID, "whether topics are read as the classifier's distributions, and the topic "
                             "tie order,"),
 }

@@ -60,6 +60,7 @@ from collections.abc import Reversible
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.search.issue_matters import shares_kind
 from services.search.issue_merging import merge_score
 from services.search.issue_params import GroupingParams as GroupingParams  # re-exported for its users
 from services.search.issue_text import TextView, cosine, stem
@@ -343,8 +344,11 @@ class IssueGrouper:
         place = self._place_score(issue, member.view)
         if apart > p.gap and place < 0:
             return None  # a late post naming another place: the next matter there is a new one
-        if apart > p.gap and issue.size < p.late_min_size and place < p.place_bonus:
-            return None  # a lone post of the day before is continued only by one naming its place
+        kind = p.kind_bonus > 0 and agreement >= 0 and shares_kind(member, issue, p.nearest_members)
+        if apart > p.gap and issue.size < p.late_min_size and place < p.place_bonus \
+                and not (kind and p.kind_late):
+            return None  # a lone post of the day before is continued by one naming its place or kind
+        score += p.kind_bonus if kind else 0.0
         if apart > p.gap and place == p.place_open:
             place = p.late_place_open
         score += place

@@ -3,7 +3,7 @@
 Each value was chosen on the development sets (``data/issues/dev*.jsonl``) with the default
 model's topics as the indexer sees them, by leaving one set out (``bench/bench_issues.py``
 ``--loo``, ``--loo-dominant``, ``--loo-second``, ``--loo-days``, ``--loo-sole``,
-``--loo-relay``, ``--loo-voice``, ``--loo-soft``); docs/search.md says how, round by round.
+``--loo-relay``, ``--loo-voice``, ``--loo-soft``, ``--loo-kind``); docs/search.md says how, round by round.
 """
 
 from __future__ import annotations
@@ -124,3 +124,8 @@ class GroupingParams:
     # how a post's wording is read (``issue_text.Voice``): traditional characters written simplified,
     # dialect words and input-method slips joined to their standard forms (莫得电 → 停电)
     voice: Voice = VOICE
+    # a post and an issue of one township naming one kind of slow matter (``issue_matters``: meters,
+    # a new connection, solar, burned appliances, a pole, the price, street lamps): + this, and
+    # with ``kind_late`` an issue of one post stays open beyond ``gap`` to such a post (0: off)
+    kind_bonus: float = 0.5
+    kind_late: bool = True

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from services.nlp.enrich import keywords, redact, simhash
+from services.search.grouping import PostSignal
 from yuqing.consumer import Record
 from yuqing.contracts import (
     Alert,
@@ -21,6 +22,15 @@ from yuqing.contracts import (
 from yuqing.contracts.codec import encode
 
 BASE_TIME = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)  # in the past: search hides posts not yet received
+GROUPING_TIME = datetime(2027, 8, 2, 9, 0, tzinfo=timezone(timedelta(hours=8)))  # local morning
+
+
+def post(n: int, text: str, hours: float = 0.0, *, region: str | None = "棠梨乡",
+         topic: str | None = "outage", start: datetime = GROUPING_TIME,
+         inferred: str | None = None) -> PostSignal:
+    """A post as the grouping reads it (``IssueGrouper.assign``): id ``p<n>``, ``hours`` after ``start``."""
+    return PostSignal(post_id=f"p{n}", text=text, created_at=start + timedelta(hours=hours), region=region,
+                      topic=topic, inferred_region=inferred)
 
 
 def make_post(text: str, *, external_id: str, topic: Topic = Topic.OUTAGE,

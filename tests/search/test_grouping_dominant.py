@@ -10,9 +10,9 @@ from services.search.open_issues import OpenIssue
 
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2026, 12, 15, 9, 0, tzinfo=TZ)
-# the post-level rule for the township's one matter would join the rumour before any merge
-# (test_grouping_sole.py): here the merge alone
-DOMINANT = replace(GroupingParams(), sole_bonus=0.0)
+# the post-level rules for the township's one matter and for the kind of matter (new meters) would
+# join the rumour before any merge (test_grouping_sole.py, test_grouping_kinds.py): here the merge alone
+DOMINANT = replace(GroupingParams(), sole_bonus=0.0, kind_bonus=0.0)
 NO_DOMINANT = replace(DOMINANT, dominant_bonus=0.0)
 # one morning's wrong bills after new meters in 高塘镇, over two hours (no burst draws posts to it)
 BILLS = [(0, "高塘镇的新电表装好以后，电费直接涨了一倍"),
@@ -48,10 +48,10 @@ def test_a_lone_post_of_a_compatible_topic_is_merged_into_the_townships_larger_m
 
 
 def test_no_merge_beside_a_small_issue_or_long_after() -> None:
-    two = IssueGrouper()
+    two = IssueGrouper(DOMINANT)
     bills = _bills(two, count=2)  # two posts: not yet a matter that dominates the township
     assert two.assign(_post(9, 110, RUMOUR, "rumor")).issue_id != bills
-    later = IssueGrouper()
+    later = IssueGrouper(DOMINANT)
     bills = _bills(later)
     # beyond ``dominant_gap`` (3 h) after the bills' last post
     assert later.assign(_post(9, 110 + 4 * 60, RUMOUR, "rumor")).issue_id != bills

@@ -10,8 +10,10 @@ from services.search.open_issues import OpenIssue
 
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2027, 3, 1, 9, 0, tzinfo=TZ)
-# no rule of this round, and the issue-level step off (it would merge the lone post afterwards)
-NO_SOLE = replace(GroupingParams(), sole_bonus=0.0)
+# no rule of this round, and the issue-level step off (it would merge the lone post afterwards); the
+# kind of matter both name (new meters) off too: it would join the service post (test_grouping_kinds.py)
+WITHOUT_KIND = replace(GroupingParams(), kind_bonus=0.0)
+NO_SOLE = replace(WITHOUT_KIND, sole_bonus=0.0)
 NO_COMPANIONS = replace(GroupingParams(), companion_bonus=0.0)
 # one morning's wrong bills after new meters in 马鞍乡, a post an hour: no burst draws anything
 BILLS = [(0, "马鞍乡换了智能电表，这个月电费多了一倍"),
@@ -34,7 +36,7 @@ def _bills(grouper: IssueGrouper) -> str:
 
 
 def test_the_townships_one_matter_draws_a_post_of_another_topic_in_other_words() -> None:
-    grouper = IssueGrouper()
+    grouper = IssueGrouper(WITHOUT_KIND)
     bills = _bills(grouper)
     assert grouper.assign(_post(9, 200, SERVICE, "service")).issue_id == bills
     assert grouper.take_merges() == []  # joined as a post, not merged afterwards
@@ -44,7 +46,7 @@ def test_the_townships_one_matter_draws_a_post_of_another_topic_in_other_words()
 
 
 def test_no_draw_when_the_township_has_two_matters_in_those_hours() -> None:
-    grouper = IssueGrouper(replace(GroupingParams(), dominant_bonus=0.0))
+    grouper = IssueGrouper(replace(WITHOUT_KIND, dominant_bonus=0.0))
     bills = _bills(grouper)
     # the same morning 马鞍乡's 新街 loses power: a second matter of three posts
     for n, minutes in enumerate((100, 110, 120), start=20):
@@ -53,7 +55,7 @@ def test_no_draw_when_the_township_has_two_matters_in_those_hours() -> None:
 
 
 def test_no_draw_of_a_post_sharing_no_word_or_of_another_township_or_long_after() -> None:
-    grouper = IssueGrouper(replace(GroupingParams(), dominant_bonus=0.0))
+    grouper = IssueGrouper(replace(WITHOUT_KIND, dominant_bonus=0.0))
     bills = _bills(grouper)
     others = [_post(10, 150, "营业厅周六上班吗", "service"),  # no word of the bills: its own question
               _post(11, 160, SERVICE, "service", region="竹山镇"),
