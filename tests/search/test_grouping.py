@@ -4,6 +4,7 @@ from pathlib import Path
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal, founder_issue_id
 from services.search.issue_offline import group_rows, read_posts
 from services.search.issue_text import places, view
+from tests.search import factory
 from yuqing.fingerprint import band_terms, bands, hamming, simhash
 
 TZ = timezone(timedelta(hours=8))
@@ -17,8 +18,7 @@ OUTAGE = ["河口镇新街村停电了，什么时候来电？", "新街村这�
 
 def _post(n: int, text: str, minutes: float = 0, region: str | None = "河口镇",
           topic: str | None = "outage") -> PostSignal:
-    return PostSignal(post_id=f"p{n}", text=text, created_at=T0 + timedelta(minutes=minutes),
-                      region=region, topic=topic)
+    return factory.post(n, text, region=region, topic=topic, start=T0 + timedelta(minutes=minutes))
 
 
 def _assign(grouper: IssueGrouper, posts: list[PostSignal]) -> list[str]:

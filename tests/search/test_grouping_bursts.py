@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal
 from services.search.issue_towns import KnownTownships
+from tests.search import factory
 
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2027, 1, 15, 19, 0, tzinfo=TZ)
@@ -17,8 +18,8 @@ BEFORE = replace(GroupingParams(), busy_bonus=0.15, busy_window=timedelta(hours=
 
 def _post(n: int, text: str, minutes: float, region: str | None = "蓝田乡", topic: str | None = "outage",
           inferred: str | None = None) -> PostSignal:
-    return PostSignal(post_id=f"p{n}", text=text, created_at=T0 + timedelta(minutes=minutes), region=region,
-                      topic=topic, inferred_region=inferred)
+    return factory.post(n, text, region=region, topic=topic, start=T0 + timedelta(minutes=minutes),
+                        inferred=inferred)
 
 
 def _burst(grouper: IssueGrouper) -> str:

@@ -4,6 +4,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal
+from tests.search import factory
 
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2026, 12, 14, 19, 0, tzinfo=TZ)
@@ -14,8 +15,7 @@ QUIET = replace(GroupingParams(), busy_bonus=0.0, sole_bonus=0.0)  # no burst, n
 
 def _post(n: int, text: str, minutes: float, region: str | None = "石门镇",
           topic: str | None = "outage") -> PostSignal:
-    return PostSignal(post_id=f"p{n}", text=text, created_at=T0 + timedelta(minutes=minutes), region=region,
-                      topic=topic)
+    return factory.post(n, text, region=region, topic=topic, start=T0 + timedelta(minutes=minutes))
 
 
 def _busy(grouper: IssueGrouper) -> str:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal
 from services.search.issue_towns import KnownTownships
+from tests.search import factory
 
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2027, 3, 1, 9, 0, tzinfo=TZ)
@@ -15,8 +16,7 @@ APP = ["高塘镇这边交电费的APP登不上去", "网上营业厅交费一�
 
 def _post(n: int, text: str, minutes: float, region: str | None = "高塘镇",
           topic: str | None = "online_service") -> PostSignal:
-    return PostSignal(post_id=f"p{n}", text=text, created_at=T0 + timedelta(minutes=minutes), region=region,
-                      topic=topic)
+    return factory.post(n, text, region=region, topic=topic, start=T0 + timedelta(minutes=minutes))
 
 
 def test_a_short_form_that_opens_a_clause_names_its_township() -> None:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal
 from services.search.issue_merging import dominates
 from services.search.open_issues import OpenIssue
+from tests.search import factory
 
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2026, 12, 15, 9, 0, tzinfo=TZ)
@@ -22,8 +23,7 @@ RUMOUR = "有人说新电表被调快了，电费才涨的"  # the model reads i
 
 
 def _post(n: int, minutes: float, text: str, topic: str, region: str = "高塘镇") -> PostSignal:
-    return PostSignal(post_id=f"p{n}", text=text, created_at=T0 + timedelta(minutes=minutes),
-                      region=region, topic=topic)
+    return factory.post(n, text, region=region, topic=topic, start=T0 + timedelta(minutes=minutes))
 
 
 def _bills(grouper: IssueGrouper, count: int = len(BILLS)) -> str:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal, founder_issue_id
 from services.search.issue_corrections import SYSTEM, Correction, apply_to_grouper
 from services.search.issue_offline import group_rows
+from tests.search import factory
 
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2026, 12, 14, 19, 0, tzinfo=TZ)
@@ -24,8 +25,7 @@ JOINING = (9, "灯全灭了，小孩吓得哭个不停", "河口镇")
 
 def _post(n: int, text: str, minutes: float, region: str | None = "河口镇",
           topic: str | None = "outage") -> PostSignal:
-    return PostSignal(post_id=f"p{n}", text=text, created_at=T0 + timedelta(minutes=minutes), region=region,
-                      topic=topic)
+    return factory.post(n, text, region=region, topic=topic, start=T0 + timedelta(minutes=minutes))
 
 
 def _posts(rows: Sequence[tuple[float, str, str | None]], start: int = 0, **kw: str) -> list[PostSignal]:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal
 from services.search.open_issues import member_of, relays_answer, topic_agreement
+from tests.search import factory
 
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2027, 3, 3, 8, 50, tzinfo=TZ)
@@ -21,8 +22,7 @@ ANSWER = "打客服说系统在维护"
 
 
 def _post(n: int, minutes: float, text: str, topic: str, region: str = "荷塘乡") -> PostSignal:
-    return PostSignal(post_id=f"p{n}", text=text, created_at=T0 + timedelta(minutes=minutes),
-                      region=region, topic=topic)
+    return factory.post(n, text, region=region, topic=topic, start=T0 + timedelta(minutes=minutes))
 
 
 def _app(grouper: IssueGrouper) -> str:

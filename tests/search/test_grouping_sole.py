@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal
 from services.search.issue_merging import companions
 from services.search.open_issues import OpenIssue
+from tests.search import factory
 
 TZ = timezone(timedelta(hours=8))
 T0 = datetime(2027, 3, 1, 9, 0, tzinfo=TZ)
@@ -24,8 +25,7 @@ SERVICE = "去营业厅问换表后电费的事，工作人员说要登记等通
 
 
 def _post(n: int, minutes: float, text: str, topic: str, region: str = "马鞍乡") -> PostSignal:
-    return PostSignal(post_id=f"p{n}", text=text, created_at=T0 + timedelta(minutes=minutes),
-                      region=region, topic=topic)
+    return factory.post(n, text, region=region, topic=topic, start=T0 + timedelta(minutes=minutes))
 
 
 def _bills(grouper: IssueGrouper) -> str:

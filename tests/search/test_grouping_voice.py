@@ -9,6 +9,7 @@ from services.search.grouping import GroupingParams, IssueGrouper, PostSignal
 from services.search.issue_text import PLAIN, Voice, clean, cosine, view
 from services.search.issue_towns import KnownTownships
 from services.search.open_issues import topic_agreement
+from tests.search import factory
 from yuqing.hanzi import simplified
 
 TZ = timezone(timedelta(hours=8))
@@ -18,8 +19,7 @@ BEFORE = replace(GroupingParams(), voice=PLAIN)  # the reading before the eighth
 
 def _post(n: int, minutes: float, text: str, topic: str | None = "outage",
           region: str | None = "花桥乡") -> PostSignal:
-    return PostSignal(post_id=f"p{n}", text=text, created_at=T0 + timedelta(minutes=minutes),
-                      region=region, topic=topic)
+    return factory.post(n, text, region=region, topic=topic, start=T0 + timedelta(minutes=minutes))
 
 
 def test_traditional_characters_are_written_simplified() -> None:
