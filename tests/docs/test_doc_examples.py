@@ -8,10 +8,15 @@ example and its field tables match the ingest models and the topic contracts.
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +30,7 @@ from services.search.models import DrivingIssue
 from yuqing.contracts.models import Alert, EnrichedPost, RawPost
 
 INTEGRATORS = REPO_ROOT / "docs" / "integrators.md"
+PROJECT = {"services", "yuqing"}
 # A JSON example is recognised by a key only its shape has; contracts are validated
 # whole (they refuse unknown fields), answers must show exactly the model's fields.
 SHAPES: dict[str, tuple[type[BaseModel], bool]] = {
@@ -129,3 +135,28 @@ def test_the_enriched_fields_are_the_raw_fields_and_those_listed() -> None:
     assert listed
     added = set(EnrichedPost.model_fields) - set(RawPost.model_fields)
     assert set(re.findall(r"`([a-z_]+)`", listed.group(1))) == added
+
+
+def python_examples() -> list[tuple[str, str]]:
+    return [(b.where, b.text) for path in DOC_FILES for b in code_blocks(path) if b.language == "python"]
+
+
+@pytest.mark.parametrize(("where", "source"), python_examples(), ids=lambda v: v if ":" in v else "")
+def test_python_examples_compile_and_import_what_exists(where: str, source: str) -> None:
+    tree = ast.parse(source, filename=where)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PROJECT:
+            module = importlib.import_module(node.module)
+            missing = [a.name for a in node.names if not hasattr(module, a.name)]
+            assert not missing, f"{where}: {node.module} has no {missing}"
+
+
+@pytest.mark.parametrize(("where", "source"), [e for e in python_examples() if "import " in e[1]],
+                         ids=lambda v: v if ":" in v else "")
+def test_self_contained_python_examples_define_every_name(where: str, source: str) -> None:
+    """An example that does its own imports must not lean on names it never imports."""
+    ruff = Path(sys.executable).with_name("ruff")
+    result = subprocess.run([str(ruff), "check", "--isolated", "--select", "F821", "--output-format",
+                             "concise", "--stdin-filename", "example.py", "-"],
+                            input=source, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, f"{where}:\n{result.stdout}"
