@@ -43,7 +43,8 @@ RESOLVED_DEFAULTS = {"YUQING_NLP_MODEL_VARIANT": ("default", "onnx-int8")}
 
 _NAME = re.compile(r"(?<![A-Z0-9_])YUQING_[A-Z0-9_]*[A-Z0-9]")
 _ABBREVIATED = re.compile(r"…_([A-Z0-9_]*[A-Z0-9])")
-_PREFIX_ONLY = re.compile(r"YUQING_[A-Z0-9_]*_(?:\*|…)")
+# A prefix, not a name: `YUQING_CONSUMER_DLQ_*`, `YUQING_ALERTS_…`, env prefix `YUQING_NLP_`.
+_PREFIX_ONLY = re.compile(r"YUQING_[A-Z0-9_]*_(?:\*|…|(?![A-Z0-9]))")
 _LITERAL = re.compile(r"`[^`]*`|—")
 _NUMBER_AFTER = re.compile(r"`(YUQING_[A-Z0-9_]*[A-Z0-9])` \((\d[\d,.]*)[;)\s]")
 
