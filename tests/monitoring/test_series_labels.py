@@ -22,6 +22,7 @@ import yaml  # type: ignore[import-untyped]
 from monitoring_support import (
     KAFKA_EXPORTER_METRICS,
     METRIC_MODULES,
+    MONITORING,
     PROMETHEUS_METRICS,
     REPO_ROOT,
     RULES_DIR,
@@ -145,3 +146,23 @@ def test_the_restart_alert_watches_every_long_running_container() -> None:
     watched = re.search(r'container=~"([^"]+)"', expr)
     assert watched
     assert set(watched.group(1).split("|")) == deployment_containers()
+
+
+def test_local_scrape_targets_are_the_ports_the_services_listen_on() -> None:
+    from services.alerts.settings import AlertsSettings
+    from services.ingest.settings import IngestSettings
+    from services.nlp.settings import NlpSettings
+    from services.search.settings import SearchSettings
+
+    search = SearchSettings.model_fields
+    expected = {
+        "yuqing-ingest": IngestSettings.model_fields["port"].default,
+        "yuqing-nlp": NlpSettings.model_fields["metrics_port"].default,
+        "yuqing-alerts": AlertsSettings.model_fields["metrics_port"].default,
+        "yuqing-indexer": search["indexer_metrics_port"].default,
+        "yuqing-search": search["port"].default,
+    }
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text(encoding="utf-8"))
+    scraped = {job["job_name"]: [t for s in job["static_configs"] for t in s["targets"]]
+               for job in config["scrape_configs"] if job["job_name"] in expected}
+    assert scraped == {job: [f"127.0.0.1:{port}"] for job, port in expected.items()}
