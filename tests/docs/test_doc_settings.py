@@ -165,3 +165,40 @@ def test_the_resolved_alias_is_what_the_docs_state() -> None:
     from services.nlp.classifier import DEFAULT_VARIANT
 
     assert RESOLVED_DEFAULTS["YUQING_NLP_MODEL_VARIANT"][1] == DEFAULT_VARIANT
+
+
+_SECTION_PREFIX = re.compile(r"^#+ .*`(YUQING_[A-Z]+_)…`")
+_BARE_NAME = re.compile(r"`([A-Z][A-Z0-9_]*)`")
+
+
+def prefixed_table_rows() -> list[tuple[str, list[str], list[str]]]:
+    """Rows of a table under a ``## Settings (`YUQING_SEARCH_…`)`` heading, which name settings
+    without their prefix: ``(where, full names, stated defaults)``."""
+    rows: list[tuple[str, list[str], list[str]]] = []
+    for path in DOC_FILES:
+        prefix = ""
+        for where, line in prose_lines(path):
+            if line.startswith("#"):
+                heading = _SECTION_PREFIX.match(line)
+                prefix = heading.group(1) if heading else ""
+            elif prefix and line.startswith("| `"):
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                names = [prefix + name for name in _BARE_NAME.findall(cells[0])]
+                values = [v.strip().strip("`") for v in cells[1].split(",")]
+                rows.append((where, names, values))
+    return rows
+
+
+def test_settings_named_without_their_prefix_exist_with_the_stated_defaults() -> None:
+    rows = prefixed_table_rows()
+    assert len(rows) >= 8, "the search settings table was not found"
+    wrong = []
+    for where, names, values in rows:
+        wrong += [f"{where}: {name} is read by no settings class" for name in names if name not in KNOWN]
+        if len(names) != len(values):
+            wrong.append(f"{where}: {len(names)} names, {len(values)} defaults")
+            continue
+        wrong += [f"{where}: {name} documented {value!r}, the code says {KNOWN[name]!r}"
+                  for name, value in zip(names, values, strict=True)
+                  if name in KNOWN and not same(value, KNOWN[name])]
+    assert not wrong, "\n".join(wrong)
