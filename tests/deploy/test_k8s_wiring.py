@@ -10,6 +10,7 @@ the code listens on.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from services.ingest.settings import IngestSettings
 from services.nlp.settings import NlpSettings
 from services.search.settings import SearchSettings
 
-K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+K8S = REPO_ROOT / "deploy" / "k8s"
 TARGETS = ("base", "overlays/dev", "overlays/prod")
 # command -> (its settings class, the field holding the port it serves or None, its clusters).
 # The alerts worker reads the posts index for its issue keys (services/alerts/issues.py).
@@ -40,12 +42,22 @@ ES_LABEL, KAFKA_LABEL = "yuqing.io/elasticsearch-client", "yuqing.io/kafka-clien
 Resource = dict[str, Any]
 
 
+# A consumer's replicas beyond its input's partitions sit idle (docs/scaling.md).
+CONSUMED = {("nlp", "worker"): "posts.raw", ("alerts", "worker"): "posts.enriched",
+            ("search", "indexer"): "posts.enriched"}
+
+
 @pytest.fixture(scope="module", params=TARGETS)
-def workloads(request: pytest.FixtureRequest, deploy_tools: Path) -> list[Resource]:
+def rendered(request: pytest.FixtureRequest, deploy_tools: Path) -> list[Resource]:
     result = subprocess.run([str(deploy_tools / "kustomize"), "build", str(K8S / request.param)],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    return [d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] in ("Deployment", "CronJob")]
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+@pytest.fixture(scope="module")
+def workloads(rendered: list[Resource]) -> list[Resource]:
+    return [d for d in rendered if d["kind"] in ("Deployment", "CronJob")]
 
 
 def template(workload: Resource) -> Resource:
@@ -93,3 +105,18 @@ def test_containers_expose_the_port_their_settings_serve(workloads: list[Resourc
                 f"{settings.model_config['env_prefix']}{field}".upper()}
             assert not overridden, f"{workload['metadata']['name']}: set the port in one place"
             assert ports == [settings.model_fields[field].default], workload["metadata"]["name"]
+
+
+def test_consumers_never_scale_past_their_input_partitions(rendered: list[Resource]) -> None:
+    deployments = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "Deployment"}
+    limits = {name: d["spec"].get("replicas", 1) for name, d in deployments.items()}
+    for hpa in (d for d in rendered if d["kind"] == "HorizontalPodAutoscaler"):
+        limits[hpa["spec"]["scaleTargetRef"]["name"]] = hpa["spec"]["maxReplicas"]
+    checked = 0
+    for name, deployment in deployments.items():
+        command = tuple(template(deployment)["spec"]["containers"][0]["args"])
+        if command in CONSUMED:
+            topic = json.loads((REPO_ROOT / "schemas" / CONSUMED[command] / "topic.json").read_text())
+            assert limits[name] <= topic["partitions"], f"{name}: {limits[name]} replicas"
+            checked += 1
+    assert checked == 3
