@@ -160,3 +160,16 @@ def test_self_contained_python_examples_define_every_name(where: str, source: st
                              "concise", "--stdin-filename", "example.py", "-"],
                             input=source, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, f"{where}:\n{result.stdout}"
+
+
+def test_the_topic_rule_example_loads_and_steers_the_topic(tmp_path: Path) -> None:
+    from services.nlp.enrich import apply_rules, load_rules
+
+    (block,) = [b.text for b in code_blocks(REPO_ROOT / "docs" / "nlp.md") if b.language == "toml"]
+    rules_file = tmp_path / "topics.toml"
+    rules_file.write_text(block, encoding="utf-8")
+    (rule,) = load_rules(rules_file)
+    scores = {"outage": 0.5, "rumor": 0.3}
+    topic, _, hits = apply_rules("听说明天全县拉闸限电", scores, [rule])
+    assert (topic, hits) == ("rumor", [rule.name])
+    assert apply_rules("官方辟谣：没有拉闸限电", scores, [rule])[2] == []
