@@ -52,3 +52,26 @@ def test_relative_links_resolve() -> None:
                 if "://" not in target and not (path.parent / target).exists():
                     missing.append(f"{where}: {target}")
     assert not missing, "\n".join(missing)
+
+
+_HEADING = re.compile(r"^#+ (.*)")
+_ANCHORED_LINK = re.compile(r"\]\(([^)#\s]*)#([^)\s]+)\)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_to_a_section_find_its_heading() -> None:
+    anchors = {path.name: {slug(m.group(1)) for _, line in prose_lines(path)
+                           if (m := _HEADING.match(line))} for path in DOC_FILES}
+    assert "which-region-a-post-counts-under" in anchors["alerts.md"]
+    broken = []
+    for path in DOC_FILES:
+        for where, line in prose_lines(path):
+            for target, anchor in _ANCHORED_LINK.findall(line):
+                name = (path.parent / target).name if target else path.name
+                if name in anchors and anchor not in anchors[name]:
+                    broken.append(f"{where}: {target}#{anchor}")
+    assert not broken, "\n".join(broken)
