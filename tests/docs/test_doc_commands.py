@@ -98,3 +98,25 @@ def test_documented_make_targets_exist() -> None:
     assert {"run", "test"} <= documented.keys()
     missing = {name: where for name, where in documented.items() if name not in targets}
     assert not missing, f"documented make targets missing from the Makefile: {missing}"
+
+
+def command_paths(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if hasattr(node, "commands"):
+        for name, sub in node.commands.items():
+            yield from command_paths(sub, (*path, name))
+    else:
+        yield path
+
+
+def test_every_command_is_documented() -> None:
+    """``yuqing infra up|down|status`` documents three commands: siblings written after one count."""
+    documented: set[tuple[str, ...]] = set()
+    for _, command in COMMANDS:
+        tokens = [t for t in tokens_of(command) if t != "/"]
+        _, path, rest = resolve(tokens)
+        parent, _, _ = resolve(path[1:-1])
+        documented.add(tuple(path[1:]))
+        documented |= {(*path[1:-1], word) for word in rest if word in getattr(parent, "commands", {})}
+    every = set(command_paths(typer.main.get_command(app)))
+    missing = sorted(" ".join(p) for p in every - documented)
+    assert not missing, f"commands no document shows: {missing}"
