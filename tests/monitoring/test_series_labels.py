@@ -166,3 +166,27 @@ def test_local_scrape_targets_are_the_ports_the_services_listen_on() -> None:
     scraped = {job["job_name"]: [t for s in job["static_configs"] for t in s["targets"]]
                for job in config["scrape_configs"] if job["job_name"] in expected}
     assert scraped == {job: [f"127.0.0.1:{port}"] for job, port in expected.items()}
+
+
+_LABEL_VALUES = re.compile(r"label_values\((.+),\s*(\w+)\)")
+
+
+def variable_queries() -> Iterator[tuple[str, str, str]]:
+    """(where, selector, label) of every ``label_values`` query variable of the dashboards."""
+    for path in DASHBOARDS:
+        for variable in json.loads(path.read_text(encoding="utf-8"))["templating"]["list"]:
+            if variable["type"] == "query":
+                query = variable["query"]
+                text = query["query"] if isinstance(query, dict) else query
+                match = _LABEL_VALUES.fullmatch(text)
+                assert match, f"{path.name} {variable['name']}: {text}"
+                yield f"{path.name} {variable['name']}", match.group(1), match.group(2)
+
+
+def test_dashboard_variables_list_labels_their_series_carry() -> None:
+    queries = list(variable_queries())
+    assert queries
+    for where, selector, label in queries:
+        (name,) = series_in(selector)
+        assert label in DECLARED[name], f"{where}: {name} has no label {label}"
+        test_expression_uses_labels_its_series_carry(where, selector)
