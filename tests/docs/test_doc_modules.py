@@ -62,3 +62,13 @@ def test_every_module_the_document_mentions_exists() -> None:
             if not exists:
                 missing.append(f"{where}: {mention}")
     assert not missing, "\n".join(missing)
+
+
+def test_the_topic_registries_name_the_alerts_worker_stages_that_exist() -> None:
+    worker = (REPO_ROOT / "services" / "alerts" / "worker.py").read_text(encoding="utf-8")
+    named = []
+    for registry in (REPO_ROOT / "schemas").glob("*/topic.json"):
+        named += re.findall(r"\(stage \d: (\w+)\)", registry.read_text(encoding="utf-8"))
+    assert named
+    missing = [stage for stage in named if f"async def {stage}(" not in worker]
+    assert not missing, f"no such stage of the alerts worker: {missing}"
