@@ -11,6 +11,7 @@ the code listens on.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,13 @@ def test_consumers_never_scale_past_their_input_partitions(rendered: list[Resour
             assert limits[name] <= topic["partitions"], f"{name}: {limits[name]} replicas"
             checked += 1
     assert checked == 3
+
+
+def test_the_shipped_source_registry_loads() -> None:
+    from services.ingest.registry import parse_registry
+
+    text = (K8S / "base" / "sources.toml").read_text(encoding="utf-8")
+    secrets = {name: "k" * 40 for name in re.findall(r'_env\s*=\s*"([A-Z0-9_]+)"', text)}
+    assert secrets, "the registry names no secret variable"
+    registry = parse_registry(text, secrets, origin="deploy/k8s/base/sources.toml")
+    assert len(registry) >= 1
