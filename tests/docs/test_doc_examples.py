@@ -173,3 +173,13 @@ def test_the_topic_rule_example_loads_and_steers_the_topic(tmp_path: Path) -> No
     topic, _, hits = apply_rules("听说明天全县拉闸限电", scores, [rule])
     assert (topic, hits) == ("rumor", [rule.name])
     assert apply_rules("官方辟谣：没有拉闸限电", scores, [rule])[2] == []
+
+
+def test_the_labelling_guide_defines_exactly_the_contract_labels() -> None:
+    from yuqing.contracts.models import Sentiment, Topic
+
+    text = (REPO_ROOT / "docs" / "labelling.md").read_text(encoding="utf-8")
+    topics = set(re.findall(r"^\| `(\w+)` \|", text, re.MULTILINE))
+    assert topics == {t.value for t in Topic}
+    sentiments = re.search(r"## Sentiment\s+`(\w+)`, `(\w+)` or `(\w+)`", text)
+    assert sentiments and set(sentiments.groups()) == {s.value for s in Sentiment}
