@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from doc_text import DOC_FILES
+from doc_text import DOC_FILES, REPO_ROOT
 
 from services.ingest.api import create_app as create_ingest_app
 from services.search.api import create_app as create_search_app
@@ -62,3 +62,13 @@ def test_documented_route_is_served(route: tuple[str | None, str]) -> None:
     served = {m for m, p in SERVED if p == path}
     assert served, f"{DOCUMENTED[route]}: no app serves {path}"
     assert method is None or method in served, f"{DOCUMENTED[route]}: {path} takes {served}, not {method}"
+
+
+def test_the_documented_search_filters_are_the_query_parameters() -> None:
+    text = (REPO_ROOT / "docs" / "search.md").read_text(encoding="utf-8")
+    sentence = re.search(r"^Filters: (.*?)\. ", text, re.MULTILINE | re.DOTALL)
+    assert sentence
+    filters = set(re.findall(r"`(\w+)`", sentence.group(1)))
+    operation = create_search_app().openapi()["paths"]["/v1/posts/search"]["get"]
+    parameters = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+    assert filters == parameters - {"q", "sort", "size", "cursor"}
