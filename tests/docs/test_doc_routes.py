@@ -72,3 +72,13 @@ def test_the_documented_search_filters_are_the_query_parameters() -> None:
     operation = create_search_app().openapi()["paths"]["/v1/posts/search"]["get"]
     parameters = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
     assert filters == parameters - {"q", "sort", "size", "cursor"}
+
+
+def test_the_documented_issue_actions_are_the_action_kinds() -> None:
+    from services.search.models import CORRECTIONS, ActionKind
+
+    text = (REPO_ROOT / "docs" / "search.md").read_text(encoding="utf-8")
+    row = re.search(r"^\| `POST /v1/issues/\{id\}/actions` \| act \| (.*)$", text, re.MULTILINE)
+    assert row
+    listed = set(re.findall(r"`([a-z]+)`", row.group(1))) - {"assignee"}
+    assert listed == {kind.value for kind in ActionKind if kind not in CORRECTIONS}
