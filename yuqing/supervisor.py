@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -130,6 +131,12 @@ def _environment() -> dict[str, str]:
     return env
 
 
+def example_search_url(base: str) -> str:
+    """A search for 停电, percent-encoded: the server refuses raw UTF-8 in a request line (400),
+    so the URL works pasted into curl as well as into a browser."""
+    return f"{base}/v1/posts/search?q={quote('停电')}"
+
+
 def _serve(procs: dict[str, subprocess.Popen[bytes]], env: dict[str, str], logs: Path,
            demo: bool, forum: Any) -> list[str]:
     """Start every service, replay the demo, and watch until one exits for good."""
@@ -142,7 +149,7 @@ def _serve(procs: dict[str, subprocess.Popen[bytes]], env: dict[str, str], logs:
         report = replay_demo(SERVICES[0].health_url(env).removesuffix("/healthz"), env, forum=forum)
         _say(f"demo stream: {report}")
     search = SERVICES[-1].health_url(env).removesuffix("/healthz")
-    _say(f"search:  {search}/v1/posts/search?q=停电")
+    _say(f"search:  {example_search_url(search)}")
     _say(f"API docs: {SERVICES[0].health_url(env).removesuffix('/healthz')}/docs  {search}/docs")
     _say("metrics: " + "  ".join(f"{s.name} {s.health_url(env).removesuffix('/healthz')}"
                                   for s in SERVICES if s.health_path == "/metrics"))

@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from yuqing.consumer.settings import ConsumerSettings
 from yuqing.paths import project_paths
 from yuqing.places import Gazetteer, load_gazetteer
-from yuqing.settings import ElasticsearchSettings, KafkaSettings
+from yuqing.settings import ElasticsearchSettings, KafkaSettings, cache_home
 
 
 class AlertsSettings(BaseSettings):
@@ -65,8 +65,8 @@ class AlertsSettings(BaseSettings):
     metrics_port: int = 9103
     metrics_max_regions: int = Field(64, ge=1, description="distinct region labels; the rest are 'other'")
     metrics_max_sources: int = Field(32, ge=1, description="distinct source labels; the rest are 'other'")
-    state_dir: Path = Field(Path("~/.cache/yuqing/state").expanduser(),
-                            description="local state (faust table stores)")
+    state_dir: Path = Field(default_factory=lambda: cache_home() / "state",
+                            description="local state (faust table stores), under YUQING_HOME")
     log_level: str = "INFO"
 
     @field_validator("bucket_seconds")

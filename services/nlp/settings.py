@@ -8,7 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from yuqing.consumer.settings import ConsumerSettings
 from yuqing.paths import project_paths
 from yuqing.places import Gazetteer, load_gazetteer
-from yuqing.settings import KafkaSettings
+from yuqing.settings import KafkaSettings, cache_home
 
 
 class NlpSettings(BaseSettings):
@@ -29,8 +29,8 @@ class NlpSettings(BaseSettings):
     places_file: Path = Field(default_factory=lambda: project_paths().config / "places.toml",
                               description="known regions, inferred for posts that carry none (yuqing.places)")
     metrics_port: int = 9102
-    state_dir: Path = Field(Path("~/.cache/yuqing/state").expanduser(),
-                            description="local state (faust table stores)")
+    state_dir: Path = Field(default_factory=lambda: cache_home() / "state",
+                            description="local state (faust table stores), under YUQING_HOME")
     log_level: str = "INFO"
 
     def gazetteer(self) -> Gazetteer:
