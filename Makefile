@@ -10,7 +10,7 @@ export YUQING_HOME ?= $(HOME)/.cache/yuqing
 export PIP_CACHE_DIR ?= $(YUQING_HOME)/pip
 STAMP      := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: test-faults tools monitoring-tools k8s-tools k8s-schemas help venv infra-fetch infra-up infra-down infra-status model run demo test test-unit \
+.PHONY: test-faults tools monitoring-tools k8s-tools k8s-schemas help venv infra-fetch infra-up infra-down infra-status model run test test-unit \
         test-integration lint bench bench-nlp bench-alerts bench-counting bench-ingest bench-search bench-issues bench-sentiment clean
 
 help:
