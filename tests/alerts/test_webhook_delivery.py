@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from pydantic import ValidationError
 
 from services.alerts.notify import Notifier
+from services.alerts.settings import AlertsSettings
 from tests.alerts.test_notify import _alert
 
 
@@ -74,3 +76,19 @@ def test_an_answer_that_cannot_be_read_fails_that_alert_and_the_next_is_delivere
 
     asyncio.run(scenario())
     assert outcomes == ["failed", "sent"]
+
+
+@pytest.mark.parametrize("url", ["hooks.example.com/send", "ftp://hooks.example.com/send",
+                                 "http://hooks example.com/send", "https://"])
+def test_a_webhook_url_that_is_no_web_address_is_refused_at_start(url: str) -> None:
+    with pytest.raises(ValidationError, match="webhook_url"):
+        AlertsSettings(webhook_url=url)
+
+
+def test_a_web_address_is_accepted() -> None:
+    url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc"
+    assert AlertsSettings(webhook_url=url).webhook_url == url
+
+
+def test_an_empty_webhook_url_means_no_webhook() -> None:
+    assert AlertsSettings(webhook_url="").webhook_url is None
