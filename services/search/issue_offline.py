@@ -30,15 +30,39 @@ Classify = Callable[[Sequence[str]], list[Classified]]
 
 
 def read_posts(path: Path) -> list[dict[str, Any]]:
+    """The file's rows; a bad line raises ValueError naming the file and the line's number.
+
+    A byte order mark (editors on Windows write one) and CRLF line ends are read as well.
+    """
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if not isinstance(row, dict) or not {"id", "text", "created_at"} <= row.keys():
-            raise ValueError(f"line {number}: needs id, text and created_at")
-        rows.append(row)
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(_row(line))
+            except ValueError as exc:
+                raise ValueError(f"{path}: line {number}: {exc}") from None
     return rows
+
+
+_STRING_FIELDS = ("text", "created_at", "region", "channel", "topic", "inferred_region")
+
+
+def _row(line: str) -> dict[str, Any]:
+    # Checked here: grouping took a null text as the word "None", and a number as a time failed
+    # deep inside with a traceback.
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not a JSON object ({exc})") from None
+    if not isinstance(row, dict) or not {"id", "text", "created_at"} <= row.keys():
+        raise ValueError("needs id, text and created_at")
+    if isinstance(row["id"], bool) or not isinstance(row["id"], str | int):
+        raise ValueError(f"id must be a string or a whole number, not {json.dumps(row['id'])}")
+    for name in _STRING_FIELDS:
+        optional = name not in ("text", "created_at")
+        if not isinstance(row.get(name), str) and not (optional and row.get(name) is None):
+            raise ValueError(f"{name} must be a string, not {json.dumps(row[name])}")
+    return row
 
 
 def parse_time(value: str) -> datetime:
