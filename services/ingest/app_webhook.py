@@ -196,6 +196,10 @@ def _replay_key(source_id: str, request_id: str) -> str:
 Label = Annotated[str | None, Field(min_length=1, max_length=64)]
 
 
+_OPTIONAL_TEXT = frozenset({"user", "title", "region", "unit", "category", "app_version",
+                            "platform", "device", "reply_to"})
+
+
 class AppFeedback(BaseModel):
     """One feedback item as the APP sends it (``Content-Type: application/json``).
 
@@ -217,6 +221,16 @@ class AppFeedback(BaseModel):
     device: Annotated[str | None, Field(max_length=128)] = None
     reply_to: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")] = None
     attachment_count: Annotated[int, Field(ge=0, le=100)] = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: Any) -> Any:
+        # Apps send "" for a field the user left empty (a region not chosen): refusing the
+        # feedback for it lost the user's words; absent, the source's default applies.
+        if not isinstance(data, dict):
+            return data
+        return {key: None if key in _OPTIONAL_TEXT and isinstance(value, str) and not value.strip()
+                else value for key, value in data.items()}
 
     @field_validator("user")
     @classmethod

@@ -1,0 +1,31 @@
+"""APP feedback fields as mobile apps send them: blank optional fields, phone numbers written
+with separators."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from services.ingest.app_webhook import feedback_to_raw_post, parse_feedback
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def _parse(**fields: Any) -> Any:
+    body = {"feedback_id": "fb-1", "content": "电费怎么这么高", "created_at": NOW.isoformat(), **fields}
+    return parse_feedback(orjson.dumps(body))
+
+
+@pytest.mark.parametrize("blank", ["", "  ", "\u3000"])
+def test_a_blank_optional_field_counts_as_absent(blank: str) -> None:
+    # A form whose region was left unchosen sends "": the source's default applies.
+    fields = {name: blank for name in ("region", "unit", "category", "user", "title", "device",
+                                       "app_version", "platform", "reply_to")}
+    post = feedback_to_raw_post(_parse(**fields), source_id="app-main", received_at=NOW,
+                                default_region="城关镇", default_unit="城关供电所")
+
+    assert (post.region, post.unit, post.author, post.title) == ("城关镇", "城关供电所", None, None)
+    assert post.attributes == {"attachment_count": 0}
