@@ -198,6 +198,7 @@ Label = Annotated[str | None, Field(min_length=1, max_length=64)]
 
 _OPTIONAL_TEXT = frozenset({"user", "title", "region", "unit", "category", "app_version",
                             "platform", "device", "reply_to"})
+_SEPARATORS = re.compile(r"[\s-]")
 
 
 class AppFeedback(BaseModel):
@@ -235,7 +236,8 @@ class AppFeedback(BaseModel):
     @field_validator("user")
     @classmethod
     def _user_is_pseudonymous(cls, value: str | None) -> str | None:
-        if value is not None and _PERSONAL_ID.fullmatch(value):
+        # "138-1234-5678" and "+86 138 1234 5678" are the same number as "13812345678".
+        if value is not None and _PERSONAL_ID.fullmatch(_SEPARATORS.sub("", value)):
             raise ValueError("user must be a pseudonym, not a phone or id number")
         return value
 
