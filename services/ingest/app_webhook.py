@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from services.ingest.dedup import TtlSet
+from services.ingest.models import is_personal_number
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import MAX_TEXT_CHARS
 from yuqing.contracts.models import DateTime
@@ -48,8 +49,6 @@ DEFAULT_REPLAY_WINDOW_S = 300
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _SIGNATURE = re.compile(r"^sha256=[0-9a-f]{64}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Mainland mobile numbers and resident id numbers: never acceptable as a pseudonym.
-_PERSONAL_ID = re.compile(r"^(\+?86)?1[3-9][0-9]{9}$|^[0-9]{17}[0-9Xx]$")
 
 
 class AppWebhookError(Exception):
@@ -198,7 +197,6 @@ Label = Annotated[str | None, Field(min_length=1, max_length=64)]
 
 _OPTIONAL_TEXT = frozenset({"user", "title", "region", "unit", "category", "app_version",
                             "platform", "device", "reply_to"})
-_SEPARATORS = re.compile(r"[\s-]")
 
 
 class AppFeedback(BaseModel):
@@ -236,8 +234,7 @@ class AppFeedback(BaseModel):
     @field_validator("user")
     @classmethod
     def _user_is_pseudonymous(cls, value: str | None) -> str | None:
-        # "138-1234-5678" and "+86 138 1234 5678" are the same number as "13812345678".
-        if value is not None and _PERSONAL_ID.fullmatch(_SEPARATORS.sub("", value)):
+        if value is not None and is_personal_number(value):
             raise ValueError("user must be a pseudonym, not a phone or id number")
         return value
 
