@@ -22,6 +22,20 @@ from yuqing.contracts.codec import describe_validation_error
 # Errors from input: files, values, settings (pydantic's ValidationError is a ValueError).
 INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, LookupError)
 EXIT_BAD_INPUT = 1
+# The clients of the services a command talks to: their errors (none answers, a request refused)
+# say what to fix as well. Looked up among the loaded modules, not imported, so that the
+# command tree stays light; a command that raised one has loaded its client.
+_SERVICE_ERRORS = (("kafka.errors", "KafkaError", "Kafka"),
+                   ("elasticsearch.exceptions", "ElasticsearchException", "Elasticsearch"))
+
+
+def service_of(exc: BaseException) -> str | None:
+    """``Kafka`` or ``Elasticsearch`` when ``exc`` is an error of that service's client."""
+    for module, name, service in _SERVICE_ERRORS:
+        error = getattr(sys.modules.get(module), name, None)
+        if isinstance(error, type) and isinstance(exc, error):
+            return service
+    return None
 
 
 def one_line(exc: BaseException) -> str:
@@ -49,10 +63,14 @@ class InputErrorsAsOneLine(TyperGroup):
             # more to write -- the interpreter would otherwise fail flushing stdout at exit.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(EXIT_BAD_INPUT) from None
-        except INPUT_ERRORS as exc:
+        except Exception as exc:
+            service = service_of(exc)
+            if not isinstance(exc, INPUT_ERRORS) and service is None:
+                raise
             if os.environ.get("YUQING_DEBUG") == "1":
                 raise
-            typer.echo(f"error: {one_line(exc)}", err=True)
+            prefix = f"{service}: " if service else ""
+            typer.echo(f"error: {prefix}{one_line(exc)}", err=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
 

@@ -132,6 +132,11 @@ def check_response(response: httpx.Response) -> None:
         raise RetryableError(f"HTTP {status}")
     if status >= 400:
         raise RejectedError(f"HTTP {status}: {response.text[:200]}")
+    if status >= 300:
+        # The POST is not repeated at the new address (a 301 or 302 would even turn it into
+        # a GET), so the message went nowhere: the configured URL must be the final one.
+        location = response.headers.get("location", "")[:200]
+        raise RejectedError(f"HTTP {status}: redirected to {location!r}; set that as the URL")
     try:
         body = response.json()
     except ValueError:
@@ -175,10 +180,19 @@ class Notifier:
         try:
             while True:
                 alert = await self.queue.get()
-                self._on_outcome(await self.deliver(alert))
+                self._on_outcome(await self._deliver_or_fail(alert))
                 self.queue.task_done()
         finally:
             await self._client.aclose()
+
+    async def _deliver_or_fail(self, alert: Alert) -> str:
+        """One alert's outcome; an error nobody foresaw fails that alert, never the task,
+        which would leave every later alert queued until dropped."""
+        try:
+            return await self.deliver(alert)
+        except Exception:
+            log.exception("webhook delivery of alert %s failed", alert.alert_id)
+            return "failed"
 
     async def deliver(self, alert: Alert) -> str:
         """Send one alert, retrying transient failures; returns the outcome."""
@@ -194,8 +208,9 @@ class Notifier:
         except RejectedError as exc:
             log.error("webhook rejected alert %s: %s", alert.alert_id, exc)
             return "rejected"
-        except (RetryableError, httpx.TransportError) as exc:
-            log.error("webhook failed for alert %s after %d attempts: %s",
+        except (RetryableError, httpx.HTTPError) as exc:
+            # HTTPError beyond TransportError: an answer that cannot be read (DecodingError).
+            log.error("webhook failed for alert %s (attempts: at most %d): %s",
                       alert.alert_id, self.max_attempts, exc)
             return "failed"
         return "sent"

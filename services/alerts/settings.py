@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +70,17 @@ class AlertsSettings(BaseSettings):
     state_dir: Path = Field(default_factory=lambda: cache_home() / "state",
                             description="local state (faust table stores), under YUQING_HOME")
     log_level: str = "INFO"
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        # Refused at start: otherwise every alert would fail its attempts one by one.
+        if value is None or not value.strip():
+            return None  # an empty secret value means no webhook, as an absent one does
+        parts = urlsplit(value)
+        if re.search(r"\s", value) or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("webhook_url must be an http:// or https:// URL with a host")
+        return value
 
     @field_validator("bucket_seconds")
     @classmethod

@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from services.ingest.dedup import TtlSet
+from services.ingest.models import is_personal_number
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import MAX_TEXT_CHARS
 from yuqing.contracts.models import DateTime
@@ -48,8 +49,6 @@ DEFAULT_REPLAY_WINDOW_S = 300
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _SIGNATURE = re.compile(r"^sha256=[0-9a-f]{64}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Mainland mobile numbers and resident id numbers: never acceptable as a pseudonym.
-_PERSONAL_ID = re.compile(r"^(\+?86)?1[3-9][0-9]{9}$|^[0-9]{17}[0-9Xx]$")
 
 
 class AppWebhookError(Exception):
@@ -196,6 +195,10 @@ def _replay_key(source_id: str, request_id: str) -> str:
 Label = Annotated[str | None, Field(min_length=1, max_length=64)]
 
 
+_OPTIONAL_TEXT = frozenset({"user", "title", "region", "unit", "category", "app_version",
+                            "platform", "device", "reply_to"})
+
+
 class AppFeedback(BaseModel):
     """One feedback item as the APP sends it (``Content-Type: application/json``).
 
@@ -218,10 +221,20 @@ class AppFeedback(BaseModel):
     reply_to: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")] = None
     attachment_count: Annotated[int, Field(ge=0, le=100)] = 0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: Any) -> Any:
+        # Apps send "" for a field the user left empty (a region not chosen): refusing the
+        # feedback for it lost the user's words; absent, the source's default applies.
+        if not isinstance(data, dict):
+            return data
+        return {key: None if key in _OPTIONAL_TEXT and isinstance(value, str) and not value.strip()
+                else value for key, value in data.items()}
+
     @field_validator("user")
     @classmethod
     def _user_is_pseudonymous(cls, value: str | None) -> str | None:
-        if value is not None and _PERSONAL_ID.fullmatch(value):
+        if value is not None and is_personal_number(value):
             raise ValueError("user must be a pseudonym, not a phone or id number")
         return value
 

@@ -57,8 +57,12 @@ def _parse(line: bytes, source: RegisteredSource) -> RawPost:
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Non-blank lines and their numbers; a byte order mark (Windows exports write one) is
+    skipped rather than costing the file its first post."""
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
+            if number == 1:
+                line = line.removeprefix(b"\xef\xbb\xbf")
             if line.strip():
                 yield number, line
 

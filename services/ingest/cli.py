@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from yuqing.clikit import command_group
 from yuqing.observability import configure_logging
+
+if TYPE_CHECKING:  # imported by the commands that run: the command tree stays light
+    from services.ingest.registry import SourceRegistry
+    from services.ingest.settings import IngestSettings
 
 ingest_cli = command_group("Ingest service: HTTP API and forum pollers.")
 dlq_cli = command_group("Dead letters (posts.dlq).")
@@ -23,8 +29,10 @@ def serve() -> None:
     from services.ingest.settings import IngestSettings
 
     settings = IngestSettings()
+    registry = _registry(settings)
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(create_app(settings, registry=registry), host=settings.host, port=settings.port,
+                log_level="warning")
 
 
 @ingest_cli.command("poll")
@@ -36,8 +44,20 @@ def poll() -> None:
     from services.ingest.settings import IngestSettings
 
     settings = IngestSettings()
+    registry = _registry(settings)
     configure_logging(settings.log_level)
-    asyncio.run(run_pollers(settings))
+    asyncio.run(run_pollers(settings, registry=registry))
+
+
+def _registry(settings: IngestSettings) -> SourceRegistry:
+    """The registry, read before anything starts: a bad file or a missing secret is one line
+    (read during the server's startup, it was a traceback)."""
+    from services.ingest.registry import RegistryError, load_registry
+
+    try:
+        return load_registry(settings.sources_path, os.environ)
+    except RegistryError as exc:
+        raise ValueError(str(exc)) from None
 
 
 @dlq_cli.command("tail")
@@ -91,8 +111,6 @@ def publish(
     show_rejected: int = typer.Option(20, help="how many rejected lines to print"),
 ) -> None:
     """Back-fill posts from a JSONL file straight into posts.raw (validated line by line)."""
-    import os
-
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 

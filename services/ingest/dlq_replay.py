@@ -34,6 +34,8 @@ from yuqing.settings import KafkaSettings
 
 # The note yuqing.consumer.dlq adds to the reason of a letter whose original was cut.
 _CUT = re.compile(r"\[original cut to (\d+) of (\d+) bytes")
+# The ``service`` of the letters Yuqing's consumers write (each module's SERVICE).
+DEAD_LETTER_SERVICES = ("nlp", "alerts", "search-indexer")
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,14 @@ class ReplayReport:
 
 
 def plan(letters: Iterable[DeadLetter], wanted: ReplayFilter) -> list[Replay]:
-    """The originals to publish again, in the order of their letters, each once."""
+    """The originals to publish again, in the order of their letters, each once.
+
+    Raises ValueError when ``wanted.service`` names no service that writes dead letters:
+    a mistyped name (``search`` for ``search-indexer``) matched nothing, and the answer
+    "0 would be replayed" read as nothing to do.
+    """
+    letters = list(letters)
+    _check_service(wanted.service, {letter.service for letter in letters})
     replays: dict[tuple[str, int, int], Replay] = {}
     for letter in letters:
         where = (letter.topic, letter.partition, letter.offset)
@@ -87,6 +96,13 @@ def plan(letters: Iterable[DeadLetter], wanted: ReplayFilter) -> list[Replay]:
         key = base64.b64decode(letter.original_key_b64) if letter.original_key_b64 else None
         replays[where] = Replay(letter.topic, letter.partition, letter.offset, key, value if whole else None)
     return list(replays.values())
+
+
+def _check_service(service: str | None, seen: set[str]) -> None:
+    known = seen | set(DEAD_LETTER_SERVICES)
+    if service is not None and service not in known:
+        raise ValueError(f"--service {service!r} writes no dead letters; "
+                         f"the services are {', '.join(sorted(known))}")
 
 
 def read_letters(settings: KafkaSettings, *, poll_timeout_ms: int = 1_000) -> list[DeadLetter]:

@@ -72,7 +72,10 @@ class ForumSource(ABC):
 
 _BLOCK_TAGS = frozenset({"p", "div", "br", "li", "ul", "ol", "tr", "table", "blockquote", "pre",
                          "h1", "h2", "h3", "h4", "h5", "h6", "hr", "section", "article"})
-_DROPPED_TAGS = frozenset({"script", "style", "noscript", "template", "head"})
+_DROPPED_TAGS = frozenset({"script", "style", "noscript", "template", "head", "svg"})
+# Discourse's markup around the poster's words: quotes repeat another post, link previews
+# (onebox) another page, and an image box's meta its file name, size and weight.
+_DROPPED_CLASSES = {"aside": frozenset({"quote", "onebox"}), "div": frozenset({"meta"})}
 
 
 class _TextExtractor(HTMLParser):
@@ -86,9 +89,8 @@ class _TextExtractor(HTMLParser):
         if self._dropped is not None:
             self._depth += tag == self._dropped
             return
-        classes = (dict(attrs).get("class") or "").split()
-        # Discourse quotes repeat another post; keeping them would double-count it.
-        if tag in _DROPPED_TAGS or (tag == "aside" and "quote" in classes):
+        classes = frozenset((dict(attrs).get("class") or "").split())
+        if tag in _DROPPED_TAGS or classes & _DROPPED_CLASSES.get(tag, frozenset()):
             self._dropped, self._depth = tag, 1
         elif tag in _BLOCK_TAGS:
             self.parts.append("\n")

@@ -14,6 +14,21 @@ from yuqing.contracts.models import AttributeValue, DateTime, Place, Reference, 
 from yuqing.text import CONTROL_CHARACTERS
 
 _WEB_LINK = re.compile(r"https?://[^\s/]", re.IGNORECASE)
+# Mainland mobile numbers and resident ID numbers: never acceptable as a pseudonym.
+_PERSONAL_NUMBER = re.compile(r"(\+?86)?1[3-9][0-9]{9}|[0-9]{17}[0-9Xx]")
+_SEPARATORS = re.compile(r"[\s-]")
+
+
+def is_personal_number(value: str) -> bool:
+    """A mobile or ID-card number in any spacing ("138-1234-5678", "+86 138 1234 5678")."""
+    return bool(_PERSONAL_NUMBER.fullmatch(_SEPARATORS.sub("", value)))
+
+
+def _pseudonymous(author: str | None) -> str | None:
+    # Responders see the author: the contract's "never a phone number" was not checked here.
+    if author is not None and is_personal_number(author):
+        raise ValueError("must be a pseudonym, not a phone or ID number")
+    return author
 
 
 def _web_link(url: str | None) -> str | None:
@@ -87,7 +102,7 @@ class PostIn(BaseModel):
                            AfterValidator(_not_blank)]
     text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
     created_at: DateTime
-    author: Annotated[str | None, Field(max_length=128)] = None
+    author: Annotated[str | None, Field(max_length=128), AfterValidator(_pseudonymous)] = None
     title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS)] = None
     msg_type: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "text"
     region: TrimmedPlace = None

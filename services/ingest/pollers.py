@@ -83,13 +83,14 @@ class ForumPollers:
 
 
 async def run_pollers(settings: IngestSettings | None = None, *,
-                      stop: asyncio.Event | None = None) -> None:
+                      stop: asyncio.Event | None = None,
+                      registry: SourceRegistry | None = None) -> None:
     """Poll every enabled forum source until ``stop`` is set (``yuqing ingest poll``).
 
     Without ``stop``, until SIGINT or SIGTERM.
     """
     settings = settings or IngestSettings()
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, registry=registry)
     if stop is None:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

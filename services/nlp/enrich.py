@@ -50,13 +50,17 @@ def _jieba() -> Any:
 
 
 _KEYWORD_OK = re.compile(r"[\u4e00-\u9fffA-Za-z]")
+# A shared link's pieces (http, www, com, qq...) would outrank the post's words: a surge of
+# people sharing one article had them as its hot words. ASCII only, so the words after stay.
+_LINK = re.compile(r"(?i)(?:https?://|www\.)[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 
 
 def keywords(text: str, limit: int = 8) -> list[str]:
-    """Top TF-IDF words (jieba), at least two characters, no numbers or punctuation."""
+    """Top TF-IDF words (jieba), at least two characters, no numbers, punctuation or links."""
+    text = _LINK.sub(" ", text[:MODEL_TEXT_CHARS]).strip()
     if not text:
         return []
-    tags = _jieba().extract_tags(text[:MODEL_TEXT_CHARS], topK=limit * 2)
+    tags = _jieba().extract_tags(text, topK=limit * 2)
     return [t for t in tags if len(t) >= 2 and _KEYWORD_OK.search(t)][:limit]
 
 

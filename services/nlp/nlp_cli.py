@@ -188,18 +188,37 @@ def predict_cmd(
     """Classify posts with the same code path as the NLP worker."""
     from services.nlp.classifier import load_classifier
 
+    rows = read_texts(input)  # before the model loads: a bad file is answered at once
     classifier = load_classifier(model, variant=variant)
-    rows = [json.loads(line) for line in input.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
     with output.open("w", encoding="utf-8") as fh, _progress() as progress:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
-            for row, pred in zip(chunk, classifier.predict([r.get("text") or "" for r in chunk]),
+            for row, pred in zip(chunk, classifier.predict([str(r.get("text") or "") for r in chunk]),
                                  strict=True):
                 fh.write(json.dumps({"id": row.get("id"), **pred._asdict()},
                                     ensure_ascii=False) + "\n")
             progress(start + len(chunk), len(rows), "predicting")
     console.print(f"{len(rows)} predictions -> {output} ({classifier.version})")
+
+
+def read_texts(path: Path) -> list[dict[str, object]]:
+    """The JSON objects of a JSONL file, each with a string ``text`` or none; ValueError
+    naming the file and line otherwise (a byte order mark and CRLF are read)."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: line {number}: not a JSON object")
+        if row.get("text") is not None and not isinstance(row["text"], str):
+            raise ValueError(f"{path}: line {number}: text must be a string, not "
+                             f"{json.dumps(row['text'], ensure_ascii=False)}")
+        rows.append(row)
+    return rows
 
 
 @model_app.command("evaluate")

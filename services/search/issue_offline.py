@@ -32,26 +32,42 @@ DEFAULT_UTC_OFFSET_HOURS = 8.0  # the deployment's local time (the alerts' ``utc
 
 
 def read_posts(path: Path, utc_offset_hours: float = DEFAULT_UTC_OFFSET_HOURS) -> list[dict[str, Any]]:
-    """The file's posts, ``created_at`` read and written back as an aware ISO time (a time without
-    a zone is local time, ``utc_offset_hours`` east of UTC); ValueError naming the line otherwise."""
+    """The file's rows, ``created_at`` read and written back as an aware ISO time (a time without a
+    zone is local time, ``utc_offset_hours`` east of UTC); a bad line raises ValueError naming the
+    file and the line's number.
+
+    A byte order mark (editors on Windows write one) and CRLF line ends are read as well.
+    """
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"line {number}: not JSON ({exc.msg})") from exc
-        if not isinstance(row, dict) or not {"id", "text", "created_at"} <= row.keys():
-            raise ValueError(f"line {number}: needs id, text and created_at")
-        if not isinstance(row["text"], str):
-            raise ValueError(f"line {number}: text must be a string")
-        try:
-            row["created_at"] = parse_time(row["created_at"], utc_offset_hours).isoformat()
-        except ValueError as exc:
-            raise ValueError(f"line {number}: {exc}") from exc
-        rows.append(row)
+        if line.strip():
+            try:
+                rows.append(_row(line, utc_offset_hours))
+            except ValueError as exc:
+                raise ValueError(f"{path}: line {number}: {exc}") from None
     return rows
+
+
+_STRING_FIELDS = ("text", "created_at", "region", "channel", "topic", "inferred_region")
+
+
+def _row(line: str, utc_offset_hours: float) -> dict[str, Any]:
+    # Checked here: grouping took a null text as the word "None", and a number as a time failed
+    # deep inside with a traceback.
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not a JSON object ({exc})") from None
+    if not isinstance(row, dict) or not {"id", "text", "created_at"} <= row.keys():
+        raise ValueError("needs id, text and created_at")
+    if isinstance(row["id"], bool) or not isinstance(row["id"], str | int):
+        raise ValueError(f"id must be a string or a whole number, not {json.dumps(row['id'])}")
+    for name in _STRING_FIELDS:
+        optional = name not in ("text", "created_at")
+        if not isinstance(row.get(name), str) and not (optional and row.get(name) is None):
+            raise ValueError(f"{name} must be a string, not {json.dumps(row[name])}")
+    row["created_at"] = parse_time(row["created_at"], utc_offset_hours).isoformat()
+    return row
 
 
 def parse_time(value: object, utc_offset_hours: float = DEFAULT_UTC_OFFSET_HOURS) -> datetime:

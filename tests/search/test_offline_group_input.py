@@ -29,7 +29,7 @@ def test_a_time_without_a_zone_is_local_time() -> None:
     assert parse_time("2026-03-02T08:15:00Z") == datetime(2026, 3, 2, 8, 15, tzinfo=UTC)
 
 
-def test_an_export_with_a_byte_order_mark_crlf_and_local_times_is_grouped(tmp_path: Path) -> None:
+def test_an_export_with_local_times_is_grouped(tmp_path: Path) -> None:
     rows = read_posts(_file(tmp_path, "\r\n".join(LINES) + "\r\n", "utf-8-sig"))
     assert [r["id"] for r in rows] == ["a", "b", 3]
     assert rows[0]["created_at"] == "2026-03-02T08:15:00+08:00"
@@ -37,13 +37,8 @@ def test_an_export_with_a_byte_order_mark_crlf_and_local_times_is_grouped(tmp_pa
     assert len(set(group_rows([{**r, "topic": "outage"} for r in rows], classify=None))) == 1
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ('{"id": "x", "text": "停电", "created_at": 1772400000}', "line 2: created_at must be an ISO 8601 time"),
-    ('{"id": "x", "text": "停电", "created_at": "2026/03/02 08:00"}', "line 2: created_at is not an ISO"),
-    ('{"id": "x", "text": 5, "created_at": "2026-03-02T08:00:00Z"}', "line 2: text must be a string"),
-    ('{"id": "x", "text": "停电"}', "line 2: needs id, text and created_at"),
-    ('{"id": "x", "text": "停电",', "line 2: not JSON"),
-])
-def test_a_line_that_cannot_be_read_is_named(tmp_path: Path, line: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        read_posts(_file(tmp_path, LINES[0] + "\n" + line + "\n"))
+def test_a_time_that_is_not_iso_8601_is_named(tmp_path: Path) -> None:
+    # the other unreadable lines: test_issues_group_input.py
+    bad = '{"id": "x", "text": "停电", "created_at": "2026/03/02 08:00"}'
+    with pytest.raises(ValueError, match="line 2: created_at is not an ISO 8601 time"):
+        read_posts(_file(tmp_path, LINES[0] + "\n" + bad + "\n"))

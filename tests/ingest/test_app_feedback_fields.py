@@ -1,0 +1,44 @@
+"""APP feedback fields as mobile apps send them: blank optional fields, phone numbers written
+with separators."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from services.ingest.app_webhook import PayloadError, feedback_to_raw_post, parse_feedback
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def _parse(**fields: Any) -> Any:
+    body = {"feedback_id": "fb-1", "content": "电费怎么这么高", "created_at": NOW.isoformat(), **fields}
+    return parse_feedback(orjson.dumps(body))
+
+
+@pytest.mark.parametrize("blank", ["", "  ", "\u3000"])
+def test_a_blank_optional_field_counts_as_absent(blank: str) -> None:
+    # A form whose region was left unchosen sends "": the source's default applies.
+    fields = {name: blank for name in ("region", "unit", "category", "user", "title", "device",
+                                       "app_version", "platform", "reply_to")}
+    post = feedback_to_raw_post(_parse(**fields), source_id="app-main", received_at=NOW,
+                                default_region="城关镇", default_unit="城关供电所")
+
+    assert (post.region, post.unit, post.author, post.title) == ("城关镇", "城关供电所", None, None)
+    assert post.attributes == {"attachment_count": 0}
+
+
+@pytest.mark.parametrize("user", ["138-1234-5678", "138 1234 5678", "+86 13812345678",
+                                  "+86-138-1234-5678", "11010119900307123X", "110101 19900307 1234"])
+def test_a_phone_or_id_number_written_with_separators_is_no_pseudonym(user: str) -> None:
+    with pytest.raises(PayloadError) as caught:
+        _parse(user=user)
+
+    assert caught.value.errors[0]["field"] == "user"
+
+
+def test_a_pseudonym_with_dashes_is_kept() -> None:
+    assert _parse(user="u-2026-0042").user == "u-2026-0042"

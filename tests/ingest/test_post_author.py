@@ -1,0 +1,26 @@
+"""``author`` on ``POST /v1/posts`` (and ``yuqing publish``) is a pseudonym: a phone or ID number
+is refused, as on the APP webhook (pure)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from services.ingest.models import PostIn
+
+POST = {"external_id": "t-1", "text": "城关镇又停电了", "created_at": "2026-11-28T20:15:00+08:00"}
+
+
+@pytest.mark.parametrize("author", ["13812345678", "138-1234-5678", "+86 138 1234 5678",
+                                    "11010119900307123X"])
+def test_a_phone_or_id_number_is_refused_on_author(author: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        PostIn.model_validate({**POST, "author": author})
+
+    [error] = caught.value.errors()
+    assert error["loc"] == ("author",) and "pseudonym" in error["msg"]
+
+
+@pytest.mark.parametrize("author", ["u-2026-0042", "crm:8842", "张工"])
+def test_a_pseudonym_is_kept(author: str) -> None:
+    assert PostIn.model_validate({**POST, "author": author}).author == author
