@@ -69,7 +69,8 @@ class CountRow:
 def read_counts_csv(path: Path) -> list[CountRow]:
     """Rows of a ``timestamp,value`` file (extra columns are ignored)."""
     try:
-        with Path(path).open(newline="", encoding="utf-8") as handle:
+        # utf-8-sig: a spreadsheet's export starts with a byte order mark, which hid the first column
+        with Path(path).open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or not {"timestamp", "value"} <= set(reader.fieldnames):
                 raise SeriesError(f"{path}: expected the columns timestamp,value")

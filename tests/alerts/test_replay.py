@@ -16,6 +16,7 @@ from services.alerts.replay import (
     SeriesError,
     events_to_jsonl,
     format_event,
+    read_counts_csv,
     replay_counts_csv,
     replay_posts_jsonl,
 )
@@ -212,3 +213,9 @@ def test_posts_replay_rejects_records_without_a_topic(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text('{"created_at": "2024-05-06T00:00:00Z"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad\.jsonl:1"):
         replay_posts_jsonl(tmp_path / "bad.jsonl")
+
+
+def test_a_csv_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text("timestamp,value\n2015-02-26 21:42:53,57\n2015-02-26 21:47:53,43\n", encoding="utf-8-sig")
+    assert [r.number for r in read_counts_csv(path)] == [57.0, 43.0]
