@@ -182,7 +182,8 @@ class DiscourseSource(ForumSource):
         external_id = str(post["id"])
         cooked, raw = post.get("cooked"), post.get("raw")
         reply = post.get("reply_to_post_number")
-        text, cut = fit_text(html_to_text(cooked) if cooked else (raw or ""))
+        text, cut = fit_text(_mentions_pseudonymised(info.author_salt,
+                                                      html_to_text(cooked) if cooked else (raw or "")))
         return RawPost(
             post_id=make_post_id(info.source_id, external_id),
             source=info.source_id,
@@ -312,7 +313,7 @@ class FeedSource(ForumSource):
     def _to_post(self, entry: FeedEntry) -> RawPost:
         info = self._info
         external_id = entry.guid if len(entry.guid) <= 256 else _digest(entry.guid)
-        text, cut = fit_text(html_to_text(entry.html))
+        text, cut = fit_text(_mentions_pseudonymised(info.author_salt, html_to_text(entry.html)))
         return RawPost(
             post_id=make_post_id(info.source_id, external_id),
             source=info.source_id,
@@ -357,6 +358,17 @@ def _safely(to_post: Callable[[Any], RawPost | None], entry: Any) -> RawPost | N
 
 def _pseudonym(salt: str, account: Any) -> str | None:
     return pseudonymize(salt, str(account), prefix="forum") if account else None
+
+
+# Discourse's @mention: an account name (ASCII letters, digits, _ . -, not ending in . or -). Not an
+# e-mail address's domain: nothing of a name may stand right before the @.
+_MENTION = re.compile(r"(?<![A-Za-z0-9_.@])@([A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,58}[A-Za-z0-9_])?)")
+
+
+def _mentions_pseudonymised(salt: str, text: str) -> str:
+    """``@zhangsan`` as ``@forum-…``, the pseudonym ``author`` carries for that account: the author
+    is pseudonymised, and a mention named the same people in the text (and in its hot words)."""
+    return _MENTION.sub(lambda m: f"@{_pseudonym(salt, m.group(1))}", text)
 
 
 def _str_or_none(value: Any) -> str | None:

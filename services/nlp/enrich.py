@@ -53,11 +53,14 @@ _KEYWORD_OK = re.compile(r"[\u4e00-\u9fffA-Za-z]")
 # A shared link's pieces (http, www, com, qq...) would outrank the post's words: a surge of
 # people sharing one article had them as its hot words. ASCII only, so the words after stay.
 _LINK = re.compile(r"(?i)(?:https?://|www\.)[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
+# An @mention names an account (the forum connector writes a pseudonym there): never a hot word.
+_MENTION = re.compile(r"(?<![A-Za-z0-9_.])@[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
 
 def keywords(text: str, limit: int = 8) -> list[str]:
-    """Top TF-IDF words (jieba), at least two characters, no numbers, punctuation or links."""
-    text = _LINK.sub(" ", text[:MODEL_TEXT_CHARS]).strip()
+    """Top TF-IDF words (jieba), at least two characters, no numbers, punctuation, links or
+    @mentions."""
+    text = _MENTION.sub(" ", _LINK.sub(" ", text[:MODEL_TEXT_CHARS])).strip()
     if not text:
         return []
     tags = _jieba().extract_tags(text, topK=limit * 2)
