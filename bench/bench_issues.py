@@ -205,6 +205,14 @@ SOFT_GRID: dict[str, list[Any]] = {
 KIND_GRID: dict[str, list[Any]] = {"kind_bonus": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6], "kind_late": [False, True]}
 
 
+# places not read from a clause's words or common words, a township's name before a place suffix read
+# as a place's (docs/search.md, *The eleventh round*), chosen
+# by ``--loo-places``; the list starts with the rule off
+PLACES_GRID: dict[str, list[Any]] = {
+    "voice": [Voice(strict_places=strict, town_streets=streets) for streets in (False, True)
+              for strict in (False, True)]}
+
+
 def dev_sets(held_out: Sequence[str] = ()) -> list[Path]:
     """The development sets, without those held out (never the evaluation set)."""
     return [p for p in sorted(DATA.glob("dev*.jsonl"), key=lambda p: (len(p.stem), p.stem))
@@ -364,6 +372,7 @@ LOO_GRIDS: dict[str, tuple[dict[str, list[Any]], str]] = {
     "loo_voice": (VOICE_GRID, "how wording is read and whether safety is compatible with service"),
     "loo_kind": (KIND_GRID, "the bonus for a kind of slow matter named by a post and an issue, and whether "
                             "it opens an issue of one post beyond the gap,"),
+    "loo_places": (PLACES_GRID, "whether places are read from a clause's words and common words"),
     "loo_soft": (SOFT_GRID, "whether topics are read as the classifier's distributions, and the topic "
                             "tie order,"),
 }
