@@ -208,6 +208,14 @@ KIND_GRID: dict[str, list[Any]] = {"kind_bonus": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6],
 # places not read from a clause's words or common words, a township's name before a place suffix read
 # as a place's (docs/search.md, *The eleventh round*), chosen
 # by ``--loo-places``; the list starts with the rule off
+# the topics of matters of the whole county, whose posts of no township are not penalised against
+# each other's issues (docs/search.md, *The eleventh round*), chosen by ``--loo-county``; the list
+# starts with the rule off
+COUNTY_GRID: dict[str, list[Any]] = {"county_topics": [
+    frozenset(), frozenset({"online_service"}), frozenset({"online_service", "policy"}),
+    frozenset({"online_service", "policy", "rumor"})]}
+
+
 PLACES_GRID: dict[str, list[Any]] = {
     "voice": [Voice(strict_places=strict, town_streets=streets) for streets in (False, True)
               for strict in (False, True)]}
@@ -372,6 +380,7 @@ LOO_GRIDS: dict[str, tuple[dict[str, list[Any]], str]] = {
     "loo_voice": (VOICE_GRID, "how wording is read and whether safety is compatible with service"),
     "loo_kind": (KIND_GRID, "the bonus for a kind of slow matter named by a post and an issue, and whether "
                             "it opens an issue of one post beyond the gap,"),
+    "loo_county": (COUNTY_GRID, "the topics of matters of the whole county"),
     "loo_places": (PLACES_GRID, "whether places are read from a clause's words and common words"),
     "loo_soft": (SOFT_GRID, "whether topics are read as the classifier's distributions, and the topic "
                             "tie order,"),

@@ -129,3 +129,6 @@ class GroupingParams:
     # with ``kind_late`` an issue of one post stays open beyond ``gap`` to such a post (0: off)
     kind_bonus: float = 0.5
     kind_late: bool = True
+    # a post and an issue both of these topics, one or both of no township, pay no penalty for it: a
+    # matter of the whole county (the app, online payment; ``issue_county``)
+    county_topics: frozenset[str] = frozenset({"online_service"})
