@@ -26,7 +26,9 @@ township, ``--loo-sole`` those for a township's one matter and companion issues,
 it draws a service post relaying the utility's answer without shared words, ``--loo-voice`` how a
 post's wording is read and whether safety is compatible with service, ``--loo-soft`` whether
 topics are read as the classifier's distributions and whether ``other`` loses an issue's topic tie,
-``--loo-kind`` the bonus for a kind of slow matter a post and an issue both name),
+``--loo-kind`` the bonus for a kind of slow matter a post and an issue both name, ``--loo-places``
+whether places are read from a clause's words and common words, ``--loo-county`` the topics of matters of
+the whole county),
 ``--splits`` prints how the development sets' large events not recovered are
 split: run them on the development sets only, never on the evaluation set; ``--hold-out NAME``
 leaves a development set out of all of these (a set written to check rules chosen without it).

@@ -3,7 +3,8 @@
 Each value was chosen on the development sets (``data/issues/dev*.jsonl``) with the default
 model's topics as the indexer sees them, by leaving one set out (``bench/bench_issues.py``
 ``--loo``, ``--loo-dominant``, ``--loo-second``, ``--loo-days``, ``--loo-sole``,
-``--loo-relay``, ``--loo-voice``, ``--loo-soft``, ``--loo-kind``); docs/search.md says how, round by round.
+``--loo-relay``, ``--loo-voice``, ``--loo-soft``, ``--loo-kind``, ``--loo-places``, ``--loo-county``);
+docs/search.md says how, round by round.
 """
 
 from __future__ import annotations
