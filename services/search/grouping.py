@@ -60,7 +60,7 @@ from collections.abc import Reversible
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.search.issue_county import county_pair
+from services.search.issue_county import unplaced_penalty
 from services.search.issue_matters import shares_kind
 from services.search.issue_merging import merge_score
 from services.search.issue_params import GroupingParams as GroupingParams  # re-exported for its users
@@ -357,12 +357,7 @@ class IssueGrouper:
             score += p.topic_bonus * agreement * (p.informed_topic_share * said + 1 - said)
         elif agreement < 0:
             score += p.topic_penalty * agreement
-        if county_pair(member, issue, p):
-            pass  # one system's matter: a region says where its sender is, not where it is
-        elif bool(member.town) != bool(issue.town):
-            score -= max(0.0, p.unplaced_penalty - p.unplaced_words_relief * said * lexical)
-        elif not member.town:
-            score -= max(0.0, p.unplaced_pair_penalty - p.unplaced_pair_relief * said * lexical)
+        score -= unplaced_penalty(member, issue, p, said * lexical)
         # a burst draws its township's posts that say its matter in other words, not those a shared
         # place places; a busy issue of no known township draws no township's posts by being busy
         # the township's one matter of the hours draws its posts of other words too (``_sole``); a

@@ -28,3 +28,17 @@ def county_pair(member: Member, issue: OpenIssue, p: GroupingParams) -> bool:
     system's matter, where neither is unplaced for lack of a region."""
     unplaced = not member.town or not issue.town
     return unplaced and member.topic in p.county_topics and issue.topic in p.county_topics
+
+
+def unplaced_penalty(member: Member, issue: OpenIssue, p: GroupingParams, words: float) -> float:
+    """What a post scores less against an issue for a township missing on one side
+    (``unplaced_penalty``) or on both (``unplaced_pair_penalty``), each relieved by the post's word
+    score (``words``: how much it says x how well it says the issue's matter); nothing for a county's
+    matter (``county_pair``), whose region says where its sender is, not where the matter is."""
+    if county_pair(member, issue, p):
+        return 0.0
+    if bool(member.town) != bool(issue.town):
+        return max(0.0, p.unplaced_penalty - p.unplaced_words_relief * words)
+    if not member.town:
+        return max(0.0, p.unplaced_pair_penalty - p.unplaced_pair_relief * words)
+    return 0.0
