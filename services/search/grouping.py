@@ -8,7 +8,8 @@ issue of its township that it fits best, or founds a new one:
   too: ``蓝田这边``, issue_towns.py) must match: the same complaint in another
   township is another issue. An issue founded by
   a post of no known township is open to every township's posts until one of
-  them joins it; it then belongs to that township.
+  them joins it; it then belongs to that township. A matter of the whole county (the
+  app: online service) pays no penalty for a missing township (issue_county.py).
 * **Time**: the issue's last post at most ``gap`` before (or after) the post and
   its first at most ``span`` before; older issues are closed for grouping. So
   the same complaint two days later is another issue. Up to ``late_gap`` on
