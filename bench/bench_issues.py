@@ -26,7 +26,9 @@ township, ``--loo-sole`` those for a township's one matter and companion issues,
 it draws a service post relaying the utility's answer without shared words, ``--loo-voice`` how a
 post's wording is read and whether safety is compatible with service, ``--loo-soft`` whether
 topics are read as the classifier's distributions and whether ``other`` loses an issue's topic tie,
-``--loo-kind`` the bonus for a kind of slow matter a post and an issue both name),
+``--loo-kind`` the bonus for a kind of slow matter a post and an issue both name, ``--loo-places``
+whether places are read from a clause's words and common words, ``--loo-county`` the topics of matters of
+the whole county),
 ``--splits`` prints how the development sets' large events not recovered are
 split: run them on the development sets only, never on the evaluation set; ``--hold-out NAME``
 leaves a development set out of all of these (a set written to check rules chosen without it).
@@ -205,6 +207,22 @@ SOFT_GRID: dict[str, list[Any]] = {
 KIND_GRID: dict[str, list[Any]] = {"kind_bonus": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6], "kind_late": [False, True]}
 
 
+# places not read from a clause's words or common words, a township's name before a place suffix read
+# as a place's (docs/search.md, *The eleventh round*), chosen
+# by ``--loo-places``; the list starts with the rule off
+# the topics of matters of the whole county, whose posts of no township are not penalised against
+# each other's issues (docs/search.md, *The eleventh round*), chosen by ``--loo-county``; the list
+# starts with the rule off
+COUNTY_GRID: dict[str, list[Any]] = {"county_topics": [
+    frozenset(), frozenset({"online_service"}), frozenset({"online_service", "policy"}),
+    frozenset({"online_service", "policy", "rumor"})]}
+
+
+PLACES_GRID: dict[str, list[Any]] = {
+    "voice": [Voice(strict_places=strict, town_streets=streets) for streets in (False, True)
+              for strict in (False, True)]}
+
+
 def dev_sets(held_out: Sequence[str] = ()) -> list[Path]:
     """The development sets, without those held out (never the evaluation set)."""
     return [p for p in sorted(DATA.glob("dev*.jsonl"), key=lambda p: (len(p.stem), p.stem))
@@ -364,6 +382,8 @@ LOO_GRIDS: dict[str, tuple[dict[str, list[Any]], str]] = {
     "loo_voice": (VOICE_GRID, "how wording is read and whether safety is compatible with service"),
     "loo_kind": (KIND_GRID, "the bonus for a kind of slow matter named by a post and an issue, and whether "
                             "it opens an issue of one post beyond the gap,"),
+    "loo_county": (COUNTY_GRID, "the topics of matters of the whole county"),
+    "loo_places": (PLACES_GRID, "whether places are read from a clause's words and common words"),
     "loo_soft": (SOFT_GRID, "whether topics are read as the classifier's distributions, and the topic "
                             "tie order,"),
 }

@@ -29,15 +29,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|乡)")
+# A township as a region field names it: two or three characters before 镇/乡 (河口镇, 柳树湾乡), or
+# two before 街道 (a town's subdistrict, 西岗街道). In running text only ``TOWN`` is read: a third
+# character before a name is as often another word's (我们河口镇) as the name's.
+REGION_NAME = re.compile(r"([\u4e00-\u9fff]{2,3})(?:镇|乡)|([\u4e00-\u9fff]{2})街道")
 # A specific place: one or two characters of name and a suffix (滨河小区, 新街村, 三组, 东街).
 # The one definition of place names: the alerts' and the NLP worker's region inference and
 # the search issues' grouping (services/search/issue_text.py) read places alike.
-PLACE = re.compile(
-    r"([\u4e00-\u9fff0-9a-zA-Z]{1,2})(小区|社区|新村|花园|家园|村|组|街|路|中学|小学|学校|医院|市场|广场|工业园|厂)")
+PLACE_SUFFIXES = "小区|社区|新村|花园|家园|村|组|街|路|中学|小学|学校|医院|市场|广场|工业园|厂"
+PLACE = re.compile(rf"([\u4e00-\u9fff0-9a-zA-Z]{{1,2}})({PLACE_SUFFIXES})")
 # "3栋", "五组": numbered groups and buildings, not places on their own
 NUMBER_GROUP = re.compile(r"([一二三四五六七八九十0-9]{1,2})(组|栋|号楼)")
 # never part of a place's name: deictic words (整条街, 我们村) and particles before a place (就在小学)
 NOT_NAME_CHARS = frozenset("们全本整这那隔邻同各哪啥个我你他条每满逛在的了到去从")
+# characters of a clause, never of a place's name: negation, a request, speech, time (看不见路,
+# 请村民, 说是村里, 已组织, 昨晚村里, 问村委会); the name is read again after them
+CLAUSE_CHARS = frozenset("不没请已昨问说是")
+# common words ending in a place suffix (the countryside, a crew, a team), not a place
+COMMON_WORDS = frozenset({"农村", "班组", "小组", "村组"})
 # part of a common word before 路/街/厂 (马路, 大街, 线路, 电厂, 走大路), but of a name before the
 # other suffixes (上河村, 坪上村, 大坝村, 马家组)
 WORD_CHARS = frozenset("上下一大马公线电短走出回道半")
@@ -65,11 +74,32 @@ def is_place_name(name: str, suffix: str) -> bool:
     return suffix not in WORD_SUFFIXES or not any(c in WORD_CHARS for c in name)
 
 
-def specific_places(body: str) -> frozenset[str]:
+def specific_places(body: str, *, strict: bool = True) -> frozenset[str]:
     """Specific places named in a text without its townships, each keyed by (up to) two
     characters and its suffix: the same place in two posts gets the same key even when the
-    words before it differ (``家住滨河小区`` / ``滨河小区3栋``)."""
-    return frozenset(f"{name}{suffix}" for name, suffix in PLACE.findall(body) if is_place_name(name, suffix))
+    words before it differ (``家住滨河小区`` / ``滨河小区3栋``).
+
+    ``strict``: a name holding a character of a clause (``看不见路``, ``请村民``, ``说是村``) is read
+    again after that character, where a name of two characters must then stand before a suffix
+    (``请问花园小区`` -> ``花园小区``; ``不见路`` -> none), and a common word ending in a suffix
+    (``农村``, ``班组``) is no place; without it, every match of ``PLACE`` is read as it stands."""
+    if not strict:
+        return frozenset(f"{name}{suffix}" for name, suffix in PLACE.findall(body)
+                         if is_place_name(name, suffix))
+    found: set[str] = set()
+    start, reread = 0, -1  # reread: where a name is read again after a clause's character
+    while (match := PLACE.search(body, start)) is not None:
+        name, suffix = match.groups()
+        clause = [i for i, char in enumerate(name) if char in CLAUSE_CHARS]
+        if clause:
+            start = reread = match.start() + clause[-1] + 1
+            continue
+        start = match.end()
+        if (match.start() == reread and len(name) < 2) or f"{name[-1]}{suffix}" in COMMON_WORDS:
+            continue
+        if is_place_name(name, suffix):
+            found.add(f"{name}{suffix}")
+    return frozenset(found)
 
 
 def place_names(text: str) -> frozenset[str]:
@@ -80,9 +110,10 @@ def place_names(text: str) -> frozenset[str]:
 
 
 def short_form(region: str) -> str | None:
-    """A township's name without 镇/乡 when two characters remain (``河口镇`` -> ``河口``)."""
-    match = TOWN.fullmatch(region)
-    return match.group(1) if match else None
+    """A township's name without 镇/乡/街道 (``河口镇`` -> ``河口``, ``柳树湾乡`` -> ``柳树湾``,
+    ``西岗街道`` -> ``西岗``); None for a region that names no township (``城关``)."""
+    match = REGION_NAME.fullmatch(region)
+    return (match.group(1) or match.group(2)) if match else None
 
 
 def _stands_as_place(text: str, start: int, end: int) -> bool:

@@ -8,7 +8,8 @@ issue of its township that it fits best, or founds a new one:
   too: ``蓝田这边``, issue_towns.py) must match: the same complaint in another
   township is another issue. An issue founded by
   a post of no known township is open to every township's posts until one of
-  them joins it; it then belongs to that township.
+  them joins it; it then belongs to that township. A matter of the whole county (the
+  app: online service) pays no penalty for a missing township (issue_county.py).
 * **Time**: the issue's last post at most ``gap`` before (or after) the post and
   its first at most ``span`` before; older issues are closed for grouping. So
   the same complaint two days later is another issue. Up to ``late_gap`` on
@@ -60,6 +61,7 @@ from collections.abc import Reversible
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.search.issue_county import unplaced_penalty
 from services.search.issue_matters import shares_kind
 from services.search.issue_merging import merge_score
 from services.search.issue_params import GroupingParams as GroupingParams  # re-exported for its users
@@ -356,10 +358,7 @@ class IssueGrouper:
             score += p.topic_bonus * agreement * (p.informed_topic_share * said + 1 - said)
         elif agreement < 0:
             score += p.topic_penalty * agreement
-        if bool(member.town) != bool(issue.town):
-            score -= max(0.0, p.unplaced_penalty - p.unplaced_words_relief * said * lexical)
-        elif not member.town:
-            score -= max(0.0, p.unplaced_pair_penalty - p.unplaced_pair_relief * said * lexical)
+        score -= unplaced_penalty(member, issue, p, said * lexical)
         # a burst draws its township's posts that say its matter in other words, not those a shared
         # place places; a busy issue of no known township draws no township's posts by being busy
         # the township's one matter of the hours draws its posts of other words too (``_sole``); a

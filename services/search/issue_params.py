@@ -3,7 +3,8 @@
 Each value was chosen on the development sets (``data/issues/dev*.jsonl``) with the default
 model's topics as the indexer sees them, by leaving one set out (``bench/bench_issues.py``
 ``--loo``, ``--loo-dominant``, ``--loo-second``, ``--loo-days``, ``--loo-sole``,
-``--loo-relay``, ``--loo-voice``, ``--loo-soft``, ``--loo-kind``); docs/search.md says how, round by round.
+``--loo-relay``, ``--loo-voice``, ``--loo-soft``, ``--loo-kind``, ``--loo-places``, ``--loo-county``);
+docs/search.md says how, round by round.
 """
 
 from __future__ import annotations
@@ -129,3 +130,6 @@ class GroupingParams:
     # with ``kind_late`` an issue of one post stays open beyond ``gap`` to such a post (0: off)
     kind_bonus: float = 0.5
     kind_late: bool = True
+    # a post and an issue both of these topics, one or both of no township, pay no penalty for it: a
+    # matter of the whole county (the app, online payment; ``issue_county``)
+    county_topics: frozenset[str] = frozenset({"online_service"})

@@ -30,7 +30,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 from yuqing.hanzi import simplified
-from yuqing.places import NUMBER_GROUP, PLACE, TOWN, specific_places, towns
+from yuqing.places import NUMBER_GROUP, PLACE, PLACE_SUFFIXES, TOWN, short_form, specific_places, towns
 
 CORPUS_DIR = Path(__file__).resolve().parents[2] / "data" / "corpus"
 _VARIANTS = {
@@ -65,6 +65,12 @@ class Voice:
     simplify: bool = True  # traditional characters written simplified (``yuqing.hanzi``)
     dialect: bool = True  # dialect words and input-method slips joined to their standard forms
     trip: bool = False  # ``跳闸`` read as ``停电`` (measured, not kept: docs/search.md)
+    # places not read from a clause's words or common words (``看不见路``, ``请村民``, ``农村``;
+    # ``yuqing.places.specific_places``, strict); False: every match of the place pattern
+    strict_places: bool = True
+    # a township's name before a place suffix is the name of a place in it (``柳塘镇柳塘街``), not
+    # the township (dropped as the region's name); False: dropped wherever it stands
+    town_streets: bool = False  # measured, not kept: docs/search.md, the eleventh round
 
     def variants(self) -> tuple[dict[str, str], re.Pattern[str]]:
         return _variants(self.dialect, self.trip)
@@ -110,13 +116,21 @@ def clean(text: str, voice: Voice = VOICE) -> str:
     return simplified(text) if voice.simplify else text
 
 
-def _without_towns(text: str, region: str | None, found_towns: frozenset[str]) -> str:
-    """The text without township names and numbered groups ("3栋", "五组": not places on their own)."""
-    body = NUMBER_GROUP.sub(" ", TOWN.sub(" ", text))
+def _without_towns(text: str, region: str | None, found_towns: frozenset[str], voice: Voice = VOICE) -> str:
+    """The text without township names and numbered groups ("3栋", "五组": not places on their own);
+    with ``Voice.town_streets``, a township's name before a place suffix stays (``柳塘街``: a street)."""
+    # the region's own name first: ``TOWN`` reads only two characters before 镇/乡 (柳树湾乡 -> 树湾)
+    body = NUMBER_GROUP.sub(" ", TOWN.sub(" ", text.replace(region, " ") if region else text))
     own = town_of(region)
     for town in (*found_towns, *([own] if own else [])):
-        body = body.replace(town, " ")
+        body = _town_name(town).sub(" ", body) if voice.town_streets else body.replace(town, " ")
     return body
+
+
+@lru_cache(maxsize=1024)
+def _town_name(town: str) -> re.Pattern[str]:
+    """A township's name where it is not the name of a place in it (``柳塘街``, ``河口小学``)."""
+    return re.compile(f"{re.escape(town)}(?!{PLACE_SUFFIXES})")
 
 
 def places(text: str, region: str | None = None) -> frozenset[str]:
@@ -161,9 +175,9 @@ def _idf_table(voice: Voice) -> tuple[dict[str, float], float]:
 
 
 def town_of(region: str | None) -> str | None:
-    """The two-character name of a township region (``河口镇`` -> ``河口``)."""
-    match = TOWN.fullmatch(region) if region else None
-    return match.group(1) if match else region
+    """The name of a township region without its suffix (``河口镇`` -> ``河口``, ``柳树湾乡`` -> ``柳树湾``,
+    ``西岗街道`` -> ``西岗``; ``yuqing.places.short_form``), else the region as it is."""
+    return (short_form(region) or region) if region else region
 
 
 @lru_cache(maxsize=50_000)  # copies and near-copies are common; a view is immutable
@@ -171,8 +185,8 @@ def view(text: str, region: str | None = None, voice: Voice = VOICE) -> TextView
     """Words, places and townships of a post's text (the region's own name is not a word)."""
     text = clean(text, voice)
     found_towns = towns(text)
-    body = _without_towns(text, region, found_towns)
-    found_places = specific_places(body)
+    body = _without_towns(text, region, found_towns, voice)
+    found_places = specific_places(body, strict=voice.strict_places)
     stripped = _ECHO.sub(" ", PLACE.sub(" ", body))
     idf, unseen = idf_table(voice)
     weights = {g: n * idf.get(g, unseen) for g, n in Counter(bigrams(_canonical(stripped, voice))).items()}

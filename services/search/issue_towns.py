@@ -28,7 +28,7 @@ from dataclasses import replace
 
 from services.search.issue_text import VOICE, Voice, clean
 from services.search.open_issues import PostSignal
-from yuqing.places import NO_PLACES, TOWN, Gazetteer, short_form
+from yuqing.places import NO_PLACES, REGION_NAME, Gazetteer, short_form
 
 MAX_TOWNSHIPS = 200  # a county has a few dozen; bounds the scan per post without a region
 
@@ -53,10 +53,11 @@ class KnownTownships:
         self._names: re.Pattern[str] | None = None  # every name a lookup may find, in one pattern
 
     def learn(self, region: str | None) -> None:
-        """Remember a post's region if it names a township (``桑园乡``, not ``市区``)."""
+        """Remember a post's region if it names a township (``桑园乡``, ``柳树湾乡``, ``西岗街道``;
+        not ``市区``)."""
         if not region or region in self._learned or region in self._configured.regions:
             return
-        if TOWN.fullmatch(region):
+        if REGION_NAME.fullmatch(region):
             self._learned[region] = None
             while len(self._learned) > self._limit:
                 self._learned.popitem(last=False)

@@ -1,0 +1,75 @@
+"""Places read from a post's words (``yuqing.places``): a clause's words (看不见路, 请村民, 说是村) and
+common words (农村) are no place, so they do not conflict with the village of the matter a post is
+about; townships of three characters and subdistricts (柳树湾乡, 西岗街道) are known by their short
+form, as two-character ones are."""
+
+from dataclasses import replace
+
+from services.search.grouping import GroupingParams, IssueGrouper
+from services.search.issue_text import Voice, town_of, view
+from services.search.issue_towns import KnownTownships
+from tests.search.factory import post
+from yuqing.places import short_form, specific_places
+
+LOOSE = replace(GroupingParams(), voice=Voice(strict_places=False))  # every match of the pattern
+
+
+def test_a_clause_s_words_and_common_words_are_no_place() -> None:
+    assert specific_places("我一个老婆子看不见路") == frozenset()
+    assert specific_places("请村民关好电器") == frozenset()
+    assert specific_places("听说是村口变压器烧了") == frozenset()
+    assert specific_places("听说农村电价要涨") == frozenset()
+    assert specific_places("计量班组已组织校验") == frozenset()
+    # read as they stood before: each a place that conflicts with the matter's village
+    assert specific_places("我一个老婆子看不见路", strict=False) == {"不见路"}
+    assert specific_places("听说农村电价要涨", strict=False) == {"说农村"}
+
+
+def test_a_name_is_read_again_after_a_clause_s_character() -> None:
+    assert specific_places("请问花园小区什么时候来电") == {"花园小区"}
+    assert specific_places("请问花园小区什么时候来电", strict=False) == {"请问花园"}
+    assert specific_places("说是新街村停电了") == {"新街村"}
+    # names are kept: at the start of a text, and a village whose name ends like a common word
+    assert specific_places("老街这边一早就没电") == {"老街"}
+    assert specific_places("东山村还是没电") == {"东山村"}
+
+
+def _outage_then(text: str, params: GroupingParams) -> tuple[str, str]:
+    grouper = IssueGrouper(params)
+    first = ""
+    for i, (said, hours) in enumerate([("篁竹村停电了", 0.0), ("篁竹村没电，啥时候来", 0.1),
+                                       ("篁竹村整个村都黑了", 0.2), ("篁竹村还没来电", 0.4)]):
+        first = grouper.assign(post(i, said, hours)).issue_id
+    return first, grouper.assign(post(9, text, 0.6)).issue_id
+
+
+def test_a_post_whose_words_read_as_a_place_joins_the_village_s_outage() -> None:
+    text = "电没了啊，我一个老婆子看不见路"
+    outage, joined = _outage_then(text, GroupingParams())
+    assert joined == outage
+    outage, alone = _outage_then(text, LOOSE)
+    assert alone != outage  # 不见路 against 篁竹村: two places, two matters
+
+
+def test_townships_of_three_characters_and_subdistricts_by_their_short_form() -> None:
+    assert short_form("柳树湾乡") == "柳树湾" and short_form("西岗街道") == "西岗"
+    assert short_form("河口镇") == "河口" and short_form("城关") is None
+    assert town_of("柳树湾乡") == "柳树湾" and town_of("市区") == "市区"
+    known = KnownTownships()
+    for region in ("柳树湾乡", "西岗街道", "黄土岭镇"):
+        known.learn(region)
+    assert known.region_of("柳树湾这边又停电了") == "柳树湾乡"
+    assert known.region_of("黄土岭还没来电，天都黑了") == "黄土岭镇"
+    assert known.region_of("西岗新村电压低好几天了") == "西岗街道"
+    # the region's own name is no word of the post: 柳树湾乡 is not read as 树湾 and a stray 柳
+    assert view("柳树湾乡这边又停电", "柳树湾乡").words.keys() == view("这边又停电").words.keys()
+
+
+def test_a_post_naming_a_three_character_township_joins_its_issue() -> None:
+    grouper = IssueGrouper()
+    region = "柳树湾乡"
+    first = grouper.assign(post(0, "王家台村停电了，整个村都黑着", 0, region=region)).issue_id
+    grouper.assign(post(1, "王家台村没电，冰箱里的肉要坏了", 0.1, region=region))
+    grouper.assign(post(2, "黄土岭镇停电了", 0.1, region="黄土岭镇"))
+    assert grouper.assign(post(3, "柳树湾乡王家台村到现在还是黑的", 0.5, region=None)).issue_id == first
+    assert grouper.assign(post(4, "黄土岭还没来电", 0.6, region=None)).issue_id != first
