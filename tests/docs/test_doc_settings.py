@@ -25,6 +25,7 @@ SETTINGS_MODULES = (
 # Read outside the settings classes: name -> a file that reads it.
 OTHER_READERS = {
     "YUQING_HOME": "yuqing/settings.py",
+    "YUQING_DEBUG": "yuqing/clikit.py",
     "YUQING_MODEL_HOME": "services/nlp/model_paths.py",
     "YUQING_KAFKA_PORT": "deploy/local/infra.py",
     "YUQING_KAFKA_CONTROLLER_PORT": "deploy/local/infra.py",
