@@ -434,6 +434,12 @@ def compare(rows: list[dict[str, Any]], grouped: list[dict[str, Any]]) -> dict[s
             "baselines": {k: v for k, v in results.items() if k not in (OURS, UNMERGED)}}
 
 
+def _shown(path: Path) -> str:
+    """A set's path as the report names it: relative to the project when it lies in it."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
 def main() -> None:
     args = arguments()
     if args.splits:
@@ -450,9 +456,10 @@ def main() -> None:
         return
     first, second = ("labelled", "model") if args.labelled_topics else ("model", "labelled")
     topics = {"model": modelled, "labelled": rows}
-    print(f"{args.input.relative_to(ROOT)}: {len(rows)} posts, {len(set(r['event'] for r in rows))} events")
+    name = _shown(args.input)
+    print(f"{name}: {len(rows)} posts, {len(set(r['event'] for r in rows))} events")
     print(f"topics {first}:")
-    report = {"input": str(args.input.relative_to(ROOT)), "posts": len(rows), "topics": first,
+    report = {"input": name, "posts": len(rows), "topics": first,
               **compare(rows, topics[first])}
     print(f"topics {second}:")
     report[f"{second}_topics"] = compare(rows, topics[second])
