@@ -110,14 +110,16 @@ def _enriched(row: dict[str, Any], text: str, n: int, created: datetime, region:
         redacted_text=redact(text), model_version="bench/1", enriched_at=created + timedelta(seconds=3))
 
 
-def synthesize(n: int, seed: int = 7) -> list[bytes]:
-    """N encoded ``posts.enriched`` messages (see the module docstring)."""
+def synthesize(n: int, seed: int = 7, end: datetime | None = None) -> list[bytes]:
+    """N encoded ``posts.enriched`` messages (see the module docstring), the latest an hour before
+    now (or at ``end``: the same posts whatever the hour of the run)."""
     rng, corpus = random.Random(seed), load_corpus()
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for row in corpus:
         by_topic.setdefault(row["topic"], []).append(row)
     kw_cache: dict[str, list[str]] = {}
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    if end is None:
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     bursts: list[tuple[dict[str, Any], str, datetime, str]] = []
     out = []
     for i in range(n):
