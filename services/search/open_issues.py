@@ -146,12 +146,19 @@ class Member:
     second_topic: str | None = None
     second_gap: float = 1.0
     topic_share: float | None = None
+    # ``topic_mix``, computed once: a member's topic and scores do not change
+    _mix: dict[str, float] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def topic_mix(self) -> dict[str, float]:
+    def topic_mix(self) -> Mapping[str, float]:
         """What the classifier said of the post's topic, as probabilities: the topic at its score
         and the second choice at its own (the rest, spread over other topics, is not kept: the index
         stores these two, so a grouper rebuilt from it reads the same); the topic alone, sure, for a
         post without scores (labelled topics)."""
+        if self._mix is None:
+            self._mix = self._topic_mix()
+        return self._mix
+
+    def _topic_mix(self) -> dict[str, float]:
         topic = self.topic or "other"
         if self.topic_share is None:
             return {topic: 1.0}
@@ -197,6 +204,11 @@ class OpenIssue:
     topic_evidence: dict[str, float] = field(default_factory=dict)
     places: Counter[str] = field(default_factory=Counter)
     size: int = 0
+    # ``topic_mix`` as last computed, and the smoothing it was computed with; None after
+    # ``shift_topics`` (the only change to ``topics``, ``topic_mass`` and ``topic_evidence``): every
+    # candidate issue is asked for its mix on every post, and it changes only as members come and go
+    _mix: tuple[float, Mapping[str, float]] | None = field(default=None, init=False, repr=False,
+                                                           compare=False)
 
     def centroid_cosine(self, words: dict[str, float]) -> float:
         if self.centroid_norm2 <= 1e-9:
@@ -219,17 +231,23 @@ class OpenIssue:
 
     def shift_topics(self, member: Member, sign: int, smoothing: float = 0.0) -> None:
         """Count a member's topic and its topic mix in (``sign`` 1) or out (-1)."""
+        self._mix = None
         self.topics[member.topic or "other"] += sign
         for topic, p in member.topic_mix().items():
             _shift(self.topic_mass, topic, sign * p)
             if smoothing > 0:
                 _shift(self.topic_evidence, topic, sign * math.log((smoothing + p) / smoothing))
 
-    def topic_mix(self, smoothing: float = 0.0) -> dict[str, float]:
+    def topic_mix(self, smoothing: float = 0.0) -> Mapping[str, float]:
         """The issue's topic as a distribution: the mean of its posts' (``smoothing`` 0), or the
         posterior of one topic for the whole matter, each post's distribution read as independent
         evidence, smoothed so that one post's zero does not rule a topic out: the matter's topic
-        grows surer with each post that reads it so."""
+        grows surer with each post that reads it so. Kept until members come or go."""
+        if self._mix is None or self._mix[0] != smoothing:
+            self._mix = (smoothing, self._topic_mix(smoothing))
+        return self._mix[1]
+
+    def _topic_mix(self, smoothing: float) -> dict[str, float]:
         count = sum(self.topics.values())
         if smoothing <= 0 or not self.topic_evidence:
             return {t: m / count for t, m in self.topic_mass.items()} if count > 0 else {}
