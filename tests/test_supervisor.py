@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, drop_topics, free_port, unique
 from yuqing import supervisor
-from yuqing.settings import EXIT_RESTART, ElasticsearchSettings, KafkaSettings
+from yuqing.settings import EXIT_RESTART, ElasticsearchSettings, KafkaSettings, reachable
 
 
 def _exits_with(code: int) -> subprocess.Popen[bytes]:
@@ -64,12 +64,14 @@ def _wait_for_line(lines: queue.Queue[str], seen: list[str], marker: str, timeou
 
 
 @pytest.mark.integration
-def test_ctrl_c_stops_every_service_with_one_line_and_exit_0(kafka_settings: KafkaSettings,
+def test_ctrl_c_stops_every_service_with_one_line_and_exit_0_and_leaves_running_servers_up(
+        kafka_settings: KafkaSettings,
                                                             es_settings: ElasticsearchSettings,
                                                             tmp_path: Path):
     ports = {s.port_variable: free_port() for s in supervisor.SERVICES}
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()},
-           "PYTHONPATH": str(REPO_ROOT), "YUQING_KEEP_INFRA": "1",  # the shared servers stay up
+    # the servers were up before the run (the session's): the run must leave them up without being told
+    env = {**{k: v for k, v in os.environ.items() if k != "YUQING_KEEP_INFRA"},
+           **{k: str(v) for k, v in ports.items()}, "PYTHONPATH": str(REPO_ROOT),
            "YUQING_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
            "YUQING_ES_INDEX_PREFIX": es_settings.index_prefix,
            "YUQING_NLP_APP_ID": unique("nlp-"), "YUQING_ALERTS_APP_ID": unique("alerts-"),
@@ -101,6 +103,8 @@ def test_ctrl_c_stops_every_service_with_one_line_and_exit_0(kafka_settings: Kaf
         for url in urls:
             with pytest.raises(httpx.HTTPError):
                 httpx.get(url, timeout=2)
+        assert reachable(kafka_settings.servers()[0])
+        assert reachable(es_settings.url.split("://", 1)[-1].rstrip("/"))
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)

@@ -2,7 +2,8 @@
 
 The services run in their own process group, so Ctrl-C in the terminal
 reaches only the supervisor, which then stops every service (SIGTERM, then
-SIGKILL after a grace period), the demo forum and the local servers, prints
+SIGKILL after a grace period), the demo forum and the local servers if it
+started them (servers already running are left running), prints
 one summary line and exits 0. A service that exits with 75 is restarted
 (it stopped uncommitted on purpose); any other exit stops the run with 1.
 """
@@ -203,6 +204,8 @@ def _run(*, demo: bool, logs: Path | None) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     forum = None
     status, outcome = 1, "stopped"
+    # servers that answered before the run are someone else's (make infra-up, a test session): left up
+    started_servers = _infra("status", quiet=True) != 0
     try:
         if _infra("up") != 0:
             outcome = "the local servers did not start"
@@ -227,20 +230,21 @@ def _run(*, demo: bool, logs: Path | None) -> int:
     finally:
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
-        _say(_shut_down(procs, forum, outcome))
+        _say(_shut_down(procs, forum, outcome, stop_servers=started_servers))
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return status
 
 
-def _shut_down(procs: dict[str, subprocess.Popen[bytes]], forum: Any, outcome: str) -> str:
-    """Stop everything; the one summary line."""
+def _shut_down(procs: dict[str, subprocess.Popen[bytes]], forum: Any, outcome: str, *,
+               stop_servers: bool) -> str:
+    """Stop everything this run started; the one summary line."""
     started = time.monotonic()
     killed = stop_all(procs)
     if forum is not None:
         forum.close()
     servers = "local servers left running"
-    if os.environ.get("YUQING_KEEP_INFRA") != "1":
+    if stop_servers and os.environ.get("YUQING_KEEP_INFRA") != "1":
         servers = "local servers stopped" if _infra("down", quiet=True) == 0 else "local servers: stop failed"
     forced = f", {len(killed)} killed after {STOP_GRACE_S:.0f}s ({', '.join(killed)})" if killed else ""
     return (f"{outcome}: {len(procs)} services stopped{forced}, {servers} "
