@@ -218,6 +218,18 @@ COUNTY_GRID: dict[str, list[Any]] = {"county_topics": [
     frozenset({"online_service", "policy", "rumor"})]}
 
 
+# an issue of a county's topic founded by a post of no township keeps none when a township's post
+# joins it (docs/search.md, *The twelfth round*; the county's topics are ``--loo-county``'s), chosen
+# by ``--loo-unhomed``; the list starts with the rule off
+UNHOMED_GRID: dict[str, list[Any]] = {"county_unhomed": [False, True]}
+
+
+# a post naming the service hall's queue not drawn by an outage issue that does not name it, and the
+# two issues not merged (docs/search.md, *The twelfth round*), chosen by ``--loo-hall``; the list
+# starts with the rule off
+HALL_GRID: dict[str, list[Any]] = {"hall_apart": [False, True]}
+
+
 PLACES_GRID: dict[str, list[Any]] = {
     "voice": [Voice(strict_places=strict, town_streets=streets) for streets in (False, True)
               for strict in (False, True)]}
@@ -383,6 +395,9 @@ LOO_GRIDS: dict[str, tuple[dict[str, list[Any]], str]] = {
     "loo_kind": (KIND_GRID, "the bonus for a kind of slow matter named by a post and an issue, and whether "
                             "it opens an issue of one post beyond the gap,"),
     "loo_county": (COUNTY_GRID, "the topics of matters of the whole county"),
+    "loo_unhomed": (UNHOMED_GRID, "whether an issue of a county's topic keeps no township"),
+    "loo_hall": (HALL_GRID, "whether a post naming the service hall's queue is kept from an outage "
+                            "issue that does not name it"),
     "loo_places": (PLACES_GRID, "whether places are read from a clause's words and common words"),
     "loo_soft": (SOFT_GRID, "whether topics are read as the classifier's distributions, and the topic "
                             "tie order,"),

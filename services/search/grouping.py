@@ -61,8 +61,8 @@ from collections.abc import Reversible
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.search.issue_county import unplaced_penalty
-from services.search.issue_matters import shares_kind
+from services.search.issue_county import keeps_no_town, unplaced_penalty
+from services.search.issue_matters import hall_post_apart, shares_kind
 from services.search.issue_merging import merge_score
 from services.search.issue_params import GroupingParams as GroupingParams  # re-exported for its users
 from services.search.issue_text import TextView, cosine, stem
@@ -362,10 +362,12 @@ class IssueGrouper:
         # a burst draws its township's posts that say its matter in other words, not those a shared
         # place places; a busy issue of no known township draws no township's posts by being busy
         # the township's one matter of the hours draws its posts of other words too (``_sole``); a
-        # post drawn by both takes the larger
-        drawn = p.sole_bonus if sole else 0.0
-        if member.town and member.town == issue.town and agreement >= 0 and 0 <= place < p.place_bonus \
-                and apart <= p.busy_window:
+        # post drawn by both takes the larger; a post of the service hall's queue is drawn by neither
+        # when the issue is an outage that does not name the hall
+        hall = p.hall_apart and hall_post_apart(member, issue, p.nearest_members)
+        drawn = p.sole_bonus if sole and not hall else 0.0
+        if not hall and member.town and member.town == issue.town and agreement >= 0 \
+                and 0 <= place < p.place_bonus and apart <= p.busy_window:
             drawn = max(drawn, p.busy_bonus * self._busy(issue, at))
         if agreement >= 0 and 0 <= place < p.place_bonus:
             score += drawn
@@ -428,7 +430,7 @@ class IssueGrouper:
             issue = OpenIssue(issue_id, town, member.created_at, member.created_at)
             self._issues[issue_id] = issue
             self._by_town.setdefault(town, OrderedDict())[issue_id] = None
-        elif town and not issue.town:
+        elif town and not issue.town and not keeps_no_town(issue, self.params):
             self._rehome(issue, town)
         issue.first_seen = min(issue.first_seen, member.created_at)
         issue.last_seen = max(issue.last_seen, member.created_at)

@@ -42,3 +42,10 @@ def unplaced_penalty(member: Member, issue: OpenIssue, p: GroupingParams, words:
     if not member.town:
         return max(0.0, p.unplaced_pair_penalty - p.unplaced_pair_relief * words)
     return 0.0
+
+
+def keeps_no_town(issue: OpenIssue, p: GroupingParams) -> bool:
+    """Whether an issue of no township stays of none when a township's post joins it: a county's
+    matter (``county_unhomed``; the app fails for every township at once), whose first township's
+    post must not take it from the other townships' posts (dev12's app outage, 北门街道)."""
+    return p.county_unhomed and not issue.town and issue.topic in p.county_topics

@@ -15,6 +15,13 @@ backlog or its meter replacement is one matter all week.
 ``IssueGrouper._score`` reads :func:`shares_kind` for a post and an issue of the same township:
 ``GroupingParams.kind_bonus`` more, and an issue of one post stays open beyond ``gap`` to it
 (``kind_late``). docs/search.md, *The tenth round*.
+
+The service hall's queue is the opposite case: a matter of its own that a township's outage of the
+same hours draws (the hall is busy that morning, its posts read as service, compatible with an
+outage, and the outage's burst draws the township's posts of compatible topics). A post naming the
+hall is not drawn by an outage issue that does not name it (:func:`hall_post_apart`), and the two
+issues are not merged (:func:`hall_issues_apart`; ``GroupingParams.hall_apart``, docs/search.md,
+*The twelfth round*).
 """
 
 from __future__ import annotations
@@ -62,3 +69,31 @@ def shares_kind(member: Member, issue: OpenIssue, latest: int) -> bool:
     """Whether a post and an issue of its township name one kind of slow matter."""
     named = kinds(member.view.text)
     return bool(named and member.town and member.town == issue.town and named & issue_kinds(issue, latest))
+
+
+# the service hall: its queue, its windows (not the app's "online hall", 网上营业厅)
+_HALL = re.compile(r"(?<!网上)营业厅|排队|排了.{0,6}队|窗口")
+# ... not its telephone: a call that is not answered is the outage's (``营业厅电话打不通``)
+_CALL = re.compile(r"电话|95598|客服")
+
+
+@lru_cache(maxsize=50_000)
+def names_hall(text: str) -> bool:
+    """Whether a (cleaned) text names the service hall, its queue or its windows."""
+    return bool(_HALL.search(text)) and not _CALL.search(text)
+
+
+def hall_post_apart(member: Member, issue: OpenIssue, latest: int) -> bool:
+    """Whether a post names the service hall and an outage issue does not (its founder and its
+    ``latest`` members): the queue at the hall in the hours of the township's outage is its own matter."""
+    if issue.topic != "outage" or not names_hall(member.view.text):
+        return False
+    founder = issue.members[:1]
+    return not any(names_hall(m.view.text) for m in [*founder, *issue.members[-latest:]])
+
+
+def hall_issues_apart(issue: OpenIssue, other: OpenIssue, latest: int) -> bool:
+    """Whether one of two issues was founded by a post naming the service hall and the other is an
+    outage that does not name it: the hall's queue and the township's outage, not merged."""
+    return any(hall.members and hall_post_apart(hall.members[0], outage, latest)
+               for hall, outage in ((issue, other), (other, issue)))

@@ -10,6 +10,7 @@ from collections.abc import Container
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from services.search.issue_matters import hall_issues_apart
 from services.search.issue_text import cosine
 from services.search.open_issues import OpenIssue, compatible, topic_agreement
 
@@ -35,6 +36,8 @@ def merge_score(issue: OpenIssue, other: OpenIssue, p: GroupingParams,
         return None
     if not shared and issue.places and other.places:
         return None  # two villages' outages of one afternoon are two matters
+    if p.hall_apart and hall_issues_apart(issue, other, p.nearest_members):
+        return None  # the hall's queue in the hours of the township's outage
     norms = issue.centroid_norm2 * other.centroid_norm2
     score = cosine(issue.centroid, other.centroid) / math.sqrt(norms) if norms > 1e-9 else 0.0
     if shared:

@@ -133,3 +133,10 @@ class GroupingParams:
     # a post and an issue both of these topics, one or both of no township, pay no penalty for it: a
     # matter of the whole county (the app, online payment; ``issue_county``)
     county_topics: frozenset[str] = frozenset({"online_service"})
+    # an issue of a county's topic founded by a post of no township keeps none when a township's
+    # post joins it, so every township's later posts still see it (``issue_county.keeps_no_town``)
+    county_unhomed: bool = True
+    # a post naming the service hall's queue against an outage issue that does not name it is not
+    # drawn by its burst or as the township's one matter, and the two issues are not merged
+    # (``issue_matters.hall_post_apart``, ``hall_issues_apart``; False: off)
+    hall_apart: bool = True

@@ -29,3 +29,26 @@ def test_an_outage_post_of_no_township_is_still_unplaced() -> None:
     outage = grouper.assign(post(0, "坳背村停电了", 0, region="棠梨乡")).issue_id
     # no township, no shared words: it may be any township's outage
     assert grouper.assign(post(1, "屋里黑漆漆的，娃作业写不成", 0.2, region=None)).issue_id != outage
+
+
+def test_a_county_matter_founded_of_no_township_stays_open_to_every_township() -> None:
+    # the app's first post names no township; a post of 柘林镇 joins it, then one of 蒲田乡: the issue
+    # must not have become 柘林镇's (a township's post sees only its own and unplaced issues)
+    app = [("app打不开，一直转圈", 0.0, None), ("网上缴费交不了，app报错", 0.2, "柘林镇"),
+           ("app一直转圈，交不了电费", 0.4, "蒲田乡")]
+
+    def issues(params: GroupingParams) -> list[str]:
+        grouper = IssueGrouper(params)
+        return [grouper.assign(post(i, text, hours, region=region, topic="online_service")).issue_id
+                for i, (text, hours, region) in enumerate(app)]
+
+    assert len(set(issues(GroupingParams()))) == 1
+    assert len(set(issues(replace(GroupingParams(), county_unhomed=False)))) == 2
+
+
+def test_an_issue_of_no_township_of_another_topic_takes_its_first_township() -> None:
+    grouper = IssueGrouper()
+    outage = grouper.assign(post(0, "停电了，黑漆漆的", 0, region=None)).issue_id
+    assert grouper.assign(post(1, "停电了，黑漆漆的一片", 0.1, region="柘林镇")).issue_id == outage
+    # the outage is now 柘林镇's: another township's post of it is not compared with it
+    assert grouper.assign(post(2, "停电了，黑漆漆的一片", 0.2, region="蒲田乡")).issue_id != outage
