@@ -66,9 +66,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.search.issue_county import (
+    county_matter,
     county_towns,
     county_wide,
-    founder_county,
     keeps_no_town,
     names_county,
     shares_county,
@@ -270,30 +270,16 @@ class IssueGrouper:
         return issue_id if best is None else self._merge_pair(issue, self._issues[best[1]], best[0], at)
 
     def _county_step(self, issue_id: str, at: datetime) -> str:
-        """Merge the issues founded by posts naming the county-wide kind of matter the post's issue
-        was founded for (``issue_county``), active within ``gap``, when their posts naming it come from
-        ``county_towns`` townships or more: the app failing for the whole county, or a price rumour,
-        read township by township. An issue of another matter that drew such a post is left alone.
-        Work: the issues active within ``gap``, newest first (one cached pattern search each)."""
-        p, issue = self.params, self._issues.get(issue_id)
-        named = founder_county(issue, p) if issue is not None else frozenset()
-        if issue is None or not named or issue_id in self._corrected:
+        """Merge the issues of one county-wide matter read township by township
+        (``issue_county.county_matter``) into the oldest; returns the id the post's issue now has."""
+        issue = self._issues.get(issue_id)
+        if issue is None or issue_id in self._corrected:
             return issue_id
-        found = [issue]
-        for other_id in reversed(self._issues):
-            other = self._issues[other_id]
-            if other.last_seen < at - p.gap:
-                break
-            if other is not issue and other_id not in self._corrected and named & founder_county(other, p):
-                found.append(other)
-        towns = county_towns(found, p)
-        if len(found) < 2 or len(towns) < p.county_towns:
-            return issue_id
-        target = min(found, key=lambda i: (i.first_seen, i.issue_id))
-        for other in found:
-            if other is not target:
-                self._merge_pair(target, other, float(len(towns)), at)
-        return target.issue_id
+        recent = (self._issues[i] for i in reversed(self._issues))
+        found = county_matter(issue, recent, at, self.params, self._corrected)
+        for other in found[1:]:
+            self._merge_pair(found[0], other, float(len(county_towns(found, self.params))), at)
+        return found[0].issue_id if found else issue_id
 
     def _bridge(self, issue_id: str, others: list[tuple[float, str]], at: datetime) -> str:
         """A post that joined its township's issue and also fits an issue of no known township of

@@ -26,6 +26,8 @@ against it (``GroupingParams.county_kinds``, docs/search.md, *The thirteenth rou
 from __future__ import annotations
 
 import re
+from collections.abc import Container, Iterable
+from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -79,6 +81,27 @@ def county_wide(issue: OpenIssue, p: GroupingParams) -> bool:
     """Whether an issue's posts naming a county-wide kind come from ``county_towns`` townships or
     more: the matter of the whole county, open to every township's posts naming its kind."""
     return bool(p.county_kinds) and len(county_towns([issue], p)) >= p.county_towns
+
+
+def county_matter(issue: OpenIssue, recent: Iterable[OpenIssue], at: datetime, p: GroupingParams,
+                  corrected: Container[str]) -> list[OpenIssue]:
+    """The issues to merge into one county-wide matter, the oldest first (``[]``: none): ``issue`` and
+    those of ``recent`` (newest first) active within ``gap`` of ``at``, founded by posts naming the kind
+    ``issue``'s founder named, when their posts naming it come from ``county_towns`` townships or more.
+    An issue of another matter that drew such a post (a township's new meters' bills) is left alone, as
+    are issues a responder corrected. Work: the issues active within ``gap`` (one cached search each)."""
+    named = founder_county(issue, p)
+    if not named:
+        return []
+    found = [issue]
+    for other in recent:
+        if other.last_seen < at - p.gap:
+            break
+        if other is not issue and other.issue_id not in corrected and named & founder_county(other, p):
+            found.append(other)
+    if len(found) < 2 or len(county_towns(found, p)) < p.county_towns:
+        return []
+    return sorted(found, key=lambda i: (i.first_seen, i.issue_id))
 
 
 def county_pair(member: Member, issue: OpenIssue, p: GroupingParams) -> bool:
