@@ -28,7 +28,8 @@ post's wording is read and whether safety is compatible with service, ``--loo-so
 topics are read as the classifier's distributions and whether ``other`` loses an issue's topic tie,
 ``--loo-kind`` the bonus for a kind of slow matter a post and an issue both name, ``--loo-places``
 whether places are read from a clause's words and common words, ``--loo-county`` the topics of matters of
-the whole county),
+the whole county, ``--loo-county-kinds`` whether a county-wide kind of matter named in several townships
+is one matter),
 ``--splits`` prints how the development sets' large events not recovered are
 split: run them on the development sets only, never on the evaluation set; ``--hold-out NAME``
 leaves a development set out of all of these (a set written to check rules chosen without it).
@@ -230,6 +231,15 @@ UNHOMED_GRID: dict[str, list[Any]] = {"county_unhomed": [False, True]}
 HALL_GRID: dict[str, list[Any]] = {"hall_apart": [False, True]}
 
 
+# a county-wide kind of matter (the app's payment failing, the price) named by issues of several
+# townships in the same hours: one issue open to every township's posts naming it (docs/search.md, *The
+# thirteenth round*), chosen by ``--loo-county-kinds``; the list starts with the rule off
+COUNTY_KINDS_GRID: dict[str, list[Any]] = {
+    "county_kinds": [frozenset(), frozenset({"payment"}), frozenset({"price"}),
+                     frozenset({"payment", "price"})],
+    "county_towns": [2, 3, 4]}
+
+
 PLACES_GRID: dict[str, list[Any]] = {
     "voice": [Voice(strict_places=strict, town_streets=streets) for streets in (False, True)
               for strict in (False, True)]}
@@ -396,6 +406,8 @@ LOO_GRIDS: dict[str, tuple[dict[str, list[Any]], str]] = {
                             "it opens an issue of one post beyond the gap,"),
     "loo_county": (COUNTY_GRID, "the topics of matters of the whole county"),
     "loo_unhomed": (UNHOMED_GRID, "whether an issue of a county's topic keeps no township"),
+    "loo_county_kinds": (COUNTY_KINDS_GRID, "whether issues of several townships naming one county-wide "
+                                            "kind of matter in the same hours are one matter"),
     "loo_hall": (HALL_GRID, "whether a post naming the service hall's queue is kept from an outage "
                             "issue that does not name it"),
     "loo_places": (PLACES_GRID, "whether places are read from a clause's words and common words"),

@@ -26,6 +26,10 @@ issue of its township that it fits best, or founds a new one:
 * **Bursts**: an issue at least three posts joined in the last hour draws the
   township's posts of a compatible topic that name no other place, whatever
   their words (``蜡烛都点上了``, ``客服电话打不通`` beside ``杨柳村停电了``).
+* **A matter of the whole county** (issue_county.py): issues founded by posts naming one
+  county-wide kind of matter (the app's payment failing, a change of the price), in the same hours,
+  holding such posts of three townships or more, are merged into one issue, which every township's
+  later posts naming that kind may join (``_county_step``).
 * **The township's one matter**: when exactly one issue of the township holds three
   posts or more within ``gap`` of the post, it draws the township's posts of a
   compatible topic that name no other place and share a word or two with it (a
@@ -61,7 +65,15 @@ from collections.abc import Reversible
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.search.issue_county import keeps_no_town, unplaced_penalty
+from services.search.issue_county import (
+    county_matter,
+    county_towns,
+    county_wide,
+    keeps_no_town,
+    names_county,
+    shares_county,
+    unplaced_penalty,
+)
 from services.search.issue_matters import hall_post_apart, shares_kind
 from services.search.issue_merging import merge_score
 from services.search.issue_params import GroupingParams as GroupingParams  # re-exported for its users
@@ -94,7 +106,7 @@ class IssueMerge:
 
     source_id: str  # the issue that goes away (the younger)
     target_id: str  # the issue that stays (the older)
-    score: float
+    score: float  # a county-wide matter's merge (``_county_step``): the townships that named it
     at: datetime  # the time of the post that led to it
 
 
@@ -121,6 +133,8 @@ class IssueGrouper:
         # issues a responder split or moved posts out of or into: never merged automatically
         self._corrected: OrderedDict[str, None] = OrderedDict()
         self._merges: list[IssueMerge] = []  # automatic merges not yet taken (``take_merges``)
+        # issues of a county-wide matter (``issue_county.county_wide``), least recently active first
+        self._county: OrderedDict[str, None] = OrderedDict()
         self._now: datetime | None = None
 
     def __len__(self) -> int:
@@ -150,14 +164,14 @@ class IssueGrouper:
         if not ranked:
             issue_id = founder_issue_id(post.post_id, post.topic)
             self._add(issue_id, town, member)
-            return Assignment(self._merge_step(issue_id, post.created_at), 0)
+            return Assignment(self._after(issue_id, post.created_at), 0)
         best = ranked[0]
         self._add(best[1], town, member)
         distance = max(0, min(100, round(100 - 100 * best[0])))
         if distance:
             self._distance[post.post_id] = distance
         issue_id = self._bridge(best[1], ranked[1:], post.created_at)
-        return Assignment(self._merge_step(issue_id, post.created_at), distance)
+        return Assignment(self._after(issue_id, post.created_at), distance)
 
     def remember(self, post: PostSignal, issue_id: str, distance: int = 0) -> None:
         """Take a post whose issue is already decided (warm-up from the index, other replicas)."""
@@ -236,6 +250,10 @@ class IssueGrouper:
 
     # --- the issue-level step ------------------------------------------------------
 
+    def _after(self, issue_id: str, at: datetime) -> str:
+        """The issue-level steps after a post: the township's merge, then the county's."""
+        return self._county_step(self._merge_step(issue_id, at), at)
+
     def _merge_step(self, issue_id: str, at: datetime) -> str:
         """Merge the issue a post joined with the best partner of its township, if one scores
         ``merge_threshold``; returns the id the post's issue now has. Work: at most
@@ -250,6 +268,18 @@ class IssueGrouper:
                     best is None or (score, best[1]) > (best[0], other_id)):
                 best = (score, other_id)
         return issue_id if best is None else self._merge_pair(issue, self._issues[best[1]], best[0], at)
+
+    def _county_step(self, issue_id: str, at: datetime) -> str:
+        """Merge the issues of one county-wide matter read township by township
+        (``issue_county.county_matter``) into the oldest; returns the id the post's issue now has."""
+        issue = self._issues.get(issue_id)
+        if issue is None or issue_id in self._corrected:
+            return issue_id
+        recent = (self._issues[i] for i in reversed(self._issues))
+        found = county_matter(issue, recent, at, self.params, self._corrected)
+        for other in found[1:]:
+            self._merge_pair(found[0], other, float(len(county_towns(found, self.params))), at)
+        return found[0].issue_id if found else issue_id
 
     def _bridge(self, issue_id: str, others: list[tuple[float, str]], at: datetime) -> str:
         """A post that joined its township's issue and also fits an issue of no known township of
@@ -286,6 +316,9 @@ class IssueGrouper:
         p, words, places = self.params, member.view.words, member.view.places
         quick = []
         candidates = self._candidates(member.town, member.created_at)
+        if names_county(member, p):  # a county-wide matter's issue of its kind, whatever its township
+            candidates += [i for i in self._recent(self._county, member.created_at)
+                           if i not in candidates and shares_county(member, self._issues[i], p)]
         sole = self._sole(member, candidates)
         for issue_id in candidates:
             issue = self._issues[issue_id]
@@ -346,7 +379,8 @@ class IssueGrouper:
         place = self._place_score(issue, member.view)
         if apart > p.gap and place < 0:
             return None  # a late post naming another place: the next matter there is a new one
-        kind = p.kind_bonus > 0 and agreement >= 0 and shares_kind(member, issue, p.nearest_members)
+        kind = p.kind_bonus > 0 and agreement >= 0 and (
+            shares_kind(member, issue, p.nearest_members) or shares_county(member, issue, p))
         if apart > p.gap and issue.size < p.late_min_size and place < p.place_bonus \
                 and not (kind and p.kind_late):
             return None  # a lone post of the day before is continued by one naming its place or kind
@@ -442,6 +476,9 @@ class IssueGrouper:
         issue.places.update(member.view.places)
         issue.refresh(self.params.nearest_members, self.params.specific_topic_first)
         issue.size += 1
+        if names_county(member, self.params) and county_wide(issue, self.params):
+            self._county[issue_id] = None
+            self._county.move_to_end(issue_id)
         self._issues.move_to_end(issue_id)
         self._by_town[issue.town].move_to_end(issue_id)
         self._post_issue[member.post_id] = issue_id
@@ -480,6 +517,7 @@ class IssueGrouper:
         self._by_town.setdefault(town, OrderedDict())[issue.issue_id] = None
 
     def _drop_issue(self, issue_id: str) -> OpenIssue | None:
+        self._county.pop(issue_id, None)
         issue = self._issues.pop(issue_id, None)
         if issue is not None:
             town_issues = self._by_town.get(issue.town, OrderedDict())

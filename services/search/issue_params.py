@@ -3,7 +3,8 @@
 Each value was chosen on the development sets (``data/issues/dev*.jsonl``) with the default
 model's topics as the indexer sees them, by leaving one set out (``bench/bench_issues.py``
 ``--loo``, ``--loo-dominant``, ``--loo-second``, ``--loo-days``, ``--loo-sole``,
-``--loo-relay``, ``--loo-voice``, ``--loo-soft``, ``--loo-kind``, ``--loo-places``, ``--loo-county``);
+``--loo-relay``, ``--loo-voice``, ``--loo-soft``, ``--loo-kind``, ``--loo-places``, ``--loo-county``,
+``--loo-county-kinds``);
 docs/search.md says how, round by round.
 """
 
@@ -136,6 +137,12 @@ class GroupingParams:
     # an issue of a county's topic founded by a post of no township keeps none when a township's
     # post joins it, so every township's later posts still see it (``issue_county.keeps_no_town``)
     county_unhomed: bool = True
+    # a county-wide kind of matter (``issue_county.COUNTY_KINDS``: the app's payment failing, the
+    # price): when issues founded by posts naming one, active within ``gap``, hold such posts of
+    # ``county_towns`` townships or more, they are merged into one issue open to every township's
+    # posts naming it (``IssueGrouper._county_step``; empty: off)
+    county_kinds: frozenset[str] = frozenset({"payment", "price"})
+    county_towns: int = 3
     # a post naming the service hall's queue against an outage issue that does not name it is not
     # drawn by its burst or as the township's one matter, and the two issues are not merged
     # (``issue_matters.hall_post_apart``, ``hall_issues_apart``; False: off)

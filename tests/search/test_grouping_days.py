@@ -35,8 +35,10 @@ def test_a_short_form_that_opens_a_clause_names_its_township() -> None:
 def test_a_post_of_no_region_opening_with_its_township_joins_its_matter() -> None:
     post = _post(9, "高塘手机交费也不行", 40, region=None)  # says too little to join unplaced
     for leading, joins in ((True, True), (False, False)):
-        # an online-service post of no township joins whatever (test_grouping_county.py): here the township
-        grouper = IssueGrouper(replace(GroupingParams(), leading_township=leading, county_topics=frozenset()))
+        # an online-service post of no township, or one naming the payment failing, joins whatever
+        # (test_grouping_county.py): here the township decides
+        grouper = IssueGrouper(replace(GroupingParams(), leading_township=leading, county_topics=frozenset(),
+                                       county_kinds=frozenset()))
         app = {grouper.assign(_post(i, text, 10 * i)).issue_id for i, text in enumerate(APP)}
         assert len(app) == 1
         assert (grouper.assign(post).issue_id in app) is joins
@@ -90,7 +92,7 @@ def test_the_next_mornings_matter_in_another_place_stays_apart() -> None:
 def test_a_post_of_no_township_joins_on_words_that_say_the_matter_not_on_topic_and_hour() -> None:
     for relief, joins in ((0.5, True), (0.0, False)):
         grouper = IssueGrouper(replace(GroupingParams(), unplaced_words_relief=relief,
-                                       county_topics=frozenset()))  # as above
+                                       county_topics=frozenset(), county_kinds=frozenset()))  # as above
         app = {grouper.assign(_post(i, text, 10 * i)).issue_id for i, text in enumerate(APP)}
         assert (grouper.assign(_post(9, "手机交电费提示系统繁忙", 40, region=None)).issue_id in app) is joins
         # no words of its own, nor words of the matter: stays apart whatever the relief
