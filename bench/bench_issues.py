@@ -33,6 +33,9 @@ is one matter),
 ``--splits`` prints how the development sets' large events not recovered are
 split: run them on the development sets only, never on the evaluation set; ``--hold-out NAME``
 leaves a development set out of all of these (a set written to check rules chosen without it).
+With the evaluation set (the default ``--input``) it also scores the sets written apart
+(``WRITTEN_APART``: writers who read neither the code nor the other sets, from the description of the
+sets the grouping is judged on), the estimate nearest to such a set (``written_apart`` in the report).
 Writes ``bench/results/issues.json``.
 """
 
@@ -243,6 +246,27 @@ COUNTY_KINDS_GRID: dict[str, list[Any]] = {
 PLACES_GRID: dict[str, list[Any]] = {
     "voice": [Voice(strict_places=strict, town_streets=streets) for streets in (False, True)
               for strict in (False, True)]}
+
+
+# development sets written by writers who read neither the grouping's code nor the other sets
+# (docs/search.md, *The thirteenth round* and *Three more sets written apart*)
+WRITTEN_APART = ("dev14", "dev15", "dev16", "dev17")
+
+
+def written_apart() -> dict[str, Any]:
+    """The defaults on each set written apart (model topics), their mean F1 and large events."""
+    found = {name: score(rows, group_rows(rows, classify=None))
+             for name in WRITTEN_APART if (DATA / f"{name}.jsonl").exists()
+             for rows in [with_model_topics(read_posts(DATA / f"{name}.jsonl"))]}
+    if not found:
+        return {}
+    print("sets written apart, model topics:")
+    print(table(found))
+    big = [tuple(map(int, r["big_events"].split("/"))) for r in found.values()]
+    mean = sum(r["bcubed_f1"] for r in found.values()) / len(found)
+    print(f"mean F1 {mean:.3f}, big events {sum(b[0] for b in big)}/{sum(b[1] for b in big)}")
+    return {"sets": found, "mean_bcubed_f1": round(mean, 4),
+            "big_events": f"{sum(b[0] for b in big)}/{sum(b[1] for b in big)}"}
 
 
 def dev_sets(held_out: Sequence[str] = ()) -> list[Path]:
@@ -490,6 +514,8 @@ def main() -> None:
               **compare(rows, topics[first])}
     print(f"topics {second}:")
     report[f"{second}_topics"] = compare(rows, topics[second])
+    if args.input == (DATA / "eval.jsonl").resolve():
+        report["written_apart"] = written_apart()
     if args.indexing:
         report["indexing"] = indexing(args.indexing)
         print(f"indexing: {report['indexing']}")
