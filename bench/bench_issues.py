@@ -243,6 +243,15 @@ COUNTY_KINDS_GRID: dict[str, list[Any]] = {
     "county_towns": [2, 3, 4]}
 
 
+# how long an issue stays open and how strict the issue-level merge is, chosen by ``--loo-gates
+# --apart`` (leaving one of the sets written apart out; docs/search.md, *The fourteenth round*); the
+# lists start with the thirteenth round's values
+GATES_GRID: dict[str, list[Any]] = {
+    "merge_threshold": [0.3, 0.35, 0.4],
+    "span": [timedelta(hours=72), timedelta(hours=96), timedelta(hours=120)],
+    "late_gap": [timedelta(hours=24), timedelta(hours=36)]}
+
+
 PLACES_GRID: dict[str, list[Any]] = {
     "voice": [Voice(strict_places=strict, town_streets=streets) for streets in (False, True)
               for strict in (False, True)]}
@@ -275,17 +284,23 @@ def dev_sets(held_out: Sequence[str] = ()) -> list[Path]:
             if p.stem not in held_out]
 
 
-def leave_one_out(grid: dict[str, list[Any]], held_out: Sequence[str] = ()) -> None:
+def leave_one_out(grid: dict[str, list[Any]], held_out: Sequence[str] = (), apart: bool = False) -> None:
     """For each development set: the grid's best setting on the others (mean F1, model topics), and
-    its F1 and big events on the one left out, beside the defaults'. Prints every setting's scores."""
-    sets = {path.stem: with_model_topics(read_posts(path)) for path in dev_sets(held_out)}
+    its F1 and big events on the one left out, beside the defaults'. Prints every setting's scores.
+    ``apart``: over the sets written apart only (``WRITTEN_APART``), the rest scored beside them."""
+    paths, rest = dev_sets(held_out), {}
+    if apart:
+        rest = {p.stem: with_model_topics(read_posts(p)) for p in paths if p.stem not in WRITTEN_APART}
+        paths = [p for p in paths if p.stem in WRITTEN_APART]
+    sets = {path.stem: with_model_topics(read_posts(path)) for path in paths}
     scored: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]] = []
     for values in itertools.product(*grid.values()):
         setting = dict(zip(grid, values, strict=True))
         scored.append((setting, grouped_scores(sets, setting)))
+        others = f" | the other sets: {summary(grouped_scores(rest, setting).values())}" if apart else ""
         print(f"{described(setting)}: {summary(scored[-1][1].values())} "
-              + " ".join(f"{n} {f['bcubed_f1']:.3f} {f['big_events']}" for n, f in scored[-1][1].items()),
-              flush=True)
+              + " ".join(f"{n} {f['bcubed_f1']:.3f} {f['big_events']}" for n, f in scored[-1][1].items())
+              + others, flush=True)
     defaults = grouped_scores(sets, {})
     held: list[dict[str, Any]] = []
     for out in sets:
@@ -434,6 +449,7 @@ LOO_GRIDS: dict[str, tuple[dict[str, list[Any]], str]] = {
                                             "kind of matter in the same hours are one matter"),
     "loo_hall": (HALL_GRID, "whether a post naming the service hall's queue is kept from an outage "
                             "issue that does not name it"),
+    "loo_gates": (GATES_GRID, "how long an issue stays open and how strict the issue-level merge is"),
     "loo_places": (PLACES_GRID, "whether places are read from a clause's words and common words"),
     "loo_soft": (SOFT_GRID, "whether topics are read as the classifier's distributions, and the topic "
                             "tie order,"),
@@ -453,6 +469,9 @@ def arguments() -> argparse.Namespace:
     for flag, (_, what) in LOO_GRIDS.items():
         parser.add_argument(f"--{flag.replace('_', '-')}", action="store_true",
                             help=f"choose {what} leaving one development set out")
+    parser.add_argument("--apart", action="store_true",
+                        help="with --loo*: leave one of the sets written apart (WRITTEN_APART) out, "
+                             "choosing on the others of them")
     parser.add_argument("--hold-out", action="append", default=[], metavar="NAME",
                         help="leave this development set (dev10) out of --loo* and --splits")
     parser.add_argument("--splits", action="store_true",
@@ -498,7 +517,7 @@ def main() -> None:
         return
     chosen = [grid for flag, (grid, _) in LOO_GRIDS.items() if getattr(args, flag)]
     if chosen:
-        leave_one_out(chosen[0], args.hold_out)
+        leave_one_out(chosen[0], args.hold_out, apart=args.apart)
         return
     rows = read_posts(args.input)
     modelled = with_model_topics(rows)
