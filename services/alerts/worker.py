@@ -165,9 +165,13 @@ def record_advance(advance: Advance, watch: SurgeWatch) -> None:
     family_max = advance.closed[-1].family_max
     for family in FAMILIES:
         metrics.SURGE_SCORE.labels(family=family).set(family_max.get(family, 0.0))
-    for severity in ("info", "warning", "critical"):
-        metrics.FIRING.labels(severity=severity).set(advance.firing.get(severity, 0))
+    record_firing(advance.firing)
     metrics.WINDOW_KEYS.set(watch.open_windows())
+
+
+def record_firing(firing: dict[str, int]) -> None:
+    for severity in ("info", "warning", "critical"):
+        metrics.FIRING.labels(severity=severity).set(firing.get(severity, 0))
 
 
 def changelog_partition(partition: int | None) -> int:
@@ -243,6 +247,13 @@ class AlertsService:
         self.sources = BoundedLabel(settings.metrics_max_sources)
         self._configured_partitions = (kafka.partitions_override
                                        or topic_spec(LogicalTopic.POSTS_ENRICHED).partitions)
+        app.on_rebalance_complete.connect(self._restored)
+
+    async def _restored(self, sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        """The tables are recovered (a start or a rebalance): the alerts firing now, from the stored
+        state, without waiting for the next window to close. A worker that lost the counting stage's
+        partition holds no desk and reports none."""
+        record_firing(self.watch.firing())
 
     def source_partitions(self) -> int:
         return self.app.consumer.topic_partitions(self.enriched_name) or self._configured_partitions
