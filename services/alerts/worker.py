@@ -80,6 +80,9 @@ TABLES = {
     "desk": "watermark, alert lifecycle, open alerts",
     "posts": "post ids counted in open windows (a post written twice counts once)",
 }
+# The reason label of yuqing_alerts_dead_letters_total: a message that is no enriched post of the
+# contract, and a valid post the worker could not turn into an observation.
+DEAD_LETTER_REASONS = ("contract", "processing")
 # Roll changelog segments hourly so compaction keeps recovery short.
 CHANGELOG_CONFIG = {"segment.ms": str(3_600_000)}
 
@@ -112,7 +115,7 @@ def decode_post(record: Record) -> EnrichedPost | InvalidMessage:
     try:
         return decode(EnrichedPost, record.value)
     except (ContractError, ValueError) as exc:
-        return _invalid(record, exc)
+        return _invalid(record, exc, "contract")
 
 
 def observe(record: Record, post: EnrichedPost, settings: AlertsSettings, issue_id: str | None
@@ -122,13 +125,15 @@ def observe(record: Record, post: EnrichedPost, settings: AlertsSettings, issue_
         observation = Observation.of(post, max_future_seconds=settings.max_future_seconds,
                                      places=settings.gazetteer(), issue_id=issue_id, now=time.time())
     except ValueError as exc:
-        return _invalid(record, exc)
+        return _invalid(record, exc, "processing")
     metrics.LAG_SECONDS.set((post.received_at - post.created_at).total_seconds())
     return observation
 
 
-def _invalid(record: Record, exc: Exception) -> InvalidMessage:
-    return InvalidMessage(record.topic, record.partition, record.offset, str(exc), type(exc).__name__)
+def _invalid(record: Record, exc: Exception, reason: str) -> InvalidMessage:
+    """``reason`` (one of DEAD_LETTER_REASONS) leads the dead letter's message and labels the metric."""
+    return InvalidMessage(record.topic, record.partition, record.offset, f"{reason}: {exc}",
+                          type(exc).__name__)
 
 
 def make_issue_keys(settings: AlertsSettings) -> IssueKeys:
@@ -404,5 +409,11 @@ def create_app(settings: AlertsSettings) -> faust.App:
     return app
 
 
+def dead_letter_reason(message: InvalidMessage) -> str:
+    """The ``reason`` label of a dead letter: one of DEAD_LETTER_REASONS (docs/alerts.md)."""
+    reason = message.reason.split(":", 1)[0]
+    return reason if reason in DEAD_LETTER_REASONS else "processing"
+
+
 def _count_dead_letter(message: InvalidMessage) -> None:
-    metrics.DEAD_LETTERS.labels(reason=message.error_class).inc()
+    metrics.DEAD_LETTERS.labels(reason=dead_letter_reason(message)).inc()
