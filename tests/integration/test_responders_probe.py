@@ -189,3 +189,13 @@ def test_a_key_scoped_to_an_empty_list_is_refused_naming_the_field(env: Env, sco
     assert resp.status_code == 422, resp.text
     assert resp.json()["detail"][0]["loc"] == ["body", scope]
     assert env.get("/v1/admin/keys", key="admin").json() == []
+
+
+@pytest.mark.parametrize("scope", ["regions", "units"])
+def test_a_key_scoped_to_a_blank_value_is_refused_naming_it(env: Env, scope: str) -> None:
+    resp = env.call("POST", "/v1/admin/keys", "admin", json={"key_id": "blank-scope", "role": "viewer",
+                                                             scope: ["河口镇", "\u3000 "]})
+
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["loc"] == ["body", scope, 1]
+    assert env.get("/v1/admin/keys", key="admin").json() == []
