@@ -55,14 +55,26 @@ class KafkaDriver:
     def stopping(self) -> bool:
         return self._stopping
 
-    def run(self, process: Process) -> None:
+    def run(self, process: Process, *, on_idle: Callable[[], None] | None = None) -> None:
+        """Handle batches until :meth:`stop`; ``on_idle`` runs after a poll that brought nothing
+        (a sink's deferred writes: they must not wait for the next message)."""
         try:
             while not self._stopping:
                 records = self.collect()
                 if records:
                     self.handle(records, process)
+                elif on_idle is not None:
+                    self.idle(on_idle)
         finally:
             self.close()
+
+    def idle(self, work: Callable[[], None]) -> None:
+        """Work between batches; it fails the way a batch does (exit uncommitted, restarted)."""
+        try:
+            work()
+        except Exception as exc:
+            self.close()
+            stop_uncommitted(exc)
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
