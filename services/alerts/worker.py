@@ -252,13 +252,14 @@ class AlertsService:
         self.sources = BoundedLabel(settings.metrics_max_sources)
         self._configured_partitions = (kafka.partitions_override
                                        or topic_spec(LogicalTopic.POSTS_ENRICHED).partitions)
-        app.on_rebalance_complete.connect(self._restored)
+        faust_tables["desk"].on_recover(self._restored)
 
-    async def _restored(self, sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+    async def _restored(self) -> None:
         """The tables are recovered (a start or a rebalance): the alerts firing now, from the stored
-        state, without waiting for the next window to close. A worker that lost the counting stage's
-        partition holds no desk and reports none."""
-        record_firing(self.watch.firing())
+        state, without waiting for the next window to close. A worker without the counting stage's
+        partition reports none (its in-memory tables may still hold a desk it no longer keeps)."""
+        counting = any(tp.topic == self.observations_name for tp in self.app.consumer.assignment())
+        record_firing(self.watch.firing() if counting else {})
 
     def source_partitions(self) -> int:
         return self.app.consumer.topic_partitions(self.enriched_name) or self._configured_partitions
