@@ -255,11 +255,20 @@ class AlertsService:
         faust_tables["desk"].on_recover(self._restored)
 
     async def _restored(self) -> None:
-        """The tables are recovered (a start or a rebalance): the alerts firing now, from the stored
-        state, without waiting for the next window to close. A worker without the counting stage's
-        partition reports none (its in-memory tables may still hold a desk it no longer keeps)."""
+        """The tables are recovered (a start or a rebalance): the gauges of the stored state (alerts
+        firing, the last closed window, open windows) without waiting for the next window to close.
+        Until then they read nothing firing, a last window closed in 1970 (the dashboard's "since
+        the last closed window" said 56 years; the jump back counted as a change to
+        YuqingAlertsDetectionStalled) and no open window. A worker without the counting stage's
+        partition reports no alert firing (its in-memory tables may still hold a desk it no longer
+        keeps)."""
         counting = any(tp.topic == self.observations_name for tp in self.app.consumer.assignment())
         record_firing(self.watch.firing() if counting else {})
+        closed = self.watch.closed_through() if counting else None
+        if closed is not None:
+            metrics.CLOSED_BUCKET.set(closed)
+        if counting:
+            metrics.WINDOW_KEYS.set(self.watch.open_windows())
 
     def source_partitions(self) -> int:
         return self.app.consumer.topic_partitions(self.enriched_name) or self._configured_partitions

@@ -182,9 +182,14 @@ def test_a_restarted_worker_reports_the_alerts_still_firing_before_any_window_cl
     read = _alert_reader(kafka_settings)
     wait_until(lambda: any(a.state is AlertState.FIRING for a in read()), 150, "the surge to fire")
     wait_until(lambda: sum(_firing(pipeline).values()) == 1, 30, "the gauge to count the alert")
-    before = _firing(pipeline)
+    before, closed = _firing(pipeline), _closed_bucket(pipeline)
     pipeline.kill("alerts")
 
     pipeline.start("alerts")  # no post arrives after the restart: no window closes
     wait_until(lambda: _firing(pipeline) == before, 60, f"the gauge to show {before} again")
     assert not any(a.state is AlertState.RESOLVED for a in read())
+    # the last closed window and the open windows too (they read 0 until a window closed)
+    assert _closed_bucket(pipeline) == closed > 0
+    metrics = httpx.get(pipeline.url("alerts") + "/metrics", timeout=5).text
+    open_windows = re.search(r"^yuqing_alerts_window_keys (\S+)$", metrics, re.M)
+    assert open_windows and float(open_windows.group(1)) > 0
