@@ -113,7 +113,8 @@ class IssuePage(BaseModel):
     since: datetime
     until: datetime
     issues: list[IssueSummary]
-    total_issues: int = Field(description="distinct issues in range (approximate above 3000)")
+    total_issues: int = Field(description="distinct issues in range (approximate above 3000); with "
+                                          "`state` or `min_size`, those of the ranked issues it keeps")
     next_cursor: str | None = Field(None, description="opaque; pass as `cursor` for the next page")
 
 
