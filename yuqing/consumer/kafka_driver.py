@@ -57,7 +57,7 @@ class KafkaDriver:
 
     def run(self, process: Process, *, on_idle: Callable[[], None] | None = None) -> None:
         """Handle batches until :meth:`stop`; ``on_idle`` runs after a poll that brought nothing
-        (a sink's deferred writes: they must not wait for the next message)."""
+        (a sink's deferred writes: they must not wait for the next message; see :meth:`idle`)."""
         try:
             while not self._stopping:
                 records = self.collect()
@@ -69,12 +69,12 @@ class KafkaDriver:
             self.close()
 
     def idle(self, work: Callable[[], None]) -> None:
-        """Work between batches; it fails the way a batch does (exit uncommitted, restarted)."""
+        """Work between batches. No batch is open, so a failure (its sink away) is logged and the
+        work tried again at the next idle poll or after the next batch, not a restart."""
         try:
             work()
         except Exception as exc:
-            self.close()
-            stop_uncommitted(exc)
+            log.warning("work between batches failed (%s: %s); tried again later", type(exc).__name__, exc)
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
