@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from kafka.errors import Cancelled, KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from yuqing.settings import KafkaSettings, reachable
@@ -17,6 +17,36 @@ from yuqing.topics import LogicalTopic, topic_spec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class CancelledOnClose(logging.Filter):
+    """A request kafka-python cancels because its own client is closing is not an error.
+
+    Closing a client closes its connections, and every request still in flight
+    on them fails with ``Cancelled`` (a connection lost to the broker fails them
+    with another error). kafka-python logs some of these as errors: a metadata
+    refresh under way when the indexer stops made a normal stop log
+    ``Metadata refresh: failed Cancelled`` at ERROR, about one stop in twenty
+    shortly after a start. Such a record is logged at DEBUG instead.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.levelno > logging.DEBUG and any(isinstance(arg, Cancelled) for arg in args):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+def _quiet_cancellations() -> None:
+    """Install :class:`CancelledOnClose` on kafka-python's loggers (a logger's filter sees only
+    the records logged on it, so each one gets it)."""
+    cancelled = CancelledOnClose()
+    for name in list(logging.root.manager.loggerDict):
+        if name == "kafka" or name.startswith("kafka."):
+            logging.getLogger(name).addFilter(cancelled)
+
+
+_quiet_cancellations()
 
 
 def is_transient(exc: BaseException) -> bool:

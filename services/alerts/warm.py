@@ -163,6 +163,15 @@ def parse_since(text: str) -> timedelta:
     return timedelta(seconds=int(text[:-1]) * units[text[-1]])
 
 
+def since_start(text: str, until: datetime) -> datetime:
+    """Where ``--since`` begins, counted back from ``until``; one clear error if before the year 1
+    (a mistyped number of days ended in an OverflowError and a traceback)."""
+    try:
+        return until - parse_since(text)
+    except OverflowError:
+        raise ValueError(f"--since {text!r}: reaches back before the year 1") from None
+
+
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -175,7 +184,7 @@ def run_warm(*, since: str, posts: Path | None, now: datetime | None = None) -> 
 
     settings = AlertsSettings()
     until = now or datetime.now(UTC)
-    start = until - parse_since(since)
+    start = since_start(since, until)
     stored = posts_from_jsonl(posts, start) if posts is not None else posts_from_elasticsearch(start)
     # A dump ends where it ends: the worker counts what comes after it (with the index, now).
     entries = warm_detectors(stored, watch_config(settings).detector,

@@ -341,6 +341,15 @@ class SurgeWatch:
         self._unsaved.clear()
         return count
 
+    def closed_through(self) -> int | None:
+        """Start of the last bucket closed, as stored (None before the first close)."""
+        return self._desk().closed_through
+
+    def firing(self) -> dict[str, int]:
+        """Alerts firing now, by severity, as the stored state holds them (folded ones left out)."""
+        desk = self._desk()
+        return _firing_by_severity(AlertTracker(self.config.tracker, desk.tracker), desk)
+
     # -- bounded state ----------------------------------------------------
 
     def _forget_posts(self, closed_through: int) -> None:

@@ -80,6 +80,9 @@ TABLES = {
     "desk": "watermark, alert lifecycle, open alerts",
     "posts": "post ids counted in open windows (a post written twice counts once)",
 }
+# The reason label of yuqing_alerts_dead_letters_total: a message that is no enriched post of the
+# contract, and a valid post the worker could not turn into an observation.
+DEAD_LETTER_REASONS = ("contract", "processing")
 # Roll changelog segments hourly so compaction keeps recovery short.
 CHANGELOG_CONFIG = {"segment.ms": str(3_600_000)}
 
@@ -112,7 +115,7 @@ def decode_post(record: Record) -> EnrichedPost | InvalidMessage:
     try:
         return decode(EnrichedPost, record.value)
     except (ContractError, ValueError) as exc:
-        return _invalid(record, exc)
+        return _invalid(record, exc, "contract")
 
 
 def observe(record: Record, post: EnrichedPost, settings: AlertsSettings, issue_id: str | None
@@ -122,13 +125,15 @@ def observe(record: Record, post: EnrichedPost, settings: AlertsSettings, issue_
         observation = Observation.of(post, max_future_seconds=settings.max_future_seconds,
                                      places=settings.gazetteer(), issue_id=issue_id, now=time.time())
     except ValueError as exc:
-        return _invalid(record, exc)
+        return _invalid(record, exc, "processing")
     metrics.LAG_SECONDS.set((post.received_at - post.created_at).total_seconds())
     return observation
 
 
-def _invalid(record: Record, exc: Exception) -> InvalidMessage:
-    return InvalidMessage(record.topic, record.partition, record.offset, str(exc), type(exc).__name__)
+def _invalid(record: Record, exc: Exception, reason: str) -> InvalidMessage:
+    """``reason`` (one of DEAD_LETTER_REASONS) leads the dead letter's message and labels the metric."""
+    return InvalidMessage(record.topic, record.partition, record.offset, f"{reason}: {exc}",
+                          type(exc).__name__)
 
 
 def make_issue_keys(settings: AlertsSettings) -> IssueKeys:
@@ -165,9 +170,13 @@ def record_advance(advance: Advance, watch: SurgeWatch) -> None:
     family_max = advance.closed[-1].family_max
     for family in FAMILIES:
         metrics.SURGE_SCORE.labels(family=family).set(family_max.get(family, 0.0))
-    for severity in ("info", "warning", "critical"):
-        metrics.FIRING.labels(severity=severity).set(advance.firing.get(severity, 0))
+    record_firing(advance.firing)
     metrics.WINDOW_KEYS.set(watch.open_windows())
+
+
+def record_firing(firing: dict[str, int]) -> None:
+    for severity in ("info", "warning", "critical"):
+        metrics.FIRING.labels(severity=severity).set(firing.get(severity, 0))
 
 
 def changelog_partition(partition: int | None) -> int:
@@ -243,6 +252,23 @@ class AlertsService:
         self.sources = BoundedLabel(settings.metrics_max_sources)
         self._configured_partitions = (kafka.partitions_override
                                        or topic_spec(LogicalTopic.POSTS_ENRICHED).partitions)
+        faust_tables["desk"].on_recover(self._restored)
+
+    async def _restored(self) -> None:
+        """The tables are recovered (a start or a rebalance): the gauges of the stored state (alerts
+        firing, the last closed window, open windows) without waiting for the next window to close.
+        Until then they read nothing firing, a last window closed in 1970 (the dashboard's "since
+        the last closed window" said 56 years; the jump back counted as a change to
+        YuqingAlertsDetectionStalled) and no open window. A worker without the counting stage's
+        partition reports no alert firing (its in-memory tables may still hold a desk it no longer
+        keeps)."""
+        counting = any(tp.topic == self.observations_name for tp in self.app.consumer.assignment())
+        record_firing(self.watch.firing() if counting else {})
+        closed = self.watch.closed_through() if counting else None
+        if closed is not None:
+            metrics.CLOSED_BUCKET.set(closed)
+        if counting:
+            metrics.WINDOW_KEYS.set(self.watch.open_windows())
 
     def source_partitions(self) -> int:
         return self.app.consumer.topic_partitions(self.enriched_name) or self._configured_partitions
@@ -393,5 +419,11 @@ def create_app(settings: AlertsSettings) -> faust.App:
     return app
 
 
+def dead_letter_reason(message: InvalidMessage) -> str:
+    """The ``reason`` label of a dead letter: one of DEAD_LETTER_REASONS (docs/alerts.md)."""
+    reason = message.reason.split(":", 1)[0]
+    return reason if reason in DEAD_LETTER_REASONS else "processing"
+
+
 def _count_dead_letter(message: InvalidMessage) -> None:
-    metrics.DEAD_LETTERS.labels(reason=message.error_class).inc()
+    metrics.DEAD_LETTERS.labels(reason=dead_letter_reason(message)).inc()

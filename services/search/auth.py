@@ -110,6 +110,9 @@ def _scope(values: Any) -> frozenset[str] | None:
         return None
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ValueError("regions/units must be lists of strings")
+    if not values or not all(value.strip() for value in values):
+        # such a scope matches no post: a key or token that saw nothing, without a word
+        raise ValueError("regions/units must not be empty or blank (leave them out for every one)")
     return frozenset(values)
 
 
@@ -117,10 +120,13 @@ def record_from(data: dict[str, Any]) -> KeyRecord:
     digest = str(data["sha256"]).lower()
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         raise ValueError(f"key {data.get('key_id') or data.get('id')}: sha256 must be 64 hex digits")
-    return KeyRecord(key_id=str(data.get("key_id") or data["id"]), sha256=digest,
-                     role=Role(data["role"]), regions=_scope(data.get("regions")),
-                     units=_scope(data.get("units")), description=str(data.get("description", "")),
-                     revoked=bool(data.get("revoked", False)))
+    key_id = str(data.get("key_id") or data["id"])
+    try:
+        regions, units = _scope(data.get("regions")), _scope(data.get("units"))
+    except ValueError as exc:
+        raise ValueError(f"key {key_id}: {exc}") from exc
+    return KeyRecord(key_id=key_id, sha256=digest, role=Role(data["role"]), regions=regions, units=units,
+                     description=str(data.get("description", "")), revoked=bool(data.get("revoked", False)))
 
 
 def load_key_file(path: Path) -> dict[str, KeyRecord]:
@@ -241,8 +247,11 @@ def _principal_from_claims(claims: Any, audience: str, now: float) -> Principal:
     aud = claims.get("aud")
     if aud != audience and not (isinstance(aud, list) and audience in aud):
         raise Unauthenticated("bearer token for another audience")
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip():
+        raise Unauthenticated("bearer token claims: sub must be a non-blank string")
     try:
-        return Principal(str(claims["sub"]), Role(claims["role"]), _scope(claims.get("regions")),
+        return Principal(subject, Role(claims["role"]), _scope(claims.get("regions")),
                          _scope(claims.get("units")), "jwt")
     except (KeyError, ValueError) as exc:
         raise Unauthenticated(f"bearer token claims: {exc}") from exc

@@ -113,15 +113,19 @@ def new_key(
     unit: list[str] = typer.Option([], help="restrict to this unit (repeatable)"),
 ) -> None:
     """Make an API key: prints the key once and its entry for the key file."""
-    from services.search.auth import Role, hash_key
+    from services.search.auth import hash_key
     from services.search.auth import new_key as make_key
+    from services.search.models import KeyCreate
 
-    key = make_key(key_id)
-    entry = [f'id = "{key_id}"', f'role = "{Role(role).value}"', f'sha256 = "{hash_key(key)}"']
-    if region:
-        entry.append(f"regions = {json.dumps(region, ensure_ascii=False)}")
-    if unit:
-        entry.append(f"units = {json.dumps(unit, ensure_ascii=False)}")
+    # The rules of POST /v1/admin/keys: an id a header and the key file can carry, no blank scope.
+    made = KeyCreate.model_validate({"key_id": key_id, "role": role, "regions": region or None,
+                                   "units": unit or None})
+    key = make_key(made.key_id)
+    entry = [f'id = "{made.key_id}"', f'role = "{made.role.value}"', f'sha256 = "{hash_key(key)}"']
+    if made.regions:
+        entry.append(f"regions = {json.dumps(made.regions, ensure_ascii=False)}")
+    if made.units:
+        entry.append(f"units = {json.dumps(made.units, ensure_ascii=False)}")
     typer.echo(f"key (shown once): {key}\n\n[[keys]]\n" + "\n".join(entry))
 
 
@@ -137,6 +141,10 @@ def token(
     settings = _settings()
     if settings.jwt_secret is None:
         raise typer.BadParameter("YUQING_SEARCH_JWT_SECRET is not set")
+    # the search API refuses a token with a blank subject, region or unit (401)
+    for hint, values in (("--sub", [subject]), ("--region", region), ("--unit", unit)):
+        if any(not value.strip() for value in values):
+            raise typer.BadParameter("must not be blank", param_hint=hint)
     claims: dict[str, object] = {"sub": subject, "role": Role(role).value, "aud": settings.jwt_audience,
                                  "iat": int(time.time()), "exp": int(time.time()) + ttl_s}
     if region:

@@ -60,11 +60,17 @@ class Indexer:
 
     def run(self) -> None:
         try:
-            self.driver.run(self.index)
+            self.driver.run(self.index, on_idle=self.record_merges)
         finally:
             self.writer.close()
         # the automatic merges of the last batches (recorded at most every few seconds)
         self.issues.record_merges(self.client, self.settings.es.index_prefix, force=True)
+
+    def record_merges(self) -> None:
+        """The automatic merges still waiting to be recorded (every ``refresh_s`` at most): the
+        last batches before a quiet spell made some, and posts indexed under the merged ids keep
+        them until recorded."""
+        self.issues.record_merges(self.client, self.settings.es.index_prefix)
 
     def index(self, records: list[Record]) -> BatchOutcome:
         """Write one batch; what Elasticsearch or the contract refused comes back as invalid."""

@@ -236,11 +236,15 @@ def list_issues(client: Elasticsearch, *, prefix: str, principal: Principal, sin
     aggs = search(client, posts_alias(prefix), body).get("aggregations")
     buckets = aggs["issues"]["buckets"] if aggs else []
     states = issue_states(client, prefix, [b["key"] for b in buckets])
-    ranked, last = _page(_rank(buckets, states, order_by=order_by, state=state), order_by=order_by,
-                         after=page.after if page else None, limit=limit)
+    chosen = _rank(buckets, states, order_by=order_by, state=state)
+    ranked, last = _page(chosen, order_by=order_by, after=page.after if page else None, limit=limit)
     issues = _summaries(client, prefix, principal, filters, [i for i, _ in ranked], until)
     next_cursor = encode_cursor(Cursor(last, until.isoformat()), fingerprint=fingerprint) if last else None
     total = int(aggs["total_issues"]["value"]) if aggs else 0
+    if state is not None or min_size > 1:
+        # the issues the filters leave, which the pages go through: every issue in range counted
+        # 25 where state=acknowledged listed 1
+        total = len(chosen)
     return IssuePage(since=since, until=until, issues=issues, total_issues=total, next_cursor=next_cursor)
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.search.auth import Role
 from yuqing.contracts import AlertExplanation
@@ -113,7 +113,8 @@ class IssuePage(BaseModel):
     since: datetime
     until: datetime
     issues: list[IssueSummary]
-    total_issues: int = Field(description="distinct issues in range (approximate above 3000)")
+    total_issues: int = Field(description="distinct issues in range (approximate above 3000); with "
+                                          "`state` or `min_size`, those of the ranked issues it keeps")
     next_cursor: str | None = Field(None, description="opaque; pass as `cursor` for the next page")
 
 
@@ -236,9 +237,15 @@ class AlertPage(BaseModel):
     next_cursor: str | None = None
 
 
+def not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 # At least one: an empty list scoped a key to nothing (201, and a key that saw nothing); leave the
 # field out for every region or unit.
-ScopeList = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]],
+ScopeList = Annotated[list[Annotated[str, Field(min_length=1, max_length=64), AfterValidator(not_blank)]],
                       Field(min_length=1, max_length=100, description="leave out for every one")]
 
 

@@ -219,3 +219,16 @@ def test_a_csv_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
     path.write_text("timestamp,value\n2015-02-26 21:42:53,57\n2015-02-26 21:47:53,43\n", encoding="utf-8-sig")
     assert [r.number for r in read_counts_csv(path)] == [57.0, 43.0]
+
+
+def test_the_command_reports_an_unusable_series_in_one_line_and_exit_status_1(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from yuqing.cli import app
+
+    (tmp_path / "in.csv").write_text("timestamp,value\n2015-03-01 00:00:00,1\n2015-03-01 00:05:00,lots\n")
+    result = CliRunner().invoke(app, ["alerts", "replay", "--input", str(tmp_path / "in.csv"),
+                                      "--output", str(tmp_path / "out.csv")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    expected = f"error: {tmp_path / 'in.csv'}:3: value 'lots' is not a finite number"
+    assert result.output.strip().splitlines() == [expected]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.alerts.detector import DetectorConfig, SurgeDetector
-from services.alerts.warm import PastPost, changelog_records, parse_since, warm_detectors
+from services.alerts.warm import PastPost, changelog_records, parse_since, since_start, warm_detectors
 from tests.alerts.streams import steady_posts, surge_posts
 from tests.alerts.test_watch import NOW, _feed, _watch
 from yuqing.contracts import AlertState
@@ -68,6 +68,23 @@ def test_since_takes_days_hours_or_minutes(text: str, seconds: int):
 def test_a_bad_since_is_one_clear_error(text: str):
     with pytest.raises(ValueError, match="--since"):
         parse_since(text)
+
+
+@pytest.mark.parametrize("text", ["99999999d", "9999999999d", "99999999999999999999h"])
+def test_a_since_reaching_before_the_calendar_is_one_clear_error(text: str):
+    with pytest.raises(ValueError, match=f"--since '{text}': reaches back before the year 1"):
+        since_start(text, NOW)
+    assert since_start("14d", NOW) == NOW - timedelta(days=14)
+
+
+def test_the_command_says_so_in_one_line():
+    from typer.testing import CliRunner
+
+    from yuqing.cli import app
+
+    result = CliRunner().invoke(app, ["alerts", "warm", "--since", "99999999d"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == "error: --since '99999999d': reaches back before the year 1"
 
 
 def test_a_dump_is_warmed_through_the_bucket_of_its_last_post():

@@ -88,6 +88,17 @@ def test_a_restart_from_the_tables_gives_the_same_alerts(surge_run):
     assert first + second == surge_run[0]
 
 
+def test_a_new_instance_on_the_tables_knows_the_alerts_firing_before_any_window_closes():
+    surge = surge_posts(SURGE_AT)
+    posts = sorted(steady_posts(SURGE_AT - timedelta(days=3), SURGE_AT + timedelta(minutes=40)) + surge,
+                   key=lambda p: p.created_at)
+    tables: dict = {}
+    assert _watch(tables).firing() == {}
+    alerts = _feed(_watch(tables), posts)
+    assert [a.state for a in alerts] == [AlertState.FIRING]
+    assert _watch(tables).firing() == {alerts[0].severity.value: 1}
+
+
 def _post(minute: int, n: int) -> EnrichedPost:
     return make_post(index=f"w-{n}", created_at=SURGE_AT + timedelta(minutes=minute), topic=Topic.BILLING,
                      region="城关镇", source="app-main", text="电费", keywords=["电费"],

@@ -6,6 +6,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from services.alerts import metrics, worker
 from services.alerts.evidence import Observation
 from services.alerts.settings import AlertsSettings
 from services.alerts.worker import SERVICE, ChangelogReceipts, route, watch_config
@@ -42,6 +43,32 @@ def test_poison_messages_become_dead_letters_with_their_reason():
         assert (letter.partition, letter.offset, letter.service) == (1, 7, "alerts")
         assert letter.error_class == "ContractError" and letter.error_message == invalid.reason
         assert base64.b64decode(letter.original_b64) == (value or b"")
+
+
+def _dead_letters(reason: str) -> float:
+    return metrics.DEAD_LETTERS.labels(reason=reason)._value.get()
+
+
+def test_dead_letters_are_counted_under_the_documented_reasons(monkeypatch):
+    example = next((SCHEMAS_DIR / "posts.enriched" / "examples").glob("*.json")).read_bytes()
+    before = {reason: _dead_letters(reason) for reason in worker.DEAD_LETTER_REASONS}
+    poison = route(_message(b'{"post_id": "x"}'), AlertsSettings())
+    assert isinstance(poison, InvalidMessage) and poison.reason.startswith("contract: ")
+    worker._count_dead_letter(poison)
+
+    def unusable(*args: object, **kwargs: object) -> Observation:
+        raise ValueError("year 10000 is out of range")
+
+    monkeypatch.setattr(Observation, "of", unusable)
+    failed = route(_message(example), AlertsSettings())
+    assert isinstance(failed, InvalidMessage) and failed.reason == "processing: year 10000 is out of range"
+    assert failed.error_class == "ValueError"  # the dead letter keeps the exception's class
+    worker._count_dead_letter(failed)
+    after = {reason: _dead_letters(reason) for reason in worker.DEAD_LETTER_REASONS}
+    assert after == {reason: before[reason] + 1 for reason in worker.DEAD_LETTER_REASONS}
+    labels = {sample.labels["reason"]
+              for metric in metrics.DEAD_LETTERS.collect() for sample in metric.samples}
+    assert labels <= set(worker.DEAD_LETTER_REASONS)
 
 
 def test_the_dead_letter_cap_is_the_shared_consumer_setting(monkeypatch):

@@ -137,3 +137,24 @@ def test_skipped_offsets_stop_the_worker_without_a_commit(kafka_settings: KafkaS
         driver.handle(_batch(driver), lambda records: BatchOutcome())
     assert isinstance(stops[0], SkippedOffsets)
     assert _committed(kafka_settings, driver) == committed
+
+
+def test_idle_work_runs_between_batches_and_a_failure_of_it_is_tried_again(
+        kafka_settings: KafkaSettings, driver: KafkaDriver, stops: list[BaseException]):
+    handled: list[int] = []
+    idle_calls: list[int] = []
+
+    def process(records: list[Record]) -> BatchOutcome:
+        handled.extend(r.offset for r in records)
+        return BatchOutcome()
+
+    def work() -> None:  # the sink's deferred writes; the first try finds it away
+        idle_calls.append(len(handled))
+        if len(idle_calls) == 1:
+            raise ConnectionError("sink away")
+        if len(handled) == 10:
+            driver.stop()
+
+    driver.run(process, on_idle=work)
+    assert handled == list(range(10)) and stops == []  # the failure stopped nothing
+    assert len(idle_calls) >= 2 and idle_calls[-1] == 10

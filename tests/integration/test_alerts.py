@@ -163,3 +163,33 @@ def test_a_rumour_over_many_townships_raises_one_topic_alert(
     firing = [a for a in read() if a.state is AlertState.FIRING]
     assert [a.key.label() for a in firing] == ["topic|topic=billing"]  # its channels fold into it
     assert firing[0].observed >= len(rumour) and firing[0].window_start == SURGE_AT
+
+
+def _firing(pipeline: Pipeline) -> dict[str, float]:
+    text = httpx.get(pipeline.url("alerts") + "/metrics", timeout=5).text
+    return {severity: float(value) for severity, value
+            in re.findall(r'^yuqing_alerts_firing\{severity="(\w+)"\} (\S+)$', text, re.M)}
+
+
+def test_a_restarted_worker_reports_the_alerts_still_firing_before_any_window_closes(
+    pipeline: Pipeline, kafka_settings: KafkaSettings
+):
+    _start_alerts(pipeline)
+    surge = surge_posts(SURGE_AT, region="青山乡", count=40, minutes=10)
+    # History up to just after the surge: it fires, and no quiet half hour follows to resolve it.
+    baseline = steady_posts(SURGE_AT - HISTORY, SURGE_AT + timedelta(minutes=40))
+    _produce(kafka_settings, sorted(baseline + surge, key=lambda p: p.created_at))
+    read = _alert_reader(kafka_settings)
+    wait_until(lambda: any(a.state is AlertState.FIRING for a in read()), 150, "the surge to fire")
+    wait_until(lambda: sum(_firing(pipeline).values()) == 1, 30, "the gauge to count the alert")
+    before, closed = _firing(pipeline), _closed_bucket(pipeline)
+    pipeline.kill("alerts")
+
+    pipeline.start("alerts")  # no post arrives after the restart: no window closes
+    wait_until(lambda: _firing(pipeline) == before, 60, f"the gauge to show {before} again")
+    assert not any(a.state is AlertState.RESOLVED for a in read())
+    # the last closed window and the open windows too (they read 0 until a window closed)
+    assert _closed_bucket(pipeline) == closed > 0
+    metrics = httpx.get(pipeline.url("alerts") + "/metrics", timeout=5).text
+    open_windows = re.search(r"^yuqing_alerts_window_keys (\S+)$", metrics, re.M)
+    assert open_windows and float(open_windows.group(1)) > 0

@@ -342,3 +342,39 @@ def test_automatic_merges_made_by_one_indexer_are_applied_by_the_other(settings:
     for replica in replicas:  # each follows the merges, whichever made them
         replica.indexer.issues.refresh(es, settings.es.index_prefix, force=True)
         assert {replica.indexer.issues.grouper.issue_of(p.post_id) for p in first + later} == {older}
+
+
+def _merging_pair(tag: str, hours: int) -> tuple[list[EnrichedPost], EnrichedPost]:
+    """Posts making two issues of one matter, and the post that shows they are one (see above)."""
+    minutes = hours * 60
+    first = [make_post("灯一下子全灭了，小孩吓得直哭", external_id=f"{tag}-0", region=None, unit=None,
+                       created_at=BASE_TIME + timedelta(minutes=minutes)),
+             _post(f"{tag}-1", "河口镇新街村停电了，什么时候来电？", minutes + 2),
+             _post(f"{tag}-2", "新街村这边突然黑了，整个村都没电", minutes + 4)]
+    return first, _post(f"{tag}-3", "灯全灭了，小孩吓得哭个不停", minutes + 9)
+
+
+def test_an_automatic_merge_of_the_last_batch_before_a_quiet_spell_is_recorded(
+        settings: SearchSettings) -> None:
+    es = make_client(settings.es)
+
+    def issues_of(tag: str) -> int:
+        return len({issue for external_id, issue in _issues(es, settings).items()
+                    if external_id.startswith(tag)})
+
+    a_posts, a_join = _merging_pair("qa", 0)
+    # six hours later the village's posts join the same matter, the unplaced one founds an issue
+    b_posts, b_join = _merging_pair("qb", 6)
+    running = Running(settings)
+    running.indexer.issues.refresh_s = 5  # merges are recorded at most every 5 s
+    try:
+        _index(settings, es, a_posts + b_posts, 6)
+        _publish(settings, LogicalTopic.POSTS_ENRICHED, [a_join])
+        _wait(lambda: issues_of("qa") == 1, 30, "the first merge recorded")
+        assert issues_of("q") == 2
+        # the second merge comes within the 5 s, and no post follows it: it was recorded (and
+        # the post under the merged id renamed) only when the next post arrived
+        _publish(settings, LogicalTopic.POSTS_ENRICHED, [b_join])
+        _wait(lambda: issues_of("q") == 1, 30, "the second merge recorded with no later post")
+    finally:
+        running.stop()

@@ -189,3 +189,28 @@ def test_a_key_scoped_to_an_empty_list_is_refused_naming_the_field(env: Env, sco
     assert resp.status_code == 422, resp.text
     assert resp.json()["detail"][0]["loc"] == ["body", scope]
     assert env.get("/v1/admin/keys", key="admin").json() == []
+
+
+@pytest.mark.parametrize("scope", ["regions", "units"])
+def test_a_key_scoped_to_a_blank_value_is_refused_naming_it(env: Env, scope: str) -> None:
+    resp = env.call("POST", "/v1/admin/keys", "admin", json={"key_id": "blank-scope", "role": "viewer",
+                                                             scope: ["河口镇", "\u3000 "]})
+
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["loc"] == ["body", scope, 1]
+    assert env.get("/v1/admin/keys", key="admin").json() == []
+
+
+def test_the_issue_total_counts_the_issues_the_state_and_size_filters_keep(env: Env) -> None:
+    listed = env.get("/v1/issues", since=SINCE, limit=100).json()
+    assert listed["total_issues"] == len(listed["issues"]) >= 3
+    first = listed["issues"][0]["issue_id"]
+    assert env.call("POST", f"/v1/issues/{first}/actions", json={"action": "acknowledge"}).status_code == 201
+
+    for params, expected in (
+            ({"state": "acknowledged"}, [first]),
+            ({"state": "open"}, [i["issue_id"] for i in listed["issues"] if i["issue_id"] != first]),
+            ({"min_size": 2}, [i["issue_id"] for i in listed["issues"] if i["size"] >= 2])):
+        page = env.get("/v1/issues", since=SINCE, limit=100, **params).json()
+        assert sorted(i["issue_id"] for i in page["issues"]) == sorted(expected), params
+        assert page["total_issues"] == len(expected), params

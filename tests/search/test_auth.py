@@ -1,6 +1,8 @@
 import time
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
 from services.search.auth import (
     KeyStore,
@@ -14,6 +16,7 @@ from services.search.auth import (
     sign_jwt,
     verify_jwt,
 )
+from yuqing.cli import app as cli
 
 SECRET = "s" * 40
 
@@ -78,3 +81,52 @@ def test_jwt_bad_tokens(token):
         verify_jwt(token, secret=SECRET, audience="yuqing-search")
 
 
+
+
+@pytest.mark.parametrize("scope", ['regions = []', 'regions = [""]', 'units = ["城关供电所", "  "]'])
+def test_a_key_file_entry_scoped_to_nothing_is_refused_naming_the_key(tmp_path, scope):
+    # such a key saw nothing: every search answered 0 posts, with no word of why
+    path = tmp_path / "keys.toml"
+    path.write_text(f'[[keys]]\nid = "desk"\nrole = "viewer"\nsha256 = "{"0" * 64}"\n{scope}\n',
+                    encoding="utf-8")
+    with pytest.raises(ValueError, match="key desk: regions/units must not be empty or blank"):
+        load_key_file(path)
+
+
+@pytest.mark.parametrize("claims", [
+    _claims(regions=[""]), _claims(units=["\u3000"]), _claims(regions=[]), _claims(sub=""),
+    _claims(sub="  "), _claims(sub=7), _claims(sub=None)])
+def test_a_token_with_a_blank_subject_or_scope_is_refused(claims):
+    with pytest.raises(Unauthenticated, match="bearer token claims"):
+        verify_jwt(sign_jwt(claims, SECRET), secret=SECRET, audience="yuqing-search")
+
+
+def _cli(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["search", *args], env={"YUQING_SEARCH_JWT_SECRET": SECRET,
+                                                           "COLUMNS": "200"})
+
+
+@pytest.mark.parametrize("args", [
+    ["--id", 'a"b', "--role", "viewer"], ["--id", "Desk", "--role", "viewer"],
+    ["--id", "河口", "--role", "viewer"], ["--id", "desk", "--role", "viewer", "--region", ""],
+    ["--id", "desk", "--role", "viewer", "--unit", "城关供电所", "--unit", "  "]])
+def test_new_key_refuses_what_the_admin_api_refuses(args):
+    made = _cli("new-key", *args)
+    assert made.exit_code == 1 and "yq_" not in made.output and made.output.startswith("error: KeyCreate")
+
+
+def test_new_key_prints_an_entry_the_key_file_loads(tmp_path):
+    made = _cli("new-key", "--id", "hekou-desk", "--role", "responder", "--region", "河口镇")
+    assert made.exit_code == 0, made.output
+    path = tmp_path / "keys.toml"
+    path.write_text(made.output[made.output.index("[[keys]]"):], encoding="utf-8")
+    key = made.output.split()[3]
+    principal = KeyStore(file_keys=load_key_file(path)).verify(key)
+    assert (principal.subject, principal.regions) == ("hekou-desk", frozenset({"河口镇"}))
+
+
+@pytest.mark.parametrize("args", [["--sub", " "], ["--sub", "王工", "--region", ""],
+                                  ["--sub", "王工", "--unit", "\u3000"]])
+def test_token_refuses_a_blank_subject_region_or_unit(args):
+    minted = _cli("token", "--role", "viewer", *args)
+    assert minted.exit_code == 2 and "must not be blank" in minted.output

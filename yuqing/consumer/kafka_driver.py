@@ -55,14 +55,26 @@ class KafkaDriver:
     def stopping(self) -> bool:
         return self._stopping
 
-    def run(self, process: Process) -> None:
+    def run(self, process: Process, *, on_idle: Callable[[], None] | None = None) -> None:
+        """Handle batches until :meth:`stop`; ``on_idle`` runs after a poll that brought nothing
+        (a sink's deferred writes: they must not wait for the next message; see :meth:`idle`)."""
         try:
             while not self._stopping:
                 records = self.collect()
                 if records:
                     self.handle(records, process)
+                elif on_idle is not None:
+                    self.idle(on_idle)
         finally:
             self.close()
+
+    def idle(self, work: Callable[[], None]) -> None:
+        """Work between batches. No batch is open, so a failure (its sink away) is logged and the
+        work tried again at the next idle poll or after the next batch, not a restart."""
+        try:
+            work()
+        except Exception as exc:
+            log.warning("work between batches failed (%s: %s); tried again later", type(exc).__name__, exc)
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
