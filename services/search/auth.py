@@ -117,10 +117,17 @@ def _scope(values: Any) -> frozenset[str] | None:
 
 
 def record_from(data: dict[str, Any]) -> KeyRecord:
+    named = data.get("key_id") or data.get("id")
+    missing = [name for name in ("sha256", "role") if name not in data]
+    if not named or missing:
+        fields = ["id", *missing] if not named else missing
+        raise ValueError(f"key {named or '(no id)'}: missing {', '.join(fields)}")
     digest = str(data["sha256"]).lower()
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise ValueError(f"key {data.get('key_id') or data.get('id')}: sha256 must be 64 hex digits")
-    key_id = str(data.get("key_id") or data["id"])
+        raise ValueError(f"key {named}: sha256 must be 64 hex digits")
+    key_id = str(named)
+    if data["role"] not in {role.value for role in Role}:
+        raise ValueError(f"key {key_id}: role must be one of {', '.join(role.value for role in Role)}")
     try:
         regions, units = _scope(data.get("regions")), _scope(data.get("units"))
     except ValueError as exc:
@@ -132,7 +139,10 @@ def record_from(data: dict[str, Any]) -> KeyRecord:
 def load_key_file(path: Path) -> dict[str, KeyRecord]:
     """``[[keys]]`` tables: id, role, sha256, optional regions/units/description."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    records = [record_from(item) for item in data.get("keys", [])]
+    try:
+        records = [record_from(item) for item in data.get("keys", [])]
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
     return {r.key_id: r for r in records}
 
 

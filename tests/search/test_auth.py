@@ -93,6 +93,20 @@ def test_a_key_file_entry_scoped_to_nothing_is_refused_naming_the_key(tmp_path, 
         load_key_file(path)
 
 
+@pytest.mark.parametrize(("entry", "said"), [
+    ('id = "desk"\nrole = "viewer"', "key desk: missing sha256"),
+    (f'id = "desk"\nsha256 = "{"0" * 64}"', "key desk: missing role"),
+    (f'role = "viewer"\nsha256 = "{"0" * 64}"', "key [(]no id[)]: missing id"),
+    (f'id = "desk"\nrole = "boss"\nsha256 = "{"0" * 64}"',
+     "key desk: role must be one of viewer, responder, admin")])
+def test_a_key_file_entry_without_a_field_names_the_file_the_key_and_the_field(tmp_path, entry, said):
+    # the API stopped at start with "error: KeyError: 'sha256'", naming neither the key nor the file
+    path = tmp_path / "keys.toml"
+    path.write_text(f"[[keys]]\n{entry}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"^{path}: {said}$"):
+        load_key_file(path)
+
+
 @pytest.mark.parametrize("claims", [
     _claims(regions=[""]), _claims(units=["\u3000"]), _claims(regions=[]), _claims(sub=""),
     _claims(sub="  "), _claims(sub=7), _claims(sub=None)])
