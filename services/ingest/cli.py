@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from yuqing.clikit import command_group
+from yuqing.clikit import EXIT_BAD_INPUT, command_group, one_line
 from yuqing.observability import configure_logging
 
 if TYPE_CHECKING:  # imported by the commands that run: the command tree stays light
@@ -123,9 +123,9 @@ def publish(
     console = Console(stderr=True)
     try:
         registered = load_registry(settings.sources_path, os.environ).get(source)
-    except RegistryError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    except RegistryError as exc:  # one line and 1, as every command's bad input (clikit)
+        typer.echo(f"error: {one_line(exc)}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
     publisher = KafkaPublisher(settings.kafka, timeout_s=settings.publish_timeout_s)
     columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                TimeRemainingColumn())
