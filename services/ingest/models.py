@@ -50,6 +50,12 @@ def _trimmed_place(value: object) -> object:
 TrimmedPlace = Annotated[Place, BeforeValidator(_trimmed_place)]
 
 
+def _blank_is_absent(value: object) -> object:
+    # a blank thread id would make every post sent with one a reply in one thread; a blank author
+    # or title says nothing: each counts as absent (the APP webhook's optional fields likewise)
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 def _exact_number(value: object) -> object:
     # JSON parsers read an integer beyond 64 bits as a float: 12345678901234567890123 would be
     # published as 1.2345678901234568e+22. Such a number (or a float that large and whole) is
@@ -102,13 +108,14 @@ class PostIn(BaseModel):
                            AfterValidator(_not_blank)]
     text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
     created_at: DateTime
-    author: Annotated[str | None, Field(max_length=128), AfterValidator(_pseudonymous)] = None
-    title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS)] = None
+    author: Annotated[str | None, Field(max_length=128), BeforeValidator(_blank_is_absent),
+                      AfterValidator(_pseudonymous)] = None
+    title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS), BeforeValidator(_blank_is_absent)] = None
     msg_type: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "text"
     region: TrimmedPlace = None
     unit: TrimmedPlace = None
-    thread_id: Reference = None
-    reply_to: Reference = None
+    thread_id: Annotated[Reference, BeforeValidator(_blank_is_absent)] = None
+    reply_to: Annotated[Reference, BeforeValidator(_blank_is_absent)] = None
     url: WebLink = None
     attributes: ExactAttributes = Field(default_factory=dict)
 
