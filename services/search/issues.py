@@ -328,6 +328,8 @@ def list_actions(client: Elasticsearch, *, prefix: str, principal: Principal, is
         body["search_after"] = decode_cursor(cursor, fingerprint=fingerprint, width=len(ACTION_SORT)).after
     resp = search(client, small_alias(prefix, "actions"), body)
     hits = resp["hits"]["hits"]
+    if issue_id is not None and not hits and not cursor:
+        _issue_scope(client, prefix, principal, issue_id)  # no such issue in the caller's scope: 404
     actions = [ActionRead.model_validate(h["_source"]) for h in hits]
     next_cursor = (encode_cursor(Cursor(hits[-1]["sort"], datetime.now(UTC).isoformat()),
                                  fingerprint=fingerprint) if len(hits) == limit else None)

@@ -214,3 +214,15 @@ def test_the_issue_total_counts_the_issues_the_state_and_size_filters_keep(env: 
         page = env.get("/v1/issues", since=SINCE, limit=100, **params).json()
         assert sorted(i["issue_id"] for i in page["issues"]) == sorted(expected), params
         assert page["total_issues"] == len(expected), params
+
+
+def test_the_history_of_an_issue_outside_the_scope_or_of_none_is_a_404(env: Env) -> None:
+    # it answered 200 with an empty history, as for an issue nobody has acted on yet
+    issues = env.get("/v1/issues", since=SINCE, limit=100).json()["issues"]
+    outside = next(i["issue_id"] for i in issues if "河口镇" not in i["regions"])
+    quiet = next(i["issue_id"] for i in issues if "河口镇" in i["regions"])
+
+    assert env.get(f"/v1/issues/{outside}/actions", key="hekou").status_code == 404
+    assert env.get("/v1/issues/outage-0000000000000000/actions").status_code == 404
+    assert env.get(f"/v1/issues/{quiet}/actions", key="hekou").status_code == 200  # acted on or not
+    assert env.get(f"/v1/issues/{outside}/actions").status_code == 200
