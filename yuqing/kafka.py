@@ -20,21 +20,32 @@ T = TypeVar("T")
 
 
 class CancelledOnClose(logging.Filter):
-    """A request kafka-python cancels because its own client is closing is not an error.
+    """A request or a read that kafka-python's own closing client cuts short is not an error.
 
     Closing a client closes its connections, and every request still in flight
     on them fails with ``Cancelled`` (a connection lost to the broker fails them
     with another error). kafka-python logs some of these as errors: a metadata
     refresh under way when the indexer stops made a normal stop log
     ``Metadata refresh: failed Cancelled`` at ERROR, about one stop in twenty
-    shortly after a start. Such a record is logged at DEBUG instead.
+    shortly after a start. Likewise its IO thread, reading a socket the close
+    has just dropped, logs ``Error receiving network data`` with an
+    ``AttributeError`` (the socket is ``None``) for a transport that says
+    ``(closed)``. Such records are logged at DEBUG instead.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
-        if record.levelno > logging.DEBUG and any(isinstance(arg, Cancelled) for arg in args):
+        if record.levelno > logging.DEBUG and (any(isinstance(arg, Cancelled) for arg in args)
+                                               or _read_after_close(record, args)):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return True
+
+
+def _read_after_close(record: logging.LogRecord, args: tuple[object, ...]) -> bool:
+    """kafka-python's IO thread reading a transport its own close has dropped the socket of."""
+    error = record.exc_info[1] if record.exc_info else None
+    return (isinstance(error, AttributeError) and record.name.startswith("kafka.net")
+            and bool(args) and "(closed)" in str(args[0]))
 
 
 def _quiet_cancellations() -> None:
