@@ -264,18 +264,15 @@ WRITTEN_APART = ("dev14", "dev15", "dev16", "dev17")
 
 def written_apart() -> dict[str, Any]:
     """The defaults on each set written apart (model topics), their mean F1 and large events."""
-    found = {name: score(rows, group_rows(rows, classify=None))
-             for name in WRITTEN_APART if (DATA / f"{name}.jsonl").exists()
-             for rows in [with_model_topics(read_posts(DATA / f"{name}.jsonl"))]}
+    found = grouped_scores({p.stem: with_model_topics(read_posts(p))
+                            for p in dev_sets() if p.stem in WRITTEN_APART}, {})
     if not found:
         return {}
     print("sets written apart, model topics:")
     print(table(found))
-    big = [tuple(map(int, r["big_events"].split("/"))) for r in found.values()]
-    mean = sum(r["bcubed_f1"] for r in found.values()) / len(found)
-    print(f"mean F1 {mean:.3f}, big events {sum(b[0] for b in big)}/{sum(b[1] for b in big)}")
-    return {"sets": found, "mean_bcubed_f1": round(mean, 4),
-            "big_events": f"{sum(b[0] for b in big)}/{sum(b[1] for b in big)}"}
+    mean, recovered, large = totals(found.values())
+    print(f"mean F1 {mean:.3f}, big events {recovered}/{large}")
+    return {"sets": found, "mean_bcubed_f1": round(mean, 4), "big_events": f"{recovered}/{large}"}
 
 
 def dev_sets(held_out: Sequence[str] = ()) -> list[Path]:
@@ -333,12 +330,17 @@ def grouped_scores(sets: dict[str, list[dict[str, Any]]],
         open_issues.COMPATIBLE_TOPICS = BASE_COMPATIBLE
 
 
-def summary(found: Iterable[dict[str, Any]]) -> str:
-    """Mean F1 and big events recovered over sets."""
+def totals(found: Iterable[dict[str, Any]]) -> tuple[float, int, int]:
+    """Mean F1 over sets, big events recovered and big events in all."""
     rows = list(found)
     big = [tuple(map(int, r["big_events"].split("/"))) for r in rows]
-    return (f"mean F1 {sum(r['bcubed_f1'] for r in rows) / len(rows):.4f}, "
-            f"big events {sum(b[0] for b in big)}/{sum(b[1] for b in big)}")
+    return (sum(r["bcubed_f1"] for r in rows) / len(rows), sum(b[0] for b in big), sum(b[1] for b in big))
+
+
+def summary(found: Iterable[dict[str, Any]]) -> str:
+    """Mean F1 and big events recovered over sets."""
+    mean, recovered, large = totals(found)
+    return f"mean F1 {mean:.4f}, big events {recovered}/{large}"
 
 
 def split_profiles(held_out: Sequence[str] = ()) -> None:
