@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from services.ingest.dedup import TtlSet
-from services.ingest.models import is_personal_number
+from services.ingest.models import blank_is_absent, is_personal_number
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import MAX_TEXT_CHARS
 from yuqing.contracts.models import DateTime
@@ -228,8 +228,8 @@ class AppFeedback(BaseModel):
         # feedback for it lost the user's words; absent, the source's default applies.
         if not isinstance(data, dict):
             return data
-        return {key: None if key in _OPTIONAL_TEXT and isinstance(value, str) and not value.strip()
-                else value for key, value in data.items()}
+        return {key: blank_is_absent(value) if key in _OPTIONAL_TEXT else value
+                for key, value in data.items()}
 
     @field_validator("user")
     @classmethod

@@ -50,9 +50,10 @@ def _trimmed_place(value: object) -> object:
 TrimmedPlace = Annotated[Place, BeforeValidator(_trimmed_place)]
 
 
-def _blank_is_absent(value: object) -> object:
-    # a blank thread id would make every post sent with one a reply in one thread; a blank author
-    # or title says nothing: each counts as absent (the APP webhook's optional fields likewise)
+def blank_is_absent(value: object) -> object:
+    """A blank text (``""``, spaces) as absent: a blank thread id would make every post sent with one
+    a reply in one thread, a blank author or title says nothing (the APP webhook's optional fields
+    likewise)."""
     return None if isinstance(value, str) and not value.strip() else value
 
 
@@ -108,14 +109,14 @@ class PostIn(BaseModel):
                            AfterValidator(_not_blank)]
     text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
     created_at: DateTime
-    author: Annotated[str | None, Field(max_length=128), BeforeValidator(_blank_is_absent),
+    author: Annotated[str | None, Field(max_length=128), BeforeValidator(blank_is_absent),
                       AfterValidator(_pseudonymous)] = None
-    title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS), BeforeValidator(_blank_is_absent)] = None
+    title: Annotated[str | None, Field(max_length=MAX_TITLE_CHARS), BeforeValidator(blank_is_absent)] = None
     msg_type: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] = "text"
     region: TrimmedPlace = None
     unit: TrimmedPlace = None
-    thread_id: Annotated[Reference, BeforeValidator(_blank_is_absent)] = None
-    reply_to: Annotated[Reference, BeforeValidator(_blank_is_absent)] = None
+    thread_id: Annotated[Reference, BeforeValidator(blank_is_absent)] = None
+    reply_to: Annotated[Reference, BeforeValidator(blank_is_absent)] = None
     url: WebLink = None
     attributes: ExactAttributes = Field(default_factory=dict)
 
