@@ -9,6 +9,7 @@ from typing import Annotated
 
 from elasticsearch import Elasticsearch
 from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
@@ -111,6 +112,29 @@ async def json_content(request: Request) -> None:
         raise HTTPException(415, "Content-Type must be application/json")
 
 
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route reads, its dependencies' included."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def known_query(request: Request) -> None:
+    """400 for a query parameter the route does not read: FastAPI ignores it, so a misspelt
+    filter (``regoin=``) or another endpoint's name for a setting would answer as if unfiltered."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if not isinstance(dependant, Dependant):
+        return
+    known = _query_names(dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        accepted = ", ".join(sorted(known)) or "none"
+        raise HTTPException(400, f"unknown query parameter {', '.join(map(repr, unknown))} "
+                                 f"(this endpoint accepts: {accepted})")
+
+
 def _query_time(value: datetime) -> datetime:
     if not QUERY_YEARS[0] <= value.year < QUERY_YEARS[1]:
         raise ValueError(f"must be a date-time of the years {QUERY_YEARS[0]} to {QUERY_YEARS[1] - 1}")
@@ -131,6 +155,10 @@ Until = Annotated[QueryTime | None, Query(description="exclusive", examples=["20
 PAGE_SIZE_MAX = 100
 """Items per page at most: part of the API contract, the same on every deployment."""
 PageSize = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX, description=f"at most {PAGE_SIZE_MAX}")]
+OptionalPageSize = Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX,
+                                                description=f"at most {PAGE_SIZE_MAX}; default 20")]
+FormerPageSize = Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX, deprecated=True,
+                                              description="the former name of `limit`")]
 PostIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", examples=["68c3c8310ffbb3e61c3e4cf53607b7f1"])]
 IssueIdPath = Annotated[str, Path(pattern=r"^[a-z_]{2,32}-[0-9a-f]{16}$",
                                   examples=["outage-9f2c41d07a3be815"])]

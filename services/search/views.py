@@ -13,9 +13,11 @@ from services.search.deps import (
     AlertIdPath,
     Caller,
     Cursor,
+    FormerPageSize,
     IssueIdPath,
     KeyIdPath,
     Keyword,
+    OptionalPageSize,
     PageSize,
     PostIdPath,
     Reader,
@@ -23,6 +25,7 @@ from services.search.deps import (
     State,
     Until,
     json_content,
+    known_query,
 )
 from services.search.metrics import RESPONSE_ACTIONS
 from services.search.models import (
@@ -59,7 +62,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": Problem, "description": described[c]} for c in (401, 422, 429, *codes)}
 
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(json_content)])
+router = APIRouter(prefix="/v1", dependencies=[Depends(json_content), Depends(known_query)])
 
 
 @router.get("/me", response_model=Me, responses=_errors(), tags=["auth"])
@@ -81,14 +84,18 @@ def search_posts(
     issue_id: Annotated[str | None, Query(max_length=64)] = None,
     since: Since = None, until: Until = None,
     sort: Annotated[SortOrder | None, Query(description="default: relevance with q, else time")] = None,
-    size: PageSize = 20, cursor: Cursor = None,
+    limit: OptionalPageSize = None, size: FormerPageSize = None,
+    cursor: Cursor = None,
 ) -> PostPage:
     """Full-text search with filters, facets, escaped snippets and `search_after` pages."""
+    if limit is not None and size is not None and limit != size:
+        raise HTTPException(400, f"limit={limit} and size={size} disagree: give limit alone")
+    page_size = limit or size or 20
     params = posts.SearchParams(q=q, topic=topic, sentiment=sentiment, source=source, channel=channel,
                                 region=region, unit=unit, issue_id=issue_id, since=since,
                                 until=until, sort=sort)
     return posts.search_posts(state.client, prefix=state.prefix, params=params, principal=caller,
-                              size=size, cursor=cursor)
+                              size=page_size, cursor=cursor)
 
 
 @router.get("/posts/{post_id}", response_model=PostRead, responses=_errors(404), tags=["posts"])

@@ -71,7 +71,7 @@ def test_the_documented_search_filters_are_the_query_parameters() -> None:
     filters = set(re.findall(r"`(\w+)`", sentence.group(1)))
     operation = create_search_app().openapi()["paths"]["/v1/posts/search"]["get"]
     parameters = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
-    assert filters == parameters - {"q", "sort", "size", "cursor"}
+    assert filters == parameters - {"q", "sort", "limit", "size", "cursor"}
 
 
 def test_the_documented_issue_actions_are_the_action_kinds() -> None:

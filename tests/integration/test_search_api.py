@@ -188,6 +188,20 @@ def test_search_filters_facets_sort_and_time_range(env: Env):
     assert env.get("/v1/posts/search", size=1000).status_code == 422
 
 
+def test_page_size_is_limit_everywhere_and_unknown_parameters_are_refused(env: Env):
+    assert len(env.get("/v1/posts/search", q="停电", limit=2).json()["hits"]) == 2
+    assert len(env.get("/v1/posts/search", q="停电", size=3).json()["hits"]) == 3  # the former name
+    assert env.get("/v1/posts/search", limit=1000).status_code == 422
+    disagree = env.get("/v1/posts/search", limit=2, size=3)
+    assert disagree.status_code == 400 and "limit=2 and size=3" in disagree.json()["detail"]
+    # a misspelt filter would otherwise answer as if there were none
+    misspelt = env.get("/v1/posts/search", q="停电", regoin="城关镇")
+    assert misspelt.status_code == 400
+    assert "'regoin'" in misspelt.json()["detail"] and "region" in misspelt.json()["detail"]
+    assert env.get("/v1/issues", size=5).status_code == 400  # /v1/issues pages by limit
+    assert env.get("/v1/issues", limit=5).status_code == 200
+
+
 def test_highlights_are_html_escaped(env: Env):
     hits = env.get("/v1/posts/search", q="幸福小区 快来人").json()["hits"]
     snippet = next(h["highlight"] for h in hits if h["post_id"] == hits[0]["post_id"])

@@ -48,7 +48,7 @@ def test_a_region_inferred_from_the_text_is_filtered_on_and_drives_the_townships
     es.indices.refresh(index=f"{prefix}-*")
 
     with TestClient(create_app(settings, client=es)) as api:
-        page = api.get("/v1/posts/search", params={"region": "河口镇", "page_size": 50}).json()
+        page = api.get("/v1/posts/search", params={"region": "河口镇", "limit": 50}).json()
     assert page["total"] == 6
     sources = {hit["text"]: hit["region_source"] for hit in page["hits"]}
     assert {sources[t] for t in FROM_TEXT} == {"text"} and {sources[t] for t in FROM_APP} == {"sender"}
