@@ -10,7 +10,8 @@ so that a post at fault refuses its request and never reaches Kafka:
 * ``created_at`` must lie inside a window around ``received_at``
   (:data:`~yuqing.contracts.limits.DEFAULT_EVENT_MAX_AGE` back,
   :data:`~yuqing.contracts.limits.DEFAULT_EVENT_MAX_LEAD` ahead; settings widen it
-  for back-fills): 422;
+  for back-fills), and never before the months the search index keeps
+  (:data:`~yuqing.contracts.limits.INDEX_KEPT_MONTHS`): 422;
 * the serialised message must fit :data:`~yuqing.contracts.limits.MAX_RAW_MESSAGE_BYTES`,
   the one size limit derived from the broker's ``max.message.bytes``: 413.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from yuqing.contracts import RawPost
@@ -27,6 +28,7 @@ from yuqing.contracts.codec import encode
 from yuqing.contracts.limits import (
     DEFAULT_EVENT_MAX_AGE,
     DEFAULT_EVENT_MAX_LEAD,
+    INDEX_KEPT_MONTHS,
     MAX_RAW_MESSAGE_BYTES,
 )
 from yuqing.text import STRIP_CONTROL
@@ -56,6 +58,7 @@ class Admission:
     max_age: timedelta = DEFAULT_EVENT_MAX_AGE
     max_lead: timedelta = DEFAULT_EVENT_MAX_LEAD
     max_message_bytes: int = MAX_RAW_MESSAGE_BYTES
+    kept_months: int = INDEX_KEPT_MONTHS
 
     def admit(self, post: RawPost) -> RawPost:
         """The post as it may be published, or :class:`PostRefused`."""
@@ -90,11 +93,25 @@ class Admission:
         return admitted, refused
 
     def check_event_time(self, post: RawPost) -> None:
-        earliest, latest = post.received_at - self.max_age, post.received_at + self.max_lead
+        # A window reaching before the index's months (a back-fill's 396 days, a widened setting)
+        # would publish posts the indexer dead-letters, enough in a row to stop it at the cap.
+        first_kept = first_kept_instant(post.received_at, self.kept_months)
+        earliest = max(post.received_at - self.max_age, first_kept)
+        latest = post.received_at + self.max_lead
         if not earliest <= post.created_at <= latest:
+            kept = (f", and not before the {self.kept_months} months the search index keeps"
+                    if earliest == first_kept else "")
             raise PostRefused(422, "created_at", f"created_at must lie between {earliest:%Y-%m-%dT%H:%M:%SZ}"
                               f" and {latest:%Y-%m-%dT%H:%M:%SZ} (arrival time minus "
-                              f"{_span(self.max_age)}, plus {_span(self.max_lead)})", "out_of_window")
+                              f"{_span(self.max_age)}, plus {_span(self.max_lead)}{kept})", "out_of_window")
+
+
+def first_kept_instant(moment: datetime, kept_months: int) -> datetime:
+    """The start (UTC) of the oldest of the ``kept_months`` months up to ``moment``'s, as the
+    search index counts them (``services.search.mappings.retained_posts_index``)."""
+    utc = moment.astimezone(UTC)
+    month = utc.year * 12 + utc.month - 1 - (kept_months - 1)
+    return datetime(month // 12, month % 12 + 1, 1, tzinfo=UTC)
 
 
 def strip_control_characters(post: RawPost) -> RawPost:

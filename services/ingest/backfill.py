@@ -45,6 +45,11 @@ def parse_line(line: bytes, source: RegisteredSource, admission: Admission | Non
 
 def _parse(line: bytes, source: RegisteredSource) -> RawPost:
     try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:  # orjson would speak of surrogates
+        raise ValueError(f"not UTF-8 (invalid byte at {exc.start}): save the file as UTF-8 "
+                         "(a GBK or UTF-16 export is refused line by line)") from exc
+    try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc}") from exc

@@ -38,7 +38,7 @@ from services.ingest.forum_io import (
 )
 from services.ingest.registry import RegisteredSource, pseudonymize
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.contracts.limits import MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from yuqing.contracts.limits import DEFAULT_EVENT_MAX_LEAD, MAX_TEXT_CHARS, MAX_TITLE_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ class FeedSource(ForumSource):
         self._fetcher = fetcher
 
     async def fetch_new(self, cursor: ForumCursor) -> list[ForumItem]:
-        entries = parse_feed((await self._fetcher.get(self._feed_url)).content)
+        entries = self._not_ahead(parse_feed((await self._fetcher.get(self._feed_url)).content))
         if cursor.last_published is not None and cursor.last_guid is not None:
             mark = (cursor.last_published, cursor.last_guid)
             newer = [e for e in entries if (e.published, e.guid) > mark]
@@ -309,6 +309,17 @@ class FeedSource(ForumSource):
         return [ForumItem(_safely(self._to_post, e),
                           ForumCursor(last_published=e.published, last_guid=e.guid))
                 for e in entries]
+
+    def _not_ahead(self, entries: list[FeedEntry]) -> list[FeedEntry]:
+        """The entries the edge would take now. One dated ahead (a feed writing local time as UTC, a
+        notice dated next year) is left for a later poll: published now it was refused, and the
+        cursor, moved to its date, skipped every later entry dated before it."""
+        ahead = datetime.now(UTC) + DEFAULT_EVENT_MAX_LEAD
+        kept = [entry for entry in entries if entry.published <= ahead]
+        if len(kept) < len(entries):
+            log.warning("source %s: %d feed item(s) dated after now are left until their time "
+                        "(does the feed write local time as UTC?)", self.source_id, len(entries) - len(kept))
+        return kept
 
     def _to_post(self, entry: FeedEntry) -> RawPost:
         info = self._info

@@ -7,6 +7,7 @@ as a rejection with its reason, never retried.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from services.search.issue_live import LiveIssues
 from services.search.mappings import (
     DEFAULT_RETENTION_MONTHS,
     OutsideRetentionError,
+    posts_alias,
     retained_posts_index,
     small_alias,
 )
@@ -40,6 +42,7 @@ from yuqing.contracts.codec import ContractError, decode
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 CHUNK_DOCS, CHUNK_BYTES = 1000, 8 * 1024 * 1024
+RECENT_POSTS = 100_000  # posts whose index the writer remembers (search sees a write only after a refresh)
 
 
 class RetryableBulkError(RuntimeError):
@@ -109,6 +112,10 @@ class PipelinedWriter:
     at most one slice is in flight. A write that fails raises from ``write``
     after the slices before it were written: the batch fails as a whole, as with
     one request, and is read again uncommitted.
+
+    A post has one document: one sent again dated in another month (an edited feed
+    entry dated by its update, a resend with its offset corrected) goes to that
+    month's index, and its copy in the other is deleted in the same request.
     """
 
     def __init__(self, client: Elasticsearch, prefix: str, *, issues: LiveIssues,
@@ -118,6 +125,7 @@ class PipelinedWriter:
         self.alerts_topic, self.keep_months = alerts_topic, keep_months
         self.max_retries, self.slice_docs = max_retries, slice_docs
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer")
+        self._recent: OrderedDict[str, str] = OrderedDict()  # post id -> index, writer thread only
 
     def write(self, records: Sequence[Record]) -> BulkOutcome:
         """Index ``records``; contract, retention and Elasticsearch refusals come back as rejections."""
@@ -130,13 +138,46 @@ class PipelinedWriter:
             outcome.rejected += rejected
             if in_flight is not None:
                 _add(outcome, in_flight.result())
-            in_flight = self._writer.submit(write_bulk, self.client, actions, kept, self.max_retries)
+            in_flight = self._writer.submit(self._write_slice, actions, kept)
         if in_flight is not None:
             _add(outcome, in_flight.result())
         return outcome
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
+
+    def _write_slice(self, actions: list[dict[str, Any]], kept: list[Record]) -> BulkOutcome:
+        moved = self._copies_elsewhere(actions, kept)
+        outcome = write_bulk(self.client, [*actions, *(a for a, _ in moved)],
+                             [*kept, *(r for _, r in moved)], self.max_retries)
+        for action in actions:
+            if action["_op_type"] == "index":
+                self._recent[action["_id"]] = action["_index"]
+                self._recent.move_to_end(action["_id"])
+        while len(self._recent) > RECENT_POSTS:
+            self._recent.popitem(last=False)
+        return outcome
+
+    def _copies_elsewhere(self, actions: list[dict[str, Any]], kept: list[Record],
+                          ) -> list[tuple[dict[str, Any], Record]]:
+        """Deletes of the slice's posts' documents in another monthly index than the one they are
+        written to now: those indexed (searchable), those this writer wrote (maybe not yet), and
+        an earlier version in the slice itself."""
+        target = {a["_id"]: (a["_index"], r) for a, r in zip(actions, kept, strict=True)
+                  if a["_op_type"] == "index"}
+        if not target:
+            return []
+        found = {(a["_index"], a["_id"]) for a in actions if a["_op_type"] == "index"}
+        found |= {(self._recent[i], i) for i in target if i in self._recent}
+        for attempt in _retrying(self.max_retries):
+            with attempt:
+                hits = self.client.search(
+                    index=posts_alias(self.prefix), ignore_unavailable=True, allow_no_indices=True,
+                    body={"size": 2 * len(target), "query": {"ids": {"values": list(target)}},
+                          "_source": False})["hits"]["hits"]
+        found |= {(hit["_index"], hit["_id"]) for hit in hits}
+        return [({"_op_type": "delete", "_index": index, "_id": post_id}, target[post_id][1])
+                for index, post_id in sorted(found) if index != target[post_id][0]]
 
 
 def _add(total: BulkOutcome, part: BulkOutcome) -> None:
@@ -149,16 +190,19 @@ def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[
     """Write with retries on 429/5xx; per-document 4xx rejections are returned, not retried."""
     outcome = BulkOutcome()
     pending = list(zip(actions, kept, strict=True))
-    retrying = Retrying(
+    for attempt in _retrying(max_retries):
+        with attempt:
+            pending = _bulk_once(client, pending, outcome)
+    return outcome
+
+
+def _retrying(max_retries: int) -> Retrying:
+    return Retrying(
         retry=retry_if_exception_type((RetryableBulkError, EsConnectionError)),
         wait=wait_exponential_jitter(initial=0.2, max=10),
         stop=stop_after_attempt(max_retries + 1) if max_retries else stop_never,
         reraise=True, before_sleep=lambda _: metrics.BULK_RETRIES.inc(),
     )
-    for attempt in retrying:
-        with attempt:
-            pending = _bulk_once(client, pending, outcome)
-    return outcome
 
 
 def _chunks(pending: list[tuple[dict[str, Any], Record]]) -> list[tuple[bytes, list[Any]]]:
@@ -167,7 +211,7 @@ def _chunks(pending: list[tuple[dict[str, Any], Record]]) -> list[tuple[bytes, l
     members: list[tuple[dict[str, Any], Record]] = []
     for item in pending:
         meta, data = helpers.expand_action(item[0])
-        line = orjson.dumps(meta) + b"\n" + orjson.dumps(data) + b"\n"
+        line = orjson.dumps(meta) + b"\n" + (b"" if data is None else orjson.dumps(data) + b"\n")
         if members and (len(members) >= CHUNK_DOCS or size + len(line) > CHUNK_BYTES):
             chunks.append((bytes(body), members))
             body, members, size = bytearray(), [], 0
@@ -193,6 +237,8 @@ def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Record
         for item, (action, message) in zip(response["items"], members, strict=True):
             info = next(iter(item.values()))
             status = int(info.get("status", 500))
+            if action["_op_type"] == "delete" and status in (200, 404):
+                continue  # a post's copy in another month's index, gone now (or already)
             if status < 300:
                 outcome.indexed += 1
             elif status in RETRYABLE_STATUS:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from yuqing.contracts.limits import INDEX_KEPT_MONTHS
+
 MAPPING_VERSION = 1
 
 _KEYWORD = {"type": "keyword"}
@@ -130,7 +132,7 @@ def posts_index(prefix: str, created_at: datetime) -> str:
     return f"{prefix}-posts-v{MAPPING_VERSION}-{moment:%Y.%m}"
 
 
-DEFAULT_RETENTION_MONTHS = 13
+DEFAULT_RETENTION_MONTHS = INDEX_KEPT_MONTHS
 
 
 class OutsideRetentionError(ValueError):

@@ -7,13 +7,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.ingest.admission import Admission, PostRefused, strip_control_characters
+from services.ingest.admission import (
+    Admission,
+    PostRefused,
+    first_kept_instant,
+    strip_control_characters,
+)
 from services.ingest.publisher import PublishError
 from services.ingest.runtime import unavailable_detail
+from services.search.mappings import DEFAULT_RETENTION_MONTHS, OutsideRetentionError, retained_posts_index
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import (
     BROKER_MAX_MESSAGE_BYTES,
+    DEFAULT_BACKFILL_MAX_AGE,
     ENRICHMENT_RESERVE_BYTES,
+    INDEX_KEPT_MONTHS,
     MAX_RAW_MESSAGE_BYTES,
 )
 from yuqing.topics import SCHEMAS_DIR
@@ -97,3 +105,23 @@ def test_the_largest_admitted_post_still_fits_the_broker_once_enriched() -> None
                       sentiment_scores={"negative": 0.9}, rule_hits=["r"] * 50, model_version="m" * 200)
 
     assert len(encode(enriched)) <= BROKER_MAX_MESSAGE_BYTES
+
+
+
+def test_a_back_fill_admits_no_post_the_search_index_would_not_keep() -> None:
+    # 396 days back reach into a 14th month; the indexer dead-letters a post dated there, and a
+    # back-fill (oldest first) sends enough of them in a row to stop it at the dead-letter cap.
+    back_fill = Admission(max_age=DEFAULT_BACKFILL_MAX_AGE)
+    for now in (datetime(year, 1, 1, 3, tzinfo=UTC) + timedelta(hours=6 * i)
+                for year in (2026, 2028) for i in range(366 * 4)):
+        oldest = raw(created_at=now - DEFAULT_BACKFILL_MAX_AGE, received_at=now)
+        first_kept = raw(created_at=first_kept_instant(now, INDEX_KEPT_MONTHS), received_at=now)
+        try:
+            retained_posts_index("yq", oldest.created_at, keep_months=DEFAULT_RETENTION_MONTHS, now=now)
+        except OutsideRetentionError:
+            with pytest.raises(PostRefused, match="13 months the search index keeps"):
+                back_fill.admit(oldest)
+            assert back_fill.admit(first_kept) == first_kept, now
+            retained_posts_index("yq", first_kept.created_at, keep_months=DEFAULT_RETENTION_MONTHS, now=now)
+        else:
+            assert back_fill.admit(oldest) == oldest, now

@@ -61,6 +61,13 @@ def test_bad_lines_say_why(raw: bytes, reason: str) -> None:
         parse_line(raw, SOURCE)
 
 
+@pytest.mark.parametrize("codec", ["gbk", "utf-16"])
+def test_a_line_not_in_utf8_is_refused_saying_so(codec: str) -> None:
+    # orjson's own message spoke of surrogates, which says nothing to whoever exported the file
+    with pytest.raises(ValueError, match=r"^not UTF-8 \(invalid byte at \d+\): save the file as UTF-8"):
+        parse_line(line().decode().encode(codec), SOURCE)
+
+
 def test_blank_lines_are_skipped_and_numbering_follows_the_file(tmp_path: Path) -> None:
     path = tmp_path / "posts.jsonl"
     path.write_bytes(b"a\n\n  \nb\n")

@@ -13,7 +13,8 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from services.ingest.admission import Admission
 from services.ingest.forum import (
     ForumPoller,
     ForumSource,
@@ -479,3 +481,37 @@ def test_run_loop_survives_failures_and_stops_on_request() -> None:
     asyncio.run(scenario())
     assert sink.ids == ["f1"]
     assert sink.calls >= 2
+
+
+def test_a_feed_item_dated_ahead_neither_is_refused_nor_silences_the_feed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A notice dated next year (or a feed writing local time as UTC) is refused by the edge; the
+    # cursor used to move to its date, and every later item, dated before it, was skipped as old.
+    now = datetime.now(UTC)
+    items = [("n-1", now - timedelta(hours=1)), ("notice", now + timedelta(days=365))]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = "".join(f"<item><guid>{guid}</guid><title>停电</title><description>城关镇停电了</description>"
+                       f"<pubDate>{format_datetime(at, usegmt=True)}</pubDate></item>" for guid, at in items)
+        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
+
+    published: list[str] = []
+    refused: list[str] = []
+
+    async def publish(posts: Sequence[RawPost]) -> None:  # as the ingest service's pollers do
+        kept, at_fault = Admission().partition(posts)
+        published.extend(post.external_id for post in kept)
+        refused.extend(post.external_id for post, _ in at_fault)
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
+            await ForumPoller(source, store, publish).poll_once()
+
+    store = MemoryCursorStore()
+    asyncio.run(poll())
+    items.append(("n-2", now - timedelta(minutes=1)))
+    asyncio.run(poll())
+
+    assert (published, refused) == (["n-1", "n-2"], [])
+    assert "dated after now are left until their time" in caplog.text

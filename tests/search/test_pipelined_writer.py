@@ -4,13 +4,14 @@ the ones the batch gets when built in one piece (building stays in order while s
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from elasticsearch import Elasticsearch
 
 from services.search.bulk import PipelinedWriter, build_actions, issue_table
 from services.search.es import ensure_templates, make_client
-from services.search.mappings import posts_index_pattern
+from services.search.mappings import posts_index, posts_index_pattern
 from services.search.settings import SearchSettings
 from tests.search.factory import BASE_TIME, as_messages, make_post
 from yuqing.consumer import Record
@@ -51,3 +52,41 @@ def test_a_batch_written_in_slices_lands_whole_with_the_issues_of_a_one_piece_bu
     actions, _, _ = build_actions(records, prefix, issues=issue_table(settings))
     assert stored == {action["_id"]: action["_source"]["issue_id"] for action in actions}
     assert 3 <= len(set(stored.values())) < 230  # grouped, per township and matter
+
+
+def _copies(es: Elasticsearch, prefix: str, post_id: str) -> dict[str, str]:
+    """index -> text of every document of the post."""
+    es.indices.refresh(index=posts_index_pattern(prefix))
+    hits = es.search(index=posts_index_pattern(prefix),
+                     body={"query": {"ids": {"values": [post_id]}}})["hits"]["hits"]
+    return {hit["_index"]: hit["_source"]["text"] for hit in hits}
+
+
+@pytest.mark.parametrize("how", ["next batch", "same batch", "after a restart"])
+def test_a_post_sent_again_dated_in_another_month_keeps_one_document(
+        es_settings: ElasticsearchSettings, how: str) -> None:
+    # An Atom entry dated by <updated> is published again when edited, a partner resends a post with
+    # its offset corrected: the same post id, a created_at in another month, so another index.
+    es, prefix = make_client(es_settings), es_settings.index_prefix
+    settings = SearchSettings(es=es_settings)
+    ensure_templates(es, es_settings)
+    now = datetime.now(UTC)
+    last_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    first = make_post("城关镇停电了", external_id="edited", created_at=last_month, received_at=now)
+    second = make_post("城关镇停电了，已经恢复", external_id="edited", created_at=now, received_at=now)
+    records = as_messages([first, second])
+    writer = PipelinedWriter(es, prefix, issues=issue_table(settings), max_retries=2, slice_docs=40)
+    try:
+        if how == "same batch":
+            assert writer.write(records).rejected == []
+        else:
+            assert writer.write(records[:1]).rejected == []
+            if how == "after a restart":
+                es.indices.refresh(index=posts_index_pattern(prefix))
+                writer.close()
+                writer = PipelinedWriter(es, prefix, issues=issue_table(settings), max_retries=2)
+            assert writer.write(records[1:]).rejected == []
+    finally:
+        writer.close()
+
+    assert _copies(es, prefix, first.post_id) == {posts_index(prefix, now): "城关镇停电了，已经恢复"}

@@ -53,4 +53,9 @@ MAX_ATTRIBUTE_VALUE_CHARS = 2_000
 DEFAULT_EVENT_MAX_AGE = timedelta(days=30)
 DEFAULT_EVENT_MAX_LEAD = timedelta(minutes=5)
 DEFAULT_BACKFILL_MAX_AGE = timedelta(days=396)
-"""How far back ``yuqing publish`` (a back-fill) reaches: the 13 months the search index keeps."""
+"""How far back ``yuqing publish`` (a back-fill) reaches at most: 13 months."""
+
+INDEX_KEPT_MONTHS = 13
+"""The monthly post indices the search index keeps by default (this month and the 12 before,
+by ``created_at`` in UTC). The indexer dead-letters a post of an earlier month, so the edge
+refuses one whatever its window (396 days reach into a 14th month)."""
