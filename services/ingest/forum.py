@@ -131,8 +131,23 @@ class SourceInfo:
     unit: str | None = None
 
 
+@dataclass
+class _WalkBack:
+    """A walk back through more pages of new posts than one poll reads: where it stopped."""
+
+    after_id: int  # the cursor it walks back to
+    before: int  # the next page ends before this post id
+    collected: dict[int, dict[str, Any]]
+
+
 class DiscourseSource(ForumSource):
-    """Discourse ``GET /posts.json``: latest posts newest first, older pages via ``before``."""
+    """Discourse ``GET /posts.json``: latest posts newest first, older pages via ``before``.
+
+    When more new posts wait than ``max_pages`` pages hold (after downtime, on a busy forum), a
+    poll reads ``max_pages`` pages and publishes nothing: the next poll goes on walking back from
+    where it stopped, until it reaches the cursor, and then every new post is published, oldest
+    first. The posts read on the way are held in memory; a restart walks back again from the newest.
+    """
 
     def __init__(self, info: SourceInfo, *, base_url: str, fetcher: HttpFetcher,
                  max_pages: int = 20, backfill_pages: int = 1) -> None:
@@ -142,12 +157,14 @@ class DiscourseSource(ForumSource):
         self._fetcher = fetcher
         self._max_pages = max_pages
         self._backfill_pages = backfill_pages
+        self._walk: _WalkBack | None = None
 
     async def fetch_new(self, cursor: ForumCursor) -> list[ForumItem]:
         last_id = cursor.last_id or 0
         pages = self._max_pages if cursor.last_id is not None else max(1, self._backfill_pages)
-        collected: dict[int, dict[str, Any]] = {}
-        before: int | None = None
+        walk = self._walk if self._walk is not None and self._walk.after_id == last_id else None
+        collected: dict[int, dict[str, Any]] = dict(walk.collected) if walk else {}
+        before: int | None = walk.before if walk else None
         for _ in range(pages):
             latest = await self._page(before)
             newer = [p for p in latest if p["id"] > last_id]
@@ -156,9 +173,14 @@ class DiscourseSource(ForumSource):
                 break
             before = min(p["id"] for p in latest)
         else:
-            if cursor.last_id is not None:
-                log.warning("source %s: more than %d pages of new posts; older ones are skipped",
-                            self.source_id, pages)
+            if cursor.last_id is not None and before is not None:
+                # the cursor not reached: walk on at the next poll; publishing the newest posts now
+                # would move the cursor past the older new ones, never read
+                self._walk = _WalkBack(last_id, before, collected)
+                log.warning("source %s: more than %d pages of new posts (%d read so far); walking back "
+                            "further at the next poll", self.source_id, pages, len(collected))
+                return []
+        self._walk = None
         if cursor.last_id is None and self._backfill_pages == 0 and collected:
             return [ForumItem(None, ForumCursor(last_id=max(collected)))]  # start from now
         return [ForumItem(_safely(self._to_post, post), ForumCursor(last_id=post_id))

@@ -346,6 +346,30 @@ def test_discourse_walks_back_pages_with_before(fresh_server: tuple[str, ServerS
     assert state.requests == ["/posts.json", "/posts.json?before=105", "/posts.json?before=102"]
 
 
+def test_more_new_posts_than_a_poll_reads_are_walked_back_over_several_polls_and_none_skipped(
+        fresh_server: tuple[str, ServerState]) -> None:
+    url, state = fresh_server
+    state.page_size = 1  # one post a page: 102 to 107 are six pages, a poll reads two
+    store, sink = MemoryCursorStore(), Sink()
+    source = registered("discourse", url, max_pages=2)
+    store.save(source.id, ForumCursor(last_id=101))
+    published_after: list[list[str]] = []
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        poller = ForumPoller(build_forum_source(source, client, sleep=no_sleep), store, sink)
+        for _ in range(4):
+            await poller.poll_once()
+            published_after.append(list(sink.ids))
+
+    run(scenario)
+    # nothing while walking back (the cursor stays), then every new post, oldest first
+    assert published_after == [[], [], [], ["102", "103", "104", "105", "107"]]
+    assert state.requests == ["/posts.json", "/posts.json?before=107", "/posts.json?before=106",
+                              "/posts.json?before=105", "/posts.json?before=104",
+                              "/posts.json?before=103", "/posts.json?before=102"]
+    assert store.load(source.id) == ForumCursor(last_id=107)
+
+
 def test_discourse_first_poll_backfills_only_the_configured_pages(
         fresh_server: tuple[str, ServerState]) -> None:
     url, state = fresh_server
