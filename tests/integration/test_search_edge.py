@@ -199,3 +199,16 @@ def test_conformance_of_methods_bodies_and_action_rules(api: Api) -> None:
     rules = {rule["if"]["properties"]["action"]["const"]: rule["then"]["required"]
              for rule in schema["allOf"]}
     assert rules == {"assign": ["assignee"], "respond": ["reply_text"]}
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/issues/outage-0123456789abcdef/merge", {"into": "outage-fedcba9876543210"}),
+    (f"/v1/issues/outage-0123456789abcdef/posts/{'0' * 32}/move", {"to": "outage-fedcba9876543210"}),
+    (f"/v1/issues/outage-0123456789abcdef/posts/{'0' * 32}/split", {}),
+])
+def test_a_correction_before_any_post_is_indexed_is_a_404(api: Api, path: str, body: dict[str, str]) -> None:
+    # no posts index exists yet: the correction's scope query was refused and answered 500
+    resp = api.http.post(path, json=body, headers={"X-Api-Key": api.keys["admin"]})
+
+    assert resp.status_code == 404, resp.text
+    assert resp.json()["detail"] == "issue outage-0123456789abcdef not found"
