@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from services.search.issue_live import LiveIssues
 from services.search.mappings import small_index
@@ -226,3 +227,19 @@ def test_the_history_of_an_issue_outside_the_scope_or_of_none_is_a_404(env: Env)
     assert env.get("/v1/issues/outage-0000000000000000/actions").status_code == 404
     assert env.get(f"/v1/issues/{quiet}/actions", key="hekou").status_code == 200  # acted on or not
     assert env.get(f"/v1/issues/{outside}/actions").status_code == 200
+
+
+def _refused_403() -> float:
+    return REGISTRY.get_sample_value("yuqing_search_auth_failures_total", {"status": "403"}) or 0.0
+
+
+def test_a_request_outside_the_callers_scope_is_counted_as_a_403(env: Env) -> None:
+    # yuqing_search_auth_failures_total says "role/scope (403)"; only refused roles were counted
+    before = _refused_403()
+
+    resp = env.get("/v1/posts/search", key="hekou", region="城关镇")
+
+    assert resp.status_code == 403, resp.text
+    assert _refused_403() == before + 1
+    assert env.get("/v1/posts/search", key="viewer", region="城关镇").status_code == 200
+    assert _refused_403() == before + 1
