@@ -56,10 +56,12 @@ from yuqing.contracts import AlertState, Channel, Sentiment, Severity, Topic
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    described = {400: "bad query parameter or cursor", 401: "missing or invalid credentials",
+    """Every route may answer 400 (``known_query``: a query parameter it does not read)."""
+    described = {400: "bad or unknown query parameter, or bad cursor", 401: "missing or invalid credentials",
                  403: "role or scope does not allow this", 404: "not found (or outside the caller's scope)",
-                 409: "conflicts with the current state", 422: "invalid request", 429: "rate limit exceeded"}
-    return {c: {"model": Problem, "description": described[c]} for c in (401, 422, 429, *codes)}
+                 409: "conflicts with the current state", 415: "a body that is not application/json",
+                 422: "invalid request", 429: "rate limit exceeded"}
+    return {c: {"model": Problem, "description": described[c]} for c in sorted({400, 401, 422, 429, *codes})}
 
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(json_content), Depends(known_query)])
@@ -129,7 +131,7 @@ def get_issue(state: State, caller: Reader, issue_id: IssueIdPath, limit: PageSi
 
 
 @router.post("/issues/{issue_id}/actions", response_model=ActionRead, status_code=201,
-             responses=_errors(403, 404, 409), tags=["issues"])
+             responses=_errors(403, 404, 409, 415), tags=["issues"])
 def act_on_issue(state: State, caller: Actor, issue_id: IssueIdPath,
                  action: Annotated[ActionCreate, Body()]) -> ActionRead:
     """Acknowledge, assign, respond (with the public reply), resolve or reopen an issue."""
@@ -146,7 +148,7 @@ def _correction_read(done: issue_corrections.Correction) -> CorrectionRead:
 
 
 @router.post("/issues/{issue_id}/merge", response_model=CorrectionRead, status_code=201,
-             responses=_errors(403, 404, 409), tags=["issues"])
+             responses=_errors(403, 404, 409, 415), tags=["issues"])
 def merge_issue(state: State, caller: Actor, issue_id: IssueIdPath,
                 body: Annotated[MergeCreate, Body()]) -> CorrectionRead:
     """Merge this issue into `into`: its posts, and later posts like them, go there."""
@@ -156,7 +158,7 @@ def merge_issue(state: State, caller: Actor, issue_id: IssueIdPath,
 
 
 @router.post("/issues/{issue_id}/posts/{post_id}/move", response_model=CorrectionRead, status_code=201,
-             responses=_errors(403, 404, 409), tags=["issues"])
+             responses=_errors(403, 404, 409, 415), tags=["issues"])
 def move_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
               body: Annotated[MoveCreate, Body()]) -> CorrectionRead:
     """Move one post to another issue; later posts like it follow it."""
@@ -166,7 +168,7 @@ def move_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostI
 
 
 @router.post("/issues/{issue_id}/posts/{post_id}/split", response_model=CorrectionRead, status_code=201,
-             responses=_errors(403, 404, 409), tags=["issues"])
+             responses=_errors(403, 404, 409, 415), tags=["issues"])
 def split_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
                body: Annotated[CorrectionCreate | None, Body()] = None) -> CorrectionRead:
     """Split one post out into a new issue of its own."""
@@ -175,7 +177,7 @@ def split_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: Post
         post_id=post_id, note=body.note if body else None))
 
 
-@router.get("/issues/{issue_id}/actions", response_model=ActionPage, responses=_errors(400),
+@router.get("/issues/{issue_id}/actions", response_model=ActionPage, responses=_errors(400, 404),
             tags=["issues"])
 def issue_actions(state: State, caller: Reader, issue_id: IssueIdPath, limit: PageSize = 50,
                   cursor: Cursor = None) -> ActionPage:
@@ -221,7 +223,7 @@ def list_keys(state: State, caller: Admin) -> list[KeyRead]:
 
 
 @router.post("/admin/keys", response_model=KeyCreated, status_code=201,
-             responses=_errors(403, 409), tags=["admin"])
+             responses=_errors(403, 409, 415), tags=["admin"])
 def create_key(state: State, caller: Admin, request: Annotated[KeyCreate, Body()]) -> KeyCreated:
     """Create an API key; the key is in this response only."""
     created = admin.create_key(state.client, prefix=state.prefix, request=request,
