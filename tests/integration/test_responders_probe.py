@@ -243,3 +243,17 @@ def test_a_request_outside_the_callers_scope_is_counted_as_a_403(env: Env) -> No
     assert _refused_403() == before + 1
     assert env.get("/v1/posts/search", key="viewer", region="城关镇").status_code == 200
     assert _refused_403() == before + 1
+
+
+def test_a_key_scoped_to_a_region_and_a_unit_sees_no_alert_of_the_region(env: Env) -> None:
+    # the region's alert counts every unit's posts there: such a key saw it, its counts and the
+    # ids of posts of other units, while it saw none of those posts
+    created = env.call("POST", "/v1/admin/keys", "admin", json={
+        "key_id": "hekou-other-unit", "role": "viewer", "regions": ["河口镇"], "units": ["石门供电所"]})
+    assert created.status_code == 201, created.text
+    key = {"X-Api-Key": created.json()["key"]}
+    assert env.api.get("/v1/posts/search", headers=key).json()["total"] == 0
+
+    assert env.api.get("/v1/alerts", headers=key).json()["alerts"] == []
+    assert env.api.get("/v1/alerts/alert-hekou-01", headers=key).status_code == 404
+    assert [a["alert_id"] for a in env.get("/v1/alerts", key="hekou").json()["alerts"]] == ["alert-hekou-01"]
