@@ -22,9 +22,9 @@ from services.search.grouping import GroupingParams, IssueMerge
 from services.search.indexer import Indexer
 from services.search.issue_alerts import driving_issues
 from services.search.issue_auto_merges import record_system_merges
-from services.search.issue_corrections import Correction, corrections_index
+from services.search.issue_corrections import Correction, corrections_index, ensure_index
 from services.search.issue_live import LiveIssues
-from services.search.mappings import posts_alias, small_alias, templates
+from services.search.mappings import posts_alias, posts_index, small_alias, templates
 from services.search.settings import SearchSettings
 from tests.integration.conftest import indexed_hits
 from tests.search.factory import BASE_TIME, make_post
@@ -378,3 +378,35 @@ def test_an_automatic_merge_of_the_last_batch_before_a_quiet_spell_is_recorded(
         _wait(lambda: issues_of("q") == 1, 30, "the second merge recorded with no later post")
     finally:
         running.stop()
+
+
+def _recorded(es: Elasticsearch, prefix: str, correction: Correction) -> None:
+    es.index(index=corrections_index(prefix), document=correction.to_document("desk", ["河口镇"]),
+             refresh=True)
+
+
+def test_a_correction_visible_after_a_later_one_is_still_applied(
+        settings: SearchSettings) -> None:
+    # a correction becomes searchable a moment after its time (a refresh; an automatic merge is
+    # written without one): a replica that had read a later one meanwhile never applied it, and
+    # kept grouping posts into the merged-away issue
+    es, prefix = make_client(settings.es), settings.es.index_prefix
+    ensure_templates(es, settings.es)
+    es.indices.create(index=posts_index(prefix, BASE_TIME), ignore=400)
+    ensure_index(es, prefix)
+    now = datetime.now(UTC)
+    at = [(now + timedelta(seconds=s)).isoformat(timespec="microseconds") for s in (-1, 0, 1)]
+    live = LiveIssues()
+    late_merge = Correction("merge", "outage-000000000000000a", "outage-000000000000000b", None, at[0])
+    _recorded(es, prefix, Correction("move", "outage-000000000000000c", "outage-000000000000000d",
+                                     "p" * 32, at[1]))
+    live.refresh(es, prefix, force=True)
+    _recorded(es, prefix, late_merge)
+    _recorded(es, prefix, Correction("move", "outage-000000000000000d", "outage-000000000000000e",
+                                     "p" * 32, at[2]))
+
+    live.refresh(es, prefix, force=True)
+    live.refresh(es, prefix, force=True)  # read again over the lag: the later move still wins
+
+    assert live.grouper.resolve("outage-000000000000000a") == "outage-000000000000000b"
+    assert live.grouper.issue_of("p" * 32) == "outage-000000000000000e"
