@@ -37,7 +37,11 @@ def create_key(client: Elasticsearch, *, prefix: str, request: KeyCreate, create
     return KeyCreated(**_read(doc).model_dump(), key=key)
 
 
-def list_keys(client: Elasticsearch, *, prefix: str, limit: int = 100) -> list[KeyRead]:
+# Every key, as many as one search answers (the endpoint has no pages; it listed the first 100).
+KEYS_LISTED = 10_000
+
+
+def list_keys(client: Elasticsearch, *, prefix: str, limit: int = KEYS_LISTED) -> list[KeyRead]:
     resp = search(client, small_alias(prefix, "api-keys"), {"size": limit, "sort": [{"key_id": "asc"}]})
     return [_read(h["_source"]) for h in resp["hits"]["hits"]]
 

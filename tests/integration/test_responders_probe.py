@@ -257,3 +257,18 @@ def test_a_key_scoped_to_a_region_and_a_unit_sees_no_alert_of_the_region(env: En
     assert env.api.get("/v1/alerts", headers=key).json()["alerts"] == []
     assert env.api.get("/v1/alerts/alert-hekou-01", headers=key).status_code == 404
     assert [a["alert_id"] for a in env.get("/v1/alerts", key="hekou").json()["alerts"]] == ["alert-hekou-01"]
+
+
+def test_the_key_list_lists_every_key(env: Env) -> None:
+    # the endpoint has no pages, and it listed the first 100 keys only
+    ids = [f"desk-{n:03d}" for n in range(120)]
+    body: list[dict[str, object]] = []
+    for key_id in ids:
+        body += [{"index": {"_index": small_index(env.prefix, "api-keys"), "_id": key_id}},
+                 {"key_id": key_id, "role": "viewer", "sha256": "0" * 64, "description": "",
+                  "created_at": BASE_TIME.isoformat(), "created_by": "admin", "revoked": False}]
+    assert not env.es.bulk(body=body, refresh=True)["errors"]
+
+    listed = env.get("/v1/admin/keys", key="admin").json()
+
+    assert [k["key_id"] for k in listed] == ids
