@@ -93,10 +93,11 @@ def dingtalk_payload(alert: Alert, utc_offset_hours: float = 8.0) -> dict[str, A
 
 
 def alertmanager_payload(alert: Alert, utc_offset_hours: float = 8.0) -> list[dict[str, Any]]:
-    """One Alertmanager alert; a resolved event ends it at the window's end."""
+    """One Alertmanager alert; a resolved event ends it at the window's end. It carries the labels
+    every alert carries (docs/operations.md): ``team`` routes it to the duty desk."""
     key = alert.key
     labels = {"alertname": "YuqingSurge", "alert_id": alert.alert_id, "family": key.family,
-              "severity": alert.severity.value}
+              "severity": alert.severity.value, "team": "opinion", "service": "alerts"}
     labels.update({name: str(value) for name, value in (
         ("topic", key.topic.value if key.topic else None), ("region", key.region),
         ("source", key.source), ("cluster", key.cluster)) if value})

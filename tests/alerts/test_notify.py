@@ -59,7 +59,8 @@ def test_wecom_and_dingtalk_payloads_are_markdown_messages():
 def test_alertmanager_payload_is_a_list_of_alerts_with_labels_and_times():
     [firing] = alertmanager_payload(_alert())
     assert firing["labels"] == {"alertname": "YuqingSurge", "alert_id": "a" * 32, "family": "topic_region",
-                                "severity": "warning", "topic": "outage", "region": "青山乡"}
+                                "severity": "warning", "team": "opinion", "service": "alerts",
+                                "topic": "outage", "region": "青山乡"}
     assert firing["startsAt"] == START.isoformat()
     assert firing["endsAt"] == (_alert().emitted_at + FIRING_TTL).isoformat()
     assert firing["annotations"]["sample_post_ids"] == f"{'b' * 32},{'c' * 32}"
