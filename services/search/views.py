@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
 from services.search import admin, alerts, issue_corrections, issues, posts
+from services.search.correction_locks import correcting
 from services.search.deps import (
     Actor,
     Admin,
@@ -135,8 +136,11 @@ def get_issue(state: State, caller: Reader, issue_id: IssueIdPath, limit: PageSi
 def act_on_issue(state: State, caller: Actor, issue_id: IssueIdPath,
                  action: Annotated[ActionCreate, Body()]) -> ActionRead:
     """Acknowledge, assign, respond (with the public reply), resolve or reopen an issue."""
-    read = issues.record_action(state.client, prefix=state.prefix, principal=caller,
-                                issue_id=issue_id, action=action)
+    # not while a merge, move or split of the issue runs: an action on an issue being merged away
+    # would be recorded on it and lost with it
+    with correcting(state.client, state.prefix, [issue_id], holder=caller.subject):
+        read = issues.record_action(state.client, prefix=state.prefix, principal=caller,
+                                    issue_id=issue_id, action=action)
     RESPONSE_ACTIONS.labels(action=action.action.value).inc()
     return read
 

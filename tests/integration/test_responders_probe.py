@@ -272,3 +272,22 @@ def test_the_key_list_lists_every_key(env: Env) -> None:
     listed = env.get("/v1/admin/keys", key="admin").json()
 
     assert [k["key_id"] for k in listed] == ids
+
+
+def test_an_action_on_an_issue_being_corrected_is_a_409_and_records_nothing(env: Env) -> None:
+    # a merge of the issue in progress: the resolution was recorded on the issue the merge was
+    # taking away, answered 201, and lost with it
+    a, _ = _two_issues_of_one_town(env)
+    states = small_index(env.prefix, "issue-states")
+    held = {"issue_id": a, "state": "correcting", "responder": "someone",
+            "updated_at": datetime.now(UTC).isoformat()}
+    env.es.index(index=states, id=f"lock:{a}", document=held, refresh=True)
+
+    busy = env.call("POST", f"/v1/issues/{a}/actions", json={"action": "resolve"})
+
+    assert busy.status_code == 409 and "in progress" in busy.json()["detail"], busy.text
+    assert env.get(f"/v1/issues/{a}").json()["state"] == "open"
+    assert env.get(f"/v1/issues/{a}/actions").json()["actions"] == []
+    env.es.delete(index=states, id=f"lock:{a}", refresh=True)
+    assert env.call("POST", f"/v1/issues/{a}/actions", json={"action": "resolve"}).status_code == 201
+    assert env.es.get(index=states, id=f"lock:{a}", ignore=404)["found"] is False
