@@ -15,8 +15,8 @@ from services.search.issue_live import LiveIssues
 from services.search.mappings import small_index
 from tests.integration import test_search_api as endpoints
 from tests.integration.test_search_api import Env
-from tests.search.factory import BASE_TIME, make_post
-from yuqing.contracts import Topic
+from tests.search.factory import BASE_TIME, make_alert, make_post
+from yuqing.contracts import AlertKey, Topic
 
 pytestmark = pytest.mark.integration
 env = endpoints.env  # the endpoint tests' fixture: their keys, corpus and alerts
@@ -291,3 +291,26 @@ def test_an_action_on_an_issue_being_corrected_is_a_409_and_records_nothing(env:
     env.es.delete(index=states, id=f"lock:{a}", refresh=True)
     assert env.call("POST", f"/v1/issues/{a}/actions", json={"action": "resolve"}).status_code == 201
     assert env.es.get(index=states, id=f"lock:{a}", ignore=404)["found"] is False
+
+
+def test_a_cluster_alert_names_its_matter_after_its_issue_is_merged(env: Env) -> None:
+    # a cluster alert is keyed by its issue's id: once the issue was merged (by a responder, or by
+    # the grouping itself) the alert listed no driving issue at all
+    a, b = _two_issues_of_one_town(env)
+    at = BASE_TIME + timedelta(hours=1)
+    alert = make_alert("alert-cluster-01", emitted_at=at).model_copy(update={
+        "key": AlertKey(family="cluster", cluster=a), "window_start": BASE_TIME - timedelta(minutes=5)})
+    env.index([alert])
+    assert [d["issue_id"] for d in env.get("/v1/alerts/alert-cluster-01").json()["driving_issues"]] == [a]
+
+    assert env.call("POST", f"/v1/issues/{a}/merge", json={"into": b}).status_code == 201
+
+    listed = env.get("/v1/alerts").json()["alerts"]
+    for found in (env.get("/v1/alerts/alert-cluster-01").json(),
+                  next(x for x in listed if x["alert_id"] == "alert-cluster-01")):
+        assert [d["issue_id"] for d in found["driving_issues"]] == [b], found
+    c = next(i["issue_id"] for i in env.get("/v1/issues", since=SINCE).json()["issues"]
+             if set(i["regions"]) == {"城关镇"} and i["issue_id"] != b)
+    assert env.call("POST", f"/v1/issues/{b}/merge", json={"into": c}).status_code == 201
+    driving = env.get("/v1/alerts/alert-cluster-01").json()["driving_issues"]
+    assert [d["issue_id"] for d in driving] == [c]  # merges are followed
