@@ -158,6 +158,13 @@ class LiveIssues:
         self._apply_corrections(client, prefix, rename=False)
         return count
 
+    def replay_corrections(self, client: Elasticsearch, prefix: str) -> None:
+        """Apply every correction recorded, oldest first: a rebuild from Kafka groups again posts
+        older than the warm-up, whose corrections may be older than the warm-up's too."""
+        self._seen_correction_at = None
+        self._applied.clear()
+        self._apply_corrections(client, prefix, rename=False)
+
     def refresh(self, client: Elasticsearch, prefix: str, *, force: bool = False) -> None:
         """Read other replicas' new posts and responders' new corrections (rate-limited)."""
         now = time.monotonic()
