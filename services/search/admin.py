@@ -7,10 +7,11 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from services.search.auth import KeyRecord, hash_key, new_key, record_from
+from services.search.auth import KeyRecord, Principal, hash_key, new_key, record_from
 from services.search.mappings import posts_alias, small_alias, small_index
 from services.search.models import KeyCreate, KeyCreated, KeyRead, SourceRead
 from services.search.posts import search
+from services.search.query import scope_filters
 
 
 class KeyExists(Exception):
@@ -22,9 +23,17 @@ def lookup_key(client: Elasticsearch, prefix: str, key_id: str) -> KeyRecord | N
     return record_from(found["_source"]) if found.get("found") else None
 
 
-def create_key(client: Elasticsearch, *, prefix: str, request: KeyCreate, created_by: str,
+def _within(scope: frozenset[str] | None, wanted: list[str] | None) -> bool:
+    return scope is None or (wanted is not None and set(wanted) <= scope)
+
+
+def create_key(client: Elasticsearch, *, prefix: str, request: KeyCreate, creator: Principal,
                reserved: set[str]) -> KeyCreated:
-    """Store a new key's hash; the key itself is returned once and kept nowhere."""
+    """Store a new key's hash; the key itself is returned once and kept nowhere. An admin scoped to
+    regions or units makes keys within them only (PermissionError): it made itself one for all."""
+    if not (_within(creator.regions, request.regions) and _within(creator.units, request.units)):
+        raise PermissionError("a key restricted to regions or units may only make keys within them")
+    created_by = creator.subject
     if request.key_id in reserved:
         raise KeyExists(request.key_id)
     key = new_key(request.key_id)
@@ -55,11 +64,13 @@ def revoke_key(client: Elasticsearch, *, prefix: str, key_id: str) -> KeyRead | 
     return _read({**found["_source"], "revoked": True})
 
 
-def list_sources(client: Elasticsearch, *, prefix: str) -> list[SourceRead]:
+def list_sources(client: Elasticsearch, *, prefix: str, principal: Principal) -> list[SourceRead]:
+    """The sources of the posts the caller may see."""
     aggs = {"sources": {"terms": {"field": "source", "size": 500},
                         "aggs": {"channels": {"terms": {"field": "channel", "size": 10}},
                                  "last": {"max": {"field": "created_at"}}}}}
-    resp = search(client, posts_alias(prefix), {"size": 0, "aggs": aggs})
+    query = {"bool": {"filter": scope_filters(principal)}}
+    resp = search(client, posts_alias(prefix), {"size": 0, "query": query, "aggs": aggs})
     buckets = ((resp.get("aggregations") or {}).get("sources") or {}).get("buckets", [])
     return [SourceRead(source=b["key"], channels=[c["key"] for c in b["channels"]["buckets"]],
                        posts=b["doc_count"], last_seen=b["last"].get("value_as_string"))

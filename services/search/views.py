@@ -230,8 +230,8 @@ def list_keys(state: State, caller: Admin) -> list[KeyRead]:
              responses=_errors(403, 409, 415), tags=["admin"])
 def create_key(state: State, caller: Admin, request: Annotated[KeyCreate, Body()]) -> KeyCreated:
     """Create an API key; the key is in this response only."""
-    created = admin.create_key(state.client, prefix=state.prefix, request=request,
-                               created_by=caller.subject, reserved=set(state.keys.file_keys))
+    created = admin.create_key(state.client, prefix=state.prefix, request=request, creator=caller,
+                               reserved=set(state.keys.file_keys))
     state.keys.forget(request.key_id)  # a probe before it existed left "not found" cached
     return created
 
@@ -248,5 +248,5 @@ def revoke_key(state: State, caller: Admin, key_id: KeyIdPath) -> KeyRead:
 
 @router.get("/admin/sources", response_model=list[SourceRead], responses=_errors(403), tags=["admin"])
 def list_sources(state: State, caller: Admin) -> list[SourceRead]:
-    """Sources seen in the indexed posts, with counts."""
-    return admin.list_sources(state.client, prefix=state.prefix)
+    """Sources seen in the indexed posts the caller may see, with counts."""
+    return admin.list_sources(state.client, prefix=state.prefix, principal=caller)

@@ -314,3 +314,22 @@ def test_a_cluster_alert_names_its_matter_after_its_issue_is_merged(env: Env) ->
     assert env.call("POST", f"/v1/issues/{b}/merge", json={"into": c}).status_code == 201
     driving = env.get("/v1/alerts/alert-cluster-01").json()["driving_issues"]
     assert [d["issue_id"] for d in driving] == [c]  # merges are followed
+
+
+def test_an_admin_scoped_to_a_region_stays_in_it(env: Env) -> None:
+    # such an admin made itself an admin key for every region, and saw every region's sources
+    made = env.call("POST", "/v1/admin/keys", "admin",
+                    json={"key_id": "hekou-admin", "role": "admin", "regions": ["河口镇"]})
+    assert made.status_code == 201, made.text
+    scoped = {"X-Api-Key": made.json()["key"]}
+
+    for wider in ({}, {"regions": ["石门镇"]}, {"regions": ["河口镇", "石门镇"]}, {"units": ["河口供电所"]}):
+        resp = env.api.post("/v1/admin/keys", headers=scoped,
+                            json={"key_id": "escape-desk", "role": "admin", **wider})
+        assert resp.status_code == 403, (wider, resp.text)
+    within = env.api.post("/v1/admin/keys", headers=scoped, json={
+        "key_id": "hekou-desk-2", "role": "responder", "regions": ["河口镇"], "units": ["河口供电所"]})
+    assert within.status_code == 201, within.text
+    sources = env.api.get("/v1/admin/sources", headers=scoped).json()
+    assert [(s["source"], s["posts"]) for s in sources] == [("app-main", 3)]
+    assert sum(s["posts"] for s in env.get("/v1/admin/sources", key="admin").json()) > 3
