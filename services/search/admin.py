@@ -50,15 +50,23 @@ def create_key(client: Elasticsearch, *, prefix: str, request: KeyCreate, creato
 KEYS_LISTED = 10_000
 
 
-def list_keys(client: Elasticsearch, *, prefix: str, limit: int = KEYS_LISTED) -> list[KeyRead]:
+def _manages(admin: Principal, key: dict[str, Any]) -> bool:
+    """Whether an admin may see and revoke a key: one within its own scope."""
+    return _within(admin.regions, key.get("regions")) and _within(admin.units, key.get("units"))
+
+
+def list_keys(client: Elasticsearch, *, prefix: str, principal: Principal,
+              limit: int = KEYS_LISTED) -> list[KeyRead]:
+    """The keys the caller manages (a scoped admin: those within its scope)."""
     resp = search(client, small_alias(prefix, "api-keys"), {"size": limit, "sort": [{"key_id": "asc"}]})
-    return [_read(h["_source"]) for h in resp["hits"]["hits"]]
+    return [_read(h["_source"]) for h in resp["hits"]["hits"] if _manages(principal, h["_source"])]
 
 
-def revoke_key(client: Elasticsearch, *, prefix: str, key_id: str) -> KeyRead | None:
+def revoke_key(client: Elasticsearch, *, prefix: str, key_id: str, principal: Principal) -> KeyRead | None:
+    """The key revoked, or None when there is none the caller manages."""
     index = small_index(prefix, "api-keys")
     found = client.get(index=index, id=key_id, ignore=404)
-    if not found.get("found"):
+    if not found.get("found") or not _manages(principal, found["_source"]):
         return None
     client.update(index=index, id=key_id, body={"doc": {"revoked": True}}, refresh="wait_for")
     return _read({**found["_source"], "revoked": True})

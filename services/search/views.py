@@ -222,8 +222,9 @@ def get_alert(state: State, caller: Reader, alert_id: AlertIdPath) -> AlertDetai
 
 @router.get("/admin/keys", response_model=list[KeyRead], responses=_errors(403), tags=["admin"])
 def list_keys(state: State, caller: Admin) -> list[KeyRead]:
-    """Keys created through the API (keys from the key file are not listed)."""
-    return admin.list_keys(state.client, prefix=state.prefix)
+    """Keys created through the API (keys from the key file are not listed); a scoped admin's:
+    those within its scope."""
+    return admin.list_keys(state.client, prefix=state.prefix, principal=caller)
 
 
 @router.post("/admin/keys", response_model=KeyCreated, status_code=201,
@@ -239,7 +240,7 @@ def create_key(state: State, caller: Admin, request: Annotated[KeyCreate, Body()
 @router.delete("/admin/keys/{key_id}", response_model=KeyRead, responses=_errors(403, 404),
                tags=["admin"])
 def revoke_key(state: State, caller: Admin, key_id: KeyIdPath) -> KeyRead:
-    revoked = admin.revoke_key(state.client, prefix=state.prefix, key_id=key_id)
+    revoked = admin.revoke_key(state.client, prefix=state.prefix, key_id=key_id, principal=caller)
     if revoked is None:
         raise HTTPException(404, f"key {key_id} not found")
     state.keys.forget(key_id)

@@ -317,7 +317,8 @@ def test_a_cluster_alert_names_its_matter_after_its_issue_is_merged(env: Env) ->
 
 
 def test_an_admin_scoped_to_a_region_stays_in_it(env: Env) -> None:
-    # such an admin made itself an admin key for every region, and saw every region's sources
+    # such an admin made itself an admin key for every region, saw every region's keys and sources,
+    # and revoked other regions' keys
     made = env.call("POST", "/v1/admin/keys", "admin",
                     json={"key_id": "hekou-admin", "role": "admin", "regions": ["河口镇"]})
     assert made.status_code == 201, made.text
@@ -330,6 +331,13 @@ def test_an_admin_scoped_to_a_region_stays_in_it(env: Env) -> None:
     within = env.api.post("/v1/admin/keys", headers=scoped, json={
         "key_id": "hekou-desk-2", "role": "responder", "regions": ["河口镇"], "units": ["河口供电所"]})
     assert within.status_code == 201, within.text
+    other = env.call("POST", "/v1/admin/keys", "admin", json={"key_id": "shimen-desk-2", "role": "viewer",
+                                                               "regions": ["石门镇"]})
+    assert other.status_code == 201, other.text
+    listed = [k["key_id"] for k in env.api.get("/v1/admin/keys", headers=scoped).json()]
+    assert listed == ["hekou-admin", "hekou-desk-2"]  # not the other region's, nor the root's
+    assert env.api.delete("/v1/admin/keys/shimen-desk-2", headers=scoped).status_code == 404
+    assert env.api.get("/v1/me", headers={"X-Api-Key": other.json()["key"]}).status_code == 200
     sources = env.api.get("/v1/admin/sources", headers=scoped).json()
     assert [(s["source"], s["posts"]) for s in sources] == [("app-main", 3)]
     assert sum(s["posts"] for s in env.get("/v1/admin/sources", key="admin").json()) > 3
