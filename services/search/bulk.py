@@ -7,6 +7,7 @@ as a rejection with its reason, never retried.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -147,6 +148,7 @@ def _add(total: BulkOutcome, part: BulkOutcome) -> None:
 def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[Record],
                max_retries: int) -> BulkOutcome:
     """Write with retries on 429/5xx; per-document 4xx rejections are returned, not retried."""
+    started = time.perf_counter()
     outcome = BulkOutcome()
     pending = list(zip(actions, kept, strict=True))
     retrying = Retrying(
@@ -158,6 +160,7 @@ def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[
     for attempt in retrying:
         with attempt:
             pending = _bulk_once(client, pending, outcome)
+    metrics.BULK_SECONDS.observe(time.perf_counter() - started)
     return outcome
 
 

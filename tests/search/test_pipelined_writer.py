@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from services.search.bulk import PipelinedWriter, build_actions, issue_table
 from services.search.es import ensure_templates, make_client
@@ -51,3 +52,22 @@ def test_a_batch_written_in_slices_lands_whole_with_the_issues_of_a_one_piece_bu
     actions, _, _ = build_actions(records, prefix, issues=issue_table(settings))
     assert stored == {action["_id"]: action["_source"]["issue_id"] for action in actions}
     assert 3 <= len(set(stored.values())) < 230  # grouped, per township and matter
+
+
+def _bulk_requests() -> float:
+    return REGISTRY.get_sample_value("yuqing_search_bulk_seconds_count") or 0.0
+
+
+def test_the_bulk_duration_is_observed_once_per_bulk_request(es_settings: ElasticsearchSettings) -> None:
+    # "wall time of one bulk request": it timed the indexer's whole batch (reading other replicas'
+    # posts, grouping, every slice's request, recording merges), once per batch
+    es, prefix = make_client(es_settings), es_settings.index_prefix
+    ensure_templates(es, es_settings)
+    writer = PipelinedWriter(es, prefix, issues=issue_table(SearchSettings(es=es_settings)), slice_docs=40)
+    before = _bulk_requests()
+    try:
+        assert writer.write(_records()[:100]).indexed == 100
+    finally:
+        writer.close()
+
+    assert _bulk_requests() == before + 3
