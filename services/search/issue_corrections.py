@@ -106,8 +106,8 @@ def apply_to_grouper(grouper: IssueGrouper, correction: Correction) -> bool:
     grouper.protect(correction.issue_id, correction.target_issue_id)
     if correction.kind == "move":
         grouper.move(correction.post_id, correction.target_issue_id)
-    elif correction.kind == "split":
-        grouper.split(correction.post_id)
+    elif correction.kind == "split":  # the recorded issue: a post not seen yet has no topic here
+        grouper.split(correction.post_id, issue_id=correction.target_issue_id)
     return True
 
 
