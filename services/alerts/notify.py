@@ -93,10 +93,15 @@ def dingtalk_payload(alert: Alert, utc_offset_hours: float = 8.0) -> dict[str, A
 
 
 def alertmanager_payload(alert: Alert, utc_offset_hours: float = 8.0) -> list[dict[str, Any]]:
-    """One Alertmanager alert; a resolved event ends it at the window's end."""
+    """One Alertmanager alert; a resolved event ends it at the window's end. It carries the labels
+    every alert carries (docs/operations.md): ``team`` routes it to the duty desk.
+
+    Alertmanager tells alerts apart by their labels, severity included: an alert that escalated
+    fired once per severity, so its resolved event ends every severity up to its last one (it
+    ended the last one only, and a warning stayed firing for a day after the surge was over)."""
     key = alert.key
     labels = {"alertname": "YuqingSurge", "alert_id": alert.alert_id, "family": key.family,
-              "severity": alert.severity.value}
+              "severity": alert.severity.value, "team": "opinion", "service": "alerts"}
     labels.update({name: str(value) for name, value in (
         ("topic", key.topic.value if key.topic else None), ("region", key.region),
         ("source", key.source), ("cluster", key.cluster)) if value})
@@ -108,8 +113,12 @@ def alertmanager_payload(alert: Alert, utc_offset_hours: float = 8.0) -> list[di
                    "score": f"{alert.score:.2f}", "top_keywords": ",".join(ex.top_keywords),
                    "top_sources": ",".join(ex.top_sources),
                    "sample_post_ids": ",".join(alert.sample_post_ids)}
-    return [{"labels": labels, "annotations": annotations,
-             "startsAt": alert.window_start.isoformat(), "endsAt": ends.isoformat()}]
+    severities = [alert.severity]
+    if alert.state is AlertState.RESOLVED:
+        severities = list(Severity)[:list(Severity).index(alert.severity) + 1]
+    return [{"labels": {**labels, "severity": severity.value}, "annotations": annotations,
+             "startsAt": alert.window_start.isoformat(), "endsAt": ends.isoformat()}
+            for severity in severities]
 
 
 PAYLOADS: dict[str, Callable[[Alert, float], Any]] = {

@@ -72,9 +72,8 @@ def dlq_tail(
 
     try:
         tail(KafkaSettings(), lines=lines, follow=follow, source=source, emit=typer.echo)
-    except LookupError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
+    except LookupError as exc:  # no posts.dlq: one line and 1, as every command's bad input (clikit)
+        raise ValueError(str(exc)) from None
     except KeyboardInterrupt:
         pass
 
@@ -96,9 +95,8 @@ def dlq_replay(
     wanted = ReplayFilter(service=service, source=source, post_id=post_id, since=since)
     try:
         report = replay(KafkaSettings(), wanted, dry_run=dry_run, emit=typer.echo)
-    except LookupError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
+    except LookupError as exc:  # no posts.dlq: one line and 1, as every command's bad input (clikit)
+        raise ValueError(str(exc)) from None
     verb = "would be replayed" if dry_run else "replayed"
     typer.echo(f"{len(report.replayed)} {verb}, {len(report.missing)} no longer on their topic")
     raise typer.Exit(3 if report.missing else 0)

@@ -7,10 +7,11 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from services.search.auth import KeyRecord, hash_key, new_key, record_from
+from services.search.auth import KeyRecord, Principal, hash_key, new_key, record_from
 from services.search.mappings import posts_alias, small_alias, small_index
 from services.search.models import KeyCreate, KeyCreated, KeyRead, SourceRead
 from services.search.posts import search
+from services.search.query import scope_filters
 
 
 class KeyExists(Exception):
@@ -22,9 +23,17 @@ def lookup_key(client: Elasticsearch, prefix: str, key_id: str) -> KeyRecord | N
     return record_from(found["_source"]) if found.get("found") else None
 
 
-def create_key(client: Elasticsearch, *, prefix: str, request: KeyCreate, created_by: str,
+def _within(scope: frozenset[str] | None, wanted: list[str] | None) -> bool:
+    return scope is None or (wanted is not None and set(wanted) <= scope)
+
+
+def create_key(client: Elasticsearch, *, prefix: str, request: KeyCreate, creator: Principal,
                reserved: set[str]) -> KeyCreated:
-    """Store a new key's hash; the key itself is returned once and kept nowhere."""
+    """Store a new key's hash; the key itself is returned once and kept nowhere. An admin scoped to
+    regions or units makes keys within them only (PermissionError): it made itself one for all."""
+    if not (_within(creator.regions, request.regions) and _within(creator.units, request.units)):
+        raise PermissionError("a key restricted to regions or units may only make keys within them")
+    created_by = creator.subject
     if request.key_id in reserved:
         raise KeyExists(request.key_id)
     key = new_key(request.key_id)
@@ -37,25 +46,39 @@ def create_key(client: Elasticsearch, *, prefix: str, request: KeyCreate, create
     return KeyCreated(**_read(doc).model_dump(), key=key)
 
 
-def list_keys(client: Elasticsearch, *, prefix: str, limit: int = 100) -> list[KeyRead]:
+# Every key, as many as one search answers (the endpoint has no pages; it listed the first 100).
+KEYS_LISTED = 10_000
+
+
+def _manages(admin: Principal, key: dict[str, Any]) -> bool:
+    """Whether an admin may see and revoke a key: one within its own scope."""
+    return _within(admin.regions, key.get("regions")) and _within(admin.units, key.get("units"))
+
+
+def list_keys(client: Elasticsearch, *, prefix: str, principal: Principal,
+              limit: int = KEYS_LISTED) -> list[KeyRead]:
+    """The keys the caller manages (a scoped admin: those within its scope)."""
     resp = search(client, small_alias(prefix, "api-keys"), {"size": limit, "sort": [{"key_id": "asc"}]})
-    return [_read(h["_source"]) for h in resp["hits"]["hits"]]
+    return [_read(h["_source"]) for h in resp["hits"]["hits"] if _manages(principal, h["_source"])]
 
 
-def revoke_key(client: Elasticsearch, *, prefix: str, key_id: str) -> KeyRead | None:
+def revoke_key(client: Elasticsearch, *, prefix: str, key_id: str, principal: Principal) -> KeyRead | None:
+    """The key revoked, or None when there is none the caller manages."""
     index = small_index(prefix, "api-keys")
     found = client.get(index=index, id=key_id, ignore=404)
-    if not found.get("found"):
+    if not found.get("found") or not _manages(principal, found["_source"]):
         return None
     client.update(index=index, id=key_id, body={"doc": {"revoked": True}}, refresh="wait_for")
     return _read({**found["_source"], "revoked": True})
 
 
-def list_sources(client: Elasticsearch, *, prefix: str) -> list[SourceRead]:
+def list_sources(client: Elasticsearch, *, prefix: str, principal: Principal) -> list[SourceRead]:
+    """The sources of the posts the caller may see."""
     aggs = {"sources": {"terms": {"field": "source", "size": 500},
                         "aggs": {"channels": {"terms": {"field": "channel", "size": 10}},
                                  "last": {"max": {"field": "created_at"}}}}}
-    resp = search(client, posts_alias(prefix), {"size": 0, "aggs": aggs})
+    query = {"bool": {"filter": scope_filters(principal)}}
+    resp = search(client, posts_alias(prefix), {"size": 0, "query": query, "aggs": aggs})
     buckets = ((resp.get("aggregations") or {}).get("sources") or {}).get("buckets", [])
     return [SourceRead(source=b["key"], channels=[c["key"] for c in b["channels"]["buckets"]],
                        posts=b["doc_count"], last_seen=b["last"].get("value_as_string"))

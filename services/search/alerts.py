@@ -30,12 +30,13 @@ def alert_scope(principal: Principal) -> list[dict[str, Any]]:
     """Alerts carry a region only when their key has one, and never a unit.
 
     A key restricted to regions sees the alerts of those regions; a key
-    restricted only by unit sees no alerts (it cannot be told which are its).
+    restricted by unit, with or without regions, sees no alerts: it cannot be
+    told which are its (a region's alert counts the posts of every unit there).
     """
-    if principal.regions is not None:
-        return [{"terms": {"region": sorted(principal.regions)}}]
     if principal.units is not None:
         return [{"match_none": {}}]
+    if principal.regions is not None:
+        return [{"terms": {"region": sorted(principal.regions)}}]
     return []
 
 

@@ -66,6 +66,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             detail = str(exc) if not isinstance(exc, IssueNotFound) else f"issue {exc} not found"
             if isinstance(exc, KeyExists):
                 detail = f"key {exc} already exists"
+            if isinstance(exc, PermissionError):  # a scope refused, as deps.require counts a role
+                metrics.AUTH_FAILURES.labels(status="403").inc()
             return problem(status, detail)
 
         app.add_exception_handler(exc_type, handler)

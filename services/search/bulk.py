@@ -7,6 +7,7 @@ as a rejection with its reason, never retried.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -188,11 +189,13 @@ def _add(total: BulkOutcome, part: BulkOutcome) -> None:
 def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[Record],
                max_retries: int) -> BulkOutcome:
     """Write with retries on 429/5xx; per-document 4xx rejections are returned, not retried."""
+    started = time.perf_counter()
     outcome = BulkOutcome()
     pending = list(zip(actions, kept, strict=True))
     for attempt in _retrying(max_retries):
         with attempt:
             pending = _bulk_once(client, pending, outcome)
+    metrics.BULK_SECONDS.observe(time.perf_counter() - started)
     return outcome
 
 

@@ -139,8 +139,8 @@ def token(
     from services.search.auth import Role, sign_jwt
 
     settings = _settings()
-    if settings.jwt_secret is None:
-        raise typer.BadParameter("YUQING_SEARCH_JWT_SECRET is not set")
+    if settings.jwt_secret is None:  # a setting, not an option: one line and 1 (clikit)
+        raise ValueError("YUQING_SEARCH_JWT_SECRET is not set: the search API takes no bearer tokens")
     # the search API refuses a token with a blank subject, region or unit (401)
     for hint, values in (("--sub", [subject]), ("--region", region), ("--unit", unit)):
         if any(not value.strip() for value in values):

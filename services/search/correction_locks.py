@@ -7,7 +7,8 @@ two issues swapped their ids instead of becoming one, and the indexers' grouping
 the two merges in order) no longer agreed with the index. A correction now takes the lock of
 every issue it changes before it checks anything, and gives it back when its posts are renamed
 and its history written; a second correction of one of those issues meanwhile is a 409, and one
-that comes after sees what the first did.
+that comes after sees what the first did. A responder's action on an issue holds its lock too,
+so that it is not recorded on an issue a merge is taking away.
 
 The locks are documents ``lock:<issue id>`` in the issue-states index, created with
 ``op_type=create`` (atomic in Elasticsearch, no refresh needed) and deleted at the end. An API

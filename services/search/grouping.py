@@ -233,14 +233,15 @@ class IssueGrouper:
         else:
             self._post_issue[post_id] = target_id
 
-    def split(self, post_id: str, post: PostSignal | None = None) -> str:
-        """One post out into a new issue of its own (id derived from the post); returns the id."""
+    def split(self, post_id: str, post: PostSignal | None = None, issue_id: str | None = None) -> str:
+        """One post out into a new issue of its own (id derived from the post, or ``issue_id``: the
+        one a recorded split named); returns the id."""
         source_id = self.issue_of(post_id)
         member = self._take(post_id)
         if member is None and post is not None:
             member = self._member(post)
         topic = member.topic if member else (post.topic if post else None)
-        issue_id = founder_issue_id(post_id, topic, salt=":split")
+        issue_id = issue_id or founder_issue_id(post_id, topic, salt=":split")
         self.protect(issue_id, *([source_id] if source_id else []))
         if member is not None:
             self._add(issue_id, member.town, member)

@@ -13,7 +13,6 @@ assigned here, before the write (grouping.py).
 from __future__ import annotations
 
 import logging
-import time
 
 from services.search import metrics
 from services.search.bulk import PipelinedWriter, issue_table
@@ -74,12 +73,10 @@ class Indexer:
 
     def index(self, records: list[Record]) -> BatchOutcome:
         """Write one batch; what Elasticsearch or the contract refused comes back as invalid."""
-        started = time.perf_counter()
         self.issues.refresh(self.client, self.settings.es.index_prefix)
         outcome = self.writer.write(records)
         self.issues.record_merges(self.client, self.settings.es.index_prefix)
         metrics.DOCS_INDEXED.inc(outcome.indexed)
-        metrics.BULK_SECONDS.observe(time.perf_counter() - started)
         metrics.ISSUE_TABLE_ENTRIES.set(len(self.issues))
         return BatchOutcome(invalid=[_invalid(r, reason) for r, reason in outcome.rejected])
 

@@ -24,6 +24,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from services.search.auth import Principal, Role
+from services.search.issue_corrections import corrections_index
 from services.search.issues import issue_summaries
 from services.search.mappings import posts_alias
 from services.search.models import AlertRead, DrivingIssue
@@ -60,13 +61,37 @@ def key_filters(*, since: datetime, until: datetime, topic: str | None = None, r
     return filters
 
 
-def alert_filters(alert: AlertRead, principal: Principal) -> list[dict[str, Any]] | None:
-    """The filters of an alert's posts as the caller sees them; None without a window."""
+def alert_filters(alert: AlertRead, principal: Principal,
+                  merged: dict[str, str] | None = None) -> list[dict[str, Any]] | None:
+    """The filters of an alert's posts as the caller sees them; None without a window. ``merged``:
+    the issue each merged issue now is (``merged_into``), for a cluster alert's issue."""
     if alert.window_start is None or alert.window_end is None:
         return None
     cluster = alert.cluster if alert.family == "cluster" else None
+    cluster = (merged or {}).get(cluster, cluster) if cluster else None
     return key_filters(since=alert.window_start, until=alert.window_end, topic=alert.topic,
                        region=alert.region, source=alert.source, cluster=cluster) + scope_filters(principal)
+
+
+MERGE_HOPS = 10  # merges followed from an issue (a chain a > b > c is two)
+
+
+def merged_into(client: Elasticsearch, prefix: str, issue_ids: Iterable[str]) -> dict[str, str]:
+    """The issue each of these issues was merged into, following later merges, for those merged (by
+    a responder or by the grouping): a cluster alert keeps the id its issue had when it fired."""
+    found: dict[str, str] = {}
+    wanted = set(issue_ids)
+    for _ in range(MERGE_HOPS):
+        query = {"bool": {"filter": [{"term": {"kind": "merge"}}, {"terms": {"issue_id": sorted(wanted)}}]}}
+        hits = search(client, corrections_index(prefix), {
+            "size": 1000, "query": query, "sort": [{"at": "asc"}],
+            "_source": ["issue_id", "target_issue_id"]})["hits"]["hits"]
+        step = {h["_source"]["issue_id"]: h["_source"]["target_issue_id"] for h in hits}
+        if not step:
+            break
+        found = {issue: step.get(now, now) for issue, now in found.items()} | step
+        wanted = set(step.values()) - set(step)
+    return {issue: now for issue, now in found.items() if issue != now}
 
 
 def _window_body(filters: list[dict[str, Any]], limit: int) -> dict[str, Any]:
@@ -101,7 +126,10 @@ def alerts_driving_issues(client: Elasticsearch, *, prefix: str, principal: Prin
                           min_share: float = DRIVING_MIN_SHARE) -> dict[str, list[DrivingIssue]]:
     """Per alert id: the issues driving it, as the caller sees them (one multi-search for the
     windows, one query for the issues' titles and sizes)."""
-    wanted = [(a, f) for a in alerts if (f := alert_filters(a, principal)) is not None]
+    clusters = [a.cluster for a in alerts
+                if a.family == "cluster" and a.cluster and not is_alert_band(a.cluster)]
+    merged = merged_into(client, prefix, clusters) if clusters else {}
+    wanted = [(a, f) for a in alerts if (f := alert_filters(a, principal, merged)) is not None]
     if not wanted:
         return {alert.alert_id: [] for alert in alerts}
     lines: list[dict[str, Any]] = []

@@ -33,6 +33,7 @@ from services.search.grouping import IssueGrouper, founder_issue_id
 from services.search.issues import InvalidTransition, IssueNotFound
 from services.search.mappings import posts_alias, small_index
 from services.search.models import ActionKind, ActionRead, IssueState
+from services.search.posts import search
 from services.search.query import scope_filters
 
 CORRECTIONS = "issue-corrections"
@@ -105,8 +106,8 @@ def apply_to_grouper(grouper: IssueGrouper, correction: Correction) -> bool:
     grouper.protect(correction.issue_id, correction.target_issue_id)
     if correction.kind == "move":
         grouper.move(correction.post_id, correction.target_issue_id)
-    elif correction.kind == "split":
-        grouper.split(correction.post_id)
+    elif correction.kind == "split":  # the recorded issue: a post not seen yet has no topic here
+        grouper.split(correction.post_id, issue_id=correction.target_issue_id)
     return True
 
 
@@ -140,9 +141,10 @@ def _issue_scope(client: Elasticsearch, prefix: str, principal: Principal, issue
             "aggs": {"region": {"terms": {"field": "region", "size": 100}},
                      "unit": {"terms": {"field": "unit", "size": 100}},
                      "in_scope": {"filter": {"bool": {"filter": scope_filters(principal)}}}}}
-    resp = client.search(index=posts_alias(prefix), body=body)
+    # before any post is indexed there is no posts index: no such issue (it was a 500)
+    resp = search(client, posts_alias(prefix), body)
     total = resp["hits"]["total"]["value"]
-    visible = resp["aggregations"]["in_scope"]["doc_count"]
+    visible = resp["aggregations"]["in_scope"]["doc_count"] if total else 0
     if visible == 0:
         raise IssueNotFound(issue_id)
     if visible < total:

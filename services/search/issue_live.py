@@ -49,6 +49,10 @@ from yuqing.contracts import EnrichedPost
 
 log = logging.getLogger(__name__)
 VISIBILITY_LAG = timedelta(seconds=2)
+# A correction is searchable a moment after its time (written with a refresh, or an automatic merge
+# without one): each look reads back this far before the latest one seen, so that one recorded
+# meanwhile with an earlier time is not skipped; those already applied are not applied again.
+CORRECTION_LAG = timedelta(seconds=10)
 OTHERS_PAGE = 10_000  # posts read back per refresh; the rest at the next one
 MAX_PENDING_MERGES = 10_000  # automatic merges held until recorded, and recorded ones until read back
 _FIELDS = ["post_id", "title", "text", "region", "region_source", "topic", "topic_score", "topic_second",
@@ -93,6 +97,7 @@ class LiveIssues:
         # other replicas' posts are read from here on (a little before start: clocks differ)
         self._seen_indexed_at = (datetime.now(UTC) - timedelta(seconds=30)).isoformat()
         self._seen_correction_at: str | None = None
+        self._applied: dict[Correction, datetime] = {}  # those of the last CORRECTION_LAG, by time
         self._next_refresh = 0.0
         self.pending_merges: list[IssueMerge] = []  # made by the grouping, not yet recorded
         self._next_record = 0.0
@@ -153,6 +158,13 @@ class LiveIssues:
         self._apply_corrections(client, prefix, rename=False)
         return count
 
+    def replay_corrections(self, client: Elasticsearch, prefix: str) -> None:
+        """Apply every correction recorded, oldest first: a rebuild from Kafka groups again posts
+        older than the warm-up, whose corrections may be older than the warm-up's too."""
+        self._seen_correction_at = None
+        self._applied.clear()
+        self._apply_corrections(client, prefix, rename=False)
+
     def refresh(self, client: Elasticsearch, prefix: str, *, force: bool = False) -> None:
         """Read other replicas' new posts and responders' new corrections (rate-limited)."""
         now = time.monotonic()
@@ -163,18 +175,26 @@ class LiveIssues:
         self._apply_corrections(client, prefix, rename=not self.read_only)
 
     def _apply_corrections(self, client: Elasticsearch, prefix: str, *, rename: bool) -> None:
+        seen = self._seen_correction_at
+        after = (_time(seen) - CORRECTION_LAG).isoformat() if seen else None
         while True:
-            found = corrections_since(client, prefix, self._seen_correction_at)
+            found = corrections_since(client, prefix, after)
             for correction in found:
+                after = self._seen_correction_at = correction.at_text
+                if correction in self._applied:
+                    continue
+                self._applied[correction] = _time(correction.at_text)
                 applied = apply_to_grouper(self.grouper, correction)
                 own = (correction.issue_id, correction.target_issue_id) in self._own_merges
                 self._own_merges.discard((correction.issue_id, correction.target_issue_id))
                 if applied and rename and correction.kind == "merge" and not own:
                     # posts this process indexed with the old id after the merge's update ran
                     reassign_posts(client, prefix, correction)
-                self._seen_correction_at = correction.at_text
             if len(found) < CORRECTIONS_PAGE:
-                return
+                break
+        if self._seen_correction_at:  # older ones are never read again
+            oldest = _time(self._seen_correction_at) - CORRECTION_LAG
+            self._applied = {c: at for c, at in self._applied.items() if at >= oldest}
 
     def apply(self, correction: Correction) -> None:
         apply_to_grouper(self.grouper, correction)

@@ -91,6 +91,7 @@ def reindex(settings: SearchSettings, *, from_offset: int | None = None, from_ti
     ensure_templates(client, settings.es, settings.refresh_interval)
     issues = issue_table(settings)
     issues.warm(client, settings.es.index_prefix)
+    issues.replay_corrections(client, settings.es.index_prefix)  # posts older than the warm-up too
     writer = PipelinedWriter(client, settings.es.index_prefix, issues=issues,
                              alerts_topic=settings.kafka.topic(LogicalTopic.ALERTS),
                              max_retries=settings.bulk_max_retries, slice_docs=settings.bulk_slice_docs)

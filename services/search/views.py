@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
 from services.search import admin, alerts, issue_corrections, issues, posts
+from services.search.correction_locks import correcting
 from services.search.deps import (
     Actor,
     Admin,
@@ -56,10 +57,12 @@ from yuqing.contracts import AlertState, Channel, Sentiment, Severity, Topic
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    described = {400: "bad query parameter or cursor", 401: "missing or invalid credentials",
+    """Every route may answer 400 (``known_query``: a query parameter it does not read)."""
+    described = {400: "bad or unknown query parameter, or bad cursor", 401: "missing or invalid credentials",
                  403: "role or scope does not allow this", 404: "not found (or outside the caller's scope)",
-                 409: "conflicts with the current state", 422: "invalid request", 429: "rate limit exceeded"}
-    return {c: {"model": Problem, "description": described[c]} for c in (401, 422, 429, *codes)}
+                 409: "conflicts with the current state", 415: "a body that is not application/json",
+                 422: "invalid request", 429: "rate limit exceeded"}
+    return {c: {"model": Problem, "description": described[c]} for c in sorted({400, 401, 422, 429, *codes})}
 
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(json_content), Depends(known_query)])
@@ -129,12 +132,15 @@ def get_issue(state: State, caller: Reader, issue_id: IssueIdPath, limit: PageSi
 
 
 @router.post("/issues/{issue_id}/actions", response_model=ActionRead, status_code=201,
-             responses=_errors(403, 404, 409), tags=["issues"])
+             responses=_errors(403, 404, 409, 415), tags=["issues"])
 def act_on_issue(state: State, caller: Actor, issue_id: IssueIdPath,
                  action: Annotated[ActionCreate, Body()]) -> ActionRead:
     """Acknowledge, assign, respond (with the public reply), resolve or reopen an issue."""
-    read = issues.record_action(state.client, prefix=state.prefix, principal=caller,
-                                issue_id=issue_id, action=action)
+    # not while a merge, move or split of the issue runs: an action on an issue being merged away
+    # would be recorded on it and lost with it
+    with correcting(state.client, state.prefix, [issue_id], holder=caller.subject):
+        read = issues.record_action(state.client, prefix=state.prefix, principal=caller,
+                                    issue_id=issue_id, action=action)
     RESPONSE_ACTIONS.labels(action=action.action.value).inc()
     return read
 
@@ -146,7 +152,7 @@ def _correction_read(done: issue_corrections.Correction) -> CorrectionRead:
 
 
 @router.post("/issues/{issue_id}/merge", response_model=CorrectionRead, status_code=201,
-             responses=_errors(403, 404, 409), tags=["issues"])
+             responses=_errors(403, 404, 409, 415), tags=["issues"])
 def merge_issue(state: State, caller: Actor, issue_id: IssueIdPath,
                 body: Annotated[MergeCreate, Body()]) -> CorrectionRead:
     """Merge this issue into `into`: its posts, and later posts like them, go there."""
@@ -156,7 +162,7 @@ def merge_issue(state: State, caller: Actor, issue_id: IssueIdPath,
 
 
 @router.post("/issues/{issue_id}/posts/{post_id}/move", response_model=CorrectionRead, status_code=201,
-             responses=_errors(403, 404, 409), tags=["issues"])
+             responses=_errors(403, 404, 409, 415), tags=["issues"])
 def move_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
               body: Annotated[MoveCreate, Body()]) -> CorrectionRead:
     """Move one post to another issue; later posts like it follow it."""
@@ -166,7 +172,7 @@ def move_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostI
 
 
 @router.post("/issues/{issue_id}/posts/{post_id}/split", response_model=CorrectionRead, status_code=201,
-             responses=_errors(403, 404, 409), tags=["issues"])
+             responses=_errors(403, 404, 409, 415), tags=["issues"])
 def split_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
                body: Annotated[CorrectionCreate | None, Body()] = None) -> CorrectionRead:
     """Split one post out into a new issue of its own."""
@@ -175,7 +181,7 @@ def split_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: Post
         post_id=post_id, note=body.note if body else None))
 
 
-@router.get("/issues/{issue_id}/actions", response_model=ActionPage, responses=_errors(400),
+@router.get("/issues/{issue_id}/actions", response_model=ActionPage, responses=_errors(400, 404),
             tags=["issues"])
 def issue_actions(state: State, caller: Reader, issue_id: IssueIdPath, limit: PageSize = 50,
                   cursor: Cursor = None) -> ActionPage:
@@ -216,16 +222,17 @@ def get_alert(state: State, caller: Reader, alert_id: AlertIdPath) -> AlertDetai
 
 @router.get("/admin/keys", response_model=list[KeyRead], responses=_errors(403), tags=["admin"])
 def list_keys(state: State, caller: Admin) -> list[KeyRead]:
-    """Keys created through the API (keys from the key file are not listed)."""
-    return admin.list_keys(state.client, prefix=state.prefix)
+    """Keys created through the API (keys from the key file are not listed); a scoped admin's:
+    those within its scope."""
+    return admin.list_keys(state.client, prefix=state.prefix, principal=caller)
 
 
 @router.post("/admin/keys", response_model=KeyCreated, status_code=201,
-             responses=_errors(403, 409), tags=["admin"])
+             responses=_errors(403, 409, 415), tags=["admin"])
 def create_key(state: State, caller: Admin, request: Annotated[KeyCreate, Body()]) -> KeyCreated:
     """Create an API key; the key is in this response only."""
-    created = admin.create_key(state.client, prefix=state.prefix, request=request,
-                               created_by=caller.subject, reserved=set(state.keys.file_keys))
+    created = admin.create_key(state.client, prefix=state.prefix, request=request, creator=caller,
+                               reserved=set(state.keys.file_keys))
     state.keys.forget(request.key_id)  # a probe before it existed left "not found" cached
     return created
 
@@ -233,7 +240,7 @@ def create_key(state: State, caller: Admin, request: Annotated[KeyCreate, Body()
 @router.delete("/admin/keys/{key_id}", response_model=KeyRead, responses=_errors(403, 404),
                tags=["admin"])
 def revoke_key(state: State, caller: Admin, key_id: KeyIdPath) -> KeyRead:
-    revoked = admin.revoke_key(state.client, prefix=state.prefix, key_id=key_id)
+    revoked = admin.revoke_key(state.client, prefix=state.prefix, key_id=key_id, principal=caller)
     if revoked is None:
         raise HTTPException(404, f"key {key_id} not found")
     state.keys.forget(key_id)
@@ -242,5 +249,5 @@ def revoke_key(state: State, caller: Admin, key_id: KeyIdPath) -> KeyRead:
 
 @router.get("/admin/sources", response_model=list[SourceRead], responses=_errors(403), tags=["admin"])
 def list_sources(state: State, caller: Admin) -> list[SourceRead]:
-    """Sources seen in the indexed posts, with counts."""
-    return admin.list_sources(state.client, prefix=state.prefix)
+    """Sources seen in the indexed posts the caller may see, with counts."""
+    return admin.list_sources(state.client, prefix=state.prefix, principal=caller)

@@ -59,11 +59,12 @@ def test_wecom_and_dingtalk_payloads_are_markdown_messages():
 def test_alertmanager_payload_is_a_list_of_alerts_with_labels_and_times():
     [firing] = alertmanager_payload(_alert())
     assert firing["labels"] == {"alertname": "YuqingSurge", "alert_id": "a" * 32, "family": "topic_region",
-                                "severity": "warning", "topic": "outage", "region": "青山乡"}
+                                "severity": "warning", "team": "opinion", "service": "alerts",
+                                "topic": "outage", "region": "青山乡"}
     assert firing["startsAt"] == START.isoformat()
     assert firing["endsAt"] == (_alert().emitted_at + FIRING_TTL).isoformat()
     assert firing["annotations"]["sample_post_ids"] == f"{'b' * 32},{'c' * 32}"
-    [resolved] = alertmanager_payload(_alert(AlertState.RESOLVED))
+    resolved = alertmanager_payload(_alert(AlertState.RESOLVED))[-1]
     assert resolved["endsAt"] == (START + timedelta(minutes=15)).isoformat()
 
 
@@ -137,3 +138,19 @@ def test_every_alert_example_renders_in_every_format():
         assert render_markdown(alert).startswith("### 【舆情告警")
         assert wecom_payload(alert)["markdown"]["content"] and dingtalk_payload(alert)["markdown"]["title"]
         assert alertmanager_payload(alert)[0]["labels"]["alert_id"] == alert.alert_id
+
+
+def test_a_resolved_alert_ends_every_severity_it_fired_with():
+    # an escalated alert fired as warning, then as critical: Alertmanager holds one alert per
+    # severity label, and the resolved event ended only the critical one, so the warning stayed
+    # firing for a day after the surge was over
+    escalated = _alert(AlertState.RESOLVED).model_copy(update={"severity": Severity.CRITICAL})
+
+    ended = alertmanager_payload(escalated)
+
+    assert [a["labels"]["severity"] for a in ended] == ["info", "warning", "critical"]
+    assert {a["endsAt"] for a in ended} == {(START + timedelta(minutes=15)).isoformat()}
+    assert all({**a["labels"], "severity": "x"} == {**ended[0]["labels"], "severity": "x"} for a in ended)
+    [warning] = alertmanager_payload(_alert(AlertState.RESOLVED))[1:]
+    assert warning["labels"]["severity"] == "warning"
+    assert len(alertmanager_payload(_alert())) == 1  # firing: its own severity only

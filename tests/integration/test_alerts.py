@@ -133,9 +133,11 @@ def test_surge_raises_one_explained_alert_and_then_resolves(
 
     wait_until(lambda: len(notifications) == 2, 30, "the firing and resolved notifications")
     assert [path for path, _ in notifications] == ["/api/v2/alerts"] * 2
-    [[firing_note], [resolved_note]] = [body for _, body in notifications]
+    [[firing_note], resolved_notes] = [body for _, body in notifications]
     assert firing_note["labels"]["region"] == "青山乡" and firing_note["labels"]["alert_id"] == alert.alert_id
-    assert resolved_note["endsAt"] == resolved[0].window_end.isoformat()
+    # every severity the alert may have fired with is ended, its last one included
+    assert resolved_notes[-1]["labels"]["severity"] == resolved[0].severity.value
+    assert {note["endsAt"] for note in resolved_notes} == {resolved[0].window_end.isoformat()}
 
 
 def test_steady_stream_with_day_rhythm_raises_no_alert(pipeline: Pipeline, kafka_settings: KafkaSettings):

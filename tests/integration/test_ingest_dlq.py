@@ -8,8 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 from kafka import KafkaProducer
+from typer.testing import CliRunner
 
 from services.ingest.dlq import tail
+from tests.conftest import unique
+from yuqing.cli import app
 from yuqing.contracts import DeadLetter
 from yuqing.contracts.codec import encode
 from yuqing.settings import KafkaSettings
@@ -44,3 +47,17 @@ def test_tail_shows_the_latest_dead_letters_and_filters_by_source(kafka_settings
     crm: list[str] = []
     tail(kafka_settings, lines=100, source="crm-95598", emit=crm.append)
     assert [line.rsplit(" ", 1)[-1] for line in crm] == ["1", "3", "5"]
+
+
+@pytest.mark.parametrize("command", [["dlq", "tail"], ["dlq", "replay", "--dry-run"]])
+def test_no_dead_letter_topic_is_one_line_and_1(infra: None, monkeypatch: pytest.MonkeyPatch,
+                                                command: list[str]) -> None:
+    # it was printed without "error:" and ended with 2, the status of a mistyped option
+    prefix = unique("t") + "."
+    monkeypatch.setenv("YUQING_KAFKA_TOPIC_PREFIX", prefix)
+
+    result = CliRunner().invoke(app, command)
+
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: topic {prefix}posts.dlq does not exist (run `yuqing topics`)"]

@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from services.search.issue_live import LiveIssues
 from services.search.mappings import small_index
 from tests.integration import test_search_api as endpoints
 from tests.integration.test_search_api import Env
-from tests.search.factory import BASE_TIME, make_post
-from yuqing.contracts import Topic
+from tests.search.factory import BASE_TIME, make_alert, make_post
+from yuqing.contracts import AlertKey, Topic
 
 pytestmark = pytest.mark.integration
 env = endpoints.env  # the endpoint tests' fixture: their keys, corpus and alerts
@@ -48,10 +49,10 @@ def test_a_cursor_with_edited_sort_values_is_malformed_on_every_paged_list(
         env: Env, path: str, params: dict[str, str]) -> None:
     for issue in env.get("/v1/issues", since=SINCE).json()["issues"][:2]:
         env.call("POST", f"/v1/issues/{issue['issue_id']}/actions", json={"action": "acknowledge"})
-    cursor = env.get(path, limit=1, size=1, **params).json()["next_cursor"]
+    cursor = env.get(path, limit=1, **params).json()["next_cursor"]
     assert cursor
 
-    resp = env.get(path, limit=1, size=1, cursor=_edited(cursor, ["abc", "x"]), **params)
+    resp = env.get(path, limit=1, cursor=_edited(cursor, ["abc", "x"]), **params)
 
     assert resp.status_code == 400 and resp.json()["detail"] == "malformed cursor", resp.text
 
@@ -226,3 +227,117 @@ def test_the_history_of_an_issue_outside_the_scope_or_of_none_is_a_404(env: Env)
     assert env.get("/v1/issues/outage-0000000000000000/actions").status_code == 404
     assert env.get(f"/v1/issues/{quiet}/actions", key="hekou").status_code == 200  # acted on or not
     assert env.get(f"/v1/issues/{outside}/actions").status_code == 200
+
+
+def _refused_403() -> float:
+    return REGISTRY.get_sample_value("yuqing_search_auth_failures_total", {"status": "403"}) or 0.0
+
+
+def test_a_request_outside_the_callers_scope_is_counted_as_a_403(env: Env) -> None:
+    # yuqing_search_auth_failures_total says "role/scope (403)"; only refused roles were counted
+    before = _refused_403()
+
+    resp = env.get("/v1/posts/search", key="hekou", region="城关镇")
+
+    assert resp.status_code == 403, resp.text
+    assert _refused_403() == before + 1
+    assert env.get("/v1/posts/search", key="viewer", region="城关镇").status_code == 200
+    assert _refused_403() == before + 1
+
+
+def test_a_key_scoped_to_a_region_and_a_unit_sees_no_alert_of_the_region(env: Env) -> None:
+    # the region's alert counts every unit's posts there: such a key saw it, its counts and the
+    # ids of posts of other units, while it saw none of those posts
+    created = env.call("POST", "/v1/admin/keys", "admin", json={
+        "key_id": "hekou-other-unit", "role": "viewer", "regions": ["河口镇"], "units": ["石门供电所"]})
+    assert created.status_code == 201, created.text
+    key = {"X-Api-Key": created.json()["key"]}
+    assert env.api.get("/v1/posts/search", headers=key).json()["total"] == 0
+
+    assert env.api.get("/v1/alerts", headers=key).json()["alerts"] == []
+    assert env.api.get("/v1/alerts/alert-hekou-01", headers=key).status_code == 404
+    assert [a["alert_id"] for a in env.get("/v1/alerts", key="hekou").json()["alerts"]] == ["alert-hekou-01"]
+
+
+def test_the_key_list_lists_every_key(env: Env) -> None:
+    # the endpoint has no pages, and it listed the first 100 keys only
+    ids = [f"desk-{n:03d}" for n in range(120)]
+    body: list[dict[str, object]] = []
+    for key_id in ids:
+        body += [{"index": {"_index": small_index(env.prefix, "api-keys"), "_id": key_id}},
+                 {"key_id": key_id, "role": "viewer", "sha256": "0" * 64, "description": "",
+                  "created_at": BASE_TIME.isoformat(), "created_by": "admin", "revoked": False}]
+    assert not env.es.bulk(body=body, refresh=True)["errors"]
+
+    listed = env.get("/v1/admin/keys", key="admin").json()
+
+    assert [k["key_id"] for k in listed] == ids
+
+
+def test_an_action_on_an_issue_being_corrected_is_a_409_and_records_nothing(env: Env) -> None:
+    # a merge of the issue in progress: the resolution was recorded on the issue the merge was
+    # taking away, answered 201, and lost with it
+    a, _ = _two_issues_of_one_town(env)
+    states = small_index(env.prefix, "issue-states")
+    held = {"issue_id": a, "state": "correcting", "responder": "someone",
+            "updated_at": datetime.now(UTC).isoformat()}
+    env.es.index(index=states, id=f"lock:{a}", document=held, refresh=True)
+
+    busy = env.call("POST", f"/v1/issues/{a}/actions", json={"action": "resolve"})
+
+    assert busy.status_code == 409 and "in progress" in busy.json()["detail"], busy.text
+    assert env.get(f"/v1/issues/{a}").json()["state"] == "open"
+    assert env.get(f"/v1/issues/{a}/actions").json()["actions"] == []
+    env.es.delete(index=states, id=f"lock:{a}", refresh=True)
+    assert env.call("POST", f"/v1/issues/{a}/actions", json={"action": "resolve"}).status_code == 201
+    assert env.es.get(index=states, id=f"lock:{a}", ignore=404)["found"] is False
+
+
+def test_a_cluster_alert_names_its_matter_after_its_issue_is_merged(env: Env) -> None:
+    # a cluster alert is keyed by its issue's id: once the issue was merged (by a responder, or by
+    # the grouping itself) the alert listed no driving issue at all
+    a, b = _two_issues_of_one_town(env)
+    at = BASE_TIME + timedelta(hours=1)
+    alert = make_alert("alert-cluster-01", emitted_at=at).model_copy(update={
+        "key": AlertKey(family="cluster", cluster=a), "window_start": BASE_TIME - timedelta(minutes=5)})
+    env.index([alert])
+    assert [d["issue_id"] for d in env.get("/v1/alerts/alert-cluster-01").json()["driving_issues"]] == [a]
+
+    assert env.call("POST", f"/v1/issues/{a}/merge", json={"into": b}).status_code == 201
+
+    listed = env.get("/v1/alerts").json()["alerts"]
+    for found in (env.get("/v1/alerts/alert-cluster-01").json(),
+                  next(x for x in listed if x["alert_id"] == "alert-cluster-01")):
+        assert [d["issue_id"] for d in found["driving_issues"]] == [b], found
+    c = next(i["issue_id"] for i in env.get("/v1/issues", since=SINCE).json()["issues"]
+             if set(i["regions"]) == {"城关镇"} and i["issue_id"] != b)
+    assert env.call("POST", f"/v1/issues/{b}/merge", json={"into": c}).status_code == 201
+    driving = env.get("/v1/alerts/alert-cluster-01").json()["driving_issues"]
+    assert [d["issue_id"] for d in driving] == [c]  # merges are followed
+
+
+def test_an_admin_scoped_to_a_region_stays_in_it(env: Env) -> None:
+    # such an admin made itself an admin key for every region, saw every region's keys and sources,
+    # and revoked other regions' keys
+    made = env.call("POST", "/v1/admin/keys", "admin",
+                    json={"key_id": "hekou-admin", "role": "admin", "regions": ["河口镇"]})
+    assert made.status_code == 201, made.text
+    scoped = {"X-Api-Key": made.json()["key"]}
+
+    for wider in ({}, {"regions": ["石门镇"]}, {"regions": ["河口镇", "石门镇"]}, {"units": ["河口供电所"]}):
+        resp = env.api.post("/v1/admin/keys", headers=scoped,
+                            json={"key_id": "escape-desk", "role": "admin", **wider})
+        assert resp.status_code == 403, (wider, resp.text)
+    within = env.api.post("/v1/admin/keys", headers=scoped, json={
+        "key_id": "hekou-desk-2", "role": "responder", "regions": ["河口镇"], "units": ["河口供电所"]})
+    assert within.status_code == 201, within.text
+    other = env.call("POST", "/v1/admin/keys", "admin", json={"key_id": "shimen-desk-2", "role": "viewer",
+                                                               "regions": ["石门镇"]})
+    assert other.status_code == 201, other.text
+    listed = [k["key_id"] for k in env.api.get("/v1/admin/keys", headers=scoped).json()]
+    assert listed == ["hekou-admin", "hekou-desk-2"]  # not the other region's, nor the root's
+    assert env.api.delete("/v1/admin/keys/shimen-desk-2", headers=scoped).status_code == 404
+    assert env.api.get("/v1/me", headers={"X-Api-Key": other.json()["key"]}).status_code == 200
+    sources = env.api.get("/v1/admin/sources", headers=scoped).json()
+    assert [(s["source"], s["posts"]) for s in sources] == [("app-main", 3)]
+    assert sum(s["posts"] for s in env.get("/v1/admin/sources", key="admin").json()) > 3

@@ -7,11 +7,17 @@ YAML files and hold them to the conventions docs/operations.md describes.
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from monitoring_support import MONITORING, REPO_ROOT, RULES_DIR, load_rule_groups, run_tool, series_in
+
+from services.alerts.notify import alertmanager_payload
+from yuqing.contracts import Alert, AlertExplanation, AlertKey, AlertState, Severity, Topic
 
 # A fresh machine builds promtool inside the first test that needs it.
 pytestmark = pytest.mark.timeout(3900)
@@ -202,3 +208,48 @@ def test_every_alert_reaches_its_team(amtool: Path) -> None:
                               f"--verify.receivers={receiver}", f"alertname={rule['alert']}", f"team={team}",
                               f"severity={severity}")
             assert result.returncode == 0, f"{rule['alert']} ({severity}): {describe(result)}"
+
+
+def _surge(severity: Severity, **key: Any) -> dict[str, str]:
+    """The labels the alerts worker posts to Alertmanager for one surge alert."""
+    at = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
+    alert = Alert(alert_id=uuid.uuid4().hex, key=AlertKey(**key), state=AlertState.FIRING, severity=severity,
+                  score=0.9, window_start=at, window_end=at + timedelta(minutes=15), observed=40,
+                  expected=2.0, explanation=AlertExplanation(), emitted_at=at + timedelta(minutes=16))
+    [posted] = alertmanager_payload(alert)
+    return dict(posted["labels"])
+
+
+@pytest.mark.parametrize(("severity", "receiver"), [
+    (Severity.INFO, "digest"), (Severity.WARNING, "opinion-duty"),
+    (Severity.CRITICAL, "opinion-duty-critical")])
+def test_the_alerts_workers_own_surge_notifications_reach_the_duty_desk(
+        amtool: Path, severity: Severity, receiver: str) -> None:
+    # they carried no team label, and every surge went to the platform's chat group
+    labels = _surge(severity, family="topic_region", topic=Topic.OUTAGE, region="河口镇")
+    result = run_tool(amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}",
+                      f"--verify.receivers={receiver}", *(f"{key}={value}" for key, value in labels.items()))
+    assert result.returncode == 0, describe(result)
+
+
+def _matches(matchers: list[str], labels: dict[str, str]) -> bool:
+    for matcher in matchers:
+        name, op, value = re.fullmatch(r'(\w+)\s*(!=|=)\s*"([^"]*)"', matcher).groups()  # type: ignore[union-attr]
+        if (labels.get(name, "") == value) != (op == "="):
+            return False
+    return True
+
+
+def test_a_critical_surge_silences_only_the_warning_of_its_own_key() -> None:
+    # a critical outage surge in one township silenced the warning outage surges of every other
+    # township (and a critical overall surge every warning of a source): they differed on no label
+    # the inhibition compared
+    critical = _surge(Severity.CRITICAL, family="topic_region", topic=Topic.OUTAGE, region="河口镇")
+    others = [_surge(Severity.WARNING, family="topic_region", topic=Topic.OUTAGE, region="石门镇"),
+              _surge(Severity.WARNING, family="topic", topic=Topic.OUTAGE),
+              _surge(Severity.WARNING, family="source", source="app-main")]
+    overall = _surge(Severity.CRITICAL, family="overall")
+    for rule in load_yaml(ALERTMANAGER_CONFIG)["inhibit_rules"]:
+        for source, target in [(critical, other) for other in others] + [(overall, others[2])]:
+            if _matches(rule["source_matchers"], source) and _matches(rule["target_matchers"], target):
+                assert any(source.get(name) != target.get(name) for name in rule["equal"]), (rule, target)

@@ -146,3 +146,13 @@ def test_new_key_prints_an_entry_the_key_file_loads(tmp_path):
 def test_token_refuses_a_blank_subject_region_or_unit(args):
     minted = _cli("token", "--role", "viewer", *args)
     assert minted.exit_code == 2 and "must not be blank" in minted.output
+
+
+def test_token_without_a_secret_is_one_line_and_1(monkeypatch):
+    # it was a usage error boxed over several lines with exit 2, as if an option were wrong
+    monkeypatch.delenv("YUQING_SEARCH_JWT_SECRET", raising=False)
+    minted = CliRunner().invoke(cli, ["search", "token", "--sub", "王工", "--role", "viewer"])
+
+    assert minted.exit_code == 1
+    [line] = minted.output.strip().splitlines()
+    assert line.startswith("error: YUQING_SEARCH_JWT_SECRET is not set")

@@ -153,3 +153,16 @@ def test_a_post_bridges_its_townships_issue_and_one_of_no_township_of_the_same_t
         assert (joined == first == grouper.issue_of("p1")) is bridged
         assert [(m.source_id, m.target_id) for m in grouper.take_merges()] == (
             [(village.pop(), first)] if bridged else [])
+
+
+def test_a_recorded_split_of_a_post_not_yet_seen_pins_it_to_the_recorded_issue() -> None:
+    # a rebuild replays the corrections before the posts: the split pinned the post to an issue
+    # named without its topic (other-...), not the one the API had recorded and renamed it to
+    grouper = IssueGrouper(OFF)
+    target = founder_issue_id("p9", "outage", salt=":split")
+
+    assert apply_to_grouper(grouper, Correction("split", "outage-0123456789abcdef", target, "p9",
+                                                T0.isoformat(), "desk"))
+
+    assert grouper.issue_of("p9") == target
+    assert grouper.assign(_post(9, "河口镇新街村停电了", 30)).issue_id == target

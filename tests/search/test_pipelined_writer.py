@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from elasticsearch import Elasticsearch
+from prometheus_client import REGISTRY
 
 from services.search.bulk import PipelinedWriter, build_actions, issue_table
 from services.search.es import ensure_templates, make_client
@@ -90,3 +91,22 @@ def test_a_post_sent_again_dated_in_another_month_keeps_one_document(
         writer.close()
 
     assert _copies(es, prefix, first.post_id) == {posts_index(prefix, now): "城关镇停电了，已经恢复"}
+
+
+def _bulk_requests() -> float:
+    return REGISTRY.get_sample_value("yuqing_search_bulk_seconds_count") or 0.0
+
+
+def test_the_bulk_duration_is_observed_once_per_bulk_request(es_settings: ElasticsearchSettings) -> None:
+    # "wall time of one bulk request": it timed the indexer's whole batch (reading other replicas'
+    # posts, grouping, every slice's request, recording merges), once per batch
+    es, prefix = make_client(es_settings), es_settings.index_prefix
+    ensure_templates(es, es_settings)
+    writer = PipelinedWriter(es, prefix, issues=issue_table(SearchSettings(es=es_settings)), slice_docs=40)
+    before = _bulk_requests()
+    try:
+        assert writer.write(_records()[:100]).indexed == 100
+    finally:
+        writer.close()
+
+    assert _bulk_requests() == before + 3
