@@ -132,8 +132,9 @@ class ActionCreate(BaseModel):
     ]})
 
     action: ActionKind
-    assignee: Annotated[str | None, Field(min_length=1, max_length=128)] = None
-    reply_text: Annotated[str | None, Field(min_length=1, max_length=4000,
+    # a name and a reply say something: spaces alone are refused (``\S``: some character not a space)
+    assignee: Annotated[str | None, Field(min_length=1, max_length=128, pattern=r"\S")] = None
+    reply_text: Annotated[str | None, Field(min_length=1, max_length=4000, pattern=r"\S",
                                             description="the public reply")] = None
     note: Annotated[str | None, Field(max_length=4000)] = None
 

@@ -265,6 +265,8 @@ def test_response_actions_lifecycle_and_history(env: Env):
     assert env.call("POST", path, json={"action": "acknowledge"}).status_code == 201
     assert env.call("POST", path, json={"action": "acknowledge"}).status_code == 409
     assert env.call("POST", path, json={"action": "assign"}).status_code == 422
+    assert env.call("POST", path, json={"action": "assign", "assignee": " \u3000 "}).status_code == 422
+    assert env.call("POST", path, json={"action": "respond", "reply_text": "\n\t"}).status_code == 422
     assert env.call("POST", path, json={"action": "assign", "assignee": "城关所-李工"}).status_code == 201
     reply = "抢修人员已到达现场，预计22点前恢复供电。"
     responded = env.call("POST", path, json={"action": "respond", "reply_text": reply})
