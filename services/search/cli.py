@@ -54,7 +54,7 @@ def indexer() -> None:
 
 @search_cli.command("reindex")
 def reindex(
-    from_offset: int | None = typer.Option(None, help="start at this offset in every partition"),
+    from_offset: int | None = typer.Option(None, min=0, help="start at this offset in every partition"),
     from_time: datetime | None = typer.Option(None, help="start at the first record at/after this time"),
     index_prefix: str | None = typer.Option(None, help="build under another prefix (blue/green)"),
     alerts: bool = typer.Option(True, help="also rebuild the alerts index"),

@@ -40,7 +40,9 @@ def start_offsets(consumer: KafkaConsumer, partitions: list[TopicPartition], *, 
     first = consumer.beginning_offsets(partitions)
     last = consumer.end_offsets(partitions)
     if from_time is not None:
-        found = consumer.offsets_for_times({tp: int(from_time.timestamp() * 1000) for tp in partitions})
+        # a time before 1970 is before every record (Kafka refuses a negative timestamp)
+        since_ms = max(0, int(from_time.timestamp() * 1000))
+        found = consumer.offsets_for_times({tp: since_ms for tp in partitions})
         return {tp: (found[tp].offset if found.get(tp) else last[tp]) for tp in partitions}
     if from_offset is not None:
         return {tp: min(max(from_offset, first[tp]), last[tp]) for tp in partitions}

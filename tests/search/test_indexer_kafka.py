@@ -148,3 +148,4 @@ def test_reindex_from_kafka_rebuilds_the_same_documents(settings: SearchSettings
     assert rebuilt.indexed == 60 and _documents(es, settings) == built  # same issue ids from scratch
     assert reindex(settings, from_time=between).read == 20
     assert reindex(settings, from_time=datetime.now(UTC) + timedelta(hours=1)).read == 0
+    assert reindex(settings, from_time=datetime(1969, 12, 31, tzinfo=UTC)).read == 60  # all of it
