@@ -34,7 +34,7 @@ def test_a_post_naming_hekou_is_searchable_under_its_township_and_marked_inferre
     text_id, sender_id, none_id = resp.json()["post_ids"]
 
     wait_until(lambda: _search(pipeline, q="停电")["total"] == 3, 120, "the three posts to be searchable")
-    hits = {hit["post_id"]: hit for hit in _search(pipeline, region="河口镇", page_size="50")["hits"]}
+    hits = {hit["post_id"]: hit for hit in _search(pipeline, region="河口镇", limit="50")["hits"]}
     assert set(hits) == {text_id, sender_id}
     assert (hits[text_id]["region"], hits[text_id]["region_source"]) == ("河口镇", "text")
     assert hits[sender_id]["region_source"] == "sender"

@@ -174,7 +174,7 @@ def test_search_syntax_words_phrases_or_and_exclusions(env: Env):
 
 
 def test_search_filters_facets_sort_and_time_range(env: Env):
-    page = env.get("/v1/posts/search", q="停电", region="城关镇", size=50).json()
+    page = env.get("/v1/posts/search", q="停电", region="城关镇", limit=50).json()
     assert page["total"] == 6 and page["facets"]["region"] == {"城关镇": 6}
     billing = env.get("/v1/posts/search", topic="billing", sort="time").json()
     times = [h["created_at"] for h in billing["hits"]]
@@ -327,8 +327,8 @@ def test_search_after_pages_have_no_overlap_or_gap_while_posts_arrive(env: Env, 
                 for i in range(n)]
 
     env.index(batch("old", 40, 0))
-    scope = {"region": "柳塘镇", "size": 7, **params}
-    before = set(_ids(env.get("/v1/posts/search", **{**scope, "size": 100})))
+    scope = {"region": "柳塘镇", "limit": 7, **params}
+    before = set(_ids(env.get("/v1/posts/search", **{**scope, "limit": 100})))
     assert len(before) == 40
     arriving = [partial(batch, f"new{k}", 5, m) for k, m in enumerate((-30, 10, 20, 100, 3, 7))]
     pages = _pages(env, arriving, **scope)
