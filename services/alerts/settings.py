@@ -64,7 +64,7 @@ class AlertsSettings(BaseSettings):
     webhook_max_attempts: int = Field(5, ge=1, le=20)
     webhook_queue_size: int = Field(1000, ge=1, description="notifications waiting; more are dropped")
     # metrics
-    metrics_port: int = 9103
+    metrics_port: int = Field(9103, ge=0, le=65535, description="/metrics; 0: not served")
     metrics_max_regions: int = Field(64, ge=1, description="distinct region labels; the rest are 'other'")
     metrics_max_sources: int = Field(32, ge=1, description="distinct source labels; the rest are 'other'")
     state_dir: Path = Field(default_factory=lambda: cache_home() / "state",
