@@ -49,7 +49,8 @@ class AlertsSettings(BaseSettings):
     issues_retry_s: float = Field(30.0, gt=0, description="an unreachable index is tried again after this")
     issues_timeout_s: float = Field(5.0, gt=0, description="one request to the index, at most")
     # detection and lifecycle
-    utc_offset_hours: float = Field(8.0, description="local time of the day rhythm")
+    # -12..+14 are the offsets in use; a day or more crashed the first window's detection at run time
+    utc_offset_hours: float = Field(8.0, ge=-12, le=14, description="local time of the day rhythm")
     min_count: float = Field(5.0, ge=1, description="a bucket with fewer posts never alerts")
     resolve_after_seconds: int = Field(1800, ge=1, description="quiet time before an alert resolves")
     realert_after_seconds: int = Field(86_400, ge=1, description="a key alerts again only after this")
