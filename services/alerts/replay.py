@@ -24,8 +24,8 @@ numbers, negative and fractional included: ARTime's algorithm levels them
 over the file's range, the gated detector ranks its distances and its
 context detector levels over the observed range, so no transform is applied
 or needed. What cannot be used (a missing
-column, a value that is not a finite number, a timestamp that is not a date or
-mixes zones and no zones, fewer than two rows) raises one :class:`SeriesError` whose
+column, a value that is not a finite number, values whose span is not one, a timestamp
+that is not a date or mixes zones and no zones, fewer than two rows) raises one :class:`SeriesError` whose
 message names the file and line.
 """
 
@@ -79,6 +79,9 @@ def read_counts_csv(path: Path) -> list[CountRow]:
         raise SeriesError(f"{path}: cannot read ({error})") from error
     if len(rows) < 2:
         raise SeriesError(f"{path}: need at least two rows")
+    low, high = min(row.number for row in rows), max(row.number for row in rows)
+    if not math.isfinite(high - low):  # the detectors level values over their span
+        raise SeriesError(f"{path}: the values span {low:g} to {high:g}, more than a number can hold")
     return rows
 
 

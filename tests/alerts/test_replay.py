@@ -145,6 +145,9 @@ def test_gated_scores_do_not_depend_on_offset_or_scale(tmp_path: Path) -> None:
     ("timestamp,value\nyesterday,1\n2015-03-01 00:05:00,2\n", r"in\.csv:2: timestamp 'yesterday'"),
     ("timestamp,value\n2015-03-01 00:05:00,1\n2015-03-01 00:00:00+08:00,2\n", r"time zone and some do not"),
     ("timestamp,value\n2015-03-01 00:05:00,1\n", r"need at least two rows"),
+    # each finite, their span not: the detectors' levels came out NaN ('cannot convert float NaN')
+    ("timestamp,value\n2015-03-01 00:00:00,1e308\n2015-03-01 00:05:00,-1e308\n",
+     r"in\.csv: the values span -1e\+308 to 1e\+308"),
 ])
 def test_a_series_that_cannot_be_used_is_one_clear_error(tmp_path: Path, body: str, message: str) -> None:
     (tmp_path / "in.csv").write_text(body)
