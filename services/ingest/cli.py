@@ -100,7 +100,8 @@ def dlq_replay(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     verb = "would be replayed" if dry_run else "replayed"
-    typer.echo(f"{len(report.replayed)} {verb}, {len(report.missing)} no longer on their topic")
+    repeats = f", {len(report.repeats)} the same as one replayed" if report.repeats else ""
+    typer.echo(f"{len(report.replayed)} {verb}, {len(report.missing)} no longer on their topic{repeats}")
     raise typer.Exit(3 if report.missing else 0)
 
 
