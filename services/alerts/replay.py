@@ -188,8 +188,10 @@ def bucket_start_of(moment: datetime, bucket_seconds: int) -> datetime:
 
 
 def read_post_counts(path: Path, bucket_seconds: int) -> Counter[tuple[datetime, AlertKey]]:
-    """Posts per (bucket, key) in a JSONL file of ``posts.enriched`` records."""
+    """Posts per (bucket, key) in a JSONL file of ``posts.enriched`` records, each post once
+    (a dump of the topic holds a post as often as it was written; the worker counts it once)."""
     counts: Counter[tuple[datetime, AlertKey]] = Counter()
+    seen: set[str] = set()
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -198,8 +200,13 @@ def read_post_counts(path: Path, bucket_seconds: int) -> Counter[tuple[datetime,
                 record = json.loads(line)
                 moment = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00"))
                 topic = Topic(record["topic"])
+                post_id = record.get("post_id")
             except (ValueError, KeyError, TypeError, AttributeError) as error:
                 raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
+            if isinstance(post_id, str):
+                if post_id in seen:
+                    continue
+                seen.add(post_id)
             bucket = bucket_start_of(moment, bucket_seconds)
             for key in keys_of(topic, record.get("region")):
                 counts[(bucket, key)] += 1
