@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,24 @@ def test_debug_shows_the_traceback(tmp_path: Path):
     shown = _yuqing("nlp", "predict", "--input", str(tmp_path / "none.jsonl"), "--output", "x",
                     env={"YUQING_DEBUG": "1"})
     assert shown.returncode != 0 and "Traceback" in shown.stderr
+
+
+def test_a_metrics_port_out_of_range_is_one_line(tmp_path: Path):
+    # Refused by the settings, before the worker binds or reaches Kafka (it was an OverflowError).
+    for command, settings in (("nlp", "NlpSettings"), ("alerts", "AlertsSettings")):
+        done = _yuqing(command, "worker", env={f"YUQING_{command.upper()}_METRICS_PORT": "99999",
+                                               "YUQING_HOME": str(tmp_path)})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"error: {settings}: metrics_port: Input should be less than or equal to 65535"]
+
+
+def test_a_metrics_port_in_use_is_named(tmp_path: Path):
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = _yuqing("alerts", "worker", env={"YUQING_ALERTS_METRICS_PORT": str(port),
+                                                "YUQING_HOME": str(tmp_path)})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"error: Address already in use: metrics port {port}"]

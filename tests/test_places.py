@@ -82,3 +82,27 @@ def test_one_definition_of_place_names_for_grouping_and_regions() -> None:
     text = "河口镇新街又停电了，上坝村也是，三组的马路边线路掉了"
     assert place_names(text) == {"河口镇", "新街", "上坝村"}  # not 三组 (a number), 马路, 线路
     assert places(text) == place_names(text) - {"河口镇"}
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    # a bare string was read as its characters: every post holding 村 was placed in 柳塘镇
+    ('[[regions]]\nname = "柳塘镇"\nplaces = "下坝村"\n',
+     r"places\.toml: region '柳塘镇': places must be a list"),
+    ('[[regions]\nname = "柳塘镇"\n', r"places\.toml: not a TOML file"),
+])
+def test_a_places_file_that_cannot_be_used_names_itself(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "places.toml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        load_gazetteer(path)
+
+
+def test_the_alerts_worker_reads_its_places_file_at_start(tmp_path: Path) -> None:
+    # read at the first post, a broken file failed every post into the dead letters up to the cap
+    from services.alerts.settings import AlertsSettings
+    from services.alerts.worker import create_app
+
+    path = tmp_path / "places.toml"
+    path.write_text('[[regions]]\nname = "柳塘镇"\nplaces = "下坝村"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="places must be a list"):
+        create_app(AlertsSettings(places_file=path, state_dir=tmp_path))

@@ -181,6 +181,29 @@ def ensure_topics(settings: KafkaSettings, topics: Iterable[LogicalTopic] = tupl
         admin.close()
 
 
+class MissingTopic(ValueError):
+    """A worker's input topic the cluster does not have; the message is one line for the user."""
+
+
+def require_topics(settings: KafkaSettings, topics: Iterable[LogicalTopic]) -> None:
+    """Raise :class:`MissingTopic` naming the first of ``topics`` the cluster lacks.
+
+    A Faust worker started before its input topic existed dropped it from its
+    subscription and read nothing, even once the topic was created, while it
+    looked healthy; refused at start, it is restarted until the topic is there.
+    """
+    admin = KafkaAdminClient(bootstrap_servers=settings.servers(), client_id="yuqing-admin",
+                             **settings.client_options())
+    try:
+        existing = set(admin.list_topics())
+    finally:
+        admin.close()
+    for logical in topics:
+        if settings.topic(logical) not in existing:
+            raise MissingTopic(f"topic {settings.topic(logical)} does not exist: create the topics "
+                               "(yuqing topics) or check YUQING_KAFKA_TOPIC_PREFIX")
+
+
 def _await_leaders(admin: KafkaAdminClient, partitions: dict[str, int], timeout_s: float = 30.0) -> None:
     """Wait until every new topic has all its partitions with a leader in the metadata.
 

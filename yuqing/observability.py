@@ -40,6 +40,13 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
 
 
 def serve_metrics(port: int) -> None:
-    """Expose /metrics for a worker that has no HTTP server of its own."""
+    """Expose /metrics for a worker that has no HTTP server of its own (port 0: none).
+
+    A port another process holds is an OSError naming the port: the worker's own line,
+    'Address already in use', did not say which of its settings to change.
+    """
     if port > 0:
-        start_http_server(port, addr="0.0.0.0")
+        try:
+            start_http_server(port, addr="0.0.0.0")
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, f"metrics port {port}") from error

@@ -165,10 +165,20 @@ def load_gazetteer(path: Path) -> Gazetteer:
     an empty one if the file does not exist."""
     if not path.is_file():
         return NO_PLACES
-    with path.open("rb") as handle:
-        data = tomllib.load(handle)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not a TOML file ({error})") from None
     entries = data.get("regions", [])
     try:
-        return Gazetteer.of((e["name"] for e in entries), {e["name"]: e.get("places", []) for e in entries})
+        names = [e["name"] for e in entries]
+        places = {e["name"]: e.get("places", []) for e in entries}
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path}: every [[regions]] entry needs a name ({error!r})") from error
+    for name, listed in places.items():
+        # A bare string was read as its characters: places = "下坝村" placed every post holding 村.
+        if not isinstance(listed, list) or not all(isinstance(place, str) and place for place in listed):
+            raise ValueError(f"{path}: region {name!r}: places must be a list of names, "
+                             'e.g. places = ["下坝村"]')
+    return Gazetteer.of(names, places)

@@ -20,10 +20,13 @@ def worker() -> None:
     """Run the alerts worker: windowed volumes and surge detection."""
     from services.alerts.settings import AlertsSettings
     from services.alerts.worker import create_app
+    from yuqing.kafka import require_topics
+    from yuqing.topics import LogicalTopic
 
     settings = AlertsSettings()
     configure_logging(settings.log_level)
     serve_metrics(settings.metrics_port)
+    require_topics(settings.kafka, [LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS, LogicalTopic.POSTS_DLQ])
     run_faust(create_app(settings), settings.log_level)
 
 

@@ -24,8 +24,8 @@ numbers, negative and fractional included: ARTime's algorithm levels them
 over the file's range, the gated detector ranks its distances and its
 context detector levels over the observed range, so no transform is applied
 or needed. What cannot be used (a missing
-column, a value that is not a finite number, a timestamp that is not a date or
-mixes zones and no zones, fewer than two rows) raises one :class:`SeriesError` whose
+column, a value that is not a finite number, values whose span is not one, a timestamp
+that is not a date or mixes zones and no zones, fewer than two rows) raises one :class:`SeriesError` whose
 message names the file and line.
 """
 
@@ -79,6 +79,9 @@ def read_counts_csv(path: Path) -> list[CountRow]:
         raise SeriesError(f"{path}: cannot read ({error})") from error
     if len(rows) < 2:
         raise SeriesError(f"{path}: need at least two rows")
+    low, high = min(row.number for row in rows), max(row.number for row in rows)
+    if not math.isfinite(high - low):  # the detectors level values over their span
+        raise SeriesError(f"{path}: the values span {low:g} to {high:g}, more than a number can hold")
     return rows
 
 
@@ -185,8 +188,10 @@ def bucket_start_of(moment: datetime, bucket_seconds: int) -> datetime:
 
 
 def read_post_counts(path: Path, bucket_seconds: int) -> Counter[tuple[datetime, AlertKey]]:
-    """Posts per (bucket, key) in a JSONL file of ``posts.enriched`` records."""
+    """Posts per (bucket, key) in a JSONL file of ``posts.enriched`` records, each post once
+    (a dump of the topic holds a post as often as it was written; the worker counts it once)."""
     counts: Counter[tuple[datetime, AlertKey]] = Counter()
+    seen: set[str] = set()
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -195,8 +200,13 @@ def read_post_counts(path: Path, bucket_seconds: int) -> Counter[tuple[datetime,
                 record = json.loads(line)
                 moment = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00"))
                 topic = Topic(record["topic"])
+                post_id = record.get("post_id")
             except (ValueError, KeyError, TypeError, AttributeError) as error:
                 raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
+            if isinstance(post_id, str):
+                if post_id in seen:
+                    continue
+                seen.add(post_id)
             bucket = bucket_start_of(moment, bucket_seconds)
             for key in keys_of(topic, record.get("region")):
                 counts[(bucket, key)] += 1

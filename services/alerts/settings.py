@@ -49,7 +49,8 @@ class AlertsSettings(BaseSettings):
     issues_retry_s: float = Field(30.0, gt=0, description="an unreachable index is tried again after this")
     issues_timeout_s: float = Field(5.0, gt=0, description="one request to the index, at most")
     # detection and lifecycle
-    utc_offset_hours: float = Field(8.0, description="local time of the day rhythm")
+    # -12..+14 are the offsets in use; a day or more crashed the first window's detection at run time
+    utc_offset_hours: float = Field(8.0, ge=-12, le=14, description="local time of the day rhythm")
     min_count: float = Field(5.0, ge=1, description="a bucket with fewer posts never alerts")
     resolve_after_seconds: int = Field(1800, ge=1, description="quiet time before an alert resolves")
     realert_after_seconds: int = Field(86_400, ge=1, description="a key alerts again only after this")
@@ -64,7 +65,7 @@ class AlertsSettings(BaseSettings):
     webhook_max_attempts: int = Field(5, ge=1, le=20)
     webhook_queue_size: int = Field(1000, ge=1, description="notifications waiting; more are dropped")
     # metrics
-    metrics_port: int = 9103
+    metrics_port: int = Field(9103, ge=0, le=65535, description="/metrics; 0: not served")
     metrics_max_regions: int = Field(64, ge=1, description="distinct region labels; the rest are 'other'")
     metrics_max_sources: int = Field(32, ge=1, description="distinct source labels; the rest are 'other'")
     state_dir: Path = Field(default_factory=lambda: cache_home() / "state",

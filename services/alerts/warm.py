@@ -114,16 +114,23 @@ def warm_detectors(posts: Iterable[PastPost], config: DetectorConfig, *, until: 
 
 
 def posts_from_jsonl(path: Path, since: datetime) -> Iterator[PastPost]:
-    """Posts of a JSONL of ``posts.enriched`` messages created at or after ``since``."""
+    """Posts of a JSONL of ``posts.enriched`` messages created at or after ``since``, each once.
+
+    A dump of the topic holds a post as often as it was written (the NLP worker enriches a
+    batch again after a restart, a dead letter replayed); the worker counts it once.
+    """
+    seen: set[str] = set()
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                post = PastPost.of(EnrichedPost.model_validate_json(line))
+                enriched = EnrichedPost.model_validate_json(line)
             except ValueError as error:
                 raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
-            if _aware(post.created_at) >= since:
+            post = PastPost.of(enriched)
+            if _aware(post.created_at) >= since and enriched.post_id not in seen:
+                seen.add(enriched.post_id)
                 yield post
 
 

@@ -382,6 +382,8 @@ class AlertsService:
 
 
 def create_app(settings: AlertsSettings) -> faust.App:
+    # read now: a places file it cannot use failed every post, dead-lettered up to the cap
+    settings.gazetteer()
     app = faust.App(
         settings.app_id, broker=settings.kafka.faust_broker(), web_enabled=False,
         datadir=str(settings.state_dir),

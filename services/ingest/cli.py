@@ -98,7 +98,8 @@ def dlq_replay(
     except LookupError as exc:  # no posts.dlq: one line and 1, as every command's bad input (clikit)
         raise ValueError(str(exc)) from None
     verb = "would be replayed" if dry_run else "replayed"
-    typer.echo(f"{len(report.replayed)} {verb}, {len(report.missing)} no longer on their topic")
+    repeats = f", {len(report.repeats)} the same as one replayed" if report.repeats else ""
+    typer.echo(f"{len(report.replayed)} {verb}, {len(report.missing)} no longer on their topic{repeats}")
     raise typer.Exit(3 if report.missing else 0)
 
 

@@ -13,12 +13,16 @@ replayed once, however many consumers dead-lettered it. An original cut to fit t
 dead-letter topic is read whole from its own topic at its offset while that topic
 still holds it; one the topic no longer holds is reported, not replayed. Only the
 letters on ``posts.dlq`` when the replay starts are read, so a message that fails
-again is not replayed twice by the same run.
+again is not replayed twice by the same run. A message that failed again after an
+earlier replay has two letters, the original's and the copy's (at another offset),
+with the same key and bytes: it is published once, not once per letter (each replay
+that failed again doubled it).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -74,6 +78,7 @@ class Replay:
 class ReplayReport:
     replayed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # cut, and gone from their topic
+    repeats: list[str] = field(default_factory=list)  # the same message as one replayed before it
 
 
 def plan(letters: Iterable[DeadLetter], wanted: ReplayFilter) -> list[Replay]:
@@ -145,6 +150,7 @@ def replay(settings: KafkaSettings, wanted: ReplayFilter, *, dry_run: bool = Fal
            emit: Callable[[str], None] = print) -> ReplayReport:
     """Publish the chosen originals again (``dry_run``: only say which); one line each."""
     report = ReplayReport()
+    first_of: dict[tuple[str, bytes | None, bytes], str] = {}  # (topic, key, digest) -> replayed at
     producer = None if dry_run else make_producer(settings, client_id="yuqing-dlq-replay")
     try:
         for chosen in plan(read_letters(settings), wanted):
@@ -154,6 +160,12 @@ def replay(settings: KafkaSettings, wanted: ReplayFilter, *, dry_run: bool = Fal
                 emit(f"not replayed {chosen.where}: the dead letter holds only a cut of it and "
                      "its topic no longer has it")
                 continue
+            same = (chosen.topic, chosen.key, hashlib.sha256(value).digest())
+            if same in first_of:
+                report.repeats.append(chosen.where)
+                emit(f"not replayed {chosen.where}: the same message as {first_of[same]}")
+                continue
+            first_of[same] = chosen.where
             if producer is not None:
                 producer.send(chosen.topic, key=chosen.key, value=value).get(timeout=30)
             report.replayed.append(chosen.where)

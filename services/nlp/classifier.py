@@ -75,6 +75,10 @@ class ModelNotFound(FileNotFoundError):
     """The directory is not a classifier directory."""
 
 
+class ModelUnreadable(ValueError):
+    """A classifier directory whose files cannot be loaded (cut short, corrupt); one line."""
+
+
 @dataclass(frozen=True)
 class ClassifierMeta:
     """Contents of ``classifier.json``."""
@@ -299,11 +303,18 @@ def load_classifier(
     if torch_threads:
         torch.set_num_threads(torch_threads)
     variant = resolve_variant(variant)
-    meta = ClassifierMeta.load(model_dir)
-    classifier = EncoderClassifier(
-        _probability_fn(model_dir, meta, variant, torch_threads), load_tokenizer(model_dir),
-        meta, variant=variant, batch_size=batch_size)
-    if not NgramModel.exists(model_dir):
-        return classifier
-    cfg = EnsembleConfig.from_dict(meta.extra.get(ENSEMBLE_KEY) or {})
-    return EnsembleClassifier(classifier, NgramModel.load(model_dir), cfg)
+    try:
+        meta = ClassifierMeta.load(model_dir)
+        classifier = EncoderClassifier(
+            _probability_fn(model_dir, meta, variant, torch_threads), load_tokenizer(model_dir),
+            meta, variant=variant, batch_size=batch_size)
+        if not NgramModel.exists(model_dir):
+            return classifier
+        cfg = EnsembleConfig.from_dict(meta.extra.get(ENSEMBLE_KEY) or {})
+        return EnsembleClassifier(classifier, NgramModel.load(model_dir), cfg)
+    except ModelNotFound:
+        raise
+    except Exception as error:  # the loaders' own errors (safetensors, ONNX Runtime) are bare Exceptions
+        raise ModelUnreadable(
+            f"{model_dir}: the classifier cannot be loaded ({type(error).__name__}: {error}); build it "
+            "again (the default model: remove its directory, then yuqing nlp ensure-model)") from error

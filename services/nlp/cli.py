@@ -23,9 +23,13 @@ def worker() -> None:
 
     from services.nlp.settings import NlpSettings
     from services.nlp.worker import create_app, load_configured_classifier
+    from yuqing.kafka import require_topics
+    from yuqing.topics import LogicalTopic
 
     settings = NlpSettings()
     configure_logging(settings.log_level)
+    require_topics(settings.kafka,
+                   [LogicalTopic.POSTS_RAW, LogicalTopic.POSTS_ENRICHED, LogicalTopic.POSTS_DLQ])
     torch.set_num_threads(settings.torch_threads)
     classifier = load_configured_classifier(settings)
     serve_metrics(settings.metrics_port)

@@ -82,21 +82,45 @@ class TopicRule:
         return any(w in text for w in self.include) and not any(w in text for w in self.exclude)
 
 
-def load_rules(path: Path) -> list[TopicRule]:
-    """Read ``[[rule]]`` tables from a TOML file operations staff can edit."""
+def load_rules(path: Path, *, required: bool = False) -> list[TopicRule]:
+    """Read ``[[rule]]`` tables from a TOML file operations staff can edit.
+
+    A missing file is no rules, unless ``required`` (a path set on purpose, whose typo
+    silently left the model alone). A rule that cannot be used is a ValueError naming the
+    file and the rule.
+    """
     if not path.exists():
+        if required:
+            raise ValueError(f"{path}: no such rules file")
         return []
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    rules = []
-    for item in data.get("rule", []):
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not a TOML file ({error})") from None
+    return [_rule(path, item) for item in data.get("rule", [])]
+
+
+def _rule(path: Path, item: dict[str, Any]) -> TopicRule:
+    try:
         mode = item.get("mode", "boost")
         if mode not in ("boost", "override"):
-            raise ValueError(f"rule {item.get('name')!r}: mode must be boost or override")
-        rules.append(TopicRule(
-            name=item["name"], topic=Topic(item["topic"]), include=tuple(item["include"]),
-            exclude=tuple(item.get("exclude", ())), mode=mode, boost=float(item.get("boost", 0.3)),
-        ))
-    return rules
+            raise ValueError("mode must be boost or override")
+        return TopicRule(
+            name=item["name"], topic=Topic(item["topic"]), include=_words(item["include"], "include"),
+            exclude=_words(item.get("exclude", []), "exclude"), mode=mode,
+            boost=float(item.get("boost", 0.3)),
+        )
+    except KeyError as error:
+        raise ValueError(f"{path}: rule {item.get('name')!r}: {error.args[0]} is missing") from None
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: rule {item.get('name')!r}: {error}") from None
+
+
+def _words(value: object, field: str) -> tuple[str, ...]:
+    # A bare string was read as its characters: include = "限电" matched every post holding 电.
+    if not isinstance(value, list) or not all(isinstance(word, str) and word for word in value):
+        raise ValueError(f'{field} must be a list of words, e.g. {field} = ["限电"]')
+    return tuple(value)
 
 
 def apply_rules(

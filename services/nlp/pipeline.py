@@ -106,8 +106,7 @@ class BatchProcessor:
 
     @staticmethod
     def _dead_letter(result: BatchResult, record: Record, exc: Exception, reason: str) -> None:
-        log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition,
-                    record.offset, exc)
+        # not logged here: the runtime logs every letter it sends
         metrics.DEAD_LETTERS.labels(reason=reason).inc()
         result.dead_letters.append(make_dead_letter(
             value=record.value, key=record.key, topic=record.topic, partition=record.partition,

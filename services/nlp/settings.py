@@ -28,7 +28,7 @@ class NlpSettings(BaseSettings):
     rules_path: Path = Path("config/topics.toml")
     places_file: Path = Field(default_factory=lambda: project_paths().config / "places.toml",
                               description="known regions, inferred for posts that carry none (yuqing.places)")
-    metrics_port: int = 9102
+    metrics_port: int = Field(9102, ge=0, le=65535, description="/metrics; 0: not served")
     state_dir: Path = Field(default_factory=lambda: cache_home() / "state",
                             description="local state (faust table stores), under YUQING_HOME")
     log_level: str = "INFO"

@@ -55,7 +55,9 @@ def create_app(settings: NlpSettings, classifier: Classifier) -> faust.App:
     )
     raw = app.topic(kafka.topic(LogicalTopic.POSTS_RAW), key_serializer="raw", value_serializer="raw")
     enriched_topic = kafka.topic(LogicalTopic.POSTS_ENRICHED)
-    processor = BatchProcessor(classifier, load_rules(settings.rules_path),
+    # a path set on purpose must exist; the default may be absent (no rules shipped)
+    rules = load_rules(settings.rules_path, required="rules_path" in settings.model_fields_set)
+    processor = BatchProcessor(classifier, rules,
                                max_message_bytes=kafka.max_message_bytes, places=settings.gazetteer())
     processor.warm_up()
     driver = FaustDriver(app, Runtime.create(SERVICE, kafka, settings.consumer),

@@ -30,7 +30,7 @@ class SearchSettings(BaseSettings):
     # (offsets stay uncommitted) instead of stopping it.
     bulk_max_retries: int = Field(0, ge=0)
     refresh_interval: str = "1s"
-    indexer_metrics_port: int = 9104
+    indexer_metrics_port: int = Field(9104, ge=0, le=65535, description="/metrics; 0: not served")
     retention_months: int = Field(13, ge=1, description="monthly post indices kept by `retention`")
 
     # issues (near-duplicate grouping at index time; see grouping.py)

@@ -145,6 +145,9 @@ def test_gated_scores_do_not_depend_on_offset_or_scale(tmp_path: Path) -> None:
     ("timestamp,value\nyesterday,1\n2015-03-01 00:05:00,2\n", r"in\.csv:2: timestamp 'yesterday'"),
     ("timestamp,value\n2015-03-01 00:05:00,1\n2015-03-01 00:00:00+08:00,2\n", r"time zone and some do not"),
     ("timestamp,value\n2015-03-01 00:05:00,1\n", r"need at least two rows"),
+    # each finite, their span not: the detectors' levels came out NaN ('cannot convert float NaN')
+    ("timestamp,value\n2015-03-01 00:00:00,1e308\n2015-03-01 00:05:00,-1e308\n",
+     r"in\.csv: the values span -1e\+308 to 1e\+308"),
 ])
 def test_a_series_that_cannot_be_used_is_one_clear_error(tmp_path: Path, body: str, message: str) -> None:
     (tmp_path / "in.csv").write_text(body)
@@ -232,3 +235,12 @@ def test_the_command_reports_an_unusable_series_in_one_line_and_exit_status_1(tm
     assert result.exit_code == 1 and "Traceback" not in result.output
     expected = f"error: {tmp_path / 'in.csv'}:3: value 'lots' is not a finite number"
     assert result.output.strip().splitlines() == [expected]
+
+
+def test_a_post_the_dump_holds_twice_counts_once(tmp_path: Path) -> None:
+    # A posts.enriched dump holds a post once per write (enriched again after a restart, replayed);
+    # the worker counts it once, and the backtest counted every copy.
+    write_posts(tmp_path / "posts.jsonl")
+    lines = (tmp_path / "posts.jsonl").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "twice.jsonl").write_text("\n".join(lines + lines[-12 * 40:]) + "\n", encoding="utf-8")
+    assert replay_posts_jsonl(tmp_path / "twice.jsonl") == replay_posts_jsonl(tmp_path / "posts.jsonl")

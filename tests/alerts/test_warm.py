@@ -93,3 +93,20 @@ def test_a_dump_is_warmed_through_the_bucket_of_its_last_post():
                              until=None)
     last_post = max(p.created_at for p in posts).timestamp()
     assert {e.last_bucket for e in entries.values()} == {int(last_post // BUCKET * BUCKET)}
+
+
+def test_a_post_the_dump_holds_twice_is_warmed_once(tmp_path):
+    # Enriched again after a restart, or replayed, a post is on posts.enriched twice; the worker
+    # counts it once, and warming from a dump counted every copy into the baseline.
+    from services.alerts.warm import posts_from_jsonl
+
+    history = steady_posts(BURST_AT - timedelta(days=3), BURST_AT - timedelta(hours=2), mean=2.0)
+    once, twice = tmp_path / "once.jsonl", tmp_path / "twice.jsonl"
+    once.write_text("".join(p.model_dump_json() + "\n" for p in history), encoding="utf-8")
+    twice.write_text("".join(p.model_dump_json() + "\n" for p in history + history[len(history) // 2:]),
+                     encoding="utf-8")
+    since = BURST_AT - timedelta(days=4)
+    assert len(list(posts_from_jsonl(twice, since))) == len(history)
+    config = DetectorConfig(bucket_seconds=BUCKET)
+    assert (warm_detectors(posts_from_jsonl(twice, since), config, until=None)
+            == warm_detectors(posts_from_jsonl(once, since), config, until=None))

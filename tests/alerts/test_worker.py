@@ -90,6 +90,15 @@ def test_buckets_must_divide_an_hour():
         AlertsSettings(bucket_seconds=420)
 
 
+@pytest.mark.parametrize("offset", [24, -30, 15])
+def test_a_utc_offset_no_clock_uses_is_refused_at_start(offset):
+    # A day or more was accepted and every window's detection failed on it (timezone() refuses it).
+    with pytest.raises(ValidationError, match="utc_offset_hours"):
+        AlertsSettings(utc_offset_hours=offset)
+    assert watch_config(AlertsSettings(utc_offset_hours=-12)).detector.utc_offset_hours == -12
+    assert watch_config(AlertsSettings(utc_offset_hours=5.5)).detector.utc_offset_hours == 5.5
+
+
 def _regions_keyed(post: dict, tmp_path) -> dict[str, list[str]]:
     places = tmp_path / "places.toml"
     places.write_text('[[regions]]\nname = "河口镇"\n', encoding="utf-8")

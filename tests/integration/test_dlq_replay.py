@@ -82,3 +82,29 @@ def test_a_cut_original_its_topic_no_longer_holds_is_reported(kafka_settings: Ka
 
     assert report.replayed == [] and report.missing == [f"{raw}[0]@10000"]
     assert _read(kafka_settings, raw, at_least=1, timeout_s=2) == []
+
+
+def test_a_message_that_failed_again_after_a_replay_is_replayed_once(kafka_settings: KafkaSettings) -> None:
+    # Its letters are the original's and the replayed copy's, at another offset: every replay that
+    # failed again published it once per letter, doubling it each time.
+    raw = kafka_settings.topic(LogicalTopic.POSTS_RAW)
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.servers())
+    poison, other = b'{"post_id": "x0"}', b'{"post_id": "x1"}'
+    offsets = [producer.send(raw, key=b"bad", value=value, partition=0).get(timeout=10).offset
+               for value in (poison, poison, other)]
+    for offset, value in zip(offsets, (poison, poison, other), strict=True):
+        letter = make_dead_letter(value=value, key=b"bad", topic=raw, partition=0, offset=offset,
+                                  error=ValueError("contract"), service="nlp")
+        producer.send(kafka_settings.topic(LogicalTopic.POSTS_DLQ), encode(letter), partition=0)
+    producer.flush()
+    producer.close()
+
+    lines: list[str] = []
+    report = replay(kafka_settings, ReplayFilter(service="nlp"), emit=lines.append)
+
+    assert report.replayed == [f"{raw}[0]@{offsets[0]}", f"{raw}[0]@{offsets[2]}"]
+    assert report.repeats == [f"{raw}[0]@{offsets[1]}"]
+    assert f"not replayed {raw}[0]@{offsets[1]}: the same message as {raw}[0]@{offsets[0]}" in lines
+    published = _read(kafka_settings, raw, at_least=5)
+    assert [value for _, _, value in published[3:]] == [poison, other]
+    assert _read(kafka_settings, raw, at_least=6, timeout_s=3)[5:] == []

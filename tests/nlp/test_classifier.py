@@ -230,3 +230,22 @@ def test_onnx_graph_of_a_read_only_directory_goes_to_the_model_cache(tmp_path, m
         model.chmod(0o755)
     assert not (model / "encoder.onnx").exists()
     assert list((tmp_path / "home" / "onnx").glob("*/encoder.onnx"))
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("name", "variant"), [("heads.safetensors", "fp32"), ("classifier.json", "fp32"),
+                                               ("encoder-int8.onnx", "onnx-int8")])
+def test_a_model_file_cut_short_is_one_line_naming_the_directory(tmp_path, name, variant):
+    # A cut safetensors or ONNX file ended the worker in a traceback, a cut JSON in a line naming no file.
+    from services.nlp.classifier import ModelUnreadable, ensure_default_model
+
+    built = ensure_default_model()
+    model = tmp_path / "model"
+    model.mkdir()
+    for path in built.iterdir():
+        (model / path.name).symlink_to(path)
+    (model / name).unlink()
+    (model / name).write_bytes((built / name).read_bytes()[:200])
+    with pytest.raises(ModelUnreadable, match=f"^{model}: the classifier cannot be loaded") as caught:
+        load_classifier(model, variant=variant)
+    assert "\n" not in str(caught.value)

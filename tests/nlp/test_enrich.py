@@ -87,3 +87,28 @@ def test_model_input_joins_title_and_truncates():
                    external_id="e", title="标题", text="正文" * 5000, created_at=now, received_at=now)
     text = model_input(post)
     assert text.startswith("标题 正文") and len(text) == 2000
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    # a bare string was read as its characters: this rule matched every post holding 电
+    ('[[rule]]\nname="r"\ntopic="rumor"\ninclude="限电"\n',
+     r"t\.toml: rule 'r': include must be a list of words"),
+    ('[[rule]]\nname="r"\ntopic="rumor"\ninclude=["限电"]\nexclude="官方"\n',
+     r"rule 'r': exclude must be a list"),
+    ('[[rule]]\nname="r"\ntopic="rumor"\n', r"t\.toml: rule 'r': include is missing"),
+    ('[[rule]]\nname="r"\ntopic="rumour"\ninclude=["限电"]\n',
+     r"t\.toml: rule 'r': 'rumour' is not a valid Topic"),
+    ('[[rule]\nname="r"\n', r"t\.toml: not a TOML file"),
+])
+def test_a_rule_that_cannot_be_used_names_its_file_and_rule(tmp_path, body, message):
+    path = tmp_path / "t.toml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        load_rules(path)
+
+
+def test_a_rules_file_set_on_purpose_must_exist(tmp_path):
+    # YUQING_NLP_RULES_PATH with a typo left the model alone, silently.
+    assert load_rules(tmp_path / "topics.toml") == []
+    with pytest.raises(ValueError, match=r"topics\.toml: no such rules file"):
+        load_rules(tmp_path / "topics.toml", required=True)

@@ -70,3 +70,21 @@ def test_warm_up_loads_the_keyword_segmenter_before_the_first_batch():
     enrich._jieba.cache_clear()
     BatchProcessor(KeywordPlaceholderClassifier()).warm_up()
     assert enrich._jieba.cache_info().currsize == 1
+
+
+def test_a_dead_letter_is_logged_once(processor: BatchProcessor, caplog):
+    # The batch processor and the runtime that sends the letter each logged it, so the worker's
+    # log said every dead letter twice.
+    from services.nlp.pipeline import SERVICE
+    from services.nlp.worker import outcome_of
+    from yuqing.consumer.runtime import Runtime
+    from yuqing.consumer.settings import ConsumerSettings
+    from yuqing.settings import KafkaSettings
+
+    records = [Record("posts.raw", 0, 7, b"k", b"not json"), _record("城关镇停电了", offset=8)]
+    runtime = Runtime.create(SERVICE, KafkaSettings(), ConsumerSettings())
+    with caplog.at_level("WARNING"):
+        outputs = runtime.settle(records, outcome_of(processor.process(records), "posts.enriched"))
+    assert len(outputs) == 2
+    assert [r.getMessage()[:30] for r in caplog.records if "dead-lettering" in r.getMessage()] == [
+        "dead-lettering posts.raw[0]@7:"]
