@@ -160,12 +160,19 @@ def test_opposite_merges_at_once_merge_once_and_the_grouping_agrees_with_the_ind
     assert {live.grouper.resolve(a), live.grouper.resolve(b)} == survivors
 
 
+def _hold_correction_lock(env: Env, issue_id: str) -> tuple[str, dict[str, str]]:
+    """A correction of the issue in progress elsewhere: its lock held now, by someone else; the
+    index of the lock and the lock."""
+    states = small_index(env.prefix, "issue-states")
+    held = {"issue_id": issue_id, "state": "correcting", "responder": "someone",
+            "updated_at": datetime.now(UTC).isoformat()}
+    env.es.index(index=states, id=f"lock:{issue_id}", document=held, refresh=True)
+    return states, held
+
+
 def test_a_correction_in_progress_makes_another_of_the_same_issue_a_409(env: Env) -> None:
     a, b = _two_issues_of_one_town(env)
-    states = small_index(env.prefix, "issue-states")
-    held = {"issue_id": a, "state": "correcting", "responder": "someone",
-            "updated_at": datetime.now(UTC).isoformat()}
-    env.es.index(index=states, id=f"lock:{a}", document=held, refresh=True)
+    states, held = _hold_correction_lock(env, a)
 
     busy = env.call("POST", f"/v1/issues/{a}/merge", json={"into": b})
 
@@ -278,10 +285,7 @@ def test_an_action_on_an_issue_being_corrected_is_a_409_and_records_nothing(env:
     # a merge of the issue in progress: the resolution was recorded on the issue the merge was
     # taking away, answered 201, and lost with it
     a, _ = _two_issues_of_one_town(env)
-    states = small_index(env.prefix, "issue-states")
-    held = {"issue_id": a, "state": "correcting", "responder": "someone",
-            "updated_at": datetime.now(UTC).isoformat()}
-    env.es.index(index=states, id=f"lock:{a}", document=held, refresh=True)
+    states, _ = _hold_correction_lock(env, a)
 
     busy = env.call("POST", f"/v1/issues/{a}/actions", json={"action": "resolve"})
 
