@@ -39,7 +39,8 @@ issue of its township that it fits best, or founds a new one:
 The post joins the best issue scoring at least ``threshold``; ties go to the
 smaller issue id; if it also fits an issue of no known township of the same
 topic, the two are merged (``_bridge``). Then the **issue-level step** compares
-the issue the post is in with the township's other open issues (the same
+the issue the post is in with the township's other open issues (an issue of no known township: with
+the others of none; the same
 bounded candidates) and merges the best pair that looks like one matter
 (``issue_merging.py``; a lone post of a compatible topic beside the township's
 larger matter of those hours needs few shared words; so do two issues of two posts or more whose
@@ -260,7 +261,8 @@ class IssueGrouper:
         ``merge_threshold``; returns the id the post's issue now has. Work: at most
         ``max_candidates`` centroid cosines."""
         issue = self._issues.get(issue_id)
-        if issue is None or not issue.town or issue_id in self._corrected:
+        unplaced_off = issue is not None and not issue.town and not self.params.merge_unplaced
+        if issue is None or unplaced_off or issue_id in self._corrected:
             return issue_id
         best: tuple[float, str] | None = None
         for other_id in self._candidates(issue.town, at):

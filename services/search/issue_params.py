@@ -149,3 +149,8 @@ class GroupingParams:
     # drawn by its burst or as the township's one matter, and the two issues are not merged
     # (``issue_matters.hall_post_apart``, ``hall_issues_apart``; False: off)
     hall_apart: bool = True
+    # the issue-level step for two issues of no known township too: one county-wide matter whose
+    # paraphrases, read out of time order (two partitions), founded two issues (False: off; no
+    # change on any development set, docs/search.md)
+    merge_unplaced: bool = True
+

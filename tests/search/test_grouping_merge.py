@@ -166,3 +166,36 @@ def test_a_recorded_split_of_a_post_not_yet_seen_pins_it_to_the_recorded_issue()
 
     assert grouper.issue_of("p9") == target
     assert grouper.assign(_post(9, "河口镇新街村停电了", 30)).issue_id == target
+
+
+# one matter of the app, no township named, in the order two partitions delivered it (minutes from
+# T0): the second post founded an issue of its own (the two share little), and each then grew
+APP_MATTER = [(0.05, "求助：掌上电力认证要刷脸，刷了十几次都失败"),
+              (0.33, "有人知道吗？新版掌上电力实名认证卡在人脸识别这一步"),
+              (1.2, "更新掌上电力以后人脸认证老是失败，怎么办"),
+              (1.7, "急！掌上电力新版本人脸识别一直失败，实名认证过不去"),
+              (3.0, "掌上电力认证要刷脸，刷了十几次都失败"),
+              (3.9, "有人知道吗？掌上电力人脸认证失败，提示光线不足，换了地方也不行"),
+              (4.1, "掌上电力的人脸识别认证失败好几次了，是不是新版本的问题"),
+              (4.8, "求助：更新掌上电力以后人脸认证老是失败，怎么办"),
+              (4.8, "急！人脸识别总提示失败，掌上电力刚更新的版本"),
+              (6.8, "请问新版掌上电力实名认证卡在人脸识别这一步"),
+              (0.1, "请问掌上电力新版本人脸识别一直失败，实名认证过不去"),
+              (0.7, "有人知道吗？今天更新了掌上电力，人脸识别认证一直不通过"),
+              (1.7, "急！新版掌上电力实名认证卡在人脸识别这一步"),
+              (2.3, "掌上电力人脸认证失败，提示光线不足，换了地方也不行")]
+
+
+def test_two_issues_of_one_matter_of_no_township_are_merged() -> None:
+    posts = [_post(n, text, minutes, region=None, topic="other")
+             for n, (minutes, text) in enumerate(APP_MATTER)]
+    grouper = IssueGrouper()
+    ids = [grouper.assign(post).issue_id for post in posts]
+    assert ids[1] != ids[0]  # the second post founds an issue of its own ...
+    assert {grouper.issue_of(f"p{n}") for n in range(len(posts))} == {ids[0]}  # ... merged into the first
+    assert [m.target_id for m in grouper.take_merges()] == [ids[0]]
+    # without the step for issues of no township, the matter stays in two
+    apart = IssueGrouper(replace(GroupingParams(), merge_unplaced=False))
+    for post in posts:
+        apart.assign(post)
+    assert len({apart.issue_of(f"p{n}") for n in range(len(posts))}) == 2
