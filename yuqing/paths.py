@@ -11,9 +11,11 @@ that, the folder the ``yuqing`` package was loaded from sits in (a checkout).
 
 from __future__ import annotations
 
+import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any, TypeGuard
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,3 +64,18 @@ class ProjectPaths(BaseSettings):
 @cache
 def project_paths() -> ProjectPaths:
     return ProjectPaths()
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A configuration file operations staff edit (topic rules, places), read; a file that is
+    not TOML is a ValueError naming it."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not a TOML file ({error})") from None
+
+
+def is_word_list(value: object) -> TypeGuard[list[str]]:
+    """Whether a configuration value is a list of words. A bare string is not: read as a list, it
+    was its characters (``places = "下坝村"`` placed every post holding 村)."""
+    return isinstance(value, list) and all(isinstance(word, str) and word for word in value)

@@ -23,10 +23,11 @@ The gazetteer is configuration (``config/places.toml``)::
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from yuqing.paths import is_word_list, read_toml
 
 TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|乡)")
 # A township as a region field names it: two or three characters before 镇/乡 (河口镇, 柳树湾乡), or
@@ -165,20 +166,14 @@ def load_gazetteer(path: Path) -> Gazetteer:
     an empty one if the file does not exist."""
     if not path.is_file():
         return NO_PLACES
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: not a TOML file ({error})") from None
-    entries = data.get("regions", [])
+    entries = read_toml(path).get("regions", [])
     try:
         names = [e["name"] for e in entries]
         places = {e["name"]: e.get("places", []) for e in entries}
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path}: every [[regions]] entry needs a name ({error!r})") from error
     for name, listed in places.items():
-        # A bare string was read as its characters: places = "下坝村" placed every post holding 村.
-        if not isinstance(listed, list) or not all(isinstance(place, str) and place for place in listed):
+        if not is_word_list(listed):
             raise ValueError(f"{path}: region {name!r}: places must be a list of names, "
                              'e.g. places = ["下坝村"]')
     return Gazetteer.of(names, places)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from yuqing.contracts import RawPost
@@ -30,6 +30,7 @@ from yuqing.contracts.limits import (
     DEFAULT_EVENT_MAX_LEAD,
     INDEX_KEPT_MONTHS,
     MAX_RAW_MESSAGE_BYTES,
+    first_kept_instant,
 )
 from yuqing.text import STRIP_CONTROL
 
@@ -104,14 +105,6 @@ class Admission:
             raise PostRefused(422, "created_at", f"created_at must lie between {earliest:%Y-%m-%dT%H:%M:%SZ}"
                               f" and {latest:%Y-%m-%dT%H:%M:%SZ} (arrival time minus "
                               f"{_span(self.max_age)}, plus {_span(self.max_lead)}{kept})", "out_of_window")
-
-
-def first_kept_instant(moment: datetime, kept_months: int) -> datetime:
-    """The start (UTC) of the oldest of the ``kept_months`` months up to ``moment``'s, as the
-    search index counts them (``services.search.mappings.retained_posts_index``)."""
-    utc = moment.astimezone(UTC)
-    month = utc.year * 12 + utc.month - 1 - (kept_months - 1)
-    return datetime(month // 12, month % 12 + 1, 1, tzinfo=UTC)
 
 
 def strip_control_characters(post: RawPost) -> RawPost:

@@ -6,7 +6,6 @@ No Kafka, Faust or model imports here; the worker calls these per batch.
 from __future__ import annotations
 
 import re
-import tomllib
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from yuqing.contracts import EnrichedPost, RawPost, Sentiment, Topic
 from yuqing.contracts.codec import encode
 from yuqing.fingerprint import hamming as hamming  # re-exported for callers of this module
 from yuqing.fingerprint import simhash
+from yuqing.paths import is_word_list, read_toml
 from yuqing.places import NO_PLACES, Gazetteer
 from yuqing.segmentation import jieba_ready
 
@@ -93,11 +93,7 @@ def load_rules(path: Path, *, required: bool = False) -> list[TopicRule]:
         if required:
             raise ValueError(f"{path}: no such rules file")
         return []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: not a TOML file ({error})") from None
-    return [_rule(path, item) for item in data.get("rule", [])]
+    return [_rule(path, item) for item in read_toml(path).get("rule", [])]
 
 
 def _rule(path: Path, item: dict[str, Any]) -> TopicRule:
@@ -117,8 +113,7 @@ def _rule(path: Path, item: dict[str, Any]) -> TopicRule:
 
 
 def _words(value: object, field: str) -> tuple[str, ...]:
-    # A bare string was read as its characters: include = "限电" matched every post holding 电.
-    if not isinstance(value, list) or not all(isinstance(word, str) and word for word in value):
+    if not is_word_list(value):  # include = "限电" matched every post holding 电
         raise ValueError(f'{field} must be a list of words, e.g. {field} = ["限电"]')
     return tuple(value)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from yuqing.contracts.limits import INDEX_KEPT_MONTHS
+from yuqing.contracts.limits import INDEX_KEPT_MONTHS, first_kept_instant
 
 MAPPING_VERSION = 1
 
@@ -146,7 +146,8 @@ def retained_posts_index(prefix: str, created_at: datetime, *, keep_months: int,
     next, for a post at a month's turn); else :class:`OutsideRetentionError`."""
     now = now or datetime.now(UTC)
     month = _month_number(created_at.astimezone(UTC))
-    first, last = _month_number(now) - (keep_months - 1), _month_number(now + timedelta(days=1))
+    first = _month_number(first_kept_instant(now, keep_months))
+    last = _month_number(now + timedelta(days=1))
     if not first <= month <= last:
         raise OutsideRetentionError(
             f"created_at {created_at.isoformat()} is outside the {keep_months} months the index keeps")

@@ -7,12 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.ingest.admission import (
-    Admission,
-    PostRefused,
-    first_kept_instant,
-    strip_control_characters,
-)
+from services.ingest.admission import Admission, PostRefused, strip_control_characters
 from services.ingest.publisher import PublishError
 from services.ingest.runtime import unavailable_detail
 from services.search.mappings import DEFAULT_RETENTION_MONTHS, OutsideRetentionError, retained_posts_index
@@ -23,6 +18,7 @@ from yuqing.contracts.limits import (
     ENRICHMENT_RESERVE_BYTES,
     INDEX_KEPT_MONTHS,
     MAX_RAW_MESSAGE_BYTES,
+    first_kept_instant,
 )
 from yuqing.topics import SCHEMAS_DIR
 

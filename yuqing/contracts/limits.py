@@ -30,7 +30,7 @@ may widen the lower bound). Anything that reasons about "now" counts from
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 BROKER_MAX_MESSAGE_BYTES = 1_048_588
 """Kafka's ``max.message.bytes`` for the post topics (the broker default, set on the topics)."""
@@ -59,3 +59,13 @@ INDEX_KEPT_MONTHS = 13
 """The monthly post indices the search index keeps by default (this month and the 12 before,
 by ``created_at`` in UTC). The indexer dead-letters a post of an earlier month, so the edge
 refuses one whatever its window (396 days reach into a 14th month)."""
+
+
+def first_kept_instant(moment: datetime, kept_months: int) -> datetime:
+    """The start (UTC) of the oldest of the ``kept_months`` months up to ``moment``'s: the first
+    instant whose posts the search index keeps (``services.search.mappings.retained_posts_index``)
+    and the edge admits (``services.ingest.admission``)."""
+    utc = moment.astimezone(UTC)
+    month = utc.year * 12 + utc.month - 1 - (kept_months - 1)
+    return datetime(month // 12, month % 12 + 1, 1, tzinfo=UTC)
+
