@@ -1,7 +1,16 @@
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
-from services.search.documents import ALERT_MERGE_SCRIPT, alert_action, alert_document, segment, to_document
+from services.search.documents import (
+    ALERT_MERGE_SCRIPT,
+    SEGMENT_BLOCK_CHARS,
+    SEGMENTED_CHARS,
+    alert_action,
+    alert_document,
+    segment,
+    segment_blocks,
+    to_document,
+)
 from services.search.grouping import Assignment
 from services.search.issue_live import post_signal, stored_signal
 from services.search.mappings import (
@@ -55,6 +64,23 @@ def test_highlight_is_html_escaped_but_marks_survive():
 
 def test_segment_gives_words():
     assert "停电" in segment("城关镇停电了").split()
+
+
+def test_a_run_without_punctuation_is_segmented_in_pieces():
+    # jieba's time grows with the square of a run: one post of 100,000 such characters took the
+    # indexer 24 s, and a batch of them outlasted the consumer's poll interval, read again for ever
+    text = "户号" * 50_000 + "，又停电了" + "x" * 100_000
+    blocks = segment_blocks(text)
+    assert max(len(block) for block in blocks) == SEGMENT_BLOCK_CHARS
+    assert "".join(blocks) == text[:SEGMENTED_CHARS]
+    assert max(len(word) for word in segment(text).split()) <= SEGMENT_BLOCK_CHARS
+
+
+def test_words_of_a_post_are_those_of_its_first_characters():
+    head = "城关镇幸福小区今晚又停电了，什么时候来电？"
+    assert segment(head + "停" * SEGMENTED_CHARS + "，电表坏了").split() == segment(
+        head + "停" * (SEGMENTED_CHARS - len(head))).split()
+    assert segment_blocks(head) == ["城关镇幸福小区今晚又停电了", "什么时候来电"]
 
 
 def test_firing_alert_brings_explanation_and_resolved_only_its_time():
