@@ -206,6 +206,8 @@ class DiscourseSource(ForumSource):
         reply = post.get("reply_to_post_number")
         text, cut = fit_text(_mentions_pseudonymised(info.author_salt,
                                                       html_to_text(cooked) if cooked else (raw or "")))
+        received = datetime.now(UTC)
+        created, ahead = _not_after(datetime.fromisoformat(post["created_at"]), received)
         return RawPost(
             post_id=make_post_id(info.source_id, external_id),
             source=info.source_id,
@@ -214,16 +216,32 @@ class DiscourseSource(ForumSource):
             author=_pseudonym(info.author_salt, post.get("username")),
             title=_fit_title(post.get("topic_title")),
             text=text,
-            created_at=datetime.fromisoformat(post["created_at"]),
-            received_at=datetime.now(UTC),
+            created_at=created,
+            received_at=received,
             region=info.region,
             unit=info.unit,
             thread_id=_str_or_none(post.get("topic_id")),
             reply_to=f"{post['topic_id']}#{reply}" if reply and post.get("topic_id") else None,
             url=urljoin(self._base_url, post["post_url"]) if post.get("post_url") else None,
             attributes={"post_number": post.get("post_number"),
-                        "category_id": post.get("category_id"), **cut},
+                        "category_id": post.get("category_id"), **cut, **ahead},
         )
+
+
+def _not_after(created: datetime, received: datetime) -> tuple[datetime, dict[str, str]]:
+    """A Discourse post's date, or the moment it was read if the forum dates it ahead of that
+    (its server's clock ahead of ours), and the attribute keeping the forum's date then.
+
+    Discourse dates a post when it is written, so one already on the forum was written by now.
+    Published with the forum's date, it was refused by the edge as dated ahead (beyond
+    ``YUQING_INGEST_EVENT_MAX_LEAD_S``) and skipped, the cursor moved past it: a forum whose clock
+    ran fast lost every post."""
+    if created.tzinfo is None or created <= received:
+        return created, {}
+    if created > received + DEFAULT_EVENT_MAX_LEAD:
+        log.warning("forum post dated %s, ahead of now: published dated when it was read (is the "
+                    "forum's clock fast?)", created.isoformat())
+    return received, {"forum_created_at": created.isoformat()}
 
 
 # ---- RSS 2.0 and Atom ---------------------------------------------------------------------

@@ -539,3 +539,42 @@ def test_a_feed_item_dated_ahead_neither_is_refused_nor_silences_the_feed(
 
     assert (published, refused) == (["n-1", "n-2"], [])
     assert "dated after now are left until their time" in caplog.text
+
+
+def test_a_discourse_post_dated_ahead_is_published_dated_when_read(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A forum whose clock runs fast dates its posts ahead of ours: they were refused by the edge
+    # and skipped, the cursor moved past them, and the forum's every post was lost.
+    now = datetime.now(UTC)
+    ahead = now + timedelta(hours=1)
+    posts = [{**DISCOURSE[-1], "id": 201, "created_at": (now - timedelta(minutes=1)).isoformat()},
+             {**DISCOURSE[-1], "id": 202, "created_at": ahead.isoformat().replace("+00:00", "Z")},
+             {**DISCOURSE[-1], "id": 203, "created_at": (now + timedelta(seconds=30)).isoformat()}]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = [p for p in reversed(posts) if "before" not in request.url.params
+                or p["id"] < int(request.url.params["before"])]
+        return httpx.Response(200, json={"latest_posts": page})
+
+    published: list[RawPost] = []
+    refused: list[str] = []
+
+    async def publish(batch: Sequence[RawPost]) -> None:  # as the ingest service's pollers do,
+        kept, at_fault = Admission(max_lead=timedelta(0)).partition(batch)  # set to allow no lead
+        published.extend(kept)
+        refused.extend(post.external_id for post, _ in at_fault)
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("discourse", "http://forum.invalid"), client)
+            await ForumPoller(source, MemoryCursorStore(), publish).poll_once()
+
+    asyncio.run(poll())
+
+    assert ([p.external_id for p in published], refused) == (["201", "202", "203"], [])
+    late = published[1]
+    assert late.created_at == late.received_at and late.attributes["forum_created_at"] == ahead.isoformat()
+    assert published[2].created_at == published[2].received_at
+    assert published[0].created_at == datetime.fromisoformat(posts[0]["created_at"])
+    assert "forum_created_at" not in published[0].attributes
+    assert "ahead of now" in caplog.text
