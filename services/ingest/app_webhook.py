@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from services.ingest.dedup import TtlSet
-from services.ingest.models import blank_is_absent, is_personal_number
+from services.ingest.models import blank_is_absent, is_personal_number, place_name
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import MAX_TEXT_CHARS
 from yuqing.contracts.models import DateTime
@@ -195,8 +195,9 @@ def _replay_key(source_id: str, request_id: str) -> str:
 Label = Annotated[str | None, Field(min_length=1, max_length=64)]
 
 
-_OPTIONAL_TEXT = frozenset({"user", "title", "region", "unit", "category", "app_version",
-                            "platform", "device", "reply_to"})
+_OPTIONAL_TEXT = frozenset({"user", "title", "category", "app_version", "platform", "device",
+                            "reply_to"})
+_PLACES = frozenset({"region", "unit"})
 
 
 class AppFeedback(BaseModel):
@@ -228,7 +229,8 @@ class AppFeedback(BaseModel):
         # feedback for it lost the user's words; absent, the source's default applies.
         if not isinstance(data, dict):
             return data
-        return {key: blank_is_absent(value) if key in _OPTIONAL_TEXT else value
+        return {key: place_name(value) if key in _PLACES else
+                blank_is_absent(value) if key in _OPTIONAL_TEXT else value
                 for key, value in data.items()}
 
     @field_validator("user")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -41,13 +42,19 @@ def _web_link(url: str | None) -> str | None:
 WebLink = Annotated[Url, AfterValidator(_web_link)]
 
 
-def _trimmed_place(value: object) -> object:
-    # " 城关镇" would be a region of its own, outside the scope of the real one's responders
-    # and counted apart by the alerts; a blank place is none (the source's default applies).
-    return (value.strip() or None) if isinstance(value, str) else value
+def place_name(value: object) -> object:
+    """A region or unit as it is published: without whitespace around it or invisible (format)
+    characters in it, and a blank one as absent (the source's default applies).
+
+    " 城关镇" or "城关镇\u200b" (a zero-width space pasted along with the name) would be a region
+    of its own, outside the scope of the real one's responders and counted apart by the alerts.
+    """
+    if not isinstance(value, str):
+        return value
+    return "".join(c for c in value if unicodedata.category(c) != "Cf").strip() or None
 
 
-TrimmedPlace = Annotated[Place, BeforeValidator(_trimmed_place)]
+TrimmedPlace = Annotated[Place, BeforeValidator(place_name)]
 
 
 def blank_is_absent(value: object) -> object:

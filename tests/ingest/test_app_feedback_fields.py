@@ -31,6 +31,18 @@ def test_a_blank_optional_field_counts_as_absent(blank: str) -> None:
     assert post.attributes == {"attachment_count": 0}
 
 
+def test_invisible_characters_leave_region_and_unit() -> None:
+    # "城关镇\u200b" (a zero-width space pasted along) was a region of its own, out of the scope
+    # of 城关镇's responders; "\u200b" alone kept the feedback out of the source's default region.
+    pasted = feedback_to_raw_post(_parse(region="\ufeff城关\u200b镇", unit="城关供电所\u200d"),
+                                  source_id="app-main", received_at=NOW, default_region="河口镇")
+    blank = feedback_to_raw_post(_parse(region="\u200b", unit="\u2060"), source_id="app-main",
+                                 received_at=NOW, default_region="河口镇", default_unit="河口供电所")
+
+    assert (pasted.region, pasted.unit) == ("城关镇", "城关供电所")
+    assert (blank.region, blank.unit) == ("河口镇", "河口供电所")
+
+
 @pytest.mark.parametrize("user", ["138-1234-5678", "138 1234 5678", "+86 13812345678",
                                   "+86-138-1234-5678", "11010119900307123X", "110101 19900307 1234"])
 def test_a_phone_or_id_number_written_with_separators_is_no_pseudonym(user: str) -> None:

@@ -116,6 +116,21 @@ def test_region_and_unit_are_published_without_surrounding_whitespace(
     assert published == {"ws-1": ("河口镇", "河口供电所"), "ws-2": ("城关镇", None)}
 
 
+def test_region_and_unit_are_published_without_invisible_characters(
+        ingest: httpx.Client, kafka_settings: KafkaSettings) -> None:
+    """A zero-width space or byte order mark pasted along with a place name made a region of
+    its own, which no responder scoped to the real one saw; one of nothing but such characters
+    kept the post out of the source's default region."""
+    sent = {"zw-1": {"region": "\ufeff河口\u200b镇\u200b", "unit": "\u202a河口供电所\u202c"},
+            "zw-2": {"region": "\u200b", "unit": "\u2060 "}}
+    for external_id, fields in sent.items():
+        resp = ingest.post("/v1/posts", content=body(external_id=external_id, **fields),
+                           headers=HEADERS)
+        assert resp.status_code == 202, resp.text
+    published = {p.external_id: (p.region, p.unit) for p in read_posts(kafka_settings, at_least=2)}
+    assert published == {"zw-1": ("河口镇", "河口供电所"), "zw-2": ("城关镇", None)}
+
+
 @pytest.mark.parametrize("literal", ["12345678901234567890123", "-9223372036854775809", "1e30"])
 def test_an_attribute_number_too_large_to_keep_exactly_is_refused(ingest: httpx.Client,
                                                                    literal: str) -> None:
