@@ -37,7 +37,7 @@ from services.search.issue_offline import (  # noqa: E402
     read_posts,
     with_topics,
 )
-from services.search.issue_text import idf_table, view  # noqa: E402
+from services.search.issue_text import forget_views, idf_table  # noqa: E402
 
 DATA = ROOT / "data" / "issues"
 TOPICS_CACHE = ROOT / "bench" / "results" / "model_topics.json"
@@ -108,7 +108,7 @@ def main() -> None:
     digests = {}
     idf_table(), configured_places()  # built once per process: not a post's cost
     for name, signals in runs.items():
-        view.cache_clear()  # each run reads its posts' texts afresh
+        forget_views()  # each run reads its posts' texts afresh
         places = configured_places() if name != "synthetic" else None
         started = time.process_time()
         lines = grouped_lines(signals, IssueGrouper(places=places) if places else IssueGrouper())

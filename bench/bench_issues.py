@@ -67,7 +67,7 @@ from services.search.issue_offline import (  # noqa: E402
     parse_time,
     read_posts,
 )
-from services.search.issue_text import PLAIN, Voice, idf_table, view  # noqa: E402
+from services.search.issue_text import PLAIN, Voice, forget_views, idf_table  # noqa: E402
 from yuqing.fingerprint import simhash  # noqa: E402
 
 BIG_EVENT = 5
@@ -385,7 +385,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 def timed(run: Callable[[], list[str]], posts: int) -> tuple[list[str], float]:
     """The result and the CPU time per post in µs (process time: other processes on the machine
     slow the wall clock, not this)."""
-    view.cache_clear()  # each run computes the posts' text views afresh
+    forget_views()  # each run computes the posts' text views afresh
     started = time.process_time()
     issues = run()
     return issues, (time.process_time() - started) / posts * 1e6
@@ -436,9 +436,9 @@ def indexing(docs: int) -> dict[str, Any]:
     finally:
         es.indices.delete(index=f"{prefix}-*", ignore=404)
     build_cpu_us(values[:200])  # loads the word segmenter's dictionary: not a post's cost
-    view.cache_clear()  # each measurement computes the posts' text views afresh
+    forget_views()  # each measurement computes the posts' text views afresh
     measured["build_cpu_us_per_post"] = round(build_cpu_us(values))
-    view.cache_clear()
+    forget_views()
     measured["grouping_us_per_post"] = round(synthetic_grouping_us(values))
     measured["load_average"] = [round(x, 1) for x in os.getloadavg()]  # the machine is shared: say how busy
     return measured

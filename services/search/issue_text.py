@@ -180,9 +180,27 @@ def town_of(region: str | None) -> str | None:
     return (short_form(region) or region) if region else region
 
 
-@lru_cache(maxsize=50_000)  # copies and near-copies are common; a view is immutable
+VIEW_CHARS = 2_000
+"""The characters of a post's text that grouping reads, as many as the model, the keywords and the
+fingerprint read (``services.nlp.enrich.MODEL_TEXT_CHARS``). Grouping remembers views by their
+text and keeps each open issue's latest members with their text and places for days: a post of
+100,000 characters, which the edge accepts, held up to a megabyte there, so a few hundred of them
+would fill the indexer's memory, and its warm-up reads them back after each restart."""
+
+
 def view(text: str, region: str | None = None, voice: Voice = VOICE) -> TextView:
-    """Words, places and townships of a post's text (the region's own name is not a word)."""
+    """Words, places and townships of a post's text, of its first :data:`VIEW_CHARS` characters
+    (the region's own name is not a word)."""
+    return _view(text[:VIEW_CHARS], region, voice)
+
+
+def forget_views() -> None:
+    """Forget the views computed so far (a benchmark measures them afresh)."""
+    _view.cache_clear()
+
+
+@lru_cache(maxsize=50_000)  # copies and near-copies are common; a view is immutable
+def _view(text: str, region: str | None, voice: Voice) -> TextView:
     text = clean(text, voice)
     found_towns = towns(text)
     body = _without_towns(text, region, found_towns, voice)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal, founder_issue_id
 from services.search.issue_offline import group_rows, read_posts
-from services.search.issue_text import places, view
+from services.search.issue_text import VIEW_CHARS, places, view
 from tests.search import factory
 from yuqing.fingerprint import band_terms, bands, hamming, simhash
 
@@ -37,6 +37,18 @@ def test_places_are_keyed_by_name_and_suffix() -> None:
     assert places("河口镇新街整条街都没电了") == {"新街"}
     assert places("我们村全黑了") == frozenset()
     assert view("我家也是，滨河小区").words.keys() <= {"家也"}  # the place is not a word
+
+
+def test_grouping_reads_a_post_as_far_as_the_model_does() -> None:
+    # A post of 100,000 characters held up to a megabyte in the issue table (its text and every
+    # place-like word in it) for the days its issue stays open: a few hundred filled the indexer.
+    long = OUTAGE[0] + "，" + "电压不稳灯一直闪" * 12_500 + "，柳塘镇滨河小区"
+    grouper = IssueGrouper()
+    first = grouper.assign(_post(1, long)).issue_id
+
+    seen = view(long, "河口镇")
+    assert len(seen.text) == VIEW_CHARS and seen.places == {"新街村"}
+    assert grouper.assign(_post(2, OUTAGE[1], minutes=5)).issue_id == first
 
 
 def test_villages_named_with_direction_words_are_places_and_common_words_are_not() -> None:
