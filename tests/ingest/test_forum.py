@@ -578,3 +578,38 @@ def test_a_discourse_post_dated_ahead_is_published_dated_when_read(
     assert published[0].created_at == datetime.fromisoformat(posts[0]["created_at"])
     assert "forum_created_at" not in published[0].attributes
     assert "ahead of now" in caplog.text
+
+
+@pytest.mark.parametrize("encoding", ["gb2312", "gbk", "gb18030", "big5"])
+def test_a_feed_in_a_chinese_encoding_is_read(encoding: str) -> None:
+    # The XML parser reads no multi-byte encoding but UTF-8 and UTF-16: every poll of a feed in
+    # GBK failed ("multi-byte encodings are not supported") and none of its items was published.
+    published = format_datetime(datetime.now(UTC) - timedelta(hours=1), usegmt=True)
+    feed = (f'<?xml version="1.0" encoding="{encoding}"?><rss><channel><item><guid>n-1</guid>'
+            f"<title>城关镇计划停电通知</title><description>&lt;p&gt;明日检修线路&lt;/p&gt;</description>"
+            f"<pubDate>{published}</pubDate></item></channel></rss>")
+    if encoding == "big5":
+        feed = feed.replace("城关镇计划停电通知", "城關鎮計劃停電通知").replace("检修线路", "檢修線路")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=feed.encode(encoding),
+                              headers={"Content-Type": f"application/rss+xml; charset={encoding}"})
+
+    sink = Sink()
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
+            await ForumPoller(source, MemoryCursorStore(), sink).poll_once()
+
+    asyncio.run(poll())
+
+    [post] = [post for batch in sink.batches for post in batch]
+    expected = (("城關鎮計劃停電通知", "明日檢修線路") if encoding == "big5"
+                else ("城关镇计划停电通知", "明日检修线路"))
+    assert (post.title, post.text) == expected
+
+
+def test_a_feed_not_in_the_encoding_it_declares_is_refused() -> None:
+    with pytest.raises(FetchError, match="not in the gbk it declares"):
+        parse_feed(b'<?xml version="1.0" encoding="gbk"?><rss><channel>\xff\xff</channel></rss>')
