@@ -252,6 +252,8 @@ def parse_xml(data: bytes) -> Element:
         raise WeChatXmlSecurityError("XML external reference is refused") from exc
     except (ParseError, defusedxml.DefusedXmlException) as exc:
         raise WeChatXmlError(f"malformed XML: {exc}") from exc
+    except (ValueError, LookupError) as exc:  # an encoding the parser cannot read: it was a 500
+        raise WeChatXmlError(f"XML in an encoding other than UTF-8 or UTF-16: {exc}") from exc
     if root.tag != "xml":
         raise WeChatXmlError(f"root element is <{root.tag}>, expected <xml>")
     return root

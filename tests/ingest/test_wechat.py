@@ -248,6 +248,10 @@ def test_dangerous_xml_is_refused(name: str) -> None:
     (fixture("wechat_text.xml").replace(b"<CreateTime>1764332100", b"<CreateTime>yesterday"),
      "CreateTime"),
     (b"<xml>" + b" " * (256 * 1024) + b"</xml>", "larger than"),
+    # the parser reads no multi-byte encoding but UTF-8 and UTF-16: these were answered 500
+    ('<?xml version="1.0" encoding="GBK"?><xml><Content>停电</Content></xml>'.encode("gbk"),
+     "encoding other than UTF-8"),
+    (b'<?xml version="1.0" encoding="klingon"?><xml/>', "encoding other than UTF-8"),
 ])
 def test_unexpected_xml_is_refused(body: bytes, message: str) -> None:
     with pytest.raises(WeChatXmlError, match=message):
