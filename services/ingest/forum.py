@@ -258,10 +258,11 @@ class FeedEntry:
     html: str
 
 
-def parse_feed(data: bytes) -> list[FeedEntry]:
-    """Entries of an RSS 2.0 or Atom document, oldest first; entries without a date are left out."""
+def parse_feed(data: bytes, charset: str | None = None) -> list[FeedEntry]:
+    """Entries of an RSS 2.0 or Atom document, oldest first; entries without a date are left out.
+    ``charset``: the one its HTTP answer names, for a document that declares none."""
     try:
-        root = SafeElementTree.fromstring(in_utf8(data))  # entities and external references refused
+        root = SafeElementTree.fromstring(in_utf8(data, charset))  # entities and external references refused
     except (ParseError, defusedxml.DefusedXmlException) as exc:
         raise ForumFetchError(f"feed is not safe, well-formed XML: {exc!r}") from exc
     if root.tag == f"{_ATOM}feed":
@@ -277,27 +278,43 @@ def parse_feed(data: bytes) -> list[FeedEntry]:
 _DECLARED = re.compile(rb"""(\xef\xbb\xbf)?(\s*<\?xml\s[^>]*?encoding\s*=\s*["'])([A-Za-z0-9._-]+)(["'])""")
 
 
-def in_utf8(data: bytes) -> bytes:
-    """An XML document that declares its encoding, in UTF-8 and declared so.
+def in_utf8(data: bytes, charset: str | None = None) -> bytes:
+    """An XML document in UTF-8: one that declares another encoding, or that declares none, is
+    not UTF-8 and whose HTTP answer names an encoding (``charset``), decoded by it.
 
     The XML parser reads UTF-8, UTF-16 and single-byte encodings only: a feed in GB2312, GBK,
     GB18030 or Big5, as intranet sites in China often are, ended every poll in "multi-byte
-    encodings are not supported", and none of its items was ever published. A document that
-    is not in the encoding it declares is refused (ForumFetchError), as malformed XML is.
+    encodings are not supported" (or, named only by its HTTP answer, "not well-formed"), and none
+    of its items was ever published. A document that is not in its encoding is refused
+    (ForumFetchError), as malformed XML is.
     """
     declared = _DECLARED.match(data)
-    if declared is None:
+    if declared is not None:
+        head, name, rest = declared.group(2) + b"UTF-8" + declared.group(4), declared.group(3), declared.end()
+    elif charset and b"\x00" not in data[:4] and not _is_utf8(data):  # UTF-16 names itself
+        head, name, rest = b"", charset.encode("ascii", "replace"), 0
+    else:
         return data
     try:
-        encoding = codecs.lookup(declared.group(3).decode("ascii")).name
+        encoding = codecs.lookup(name.decode("ascii")).name
     except LookupError:
-        return data  # the parser names the unknown encoding
+        return data  # the parser names an unknown encoding it is declared in
     try:
-        text = data[declared.end():].decode(encoding)
+        text = data[rest:].decode(encoding)
     except UnicodeDecodeError as exc:
-        raise ForumFetchError(f"feed is not in the {encoding} it declares (invalid byte at "
-                              f"{declared.end() + exc.start})") from exc
-    return declared.group(2) + b"UTF-8" + declared.group(4) + text.encode("utf-8")
+        raise ForumFetchError(f"feed is not in {encoding}, its encoding (invalid byte at "
+                              f"{rest + exc.start})") from exc
+    return head + text.removeprefix("\ufeff").encode("utf-8")
+
+
+def _is_utf8(data: bytes) -> bool:
+    # XML without a declaration is UTF-8: a server that names another charset for it is trusted
+    # only where the bytes say it is right
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _rss_entry(item: Element) -> FeedEntry | None:
@@ -365,7 +382,8 @@ class FeedSource(ForumSource):
         self._fetcher = fetcher
 
     async def fetch_new(self, cursor: ForumCursor) -> list[ForumItem]:
-        entries = self._not_ahead(parse_feed((await self._fetcher.get(self._feed_url)).content))
+        response = await self._fetcher.get(self._feed_url)
+        entries = self._not_ahead(parse_feed(response.content, response.charset_encoding))
         if cursor.last_published is not None and cursor.last_guid is not None:
             mark = (cursor.last_published, cursor.last_guid)
             newer = [e for e in entries if (e.published, e.guid) > mark]

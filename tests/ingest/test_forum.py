@@ -611,5 +611,13 @@ def test_a_feed_in_a_chinese_encoding_is_read(encoding: str) -> None:
 
 
 def test_a_feed_not_in_the_encoding_it_declares_is_refused() -> None:
-    with pytest.raises(FetchError, match="not in the gbk it declares"):
+    with pytest.raises(FetchError, match="not in gbk"):
         parse_feed(b'<?xml version="1.0" encoding="gbk"?><rss><channel>\xff\xff</channel></rss>')
+
+
+def test_a_feed_that_declares_no_encoding_is_read_in_the_charset_of_its_answer() -> None:
+    feed = ("<rss><channel><item><guid>n-1</guid><title>城关镇计划停电通知</title>"
+            "<pubDate>Mon, 07 Dec 2026 08:00:00 +0800</pubDate></item></channel></rss>")
+    assert parse_feed(feed.encode("gbk"), "gbk")[0].title == "城关镇计划停电通知"
+    # UTF-8 bytes stay UTF-8 whatever charset a misconfigured server names
+    assert parse_feed(feed.encode(), "gbk")[0].title == "城关镇计划停电通知"
