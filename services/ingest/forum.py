@@ -49,6 +49,7 @@ ForumFetchError = FetchError  # the forum could not be read; the poll loop retri
 _ATOM = "{http://www.w3.org/2005/Atom}"
 _CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
 _DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
+_DC_DATE = "{http://purl.org/dc/elements/1.1/}date"
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,9 @@ def parse_feed(data: bytes, charset: str | None = None) -> list[FeedEntry]:
     else:
         raise ForumFetchError(f"not an RSS 2.0 or Atom feed (root <{root.tag}>)")
     dated = [entry for entry in entries if entry is not None]
+    if len(dated) < len(entries):
+        log.warning("%d feed item(s) without a date or guid that can be read are left out",
+                    len(entries) - len(dated))
     return sorted(dated, key=lambda entry: (entry.published, entry.guid))
 
 
@@ -318,7 +322,10 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def _rss_entry(item: Element) -> FeedEntry | None:
-    published = _rfc822(item.findtext("pubDate"))
+    # RSS says RFC 822; many feeds write ISO 8601 (2026-12-07T16:00:00+08:00, or 2026-12-07
+    # 16:00:00) or only dc:date: read as no date, each of their items was left out, silently
+    stated = _text(item, "pubDate")
+    published = _rfc822(stated) or _rfc3339(stated) or _rfc3339(_text(item, _DC_DATE))
     link = _text(item, "link")
     guid = _text(item, "guid") or link
     if published is None or guid is None:
