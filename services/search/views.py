@@ -205,7 +205,8 @@ def list_alerts(
     family: Annotated[str | None, Query(pattern="^(overall|topic|topic_region|source|cluster)$")] = None,
     since: Since = None, until: Until = None, limit: PageSize = 20, cursor: Cursor = None,
 ) -> AlertPage:
-    """Surge alerts, most recently updated first (`since`/`until` apply to the last update)."""
+    """Surge alerts, newest surge first (by when the surge began, then id; an alert that changes
+    keeps its place between pages). `since`/`until` apply to the last update."""
     return alerts.list_alerts(state.client, prefix=state.prefix, principal=caller, state=alert_state,
                               severity=severity, topic=topic, region=region, family=family,
                               since=since, until=until, limit=limit, cursor=cursor)
