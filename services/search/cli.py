@@ -81,14 +81,16 @@ def reindex(
 
 @search_cli.command("retention")
 def retention(
-    keep_months: int | None = typer.Option(None, min=1, help="default: YUQING_SEARCH_RETENTION_MONTHS"),
+    keep_months: int | None = typer.Option(None, help="default: YUQING_SEARCH_RETENTION_MONTHS (13 or more)"),
     dry_run: bool = typer.Option(False, help="only list what would be deleted"),
 ) -> None:
     """Delete monthly post indices older than the retention period."""
     from services.search.es import apply_retention, make_client
+    from services.search.mappings import check_retention_months
 
     settings = _settings()
-    months = keep_months or settings.retention_months
+    months = (settings.retention_months if keep_months is None
+              else check_retention_months(keep_months, "--keep-months"))
     deleted = apply_retention(make_client(settings.es), settings.es.index_prefix, keep_months=months,
                               dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.search.mappings import check_retention_months
 from yuqing.consumer.settings import ConsumerSettings
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 
@@ -31,7 +32,7 @@ class SearchSettings(BaseSettings):
     bulk_max_retries: int = Field(0, ge=0)
     refresh_interval: str = "1s"
     indexer_metrics_port: int = Field(9104, ge=0, le=65535, description="/metrics; 0: not served")
-    retention_months: int = Field(13, ge=1, description="monthly post indices kept by `retention`")
+    retention_months: int = Field(13, description="monthly post indices kept by `retention` (13 or more)")
 
     # issues (near-duplicate grouping at index time; see grouping.py)
 
@@ -46,6 +47,11 @@ class SearchSettings(BaseSettings):
         None, description="development only: the role of requests without credentials")
     key_cache_s: float = Field(30.0, ge=0, description="how long a key looked up in ES is trusted")
     rate_limit_per_minute: int = Field(600, ge=0, description="per key; 0 disables")
+
+    @field_validator("retention_months")
+    @classmethod
+    def _keeps_what_the_edge_admits(cls, value: int) -> int:
+        return check_retention_months(value, "YUQING_SEARCH_RETENTION_MONTHS")
 
     @field_validator("jwt_secret")
     @classmethod
