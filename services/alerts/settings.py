@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.consumer.settings import ConsumerSettings
 from yuqing.paths import project_paths
-from yuqing.places import Gazetteer, load_gazetteer
+from yuqing.places import Gazetteer, existing_places_file, load_gazetteer
 from yuqing.settings import ElasticsearchSettings, KafkaSettings, cache_home
 
 
@@ -90,8 +90,14 @@ class AlertsSettings(BaseSettings):
             raise ValueError("bucket_seconds must divide 3600 (the day rhythm is learnt per hour)")
         return value
 
+    @field_validator("places_file")
+    @classmethod
+    def _places_file_exists(cls, value: Path) -> Path:
+        # checked when set (the default, the shipped file, may be absent: no places)
+        return existing_places_file(value, "YUQING_ALERTS_PLACES_FILE")
+
     def gazetteer(self) -> Gazetteer:
-        """The known regions of ``places_file`` (none if the file does not exist)."""
+        """The known regions of ``places_file`` (none if the default file does not exist)."""
         return _gazetteer(self.places_file)
 
     def buckets(self, seconds: int) -> int:

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.consumer.settings import ConsumerSettings
 from yuqing.paths import project_paths
-from yuqing.places import Gazetteer, load_gazetteer
+from yuqing.places import Gazetteer, existing_places_file, load_gazetteer
 from yuqing.settings import KafkaSettings, cache_home
 
 
@@ -33,6 +33,12 @@ class NlpSettings(BaseSettings):
                             description="local state (faust table stores), under YUQING_HOME")
     log_level: str = "INFO"
 
+    @field_validator("places_file")
+    @classmethod
+    def _places_file_exists(cls, value: Path) -> Path:
+        # checked when set (the default, the shipped file, may be absent: no places)
+        return existing_places_file(value, "YUQING_NLP_PLACES_FILE")
+
     def gazetteer(self) -> Gazetteer:
-        """The known regions of ``places_file`` (none if the file does not exist)."""
+        """The known regions of ``places_file`` (none if the default file does not exist)."""
         return load_gazetteer(self.places_file)
