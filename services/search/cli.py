@@ -41,11 +41,12 @@ def indexer() -> None:
     """Run the indexer: posts.enriched and alerts -> Elasticsearch."""
     import signal
 
+    from services.search import metrics
     from services.search.indexer import Indexer
 
     settings = _settings()
     configure_logging(settings.log_level)
-    serve_metrics(settings.indexer_metrics_port)
+    serve_metrics(settings.indexer_metrics_port, metrics.INDEXER_REGISTRY)
     worker = Indexer(settings)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())

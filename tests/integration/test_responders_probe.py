@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from prometheus_client import REGISTRY
 
 from services.search.issue_live import LiveIssues
 from services.search.mappings import small_index
+from services.search.metrics import API_REGISTRY as REGISTRY
 from tests.integration import test_search_api as endpoints
 from tests.integration.test_search_api import Env
 from tests.search.factory import BASE_TIME, make_alert, make_post
