@@ -345,3 +345,31 @@ def test_an_admin_scoped_to_a_region_stays_in_it(env: Env) -> None:
     sources = env.api.get("/v1/admin/sources", headers=scoped).json()
     assert [(s["source"], s["posts"]) for s in sources] == [("app-main", 3)]
     assert sum(s["posts"] for s in env.get("/v1/admin/sources", key="admin").json()) > 3
+
+
+@pytest.mark.parametrize("body", [{"action": "acknowledge", "assignee": "石门所-赵工"},
+                                  {"action": "respond", "reply_text": "已派人", "assignee": "石门所-赵工"},
+                                  {"action": "resolve", "reply_text": "已处理完毕"},
+                                  {"action": "assign", "assignee": "石门所-赵工",
+                                   "reply_text": "已处理完毕"}])
+def test_an_action_given_a_field_of_another_action_is_refused(env: Env, body: dict[str, str]) -> None:
+    # an acknowledge with an assignee reassigned the issue (state acknowledged, no assign in the
+    # history), and a resolve with a reply changed the public reply with no respond recorded
+    issue_id = env.get("/v1/issues", since=SINCE).json()["issues"][0]["issue_id"]
+    path = f"/v1/issues/{issue_id}/actions"
+    before: tuple[str, str | None, str | None] = ("open", None, None)
+    if body["action"] != "acknowledge":
+        for step in ({"action": "assign", "assignee": "城关所-李工"},
+                     {"action": "respond", "reply_text": "抢修人员已出发"}):
+            assert env.call("POST", path, json=step).status_code == 201
+        before = ("responded", "城关所-李工", "抢修人员已出发")
+    history = [a["action"] for a in env.get(path).json()["actions"]]
+
+    resp = env.call("POST", path, json=body)
+
+    assert resp.status_code == 422, resp.text
+    field = "assignee" if "assignee" in body and body["action"] != "assign" else "reply_text"
+    assert f"{body['action']} takes no {field}" in resp.text
+    detail = env.get(f"/v1/issues/{issue_id}").json()
+    assert (detail["state"], detail["assignee"], detail["reply_text"]) == before
+    assert [a["action"] for a in env.get(path).json()["actions"]] == history
