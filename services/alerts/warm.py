@@ -30,6 +30,7 @@ from services.alerts.keys import keys_for
 from services.alerts.state import DetectorEntry
 from services.alerts.windows import bucket_datetime, bucket_of
 from yuqing.contracts import AlertKey, EnrichedPost, Topic
+from yuqing.paths import utf8_lines
 from yuqing.places import NO_PLACES, Gazetteer
 from yuqing.settings import KafkaSettings
 
@@ -120,18 +121,17 @@ def posts_from_jsonl(path: Path, since: datetime) -> Iterator[PastPost]:
     batch again after a restart, a dead letter replayed); the worker counts it once.
     """
     seen: set[str] = set()
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                enriched = EnrichedPost.model_validate_json(line)
-            except ValueError as error:
-                raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
-            post = PastPost.of(enriched)
-            if _aware(post.created_at) >= since and enriched.post_id not in seen:
-                seen.add(enriched.post_id)
-                yield post
+    for number, line in utf8_lines(Path(path)):
+        if not line.strip():
+            continue
+        try:
+            enriched = EnrichedPost.model_validate_json(line)
+        except ValueError as error:
+            raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
+        post = PastPost.of(enriched)
+        if _aware(post.created_at) >= since and enriched.post_id not in seen:
+            seen.add(enriched.post_id)
+            yield post
 
 
 def posts_from_elasticsearch(since: datetime) -> Iterator[PastPost]:

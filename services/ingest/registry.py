@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from yuqing.contracts import Channel
+from yuqing.paths import read_utf8
 
 EnvVarName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{2,127}$")]
 SourceIdField = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$")]
@@ -245,9 +246,11 @@ def load_registry(path: str | Path, environ: Mapping[str, str]) -> SourceRegistr
     """Read the registry file at ``path`` and resolve secrets from ``environ``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except OSError as exc:
         raise RegistryError(f"{path}: cannot read registry: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise RegistryError(str(exc)) from None
     return parse_registry(text, environ, origin=str(path))
 
 
