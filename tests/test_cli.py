@@ -86,3 +86,15 @@ def test_a_metrics_port_in_use_is_named(tmp_path: Path):
                                                 "YUQING_HOME": str(tmp_path)})
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"error: Address already in use: metrics port {port}"]
+
+
+def test_a_topic_prefix_kafka_cannot_name_a_topic_with_is_one_line(tmp_path: Path):
+    # the ingest started, said it was healthy and answered every post 503 "message broker
+    # unavailable"; the workers and `yuqing topics` failed on Kafka's own long error
+    for command in (("ingest", "serve"), ("topics",)):
+        done = _yuqing(*command, env={"YUQING_KAFKA_TOPIC_PREFIX": "staging posts/",
+                                      "YUQING_HOME": str(tmp_path), "YUQING_INGEST_PORT": "0"})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            "error: KafkaSettings: topic_prefix: Value error, YUQING_KAFKA_TOPIC_PREFIX='staging posts/': "
+            "a topic name holds ASCII letters, digits, '.', '_' and '-' only"]

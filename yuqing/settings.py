@@ -8,10 +8,11 @@ environment. Point a service at an existing cluster by setting
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.topics import LogicalTopic
@@ -53,6 +54,16 @@ class KafkaSettings(BaseSettings):
         description="the largest message value a service produces; keep it under the broker's "
                     "message.max.bytes (1,048,588 by default) less room for the key and headers",
     )
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _names_topics(cls, value: str) -> str:
+        # Kafka's rule for a topic name; another prefix started an ingest that answered every
+        # post 503 "message broker unavailable" while it said it was healthy
+        if not re.fullmatch(r"[A-Za-z0-9._-]{0,200}", value):
+            raise ValueError(f"YUQING_KAFKA_TOPIC_PREFIX={value!r}: a topic name holds ASCII letters, "
+                             "digits, '.', '_' and '-' only")
+        return value
 
     def topic(self, logical: LogicalTopic) -> str:
         return f"{self.topic_prefix}{logical.value}"
