@@ -80,7 +80,8 @@ def me(caller: Caller) -> Me:
 def search_posts(
     state: State, caller: Reader,
     q: Annotated[str | None, Query(max_length=500, examples=['停电 -演习', '"幸福小区" 停电 | 跳闸'],
-                                   description="words (all must match), `\"phrase\"`, `-exclude`, "
+                                   description="words (ranked: a post needs at least one; more rank higher), "
+                                               "`\"phrase\"`, `-exclude`, "
                                                "`a | b` or `a OR b`, `NOT x`, parentheses")] = None,
     topic: Topic | None = None, sentiment: Sentiment | None = None, source: Keyword = None,
     channel: Channel | None = None, region: Keyword = None, unit: Keyword = None,

@@ -373,3 +373,14 @@ def test_an_action_given_a_field_of_another_action_is_refused(env: Env, body: di
     detail = env.get(f"/v1/issues/{issue_id}").json()
     assert (detail["state"], detail["assignee"], detail["reply_text"]) == before
     assert [a["action"] for a in env.get(path).json()["actions"]] == history
+
+
+def test_the_schema_says_what_plain_words_match(env: Env) -> None:
+    # the description of q read "words (all must match)": a post needs one of them (docs/search.md)
+    apart = env.get("/v1/posts/search", q="幸福小区 阶梯电价").json()["total"]
+    each = [env.get("/v1/posts/search", q=word).json()["total"] for word in ("幸福小区", "阶梯电价")]
+    assert apart == sum(each) and min(each) > 0
+
+    described = next(p["description"] for p in env.api.get("/openapi.json").json()["paths"]
+                     ["/v1/posts/search"]["get"]["parameters"] if p["name"] == "q")
+    assert "at least one" in described and "all must match" not in described
