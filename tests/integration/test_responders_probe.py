@@ -384,3 +384,18 @@ def test_the_schema_says_what_plain_words_match(env: Env) -> None:
     described = next(p["description"] for p in env.api.get("/openapi.json").json()["paths"]
                      ["/v1/posts/search"]["get"]["parameters"] if p["name"] == "q")
     assert "at least one" in described and "all must match" not in described
+
+
+@pytest.mark.parametrize(("path", "first", "then"), [
+    ("/v1/posts/search", {"q": "停电"}, {"q": "停电", "sort": "time"}),
+    ("/v1/issues", {"since": SINCE}, {"since": SINCE, "order_by": "last_seen"}),
+])
+def test_a_cursor_used_with_another_sort_is_one_of_another_query(
+        env: Env, path: str, first: dict[str, str], then: dict[str, str]) -> None:
+    # its sort values have another shape, and it was called a malformed cursor
+    cursor = env.get(path, limit=1, **first).json()["next_cursor"]
+    assert cursor
+
+    resp = env.get(path, limit=1, cursor=cursor, **then)
+
+    assert resp.status_code == 400 and "another query" in resp.json()["detail"], resp.text
