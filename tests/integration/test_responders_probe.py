@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from services.search import issues
 from services.search.issue_live import LiveIssues
 from services.search.mappings import small_index
 from services.search.metrics import API_REGISTRY as REGISTRY
@@ -399,3 +400,20 @@ def test_a_cursor_used_with_another_sort_is_one_of_another_query(
     resp = env.get(path, limit=1, cursor=cursor, **then)
 
     assert resp.status_code == 400 and "another query" in resp.json()["detail"], resp.text
+
+
+def test_the_latest_issues_are_listed_by_last_post_whatever_their_size(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # only the largest issues of the range were ranked (500; 3 here): by last post, the issues
+    # that had just begun, one post each, were never listed among the latest
+    monkeypatch.setattr(issues, "RANK_POOL", 3)
+    env.index([make_post("青山乡中心小学门口的路灯一直不亮", external_id="lamp-1", region="青山乡",
+                         topic=Topic.SERVICE, created_at=BASE_TIME + timedelta(days=2))])
+    everything = env.get("/v1/issues", since=SINCE, limit=100).json()["total_issues"]
+    assert everything > 3
+
+    latest = env.get("/v1/issues", since=SINCE, order_by="last_seen", limit=2).json()["issues"]
+
+    assert (latest[0]["size"], latest[0]["regions"]) == (1, {"青山乡": 1}), latest[0]
+    assert latest[0]["last_seen"] == (BASE_TIME + timedelta(days=2)).isoformat().replace("+00:00", "Z")
+    assert latest[1]["last_seen"] == "2026-11-02T15:00:00Z"  # the next latest of the fixture's
