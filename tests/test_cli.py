@@ -98,3 +98,14 @@ def test_a_topic_prefix_kafka_cannot_name_a_topic_with_is_one_line(tmp_path: Pat
         assert done.stderr.strip().splitlines() == [
             "error: KafkaSettings: topic_prefix: Value error, YUQING_KAFKA_TOPIC_PREFIX='staging posts/': "
             "a topic name holds ASCII letters, digits, '.', '_' and '-' only"]
+
+
+def test_a_worker_app_id_kafka_cannot_name_a_topic_with_is_one_line(tmp_path: Path):
+    # Faust names the app's own topics after it: the worker ended in a Faust traceback
+    for command, settings in (("nlp", "NlpSettings"), ("alerts", "AlertsSettings")):
+        setting = f"YUQING_{command.upper()}_APP_ID"
+        done = _yuqing(command, "worker", env={setting: "yuqing alerts", "YUQING_HOME": str(tmp_path)})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"error: {settings}: app_id: Value error, {setting}='yuqing alerts': a topic name holds ASCII "
+            "letters, digits, '.', '_' and '-' only"]

@@ -36,6 +36,15 @@ def reachable(host_port: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
+def topic_name_part(value: str, setting: str) -> str:
+    """``value`` if Kafka can name a topic with it (a prefix, a Faust app id, which names the
+    app's own topics); else a ``ValueError`` naming ``setting``."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]{0,200}", value):
+        raise ValueError(f"{setting}={value!r}: a topic name holds ASCII letters, digits, "
+                         "'.', '_' and '-' only")
+    return value
+
+
 class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YUQING_KAFKA_", extra="ignore")
 
@@ -58,12 +67,9 @@ class KafkaSettings(BaseSettings):
     @field_validator("topic_prefix")
     @classmethod
     def _names_topics(cls, value: str) -> str:
-        # Kafka's rule for a topic name; another prefix started an ingest that answered every
-        # post 503 "message broker unavailable" while it said it was healthy
-        if not re.fullmatch(r"[A-Za-z0-9._-]{0,200}", value):
-            raise ValueError(f"YUQING_KAFKA_TOPIC_PREFIX={value!r}: a topic name holds ASCII letters, "
-                             "digits, '.', '_' and '-' only")
-        return value
+        # another prefix started an ingest that answered every post 503 "message broker
+        # unavailable" while it said it was healthy
+        return topic_name_part(value, "YUQING_KAFKA_TOPIC_PREFIX")
 
     def topic(self, logical: LogicalTopic) -> str:
         return f"{self.topic_prefix}{logical.value}"

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from yuqing.consumer.settings import ConsumerSettings
 from yuqing.paths import project_paths
 from yuqing.places import Gazetteer, existing_places_file, load_gazetteer
-from yuqing.settings import ElasticsearchSettings, KafkaSettings, cache_home
+from yuqing.settings import ElasticsearchSettings, KafkaSettings, cache_home, topic_name_part
 
 
 class AlertsSettings(BaseSettings):
@@ -89,6 +89,12 @@ class AlertsSettings(BaseSettings):
         if 3600 % value:
             raise ValueError("bucket_seconds must divide 3600 (the day rhythm is learnt per hour)")
         return value
+
+    @field_validator("app_id")
+    @classmethod
+    def _names_topics(cls, value: str) -> str:
+        # Faust names the app's own topics after it: another id ended in a Faust traceback
+        return topic_name_part(value, "YUQING_ALERTS_APP_ID")
 
     @field_validator("places_file")
     @classmethod

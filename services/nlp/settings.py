@@ -8,7 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from yuqing.consumer.settings import ConsumerSettings
 from yuqing.paths import project_paths
 from yuqing.places import Gazetteer, existing_places_file, load_gazetteer
-from yuqing.settings import KafkaSettings, cache_home
+from yuqing.settings import KafkaSettings, cache_home, topic_name_part
 
 
 class NlpSettings(BaseSettings):
@@ -32,6 +32,12 @@ class NlpSettings(BaseSettings):
     state_dir: Path = Field(default_factory=lambda: cache_home() / "state",
                             description="local state (faust table stores), under YUQING_HOME")
     log_level: str = "INFO"
+
+    @field_validator("app_id")
+    @classmethod
+    def _names_topics(cls, value: str) -> str:
+        # Faust names the app's own topics after it: another id ended in a Faust traceback
+        return topic_name_part(value, "YUQING_NLP_APP_ID")
 
     @field_validator("places_file")
     @classmethod
