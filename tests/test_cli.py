@@ -109,3 +109,15 @@ def test_a_worker_app_id_kafka_cannot_name_a_topic_with_is_one_line(tmp_path: Pa
         assert done.stderr.strip().splitlines() == [
             f"error: {settings}: app_id: Value error, {setting}='yuqing alerts': a topic name holds ASCII "
             "letters, digits, '.', '_' and '-' only"]
+
+
+def test_a_misspelt_kafka_security_protocol_is_one_line(tmp_path: Path):
+    # kafka-python took PLAINTXT for PLAINTEXT: `yuqing topics` connected in the clear and
+    # answered "created: none (all present)"
+    # a prefix of its own: without the check, the command reaches the test's Kafka
+    done = _yuqing("topics", env={"YUQING_KAFKA_SECURITY_PROTOCOL": "SASL-SSL", "YUQING_HOME": str(tmp_path),
+                                  "YUQING_KAFKA_TOPIC_PREFIX": f"{tmp_path.name}.".replace("_", "-")})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: KafkaSettings: security_protocol: Input should be 'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' "
+        "or 'SASL_SSL'"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,8 +50,10 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YUQING_KAFKA_", extra="ignore")
 
     bootstrap_servers: str = "127.0.0.1:19092"
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    # kafka-python took a misspelt protocol for PLAINTEXT: an operator who asked for TLS or SASL
+    # got a plain connection, or "Unable to bootstrap" from a listener that expects them
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     topic_prefix: str = Field(
