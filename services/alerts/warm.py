@@ -209,7 +209,8 @@ def run_warm(*, since: str, posts: Path | None, now: datetime | None = None) -> 
 
 
 def ensure_changelog(kafka: KafkaSettings, topic: str) -> None:
-    """Create the table's changelog as Faust would (one partition, compacted) if the worker never ran."""
+    """Create the table's changelog as Faust would (one partition, compacted, with the worker's
+    ``YUQING_KAFKA_REPLICATION_FACTOR``) if the worker never ran."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -218,7 +219,8 @@ def ensure_changelog(kafka: KafkaSettings, topic: str) -> None:
                              **kafka.client_options())
     try:
         if topic not in admin.list_topics():
-            admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
+            admin.create_topics([NewTopic(topic, num_partitions=1,
+                                          replication_factor=kafka.replication_factor,
                                           topic_configs={"cleanup.policy": "compact"})])
     except TopicAlreadyExistsError:
         pass
