@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import REPO_ROOT
@@ -121,3 +122,21 @@ def test_a_misspelt_kafka_security_protocol_is_one_line(tmp_path: Path):
     assert done.stderr.strip().splitlines() == [
         "error: KafkaSettings: security_protocol: Input should be 'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' "
         "or 'SASL_SSL'"]
+
+
+def test_a_log_level_logging_does_not_know_is_one_line_naming_the_setting(tmp_path: Path):
+    # it ended in "error: Unknown level: 'VERBOSE'", naming none of the four settings
+    done = _yuqing("search", "serve", env={"YUQING_SEARCH_LOG_LEVEL": "verbose",
+                                           "YUQING_HOME": str(tmp_path)})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: SearchSettings: log_level: Value error, YUQING_SEARCH_LOG_LEVEL='verbose': a log level is "
+        "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"]
+    from services.alerts.settings import AlertsSettings
+    from services.ingest.settings import IngestSettings
+    from services.nlp.settings import NlpSettings
+
+    for settings_class in (AlertsSettings, IngestSettings, NlpSettings):
+        assert settings_class(log_level="warning").log_level == "warning"
+        with pytest.raises(ValueError, match="_LOG_LEVEL='loud'"):
+            settings_class(log_level="loud")

@@ -8,6 +8,7 @@ environment. Point a service at an existing cluster by setting
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 from pathlib import Path
@@ -43,6 +44,14 @@ def topic_name_part(value: str, setting: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9._-]{0,200}", value):
         raise ValueError(f"{setting}={value!r}: a topic name holds ASCII letters, digits, "
                          "'.', '_' and '-' only")
+    return value
+
+
+def log_level_named(value: str, setting: str) -> str:
+    """``value`` if logging knows it as a level (any case); else a ``ValueError`` naming
+    ``setting``: logging's own "Unknown level: 'VERBOSE'" did not say which setting to fix."""
+    if value.upper() not in logging.getLevelNamesMapping():
+        raise ValueError(f"{setting}={value!r}: a log level is one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     return value
 
 

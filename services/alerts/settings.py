@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from yuqing.consumer.settings import ConsumerSettings
 from yuqing.paths import project_paths
 from yuqing.places import Gazetteer, existing_places_file, load_gazetteer
-from yuqing.settings import ElasticsearchSettings, KafkaSettings, cache_home, topic_name_part
+from yuqing.settings import ElasticsearchSettings, KafkaSettings, cache_home, log_level_named, topic_name_part
 
 
 class AlertsSettings(BaseSettings):
@@ -71,6 +71,11 @@ class AlertsSettings(BaseSettings):
     state_dir: Path = Field(default_factory=lambda: cache_home() / "state",
                             description="local state (faust table stores), under YUQING_HOME")
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _a_log_level(cls, value: str) -> str:
+        return log_level_named(value, "YUQING_ALERTS_LOG_LEVEL")
 
     @field_validator("webhook_url")
     @classmethod

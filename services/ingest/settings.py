@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.ingest.admission import Admission
 from yuqing.contracts.limits import DEFAULT_EVENT_MAX_AGE, DEFAULT_EVENT_MAX_LEAD
-from yuqing.settings import KafkaSettings, cache_home
+from yuqing.settings import KafkaSettings, cache_home, log_level_named
 
 
 def _default_cursor_dir() -> Path:
@@ -50,6 +50,11 @@ class IngestSettings(BaseSettings):
     poll_forums: bool = Field(True, description="run the forum pollers inside `yuqing ingest serve`")
     cursor_dir: Path = Field(default_factory=_default_cursor_dir)
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _a_log_level(cls, value: str) -> str:
+        return log_level_named(value, "YUQING_INGEST_LOG_LEVEL")
 
     def admission(self) -> Admission:
         """The edge's bounds on every post (event-time window, message size)."""

@@ -8,7 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from yuqing.consumer.settings import ConsumerSettings
 from yuqing.paths import project_paths
 from yuqing.places import Gazetteer, existing_places_file, load_gazetteer
-from yuqing.settings import KafkaSettings, cache_home, topic_name_part
+from yuqing.settings import KafkaSettings, cache_home, log_level_named, topic_name_part
 
 
 class NlpSettings(BaseSettings):
@@ -32,6 +32,11 @@ class NlpSettings(BaseSettings):
     state_dir: Path = Field(default_factory=lambda: cache_home() / "state",
                             description="local state (faust table stores), under YUQING_HOME")
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _a_log_level(cls, value: str) -> str:
+        return log_level_named(value, "YUQING_NLP_LOG_LEVEL")
 
     @field_validator("app_id")
     @classmethod

@@ -8,7 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.search.mappings import check_retention_months
 from yuqing.consumer.settings import ConsumerSettings
-from yuqing.settings import ElasticsearchSettings, KafkaSettings
+from yuqing.settings import ElasticsearchSettings, KafkaSettings, log_level_named
 
 
 class SearchSettings(BaseSettings):
@@ -40,6 +40,11 @@ class SearchSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8003
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _a_log_level(cls, value: str) -> str:
+        return log_level_named(value, "YUQING_SEARCH_LOG_LEVEL")
     api_keys_path: Path | None = Field(None, description="TOML file of API keys (sha256 hashes)")
     jwt_secret: SecretStr | None = Field(None, description="HS256 secret; enables bearer tokens")
     jwt_audience: str = "yuqing-search"
