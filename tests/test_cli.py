@@ -140,3 +140,13 @@ def test_a_log_level_logging_does_not_know_is_one_line_naming_the_setting(tmp_pa
         assert settings_class(log_level="warning").log_level == "warning"
         with pytest.raises(ValueError, match="_LOG_LEVEL='loud'"):
             settings_class(log_level="loud")
+
+
+def test_a_reindex_prefix_elasticsearch_cannot_name_an_index_with_is_one_line(tmp_path: Path):
+    # the option skipped the check YUQING_ES_INDEX_PREFIX has: Elasticsearch refused the first
+    # template in its own words, after a warning and the progress bar
+    done = _yuqing("search", "reindex", "--index-prefix", "Yuqing/2", "--no-alerts",
+                   env={"YUQING_HOME": str(tmp_path)})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: ElasticsearchSettings: index_prefix: String should match pattern '^[a-z0-9][a-z0-9_.-]*$'"]

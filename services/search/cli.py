@@ -12,6 +12,7 @@ import typer
 from services.search.settings import SearchSettings
 from yuqing.clikit import command_group
 from yuqing.observability import configure_logging, serve_metrics
+from yuqing.settings import ElasticsearchSettings
 
 search_cli = command_group("Indexer, search API, back-fill, retention and API keys.")
 
@@ -19,8 +20,10 @@ search_cli = command_group("Indexer, search API, back-fill, retention and API ke
 def _settings(index_prefix: str | None = None) -> SearchSettings:
     settings = SearchSettings()
     if index_prefix:
-        settings = settings.model_copy(update={"es": settings.es.model_copy(
-            update={"index_prefix": index_prefix})})
+        # validated as YUQING_ES_INDEX_PREFIX is: a copy took any prefix, and Elasticsearch
+        # refused the first template in its own words, after the progress bar had started
+        es = ElasticsearchSettings.model_validate({**settings.es.model_dump(), "index_prefix": index_prefix})
+        settings = settings.model_copy(update={"es": es})
     return settings
 
 
