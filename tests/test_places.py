@@ -122,7 +122,7 @@ def test_a_places_file_set_but_missing_stops_the_worker_in_one_line(
 
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines() == [
-        f"error: {settings_class}: places_file: Value error, {setting}={missing}: no such places file"]
+        f"error: {settings_class}: (root): Value error, {setting}={missing}: no such places file"]
 
 
 def test_the_default_places_file_is_read_and_a_file_set_on_purpose_must_be_there(
@@ -140,3 +140,22 @@ def test_the_default_places_file_is_read_and_a_file_set_on_purpose_must_be_there
         monkeypatch.setenv(setting, str(tmp_path))
         with pytest.raises(ValueError, match=f"{setting}={tmp_path}: no such places file"):
             settings_class()
+
+
+def test_the_default_places_file_missing_means_no_places(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # only a file set on purpose must be there: a configuration folder without places.toml
+    # starts the workers with no places, as before
+    from services.alerts.settings import AlertsSettings
+    from services.nlp.settings import NlpSettings
+    from yuqing.paths import project_paths
+
+    monkeypatch.setenv("YUQING_CONFIG_DIR", str(tmp_path))
+    project_paths.cache_clear()
+    try:
+        for settings_class in (NlpSettings, AlertsSettings):
+            settings = settings_class()
+            assert settings.places_file == tmp_path / "places.toml"
+            assert settings.gazetteer().region_of("柳塘镇又停电了") is None
+    finally:
+        project_paths.cache_clear()

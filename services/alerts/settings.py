@@ -3,9 +3,10 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.consumer.settings import ConsumerSettings
@@ -101,11 +102,13 @@ class AlertsSettings(BaseSettings):
         # Faust names the app's own topics after it: another id ended in a Faust traceback
         return topic_name_part(value, "YUQING_ALERTS_APP_ID")
 
-    @field_validator("places_file")
-    @classmethod
-    def _places_file_exists(cls, value: Path) -> Path:
-        # checked when set (the default, the shipped file, may be absent: no places)
-        return existing_places_file(value, "YUQING_ALERTS_PLACES_FILE")
+    @model_validator(mode="after")
+    def _places_file_set_exists(self) -> Self:
+        # a file set on purpose must be there; the default (the shipped file) may be absent: no
+        # places. (A field validator runs on the default too: settings validate defaults.)
+        if "places_file" in self.model_fields_set:
+            existing_places_file(self.places_file, "YUQING_ALERTS_PLACES_FILE")
+        return self
 
     def gazetteer(self) -> Gazetteer:
         """The known regions of ``places_file`` (none if the default file does not exist)."""
