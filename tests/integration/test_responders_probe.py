@@ -417,3 +417,64 @@ def test_the_latest_issues_are_listed_by_last_post_whatever_their_size(
     assert (latest[0]["size"], latest[0]["regions"]) == (1, {"青山乡": 1}), latest[0]
     assert latest[0]["last_seen"] == (BASE_TIME + timedelta(days=2)).isoformat().replace("+00:00", "Z")
     assert latest[1]["last_seen"] == "2026-11-02T15:00:00Z"  # the next latest of the fixture's
+
+
+def _handled_and_untouched(env: Env) -> tuple[str, str]:
+    listed = env.get("/v1/issues", since=SINCE, limit=100).json()["issues"]
+    handled, untouched = listed[0]["issue_id"], listed[1]["issue_id"]
+    for body in ({"action": "assign", "assignee": "城关所-李工"},
+                 {"action": "respond", "reply_text": "抢修人员已出发"}):
+        assert env.call("POST", f"/v1/issues/{handled}/actions", json=body).status_code == 201
+    return handled, untouched
+
+
+def _handling(env: Env, issue_id: str) -> tuple[str, str | None, str | None]:
+    detail = env.get(f"/v1/issues/{issue_id}").json()
+    return detail["state"], detail["assignee"], detail["reply_text"]
+
+
+def test_a_merge_into_an_issue_nobody_acted_on_keeps_the_handling(env: Env) -> None:
+    # the issue that stayed was open, unassigned and unanswered: the assignment and the reply of
+    # the one merged into it vanished from the list, and its posts read as open again
+    handled, untouched = _handled_and_untouched(env)
+
+    merged = env.call("POST", f"/v1/issues/{handled}/merge", json={"into": untouched})
+
+    assert merged.status_code == 201, merged.text
+    assert _handling(env, untouched) == ("responded", "城关所-李工", "抢修人员已出发")
+    hits = env.get("/v1/posts/search", issue_id=untouched, limit=100).json()["hits"]
+    assert {h["issue_state"] for h in hits} == {"responded"}
+    (merge,) = env.get(f"/v1/issues/{untouched}/actions").json()["actions"]
+    assert (merge["from_state"], merge["to_state"]) == ("open", "responded")
+    assert "handling carried over" in merge["note"]
+
+
+def test_an_automatic_merge_keeps_the_handling_too(env: Env) -> None:
+    from services.search.grouping import IssueMerge
+    from services.search.issue_auto_merges import record_system_merges
+
+    handled, untouched = _handled_and_untouched(env)
+    merge = IssueMerge(handled, untouched, 0.5, BASE_TIME)
+
+    assert record_system_merges(env.es, env.prefix, [merge]) == ([merge], [])
+
+    assert _handling(env, untouched) == ("responded", "城关所-李工", "抢修人员已出发")
+
+
+def test_a_merge_into_an_issue_with_its_own_handling_keeps_that(env: Env) -> None:
+    handled, other = _handled_and_untouched(env)
+    assert env.call("POST", f"/v1/issues/{other}/actions", json={"action": "acknowledge"}).status_code == 201
+
+    assert env.call("POST", f"/v1/issues/{handled}/merge", json={"into": other}).status_code == 201
+
+    assert _handling(env, other) == ("acknowledged", None, None)
+
+
+def test_a_resolved_issue_merged_in_leaves_the_other_open(env: Env) -> None:
+    # a resolution is of the matter so far: the issue that stays may hold new posts of it
+    handled, untouched = _handled_and_untouched(env)
+    assert env.call("POST", f"/v1/issues/{handled}/actions", json={"action": "resolve"}).status_code == 201
+
+    assert env.call("POST", f"/v1/issues/{handled}/merge", json={"into": untouched}).status_code == 201
+
+    assert _handling(env, untouched) == ("open", None, None)
