@@ -242,8 +242,10 @@ class SourceRegistry:
         return source_id in self._by_id
 
 
-def load_registry(path: str | Path, environ: Mapping[str, str]) -> SourceRegistry:
-    """Read the registry file at ``path`` and resolve secrets from ``environ``."""
+def load_registry(path: str | Path, environ: Mapping[str, str], *,
+                  only: str | None = None) -> SourceRegistry:
+    """Read the registry file at ``path`` and resolve secrets from ``environ`` (those of source
+    ``only`` alone, when given: a back-fill needs no other source's)."""
     path = Path(path)
     try:
         text = read_utf8(path)
@@ -251,11 +253,11 @@ def load_registry(path: str | Path, environ: Mapping[str, str]) -> SourceRegistr
         raise RegistryError(f"{path}: cannot read registry: {exc.strerror}") from exc
     except ValueError as exc:
         raise RegistryError(str(exc)) from None
-    return parse_registry(text, environ, origin=str(path))
+    return parse_registry(text, environ, origin=str(path), only=only)
 
 
 def parse_registry(text: str, environ: Mapping[str, str], *, origin: str = "<registry>",
-                   ) -> SourceRegistry:
+                   only: str | None = None) -> SourceRegistry:
     """Like :func:`load_registry`, from the TOML text itself."""
     try:
         data = tomllib.loads(text)
@@ -266,7 +268,8 @@ def parse_registry(text: str, environ: Mapping[str, str], *, origin: str = "<reg
     except ValidationError as exc:
         raise RegistryError(f"{origin}: invalid registry:\n{_describe(exc, data)}") from exc
     _check_unique_ids(parsed.sources, origin)
-    return SourceRegistry([_resolve(config, environ) for config in parsed.sources])
+    return SourceRegistry([_resolve(config, environ) if only in (None, config.id)
+                           else RegisteredSource(config) for config in parsed.sources])
 
 
 def pseudonymize(salt: str, value: str, *, prefix: str) -> str:
