@@ -150,3 +150,13 @@ def test_a_reindex_prefix_elasticsearch_cannot_name_an_index_with_is_one_line(tm
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.strip().splitlines() == [
         "error: ElasticsearchSettings: index_prefix: String should match pattern '^[a-z0-9][a-z0-9_.-]*$'"]
+
+
+def test_an_api_port_out_of_range_is_one_line(tmp_path: Path):
+    # refused by the settings, before the server starts (it was uvicorn's OverflowError traceback)
+    for command, settings in (("ingest", "IngestSettings"), ("search", "SearchSettings")):
+        done = _yuqing(command, "serve", env={f"YUQING_{command.upper()}_PORT": "99999",
+                                              "YUQING_HOME": str(tmp_path)})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"error: {settings}: port: Input should be less than or equal to 65535"]

@@ -23,7 +23,7 @@ class IngestSettings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     host: str = "127.0.0.1"
-    port: int = 8001
+    port: int = Field(8001, ge=0, le=65535)
     sources_path: Path = Path("config/sources.toml")
     max_batch_posts: int = Field(500, ge=1)
     max_body_bytes: int = Field(2_000_000, ge=1_024)

@@ -38,7 +38,7 @@ class SearchSettings(BaseSettings):
 
     # API
     host: str = "127.0.0.1"
-    port: int = 8003
+    port: int = Field(8003, ge=0, le=65535)
     log_level: str = "INFO"
 
     @field_validator("log_level")
