@@ -160,3 +160,13 @@ def test_an_api_port_out_of_range_is_one_line(tmp_path: Path):
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.strip().splitlines() == [
             f"error: {settings}: port: Input should be less than or equal to 65535"]
+
+
+def test_an_elasticsearch_timeout_of_zero_is_one_line_naming_it(tmp_path: Path):
+    # urllib3 refused it on every request: the search API failed its start-up in a traceback,
+    # and the commands said "Attempted to set connect timeout to 0.0", naming no setting
+    done = _yuqing("search", "retention", "--dry-run",
+                   env={"YUQING_ES_REQUEST_TIMEOUT_S": "0", "YUQING_HOME": str(tmp_path)})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: ElasticsearchSettings: request_timeout_s: Input should be greater than 0"]
