@@ -170,3 +170,16 @@ def test_an_elasticsearch_timeout_of_zero_is_one_line_naming_it(tmp_path: Path):
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.strip().splitlines() == [
         "error: ElasticsearchSettings: request_timeout_s: Input should be greater than 0"]
+
+
+def test_a_bootstrap_server_list_kafka_cannot_read_is_one_line_naming_it(tmp_path: Path):
+    # "" was "IndexError: Cannot choose from an empty sequence", a port that is no number
+    # "invalid literal for int() with base 10: 'abc'"
+    for value in ("", "127.0.0.1:abc", "kafka://127.0.0.1:19092"):
+        done = _yuqing("topics", env={"YUQING_KAFKA_BOOTSTRAP_SERVERS": value, "YUQING_HOME": str(tmp_path),
+                                      "YUQING_KAFKA_TOPIC_PREFIX": f"{tmp_path.name}.".replace("_", "-")})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            "error: KafkaSettings: bootstrap_servers: Value error, "
+            f"YUQING_KAFKA_BOOTSTRAP_SERVERS={value!r}: brokers as host:port, separated by commas "
+            "(no scheme)"]

@@ -76,6 +76,18 @@ class KafkaSettings(BaseSettings):
                     "message.max.bytes (1,048,588 by default) less room for the key and headers",
     )
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        # an empty list was "IndexError: Cannot choose from an empty sequence", a port that is no
+        # number "invalid literal for int()", and kafka:// (Faust's spelling) a broker no worker found
+        servers = [server.strip() for server in value.split(",") if server.strip()]
+        if not servers or not all(re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+)(:\d{1,5})?", server)
+                                  for server in servers):
+            raise ValueError(f"YUQING_KAFKA_BOOTSTRAP_SERVERS={value!r}: brokers as host:port, "
+                             "separated by commas (no scheme)")
+        return value
+
     @field_validator("topic_prefix")
     @classmethod
     def _names_topics(cls, value: str) -> str:
