@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import REPO_ROOT
@@ -86,3 +87,99 @@ def test_a_metrics_port_in_use_is_named(tmp_path: Path):
                                                 "YUQING_HOME": str(tmp_path)})
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"error: Address already in use: metrics port {port}"]
+
+
+def test_a_topic_prefix_kafka_cannot_name_a_topic_with_is_one_line(tmp_path: Path):
+    # the ingest started, said it was healthy and answered every post 503 "message broker
+    # unavailable"; the workers and `yuqing topics` failed on Kafka's own long error
+    for command in (("ingest", "serve"), ("topics",)):
+        done = _yuqing(*command, env={"YUQING_KAFKA_TOPIC_PREFIX": "staging posts/",
+                                      "YUQING_HOME": str(tmp_path), "YUQING_INGEST_PORT": "0"})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            "error: KafkaSettings: topic_prefix: Value error, YUQING_KAFKA_TOPIC_PREFIX='staging posts/': "
+            "a topic name holds ASCII letters, digits, '.', '_' and '-' only"]
+
+
+def test_a_worker_app_id_kafka_cannot_name_a_topic_with_is_one_line(tmp_path: Path):
+    # Faust names the app's own topics after it: the worker ended in a Faust traceback
+    for command, settings in (("nlp", "NlpSettings"), ("alerts", "AlertsSettings")):
+        setting = f"YUQING_{command.upper()}_APP_ID"
+        done = _yuqing(command, "worker", env={setting: "yuqing alerts", "YUQING_HOME": str(tmp_path)})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"error: {settings}: app_id: Value error, {setting}='yuqing alerts': a topic name holds ASCII "
+            "letters, digits, '.', '_' and '-' only"]
+
+
+def test_a_misspelt_kafka_security_protocol_is_one_line(tmp_path: Path):
+    # kafka-python took PLAINTXT for PLAINTEXT: `yuqing topics` connected in the clear and
+    # answered "created: none (all present)"
+    # a prefix of its own: without the check, the command reaches the test's Kafka
+    done = _yuqing("topics", env={"YUQING_KAFKA_SECURITY_PROTOCOL": "SASL-SSL", "YUQING_HOME": str(tmp_path),
+                                  "YUQING_KAFKA_TOPIC_PREFIX": f"{tmp_path.name}.".replace("_", "-")})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: KafkaSettings: security_protocol: Input should be 'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' "
+        "or 'SASL_SSL'"]
+
+
+def test_a_log_level_logging_does_not_know_is_one_line_naming_the_setting(tmp_path: Path):
+    # it ended in "error: Unknown level: 'VERBOSE'", naming none of the four settings
+    done = _yuqing("search", "serve", env={"YUQING_SEARCH_LOG_LEVEL": "verbose",
+                                           "YUQING_HOME": str(tmp_path)})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: SearchSettings: log_level: Value error, YUQING_SEARCH_LOG_LEVEL='verbose': a log level is "
+        "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"]
+    from services.alerts.settings import AlertsSettings
+    from services.ingest.settings import IngestSettings
+    from services.nlp.settings import NlpSettings
+
+    for settings_class in (AlertsSettings, IngestSettings, NlpSettings):
+        assert settings_class(log_level="warning").log_level == "warning"
+        with pytest.raises(ValueError, match="_LOG_LEVEL='loud'"):
+            settings_class(log_level="loud")
+
+
+def test_a_reindex_prefix_elasticsearch_cannot_name_an_index_with_is_one_line(tmp_path: Path):
+    # the option skipped the check YUQING_ES_INDEX_PREFIX has: Elasticsearch refused the first
+    # template in its own words, after a warning and the progress bar
+    done = _yuqing("search", "reindex", "--index-prefix", "Yuqing/2", "--no-alerts",
+                   env={"YUQING_HOME": str(tmp_path)})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: ElasticsearchSettings: index_prefix: String should match pattern '^[a-z0-9][a-z0-9_.-]*$'"]
+
+
+def test_an_api_port_out_of_range_is_one_line(tmp_path: Path):
+    # refused by the settings, before the server starts (it was uvicorn's OverflowError traceback)
+    for command, settings in (("ingest", "IngestSettings"), ("search", "SearchSettings")):
+        done = _yuqing(command, "serve", env={f"YUQING_{command.upper()}_PORT": "99999",
+                                              "YUQING_HOME": str(tmp_path)})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"error: {settings}: port: Input should be less than or equal to 65535"]
+
+
+def test_an_elasticsearch_timeout_of_zero_is_one_line_naming_it(tmp_path: Path):
+    # urllib3 refused it on every request: the search API failed its start-up in a traceback,
+    # and the commands said "Attempted to set connect timeout to 0.0", naming no setting
+    done = _yuqing("search", "retention", "--dry-run",
+                   env={"YUQING_ES_REQUEST_TIMEOUT_S": "0", "YUQING_HOME": str(tmp_path)})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: ElasticsearchSettings: request_timeout_s: Input should be greater than 0"]
+
+
+def test_a_bootstrap_server_list_kafka_cannot_read_is_one_line_naming_it(tmp_path: Path):
+    # "" was "IndexError: Cannot choose from an empty sequence", a port that is no number
+    # "invalid literal for int() with base 10: 'abc'"
+    for value in ("", "127.0.0.1:abc", "kafka://127.0.0.1:19092"):
+        done = _yuqing("topics", env={"YUQING_KAFKA_BOOTSTRAP_SERVERS": value, "YUQING_HOME": str(tmp_path),
+                                      "YUQING_KAFKA_TOPIC_PREFIX": f"{tmp_path.name}.".replace("_", "-")})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            "error: KafkaSettings: bootstrap_servers: Value error, "
+            f"YUQING_KAFKA_BOOTSTRAP_SERVERS={value!r}: brokers as host:port, separated by commas "
+            "(no scheme)"]

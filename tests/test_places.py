@@ -106,3 +106,56 @@ def test_the_alerts_worker_reads_its_places_file_at_start(tmp_path: Path) -> Non
     path.write_text('[[regions]]\nname = "柳塘镇"\nplaces = "下坝村"\n', encoding="utf-8")
     with pytest.raises(ValueError, match="places must be a list"):
         create_app(AlertsSettings(places_file=path, state_dir=tmp_path))
+
+
+@pytest.mark.parametrize(("service", "settings_class"),
+                         [("nlp", "NlpSettings"), ("alerts", "AlertsSettings")])
+def test_a_places_file_set_but_missing_stops_the_worker_in_one_line(
+        tmp_path: Path, service: str, settings_class: str) -> None:
+    # the worker started with no places: every post without a region lost its township
+    from tests.test_cli import _yuqing
+
+    missing = tmp_path / "plcaes.toml"
+    setting = f"YUQING_{service.upper()}_PLACES_FILE"
+
+    done = _yuqing(service, "worker", env={setting: str(missing), "YUQING_HOME": str(tmp_path)})
+
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: {settings_class}: (root): Value error, {setting}={missing}: no such places file"]
+
+
+def test_the_default_places_file_is_read_and_a_file_set_on_purpose_must_be_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.alerts.settings import AlertsSettings
+    from services.nlp.settings import NlpSettings
+
+    path = tmp_path / "places.toml"
+    path.write_text('[[regions]]\nname = "柳塘镇"\n', encoding="utf-8")
+    for settings_class, setting in ((NlpSettings, "YUQING_NLP_PLACES_FILE"),
+                                    (AlertsSettings, "YUQING_ALERTS_PLACES_FILE")):
+        assert settings_class().gazetteer().region_of("柳塘镇又停电了") == "柳塘镇"  # config/places.toml
+        monkeypatch.setenv(setting, str(path))
+        assert settings_class().gazetteer().region_of("柳塘镇又停电了") == "柳塘镇"
+        monkeypatch.setenv(setting, str(tmp_path))
+        with pytest.raises(ValueError, match=f"{setting}={tmp_path}: no such places file"):
+            settings_class()
+
+
+def test_the_default_places_file_missing_means_no_places(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # only a file set on purpose must be there: a configuration folder without places.toml
+    # starts the workers with no places, as before
+    from services.alerts.settings import AlertsSettings
+    from services.nlp.settings import NlpSettings
+    from yuqing.paths import project_paths
+
+    monkeypatch.setenv("YUQING_CONFIG_DIR", str(tmp_path))
+    project_paths.cache_clear()
+    try:
+        for settings_class in (NlpSettings, AlertsSettings):
+            settings = settings_class()
+            assert settings.places_file == tmp_path / "places.toml"
+            assert settings.gazetteer().region_of("柳塘镇又停电了") is None
+    finally:
+        project_paths.cache_clear()

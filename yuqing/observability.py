@@ -7,7 +7,13 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from prometheus_client import start_http_server
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    start_http_server,
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,14 +45,27 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def serve_metrics(port: int) -> None:
-    """Expose /metrics for a worker that has no HTTP server of its own (port 0: none).
+def service_registry() -> CollectorRegistry:
+    """A registry for one service's metrics (its ``metrics.py``), with the process's and Python's.
+
+    Each endpoint serves its service's registry, not the default one: a module of another
+    service imported for its logic declares its metrics there (the alerts worker's issue
+    grouping is the search's), and the endpoint exported every one of them at 0.
+    """
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return registry
+
+
+def serve_metrics(port: int, registry: CollectorRegistry) -> None:
+    """Expose ``registry`` on /metrics for a worker that has no HTTP server of its own (port 0: none).
 
     A port another process holds is an OSError naming the port: the worker's own line,
     'Address already in use', did not say which of its settings to change.
     """
     if port > 0:
         try:
-            start_http_server(port, addr="0.0.0.0")
+            start_http_server(port, addr="0.0.0.0", registry=registry)
         except OSError as error:
             raise OSError(error.errno, error.strerror, f"metrics port {port}") from error

@@ -12,6 +12,7 @@ that, the folder the ``yuqing`` package was loaded from sits in (a checkout).
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -66,11 +67,37 @@ def project_paths() -> ProjectPaths:
     return ProjectPaths()
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """A configuration file operations staff edit (topic rules, places), read; a file that is
-    not TOML is a ValueError naming it."""
+def read_utf8(path: Path) -> str:
+    """The text of a file operations staff write; one not in UTF-8 (GBK, as editors on Chinese
+    Windows save it) is a ValueError naming it and the line, where the decoder named neither."""
+    data = path.read_bytes()
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, data.count(b"\n", 0, error.start) + 1) from None
+
+
+def utf8_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The lines of a JSONL file (a byte order mark skipped) with their numbers, split at line
+    feeds only: ``str.splitlines`` also split at U+2028 and U+2029, which JSON keeps unescaped
+    inside a string (a post's text), and cut such a record in two."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise _not_utf8(path, number) from None
+
+
+def _not_utf8(path: Path, line: int) -> ValueError:
+    return ValueError(f"{path}: line {line}: not UTF-8 text (save the file as UTF-8)")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A configuration file operations staff edit (topic rules, places, API keys), read; a file
+    that is not TOML, or not UTF-8, is a ValueError naming it."""
+    try:
+        return tomllib.loads(read_utf8(path))
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not a TOML file ({error})") from None
 

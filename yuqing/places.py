@@ -161,6 +161,14 @@ class Gazetteer:
 NO_PLACES = Gazetteer()
 
 
+def existing_places_file(path: Path, setting: str) -> Path:
+    """``path`` if it is a file; else a ``ValueError`` naming ``setting``. For a places file set
+    on purpose: a worker that started without it inferred no region, and no post told."""
+    if not path.is_file():
+        raise ValueError(f"{setting}={path}: no such places file")
+    return path
+
+
 def load_gazetteer(path: Path) -> Gazetteer:
     """The gazetteer of a TOML file of ``[[regions]]`` (``name``, optional ``places``);
     an empty one if the file does not exist."""

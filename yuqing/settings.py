@@ -8,10 +8,13 @@ environment. Point a service at an existing cluster by setting
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.topics import LogicalTopic
@@ -35,12 +38,31 @@ def reachable(host_port: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
+def topic_name_part(value: str, setting: str) -> str:
+    """``value`` if Kafka can name a topic with it (a prefix, a Faust app id, which names the
+    app's own topics); else a ``ValueError`` naming ``setting``."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]{0,200}", value):
+        raise ValueError(f"{setting}={value!r}: a topic name holds ASCII letters, digits, "
+                         "'.', '_' and '-' only")
+    return value
+
+
+def log_level_named(value: str, setting: str) -> str:
+    """``value`` if logging knows it as a level (any case); else a ``ValueError`` naming
+    ``setting``: logging's own "Unknown level: 'VERBOSE'" did not say which setting to fix."""
+    if value.upper() not in logging.getLevelNamesMapping():
+        raise ValueError(f"{setting}={value!r}: a log level is one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return value
+
+
 class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YUQING_KAFKA_", extra="ignore")
 
     bootstrap_servers: str = "127.0.0.1:19092"
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    # kafka-python took a misspelt protocol for PLAINTEXT: an operator who asked for TLS or SASL
+    # got a plain connection, or "Unable to bootstrap" from a listener that expects them
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     topic_prefix: str = Field(
@@ -53,6 +75,25 @@ class KafkaSettings(BaseSettings):
         description="the largest message value a service produces; keep it under the broker's "
                     "message.max.bytes (1,048,588 by default) less room for the key and headers",
     )
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        # an empty list was "IndexError: Cannot choose from an empty sequence", a port that is no
+        # number "invalid literal for int()", and kafka:// (Faust's spelling) a broker no worker found
+        servers = [server.strip() for server in value.split(",") if server.strip()]
+        if not servers or not all(re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+)(:\d{1,5})?", server)
+                                  for server in servers):
+            raise ValueError(f"YUQING_KAFKA_BOOTSTRAP_SERVERS={value!r}: brokers as host:port, "
+                             "separated by commas (no scheme)")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _names_topics(cls, value: str) -> str:
+        # another prefix started an ingest that answered every post 503 "message broker
+        # unavailable" while it said it was healthy
+        return topic_name_part(value, "YUQING_KAFKA_TOPIC_PREFIX")
 
     def topic(self, logical: LogicalTopic) -> str:
         return f"{self.topic_prefix}{logical.value}"
@@ -84,7 +125,9 @@ class ElasticsearchSettings(BaseSettings):
     password: SecretStr | None = None
     api_key: SecretStr | None = None
     index_prefix: str = Field("yuqing", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    request_timeout_s: float = 30.0
+    # urllib3 refuses 0 or less on every request: the search API failed its start-up in a
+    # traceback, the commands said "Attempted to set connect timeout to 0.0", naming no setting
+    request_timeout_s: float = Field(30.0, gt=0)
 
 
 def cache_home() -> Path:

@@ -18,6 +18,7 @@ SERIES_DETECTORS = ("resonance_gated", "resonance", "gated", "combined", "contex
 @alerts_cli.command("worker")
 def worker() -> None:
     """Run the alerts worker: windowed volumes and surge detection."""
+    from services.alerts import metrics
     from services.alerts.settings import AlertsSettings
     from services.alerts.worker import create_app
     from yuqing.kafka import require_topics
@@ -25,7 +26,7 @@ def worker() -> None:
 
     settings = AlertsSettings()
     configure_logging(settings.log_level)
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, metrics.REGISTRY)
     require_topics(settings.kafka, [LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS, LogicalTopic.POSTS_DLQ])
     run_faust(create_app(settings), settings.log_level)
 

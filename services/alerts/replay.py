@@ -48,6 +48,7 @@ from services.alerts.novelty import NoveltyConfig, NoveltyScorer
 from services.alerts.resonance import resonance_scores
 from services.alerts.resonance_gated import resonance_gated_scores
 from yuqing.contracts import AlertKey, Topic
+from yuqing.paths import utf8_lines
 
 SCORE_DECIMALS = 6
 
@@ -192,24 +193,23 @@ def read_post_counts(path: Path, bucket_seconds: int) -> Counter[tuple[datetime,
     (a dump of the topic holds a post as often as it was written; the worker counts it once)."""
     counts: Counter[tuple[datetime, AlertKey]] = Counter()
     seen: set[str] = set()
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    for number, line in utf8_lines(Path(path)):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            moment = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00"))
+            topic = Topic(record["topic"])
+            post_id = record.get("post_id")
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
+        if isinstance(post_id, str):
+            if post_id in seen:
                 continue
-            try:
-                record = json.loads(line)
-                moment = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00"))
-                topic = Topic(record["topic"])
-                post_id = record.get("post_id")
-            except (ValueError, KeyError, TypeError, AttributeError) as error:
-                raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
-            if isinstance(post_id, str):
-                if post_id in seen:
-                    continue
-                seen.add(post_id)
-            bucket = bucket_start_of(moment, bucket_seconds)
-            for key in keys_of(topic, record.get("region")):
-                counts[(bucket, key)] += 1
+            seen.add(post_id)
+        bucket = bucket_start_of(moment, bucket_seconds)
+        for key in keys_of(topic, record.get("region")):
+            counts[(bucket, key)] += 1
     return counts
 
 

@@ -3,15 +3,16 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.consumer.settings import ConsumerSettings
 from yuqing.paths import project_paths
-from yuqing.places import Gazetteer, load_gazetteer
-from yuqing.settings import ElasticsearchSettings, KafkaSettings, cache_home
+from yuqing.places import Gazetteer, existing_places_file, load_gazetteer
+from yuqing.settings import ElasticsearchSettings, KafkaSettings, cache_home, log_level_named, topic_name_part
 
 
 class AlertsSettings(BaseSettings):
@@ -72,6 +73,11 @@ class AlertsSettings(BaseSettings):
                             description="local state (faust table stores), under YUQING_HOME")
     log_level: str = "INFO"
 
+    @field_validator("log_level")
+    @classmethod
+    def _a_log_level(cls, value: str) -> str:
+        return log_level_named(value, "YUQING_ALERTS_LOG_LEVEL")
+
     @field_validator("webhook_url")
     @classmethod
     def _web_address(cls, value: str | None) -> str | None:
@@ -90,8 +96,22 @@ class AlertsSettings(BaseSettings):
             raise ValueError("bucket_seconds must divide 3600 (the day rhythm is learnt per hour)")
         return value
 
+    @field_validator("app_id")
+    @classmethod
+    def _names_topics(cls, value: str) -> str:
+        # Faust names the app's own topics after it: another id ended in a Faust traceback
+        return topic_name_part(value, "YUQING_ALERTS_APP_ID")
+
+    @model_validator(mode="after")
+    def _places_file_set_exists(self) -> Self:
+        # a file set on purpose must be there; the default (the shipped file) may be absent: no
+        # places. (A field validator runs on the default too: settings validate defaults.)
+        if "places_file" in self.model_fields_set:
+            existing_places_file(self.places_file, "YUQING_ALERTS_PLACES_FILE")
+        return self
+
     def gazetteer(self) -> Gazetteer:
-        """The known regions of ``places_file`` (none if the file does not exist)."""
+        """The known regions of ``places_file`` (none if the default file does not exist)."""
         return _gazetteer(self.places_file)
 
     def buckets(self, seconds: int) -> int:

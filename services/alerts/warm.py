@@ -30,6 +30,7 @@ from services.alerts.keys import keys_for
 from services.alerts.state import DetectorEntry
 from services.alerts.windows import bucket_datetime, bucket_of
 from yuqing.contracts import AlertKey, EnrichedPost, Topic
+from yuqing.paths import utf8_lines
 from yuqing.places import NO_PLACES, Gazetteer
 from yuqing.settings import KafkaSettings
 
@@ -120,18 +121,17 @@ def posts_from_jsonl(path: Path, since: datetime) -> Iterator[PastPost]:
     batch again after a restart, a dead letter replayed); the worker counts it once.
     """
     seen: set[str] = set()
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                enriched = EnrichedPost.model_validate_json(line)
-            except ValueError as error:
-                raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
-            post = PastPost.of(enriched)
-            if _aware(post.created_at) >= since and enriched.post_id not in seen:
-                seen.add(enriched.post_id)
-                yield post
+    for number, line in utf8_lines(Path(path)):
+        if not line.strip():
+            continue
+        try:
+            enriched = EnrichedPost.model_validate_json(line)
+        except ValueError as error:
+            raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
+        post = PastPost.of(enriched)
+        if _aware(post.created_at) >= since and enriched.post_id not in seen:
+            seen.add(enriched.post_id)
+            yield post
 
 
 def posts_from_elasticsearch(since: datetime) -> Iterator[PastPost]:
@@ -209,7 +209,8 @@ def run_warm(*, since: str, posts: Path | None, now: datetime | None = None) -> 
 
 
 def ensure_changelog(kafka: KafkaSettings, topic: str) -> None:
-    """Create the table's changelog as Faust would (one partition, compacted) if the worker never ran."""
+    """Create the table's changelog as Faust would (one partition, compacted, with the worker's
+    ``YUQING_KAFKA_REPLICATION_FACTOR``) if the worker never ran."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -218,7 +219,8 @@ def ensure_changelog(kafka: KafkaSettings, topic: str) -> None:
                              **kafka.client_options())
     try:
         if topic not in admin.list_topics():
-            admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
+            admin.create_topics([NewTopic(topic, num_partitions=1,
+                                          replication_factor=kafka.replication_factor,
                                           topic_configs={"cleanup.policy": "compact"})])
     except TopicAlreadyExistsError:
         pass

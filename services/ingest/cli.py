@@ -121,7 +121,8 @@ def publish(
     settings = IngestSettings()
     console = Console(stderr=True)
     try:
-        registered = load_registry(settings.sources_path, os.environ).get(source)
+        # this source's secrets alone: another's unset stopped a back-fill that needs none of them
+        registered = load_registry(settings.sources_path, os.environ, only=source).get(source)
     except RegistryError as exc:  # one line and 1, as every command's bad input (clikit)
         typer.echo(f"error: {one_line(exc)}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from exc

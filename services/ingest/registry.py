@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from yuqing.contracts import Channel
+from yuqing.paths import read_utf8
 
 EnvVarName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{2,127}$")]
 SourceIdField = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$")]
@@ -241,18 +242,22 @@ class SourceRegistry:
         return source_id in self._by_id
 
 
-def load_registry(path: str | Path, environ: Mapping[str, str]) -> SourceRegistry:
-    """Read the registry file at ``path`` and resolve secrets from ``environ``."""
+def load_registry(path: str | Path, environ: Mapping[str, str], *,
+                  only: str | None = None) -> SourceRegistry:
+    """Read the registry file at ``path`` and resolve secrets from ``environ`` (those of source
+    ``only`` alone, when given: a back-fill needs no other source's)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except OSError as exc:
         raise RegistryError(f"{path}: cannot read registry: {exc.strerror}") from exc
-    return parse_registry(text, environ, origin=str(path))
+    except ValueError as exc:
+        raise RegistryError(str(exc)) from None
+    return parse_registry(text, environ, origin=str(path), only=only)
 
 
 def parse_registry(text: str, environ: Mapping[str, str], *, origin: str = "<registry>",
-                   ) -> SourceRegistry:
+                   only: str | None = None) -> SourceRegistry:
     """Like :func:`load_registry`, from the TOML text itself."""
     try:
         data = tomllib.loads(text)
@@ -263,7 +268,8 @@ def parse_registry(text: str, environ: Mapping[str, str], *, origin: str = "<reg
     except ValidationError as exc:
         raise RegistryError(f"{origin}: invalid registry:\n{_describe(exc, data)}") from exc
     _check_unique_ids(parsed.sources, origin)
-    return SourceRegistry([_resolve(config, environ) for config in parsed.sources])
+    return SourceRegistry([_resolve(config, environ) if only in (None, config.id)
+                           else RegisteredSource(config) for config in parsed.sources])
 
 
 def pseudonymize(salt: str, value: str, *, prefix: str) -> str:

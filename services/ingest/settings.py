@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.ingest.admission import Admission
 from yuqing.contracts.limits import DEFAULT_EVENT_MAX_AGE, DEFAULT_EVENT_MAX_LEAD
-from yuqing.settings import KafkaSettings, cache_home
+from yuqing.settings import KafkaSettings, cache_home, log_level_named
 
 
 def _default_cursor_dir() -> Path:
@@ -23,7 +23,7 @@ class IngestSettings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     host: str = "127.0.0.1"
-    port: int = 8001
+    port: int = Field(8001, ge=0, le=65535)
     sources_path: Path = Path("config/sources.toml")
     max_batch_posts: int = Field(500, ge=1)
     max_body_bytes: int = Field(2_000_000, ge=1_024)
@@ -50,6 +50,11 @@ class IngestSettings(BaseSettings):
     poll_forums: bool = Field(True, description="run the forum pollers inside `yuqing ingest serve`")
     cursor_dir: Path = Field(default_factory=_default_cursor_dir)
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _a_log_level(cls, value: str) -> str:
+        return log_level_named(value, "YUQING_INGEST_LOG_LEVEL")
 
     def admission(self) -> Admission:
         """The edge's bounds on every post (event-time window, message size)."""

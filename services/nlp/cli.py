@@ -21,6 +21,7 @@ def worker() -> None:
     """Run the NLP worker: posts.raw -> posts.enriched."""
     import torch
 
+    from services.nlp import metrics
     from services.nlp.settings import NlpSettings
     from services.nlp.worker import create_app, load_configured_classifier
     from yuqing.kafka import require_topics
@@ -32,7 +33,7 @@ def worker() -> None:
                    [LogicalTopic.POSTS_RAW, LogicalTopic.POSTS_ENRICHED, LogicalTopic.POSTS_DLQ])
     torch.set_num_threads(settings.torch_threads)
     classifier = load_configured_classifier(settings)
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, metrics.REGISTRY)
     run_faust(create_app(settings, classifier), settings.log_level)
 
 

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from yuqing.clikit import command_group
+from yuqing.paths import utf8_lines
 
 if TYPE_CHECKING:  # torch comes with these: each command imports them when it runs
     from services.nlp.model_metrics import EvalReport
@@ -205,7 +206,7 @@ def read_texts(path: Path) -> list[dict[str, object]]:
     """The JSON objects of a JSONL file, each with a string ``text`` or none; ValueError
     naming the file and line otherwise (a byte order mark and CRLF are read)."""
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for number, line in utf8_lines(path):
         if not line.strip():
             continue
         try:

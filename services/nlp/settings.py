@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.consumer.settings import ConsumerSettings
 from yuqing.paths import project_paths
-from yuqing.places import Gazetteer, load_gazetteer
-from yuqing.settings import KafkaSettings, cache_home
+from yuqing.places import Gazetteer, existing_places_file, load_gazetteer
+from yuqing.settings import KafkaSettings, cache_home, log_level_named, topic_name_part
 
 
 class NlpSettings(BaseSettings):
@@ -33,6 +34,25 @@ class NlpSettings(BaseSettings):
                             description="local state (faust table stores), under YUQING_HOME")
     log_level: str = "INFO"
 
+    @field_validator("log_level")
+    @classmethod
+    def _a_log_level(cls, value: str) -> str:
+        return log_level_named(value, "YUQING_NLP_LOG_LEVEL")
+
+    @field_validator("app_id")
+    @classmethod
+    def _names_topics(cls, value: str) -> str:
+        # Faust names the app's own topics after it: another id ended in a Faust traceback
+        return topic_name_part(value, "YUQING_NLP_APP_ID")
+
+    @model_validator(mode="after")
+    def _places_file_set_exists(self) -> Self:
+        # a file set on purpose must be there; the default (the shipped file) may be absent: no
+        # places. (A field validator runs on the default too: settings validate defaults.)
+        if "places_file" in self.model_fields_set:
+            existing_places_file(self.places_file, "YUQING_NLP_PLACES_FILE")
+        return self
+
     def gazetteer(self) -> Gazetteer:
-        """The known regions of ``places_file`` (none if the file does not exist)."""
+        """The known regions of ``places_file`` (none if the default file does not exist)."""
         return load_gazetteer(self.places_file)

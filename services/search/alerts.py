@@ -23,7 +23,10 @@ from services.search.query import (
     term_filters,
 )
 
-ALERT_SORT = [{"updated_at": "desc"}, {"alert_id": "asc"}]
+# When the surge began (part of the alert's id, never changed by a later event), then the id: an
+# alert that escalates or resolves while a responder pages keeps its place. Ordered by the last
+# update, it jumped to the front, behind the reader, and was never listed.
+ALERT_SORT = [{"window_start": {"order": "desc", "missing": "_last"}}, {"alert_id": "asc"}]
 
 
 def alert_scope(principal: Principal) -> list[dict[str, Any]]:

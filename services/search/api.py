@@ -120,7 +120,7 @@ def create_app(settings: SearchSettings | None = None, *, client: Elasticsearch 
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(generate_latest(metrics.API_REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(router)
     return app

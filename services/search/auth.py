@@ -19,7 +19,6 @@ import json
 import re
 import secrets
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from yuqing.paths import read_toml
 
 KEY_PREFIX = "yq"
 
@@ -137,13 +138,24 @@ def record_from(data: dict[str, Any]) -> KeyRecord:
 
 
 def load_key_file(path: Path) -> dict[str, KeyRecord]:
-    """``[[keys]]`` tables: id, role, sha256, optional regions/units/description."""
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    """``[[keys]]`` tables: id, role, sha256, optional regions/units/description.
+
+    A file that cannot be used is a ValueError naming it: ``[keys]`` (one table) stopped the API
+    with a traceback, and a second entry of one id replaced the first, whose holder was refused.
+    """
+    entries = read_toml(path).get("keys", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise ValueError(f"{path}: keys must be an array of tables: write each key under its own [[keys]]")
+    records: dict[str, KeyRecord] = {}
     try:
-        records = [record_from(item) for item in data.get("keys", [])]
+        for entry in entries:
+            record = record_from(entry)
+            if record.key_id in records:
+                raise ValueError(f"key {record.key_id}: listed twice")
+            records[record.key_id] = record
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from exc
-    return {r.key_id: r for r in records}
+    return records
 
 
 @dataclass

@@ -12,6 +12,7 @@ import typer
 from services.search.settings import SearchSettings
 from yuqing.clikit import command_group
 from yuqing.observability import configure_logging, serve_metrics
+from yuqing.settings import ElasticsearchSettings
 
 search_cli = command_group("Indexer, search API, back-fill, retention and API keys.")
 
@@ -19,8 +20,10 @@ search_cli = command_group("Indexer, search API, back-fill, retention and API ke
 def _settings(index_prefix: str | None = None) -> SearchSettings:
     settings = SearchSettings()
     if index_prefix:
-        settings = settings.model_copy(update={"es": settings.es.model_copy(
-            update={"index_prefix": index_prefix})})
+        # validated as YUQING_ES_INDEX_PREFIX is: a copy took any prefix, and Elasticsearch
+        # refused the first template in its own words, after the progress bar had started
+        es = ElasticsearchSettings.model_validate({**settings.es.model_dump(), "index_prefix": index_prefix})
+        settings = settings.model_copy(update={"es": es})
     return settings
 
 
@@ -41,11 +44,12 @@ def indexer() -> None:
     """Run the indexer: posts.enriched and alerts -> Elasticsearch."""
     import signal
 
+    from services.search import metrics
     from services.search.indexer import Indexer
 
     settings = _settings()
     configure_logging(settings.log_level)
-    serve_metrics(settings.indexer_metrics_port)
+    serve_metrics(settings.indexer_metrics_port, metrics.INDEXER_REGISTRY)
     worker = Indexer(settings)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
@@ -81,14 +85,16 @@ def reindex(
 
 @search_cli.command("retention")
 def retention(
-    keep_months: int | None = typer.Option(None, min=1, help="default: YUQING_SEARCH_RETENTION_MONTHS"),
+    keep_months: int | None = typer.Option(None, help="default: YUQING_SEARCH_RETENTION_MONTHS (13 or more)"),
     dry_run: bool = typer.Option(False, help="only list what would be deleted"),
 ) -> None:
     """Delete monthly post indices older than the retention period."""
     from services.search.es import apply_retention, make_client
+    from services.search.mappings import check_retention_months
 
     settings = _settings()
-    months = keep_months or settings.retention_months
+    months = (settings.retention_months if keep_months is None
+              else check_retention_months(keep_months, "--keep-months"))
     deleted = apply_retention(make_client(settings.es), settings.es.index_prefix, keep_months=months,
                               dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"

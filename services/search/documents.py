@@ -125,11 +125,13 @@ def alert_document(alert: Alert) -> dict[str, Any]:
         "topic": alert.key.topic.value if alert.key.topic else None, "region": alert.key.region,
         "source": alert.key.source, "cluster": alert.key.cluster, "state": alert.state.value,
         "severity": alert.severity.value, "updated_at": at,
+        # every event: the order of GET /v1/alerts, whichever event the index sees first
+        "window_start": _utc(alert.window_start),
     }
     if alert.state is AlertState.FIRING:
         doc.update({
             "fired_at": at, "score": alert.score, "observed": alert.observed,
-            "expected": alert.expected, "window_start": _utc(alert.window_start),
+            "expected": alert.expected,
             "window_end": _utc(alert.window_end), "sample_post_ids": alert.sample_post_ids,
             "explanation": alert.explanation.model_dump(mode="json"),
         })
@@ -146,12 +148,14 @@ def _utc(moment: datetime) -> str:
 # One document per alert id. The firing event brings the explanation and the
 # samples, the resolved event only its time; a firing event replayed after the
 # resolution (re-indexing, redelivery) must not reopen the alert, and an older
-# event must not overwrite a newer ``updated_at``.
+# event must not overwrite a newer ``updated_at``. ``window_start`` (part of the alert's id) is
+# written once: it orders the alert list, whose pages must not move under a reader.
 ALERT_MERGE_SCRIPT = """
 boolean resolved = ctx._source.state == 'resolved';
 for (entry in params.doc.entrySet()) {
   String k = entry.getKey();
   if (resolved && (k == 'state' || k == 'updated_at')) { continue; }
+  if (k == 'window_start' && ctx._source.window_start != null) { continue; }
   if (k == 'updated_at' && ctx._source.updated_at != null
       && ctx._source.updated_at.compareTo(entry.getValue()) > 0) { continue; }
   ctx._source[k] = entry.getValue();

@@ -34,6 +34,7 @@ from services.search.grouping import IssueMerge
 from services.search.issue_corrections import (
     SYSTEM,
     Correction,
+    carry_handling,
     corrections_index,
     ensure_index,
     history_action,
@@ -120,9 +121,11 @@ def _write_history(client: Elasticsearch, prefix: str, recorded: list[tuple[Issu
     body: list[dict[str, Any]] = []
     for merge, correction in recorded:
         state = IssueState(states.get(correction.target_issue_id, {}).get("state", "open"))
+        carried = carry_handling(client, prefix, correction)
         action_id, document = history_action(
             correction, responder=SYSTEM, state=state, regions=_issue_regions(correction, regions),
-            note=f"automatic, score {merge.score:.2f}", action_id=_correction_id(correction))
+            note=f"automatic, score {merge.score:.2f}", action_id=_correction_id(correction),
+            to_state=carried)
         body += [{"index": {"_index": small_index(prefix, "actions"), "_id": action_id}}, document]
     client.bulk(body=body)
 

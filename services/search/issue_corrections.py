@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch
+from elasticsearch.exceptions import ConflictError
 
 from services.search.auth import Principal
 from services.search.correction_locks import correcting
@@ -217,14 +218,40 @@ def _split_target(issue_id: str, post_id: str, topic: str | None, posts: int) ->
 
 def _record_history(client: Elasticsearch, prefix: str, responder: str, correction: Correction,
                     scope: tuple[list[str], list[str]], note: str | None) -> None:
-    """The correction as an action in the history of the issue it changed (state unchanged), with
-    the regions and units of its posts, so that a responder scoped to them finds it there."""
+    """The correction as an action in the history of the issue it changed (its state unchanged,
+    but for the handling a merge carries over), with the regions and units of its posts, so that a
+    responder scoped to them finds it there."""
     issue_id = history_issue(correction)
     current = client.get(index=small_index(prefix, "issue-states"), id=issue_id, ignore=404)
     state = IssueState(current["_source"]["state"]) if current.get("found") else IssueState.OPEN
+    carried = carry_handling(client, prefix, correction) if correction.kind == "merge" else None
     action_id, document = history_action(correction, responder=responder, state=state, regions=scope[0],
-                                         note=note, units=scope[1])
+                                         note=note, units=scope[1], to_state=carried)
     client.index(index=small_index(prefix, "actions"), id=action_id, refresh="wait_for", document=document)
+
+
+def carry_handling(client: Elasticsearch, prefix: str, correction: Correction) -> IssueState | None:
+    """After a merge, the handling of the issue merged away (acknowledged, assigned, responded:
+    its state, assignee and reply) when the issue that stays has none; the state carried, if any.
+
+    The responders' work stayed with the id that went away, and the issue that stayed read as open,
+    unassigned and unanswered. An issue with a state of its own keeps it; a resolution is not
+    carried (the matter may have gone on in the issue that stays).
+    """
+    index = small_index(prefix, "issue-states")
+    source = client.get(index=index, id=correction.issue_id, ignore=404)
+    if not source.get("found"):
+        return None
+    state = IssueState(source["_source"]["state"])
+    if state in (IssueState.OPEN, IssueState.RESOLVED):
+        return None
+    document = {**source["_source"], "issue_id": correction.target_issue_id}
+    try:  # created only where there is none: a target acted on meanwhile keeps its own
+        client.index(index=index, id=correction.target_issue_id, document=document, op_type="create",
+                     refresh="wait_for")
+    except ConflictError:
+        return None
+    return state
 
 
 def history_issue(correction: Correction) -> str:
@@ -234,14 +261,17 @@ def history_issue(correction: Correction) -> str:
 
 
 def history_action(correction: Correction, *, responder: str, state: IssueState, regions: list[str],
-                   note: str | None, action_id: str | None = None,
-                   units: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+                   note: str | None, action_id: str | None = None, units: list[str] | None = None,
+                   to_state: IssueState | None = None) -> tuple[str, dict[str, Any]]:
     """The action document of a correction in the ``actions`` index, and its id. ``units``: the
-    units of the issue's posts (none known: a unit-scoped caller does not see the action)."""
+    units of the issue's posts (none known: a unit-scoped caller does not see the action);
+    ``to_state``: the handling a merge carried over (``carry_handling``), if any."""
+    carried = f"; its handling carried over ({to_state.value})" if to_state is not None else ""
     read = ActionRead(action_id=action_id or uuid.uuid4().hex, issue_id=history_issue(correction),
                       action=ActionKind(correction.kind), responder=responder,
-                      at=datetime.fromisoformat(correction.at_text), from_state=state, to_state=state,
-                      note=f"{_describe(correction)}{f': {note}' if note else ''}")
+                      at=datetime.fromisoformat(correction.at_text), from_state=state,
+                      to_state=to_state or state,
+                      note=f"{_describe(correction)}{carried}{f': {note}' if note else ''}")
     return read.action_id, {**read.model_dump(mode="json"), "regions": regions, "units": units or []}
 
 

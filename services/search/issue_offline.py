@@ -23,6 +23,7 @@ from typing import Any
 
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal
 from services.search.open_issues import runner_up
+from yuqing.paths import utf8_lines
 from yuqing.places import Gazetteer
 
 # a text's topic and the topic scores it was chosen from (as on ``posts.enriched``)
@@ -39,7 +40,7 @@ def read_posts(path: Path, utc_offset_hours: float = DEFAULT_UTC_OFFSET_HOURS) -
     A byte order mark (editors on Windows write one) and CRLF line ends are read as well.
     """
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for number, line in utf8_lines(path):
         if line.strip():
             try:
                 rows.append(_row(line, utc_offset_hours))

@@ -94,11 +94,14 @@ def _growth(bucket: dict[str, Any]) -> dict[str, Any]:
             "priority": priority(size=size, last_hour=last_hour, negative_share=share)}
 
 
-def _ranking_aggs(until: datetime, min_size: int) -> dict[str, Any]:
-    """The largest issues in range, with what their priority needs (sub-aggregations stay cheap)."""
+def _ranking_aggs(until: datetime, min_size: int, order_by: str) -> dict[str, Any]:
+    """The largest issues in range (the latest, by last post), with what their priority needs
+    (sub-aggregations stay cheap)."""
+    # by last post, the pool is the latest issues: the largest left out the ones just begun
+    first = {"last": "desc"} if order_by == "last_seen" else {"_count": "desc"}
     ranking: dict[str, Any] = {
         "terms": {"field": "issue_id", "size": RANK_POOL, "min_doc_count": min_size,
-                  "order": [{"_count": "desc"}, {"_key": "asc"}]},
+                  "order": [first, {"_key": "asc"}]},
         "aggs": _growth_aggs(until)}
     return {"issues": ranking, "total_issues": {"cardinality": {"field": "issue_id"}}}
 
@@ -232,7 +235,8 @@ def list_issues(client: Elasticsearch, *, prefix: str, principal: Principal, sin
     check_in_scope(principal, region=region, unit=unit)
     filters = range_filter("created_at", since, until) + scope_filters(principal)
     filters += term_filters(topic=topic, region=region, unit=unit)
-    body = {"size": 0, "query": {"bool": {"filter": filters}}, "aggs": _ranking_aggs(until, min_size)}
+    body = {"size": 0, "query": {"bool": {"filter": filters}},
+            "aggs": _ranking_aggs(until, min_size, order_by)}
     aggs = search(client, posts_alias(prefix), body).get("aggregations")
     buckets = aggs["issues"]["buckets"] if aggs else []
     states = issue_states(client, prefix, [b["key"] for b in buckets])

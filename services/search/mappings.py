@@ -135,6 +135,22 @@ def posts_index(prefix: str, created_at: datetime) -> str:
 DEFAULT_RETENTION_MONTHS = INDEX_KEPT_MONTHS
 
 
+def check_retention_months(months: int, name: str) -> int:
+    """``months`` if the index keeps every month the ingest edge admits; else a ``ValueError``
+    naming ``name`` (the setting or option) and the edge's window.
+
+    The edge answers 202 to a post of any of the :data:`INDEX_KEPT_MONTHS` latest months (a
+    back-fill's 396 days, a widened ``YUQING_INGEST_EVENT_MAX_AGE_S``); kept fewer, the index
+    dead-lettered the older ones, or retention deleted them once indexed.
+    """
+    if months < INDEX_KEPT_MONTHS:
+        raise ValueError(
+            f"{name}={months} is below the {INDEX_KEPT_MONTHS} months the ingest edge admits "
+            f"(yuqing publish back-fills and YUQING_INGEST_EVENT_MAX_AGE_S reach back that far): "
+            f"posts it accepted would be dropped; keep {INDEX_KEPT_MONTHS} or more")
+    return months
+
+
 class OutsideRetentionError(ValueError):
     """A post whose month the index does not keep: writing it would create an index that
     retention deletes at once (or, far in the future, never), one shard each."""

@@ -129,6 +129,10 @@ class ActionCreate(BaseModel):
          "then": {"required": ["assignee"], "properties": {"assignee": {"type": "string"}}}},
         {"if": {"properties": {"action": {"const": "respond"}}, "required": ["action"]},
          "then": {"required": ["reply_text"], "properties": {"reply_text": {"type": "string"}}}},
+        {"if": {"properties": {"action": {"not": {"const": "assign"}}}, "required": ["action"]},
+         "then": {"properties": {"assignee": {"type": "null"}}}},
+        {"if": {"properties": {"action": {"not": {"const": "respond"}}}, "required": ["action"]},
+         "then": {"properties": {"reply_text": {"type": "null"}}}},
     ]})
 
     action: ActionKind
@@ -146,6 +150,12 @@ class ActionCreate(BaseModel):
             raise ValueError("assign needs an assignee")
         if self.action is ActionKind.RESPOND and not self.reply_text:
             raise ValueError("respond needs reply_text")
+        # each is recorded on the issue: an acknowledge with an assignee reassigned it with no
+        # assign in its history, a resolve with a reply changed the public reply
+        if self.action is not ActionKind.ASSIGN and self.assignee is not None:
+            raise ValueError(f"{self.action.value} takes no assignee: assign does")
+        if self.action is not ActionKind.RESPOND and self.reply_text is not None:
+            raise ValueError(f"{self.action.value} takes no reply_text: respond does")
         return self
 
 

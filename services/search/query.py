@@ -266,8 +266,10 @@ def decode_cursor(cursor: str, *, fingerprint: str, width: int) -> Cursor:
                  and _valid_snapshot(snapshot) and _valid_weights(weights))
     except (ValueError, TypeError, KeyError, AttributeError, orjson.JSONDecodeError) as exc:
         raise CursorError("malformed cursor") from exc
-    if not valid:
-        raise CursorError("malformed cursor")
-    if data.get("h") != fingerprint:
+    # a cursor of another sort has sort values of another shape: it is one of another query,
+    # not a malformed one (which it was called, after a responder changed the sort)
+    if data.get("h") != fingerprint and data.get("v") == 1 and isinstance(data.get("h"), str):
         raise CursorError("cursor belongs to another query; start again without it")
+    if not valid or data.get("h") != fingerprint:
+        raise CursorError("malformed cursor")
     return Cursor(after, snapshot, weights)

@@ -6,8 +6,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.search.mappings import check_retention_months
 from yuqing.consumer.settings import ConsumerSettings
-from yuqing.settings import ElasticsearchSettings, KafkaSettings
+from yuqing.settings import ElasticsearchSettings, KafkaSettings, log_level_named
 
 
 class SearchSettings(BaseSettings):
@@ -31,14 +32,19 @@ class SearchSettings(BaseSettings):
     bulk_max_retries: int = Field(0, ge=0)
     refresh_interval: str = "1s"
     indexer_metrics_port: int = Field(9104, ge=0, le=65535, description="/metrics; 0: not served")
-    retention_months: int = Field(13, ge=1, description="monthly post indices kept by `retention`")
+    retention_months: int = Field(13, description="monthly post indices kept by `retention` (13 or more)")
 
     # issues (near-duplicate grouping at index time; see grouping.py)
 
     # API
     host: str = "127.0.0.1"
-    port: int = 8003
+    port: int = Field(8003, ge=0, le=65535)
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _a_log_level(cls, value: str) -> str:
+        return log_level_named(value, "YUQING_SEARCH_LOG_LEVEL")
     api_keys_path: Path | None = Field(None, description="TOML file of API keys (sha256 hashes)")
     jwt_secret: SecretStr | None = Field(None, description="HS256 secret; enables bearer tokens")
     jwt_audience: str = "yuqing-search"
@@ -46,6 +52,11 @@ class SearchSettings(BaseSettings):
         None, description="development only: the role of requests without credentials")
     key_cache_s: float = Field(30.0, ge=0, description="how long a key looked up in ES is trusted")
     rate_limit_per_minute: int = Field(600, ge=0, description="per key; 0 disables")
+
+    @field_validator("retention_months")
+    @classmethod
+    def _keeps_what_the_edge_admits(cls, value: int) -> int:
+        return check_retention_months(value, "YUQING_SEARCH_RETENTION_MONTHS")
 
     @field_validator("jwt_secret")
     @classmethod

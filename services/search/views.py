@@ -80,7 +80,8 @@ def me(caller: Caller) -> Me:
 def search_posts(
     state: State, caller: Reader,
     q: Annotated[str | None, Query(max_length=500, examples=['停电 -演习', '"幸福小区" 停电 | 跳闸'],
-                                   description="words (all must match), `\"phrase\"`, `-exclude`, "
+                                   description="words (ranked: a post needs at least one; more rank higher), "
+                                               "`\"phrase\"`, `-exclude`, "
                                                "`a | b` or `a OR b`, `NOT x`, parentheses")] = None,
     topic: Topic | None = None, sentiment: Sentiment | None = None, source: Keyword = None,
     channel: Channel | None = None, region: Keyword = None, unit: Keyword = None,
@@ -205,7 +206,8 @@ def list_alerts(
     family: Annotated[str | None, Query(pattern="^(overall|topic|topic_region|source|cluster)$")] = None,
     since: Since = None, until: Until = None, limit: PageSize = 20, cursor: Cursor = None,
 ) -> AlertPage:
-    """Surge alerts, most recently updated first (`since`/`until` apply to the last update)."""
+    """Surge alerts, newest surge first (by when the surge began, then id; an alert that changes
+    keeps its place between pages). `since`/`until` apply to the last update."""
     return alerts.list_alerts(state.client, prefix=state.prefix, principal=caller, state=alert_state,
                               severity=severity, topic=topic, region=region, family=family,
                               since=since, until=until, limit=limit, cursor=cursor)

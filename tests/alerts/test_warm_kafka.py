@@ -41,3 +41,29 @@ def test_warm_from_posts_writes_one_changelog_record_per_key(
         drop_topics(KafkaSettings(), [app_id])
     assert len(records) == written and "topic_region|topic=outage|region=河口镇" in records
     assert {entry.last_bucket for entry in records.values()} == {int(NOW.timestamp()) - 300}
+
+
+def test_the_changelog_warm_creates_has_the_configured_replication(infra: None) -> None:
+    # created with one replica whatever YUQING_KAFKA_REPLICATION_FACTOR said: warm runs before the
+    # worker ever did (a cold start), so the worker's detector state lived on one broker
+    from kafka import KafkaAdminClient
+    from kafka.errors import InvalidReplicationFactorError
+
+    from services.alerts.warm import changelog_topic, ensure_changelog
+
+    app_id = unique("warm")
+    topic = changelog_topic(app_id)
+    brokers = KafkaSettings().servers()
+    admin = KafkaAdminClient(bootstrap_servers=brokers)
+    try:
+        more = len(admin.describe_cluster()["brokers"]) + 1
+        with pytest.raises(InvalidReplicationFactorError):  # more replicas than brokers: refused
+            ensure_changelog(KafkaSettings(replication_factor=more), topic)
+        assert topic not in admin.list_topics()
+
+        ensure_changelog(KafkaSettings(replication_factor=1), topic)
+        (described,) = admin.describe_topics([topic])
+        assert [len(p["replica_nodes"]) for p in described["partitions"]] == [1]
+    finally:
+        admin.close()
+        drop_topics(KafkaSettings(), [app_id])

@@ -102,10 +102,11 @@ def test_a_utc_offset_no_clock_uses_is_refused_at_start(offset):
 def _regions_keyed(post: dict, tmp_path) -> dict[str, list[str]]:
     places = tmp_path / "places.toml"
     places.write_text('[[regions]]\nname = "河口镇"\n', encoding="utf-8")
+    none = tmp_path / "none.toml"
+    none.write_text("", encoding="utf-8")  # no regions
     record = _message(json.dumps(post, ensure_ascii=False).encode())
     return {settings.places_file.name: [k.region for k in route(record, settings).keys if k.region]
-            for settings in (AlertsSettings(places_file=places),
-                             AlertsSettings(places_file=tmp_path / "none.toml"))}
+            for settings in (AlertsSettings(places_file=places), AlertsSettings(places_file=none))}
 
 
 def _example_without_region() -> dict:

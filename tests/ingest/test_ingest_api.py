@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import REGISTRY
 
 from services.ingest.api import create_app
 from services.ingest.app_webhook import signed_headers
+from services.ingest.metrics import REGISTRY
 from services.ingest.settings import IngestSettings
 from services.ingest.wechat import WeChatCrypto, text_message_xml
 from tests.ingest.fakes import FakePublisher

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from prometheus_client import REGISTRY
 
+from services.ingest.metrics import REGISTRY
 from tests.ingest.live import read_posts
 from tests.ingest.sources import API_KEY
 from yuqing.settings import KafkaSettings

@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from prometheus_client import REGISTRY
 
+from services.search import issues
 from services.search.issue_live import LiveIssues
 from services.search.mappings import small_index
+from services.search.metrics import API_REGISTRY as REGISTRY
 from tests.integration import test_search_api as endpoints
 from tests.integration.test_search_api import Env
 from tests.search.factory import BASE_TIME, make_alert, make_post
@@ -345,3 +346,135 @@ def test_an_admin_scoped_to_a_region_stays_in_it(env: Env) -> None:
     sources = env.api.get("/v1/admin/sources", headers=scoped).json()
     assert [(s["source"], s["posts"]) for s in sources] == [("app-main", 3)]
     assert sum(s["posts"] for s in env.get("/v1/admin/sources", key="admin").json()) > 3
+
+
+@pytest.mark.parametrize("body", [{"action": "acknowledge", "assignee": "石门所-赵工"},
+                                  {"action": "respond", "reply_text": "已派人", "assignee": "石门所-赵工"},
+                                  {"action": "resolve", "reply_text": "已处理完毕"},
+                                  {"action": "assign", "assignee": "石门所-赵工",
+                                   "reply_text": "已处理完毕"}])
+def test_an_action_given_a_field_of_another_action_is_refused(env: Env, body: dict[str, str]) -> None:
+    # an acknowledge with an assignee reassigned the issue (state acknowledged, no assign in the
+    # history), and a resolve with a reply changed the public reply with no respond recorded
+    issue_id = env.get("/v1/issues", since=SINCE).json()["issues"][0]["issue_id"]
+    path = f"/v1/issues/{issue_id}/actions"
+    before: tuple[str, str | None, str | None] = ("open", None, None)
+    if body["action"] != "acknowledge":
+        for step in ({"action": "assign", "assignee": "城关所-李工"},
+                     {"action": "respond", "reply_text": "抢修人员已出发"}):
+            assert env.call("POST", path, json=step).status_code == 201
+        before = ("responded", "城关所-李工", "抢修人员已出发")
+    history = [a["action"] for a in env.get(path).json()["actions"]]
+
+    resp = env.call("POST", path, json=body)
+
+    assert resp.status_code == 422, resp.text
+    field = "assignee" if "assignee" in body and body["action"] != "assign" else "reply_text"
+    assert f"{body['action']} takes no {field}" in resp.text
+    detail = env.get(f"/v1/issues/{issue_id}").json()
+    assert (detail["state"], detail["assignee"], detail["reply_text"]) == before
+    assert [a["action"] for a in env.get(path).json()["actions"]] == history
+
+
+def test_the_schema_says_what_plain_words_match(env: Env) -> None:
+    # the description of q read "words (all must match)": a post needs one of them (docs/search.md)
+    apart = env.get("/v1/posts/search", q="幸福小区 阶梯电价").json()["total"]
+    each = [env.get("/v1/posts/search", q=word).json()["total"] for word in ("幸福小区", "阶梯电价")]
+    assert apart == sum(each) and min(each) > 0
+
+    described = next(p["description"] for p in env.api.get("/openapi.json").json()["paths"]
+                     ["/v1/posts/search"]["get"]["parameters"] if p["name"] == "q")
+    assert "at least one" in described and "all must match" not in described
+
+
+@pytest.mark.parametrize(("path", "first", "then"), [
+    ("/v1/posts/search", {"q": "停电"}, {"q": "停电", "sort": "time"}),
+    ("/v1/issues", {"since": SINCE}, {"since": SINCE, "order_by": "last_seen"}),
+])
+def test_a_cursor_used_with_another_sort_is_one_of_another_query(
+        env: Env, path: str, first: dict[str, str], then: dict[str, str]) -> None:
+    # its sort values have another shape, and it was called a malformed cursor
+    cursor = env.get(path, limit=1, **first).json()["next_cursor"]
+    assert cursor
+
+    resp = env.get(path, limit=1, cursor=cursor, **then)
+
+    assert resp.status_code == 400 and "another query" in resp.json()["detail"], resp.text
+
+
+def test_the_latest_issues_are_listed_by_last_post_whatever_their_size(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # only the largest issues of the range were ranked (500; 3 here): by last post, the issues
+    # that had just begun, one post each, were never listed among the latest
+    monkeypatch.setattr(issues, "RANK_POOL", 3)
+    env.index([make_post("青山乡中心小学门口的路灯一直不亮", external_id="lamp-1", region="青山乡",
+                         topic=Topic.SERVICE, created_at=BASE_TIME + timedelta(days=2))])
+    everything = env.get("/v1/issues", since=SINCE, limit=100).json()["total_issues"]
+    assert everything > 3
+
+    latest = env.get("/v1/issues", since=SINCE, order_by="last_seen", limit=2).json()["issues"]
+
+    assert (latest[0]["size"], latest[0]["regions"]) == (1, {"青山乡": 1}), latest[0]
+    assert latest[0]["last_seen"] == (BASE_TIME + timedelta(days=2)).isoformat().replace("+00:00", "Z")
+    assert latest[1]["last_seen"] == "2026-11-02T15:00:00Z"  # the next latest of the fixture's
+
+
+def _handled_and_untouched(env: Env) -> tuple[str, str]:
+    listed = env.get("/v1/issues", since=SINCE, limit=100).json()["issues"]
+    handled, untouched = listed[0]["issue_id"], listed[1]["issue_id"]
+    for body in ({"action": "assign", "assignee": "城关所-李工"},
+                 {"action": "respond", "reply_text": "抢修人员已出发"}):
+        assert env.call("POST", f"/v1/issues/{handled}/actions", json=body).status_code == 201
+    return handled, untouched
+
+
+def _handling(env: Env, issue_id: str) -> tuple[str, str | None, str | None]:
+    detail = env.get(f"/v1/issues/{issue_id}").json()
+    return detail["state"], detail["assignee"], detail["reply_text"]
+
+
+def test_a_merge_into_an_issue_nobody_acted_on_keeps_the_handling(env: Env) -> None:
+    # the issue that stayed was open, unassigned and unanswered: the assignment and the reply of
+    # the one merged into it vanished from the list, and its posts read as open again
+    handled, untouched = _handled_and_untouched(env)
+
+    merged = env.call("POST", f"/v1/issues/{handled}/merge", json={"into": untouched})
+
+    assert merged.status_code == 201, merged.text
+    assert _handling(env, untouched) == ("responded", "城关所-李工", "抢修人员已出发")
+    hits = env.get("/v1/posts/search", issue_id=untouched, limit=100).json()["hits"]
+    assert {h["issue_state"] for h in hits} == {"responded"}
+    (merge,) = env.get(f"/v1/issues/{untouched}/actions").json()["actions"]
+    assert (merge["from_state"], merge["to_state"]) == ("open", "responded")
+    assert "handling carried over" in merge["note"]
+
+
+def test_an_automatic_merge_keeps_the_handling_too(env: Env) -> None:
+    from services.search.grouping import IssueMerge
+    from services.search.issue_auto_merges import record_system_merges
+
+    handled, untouched = _handled_and_untouched(env)
+    merge = IssueMerge(handled, untouched, 0.5, BASE_TIME)
+
+    assert record_system_merges(env.es, env.prefix, [merge]) == ([merge], [])
+
+    assert _handling(env, untouched) == ("responded", "城关所-李工", "抢修人员已出发")
+
+
+def test_a_merge_into_an_issue_with_its_own_handling_keeps_that(env: Env) -> None:
+    handled, other = _handled_and_untouched(env)
+    assert env.call("POST", f"/v1/issues/{other}/actions", json={"action": "acknowledge"}).status_code == 201
+
+    assert env.call("POST", f"/v1/issues/{handled}/merge", json={"into": other}).status_code == 201
+
+    assert _handling(env, other) == ("acknowledged", None, None)
+
+
+def test_a_resolved_issue_merged_in_leaves_the_other_open(env: Env) -> None:
+    # a resolution is of the matter so far: the issue that stays may hold new posts of it
+    handled, untouched = _handled_and_untouched(env)
+    assert env.call("POST", f"/v1/issues/{handled}/actions", json={"action": "resolve"}).status_code == 201
+
+    assert env.call("POST", f"/v1/issues/{handled}/merge", json={"into": untouched}).status_code == 201
+
+    assert _handling(env, untouched) == ("open", None, None)

@@ -196,9 +196,12 @@ def test_conformance_of_methods_bodies_and_action_rules(api: Api) -> None:
                          headers={**admin, "Content-Type": "application/json"})
     assert resp.status_code == 422, resp.text  # listed in the spec; a 400 is not
     schema = api.http.get("/openapi.json").json()["components"]["schemas"]["ActionCreate"]
-    rules = {rule["if"]["properties"]["action"]["const"]: rule["then"]["required"]
-             for rule in schema["allOf"]}
-    assert rules == {"assign": ["assignee"], "respond": ["reply_text"]}
+    actions = [(rule["if"]["properties"]["action"], rule["then"]) for rule in schema["allOf"]]
+    required = {action["const"]: then["required"] for action, then in actions if "const" in action}
+    assert required == {"assign": ["assignee"], "respond": ["reply_text"]}
+    # and another action takes neither (it was applied to the issue)
+    other = {action["not"]["const"]: then["properties"] for action, then in actions if "not" in action}
+    assert other == {"assign": {"assignee": {"type": "null"}}, "respond": {"reply_text": {"type": "null"}}}
 
 
 @pytest.mark.parametrize(("path", "body"), [

@@ -1,3 +1,4 @@
+import re
 import time
 
 import pytest
@@ -156,3 +157,36 @@ def test_token_without_a_secret_is_one_line_and_1(monkeypatch):
     assert minted.exit_code == 1
     [line] = minted.output.strip().splitlines()
     assert line.startswith("error: YUQING_SEARCH_JWT_SECRET is not set")
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    # a table ([keys], one bracket) or a string for the array of tables: the API stopped at start
+    # with an AttributeError traceback
+    (f'[keys]\nid = "desk"\nrole = "viewer"\nsha256 = "{"0" * 64}"\n',
+     "keys must be an array of tables: write each key under its own [[keys]]"),
+    ('keys = "desk"\n', "keys must be an array of tables: write each key under its own [[keys]]"),
+    # the second entry replaced the first, whose holder was refused (401) with no word why
+    (f'[[keys]]\nid = "desk"\nrole = "viewer"\nsha256 = "{"0" * 64}"\n'
+     f'[[keys]]\nid = "desk"\nrole = "admin"\nsha256 = "{"1" * 64}"\n', "key desk: listed twice"),
+    # not TOML: the error named neither the file nor that it was the key file
+    ('[[keys]\nid = "desk"\n', "not a TOML file"),
+])
+def test_a_key_file_that_cannot_be_used_is_one_error_naming_it(tmp_path, body, said):
+    path = tmp_path / "keys.toml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ValueError, match=f"^{path}: {re.escape(said)}"):
+        load_key_file(path)
+
+
+def test_the_search_api_stops_on_such_a_file_in_one_line(tmp_path):
+    from tests.test_cli import _yuqing
+
+    path = tmp_path / "keys.toml"
+    path.write_text(f'[keys]\nid = "desk"\nrole = "viewer"\nsha256 = "{"0" * 64}"\n', encoding="utf-8")
+
+    done = _yuqing("search", "serve", env={"YUQING_SEARCH_API_KEYS_PATH": str(path),
+                                           "YUQING_HOME": str(tmp_path), "YUQING_SEARCH_PORT": "0"})
+
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: {path}: keys must be an array of tables: write each key under its own [[keys]]"]

@@ -50,3 +50,25 @@ def test_the_command_answers_a_bad_line_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         f"error: {path}: line 1: text must be a string, not null"]
+
+
+def test_a_text_holding_a_line_separator_is_one_post(tmp_path: Path) -> None:
+    # JSON keeps U+2028 and U+2029 unescaped inside a string; the file was split there too,
+    # and a valid line was refused as "not a JSON object"
+    rows = [{**ROW, "text": "河口镇停电了\u2028已经两个小时"},
+            {**ROW, "id": "p2", "text": "新街村\u2029也停了"}]
+    path = _file(tmp_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+
+    assert [(row["id"], row["text"]) for row in read_posts(path)] == [(r["id"], r["text"]) for r in rows]
+
+
+def test_a_file_not_in_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    # saved in GBK (editors on Chinese Windows): "'utf-8' codec can't decode byte 0xba", no file named
+    gbk = json.dumps(ROW, ensure_ascii=False).encode("gbk")
+    path = _file(tmp_path, json.dumps(ROW).encode() + b"\n" + gbk)
+
+    done = CliRunner().invoke(app, ["issues", "group", "--input", str(path), "--output", str(tmp_path / "o")])
+
+    assert done.exit_code == 1
+    assert done.output.strip().splitlines() == [
+        f"error: {path}: line 2: not UTF-8 text (save the file as UTF-8)"]

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from elasticsearch import Elasticsearch
-from prometheus_client import REGISTRY
 
 from services.search.bulk import PipelinedWriter, build_actions, issue_table
 from services.search.es import ensure_templates, make_client
 from services.search.mappings import posts_index, posts_index_pattern
+from services.search.metrics import INDEXER_REGISTRY as REGISTRY
 from services.search.settings import SearchSettings
 from tests.search.factory import BASE_TIME, as_messages, make_post
 from yuqing.consumer import Record

@@ -1,9 +1,13 @@
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from services.search.es import apply_retention, ensure_templates, expired_indices, make_client
 from services.search.mappings import posts_alias, templates
+from services.search.settings import SearchSettings
+from tests.test_cli import _yuqing
 from yuqing.settings import ElasticsearchSettings
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
@@ -39,6 +43,49 @@ def test_retention_deletes_old_monthly_indices_only(es_settings: ElasticsearchSe
         assert apply_retention(es, prefix, keep_months=2, now=NOW) == oldest
         left = set(es.indices.get_alias(index=posts_alias(prefix)))
         assert left == {f"{prefix}-posts-v1-2026.10", f"{prefix}-posts-v1-2026.11"}
+    finally:
+        es.indices.delete(index=f"{prefix}-*", ignore=404)
+        for name in templates(prefix):
+            es.indices.delete_index_template(name=name, ignore=404)
+
+
+def test_a_retention_below_the_months_the_edge_admits_is_refused() -> None:
+    # 6 months were accepted while the edge answered 202 to back-filled posts of the 13 latest:
+    # the indexer dead-lettered those of the 7 months before, never searchable
+    with pytest.raises(ValidationError, match="YUQING_SEARCH_RETENTION_MONTHS=6 is below the 13 months"):
+        SearchSettings(retention_months=6)
+    assert SearchSettings(retention_months=13).retention_months == 13
+    assert SearchSettings(retention_months=24).retention_months == 24
+
+
+@pytest.mark.parametrize("command", [["search", "indexer"], ["search", "serve"], ["search", "retention"]])
+def test_the_search_commands_refuse_it_at_start_in_one_line(command: list[str], tmp_path: Path) -> None:
+    done = _yuqing(*command, env={"YUQING_SEARCH_RETENTION_MONTHS": "6", "YUQING_HOME": str(tmp_path)})
+
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: SearchSettings: retention_months: Value error, YUQING_SEARCH_RETENTION_MONTHS=6 is below "
+        "the 13 months the ingest edge admits (yuqing publish back-fills and YUQING_INGEST_EVENT_MAX_AGE_S "
+        "reach back that far): posts it accepted would be dropped; keep 13 or more"]
+
+
+@pytest.mark.integration
+def test_retention_run_with_fewer_months_deletes_nothing(es_settings: ElasticsearchSettings,
+                                                         tmp_path: Path) -> None:
+    es = make_client(es_settings)
+    prefix = es_settings.index_prefix
+    ensure_templates(es, es_settings)
+    month = datetime.now(UTC).replace(day=1)
+    eight_months_ago = f"{month.year - (month.month <= 8)}.{(month.month - 9) % 12 + 1:02d}"
+    try:
+        es.indices.create(index=f"{prefix}-posts-v1-{eight_months_ago}")
+
+        done = _yuqing("search", "retention", "--keep-months", "6",
+                       env={"YUQING_ES_INDEX_PREFIX": prefix, "YUQING_ES_URL": es_settings.url,
+                            "YUQING_HOME": str(tmp_path)})
+
+        assert done.returncode == 1 and done.stderr.startswith("error: --keep-months=6 is below the 13"), done
+        assert es.indices.exists(index=f"{prefix}-posts-v1-{eight_months_ago}")
     finally:
         es.indices.delete(index=f"{prefix}-*", ignore=404)
         for name in templates(prefix):
