@@ -42,6 +42,9 @@ from yuqing.contracts import Alert, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+# a write block on the index or the cluster (an operator's index.blocks.write during maintenance, a
+# cluster set read-only): Elasticsearch answers 403, and the same write succeeds once it is lifted
+WRITE_BLOCK = "cluster_block_exception"
 CHUNK_DOCS, CHUNK_BYTES = 1000, 8 * 1024 * 1024
 RECENT_POSTS = 100_000  # posts whose index the writer remembers (search sees a write only after a refresh)
 
@@ -188,7 +191,8 @@ def _add(total: BulkOutcome, part: BulkOutcome) -> None:
 
 def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[Record],
                max_retries: int) -> BulkOutcome:
-    """Write with retries on 429/5xx; per-document 4xx rejections are returned, not retried."""
+    """Write with retries on 429/5xx and write blocks; other per-document 4xx rejections are returned,
+    not retried."""
     started = time.perf_counter()
     outcome = BulkOutcome()
     pending = list(zip(actions, kept, strict=True))
@@ -226,6 +230,12 @@ def _chunks(pending: list[tuple[dict[str, Any], Record]]) -> list[tuple[bytes, l
     return chunks
 
 
+def _blocked(error: Any) -> bool:
+    """A document refused by a write block: waited out like a 429, not dead-lettered (every post of
+    a blocked index went to the dead letters and the indexer stopped at their cap)."""
+    return isinstance(error, dict) and error.get("type") == WRITE_BLOCK
+
+
 def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Record]],
                outcome: BulkOutcome) -> list[tuple[dict[str, Any], Record]]:
     retry: list[tuple[dict[str, Any], Record]] = []
@@ -233,7 +243,8 @@ def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Record
         try:
             response = client.bulk(body=body)
         except TransportError as exc:
-            if exc.status_code not in RETRYABLE_STATUS and exc.status_code != "N/A":
+            if exc.status_code not in RETRYABLE_STATUS and exc.status_code != "N/A" \
+                    and exc.error != WRITE_BLOCK:
                 raise
             retry.extend(members)
             continue
@@ -244,7 +255,7 @@ def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Record
                 continue  # a post's copy in another month's index, gone now (or already)
             if status < 300:
                 outcome.indexed += 1
-            elif status in RETRYABLE_STATUS:
+            elif status in RETRYABLE_STATUS or _blocked(info.get("error")):
                 retry.append((action, message))
             else:
                 outcome.rejected.append((message, f"elasticsearch {status}: {info.get('error')}"))

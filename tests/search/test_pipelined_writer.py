@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from elasticsearch import Elasticsearch
 
-from services.search.bulk import PipelinedWriter, build_actions, issue_table
+from services.search.bulk import PipelinedWriter, RetryableBulkError, build_actions, issue_table, write_bulk
 from services.search.es import ensure_templates, make_client
 from services.search.mappings import posts_index, posts_index_pattern
 from services.search.metrics import INDEXER_REGISTRY as REGISTRY
@@ -110,3 +110,24 @@ def test_the_bulk_duration_is_observed_once_per_bulk_request(es_settings: Elasti
         writer.close()
 
     assert _bulk_requests() == before + 3
+
+
+def test_a_write_block_on_the_index_is_waited_out_not_dead_lettered(
+        es_settings: ElasticsearchSettings) -> None:
+    # an operator's index.blocks.write (or a cluster set read-only) answers each document 403
+    # cluster_block_exception: they were dead-lettered, and the indexer stopped at the cap
+    es, prefix = make_client(es_settings), es_settings.index_prefix
+    settings = SearchSettings(es=es_settings)
+    ensure_templates(es, es_settings)
+    posts = [make_post(f"河口镇停电了{i}", external_id=f"block-{i}", created_at=BASE_TIME) for i in range(3)]
+    actions, kept, rejected = build_actions(as_messages(list(posts)), prefix, issues=issue_table(settings))
+    assert rejected == [] and write_bulk(es, actions[:1], kept[:1], max_retries=1).indexed == 1
+    index = actions[0]["_index"]
+    es.indices.put_settings(index=index, body={"index.blocks.write": True})
+    try:
+        with pytest.raises(RetryableBulkError):
+            write_bulk(es, actions[1:], kept[1:], max_retries=1)
+    finally:
+        es.indices.put_settings(index=index, body={"index.blocks.write": False})
+    outcome = write_bulk(es, actions[1:], kept[1:], max_retries=1)
+    assert outcome.rejected == [] and outcome.indexed == 2
