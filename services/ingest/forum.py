@@ -20,7 +20,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
@@ -50,6 +50,11 @@ _ATOM = "{http://www.w3.org/2005/Atom}"
 _CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
 _DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
 _DC_DATE = "{http://purl.org/dc/elements/1.1/}date"
+# a feed's time without an offset, and one in "CST", is China Standard Time (UTC+8): the sites a
+# county's forums and intranet run on write local time so, and Java's date formats name UTC+8 "CST"
+# (RFC 822 reads it as US Central, -06:00, which put such items 14 hours ahead); the same local
+# time as ``yuqing issues group`` and the alerts' ``utc_offset_hours`` read by default
+FEED_LOCAL_TIME = timezone(timedelta(hours=8))
 
 
 @dataclass(frozen=True)
@@ -364,11 +369,17 @@ def _text(element: Element, path: str) -> str | None:
 
 
 def _rfc822(value: str | None) -> datetime | None:
+    words = value.split() if value else []
+    china = bool(words) and words[-1] == "CST"
     try:
-        parsed = email.utils.parsedate_to_datetime(value.strip()) if value else None
+        stated = " ".join(words[:-1] if china else words)
+        parsed = email.utils.parsedate_to_datetime(stated) if words else None
     except (TypeError, ValueError):
         return None
-    return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed is None or parsed.tzinfo:
+        return parsed
+    # RFC 822's -0000 (UTC, the sender's zone unknown) and no zone at all are both read naive
+    return parsed.replace(tzinfo=UTC if words[-1] == "-0000" else FEED_LOCAL_TIME)
 
 
 def _rfc3339(value: str | None) -> datetime | None:
@@ -376,7 +387,7 @@ def _rfc3339(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value) if value else None
     except ValueError:
         return None
-    return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=FEED_LOCAL_TIME)
 
 
 class FeedSource(ForumSource):

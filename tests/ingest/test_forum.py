@@ -629,7 +629,7 @@ def test_feed_items_dated_in_iso_8601_or_dublin_core_are_read(caplog: pytest.Log
     an_hour_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     local = an_hour_ago.astimezone(timezone(timedelta(hours=8)))
     items = [("iso", f"<pubDate>{local.isoformat()}</pubDate>"),
-             ("plain", f"<pubDate>{an_hour_ago:%Y-%m-%d %H:%M:%S}</pubDate>"),
+             ("plain", f"<pubDate>{local:%Y-%m-%d %H:%M:%S}</pubDate>"),  # local time, UTC+8
              ("dc", f"<dc:date>{local.isoformat()}</dc:date>"),
              ("none", "<pubDate>昨天</pubDate>")]
     document = ('<rss xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>' + "".join(
@@ -641,3 +641,19 @@ def test_feed_items_dated_in_iso_8601_or_dublin_core_are_read(caplog: pytest.Log
     assert {entry.guid: entry.published for entry in entries} == {
         "iso": an_hour_ago, "plain": an_hour_ago, "dc": an_hour_ago}
     assert "1 feed item(s) without a date or guid" in caplog.text
+
+
+def test_a_feed_date_in_cst_or_without_a_zone_is_china_standard_time() -> None:
+    # Java's date formats name UTC+8 "CST", which RFC 822 reads as US Central (-06:00): such items
+    # sat 14 hours ahead and were held back that long, then published at the wrong time
+    items = [("cst", "Mon, 07 Dec 2026 16:00:00 CST"), ("bare", "Mon, 07 Dec 2026 16:00:00"),
+             ("utc", "Mon, 07 Dec 2026 16:00:00 -0000"), ("offset", "Mon, 07 Dec 2026 16:00:00 +0800")]
+    document = ("<rss><channel>" + "".join(
+        f"<item><guid>{guid}</guid><title>停电</title><pubDate>{date}</pubDate></item>"
+        for guid, date in items) + "</channel></rss>").encode()
+
+    published = {entry.guid: entry.published for entry in parse_feed(document)}
+
+    eight_utc = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+    assert published == {"cst": eight_utc, "bare": eight_utc, "offset": eight_utc,
+                          "utc": datetime(2026, 12, 7, 16, 0, tzinfo=UTC)}
