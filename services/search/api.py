@@ -23,7 +23,7 @@ from services.search.admin import KeyExists, lookup_key
 from services.search.auth import KeyStore, load_key_file
 from services.search.deps import SearchState, State
 from services.search.es import ensure_templates, make_client
-from services.search.issues import InvalidTransition, IssueNotFound
+from services.search.issues import InvalidTransition, IssueMerged, IssueNotFound
 from services.search.query import QueryError
 from services.search.settings import SearchSettings
 from services.search.views import router
@@ -71,6 +71,15 @@ def _install_error_handlers(app: FastAPI) -> None:
             return problem(status, detail)
 
         app.add_exception_handler(exc_type, handler)
+
+    @app.exception_handler(IssueMerged)
+    async def merged_away(request: Request, exc: IssueMerged) -> JSONResponse:
+        answer = problem(404, str(exc))
+        if request.method == "GET":  # the issue's page: where its posts and history now are
+            path = request.url.path.replace(f"/issues/{exc.issue_id}", f"/issues/{exc.target}", 1)
+            query = request.url.query
+            answer = problem(308, str(exc), {"Location": path + (f"?{query}" if query else "")})
+        return answer
 
     @app.exception_handler(RequestError)
     async def rejected_query(_: Request, exc: RequestError) -> JSONResponse:

@@ -92,6 +92,29 @@ def corrections_since(client: Elasticsearch, prefix: str, after: str | None) -> 
             for s in (h["_source"] for h in resp.get("hits", {}).get("hits", []))]
 
 
+MERGE_HOPS = 8  # a merged issue's target merged in turn, and so on: followed this far
+
+
+def merged_into(client: Elasticsearch, prefix: str, principal: Principal, issue_id: str) -> str | None:
+    """Where an issue that has no posts went: the target of its latest merge, followed through
+    later merges, when the caller sees posts there (otherwise None, and the answer stays 404)."""
+    current, seen = issue_id, {issue_id}
+    for _ in range(MERGE_HOPS):
+        resp = client.search(index=corrections_index(prefix), ignore_unavailable=True, body={
+            "size": 1, "query": {"bool": {"filter": [{"term": {"kind": "merge"}},
+                                                     {"term": {"issue_id": current}}]}},
+            "sort": [{"at": "desc"}, {"correction_id": "desc"}]})
+        hits = resp.get("hits", {}).get("hits", [])
+        if not hits or hits[0]["_source"]["target_issue_id"] in seen:
+            break
+        current = str(hits[0]["_source"]["target_issue_id"])
+        seen.add(current)
+        filters = [{"term": {"issue_id": current}}, *scope_filters(principal)]
+        if client.count(index=posts_alias(prefix), body={"query": {"bool": {"filter": filters}}})["count"]:
+            return current
+    return None
+
+
 def apply_to_grouper(grouper: IssueGrouper, correction: Correction) -> bool:
     """Make the grouping follow a correction; False when it was left out: an automatic merge of
     an issue a responder split or moved posts of (the responder's correction wins)."""

@@ -49,6 +49,18 @@ TRANSITIONS: dict[ActionKind, tuple[frozenset[IssueState], IssueState]] = {
 }
 
 
+class IssueMerged(LookupError):
+    """The issue was merged into ``target`` (a responder's or the grouping's merge): its posts
+    and its history are there. GET answers 308 to the target, other requests 404 naming it."""
+
+    def __init__(self, issue_id: str, target: str) -> None:
+        super().__init__(issue_id)
+        self.issue_id, self.target = issue_id, target
+
+    def __str__(self) -> str:
+        return f"issue {self.issue_id} was merged into {self.target}"
+
+
 class IssueNotFound(LookupError):
     pass
 

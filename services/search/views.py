@@ -1,12 +1,15 @@
 """The responders' endpoints: thin views over posts.py, issues.py, alerts.py and admin.py."""
 
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
 from services.search import admin, alerts, issue_corrections, issues, posts
+from services.search.auth import Principal
 from services.search.correction_locks import correcting
 from services.search.deps import (
     Actor,
@@ -22,6 +25,7 @@ from services.search.deps import (
     PageSize,
     PostIdPath,
     Reader,
+    SearchState,
     Since,
     State,
     Until,
@@ -126,10 +130,26 @@ def list_issues(
                               limit=limit, order_by=order_by, state=issue_state, cursor=cursor)
 
 
-@router.get("/issues/{issue_id}", response_model=IssueRead, responses=_errors(404), tags=["issues"])
+@contextmanager
+def _merged_away(state: SearchState, caller: Principal, issue_id: str) -> Iterator[None]:
+    """An issue not found because it was merged away is IssueMerged, naming where it went."""
+    try:
+        yield
+    except issues.IssueNotFound as exc:
+        if str(exc) != issue_id:  # another issue (a merge's or move's target) not found
+            raise
+        target = issue_corrections.merged_into(state.client, state.prefix, caller, issue_id)
+        if target is None:
+            raise
+        raise issues.IssueMerged(issue_id, target) from None
+
+
+@router.get("/issues/{issue_id}", response_model=IssueRead, responses={**_errors(404), 308: {
+    "description": "the issue was merged: Location is the issue it was merged into"}}, tags=["issues"])
 def get_issue(state: State, caller: Reader, issue_id: IssueIdPath, limit: PageSize = 50) -> IssueRead:
-    return issues.get_issue(state.client, prefix=state.prefix, principal=caller, issue_id=issue_id,
-                            limit=limit)
+    with _merged_away(state, caller, issue_id):
+        return issues.get_issue(state.client, prefix=state.prefix, principal=caller, issue_id=issue_id,
+                                limit=limit)
 
 
 @router.post("/issues/{issue_id}/actions", response_model=ActionRead, status_code=201,
@@ -139,7 +159,8 @@ def act_on_issue(state: State, caller: Actor, issue_id: IssueIdPath,
     """Acknowledge, assign, respond (with the public reply), resolve or reopen an issue."""
     # not while a merge, move or split of the issue runs: an action on an issue being merged away
     # would be recorded on it and lost with it
-    with correcting(state.client, state.prefix, [issue_id], holder=caller.subject):
+    with _merged_away(state, caller, issue_id), correcting(state.client, state.prefix, [issue_id],
+                                                           holder=caller.subject):
         read = issues.record_action(state.client, prefix=state.prefix, principal=caller,
                                     issue_id=issue_id, action=action)
     RESPONSE_ACTIONS.labels(action=action.action.value).inc()
@@ -157,9 +178,10 @@ def _correction_read(done: issue_corrections.Correction) -> CorrectionRead:
 def merge_issue(state: State, caller: Actor, issue_id: IssueIdPath,
                 body: Annotated[MergeCreate, Body()]) -> CorrectionRead:
     """Merge this issue into `into`: its posts, and later posts like them, go there."""
-    return _correction_read(issue_corrections.correct(
-        state.client, prefix=state.prefix, principal=caller, kind="merge", issue_id=issue_id,
-        target_issue_id=body.into, note=body.note))
+    with _merged_away(state, caller, issue_id):
+        return _correction_read(issue_corrections.correct(
+            state.client, prefix=state.prefix, principal=caller, kind="merge", issue_id=issue_id,
+            target_issue_id=body.into, note=body.note))
 
 
 @router.post("/issues/{issue_id}/posts/{post_id}/move", response_model=CorrectionRead, status_code=201,
@@ -167,9 +189,10 @@ def merge_issue(state: State, caller: Actor, issue_id: IssueIdPath,
 def move_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
               body: Annotated[MoveCreate, Body()]) -> CorrectionRead:
     """Move one post to another issue; later posts like it follow it."""
-    return _correction_read(issue_corrections.correct(
-        state.client, prefix=state.prefix, principal=caller, kind="move", issue_id=issue_id,
-        target_issue_id=body.to, post_id=post_id, note=body.note))
+    with _merged_away(state, caller, issue_id):
+        return _correction_read(issue_corrections.correct(
+            state.client, prefix=state.prefix, principal=caller, kind="move", issue_id=issue_id,
+            target_issue_id=body.to, post_id=post_id, note=body.note))
 
 
 @router.post("/issues/{issue_id}/posts/{post_id}/split", response_model=CorrectionRead, status_code=201,
@@ -177,9 +200,10 @@ def move_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostI
 def split_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
                body: Annotated[CorrectionCreate | None, Body()] = None) -> CorrectionRead:
     """Split one post out into a new issue of its own."""
-    return _correction_read(issue_corrections.correct(
-        state.client, prefix=state.prefix, principal=caller, kind="split", issue_id=issue_id,
-        post_id=post_id, note=body.note if body else None))
+    with _merged_away(state, caller, issue_id):
+        return _correction_read(issue_corrections.correct(
+            state.client, prefix=state.prefix, principal=caller, kind="split", issue_id=issue_id,
+            post_id=post_id, note=body.note if body else None))
 
 
 @router.get("/issues/{issue_id}/actions", response_model=ActionPage, responses=_errors(400, 404),

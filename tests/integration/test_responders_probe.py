@@ -478,3 +478,28 @@ def test_a_resolved_issue_merged_in_leaves_the_other_open(env: Env) -> None:
     assert env.call("POST", f"/v1/issues/{handled}/merge", json={"into": untouched}).status_code == 201
 
     assert _handling(env, untouched) == ("open", None, None)
+
+
+def test_an_issue_merged_away_points_at_the_issue_it_went_into(env: Env) -> None:
+    # a responder holding a link to an issue another had merged (or the grouping had) got a bare
+    # "issue ... not found", on its page and on every action, with no way to find its posts
+    a, b = _two_issues_of_one_town(env)
+    assert env.call("POST", f"/v1/issues/{a}/merge", json={"into": b}).status_code == 201
+    c = next(i["issue_id"] for i in env.get("/v1/issues", since=SINCE).json()["issues"]
+             if set(i["regions"]) == {"城关镇"} and i["issue_id"] != b)
+    assert env.call("POST", f"/v1/issues/{b}/merge", json={"into": c}).status_code == 201
+
+    page = env.call("GET", f"/v1/issues/{a}", params={"limit": 5}, follow_redirects=False)
+    assert page.status_code == 308, page.text
+    assert page.headers["location"] == f"/v1/issues/{c}?limit=5"  # merges are followed
+    assert page.json()["detail"] == f"issue {a} was merged into {c}"
+    assert env.get(f"/v1/issues/{a}").json()["issue_id"] == c  # a client that follows lands there
+
+    acted = env.call("POST", f"/v1/issues/{a}/actions", json={"action": "acknowledge"})
+    assert acted.status_code == 404 and acted.json()["detail"] == f"issue {a} was merged into {c}"
+    moved = env.call("POST", f"/v1/issues/{a}/posts/{'0' * 32}/move", json={"to": c})
+    assert moved.status_code == 404 and f"merged into {c}" in moved.json()["detail"], moved.text
+    # a caller who sees none of the target's posts learns nothing of it
+    assert env.get(f"/v1/issues/{a}", key="hekou").json()["detail"] == f"issue {a} not found"
+    unknown = "outage-0000000000000000"
+    assert env.get(f"/v1/issues/{unknown}").json()["detail"] == f"issue {unknown} not found"
