@@ -94,6 +94,8 @@ from services.search.open_issues import agreement as topic_agreement_of
 from yuqing.fingerprint import band_terms as band_terms  # re-exported for documents.py
 from yuqing.places import NO_PLACES, Gazetteer
 
+CANDIDATE_POOL = 4  # a post's candidates: the nearest in time of this many times max_candidates
+
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
@@ -526,17 +528,33 @@ class IssueGrouper:
 
     def _recent(self, issues: Reversible[str], at: datetime) -> list[str]:
         """Of issues kept in order of activity: those last active within ``late_gap`` of ``at``, at
-        most ``max_candidates``, the most recently active first."""
-        window, found = self.params.late_gap, []
+        most ``max_candidates``: those last active nearest to ``at``, most recently active first.
+
+        In time order (each issue of the walk last active no later than the one before, and none after
+        the post) the most recently active are the nearest, and the walk stops at the first
+        ``max_candidates``, as it always did. Otherwise it goes on through at most ``CANDIDATE_POOL`` x
+        ``max_candidates`` issues of the window and keeps the nearest in time. Out of order (a
+        partition read ahead of another: a replay, a back-fill, a consumer lagging on one
+        partition), the issues the other partition had touched, minutes or hours from a late post,
+        were the first ten, and forty posts of one matter that named no township became five issues.
+        """
+        window, pool = self.params.late_gap, []
+        wanted, limit = self.params.max_candidates, self.params.max_candidates * CANDIDATE_POOL
+        in_order, previous = True, at  # each issue last active no later than the one before, and ``at``
         for issue_id in reversed(issues):
             last = self._issues[issue_id].last_seen
             if last < at - window - self.params.gap:
                 break
             if abs(last - at) <= window:
-                found.append(issue_id)
-                if len(found) >= self.params.max_candidates:
+                pool.append(issue_id)
+                in_order = in_order and last <= previous
+                previous = last
+                if len(pool) >= (wanted if in_order else limit):
                     break
-        return found
+        if len(pool) <= wanted:
+            return pool
+        nearest = sorted(range(len(pool)), key=lambda k: (abs(self._issues[pool[k]].last_seen - at), k))
+        return [pool[k] for k in sorted(nearest[:wanted])]
 
     def _place_score(self, issue: OpenIssue, post: TextView) -> float:
         if not post.places and not issue.places:

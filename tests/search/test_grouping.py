@@ -199,3 +199,25 @@ def test_a_post_of_no_township_needs_more_than_topic_and_hour_to_join_a_township
     vague = grouper.assign(_post(2, "家里跳闸了，推不上去", 120, region=None)).issue_id
     echo = grouper.assign(_post(3, "阳光小区同问", 20, region=None)).issue_id
     assert lift[0] == lift[1] == echo != vague
+
+
+def test_a_post_of_a_partition_read_behind_finds_its_matter_among_issues_read_ahead() -> None:
+    # A partition read hours ahead of another (a replay, a consumer lagging on one partition) had
+    # touched the last ten issues: a post of no township from the late partition compared itself
+    # with those only, and founded a new issue beside its matter's, active a minute before it.
+    app = ["掌上电力人脸识别一直失败，实名认证过不去", "更新掌上电力以后人脸认证老是失败",
+           "掌上电力刷脸认证失败好几次了", "新版掌上电力实名认证卡在人脸识别这一步"]
+    ahead = [("石门镇", "石门镇变压器冒烟了"), ("青山乡", "青山乡电费比上月多了一倍"),
+             ("河口镇", "河口镇营业厅排队太久"), ("城关镇", "城关镇路灯不亮"), ("柳塘镇", "柳塘镇电压不稳"),
+             ("白沙镇", "白沙镇电线被树压断了"), ("马鞍乡", "马鞍乡充电桩坏了"), ("蓝田乡", "蓝田乡光伏补贴没到账"),
+             ("棠梨乡", "棠梨乡抄表员态度差"), ("新街村", "新街村电表箱没锁"), ("西岗街道", "西岗街道线路检修扰民")]
+    for read_ahead in (False, True):
+        grouper = IssueGrouper()
+        matter = {grouper.assign(factory.post(i, text, i / 60, region=None, topic="online_service")).issue_id
+                  for i, text in enumerate(app[:3])}
+        assert len(matter) == 1
+        if read_ahead:
+            for k, (region, text) in enumerate(ahead):
+                grouper.assign(factory.post(100 + k, text, 1 + k / 10, region=region, topic="service"))
+        late = grouper.assign(factory.post(9, app[3], 3 / 60, region=None, topic="online_service"))
+        assert grouper.resolve(late.issue_id) == matter.pop(), read_ahead
