@@ -115,6 +115,18 @@ class WindowEvidence:
             _space_saving(self.issues, obs.issue_id, limits.max_issues)
         _bottom_k(self.samples, (_rank(obs.post_id), obs.post_id, obs.fingerprint), limits.max_samples)
 
+    def absorb(self, other: WindowEvidence, limits: EvidenceLimits) -> None:
+        """Add another key's evidence of the same window (an issue merged into this one)."""
+        self.count += other.count
+        self.negative += other.negative
+        for mine, theirs, capacity in ((self.keywords, other.keywords, limits.max_keywords),
+                                       (self.sources, other.sources, limits.max_sources),
+                                       (self.issues, other.issues, limits.max_issues)):
+            for item, count in sorted(theirs.items(), key=lambda kv: (-kv[1], kv[0])):
+                _space_saving(mine, item, capacity, count)
+        for sample in other.samples:
+            _bottom_k(self.samples, sample, limits.max_samples)
+
     @property
     def negative_share(self) -> float | None:
         return self.negative / self.count if self.count else None
@@ -148,12 +160,12 @@ def _rank(post_id: str) -> int:
         return 0xFFFFFFFF
 
 
-def _space_saving(counter: dict[str, int], item: str, capacity: int) -> None:
+def _space_saving(counter: dict[str, int], item: str, capacity: int, count: int = 1) -> None:
     if item in counter or len(counter) < capacity:
-        counter[item] = counter.get(item, 0) + 1
+        counter[item] = counter.get(item, 0) + count
         return
     smallest = min(counter, key=lambda k: (counter[k], k))
-    counter[item] = counter.pop(smallest) + 1
+    counter[item] = counter.pop(smallest) + count
 
 
 def _bottom_k(samples: list[tuple[int, str, str]], sample: tuple[int, str, str], k: int) -> None:

@@ -75,3 +75,7 @@ class IssueKeys:
             return []
         self.sync()
         return [found.issue_id for found in self.issues.assign_batch(posts)]
+
+    def take_merged(self) -> list[tuple[str, str]]:
+        """The merges made or read since the last call: (issue gone, issue it went into)."""
+        return self.issues.take_merged()

@@ -124,7 +124,9 @@ class Desk:
     alert (id -> host id), ``swept`` the bucket of the last idle-key sweep, and
     ``waiting`` the evidence of the bucket where each waiting key's surge began
     (by key label; a ``topic`` or ``overall`` alert waits for a more specific
-    key, and explains itself from that bucket when it fires).
+    key, and explains itself from that bucket when it fires); ``aliases`` the
+    issues merged into another (issue id -> the issue it went into), whose
+    posts count towards that issue's cluster key when a bucket closes.
     """
 
     closed_through: int | None = None
@@ -134,11 +136,13 @@ class Desk:
     folded: dict[str, str] = field(default_factory=dict)
     swept: int | None = None
     waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"closed_through": self.closed_through, "watermark": self.watermark, "tracker": self.tracker,
                 "open": {alert_id: opened.to_dict() for alert_id, opened in self.open.items()},
-                "folded": dict(self.folded), "swept": self.swept, "waiting": dict(self.waiting)}
+                "folded": dict(self.folded), "swept": self.swept, "waiting": dict(self.waiting),
+                "aliases": dict(self.aliases)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Desk:
@@ -146,4 +150,4 @@ class Desk:
                    tracker=data["tracker"],
                    open={alert_id: OpenAlert.from_dict(o) for alert_id, o in data["open"].items()},
                    folded=dict(data["folded"]), swept=data.get("swept"),
-                   waiting=dict(data.get("waiting", {})))
+                   waiting=dict(data.get("waiting", {})), aliases=dict(data.get("aliases", {})))

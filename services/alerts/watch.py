@@ -61,6 +61,7 @@ from yuqing.contracts import Alert, AlertKey
 Table = MutableMapping[str, Any]
 DESK = "desk"
 SWEEP_EVERY_SECONDS = 3600
+MAX_ALIASES = 10_000  # issue merges remembered (the latest)
 
 
 OVERALL = "overall"
@@ -259,11 +260,14 @@ class SurgeWatch:
         firing = set(tracker.firing())
         keys.update({key.label(): key for key in firing})
         evidence: dict[str, WindowEvidence] = {}
-        detections: dict[AlertKey, Detection] = {}
-        for label, key in keys.items():
+        for label in keys:
             evidence_now = self._take_evidence(label, bucket)
             if evidence_now is not None:
                 evidence[label] = evidence_now
+        self._follow_merges(keys, evidence, firing, desk)
+        detections: dict[AlertKey, Detection] = {}
+        for label, key in keys.items():
+            evidence_now = evidence.get(label)
             detection = self._detect(label, key, bucket, evidence_now.count if evidence_now else 0)
             if detection is not None:
                 detections[key] = detection
@@ -272,6 +276,42 @@ class SurgeWatch:
         evidence.update(_surge_evidence(desk, evidence, {key.label() for key in tracker.pending()}))
         alerts = Publisher(self.config.window.bucket_seconds, desk, evidence, now).publish(events)
         return ClosedBucket(bucket, alerts, _family_max(detections))
+
+    def merged(self, merges: list[tuple[str, str]]) -> None:
+        """Issues the grouping merged (issue gone, issue it went into): from now on, when a bucket
+        closes, the posts counted under the one count towards the other's cluster key."""
+        desk = self._desk()
+        for source, target in merges:
+            if source != target:
+                desk.aliases.pop(source, None)  # the latest merge last: the oldest are forgotten first
+                desk.aliases[source] = target
+        for source in list(desk.aliases)[:max(0, len(desk.aliases) - MAX_ALIASES)]:
+            del desk.aliases[source]
+        self._save_desk(desk)
+
+    def _follow_merges(self, keys: dict[str, AlertKey], evidence: dict[str, WindowEvidence],
+                       firing: set[AlertKey], desk: Desk) -> None:
+        """Move the window's evidence of each issue merged away to the issue it went into.
+
+        An issue's posts counted under its own id until the grouping merged it into another (a few
+        posts founding a second issue before the two met, a partition read behind the other): forty
+        posts of one matter were counted 35 and 5 under two keys. An issue merged away keeps its key
+        only while its alert fires (it is fed the zero it needs to resolve).
+        """
+        if not desk.aliases:
+            return
+        for label, key in list(keys.items()):
+            if not is_issue(key) or key.cluster not in desk.aliases:
+                continue
+            target = _resolve(desk.aliases, key.cluster or "")
+            target_key = AlertKey(family="cluster", cluster=target)
+            target_label = target_key.label()
+            keys.setdefault(target_label, target_key)
+            moved = evidence.pop(label, None)
+            if moved is not None:
+                evidence.setdefault(target_label, WindowEvidence()).absorb(moved, self.config.evidence)
+            if key not in firing:
+                del keys[label]
 
     def _matters(self, detection: Detection) -> bool:
         # What the tracker can act on: a possible onset, or a possible surging parent.
@@ -381,6 +421,15 @@ class SurgeWatch:
 
     def _save_desk(self, desk: Desk) -> None:
         self._desk_table[DESK] = desk.to_dict()
+
+
+def _resolve(aliases: dict[str, str], issue_id: str) -> str:
+    """The issue ``issue_id`` went into, through later merges (a cycle stops where it closes)."""
+    seen = {issue_id}
+    while issue_id in aliases and aliases[issue_id] not in seen:
+        issue_id = aliases[issue_id]
+        seen.add(issue_id)
+    return issue_id
 
 
 def _surge_evidence(desk: Desk, evidence: dict[str, WindowEvidence], waiting: set[str]

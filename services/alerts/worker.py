@@ -74,6 +74,10 @@ log = logging.getLogger(__name__)
 SERVICE = "alerts"
 FAMILIES = ("overall", "topic", "topic_region", "source", "cluster")
 STATUS_INTERVAL_S = 1.0
+# issue merges sent to the counting stage on a batch's last post, at most (the rest on the next
+# batch's), and kept until sent, at most
+MERGED_PER_MESSAGE = 1_000
+MAX_MERGED_KEPT = 10_000
 TABLES = {
     "windows": "open windows per key, with their evidence",
     "detectors": "surge detector state per key",
@@ -245,6 +249,7 @@ class AlertsService:
         self.activity = PartitionActivity(settings.idle_partition_seconds)
         self.marks = Watermarks()
         self.issue_keys = make_issue_keys(settings)
+        self.merged: list[tuple[str, str]] = []  # issue merges not yet sent to the counting stage
         self.driver = FaustDriver(
             app, Runtime.create(SERVICE, kafka, settings.consumer, on_invalid=_count_dead_letter),
             ack_timeout_s=settings.consumer.ack_timeout_s)
@@ -286,22 +291,30 @@ class AlertsService:
         decoded = [(record, decode_post(record)) for record in records]
         posts = [post for _, post in decoded if isinstance(post, EnrichedPost)]
         issue_ids = iter(await asyncio.to_thread(self.issue_keys.assign, posts))
-        for record, post in decoded:
-            routed = post if isinstance(post, InvalidMessage) else observe(
-                record, post, self.settings, next(issue_ids))
-            if isinstance(routed, InvalidMessage):
-                outcome.invalid.append(routed)
+        routed = [(record, post if isinstance(post, InvalidMessage) else observe(
+            record, post, self.settings, next(issue_ids))) for record, post in decoded]
+        # the batch's merges travel on its last post, after every post counted under a merged id
+        # (a batch without one keeps them for the next)
+        self.merged = (self.merged + self.issue_keys.take_merged())[-MAX_MERGED_KEPT:]
+        last = max((k for k, (_, found) in enumerate(routed) if isinstance(found, Observation)), default=-1)
+        sent = self.merged[:MERGED_PER_MESSAGE] if last >= 0 else []
+        for k, (record, found) in enumerate(routed):
+            if isinstance(found, InvalidMessage):
+                outcome.invalid.append(found)
             else:
-                outcome.outputs.append(self._observed(routed, record))
+                outcome.outputs.append(self._observed(found, record, sent if k == last else None))
+        self.merged = self.merged[len(sent):]
         return outcome
 
-    def _observed(self, observation: Observation, record: Record) -> Output:
+    def _observed(self, observation: Observation, record: Record,
+                  merged: list[tuple[str, str]] | None = None) -> Output:
         wall = time.time()
         self.idle.observe(observation.event_time, wall)
         self.activity.saw(record.partition, wall)
         body = ObservedPost.model_validate({
             **observation.to_dict(), "source_partition": record.partition,
-            "source_offset": record.offset, "source_partitions": self.source_partitions()})
+            "source_offset": record.offset, "source_partitions": self.source_partitions(),
+            **({"merged_issues": merged} if merged else {})})
         # The same JSON the topic's json serializer writes, so watch_surges reads it alike.
         value = AlertsObservation(body=body).model_dump_json(exclude_none=True).encode()
         return Output(self.observations_name, observation.post_id.encode(), value)
@@ -362,6 +375,8 @@ class AlertsService:
         observation = Observation.of_message(post)
         self.marks.observe(post.source_partition, post.source_partitions, observation.event_time)
         counted = self.watch.add(observation, partition=post.source_partition, offset=post.source_offset)
+        if post.merged_issues:
+            self.watch.merged(post.merged_issues)
         if counted is Counted.COUNTED:
             metrics.POSTS_COUNTED.labels(topic=observation.topic, sentiment=observation.sentiment).inc()
             for key in observation.keys:

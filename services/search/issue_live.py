@@ -102,6 +102,8 @@ class LiveIssues:
         self.pending_merges: list[IssueMerge] = []  # made by the grouping, not yet recorded
         self._next_record = 0.0
         self._own_merges: set[tuple[str, str]] = set()  # recorded here, not yet read back
+        # a read-only replica's merges, the grouping's and the responders', until taken (take_merged)
+        self._merged: list[tuple[str, str]] = []
 
     def __len__(self) -> int:
         return len(self.grouper)
@@ -116,6 +118,8 @@ class LiveIssues:
         merges = self.grouper.take_merges()  # a read-only replica leaves them to the indexers
         if not self.read_only:
             self.pending_merges = (self.pending_merges + merges)[-MAX_PENDING_MERGES:]
+        else:
+            self._note_merged([(m.source_id, m.target_id) for m in merges])
         # a later post of the batch may have merged the issue an earlier one joined
         return [Assignment(self.grouper.resolve(found[i].issue_id), found[i].distance)
                 for i in range(len(posts))]
@@ -185,6 +189,8 @@ class LiveIssues:
                     continue
                 self._applied[correction] = _time(correction.at_text)
                 applied = apply_to_grouper(self.grouper, correction)
+                if applied and self.read_only and correction.kind == "merge":
+                    self._note_merged([(correction.issue_id, correction.target_issue_id)])
                 own = (correction.issue_id, correction.target_issue_id) in self._own_merges
                 self._own_merges.discard((correction.issue_id, correction.target_issue_id))
                 if applied and rename and correction.kind == "merge" and not own:
@@ -195,6 +201,17 @@ class LiveIssues:
         if self._seen_correction_at:  # older ones are never read again
             oldest = _time(self._seen_correction_at) - CORRECTION_LAG
             self._applied = {c: at for c, at in self._applied.items() if at >= oldest}
+
+    def _note_merged(self, merged: list[tuple[str, str]]) -> None:
+        if merged:
+            self._merged = (self._merged + merged)[-MAX_PENDING_MERGES:]
+
+    def take_merged(self) -> list[tuple[str, str]]:
+        """A read-only replica's merges since the last call, as (issue gone, issue it went into):
+        the grouping's own and the responders' it read (the alerts worker's cluster keys follow
+        them)."""
+        merged, self._merged = self._merged, []
+        return merged
 
     def apply(self, correction: Correction) -> None:
         apply_to_grouper(self.grouper, correction)

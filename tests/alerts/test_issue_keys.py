@@ -111,3 +111,44 @@ def test_a_township_surge_raises_one_alert_that_names_its_issue():
     named = {parent for a in alerts for parent in a.explanation.parents if parent.startswith("cluster|")}
     surge_issues = {f"cluster|cluster={issue}" for issue in issues.assign(surge)}
     assert named and named <= surge_issues
+
+
+def _counted_under_two_issues(merged: bool) -> list[Alert]:
+    """Twelve posts of one matter, eight counted under one issue and four under a second the
+    grouping later merged into the first (they had met before the two issues did)."""
+    surge = _matter(12, minutes=4)
+    watch = _watch({}, bucket=300)
+    for offset, post in enumerate(surge):
+        issue_id = "online_service-aaaaaaaaaaaaaaaa" if offset % 3 else "online_service-bbbbbbbbbbbbbbbb"
+        watch.add(Observation.of(post, max_future_seconds=300, issue_id=issue_id), partition=0, offset=offset)
+    if merged:
+        watch.merged([("online_service-bbbbbbbbbbbbbbbb", "online_service-aaaaaaaaaaaaaaaa")])
+    closed = watch.advance((SURGE_AT + timedelta(hours=1)).timestamp(), now=NOW).closed
+    return [a for c in closed for a in c.alerts if a.state is AlertState.FIRING]
+
+
+def test_the_posts_of_an_issue_merged_away_count_towards_the_issue_it_went_into():
+    # forty posts of one matter were counted 35 and 5 under two issue keys when the grouping had
+    # merged the two: the alert said 35
+    (alert,) = _counted_under_two_issues(merged=True)
+    assert alert.key.cluster == "online_service-aaaaaaaaaaaaaaaa" and alert.observed == 12
+    before = _counted_under_two_issues(merged=False)
+    assert [(a.key.cluster, a.observed) for a in before if a.key.cluster.endswith("a")] == [
+        ("online_service-aaaaaaaaaaaaaaaa", 8)]
+
+
+def test_the_replica_hands_over_the_merges_the_grouping_made_once():
+    # tests/search/test_grouping_merge.py's evening: a post of no township and a village's posts
+    # found two issues of one outage, which a later post bridges
+    from tests.search.test_grouping_merge import FIRST, JOINING, T0
+    rows = [*FIRST, JOINING]
+    posts = [make_post(index=f"e-{n}", created_at=T0 + timedelta(minutes=minutes), topic=Topic.OUTAGE,
+                       region="河口镇", source="app-main", text=text, keywords=[], fingerprint=n,
+                       sentiment=Sentiment.NEGATIVE).model_copy(update={"region": region})
+             for n, (minutes, text, region) in enumerate(rows)]
+    keys = _alone()
+    ids = [keys.assign([post])[0] for post in posts[:4]]
+    assert ids[0] != ids[1] == ids[2] == ids[3] and keys.take_merged() == []
+    assert keys.assign(posts[4:]) == [ids[0]]
+    assert keys.take_merged() == [(ids[1], ids[0])]
+    assert keys.take_merged() == []  # handed over once

@@ -244,6 +244,10 @@ class ObservedPost(_Contract):
     source_partition: Annotated[int, Field(ge=0)] = Field(description="partition of posts.enriched")
     source_offset: Annotated[int, Field(ge=0)]
     source_partitions: Annotated[int, Field(ge=1)]
+    merged_issues: list[tuple[str, str]] | None = Field(
+        None, description="issues the grouping merged while grouping this post's batch, as [issue that "
+                          "went away, issue it went into]: posts counted under the one count towards "
+                          "the other's cluster key (on the batch's last post)")
 
 
 class PartitionStatus(_Contract):
