@@ -40,12 +40,17 @@ def poll() -> None:
     """Poll the forum sources without serving HTTP (with YUQING_INGEST_POLL_FORUMS=false on the API)."""
     import asyncio
 
+    from services.ingest import metrics
     from services.ingest.pollers import run_pollers
     from services.ingest.settings import IngestSettings
+    from yuqing.observability import serve_metrics
 
     settings = IngestSettings()
     registry = _registry(settings)
     configure_logging(settings.log_level)
+    # the pollers' families (posts accepted, duplicate and refused per channel, publish latency)
+    # were counted here and served nowhere: the API's /metrics is another process
+    serve_metrics(settings.poll_metrics_port, metrics.REGISTRY)
     asyncio.run(run_pollers(settings, registry=registry))
 
 

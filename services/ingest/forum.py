@@ -30,6 +30,7 @@ import defusedxml
 import httpx
 from defusedxml import ElementTree as SafeElementTree
 
+from services.ingest import metrics
 from services.ingest.forum_io import (
     CursorStore,
     FetchError,
@@ -527,12 +528,16 @@ class ForumPoller:
     async def run(self, stop: asyncio.Event, *, interval_s: float, max_backoff_s: float = 300,
                   ) -> None:
         """Poll every ``interval_s`` until ``stop`` is set; failures back off exponentially."""
-        failures = 0
+        failures, source = 0, self._source.source_id
+        metrics.FORUM_LAST_POLL.labels(source=source).set(0)
         while not stop.is_set():
             try:
                 await self.poll_once()
                 failures, delay = 0, interval_s
+                metrics.FORUM_POLLS.labels(source=source, outcome="ok").inc()
+                metrics.FORUM_LAST_POLL.labels(source=source).set_to_current_time()
             except Exception:
+                metrics.FORUM_POLLS.labels(source=source, outcome="failed").inc()
                 failures += 1
                 delay = min(max_backoff_s, interval_s * 2 ** min(failures, 16))
                 delay *= random.uniform(0.5, 1.0)

@@ -4,7 +4,7 @@
 requests that name no channel (health, docs, unknown paths).
 """
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from yuqing.observability import service_registry
 
@@ -37,4 +37,13 @@ PUBLISH_SECONDS = Histogram(
 WECHAT_EVENTS_IGNORED = Counter(
     "yuqing_ingest_wechat_events_ignored_total",
     "WeChat events (subscribe, menu clicks...) answered but not published.", ["event"], registry=REGISTRY,
+)
+FORUM_POLLS = Counter(
+    "yuqing_ingest_forum_polls_total", "Polls of a forum source, by outcome (ok, failed).",
+    ["source", "outcome"], registry=REGISTRY,
+)
+FORUM_LAST_POLL = Gauge(
+    "yuqing_ingest_forum_last_poll_ok_timestamp_seconds",
+    "When a forum source was last polled without error (0 before its first).", ["source"],
+    registry=REGISTRY,
 )

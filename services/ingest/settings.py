@@ -24,6 +24,9 @@ class IngestSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     host: str = "127.0.0.1"
     port: int = Field(8001, ge=0, le=65535)
+    poll_metrics_port: int = Field(
+        9101, ge=0, le=65535,
+        description="/metrics of `yuqing ingest poll` (the pollers without the API); 0: not served")
     sources_path: Path = Path("config/sources.toml")
     max_batch_posts: int = Field(500, ge=1)
     max_body_bytes: int = Field(2_000_000, ge=1_024)

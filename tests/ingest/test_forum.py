@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -505,6 +506,35 @@ def test_run_loop_survives_failures_and_stops_on_request() -> None:
     asyncio.run(scenario())
     assert sink.ids == ["f1"]
     assert sink.calls >= 2
+
+
+def test_the_run_loop_counts_its_polls_for_the_operators() -> None:
+    # `yuqing ingest poll` served no /metrics, and a poll that failed was a log line only
+    from services.ingest import metrics
+
+    def sample(name: str, **labels: str) -> float:
+        return metrics.REGISTRY.get_sample_value(name, {"source": "forum-counted", **labels}) or 0.0
+
+    fake = FakeForumSource("forum-counted")
+    fake.add(fake_post("f1", 0))
+    sink = Sink(fail_on_calls=[1])
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(ForumPoller(fake, MemoryCursorStore(), sink).run(
+            stop, interval_s=0.01, max_backoff_s=0.02))
+        for _ in range(500):
+            if sink.batches:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, timeout=2)
+
+    before = time.time()
+    asyncio.run(scenario())
+    assert sample("yuqing_ingest_forum_polls_total", outcome="failed") == 1
+    assert sample("yuqing_ingest_forum_polls_total", outcome="ok") >= 1
+    assert sample("yuqing_ingest_forum_last_poll_ok_timestamp_seconds") >= before
 
 
 def test_a_feed_item_dated_ahead_neither_is_refused_nor_silences_the_feed(
