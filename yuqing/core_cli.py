@@ -38,12 +38,16 @@ def infra_status() -> None:
 
 
 def create_topics() -> None:
-    """Create the project's topics (from schemas/*/topic.json) if missing."""
-    from yuqing.kafka import ensure_topics
+    """Create the project's topics (from schemas/*/topic.json) if missing; say how existing ones
+    differ from their contract (retention, cleanup policy, partitions)."""
+    from yuqing.kafka import ensure_topics, topic_drift
     from yuqing.settings import KafkaSettings
 
-    created = ensure_topics(KafkaSettings())
+    settings = KafkaSettings()
+    created = ensure_topics(settings)
     typer.echo(f"created: {', '.join(created) or 'none (all present)'}")
+    for line in topic_drift(settings):
+        typer.echo(f"differs from its contract (schemas/*/topic.json): {line}", err=True)
 
 
 @schemas_cli.command("export")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import Cancelled, KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
@@ -179,6 +179,49 @@ def ensure_topics(settings: KafkaSettings, topics: Iterable[LogicalTopic] = tupl
         return created
     finally:
         admin.close()
+
+
+def topic_drift(settings: KafkaSettings, topics: Iterable[LogicalTopic] = tuple(LogicalTopic)) -> list[str]:
+    """How the project's existing topics differ from their registry files, one line each: a
+    retention shorter than the contract's (posts a stopped worker has not read yet expire), another
+    cleanup policy, fewer partitions (fewer replicas of a worker can share the work). A topic
+    made by hand or by the broker's auto-creation was accepted as it was, and nobody was told."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.servers(), client_id="yuqing-admin",
+                             **settings.client_options())
+    try:
+        existing = set(admin.list_topics())
+        names = {settings.topic(logical): logical for logical in topics
+                 if settings.topic(logical) in existing}
+        if not names:
+            return []
+        partitions = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(names))}
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+    finally:
+        admin.close()
+    configs = _topic_configs(described)
+    found = []
+    for name, logical in names.items():
+        spec, config = topic_spec(logical), configs.get(name, {})
+        retention = config.get("retention.ms")
+        if retention is not None and 0 <= int(retention) < spec.retention_ms:
+            found.append(f"{name}: retention.ms {retention} is shorter than the contract's "
+                         f"{spec.retention_ms}: posts a stopped worker has not read yet expire")
+        policy = config.get("cleanup.policy")
+        if policy is not None and policy != spec.cleanup_policy:
+            found.append(f"{name}: cleanup.policy {policy}, the contract's is {spec.cleanup_policy}")
+        wanted = settings.partitions_override or spec.partitions
+        if partitions.get(name, wanted) < wanted:
+            found.append(f"{name}: {partitions[name]} partition(s), the contract's {wanted}: "
+                         f"at most {partitions[name]} replica(s) of its consumers share the work")
+    return found
+
+
+def _topic_configs(described: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The topic configs of a describe_configs answer by topic name: those set on the topic or
+    the broker (the client leaves out the built-in defaults)."""
+    return {name: {key: str(entry["value"]) for key, entry in entries.items()
+                   if entry.get("value") is not None}
+            for name, entries in (described.get("topic") or {}).items()}
 
 
 class MissingTopic(ValueError):
