@@ -158,3 +158,42 @@ def test_idle_work_runs_between_batches_and_a_failure_of_it_is_tried_again(
     driver.run(process, on_idle=work)
     assert handled == list(range(10)) and stops == []  # the failure stopped nothing
     assert len(idle_calls) >= 2 and idle_calls[-1] == 10
+
+
+def test_a_batch_slower_than_the_poll_interval_is_handled_again_in_smaller_batches(
+        kafka_settings: KafkaSettings, stops: list[BaseException]):
+    # A batch that took longer than max.poll.interval.ms had its commit refused and was read again
+    # whole, as slow again, for ever (a long unsegmented text made such batches in the indexer).
+    producer = make_producer(kafka_settings, client_id="test")
+    for i in range(6):
+        producer.send(kafka_settings.topic(LogicalTopic.POSTS_RAW), key=f"k{i}".encode(),
+                      value=f"v{i}".encode(), partition=0)
+    producer.flush()
+    producer.close()
+    runtime = Runtime.create("test-worker", kafka_settings, ConsumerSettings())
+    consumer = KafkaConsumer(bootstrap_servers=kafka_settings.servers(), group_id=unique("g-"),
+                             client_id="test", enable_auto_commit=False, auto_offset_reset="earliest",
+                             max_poll_interval_ms=2_000, heartbeat_interval_ms=300)
+    consumer.subscribe([kafka_settings.topic(LogicalTopic.POSTS_RAW)],
+                       listener=ForgetOnRebalance(runtime.gaps))
+    slow = KafkaDriver(consumer, make_producer(kafka_settings, client_id="test"), runtime,
+                       batch_size=6, batch_wait_s=0.5, ack_timeout_s=10)
+    sizes: list[int] = []
+
+    def process(records: list[Record]) -> BatchOutcome:
+        sizes.append(len(records))
+        time.sleep(1.0 * len(records))  # a second a record: 6 s and 3 s are too slow, 1 s is not
+        return BatchOutcome()
+
+    committed = 0
+    try:
+        deadline = time.monotonic() + 120
+        while committed < 6 and time.monotonic() < deadline:
+            records = slow.collect()
+            if records:
+                slow.handle(records, process)
+                committed = _committed(kafka_settings, slow)
+    finally:
+        slow.close()
+    assert stops == [] and committed == 6, sizes
+    assert sizes == [6, 3, 1, 1, 1, 1, 1, 1] and slow.batch_limit == 1

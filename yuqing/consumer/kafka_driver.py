@@ -26,6 +26,7 @@ from yuqing.kafka import until_kafka_answers
 
 log = logging.getLogger(__name__)
 Process = Callable[[list[Record]], BatchOutcome]
+GROW_AFTER = 10  # commits in a row before a halved batch limit doubles again
 
 
 class ForgetOnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -46,6 +47,10 @@ class KafkaDriver:
                  batch_size: int, batch_wait_s: float, ack_timeout_s: float) -> None:
         self.consumer, self.producer, self.runtime = consumer, producer, runtime
         self.batch_size, self.batch_wait_s, self.ack_timeout_s = batch_size, batch_wait_s, ack_timeout_s
+        # records a batch takes now: halved when a batch's commit is refused (the batch took longer
+        # than max.poll.interval.ms and the group moved on), back to batch_size step by step
+        self.batch_limit = batch_size
+        self._committed_in_a_row = 0
         self._stopping = False
 
     def stop(self) -> None:
@@ -86,7 +91,7 @@ class KafkaDriver:
             self.runtime.gaps.check(records)
             outputs = self.runtime.settle(records, process(records))
             self.produce(outputs)
-            self.commit()
+            self.commit(len(records))
         except Exception as exc:
             self.close()
             stop_uncommitted(exc)
@@ -95,12 +100,12 @@ class KafkaDriver:
         """Up to ``batch_size`` records, or what came within ``batch_wait_s``."""
         batch: list[Record] = []
         deadline = time.monotonic() + self.batch_wait_s
-        while len(batch) < self.batch_size and not self._stopping:
+        while len(batch) < self.batch_limit and not self._stopping:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             polled = self.consumer.poll(timeout_ms=int(remaining * 1000),
-                                        max_records=self.batch_size - len(batch))
+                                        max_records=self.batch_limit - len(batch))
             for messages in polled.values():
                 batch.extend(Record(m.topic, m.partition, m.offset, m.key, m.value) for m in messages)
         return batch
@@ -114,16 +119,30 @@ class KafkaDriver:
             until_kafka_answers("producing", partial(delivery.wait, self.ack_timeout_s),
                                 give_up=self.stopping)
 
-    def commit(self) -> None:
+    def commit(self, handled: int = 0) -> None:
         """Commit what was handled; a commit refused by a rebalance is dropped.
 
         The new owner of those partitions handles the same records again;
         every sink here is idempotent (documents and messages keyed by id).
+
+        A refused commit also halves the batches to come (``batch_limit``, at
+        least one record): a batch slower than ``max.poll.interval.ms`` is
+        refused because the group moved on without this consumer, and read
+        again whole it was as slow again, for ever. After
+        ``GROW_AFTER`` commits in a row the limit doubles, up to ``batch_size``.
         """
         try:
             until_kafka_answers("committing offsets", self.consumer.commit, give_up=self.stopping)
         except (CommitFailedError, RebalanceInProgressError) as exc:
-            log.warning("offsets not committed (%s); the batch will be handled again", exc)
+            self.batch_limit = max(1, min(self.batch_limit, handled or self.batch_limit) // 2)
+            self._committed_in_a_row = 0
+            log.warning("offsets not committed (%s); the batch will be handled again, in batches of at "
+                        "most %d records", exc, self.batch_limit)
+            return
+        self._committed_in_a_row += 1
+        if self.batch_limit < self.batch_size and self._committed_in_a_row >= GROW_AFTER:
+            self.batch_limit = min(self.batch_size, self.batch_limit * 2)
+            self._committed_in_a_row = 0
 
 
 class _Delivery:
