@@ -23,6 +23,7 @@ from typing import Any
 
 from services.search.grouping import GroupingParams, IssueGrouper, PostSignal
 from services.search.open_issues import runner_up
+from yuqing.contracts import Topic
 from yuqing.paths import utf8_lines
 from yuqing.places import Gazetteer
 
@@ -30,6 +31,7 @@ from yuqing.places import Gazetteer
 Classified = tuple[str, Mapping[str, float]]
 Classify = Callable[[Sequence[str]], list[Classified]]
 DEFAULT_UTC_OFFSET_HOURS = 8.0  # the deployment's local time (the alerts' ``utc_offset_hours``)
+TOPICS = frozenset(topic.value for topic in Topic)
 
 
 def read_posts(path: Path, utc_offset_hours: float = DEFAULT_UTC_OFFSET_HOURS) -> list[dict[str, Any]]:
@@ -68,6 +70,14 @@ def _row(line: str, utc_offset_hours: float) -> dict[str, Any]:
         if not isinstance(row.get(name), str) and not (optional and row.get(name) is None):
             raise ValueError(f"{name} must be a string, not {json.dumps(row[name])}")
     row["created_at"] = parse_time(row["created_at"], utc_offset_hours).isoformat()
+    if row.get("topic") is not None:
+        # "Billing" or " outage" was a topic of its own: an issue id "Billing-…", compatible with
+        # no topic, never the same as the model's "billing"
+        topic = row["topic"].strip().lower()
+        if topic and topic not in TOPICS:
+            raise ValueError(f"topic {row['topic']!r} is none of {', '.join(sorted(TOPICS))} "
+                             "(leave it out and the model classifies the post)")
+        row["topic"] = topic or None
     return row
 
 

@@ -42,3 +42,14 @@ def test_a_time_that_is_not_iso_8601_is_named(tmp_path: Path) -> None:
     bad = '{"id": "x", "text": "停电", "created_at": "2026/03/02 08:00"}'
     with pytest.raises(ValueError, match="line 2: created_at is not an ISO 8601 time"):
         read_posts(_file(tmp_path, LINES[0] + "\n" + bad + "\n"))
+
+
+def test_a_topic_is_read_whatever_its_case_and_an_unknown_one_is_named(tmp_path: Path) -> None:
+    # "Billing" was a topic of its own, compatible with none, in an issue id "Billing-…"
+    rows = read_posts(_file(tmp_path, LINES[0][:-1] + ', "topic": " Outage"}\n'
+                            + LINES[1][:-1] + ', "topic": ""}\n'))
+    assert [r["topic"] for r in rows] == ["outage", None]  # an empty topic: the model classifies
+    assert group_rows(rows, classify=None)[0].startswith("outage-")
+    bad = LINES[2][:-1] + ', "topic": "停电"}'
+    with pytest.raises(ValueError, match="line 2: topic '停电' is none of billing, employee"):
+        read_posts(_file(tmp_path, LINES[0] + "\n" + bad + "\n"))
