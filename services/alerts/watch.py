@@ -61,7 +61,7 @@ from yuqing.contracts import Alert, AlertKey
 Table = MutableMapping[str, Any]
 DESK = "desk"
 SWEEP_EVERY_SECONDS = 3600
-MAX_ALIASES = 10_000  # issue merges remembered (the latest)
+MAX_ALIASES = 2_000  # issue merges remembered (the latest), about 100 KB of the desk
 
 
 OVERALL = "overall"
@@ -414,6 +414,20 @@ class SurgeWatch:
         for label in idle:
             del self.detectors[label]
             self._live.pop(label, None)
+        desk.aliases = self._aliases_in_use(desk.aliases, firing)
+
+    def _aliases_in_use(self, aliases: dict[str, str], firing: set[str]) -> dict[str, str]:
+        """The merges still needed: those of issues with posts in open buckets or an alert firing,
+        and the later merges their targets went through (the desk is one changelog message)."""
+        needed: set[str] = set()
+        for source in aliases:
+            label = AlertKey(family="cluster", cluster=source).label()
+            if label in self.windows or label in firing:
+                issue = source
+                while issue in aliases and issue not in needed:
+                    needed.add(issue)
+                    issue = aliases[issue]
+        return {source: target for source, target in aliases.items() if source in needed}
 
     def _desk(self) -> Desk:
         stored = self._desk_table.get(DESK)

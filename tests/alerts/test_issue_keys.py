@@ -137,6 +137,26 @@ def test_the_posts_of_an_issue_merged_away_count_towards_the_issue_it_went_into(
         ("online_service-aaaaaaaaaaaaaaaa", 8)]
 
 
+def test_merges_are_forgotten_once_no_open_bucket_or_alert_needs_them():
+    watch = _watch({}, bucket=300)
+    early = _matter(1)[0].model_copy(update={"created_at": SURGE_AT - timedelta(hours=2),
+                                             "post_id": "e" * 32})
+    watch.add(Observation.of(early, max_future_seconds=300, issue_id="online_service-dddddddddddddddd"),
+              partition=0, offset=0)
+    for offset, post in enumerate(_matter(3), start=1):
+        watch.add(Observation.of(post, max_future_seconds=300, issue_id="online_service-aaaaaaaaaaaaaaaa"),
+                  partition=0, offset=offset)
+    watch.merged([("online_service-aaaaaaaaaaaaaaaa", "online_service-bbbbbbbbbbbbbbbb"),
+                  ("online_service-bbbbbbbbbbbbbbbb", "online_service-cccccccccccccccc"),
+                  ("online_service-dddddddddddddddd", "online_service-eeeeeeeeeeeeeeee")])
+    # the sweep an hour on: a's posts are still in an open bucket, d's was closed
+    watch.advance((SURGE_AT - timedelta(minutes=10)).timestamp(), now=NOW)
+    assert watch._desk().aliases == {"online_service-aaaaaaaaaaaaaaaa": "online_service-bbbbbbbbbbbbbbbb",
+                                     "online_service-bbbbbbbbbbbbbbbb": "online_service-cccccccccccccccc"}
+    watch.advance((SURGE_AT + timedelta(hours=3)).timestamp(), now=NOW)  # a's bucket closed
+    assert watch._desk().aliases == {}
+
+
 def test_the_replica_hands_over_the_merges_the_grouping_made_once():
     # tests/search/test_grouping_merge.py's evening: a post of no township and a village's posts
     # found two issues of one outage, which a later post bridges
