@@ -244,3 +244,38 @@ def test_a_post_the_dump_holds_twice_counts_once(tmp_path: Path) -> None:
     lines = (tmp_path / "posts.jsonl").read_text(encoding="utf-8").splitlines()
     (tmp_path / "twice.jsonl").write_text("\n".join(lines + lines[-12 * 40:]) + "\n", encoding="utf-8")
     assert replay_posts_jsonl(tmp_path / "twice.jsonl") == replay_posts_jsonl(tmp_path / "posts.jsonl")
+
+
+class _Steps:
+    """Counts the detectors' steps, and stops a replay that would step for ever."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+        from services.alerts.detector import SurgeDetector
+
+        self.count, step = 0, SurgeDetector._step
+
+        def counted(detector: SurgeDetector, *args: object) -> object:
+            self.count += 1
+            if self.count > limit:
+                raise AssertionError(f"more than {limit} detector steps")
+            return step(detector, *args)
+
+        monkeypatch.setattr(SurgeDetector, "_step", counted)
+
+
+def test_posts_years_apart_or_dated_ahead_replay_as_the_worker_counts_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker forgets the recent history of a key silent for longer than max_gap_hours instead of
+    # stepping through every empty bucket, and counts a post at most 300 s after its arrival, its
+    # arrival at most now. The replay stepped every key through every 5-minute bucket between the
+    # dump's first post and its last: posts 26 years apart took minutes per key, and one dated and
+    # received "9999" never ended.
+    now = datetime.now(UTC)
+    ahead = json.loads(enriched(2, now - timedelta(days=1), Topic.OUTAGE, "城东"))
+    ahead["created_at"] = ahead["received_at"] = "9999-01-01T00:00:00Z"
+    posts = [enriched(0, datetime(2000, 1, 3, tzinfo=UTC), Topic.OUTAGE, "城东"),
+             enriched(1, now - timedelta(days=1), Topic.OUTAGE, "城东"), json.dumps(ahead)]
+    (tmp_path / "posts.jsonl").write_text("\n".join(posts) + "\n", encoding="utf-8")
+    steps = _Steps(monkeypatch, limit=3 * 12 * 24 * 3)  # three keys, three days of buckets
+    assert replay_posts_jsonl(tmp_path / "posts.jsonl") == []
+    assert steps.count > 0
