@@ -211,7 +211,7 @@ def read_post_counts(path: Path, bucket_seconds: int, *, max_future_seconds: flo
             received = record.get("received_at")
             arrival = (_aware(datetime.fromisoformat(received.replace("Z", "+00:00"))) if received
                        else datetime.fromtimestamp(now, tz=UTC))
-            topic = Topic(record["topic"])
+            keys = keys_of(Topic(record["topic"]), record.get("region"))
             post_id = record.get("post_id")
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
@@ -221,7 +221,7 @@ def read_post_counts(path: Path, bucket_seconds: int, *, max_future_seconds: flo
             seen.add(post_id)
         counted = event_time(moment, arrival, max_future_seconds, now=now)
         bucket = bucket_start_of(datetime.fromtimestamp(counted, tz=UTC), bucket_seconds)
-        for key in keys_of(topic, record.get("region")):
+        for key in keys:
             counts[(bucket, key)] += 1
     return counts
 

@@ -212,9 +212,15 @@ def test_posts_replay_reports_the_regional_surge_once(tmp_path: Path) -> None:
     assert json.loads(events_to_jsonl(events)[0])["alert_id"] == events[0].alert_id
 
 
-def test_posts_replay_rejects_records_without_a_topic(tmp_path: Path) -> None:
-    (tmp_path / "bad.jsonl").write_text('{"created_at": "2024-05-06T00:00:00Z"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad\.jsonl:1"):
+@pytest.mark.parametrize("line", [
+    '{"created_at": "2024-05-06T00:00:00Z"}',
+    # a region that is no name: "AlertKey: region: Input should be a valid string", naming no line
+    '{"created_at": "2024-05-06T00:00:00Z", "topic": "outage", "region": 123}',
+    '{"created_at": "2024-05-06T00:00:00Z", "topic": "outage", "received_at": 5}',
+])
+def test_posts_replay_names_the_line_of_a_record_it_cannot_read(tmp_path: Path, line: str) -> None:
+    (tmp_path / "bad.jsonl").write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1: not an enriched post"):
         replay_posts_jsonl(tmp_path / "bad.jsonl")
 
 
