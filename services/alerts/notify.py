@@ -166,6 +166,7 @@ class Notifier:
         transport: httpx.AsyncBaseTransport | None = None, min_wait_s: float = 0.5,
         max_wait_s: float = 30.0,
         on_outcome: Callable[[str], None] | None = None,
+        on_done: Callable[[Alert], None] | None = None,
     ) -> None:
         self.url, self.fmt, self.secret = url, fmt, secret
         self.max_attempts, self.utc_offset_hours = max_attempts, utc_offset_hours
@@ -173,6 +174,8 @@ class Notifier:
         self.queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=queue_size)
         self._client = httpx.AsyncClient(timeout=timeout_s, transport=transport)
         self._on_outcome = on_outcome or (lambda outcome: None)
+        # an alert's notification is over (sent, dropped, or given up on)
+        self._on_done = on_done or (lambda alert: None)
 
     def submit(self, alert: Alert) -> bool:
         """Queue an alert without waiting; False (and counted) if the queue is full."""
@@ -181,8 +184,18 @@ class Notifier:
         except asyncio.QueueFull:
             log.warning("notification queue full; dropping alert %s", alert.alert_id)
             self._on_outcome("dropped")
+            self._on_done(alert)
             return False
         return True
+
+    def forget_queued(self) -> int:
+        """Drop the notifications waiting in the queue (not the one being delivered); how many."""
+        dropped = 0
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            self.queue.task_done()
+            dropped += 1
+        return dropped
 
     async def run(self) -> None:
         """Deliver queued alerts until cancelled."""
@@ -190,6 +203,7 @@ class Notifier:
             while True:
                 alert = await self.queue.get()
                 self._on_outcome(await self._deliver_or_fail(alert))
+                self._on_done(alert)
                 self.queue.task_done()
         finally:
             await self._client.aclose()

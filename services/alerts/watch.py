@@ -62,6 +62,7 @@ Table = MutableMapping[str, Any]
 DESK = "desk"
 SWEEP_EVERY_SECONDS = 3600
 MAX_ALIASES = 10_000  # issue merges remembered (the latest)
+MAX_OUTBOX = 1_000  # notifications held until delivered, at most (the latest)
 
 
 OVERALL = "overall"
@@ -381,6 +382,29 @@ class SurgeWatch:
         self._unsaved.clear()
         return count
 
+    # -- notifications not yet delivered ----------------------------------
+
+    def hold_notifications(self, alerts: list[Alert]) -> None:
+        """Keep alerts to notify in the desk, stored with the batch that published them."""
+        desk = self._desk()
+        for alert in alerts:
+            desk.outbox[transition_id(alert)] = alert.model_dump(mode="json")
+        for kept in list(desk.outbox)[:max(0, len(desk.outbox) - MAX_OUTBOX)]:
+            del desk.outbox[kept]  # the oldest first
+        self._save_desk(desk)
+
+    def notifications(self) -> list[Alert]:
+        """The notifications held and not yet delivered, oldest first."""
+        return [Alert.model_validate(body) for body in self._desk().outbox.values()]
+
+    def notified(self, ids: list[str]) -> None:
+        """Forget notifications delivered (or given up on: rejected, failed through every retry)."""
+        desk = self._desk()
+        if any(tid in desk.outbox for tid in ids):
+            for tid in ids:
+                desk.outbox.pop(tid, None)
+            self._save_desk(desk)
+
     def closed_through(self) -> int | None:
         """Start of the last bucket closed, as stored (None before the first close)."""
         return self._desk().closed_through
@@ -421,6 +445,11 @@ class SurgeWatch:
 
     def _save_desk(self, desk: Desk) -> None:
         self._desk_table[DESK] = desk.to_dict()
+
+
+def transition_id(alert: Alert) -> str:
+    """One change of an alert, notified once: it fired, escalated to a severity, or resolved."""
+    return f"{alert.alert_id}|{alert.state.value}|{alert.severity.value}"
 
 
 def _resolve(aliases: dict[str, str], issue_id: str) -> str:

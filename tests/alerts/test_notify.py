@@ -130,6 +130,26 @@ def test_the_background_task_delivers_and_a_full_queue_drops():
     assert outcomes == ["dropped", "sent"]
 
 
+def test_each_alert_is_done_once_whatever_its_outcome_and_a_queue_can_be_forgotten():
+    # The worker forgets a notification from the desk's outbox once it is done (sent, given up
+    # on, dropped), and forgets its queue when another worker takes the desk and its outbox.
+    done: list[Alert] = []
+
+    async def scenario() -> None:
+        notifier = _notifier([404], [], queue_size=2, on_done=done.append)
+        resolved = _alert(AlertState.RESOLVED)
+        assert notifier.submit(_alert()) and notifier.submit(resolved) and not notifier.submit(resolved)
+        assert done == [resolved]  # dropped
+        task = asyncio.create_task(notifier.run())
+        await asyncio.wait_for(notifier.queue.join(), timeout=5)
+        assert done == [resolved, _alert(), resolved]  # rejected both
+        notifier.submit(_alert())
+        assert notifier.forget_queued() == 1 and notifier.queue.empty()
+        task.cancel()
+
+    asyncio.run(scenario())
+
+
 def test_every_alert_example_renders_in_every_format():
     examples = sorted((SCHEMAS_DIR / "alerts" / "examples").glob("*.json"))
     assert examples

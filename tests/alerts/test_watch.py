@@ -244,3 +244,25 @@ def test_the_channels_of_a_topic_surge_fold_into_its_alert():
     firing = [a for a in alerts if a.state is AlertState.FIRING]
     assert [a.key.label() for a in firing] == ["topic|topic=billing"]
     assert any(parent.startswith("source|") for parent in firing[0].explanation.parents)
+
+
+def test_notifications_are_held_in_the_desk_until_delivered(surge_run):
+    # The worker holds a batch's notifications in the desk, stored with the batch, and forgets
+    # each once delivered: a restart from the tables sends those its predecessor did not.
+    from services.alerts.watch import MAX_OUTBOX, transition_id
+
+    alerts, _ = surge_run
+    firing, resolved = alerts
+    tables: dict = {}
+    watch = _watch(tables)
+    watch.hold_notifications([firing, resolved])
+    restarted = _watch(tables)
+    assert restarted.notifications() == [firing, resolved]
+    assert transition_id(firing) != transition_id(resolved)
+    restarted.notified([transition_id(firing)])
+    assert _watch(tables).notifications() == [resolved]
+    watch.hold_notifications([resolved])  # published again (a batch read again): held once
+    assert _watch(tables).notifications() == [resolved]
+    many = [firing.model_copy(update={"alert_id": f"{k:016x}"}) for k in range(MAX_OUTBOX + 5)]
+    watch.hold_notifications(many)
+    assert _watch(tables).notifications() == many[-MAX_OUTBOX:]  # bounded, the latest kept
