@@ -174,3 +174,50 @@ def test_a_resolved_alert_ends_every_severity_it_fired_with():
     [warning] = alertmanager_payload(_alert(AlertState.RESOLVED))[1:]
     assert warning["labels"]["severity"] == "warning"
     assert len(alertmanager_payload(_alert())) == 1  # firing: its own severity only
+
+
+class _Robot:
+    """A WeCom group robot: 20 messages a minute, errcode 45009 beyond; time is simulated."""
+
+    def __init__(self, busy_until: float = 0.0) -> None:
+        self.now, self.busy_until = 0.0, busy_until
+        self.accepted: list[float] = []
+        self.refused = 0
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        recent = [t for t in self.accepted if t > self.now - 60]
+        if self.now < self.busy_until or len(recent) >= 20:
+            self.refused += 1
+            return httpx.Response(200, json={"errcode": 45009, "errmsg": "api freq out of limit"})
+        self.accepted.append(self.now)
+        return httpx.Response(200, json={"errcode": 0, "errmsg": "ok"})
+
+    def notifier(self) -> Notifier:
+        return Notifier(url="http://hooks.test/send", fmt="wecom", transport=httpx.MockTransport(self.handler),
+                        clock=self.clock, sleep=self.sleep)
+
+
+def test_a_robot_is_sent_no_more_than_it_takes_a_minute():
+    # A surge over many townships fires more alerts in a minute than a group robot takes (20 a
+    # minute; DingTalk's then throttles the robot for ten minutes). The retries' back-off, 7.5 s
+    # in all, ended inside the minute: the 21st alert on failed and was never sent.
+    robot = _Robot()
+    notifier = robot.notifier()
+
+    async def send_all() -> list[str]:
+        return [await notifier.deliver(_alert()) for _ in range(45)]
+
+    assert asyncio.run(send_all()) == ["sent"] * 45
+    assert robot.refused == 0 and robot.now >= 120
+
+
+def test_a_busy_robot_is_tried_again_after_its_minute():
+    robot = _Robot(busy_until=50.0)  # its minute began before this worker's first message
+    assert asyncio.run(robot.notifier().deliver(_alert())) == "sent"
+    assert robot.refused == 1 and robot.accepted == [pytest.approx(60.0, abs=1.0)]
