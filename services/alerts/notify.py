@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 
 SEVERITY_NAMES = {Severity.INFO: "提示", Severity.WARNING: "警告", Severity.CRITICAL: "严重"}
 STATE_NAMES = {AlertState.FIRING: "触发", AlertState.RESOLVED: "已恢复"}
-# Alertmanager resolves an alert that is not re-sent by its endsAt; the worker
-# sends a firing alert once, so it is given a day, and the resolved event ends it.
+# Alertmanager resolves an alert that is not re-sent by its endsAt; the worker posts a firing
+# alert again every half of this while it fires, and the resolved event ends it.
 FIRING_TTL = timedelta(hours=24)
 MAX_MARKDOWN_CHARS = 3000  # robots reject messages over 4,096 bytes
 RETRY_STATUS = {408, 429}

@@ -100,17 +100,20 @@ class OpenAlert:
     samples: list[str] = field(default_factory=list)
     related: list[str] = field(default_factory=list)  # folded source/cluster keys
     issues: list[str] = field(default_factory=list)  # the issues most of its posts belonged to
+    notified: dict[str, Any] | None = None  # its last firing message notified (refreshed in time)
 
     def to_dict(self) -> dict[str, Any]:
         stored = {"key": self.key, "bucket": self.bucket, "explanation": self.explanation,
                   "samples": self.samples, "related": self.related}
-        return {**stored, "issues": self.issues} if self.issues else stored
+        if self.issues:
+            stored["issues"] = self.issues
+        return {**stored, "notified": self.notified} if self.notified else stored
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OpenAlert:
         return cls(key=data["key"], bucket=float(data["bucket"]), explanation=data.get("explanation"),
                    samples=list(data.get("samples", [])), related=list(data.get("related", [])),
-                   issues=list(data.get("issues", [])))
+                   issues=list(data.get("issues", [])), notified=data.get("notified"))
 
 
 @dataclass

@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -56,7 +56,7 @@ from services.alerts.lifecycle import AlertTracker, TrackerConfig
 from services.alerts.publish import Publisher
 from services.alerts.state import Desk, DetectorEntry, KeyWindows, SeenPost, marked, passes
 from services.alerts.windows import WindowPolicy, bucket_datetime, bucket_of
-from yuqing.contracts import Alert, AlertKey
+from yuqing.contracts import Alert, AlertKey, AlertState
 
 Table = MutableMapping[str, Any]
 DESK = "desk"
@@ -388,10 +388,29 @@ class SurgeWatch:
         """Keep alerts to notify in the desk, stored with the batch that published them."""
         desk = self._desk()
         for alert in alerts:
-            desk.outbox[transition_id(alert)] = alert.model_dump(mode="json")
+            body = alert.model_dump(mode="json")
+            desk.outbox[transition_id(alert)] = body
+            opened = desk.open.get(alert.alert_id)
+            if alert.state is AlertState.FIRING and opened is not None:
+                desk.open[alert.alert_id] = replace(opened, notified=body)
         for kept in list(desk.outbox)[:max(0, len(desk.outbox) - MAX_OUTBOX)]:
             del desk.outbox[kept]  # the oldest first
         self._save_desk(desk)
+
+    def due_refreshes(self, now: datetime, every: timedelta) -> list[Alert]:
+        """The firing alerts last notified ``every`` ago or more, as notified again ``now``.
+
+        Alertmanager ends a firing alert at its ``endsAt`` unless it is posted again; the worker
+        posted it once, a day ahead, and a surge that lasted longer (a level three times the usual
+        fires for as long as it lasts) was told resolved while it went on."""
+        refreshed = []
+        for opened in self._desk().open.values():
+            if opened.notified is None:
+                continue
+            last = Alert.model_validate(opened.notified)
+            if last.emitted_at + every <= now:
+                refreshed.append(last.model_copy(update={"emitted_at": now}))
+        return refreshed
 
     def notifications(self) -> list[Alert]:
         """The notifications held and not yet delivered, oldest first."""
@@ -448,8 +467,9 @@ class SurgeWatch:
 
 
 def transition_id(alert: Alert) -> str:
-    """One change of an alert, notified once: it fired, escalated to a severity, or resolved."""
-    return f"{alert.alert_id}|{alert.state.value}|{alert.severity.value}"
+    """One change of an alert, notified once: it fired, escalated to a severity, or resolved (or
+    a firing alert refreshed at a later time)."""
+    return f"{alert.alert_id}|{alert.state.value}|{alert.severity.value}|{alert.emitted_at.isoformat()}"
 
 
 def _resolve(aliases: dict[str, str], issue_id: str) -> str:

@@ -56,7 +56,7 @@ from services.alerts.evidence import EvidenceLimits, Observation
 from services.alerts.issues import IssueKeys, ReadOnlyIssues
 from services.alerts.keys import BoundedLabel, volume_labels
 from services.alerts.lifecycle import TrackerConfig
-from services.alerts.notify import Notifier
+from services.alerts.notify import FIRING_TTL, Notifier
 from services.alerts.settings import AlertsSettings
 from services.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig, transition_id
 from services.alerts.windows import IdleClock, PartitionActivity, Watermarks, WindowPolicy
@@ -87,6 +87,9 @@ TABLES = {
 # The reason label of yuqing_alerts_dead_letters_total: a message that is no enriched post of the
 # contract, and a valid post the worker could not turn into an observation.
 DEAD_LETTER_REASONS = ("contract", "processing")
+# A firing alert is posted to Alertmanager again this long after its last post, well before the
+# endsAt that post gave it (FIRING_TTL): a surge may outlast it.
+REFRESH_FIRING_AFTER = FIRING_TTL / 2
 # Roll changelog segments hourly so compaction keeps recovery short.
 CHANGELOG_CONFIG = {"segment.ms": str(3_600_000)}
 
@@ -366,6 +369,8 @@ class AlertsService:
         if self.notifier is not None:
             done, self._done = self._done, []
             self.watch.notified(done)
+            if self.notifier.fmt == "alertmanager":  # a chat robot would say it all again
+                self._to_notify += self.watch.due_refreshes(datetime.now(UTC), REFRESH_FIRING_AFTER)
             self.watch.hold_notifications(self._to_notify)
         self.watch.persist()
         # The batch is acknowledged when this returns: its state must be on the broker by

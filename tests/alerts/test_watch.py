@@ -266,3 +266,31 @@ def test_notifications_are_held_in_the_desk_until_delivered(surge_run):
     many = [firing.model_copy(update={"alert_id": f"{k:016x}"}) for k in range(MAX_OUTBOX + 5)]
     watch.hold_notifications(many)
     assert _watch(tables).notifications() == many[-MAX_OUTBOX:]  # bounded, the latest kept
+
+
+def test_a_firing_alert_is_notified_again_before_alertmanager_would_end_it():
+    # The worker posted a firing alert to Alertmanager once, ending a day later (endsAt); a surge
+    # at three times the usual level fires for as long as it lasts, and after a day Alertmanager
+    # told the duty desk it was resolved while it went on.
+    from services.alerts.notify import FIRING_TTL, alertmanager_payload
+
+    tables: dict = {}
+    watch = _watch(tables)
+    posts = sorted(steady_posts(SURGE_AT - timedelta(days=3), SURGE_AT + timedelta(minutes=40))
+                   + surge_posts(SURGE_AT), key=lambda p: p.created_at)
+    [firing] = _feed(watch, posts)
+    watch.hold_notifications([firing])
+    every = FIRING_TTL / 2
+    assert watch.due_refreshes(firing.emitted_at + every - timedelta(minutes=1), every) == []
+    later = firing.emitted_at + every
+    [again] = _watch(tables).due_refreshes(later, every)  # from the stored desk
+    assert again == firing.model_copy(update={"emitted_at": later})
+    [posted] = alertmanager_payload(again)
+    assert posted["endsAt"] == (later + FIRING_TTL).isoformat()  # a day past the last post
+    watch.hold_notifications([again])
+    assert watch.due_refreshes(later + every - timedelta(minutes=1), every) == []
+    assert watch.due_refreshes(later + every, every) != []
+    quiet = steady_posts(SURGE_AT + timedelta(minutes=40), SURGE_AT + timedelta(hours=4), seed=2)
+    [resolved] = _feed(watch, quiet, first_offset=len(posts))
+    assert resolved.state is AlertState.RESOLVED
+    assert watch.due_refreshes(later + 10 * every, every) == []  # resolved: never again
