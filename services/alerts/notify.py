@@ -163,8 +163,11 @@ def dingtalk_signed_url(url: str, secret: str, now_ms: int | None = None) -> str
     return f"{url}{'&' if '?' in url else '?'}timestamp={timestamp}&sign={sign}"
 
 
-def check_response(response: httpx.Response) -> None:
-    """Raise RetryableError or RejectedError unless the webhook accepted the message."""
+def check_response(response: httpx.Response, *, robot: bool = False) -> None:
+    """Raise RetryableError or RejectedError unless the webhook accepted the message.
+
+    A group robot (``robot``) takes a message with ``{"errcode": 0}``: an answer without it (a
+    proxy's login page, another service at the address) was counted as sent."""
     status = response.status_code
     if status == 429:
         raise RateLimitedError("HTTP 429", _retry_after(response))
@@ -180,7 +183,9 @@ def check_response(response: httpx.Response) -> None:
     try:
         body = response.json()
     except ValueError:
-        return
+        body = None
+    if robot and not (isinstance(body, dict) and "errcode" in body):
+        raise RejectedError(f"HTTP {status} without the robot's errcode: {response.text[:200]!r}")
     code = body.get("errcode", 0) if isinstance(body, dict) else 0
     if code in ROBOT_BUSY_CODES:
         raise RateLimitedError(f"robot busy: errcode {code}", ROBOT_MINUTE_S)
@@ -269,7 +274,8 @@ class Notifier:
             async for attempt in retrying:
                 with attempt:
                     await self._pace()
-                    check_response(await self._client.post(self._target(), json=body))
+                    check_response(await self._client.post(self._target(), json=body),
+                                   robot=self.fmt in ROBOT_FORMATS)
         except RejectedError as exc:
             log.error("webhook rejected alert %s: %s", alert.alert_id, exc)
             return "rejected"

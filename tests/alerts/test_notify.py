@@ -150,6 +150,24 @@ def test_each_alert_is_done_once_whatever_its_outcome_and_a_queue_can_be_forgott
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("answer", [
+    httpx.Response(200, text="<html><body>请先登录代理</body></html>", headers={"content-type": "text/html"}),
+    httpx.Response(200, json={"status": "ok"}), httpx.Response(204), httpx.Response(200, json=[1])])
+def test_a_robot_that_answers_without_its_errcode_did_not_take_the_message(answer: httpx.Response):
+    # A group robot answers every message it takes with {"errcode": 0}. An answer without it (a
+    # proxy's login page, another service at that address) was counted as sent, and the duty desk
+    # never saw the alert; Alertmanager's own answer has no body, so it is read as before.
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answer
+
+    for fmt in ("wecom", "dingtalk"):
+        robot = Notifier(url="http://hooks.test/send", fmt=fmt, transport=httpx.MockTransport(handler))
+        assert asyncio.run(robot.deliver(_alert())) == "rejected"
+    manager = Notifier(url="http://am.test/api/v2/alerts", fmt="alertmanager",
+                       transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+    assert asyncio.run(manager.deliver(_alert())) == "sent"
+
+
 def test_every_alert_example_renders_in_every_format():
     examples = sorted((SCHEMAS_DIR / "alerts" / "examples").glob("*.json"))
     assert examples
@@ -199,8 +217,8 @@ class _Robot:
         return httpx.Response(200, json={"errcode": 0, "errmsg": "ok"})
 
     def notifier(self) -> Notifier:
-        return Notifier(url="http://hooks.test/send", fmt="wecom", transport=httpx.MockTransport(self.handler),
-                        clock=self.clock, sleep=self.sleep)
+        return Notifier(url="http://hooks.test/send", fmt="wecom",
+                        transport=httpx.MockTransport(self.handler), clock=self.clock, sleep=self.sleep)
 
 
 def test_a_robot_is_sent_no_more_than_it_takes_a_minute():
