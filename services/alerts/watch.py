@@ -42,6 +42,7 @@ alert that holds it (:mod:`services.alerts.publish`).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
@@ -62,7 +63,10 @@ Table = MutableMapping[str, Any]
 DESK = "desk"
 SWEEP_EVERY_SECONDS = 3600
 MAX_ALIASES = 10_000  # issue merges remembered (the latest)
-MAX_OUTBOX = 1_000  # notifications held until delivered, at most (the latest)
+# Notifications held until delivered, at most (the latest): the desk is one changelog message,
+# which the broker takes up to YUQING_KAFKA_MAX_MESSAGE_BYTES (1,000,000 by default) and which
+# holds the issue merges too (MAX_ALIASES, about 0.5 MB at most). An alert is 0.5 to 2 KB.
+MAX_OUTBOX_BYTES = 200_000
 
 
 OVERALL = "overall"
@@ -393,8 +397,11 @@ class SurgeWatch:
             opened = desk.open.get(alert.alert_id)
             if alert.state is AlertState.FIRING and opened is not None:
                 desk.open[alert.alert_id] = replace(opened, notified=body)
-        for kept in list(desk.outbox)[:max(0, len(desk.outbox) - MAX_OUTBOX)]:
-            del desk.outbox[kept]  # the oldest first
+        size = 0
+        for tid in reversed(list(desk.outbox)):  # the latest kept, within the desk's room
+            size += len(tid) + len(json.dumps(desk.outbox[tid]))
+            if size > MAX_OUTBOX_BYTES:
+                del desk.outbox[tid]
         self._save_desk(desk)
 
     def due_refreshes(self, now: datetime, every: timedelta) -> list[Alert]:

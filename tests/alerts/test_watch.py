@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -249,7 +250,7 @@ def test_the_channels_of_a_topic_surge_fold_into_its_alert():
 def test_notifications_are_held_in_the_desk_until_delivered(surge_run):
     # The worker holds a batch's notifications in the desk, stored with the batch, and forgets
     # each once delivered: a restart from the tables sends those its predecessor did not.
-    from services.alerts.watch import MAX_OUTBOX, transition_id
+    from services.alerts.watch import MAX_OUTBOX_BYTES, transition_id
 
     alerts, _ = surge_run
     firing, resolved = alerts
@@ -263,9 +264,12 @@ def test_notifications_are_held_in_the_desk_until_delivered(surge_run):
     assert _watch(tables).notifications() == [resolved]
     watch.hold_notifications([resolved])  # published again (a batch read again): held once
     assert _watch(tables).notifications() == [resolved]
-    many = [firing.model_copy(update={"alert_id": f"{k:016x}"}) for k in range(MAX_OUTBOX + 5)]
+    # bounded, the latest kept: the desk is one changelog message, within the broker's limit
+    many = [firing.model_copy(update={"alert_id": f"{k:032x}"}) for k in range(2_000)]
     watch.hold_notifications(many)
-    assert _watch(tables).notifications() == many[-MAX_OUTBOX:]  # bounded, the latest kept
+    held = _watch(tables).notifications()
+    assert 0 < len(held) < len(many) and held == many[-len(held):]
+    assert len(json.dumps(tables["desk"]["desk"]["outbox"])) <= MAX_OUTBOX_BYTES + 1000
 
 
 def test_a_firing_alert_is_notified_again_before_alertmanager_would_end_it():
