@@ -390,6 +390,8 @@ class SurgeWatch:
 
     def hold_notifications(self, alerts: list[Alert]) -> None:
         """Keep alerts to notify in the desk, stored with the batch that published them."""
+        if not alerts:
+            return  # the desk is written only when it changes (it may hold half a megabyte)
         desk = self._desk()
         for alert in alerts:
             body = alert.model_dump(mode="json")

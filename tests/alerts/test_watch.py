@@ -264,6 +264,17 @@ def test_notifications_are_held_in_the_desk_until_delivered(surge_run):
     assert _watch(tables).notifications() == [resolved]
     watch.hold_notifications([resolved])  # published again (a batch read again): held once
     assert _watch(tables).notifications() == [resolved]
+    class Writes(dict):
+        count = 0
+
+        def __setitem__(self, key: str, value: object) -> None:
+            Writes.count += 1
+            super().__setitem__(key, value)
+
+    quiet = _watch({"desk": Writes(tables["desk"])})
+    quiet.hold_notifications([])
+    quiet.notified(["no such notification"])
+    assert Writes.count == 0  # a batch that changes nothing writes no desk to the changelog
     # bounded, the latest kept: the desk is one changelog message, within the broker's limit
     many = [firing.model_copy(update={"alert_id": f"{k:032x}"}) for k in range(2_000)]
     watch.hold_notifications(many)
