@@ -48,6 +48,8 @@ STATE_NAMES = {AlertState.FIRING: "触发", AlertState.RESOLVED: "已恢复"}
 # alert again every half of this while it fires, and the resolved event ends it.
 FIRING_TTL = timedelta(hours=24)
 MAX_MARKDOWN_CHARS = 3000  # robots reject messages over 4,096 bytes
+# the outcome label of yuqing_alerts_notifications_total
+OUTCOMES = ("sent", "rejected", "failed", "dropped")
 RETRY_STATUS = {408, 429}
 ROBOT_BUSY_CODES = {45009, 130101}
 # A group robot takes 20 messages a minute (WeCom answers 45009 beyond, DingTalk 130101 and then

@@ -56,7 +56,7 @@ from services.alerts.evidence import EvidenceLimits, Observation
 from services.alerts.issues import IssueKeys, ReadOnlyIssues
 from services.alerts.keys import BoundedLabel, volume_labels
 from services.alerts.lifecycle import TrackerConfig
-from services.alerts.notify import FIRING_TTL, Notifier
+from services.alerts.notify import FIRING_TTL, OUTCOMES, Notifier
 from services.alerts.settings import AlertsSettings
 from services.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig, transition_id
 from services.alerts.windows import IdleClock, PartitionActivity, Watermarks, WindowPolicy
@@ -161,6 +161,10 @@ def make_notifier(settings: AlertsSettings, on_done: Callable[[Alert], None] | N
                   ) -> Notifier | None:
     if not settings.webhook_url:
         return None
+    # Each outcome's series from 0: one born at its first failure (1) shows no increase, and one
+    # surge notified while the webhook was down raised no YuqingAlertsNotificationsFailing.
+    for outcome in OUTCOMES:
+        metrics.NOTIFICATIONS.labels(outcome=outcome)
     return Notifier(
         url=settings.webhook_url, fmt=settings.webhook_format,
         secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
