@@ -200,7 +200,7 @@ class Notifier:
 
     def __init__(
         self, *, url: str, fmt: str, secret: str | None = None, timeout_s: float = 5.0,
-        max_attempts: int = 5, queue_size: int = 1000, utc_offset_hours: float = 8.0,
+        max_attempts: int = 12, queue_size: int = 1000, utc_offset_hours: float = 8.0,
         transport: httpx.AsyncBaseTransport | None = None, min_wait_s: float = 0.5,
         max_wait_s: float = 30.0,
         on_outcome: Callable[[str], None] | None = None,

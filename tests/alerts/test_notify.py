@@ -239,3 +239,21 @@ def test_a_busy_robot_is_tried_again_after_its_minute():
     robot = _Robot(busy_until=50.0)  # its minute began before this worker's first message
     assert asyncio.run(robot.notifier().deliver(_alert())) == "sent"
     assert robot.refused == 1 and robot.accepted == [pytest.approx(60.0, abs=1.0)]
+
+
+def test_a_webhook_away_for_a_minute_gets_the_alert_with_the_default_retries():
+    # Alertmanager restarting, a bridge redeployed: a minute or two without an answer. The default
+    # five attempts spent 7.5 s of back-off, and every surge notified meanwhile failed for good.
+    from services.alerts.settings import AlertsSettings
+
+    robot = _Robot()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if robot.now < 90:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200)
+
+    notifier = Notifier(url="http://am.test/api/v2/alerts", fmt="alertmanager",
+                        transport=httpx.MockTransport(handler),
+                        max_attempts=AlertsSettings().webhook_max_attempts, sleep=robot.sleep)
+    assert asyncio.run(notifier.deliver(_alert())) == "sent"
