@@ -42,7 +42,6 @@ alert that holds it (:mod:`services.alerts.publish`).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
@@ -50,6 +49,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from services.alerts import outbox
 from services.alerts.detector import Detection, DetectorConfig, SurgeDetector
 from services.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
 from services.alerts.keys import is_issue
@@ -57,16 +57,12 @@ from services.alerts.lifecycle import AlertTracker, TrackerConfig
 from services.alerts.publish import Publisher
 from services.alerts.state import Desk, DetectorEntry, KeyWindows, SeenPost, marked, passes
 from services.alerts.windows import WindowPolicy, bucket_datetime, bucket_of
-from yuqing.contracts import Alert, AlertKey, AlertState
+from yuqing.contracts import Alert, AlertKey
 
 Table = MutableMapping[str, Any]
 DESK = "desk"
 SWEEP_EVERY_SECONDS = 3600
 MAX_ALIASES = 10_000  # issue merges remembered (the latest)
-# Notifications held until delivered, at most (the latest): the desk is one changelog message,
-# which the broker takes up to YUQING_KAFKA_MAX_MESSAGE_BYTES (1,000,000 by default) and which
-# holds the issue merges too (MAX_ALIASES, about 0.5 MB at most). An alert is 0.5 to 2 KB.
-MAX_OUTBOX_BYTES = 200_000
 
 
 OVERALL = "overall"
@@ -393,44 +389,21 @@ class SurgeWatch:
         if not alerts:
             return  # the desk is written only when it changes (it may hold half a megabyte)
         desk = self._desk()
-        for alert in alerts:
-            body = alert.model_dump(mode="json")
-            desk.outbox[transition_id(alert)] = body
-            opened = desk.open.get(alert.alert_id)
-            if alert.state is AlertState.FIRING and opened is not None:
-                desk.open[alert.alert_id] = replace(opened, notified=body)
-        size = 0
-        for tid in reversed(list(desk.outbox)):  # the latest kept, within the desk's room
-            size += len(tid) + len(json.dumps(desk.outbox[tid]))
-            if size > MAX_OUTBOX_BYTES:
-                del desk.outbox[tid]
+        outbox.hold(desk, alerts)
         self._save_desk(desk)
 
     def due_refreshes(self, now: datetime, every: timedelta) -> list[Alert]:
-        """The firing alerts last notified ``every`` ago or more, as notified again ``now``.
-
-        Alertmanager ends a firing alert at its ``endsAt`` unless it is posted again; the worker
-        posted it once, a day ahead, and a surge that lasted longer (a level three times the usual
-        fires for as long as it lasts) was told resolved while it went on."""
-        refreshed = []
-        for opened in self._desk().open.values():
-            if opened.notified is None:
-                continue
-            last = Alert.model_validate(opened.notified)
-            if last.emitted_at + every <= now:
-                refreshed.append(last.model_copy(update={"emitted_at": now}))
-        return refreshed
+        """Firing alerts to post to Alertmanager again (:func:`services.alerts.outbox.due_refreshes`)."""
+        return outbox.due_refreshes(self._desk(), now, every)
 
     def notifications(self) -> list[Alert]:
         """The notifications held and not yet delivered, oldest first."""
-        return [Alert.model_validate(body) for body in self._desk().outbox.values()]
+        return outbox.held(self._desk())
 
     def notified(self, ids: list[str]) -> None:
         """Forget notifications delivered (or given up on: rejected, failed through every retry)."""
         desk = self._desk()
-        if any(tid in desk.outbox for tid in ids):
-            for tid in ids:
-                desk.outbox.pop(tid, None)
+        if outbox.forget(desk, ids):
             self._save_desk(desk)
 
     def closed_through(self) -> int | None:
@@ -473,12 +446,6 @@ class SurgeWatch:
 
     def _save_desk(self, desk: Desk) -> None:
         self._desk_table[DESK] = desk.to_dict()
-
-
-def transition_id(alert: Alert) -> str:
-    """One change of an alert, notified once: it fired, escalated to a severity, or resolved (or
-    a firing alert refreshed at a later time)."""
-    return f"{alert.alert_id}|{alert.state.value}|{alert.severity.value}|{alert.emitted_at.isoformat()}"
 
 
 def _resolve(aliases: dict[str, str], issue_id: str) -> str:

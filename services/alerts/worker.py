@@ -57,8 +57,9 @@ from services.alerts.issues import IssueKeys, ReadOnlyIssues
 from services.alerts.keys import BoundedLabel, volume_labels
 from services.alerts.lifecycle import TrackerConfig
 from services.alerts.notify import FIRING_TTL, OUTCOMES, Notifier
+from services.alerts.outbox import transition_id
 from services.alerts.settings import AlertsSettings
-from services.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig, transition_id
+from services.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig
 from services.alerts.windows import IdleClock, PartitionActivity, Watermarks, WindowPolicy
 from services.alerts.writeback import WriteBack
 from services.search.grouping import GroupingParams

@@ -250,7 +250,7 @@ def test_the_channels_of_a_topic_surge_fold_into_its_alert():
 def test_notifications_are_held_in_the_desk_until_delivered(surge_run):
     # The worker holds a batch's notifications in the desk, stored with the batch, and forgets
     # each once delivered: a restart from the tables sends those its predecessor did not.
-    from services.alerts.watch import MAX_OUTBOX_BYTES, transition_id
+    from services.alerts.outbox import MAX_OUTBOX_BYTES, transition_id
 
     alerts, _ = surge_run
     firing, resolved = alerts
