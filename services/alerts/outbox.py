@@ -18,7 +18,7 @@ from yuqing.contracts import Alert, AlertState
 
 # Notifications held until delivered, at most (the latest): the desk is one changelog message,
 # which the broker takes up to YUQING_KAFKA_MAX_MESSAGE_BYTES (1,000,000 by default) and which
-# holds the issue merges too (MAX_ALIASES, about 0.5 MB at most). An alert is 0.5 to 2 KB.
+# holds the tracker, the open alerts and the issue merges too. An alert is 0.5 to 2 KB.
 MAX_OUTBOX_BYTES = 200_000
 
 

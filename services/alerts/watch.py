@@ -387,7 +387,7 @@ class SurgeWatch:
     def hold_notifications(self, alerts: list[Alert]) -> None:
         """Keep alerts to notify in the desk, stored with the batch that published them."""
         if not alerts:
-            return  # the desk is written only when it changes (it may hold half a megabyte)
+            return  # the desk is written only when it changes (one changelog message, large)
         desk = self._desk()
         outbox.hold(desk, alerts)
         self._save_desk(desk)
