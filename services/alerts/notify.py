@@ -9,7 +9,8 @@ Three payload formats (pure functions, tested on their own):
 
 :class:`Notifier` takes alerts on a bounded queue and delivers them from a
 background task, retrying transient failures (connection errors, 5xx, 408, 429,
-robot rate limits) with exponential back-off. The stream never waits for it:
+robot rate limits) with exponential back-off; a 429 waits its Retry-After, and a
+group robot is sent at most 20 messages a minute (a busy one waits its minute). The stream never waits for it:
 when the queue is full the notification is dropped and counted.
 """
 
@@ -21,13 +22,20 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from services.alerts.explain import subject
 from yuqing.contracts import Alert, AlertState, Severity
@@ -36,20 +44,43 @@ log = logging.getLogger(__name__)
 
 SEVERITY_NAMES = {Severity.INFO: "提示", Severity.WARNING: "警告", Severity.CRITICAL: "严重"}
 STATE_NAMES = {AlertState.FIRING: "触发", AlertState.RESOLVED: "已恢复"}
-# Alertmanager resolves an alert that is not re-sent by its endsAt; the worker
-# sends a firing alert once, so it is given a day, and the resolved event ends it.
+# Alertmanager resolves an alert that is not re-sent by its endsAt; the worker posts a firing
+# alert again every half of this while it fires, and the resolved event ends it.
 FIRING_TTL = timedelta(hours=24)
 MAX_MARKDOWN_CHARS = 3000  # robots reject messages over 4,096 bytes
+# the outcome label of yuqing_alerts_notifications_total
+OUTCOMES = ("sent", "rejected", "failed", "dropped")
 RETRY_STATUS = {408, 429}
 ROBOT_BUSY_CODES = {45009, 130101}
+# A group robot takes 20 messages a minute (WeCom answers 45009 beyond, DingTalk 130101 and then
+# throttles the robot for ten minutes): a robot is sent no more, and a busy one waits its minute.
+ROBOT_FORMATS = {"wecom", "dingtalk"}
+ROBOT_PER_MINUTE, ROBOT_MINUTE_S = 20, 60.0
+MAX_RETRY_AFTER_S = 300.0
 
 
 class RetryableError(RuntimeError):
     pass
 
 
+class RateLimitedError(RetryableError):
+    """Tried too often: the next attempt waits at least ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class RejectedError(RuntimeError):
     pass
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """A 429's Retry-After in seconds (a date, or none, counts as a robot's minute)."""
+    try:
+        return min(max(float(response.headers.get("retry-after", "")), 0.0), MAX_RETRY_AFTER_S)
+    except ValueError:
+        return ROBOT_MINUTE_S
 
 
 def _local(moment: datetime, utc_offset_hours: float) -> str:
@@ -134,9 +165,14 @@ def dingtalk_signed_url(url: str, secret: str, now_ms: int | None = None) -> str
     return f"{url}{'&' if '?' in url else '?'}timestamp={timestamp}&sign={sign}"
 
 
-def check_response(response: httpx.Response) -> None:
-    """Raise RetryableError or RejectedError unless the webhook accepted the message."""
+def check_response(response: httpx.Response, *, robot: bool = False) -> None:
+    """Raise RetryableError or RejectedError unless the webhook accepted the message.
+
+    A group robot (``robot``) takes a message with ``{"errcode": 0}``: an answer without it (a
+    proxy's login page, another service at the address) was counted as sent."""
     status = response.status_code
+    if status == 429:
+        raise RateLimitedError("HTTP 429", _retry_after(response))
     if status >= 500 or status in RETRY_STATUS:
         raise RetryableError(f"HTTP {status}")
     if status >= 400:
@@ -149,10 +185,12 @@ def check_response(response: httpx.Response) -> None:
     try:
         body = response.json()
     except ValueError:
-        return
+        body = None
+    if robot and not (isinstance(body, dict) and "errcode" in body):
+        raise RejectedError(f"HTTP {status} without the robot's errcode: {response.text[:200]!r}")
     code = body.get("errcode", 0) if isinstance(body, dict) else 0
     if code in ROBOT_BUSY_CODES:
-        raise RetryableError(f"robot busy: errcode {code}")
+        raise RateLimitedError(f"robot busy: errcode {code}", ROBOT_MINUTE_S)
     if code:
         raise RejectedError(f"errcode {code}: {body.get('errmsg', '')}")
 
@@ -162,10 +200,13 @@ class Notifier:
 
     def __init__(
         self, *, url: str, fmt: str, secret: str | None = None, timeout_s: float = 5.0,
-        max_attempts: int = 5, queue_size: int = 1000, utc_offset_hours: float = 8.0,
+        max_attempts: int = 12, queue_size: int = 1000, utc_offset_hours: float = 8.0,
         transport: httpx.AsyncBaseTransport | None = None, min_wait_s: float = 0.5,
         max_wait_s: float = 30.0,
         on_outcome: Callable[[str], None] | None = None,
+        on_done: Callable[[Alert], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.url, self.fmt, self.secret = url, fmt, secret
         self.max_attempts, self.utc_offset_hours = max_attempts, utc_offset_hours
@@ -173,6 +214,10 @@ class Notifier:
         self.queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=queue_size)
         self._client = httpx.AsyncClient(timeout=timeout_s, transport=transport)
         self._on_outcome = on_outcome or (lambda outcome: None)
+        # an alert's notification is over (sent, dropped, or given up on)
+        self._on_done = on_done or (lambda alert: None)
+        self._clock, self._sleep = clock, sleep
+        self._sent_at: deque[float] = deque()  # a robot's messages of the last minute
 
     def submit(self, alert: Alert) -> bool:
         """Queue an alert without waiting; False (and counted) if the queue is full."""
@@ -181,8 +226,18 @@ class Notifier:
         except asyncio.QueueFull:
             log.warning("notification queue full; dropping alert %s", alert.alert_id)
             self._on_outcome("dropped")
+            self._on_done(alert)
             return False
         return True
+
+    def forget_queued(self) -> int:
+        """Drop the notifications waiting in the queue (not the one being delivered); how many."""
+        dropped = 0
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            self.queue.task_done()
+            dropped += 1
+        return dropped
 
     async def run(self) -> None:
         """Deliver queued alerts until cancelled."""
@@ -190,6 +245,7 @@ class Notifier:
             while True:
                 alert = await self.queue.get()
                 self._on_outcome(await self._deliver_or_fail(alert))
+                self._on_done(alert)
                 self.queue.task_done()
         finally:
             await self._client.aclose()
@@ -206,14 +262,22 @@ class Notifier:
     async def deliver(self, alert: Alert) -> str:
         """Send one alert, retrying transient failures; returns the outcome."""
         body = PAYLOADS[self.fmt](alert, self.utc_offset_hours)
+        backoff = wait_exponential(multiplier=self.min_wait_s, max=self.max_wait_s)
+
+        def wait(state: RetryCallState) -> float:
+            failure = state.outcome.exception() if state.outcome else None
+            limited = failure.retry_after if isinstance(failure, RateLimitedError) else 0.0
+            return max(backoff(state), limited)
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts), reraise=True,
-            wait=wait_exponential(multiplier=self.min_wait_s, max=self.max_wait_s),
+            stop=stop_after_attempt(self.max_attempts), reraise=True, wait=wait, sleep=self._sleep,
             retry=retry_if_exception_type((RetryableError, httpx.TransportError)))
         try:
             async for attempt in retrying:
                 with attempt:
-                    check_response(await self._client.post(self._target(), json=body))
+                    await self._pace()
+                    check_response(await self._client.post(self._target(), json=body),
+                                   robot=self.fmt in ROBOT_FORMATS)
         except RejectedError as exc:
             log.error("webhook rejected alert %s: %s", alert.alert_id, exc)
             return "rejected"
@@ -223,6 +287,18 @@ class Notifier:
                       alert.alert_id, self.max_attempts, exc)
             return "failed"
         return "sent"
+
+    async def _pace(self) -> None:
+        """Wait until a robot takes another message this minute (other webhooks: at once)."""
+        if self.fmt not in ROBOT_FORMATS:
+            return
+        sent = self._sent_at
+        while sent and sent[0] <= self._clock() - ROBOT_MINUTE_S:
+            sent.popleft()
+        if len(sent) >= ROBOT_PER_MINUTE:
+            await self._sleep(sent[0] + ROBOT_MINUTE_S - self._clock())
+            sent.popleft()
+        sent.append(self._clock())
 
     def _target(self) -> str:
         if self.fmt == "dingtalk" and self.secret:

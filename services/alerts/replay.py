@@ -34,6 +34,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ from services.alerts.lifecycle import AlertEvent, AlertTracker, TrackerConfig
 from services.alerts.novelty import NoveltyConfig, NoveltyScorer
 from services.alerts.resonance import resonance_scores
 from services.alerts.resonance_gated import resonance_gated_scores
+from services.alerts.windows import event_time
 from yuqing.contracts import AlertKey, Topic
 from yuqing.paths import utf8_lines
 
@@ -188,9 +191,15 @@ def bucket_start_of(moment: datetime, bucket_seconds: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % bucket_seconds, tz=UTC)
 
 
-def read_post_counts(path: Path, bucket_seconds: int) -> Counter[tuple[datetime, AlertKey]]:
+def read_post_counts(path: Path, bucket_seconds: int, *, max_future_seconds: float = 300.0,
+                     now: float | None = None) -> Counter[tuple[datetime, AlertKey]]:
     """Posts per (bucket, key) in a JSONL file of ``posts.enriched`` records, each post once
-    (a dump of the topic holds a post as often as it was written; the worker counts it once)."""
+    (a dump of the topic holds a post as often as it was written; the worker counts it once).
+
+    A post counts when the worker counts it (:func:`~services.alerts.windows.event_time`): at most
+    ``max_future_seconds`` after its ``received_at`` (when the record has one), and its arrival at
+    most ``now``; one dated and received "9999" made the replay step every bucket to then."""
+    now = time.time() if now is None else now
     counts: Counter[tuple[datetime, AlertKey]] = Counter()
     seen: set[str] = set()
     for number, line in utf8_lines(Path(path)):
@@ -198,8 +207,11 @@ def read_post_counts(path: Path, bucket_seconds: int) -> Counter[tuple[datetime,
             continue
         try:
             record = json.loads(line)
-            moment = datetime.fromisoformat(record["created_at"].replace("Z", "+00:00"))
-            topic = Topic(record["topic"])
+            moment = _aware(datetime.fromisoformat(record["created_at"].replace("Z", "+00:00")))
+            received = record.get("received_at")
+            arrival = (_aware(datetime.fromisoformat(received.replace("Z", "+00:00"))) if received
+                       else datetime.fromtimestamp(now, tz=UTC))
+            keys = keys_of(Topic(record["topic"]), record.get("region"))
             post_id = record.get("post_id")
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
@@ -207,20 +219,30 @@ def read_post_counts(path: Path, bucket_seconds: int) -> Counter[tuple[datetime,
             if post_id in seen:
                 continue
             seen.add(post_id)
-        bucket = bucket_start_of(moment, bucket_seconds)
-        for key in keys_of(topic, record.get("region")):
+        counted = event_time(moment, arrival, max_future_seconds, now=now)
+        bucket = bucket_start_of(datetime.fromtimestamp(counted, tz=UTC), bucket_seconds)
+        for key in keys:
             counts[(bucket, key)] += 1
     return counts
 
 
-def _buckets(first: datetime, last: datetime, bucket_seconds: int) -> Iterator[datetime]:
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _judged(buckets: list[datetime], tracker: AlertTracker, bucket_seconds: int) -> Iterator[datetime]:
+    """The buckets to judge, in order: each with posts, and each after one while an alert fires or
+    waits (it may resolve or fire). The others are judged as the worker judges them: each key
+    steps through them inside its detector when it next has posts, and forgets its recent history
+    instead over a gap longer than ``max_gap_hours``; stepping every key through every bucket
+    between the dump's first post and its last took minutes per key over years."""
     step = timedelta(seconds=bucket_seconds)
-    moment = first
-    while moment <= last:
+    moment = buckets[0]
+    while moment <= buckets[-1]:
         yield moment
         moment += step
-
-
+        if not (tracker.firing() or tracker.pending()):
+            moment = max(moment, buckets[min(bisect_left(buckets, moment), len(buckets) - 1)])
 def replay_posts_jsonl(
     input_path: Path | str,
     config: DetectorConfig | None = None,
@@ -230,8 +252,9 @@ def replay_posts_jsonl(
     """Alert events that past enriched posts would have caused, in order.
 
     Every key seen in the file is followed from the file's first bucket to its
-    last, empty buckets included. ``echo``, when given, receives one line per
-    event (see :func:`format_event`).
+    last, empty buckets included (a gap longer than ``max_gap_hours`` is forgotten, as the
+    worker forgets it). ``echo``, when given, receives one line per event (see
+    :func:`format_event`).
     """
     config = config or DetectorConfig()
     tracker_config = tracker_config or TrackerConfig(bucket_seconds=config.bucket_seconds)
@@ -243,7 +266,7 @@ def replay_posts_jsonl(
     detectors = {key: SurgeDetector(config) for key in keys}
     tracker = AlertTracker(tracker_config)
     events: list[AlertEvent] = []
-    for bucket in _buckets(buckets[0], buckets[-1], config.bucket_seconds):
+    for bucket in _judged(buckets, tracker, config.bucket_seconds):
         detections = {key: detectors[key].update(bucket, counts.get((bucket, key), 0)) for key in keys}
         for event in tracker.process(bucket, detections):
             events.append(event)

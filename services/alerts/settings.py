@@ -63,7 +63,8 @@ class AlertsSettings(BaseSettings):
     webhook_format: str = Field("alertmanager", pattern="^(alertmanager|wecom|dingtalk)$")
     webhook_secret: SecretStr | None = Field(None, description="DingTalk robot signing secret")
     webhook_timeout_s: float = Field(5.0, gt=0)
-    webhook_max_attempts: int = Field(5, ge=1, le=20)
+    webhook_max_attempts: int = Field(
+        12, ge=1, le=20, description="attempts per notification; 12 retry for about 3 minutes")
     webhook_queue_size: int = Field(1000, ge=1, description="notifications waiting; more are dropped")
     # metrics
     metrics_port: int = Field(9103, ge=0, le=65535, description="/metrics; 0: not served")

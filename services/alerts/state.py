@@ -100,17 +100,20 @@ class OpenAlert:
     samples: list[str] = field(default_factory=list)
     related: list[str] = field(default_factory=list)  # folded source/cluster keys
     issues: list[str] = field(default_factory=list)  # the issues most of its posts belonged to
+    notified: dict[str, Any] | None = None  # its last firing message notified (refreshed in time)
 
     def to_dict(self) -> dict[str, Any]:
         stored = {"key": self.key, "bucket": self.bucket, "explanation": self.explanation,
                   "samples": self.samples, "related": self.related}
-        return {**stored, "issues": self.issues} if self.issues else stored
+        if self.issues:
+            stored["issues"] = self.issues
+        return {**stored, "notified": self.notified} if self.notified else stored
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OpenAlert:
         return cls(key=data["key"], bucket=float(data["bucket"]), explanation=data.get("explanation"),
                    samples=list(data.get("samples", [])), related=list(data.get("related", [])),
-                   issues=list(data.get("issues", [])))
+                   issues=list(data.get("issues", [])), notified=data.get("notified"))
 
 
 @dataclass
@@ -126,7 +129,10 @@ class Desk:
     (by key label; a ``topic`` or ``overall`` alert waits for a more specific
     key, and explains itself from that bucket when it fires); ``aliases`` the
     issues merged into another (issue id -> the issue it went into), whose
-    posts count towards that issue's cluster key when a bucket closes.
+    posts count towards that issue's cluster key when a bucket closes; ``outbox`` the
+    notifications not yet delivered (by :func:`~services.alerts.watch.transition_id`, the
+    alert message's JSON), stored with the batch that published them, so that a restart
+    sends those its predecessor did not.
     """
 
     closed_through: int | None = None
@@ -137,12 +143,13 @@ class Desk:
     swept: int | None = None
     waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    outbox: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"closed_through": self.closed_through, "watermark": self.watermark, "tracker": self.tracker,
                 "open": {alert_id: opened.to_dict() for alert_id, opened in self.open.items()},
                 "folded": dict(self.folded), "swept": self.swept, "waiting": dict(self.waiting),
-                "aliases": dict(self.aliases)}
+                "aliases": dict(self.aliases), "outbox": dict(self.outbox)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Desk:
@@ -150,4 +157,5 @@ class Desk:
                    tracker=data["tracker"],
                    open={alert_id: OpenAlert.from_dict(o) for alert_id, o in data["open"].items()},
                    folded=dict(data["folded"]), swept=data.get("swept"),
-                   waiting=dict(data.get("waiting", {})), aliases=dict(data.get("aliases", {})))
+                   waiting=dict(data.get("waiting", {})), aliases=dict(data.get("aliases", {})),
+                   outbox=dict(data.get("outbox", {})))

@@ -18,6 +18,7 @@ its own volume by its own level, and its own posts then adjust that shape.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -28,13 +29,14 @@ from typing import Any
 from services.alerts.detector import DetectorConfig, SurgeDetector
 from services.alerts.keys import keys_for
 from services.alerts.state import DetectorEntry
-from services.alerts.windows import bucket_datetime, bucket_of
+from services.alerts.windows import bucket_datetime, bucket_of, event_time
 from yuqing.contracts import AlertKey, EnrichedPost, Topic
 from yuqing.paths import utf8_lines
 from yuqing.places import NO_PLACES, Gazetteer
 from yuqing.settings import KafkaSettings
 
 FAMILY_ORDER = ("overall", "topic", "topic_region", "source", "cluster")  # parents first
+DEFAULT_MAX_FUTURE_S = 300.0  # YUQING_ALERTS_MAX_FUTURE_SECONDS' default
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,16 @@ class PastPost:
         return self.region
 
     @classmethod
-    def of(cls, post: EnrichedPost) -> PastPost:
-        return cls(post.created_at, post.topic, post.effective_region, post.source, post.fingerprint,
+    def of(cls, post: EnrichedPost, *, max_future_seconds: float | None = None,
+           now: float | None = None) -> PastPost:
+        """With ``max_future_seconds``, the post counts when the worker counts it
+        (:func:`~services.alerts.windows.event_time`: its date trusted only so far after its
+        arrival, its arrival only up to ``now``)."""
+        created = post.created_at
+        if max_future_seconds is not None:
+            bounded = event_time(post.created_at, post.received_at, max_future_seconds, now=now)
+            created = min(created, datetime.fromtimestamp(bounded, tz=UTC))
+        return cls(created, post.topic, post.effective_region, post.source, post.fingerprint,
                    post.redacted_text, post.region_inferred_upstream)
 
     @classmethod
@@ -114,12 +124,18 @@ def warm_detectors(posts: Iterable[PastPost], config: DetectorConfig, *, until: 
 # -- where the posts come from, where the state goes -------------------------
 
 
-def posts_from_jsonl(path: Path, since: datetime) -> Iterator[PastPost]:
+def posts_from_jsonl(path: Path, since: datetime, *, max_future_seconds: float = DEFAULT_MAX_FUTURE_S,
+                     now: float | None = None) -> Iterator[PastPost]:
     """Posts of a JSONL of ``posts.enriched`` messages created at or after ``since``, each once.
 
     A dump of the topic holds a post as often as it was written (the NLP worker enriches a
-    batch again after a restart, a dead letter replayed); the worker counts it once.
+    batch again after a restart, a dead letter replayed); the worker counts it once. A post
+    counts when the worker counts it (``max_future_seconds`` after its arrival at most, its
+    arrival at most ``now``): one dated "9999" made the warm-up step every bucket to then, and
+    one a month ahead left the warmed detectors a month ahead, where the worker judged none of
+    their keys' buckets until that month had passed.
     """
+    now = time.time() if now is None else now
     seen: set[str] = set()
     for number, line in utf8_lines(Path(path)):
         if not line.strip():
@@ -128,7 +144,7 @@ def posts_from_jsonl(path: Path, since: datetime) -> Iterator[PastPost]:
             enriched = EnrichedPost.model_validate_json(line)
         except ValueError as error:
             raise ValueError(f"{path}:{number}: not an enriched post ({error})") from error
-        post = PastPost.of(enriched)
+        post = PastPost.of(enriched, max_future_seconds=max_future_seconds, now=now)
         if _aware(post.created_at) >= since and enriched.post_id not in seen:
             seen.add(enriched.post_id)
             yield post
@@ -192,7 +208,9 @@ def run_warm(*, since: str, posts: Path | None, now: datetime | None = None) -> 
     settings = AlertsSettings()
     until = now or datetime.now(UTC)
     start = since_start(since, until)
-    stored = posts_from_jsonl(posts, start) if posts is not None else posts_from_elasticsearch(start)
+    stored = (posts_from_jsonl(posts, start, max_future_seconds=settings.max_future_seconds,
+                               now=until.timestamp())
+              if posts is not None else posts_from_elasticsearch(start))
     # A dump ends where it ends: the worker counts what comes after it (with the index, now).
     entries = warm_detectors(stored, watch_config(settings).detector,
                              until=until if posts is None else None, places=settings.gazetteer())

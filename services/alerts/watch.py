@@ -45,10 +45,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from services.alerts import outbox
 from services.alerts.detector import Detection, DetectorConfig, SurgeDetector
 from services.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
 from services.alerts.keys import is_issue
@@ -380,6 +381,30 @@ class SurgeWatch:
         count = len(self._unsaved)
         self._unsaved.clear()
         return count
+
+    # -- notifications not yet delivered ----------------------------------
+
+    def hold_notifications(self, alerts: list[Alert]) -> None:
+        """Keep alerts to notify in the desk, stored with the batch that published them."""
+        if not alerts:
+            return  # the desk is written only when it changes (one changelog message, large)
+        desk = self._desk()
+        outbox.hold(desk, alerts)
+        self._save_desk(desk)
+
+    def due_refreshes(self, now: datetime, every: timedelta) -> list[Alert]:
+        """Firing alerts to post to Alertmanager again (:func:`services.alerts.outbox.due_refreshes`)."""
+        return outbox.due_refreshes(self._desk(), now, every)
+
+    def notifications(self) -> list[Alert]:
+        """The notifications held and not yet delivered, oldest first."""
+        return outbox.held(self._desk())
+
+    def notified(self, ids: list[str]) -> None:
+        """Forget notifications delivered (or given up on: rejected, failed through every retry)."""
+        desk = self._desk()
+        if outbox.forget(desk, ids):
+            self._save_desk(desk)
 
     def closed_through(self) -> int | None:
         """Start of the last bucket closed, as stored (None before the first close)."""

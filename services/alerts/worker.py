@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -56,7 +56,8 @@ from services.alerts.evidence import EvidenceLimits, Observation
 from services.alerts.issues import IssueKeys, ReadOnlyIssues
 from services.alerts.keys import BoundedLabel, volume_labels
 from services.alerts.lifecycle import TrackerConfig
-from services.alerts.notify import Notifier
+from services.alerts.notify import FIRING_TTL, OUTCOMES, Notifier
+from services.alerts.outbox import transition_id
 from services.alerts.settings import AlertsSettings
 from services.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig
 from services.alerts.windows import IdleClock, PartitionActivity, Watermarks, WindowPolicy
@@ -87,6 +88,9 @@ TABLES = {
 # The reason label of yuqing_alerts_dead_letters_total: a message that is no enriched post of the
 # contract, and a valid post the worker could not turn into an observation.
 DEAD_LETTER_REASONS = ("contract", "processing")
+# A firing alert is posted to Alertmanager again this long after its last post, well before the
+# endsAt that post gave it (FIRING_TTL): a surge may outlast it.
+REFRESH_FIRING_AFTER = FIRING_TTL / 2
 # Roll changelog segments hourly so compaction keeps recovery short.
 CHANGELOG_CONFIG = {"segment.ms": str(3_600_000)}
 
@@ -154,15 +158,21 @@ def make_issue_keys(settings: AlertsSettings) -> IssueKeys:
     return IssueKeys(issues, client, settings.es.index_prefix, retry_s=settings.issues_retry_s)
 
 
-def make_notifier(settings: AlertsSettings) -> Notifier | None:
+def make_notifier(settings: AlertsSettings, on_done: Callable[[Alert], None] | None = None
+                  ) -> Notifier | None:
     if not settings.webhook_url:
         return None
+    # Each outcome's series from 0: one born at its first failure (1) shows no increase, and one
+    # surge notified while the webhook was down raised no YuqingAlertsNotificationsFailing.
+    for outcome in OUTCOMES:
+        metrics.NOTIFICATIONS.labels(outcome=outcome)
     return Notifier(
         url=settings.webhook_url, fmt=settings.webhook_format,
         secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
         timeout_s=settings.webhook_timeout_s, max_attempts=settings.webhook_max_attempts,
         queue_size=settings.webhook_queue_size, utc_offset_hours=settings.utc_offset_hours,
-        on_outcome=lambda outcome: metrics.NOTIFICATIONS.labels(outcome=outcome).inc())
+        on_outcome=lambda outcome: metrics.NOTIFICATIONS.labels(outcome=outcome).inc(),
+        on_done=on_done)
 
 
 def record_advance(advance: Advance, watch: SurgeWatch) -> None:
@@ -243,7 +253,13 @@ class AlertsService:
                          for name, table in faust_tables.items()}
         self.tables = {name: WriteBack(table) for name, table in faust_tables.items()}
         self.watch = SurgeWatch(watch_config(settings), **self.tables)
-        self.notifier = make_notifier(settings)
+        self.notifier = make_notifier(settings, on_done=self._notified)
+        # Notifications go to the webhook once the batch that published them is stored, with them
+        # in the desk's outbox; a restart sends those its predecessor did not deliver (they waited
+        # in memory only, and a worker killed while the webhook was down or slow never sent them).
+        self._to_notify: list[Alert] = []  # published in this batch
+        self._queued: set[str] = set()  # handed to the notifier, not done yet
+        self._done: list[str] = []  # done, to forget from the outbox with the next batch
         self.idle = IdleClock(settings.idle_close_seconds,
                               live_lag_seconds=settings.bucket_seconds + settings.grace_seconds)
         self.activity = PartitionActivity(settings.idle_partition_seconds)
@@ -266,8 +282,15 @@ class AlertsService:
         the last closed window" said 56 years; the jump back counted as a change to
         YuqingAlertsDetectionStalled) and no open window. A worker without the counting stage's
         partition reports no alert firing (its in-memory tables may still hold a desk it no longer
-        keeps)."""
+        keeps). The worker that keeps the desk sends the notifications its outbox holds; the one
+        that gave it up forgets its queue."""
         counting = any(tp.topic == self.observations_name for tp in self.app.consumer.assignment())
+        if counting:
+            self._submit(self.watch.notifications())
+        elif self.notifier is not None and self._queued:
+            # the worker that keeps the desk now sends them from its outbox
+            self.notifier.forget_queued()
+            self._queued.clear()
         record_firing(self.watch.firing() if counting else {})
         closed = self.watch.closed_through() if counting else None
         if closed is not None:
@@ -345,8 +368,15 @@ class AlertsService:
             stop_uncommitted(BatchInterrupted(f"stopped during a batch of {len(events)} observations"))
 
     async def _watch_batch(self, events: Sequence[faust.EventT[Any]]) -> None:
+        self._to_notify = []
         for event in events:
             await self._watch_one(AlertsObservation.model_validate(event.value).body)
+        if self.notifier is not None:
+            done, self._done = self._done, []
+            self.watch.notified(done)
+            if self.notifier.fmt == "alertmanager":  # a chat robot would say it all again
+                self._to_notify += self.watch.due_refreshes(datetime.now(UTC), REFRESH_FIRING_AFTER)
+            self.watch.hold_notifications(self._to_notify)
         self.watch.persist()
         # The batch is acknowledged when this returns: its state must be on the broker by
         # then, and stored in STORE_ORDER so that a kill half way leaves a state the replay
@@ -354,6 +384,24 @@ class AlertsService:
         for name in STORE_ORDER:
             self.tables[name].flush()
             await self.receipts[name].written()
+        # Stored: a batch read again after a kill before this point publishes its alerts again,
+        # and they are notified then, once.
+        self._submit(self._to_notify)
+
+    def _submit(self, alerts: list[Alert]) -> None:
+        if self.notifier is None:
+            return
+        for alert in alerts:
+            tid = transition_id(alert)
+            # a rebalance gives back a desk whose outbox is queued here, or done and not yet forgotten
+            if tid not in self._queued and tid not in self._done:
+                self._queued.add(tid)
+                self.notifier.submit(alert)
+
+    def _notified(self, alert: Alert) -> None:
+        tid = transition_id(alert)
+        self._queued.discard(tid)
+        self._done.append(tid)
 
     async def _watch_one(self, body: ObservedPost | PartitionStatus) -> None:
         tick = None
@@ -392,8 +440,7 @@ class AlertsService:
         await (await self.alerts.send(key=alert.alert_id.encode(), value=encode(alert)))
         metrics.ALERTS.labels(state=alert.state.value, severity=alert.severity.value).inc()
         log.info("alert %s %s: %s", alert.state.value, alert.key.label(), alert.explanation.summary)
-        if self.notifier is not None:
-            self.notifier.submit(alert)
+        self._to_notify.append(alert)
 
 
 def create_app(settings: AlertsSettings) -> faust.App:

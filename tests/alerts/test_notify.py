@@ -130,6 +130,44 @@ def test_the_background_task_delivers_and_a_full_queue_drops():
     assert outcomes == ["dropped", "sent"]
 
 
+def test_each_alert_is_done_once_whatever_its_outcome_and_a_queue_can_be_forgotten():
+    # The worker forgets a notification from the desk's outbox once it is done (sent, given up
+    # on, dropped), and forgets its queue when another worker takes the desk and its outbox.
+    done: list[Alert] = []
+
+    async def scenario() -> None:
+        notifier = _notifier([404], [], queue_size=2, on_done=done.append)
+        resolved = _alert(AlertState.RESOLVED)
+        assert notifier.submit(_alert()) and notifier.submit(resolved) and not notifier.submit(resolved)
+        assert done == [resolved]  # dropped
+        task = asyncio.create_task(notifier.run())
+        await asyncio.wait_for(notifier.queue.join(), timeout=5)
+        assert done == [resolved, _alert(), resolved]  # rejected both
+        notifier.submit(_alert())
+        assert notifier.forget_queued() == 1 and notifier.queue.empty()
+        task.cancel()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("answer", [
+    httpx.Response(200, text="<html><body>请先登录代理</body></html>", headers={"content-type": "text/html"}),
+    httpx.Response(200, json={"status": "ok"}), httpx.Response(204), httpx.Response(200, json=[1])])
+def test_a_robot_that_answers_without_its_errcode_did_not_take_the_message(answer: httpx.Response):
+    # A group robot answers every message it takes with {"errcode": 0}. An answer without it (a
+    # proxy's login page, another service at that address) was counted as sent, and the duty desk
+    # never saw the alert; Alertmanager's own answer has no body, so it is read as before.
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answer
+
+    for fmt in ("wecom", "dingtalk"):
+        robot = Notifier(url="http://hooks.test/send", fmt=fmt, transport=httpx.MockTransport(handler))
+        assert asyncio.run(robot.deliver(_alert())) == "rejected"
+    manager = Notifier(url="http://am.test/api/v2/alerts", fmt="alertmanager",
+                       transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+    assert asyncio.run(manager.deliver(_alert())) == "sent"
+
+
 def test_every_alert_example_renders_in_every_format():
     examples = sorted((SCHEMAS_DIR / "alerts" / "examples").glob("*.json"))
     assert examples
@@ -154,3 +192,68 @@ def test_a_resolved_alert_ends_every_severity_it_fired_with():
     [warning] = alertmanager_payload(_alert(AlertState.RESOLVED))[1:]
     assert warning["labels"]["severity"] == "warning"
     assert len(alertmanager_payload(_alert())) == 1  # firing: its own severity only
+
+
+class _Robot:
+    """A WeCom group robot: 20 messages a minute, errcode 45009 beyond; time is simulated."""
+
+    def __init__(self, busy_until: float = 0.0) -> None:
+        self.now, self.busy_until = 0.0, busy_until
+        self.accepted: list[float] = []
+        self.refused = 0
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        recent = [t for t in self.accepted if t > self.now - 60]
+        if self.now < self.busy_until or len(recent) >= 20:
+            self.refused += 1
+            return httpx.Response(200, json={"errcode": 45009, "errmsg": "api freq out of limit"})
+        self.accepted.append(self.now)
+        return httpx.Response(200, json={"errcode": 0, "errmsg": "ok"})
+
+    def notifier(self) -> Notifier:
+        return Notifier(url="http://hooks.test/send", fmt="wecom",
+                        transport=httpx.MockTransport(self.handler), clock=self.clock, sleep=self.sleep)
+
+
+def test_a_robot_is_sent_no_more_than_it_takes_a_minute():
+    # A surge over many townships fires more alerts in a minute than a group robot takes (20 a
+    # minute; DingTalk's then throttles the robot for ten minutes). The retries' back-off, 7.5 s
+    # in all, ended inside the minute: the 21st alert on failed and was never sent.
+    robot = _Robot()
+    notifier = robot.notifier()
+
+    async def send_all() -> list[str]:
+        return [await notifier.deliver(_alert()) for _ in range(45)]
+
+    assert asyncio.run(send_all()) == ["sent"] * 45
+    assert robot.refused == 0 and robot.now >= 120
+
+
+def test_a_busy_robot_is_tried_again_after_its_minute():
+    robot = _Robot(busy_until=50.0)  # its minute began before this worker's first message
+    assert asyncio.run(robot.notifier().deliver(_alert())) == "sent"
+    assert robot.refused == 1 and robot.accepted == [pytest.approx(60.0, abs=1.0)]
+
+
+def test_a_webhook_away_for_a_minute_gets_the_alert_with_the_default_retries():
+    # Alertmanager restarting, a bridge redeployed: a minute or two without an answer. The default
+    # five attempts spent 7.5 s of back-off, and every surge notified meanwhile failed for good.
+    from services.alerts.settings import AlertsSettings
+
+    robot = _Robot()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if robot.now < 90:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200)
+
+    notifier = Notifier(url="http://am.test/api/v2/alerts", fmt="alertmanager",
+                        transport=httpx.MockTransport(handler),
+                        max_attempts=AlertsSettings().webhook_max_attempts, sleep=robot.sleep)
+    assert asyncio.run(notifier.deliver(_alert())) == "sent"

@@ -212,9 +212,15 @@ def test_posts_replay_reports_the_regional_surge_once(tmp_path: Path) -> None:
     assert json.loads(events_to_jsonl(events)[0])["alert_id"] == events[0].alert_id
 
 
-def test_posts_replay_rejects_records_without_a_topic(tmp_path: Path) -> None:
-    (tmp_path / "bad.jsonl").write_text('{"created_at": "2024-05-06T00:00:00Z"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad\.jsonl:1"):
+@pytest.mark.parametrize("line", [
+    '{"created_at": "2024-05-06T00:00:00Z"}',
+    # a region that is no name: "AlertKey: region: Input should be a valid string", naming no line
+    '{"created_at": "2024-05-06T00:00:00Z", "topic": "outage", "region": 123}',
+    '{"created_at": "2024-05-06T00:00:00Z", "topic": "outage", "received_at": 5}',
+])
+def test_posts_replay_names_the_line_of_a_record_it_cannot_read(tmp_path: Path, line: str) -> None:
+    (tmp_path / "bad.jsonl").write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1: not an enriched post"):
         replay_posts_jsonl(tmp_path / "bad.jsonl")
 
 
@@ -244,3 +250,38 @@ def test_a_post_the_dump_holds_twice_counts_once(tmp_path: Path) -> None:
     lines = (tmp_path / "posts.jsonl").read_text(encoding="utf-8").splitlines()
     (tmp_path / "twice.jsonl").write_text("\n".join(lines + lines[-12 * 40:]) + "\n", encoding="utf-8")
     assert replay_posts_jsonl(tmp_path / "twice.jsonl") == replay_posts_jsonl(tmp_path / "posts.jsonl")
+
+
+class _Steps:
+    """Counts the detectors' steps, and stops a replay that would step for ever."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+        from services.alerts.detector import SurgeDetector
+
+        self.count, step = 0, SurgeDetector._step
+
+        def counted(detector: SurgeDetector, *args: object) -> object:
+            self.count += 1
+            if self.count > limit:
+                raise AssertionError(f"more than {limit} detector steps")
+            return step(detector, *args)
+
+        monkeypatch.setattr(SurgeDetector, "_step", counted)
+
+
+def test_posts_years_apart_or_dated_ahead_replay_as_the_worker_counts_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker forgets the recent history of a key silent for longer than max_gap_hours instead of
+    # stepping through every empty bucket, and counts a post at most 300 s after its arrival, its
+    # arrival at most now. The replay stepped every key through every 5-minute bucket between the
+    # dump's first post and its last: posts 26 years apart took minutes per key, and one dated and
+    # received "9999" never ended.
+    now = datetime.now(UTC)
+    ahead = json.loads(enriched(2, now - timedelta(days=1), Topic.OUTAGE, "城东"))
+    ahead["created_at"] = ahead["received_at"] = "9999-01-01T00:00:00Z"
+    posts = [enriched(0, datetime(2000, 1, 3, tzinfo=UTC), Topic.OUTAGE, "城东"),
+             enriched(1, now - timedelta(days=1), Topic.OUTAGE, "城东"), json.dumps(ahead)]
+    (tmp_path / "posts.jsonl").write_text("\n".join(posts) + "\n", encoding="utf-8")
+    steps = _Steps(monkeypatch, limit=3 * 12 * 24 * 3)  # three keys, three days of buckets
+    assert replay_posts_jsonl(tmp_path / "posts.jsonl") == []
+    assert steps.count > 0

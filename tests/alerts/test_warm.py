@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -110,3 +111,28 @@ def test_a_post_the_dump_holds_twice_is_warmed_once(tmp_path):
     config = DetectorConfig(bucket_seconds=BUCKET)
     assert (warm_detectors(posts_from_jsonl(twice, since), config, until=None)
             == warm_detectors(posts_from_jsonl(once, since), config, until=None))
+
+
+def test_a_post_dated_ahead_in_the_dump_counts_when_the_worker_counts_it(tmp_path):
+    # The worker counts a post at most max_future_seconds after its arrival, and its arrival at
+    # most at its own clock. Warming read created_at alone: one post of a dump dated "9999" made
+    # the warm-up step every bucket up to then (it never ended), and a post a month ahead left the
+    # warmed detectors' last bucket a month ahead, where the worker judged none of those keys'
+    # buckets (each already judged, it took) until that month had passed.
+    from services.alerts.warm import posts_from_jsonl
+
+    history = steady_posts(BURST_AT - timedelta(days=2), BURST_AT - timedelta(hours=2), mean=2.0)
+    last = history[-1]
+    far = datetime(9999, 1, 1, tzinfo=UTC)
+    month = last.received_at + timedelta(days=30)
+    ahead = [last.model_copy(update={"post_id": "a" * 32, "created_at": month}),
+             last.model_copy(update={"post_id": "b" * 32, "received_at": far, "created_at": far})]
+    dump = tmp_path / "posts.jsonl"
+    dump.write_text("".join(p.model_dump_json() + "\n" for p in history + ahead), encoding="utf-8")
+    posts = list(posts_from_jsonl(dump, BURST_AT - timedelta(days=4)))  # the worker's default bound
+    assert len(posts) == len(history) + 2
+    month_ahead = next(p for p in posts if p.created_at > last.created_at + timedelta(seconds=1))
+    assert month_ahead.created_at <= last.received_at + timedelta(seconds=300)
+    assert max(p.created_at for p in posts).timestamp() <= time.time() + 300  # arrival at most now
+    entries = warm_detectors(posts, DetectorConfig(bucket_seconds=BUCKET), until=None)
+    assert max(e.last_bucket for e in entries.values()) <= time.time() + 300

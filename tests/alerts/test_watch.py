@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -244,3 +245,67 @@ def test_the_channels_of_a_topic_surge_fold_into_its_alert():
     firing = [a for a in alerts if a.state is AlertState.FIRING]
     assert [a.key.label() for a in firing] == ["topic|topic=billing"]
     assert any(parent.startswith("source|") for parent in firing[0].explanation.parents)
+
+
+def test_notifications_are_held_in_the_desk_until_delivered(surge_run):
+    # The worker holds a batch's notifications in the desk, stored with the batch, and forgets
+    # each once delivered: a restart from the tables sends those its predecessor did not.
+    from services.alerts.outbox import MAX_OUTBOX_BYTES, transition_id
+
+    alerts, _ = surge_run
+    firing, resolved = alerts
+    tables: dict = {}
+    watch = _watch(tables)
+    watch.hold_notifications([firing, resolved])
+    restarted = _watch(tables)
+    assert restarted.notifications() == [firing, resolved]
+    assert transition_id(firing) != transition_id(resolved)
+    restarted.notified([transition_id(firing)])
+    assert _watch(tables).notifications() == [resolved]
+    watch.hold_notifications([resolved])  # published again (a batch read again): held once
+    assert _watch(tables).notifications() == [resolved]
+    class Writes(dict):
+        count = 0
+
+        def __setitem__(self, key: str, value: object) -> None:
+            Writes.count += 1
+            super().__setitem__(key, value)
+
+    quiet = _watch({"desk": Writes(tables["desk"])})
+    quiet.hold_notifications([])
+    quiet.notified(["no such notification"])
+    assert Writes.count == 0  # a batch that changes nothing writes no desk to the changelog
+    # bounded, the latest kept: the desk is one changelog message, within the broker's limit
+    many = [firing.model_copy(update={"alert_id": f"{k:032x}"}) for k in range(2_000)]
+    watch.hold_notifications(many)
+    held = _watch(tables).notifications()
+    assert 0 < len(held) < len(many) and held == many[-len(held):]
+    assert len(json.dumps(tables["desk"]["desk"]["outbox"])) <= MAX_OUTBOX_BYTES + 1000
+
+
+def test_a_firing_alert_is_notified_again_before_alertmanager_would_end_it():
+    # The worker posted a firing alert to Alertmanager once, ending a day later (endsAt); a surge
+    # at three times the usual level fires for as long as it lasts, and after a day Alertmanager
+    # told the duty desk it was resolved while it went on.
+    from services.alerts.notify import FIRING_TTL, alertmanager_payload
+
+    tables: dict = {}
+    watch = _watch(tables)
+    posts = sorted(steady_posts(SURGE_AT - timedelta(days=3), SURGE_AT + timedelta(minutes=40))
+                   + surge_posts(SURGE_AT), key=lambda p: p.created_at)
+    [firing] = _feed(watch, posts)
+    watch.hold_notifications([firing])
+    every = FIRING_TTL / 2
+    assert watch.due_refreshes(firing.emitted_at + every - timedelta(minutes=1), every) == []
+    later = firing.emitted_at + every
+    [again] = _watch(tables).due_refreshes(later, every)  # from the stored desk
+    assert again == firing.model_copy(update={"emitted_at": later})
+    [posted] = alertmanager_payload(again)
+    assert posted["endsAt"] == (later + FIRING_TTL).isoformat()  # a day past the last post
+    watch.hold_notifications([again])
+    assert watch.due_refreshes(later + every - timedelta(minutes=1), every) == []
+    assert watch.due_refreshes(later + every, every) != []
+    quiet = steady_posts(SURGE_AT + timedelta(minutes=40), SURGE_AT + timedelta(hours=4), seed=2)
+    [resolved] = _feed(watch, quiet, first_offset=len(posts))
+    assert resolved.state is AlertState.RESOLVED
+    assert watch.due_refreshes(later + 10 * every, every) == []  # resolved: never again

@@ -149,3 +149,15 @@ def test_a_table_write_names_its_changelog_partition_so_faust_never_hashes_with_
     table.send_changelog(0, b"other", b"value")
     assert sent == [(0, b"key", b"value"), (0, b"other", b"value")]
     assert receipts.pending == ["future", "future"]
+
+
+def test_every_notification_outcome_is_exported_before_the_first_notification():
+    # YuqingAlertsNotificationsFailing reads increase() of the outcomes; a series born at its first
+    # failure (value 1) shows no increase, so one surge notified while the webhook was down, the
+    # case that matters, raised no platform alert, and the duty desk heard of nothing at all.
+    def value(outcome: str) -> float | None:
+        return metrics.REGISTRY.get_sample_value("yuqing_alerts_notifications_total", {"outcome": outcome})
+
+    before = {outcome: value(outcome) or 0.0 for outcome in ("sent", "rejected", "failed", "dropped")}
+    assert worker.make_notifier(AlertsSettings(webhook_url="http://127.0.0.1:9/api/v2/alerts")) is not None
+    assert {outcome: value(outcome) for outcome in before} == before

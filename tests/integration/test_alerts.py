@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -202,3 +203,50 @@ def test_a_restarted_worker_reports_the_alerts_still_firing_before_any_window_cl
     metrics = httpx.get(pipeline.url("alerts") + "/metrics", timeout=5).text
     open_windows = re.search(r"^yuqing_alerts_window_keys (\S+)$", metrics, re.M)
     assert open_windows and float(open_windows.group(1)) > 0
+
+
+def test_a_firing_notification_the_worker_did_not_deliver_before_it_died_is_delivered_once(
+    pipeline: Pipeline, kafka_settings: KafkaSettings
+):
+    # The webhook is down (503) when the surge fires; the worker retries, and is killed meanwhile.
+    # The notification waited in memory only: the restarted worker never sent it, and the duty desk
+    # never heard of the surge (its alert stayed in the alerts topic and the search API).
+    answers: list[tuple[int, dict]] = []
+    up = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            status = 200 if up.is_set() else 503
+            answers.append((status, body[0]))
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        pipeline.env.update({"YUQING_ALERTS_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}/api/v2/alerts",
+                             "YUQING_ALERTS_WEBHOOK_FORMAT": "alertmanager",
+                             "YUQING_ALERTS_WEBHOOK_MAX_ATTEMPTS": "20"})
+        _start_alerts(pipeline)
+        surge = surge_posts(SURGE_AT, region="青山乡", count=40, minutes=10)
+        baseline = steady_posts(SURGE_AT - HISTORY, SURGE_AT + timedelta(minutes=40))
+        _produce(kafka_settings, sorted(baseline + surge, key=lambda p: p.created_at))
+        read = _alert_reader(kafka_settings)
+        wait_until(lambda: any(a.state is AlertState.FIRING for a in read()), 150, "the surge to fire")
+        wait_until(lambda: len(answers) >= 2, 30, "the webhook to be tried and retried")
+        pipeline.kill("alerts")
+        up.set()
+
+        pipeline.start("alerts")  # no post arrives after the restart: no window closes
+        [alert] = [a for a in read() if a.state is AlertState.FIRING]
+        delivered = lambda: [body for status, body in answers if status == 200]  # noqa: E731
+        wait_until(lambda: delivered(), 60, "the firing notification to be delivered")
+        time.sleep(5)  # a second delivery, if any, comes within the retries' first waits
+        [note] = delivered()
+        assert note["labels"]["alert_id"] == alert.alert_id and note["endsAt"] > note["startsAt"]
+    finally:
+        server.shutdown()

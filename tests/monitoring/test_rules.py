@@ -253,3 +253,24 @@ def test_a_critical_surge_silences_only_the_warning_of_its_own_key() -> None:
         for source, target in [(critical, other) for other in others] + [(overall, others[2])]:
             if _matches(rule["source_matchers"], source) and _matches(rule["target_matchers"], target):
                 assert any(source.get(name) != target.get(name) for name in rule["equal"]), (rule, target)
+
+
+def _inhibits(source: dict[str, str], target: dict[str, str]) -> bool:
+    return any(_matches(rule["source_matchers"], source) and _matches(rule["target_matchers"], target)
+               and all(source.get(name, "") == target.get(name, "") for name in rule["equal"])
+               for rule in load_yaml(ALERTMANAGER_CONFIG)["inhibit_rules"])
+
+
+@pytest.mark.parametrize("severity", [Severity.WARNING, Severity.CRITICAL])
+def test_a_surge_the_worker_notified_pages_the_duty_desk_once(severity: Severity) -> None:
+    # The worker posts each surge to Alertmanager (YuqingSurge, with its key and samples) and
+    # Prometheus raises YuqingPublicOpinionSurge from the firing gauge: both reached the duty desk,
+    # in two groups, so every surge paged twice. The aggregate stays for a surge the worker's
+    # notification did not reach Alertmanager with (no webhook, a chat robot, a rejection).
+    surge = _surge(severity, family="topic_region", topic=Topic.OUTAGE, region="河口镇")
+    [rule] = [r for r in alerting_rules() if r["alert"] == "YuqingPublicOpinionSurge"]
+    aggregate = {"alertname": rule["alert"], "severity": severity.value, **rule["labels"]}
+    assert _inhibits(surge, aggregate)
+    other = "critical" if severity is Severity.WARNING else "warning"
+    assert not _inhibits(surge, {**aggregate, "severity": other})
+    assert not _inhibits(aggregate, surge)
