@@ -160,10 +160,14 @@ def posts_from_elasticsearch(since: datetime) -> Iterator[PastPost]:
 
     settings = ElasticsearchSettings()
     client = make_client(settings)
+    index = posts_alias(settings.index_prefix)
+    if not client.indices.exists_alias(name=index) and not client.indices.exists(index=index):
+        # it ended in Elasticsearch's words (index_not_found_exception), naming neither setting
+        raise ValueError(f"no posts index {index} at {settings.url}: nothing to warm from (check "
+                         "YUQING_ES_INDEX_PREFIX, or give a dump with --posts)")
     query = {"query": {"range": {"created_at": {"gte": since.isoformat()}}},
              "_source": ["created_at", "topic", "region", "region_source", "source", "fingerprint", "text"]}
-    for hit in helpers.scan(client, index=posts_alias(settings.index_prefix), query=query, size=2000,
-                            preserve_order=False):
+    for hit in helpers.scan(client, index=index, query=query, size=2000, preserve_order=False):
         yield PastPost.of_document(hit["_source"])
 
 

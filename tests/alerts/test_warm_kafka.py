@@ -67,3 +67,13 @@ def test_the_changelog_warm_creates_has_the_configured_replication(infra: None) 
     finally:
         admin.close()
         drop_topics(KafkaSettings(), [app_id])
+
+
+def test_warm_from_an_index_prefix_with_no_posts_index_says_so(
+    infra: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # it ended in Elasticsearch's words (index_not_found_exception), naming no setting
+    monkeypatch.setenv("YUQING_ES_INDEX_PREFIX", unique("nowarm"))
+    monkeypatch.setenv("YUQING_ALERTS_APP_ID", unique("warm"))
+    with pytest.raises(ValueError, match=r"no posts index nowarm\w*-posts at .*: nothing to warm from"):
+        run_warm(since="14d", posts=None, now=NOW)
