@@ -274,3 +274,18 @@ def test_a_surge_the_worker_notified_pages_the_duty_desk_once(severity: Severity
     other = "critical" if severity is Severity.WARNING else "warning"
     assert not _inhibits(surge, {**aggregate, "severity": other})
     assert not _inhibits(aggregate, surge)
+
+
+def test_every_dead_letter_reason_is_exported_from_zero_before_the_first_letter() -> None:
+    # a series born at its first letter (1) shows no increase to rate(): the first dead letters
+    # of a kind were invisible to YuqingDeadLetters
+    from services.alerts import metrics as alerts_metrics
+    from services.nlp import metrics as nlp_metrics
+    from services.search import metrics as search_metrics
+
+    for registry, name, reasons in (
+            (nlp_metrics.REGISTRY, "yuqing_nlp_dead_letters_total", ("contract", "processing")),
+            (alerts_metrics.REGISTRY, "yuqing_alerts_dead_letters_total", ("contract", "processing")),
+            (search_metrics.INDEXER_REGISTRY, "yuqing_search_dead_letters_total", ("contract", "retention"))):
+        for reason in reasons:
+            assert registry.get_sample_value(name, {"reason": reason}) is not None, (name, reason)
