@@ -149,15 +149,25 @@ def _utc(moment: datetime) -> str:
 # samples, the resolved event only its time; a firing event replayed after the
 # resolution (re-indexing, redelivery) must not reopen the alert, and an older
 # event must not overwrite a newer ``updated_at``. ``window_start`` (part of the alert's id) is
-# written once: it orders the alert list, whose pages must not move under a reader.
+# written once: it orders the alert list, whose pages must not move under a reader. ``fired_at`` is
+# the first firing event's time: an escalation (a firing event of a higher severity) moved it. An
+# event older than the document's ``updated_at`` (a redelivery) only fills fields still empty: the
+# first firing event read again set the severity of an alert that had escalated back.
 ALERT_MERGE_SCRIPT = """
 boolean resolved = ctx._source.state == 'resolved';
+boolean stale = ctx._source.updated_at != null
+    && ctx._source.updated_at.compareTo(params.doc.updated_at) > 0;
 for (entry in params.doc.entrySet()) {
   String k = entry.getKey();
+  if (k == 'fired_at') {
+    if (ctx._source.fired_at == null || ctx._source.fired_at.compareTo(entry.getValue()) > 0) {
+      ctx._source.fired_at = entry.getValue();
+    }
+    continue;
+  }
+  if (stale && ctx._source[k] != null) { continue; }
   if (resolved && (k == 'state' || k == 'updated_at')) { continue; }
   if (k == 'window_start' && ctx._source.window_start != null) { continue; }
-  if (k == 'updated_at' && ctx._source.updated_at != null
-      && ctx._source.updated_at.compareTo(entry.getValue()) > 0) { continue; }
   ctx._source[k] = entry.getValue();
 }
 """

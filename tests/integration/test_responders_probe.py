@@ -503,3 +503,19 @@ def test_an_issue_merged_away_points_at_the_issue_it_went_into(env: Env) -> None
     assert env.get(f"/v1/issues/{a}", key="hekou").json()["detail"] == f"issue {a} not found"
     unknown = "outage-0000000000000000"
     assert env.get(f"/v1/issues/{unknown}").json()["detail"] == f"issue {unknown} not found"
+
+
+def test_an_alert_that_escalates_keeps_the_time_it_first_fired(env: Env) -> None:
+    # the escalation's event overwrote fired_at: the list said the surge began when it worsened
+    first = BASE_TIME + timedelta(hours=2)
+    fired = make_alert("alert-escalates-01", emitted_at=first).model_copy(update={"severity": "warning"})
+    worse = fired.model_copy(update={"severity": "critical", "emitted_at": first + timedelta(minutes=30)})
+    env.index([fired])
+    env.index([worse])
+    detail = env.get("/v1/alerts/alert-escalates-01").json()
+    assert detail["severity"] == "critical"
+    assert datetime.fromisoformat(detail["fired_at"]) == first
+    assert datetime.fromisoformat(detail["updated_at"]) == first + timedelta(minutes=30)
+    env.index([fired])  # the first event again (a redelivery): nothing moves back
+    detail = env.get("/v1/alerts/alert-escalates-01").json()
+    assert detail["severity"] == "critical" and datetime.fromisoformat(detail["fired_at"]) == first
