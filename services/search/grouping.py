@@ -282,7 +282,10 @@ class IssueGrouper:
         if issue is None or unplaced_off or issue_id in self._corrected:
             return issue_id
         best: tuple[float, str] | None = None
-        for other_id in self._candidates(issue.town, at):
+        # its township's issues only (merge_score refuses every other): for an issue of no known
+        # township, the recent issues of every township took the candidates' places, and two issues
+        # of one county-wide matter, busy both, were never compared while a steady stream went on
+        for other_id in self._recent(self._by_town.get(issue.town, OrderedDict()), at):
             score = merge_score(issue, self._issues[other_id], self.params, self._corrected)
             if score is not None and score >= self.params.merge_threshold and (
                     best is None or (score, best[1]) > (best[0], other_id)):

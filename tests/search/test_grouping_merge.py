@@ -199,3 +199,26 @@ def test_two_issues_of_one_matter_of_no_township_are_merged() -> None:
     for post in posts:
         apart.assign(post)
     assert len({apart.issue_of(f"p{n}") for n in range(len(posts))}) == 2
+
+
+def test_two_issues_of_no_township_are_compared_however_busy_the_townships_are() -> None:
+    # The issue-level step compared an issue of no known township with the ten issues touched
+    # last, of every township, which it may never merge with: while eleven townships' matters
+    # went on, a county-wide matter's two issues were never compared, and stayed two.
+    app = [(0, "掌上电力人脸识别一直失败，实名认证过不去"), (1, "掌上电力人脸识别失败，认证过不去")]
+    later = [(8, "掌上电力实名认证人脸识别一直失败"), (9, "掌上电力人脸识别认证失败，过不去")]
+    towns = ["石门镇", "青山乡", "河口镇", "城关镇", "柳塘镇", "白沙镇", "马鞍乡", "蓝田乡", "棠梨乡",
+             "桃花镇", "西岗街道"]
+    grouper = IssueGrouper()
+    first = {grouper.assign(_post(n, text, minutes, None, topic="online_service")).issue_id
+             for n, (minutes, text) in enumerate(app)}
+    for k, town in enumerate(towns):
+        grouper.assign(_post(10 + k, f"{town}停电了，什么时候来电", 2 + k / 2, town))
+    for n, (minutes, text) in enumerate(later):
+        grouper.assign(_post(30 + n, text, minutes, None, topic="online_service"))
+    (older,) = first
+    assert {grouper.resolve(grouper.issue_of(f"p{n}") or "") for n in (0, 1, 30, 31)} == {older}
+    # the first later post founded an issue of its own (the busy townships kept the first out of its
+    # candidates), which the issue-level step merged into the first at once
+    merges = [(m.source_id, m.target_id) for m in grouper.take_merges()]
+    assert merges == [(founder_issue_id("p30", "online_service"), older)]
