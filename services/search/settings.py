@@ -53,6 +53,15 @@ class SearchSettings(BaseSettings):
     key_cache_s: float = Field(30.0, ge=0, description="how long a key looked up in ES is trusted")
     rate_limit_per_minute: int = Field(600, ge=0, description="per key; 0 disables")
 
+    @field_validator("indexer_group_id")
+    @classmethod
+    def _a_group(cls, value: str) -> str:
+        # Kafka refuses an empty group id: the indexer warmed its issues, then ended in
+        # "error: Kafka: [Error 24] InvalidGroupIdError", naming no setting
+        if not value:
+            raise ValueError("YUQING_SEARCH_INDEXER_GROUP_ID is empty: it names the indexers' consumer group")
+        return value
+
     @field_validator("retention_months")
     @classmethod
     def _keeps_what_the_edge_admits(cls, value: int) -> int:
