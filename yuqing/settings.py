@@ -129,8 +129,9 @@ class ElasticsearchSettings(BaseSettings):
     api_key: SecretStr | None = None
     index_prefix: str = Field("yuqing", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     # urllib3 refuses 0 or less on every request: the search API failed its start-up in a
-    # traceback, the commands said "Attempted to set connect timeout to 0.0", naming no setting
-    request_timeout_s: float = Field(30.0, gt=0)
+    # traceback, the commands said "Attempted to set connect timeout to 0.0", naming no setting;
+    # inf, "ConnectionError(timestamp out of range for platform time_t)"
+    request_timeout_s: float = Field(30.0, gt=0, allow_inf_nan=False)
 
 
 def cache_home() -> Path:

@@ -23,7 +23,8 @@ class SearchSettings(BaseSettings):
     # indexer
     indexer_group_id: str = "yuqing-search-indexer"
     bulk_max_docs: int = Field(500, ge=1)
-    bulk_max_wait_s: float = Field(1.0, gt=0)
+    # inf ended the indexer's first poll in "OverflowError: cannot convert float infinity to integer"
+    bulk_max_wait_s: float = Field(1.0, gt=0, allow_inf_nan=False)
     # a batch is built and written in slices of this many documents, the next slice built while
     # Elasticsearch indexes the one before (bulk.PipelinedWriter)
     bulk_slice_docs: int = Field(100, ge=1)
