@@ -34,7 +34,7 @@ from services.search.mappings import (
     OutsideRetentionError,
     posts_alias,
     retained_posts_index,
-    small_alias,
+    small_index,
 )
 from services.search.settings import SearchSettings
 from yuqing.consumer import Record
@@ -75,7 +75,10 @@ def build_actions(
     Records from ``alerts_topic`` become alert updates, all others posts.
     """
     issues = issues if issues is not None else LiveIssues()
-    alerts_index = small_alias(prefix, "alerts")
+    # the index, not its alias (as every other writer of the small indices): an alerts index deleted
+    # under the indexer was then created as the alias's name with a guessed mapping (alert_id as
+    # text, which the alert list cannot sort by), and no restart put the real one back
+    alerts_index = small_index(prefix, "alerts")
     actions: list[dict[str, Any]] = []
     kept: list[Record] = []
     rejected: list[Rejection] = []
