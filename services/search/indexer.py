@@ -20,7 +20,7 @@ from services.search.es import ensure_templates, make_client
 from services.search.settings import SearchSettings
 from yuqing.consumer import BatchOutcome, InvalidMessage, Record, Runtime
 from yuqing.consumer.kafka_driver import ForgetOnRebalance, KafkaDriver
-from yuqing.kafka import connect, make_consumer, make_producer
+from yuqing.kafka import connect, make_consumer, make_producer, require_room
 from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,9 @@ class Indexer:
             keep_months=settings.retention_months, max_retries=settings.bulk_max_retries,
             slice_docs=settings.bulk_slice_docs)
         runtime = Runtime.create(SERVICE, settings.kafka, settings.consumer, on_invalid=_count_rejection)
+        # its dead letters are cut to YUQING_KAFKA_MAX_MESSAGE_BYTES: posts.dlq must take that
+        connect("reading posts.dlq's message size", lambda: require_room(
+            settings.kafka, [LogicalTopic.POSTS_DLQ]), settings.kafka)
         consumer = connect("connecting the consumer", lambda: make_consumer(
             settings.kafka, group_id=settings.indexer_group_id,
             topics=[LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS], client_id=SERVICE,

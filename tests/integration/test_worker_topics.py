@@ -1,14 +1,19 @@
-"""The workers refuse to start without their topics (real Kafka, the real commands)."""
+"""The workers refuse to start without their topics, or with topics that cannot take what they
+produce (real Kafka, the real commands)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from tests.conftest import REPO_ROOT, unique
+from yuqing.settings import ElasticsearchSettings, KafkaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -29,3 +34,32 @@ def test_a_worker_without_its_topics_says_so_in_one_line(infra: None, tmp_path, 
     assert done.stderr.strip().splitlines()[-1] == (
         f"error: topic {prefix}{first_missing} does not exist: create the topics (yuqing topics) "
         "or check YUQING_KAFKA_TOPIC_PREFIX")
+
+
+@pytest.mark.parametrize(("command", "topic"), [(("nlp", "worker"), "posts.enriched"),
+                                                (("alerts", "worker"), "alerts"),
+                                                (("search", "indexer"), "posts.dlq")])
+def test_a_topic_that_cannot_take_the_message_size_stops_the_worker_at_start(
+        kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings, tmp_path: Path,
+        command: tuple[str, str], topic: str) -> None:
+    # the worker ran until the first message over the topic's limit, which the broker refused: it
+    # stopped uncommitted on it after every restart, holding back the posts behind it
+    name = kafka_settings.topic_prefix + topic
+    admin = KafkaAdminClient(bootstrap_servers=kafka_settings.servers())
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": "500000"})])
+    finally:
+        admin.close()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "YUQING_HOME": str(tmp_path),
+           "YUQING_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
+           "YUQING_ES_INDEX_PREFIX": es_settings.index_prefix,
+           "YUQING_NLP_APP_ID": unique("nlp"), "YUQING_ALERTS_APP_ID": unique("alerts"),
+           "YUQING_SEARCH_INDEXER_GROUP_ID": unique("indexer"), "YUQING_NLP_METRICS_PORT": "0",
+           "YUQING_ALERTS_METRICS_PORT": "0", "YUQING_SEARCH_INDEXER_METRICS_PORT": "0",
+           "YUQING_NLP_CLASSIFIER": "placeholder"}
+    done = subprocess.run([sys.executable, "-m", "yuqing.cli", *command], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=env, timeout=120, check=False)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: YUQING_KAFKA_MAX_MESSAGE_BYTES=1000000 does not fit topic {name}, whose "
+        "max.message.bytes is 500000: set it to at most 498976 or raise the topic's")
