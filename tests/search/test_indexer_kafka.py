@@ -21,7 +21,7 @@ from services.search.settings import SearchSettings
 from tests.search.factory import BASE_TIME, make_alert, make_post
 from yuqing.contracts import DeadLetter, EnrichedPost
 from yuqing.contracts.codec import decode, encode
-from yuqing.kafka import make_producer
+from yuqing.kafka import MissingTopic, make_producer
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 from yuqing.topics import LogicalTopic
 
@@ -149,3 +149,14 @@ def test_reindex_from_kafka_rebuilds_the_same_documents(settings: SearchSettings
     assert reindex(settings, from_time=between).read == 20
     assert reindex(settings, from_time=datetime.now(UTC) + timedelta(hours=1)).read == 0
     assert reindex(settings, from_time=datetime(1969, 12, 31, tzinfo=UTC)).read == 60  # all of it
+
+
+def test_reindex_without_its_topics_says_so_and_writes_nothing(settings: SearchSettings) -> None:
+    # a mistyped topic prefix read nothing and answered "read 0, indexed 0", as if nothing was lost
+    missing = settings.model_copy(update={"kafka": settings.kafka.model_copy(
+        update={"topic_prefix": settings.kafka.topic_prefix + "typo."})})
+    topic = missing.kafka.topic(LogicalTopic.POSTS_ENRICHED)
+    with pytest.raises(MissingTopic, match=f"topic {topic} does not exist"):
+        reindex(missing)
+    es = make_client(settings.es)
+    assert not es.indices.get(index=f"{settings.es.index_prefix}-*", allow_no_indices=True)
