@@ -13,6 +13,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from tests.conftest import REPO_ROOT, unique
+from tests.integration.conftest import wait_until
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -63,3 +64,48 @@ def test_a_topic_that_cannot_take_the_message_size_stops_the_worker_at_start(
     assert done.stderr.strip().splitlines()[-1] == (
         f"error: YUQING_KAFKA_MAX_MESSAGE_BYTES=1000000 does not fit topic {name}, whose "
         "max.message.bytes is 500000: set it to at most 498976 or raise the topic's")
+
+
+def _worker_env(kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings,
+                home: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "YUQING_HOME": str(home),
+            "YUQING_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix,
+            "YUQING_ES_INDEX_PREFIX": es_settings.index_prefix, "YUQING_NLP_CLASSIFIER": "placeholder",
+            "YUQING_NLP_APP_ID": unique("nlp"), "YUQING_ALERTS_APP_ID": unique("alerts"),
+            "YUQING_NLP_METRICS_PORT": "0", "YUQING_ALERTS_METRICS_PORT": "0"}
+
+
+@pytest.mark.parametrize("command", ["nlp", "alerts"])
+def test_a_worker_starts_under_a_yuqing_home_that_does_not_exist_yet(
+        kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings, tmp_path: Path,
+        command: str) -> None:
+    # Faust creates its state folder, not the folders above it: the worker ended in a
+    # FileNotFoundError traceback on a machine where nothing had made YUQING_HOME yet
+    home = tmp_path / "fresh" / "home"
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "yuqing.cli", command, "worker"], cwd=REPO_ROOT,
+                                env=_worker_env(kafka_settings, es_settings, home), stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: proc.poll() is not None or any((home / "state").glob("*/*")), 120,
+                   "Faust to make its tables' folder in the state folder")
+        assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize(("command", "setting"), [("nlp", "YUQING_NLP_STATE_DIR"),
+                                                  ("alerts", "YUQING_ALERTS_STATE_DIR")])
+def test_a_state_folder_that_cannot_be_made_is_one_line_naming_it(
+        kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings, tmp_path: Path,
+        command: str, setting: str) -> None:
+    (tmp_path / "a-file").write_text("")
+    state = tmp_path / "a-file" / "state"
+    env = {**_worker_env(kafka_settings, es_settings, tmp_path), setting: str(state)}
+    done = subprocess.run([sys.executable, "-m", "yuqing.cli", command, "worker"], capture_output=True,
+                          text=True, cwd=REPO_ROOT, env=env, timeout=120, check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: {setting}='{state}': cannot create the worker's state folder (Not a directory)")
