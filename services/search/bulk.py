@@ -45,6 +45,9 @@ RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 # a write block on the index or the cluster (an operator's index.blocks.write during maintenance, a
 # cluster set read-only): Elasticsearch answers 403, and the same write succeeds once it is lifted
 WRITE_BLOCK = "cluster_block_exception"
+# a closed index (closed to change its analysis settings, opened again after): answered 400 per
+# document, and the same write succeeds once it is open
+INDEX_CLOSED = "index_closed_exception"
 CHUNK_DOCS, CHUNK_BYTES = 1000, 8 * 1024 * 1024
 RECENT_POSTS = 100_000  # posts whose index the writer remembers (search sees a write only after a refresh)
 
@@ -234,9 +237,10 @@ def _chunks(pending: list[tuple[dict[str, Any], Record]]) -> list[tuple[bytes, l
 
 
 def _blocked(error: Any) -> bool:
-    """A document refused by a write block: waited out like a 429, not dead-lettered (every post of
-    a blocked index went to the dead letters and the indexer stopped at their cap)."""
-    return isinstance(error, dict) and error.get("type") == WRITE_BLOCK
+    """A document refused by a write block or a closed index: waited out like a 429, not
+    dead-lettered (every post of such an index went to the dead letters and the indexer stopped at
+    their cap)."""
+    return isinstance(error, dict) and error.get("type") in (WRITE_BLOCK, INDEX_CLOSED)
 
 
 def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Record]],

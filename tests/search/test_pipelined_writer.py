@@ -131,3 +131,23 @@ def test_a_write_block_on_the_index_is_waited_out_not_dead_lettered(
         es.indices.put_settings(index=index, body={"index.blocks.write": False})
     outcome = write_bulk(es, actions[1:], kept[1:], max_retries=1)
     assert outcome.rejected == [] and outcome.indexed == 2
+
+
+def test_a_closed_index_is_waited_out_not_dead_lettered(es_settings: ElasticsearchSettings) -> None:
+    # a posts index closed for maintenance (to change its analysis settings) answers each document
+    # 400 index_closed_exception: they were dead-lettered, and the indexer stopped at the cap
+    es, prefix = make_client(es_settings), es_settings.index_prefix
+    settings = SearchSettings(es=es_settings)
+    ensure_templates(es, es_settings)
+    posts = [make_post(f"河口镇停电了{i}", external_id=f"closed-{i}", created_at=BASE_TIME) for i in range(3)]
+    actions, kept, rejected = build_actions(as_messages(list(posts)), prefix, issues=issue_table(settings))
+    assert rejected == [] and write_bulk(es, actions[:1], kept[:1], max_retries=1).indexed == 1
+    index = actions[0]["_index"]
+    es.indices.close(index=index)
+    try:
+        with pytest.raises(RetryableBulkError):
+            write_bulk(es, actions[1:], kept[1:], max_retries=1)
+    finally:
+        es.indices.open(index=index, wait_for_active_shards=1)
+    outcome = write_bulk(es, actions[1:], kept[1:], max_retries=1)
+    assert outcome.rejected == [] and outcome.indexed == 2
