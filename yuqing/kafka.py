@@ -204,6 +204,22 @@ def require_topics(settings: KafkaSettings, topics: Iterable[LogicalTopic]) -> N
                                "(yuqing topics) or check YUQING_KAFKA_TOPIC_PREFIX")
 
 
+def require_replicas(settings: KafkaSettings) -> None:
+    """Raise a ``ValueError`` when the cluster has fewer brokers than
+    ``YUQING_KAFKA_REPLICATION_FACTOR``: a Faust worker creates its own topics (its tables'
+    changelogs, its assignor's) with that many replicas, and ended in Faust's
+    InvalidReplicationFactorError traceback."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.servers(), client_id="yuqing-admin",
+                             **settings.client_options())
+    try:
+        brokers = len(admin.describe_cluster()["brokers"])
+    finally:
+        admin.close()
+    if settings.replication_factor > brokers:
+        raise ValueError(f"YUQING_KAFKA_REPLICATION_FACTOR={settings.replication_factor} is more than the "
+                         f"{brokers} broker(s) of the cluster: a worker's own topics could not be created")
+
+
 RECORD_ROOM_BYTES = 1_024
 """Room the broker counts around a message's value: its key, headers and record batch."""
 

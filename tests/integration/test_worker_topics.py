@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from tests.conftest import REPO_ROOT, unique
+from tests.conftest import REPO_ROOT, drop_topics, unique
 from tests.integration.conftest import wait_until
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 
@@ -83,10 +83,10 @@ def test_a_worker_starts_under_a_yuqing_home_that_does_not_exist_yet(
     # FileNotFoundError traceback on a machine where nothing had made YUQING_HOME yet
     home = tmp_path / "fresh" / "home"
     log = tmp_path / "worker.log"
+    env = _worker_env(kafka_settings, es_settings, home)
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "yuqing.cli", command, "worker"], cwd=REPO_ROOT,
-                                env=_worker_env(kafka_settings, es_settings, home), stdout=out,
-                                stderr=subprocess.STDOUT)
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_until(lambda: proc.poll() is not None or any((home / "state").glob("*/*")), 120,
                    "Faust to make its tables' folder in the state folder")
@@ -94,6 +94,7 @@ def test_a_worker_starts_under_a_yuqing_home_that_does_not_exist_yet(
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+        drop_topics(kafka_settings, [env["YUQING_NLP_APP_ID"], env["YUQING_ALERTS_APP_ID"]])
 
 
 @pytest.mark.parametrize(("command", "setting"), [("nlp", "YUQING_NLP_STATE_DIR"),
@@ -109,3 +110,23 @@ def test_a_state_folder_that_cannot_be_made_is_one_line_naming_it(
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1] == (
         f"error: {setting}='{state}': cannot create the worker's state folder (Not a directory)")
+
+
+@pytest.mark.parametrize("command", ["nlp", "alerts"])
+def test_more_replicas_than_brokers_stops_the_worker_at_start_in_one_line(
+        kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings, tmp_path: Path,
+        command: str) -> None:
+    # Faust created its own topics with that many replicas: InvalidReplicationFactorError traceback
+    admin = KafkaAdminClient(bootstrap_servers=kafka_settings.servers())
+    try:
+        brokers = len(admin.describe_cluster()["brokers"])
+    finally:
+        admin.close()
+    env = {**_worker_env(kafka_settings, es_settings, tmp_path),
+           "YUQING_KAFKA_REPLICATION_FACTOR": str(brokers + 1)}
+    done = subprocess.run([sys.executable, "-m", "yuqing.cli", command, "worker"], capture_output=True,
+                          text=True, cwd=REPO_ROOT, env=env, timeout=180, check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: YUQING_KAFKA_REPLICATION_FACTOR={brokers + 1} is more than the {brokers} broker(s) of "
+        "the cluster: a worker's own topics could not be created")
