@@ -20,7 +20,7 @@ from elasticsearch.exceptions import ConnectionError as EsConnectionError
 from elasticsearch.exceptions import TransportError
 from tenacity import (
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_never,
     wait_exponential_jitter,
@@ -209,9 +209,17 @@ def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[
     return outcome
 
 
+def _transient(error: BaseException) -> bool:
+    """Worth trying again: a bulk's retryable documents, Elasticsearch away, or a request it answered
+    429 or 5xx (the search for a batch's copies in other months met a posts index whose shard was not
+    started, 503, and the batch failed, where its bulk request waits it out)."""
+    return isinstance(error, (RetryableBulkError, EsConnectionError)) or (
+        isinstance(error, TransportError) and error.status_code in RETRYABLE_STATUS)
+
+
 def _retrying(max_retries: int) -> Retrying:
     return Retrying(
-        retry=retry_if_exception_type((RetryableBulkError, EsConnectionError)),
+        retry=retry_if_exception(_transient),
         wait=wait_exponential_jitter(initial=0.2, max=10),
         stop=stop_after_attempt(max_retries + 1) if max_retries else stop_never,
         reraise=True, before_sleep=lambda _: metrics.BULK_RETRIES.inc(),
