@@ -209,7 +209,7 @@ def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[
     return outcome
 
 
-def _transient(error: BaseException) -> bool:
+def transient(error: BaseException) -> bool:
     """Worth trying again: a bulk's retryable documents, Elasticsearch away, or a request it answered
     429 or 5xx (the search for a batch's copies in other months met a posts index whose shard was not
     started, 503, and the batch failed, where its bulk request waits it out)."""
@@ -219,7 +219,7 @@ def _transient(error: BaseException) -> bool:
 
 def _retrying(max_retries: int) -> Retrying:
     return Retrying(
-        retry=retry_if_exception(_transient),
+        retry=retry_if_exception(transient),
         wait=wait_exponential_jitter(initial=0.2, max=10),
         stop=stop_after_attempt(max_retries + 1) if max_retries else stop_never,
         reraise=True, before_sleep=lambda _: metrics.BULK_RETRIES.inc(),
