@@ -183,3 +183,35 @@ def test_a_bootstrap_server_list_kafka_cannot_read_is_one_line_naming_it(tmp_pat
             "error: KafkaSettings: bootstrap_servers: Value error, "
             f"YUQING_KAFKA_BOOTSTRAP_SERVERS={value!r}: brokers as host:port, separated by commas "
             "(no scheme)"]
+
+
+def test_an_empty_worker_app_id_or_indexer_group_is_one_line(tmp_path: Path) -> None:
+    # Faust ended in "ImproperlyConfigured: App requires an id!", and the indexer, after warming its
+    # issues, in "error: Kafka: [Error 24] InvalidGroupIdError"; neither named the setting
+    cases = ((("nlp", "worker"), "NlpSettings", "app_id", "YUQING_NLP_APP_ID",
+              "it names the consumer group and the app's own topics"),
+             (("alerts", "worker"), "AlertsSettings", "app_id", "YUQING_ALERTS_APP_ID",
+              "it names the consumer group and the app's own topics"),
+             (("search", "indexer"), "SearchSettings", "indexer_group_id", "YUQING_SEARCH_INDEXER_GROUP_ID",
+              "it names the indexers' consumer group"))
+    for command, settings, field, setting, why in cases:
+        done = _yuqing(*command, env={setting: "", "YUQING_HOME": str(tmp_path)})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"error: {settings}: {field}: Value error, {setting} is empty: {why}"]
+
+
+def test_an_infinite_wait_or_timeout_is_one_line_naming_it(tmp_path: Path) -> None:
+    # the indexer's first poll ended in "OverflowError: cannot convert float infinity to integer", an
+    # infinite ack timeout overflowed the wait for the first acknowledgement not yet in, the commands
+    # said "ConnectionError(timestamp out of range for platform time_t)", and the NLP worker held a
+    # partial batch until enough posts came to fill it
+    cases = ((("search", "indexer"), "YUQING_SEARCH_BULK_MAX_WAIT_S", "SearchSettings: bulk_max_wait_s"),
+             (("search", "indexer"), "YUQING_CONSUMER_ACK_TIMEOUT_S", "ConsumerSettings: ack_timeout_s"),
+             (("search", "retention", "--dry-run"), "YUQING_ES_REQUEST_TIMEOUT_S",
+              "ElasticsearchSettings: request_timeout_s"),
+             (("nlp", "worker"), "YUQING_NLP_BATCH_MAX_WAIT_S", "NlpSettings: batch_max_wait_s"))
+    for command, setting, field in cases:
+        done = _yuqing(*command, env={setting: "inf", "YUQING_HOME": str(tmp_path)})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines() == [f"error: {field}: Input should be a finite number"]

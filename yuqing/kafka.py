@@ -247,6 +247,59 @@ def require_topics(settings: KafkaSettings, topics: Iterable[LogicalTopic]) -> N
                                "(yuqing topics) or check YUQING_KAFKA_TOPIC_PREFIX")
 
 
+def require_replicas(settings: KafkaSettings) -> None:
+    """Raise a ``ValueError`` when the cluster has fewer brokers than
+    ``YUQING_KAFKA_REPLICATION_FACTOR``: a Faust worker creates its own topics (its tables'
+    changelogs, its assignor's) with that many replicas, and ended in Faust's
+    InvalidReplicationFactorError traceback."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.servers(), client_id="yuqing-admin",
+                             **settings.client_options())
+    try:
+        brokers = len(admin.describe_cluster()["brokers"])
+    finally:
+        admin.close()
+    if settings.replication_factor > brokers:
+        raise ValueError(f"YUQING_KAFKA_REPLICATION_FACTOR={settings.replication_factor} is more than the "
+                         f"{brokers} broker(s) of the cluster: a worker's own topics could not be created")
+
+
+RECORD_ROOM_BYTES = 1_024
+"""Room the broker counts around a message's value: its key, headers and record batch."""
+
+
+class TopicTooSmall(ValueError):
+    """A topic whose ``max.message.bytes`` is below what the worker produces to it; one line."""
+
+
+def require_room(settings: KafkaSettings, topics: Iterable[LogicalTopic]) -> None:
+    """Raise :class:`TopicTooSmall` naming the first of ``topics`` whose ``max.message.bytes``
+    cannot take a value of ``YUQING_KAFKA_MAX_MESSAGE_BYTES``.
+
+    The workers cut what they produce to that setting (an enriched post, a dead letter); a topic
+    that takes less (its own max.message.bytes, a broker default lower than the setting's)
+    refused the first message over it, and the worker stopped uncommitted on it after every
+    restart, the posts behind it held back and no dead letter written.
+    """
+    admin = KafkaAdminClient(bootstrap_servers=settings.servers(), client_id="yuqing-admin",
+                             **settings.client_options())
+    try:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, settings.topic(logical),
+                                    {"max.message.bytes": None}) for logical in topics]
+        described = admin.describe_configs(resources, config_filter="all")["topic"]
+    finally:
+        admin.close()
+    for resource in resources:
+        entry = described.get(resource.name, {}).get("max.message.bytes")
+        if entry is None:  # no such topic: said by require_topics, or by the first send to it
+            continue
+        limit = int(entry["value"])
+        if settings.max_message_bytes + RECORD_ROOM_BYTES > limit:
+            raise TopicTooSmall(
+                f"YUQING_KAFKA_MAX_MESSAGE_BYTES={settings.max_message_bytes} does not fit topic "
+                f"{resource.name}, whose max.message.bytes is {limit}: set it to at most "
+                f"{limit - RECORD_ROOM_BYTES} or raise the topic's")
+
+
 def _await_leaders(admin: KafkaAdminClient, partitions: dict[str, int], timeout_s: float = 30.0) -> None:
     """Wait until every new topic has all its partitions with a leader in the metadata.
 

@@ -38,9 +38,12 @@ def reachable(host_port: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
-def topic_name_part(value: str, setting: str) -> str:
+def topic_name_part(value: str, setting: str, *, empty: bool = True) -> str:
     """``value`` if Kafka can name a topic with it (a prefix, a Faust app id, which names the
-    app's own topics); else a ``ValueError`` naming ``setting``."""
+    app's own topics; an id is not ``empty``); else a ``ValueError`` naming ``setting``."""
+    if not empty and not value:
+        # Faust ended in "ImproperlyConfigured: App requires an id!", naming no setting
+        raise ValueError(f"{setting} is empty: it names the consumer group and the app's own topics")
     if not re.fullmatch(r"[A-Za-z0-9._-]{0,200}", value):
         raise ValueError(f"{setting}={value!r}: a topic name holds ASCII letters, digits, "
                          "'.', '_' and '-' only")
@@ -126,8 +129,9 @@ class ElasticsearchSettings(BaseSettings):
     api_key: SecretStr | None = None
     index_prefix: str = Field("yuqing", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     # urllib3 refuses 0 or less on every request: the search API failed its start-up in a
-    # traceback, the commands said "Attempted to set connect timeout to 0.0", naming no setting
-    request_timeout_s: float = Field(30.0, gt=0)
+    # traceback, the commands said "Attempted to set connect timeout to 0.0", naming no setting;
+    # inf, "ConnectionError(timestamp out of range for platform time_t)"
+    request_timeout_s: float = Field(30.0, gt=0, allow_inf_nan=False)
 
 
 def cache_home() -> Path:

@@ -21,13 +21,15 @@ def worker() -> None:
     from services.alerts import metrics
     from services.alerts.settings import AlertsSettings
     from services.alerts.worker import create_app
-    from yuqing.kafka import require_topics
+    from yuqing.kafka import require_replicas, require_room, require_topics
     from yuqing.topics import LogicalTopic
 
     settings = AlertsSettings()
     configure_logging(settings.log_level)
     serve_metrics(settings.metrics_port, metrics.REGISTRY)
     require_topics(settings.kafka, [LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS, LogicalTopic.POSTS_DLQ])
+    require_room(settings.kafka, [LogicalTopic.ALERTS, LogicalTopic.POSTS_DLQ])
+    require_replicas(settings.kafka)
     run_faust(create_app(settings), settings.log_level)
 
 

@@ -101,7 +101,7 @@ class AlertsSettings(BaseSettings):
     @classmethod
     def _names_topics(cls, value: str) -> str:
         # Faust names the app's own topics after it: another id ended in a Faust traceback
-        return topic_name_part(value, "YUQING_ALERTS_APP_ID")
+        return topic_name_part(value, "YUQING_ALERTS_APP_ID", empty=False)
 
     @model_validator(mode="after")
     def _places_file_set_exists(self) -> Self:

@@ -69,6 +69,7 @@ from yuqing.consumer.faust_driver import BatchInterrupted, FaustDriver
 from yuqing.contracts import Alert, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode, encode
 from yuqing.contracts.models import AlertsObservation, ObservedPost, PartitionStatus
+from yuqing.faust_run import state_dir
 from yuqing.topics import LogicalTopic, topic_spec
 
 log = logging.getLogger(__name__)
@@ -448,7 +449,7 @@ def create_app(settings: AlertsSettings) -> faust.App:
     settings.gazetteer()
     app = faust.App(
         settings.app_id, broker=settings.kafka.faust_broker(), web_enabled=False,
-        datadir=str(settings.state_dir),
+        datadir=state_dir(settings.state_dir, "YUQING_ALERTS_STATE_DIR"),
         consumer_auto_offset_reset="earliest", producer_acks=-1,
         # Room for a dead letter of the largest post plus its key and record overhead.
         producer_max_request_size=settings.kafka.max_message_bytes + 64 * 1024,

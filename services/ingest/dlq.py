@@ -90,8 +90,12 @@ def tail(settings: KafkaSettings, *, lines: int = 20, follow: bool = False, sour
     consumer, partitions = open_dead_letters(settings, client_id="yuqing-dlq-tail")
     try:
         ends = consumer.end_offsets(partitions)
+        # from the first letter the topic still holds: an offset its retention deleted was reset
+        # to the end (the consumer's default), and a partition whose older letters had aged out
+        # showed none of the ones it has
+        starts = consumer.beginning_offsets(partitions)
         for partition in partitions:
-            consumer.seek(partition, max(0, ends[partition] - lines))
+            consumer.seek(partition, max(starts[partition], ends[partition] - lines))
         emitted = 0
         while True:
             records = records_of(consumer.poll(timeout_ms=poll_timeout_ms).values())

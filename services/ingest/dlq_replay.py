@@ -77,7 +77,7 @@ class Replay:
 @dataclass
 class ReplayReport:
     replayed: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)  # cut, and gone from their topic
+    missing: list[str] = field(default_factory=list)  # cut and gone from their topic, or the topic gone
     repeats: list[str] = field(default_factory=list)  # the same message as one replayed before it
 
 
@@ -128,6 +128,16 @@ def read_letters(settings: KafkaSettings, *, poll_timeout_ms: int = 1_000) -> li
         consumer.close()
 
 
+def topics_now(settings: KafkaSettings) -> set[str]:
+    """The topics the cluster has now."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.servers(), client_id="yuqing-dlq-replay",
+                             enable_auto_commit=False, **settings.client_options())
+    try:
+        return set(consumer.topics())
+    finally:
+        consumer.close()
+
+
 def read_original(settings: KafkaSettings, replay: Replay, *, timeout_ms: int = 5_000) -> bytes | None:
     """The whole original from its own topic, or None when the topic no longer holds it."""
     partition = TopicPartition(replay.topic, replay.partition)
@@ -153,7 +163,14 @@ def replay(settings: KafkaSettings, wanted: ReplayFilter, *, dry_run: bool = Fal
     first_of: dict[tuple[str, bytes | None, bytes], str] = {}  # (topic, key, digest) -> replayed at
     producer = None if dry_run else make_producer(settings, client_id="yuqing-dlq-replay")
     try:
+        existing = topics_now(settings)
         for chosen in plan(read_letters(settings), wanted):
+            if chosen.topic not in existing:
+                # the send waited for the topic's metadata and ended the whole replay in
+                # "KafkaTimeoutError: Failed to update metadata", naming no topic
+                report.missing.append(chosen.where)
+                emit(f"not replayed {chosen.where}: topic {chosen.topic} does not exist")
+                continue
             value = chosen.value if chosen.value is not None else read_original(settings, chosen)
             if value is None:
                 report.missing.append(chosen.where)

@@ -24,13 +24,15 @@ def worker() -> None:
     from services.nlp import metrics
     from services.nlp.settings import NlpSettings
     from services.nlp.worker import create_app, load_configured_classifier
-    from yuqing.kafka import require_topics
+    from yuqing.kafka import require_replicas, require_room, require_topics
     from yuqing.topics import LogicalTopic
 
     settings = NlpSettings()
     configure_logging(settings.log_level)
     require_topics(settings.kafka,
                    [LogicalTopic.POSTS_RAW, LogicalTopic.POSTS_ENRICHED, LogicalTopic.POSTS_DLQ])
+    require_room(settings.kafka, [LogicalTopic.POSTS_ENRICHED, LogicalTopic.POSTS_DLQ])
+    require_replicas(settings.kafka)
     torch.set_num_threads(settings.torch_threads)
     classifier = load_configured_classifier(settings)
     serve_metrics(settings.metrics_port, metrics.REGISTRY)

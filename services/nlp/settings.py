@@ -25,7 +25,10 @@ class NlpSettings(BaseSettings):
     model_variant: str = "default"
     torch_threads: int = Field(2, ge=1, description="intra-op threads of the model (torch or ONNX Runtime)")
     batch_size: int = Field(32, ge=1, le=1024)
-    batch_max_wait_s: float = Field(0.5, gt=0, description="flush a partial batch after this")
+    # inf: a partial batch waited to be filled (a post of a quiet topic was never enriched), and the
+    # worker then ignored SIGTERM, waiting for that batch
+    batch_max_wait_s: float = Field(0.5, gt=0, allow_inf_nan=False,
+                                    description="flush a partial batch after this")
     rules_path: Path = Path("config/topics.toml")
     places_file: Path = Field(default_factory=lambda: project_paths().config / "places.toml",
                               description="known regions, inferred for posts that carry none (yuqing.places)")
@@ -43,7 +46,7 @@ class NlpSettings(BaseSettings):
     @classmethod
     def _names_topics(cls, value: str) -> str:
         # Faust names the app's own topics after it: another id ended in a Faust traceback
-        return topic_name_part(value, "YUQING_NLP_APP_ID")
+        return topic_name_part(value, "YUQING_NLP_APP_ID", empty=False)
 
     @model_validator(mode="after")
     def _places_file_set_exists(self) -> Self:

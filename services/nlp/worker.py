@@ -21,6 +21,7 @@ from services.nlp.settings import NlpSettings
 from yuqing.consumer import BatchOutcome, InvalidMessage, Output, Record, Runtime
 from yuqing.consumer.faust_driver import FaustDriver
 from yuqing.contracts.codec import encode
+from yuqing.faust_run import state_dir
 from yuqing.topics import LogicalTopic
 
 
@@ -47,7 +48,7 @@ def create_app(settings: NlpSettings, classifier: Classifier) -> faust.App:
     kafka = settings.kafka
     app = faust.App(
         settings.app_id, broker=kafka.faust_broker(), web_enabled=False,
-        datadir=str(settings.state_dir), consumer_auto_offset_reset="earliest",
+        datadir=state_dir(settings.state_dir, "YUQING_NLP_STATE_DIR"), consumer_auto_offset_reset="earliest",
         topic_replication_factor=kafka.replication_factor, producer_acks=-1,
         # Room for the largest value plus its key and record overhead.
         producer_max_request_size=kafka.max_message_bytes + 64 * 1024,

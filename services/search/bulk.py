@@ -20,7 +20,7 @@ from elasticsearch.exceptions import ConnectionError as EsConnectionError
 from elasticsearch.exceptions import TransportError
 from tenacity import (
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_never,
     wait_exponential_jitter,
@@ -34,7 +34,7 @@ from services.search.mappings import (
     OutsideRetentionError,
     posts_alias,
     retained_posts_index,
-    small_alias,
+    small_index,
 )
 from services.search.settings import SearchSettings
 from yuqing.consumer import Record
@@ -45,6 +45,9 @@ RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 # a write block on the index or the cluster (an operator's index.blocks.write during maintenance, a
 # cluster set read-only): Elasticsearch answers 403, and the same write succeeds once it is lifted
 WRITE_BLOCK = "cluster_block_exception"
+# a closed index (closed to change its analysis settings, opened again after): answered 400 per
+# document, and the same write succeeds once it is open
+INDEX_CLOSED = "index_closed_exception"
 CHUNK_DOCS, CHUNK_BYTES = 1000, 8 * 1024 * 1024
 RECENT_POSTS = 100_000  # posts whose index the writer remembers (search sees a write only after a refresh)
 
@@ -75,7 +78,10 @@ def build_actions(
     Records from ``alerts_topic`` become alert updates, all others posts.
     """
     issues = issues if issues is not None else LiveIssues()
-    alerts_index = small_alias(prefix, "alerts")
+    # the index, not its alias (as every other writer of the small indices): an alerts index deleted
+    # under the indexer was then created as the alias's name with a guessed mapping (alert_id as
+    # text, which the alert list cannot sort by), and no restart put the real one back
+    alerts_index = small_index(prefix, "alerts")
     actions: list[dict[str, Any]] = []
     kept: list[Record] = []
     rejected: list[Rejection] = []
@@ -203,9 +209,17 @@ def write_bulk(client: Elasticsearch, actions: list[dict[str, Any]], kept: list[
     return outcome
 
 
+def transient(error: BaseException) -> bool:
+    """Worth trying again: a bulk's retryable documents, Elasticsearch away, or a request it answered
+    429 or 5xx (the search for a batch's copies in other months met a posts index whose shard was not
+    started, 503, and the batch failed, where its bulk request waits it out)."""
+    return isinstance(error, (RetryableBulkError, EsConnectionError)) or (
+        isinstance(error, TransportError) and error.status_code in RETRYABLE_STATUS)
+
+
 def _retrying(max_retries: int) -> Retrying:
     return Retrying(
-        retry=retry_if_exception_type((RetryableBulkError, EsConnectionError)),
+        retry=retry_if_exception(transient),
         wait=wait_exponential_jitter(initial=0.2, max=10),
         stop=stop_after_attempt(max_retries + 1) if max_retries else stop_never,
         reraise=True, before_sleep=lambda _: metrics.BULK_RETRIES.inc(),
@@ -231,9 +245,10 @@ def _chunks(pending: list[tuple[dict[str, Any], Record]]) -> list[tuple[bytes, l
 
 
 def _blocked(error: Any) -> bool:
-    """A document refused by a write block: waited out like a 429, not dead-lettered (every post of
-    a blocked index went to the dead letters and the indexer stopped at their cap)."""
-    return isinstance(error, dict) and error.get("type") == WRITE_BLOCK
+    """A document refused by a write block or a closed index: waited out like a 429, not
+    dead-lettered (every post of such an index went to the dead letters and the indexer stopped at
+    their cap)."""
+    return isinstance(error, dict) and error.get("type") in (WRITE_BLOCK, INDEX_CLOSED)
 
 
 def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Record]],

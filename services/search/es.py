@@ -12,7 +12,9 @@ from elasticsearch import Elasticsearch
 from services.search.mappings import (
     POST_PROPERTIES,
     SMALL_INDICES,
+    posts_alias,
     posts_index_pattern,
+    small_alias,
     small_index,
     templates,
 )
@@ -39,13 +41,22 @@ def ensure_templates(client: Elasticsearch, settings: ElasticsearchSettings,
     The posts mapping is also put onto the existing monthly indices of this mapping version:
     a new field (``region_source``, say) is a change they can take, and with ``dynamic:
     strict`` a document carrying it would otherwise be refused until next month's index.
+    Every existing index gets its alias back: the template gives it only to an index it
+    creates, and an index that lost it (an alias removed by hand) went on being written
+    while no search, warm-up or issue read saw its documents, whatever restarted.
     """
-    for name, body in templates(settings.index_prefix, refresh_interval).items():
+    prefix = settings.index_prefix
+    for name, body in templates(prefix, refresh_interval).items():
         client.indices.put_index_template(name=name, body=body)
-    client.indices.put_mapping(index=posts_index_pattern(settings.index_prefix),
+    client.indices.put_mapping(index=posts_index_pattern(prefix),
                                body={"properties": POST_PROPERTIES}, allow_no_indices=True)
+    monthly = list(client.indices.get(index=posts_index_pattern(prefix), allow_no_indices=True,
+                                      ignore_unavailable=True))
+    if monthly:
+        client.indices.put_alias(index=",".join(monthly), name=posts_alias(prefix))
     for name in SMALL_INDICES:
-        client.indices.create(index=small_index(settings.index_prefix, name), ignore=400)
+        client.indices.create(index=small_index(prefix, name), ignore=400)
+        client.indices.put_alias(index=small_index(prefix, name), name=small_alias(prefix, name))
 
 
 def monthly_posts_indices(client: Elasticsearch, prefix: str) -> dict[str, datetime]:

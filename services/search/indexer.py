@@ -13,14 +13,15 @@ assigned here, before the write (grouping.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from services.search import metrics
-from services.search.bulk import PipelinedWriter, issue_table
+from services.search.bulk import PipelinedWriter, issue_table, transient
 from services.search.es import ensure_templates, make_client
 from services.search.settings import SearchSettings
 from yuqing.consumer import BatchOutcome, InvalidMessage, Record, Runtime
 from yuqing.consumer.kafka_driver import ForgetOnRebalance, KafkaDriver
-from yuqing.kafka import connect, make_consumer, make_producer
+from yuqing.kafka import connect, make_consumer, make_producer, require_room
 from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class Indexer:
             keep_months=settings.retention_months, max_retries=settings.bulk_max_retries,
             slice_docs=settings.bulk_slice_docs)
         runtime = Runtime.create(SERVICE, settings.kafka, settings.consumer, on_invalid=_count_rejection)
+        # its dead letters are cut to YUQING_KAFKA_MAX_MESSAGE_BYTES: posts.dlq must take that
+        connect("reading posts.dlq's message size", lambda: require_room(
+            settings.kafka, [LogicalTopic.POSTS_DLQ]), settings.kafka)
         consumer = connect("connecting the consumer", lambda: make_consumer(
             settings.kafka, group_id=settings.indexer_group_id,
             topics=[LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS], client_id=SERVICE,
@@ -73,12 +77,27 @@ class Indexer:
 
     def index(self, records: list[Record]) -> BatchOutcome:
         """Write one batch; what Elasticsearch or the contract refused comes back as invalid."""
-        self.issues.refresh(self.client, self.settings.es.index_prefix)
+        prefix = self.settings.es.index_prefix
+        _beside_the_batch("reading other replicas' posts and corrections",
+                          lambda: self.issues.refresh(self.client, prefix))
         outcome = self.writer.write(records)
-        self.issues.record_merges(self.client, self.settings.es.index_prefix)
+        _beside_the_batch("recording automatic merges",
+                          lambda: self.issues.record_merges(self.client, prefix))
         metrics.DOCS_INDEXED.inc(outcome.indexed)
         metrics.ISSUE_TABLE_ENTRIES.set(len(self.issues))
         return BatchOutcome(invalid=[_invalid(r, reason) for r, reason in outcome.rejected])
+
+
+def _beside_the_batch(what: str, work: Callable[[], object]) -> None:
+    """Work on the side of a batch's write. Elasticsearch busy or away (429, 5xx, no answer) is
+    logged and the work done at a later batch, as between batches (``KafkaDriver.idle``); it failed
+    the batch, and the indexer stopped to be restarted, where the write waits such a spell out."""
+    try:
+        work()
+    except Exception as exc:
+        if not transient(exc):
+            raise
+        log.warning("%s failed (%s); tried again later", what, exc)
 
 
 def _invalid(record: Record, reason: str) -> InvalidMessage:

@@ -133,6 +133,8 @@ def posts_index(prefix: str, created_at: datetime) -> str:
 
 
 DEFAULT_RETENTION_MONTHS = INDEX_KEPT_MONTHS
+MAX_RETENTION_MONTHS = 1_200
+"""A century: more reaches back before the year 1, which no date holds."""
 
 
 def check_retention_months(months: int, name: str) -> int:
@@ -143,6 +145,11 @@ def check_retention_months(months: int, name: str) -> int:
     back-fill's 396 days, a widened ``YUQING_INGEST_EVENT_MAX_AGE_S``); kept fewer, the index
     dead-lettered the older ones, or retention deleted them once indexed.
     """
+    if months > MAX_RETENTION_MONTHS:
+        # the first month kept was computed for every post: "year -473 is out of range" failed the
+        # indexer's every batch, and it stopped uncommitted on the first after every restart
+        raise ValueError(f"{name}={months} reaches back before the year 1; keep at most "
+                         f"{MAX_RETENTION_MONTHS} ({MAX_RETENTION_MONTHS // 12} years)")
     if months < INDEX_KEPT_MONTHS:
         raise ValueError(
             f"{name}={months} is below the {INDEX_KEPT_MONTHS} months the ingest edge admits "

@@ -22,6 +22,7 @@ from services.search.bulk import PipelinedWriter, issue_table
 from services.search.es import ensure_templates, make_client
 from services.search.settings import SearchSettings
 from yuqing.consumer import Record
+from yuqing.kafka import require_topics
 from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,14 @@ def _poll_into(consumer: KafkaConsumer, buffers: dict[TopicPartition, deque[tupl
 def reindex(settings: SearchSettings, *, from_offset: int | None = None, from_time: datetime | None = None,
             include_alerts: bool = True, on_progress: Callable[[int, int], None] | None = None,
             batch_size: int = 1000) -> ReindexReport:
-    """Index every record from the start point up to the end offsets seen when it began."""
+    """Index every record from the start point up to the end offsets seen when it began.
+
+    Raises :class:`~yuqing.kafka.MissingTopic` before anything is written when a topic to read
+    is not there (a mistyped YUQING_KAFKA_TOPIC_PREFIX read nothing and answered "read 0,
+    indexed 0", as a rebuild with nothing to do).
+    """
+    topics = [LogicalTopic.POSTS_ENRICHED] + ([LogicalTopic.ALERTS] if include_alerts else [])
+    require_topics(settings.kafka, topics)
     client = make_client(settings.es)
     ensure_templates(client, settings.es, settings.refresh_interval)
     issues = issue_table(settings)
@@ -97,7 +105,6 @@ def reindex(settings: SearchSettings, *, from_offset: int | None = None, from_ti
     writer = PipelinedWriter(client, settings.es.index_prefix, issues=issues,
                              alerts_topic=settings.kafka.topic(LogicalTopic.ALERTS),
                              max_retries=settings.bulk_max_retries, slice_docs=settings.bulk_slice_docs)
-    topics = [LogicalTopic.POSTS_ENRICHED] + ([LogicalTopic.ALERTS] if include_alerts else [])
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers(), group_id=None,
                              enable_auto_commit=False, client_id="search-reindex",
                              **settings.kafka.client_options())

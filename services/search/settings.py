@@ -23,7 +23,8 @@ class SearchSettings(BaseSettings):
     # indexer
     indexer_group_id: str = "yuqing-search-indexer"
     bulk_max_docs: int = Field(500, ge=1)
-    bulk_max_wait_s: float = Field(1.0, gt=0)
+    # inf ended the indexer's first poll in "OverflowError: cannot convert float infinity to integer"
+    bulk_max_wait_s: float = Field(1.0, gt=0, allow_inf_nan=False)
     # a batch is built and written in slices of this many documents, the next slice built while
     # Elasticsearch indexes the one before (bulk.PipelinedWriter)
     bulk_slice_docs: int = Field(100, ge=1)
@@ -52,6 +53,15 @@ class SearchSettings(BaseSettings):
         None, description="development only: the role of requests without credentials")
     key_cache_s: float = Field(30.0, ge=0, description="how long a key looked up in ES is trusted")
     rate_limit_per_minute: int = Field(600, ge=0, description="per key; 0 disables")
+
+    @field_validator("indexer_group_id")
+    @classmethod
+    def _a_group(cls, value: str) -> str:
+        # Kafka refuses an empty group id: the indexer warmed its issues, then ended in
+        # "error: Kafka: [Error 24] InvalidGroupIdError", naming no setting
+        if not value:
+            raise ValueError("YUQING_SEARCH_INDEXER_GROUP_ID is empty: it names the indexers' consumer group")
+        return value
 
     @field_validator("retention_months")
     @classmethod

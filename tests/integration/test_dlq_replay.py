@@ -108,3 +108,25 @@ def test_a_message_that_failed_again_after_a_replay_is_replayed_once(kafka_setti
     published = _read(kafka_settings, raw, at_least=5)
     assert [value for _, _, value in published[3:]] == [poison, other]
     assert _read(kafka_settings, raw, at_least=6, timeout_s=3)[5:] == []
+
+
+def test_a_letter_whose_topic_is_gone_is_reported_and_the_others_replayed(
+        kafka_settings: KafkaSettings) -> None:
+    # the send waited for the missing topic's metadata: the whole replay ended in "KafkaTimeoutError:
+    # Failed to update metadata after 5.0 secs.", naming no topic, and the letters after it were left
+    raw, gone = kafka_settings.topic(LogicalTopic.POSTS_RAW), kafka_settings.topic_prefix + "gone"
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.servers())
+    for offset, topic in enumerate((gone, raw)):
+        # the key of the first test's replay to partition 0 (the partition _read reads)
+        letter = make_dead_letter(value=b'{"post_id": "g"}', key=b"a" * 32, topic=topic, partition=0,
+                                  offset=offset, error=ValueError("contract"), service="nlp")
+        producer.send(kafka_settings.topic(LogicalTopic.POSTS_DLQ), encode(letter), partition=0)
+    producer.flush()
+    producer.close()
+
+    lines: list[str] = []
+    report = replay(kafka_settings, ReplayFilter(), emit=lines.append)
+
+    assert report.missing == [f"{gone}[0]@0"] and report.replayed == [f"{raw}[0]@1"]
+    assert lines[0] == f"not replayed {gone}[0]@0: topic {gone} does not exist"
+    assert [value for _, _, value in _read(kafka_settings, raw, at_least=1)] == [b'{"post_id": "g"}']

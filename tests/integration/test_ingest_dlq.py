@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
 from typer.testing import CliRunner
 
 from services.ingest.dlq import tail
@@ -61,3 +61,22 @@ def test_no_dead_letter_topic_is_one_line_and_1(infra: None, monkeypatch: pytest
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         f"error: topic {prefix}posts.dlq does not exist (run `yuqing topics`)"]
+
+
+def test_tail_shows_the_letters_left_after_older_ones_aged_out(kafka_settings: KafkaSettings) -> None:
+    # the offsets before the partition's first were reset to its end: nothing was shown
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.servers())
+    topic = kafka_settings.topic(LogicalTopic.POSTS_DLQ)
+    for offset in range(10):
+        producer.send(topic, dead_letter("app-main", offset), partition=0)
+    producer.flush()
+    producer.close()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_settings.servers())
+    try:
+        admin.delete_records({TopicPartition(topic, 0): 8})  # as retention deletes old segments
+    finally:
+        admin.close()
+
+    latest: list[str] = []
+    assert tail(kafka_settings, lines=5, emit=latest.append) == 2
+    assert ["bad post 8" in latest[0], "bad post 9" in latest[1]] == [True, True]

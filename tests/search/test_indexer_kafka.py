@@ -15,13 +15,15 @@ from kafka import KafkaConsumer, TopicPartition
 
 from services.search.es import make_client
 from services.search.indexer import Indexer
-from services.search.mappings import posts_alias, small_alias, templates
+from services.search.issue_corrections import CORRECTION_MAPPING, corrections_index
+from services.search.mappings import posts_alias, posts_index, small_alias, templates
 from services.search.reindex import reindex
 from services.search.settings import SearchSettings
 from tests.search.factory import BASE_TIME, make_alert, make_post
+from yuqing.consumer import Record
 from yuqing.contracts import DeadLetter, EnrichedPost
 from yuqing.contracts.codec import decode, encode
-from yuqing.kafka import make_producer
+from yuqing.kafka import MissingTopic, make_producer
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 from yuqing.topics import LogicalTopic
 
@@ -149,3 +151,37 @@ def test_reindex_from_kafka_rebuilds_the_same_documents(settings: SearchSettings
     assert reindex(settings, from_time=between).read == 20
     assert reindex(settings, from_time=datetime.now(UTC) + timedelta(hours=1)).read == 0
     assert reindex(settings, from_time=datetime(1969, 12, 31, tzinfo=UTC)).read == 60  # all of it
+
+
+def test_reindex_without_its_topics_says_so_and_writes_nothing(settings: SearchSettings) -> None:
+    # a mistyped topic prefix read nothing and answered "read 0, indexed 0", as if nothing was lost
+    missing = settings.model_copy(update={"kafka": settings.kafka.model_copy(
+        update={"topic_prefix": settings.kafka.topic_prefix + "typo."})})
+    topic = missing.kafka.topic(LogicalTopic.POSTS_ENRICHED)
+    with pytest.raises(MissingTopic, match=f"topic {topic} does not exist"):
+        reindex(missing)
+    es = make_client(settings.es)
+    assert not es.indices.get(index=f"{settings.es.index_prefix}-*", allow_no_indices=True)
+
+
+def test_an_unanswering_corrections_index_does_not_fail_the_batch(settings: SearchSettings) -> None:
+    # the issue table's read of corrections before the write met 503 (an index whose shard is not
+    # started): the batch failed and the indexer stopped to be restarted, where the write waits
+    indexer = Indexer(settings)
+    es = make_client(settings.es)
+    try:
+        corrections = corrections_index(settings.es.index_prefix)
+        es.indices.delete(index=corrections, ignore=404)
+        es.indices.create(index=corrections, wait_for_active_shards=0, body={
+            "settings": {"index.routing.allocation.require._name": "no-such-node"},
+            "mappings": CORRECTION_MAPPING})
+        time.sleep(indexer.issues.refresh_s)  # the table's next read is due
+        post = _posts(1, "unanswered")[0]
+        outcome = indexer.index([Record(settings.kafka.topic(LogicalTopic.POSTS_ENRICHED), 0, 0,
+                                        post.post_id.encode(), encode(post))])
+        assert outcome.invalid == []
+        written = es.get(index=posts_index(settings.es.index_prefix, post.created_at), id=post.post_id)
+        assert written["_source"]["external_id"] == post.external_id
+    finally:
+        indexer.writer.close()
+        indexer.driver.close()

@@ -4,12 +4,21 @@ the ones the batch gets when built in one piece (building stays in order while s
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from elasticsearch import Elasticsearch
 
-from services.search.bulk import PipelinedWriter, RetryableBulkError, build_actions, issue_table, write_bulk
+from services.search.bulk import (
+    BulkOutcome,
+    PipelinedWriter,
+    RetryableBulkError,
+    build_actions,
+    issue_table,
+    write_bulk,
+)
 from services.search.es import ensure_templates, make_client
 from services.search.mappings import posts_index, posts_index_pattern
 from services.search.metrics import INDEXER_REGISTRY as REGISTRY
@@ -131,3 +140,47 @@ def test_a_write_block_on_the_index_is_waited_out_not_dead_lettered(
         es.indices.put_settings(index=index, body={"index.blocks.write": False})
     outcome = write_bulk(es, actions[1:], kept[1:], max_retries=1)
     assert outcome.rejected == [] and outcome.indexed == 2
+
+
+def test_a_closed_index_is_waited_out_not_dead_lettered(es_settings: ElasticsearchSettings) -> None:
+    # a posts index closed for maintenance (to change its analysis settings) answers each document
+    # 400 index_closed_exception: they were dead-lettered, and the indexer stopped at the cap
+    es, prefix = make_client(es_settings), es_settings.index_prefix
+    settings = SearchSettings(es=es_settings)
+    ensure_templates(es, es_settings)
+    posts = [make_post(f"河口镇停电了{i}", external_id=f"closed-{i}", created_at=BASE_TIME) for i in range(3)]
+    actions, kept, rejected = build_actions(as_messages(list(posts)), prefix, issues=issue_table(settings))
+    assert rejected == [] and write_bulk(es, actions[:1], kept[:1], max_retries=1).indexed == 1
+    index = actions[0]["_index"]
+    es.indices.close(index=index)
+    try:
+        with pytest.raises(RetryableBulkError):
+            write_bulk(es, actions[1:], kept[1:], max_retries=1)
+    finally:
+        es.indices.open(index=index, wait_for_active_shards=1)
+    outcome = write_bulk(es, actions[1:], kept[1:], max_retries=1)
+    assert outcome.rejected == [] and outcome.indexed == 2
+
+
+def test_a_posts_index_whose_shard_is_not_started_is_waited_out(es_settings: ElasticsearchSettings) -> None:
+    # the search for the batch's copies in other months was answered 503 (a monthly index just created,
+    # a node restarting): the batch failed and the indexer stopped to be restarted, where the bulk
+    # request itself waits such an index out
+    es, prefix = make_client(es_settings), es_settings.index_prefix
+    ensure_templates(es, es_settings)
+    post = make_post("河口镇停电了", external_id="unstarted-1", created_at=BASE_TIME)
+    unstarted = posts_index(prefix, BASE_TIME)
+    es.indices.create(index=unstarted, wait_for_active_shards=0,
+                      body={"settings": {"index.routing.allocation.require._name": "no-such-node"}})
+    writer = PipelinedWriter(es, prefix, issues=issue_table(SearchSettings(es=es_settings)), max_retries=20)
+    outcome: list[BulkOutcome] = []
+    try:
+        thread = threading.Thread(target=lambda: outcome.append(writer.write(as_messages([post]))))
+        thread.start()
+        time.sleep(2)
+        assert thread.is_alive() and outcome == []  # waiting, not failed
+        es.indices.put_settings(index=unstarted, body={"index.routing.allocation.require._name": None})
+        thread.join(timeout=60)
+    finally:
+        writer.close()
+    assert [(o.indexed, o.rejected) for o in outcome] == [(1, [])]

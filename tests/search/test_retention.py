@@ -90,3 +90,17 @@ def test_retention_run_with_fewer_months_deletes_nothing(es_settings: Elasticsea
         es.indices.delete(index=f"{prefix}-*", ignore=404)
         for name in templates(prefix):
             es.indices.delete_index_template(name=name, ignore=404)
+
+
+def test_a_retention_reaching_back_before_the_year_1_is_refused(tmp_path: Path) -> None:
+    # accepted, it failed the first month kept of every post ("year -473 is out of range"): the
+    # indexer stopped uncommitted on its first batch after every restart and indexed nothing
+    assert SearchSettings(retention_months=1_200).retention_months == 1_200
+    with pytest.raises(ValidationError, match="YUQING_SEARCH_RETENTION_MONTHS=30000 reaches back before"):
+        SearchSettings(retention_months=30_000)
+    done = _yuqing("search", "indexer", env={"YUQING_SEARCH_RETENTION_MONTHS": "30000",
+                                             "YUQING_HOME": str(tmp_path)})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: SearchSettings: retention_months: Value error, YUQING_SEARCH_RETENTION_MONTHS=30000 "
+        "reaches back before the year 1; keep at most 1200 (100 years)"]

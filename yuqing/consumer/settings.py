@@ -15,7 +15,10 @@ class ConsumerSettings(BaseSettings):
                                          description="stop past this share of invalid messages")
     dlq_max_consecutive: int = Field(20, ge=0, description="stop past this many invalid in a row")
     dlq_window: int = Field(200, ge=1, description="messages the invalid ratio is judged over")
-    ack_timeout_s: float = Field(30.0, gt=0, description="wait this long for the broker's acks")
+    # inf (a "no timeout" an operator may write) overflowed the wait on the first ack not yet in:
+    # the indexer stopped uncommitted at its first dead letter, and again after each restart
+    ack_timeout_s: float = Field(30.0, gt=0, allow_inf_nan=False,
+                                 description="wait this long for the broker's acks")
 
     def dlq_limit(self) -> DlqLimit:
         return DlqLimit(max_invalid_ratio=self.dlq_max_invalid_ratio,

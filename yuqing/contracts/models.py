@@ -67,6 +67,9 @@ Place = Annotated[str | None, Field(max_length=64)]
 Reference = Annotated[str | None, Field(max_length=256)]
 """A thread or reply reference in the source's own terms."""
 Url = Annotated[str | None, Field(max_length=2_048)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+"""A model's score for one class. The issue grouping takes its logarithm: a score below 0 (written
+by a producer other than the NLP worker) failed the indexer's whole batch, for ever."""
 
 
 class Channel(StrEnum):
@@ -142,9 +145,9 @@ class EnrichedPost(RawPost):
     """A post with its classification (topic ``posts.enriched``)."""
 
     topic: Topic
-    topic_scores: dict[Topic, float]
+    topic_scores: dict[Topic, Probability]
     sentiment: Sentiment
-    sentiment_scores: dict[Sentiment, float]
+    sentiment_scores: dict[Sentiment, Probability]
     keywords: list[str] = Field(default_factory=list, max_length=20)
     fingerprint: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$", description="64-bit SimHash")]
     redacted_text: str
