@@ -203,7 +203,24 @@ def range_filter(field: str, since: datetime | None, until: datetime | None) -> 
 
 
 def escape_highlight(fragment: str) -> str:
+    fragment = with_edge_markers(fragment)
     return html.escape(fragment).replace(HIGHLIGHT_PRE, "<em>").replace(HIGHLIGHT_POST, "</em>")
+
+
+def with_edge_markers(fragment: str) -> str:
+    """The fragment with the markers Elasticsearch trimmed off its ends put back.
+
+    Elasticsearch trims each fragment as Java's ``String.trim`` does, which removes every
+    character up to U+0020, the markers included: a match at the start of a fragment (a post
+    that begins with the word searched) lost its opening marker, one at its end its closing one,
+    and the snippet read ``河口</em>镇停电了`` or ``什么时候<em>来电``.
+    """
+    first_post, first_pre = fragment.find(HIGHLIGHT_POST), fragment.find(HIGHLIGHT_PRE)
+    if first_post != -1 and (first_pre == -1 or first_post < first_pre):
+        fragment = HIGHLIGHT_PRE + fragment
+    if fragment.rfind(HIGHLIGHT_PRE) > fragment.rfind(HIGHLIGHT_POST):
+        fragment += HIGHLIGHT_POST
+    return fragment
 
 
 # Cursors: base64url JSON carrying the sort values of the last hit, the

@@ -431,3 +431,15 @@ def test_fuzzing_from_the_openapi_schema_finds_no_server_errors(fuzz_target: tup
             exercise()
         except hypothesis.errors.Unsatisfiable:
             assert mode is GenerationMode.NEGATIVE  # nothing in this operation can be made invalid
+
+
+def test_a_match_at_the_start_or_end_of_a_post_is_marked_whole(env: Env):
+    env.index([make_post("河口镇大桥村跳闸", external_id="starts", region="河口镇"),
+               make_post("大桥村跳闸到现在还没来电", external_id="ends", region="河口镇")])
+
+    starts = env.get("/v1/posts/search", q="河口镇 跳闸").json()["hits"][0]
+    ends = env.get("/v1/posts/search", q="来电", region="河口镇").json()["hits"]
+
+    assert starts["highlight"] == "<em>河口镇</em>大桥村<em>跳闸</em>"
+    snippets = [h["highlight"] for h in ends if h["text"].endswith("没来电")]
+    assert snippets == ["大桥村跳闸到现在还没<em>来电</em>"]

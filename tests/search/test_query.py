@@ -10,6 +10,7 @@ from services.search.query import (
     QueryError,
     decode_cursor,
     encode_cursor,
+    escape_highlight,
     plain_words,
     range_filter,
     text_query,
@@ -84,3 +85,12 @@ def test_an_inverted_time_range_is_an_empty_range_not_an_error():
                               datetime(2026, 1, 1, tzinfo=UTC))
     assert inverted == {"range": {"created_at": {"gte": "2026-02-01T00:00:00+00:00",
                                                  "lt": "2026-01-01T00:00:00+00:00"}}}
+
+
+def test_a_match_at_either_end_of_a_fragment_keeps_both_markers():
+    # Elasticsearch trims a fragment's ends of every character up to U+0020, the markers included
+    assert escape_highlight("河口\u0002镇停电了") == "<em>河口</em>镇停电了"
+    assert escape_highlight("什么时候\u0001来电") == "什么时候<em>来电</em>"
+    assert escape_highlight("app\u0002 闪退 \u0001app") == "<em>app</em> 闪退 <em>app</em>"
+    assert escape_highlight("又\u0001停电\u0002了") == "又<em>停电</em>了"
+    assert escape_highlight("没有命中") == "没有命中"
