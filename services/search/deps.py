@@ -121,8 +121,10 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 
 def known_query(request: Request) -> None:
-    """400 for a query parameter the route does not read: FastAPI ignores it, so a misspelt
-    filter (``regoin=``) or another endpoint's name for a setting would answer as if unfiltered."""
+    """400 for a query parameter the route does not read, or one given more than once: FastAPI
+    ignores the first and keeps the last of the second, so a misspelt filter (``regoin=``), another
+    endpoint's name for a setting or a second region would answer as if unfiltered, or filtered
+    by one value."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if not isinstance(dependant, Dependant):
@@ -133,6 +135,13 @@ def known_query(request: Request) -> None:
         accepted = ", ".join(sorted(known)) or "none"
         raise HTTPException(400, f"unknown query parameter {', '.join(map(repr, unknown))} "
                                  f"(this endpoint accepts: {accepted})")
+    # every parameter takes one value and FastAPI reads the last one given: region=河口镇&region=城关镇
+    # answered for 城关镇 alone, as if the caller had asked for one region
+    repeated = sorted(name for name in set(request.query_params)
+                      if len(request.query_params.getlist(name)) > 1)
+    if repeated:
+        raise HTTPException(400, f"query parameter {', '.join(map(repr, repeated))} given more than once "
+                                 "(each takes one value)")
 
 
 def _query_time(value: datetime) -> datetime:

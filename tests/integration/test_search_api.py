@@ -443,3 +443,14 @@ def test_a_match_at_the_start_or_end_of_a_post_is_marked_whole(env: Env):
     assert starts["highlight"] == "<em>河口镇</em>大桥村<em>跳闸</em>"
     snippets = [h["highlight"] for h in ends if h["text"].endswith("没来电")]
     assert snippets == ["大桥村跳闸到现在还没<em>来电</em>"]
+
+
+def test_a_filter_given_twice_is_refused_not_read_as_its_last_value(env: Env):
+    both = env.get("/v1/posts/search", region=["河口镇", "城关镇"])
+    scoped = env.get("/v1/posts/search", key="hekou", region=["城关镇", "河口镇"])
+    issues = env.get("/v1/issues", since=BASE_TIME.isoformat(), topic=["billing", "outage"])
+
+    for resp in (both, scoped, issues):
+        assert resp.status_code == 400 and "given more than once" in resp.json()["detail"], resp.text
+    assert "'region'" in both.json()["detail"] and "'topic'" in issues.json()["detail"]
+    assert env.get("/v1/posts/search", region="河口镇").json()["total"] == 3
