@@ -11,6 +11,7 @@ from services.search.grouping import Assignment, band_terms
 from services.search.mappings import es_time
 from services.search.open_issues import runner_up
 from yuqing.contracts import Alert, AlertState, EnrichedPost
+from yuqing.hanzi import simplified
 from yuqing.segmentation import jieba_ready
 from yuqing.text import STRIP_CONTROL
 
@@ -48,9 +49,11 @@ def segment(text: str) -> str:
     jieba segments each run of CJK letters and digits on its own, so the runs
     are segmented one by one and remembered: complaints repeat the same
     clauses (``又停电了``, ``什么时候来电``), and segmentation is most of the
-    indexer's CPU time. Punctuation is left out.
+    indexer's CPU time. Punctuation is left out. Traditional characters are written simplified
+    first (``停電了`` is segmented as ``停电了``), so that a post and a query in either script
+    say the same words.
     """
-    return " ".join(w for block in segment_blocks(text) for w in _block_words(block))
+    return " ".join(w for block in segment_blocks(simplified(text)) for w in _block_words(block))
 
 
 def crude_issue_id(post: EnrichedPost) -> str:

@@ -33,6 +33,7 @@ import orjson
 from services.search.auth import Principal
 from services.search.documents import segment
 from services.search.mappings import ES_MAX_OFFSET, es_time
+from yuqing.hanzi import simplified
 
 HIGHLIGHT_PRE, HIGHLIGHT_POST = "\u0001", "\u0002"  # replaced after HTML-escaping
 FLAGS = "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE"
@@ -147,11 +148,17 @@ def word_weight(matching: int, total: int) -> float:
 
 
 def word_clause(word: str) -> dict[str, Any]:
-    """A post matches a word by its bigrams, its jieba words or (most of) its characters."""
+    """A post matches a word by its bigrams, its jieba words or (most of) its characters.
+
+    The bigram and word fields read traditional characters as simplified ones; the character
+    field does not (its analyzer is the built-in one), so a word typed in traditional characters
+    is looked for there in simplified ones too."""
+    chars = [{"multi_match": {"query": form, "fields": CHAR_FIELDS, "minimum_should_match": "2<75%"}}
+             for form in dict.fromkeys((word, simplified(word)))]
     return {"bool": {"should": [
         {"multi_match": {"query": word, "fields": BIGRAM_FIELDS, "operator": "and"}},
         {"match": {"text_words": {"query": segment(word) or word, "operator": "and"}}},
-        {"multi_match": {"query": word, "fields": CHAR_FIELDS, "minimum_should_match": "2<75%"}},
+        *chars,
     ], "minimum_should_match": 1}}
 
 

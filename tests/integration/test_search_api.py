@@ -454,3 +454,16 @@ def test_a_filter_given_twice_is_refused_not_read_as_its_last_value(env: Env):
         assert resp.status_code == 400 and "given more than once" in resp.json()["detail"], resp.text
     assert "'region'" in both.json()["detail"] and "'topic'" in issues.json()["detail"]
     assert env.get("/v1/posts/search", region="河口镇").json()["total"] == 3
+
+
+def test_a_word_finds_the_posts_that_write_it_in_the_other_script(env: Env):
+    env.index([make_post("河口镇大桥村停電了，什麼時候來電", external_id="traditional", region="河口镇")])
+    hekou = {p.post_id for p in env.posts.values() if p.region == "河口镇"}
+
+    for q in ("停电", "停電", "來電", "什么时候 来电", '"時候"'):
+        found = env.get("/v1/posts/search", q=q, region="河口镇").json()
+        assert {h["post_id"] for h in found["hits"]} == hekou and found["total"] == 4, q
+    traditional = next(h for h in env.get("/v1/posts/search", q="停电 来电").json()["hits"]
+                       if h["text"].startswith("河口镇大桥村"))
+    assert traditional["highlight"] == "河口镇大桥村<em>停電</em>了，什麼時候<em>來電</em>"
+    assert env.get("/v1/posts/search", q="幸福小區").json()["total"] == 6

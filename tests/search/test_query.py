@@ -94,3 +94,10 @@ def test_a_match_at_either_end_of_a_fragment_keeps_both_markers():
     assert escape_highlight("app\u0002 闪退 \u0001app") == "<em>app</em> 闪退 <em>app</em>"
     assert escape_highlight("又\u0001停电\u0002了") == "又<em>停电</em>了"
     assert escape_highlight("没有命中") == "没有命中"
+
+
+def test_a_traditional_word_is_looked_for_in_simplified_characters_too():
+    chars = [c["multi_match"]["query"] for c in text_query("來電")["bool"]["should"][0]["bool"]["should"]
+             if c.get("multi_match", {}).get("fields") == ["text.chars", "title.chars^2"]]
+    assert chars == ["來電", "来电"]
+    assert len(text_query("来电")["bool"]["should"][0]["bool"]["should"]) == 3
