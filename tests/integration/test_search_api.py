@@ -467,3 +467,13 @@ def test_a_word_finds_the_posts_that_write_it_in_the_other_script(env: Env):
                        if h["text"].startswith("河口镇大桥村"))
     assert traditional["highlight"] == "河口镇大桥村<em>停電</em>了，什麼時候<em>來電</em>"
     assert env.get("/v1/posts/search", q="幸福小區").json()["total"] == 6
+
+
+def test_a_one_character_query_marks_the_character_in_the_snippet(env: Env):
+    hits = env.get("/v1/posts/search", q="电", region="河口镇").json()["hits"]
+
+    assert len(hits) == 3
+    assert {h["highlight"] for h in hits} == {
+        "河口镇新街村从下午三点停<em>电</em>到现在，啥时候能来<em>电</em>？" + "！" * i for i in range(3)}
+    bigrams = env.get("/v1/posts/search", q="新街村", region="河口镇").json()["hits"]
+    assert all(h["highlight"].startswith("河口镇<em>新街村</em>从") for h in bigrams)
