@@ -25,6 +25,7 @@ from services.search.auth import (
 from services.search.settings import SearchSettings
 from yuqing.contracts.models import DateTime
 from yuqing.http_edge import Limit, RateLimiter
+from yuqing.text import place_name
 
 log = logging.getLogger(__name__)
 API_KEY = APIKeyHeader(name="X-Api-Key", auto_error=False, description="yq_<key id>_<secret>")
@@ -174,6 +175,25 @@ IssueIdPath = Annotated[str, Path(pattern=r"^[a-z_]{2,32}-[0-9a-f]{16}$",
 AlertIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{8,64}$", examples=["a3f9c2e1b7d40c11"])]
 KeyIdPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{2,39}$", examples=["hekou-desk"])]
 Keyword = Annotated[str | None, Query(min_length=1, max_length=64)]
+
+
+def _place_filter(value: str | None) -> str | None:
+    clean = place_name(value)
+    if value is not None and clean is None:
+        raise ValueError("must name a region or unit (it is blank)")
+    return clean if isinstance(clean, str) else None
+
+
+def _source_filter(value: str | None) -> str | None:
+    return value.strip().lower() if value is not None else None
+
+
+# Filters read as the edge publishes the values: a region or unit without spaces around it or
+# invisible characters in it, a source id in lower case (the contract's). " 河口镇" or "河口镇\u200b"
+# pasted into a filter found nothing, and a key scoped to 河口镇 was refused it as outside its scope;
+# source=APP-MAIN found nothing.
+PlaceFilter = Annotated[str | None, AfterValidator(_place_filter), Query(min_length=1, max_length=64)]
+SourceFilter = Annotated[str | None, AfterValidator(_source_filter), Query(min_length=1, max_length=64)]
 Cursor = Annotated[str | None,
                    Query(min_length=1, max_length=2000, description="`next_cursor` of the last page")]
 

@@ -23,10 +23,12 @@ from services.search.deps import (
     Keyword,
     OptionalPageSize,
     PageSize,
+    PlaceFilter,
     PostIdPath,
     Reader,
     SearchState,
     Since,
+    SourceFilter,
     State,
     Until,
     json_content,
@@ -87,8 +89,8 @@ def search_posts(
                                    description="words (ranked: a post needs at least one; more rank higher), "
                                                "`\"phrase\"`, `-exclude`, "
                                                "`a | b` or `a OR b`, `NOT x`, parentheses")] = None,
-    topic: Topic | None = None, sentiment: Sentiment | None = None, source: Keyword = None,
-    channel: Channel | None = None, region: Keyword = None, unit: Keyword = None,
+    topic: Topic | None = None, sentiment: Sentiment | None = None, source: SourceFilter = None,
+    channel: Channel | None = None, region: PlaceFilter = None, unit: PlaceFilter = None,
     issue_id: Annotated[str | None, Query(max_length=64)] = None,
     since: Since = None, until: Until = None,
     sort: Annotated[SortOrder | None, Query(description="default: relevance with q, else time")] = None,
@@ -117,7 +119,7 @@ def get_post(state: State, caller: Reader, post_id: PostIdPath) -> PostRead:
 @router.get("/issues", response_model=IssuePage, responses=_errors(400, 403), tags=["issues"])
 def list_issues(
     state: State, caller: Reader, since: Since = None, until: Until = None,
-    topic: Topic | None = None, region: Keyword = None, unit: Keyword = None,
+    topic: Topic | None = None, region: PlaceFilter = None, unit: PlaceFilter = None,
     min_size: Annotated[int, Query(ge=1, le=10_000)] = 1,
     order_by: Annotated[str, Query(pattern="^(priority|size|last_seen)$")] = "priority",
     issue_state: Annotated[IssueState | None, Query(alias="state")] = None, limit: PageSize = 20,
@@ -226,7 +228,7 @@ def list_actions(state: State, caller: Reader, responder: Keyword = None,
 @router.get("/alerts", response_model=AlertPage, responses=_errors(400, 403), tags=["alerts"])
 def list_alerts(
     state: State, caller: Reader, alert_state: Annotated[AlertState | None, Query(alias="state")] = None,
-    severity: Severity | None = None, topic: Topic | None = None, region: Keyword = None,
+    severity: Severity | None = None, topic: Topic | None = None, region: PlaceFilter = None,
     family: Annotated[str | None, Query(pattern="^(overall|topic|topic_region|source|cluster)$")] = None,
     since: Since = None, until: Until = None, limit: PageSize = 20, cursor: Cursor = None,
 ) -> AlertPage:

@@ -477,3 +477,15 @@ def test_a_one_character_query_marks_the_character_in_the_snippet(env: Env):
         "河口镇新街村从下午三点停<em>电</em>到现在，啥时候能来<em>电</em>？" + "！" * i for i in range(3)}
     bigrams = env.get("/v1/posts/search", q="新街村", region="河口镇").json()["hits"]
     assert all(h["highlight"].startswith("河口镇<em>新街村</em>从") for h in bigrams)
+
+
+def test_a_filter_is_read_as_the_edge_publishes_its_value(env: Env):
+    for region in (" 河口镇", "河口镇 ", "河口镇\u200b"):
+        assert env.get("/v1/posts/search", region=region).json()["total"] == 3, repr(region)
+        scoped = env.get("/v1/posts/search", key="hekou", q="停电", region=region)
+        assert scoped.status_code == 200 and scoped.json()["total"] == 3, (region, scoped.text)
+        listed = env.get("/v1/issues", since=BASE_TIME.isoformat(), region=region).json()["issues"]
+        assert [i["regions"] for i in listed] == [{"河口镇": 3}], repr(region)
+    assert env.get("/v1/posts/search", unit=" 石门供电所 ").json()["total"] == 1
+    assert env.get("/v1/posts/search", source="APP-MAIN ").json()["total"] == len(env.posts)
+    assert env.get("/v1/posts/search", region=" ").status_code == 422
