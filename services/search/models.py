@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from services.search.auth import Role
 from yuqing.contracts import AlertExplanation
+from yuqing.text import place_name
 
 _POST_EXAMPLE: dict[str, Any] = {
     "post_id": "68c3c8310ffbb3e61c3e4cf53607b7f1", "score": 7.1, "source": "app-main",
@@ -248,15 +249,18 @@ class AlertPage(BaseModel):
     next_cursor: str | None = None
 
 
-def not_blank(value: str) -> str:
-    if not value.strip():
+def scope_name(value: str) -> str:
+    """A region or unit of a scope as the edge publishes it (``yuqing.text.place_name``): a key
+    scoped to ' 河口镇' or '河口镇\u200b' saw no post of 河口镇, without a word."""
+    clean = place_name(value)
+    if not isinstance(clean, str):
         raise ValueError("must not be blank")
-    return value
+    return clean
 
 
 # At least one: an empty list scoped a key to nothing (201, and a key that saw nothing); leave the
 # field out for every region or unit.
-ScopeList = Annotated[list[Annotated[str, Field(min_length=1, max_length=64), AfterValidator(not_blank)]],
+ScopeList = Annotated[list[Annotated[str, Field(min_length=1, max_length=64), AfterValidator(scope_name)]],
                       Field(min_length=1, max_length=100, description="leave out for every one")]
 
 
