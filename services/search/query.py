@@ -43,6 +43,11 @@ CHAR_FIELDS = ["text.chars", "title.chars^2"]
 MAX_PLAIN_WORDS = 32
 _TOKEN = re.compile(r'"[^"]*"?|[()|+]|-?[^\s()|+"]+|-')
 _WORDS = {"AND": "+", "OR": "|", "NOT": "-"}
+# The syntax as a Chinese input method types it: quotes, parentheses, bars, pluses and minuses in
+# their full-width forms. Read as text, “幸福小区” was no phrase and （停电 ｜ 跳闸） －计划 four
+# plain words, 计划 among them: the posts it was meant to leave out ranked first.
+_FULL_WIDTH_SYNTAX = str.maketrans({"“": '"', "”": '"', "＂": '"', "（": "(", "）": ")", "｜": "|",
+                                    "＋": "+", "－": "-"})
 
 
 class QueryError(ValueError):
@@ -64,7 +69,7 @@ def tokenize(q: str) -> list[Token]:
     """Split the safe syntax; the words AND/OR/NOT become ``+``/``|``/``-``."""
     tokens: list[Token] = []
     negate_next = False
-    for raw in _TOKEN.findall(q):
+    for raw in _TOKEN.findall(q.translate(_FULL_WIDTH_SYNTAX)):
         if raw in _WORDS:
             raw = _WORDS[raw]
         if raw == "-":

@@ -489,3 +489,11 @@ def test_a_filter_is_read_as_the_edge_publishes_its_value(env: Env):
     assert env.get("/v1/posts/search", unit=" 石门供电所 ").json()["total"] == 1
     assert env.get("/v1/posts/search", source="APP-MAIN ").json()["total"] == len(env.posts)
     assert env.get("/v1/posts/search", region=" ").status_code == 422
+
+
+def test_the_syntax_typed_by_a_chinese_input_method_is_read_as_the_syntax(env: Env):
+    assert _ids(env.get("/v1/posts/search", q="“幸福小区” －冰箱")) == _ids(env.get(
+        "/v1/posts/search", q='"幸福小区" -冰箱'))
+    assert len(_ids(env.get("/v1/posts/search", q="“幸福小区” －冰箱"))) == 1
+    either = _ids(env.get("/v1/posts/search", q="（新街村 ｜ 阶梯电价） －账单"))
+    assert len(either) == 3 and set(either) <= set(_ids(env.get("/v1/posts/search", q="新街村 OR 阶梯电价")))

@@ -101,3 +101,10 @@ def test_a_traditional_word_is_looked_for_in_simplified_characters_too():
              if c.get("multi_match", {}).get("fields") == ["text.chars", "title.chars^2"]]
     assert chars == ["來電", "来电"]
     assert len(text_query("来电")["bool"]["should"][0]["bool"]["should"]) == 3
+
+
+def test_the_syntax_typed_in_full_width_forms_is_the_syntax():
+    # a Chinese input method types “”, （）, ｜ and －: they were read as parts of plain words
+    assert text_query("“幸福小区” －冰箱") == text_query('"幸福小区" -冰箱')
+    assert text_query("（停电 ｜ 跳闸） －计划") == text_query("(停电 | 跳闸) -计划")
+    assert plain_words("停电 －演习") == ["停电"]
