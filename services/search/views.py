@@ -82,7 +82,9 @@ def me(caller: Caller) -> Me:
               units=sorted(caller.units) if caller.units is not None else None)
 
 
-@router.get("/posts/search", response_model=PostPage, responses=_errors(400, 403), tags=["posts"])
+@router.get("/posts/search", response_model=PostPage, responses={**_errors(400, 403), 308: {
+    "description": "issue_id names an issue merged away: Location searches the issue it went into"}},
+    tags=["posts"])
 def search_posts(
     state: State, caller: Reader,
     q: Annotated[str | None, Query(max_length=500, examples=['停电 -演习', '"幸福小区" 停电 | 跳闸'],
@@ -104,8 +106,15 @@ def search_posts(
     params = posts.SearchParams(q=q, topic=topic, sentiment=sentiment, source=source, channel=channel,
                                 region=region, unit=unit, issue_id=issue_id, since=since,
                                 until=until, sort=sort)
-    return posts.search_posts(state.client, prefix=state.prefix, params=params, principal=caller,
+    page = posts.search_posts(state.client, prefix=state.prefix, params=params, principal=caller,
                               size=page_size, cursor=cursor)
+    if issue_id is not None and cursor is None and page.total == 0:
+        # the posts of an issue merged away carry the id of the issue it went into: a search for
+        # them (a saved link, the issue's page) found none, where GET /v1/issues/{id} answers 308
+        target = issue_corrections.merged_into(state.client, state.prefix, caller, issue_id)
+        if target is not None:
+            raise issues.IssueMerged(issue_id, target)
+    return page
 
 
 @router.get("/posts/{post_id}", response_model=PostRead, responses=_errors(404), tags=["posts"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import threading
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import pytest
@@ -503,3 +504,22 @@ def test_an_issue_merged_away_points_at_the_issue_it_went_into(env: Env) -> None
     assert env.get(f"/v1/issues/{a}", key="hekou").json()["detail"] == f"issue {a} not found"
     unknown = "outage-0000000000000000"
     assert env.get(f"/v1/issues/{unknown}").json()["detail"] == f"issue {unknown} not found"
+
+
+def test_a_search_of_the_posts_of_an_issue_merged_away_points_at_the_issue_it_went_into(env: Env) -> None:
+    # its posts carry the id of the issue it went into: a search by the old id found nothing
+    a, b = _two_issues_of_one_town(env)
+    members = {p["post_id"] for p in env.get("/v1/posts/search", issue_id=a, limit=100).json()["hits"]}
+    assert env.call("POST", f"/v1/issues/{a}/merge", json={"into": b}).status_code == 201
+
+    page = env.call("GET", "/v1/posts/search", params={"issue_id": a, "q": "停电 来电", "limit": 5},
+                    follow_redirects=False)
+
+    assert page.status_code == 308, page.text
+    location = urlsplit(page.headers["location"])
+    assert location.path == "/v1/posts/search"
+    assert parse_qsl(location.query) == [("issue_id", b), ("q", "停电 来电"), ("limit", "5")]
+    followed = env.get("/v1/posts/search", issue_id=a, limit=100).json()
+    assert members <= {p["post_id"] for p in followed["hits"]} and followed["total"] > len(members)
+    assert env.get("/v1/posts/search", key="hekou", issue_id=a).json()["total"] == 0  # sees none there
+    assert env.get("/v1/posts/search", issue_id="outage-0000000000000000").json()["total"] == 0
