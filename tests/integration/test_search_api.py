@@ -497,3 +497,18 @@ def test_the_syntax_typed_by_a_chinese_input_method_is_read_as_the_syntax(env: E
     assert len(_ids(env.get("/v1/posts/search", q="“幸福小区” －冰箱"))) == 1
     either = _ids(env.get("/v1/posts/search", q="（新街村 ｜ 阶梯电价） －账单"))
     assert len(either) == 3 and set(either) <= set(_ids(env.get("/v1/posts/search", q="新街村 OR 阶梯电价")))
+
+
+def test_a_word_in_full_width_letters_ranks_as_in_ascii(env: Env):
+    # jieba read no full-width letter or digit: ＡＰＰ登录 was the word 登录 alone, and a post of
+    # 微信登录 scored half again as high as for APP登录 (and 电话打不通 for ９５５９８打不通)
+    env.index([make_post(text, external_id=f"fw-{i}") for i, text in enumerate(
+        ["ＡＰＰ登录不上", "微信登录不上", "客服９５５９８打不通", "家里电话打不通"])])
+
+    def scores(q: str) -> dict[str, float]:
+        return {h["text"]: h["score"] for h in env.get("/v1/posts/search", q=q).json()["hits"]}
+
+    for full_width, ascii_form, other in (("ＡＰＰ登录", "APP登录", "微信登录不上"),
+                                          ("９５５９８打不通", "95598打不通", "家里电话打不通")):
+        assert scores(full_width)[other] == pytest.approx(scores(ascii_form)[other]), full_width
+        assert max(scores(full_width), key=scores(full_width).__getitem__) != other

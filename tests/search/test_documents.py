@@ -135,3 +135,9 @@ def test_one_instant_written_with_two_offsets_goes_to_one_monthly_index() -> Non
     # create a second copy in another month's index.
     local = datetime(2026, 12, 1, 2, 0, tzinfo=timezone(timedelta(hours=8)))
     assert posts_index("yq", local) == posts_index("yq", local.astimezone(UTC)) == "yq-posts-v1-2026.11"
+
+
+def test_full_width_letters_and_digits_are_segmented_as_ascii():
+    # jieba segments ASCII letters and digits only: ＡＰＰ and ９５５９８ were left out of the words
+    assert segment("ＡＰＰ登录不上") == segment("APP登录不上") == "APP 登录 不上"
+    assert segment("９５５９８打不通") == segment("95598打不通")
