@@ -38,6 +38,9 @@ from services.search.query import (
 )
 
 REPRESENTATIVE_SAMPLE = 20  # latest posts per issue read for the representative, title and places
+# regions listed per issue: every township of a county (the five largest were listed, and a county-wide
+# matter's other townships, whose responders look for theirs, were left out)
+ISSUE_REGIONS = 200
 ACTION_SORT = [{"at": "desc"}, {"action_id": "asc"}]
 # Which states an action may start from, and the state it leads to.
 TRANSITIONS: dict[ActionKind, tuple[frozenset[IssueState], IssueState]] = {
@@ -128,7 +131,7 @@ def _details(client: Elasticsearch, prefix: str, filters: list[dict[str, Any]],
         **_growth_aggs(until), "first": {"min": {"field": "created_at"}},
         "sentiment": {"terms": {"field": "sentiment", "size": 3}},
         "topic": {"terms": {"field": "topic", "size": 1}},
-        "regions": {"terms": {"field": "region", "size": 5}},
+        "regions": {"terms": {"field": "region", "size": ISSUE_REGIONS}},
         "keywords": {"terms": {"field": "keywords", "size": 5}},
         "sample": {"top_hits": {"size": REPRESENTATIVE_SAMPLE, "sort": [{"created_at": "desc"}],
                                 "_source": ["post_id", "title", "text", "region"]}}}}}

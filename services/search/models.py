@@ -103,7 +103,7 @@ class IssueSummary(BaseModel):
     first_seen: datetime
     last_seen: datetime
     sentiment_mix: dict[str, int] = Field(examples=[{"negative": 30, "neutral": 2}])
-    regions: dict[str, int] = Field(default_factory=dict)
+    regions: dict[str, int] = Field(default_factory=dict, description="member posts per region (up to 200)")
     state: IssueState = IssueState.OPEN
     assignee: str | None = None
     reply_text: str | None = Field(None, description="the latest public reply")

@@ -523,3 +523,20 @@ def test_a_search_of_the_posts_of_an_issue_merged_away_points_at_the_issue_it_we
     assert members <= {p["post_id"] for p in followed["hits"]} and followed["total"] > len(members)
     assert env.get("/v1/posts/search", key="hekou", issue_id=a).json()["total"] == 0  # sees none there
     assert env.get("/v1/posts/search", issue_id="outage-0000000000000000").json()["total"] == 0
+
+
+def test_an_issue_over_many_townships_lists_every_one(env: Env) -> None:
+    # the five with the most posts were listed: a county-wide matter's other townships were left out
+    towns = ["河西镇", "柳塘镇", "青山乡", "竹溪乡", "棠梨乡", "杏坪镇", "双河镇"]
+    at = BASE_TIME + timedelta(days=3)
+    env.index([make_post(f"{town}全镇停电了", external_id=f"county-{i}", region=town,
+                         created_at=at + timedelta(minutes=i)) for i, town in enumerate(towns)])
+    listed = env.get("/v1/issues", since=SINCE, limit=100).json()["issues"]
+    ids = [i["issue_id"] for i in listed if set(i["regions"]) <= set(towns)]
+    for other in ids[1:]:
+        assert env.call("POST", f"/v1/issues/{other}/merge", json={"into": ids[0]}).status_code == 201
+
+    issue = env.get(f"/v1/issues/{ids[0]}").json()
+    assert issue["regions"] == {town: 1 for town in towns} and issue["size"] == len(towns)
+    again = next(i for i in env.get("/v1/issues", since=SINCE).json()["issues"] if i["issue_id"] == ids[0])
+    assert again["regions"] == issue["regions"]
