@@ -2,6 +2,7 @@
 
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from elasticsearch import Elasticsearch
 from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from services.search import metrics
 from services.search.auth import (
@@ -145,6 +146,15 @@ def known_query(request: Request) -> None:
                                  "(each takes one value)")
 
 
+# "…T20:00:00+08:00" typed into a URL without encoding its "+" (curl, a browser's address bar)
+# arrives as "…T20:00:00 08:00": a 422 that said the time had no offset, which it had
+_PLUS_READ_AS_SPACE = re.compile(r"([Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?) ([0-9]{2}:[0-9]{2})$")
+
+
+def _offset_plus(value: object) -> object:
+    return _PLUS_READ_AS_SPACE.sub(r"\1+\2", value) if isinstance(value, str) else value
+
+
 def _query_time(value: datetime) -> datetime:
     if not QUERY_YEARS[0] <= value.year < QUERY_YEARS[1]:
         raise ValueError(f"must be a date-time of the years {QUERY_YEARS[0]} to {QUERY_YEARS[1] - 1}")
@@ -154,7 +164,7 @@ def _query_time(value: datetime) -> datetime:
 # Times in queries: RFC 3339 text only (``0.5`` is not a date-time) of the years 2000-2099
 # (the schema says so with a pattern), so that ``until - 7 days`` never leaves the calendar.
 QUERY_YEARS = (2000, 2100)
-QueryTime = Annotated[DateTime, AfterValidator(_query_time)]
+QueryTime = Annotated[DateTime, BeforeValidator(_offset_plus), AfterValidator(_query_time)]
 _TIME_SCHEMA = {"pattern": r"^20[0-9]{2}-"}
 Since = Annotated[QueryTime | None, Query(description="inclusive", examples=["2026-11-28T00:00:00+08:00"],
                                           json_schema_extra=_TIME_SCHEMA)]
@@ -185,6 +195,8 @@ def _place_filter(value: str | None) -> str | None:
 
 
 def _source_filter(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must name a source (it is blank)")
     return value.strip().lower() if value is not None else None
 
 

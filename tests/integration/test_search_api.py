@@ -512,3 +512,18 @@ def test_a_word_in_full_width_letters_ranks_as_in_ascii(env: Env):
                                           ("９５５９８打不通", "95598打不通", "家里电话打不通")):
         assert scores(full_width)[other] == pytest.approx(scores(ascii_form)[other]), full_width
         assert max(scores(full_width), key=scores(full_width).__getitem__) != other
+
+
+def test_a_time_whose_plus_was_sent_unencoded_keeps_its_offset(env: Env):
+    # a "+" written in a URL reaches the API as a space: "…T20:10:00 08:00" was a 422 saying the
+    # time had no offset
+    def total(raw: str) -> int:
+        resp = env.api.get(f"/v1/posts/search?{raw}", headers={"X-Api-Key": env.keys["responder"]})
+        assert resp.status_code == 200, (raw, resp.text)
+        return int(resp.json()["total"])
+
+    encoded = total("since=2026-11-02T20:10:00%2B08:00&until=2026-11-02T20:13:00%2B08:00")
+    assert encoded == 3
+    assert total("since=2026-11-02T20:10:00+08:00&until=2026-11-02T20:13:00+08:00") == encoded
+    assert total("since=2026-11-02%2020:10:00.000+08:00&until=2026-11-02T12:13:00Z") == encoded
+    assert env.get("/v1/posts/search", source=" ").status_code == 422
