@@ -527,3 +527,11 @@ def test_a_time_whose_plus_was_sent_unencoded_keeps_its_offset(env: Env):
     assert total("since=2026-11-02T20:10:00+08:00&until=2026-11-02T20:13:00+08:00") == encoded
     assert total("since=2026-11-02%2020:10:00.000+08:00&until=2026-11-02T12:13:00Z") == encoded
     assert env.get("/v1/posts/search", source=" ").status_code == 422
+
+
+def test_words_typed_with_chinese_commas_are_words(env: Env):
+    # read as one word, 冰箱，电费 found the five posts saying 冰箱 and 电 and none of the bills
+    either = set(_ids(env.get("/v1/posts/search", q="冰箱 电费", limit=50)))
+    assert len(either) == 9
+    for q in ("冰箱，电费", "冰箱、电费", "冰箱；电费"):
+        assert set(_ids(env.get("/v1/posts/search", q=q, limit=50))) == either, q

@@ -108,3 +108,11 @@ def test_the_syntax_typed_in_full_width_forms_is_the_syntax():
     assert text_query("“幸福小区” －冰箱") == text_query('"幸福小区" -冰箱')
     assert text_query("（停电 ｜ 跳闸） －计划") == text_query("(停电 | 跳闸) -计划")
     assert plain_words("停电 －演习") == ["停电"]
+
+
+def test_commas_and_semicolons_separate_words_outside_a_phrase():
+    for q in ("冰箱，电费", "冰箱、电费", "冰箱；电费", "冰箱,电费"):
+        assert plain_words(q) == ["冰箱", "电费"], q
+    assert text_query("冰箱，电费") == text_query("冰箱 电费")
+    assert text_query('"冰箱，电费" 停电')["bool"]["should"][0]["simple_query_string"]["query"] == (
+        '"冰箱，电费" 停电')
