@@ -250,14 +250,17 @@ def list_issues(client: Elasticsearch, *, prefix: str, principal: Principal, sin
     check_in_scope(principal, region=region, unit=unit)
     filters = range_filter("created_at", since, until) + scope_filters(principal)
     filters += term_filters(topic=topic, region=region, unit=unit)
+    # growth is counted to now when the range reaches past it (a day picked to its end): the last
+    # hour of such a range lies ahead, and every issue, however fast it grew, had none in it
+    grown_to = min(until, datetime.now(UTC))
     body = {"size": 0, "query": {"bool": {"filter": filters}},
-            "aggs": _ranking_aggs(until, min_size, order_by)}
+            "aggs": _ranking_aggs(grown_to, min_size, order_by)}
     aggs = search(client, posts_alias(prefix), body).get("aggregations")
     buckets = aggs["issues"]["buckets"] if aggs else []
     states = issue_states(client, prefix, [b["key"] for b in buckets])
     chosen = _rank(buckets, states, order_by=order_by, state=state)
     ranked, last = _page(chosen, order_by=order_by, after=page.after if page else None, limit=limit)
-    issues = _summaries(client, prefix, principal, filters, [i for i, _ in ranked], until)
+    issues = _summaries(client, prefix, principal, filters, [i for i, _ in ranked], grown_to)
     next_cursor = encode_cursor(Cursor(last, until.isoformat()), fingerprint=fingerprint) if last else None
     total = int(aggs["total_issues"]["value"]) if aggs else 0
     if state is not None or min_size > 1:

@@ -96,7 +96,8 @@ class IssueSummary(BaseModel):
     places: list[str] = Field(default_factory=list, description="places named in the latest posts",
                               examples=[["新街村", "滨河小区"]])
     size: int = Field(description="member posts in the requested range and scope")
-    last_hour: int = Field(0, description="members created in the last hour of the range (growth)")
+    last_hour: int = Field(0, description="members created in the last hour of the range, or before now "
+                                          "when the range ends later (growth)")
     before: int = Field(0, description="members created before that")
     negative_share: float = 0.0
     priority: float = Field(0.0, description="log2(1+size) + log2(1+last_hour) + negative_share")

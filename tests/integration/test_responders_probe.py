@@ -540,3 +540,16 @@ def test_an_issue_over_many_townships_lists_every_one(env: Env) -> None:
     assert issue["regions"] == {town: 1 for town in towns} and issue["size"] == len(towns)
     again = next(i for i in env.get("/v1/issues", since=SINCE).json()["issues"] if i["issue_id"] == ids[0])
     assert again["regions"] == issue["regions"]
+
+
+def test_a_range_that_ends_ahead_counts_the_growth_of_the_last_hour_until_now(env: Env) -> None:
+    # a range picked to the end of the day: its last hour lay ahead, and no issue had grown in it
+    now = datetime.now(UTC)
+    env.index([make_post("柳塘镇东街村刚刚停电了", external_id=f"today-{i}", region="柳塘镇",
+                         created_at=now - timedelta(minutes=40 - 10 * i), received_at=now) for i in range(3)])
+    until_now = env.get("/v1/issues", since=SINCE, region="柳塘镇").json()["issues"]
+    ahead = env.get("/v1/issues", since=SINCE, region="柳塘镇",
+                    until=(now + timedelta(hours=6)).isoformat()).json()["issues"]
+
+    assert [i["last_hour"] for i in until_now] == [3]
+    assert [{k: i[k] for k in GROWTH} for i in ahead] == [{k: i[k] for k in GROWTH} for i in until_now]
