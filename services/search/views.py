@@ -217,12 +217,15 @@ def split_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: Post
             post_id=post_id, note=body.note if body else None))
 
 
-@router.get("/issues/{issue_id}/actions", response_model=ActionPage, responses=_errors(400, 404),
-            tags=["issues"])
+@router.get("/issues/{issue_id}/actions", response_model=ActionPage, responses={**_errors(400, 404), 308: {
+    "description": "the issue was merged and has no history of its own: Location is the history of the "
+                   "issue it was merged into"}}, tags=["issues"])
 def issue_actions(state: State, caller: Reader, issue_id: IssueIdPath, limit: PageSize = 50,
                   cursor: Cursor = None) -> ActionPage:
-    return issues.list_actions(state.client, prefix=state.prefix, principal=caller,
-                               issue_id=issue_id, limit=limit, cursor=cursor)
+    # an issue merged away before anyone acted on it: its history is the merge, on the issue it went into
+    with _merged_away(state, caller, issue_id):
+        return issues.list_actions(state.client, prefix=state.prefix, principal=caller,
+                                   issue_id=issue_id, limit=limit, cursor=cursor)
 
 
 @router.get("/actions", response_model=ActionPage, responses=_errors(400), tags=["issues"])

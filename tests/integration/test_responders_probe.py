@@ -553,3 +553,17 @@ def test_a_range_that_ends_ahead_counts_the_growth_of_the_last_hour_until_now(en
 
     assert [i["last_hour"] for i in until_now] == [3]
     assert [{k: i[k] for k in GROWTH} for i in ahead] == [{k: i[k] for k in GROWTH} for i in until_now]
+
+
+def test_the_history_of_an_issue_merged_away_before_anyone_acted_points_at_the_merge(env: Env) -> None:
+    # it was a bare "issue ... not found", while the issue's page answered where it went
+    a, b = _two_issues_of_one_town(env)
+    assert env.call("POST", f"/v1/issues/{a}/merge", json={"into": b}).status_code == 201
+
+    history = env.call("GET", f"/v1/issues/{a}/actions", params={"limit": 5}, follow_redirects=False)
+
+    assert history.status_code == 308, history.text
+    assert history.headers["location"] == f"/v1/issues/{b}/actions?limit=5"
+    followed = env.get(f"/v1/issues/{a}/actions").json()["actions"]
+    assert [(x["action"], x["issue_id"]) for x in followed] == [("merge", b)]
+    assert env.get(f"/v1/issues/{a}/actions", key="hekou").status_code == 404
