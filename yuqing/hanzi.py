@@ -29,7 +29,9 @@ _SIMPLIFIED = (
     "雾灵项颜饱骗斗伙凶优仪仅债倾雇内册冻减剧劲劳势协厉参双吓叹吨围图团坚尘垫梦夺奋宁审宽导寻属带币库弹恶闷恼惯懒戏抛扫挂采扬摇拨择扩摆携暂晓构枪档柜权归决况涌滚汉浓乌烦牵状奖盗碍称谷窝"
     "竞筹细终绪缓缩织绕义胆临舰庄华盖兰蜡烛卫袜览训诊词谎贝贪宾赠踪轨辅轮辞丑铜铝镜闭顶颈飘饼驱脏鲜盐霉于启钮炖虾卤困撑挤了啰恶呒唤烫烂焖韧桩汇汇衔诈骚窑屉橱馈钥众墙缆迁锯础滤涩滞浑湿浆"
 )
-TO_SIMPLIFIED = str.maketrans(_TRADITIONAL, _SIMPLIFIED)
+TRADITIONAL_TO_SIMPLIFIED: dict[str, str] = dict(zip(_TRADITIONAL, _SIMPLIFIED, strict=True))
+"""Each traditional character of the table and its simplified form."""
+TO_SIMPLIFIED = str.maketrans(TRADITIONAL_TO_SIMPLIFIED)
 """A ``str.translate`` table: traditional characters to their simplified forms."""
 
 

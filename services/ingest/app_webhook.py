@@ -35,10 +35,11 @@ from pydantic import (
 )
 
 from services.ingest.dedup import TtlSet
-from services.ingest.models import blank_is_absent, is_personal_number, place_name
+from services.ingest.models import blank_is_absent, is_personal_number
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import MAX_TEXT_CHARS
 from yuqing.contracts.models import DateTime
+from yuqing.text import place_name
 
 HEADER_TIMESTAMP = "X-Yuqing-Timestamp"
 HEADER_SIGNATURE = "X-Yuqing-Signature"

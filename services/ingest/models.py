@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import MAX_ATTRIBUTE_KEY_CHARS, MAX_ATTRIBUTES, MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from yuqing.contracts.models import AttributeValue, DateTime, Place, Reference, Url
-from yuqing.text import CONTROL_CHARACTERS
+from yuqing.text import CONTROL_CHARACTERS, place_name
 
 _WEB_LINK = re.compile(r"https?://[^\s/]", re.IGNORECASE)
 # Mainland mobile numbers and resident ID numbers: never acceptable as a pseudonym.
@@ -40,18 +39,6 @@ def _web_link(url: str | None) -> str | None:
 
 
 WebLink = Annotated[Url, AfterValidator(_web_link)]
-
-
-def place_name(value: object) -> object:
-    """A region or unit as it is published: without whitespace around it or invisible (format)
-    characters in it, and a blank one as absent (the source's default applies).
-
-    " 城关镇" or "城关镇\u200b" (a zero-width space pasted along with the name) would be a region
-    of its own, outside the scope of the real one's responders and counted apart by the alerts.
-    """
-    if not isinstance(value, str):
-        return value
-    return "".join(c for c in value if unicodedata.category(c) != "Cf").strip() or None
 
 
 TrimmedPlace = Annotated[Place, BeforeValidator(place_name)]

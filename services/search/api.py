@@ -9,6 +9,7 @@ carries it too, and one access line is logged per request.
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlencode
 
 from elasticsearch import Elasticsearch
 from elasticsearch.exceptions import ConnectionError as EsConnectionError
@@ -75,9 +76,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IssueMerged)
     async def merged_away(request: Request, exc: IssueMerged) -> JSONResponse:
         answer = problem(404, str(exc))
-        if request.method == "GET":  # the issue's page: where its posts and history now are
+        if request.method == "GET":  # the issue's page, or a search of its posts: where they now are
             path = request.url.path.replace(f"/issues/{exc.issue_id}", f"/issues/{exc.target}", 1)
-            query = request.url.query
+            params = [(k, exc.target if k == "issue_id" and v == exc.issue_id else v)
+                      for k, v in request.query_params.multi_items()]
+            query = urlencode(params)
             answer = problem(308, str(exc), {"Location": path + (f"?{query}" if query else "")})
         return answer
 

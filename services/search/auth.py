@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from yuqing.paths import read_toml
+from yuqing.text import place_name
 
 KEY_PREFIX = "yq"
 
@@ -111,10 +112,12 @@ def _scope(values: Any) -> frozenset[str] | None:
         return None
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ValueError("regions/units must be lists of strings")
-    if not values or not all(value.strip() for value in values):
+    # read as the edge publishes a region or unit: ' 河口镇' matched no post
+    names = [place_name(value) for value in values]
+    if not names or not all(names):
         # such a scope matches no post: a key or token that saw nothing, without a word
         raise ValueError("regions/units must not be empty or blank (leave them out for every one)")
-    return frozenset(values)
+    return frozenset(str(name) for name in names)
 
 
 def record_from(data: dict[str, Any]) -> KeyRecord:

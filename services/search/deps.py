@@ -2,6 +2,7 @@
 
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from elasticsearch import Elasticsearch
 from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from services.search import metrics
 from services.search.auth import (
@@ -25,6 +26,7 @@ from services.search.auth import (
 from services.search.settings import SearchSettings
 from yuqing.contracts.models import DateTime
 from yuqing.http_edge import Limit, RateLimiter
+from yuqing.text import place_name
 
 log = logging.getLogger(__name__)
 API_KEY = APIKeyHeader(name="X-Api-Key", auto_error=False, description="yq_<key id>_<secret>")
@@ -121,8 +123,10 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 
 def known_query(request: Request) -> None:
-    """400 for a query parameter the route does not read: FastAPI ignores it, so a misspelt
-    filter (``regoin=``) or another endpoint's name for a setting would answer as if unfiltered."""
+    """400 for a query parameter the route does not read, or one given more than once: FastAPI
+    ignores the first and keeps the last of the second, so a misspelt filter (``regoin=``), another
+    endpoint's name for a setting or a second region would answer as if unfiltered, or filtered
+    by one value."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if not isinstance(dependant, Dependant):
@@ -133,6 +137,22 @@ def known_query(request: Request) -> None:
         accepted = ", ".join(sorted(known)) or "none"
         raise HTTPException(400, f"unknown query parameter {', '.join(map(repr, unknown))} "
                                  f"(this endpoint accepts: {accepted})")
+    # every parameter takes one value and FastAPI reads the last one given: region=河口镇&region=城关镇
+    # answered for 城关镇 alone, as if the caller had asked for one region
+    repeated = sorted(name for name in set(request.query_params)
+                      if len(request.query_params.getlist(name)) > 1)
+    if repeated:
+        raise HTTPException(400, f"query parameter {', '.join(map(repr, repeated))} given more than once "
+                                 "(each takes one value)")
+
+
+# "…T20:00:00+08:00" typed into a URL without encoding its "+" (curl, a browser's address bar)
+# arrives as "…T20:00:00 08:00": a 422 that said the time had no offset, which it had
+_PLUS_READ_AS_SPACE = re.compile(r"([Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?) ([0-9]{2}:[0-9]{2})$")
+
+
+def _offset_plus(value: object) -> object:
+    return _PLUS_READ_AS_SPACE.sub(r"\1+\2", value) if isinstance(value, str) else value
 
 
 def _query_time(value: datetime) -> datetime:
@@ -144,7 +164,7 @@ def _query_time(value: datetime) -> datetime:
 # Times in queries: RFC 3339 text only (``0.5`` is not a date-time) of the years 2000-2099
 # (the schema says so with a pattern), so that ``until - 7 days`` never leaves the calendar.
 QUERY_YEARS = (2000, 2100)
-QueryTime = Annotated[DateTime, AfterValidator(_query_time)]
+QueryTime = Annotated[DateTime, BeforeValidator(_offset_plus), AfterValidator(_query_time)]
 _TIME_SCHEMA = {"pattern": r"^20[0-9]{2}-"}
 Since = Annotated[QueryTime | None, Query(description="inclusive", examples=["2026-11-28T00:00:00+08:00"],
                                           json_schema_extra=_TIME_SCHEMA)]
@@ -165,6 +185,27 @@ IssueIdPath = Annotated[str, Path(pattern=r"^[a-z_]{2,32}-[0-9a-f]{16}$",
 AlertIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{8,64}$", examples=["a3f9c2e1b7d40c11"])]
 KeyIdPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{2,39}$", examples=["hekou-desk"])]
 Keyword = Annotated[str | None, Query(min_length=1, max_length=64)]
+
+
+def _place_filter(value: str | None) -> str | None:
+    clean = place_name(value)
+    if value is not None and clean is None:
+        raise ValueError("must name a region or unit (it is blank)")
+    return clean if isinstance(clean, str) else None
+
+
+def _source_filter(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must name a source (it is blank)")
+    return value.strip().lower() if value is not None else None
+
+
+# Filters read as the edge publishes the values: a region or unit without spaces around it or
+# invisible characters in it, a source id in lower case (the contract's). " 河口镇" or "河口镇\u200b"
+# pasted into a filter found nothing, and a key scoped to 河口镇 was refused it as outside its scope;
+# source=APP-MAIN found nothing.
+PlaceFilter = Annotated[str | None, AfterValidator(_place_filter), Query(min_length=1, max_length=64)]
+SourceFilter = Annotated[str | None, AfterValidator(_source_filter), Query(min_length=1, max_length=64)]
 Cursor = Annotated[str | None,
                    Query(min_length=1, max_length=2000, description="`next_cursor` of the last page")]
 

@@ -11,6 +11,7 @@ from services.search.grouping import Assignment, band_terms
 from services.search.mappings import es_time
 from services.search.open_issues import runner_up
 from yuqing.contracts import Alert, AlertState, EnrichedPost
+from yuqing.hanzi import simplified
 from yuqing.segmentation import jieba_ready
 from yuqing.text import STRIP_CONTROL
 
@@ -48,9 +49,19 @@ def segment(text: str) -> str:
     jieba segments each run of CJK letters and digits on its own, so the runs
     are segmented one by one and remembered: complaints repeat the same
     clauses (``又停电了``, ``什么时候来电``), and segmentation is most of the
-    indexer's CPU time. Punctuation is left out.
+    indexer's CPU time. Punctuation is left out. Traditional characters are written simplified
+    and full-width letters and digits in ASCII first (``停電了`` is segmented as ``停电了``,
+    ``ＡＰＰ`` as ``APP``), so that a post and a query in either form say the same words.
     """
-    return " ".join(w for block in segment_blocks(text) for w in _block_words(block))
+    return " ".join(w for block in segment_blocks(simplified(text).translate(HALF_WIDTH))
+                    for w in _block_words(block))
+
+
+HALF_WIDTH = {0xFF01 + i: 0x21 + i for i in range(94)}
+"""A ``str.translate`` table: full-width letters, digits and signs (``ＡＰＰ``, ``９５５９８``) to
+their ASCII forms, as the analyzers' ``cjk_width`` reads them. jieba segments only ASCII letters
+and digits: ``ＡＰＰ登录`` was segmented as ``登录`` alone, and a query word typed so was found
+in every post saying 登录."""
 
 
 def crude_issue_id(post: EnrichedPost) -> str:

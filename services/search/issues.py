@@ -38,6 +38,9 @@ from services.search.query import (
 )
 
 REPRESENTATIVE_SAMPLE = 20  # latest posts per issue read for the representative, title and places
+# regions listed per issue: every township of a county (the five largest were listed, and a county-wide
+# matter's other townships, whose responders look for theirs, were left out)
+ISSUE_REGIONS = 200
 ACTION_SORT = [{"at": "desc"}, {"action_id": "asc"}]
 # Which states an action may start from, and the state it leads to.
 TRANSITIONS: dict[ActionKind, tuple[frozenset[IssueState], IssueState]] = {
@@ -128,7 +131,7 @@ def _details(client: Elasticsearch, prefix: str, filters: list[dict[str, Any]],
         **_growth_aggs(until), "first": {"min": {"field": "created_at"}},
         "sentiment": {"terms": {"field": "sentiment", "size": 3}},
         "topic": {"terms": {"field": "topic", "size": 1}},
-        "regions": {"terms": {"field": "region", "size": 5}},
+        "regions": {"terms": {"field": "region", "size": ISSUE_REGIONS}},
         "keywords": {"terms": {"field": "keywords", "size": 5}},
         "sample": {"top_hits": {"size": REPRESENTATIVE_SAMPLE, "sort": [{"created_at": "desc"}],
                                 "_source": ["post_id", "title", "text", "region"]}}}}}
@@ -247,14 +250,17 @@ def list_issues(client: Elasticsearch, *, prefix: str, principal: Principal, sin
     check_in_scope(principal, region=region, unit=unit)
     filters = range_filter("created_at", since, until) + scope_filters(principal)
     filters += term_filters(topic=topic, region=region, unit=unit)
+    # growth is counted to now when the range reaches past it (a day picked to its end): the last
+    # hour of such a range lies ahead, and every issue, however fast it grew, had none in it
+    grown_to = min(until, datetime.now(UTC))
     body = {"size": 0, "query": {"bool": {"filter": filters}},
-            "aggs": _ranking_aggs(until, min_size, order_by)}
+            "aggs": _ranking_aggs(grown_to, min_size, order_by)}
     aggs = search(client, posts_alias(prefix), body).get("aggregations")
     buckets = aggs["issues"]["buckets"] if aggs else []
     states = issue_states(client, prefix, [b["key"] for b in buckets])
     chosen = _rank(buckets, states, order_by=order_by, state=state)
     ranked, last = _page(chosen, order_by=order_by, after=page.after if page else None, limit=limit)
-    issues = _summaries(client, prefix, principal, filters, [i for i, _ in ranked], until)
+    issues = _summaries(client, prefix, principal, filters, [i for i, _ in ranked], grown_to)
     next_cursor = encode_cursor(Cursor(last, until.isoformat()), fingerprint=fingerprint) if last else None
     total = int(aggs["total_issues"]["value"]) if aggs else 0
     if state is not None or min_size > 1:

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from services.search.auth import Role
 from yuqing.contracts import AlertExplanation
+from yuqing.text import place_name
 
 _POST_EXAMPLE: dict[str, Any] = {
     "post_id": "68c3c8310ffbb3e61c3e4cf53607b7f1", "score": 7.1, "source": "app-main",
@@ -95,14 +96,15 @@ class IssueSummary(BaseModel):
     places: list[str] = Field(default_factory=list, description="places named in the latest posts",
                               examples=[["新街村", "滨河小区"]])
     size: int = Field(description="member posts in the requested range and scope")
-    last_hour: int = Field(0, description="members created in the last hour of the range (growth)")
+    last_hour: int = Field(0, description="members created in the last hour of the range, or before now "
+                                          "when the range ends later (growth)")
     before: int = Field(0, description="members created before that")
     negative_share: float = 0.0
     priority: float = Field(0.0, description="log2(1+size) + log2(1+last_hour) + negative_share")
     first_seen: datetime
     last_seen: datetime
     sentiment_mix: dict[str, int] = Field(examples=[{"negative": 30, "neutral": 2}])
-    regions: dict[str, int] = Field(default_factory=dict)
+    regions: dict[str, int] = Field(default_factory=dict, description="member posts per region (up to 200)")
     state: IssueState = IssueState.OPEN
     assignee: str | None = None
     reply_text: str | None = Field(None, description="the latest public reply")
@@ -248,15 +250,18 @@ class AlertPage(BaseModel):
     next_cursor: str | None = None
 
 
-def not_blank(value: str) -> str:
-    if not value.strip():
+def scope_name(value: str) -> str:
+    """A region or unit of a scope as the edge publishes it (``yuqing.text.place_name``): a key
+    scoped to ' 河口镇' or '河口镇\u200b' saw no post of 河口镇, without a word."""
+    clean = place_name(value)
+    if not isinstance(clean, str):
         raise ValueError("must not be blank")
-    return value
+    return clean
 
 
 # At least one: an empty list scoped a key to nothing (201, and a key that saw nothing); leave the
 # field out for every region or unit.
-ScopeList = Annotated[list[Annotated[str, Field(min_length=1, max_length=64), AfterValidator(not_blank)]],
+ScopeList = Annotated[list[Annotated[str, Field(min_length=1, max_length=64), AfterValidator(scope_name)]],
                       Field(min_length=1, max_length=100, description="leave out for every one")]
 
 

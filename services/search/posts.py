@@ -104,8 +104,11 @@ def search_posts(client: Elasticsearch, *, prefix: str, params: SearchParams, pr
     query["bool"]["filter"].append({"range": {"received_at": {"lte": page.snapshot}}})
     body: dict[str, Any] = {
         "query": query, "size": size, "sort": SORTS[order], "track_total_hits": True,
+        # text.chars: what a one-character query, or a word found by its characters, matched;
+        # the bigrams of ``text`` hold no single character, and such a snippet marked nothing
         "highlight": {"fields": {"text": {"number_of_fragments": 2, "fragment_size": 90,
-                                          "no_match_size": 120}},
+                                          "no_match_size": 120},
+                                 "text.chars": {"number_of_fragments": 2, "fragment_size": 90}},
                       "pre_tags": [HIGHLIGHT_PRE], "post_tags": [HIGHLIGHT_POST]},
     }
     if page.after:
@@ -182,9 +185,16 @@ def web_link(url: str | None) -> str | None:
     return url if url is not None and _WEB_LINK.match(url) else None
 
 
+def _marked(fragments: list[str] | None) -> list[str] | None:
+    """The fragments, if any of them marks a match."""
+    marks = (HIGHLIGHT_PRE, HIGHLIGHT_POST)
+    return fragments if fragments and any(m in f for f in fragments for m in marks) else None
+
+
 def to_post(hit: dict[str, Any]) -> PostRead:
     src = hit["_source"]
-    fragments = (hit.get("highlight") or {}).get("text")
+    found = hit.get("highlight") or {}
+    fragments = _marked(found.get("text")) or _marked(found.get("text.chars")) or found.get("text")
     return PostRead(
         post_id=src["post_id"], score=hit.get("_score"), source=src["source"],
         channel=src["channel"], topic=src["topic"], sentiment=src["sentiment"],

@@ -33,6 +33,7 @@ import orjson
 from services.search.auth import Principal
 from services.search.documents import segment
 from services.search.mappings import ES_MAX_OFFSET, es_time
+from yuqing.hanzi import simplified
 
 HIGHLIGHT_PRE, HIGHLIGHT_POST = "\u0001", "\u0002"  # replaced after HTML-escaping
 FLAGS = "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE"
@@ -40,8 +41,16 @@ BIGRAM_FIELDS = ["text", "title^2"]
 WORD_FIELDS = ["text_words"]
 CHAR_FIELDS = ["text.chars", "title.chars^2"]
 MAX_PLAIN_WORDS = 32
-_TOKEN = re.compile(r'"[^"]*"?|[()|+]|-?[^\s()|+"]+|-')
+# Outside a phrase, commas and semicolons separate words as spaces do (停电，冰箱 and 冰箱、电费 are
+# how a list of words is typed in Chinese): read as one word, 冰箱，电费 found the posts that said
+# both (or three of the four characters), and none of those that said 电费 alone.
+_TOKEN = re.compile(r'"[^"]*"?|[()|+]|-?[^\s()|+"，、；,;]+|-')
 _WORDS = {"AND": "+", "OR": "|", "NOT": "-"}
+# The syntax as a Chinese input method types it: quotes, parentheses, bars, pluses and minuses in
+# their full-width forms. Read as text, “幸福小区” was no phrase and （停电 ｜ 跳闸） －计划 four
+# plain words, 计划 among them: the posts it was meant to leave out ranked first.
+_FULL_WIDTH_SYNTAX = str.maketrans({"“": '"', "”": '"', "＂": '"', "（": "(", "）": ")", "｜": "|",
+                                    "＋": "+", "－": "-"})
 
 
 class QueryError(ValueError):
@@ -63,7 +72,7 @@ def tokenize(q: str) -> list[Token]:
     """Split the safe syntax; the words AND/OR/NOT become ``+``/``|``/``-``."""
     tokens: list[Token] = []
     negate_next = False
-    for raw in _TOKEN.findall(q):
+    for raw in _TOKEN.findall(q.translate(_FULL_WIDTH_SYNTAX)):
         if raw in _WORDS:
             raw = _WORDS[raw]
         if raw == "-":
@@ -147,11 +156,17 @@ def word_weight(matching: int, total: int) -> float:
 
 
 def word_clause(word: str) -> dict[str, Any]:
-    """A post matches a word by its bigrams, its jieba words or (most of) its characters."""
+    """A post matches a word by its bigrams, its jieba words or (most of) its characters.
+
+    The bigram and word fields read traditional characters as simplified ones; the character
+    field does not (its analyzer is the built-in one), so a word typed in traditional characters
+    is looked for there in simplified ones too."""
+    chars = [{"multi_match": {"query": form, "fields": CHAR_FIELDS, "minimum_should_match": "2<75%"}}
+             for form in dict.fromkeys((word, simplified(word)))]
     return {"bool": {"should": [
         {"multi_match": {"query": word, "fields": BIGRAM_FIELDS, "operator": "and"}},
         {"match": {"text_words": {"query": segment(word) or word, "operator": "and"}}},
-        {"multi_match": {"query": word, "fields": CHAR_FIELDS, "minimum_should_match": "2<75%"}},
+        *chars,
     ], "minimum_should_match": 1}}
 
 
@@ -203,7 +218,24 @@ def range_filter(field: str, since: datetime | None, until: datetime | None) -> 
 
 
 def escape_highlight(fragment: str) -> str:
+    fragment = with_edge_markers(fragment)
     return html.escape(fragment).replace(HIGHLIGHT_PRE, "<em>").replace(HIGHLIGHT_POST, "</em>")
+
+
+def with_edge_markers(fragment: str) -> str:
+    """The fragment with the markers Elasticsearch trimmed off its ends put back.
+
+    Elasticsearch trims each fragment as Java's ``String.trim`` does, which removes every
+    character up to U+0020, the markers included: a match at the start of a fragment (a post
+    that begins with the word searched) lost its opening marker, one at its end its closing one,
+    and the snippet read ``河口</em>镇停电了`` or ``什么时候<em>来电``.
+    """
+    first_post, first_pre = fragment.find(HIGHLIGHT_POST), fragment.find(HIGHLIGHT_PRE)
+    if first_post != -1 and (first_pre == -1 or first_post < first_pre):
+        fragment = HIGHLIGHT_PRE + fragment
+    if fragment.rfind(HIGHLIGHT_PRE) > fragment.rfind(HIGHLIGHT_POST):
+        fragment += HIGHLIGHT_POST
+    return fragment
 
 
 # Cursors: base64url JSON carrying the sort values of the last hit, the

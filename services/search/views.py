@@ -23,10 +23,12 @@ from services.search.deps import (
     Keyword,
     OptionalPageSize,
     PageSize,
+    PlaceFilter,
     PostIdPath,
     Reader,
     SearchState,
     Since,
+    SourceFilter,
     State,
     Until,
     json_content,
@@ -80,15 +82,17 @@ def me(caller: Caller) -> Me:
               units=sorted(caller.units) if caller.units is not None else None)
 
 
-@router.get("/posts/search", response_model=PostPage, responses=_errors(400, 403), tags=["posts"])
+@router.get("/posts/search", response_model=PostPage, responses={**_errors(400, 403), 308: {
+    "description": "issue_id names an issue merged away: Location searches the issue it went into"}},
+    tags=["posts"])
 def search_posts(
     state: State, caller: Reader,
     q: Annotated[str | None, Query(max_length=500, examples=['停电 -演习', '"幸福小区" 停电 | 跳闸'],
                                    description="words (ranked: a post needs at least one; more rank higher), "
                                                "`\"phrase\"`, `-exclude`, "
                                                "`a | b` or `a OR b`, `NOT x`, parentheses")] = None,
-    topic: Topic | None = None, sentiment: Sentiment | None = None, source: Keyword = None,
-    channel: Channel | None = None, region: Keyword = None, unit: Keyword = None,
+    topic: Topic | None = None, sentiment: Sentiment | None = None, source: SourceFilter = None,
+    channel: Channel | None = None, region: PlaceFilter = None, unit: PlaceFilter = None,
     issue_id: Annotated[str | None, Query(max_length=64)] = None,
     since: Since = None, until: Until = None,
     sort: Annotated[SortOrder | None, Query(description="default: relevance with q, else time")] = None,
@@ -102,8 +106,15 @@ def search_posts(
     params = posts.SearchParams(q=q, topic=topic, sentiment=sentiment, source=source, channel=channel,
                                 region=region, unit=unit, issue_id=issue_id, since=since,
                                 until=until, sort=sort)
-    return posts.search_posts(state.client, prefix=state.prefix, params=params, principal=caller,
+    page = posts.search_posts(state.client, prefix=state.prefix, params=params, principal=caller,
                               size=page_size, cursor=cursor)
+    if issue_id is not None and cursor is None and page.total == 0:
+        # the posts of an issue merged away carry the id of the issue it went into: a search for
+        # them (a saved link, the issue's page) found none, where GET /v1/issues/{id} answers 308
+        target = issue_corrections.merged_into(state.client, state.prefix, caller, issue_id)
+        if target is not None:
+            raise issues.IssueMerged(issue_id, target)
+    return page
 
 
 @router.get("/posts/{post_id}", response_model=PostRead, responses=_errors(404), tags=["posts"])
@@ -117,7 +128,7 @@ def get_post(state: State, caller: Reader, post_id: PostIdPath) -> PostRead:
 @router.get("/issues", response_model=IssuePage, responses=_errors(400, 403), tags=["issues"])
 def list_issues(
     state: State, caller: Reader, since: Since = None, until: Until = None,
-    topic: Topic | None = None, region: Keyword = None, unit: Keyword = None,
+    topic: Topic | None = None, region: PlaceFilter = None, unit: PlaceFilter = None,
     min_size: Annotated[int, Query(ge=1, le=10_000)] = 1,
     order_by: Annotated[str, Query(pattern="^(priority|size|last_seen)$")] = "priority",
     issue_state: Annotated[IssueState | None, Query(alias="state")] = None, limit: PageSize = 20,
@@ -206,12 +217,15 @@ def split_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: Post
             post_id=post_id, note=body.note if body else None))
 
 
-@router.get("/issues/{issue_id}/actions", response_model=ActionPage, responses=_errors(400, 404),
-            tags=["issues"])
+@router.get("/issues/{issue_id}/actions", response_model=ActionPage, responses={**_errors(400, 404), 308: {
+    "description": "the issue was merged and has no history of its own: Location is the history of the "
+                   "issue it was merged into"}}, tags=["issues"])
 def issue_actions(state: State, caller: Reader, issue_id: IssueIdPath, limit: PageSize = 50,
                   cursor: Cursor = None) -> ActionPage:
-    return issues.list_actions(state.client, prefix=state.prefix, principal=caller,
-                               issue_id=issue_id, limit=limit, cursor=cursor)
+    # an issue merged away before anyone acted on it: its history is the merge, on the issue it went into
+    with _merged_away(state, caller, issue_id):
+        return issues.list_actions(state.client, prefix=state.prefix, principal=caller,
+                                   issue_id=issue_id, limit=limit, cursor=cursor)
 
 
 @router.get("/actions", response_model=ActionPage, responses=_errors(400), tags=["issues"])
@@ -226,7 +240,7 @@ def list_actions(state: State, caller: Reader, responder: Keyword = None,
 @router.get("/alerts", response_model=AlertPage, responses=_errors(400, 403), tags=["alerts"])
 def list_alerts(
     state: State, caller: Reader, alert_state: Annotated[AlertState | None, Query(alias="state")] = None,
-    severity: Severity | None = None, topic: Topic | None = None, region: Keyword = None,
+    severity: Severity | None = None, topic: Topic | None = None, region: PlaceFilter = None,
     family: Annotated[str | None, Query(pattern="^(overall|topic|topic_region|source|cluster)$")] = None,
     since: Since = None, until: Until = None, limit: PageSize = 20, cursor: Cursor = None,
 ) -> AlertPage:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import threading
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import pytest
@@ -519,3 +520,66 @@ def test_an_alert_that_escalates_keeps_the_time_it_first_fired(env: Env) -> None
     env.index([fired])  # the first event again (a redelivery): nothing moves back
     detail = env.get("/v1/alerts/alert-escalates-01").json()
     assert detail["severity"] == "critical" and datetime.fromisoformat(detail["fired_at"]) == first
+
+
+def test_a_search_of_the_posts_of_an_issue_merged_away_points_at_the_issue_it_went_into(env: Env) -> None:
+    # its posts carry the id of the issue it went into: a search by the old id found nothing
+    a, b = _two_issues_of_one_town(env)
+    members = {p["post_id"] for p in env.get("/v1/posts/search", issue_id=a, limit=100).json()["hits"]}
+    assert env.call("POST", f"/v1/issues/{a}/merge", json={"into": b}).status_code == 201
+
+    page = env.call("GET", "/v1/posts/search", params={"issue_id": a, "q": "停电 来电", "limit": 5},
+                    follow_redirects=False)
+
+    assert page.status_code == 308, page.text
+    location = urlsplit(page.headers["location"])
+    assert location.path == "/v1/posts/search"
+    assert parse_qsl(location.query) == [("issue_id", b), ("q", "停电 来电"), ("limit", "5")]
+    followed = env.get("/v1/posts/search", issue_id=a, limit=100).json()
+    assert members <= {p["post_id"] for p in followed["hits"]} and followed["total"] > len(members)
+    assert env.get("/v1/posts/search", key="hekou", issue_id=a).json()["total"] == 0  # sees none there
+    assert env.get("/v1/posts/search", issue_id="outage-0000000000000000").json()["total"] == 0
+
+
+def test_an_issue_over_many_townships_lists_every_one(env: Env) -> None:
+    # the five with the most posts were listed: a county-wide matter's other townships were left out
+    towns = ["河西镇", "柳塘镇", "青山乡", "竹溪乡", "棠梨乡", "杏坪镇", "双河镇"]
+    at = BASE_TIME + timedelta(days=3)
+    env.index([make_post(f"{town}全镇停电了", external_id=f"county-{i}", region=town,
+                         created_at=at + timedelta(minutes=i)) for i, town in enumerate(towns)])
+    listed = env.get("/v1/issues", since=SINCE, limit=100).json()["issues"]
+    ids = [i["issue_id"] for i in listed if set(i["regions"]) <= set(towns)]
+    for other in ids[1:]:
+        assert env.call("POST", f"/v1/issues/{other}/merge", json={"into": ids[0]}).status_code == 201
+
+    issue = env.get(f"/v1/issues/{ids[0]}").json()
+    assert issue["regions"] == {town: 1 for town in towns} and issue["size"] == len(towns)
+    again = next(i for i in env.get("/v1/issues", since=SINCE).json()["issues"] if i["issue_id"] == ids[0])
+    assert again["regions"] == issue["regions"]
+
+
+def test_a_range_that_ends_ahead_counts_the_growth_of_the_last_hour_until_now(env: Env) -> None:
+    # a range picked to the end of the day: its last hour lay ahead, and no issue had grown in it
+    now = datetime.now(UTC)
+    env.index([make_post("柳塘镇东街村刚刚停电了", external_id=f"today-{i}", region="柳塘镇",
+                         created_at=now - timedelta(minutes=40 - 10 * i), received_at=now) for i in range(3)])
+    until_now = env.get("/v1/issues", since=SINCE, region="柳塘镇").json()["issues"]
+    ahead = env.get("/v1/issues", since=SINCE, region="柳塘镇",
+                    until=(now + timedelta(hours=6)).isoformat()).json()["issues"]
+
+    assert [i["last_hour"] for i in until_now] == [3]
+    assert [{k: i[k] for k in GROWTH} for i in ahead] == [{k: i[k] for k in GROWTH} for i in until_now]
+
+
+def test_the_history_of_an_issue_merged_away_before_anyone_acted_points_at_the_merge(env: Env) -> None:
+    # it was a bare "issue ... not found", while the issue's page answered where it went
+    a, b = _two_issues_of_one_town(env)
+    assert env.call("POST", f"/v1/issues/{a}/merge", json={"into": b}).status_code == 201
+
+    history = env.call("GET", f"/v1/issues/{a}/actions", params={"limit": 5}, follow_redirects=False)
+
+    assert history.status_code == 308, history.text
+    assert history.headers["location"] == f"/v1/issues/{b}/actions?limit=5"
+    followed = env.get(f"/v1/issues/{a}/actions").json()["actions"]
+    assert [(x["action"], x["issue_id"]) for x in followed] == [("merge", b)]
+    assert env.get(f"/v1/issues/{a}/actions", key="hekou").status_code == 404

@@ -431,3 +431,107 @@ def test_fuzzing_from_the_openapi_schema_finds_no_server_errors(fuzz_target: tup
             exercise()
         except hypothesis.errors.Unsatisfiable:
             assert mode is GenerationMode.NEGATIVE  # nothing in this operation can be made invalid
+
+
+def test_a_match_at_the_start_or_end_of_a_post_is_marked_whole(env: Env):
+    env.index([make_post("河口镇大桥村跳闸", external_id="starts", region="河口镇"),
+               make_post("大桥村跳闸到现在还没来电", external_id="ends", region="河口镇")])
+
+    starts = env.get("/v1/posts/search", q="河口镇 跳闸").json()["hits"][0]
+    ends = env.get("/v1/posts/search", q="来电", region="河口镇").json()["hits"]
+
+    assert starts["highlight"] == "<em>河口镇</em>大桥村<em>跳闸</em>"
+    snippets = [h["highlight"] for h in ends if h["text"].endswith("没来电")]
+    assert snippets == ["大桥村跳闸到现在还没<em>来电</em>"]
+
+
+def test_a_filter_given_twice_is_refused_not_read_as_its_last_value(env: Env):
+    both = env.get("/v1/posts/search", region=["河口镇", "城关镇"])
+    scoped = env.get("/v1/posts/search", key="hekou", region=["城关镇", "河口镇"])
+    issues = env.get("/v1/issues", since=BASE_TIME.isoformat(), topic=["billing", "outage"])
+
+    for resp in (both, scoped, issues):
+        assert resp.status_code == 400 and "given more than once" in resp.json()["detail"], resp.text
+    assert "'region'" in both.json()["detail"] and "'topic'" in issues.json()["detail"]
+    assert env.get("/v1/posts/search", region="河口镇").json()["total"] == 3
+
+
+def test_a_word_finds_the_posts_that_write_it_in_the_other_script(env: Env):
+    env.index([make_post("河口镇大桥村停電了，什麼時候來電", external_id="traditional", region="河口镇")])
+    hekou = {p.post_id for p in env.posts.values() if p.region == "河口镇"}
+
+    for q in ("停电", "停電", "來電", "什么时候 来电", '"時候"'):
+        found = env.get("/v1/posts/search", q=q, region="河口镇").json()
+        assert {h["post_id"] for h in found["hits"]} == hekou and found["total"] == 4, q
+    traditional = next(h for h in env.get("/v1/posts/search", q="停电 来电").json()["hits"]
+                       if h["text"].startswith("河口镇大桥村"))
+    assert traditional["highlight"] == "河口镇大桥村<em>停電</em>了，什麼時候<em>來電</em>"
+    assert env.get("/v1/posts/search", q="幸福小區").json()["total"] == 6
+
+
+def test_a_one_character_query_marks_the_character_in_the_snippet(env: Env):
+    hits = env.get("/v1/posts/search", q="电", region="河口镇").json()["hits"]
+
+    assert len(hits) == 3
+    assert {h["highlight"] for h in hits} == {
+        "河口镇新街村从下午三点停<em>电</em>到现在，啥时候能来<em>电</em>？" + "！" * i for i in range(3)}
+    bigrams = env.get("/v1/posts/search", q="新街村", region="河口镇").json()["hits"]
+    assert all(h["highlight"].startswith("河口镇<em>新街村</em>从") for h in bigrams)
+
+
+def test_a_filter_is_read_as_the_edge_publishes_its_value(env: Env):
+    for region in (" 河口镇", "河口镇 ", "河口镇\u200b"):
+        assert env.get("/v1/posts/search", region=region).json()["total"] == 3, repr(region)
+        scoped = env.get("/v1/posts/search", key="hekou", q="停电", region=region)
+        assert scoped.status_code == 200 and scoped.json()["total"] == 3, (region, scoped.text)
+        listed = env.get("/v1/issues", since=BASE_TIME.isoformat(), region=region).json()["issues"]
+        assert [i["regions"] for i in listed] == [{"河口镇": 3}], repr(region)
+    assert env.get("/v1/posts/search", unit=" 石门供电所 ").json()["total"] == 1
+    assert env.get("/v1/posts/search", source="APP-MAIN ").json()["total"] == len(env.posts)
+    assert env.get("/v1/posts/search", region=" ").status_code == 422
+
+
+def test_the_syntax_typed_by_a_chinese_input_method_is_read_as_the_syntax(env: Env):
+    assert _ids(env.get("/v1/posts/search", q="“幸福小区” －冰箱")) == _ids(env.get(
+        "/v1/posts/search", q='"幸福小区" -冰箱'))
+    assert len(_ids(env.get("/v1/posts/search", q="“幸福小区” －冰箱"))) == 1
+    either = _ids(env.get("/v1/posts/search", q="（新街村 ｜ 阶梯电价） －账单"))
+    assert len(either) == 3 and set(either) <= set(_ids(env.get("/v1/posts/search", q="新街村 OR 阶梯电价")))
+
+
+def test_a_word_in_full_width_letters_ranks_as_in_ascii(env: Env):
+    # jieba read no full-width letter or digit: ＡＰＰ登录 was the word 登录 alone, and a post of
+    # 微信登录 scored half again as high as for APP登录 (and 电话打不通 for ９５５９８打不通)
+    env.index([make_post(text, external_id=f"fw-{i}") for i, text in enumerate(
+        ["ＡＰＰ登录不上", "微信登录不上", "客服９５５９８打不通", "家里电话打不通"])])
+
+    def scores(q: str) -> dict[str, float]:
+        return {h["text"]: h["score"] for h in env.get("/v1/posts/search", q=q).json()["hits"]}
+
+    for full_width, ascii_form, other in (("ＡＰＰ登录", "APP登录", "微信登录不上"),
+                                          ("９５５９８打不通", "95598打不通", "家里电话打不通")):
+        assert scores(full_width)[other] == pytest.approx(scores(ascii_form)[other]), full_width
+        assert max(scores(full_width), key=scores(full_width).__getitem__) != other
+
+
+def test_a_time_whose_plus_was_sent_unencoded_keeps_its_offset(env: Env):
+    # a "+" written in a URL reaches the API as a space: "…T20:10:00 08:00" was a 422 saying the
+    # time had no offset
+    def total(raw: str) -> int:
+        resp = env.api.get(f"/v1/posts/search?{raw}", headers={"X-Api-Key": env.keys["responder"]})
+        assert resp.status_code == 200, (raw, resp.text)
+        return int(resp.json()["total"])
+
+    encoded = total("since=2026-11-02T20:10:00%2B08:00&until=2026-11-02T20:13:00%2B08:00")
+    assert encoded == 3
+    assert total("since=2026-11-02T20:10:00+08:00&until=2026-11-02T20:13:00+08:00") == encoded
+    assert total("since=2026-11-02%2020:10:00.000+08:00&until=2026-11-02T12:13:00Z") == encoded
+    assert env.get("/v1/posts/search", source=" ").status_code == 422
+
+
+def test_words_typed_with_chinese_commas_are_words(env: Env):
+    # read as one word, 冰箱，电费 found the five posts saying 冰箱 and 电 and none of the bills
+    either = set(_ids(env.get("/v1/posts/search", q="冰箱 电费", limit=50)))
+    assert len(either) == 9
+    for q in ("冰箱，电费", "冰箱、电费", "冰箱；电费"):
+        assert set(_ids(env.get("/v1/posts/search", q=q, limit=50))) == either, q

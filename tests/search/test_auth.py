@@ -67,6 +67,19 @@ def test_jwt_good_token():
     assert principal.method == "jwt" and not principal.can(Permission.ACT)
 
 
+def test_a_scope_is_read_as_the_edge_publishes_a_region_or_unit(tmp_path):
+    # the edge publishes 河口镇 for ' 河口镇' and '河口镇\u200b': a key or token scoped so saw nothing
+    token = verify_jwt(sign_jwt(_claims(regions=[" 河口镇", "石门镇\u200b"], units=["城关供电所 "]), SECRET),
+                       secret=SECRET, audience="yuqing-search")
+    assert (token.regions, token.units) == (frozenset({"河口镇", "石门镇"}), frozenset({"城关供电所"}))
+    path = tmp_path / "keys.toml"
+    path.write_text(f'[[keys]]\nid = "desk"\nrole = "viewer"\nsha256 = "{"0" * 64}"\n'
+                    'regions = ["河口镇 "]\n', encoding="utf-8")
+    assert load_key_file(path)["desk"].regions == frozenset({"河口镇"})
+    made = _cli("new-key", "--id", "hekou-desk", "--role", "responder", "--region", "\u200b河口镇")
+    assert 'regions = ["河口镇"]' in made.output, made.output
+
+
 # made when the test runs (a token signed at collection would also fail for having expired)
 @pytest.mark.parametrize("make", [
     lambda: sign_jwt(_claims(exp=time.time() - 1), SECRET),

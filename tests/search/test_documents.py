@@ -66,6 +66,14 @@ def test_segment_gives_words():
     assert "停电" in segment("城关镇停电了").split()
 
 
+def test_traditional_characters_are_segmented_as_the_simplified_words():
+    assert segment("什麼時候來電？停電了") == segment("什么时候来电？停电了")
+    analysis = posts_template("yq")["template"]["settings"]["analysis"]
+    assert "電=>电" in analysis["char_filter"]["zh_simplified"]["mappings"]
+    assert {name: a["char_filter"] for name, a in analysis["analyzer"].items()} == {
+        "zh_bigram": ["zh_simplified"], "zh_words": ["zh_simplified"]}
+
+
 def test_a_run_without_punctuation_is_segmented_in_pieces():
     # jieba's time grows with the square of a run: one post of 100,000 such characters took the
     # indexer 24 s, and a batch of them outlasted the consumer's poll interval, read again for ever
@@ -127,3 +135,9 @@ def test_one_instant_written_with_two_offsets_goes_to_one_monthly_index() -> Non
     # create a second copy in another month's index.
     local = datetime(2026, 12, 1, 2, 0, tzinfo=timezone(timedelta(hours=8)))
     assert posts_index("yq", local) == posts_index("yq", local.astimezone(UTC)) == "yq-posts-v1-2026.11"
+
+
+def test_full_width_letters_and_digits_are_segmented_as_ascii():
+    # jieba segments ASCII letters and digits only: ＡＰＰ and ９５５９８ were left out of the words
+    assert segment("ＡＰＰ登录不上") == segment("APP登录不上") == "APP 登录 不上"
+    assert segment("９５５９８打不通") == segment("95598打不通")

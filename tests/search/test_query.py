@@ -10,6 +10,7 @@ from services.search.query import (
     QueryError,
     decode_cursor,
     encode_cursor,
+    escape_highlight,
     plain_words,
     range_filter,
     text_query,
@@ -84,3 +85,34 @@ def test_an_inverted_time_range_is_an_empty_range_not_an_error():
                               datetime(2026, 1, 1, tzinfo=UTC))
     assert inverted == {"range": {"created_at": {"gte": "2026-02-01T00:00:00+00:00",
                                                  "lt": "2026-01-01T00:00:00+00:00"}}}
+
+
+def test_a_match_at_either_end_of_a_fragment_keeps_both_markers():
+    # Elasticsearch trims a fragment's ends of every character up to U+0020, the markers included
+    assert escape_highlight("河口\u0002镇停电了") == "<em>河口</em>镇停电了"
+    assert escape_highlight("什么时候\u0001来电") == "什么时候<em>来电</em>"
+    assert escape_highlight("app\u0002 闪退 \u0001app") == "<em>app</em> 闪退 <em>app</em>"
+    assert escape_highlight("又\u0001停电\u0002了") == "又<em>停电</em>了"
+    assert escape_highlight("没有命中") == "没有命中"
+
+
+def test_a_traditional_word_is_looked_for_in_simplified_characters_too():
+    chars = [c["multi_match"]["query"] for c in text_query("來電")["bool"]["should"][0]["bool"]["should"]
+             if c.get("multi_match", {}).get("fields") == ["text.chars", "title.chars^2"]]
+    assert chars == ["來電", "来电"]
+    assert len(text_query("来电")["bool"]["should"][0]["bool"]["should"]) == 3
+
+
+def test_the_syntax_typed_in_full_width_forms_is_the_syntax():
+    # a Chinese input method types “”, （）, ｜ and －: they were read as parts of plain words
+    assert text_query("“幸福小区” －冰箱") == text_query('"幸福小区" -冰箱')
+    assert text_query("（停电 ｜ 跳闸） －计划") == text_query("(停电 | 跳闸) -计划")
+    assert plain_words("停电 －演习") == ["停电"]
+
+
+def test_commas_and_semicolons_separate_words_outside_a_phrase():
+    for q in ("冰箱，电费", "冰箱、电费", "冰箱；电费", "冰箱,电费"):
+        assert plain_words(q) == ["冰箱", "电费"], q
+    assert text_query("冰箱，电费") == text_query("冰箱 电费")
+    assert text_query('"冰箱，电费" 停电')["bool"]["should"][0]["simple_query_string"]["query"] == (
+        '"冰箱，电费" 停电')
