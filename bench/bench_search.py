@@ -406,7 +406,8 @@ def judged_corpus() -> list[dict[str, Any]]:
     rows = {row["ref"]: row for row in load_corpus()}
     missing = [ref for ref in pool if ref not in rows]
     if missing:
-        raise SystemExit(f"{JUDGED_POOL}: {len(missing)} references the corpus no longer has, e.g. {missing[0]}")
+        raise SystemExit(f"{JUDGED_POOL}: {len(missing)} references the corpus no longer has, "
+                         f"e.g. {missing[0]}")
     return [rows[ref] for ref in pool]
 
 
