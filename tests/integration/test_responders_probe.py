@@ -18,7 +18,7 @@ from services.search.metrics import API_REGISTRY as REGISTRY
 from tests.integration import test_search_api as endpoints
 from tests.integration.test_search_api import Env
 from tests.search.factory import BASE_TIME, make_alert, make_post
-from yuqing.contracts import AlertKey, Topic
+from yuqing.contracts import AlertKey, Severity, Topic
 
 pytestmark = pytest.mark.integration
 env = endpoints.env  # the endpoint tests' fixture: their keys, corpus and alerts
@@ -509,8 +509,10 @@ def test_an_issue_merged_away_points_at_the_issue_it_went_into(env: Env) -> None
 def test_an_alert_that_escalates_keeps_the_time_it_first_fired(env: Env) -> None:
     # the escalation's event overwrote fired_at: the list said the surge began when it worsened
     first = BASE_TIME + timedelta(hours=2)
-    fired = make_alert("alert-escalates-01", emitted_at=first).model_copy(update={"severity": "warning"})
-    worse = fired.model_copy(update={"severity": "critical", "emitted_at": first + timedelta(minutes=30)})
+    fired = make_alert("alert-escalates-01", emitted_at=first)
+    fired = fired.model_copy(update={"severity": Severity.WARNING})
+    worse = fired.model_copy(update={"severity": Severity.CRITICAL,
+                                     "emitted_at": first + timedelta(minutes=30)})
     env.index([fired])
     env.index([worse])
     detail = env.get("/v1/alerts/alert-escalates-01").json()
