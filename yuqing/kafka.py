@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -147,11 +148,20 @@ def make_consumer(
     return consumer
 
 
-def ensure_topics(settings: KafkaSettings, topics: Iterable[LogicalTopic] = tuple(LogicalTopic)) -> list[str]:
-    """Create the project's topics from their registry files; returns the ones created."""
+@contextmanager
+def admin_client(settings: KafkaSettings) -> Iterator[KafkaAdminClient]:
+    """An admin client of the project's cluster, closed when done."""
     admin = KafkaAdminClient(bootstrap_servers=settings.servers(), client_id="yuqing-admin",
                              **settings.client_options())
     try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def ensure_topics(settings: KafkaSettings, topics: Iterable[LogicalTopic] = tuple(LogicalTopic)) -> list[str]:
+    """Create the project's topics from their registry files; returns the ones created."""
+    with admin_client(settings) as admin:
         existing = set(admin.list_topics())
         wanted = []
         for logical in topics:
@@ -177,8 +187,6 @@ def ensure_topics(settings: KafkaSettings, topics: Iterable[LogicalTopic] = tupl
             log.info("created topics %s", created)
             _await_leaders(admin, {t.name: t.num_partitions for t in wanted if t.name in created})
         return created
-    finally:
-        admin.close()
 
 
 def topic_drift(settings: KafkaSettings, topics: Iterable[LogicalTopic] = tuple(LogicalTopic)) -> list[str]:
@@ -186,9 +194,7 @@ def topic_drift(settings: KafkaSettings, topics: Iterable[LogicalTopic] = tuple(
     retention shorter than the contract's (posts a stopped worker has not read yet expire), another
     cleanup policy, fewer partitions (fewer replicas of a worker can share the work). A topic
     made by hand or by the broker's auto-creation was accepted as it was, and nobody was told."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.servers(), client_id="yuqing-admin",
-                             **settings.client_options())
-    try:
+    with admin_client(settings) as admin:
         existing = set(admin.list_topics())
         names = {settings.topic(logical): logical for logical in topics
                  if settings.topic(logical) in existing}
@@ -196,8 +202,6 @@ def topic_drift(settings: KafkaSettings, topics: Iterable[LogicalTopic] = tuple(
             return []
         partitions = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(names))}
         described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
-    finally:
-        admin.close()
     configs = _topic_configs(described)
     found = []
     for name, logical in names.items():
@@ -235,12 +239,8 @@ def require_topics(settings: KafkaSettings, topics: Iterable[LogicalTopic]) -> N
     subscription and read nothing, even once the topic was created, while it
     looked healthy; refused at start, it is restarted until the topic is there.
     """
-    admin = KafkaAdminClient(bootstrap_servers=settings.servers(), client_id="yuqing-admin",
-                             **settings.client_options())
-    try:
+    with admin_client(settings) as admin:
         existing = set(admin.list_topics())
-    finally:
-        admin.close()
     for logical in topics:
         if settings.topic(logical) not in existing:
             raise MissingTopic(f"topic {settings.topic(logical)} does not exist: create the topics "
@@ -252,12 +252,8 @@ def require_replicas(settings: KafkaSettings) -> None:
     ``YUQING_KAFKA_REPLICATION_FACTOR``: a Faust worker creates its own topics (its tables'
     changelogs, its assignor's) with that many replicas, and ended in Faust's
     InvalidReplicationFactorError traceback."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.servers(), client_id="yuqing-admin",
-                             **settings.client_options())
-    try:
+    with admin_client(settings) as admin:
         brokers = len(admin.describe_cluster()["brokers"])
-    finally:
-        admin.close()
     if settings.replication_factor > brokers:
         raise ValueError(f"YUQING_KAFKA_REPLICATION_FACTOR={settings.replication_factor} is more than the "
                          f"{brokers} broker(s) of the cluster: a worker's own topics could not be created")
@@ -280,14 +276,10 @@ def require_room(settings: KafkaSettings, topics: Iterable[LogicalTopic]) -> Non
     refused the first message over it, and the worker stopped uncommitted on it after every
     restart, the posts behind it held back and no dead letter written.
     """
-    admin = KafkaAdminClient(bootstrap_servers=settings.servers(), client_id="yuqing-admin",
-                             **settings.client_options())
-    try:
+    with admin_client(settings) as admin:
         resources = [ConfigResource(ConfigResourceType.TOPIC, settings.topic(logical),
                                     {"max.message.bytes": None}) for logical in topics]
         described = admin.describe_configs(resources, config_filter="all")["topic"]
-    finally:
-        admin.close()
     for resource in resources:
         entry = described.get(resource.name, {}).get("max.message.bytes")
         if entry is None:  # no such topic: said by require_topics, or by the first send to it
