@@ -45,14 +45,19 @@ def stops(monkeypatch: pytest.MonkeyPatch) -> list[BaseException]:
     return reasons
 
 
-@pytest.fixture
-def driver(kafka_settings: KafkaSettings) -> Iterator[KafkaDriver]:
-    producer = make_producer(kafka_settings, client_id="test")
-    for i in range(10):
-        producer.send(kafka_settings.topic(LogicalTopic.POSTS_RAW), key=f"k{i}".encode(),
+def _send_records(settings: KafkaSettings, count: int) -> None:
+    """``count`` records k0/v0 ... to partition 0 of posts.raw."""
+    producer = make_producer(settings, client_id="test")
+    for i in range(count):
+        producer.send(settings.topic(LogicalTopic.POSTS_RAW), key=f"k{i}".encode(),
                       value=f"v{i}".encode(), partition=0)
     producer.flush()
     producer.close()
+
+
+@pytest.fixture
+def driver(kafka_settings: KafkaSettings) -> Iterator[KafkaDriver]:
+    _send_records(kafka_settings, 10)
     runtime = Runtime.create("test-worker", kafka_settings, ConsumerSettings())
     consumer = make_consumer(kafka_settings, group_id=unique("g-"), topics=[LogicalTopic.POSTS_RAW],
                              client_id="test", listener=ForgetOnRebalance(runtime.gaps))
@@ -164,12 +169,7 @@ def test_a_batch_slower_than_the_poll_interval_is_handled_again_in_smaller_batch
         kafka_settings: KafkaSettings, stops: list[BaseException]):
     # A batch that took longer than max.poll.interval.ms had its commit refused and was read again
     # whole, as slow again, for ever (a long unsegmented text made such batches in the indexer).
-    producer = make_producer(kafka_settings, client_id="test")
-    for i in range(6):
-        producer.send(kafka_settings.topic(LogicalTopic.POSTS_RAW), key=f"k{i}".encode(),
-                      value=f"v{i}".encode(), partition=0)
-    producer.flush()
-    producer.close()
+    _send_records(kafka_settings, 6)
     runtime = Runtime.create("test-worker", kafka_settings, ConsumerSettings())
     consumer = KafkaConsumer(bootstrap_servers=kafka_settings.servers(), group_id=unique("g-"),
                              client_id="test", enable_auto_commit=False, auto_offset_reset="earliest",

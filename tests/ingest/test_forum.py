@@ -487,14 +487,11 @@ def test_html_to_text(markup: str, text: str) -> None:
     assert html_to_text(markup) == text
 
 
-def test_run_loop_survives_failures_and_stops_on_request() -> None:
-    fake = FakeForumSource("forum-fake")
-    fake.add(fake_post("f1", 0))
-    sink = Sink(fail_on_calls=[1])
-
+def _run_until_published(source: FakeForumSource, sink: Sink) -> None:
+    """Run the poller's loop (fast intervals) until the sink took a batch, then stop it."""
     async def scenario() -> None:
         stop = asyncio.Event()
-        poller = ForumPoller(fake, MemoryCursorStore(), sink)
+        poller = ForumPoller(source, MemoryCursorStore(), sink)
         task = asyncio.create_task(poller.run(stop, interval_s=0.01, max_backoff_s=0.02))
         for _ in range(500):
             if sink.batches:
@@ -504,6 +501,14 @@ def test_run_loop_survives_failures_and_stops_on_request() -> None:
         await asyncio.wait_for(task, timeout=2)
 
     asyncio.run(scenario())
+
+
+def test_run_loop_survives_failures_and_stops_on_request() -> None:
+    fake = FakeForumSource("forum-fake")
+    fake.add(fake_post("f1", 0))
+    sink = Sink(fail_on_calls=[1])
+
+    _run_until_published(fake, sink)
     assert sink.ids == ["f1"]
     assert sink.calls >= 2
 
@@ -519,19 +524,8 @@ def test_the_run_loop_counts_its_polls_for_the_operators() -> None:
     fake.add(fake_post("f1", 0))
     sink = Sink(fail_on_calls=[1])
 
-    async def scenario() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(ForumPoller(fake, MemoryCursorStore(), sink).run(
-            stop, interval_s=0.01, max_backoff_s=0.02))
-        for _ in range(500):
-            if sink.batches:
-                break
-            await asyncio.sleep(0.01)
-        stop.set()
-        await asyncio.wait_for(task, timeout=2)
-
     before = time.time()
-    asyncio.run(scenario())
+    _run_until_published(fake, sink)
     assert sample("yuqing_ingest_forum_polls_total", outcome="failed") == 1
     assert sample("yuqing_ingest_forum_polls_total", outcome="ok") >= 1
     assert sample("yuqing_ingest_forum_last_poll_ok_timestamp_seconds") >= before

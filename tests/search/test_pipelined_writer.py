@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -121,17 +122,23 @@ def test_the_bulk_duration_is_observed_once_per_bulk_request(es_settings: Elasti
     assert _bulk_requests() == before + 3
 
 
+def _first_of_three_indexed(es_settings: ElasticsearchSettings, tag: str
+                            ) -> tuple[Elasticsearch, str, list[dict[str, Any]], list[Record]]:
+    """Three posts' actions, the first written: the client, their index, the actions and messages."""
+    es, prefix = make_client(es_settings), es_settings.index_prefix
+    settings = SearchSettings(es=es_settings)
+    ensure_templates(es, es_settings)
+    posts = [make_post(f"河口镇停电了{i}", external_id=f"{tag}-{i}", created_at=BASE_TIME) for i in range(3)]
+    actions, kept, rejected = build_actions(as_messages(list(posts)), prefix, issues=issue_table(settings))
+    assert rejected == [] and write_bulk(es, actions[:1], kept[:1], max_retries=1).indexed == 1
+    return es, actions[0]["_index"], actions, kept
+
+
 def test_a_write_block_on_the_index_is_waited_out_not_dead_lettered(
         es_settings: ElasticsearchSettings) -> None:
     # an operator's index.blocks.write (or a cluster set read-only) answers each document 403
     # cluster_block_exception: they were dead-lettered, and the indexer stopped at the cap
-    es, prefix = make_client(es_settings), es_settings.index_prefix
-    settings = SearchSettings(es=es_settings)
-    ensure_templates(es, es_settings)
-    posts = [make_post(f"河口镇停电了{i}", external_id=f"block-{i}", created_at=BASE_TIME) for i in range(3)]
-    actions, kept, rejected = build_actions(as_messages(list(posts)), prefix, issues=issue_table(settings))
-    assert rejected == [] and write_bulk(es, actions[:1], kept[:1], max_retries=1).indexed == 1
-    index = actions[0]["_index"]
+    es, index, actions, kept = _first_of_three_indexed(es_settings, "block")
     es.indices.put_settings(index=index, body={"index.blocks.write": True})
     try:
         with pytest.raises(RetryableBulkError):
@@ -145,13 +152,7 @@ def test_a_write_block_on_the_index_is_waited_out_not_dead_lettered(
 def test_a_closed_index_is_waited_out_not_dead_lettered(es_settings: ElasticsearchSettings) -> None:
     # a posts index closed for maintenance (to change its analysis settings) answers each document
     # 400 index_closed_exception: they were dead-lettered, and the indexer stopped at the cap
-    es, prefix = make_client(es_settings), es_settings.index_prefix
-    settings = SearchSettings(es=es_settings)
-    ensure_templates(es, es_settings)
-    posts = [make_post(f"河口镇停电了{i}", external_id=f"closed-{i}", created_at=BASE_TIME) for i in range(3)]
-    actions, kept, rejected = build_actions(as_messages(list(posts)), prefix, issues=issue_table(settings))
-    assert rejected == [] and write_bulk(es, actions[:1], kept[:1], max_retries=1).indexed == 1
-    index = actions[0]["_index"]
+    es, index, actions, kept = _first_of_three_indexed(es_settings, "closed")
     es.indices.close(index=index)
     try:
         with pytest.raises(RetryableBulkError):
