@@ -176,20 +176,28 @@ def _firing(pipeline: Pipeline) -> dict[str, float]:
             in re.findall(r'^yuqing_alerts_firing\{severity="(\w+)"\} (\S+)$', text, re.M)}
 
 
+def _surge_fired(pipeline: Pipeline, kafka_settings: KafkaSettings
+                 ) -> tuple[list[EnrichedPost], Callable[[], list[Alert]]]:
+    """Start the worker and wait for 青山乡's surge to fire over the history, which goes on to just
+    after it (no quiet half hour follows to resolve it); the posts and the alert reader."""
+    _start_alerts(pipeline)
+    surge = surge_posts(SURGE_AT, region="青山乡", count=40, minutes=10)
+    baseline = steady_posts(SURGE_AT - HISTORY, SURGE_AT + timedelta(minutes=40))
+    posts = sorted(baseline + surge, key=lambda p: p.created_at)
+    _produce(kafka_settings, posts)
+    read = _alert_reader(kafka_settings)
+    wait_until(lambda: any(a.state is AlertState.FIRING for a in read()), 150, "the surge to fire")
+    return posts, read
+
+
 def test_a_restarted_worker_reports_the_alerts_still_firing_before_any_window_closes(
     pipeline: Pipeline, kafka_settings: KafkaSettings
 ):
-    _start_alerts(pipeline)
-    surge = surge_posts(SURGE_AT, region="青山乡", count=40, minutes=10)
-    # History up to just after the surge: it fires, and no quiet half hour follows to resolve it.
-    baseline = steady_posts(SURGE_AT - HISTORY, SURGE_AT + timedelta(minutes=40))
-    _produce(kafka_settings, sorted(baseline + surge, key=lambda p: p.created_at))
-    read = _alert_reader(kafka_settings)
-    wait_until(lambda: any(a.state is AlertState.FIRING for a in read()), 150, "the surge to fire")
+    posts, read = _surge_fired(pipeline, kafka_settings)
     wait_until(lambda: sum(_firing(pipeline).values()) == 1, 30, "the gauge to count the alert")
     # Every window the history can close, closed: the last ones close only once the other
     # partition has gone idle (wall clock), so the value read too early moves on after the restart.
-    last = max(p.created_at for p in baseline + surge).timestamp()
+    last = max(p.created_at for p in posts).timestamp()
     final = WindowPolicy(BUCKET_SECONDS, GRACE_SECONDS).closable_through(last)
     wait_until(lambda: _closed_bucket(pipeline) == final, 60, f"the windows through {final} to close")
     before, closed = _firing(pipeline), _closed_bucket(pipeline)
@@ -231,12 +239,7 @@ def test_a_firing_notification_the_worker_did_not_deliver_before_it_died_is_deli
         pipeline.env.update({"YUQING_ALERTS_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}/api/v2/alerts",
                              "YUQING_ALERTS_WEBHOOK_FORMAT": "alertmanager",
                              "YUQING_ALERTS_WEBHOOK_MAX_ATTEMPTS": "20"})
-        _start_alerts(pipeline)
-        surge = surge_posts(SURGE_AT, region="青山乡", count=40, minutes=10)
-        baseline = steady_posts(SURGE_AT - HISTORY, SURGE_AT + timedelta(minutes=40))
-        _produce(kafka_settings, sorted(baseline + surge, key=lambda p: p.created_at))
-        read = _alert_reader(kafka_settings)
-        wait_until(lambda: any(a.state is AlertState.FIRING for a in read()), 150, "the surge to fire")
+        _, read = _surge_fired(pipeline, kafka_settings)
         wait_until(lambda: len(answers) >= 2, 30, "the webhook to be tried and retried")
         pipeline.kill("alerts")
         up.set()

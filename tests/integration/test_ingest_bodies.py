@@ -101,34 +101,26 @@ def test_a_web_link_is_accepted(ingest: httpx.Client) -> None:
     assert resp.status_code == 202, resp.text
 
 
-def test_region_and_unit_are_published_without_surrounding_whitespace(
-        ingest: httpx.Client, kafka_settings: KafkaSettings) -> None:
-    """A region with a stray space would be a region of its own: out of the scope of the
-    responders of the real one, and counted apart in its alerts. A blank one is no region:
-    the source's default applies, as when the field is absent."""
-    sent = {"ws-1": {"region": " 河口镇\u3000", "unit": "\t河口供电所 "},
-            "ws-2": {"region": "   ", "unit": ""}}
+@pytest.mark.parametrize("sent", [
+    # A region with a stray space would be a region of its own: out of the scope of the responders
+    # of the real one, and counted apart in its alerts. A blank one is no region: the source's
+    # default applies, as when the field is absent.
+    {"ws-1": {"region": " 河口镇\u3000", "unit": "\t河口供电所 "}, "ws-2": {"region": "   ", "unit": ""}},
+    # A zero-width space or byte order mark pasted along with a place name made a region of its
+    # own, which no responder scoped to the real one saw; one of nothing but such characters kept
+    # the post out of the source's default region.
+    {"zw-1": {"region": "\ufeff河口\u200b镇\u200b", "unit": "\u202a河口供电所\u202c"},
+     "zw-2": {"region": "\u200b", "unit": "\u2060 "}},
+], ids=["whitespace", "invisible"])
+def test_region_and_unit_are_published_as_their_plain_names(
+        ingest: httpx.Client, kafka_settings: KafkaSettings, sent: dict[str, dict[str, str]]) -> None:
     for external_id, fields in sent.items():
         resp = ingest.post("/v1/posts", content=body(external_id=external_id, **fields),
                            headers=HEADERS)
         assert resp.status_code == 202, resp.text
     published = {p.external_id: (p.region, p.unit) for p in read_posts(kafka_settings, at_least=2)}
-    assert published == {"ws-1": ("河口镇", "河口供电所"), "ws-2": ("城关镇", None)}
-
-
-def test_region_and_unit_are_published_without_invisible_characters(
-        ingest: httpx.Client, kafka_settings: KafkaSettings) -> None:
-    """A zero-width space or byte order mark pasted along with a place name made a region of
-    its own, which no responder scoped to the real one saw; one of nothing but such characters
-    kept the post out of the source's default region."""
-    sent = {"zw-1": {"region": "\ufeff河口\u200b镇\u200b", "unit": "\u202a河口供电所\u202c"},
-            "zw-2": {"region": "\u200b", "unit": "\u2060 "}}
-    for external_id, fields in sent.items():
-        resp = ingest.post("/v1/posts", content=body(external_id=external_id, **fields),
-                           headers=HEADERS)
-        assert resp.status_code == 202, resp.text
-    published = {p.external_id: (p.region, p.unit) for p in read_posts(kafka_settings, at_least=2)}
-    assert published == {"zw-1": ("河口镇", "河口供电所"), "zw-2": ("城关镇", None)}
+    first, blank = sent
+    assert published == {first: ("河口镇", "河口供电所"), blank: ("城关镇", None)}
 
 
 @pytest.mark.parametrize("literal", ["12345678901234567890123", "-9223372036854775809", "1e30"])
