@@ -15,8 +15,9 @@ regions name, as the indexer places it (``issue_towns.py``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ def _row(line: str, utc_offset_hours: float) -> dict[str, Any]:
         raise ValueError(f"id must be a string or a whole number, not {json.dumps(row['id'])}")
     for name in _STRING_FIELDS:
         optional = name not in ("text", "created_at")
+        if name == "created_at" and _is_number(row[name]):
+            continue  # seconds or milliseconds since the epoch (parse_time)
         if not isinstance(row.get(name), str) and not (optional and row.get(name) is None):
             raise ValueError(f"{name} must be a string, not {json.dumps(row[name])}")
     row["created_at"] = parse_time(row["created_at"], utc_offset_hours).isoformat()
@@ -81,13 +84,35 @@ def _row(line: str, utc_offset_hours: float) -> dict[str, Any]:
     return row
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# 2026/3/2 8:15 (a spreadsheet's export): year/month/day and an hour of one digit
+_SLASHED = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})(?:([ T])(\d{1,2})(?=:))?")
+EPOCH_MILLISECONDS = 1e11  # a number at least this large counts milliseconds (1e11 s is year 5138)
+
+
 def parse_time(value: object, utc_offset_hours: float = DEFAULT_UTC_OFFSET_HOURS) -> datetime:
-    """An ISO 8601 time (``T`` or a space between date and time; ``Z`` for UTC); one without a zone
-    is local time, ``utc_offset_hours`` east of UTC, as a county's own export would write it."""
+    """An ISO 8601 time (``T`` or a space between date and time, ``/`` or ``-`` between year,
+    month and day; ``Z`` for UTC); one without a zone is local time, ``utc_offset_hours`` east of
+    UTC, as a county's own export would write it. A number is seconds since the epoch, or
+    milliseconds from ``EPOCH_MILLISECONDS`` on, as a database export writes it."""
+    if _is_number(value):
+        assert isinstance(value, int | float)
+        seconds = value / 1000 if abs(value) >= EPOCH_MILLISECONDS else value
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"created_at {value!r} is no time since the epoch") from None
     if not isinstance(value, str):
         raise ValueError(f"created_at must be an ISO 8601 time, got {value!r}")
+    text = value.strip().replace("Z", "+00:00")
+    # 2026/03/02 08:15 (a spreadsheet's export): the slashes of the date read as hyphens
+    text = _SLASHED.sub(lambda m: f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d}{m[4] or ''}"
+                        + (f"{int(m[5]):02d}" if m[5] else ""), text)
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"created_at is not an ISO 8601 time: {value!r}") from None
     if moment.tzinfo is None:
