@@ -1,0 +1,97 @@
+"""Searching posts against the real Elasticsearch: pages of one search, scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from services.search.auth import Principal, Role
+from services.search.bulk import build_actions, issue_table, write_bulk
+from services.search.es import ensure_templates, make_client
+from services.search.models import PostPage, SortOrder
+from services.search.posts import SearchParams, search_posts
+from services.search.settings import SearchSettings
+from tests.search.factory import BASE_TIME, as_messages, make_post
+from yuqing.contracts import EnrichedPost
+from yuqing.settings import ElasticsearchSettings
+
+pytestmark = pytest.mark.integration
+DESK = Principal(subject="desk", role=Role.VIEWER)
+
+
+@pytest.fixture
+def es(es_settings: ElasticsearchSettings) -> Iterator[Elasticsearch]:
+    client = make_client(es_settings)
+    ensure_templates(client, es_settings)
+    yield client
+
+
+def _index(es: Elasticsearch, settings: ElasticsearchSettings, posts: list[EnrichedPost]) -> None:
+    table = issue_table(SearchSettings(es=settings))
+    actions, kept, rejected = build_actions(as_messages([*posts]), settings.index_prefix, issues=table)
+    assert rejected == [] and write_bulk(es, actions, kept, max_retries=2).rejected == []
+    es.indices.refresh(index=f"{settings.index_prefix}-*")
+
+
+def _batch(tag: str, n: int, *, received_at: datetime) -> list[EnrichedPost]:
+    return [make_post(f"柳塘镇{tag}{i}号台区抢修后又停电，第{i}次了", external_id=f"{tag}-{i}",
+                      region="柳塘镇", created_at=BASE_TIME + timedelta(minutes=i), received_at=received_at)
+            for i in range(n)]
+
+
+def _page(es: Elasticsearch, prefix: str, params: SearchParams, cursor: str | None = None) -> PostPage:
+    return search_posts(es, prefix=prefix, params=params, principal=DESK, size=4, cursor=cursor)
+
+
+@pytest.mark.parametrize("params", [SearchParams(region="柳塘镇", sort=SortOrder.TIME),
+                                    SearchParams(q="抢修 停电", region="柳塘镇")])
+def test_a_post_received_before_the_first_page_but_indexed_after_it_leaves_the_total_alone(
+        es: Elasticsearch, es_settings: ElasticsearchSettings, params: SearchParams) -> None:
+    # a post already received when the first page was served, but indexed only after it (the
+    # indexer was behind): filtered on the time it was received, it joined the later pages, the
+    # total grew from 10 to 11 and a responder's page count shifted under them
+    prefix = es_settings.index_prefix
+    received = datetime.now(UTC) - timedelta(minutes=5)
+    _index(es, es_settings, _batch("old", 10, received_at=received))
+    first = _page(es, prefix, params)
+    assert first.total == 10 and first.as_of is not None
+    _index(es, es_settings, _batch("late", 3, received_at=received))
+
+    pages, cursor = [first], first.next_cursor
+    while cursor:
+        pages.append(_page(es, prefix, params, cursor))
+        cursor = pages[-1].next_cursor
+    assert [p.total for p in pages] == [10, 10, 10]
+    assert {p.as_of for p in pages} == {first.as_of}
+    seen = [h.post_id for p in pages for h in p.hits]
+    assert len(seen) == len(set(seen)) == 10 and not any("late" in h.text for p in pages for h in p.hits)
+
+    again = _page(es, prefix, params)  # asked again: the late posts are counted, and a later bound said
+    assert again.total == 13 and again.as_of is not None and again.as_of > first.as_of
+
+
+def test_a_search_that_finds_nothing_has_no_bound(es: Elasticsearch,
+                                                  es_settings: ElasticsearchSettings) -> None:
+    page = _page(es, es_settings.index_prefix, SearchParams(q="变压器"))
+    assert page.total == 0 and page.as_of is None and page.next_cursor is None
+
+
+def test_a_post_is_stamped_indexed_when_its_bulk_request_leaves_not_when_it_was_built(
+        es: Elasticsearch, es_settings: ElasticsearchSettings) -> None:
+    # a post built, then written minutes later (a 429 retried, a slow request before it) kept the
+    # build time: older than posts searchable before it, it joined a search's later pages
+    table = issue_table(SearchSettings(es=es_settings))
+    actions, kept, _ = build_actions(as_messages([*_batch("slow", 2, received_at=BASE_TIME)]),
+                                     es_settings.index_prefix, issues=table)
+    built = datetime.now(UTC) - timedelta(minutes=10)
+    for action in actions:
+        action["_source"]["indexed_at"] = built.isoformat()
+    sent = datetime.now(UTC)
+    assert write_bulk(es, actions, kept, max_retries=2).rejected == []
+    es.indices.refresh(index=f"{es_settings.index_prefix}-*")
+    hits = es.search(index=f"{es_settings.index_prefix}-posts", body={"size": 10})["hits"]["hits"]
+    stamps = [datetime.fromisoformat(h["_source"]["indexed_at"]) for h in hits]
+    assert len(stamps) == 2 and all(sent <= s <= datetime.now(UTC) for s in stamps)
