@@ -10,7 +10,8 @@ from elasticsearch import Elasticsearch
 
 from services.search.auth import Principal, Role
 from services.search.bulk import build_actions, issue_table, write_bulk
-from services.search.es import ensure_templates, make_client
+from services.search.es import ensure_templates, make_client, stale_similarity, update_similarity
+from services.search.mappings import posts_index
 from services.search.models import PostPage, SortOrder
 from services.search.posts import SearchParams, search_posts
 from services.search.settings import SearchSettings
@@ -108,3 +109,43 @@ def test_a_one_character_query_finds_the_character_in_either_script(
     found = _page(es, es_settings.index_prefix, SearchParams(q=q))
     assert sorted(h.text for h in found.hits) == ["大橋村停電了", "新街桥停电了"]
     assert all("<em>" in (h.highlight or "") for h in found.hits)
+
+
+# A post that tells the whole matter, both words of ``停电 冰箱`` in it, and one-liners naming one.
+LONG = ("城关镇幸福小区昨天晚上七点多开始停电，一直到今天早上才来电，整整停了十几个小时，"
+        "家里冰箱里的肉和菜全坏了，老人孩子热得一夜没睡，打客服电话也一直占线，"
+        "希望供电所说明一下原因，以后检修能不能提前通知，这个月已经是第三次了，"
+        "上次停电说是线路老化，说好了要改造，到现在也没见动静，物业也说管不了，"
+        "让我们找供电所，供电所又说是物业的线，互相推，到底谁管")
+SHORT = ["冰箱不制冷了", "冰箱坏了", "小区停电", "又停电了"]
+# The similarity posts indices were made with before: BM25's b = 0.75.
+OLD_SIMILARITY = {"yq_stable": {"type": "scripted", "script": {"source": (
+    "double tf = doc.freq; double norm = 0.25 + 0.75 * doc.length / 40.0;"
+    " return query.boost * tf * 2.2 / (tf + 1.2 * norm);")}}}
+
+
+def _first_for_both_words(es: Elasticsearch, settings: ElasticsearchSettings) -> str:
+    _index(es, settings, [make_post(LONG, external_id="long")]
+           + [make_post(text, external_id=f"short-{i}") for i, text in enumerate(SHORT)]
+           + [make_post(f"营业厅第{i}号窗口排队太久", external_id=f"other-{i}") for i in range(10)])
+    return _page(es, settings.index_prefix, SearchParams(q="停电 冰箱")).hits[0].text
+
+
+def test_a_long_post_with_both_words_ranks_above_short_posts_with_one(
+        es: Elasticsearch, es_settings: ElasticsearchSettings) -> None:
+    # length normalisation at BM25's b = 0.75 against posts of a line or two ranked the long post
+    # below every one-liner naming one of the words
+    assert _first_for_both_words(es, es_settings) == LONG
+
+
+def test_an_index_made_with_the_old_similarity_is_listed_and_updated_in_place(
+        es: Elasticsearch, es_settings: ElasticsearchSettings) -> None:
+    prefix = es_settings.index_prefix
+    es.indices.create(index=posts_index(prefix, BASE_TIME),
+                      body={"settings": {"index": {"similarity": OLD_SIMILARITY}}})
+    assert _first_for_both_words(es, es_settings) != LONG
+    assert stale_similarity(es, prefix) == [posts_index(prefix, BASE_TIME)]
+
+    assert update_similarity(es, prefix) == [posts_index(prefix, BASE_TIME)]
+    assert stale_similarity(es, prefix) == [] and update_similarity(es, prefix) == []
+    assert _page(es, prefix, SearchParams(q="停电 冰箱")).hits[0].text == LONG
