@@ -92,12 +92,16 @@ def tokenize(q: str) -> list[Token]:
     return tokens
 
 
-def _render(tokens: list[Token], *, words: bool) -> str:
+def _render(tokens: list[Token], *, words: bool = False, chars: bool = False) -> str:
+    """The query for ``simple_query_string`` over the bigram fields, the word field (``words``:
+    each word as its jieba words) or the character fields (``chars``: see ``_chars_part``)."""
     parts = []
     for token in tokens:
         neg = "-" if token.negated else ""
         if token.kind == "op":
             parts.append(neg + token.text)
+        elif chars:
+            parts.append(neg + _chars_part(token.text))
         elif token.kind == "phrase":
             text = segment(token.text) if words else token.text
             parts.append(f'{neg}"{text}"')
@@ -130,10 +134,10 @@ def text_query(q: str, weights: list[float] | None = None) -> dict[str, Any] | N
     plain = all(t.kind == "term" for t in tokens)
     query = _plain_query(tokens, weights) if plain else _boolean_query(tokens)
     excluded = _top_level_exclusions(tokens)
-    if excluded:
+    if excluded:  # over the character fields too: no bigram holds an excluded single character
         query["bool"]["must_not"] = [{"simple_query_string": {
-            "query": " | ".join(f'"{text}"' for text in excluded), "fields": BIGRAM_FIELDS,
-            "default_operator": "and", "flags": FLAGS}}]
+            "query": " | ".join(_chars_part(text) for text in excluded),
+            "fields": BIGRAM_FIELDS + CHAR_FIELDS, "default_operator": "and", "flags": FLAGS}}]
     return query
 
 
@@ -190,11 +194,23 @@ def script_forms(word: str) -> list[str]:
     return list(dict.fromkeys(forms))
 
 
+def _chars_part(text: str) -> str:
+    """A word or phrase over the character fields: its characters in a row, as its bigrams would
+    match them; a single character, which no bigram holds, in each of its script forms."""
+    if len(text) > 1:
+        return f'"{text}"'
+    forms = script_forms(text)
+    return forms[0] if len(forms) == 1 else "(" + " | ".join(forms) + ")"
+
+
 def _boolean_query(tokens: list[Token]) -> dict[str, Any]:
+    """Once over the bigram fields, once over the word field, and once over the character fields,
+    where a word of one character is found (over the others, 电 | 水 found nothing)."""
     common = {"default_operator": "and", "flags": FLAGS, "analyze_wildcard": False, "lenient": True}
     should = [
-        {"simple_query_string": {"query": _render(tokens, words=False), "fields": BIGRAM_FIELDS, **common}},
+        {"simple_query_string": {"query": _render(tokens), "fields": BIGRAM_FIELDS, **common}},
         {"simple_query_string": {"query": _render(tokens, words=True), "fields": WORD_FIELDS, **common}},
+        {"simple_query_string": {"query": _render(tokens, chars=True), "fields": CHAR_FIELDS, **common}},
     ]
     return {"bool": {"should": should, "minimum_should_match": 1}}
 

@@ -38,11 +38,13 @@ def test_word_weights_boost_plain_words():
     assert plain_words("停电 -演习 冰箱") == ["停电", "冰箱"] and plain_words('"停电"') is None
 
 
-def test_operators_make_a_literal_simple_query_string_over_bigrams_and_words():
-    query = text_query('小区停电 AND "幸福小区" -演习')
-    bigram, words = (c["simple_query_string"] for c in query["bool"]["should"])
-    assert bigram["query"] == '小区停电 + "幸福小区" -演习' and bigram["default_operator"] == "and"
-    assert words["query"] == '(小区 + 停电) + "幸福 小区" -演习' and words["fields"] == ["text_words"]
+def test_operators_make_a_literal_simple_query_string_over_bigrams_words_and_characters():
+    query = text_query('小区停电 AND "幸福小区" -演习 | 电')
+    bigram, words, chars = (c["simple_query_string"] for c in query["bool"]["should"])
+    assert bigram["query"] == '小区停电 + "幸福小区" -演习 | 电' and bigram["default_operator"] == "and"
+    assert words["query"] == '(小区 + 停电) + "幸福 小区" -演习 | 电' and words["fields"] == ["text_words"]
+    assert chars["query"] == '"小区停电" + "幸福小区" -"演习" | (电 | 電)'
+    assert chars["fields"] == ["text.chars", "title.chars^2"]
     assert query["bool"]["must_not"][0]["simple_query_string"]["query"] == '"演习"'
 
 

@@ -149,3 +149,22 @@ def test_an_index_made_with_the_old_similarity_is_listed_and_updated_in_place(
     assert update_similarity(es, prefix) == [posts_index(prefix, BASE_TIME)]
     assert stale_similarity(es, prefix) == [] and update_similarity(es, prefix) == []
     assert _page(es, prefix, SearchParams(q="停电 冰箱")).hits[0].text == LONG
+
+
+@pytest.mark.parametrize(("q", "found"), [
+    ('"电"', {"又停电了", "电表走得快", "计划停電通知"}),
+    ("电 | 水", {"又停电了", "停水三天了", "电表走得快", "计划停電通知"}),
+    ("(电 | 水) -计划", {"又停电了", "停水三天了", "电表走得快"}),
+    ('"停电" | 水', {"又停电了", "停水三天了", "计划停電通知"}),
+    ("停电 -又", {"计划停電通知"}),
+])
+def test_a_one_character_word_counts_in_a_literal_query(
+        es: Elasticsearch, es_settings: ElasticsearchSettings, q: str, found: set[str]) -> None:
+    # a query with operators or phrases is read over the bigram and word fields, which hold no
+    # single character: 电 | 水 found nothing, "停电" | 水 not the post about the water, and 停电 -又
+    # left in the post it excluded
+    texts = ["又停电了", "停水三天了", "电表走得快", "计划停電通知", "营业厅排队"]
+    _index(es, es_settings, [make_post(text, external_id=f"p{i}") for i, text in enumerate(texts)])
+    page = search_posts(es, prefix=es_settings.index_prefix, params=SearchParams(q=q), principal=DESK,
+                        size=10)
+    assert {h.text for h in page.hits} == found and page.total == len(found)
