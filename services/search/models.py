@@ -121,6 +121,10 @@ class IssuePage(BaseModel):
     issues: list[IssueSummary]
     total_issues: int = Field(description="distinct issues in range (approximate above 3000); with "
                                           "`state` or `min_size`, those of the ranked issues it keeps")
+    as_of: datetime | None = Field(
+        None, description="when the newest post the first page counted was indexed; later pages "
+                          "count the issues' posts indexed up to it (list again for newer ones); "
+                          "null when no post is in range")
     next_cursor: str | None = Field(None, description="opaque; pass as `cursor` for the next page")
 
 

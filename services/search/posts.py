@@ -13,6 +13,7 @@ from services.search.auth import Principal
 from services.search.mappings import posts_alias, small_alias
 from services.search.models import IssueState, PostPage, PostRead, SortOrder
 from services.search.query import (
+    AS_OF_AGG,
     HIGHLIGHT_POST,
     HIGHLIGHT_PRE,
     Cursor,
@@ -20,6 +21,7 @@ from services.search.query import (
     decode_cursor,
     encode_cursor,
     escape_highlight,
+    indexed_by,
     plain_words,
     query_fingerprint,
     range_filter,
@@ -32,8 +34,9 @@ from services.search.query import (
 
 FACETS = ("topic", "sentiment", "source", "channel", "region", "unit")
 # The newest ``indexed_at`` among the posts the first page counted: later pages count only posts
-# indexed up to it. Bounded by the time the first page was served (``received_at`` up to it), a
-# post received before that page but indexed after it joined the later pages and the total grew.
+# indexed up to it (``query.indexed_by``). Bounded by the time the first page was served
+# (``received_at`` up to it), a post received before that page but indexed after it joined the
+# later pages and the total grew.
 AS_OF = "as_of"
 SORTS: dict[SortOrder, list[Any]] = {
     SortOrder.RELEVANCE: [{"_score": "desc"}, {"created_at": "desc"}, {"post_id": "asc"}],
@@ -134,11 +137,11 @@ def _search_body(params: SearchParams, principal: Principal, page: Cursor, order
                       "pre_tags": [HIGHLIGHT_PRE], "post_tags": [HIGHLIGHT_POST]},
     }
     if page.after:
-        query["bool"]["filter"].append({"range": {"indexed_at": {"lte": page.snapshot}}})
+        query["bool"]["filter"] += indexed_by(page.snapshot)
         body["search_after"] = page.after
     else:
         body["aggs"] = {f: {"terms": {"field": f, "size": 20}} for f in FACETS}
-        body["aggs"][AS_OF] = {"max": {"field": "indexed_at", "format": "strict_date_optional_time"}}
+        body["aggs"][AS_OF] = AS_OF_AGG
     return body
 
 

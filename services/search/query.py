@@ -246,6 +246,16 @@ def term_filters(**values: object) -> list[dict[str, Any]]:
     return [{"term": {field: getattr(v, "value", v)}} for field, v in values.items() if v is not None]
 
 
+def indexed_by(as_of: str | None) -> list[dict[str, Any]]:
+    """The posts a list's first page counted, on its later pages: those indexed up to the newest
+    of them (``as_of``). Pages of a list that keeps counting new posts repeat or skip: a post, or
+    an issue grown, ranks where the pages before already were."""
+    return [{"range": {"indexed_at": {"lte": as_of}}}] if as_of else []
+
+
+AS_OF_AGG = {"max": {"field": "indexed_at", "format": "strict_date_optional_time"}}
+
+
 def range_filter(field: str, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
     """``since`` inclusive, ``until`` exclusive; ``since`` at or after ``until`` is an empty
     range (nothing matches), not an error: both are valid date-times on their own."""
@@ -275,13 +285,15 @@ def with_edge_markers(fragment: str) -> str:
 
 
 # Cursors: base64url JSON carrying the sort values of the last hit, the
-# snapshot time of the first page, the word weights the first page used, and a
-# fingerprint of the query, so a cursor cannot be replayed against another query.
+# snapshot time of the first page, the word weights the first page used, the
+# newest ``indexed_at`` the first page counted where the list is bounded by it,
+# and a fingerprint of the query, so a cursor cannot be replayed against another query.
 @dataclass(frozen=True)
 class Cursor:
     after: list[Any]
     snapshot: str
     weights: list[float] | None = None
+    as_of: str | None = None
 
 
 def query_fingerprint(params: dict[str, Any]) -> str:
@@ -293,6 +305,8 @@ def encode_cursor(cursor: Cursor, *, fingerprint: str) -> str:
     payload = {"v": 1, "a": cursor.after, "t": cursor.snapshot, "h": fingerprint}
     if cursor.weights is not None:
         payload["w"] = cursor.weights
+    if cursor.as_of is not None:
+        payload["o"] = cursor.as_of
     return base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=").decode()
 
 
@@ -329,9 +343,9 @@ def decode_cursor(cursor: str, *, fingerprint: str, width: int) -> Cursor:
     """The cursor's content, if it was made for the same query."""
     try:
         data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        after, snapshot, weights = data["a"], data["t"], data.get("w")
-        valid = (data.get("v") == 1 and _valid_after(after, width)
-                 and _valid_snapshot(snapshot) and _valid_weights(weights))
+        after, snapshot, weights, as_of = data["a"], data["t"], data.get("w"), data.get("o")
+        valid = (data.get("v") == 1 and _valid_after(after, width) and _valid_snapshot(snapshot)
+                 and _valid_weights(weights) and (as_of is None or _valid_snapshot(as_of)))
     except (ValueError, TypeError, KeyError, AttributeError, orjson.JSONDecodeError) as exc:
         raise CursorError("malformed cursor") from exc
     # a cursor of another sort has sort values of another shape: it is one of another query,
@@ -340,4 +354,4 @@ def decode_cursor(cursor: str, *, fingerprint: str, width: int) -> Cursor:
         raise CursorError("cursor belongs to another query; start again without it")
     if not valid or data.get("h") != fingerprint:
         raise CursorError("malformed cursor")
-    return Cursor(after, snapshot, weights)
+    return Cursor(after, snapshot, weights, as_of)

@@ -80,6 +80,15 @@ def test_cursor_round_trip_and_tampering():
             decode_cursor(bad, fingerprint="f1", width=3)
 
 
+def test_a_cursor_carries_the_first_pages_bound_and_refuses_one_that_is_no_time():
+    bounded = Cursor(["i1"], "2026-11-28T00:00:00+00:00", as_of="2026-11-28T00:00:00.123Z")
+    assert decode_cursor(encode_cursor(bounded, fingerprint="f1"), fingerprint="f1", width=1) == bounded
+    for as_of in ("yesterday", 5, "2026-11-28T00:00:00"):  # not a time, not one with a zone
+        forged = encode_cursor(Cursor(["i1"], bounded.snapshot, as_of=as_of), fingerprint="f1")  # type: ignore[arg-type]
+        with pytest.raises(CursorError, match="malformed"):
+            decode_cursor(forged, fingerprint="f1", width=1)
+
+
 def test_an_inverted_time_range_is_an_empty_range_not_an_error():
     from datetime import UTC, datetime
 
