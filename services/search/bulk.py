@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -226,22 +227,32 @@ def _retrying(max_retries: int) -> Retrying:
     )
 
 
-def _chunks(pending: list[tuple[dict[str, Any], Record]]) -> list[tuple[bytes, list[Any]]]:
-    chunks: list[tuple[bytes, list[Any]]] = []
-    body, size = bytearray(), 0
+def _chunks(pending: list[tuple[dict[str, Any], Record]]) -> Iterator[tuple[bytes, list[Any]]]:
+    """Bulk request bodies, each made as it is about to be sent: a post's ``indexed_at`` is the
+    time its request left, a retried one's that of its retry. Stamped when the batch was built, a
+    post retried after a 429, or sent after a slow request, was older than posts searchable before
+    it, and a search's later pages, which count the posts indexed up to the newest the first one
+    saw (``posts.search_posts``), took it in."""
+    body = bytearray()
     members: list[tuple[dict[str, Any], Record]] = []
+    sent_at = datetime.now(UTC).isoformat()
     for item in pending:
-        meta, data = helpers.expand_action(item[0])
-        line = orjson.dumps(meta) + b"\n" + (b"" if data is None else orjson.dumps(data) + b"\n")
-        if members and (len(members) >= CHUNK_DOCS or size + len(line) > CHUNK_BYTES):
-            chunks.append((bytes(body), members))
-            body, members, size = bytearray(), [], 0
+        line = _line(item[0], sent_at)
+        if members and (len(members) >= CHUNK_DOCS or len(body) + len(line) > CHUNK_BYTES):
+            yield bytes(body), members  # resumed once it was sent
+            body, members, sent_at = bytearray(), [], datetime.now(UTC).isoformat()
+            line = _line(item[0], sent_at)
         body += line
         members.append(item)
-        size += len(line)
     if members:
-        chunks.append((bytes(body), members))
-    return chunks
+        yield bytes(body), members
+
+
+def _line(action: dict[str, Any], sent_at: str) -> bytes:
+    meta, data = helpers.expand_action(action)
+    if isinstance(data, dict) and "indexed_at" in data:
+        data = {**data, "indexed_at": sent_at}
+    return orjson.dumps(meta) + b"\n" + (b"" if data is None else orjson.dumps(data) + b"\n")
 
 
 def _blocked(error: Any) -> bool:

@@ -102,13 +102,22 @@ def retention(
 
 
 @search_cli.command("templates")
-def install_templates() -> None:
+def install_templates(
+    update_similarity: bool = typer.Option(
+        False, "--update-similarity",
+        help="give the posts indices made before the template's similarity changed the new one "
+             "(each is closed and opened again: unsearchable for a moment)"),
+) -> None:
     """Install or update the index templates and create the small indices."""
-    from services.search.es import ensure_templates, make_client
+    from services.search import es
 
     settings = _settings()
-    ensure_templates(make_client(settings.es), settings.es, settings.refresh_interval)
+    client = es.make_client(settings.es)
+    es.ensure_templates(client, settings.es, settings.refresh_interval)
     typer.echo(f"templates installed for prefix {settings.es.index_prefix}")
+    if update_similarity:  # without it, ensure_templates logs the indices it would update
+        updated = es.update_similarity(client, settings.es.index_prefix)
+        typer.echo(f"similarity updated: {', '.join(updated) or 'nothing'}")
 
 
 @search_cli.command("new-key")

@@ -12,6 +12,7 @@ from elasticsearch import Elasticsearch
 from services.search.mappings import (
     POST_PROPERTIES,
     SMALL_INDICES,
+    STABLE_SIMILARITY,
     posts_alias,
     posts_index_pattern,
     small_alias,
@@ -57,6 +58,37 @@ def ensure_templates(client: Elasticsearch, settings: ElasticsearchSettings,
     for name in SMALL_INDICES:
         client.indices.create(index=small_index(prefix, name), ignore=400)
         client.indices.put_alias(index=small_index(prefix, name), name=small_alias(prefix, name))
+    stale = stale_similarity(client, prefix)
+    if stale:
+        log.warning("%d posts indices rank by an older similarity than the template's until "
+                    "`yuqing search templates --update-similarity`: %s", len(stale), ", ".join(stale))
+
+
+def stale_similarity(client: Elasticsearch, prefix: str) -> list[str]:
+    """The open monthly posts indices whose similarity is not the template's (made before it
+    changed): an index keeps the one it was made with, and its posts rank by it."""
+    found = client.indices.get_settings(index=posts_index_pattern(prefix), name="index.similarity.*",
+                                        allow_no_indices=True, ignore_unavailable=True,
+                                        expand_wildcards="open")
+    return sorted(name for name, body in found.items()
+                  if body.get("settings", {}).get("index", {}).get("similarity") != STABLE_SIMILARITY)
+
+
+def update_similarity(client: Elasticsearch, prefix: str) -> list[str]:
+    """Give each stale posts index the template's similarity, one at a time; returns them.
+
+    A similarity can change only while its index is closed: each index is closed, updated and
+    opened again, unsearchable for a moment (searches leave it out; the indexer waits a closed
+    index out, as a write block). Relevance-sorted pages a responder is reading meanwhile may
+    repeat or skip posts once, their scores having changed."""
+    stale = stale_similarity(client, prefix)
+    for index in stale:
+        client.indices.close(index=index)
+        try:
+            client.indices.put_settings(index=index, body={"index": {"similarity": STABLE_SIMILARITY}})
+        finally:
+            client.indices.open(index=index)
+    return stale
 
 
 def monthly_posts_indices(client: Elasticsearch, prefix: str) -> dict[str, datetime]:

@@ -27,10 +27,12 @@ from services.search.models import (
 )
 from services.search.posts import fetch_posts, issue_states, search, to_post
 from services.search.query import (
+    AS_OF_AGG,
     Cursor,
     check_in_scope,
     decode_cursor,
     encode_cursor,
+    indexed_by,
     query_fingerprint,
     range_filter,
     scope_filters,
@@ -249,25 +251,29 @@ def list_issues(client: Elasticsearch, *, prefix: str, principal: Principal, sin
     since = since or until - timedelta(days=7)
     check_in_scope(principal, region=region, unit=unit)
     filters = range_filter("created_at", since, until) + scope_filters(principal)
-    filters += term_filters(topic=topic, region=region, unit=unit)
+    bound = page.as_of if page else None
+    filters += term_filters(topic=topic, region=region, unit=unit) + indexed_by(bound)
     # growth is counted to now when the range reaches past it (a day picked to its end): the last
     # hour of such a range lies ahead, and every issue, however fast it grew, had none in it
     grown_to = min(until, datetime.now(UTC))
     body = {"size": 0, "query": {"bool": {"filter": filters}},
-            "aggs": _ranking_aggs(grown_to, min_size, order_by)}
+            "aggs": {**_ranking_aggs(grown_to, min_size, order_by), "as_of": AS_OF_AGG}}
     aggs = search(client, posts_alias(prefix), body).get("aggregations")
+    as_of = bound or ((aggs or {}).get("as_of") or {}).get("value_as_string")
     buckets = aggs["issues"]["buckets"] if aggs else []
     states = issue_states(client, prefix, [b["key"] for b in buckets])
     chosen = _rank(buckets, states, order_by=order_by, state=state)
     ranked, last = _page(chosen, order_by=order_by, after=page.after if page else None, limit=limit)
     issues = _summaries(client, prefix, principal, filters, [i for i, _ in ranked], grown_to)
-    next_cursor = encode_cursor(Cursor(last, until.isoformat()), fingerprint=fingerprint) if last else None
+    next_cursor = (encode_cursor(Cursor(last, until.isoformat(), as_of=as_of), fingerprint=fingerprint)
+                   if last else None)
     total = int(aggs["total_issues"]["value"]) if aggs else 0
     if state is not None or min_size > 1:
         # the issues the filters leave, which the pages go through: every issue in range counted
         # 25 where state=acknowledged listed 1
         total = len(chosen)
-    return IssuePage(since=since, until=until, issues=issues, total_issues=total, next_cursor=next_cursor)
+    return IssuePage(since=since, until=until, issues=issues, total_issues=total, next_cursor=next_cursor,
+                     as_of=datetime.fromisoformat(as_of) if as_of else None)
 
 
 def get_issue(client: Elasticsearch, *, prefix: str, principal: Principal, issue_id: str,

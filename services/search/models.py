@@ -80,7 +80,11 @@ class PostRead(BaseModel):
 
 
 class PostPage(BaseModel):
-    total: int = Field(description="matching posts at the time of the first page")
+    total: int = Field(description="matching posts indexed up to `as_of`, the same on every page")
+    as_of: datetime | None = Field(
+        None, description="when the newest post the first page counted was indexed; later pages "
+                          "count no post indexed after it (search again for newer ones); null "
+                          "when nothing matched")
     hits: list[PostRead]
     facets: dict[str, dict[str, int]] = Field(
         default_factory=dict, examples=[{"topic": {"outage": 41, "billing": 3}}])
@@ -117,6 +121,10 @@ class IssuePage(BaseModel):
     issues: list[IssueSummary]
     total_issues: int = Field(description="distinct issues in range (approximate above 3000); with "
                                           "`state` or `min_size`, those of the ranked issues it keeps")
+    as_of: datetime | None = Field(
+        None, description="when the newest post the first page counted was indexed; later pages "
+                          "count the issues' posts indexed up to it (list again for newer ones); "
+                          "null when no post is in range")
     next_cursor: str | None = Field(None, description="opaque; pass as `cursor` for the next page")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch
@@ -13,6 +13,7 @@ from services.search.auth import Principal
 from services.search.mappings import posts_alias, small_alias
 from services.search.models import IssueState, PostPage, PostRead, SortOrder
 from services.search.query import (
+    AS_OF_AGG,
     HIGHLIGHT_POST,
     HIGHLIGHT_PRE,
     Cursor,
@@ -20,6 +21,7 @@ from services.search.query import (
     decode_cursor,
     encode_cursor,
     escape_highlight,
+    indexed_by,
     plain_words,
     query_fingerprint,
     range_filter,
@@ -31,6 +33,11 @@ from services.search.query import (
 )
 
 FACETS = ("topic", "sentiment", "source", "channel", "region", "unit")
+# The newest ``indexed_at`` among the posts the first page counted: later pages count only posts
+# indexed up to it (``query.indexed_by``). Bounded by the time the first page was served
+# (``received_at`` up to it), a post received before that page but indexed after it joined the
+# later pages and the total grew.
+AS_OF = "as_of"
 SORTS: dict[SortOrder, list[Any]] = {
     SortOrder.RELEVANCE: [{"_score": "desc"}, {"created_at": "desc"}, {"post_id": "asc"}],
     SortOrder.TIME: [{"created_at": "desc"}, {"post_id": "asc"}],
@@ -99,9 +106,27 @@ def search_posts(client: Elasticsearch, *, prefix: str, params: SearchParams, pr
                                      "scope": sorted(map(str, scope_filters(principal)))})
     page = (decode_cursor(cursor, fingerprint=fingerprint, width=len(SORTS[order])) if cursor
             else _first_page(client, prefix, params, principal, order))
+    resp = search(client, posts_alias(prefix), _search_body(params, principal, page, order, size))
+    aggs = resp.get("aggregations") or {}
+    as_of: str | None = page.snapshot if page.after else (aggs.get(AS_OF) or {}).get("value_as_string")
+    raw_hits = resp["hits"]["hits"]
+    next_cursor = None
+    if len(raw_hits) == size and as_of:
+        next_cursor = encode_cursor(Cursor(raw_hits[-1]["sort"], as_of, page.weights),
+                                    fingerprint=fingerprint)
+    return PostPage(total=resp["hits"]["total"]["value"],
+                    as_of=datetime.fromisoformat(as_of) if as_of else None,
+                    hits=with_issue_states(client, prefix, [to_post(h) for h in raw_hits]),
+                    facets={name: {b["key"]: b["doc_count"] for b in agg["buckets"]}
+                            for name, agg in aggs.items() if name in FACETS},
+                    next_cursor=next_cursor)
+
+
+def _search_body(params: SearchParams, principal: Principal, page: Cursor, order: SortOrder,
+                 size: int) -> dict[str, Any]:
+    """The first page counts every post it sees and takes its bound from them (``AS_OF``, with
+    the facets); a later page continues after the cursor's hit, among posts within the bound."""
     query = build_search_query(params, principal, page.weights)
-    # Posts received after the first page are left out of later pages (stable totals).
-    query["bool"]["filter"].append({"range": {"received_at": {"lte": page.snapshot}}})
     body: dict[str, Any] = {
         "query": query, "size": size, "sort": SORTS[order], "track_total_hits": True,
         # text.chars: what a one-character query, or a word found by its characters, matched;
@@ -112,29 +137,22 @@ def search_posts(client: Elasticsearch, *, prefix: str, params: SearchParams, pr
                       "pre_tags": [HIGHLIGHT_PRE], "post_tags": [HIGHLIGHT_POST]},
     }
     if page.after:
+        query["bool"]["filter"] += indexed_by(page.snapshot)
         body["search_after"] = page.after
     else:
         body["aggs"] = {f: {"terms": {"field": f, "size": 20}} for f in FACETS}
-    resp = search(client, posts_alias(prefix), body)
-    raw_hits = resp["hits"]["hits"]
-    next_cursor = None
-    if len(raw_hits) == size:
-        next_cursor = encode_cursor(Cursor(raw_hits[-1]["sort"], page.snapshot, page.weights),
-                                    fingerprint=fingerprint)
-    return PostPage(total=resp["hits"]["total"]["value"],
-                    hits=with_issue_states(client, prefix, [to_post(h) for h in raw_hits]),
-                    facets={name: {b["key"]: b["doc_count"] for b in agg["buckets"]}
-                            for name, agg in (resp.get("aggregations") or {}).items()},
-                    next_cursor=next_cursor)
+        body["aggs"][AS_OF] = AS_OF_AGG
+    return body
 
 
 def _first_page(client: Elasticsearch, prefix: str, params: SearchParams, principal: Principal,
                 order: SortOrder) -> Cursor:
+    """The first page's start: no hit before it, no bound yet, the word weights of the search."""
     words = plain_words(params.q or "") if order is SortOrder.RELEVANCE else None
     weights = None
     if words and len(words) > 1:
         weights = word_weights(client, prefix=prefix, words=words, principal=principal)
-    return Cursor([], datetime.now(UTC).isoformat(), weights)
+    return Cursor([], "", weights)
 
 
 def get_post(client: Elasticsearch, *, prefix: str, post_id: str, principal: Principal) -> PostRead | None:

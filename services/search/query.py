@@ -33,7 +33,7 @@ import orjson
 from services.search.auth import Principal
 from services.search.documents import segment
 from services.search.mappings import ES_MAX_OFFSET, es_time
-from yuqing.hanzi import simplified
+from yuqing.hanzi import TRADITIONAL_TO_SIMPLIFIED, simplified
 
 HIGHLIGHT_PRE, HIGHLIGHT_POST = "\u0001", "\u0002"  # replaced after HTML-escaping
 FLAGS = "AND|OR|NOT|PHRASE|PRECEDENCE|WHITESPACE"
@@ -92,12 +92,16 @@ def tokenize(q: str) -> list[Token]:
     return tokens
 
 
-def _render(tokens: list[Token], *, words: bool) -> str:
+def _render(tokens: list[Token], *, words: bool = False, chars: bool = False) -> str:
+    """The query for ``simple_query_string`` over the bigram fields, the word field (``words``:
+    each word as its jieba words) or the character fields (``chars``: see ``_chars_part``)."""
     parts = []
     for token in tokens:
         neg = "-" if token.negated else ""
         if token.kind == "op":
             parts.append(neg + token.text)
+        elif chars:
+            parts.append(neg + _chars_part(token.text))
         elif token.kind == "phrase":
             text = segment(token.text) if words else token.text
             parts.append(f'{neg}"{text}"')
@@ -130,10 +134,10 @@ def text_query(q: str, weights: list[float] | None = None) -> dict[str, Any] | N
     plain = all(t.kind == "term" for t in tokens)
     query = _plain_query(tokens, weights) if plain else _boolean_query(tokens)
     excluded = _top_level_exclusions(tokens)
-    if excluded:
+    if excluded:  # over the character fields too: no bigram holds an excluded single character
         query["bool"]["must_not"] = [{"simple_query_string": {
-            "query": " | ".join(f'"{text}"' for text in excluded), "fields": BIGRAM_FIELDS,
-            "default_operator": "and", "flags": FLAGS}}]
+            "query": " | ".join(_chars_part(text) for text in excluded),
+            "fields": BIGRAM_FIELDS + CHAR_FIELDS, "default_operator": "and", "flags": FLAGS}}]
     return query
 
 
@@ -160,9 +164,11 @@ def word_clause(word: str) -> dict[str, Any]:
 
     The bigram and word fields read traditional characters as simplified ones; the character
     field does not (its analyzer is the built-in one), so a word typed in traditional characters
-    is looked for there in simplified ones too."""
+    is looked for there in simplified ones too, and a word of one character, which only that
+    field finds (bigrams hold no single character), in every form of it: 电 missed the posts
+    that say 停電."""
     chars = [{"multi_match": {"query": form, "fields": CHAR_FIELDS, "minimum_should_match": "2<75%"}}
-             for form in dict.fromkeys((word, simplified(word)))]
+             for form in script_forms(word)]
     return {"bool": {"should": [
         {"multi_match": {"query": word, "fields": BIGRAM_FIELDS, "operator": "and"}},
         {"match": {"text_words": {"query": segment(word) or word, "operator": "and"}}},
@@ -170,11 +176,41 @@ def word_clause(word: str) -> dict[str, Any]:
     ], "minimum_should_match": 1}}
 
 
+def _traditional_forms() -> dict[str, list[str]]:
+    forms: dict[str, list[str]] = {}
+    for traditional, simple in TRADITIONAL_TO_SIMPLIFIED.items():
+        forms.setdefault(simple, []).append(traditional)
+    return forms
+
+
+_TRADITIONAL_FORMS = _traditional_forms()
+
+
+def script_forms(word: str) -> list[str]:
+    """The word, written simplified, and, for one character, each traditional one read as it."""
+    forms = [word, simplified(word)]
+    if len(word) == 1:
+        forms += _TRADITIONAL_FORMS.get(simplified(word), [])
+    return list(dict.fromkeys(forms))
+
+
+def _chars_part(text: str) -> str:
+    """A word or phrase over the character fields: its characters in a row, as its bigrams would
+    match them; a single character, which no bigram holds, in each of its script forms."""
+    if len(text) > 1:
+        return f'"{text}"'
+    forms = script_forms(text)
+    return forms[0] if len(forms) == 1 else "(" + " | ".join(forms) + ")"
+
+
 def _boolean_query(tokens: list[Token]) -> dict[str, Any]:
+    """Once over the bigram fields, once over the word field, and once over the character fields,
+    where a word of one character is found (over the others, 电 | 水 found nothing)."""
     common = {"default_operator": "and", "flags": FLAGS, "analyze_wildcard": False, "lenient": True}
     should = [
-        {"simple_query_string": {"query": _render(tokens, words=False), "fields": BIGRAM_FIELDS, **common}},
+        {"simple_query_string": {"query": _render(tokens), "fields": BIGRAM_FIELDS, **common}},
         {"simple_query_string": {"query": _render(tokens, words=True), "fields": WORD_FIELDS, **common}},
+        {"simple_query_string": {"query": _render(tokens, chars=True), "fields": CHAR_FIELDS, **common}},
     ]
     return {"bool": {"should": should, "minimum_should_match": 1}}
 
@@ -210,6 +246,16 @@ def term_filters(**values: object) -> list[dict[str, Any]]:
     return [{"term": {field: getattr(v, "value", v)}} for field, v in values.items() if v is not None]
 
 
+def indexed_by(as_of: str | None) -> list[dict[str, Any]]:
+    """The posts a list's first page counted, on its later pages: those indexed up to the newest
+    of them (``as_of``). Pages of a list that keeps counting new posts repeat or skip: a post, or
+    an issue grown, ranks where the pages before already were."""
+    return [{"range": {"indexed_at": {"lte": as_of}}}] if as_of else []
+
+
+AS_OF_AGG = {"max": {"field": "indexed_at", "format": "strict_date_optional_time"}}
+
+
 def range_filter(field: str, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
     """``since`` inclusive, ``until`` exclusive; ``since`` at or after ``until`` is an empty
     range (nothing matches), not an error: both are valid date-times on their own."""
@@ -239,13 +285,15 @@ def with_edge_markers(fragment: str) -> str:
 
 
 # Cursors: base64url JSON carrying the sort values of the last hit, the
-# snapshot time of the first page, the word weights the first page used, and a
-# fingerprint of the query, so a cursor cannot be replayed against another query.
+# snapshot time of the first page, the word weights the first page used, the
+# newest ``indexed_at`` the first page counted where the list is bounded by it,
+# and a fingerprint of the query, so a cursor cannot be replayed against another query.
 @dataclass(frozen=True)
 class Cursor:
     after: list[Any]
     snapshot: str
     weights: list[float] | None = None
+    as_of: str | None = None
 
 
 def query_fingerprint(params: dict[str, Any]) -> str:
@@ -257,6 +305,8 @@ def encode_cursor(cursor: Cursor, *, fingerprint: str) -> str:
     payload = {"v": 1, "a": cursor.after, "t": cursor.snapshot, "h": fingerprint}
     if cursor.weights is not None:
         payload["w"] = cursor.weights
+    if cursor.as_of is not None:
+        payload["o"] = cursor.as_of
     return base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=").decode()
 
 
@@ -293,9 +343,9 @@ def decode_cursor(cursor: str, *, fingerprint: str, width: int) -> Cursor:
     """The cursor's content, if it was made for the same query."""
     try:
         data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        after, snapshot, weights = data["a"], data["t"], data.get("w")
-        valid = (data.get("v") == 1 and _valid_after(after, width)
-                 and _valid_snapshot(snapshot) and _valid_weights(weights))
+        after, snapshot, weights, as_of = data["a"], data["t"], data.get("w"), data.get("o")
+        valid = (data.get("v") == 1 and _valid_after(after, width) and _valid_snapshot(snapshot)
+                 and _valid_weights(weights) and (as_of is None or _valid_snapshot(as_of)))
     except (ValueError, TypeError, KeyError, AttributeError, orjson.JSONDecodeError) as exc:
         raise CursorError("malformed cursor") from exc
     # a cursor of another sort has sort values of another shape: it is one of another query,
@@ -304,4 +354,4 @@ def decode_cursor(cursor: str, *, fingerprint: str, width: int) -> Cursor:
         raise CursorError("cursor belongs to another query; start again without it")
     if not valid or data.get("h") != fingerprint:
         raise CursorError("malformed cursor")
-    return Cursor(after, snapshot, weights)
+    return Cursor(after, snapshot, weights, as_of)

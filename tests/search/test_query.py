@@ -38,11 +38,13 @@ def test_word_weights_boost_plain_words():
     assert plain_words("停电 -演习 冰箱") == ["停电", "冰箱"] and plain_words('"停电"') is None
 
 
-def test_operators_make_a_literal_simple_query_string_over_bigrams_and_words():
-    query = text_query('小区停电 AND "幸福小区" -演习')
-    bigram, words = (c["simple_query_string"] for c in query["bool"]["should"])
-    assert bigram["query"] == '小区停电 + "幸福小区" -演习' and bigram["default_operator"] == "and"
-    assert words["query"] == '(小区 + 停电) + "幸福 小区" -演习' and words["fields"] == ["text_words"]
+def test_operators_make_a_literal_simple_query_string_over_bigrams_words_and_characters():
+    query = text_query('小区停电 AND "幸福小区" -演习 | 电')
+    bigram, words, chars = (c["simple_query_string"] for c in query["bool"]["should"])
+    assert bigram["query"] == '小区停电 + "幸福小区" -演习 | 电' and bigram["default_operator"] == "and"
+    assert words["query"] == '(小区 + 停电) + "幸福 小区" -演习 | 电' and words["fields"] == ["text_words"]
+    assert chars["query"] == '"小区停电" + "幸福小区" -"演习" | (电 | 電)'
+    assert chars["fields"] == ["text.chars", "title.chars^2"]
     assert query["bool"]["must_not"][0]["simple_query_string"]["query"] == '"演习"'
 
 
@@ -76,6 +78,15 @@ def test_cursor_round_trip_and_tampering():
     for bad in ("!!!", "e30", cursor[:-3], "W10"):
         with pytest.raises(CursorError):
             decode_cursor(bad, fingerprint="f1", width=3)
+
+
+def test_a_cursor_carries_the_first_pages_bound_and_refuses_one_that_is_no_time():
+    bounded = Cursor(["i1"], "2026-11-28T00:00:00+00:00", as_of="2026-11-28T00:00:00.123Z")
+    assert decode_cursor(encode_cursor(bounded, fingerprint="f1"), fingerprint="f1", width=1) == bounded
+    for as_of in ("yesterday", 5, "2026-11-28T00:00:00"):  # not a time, not one with a zone
+        forged = encode_cursor(Cursor(["i1"], bounded.snapshot, as_of=as_of), fingerprint="f1")  # type: ignore[arg-type]
+        with pytest.raises(CursorError, match="malformed"):
+            decode_cursor(forged, fingerprint="f1", width=1)
 
 
 def test_an_inverted_time_range_is_an_empty_range_not_an_error():
