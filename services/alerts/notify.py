@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 import httpx
 from tenacity import (
@@ -87,12 +87,20 @@ def _local(moment: datetime, utc_offset_hours: float) -> str:
     return moment.astimezone(timezone(timedelta(hours=utc_offset_hours))).strftime("%Y-%m-%d %H:%M")
 
 
+def alert_link(search_url: str | None, alert_id: str) -> str | None:
+    """The alert's view in the search API (``GET /v1/alerts/{id}``) under its public base URL, for
+    a responder to open; None without one: a link to the worker's own host opens nothing."""
+    if not search_url:
+        return None
+    return f"{search_url.rstrip('/')}/v1/alerts/{quote(alert_id, safe='')}"
+
+
 def title(alert: Alert) -> str:
     return f"【舆情告警·{SEVERITY_NAMES[alert.severity]}·{STATE_NAMES[alert.state]}】{subject(alert.key)}"
 
 
-def render_markdown(alert: Alert, utc_offset_hours: float = 8.0) -> str:
-    """The alert as a short markdown message for people."""
+def render_markdown(alert: Alert, utc_offset_hours: float = 8.0, link: str | None = None) -> str:
+    """The alert as a short markdown message for people, with ``link`` to its view if set."""
     ex = alert.explanation
     lines = [f"### {title(alert)}"]
     if ex.summary:
@@ -100,6 +108,8 @@ def render_markdown(alert: Alert, utc_offset_hours: float = 8.0) -> str:
     window = f"{_local(alert.window_start, utc_offset_hours)} – {_local(alert.window_end, utc_offset_hours)}"
     lines += [f"- 窗口：{window}（UTC{utc_offset_hours:+g}）",
               f"- 观测/预期：{alert.observed:.0f} / {alert.expected:.1f}（评分 {alert.score:.2f}）"]
+    if link:  # before the lists that may be cut at the length limit
+        lines.append(f"- 详情：[{link}]({link})")
     if ex.top_keywords:
         lines.append("- 热词：" + "、".join(ex.top_keywords))
     if ex.top_sources:
@@ -114,22 +124,28 @@ def render_markdown(alert: Alert, utc_offset_hours: float = 8.0) -> str:
     return "\n".join(lines)[:MAX_MARKDOWN_CHARS]
 
 
-def wecom_payload(alert: Alert, utc_offset_hours: float = 8.0) -> dict[str, Any]:
-    return {"msgtype": "markdown", "markdown": {"content": render_markdown(alert, utc_offset_hours)}}
+def wecom_payload(alert: Alert, utc_offset_hours: float = 8.0, link: str | None = None
+                  ) -> dict[str, Any]:
+    return {"msgtype": "markdown", "markdown": {"content": render_markdown(alert, utc_offset_hours, link)}}
 
 
-def dingtalk_payload(alert: Alert, utc_offset_hours: float = 8.0) -> dict[str, Any]:
+def dingtalk_payload(alert: Alert, utc_offset_hours: float = 8.0, link: str | None = None
+                     ) -> dict[str, Any]:
     return {"msgtype": "markdown",
-            "markdown": {"title": title(alert), "text": render_markdown(alert, utc_offset_hours)}}
+            "markdown": {"title": title(alert), "text": render_markdown(alert, utc_offset_hours, link)}}
 
 
-def alertmanager_payload(alert: Alert, utc_offset_hours: float = 8.0) -> list[dict[str, Any]]:
+def alertmanager_payload(alert: Alert, utc_offset_hours: float = 8.0, link: str | None = None
+                         ) -> list[dict[str, Any]]:
     """One Alertmanager alert; a resolved event ends it at the window's end. It carries the labels
     every alert carries (docs/operations.md): ``team`` routes it to the duty desk.
 
     Alertmanager tells alerts apart by their labels, severity included: an alert that escalated
     fired once per severity, so its resolved event ends every severity up to its last one (it
-    ended the last one only, and a warning stayed firing for a day after the surge was over)."""
+    ended the last one only, and a warning stayed firing for a day after the surge was over).
+
+    ``link`` (:func:`alert_link`) is the ``generatorURL`` Alertmanager shows as the alert's source;
+    left out without one (Alertmanager's API takes only an absolute URI there)."""
     key = alert.key
     labels = {"alertname": "YuqingSurge", "alert_id": alert.alert_id, "family": key.family,
               "severity": alert.severity.value, "team": "opinion", "service": "alerts"}
@@ -139,7 +155,7 @@ def alertmanager_payload(alert: Alert, utc_offset_hours: float = 8.0) -> list[di
     ends = alert.window_end if alert.state is AlertState.RESOLVED else alert.emitted_at + FIRING_TTL
     ex = alert.explanation
     annotations = {"summary": ex.summary or title(alert),
-                   "description": render_markdown(alert, utc_offset_hours),
+                   "description": render_markdown(alert, utc_offset_hours, link),
                    "observed": f"{alert.observed:g}", "expected": f"{alert.expected:.2f}",
                    "score": f"{alert.score:.2f}", "top_keywords": ",".join(ex.top_keywords),
                    "top_sources": ",".join(ex.top_sources),
@@ -147,12 +163,13 @@ def alertmanager_payload(alert: Alert, utc_offset_hours: float = 8.0) -> list[di
     severities = [alert.severity]
     if alert.state is AlertState.RESOLVED:
         severities = list(Severity)[:list(Severity).index(alert.severity) + 1]
+    source = {"generatorURL": link} if link else {}
     return [{"labels": {**labels, "severity": severity.value}, "annotations": annotations,
-             "startsAt": alert.window_start.isoformat(), "endsAt": ends.isoformat()}
+             "startsAt": alert.window_start.isoformat(), "endsAt": ends.isoformat(), **source}
             for severity in severities]
 
 
-PAYLOADS: dict[str, Callable[[Alert, float], Any]] = {
+PAYLOADS: dict[str, Callable[[Alert, float, str | None], Any]] = {
     "wecom": wecom_payload, "dingtalk": dingtalk_payload, "alertmanager": alertmanager_payload,
 }
 
@@ -199,7 +216,8 @@ class Notifier:
     """Delivers alerts to one webhook from a background task, with bounded retries."""
 
     def __init__(
-        self, *, url: str, fmt: str, secret: str | None = None, timeout_s: float = 5.0,
+        self, *, url: str, fmt: str, secret: str | None = None, search_url: str | None = None,
+        timeout_s: float = 5.0,
         max_attempts: int = 12, queue_size: int = 1000, utc_offset_hours: float = 8.0,
         transport: httpx.AsyncBaseTransport | None = None, min_wait_s: float = 0.5,
         max_wait_s: float = 30.0,
@@ -208,7 +226,7 @@ class Notifier:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.url, self.fmt, self.secret = url, fmt, secret
+        self.url, self.fmt, self.secret, self.search_url = url, fmt, secret, search_url
         self.max_attempts, self.utc_offset_hours = max_attempts, utc_offset_hours
         self.min_wait_s, self.max_wait_s = min_wait_s, max_wait_s
         self.queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=queue_size)
@@ -261,7 +279,7 @@ class Notifier:
 
     async def deliver(self, alert: Alert) -> str:
         """Send one alert, retrying transient failures; returns the outcome."""
-        body = PAYLOADS[self.fmt](alert, self.utc_offset_hours)
+        body = PAYLOADS[self.fmt](alert, self.utc_offset_hours, alert_link(self.search_url, alert.alert_id))
         backoff = wait_exponential(multiplier=self.min_wait_s, max=self.max_wait_s)
 
         def wait(state: RetryCallState) -> float:

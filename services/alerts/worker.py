@@ -170,6 +170,7 @@ def make_notifier(settings: AlertsSettings, on_done: Callable[[Alert], None] | N
     return Notifier(
         url=settings.webhook_url, fmt=settings.webhook_format,
         secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+        search_url=settings.search_url,
         timeout_s=settings.webhook_timeout_s, max_attempts=settings.webhook_max_attempts,
         queue_size=settings.webhook_queue_size, utc_offset_hours=settings.utc_offset_hours,
         on_outcome=lambda outcome: metrics.NOTIFICATIONS.labels(outcome=outcome).inc(),

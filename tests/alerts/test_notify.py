@@ -14,6 +14,7 @@ from services.alerts.notify import (
     Notifier,
     RejectedError,
     RetryableError,
+    alert_link,
     alertmanager_payload,
     check_response,
     dingtalk_payload,
@@ -257,3 +258,57 @@ def test_a_webhook_away_for_a_minute_gets_the_alert_with_the_default_retries():
                         transport=httpx.MockTransport(handler),
                         max_attempts=AlertsSettings().webhook_max_attempts, sleep=robot.sleep)
     assert asyncio.run(notifier.deliver(_alert())) == "sent"
+
+
+def test_an_alertmanager_alert_links_to_its_view_in_the_search_api():
+    # Alertmanager shows generatorURL as the alert's source; the worker sent none, and a responder
+    # had no way from the page or the chat message to the alert, its posts and its issues.
+    link = alert_link("https://yuqing.example.org/", "a" * 32)
+    assert link == f"https://yuqing.example.org/v1/alerts/{'a' * 32}"
+    for state in AlertState:
+        assert {a["generatorURL"] for a in alertmanager_payload(_alert(state), 8.0, link)} == {link}
+    assert f"- 详情：[{link}]({link})" in wecom_payload(_alert(), 8.0, link)["markdown"]["content"]
+    # the path is the search API's own alert view
+    from services.search.views import router
+
+    template = link.replace("https://yuqing.example.org", "").replace("a" * 32, "{alert_id}")
+    assert template in {getattr(route, "path", None) for route in router.routes}
+
+
+def test_without_a_public_search_url_no_link_is_sent():
+    # not one pointing at localhost: Alertmanager would show a link that opens nothing
+    assert alert_link(None, "a" * 32) is None
+    assert all("generatorURL" not in a for a in alertmanager_payload(_alert(AlertState.RESOLVED)))
+    assert "详情" not in render_markdown(_alert())
+
+
+def test_the_notifier_posts_the_link_under_the_configured_search_url():
+    from services.alerts.settings import AlertsSettings
+    from services.alerts.worker import make_notifier
+
+    settings = AlertsSettings(webhook_url="http://am.test/api/v2/alerts",
+                              search_url="https://yuqing.example.org/opinion")
+    configured = make_notifier(settings)
+    assert configured is not None and configured.search_url == settings.search_url
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    notifier = Notifier(url="http://am.test/api/v2/alerts", fmt="alertmanager",
+                        search_url=configured.search_url, transport=httpx.MockTransport(handler))
+    assert asyncio.run(notifier.deliver(_alert())) == "sent"
+    [body] = json.loads(seen[0].content)
+    assert body["generatorURL"] == f"https://yuqing.example.org/opinion/v1/alerts/{'a' * 32}"
+
+
+@pytest.mark.parametrize("url", ["yuqing.example.org", "ftp://yuqing.example.org", "https:// x"])
+def test_a_search_url_that_is_no_web_address_is_refused_at_start(url: str):
+    from pydantic import ValidationError
+
+    from services.alerts.settings import AlertsSettings
+
+    with pytest.raises(ValidationError, match="search_url"):
+        AlertsSettings(search_url=url)
+    assert AlertsSettings(search_url="").search_url is None
