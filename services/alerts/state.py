@@ -132,7 +132,9 @@ class Desk:
     posts count towards that issue's cluster key when a bucket closes; ``outbox`` the
     notifications not yet delivered (by :func:`~services.alerts.watch.transition_id`, the
     alert message's JSON), stored with the batch that published them, so that a restart
-    sends those its predecessor did not.
+    sends those its predecessor did not; ``published`` the alert events published since the
+    first start, by ``"<state>:<severity>"``, stored in the same message as the lifecycle that
+    made them (``yuqing_alerts_alerts_total`` counts what a stored batch added to it).
     """
 
     closed_through: int | None = None
@@ -144,12 +146,14 @@ class Desk:
     waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     outbox: dict[str, dict[str, Any]] = field(default_factory=dict)
+    published: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"closed_through": self.closed_through, "watermark": self.watermark, "tracker": self.tracker,
                 "open": {alert_id: opened.to_dict() for alert_id, opened in self.open.items()},
                 "folded": dict(self.folded), "swept": self.swept, "waiting": dict(self.waiting),
-                "aliases": dict(self.aliases), "outbox": dict(self.outbox)}
+                "aliases": dict(self.aliases), "outbox": dict(self.outbox),
+                "published": dict(self.published)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Desk:
@@ -158,4 +162,4 @@ class Desk:
                    open={alert_id: OpenAlert.from_dict(o) for alert_id, o in data["open"].items()},
                    folded=dict(data["folded"]), swept=data.get("swept"),
                    waiting=dict(data.get("waiting", {})), aliases=dict(data.get("aliases", {})),
-                   outbox=dict(data.get("outbox", {})))
+                   outbox=dict(data.get("outbox", {})), published=dict(data.get("published", {})))

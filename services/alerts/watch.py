@@ -220,7 +220,9 @@ class SurgeWatch:
         tracker = AlertTracker(self.config.tracker, desk.tracker)
         for bucket in due:
             if bucket in with_data or tracker.firing() or tracker.pending():
-                result.closed.append(self._close(bucket, with_data.get(bucket, []), tracker, desk, now))
+                closed = self._close(bucket, with_data.get(bucket, []), tracker, desk, now)
+                _tally(desk.published, closed.alerts)
+                result.closed.append(closed)
                 tracker.prune(bucket_datetime(bucket))
                 desk.tracker = tracker.to_dict()
             desk.closed_through = bucket
@@ -410,6 +412,12 @@ class SurgeWatch:
         """Start of the last bucket closed, as stored (None before the first close)."""
         return self._desk().closed_through
 
+    def published(self) -> dict[str, int]:
+        """Alert events published since the first start, by ``"<state>:<severity>"``, as the
+        stored state holds them with the lifecycle that made them: a batch read again after a
+        kill publishes its alerts again, and they are in here once."""
+        return dict(self._desk().published)
+
     def firing(self) -> dict[str, int]:
         """Alerts firing now, by severity, as the stored state holds them (folded ones left out)."""
         desk = self._desk()
@@ -480,6 +488,12 @@ def _surge_evidence(desk: Desk, evidence: dict[str, WindowEvidence], waiting: se
             desk.waiting[label] = evidence[label].to_dict()
     done = [label for label in desk.waiting if label not in waiting]
     return {label: WindowEvidence.from_dict(desk.waiting.pop(label)) for label in done}
+
+
+def _tally(published: dict[str, int], alerts: list[Alert]) -> None:
+    for alert in alerts:
+        kind = f"{alert.state.value}:{alert.severity.value}"
+        published[kind] = published.get(kind, 0) + 1
 
 
 def _family_max(detections: dict[AlertKey, Detection]) -> dict[str, float]:

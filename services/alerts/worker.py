@@ -190,6 +190,17 @@ def record_advance(advance: Advance, watch: SurgeWatch) -> None:
     metrics.WINDOW_KEYS.set(watch.open_windows())
 
 
+def record_published(before: dict[str, int], after: dict[str, int]) -> None:
+    """Count the alert events a stored batch added to the desk's tally (``SurgeWatch.published``).
+
+    Counted as they were published, a batch read again after a kill (published, not yet stored)
+    counted its alerts again in the restarted worker, and Prometheus' ``increase()`` added both."""
+    for kind, count in after.items():
+        if count > before.get(kind, 0):
+            state, severity = kind.split(":", 1)
+            metrics.ALERTS.labels(state=state, severity=severity).inc(count - before.get(kind, 0))
+
+
 def record_firing(firing: dict[str, int]) -> None:
     for severity in ("info", "warning", "critical"):
         metrics.FIRING.labels(severity=severity).set(firing.get(severity, 0))
@@ -371,6 +382,7 @@ class AlertsService:
 
     async def _watch_batch(self, events: Sequence[faust.EventT[Any]]) -> None:
         self._to_notify = []
+        published = self.watch.published()  # as stored: the last batch's writes are flushed
         for event in events:
             await self._watch_one(AlertsObservation.model_validate(event.value).body)
         if self.notifier is not None:
@@ -387,7 +399,8 @@ class AlertsService:
             self.tables[name].flush()
             await self.receipts[name].written()
         # Stored: a batch read again after a kill before this point publishes its alerts again,
-        # and they are notified then, once.
+        # and they are counted and notified then, once.
+        record_published(published, self.watch.published())
         self._submit(self._to_notify)
 
     def _submit(self, alerts: list[Alert]) -> None:
@@ -440,7 +453,6 @@ class AlertsService:
 
     async def _publish(self, alert: Alert) -> None:
         await (await self.alerts.send(key=alert.alert_id.encode(), value=encode(alert)))
-        metrics.ALERTS.labels(state=alert.state.value, severity=alert.severity.value).inc()
         log.info("alert %s %s: %s", alert.state.value, alert.key.label(), alert.explanation.summary)
         self._to_notify.append(alert)
 

@@ -309,3 +309,50 @@ def test_a_firing_alert_is_notified_again_before_alertmanager_would_end_it():
     [resolved] = _feed(watch, quiet, first_offset=len(posts))
     assert resolved.state is AlertState.RESOLVED
     assert watch.due_refreshes(later + 10 * every, every) == []  # resolved: never again
+
+
+def _alert_count(state: str, severity: str) -> float:
+    from services.alerts import metrics
+
+    return metrics.REGISTRY.get_sample_value(
+        "yuqing_alerts_alerts_total", {"state": state, "severity": severity}) or 0.0
+
+
+def test_each_alert_event_is_counted_once_though_a_killed_batch_publishes_it_again(surge_run):
+    # yuqing_alerts_alerts_total was counted as alerts were published: a batch killed before it
+    # was stored is read again and publishes its alerts again, and the restarted worker counted
+    # them again (Prometheus' increase() adds both processes). The worker counts what a stored
+    # batch added to the desk's tally.
+    from services.alerts.worker import record_published
+
+    clean, _ = surge_run
+    kinds = {(a.state.value, a.severity.value) for a in clean}
+    before = {kind: _alert_count(*kind) for kind in kinds}
+    posts = sorted(steady_posts(SURGE_AT - timedelta(days=3), SURGE_AT + timedelta(hours=3))
+                   + surge_posts(SURGE_AT), key=lambda p: p.created_at)
+    messages = [(Observation.of(post, max_future_seconds=300), offset) for offset, post in enumerate(posts)]
+    stores: dict[str, dict] = {name: {} for name in STORE_ORDER}
+    rng = random.Random(3)
+    committed, published, killed = 0, [], set()
+    while committed < len(messages):
+        tables = {name: WriteBack(store) for name, store in stores.items()}
+        watch = SurgeWatch(_config(), **tables)
+        stored_tally = watch.published()
+        batch = messages[committed:committed + rng.randint(20, 200)]
+        alerts = []
+        for obs, offset in batch:
+            watch.add(obs, partition=0, offset=offset)
+            alerts += [a for closed in watch.advance(obs.event_time, now=NOW).closed for a in closed.alerts]
+        watch.persist()
+        published += alerts
+        if alerts and committed not in killed:
+            killed.add(committed)  # killed before its tables were stored: read again
+            continue
+        for name in STORE_ORDER:
+            tables[name].flush()
+        record_published(stored_tally, SurgeWatch(_config(), **stores).published())
+        committed += len(batch)
+    assert len(killed) >= 2 and len(published) > len(clean)  # alerts published again
+    assert SurgeWatch(_config(), **stores).published() == {
+        f"{state}:{severity}": 1 for state, severity in kinds}
+    assert {kind: _alert_count(*kind) - before[kind] for kind in kinds} == {kind: 1.0 for kind in kinds}
