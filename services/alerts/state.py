@@ -134,7 +134,9 @@ class Desk:
     alert message's JSON), stored with the batch that published them, so that a restart
     sends those its predecessor did not; ``published`` the alert events published since the
     first start, by ``"<state>:<severity>"``, stored in the same message as the lifecycle that
-    made them (``yuqing_alerts_alerts_total`` counts what a stored batch added to it).
+    made them (``yuqing_alerts_alerts_total`` counts what a stored batch added to it);
+    ``surge_scores`` the highest intensity per key family in the last bucket closed with
+    detections (``yuqing_alerts_surge_score``, set again from here when a worker restarts).
     """
 
     closed_through: int | None = None
@@ -147,13 +149,14 @@ class Desk:
     aliases: dict[str, str] = field(default_factory=dict)
     outbox: dict[str, dict[str, Any]] = field(default_factory=dict)
     published: dict[str, int] = field(default_factory=dict)
+    surge_scores: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"closed_through": self.closed_through, "watermark": self.watermark, "tracker": self.tracker,
                 "open": {alert_id: opened.to_dict() for alert_id, opened in self.open.items()},
                 "folded": dict(self.folded), "swept": self.swept, "waiting": dict(self.waiting),
                 "aliases": dict(self.aliases), "outbox": dict(self.outbox),
-                "published": dict(self.published)}
+                "published": dict(self.published), "surge_scores": self.surge_scores}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Desk:
@@ -162,4 +165,5 @@ class Desk:
                    open={alert_id: OpenAlert.from_dict(o) for alert_id, o in data["open"].items()},
                    folded=dict(data["folded"]), swept=data.get("swept"),
                    waiting=dict(data.get("waiting", {})), aliases=dict(data.get("aliases", {})),
-                   outbox=dict(data.get("outbox", {})), published=dict(data.get("published", {})))
+                   outbox=dict(data.get("outbox", {})), published=dict(data.get("published", {})),
+                   surge_scores=data.get("surge_scores"))

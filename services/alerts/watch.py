@@ -227,6 +227,8 @@ class SurgeWatch:
                 desk.tracker = tracker.to_dict()
             desk.closed_through = bucket
             self._sweep(bucket, tracker, desk)
+        if result.closed:
+            desk.surge_scores = dict(result.closed[-1].family_max)
         desk.watermark = self._watermark
         self._save_desk(desk)
         result.closed_through = desk.closed_through
@@ -417,6 +419,12 @@ class SurgeWatch:
         stored state holds them with the lifecycle that made them: a batch read again after a
         kill publishes its alerts again, and they are in here once."""
         return dict(self._desk().published)
+
+    def surge_scores(self) -> dict[str, float] | None:
+        """The highest intensity per key family in the last bucket closed with detections, as
+        stored (None before the first); a family without a detection there is left out."""
+        scores = self._desk().surge_scores
+        return dict(scores) if scores is not None else None
 
     def firing(self) -> dict[str, int]:
         """Alerts firing now, by severity, as the stored state holds them (folded ones left out)."""

@@ -183,11 +183,36 @@ def record_advance(advance: Advance, watch: SurgeWatch) -> None:
         metrics.CLOSED_BUCKET.set(advance.closed_through)
     if not advance.closed:
         return
-    family_max = advance.closed[-1].family_max
-    for family in FAMILIES:
-        metrics.SURGE_SCORE.labels(family=family).set(family_max.get(family, 0.0))
+    record_surge_scores(advance.closed[-1].family_max)
     record_firing(advance.firing)
     metrics.WINDOW_KEYS.set(watch.open_windows())
+
+
+def record_stored_state(watch: SurgeWatch | None) -> None:
+    """The gauges of the stored state (alerts firing, surge scores, the last closed window, open
+    windows) when a worker gets its tables back, without waiting for the next window to close.
+
+    Until then they read nothing firing, a last window closed in 1970 (the dashboard's "since the
+    last closed window" said 56 years; the jump back counted as a change to
+    YuqingAlertsDetectionStalled), no open window, and no surge score: YuqingSurgeScoreSustained,
+    30 minutes of a score at the firing level, began its 30 minutes again after every restart.
+    ``None``: this worker does not keep the counting stage's partition, and reports no alert
+    firing and no score (its in-memory tables may still hold a desk it no longer keeps)."""
+    record_firing(watch.firing() if watch is not None else {})
+    scores = watch.surge_scores() if watch is not None else {}
+    if scores is not None:
+        record_surge_scores(scores)
+    if watch is None:
+        return
+    closed = watch.closed_through()
+    if closed is not None:
+        metrics.CLOSED_BUCKET.set(closed)
+    metrics.WINDOW_KEYS.set(watch.open_windows())
+
+
+def record_surge_scores(family_max: dict[str, float]) -> None:
+    for family in FAMILIES:
+        metrics.SURGE_SCORE.labels(family=family).set(family_max.get(family, 0.0))
 
 
 def record_published(before: dict[str, int], after: dict[str, int]) -> None:
@@ -289,14 +314,9 @@ class AlertsService:
         faust_tables["desk"].on_recover(self._restored)
 
     async def _restored(self) -> None:
-        """The tables are recovered (a start or a rebalance): the gauges of the stored state (alerts
-        firing, the last closed window, open windows) without waiting for the next window to close.
-        Until then they read nothing firing, a last window closed in 1970 (the dashboard's "since
-        the last closed window" said 56 years; the jump back counted as a change to
-        YuqingAlertsDetectionStalled) and no open window. A worker without the counting stage's
-        partition reports no alert firing (its in-memory tables may still hold a desk it no longer
-        keeps). The worker that keeps the desk sends the notifications its outbox holds; the one
-        that gave it up forgets its queue."""
+        """The tables are recovered (a start or a rebalance): the gauges of the stored state
+        (:func:`record_stored_state`). The worker that keeps the desk sends the notifications its
+        outbox holds; the one that gave it up forgets its queue."""
         counting = any(tp.topic == self.observations_name for tp in self.app.consumer.assignment())
         if counting:
             self._submit(self.watch.notifications())
@@ -304,12 +324,7 @@ class AlertsService:
             # the worker that keeps the desk now sends them from its outbox
             self.notifier.forget_queued()
             self._queued.clear()
-        record_firing(self.watch.firing() if counting else {})
-        closed = self.watch.closed_through() if counting else None
-        if closed is not None:
-            metrics.CLOSED_BUCKET.set(closed)
-        if counting:
-            metrics.WINDOW_KEYS.set(self.watch.open_windows())
+        record_stored_state(self.watch if counting else None)
 
     def source_partitions(self) -> int:
         return self.app.consumer.topic_partitions(self.enriched_name) or self._configured_partitions

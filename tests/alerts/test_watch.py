@@ -356,3 +356,36 @@ def test_each_alert_event_is_counted_once_though_a_killed_batch_publishes_it_aga
     assert SurgeWatch(_config(), **stores).published() == {
         f"{state}:{severity}": 1 for state, severity in kinds}
     assert {kind: _alert_count(*kind) - before[kind] for kind in kinds} == {kind: 1.0 for kind in kinds}
+
+
+def test_a_restarted_worker_reports_the_surge_scores_of_the_last_closed_window_at_once():
+    # The surge score gauge was set only when a window closed: a restarted worker exported none
+    # until its next close, and YuqingSurgeScoreSustained (30 minutes at the firing level) began
+    # its 30 minutes again after every restart. The desk keeps the scores; a restart sets them.
+    from services.alerts import metrics
+    from services.alerts.worker import FAMILIES, record_stored_state
+
+    def exported() -> dict[str, float | None]:
+        return {family: metrics.REGISTRY.get_sample_value("yuqing_alerts_surge_score", {"family": family})
+                for family in FAMILIES}
+
+    tables: dict = {}
+    watch = _watch(tables)
+    assert watch.surge_scores() is None  # nothing closed yet: nothing to report
+    posts = sorted(steady_posts(SURGE_AT - timedelta(days=3), SURGE_AT + timedelta(minutes=40))
+                   + surge_posts(SURGE_AT), key=lambda p: p.created_at)
+    last: dict[str, float] = {}
+    for offset, post in enumerate(posts):
+        observation = Observation.of(post, max_future_seconds=300)
+        watch.add(observation, partition=0, offset=offset)
+        advance = watch.advance(observation.event_time, now=NOW)
+        last = advance.closed[-1].family_max if advance.closed else last
+    watch.persist()
+    assert last["topic_region"] >= 0.6  # the surge's window was the last closed
+    for family in FAMILIES:
+        metrics.SURGE_SCORE.labels(family=family).set(0.0)  # a new process
+
+    record_stored_state(_watch(tables))
+    assert exported() == {family: last.get(family, 0.0) for family in FAMILIES}
+    record_stored_state(None)  # a worker that gave the counting stage up reports no score
+    assert exported() == dict.fromkeys(FAMILIES, 0.0)
