@@ -12,6 +12,14 @@ background task, retrying transient failures (connection errors, 5xx, 408, 429,
 robot rate limits) with exponential back-off; a 429 waits its Retry-After, and a
 group robot is sent at most 20 messages a minute (a busy one waits its minute). The stream never waits for it:
 when the queue is full the notification is dropped and counted.
+
+Delivery is at least once: a worker killed between a delivery and storing that it was done
+sends it again, and so does a retry after an answer that never came. Every notification carries
+its :func:`idempotency_key`, the same on every resend of one change of an alert, as the
+``Idempotency-Key`` header (and, to Alertmanager, the ``idempotency_key`` annotation), for the
+receiver to drop what it already has. A receiver that takes longer than the timeout to answer
+is waited for twice as long on the next attempt (up to ``MAX_TIMEOUT_S``), so that it receives
+a notification a few times rather than once per retry.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from tenacity import (
 )
 
 from services.alerts.explain import subject
+from services.alerts.outbox import transition_id
 from yuqing.contracts import Alert, AlertState, Severity
 
 log = logging.getLogger(__name__)
@@ -57,6 +66,11 @@ ROBOT_BUSY_CODES = {45009, 130101}
 ROBOT_FORMATS = {"wecom", "dingtalk"}
 ROBOT_PER_MINUTE, ROBOT_MINUTE_S = 20, 60.0
 MAX_RETRY_AFTER_S = 300.0
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# A receiver slower than the timeout still gets each attempt: the wait for its answer doubles
+# after each attempt that timed out waiting for it, up to this, and falls back once it answers
+# within the configured timeout.
+MAX_TIMEOUT_S = 60.0
 
 
 class RetryableError(RuntimeError):
@@ -93,6 +107,13 @@ def alert_link(search_url: str | None, alert_id: str) -> str | None:
     if not search_url:
         return None
     return f"{search_url.rstrip('/')}/v1/alerts/{quote(alert_id, safe='')}"
+
+
+def idempotency_key(alert: Alert) -> str:
+    """The key of one change of an alert (it fired, escalated, resolved, or a firing alert was
+    posted again at a later time): the same on every resend of it, from the worker that first
+    sent it or from the outbox of the one that took over."""
+    return transition_id(alert)
 
 
 def title(alert: Alert) -> str:
@@ -159,7 +180,8 @@ def alertmanager_payload(alert: Alert, utc_offset_hours: float = 8.0, link: str 
                    "observed": f"{alert.observed:g}", "expected": f"{alert.expected:.2f}",
                    "score": f"{alert.score:.2f}", "top_keywords": ",".join(ex.top_keywords),
                    "top_sources": ",".join(ex.top_sources),
-                   "sample_post_ids": ",".join(alert.sample_post_ids)}
+                   "sample_post_ids": ",".join(alert.sample_post_ids),
+                   "idempotency_key": idempotency_key(alert)}
     severities = [alert.severity]
     if alert.state is AlertState.RESOLVED:
         severities = list(Severity)[:list(Severity).index(alert.severity) + 1]
@@ -229,6 +251,8 @@ class Notifier:
         self.url, self.fmt, self.secret, self.search_url = url, fmt, secret, search_url
         self.max_attempts, self.utc_offset_hours = max_attempts, utc_offset_hours
         self.min_wait_s, self.max_wait_s = min_wait_s, max_wait_s
+        self.timeout_s = timeout_s
+        self._timeout = timeout_s  # the wait for the next answer (longer for a slow receiver)
         self.queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=queue_size)
         self._client = httpx.AsyncClient(timeout=timeout_s, transport=transport)
         self._on_outcome = on_outcome or (lambda outcome: None)
@@ -280,6 +304,7 @@ class Notifier:
     async def deliver(self, alert: Alert) -> str:
         """Send one alert, retrying transient failures; returns the outcome."""
         body = PAYLOADS[self.fmt](alert, self.utc_offset_hours, alert_link(self.search_url, alert.alert_id))
+        key = idempotency_key(alert)
         backoff = wait_exponential(multiplier=self.min_wait_s, max=self.max_wait_s)
 
         def wait(state: RetryCallState) -> float:
@@ -294,8 +319,7 @@ class Notifier:
             async for attempt in retrying:
                 with attempt:
                     await self._pace()
-                    check_response(await self._client.post(self._target(), json=body),
-                                   robot=self.fmt in ROBOT_FORMATS)
+                    check_response(await self._post(body, key), robot=self.fmt in ROBOT_FORMATS)
         except RejectedError as exc:
             log.error("webhook rejected alert %s: %s", alert.alert_id, exc)
             return "rejected"
@@ -305,6 +329,20 @@ class Notifier:
                       alert.alert_id, self.max_attempts, exc)
             return "failed"
         return "sent"
+
+    async def _post(self, body: Any, key: str) -> httpx.Response:
+        started = self._clock()
+        try:
+            response = await self._client.post(self._target(), json=body, headers={IDEMPOTENCY_HEADER: key},
+                                               timeout=self._timeout)
+        except (httpx.ReadTimeout, httpx.WriteTimeout):
+            # The receiver may have the notification and be slow to answer: it got every retry,
+            # 12 copies of one alert. (A connection never made delivered nothing: no change.)
+            self._timeout = min(2 * self._timeout, max(MAX_TIMEOUT_S, self.timeout_s))
+            raise
+        if self._clock() - started <= self.timeout_s:
+            self._timeout = self.timeout_s
+        return response
 
     async def _pace(self) -> None:
         """Wait until a robot takes another message this minute (other webhooks: at once)."""

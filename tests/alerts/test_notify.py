@@ -19,6 +19,7 @@ from services.alerts.notify import (
     check_response,
     dingtalk_payload,
     dingtalk_signed_url,
+    idempotency_key,
     render_markdown,
     wecom_payload,
 )
@@ -312,3 +313,76 @@ def test_a_search_url_that_is_no_web_address_is_refused_at_start(url: str):
     with pytest.raises(ValidationError, match="search_url"):
         AlertsSettings(search_url=url)
     assert AlertsSettings(search_url="").search_url is None
+
+
+def test_every_resend_of_a_notification_carries_the_same_idempotency_key():
+    # Delivery is at least once (a kill between a delivery and the next stored batch sends it
+    # again from the outbox; a retry follows an answer that never came): the receiver tells a
+    # resend by its key, the same on every send of one change of an alert.
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(503 if len(seen) == 1 else 200)
+
+    def notifier() -> Notifier:
+        return Notifier(url="http://am.test/api/v2/alerts", fmt="alertmanager", min_wait_s=0.0,
+                        max_wait_s=0.0, transport=httpx.MockTransport(handler))
+
+    firing = _alert()
+    assert asyncio.run(notifier().deliver(firing)) == "sent"  # retried once
+    from_outbox = Alert.model_validate(firing.model_dump(mode="json"))  # as a restarted worker holds it
+    assert asyncio.run(notifier().deliver(from_outbox)) == "sent"
+    keys = {request.headers["Idempotency-Key"] for request in seen}
+    assert len(seen) == 3 and keys == {idempotency_key(firing)}
+    assert {json.loads(r.content)[0]["annotations"]["idempotency_key"] for r in seen} == keys
+    # another change of the alert is another notification: resolved, escalated, posted again later
+    others = [_alert(AlertState.RESOLVED), firing.model_copy(update={"severity": Severity.CRITICAL}),
+              firing.model_copy(update={"emitted_at": firing.emitted_at + FIRING_TTL / 2})]
+    assert len({idempotency_key(a) for a in [firing, *others]}) == 4
+
+
+class _SlowReceiver:
+    """A webhook that takes ``latency`` seconds to answer and keeps what it was sent; time is simulated."""
+
+    def __init__(self, latency: float) -> None:
+        self.now, self.latency = 0.0, latency
+        self.received: list[httpx.Request] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.received.append(request)
+        waited = request.extensions["timeout"]["read"]
+        if waited < self.latency:
+            self.now += waited
+            raise httpx.ReadTimeout("timed out", request=request)
+        self.now += self.latency
+        return httpx.Response(200)
+
+    def notifier(self) -> Notifier:
+        return Notifier(url="http://am.test/api/v2/alerts", fmt="alertmanager", timeout_s=5.0,
+                        transport=httpx.MockTransport(self.handler), clock=lambda: self.now,
+                        sleep=self.sleep)
+
+
+def test_a_receiver_slower_than_the_timeout_is_waited_for_longer_not_sent_every_retry():
+    # A webhook that answers in 12 s, with a 5 s timeout, received all 12 attempts of every alert.
+    receiver = _SlowReceiver(latency=12.0)
+    notifier = receiver.notifier()
+    assert asyncio.run(notifier.deliver(_alert())) == "sent"
+    assert [r.extensions["timeout"]["read"] for r in receiver.received] == [5.0, 10.0, 20.0]
+    assert len({r.headers["Idempotency-Key"] for r in receiver.received}) == 1
+    # the next alert is waited for as long as the receiver took: one send
+    assert asyncio.run(notifier.deliver(_alert(AlertState.RESOLVED))) == "sent"
+    assert len(receiver.received) == 4
+    # a receiver that answers in time again brings the wait back to the configured timeout
+    receiver.latency = 1.0
+    asyncio.run(notifier.deliver(_alert()))
+    asyncio.run(notifier.deliver(_alert()))
+    assert receiver.received[-1].extensions["timeout"]["read"] == 5.0
+    # bounded: a receiver that never answers is waited for at most a minute an attempt
+    silent = _SlowReceiver(latency=float("inf"))
+    assert asyncio.run(silent.notifier().deliver(_alert())) == "failed"
+    assert max(r.extensions["timeout"]["read"] for r in silent.received) == 60.0
