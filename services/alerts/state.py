@@ -60,18 +60,37 @@ class KeyWindows:
 
 @dataclass(frozen=True)
 class DetectorEntry:
-    """``detectors`` table: one key's detector state and the last bucket it judged."""
+    """``detectors`` table: one key's detector state and the last bucket it judged.
+
+    ``verdicts`` are the :class:`~services.alerts.detector.Detection` (``to_dict`` form) of the
+    buckets it judged whose close may not be stored yet, by bucket start (as text): the
+    detectors are stored before the desk, and a batch read again after a kill between the two
+    closes those buckets again with the verdicts given then (the state has moved past them).
+    """
 
     key: dict[str, Any]
     last_bucket: int
     state: dict[str, Any]
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "last_bucket": self.last_bucket, "state": self.state}
+        stored = {"key": self.key, "last_bucket": self.last_bucket, "state": self.state}
+        return {**stored, "verdicts": self.verdicts} if self.verdicts else stored
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DetectorEntry:
-        return cls(key=data["key"], last_bucket=int(data["last_bucket"]), state=data["state"])
+        return cls(key=data["key"], last_bucket=int(data["last_bucket"]), state=data["state"],
+                   verdicts=dict(data.get("verdicts", {})))
+
+
+def kept_verdicts(stored: dict[str, Any] | None, new: dict[str, dict[str, Any]],
+                  closed_stored: int | None) -> dict[str, dict[str, Any]]:
+    """A key's verdicts to store: those of its stored entry and the ``new`` ones, but for the
+    buckets whose close is stored (``closed_stored``; None: not known, all kept)."""
+    verdicts = {**(stored.get("verdicts", {}) if stored else {}), **new}
+    if closed_stored is None:
+        return verdicts
+    return {bucket: v for bucket, v in verdicts.items() if int(bucket) > closed_stored}
 
 
 @dataclass(frozen=True)
