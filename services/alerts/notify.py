@@ -56,7 +56,9 @@ STATE_NAMES = {AlertState.FIRING: "触发", AlertState.RESOLVED: "已恢复"}
 # Alertmanager resolves an alert that is not re-sent by its endsAt; the worker posts a firing
 # alert again every half of this while it fires, and the resolved event ends it.
 FIRING_TTL = timedelta(hours=24)
-MAX_MARKDOWN_CHARS = 3000  # robots reject messages over 4,096 bytes
+# A WeCom robot refuses markdown over 4,096 bytes of UTF-8: a message is cut to this many bytes
+# (it was cut to 3,000 characters, up to 9,000 bytes of Chinese, and the robot refused the alert).
+MAX_MARKDOWN_BYTES = 4000
 # the outcome label of yuqing_alerts_notifications_total
 OUTCOMES = ("sent", "rejected", "failed", "dropped")
 RETRY_STATUS = {408, 429}
@@ -141,8 +143,13 @@ def render_markdown(alert: Alert, utc_offset_hours: float = 8.0, link: str | Non
         lines.append("- 关联：" + "，".join(ex.parents))
     if alert.sample_post_ids:
         lines.append("- 样例帖子：" + "，".join(alert.sample_post_ids))
-    lines.append(f"- 告警编号：{alert.alert_id}")
-    return "\n".join(lines)[:MAX_MARKDOWN_CHARS]
+    ending = f"\n- 告警编号：{alert.alert_id}"  # kept whole when the lists before it are cut
+    return _cut("\n".join(lines), MAX_MARKDOWN_BYTES - len(ending.encode())) + ending
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """``text`` within ``max_bytes`` of UTF-8, cut between characters."""
+    return text.encode()[:max_bytes].decode(errors="ignore")
 
 
 def wecom_payload(alert: Alert, utc_offset_hours: float = 8.0, link: str | None = None

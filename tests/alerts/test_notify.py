@@ -386,3 +386,16 @@ def test_a_receiver_slower_than_the_timeout_is_waited_for_longer_not_sent_every_
     silent = _SlowReceiver(latency=float("inf"))
     assert asyncio.run(silent.notifier().deliver(_alert())) == "failed"
     assert max(r.extensions["timeout"]["read"] for r in silent.received) == 60.0
+
+
+def test_a_long_message_is_cut_to_the_bytes_a_robot_takes_and_keeps_the_alert_id():
+    # A WeCom robot refuses markdown over 4,096 bytes of UTF-8. The message was cut to 3,000
+    # characters, up to 9,000 bytes of Chinese: a surge folding many townships' alerts was refused
+    # (rejected), and the duty desk's group never saw it.
+    alert = _alert().model_copy(update={"explanation": _alert().explanation.model_copy(update={
+        "parents": [f"topic_region|topic=outage|region=第{k}号新建安置小区所在乡镇" for k in range(200)]})})
+    assert len("，".join(alert.explanation.parents).encode()) > 3 * 4096  # before the cut
+    for payload in (wecom_payload(alert)["markdown"]["content"], dingtalk_payload(alert)["markdown"]["text"]):
+        assert len(payload.encode()) <= 4096
+        assert payload.startswith("### 【舆情告警") and payload.endswith(f"- 告警编号：{alert.alert_id}")
+        assert "\ufffd" not in payload  # cut between characters
