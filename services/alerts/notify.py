@@ -63,6 +63,9 @@ MAX_MARKDOWN_BYTES = 4000
 OUTCOMES = ("sent", "rejected", "failed", "dropped")
 RETRY_STATUS = {408, 429}
 ROBOT_BUSY_CODES = {45009, 130101}
+# WeCom's and DingTalk's -1, 系统繁忙 (the robot service is unavailable for a moment; both say to
+# try again): it was taken for a refusal, and the alert was never sent.
+ROBOT_UNAVAILABLE_CODES = {-1}
 # A group robot takes 20 messages a minute (WeCom answers 45009 beyond, DingTalk 130101 and then
 # throttles the robot for ten minutes): a robot is sent no more, and a busy one waits its minute.
 ROBOT_FORMATS = {"wecom", "dingtalk"}
@@ -237,6 +240,8 @@ def check_response(response: httpx.Response, *, robot: bool = False) -> None:
     code = body.get("errcode", 0) if isinstance(body, dict) else 0
     if code in ROBOT_BUSY_CODES:
         raise RateLimitedError(f"robot busy: errcode {code}", ROBOT_MINUTE_S)
+    if code in ROBOT_UNAVAILABLE_CODES:
+        raise RetryableError(f"robot unavailable: errcode {code}: {body.get('errmsg', '')}")
     if code:
         raise RejectedError(f"errcode {code}: {body.get('errmsg', '')}")
 

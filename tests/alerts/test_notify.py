@@ -83,6 +83,7 @@ def test_dingtalk_signature_follows_the_robot_scheme():
     (200, {"errcode": 0}, None), (200, {}, None), (204, None, None),
     (503, None, RetryableError), (429, None, RetryableError), (400, None, RejectedError),
     (200, {"errcode": 45009, "errmsg": "busy"}, RetryableError),
+    (200, {"errcode": -1, "errmsg": "system busy"}, RetryableError),  # 系统繁忙: try again
     (200, {"errcode": 93000, "errmsg": "invalid webhook url"}, RejectedError),
 ])
 def test_check_response_tells_retryable_from_rejected(status, body, error):
