@@ -91,6 +91,9 @@ class AlertsSettings(BaseSettings):
         parts = urlsplit(value)
         if re.search(r"\s", value) or parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{info.field_name} must be an http:// or https:// URL with a host")
+        if info.field_name == "search_url" and (parts.query or parts.fragment):
+            # the alert's path goes after it: ...?key=x/v1/alerts/<id> opens nothing
+            raise ValueError("search_url must be a base URL, without a query or fragment")
         return value
 
     @field_validator("bucket_seconds")

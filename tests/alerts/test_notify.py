@@ -305,7 +305,8 @@ def test_the_notifier_posts_the_link_under_the_configured_search_url():
     assert body["generatorURL"] == f"https://yuqing.example.org/opinion/v1/alerts/{'a' * 32}"
 
 
-@pytest.mark.parametrize("url", ["yuqing.example.org", "ftp://yuqing.example.org", "https:// x"])
+@pytest.mark.parametrize("url", ["yuqing.example.org", "ftp://yuqing.example.org", "https:// x",
+                                 "https://yuqing.example.org/?tenant=1", "https://yuqing.example.org/#alerts"])
 def test_a_search_url_that_is_no_web_address_is_refused_at_start(url: str):
     from pydantic import ValidationError
 
