@@ -75,7 +75,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 # A receiver slower than the timeout still gets each attempt: the wait for its answer doubles
 # after each attempt that timed out waiting for it, up to this, and falls back once it answers
 # within the configured timeout.
-MAX_TIMEOUT_S = 60.0
+MAX_TIMEOUT_S = 30.0
 
 
 class RetryableError(RuntimeError):
