@@ -393,13 +393,15 @@ class SurgeWatch:
 
     # -- notifications not yet delivered ----------------------------------
 
-    def hold_notifications(self, alerts: list[Alert]) -> None:
-        """Keep alerts to notify in the desk, stored with the batch that published them."""
+    def hold_notifications(self, alerts: list[Alert]) -> list[str]:
+        """Keep alerts to notify in the desk, stored with the batch that published them; returns
+        the notifications the outbox had no room for (:func:`services.alerts.outbox.hold`)."""
         if not alerts:
-            return  # the desk is written only when it changes (one changelog message, large)
+            return []  # the desk is written only when it changes (one changelog message, large)
         desk = self._desk()
-        outbox.hold(desk, alerts)
+        left_out = outbox.hold(desk, alerts)
         self._save_desk(desk)
+        return left_out
 
     def due_refreshes(self, now: datetime, every: timedelta) -> list[Alert]:
         """Firing alerts to post to Alertmanager again (:func:`services.alerts.outbox.due_refreshes`)."""

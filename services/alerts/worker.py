@@ -57,7 +57,7 @@ from services.alerts.issues import IssueKeys, ReadOnlyIssues
 from services.alerts.keys import BoundedLabel, volume_labels
 from services.alerts.lifecycle import TrackerConfig
 from services.alerts.notify import FIRING_TTL, OUTCOMES, Notifier
-from services.alerts.outbox import transition_id
+from services.alerts.outbox import MAX_OUTBOX_BYTES, transition_id
 from services.alerts.settings import AlertsSettings
 from services.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig
 from services.alerts.windows import IdleClock, PartitionActivity, Watermarks, WindowPolicy
@@ -405,7 +405,11 @@ class AlertsService:
             self.watch.notified(done)
             if self.notifier.fmt == "alertmanager":  # a chat robot would say it all again
                 self._to_notify += self.watch.due_refreshes(datetime.now(UTC), REFRESH_FIRING_AFTER)
-            self.watch.hold_notifications(self._to_notify)
+            left_out = self.watch.hold_notifications(self._to_notify)
+            if left_out:
+                # still queued here, but a restart no longer sends them: say which
+                log.warning("notification outbox full (%d bytes): %d not kept for a restart, "
+                            "oldest first: %s", MAX_OUTBOX_BYTES, len(left_out), ", ".join(left_out[:20]))
         self.watch.persist()
         # The batch is acknowledged when this returns: its state must be on the broker by
         # then, and stored in STORE_ORDER so that a kill half way leaves a state the replay
