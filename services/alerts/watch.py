@@ -340,7 +340,8 @@ class SurgeWatch:
     def _detect(self, label: str, key: AlertKey, bucket: int, count: int) -> Detection | None:
         last, detector = self._detector(label, key, bucket)
         if last is not None and last >= bucket:  # judged before an interrupted close: that verdict
-            verdict = DetectorEntry.from_dict(self.detectors[label]).verdicts.get(str(bucket))
+            stored = self.detectors.get(label)
+            verdict = DetectorEntry.from_dict(stored).verdicts.get(str(bucket)) if stored else None
             return Detection.from_dict(verdict) if verdict is not None else None
         detection = detector.update(bucket_datetime(bucket), count)
         self._live[label] = (bucket, detector)
