@@ -74,6 +74,18 @@ class Detection:
     is_surge: bool
     intensity: float = 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.score, "severity": self.severity.value if self.severity else None,
+                "observed": self.observed, "expected": self.expected, "is_surge": self.is_surge,
+                "intensity": self.intensity}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Detection:
+        severity = data["severity"]
+        return cls(score=float(data["score"]), severity=Severity(severity) if severity else None,
+                   observed=float(data["observed"]), expected=float(data["expected"]),
+                   is_surge=bool(data["is_surge"]), intensity=float(data["intensity"]))
+
 
 class SurgeDetector:
     """A causal, per-key surge detector with serialisable state."""

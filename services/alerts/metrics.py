@@ -51,7 +51,9 @@ CLOSED_BUCKET = Gauge(
     registry=REGISTRY,
 )
 ALERTS = Counter(
-    "yuqing_alerts_alerts_total", "Alert events published.", ["state", "severity"], registry=REGISTRY,
+    "yuqing_alerts_alerts_total",
+    "Alert events published, counted once the batch that published them is stored.",
+    ["state", "severity"], registry=REGISTRY,
 )
 NOTIFICATIONS = Counter(
     "yuqing_alerts_notifications_total", "Webhook notifications by outcome.", ["outcome"], registry=REGISTRY

@@ -28,20 +28,22 @@ def transition_id(alert: Alert) -> str:
     return f"{alert.alert_id}|{alert.state.value}|{alert.severity.value}|{alert.emitted_at.isoformat()}"
 
 
-def hold(desk: Desk, alerts: list[Alert]) -> None:
+def hold(desk: Desk, alerts: list[Alert]) -> list[str]:
     """Keep ``alerts`` in the outbox, the latest within its room, and remember each open alert's
-    last firing message."""
+    last firing message; returns the notifications there was no room for (oldest first)."""
     for alert in alerts:
         body = alert.model_dump(mode="json")
         desk.outbox[transition_id(alert)] = body
         opened = desk.open.get(alert.alert_id)
         if alert.state is AlertState.FIRING and opened is not None:
             desk.open[alert.alert_id] = replace(opened, notified=body)
-    size = 0
+    size, left_out = 0, []
     for tid in reversed(list(desk.outbox)):
         size += len(tid) + len(json.dumps(desk.outbox[tid]))
         if size > MAX_OUTBOX_BYTES:
             del desk.outbox[tid]
+            left_out.append(tid)
+    return left_out[::-1]
 
 
 def forget(desk: Desk, ids: list[str]) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuqing.consumer.settings import ConsumerSettings
@@ -66,6 +66,8 @@ class AlertsSettings(BaseSettings):
     webhook_max_attempts: int = Field(
         12, ge=1, le=20, description="attempts per notification; 12 retry for about 3 minutes")
     webhook_queue_size: int = Field(1000, ge=1, description="notifications waiting; more are dropped")
+    search_url: str | None = Field(
+        None, description="the search API's public base URL; notifications link to the alert there")
     # metrics
     metrics_port: int = Field(9103, ge=0, le=65535, description="/metrics; 0: not served")
     metrics_max_regions: int = Field(64, ge=1, description="distinct region labels; the rest are 'other'")
@@ -79,15 +81,19 @@ class AlertsSettings(BaseSettings):
     def _a_log_level(cls, value: str) -> str:
         return log_level_named(value, "YUQING_ALERTS_LOG_LEVEL")
 
-    @field_validator("webhook_url")
+    @field_validator("webhook_url", "search_url")
     @classmethod
-    def _web_address(cls, value: str | None) -> str | None:
-        # Refused at start: otherwise every alert would fail its attempts one by one.
+    def _web_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Refused at start: otherwise every alert would fail its attempts one by one (a webhook),
+        # or carry a link that opens nothing (the search API).
         if value is None or not value.strip():
-            return None  # an empty secret value means no webhook, as an absent one does
+            return None  # an empty secret value means none, as an absent one does
         parts = urlsplit(value)
         if re.search(r"\s", value) or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("webhook_url must be an http:// or https:// URL with a host")
+            raise ValueError(f"{info.field_name} must be an http:// or https:// URL with a host")
+        if info.field_name == "search_url" and (parts.query or parts.fragment):
+            # the alert's path goes after it: ...?key=x/v1/alerts/<id> opens nothing
+            raise ValueError("search_url must be a base URL, without a query or fragment")
         return value
 
     @field_validator("bucket_seconds")

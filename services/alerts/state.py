@@ -60,18 +60,37 @@ class KeyWindows:
 
 @dataclass(frozen=True)
 class DetectorEntry:
-    """``detectors`` table: one key's detector state and the last bucket it judged."""
+    """``detectors`` table: one key's detector state and the last bucket it judged.
+
+    ``verdicts`` are the :class:`~services.alerts.detector.Detection` (``to_dict`` form) of the
+    buckets it judged whose close may not be stored yet, by bucket start (as text): the
+    detectors are stored before the desk, and a batch read again after a kill between the two
+    closes those buckets again with the verdicts given then (the state has moved past them).
+    """
 
     key: dict[str, Any]
     last_bucket: int
     state: dict[str, Any]
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "last_bucket": self.last_bucket, "state": self.state}
+        stored = {"key": self.key, "last_bucket": self.last_bucket, "state": self.state}
+        return {**stored, "verdicts": self.verdicts} if self.verdicts else stored
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DetectorEntry:
-        return cls(key=data["key"], last_bucket=int(data["last_bucket"]), state=data["state"])
+        return cls(key=data["key"], last_bucket=int(data["last_bucket"]), state=data["state"],
+                   verdicts=dict(data.get("verdicts", {})))
+
+
+def kept_verdicts(stored: dict[str, Any] | None, new: dict[str, dict[str, Any]],
+                  closed_stored: int | None) -> dict[str, dict[str, Any]]:
+    """A key's verdicts to store: those of its stored entry and the ``new`` ones, but for the
+    buckets whose close is stored (``closed_stored``; None: not known, all kept)."""
+    verdicts = {**(stored.get("verdicts", {}) if stored else {}), **new}
+    if closed_stored is None:
+        return verdicts
+    return {bucket: v for bucket, v in verdicts.items() if int(bucket) > closed_stored}
 
 
 @dataclass(frozen=True)
@@ -132,7 +151,11 @@ class Desk:
     posts count towards that issue's cluster key when a bucket closes; ``outbox`` the
     notifications not yet delivered (by :func:`~services.alerts.watch.transition_id`, the
     alert message's JSON), stored with the batch that published them, so that a restart
-    sends those its predecessor did not.
+    sends those its predecessor did not; ``published`` the alert events published since the
+    first start, by ``"<state>:<severity>"``, stored in the same message as the lifecycle that
+    made them (``yuqing_alerts_alerts_total`` counts what a stored batch added to it);
+    ``surge_scores`` the highest intensity per key family in the last bucket closed with
+    detections (``yuqing_alerts_surge_score``, set again from here when a worker restarts).
     """
 
     closed_through: int | None = None
@@ -144,12 +167,15 @@ class Desk:
     waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     outbox: dict[str, dict[str, Any]] = field(default_factory=dict)
+    published: dict[str, int] = field(default_factory=dict)
+    surge_scores: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"closed_through": self.closed_through, "watermark": self.watermark, "tracker": self.tracker,
                 "open": {alert_id: opened.to_dict() for alert_id, opened in self.open.items()},
                 "folded": dict(self.folded), "swept": self.swept, "waiting": dict(self.waiting),
-                "aliases": dict(self.aliases), "outbox": dict(self.outbox)}
+                "aliases": dict(self.aliases), "outbox": dict(self.outbox),
+                "published": dict(self.published), "surge_scores": self.surge_scores}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Desk:
@@ -158,4 +184,5 @@ class Desk:
                    open={alert_id: OpenAlert.from_dict(o) for alert_id, o in data["open"].items()},
                    folded=dict(data["folded"]), swept=data.get("swept"),
                    waiting=dict(data.get("waiting", {})), aliases=dict(data.get("aliases", {})),
-                   outbox=dict(data.get("outbox", {})))
+                   outbox=dict(data.get("outbox", {})), published=dict(data.get("published", {})),
+                   surge_scores=data.get("surge_scores"))

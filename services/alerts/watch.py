@@ -55,7 +55,7 @@ from services.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
 from services.alerts.keys import is_issue
 from services.alerts.lifecycle import AlertTracker, TrackerConfig
 from services.alerts.publish import Publisher
-from services.alerts.state import Desk, DetectorEntry, KeyWindows, SeenPost, marked, passes
+from services.alerts.state import Desk, DetectorEntry, KeyWindows, SeenPost, kept_verdicts, marked, passes
 from services.alerts.windows import WindowPolicy, bucket_datetime, bucket_of
 from yuqing.contracts import Alert, AlertKey
 
@@ -128,10 +128,12 @@ class SurgeWatch:
         self._oldest: int | None = None
         self._oldest_known = False
         self._forget_through: int | None = None
+        self._buckets_forgotten: int | None = None  # closed buckets' evidence forgotten through
         # Live detectors, so that their state is serialised once per persist() and
         # not once per bucket; each remembers the last bucket it was stored with.
         self._live: dict[str, tuple[int, SurgeDetector]] = {}
         self._unsaved: dict[str, AlertKey] = {}
+        self._verdicts: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # since persist()
 
     # -- counting ---------------------------------------------------------
 
@@ -220,11 +222,15 @@ class SurgeWatch:
         tracker = AlertTracker(self.config.tracker, desk.tracker)
         for bucket in due:
             if bucket in with_data or tracker.firing() or tracker.pending():
-                result.closed.append(self._close(bucket, with_data.get(bucket, []), tracker, desk, now))
+                closed = self._close(bucket, with_data.get(bucket, []), tracker, desk, now)
+                _tally(desk.published, closed.alerts)
+                result.closed.append(closed)
                 tracker.prune(bucket_datetime(bucket))
                 desk.tracker = tracker.to_dict()
             desk.closed_through = bucket
             self._sweep(bucket, tracker, desk)
+        if result.closed:
+            desk.surge_scores = dict(result.closed[-1].family_max)
         desk.watermark = self._watermark
         self._save_desk(desk)
         result.closed_through = desk.closed_through
@@ -246,10 +252,7 @@ class SurgeWatch:
         buckets: dict[int, list[str]] = defaultdict(list)
         for label, stored in list(self.windows.items()):
             entry = KeyWindows.from_dict(stored)
-            stale = [b for b in entry.buckets if int(b) <= closed_through]
-            if stale:  # left over from an interrupted close; their verdict was given
-                self._drop_buckets(label, entry, stale)
-            for b in entry.buckets:
+            for b in entry.buckets:  # closed ones wait for persist() to forget them
                 if int(b) > closed_through:
                     buckets[int(b)].append(label)
         return buckets
@@ -262,7 +265,7 @@ class SurgeWatch:
         keys.update({key.label(): key for key in firing})
         evidence: dict[str, WindowEvidence] = {}
         for label in keys:
-            evidence_now = self._take_evidence(label, bucket)
+            evidence_now = self._bucket_evidence(label, bucket)
             if evidence_now is not None:
                 evidence[label] = evidence_now
         self._follow_merges(keys, evidence, firing, desk)
@@ -319,13 +322,13 @@ class SurgeWatch:
         tracker = self.config.tracker
         return detection.score >= tracker.fire_score or detection.intensity >= tracker.resolve_score
 
-    def _take_evidence(self, label: str, bucket: int) -> WindowEvidence | None:
+    def _bucket_evidence(self, label: str, bucket: int) -> WindowEvidence | None:
+        """The bucket's evidence, kept until the close is stored (:meth:`persist` forgets it): a
+        batch read again after a kill closes the bucket again, and found none left to close."""
         entry = self._entry(label)
         if entry is None or str(bucket) not in entry.buckets:
             return None
-        evidence = WindowEvidence.from_dict(entry.buckets[str(bucket)])
-        self._drop_buckets(label, entry, [str(bucket)])
-        return evidence
+        return WindowEvidence.from_dict(entry.buckets[str(bucket)])
 
     def _drop_buckets(self, label: str, entry: KeyWindows, buckets: list[str]) -> None:
         remaining = entry.without(buckets)
@@ -336,11 +339,14 @@ class SurgeWatch:
 
     def _detect(self, label: str, key: AlertKey, bucket: int, count: int) -> Detection | None:
         last, detector = self._detector(label, key, bucket)
-        if last is not None and last >= bucket:
-            return None  # already judged before an interrupted close
+        if last is not None and last >= bucket:  # judged before an interrupted close: that verdict
+            stored = self.detectors.get(label)
+            verdict = DetectorEntry.from_dict(stored).verdicts.get(str(bucket)) if stored else None
+            return Detection.from_dict(verdict) if verdict is not None else None
         detection = detector.update(bucket_datetime(bucket), count)
         self._live[label] = (bucket, detector)
         self._unsaved[label] = key
+        self._verdicts[label][str(bucket)] = detection.to_dict()
         return detection
 
     def _new_detector(self, key: AlertKey, config: DetectorConfig, bucket: int) -> SurgeDetector:
@@ -371,26 +377,32 @@ class SurgeWatch:
         detectors, windows, posts, desk, and only the previous batch is sure to
         be stored whole, the close that makes a copy of those posts late included.
         """
-        if self._forget_through is not None:
-            self._forget_posts(self._forget_through)
+        closed_stored = self._forget_through
+        if closed_stored is not None:
+            self._forget_posts(closed_stored)
+            self._forget_buckets(closed_stored)
         self._forget_through = self._desk().closed_through
         self._oldest_known = False  # the tables may have been reloaded (a rebalance)
         for label, key in self._unsaved.items():
             last, detector = self._live[label]
-            self.detectors[label] = DetectorEntry(_dump(key), last, detector.to_dict()).to_dict()
+            verdicts = kept_verdicts(self.detectors.get(label), self._verdicts[label], closed_stored)
+            self.detectors[label] = DetectorEntry(_dump(key), last, detector.to_dict(), verdicts).to_dict()
         count = len(self._unsaved)
         self._unsaved.clear()
+        self._verdicts.clear()
         return count
 
     # -- notifications not yet delivered ----------------------------------
 
-    def hold_notifications(self, alerts: list[Alert]) -> None:
-        """Keep alerts to notify in the desk, stored with the batch that published them."""
+    def hold_notifications(self, alerts: list[Alert]) -> list[str]:
+        """Keep alerts to notify in the desk, stored with the batch that published them; returns
+        the notifications the outbox had no room for (:func:`services.alerts.outbox.hold`)."""
         if not alerts:
-            return  # the desk is written only when it changes (one changelog message, large)
+            return []  # the desk is written only when it changes (one changelog message, large)
         desk = self._desk()
-        outbox.hold(desk, alerts)
+        left_out = outbox.hold(desk, alerts)
         self._save_desk(desk)
+        return left_out
 
     def due_refreshes(self, now: datetime, every: timedelta) -> list[Alert]:
         """Firing alerts to post to Alertmanager again (:func:`services.alerts.outbox.due_refreshes`)."""
@@ -410,12 +422,35 @@ class SurgeWatch:
         """Start of the last bucket closed, as stored (None before the first close)."""
         return self._desk().closed_through
 
+    def published(self) -> dict[str, int]:
+        """Alert events published since the first start, by ``"<state>:<severity>"``, as the
+        stored state holds them with the lifecycle that made them: a batch read again after a
+        kill publishes its alerts again, and they are in here once."""
+        return dict(self._desk().published)
+
+    def surge_scores(self) -> dict[str, float] | None:
+        """The highest intensity per key family in the last bucket closed with detections, as
+        stored (None before the first); a family without a detection there is left out."""
+        scores = self._desk().surge_scores
+        return dict(scores) if scores is not None else None
+
     def firing(self) -> dict[str, int]:
         """Alerts firing now, by severity, as the stored state holds them (folded ones left out)."""
         desk = self._desk()
         return _firing_by_severity(AlertTracker(self.config.tracker, desk.tracker), desk)
 
     # -- bounded state ----------------------------------------------------
+
+    def _forget_buckets(self, closed_through: int) -> None:
+        """The evidence of buckets whose close is stored (a scan of the windows, once per close)."""
+        if closed_through == self._buckets_forgotten:
+            return
+        self._buckets_forgotten = closed_through
+        for label, stored in list(self.windows.items()):
+            entry = KeyWindows.from_dict(stored)
+            closed = [b for b in entry.buckets if int(b) <= closed_through]
+            if closed:
+                self._drop_buckets(label, entry, closed)
 
     def _forget_posts(self, closed_through: int) -> None:
         """Post ids of closed buckets: a copy of one arriving now is late anyway."""
@@ -439,15 +474,18 @@ class SurgeWatch:
         for label in idle:
             del self.detectors[label]
             self._live.pop(label, None)
-        desk.aliases = self._aliases_in_use(desk.aliases, firing)
+        desk.aliases = self._aliases_in_use(desk.aliases, firing, bucket)
 
-    def _aliases_in_use(self, aliases: dict[str, str], firing: set[str]) -> dict[str, str]:
+    def _aliases_in_use(self, aliases: dict[str, str], firing: set[str], closed_through: int
+                        ) -> dict[str, str]:
         """The merges still needed: those of issues with posts in open buckets or an alert firing,
         and the later merges their targets went through (the desk is one changelog message)."""
         needed: set[str] = set()
         for source in aliases:
             label = AlertKey(family="cluster", cluster=source).label()
-            if label in self.windows or label in firing:
+            stored = self.windows.get(label)
+            if label in firing or (stored is not None
+                                   and any(int(b) > closed_through for b in stored["buckets"])):
                 issue = source
                 while issue in aliases and issue not in needed:
                     needed.add(issue)
@@ -480,6 +518,12 @@ def _surge_evidence(desk: Desk, evidence: dict[str, WindowEvidence], waiting: se
             desk.waiting[label] = evidence[label].to_dict()
     done = [label for label in desk.waiting if label not in waiting]
     return {label: WindowEvidence.from_dict(desk.waiting.pop(label)) for label in done}
+
+
+def _tally(published: dict[str, int], alerts: list[Alert]) -> None:
+    for alert in alerts:
+        kind = f"{alert.state.value}:{alert.severity.value}"
+        published[kind] = published.get(kind, 0) + 1
 
 
 def _family_max(detections: dict[AlertKey, Detection]) -> dict[str, float]:

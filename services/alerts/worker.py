@@ -57,7 +57,7 @@ from services.alerts.issues import IssueKeys, ReadOnlyIssues
 from services.alerts.keys import BoundedLabel, volume_labels
 from services.alerts.lifecycle import TrackerConfig
 from services.alerts.notify import FIRING_TTL, OUTCOMES, Notifier
-from services.alerts.outbox import transition_id
+from services.alerts.outbox import MAX_OUTBOX_BYTES, transition_id
 from services.alerts.settings import AlertsSettings
 from services.alerts.watch import STORE_ORDER, Advance, Counted, SurgeWatch, WatchConfig
 from services.alerts.windows import IdleClock, PartitionActivity, Watermarks, WindowPolicy
@@ -170,6 +170,7 @@ def make_notifier(settings: AlertsSettings, on_done: Callable[[Alert], None] | N
     return Notifier(
         url=settings.webhook_url, fmt=settings.webhook_format,
         secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+        search_url=settings.search_url,
         timeout_s=settings.webhook_timeout_s, max_attempts=settings.webhook_max_attempts,
         queue_size=settings.webhook_queue_size, utc_offset_hours=settings.utc_offset_hours,
         on_outcome=lambda outcome: metrics.NOTIFICATIONS.labels(outcome=outcome).inc(),
@@ -182,11 +183,47 @@ def record_advance(advance: Advance, watch: SurgeWatch) -> None:
         metrics.CLOSED_BUCKET.set(advance.closed_through)
     if not advance.closed:
         return
-    family_max = advance.closed[-1].family_max
-    for family in FAMILIES:
-        metrics.SURGE_SCORE.labels(family=family).set(family_max.get(family, 0.0))
+    record_surge_scores(advance.closed[-1].family_max)
     record_firing(advance.firing)
     metrics.WINDOW_KEYS.set(watch.open_windows())
+
+
+def record_stored_state(watch: SurgeWatch | None) -> None:
+    """The gauges of the stored state (alerts firing, surge scores, the last closed window, open
+    windows) when a worker gets its tables back, without waiting for the next window to close.
+
+    Until then they read nothing firing, a last window closed in 1970 (the dashboard's "since the
+    last closed window" said 56 years; the jump back counted as a change to
+    YuqingAlertsDetectionStalled), no open window, and no surge score: YuqingSurgeScoreSustained,
+    30 minutes of a score at the firing level, began its 30 minutes again after every restart.
+    ``None``: this worker does not keep the counting stage's partition, and reports no alert
+    firing and no score (its in-memory tables may still hold a desk it no longer keeps)."""
+    record_firing(watch.firing() if watch is not None else {})
+    scores = watch.surge_scores() if watch is not None else {}
+    if scores is not None:
+        record_surge_scores(scores)
+    if watch is None:
+        return
+    closed = watch.closed_through()
+    if closed is not None:
+        metrics.CLOSED_BUCKET.set(closed)
+    metrics.WINDOW_KEYS.set(watch.open_windows())
+
+
+def record_surge_scores(family_max: dict[str, float]) -> None:
+    for family in FAMILIES:
+        metrics.SURGE_SCORE.labels(family=family).set(family_max.get(family, 0.0))
+
+
+def record_published(before: dict[str, int], after: dict[str, int]) -> None:
+    """Count the alert events a stored batch added to the desk's tally (``SurgeWatch.published``).
+
+    Counted as they were published, a batch read again after a kill (published, not yet stored)
+    counted its alerts again in the restarted worker, and Prometheus' ``increase()`` added both."""
+    for kind, count in after.items():
+        if count > before.get(kind, 0):
+            state, severity = kind.split(":", 1)
+            metrics.ALERTS.labels(state=state, severity=severity).inc(count - before.get(kind, 0))
 
 
 def record_firing(firing: dict[str, int]) -> None:
@@ -277,14 +314,9 @@ class AlertsService:
         faust_tables["desk"].on_recover(self._restored)
 
     async def _restored(self) -> None:
-        """The tables are recovered (a start or a rebalance): the gauges of the stored state (alerts
-        firing, the last closed window, open windows) without waiting for the next window to close.
-        Until then they read nothing firing, a last window closed in 1970 (the dashboard's "since
-        the last closed window" said 56 years; the jump back counted as a change to
-        YuqingAlertsDetectionStalled) and no open window. A worker without the counting stage's
-        partition reports no alert firing (its in-memory tables may still hold a desk it no longer
-        keeps). The worker that keeps the desk sends the notifications its outbox holds; the one
-        that gave it up forgets its queue."""
+        """The tables are recovered (a start or a rebalance): the gauges of the stored state
+        (:func:`record_stored_state`). The worker that keeps the desk sends the notifications its
+        outbox holds; the one that gave it up forgets its queue."""
         counting = any(tp.topic == self.observations_name for tp in self.app.consumer.assignment())
         if counting:
             self._submit(self.watch.notifications())
@@ -292,12 +324,7 @@ class AlertsService:
             # the worker that keeps the desk now sends them from its outbox
             self.notifier.forget_queued()
             self._queued.clear()
-        record_firing(self.watch.firing() if counting else {})
-        closed = self.watch.closed_through() if counting else None
-        if closed is not None:
-            metrics.CLOSED_BUCKET.set(closed)
-        if counting:
-            metrics.WINDOW_KEYS.set(self.watch.open_windows())
+        record_stored_state(self.watch if counting else None)
 
     def source_partitions(self) -> int:
         return self.app.consumer.topic_partitions(self.enriched_name) or self._configured_partitions
@@ -370,6 +397,7 @@ class AlertsService:
 
     async def _watch_batch(self, events: Sequence[faust.EventT[Any]]) -> None:
         self._to_notify = []
+        published = self.watch.published()  # as stored: the last batch's writes are flushed
         for event in events:
             await self._watch_one(AlertsObservation.model_validate(event.value).body)
         if self.notifier is not None:
@@ -377,7 +405,11 @@ class AlertsService:
             self.watch.notified(done)
             if self.notifier.fmt == "alertmanager":  # a chat robot would say it all again
                 self._to_notify += self.watch.due_refreshes(datetime.now(UTC), REFRESH_FIRING_AFTER)
-            self.watch.hold_notifications(self._to_notify)
+            left_out = self.watch.hold_notifications(self._to_notify)
+            if left_out:
+                # still queued here, but a restart no longer sends them: say which
+                log.warning("notification outbox full (%d bytes): %d not kept for a restart, "
+                            "oldest first: %s", MAX_OUTBOX_BYTES, len(left_out), ", ".join(left_out[:20]))
         self.watch.persist()
         # The batch is acknowledged when this returns: its state must be on the broker by
         # then, and stored in STORE_ORDER so that a kill half way leaves a state the replay
@@ -386,7 +418,8 @@ class AlertsService:
             self.tables[name].flush()
             await self.receipts[name].written()
         # Stored: a batch read again after a kill before this point publishes its alerts again,
-        # and they are notified then, once.
+        # and they are counted and notified then, once.
+        record_published(published, self.watch.published())
         self._submit(self._to_notify)
 
     def _submit(self, alerts: list[Alert]) -> None:
@@ -439,7 +472,6 @@ class AlertsService:
 
     async def _publish(self, alert: Alert) -> None:
         await (await self.alerts.send(key=alert.alert_id.encode(), value=encode(alert)))
-        metrics.ALERTS.labels(state=alert.state.value, severity=alert.severity.value).inc()
         log.info("alert %s %s: %s", alert.state.value, alert.key.label(), alert.explanation.summary)
         self._to_notify.append(alert)
 

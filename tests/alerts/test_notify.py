@@ -14,10 +14,12 @@ from services.alerts.notify import (
     Notifier,
     RejectedError,
     RetryableError,
+    alert_link,
     alertmanager_payload,
     check_response,
     dingtalk_payload,
     dingtalk_signed_url,
+    idempotency_key,
     render_markdown,
     wecom_payload,
 )
@@ -81,6 +83,7 @@ def test_dingtalk_signature_follows_the_robot_scheme():
     (200, {"errcode": 0}, None), (200, {}, None), (204, None, None),
     (503, None, RetryableError), (429, None, RetryableError), (400, None, RejectedError),
     (200, {"errcode": 45009, "errmsg": "busy"}, RetryableError),
+    (200, {"errcode": -1, "errmsg": "system busy"}, RetryableError),  # 系统繁忙: try again
     (200, {"errcode": 93000, "errmsg": "invalid webhook url"}, RejectedError),
 ])
 def test_check_response_tells_retryable_from_rejected(status, body, error):
@@ -257,3 +260,145 @@ def test_a_webhook_away_for_a_minute_gets_the_alert_with_the_default_retries():
                         transport=httpx.MockTransport(handler),
                         max_attempts=AlertsSettings().webhook_max_attempts, sleep=robot.sleep)
     assert asyncio.run(notifier.deliver(_alert())) == "sent"
+
+
+def test_an_alertmanager_alert_links_to_its_view_in_the_search_api():
+    # Alertmanager shows generatorURL as the alert's source; the worker sent none, and a responder
+    # had no way from the page or the chat message to the alert, its posts and its issues.
+    link = alert_link("https://yuqing.example.org/", "a" * 32)
+    assert link == f"https://yuqing.example.org/v1/alerts/{'a' * 32}"
+    for state in AlertState:
+        assert {a["generatorURL"] for a in alertmanager_payload(_alert(state), 8.0, link)} == {link}
+    assert f"- 详情：[{link}]({link})" in wecom_payload(_alert(), 8.0, link)["markdown"]["content"]
+    # the path is the search API's own alert view
+    from services.search.views import router
+
+    template = link.replace("https://yuqing.example.org", "").replace("a" * 32, "{alert_id}")
+    assert template in {getattr(route, "path", None) for route in router.routes}
+
+
+def test_without_a_public_search_url_no_link_is_sent():
+    # not one pointing at localhost: Alertmanager would show a link that opens nothing
+    assert alert_link(None, "a" * 32) is None
+    assert all("generatorURL" not in a for a in alertmanager_payload(_alert(AlertState.RESOLVED)))
+    assert "详情" not in render_markdown(_alert())
+
+
+def test_the_notifier_posts_the_link_under_the_configured_search_url():
+    from services.alerts.settings import AlertsSettings
+    from services.alerts.worker import make_notifier
+
+    settings = AlertsSettings(webhook_url="http://am.test/api/v2/alerts",
+                              search_url="https://yuqing.example.org/opinion")
+    configured = make_notifier(settings)
+    assert configured is not None and configured.search_url == settings.search_url
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    notifier = Notifier(url="http://am.test/api/v2/alerts", fmt="alertmanager",
+                        search_url=configured.search_url, transport=httpx.MockTransport(handler))
+    assert asyncio.run(notifier.deliver(_alert())) == "sent"
+    [body] = json.loads(seen[0].content)
+    assert body["generatorURL"] == f"https://yuqing.example.org/opinion/v1/alerts/{'a' * 32}"
+
+
+@pytest.mark.parametrize("url", ["yuqing.example.org", "ftp://yuqing.example.org", "https:// x",
+                                 "https://yuqing.example.org/?tenant=1", "https://yuqing.example.org/#alerts"])
+def test_a_search_url_that_is_no_web_address_is_refused_at_start(url: str):
+    from pydantic import ValidationError
+
+    from services.alerts.settings import AlertsSettings
+
+    with pytest.raises(ValidationError, match="search_url"):
+        AlertsSettings(search_url=url)
+    assert AlertsSettings(search_url="").search_url is None
+
+
+def test_every_resend_of_a_notification_carries_the_same_idempotency_key():
+    # Delivery is at least once (a kill between a delivery and the next stored batch sends it
+    # again from the outbox; a retry follows an answer that never came): the receiver tells a
+    # resend by its key, the same on every send of one change of an alert.
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(503 if len(seen) == 1 else 200)
+
+    def notifier() -> Notifier:
+        return Notifier(url="http://am.test/api/v2/alerts", fmt="alertmanager", min_wait_s=0.0,
+                        max_wait_s=0.0, transport=httpx.MockTransport(handler))
+
+    firing = _alert()
+    assert asyncio.run(notifier().deliver(firing)) == "sent"  # retried once
+    from_outbox = Alert.model_validate(firing.model_dump(mode="json"))  # as a restarted worker holds it
+    assert asyncio.run(notifier().deliver(from_outbox)) == "sent"
+    keys = {request.headers["Idempotency-Key"] for request in seen}
+    assert len(seen) == 3 and keys == {idempotency_key(firing)}
+    assert {json.loads(r.content)[0]["annotations"]["idempotency_key"] for r in seen} == keys
+    # another change of the alert is another notification: resolved, escalated, posted again later
+    others = [_alert(AlertState.RESOLVED), firing.model_copy(update={"severity": Severity.CRITICAL}),
+              firing.model_copy(update={"emitted_at": firing.emitted_at + FIRING_TTL / 2})]
+    assert len({idempotency_key(a) for a in [firing, *others]}) == 4
+
+
+class _SlowReceiver:
+    """A webhook that takes ``latency`` seconds to answer and keeps what it was sent; time is simulated."""
+
+    def __init__(self, latency: float) -> None:
+        self.now, self.latency = 0.0, latency
+        self.received: list[httpx.Request] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.received.append(request)
+        waited = request.extensions["timeout"]["read"]
+        if waited < self.latency:
+            self.now += waited
+            raise httpx.ReadTimeout("timed out", request=request)
+        self.now += self.latency
+        return httpx.Response(200)
+
+    def notifier(self) -> Notifier:
+        return Notifier(url="http://am.test/api/v2/alerts", fmt="alertmanager", timeout_s=5.0,
+                        transport=httpx.MockTransport(self.handler), clock=lambda: self.now,
+                        sleep=self.sleep)
+
+
+def test_a_receiver_slower_than_the_timeout_is_waited_for_longer_not_sent_every_retry():
+    # A webhook that answers in 12 s, with a 5 s timeout, received all 12 attempts of every alert.
+    receiver = _SlowReceiver(latency=12.0)
+    notifier = receiver.notifier()
+    assert asyncio.run(notifier.deliver(_alert())) == "sent"
+    assert [r.extensions["timeout"]["read"] for r in receiver.received] == [5.0, 10.0, 20.0]
+    assert len({r.headers["Idempotency-Key"] for r in receiver.received}) == 1
+    # the next alert is waited for as long as the receiver took: one send
+    assert asyncio.run(notifier.deliver(_alert(AlertState.RESOLVED))) == "sent"
+    assert len(receiver.received) == 4
+    # a receiver that answers in time again brings the wait back to the configured timeout
+    receiver.latency = 1.0
+    asyncio.run(notifier.deliver(_alert()))
+    asyncio.run(notifier.deliver(_alert()))
+    assert receiver.received[-1].extensions["timeout"]["read"] == 5.0
+    # bounded: a receiver that never answers is waited for at most 30 s an attempt
+    silent = _SlowReceiver(latency=float("inf"))
+    assert asyncio.run(silent.notifier().deliver(_alert())) == "failed"
+    assert max(r.extensions["timeout"]["read"] for r in silent.received) == 30.0
+    assert len(silent.received) == 12 and silent.now < 9 * 60
+
+
+def test_a_long_message_is_cut_to_the_bytes_a_robot_takes_and_keeps_the_alert_id():
+    # A WeCom robot refuses markdown over 4,096 bytes of UTF-8. The message was cut to 3,000
+    # characters, up to 9,000 bytes of Chinese: a surge folding many townships' alerts was refused
+    # (rejected), and the duty desk's group never saw it.
+    alert = _alert().model_copy(update={"explanation": _alert().explanation.model_copy(update={
+        "parents": [f"topic_region|topic=outage|region=第{k}号新建安置小区所在乡镇" for k in range(200)]})})
+    assert len("，".join(alert.explanation.parents).encode()) > 3 * 4096  # before the cut
+    for payload in (wecom_payload(alert)["markdown"]["content"], dingtalk_payload(alert)["markdown"]["text"]):
+        assert len(payload.encode()) <= 4096
+        assert payload.startswith("### 【舆情告警") and payload.endswith(f"- 告警编号：{alert.alert_id}")
+        assert "\ufffd" not in payload  # cut between characters

@@ -117,13 +117,19 @@ def test_late_and_replayed_posts_are_not_counted():
     assert closed.closed_through == int(SURGE_AT.timestamp())
     assert watch.add(observe[1], partition=0, offset=1) is Counted.LATE
     assert watch.add(observe[0], partition=0, offset=2) is Counted.LATE
-    assert [int(b) for entry in watch.windows.values() for b in entry["buckets"]] == [
-        int(SURGE_AT.timestamp()) + 300] * 4  # no issue given: no cluster key
+    def buckets() -> list[int]:
+        return sorted(int(b) for entry in watch.windows.values() for b in entry["buckets"])
+
+    start = int(SURGE_AT.timestamp())
     assert watch.totals() == {"counted": 2, "late": 2, "duplicate": 1}
     watch.persist()
     assert set(watch.posts) == {observe[0].post_id, observe[2].post_id}, "kept until the close is stored"
+    # the closed bucket's evidence too (a batch read again closes it again); no issue given: no
+    # cluster key
+    assert buckets() == [start] * 4 + [start + 300] * 4
     watch.persist()
     assert set(watch.posts) == {observe[2].post_id}, "post ids of closed buckets are forgotten"
+    assert buckets() == [start + 300] * 4
 
 
 def _kill_stream(seed: int, n: int, spacing_s: int) -> tuple[list[EnrichedPost], list]:
@@ -277,9 +283,11 @@ def test_notifications_are_held_in_the_desk_until_delivered(surge_run):
     assert Writes.count == 0  # a batch that changes nothing writes no desk to the changelog
     # bounded, the latest kept: the desk is one changelog message, within the broker's limit
     many = [firing.model_copy(update={"alert_id": f"{k:032x}"}) for k in range(2_000)]
-    watch.hold_notifications(many)
+    left_out = watch.hold_notifications(many)
     held = _watch(tables).notifications()
     assert 0 < len(held) < len(many) and held == many[-len(held):]
+    # said (the worker logs them): a restart would not send these
+    assert left_out == [transition_id(a) for a in [resolved, *many[:len(many) - len(held)]]]
     assert len(json.dumps(tables["desk"]["desk"]["outbox"])) <= MAX_OUTBOX_BYTES + 1000
 
 
@@ -309,3 +317,93 @@ def test_a_firing_alert_is_notified_again_before_alertmanager_would_end_it():
     [resolved] = _feed(watch, quiet, first_offset=len(posts))
     assert resolved.state is AlertState.RESOLVED
     assert watch.due_refreshes(later + 10 * every, every) == []  # resolved: never again
+
+
+def _alert_count(state: str, severity: str) -> float:
+    from services.alerts import metrics
+
+    return metrics.REGISTRY.get_sample_value(
+        "yuqing_alerts_alerts_total", {"state": state, "severity": severity}) or 0.0
+
+
+@pytest.mark.parametrize("stored", range(len(STORE_ORDER)))
+def test_each_alert_event_is_counted_once_though_a_killed_batch_publishes_it_again(surge_run, stored):
+    # yuqing_alerts_alerts_total was counted as alerts were published: a batch killed before it
+    # was stored is read again and publishes its alerts again, and the restarted worker counted
+    # them again (Prometheus' increase() adds both processes). The worker counts what a stored
+    # batch added to the desk's tally.
+    # A batch killed after its detectors (and windows) were stored and before its desk was: read
+    # again, the close found its keys judged already and no evidence left, so the surge did not
+    # fire again; the desk never knew the alert the killed batch had published, which was never
+    # notified and never resolved. Each closed bucket's verdicts and evidence are kept until the
+    # close is stored, and the batch read again fires it as before.
+    from services.alerts.worker import record_published
+
+    clean, _ = surge_run
+    kinds = {(a.state.value, a.severity.value) for a in clean}
+    before = {kind: _alert_count(*kind) for kind in kinds}
+    posts = sorted(steady_posts(SURGE_AT - timedelta(days=3), SURGE_AT + timedelta(hours=3))
+                   + surge_posts(SURGE_AT), key=lambda p: p.created_at)
+    messages = [(Observation.of(post, max_future_seconds=300), offset) for offset, post in enumerate(posts)]
+    stores: dict[str, dict] = {name: {} for name in STORE_ORDER}
+    rng = random.Random(3)
+    committed, published, killed = 0, [], set()
+    while committed < len(messages):
+        tables = {name: WriteBack(store) for name, store in stores.items()}
+        watch = SurgeWatch(_config(), **tables)
+        stored_tally = watch.published()
+        batch = messages[committed:committed + rng.randint(20, 200)]
+        alerts = []
+        for obs, offset in batch:
+            watch.add(obs, partition=0, offset=offset)
+            alerts += [a for closed in watch.advance(obs.event_time, now=NOW).closed for a in closed.alerts]
+        watch.persist()
+        published += alerts
+        if alerts and committed not in killed:
+            killed.add(committed)  # killed before the desk was stored: read again
+            for name in STORE_ORDER[:stored]:
+                tables[name].flush()
+            continue
+        for name in STORE_ORDER:
+            tables[name].flush()
+        record_published(stored_tally, SurgeWatch(_config(), **stores).published())
+        committed += len(batch)
+    assert len(killed) >= 2 and len(published) > len(clean)  # alerts published again
+    assert {(a.alert_id, a.state) for a in published} == {(a.alert_id, a.state) for a in clean}
+    assert SurgeWatch(_config(), **stores).firing() == {}  # resolved
+    assert SurgeWatch(_config(), **stores).published() == {
+        f"{state}:{severity}": 1 for state, severity in kinds}
+    assert {kind: _alert_count(*kind) - before[kind] for kind in kinds} == {kind: 1.0 for kind in kinds}
+
+
+def test_a_restarted_worker_reports_the_surge_scores_of_the_last_closed_window_at_once():
+    # The surge score gauge was set only when a window closed: a restarted worker exported none
+    # until its next close, and YuqingSurgeScoreSustained (30 minutes at the firing level) began
+    # its 30 minutes again after every restart. The desk keeps the scores; a restart sets them.
+    from services.alerts import metrics
+    from services.alerts.worker import FAMILIES, record_stored_state
+
+    def exported() -> dict[str, float | None]:
+        return {family: metrics.REGISTRY.get_sample_value("yuqing_alerts_surge_score", {"family": family})
+                for family in FAMILIES}
+
+    tables: dict = {}
+    watch = _watch(tables)
+    assert watch.surge_scores() is None  # nothing closed yet: nothing to report
+    posts = sorted(steady_posts(SURGE_AT - timedelta(days=3), SURGE_AT + timedelta(minutes=40))
+                   + surge_posts(SURGE_AT), key=lambda p: p.created_at)
+    last: dict[str, float] = {}
+    for offset, post in enumerate(posts):
+        observation = Observation.of(post, max_future_seconds=300)
+        watch.add(observation, partition=0, offset=offset)
+        advance = watch.advance(observation.event_time, now=NOW)
+        last = advance.closed[-1].family_max if advance.closed else last
+    watch.persist()
+    assert last["topic_region"] >= 0.6  # the surge's window was the last closed
+    for family in FAMILIES:
+        metrics.SURGE_SCORE.labels(family=family).set(0.0)  # a new process
+
+    record_stored_state(_watch(tables))
+    assert exported() == {family: last.get(family, 0.0) for family in FAMILIES}
+    record_stored_state(None)  # a worker that gave the counting stage up reports no score
+    assert exported() == dict.fromkeys(FAMILIES, 0.0)

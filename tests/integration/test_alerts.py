@@ -22,6 +22,7 @@ import httpx
 import pytest
 from kafka import KafkaConsumer
 
+from services.alerts.notify import idempotency_key
 from services.alerts.windows import WindowPolicy
 from tests.alerts.streams import steady_posts, surge_posts
 from tests.alerts.test_watch import _rumour_posts
@@ -176,6 +177,12 @@ def _firing(pipeline: Pipeline) -> dict[str, float]:
             in re.findall(r'^yuqing_alerts_firing\{severity="(\w+)"\} (\S+)$', text, re.M)}
 
 
+def _surge_scores(pipeline: Pipeline) -> dict[str, float]:
+    text = httpx.get(pipeline.url("alerts") + "/metrics", timeout=5).text
+    return {family: float(value) for family, value
+            in re.findall(r'^yuqing_alerts_surge_score\{family="(\w+)"\} (\S+)$', text, re.M)}
+
+
 def _surge_fired(pipeline: Pipeline, kafka_settings: KafkaSettings
                  ) -> tuple[list[EnrichedPost], Callable[[], list[Alert]]]:
     """Start the worker and wait for 青山乡's surge to fire over the history, which goes on to just
@@ -200,12 +207,16 @@ def test_a_restarted_worker_reports_the_alerts_still_firing_before_any_window_cl
     last = max(p.created_at for p in posts).timestamp()
     final = WindowPolicy(BUCKET_SECONDS, GRACE_SECONDS).closable_through(last)
     wait_until(lambda: _closed_bucket(pipeline) == final, 60, f"the windows through {final} to close")
-    before, closed = _firing(pipeline), _closed_bucket(pipeline)
+    before, closed, scores = _firing(pipeline), _closed_bucket(pipeline), _surge_scores(pipeline)
+    assert set(scores) == {"overall", "topic", "topic_region", "source", "cluster"}
+    assert max(scores.values()) > 0
     pipeline.kill("alerts")
 
     pipeline.start("alerts")  # no post arrives after the restart: no window closes
     wait_until(lambda: _firing(pipeline) == before, 60, f"the gauge to show {before} again")
     assert not any(a.state is AlertState.RESOLVED for a in read())
+    # the surge scores too (YuqingSurgeScoreSustained began its 30 minutes again after a restart)
+    assert _surge_scores(pipeline) == scores
     # the last closed window and the open windows too (they read 0 until a window closed)
     assert _closed_bucket(pipeline) == closed > 0
     metrics = httpx.get(pipeline.url("alerts") + "/metrics", timeout=5).text
@@ -251,5 +262,7 @@ def test_a_firing_notification_the_worker_did_not_deliver_before_it_died_is_deli
         time.sleep(5)  # a second delivery, if any, comes within the retries' first waits
         [note] = delivered()
         assert note["labels"]["alert_id"] == alert.alert_id and note["endsAt"] > note["startsAt"]
+        # every attempt, before the kill and from the restarted worker's outbox, is one notification
+        assert {body["annotations"]["idempotency_key"] for _, body in answers} == {idempotency_key(alert)}
     finally:
         server.shutdown()
