@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from services.search import metrics
 from services.search.bulk import PipelinedWriter, issue_table, transient
 from services.search.es import ensure_templates, make_client
+from services.search.issue_live import LiveIssues
 from services.search.settings import SearchSettings
 from yuqing.consumer import BatchOutcome, InvalidMessage, Record, Runtime
 from yuqing.consumer.kafka_driver import ForgetOnRebalance, KafkaDriver
@@ -26,6 +30,7 @@ from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)
 SERVICE = "search-indexer"
+T = TypeVar("T")
 
 
 class Indexer:
@@ -33,11 +38,10 @@ class Indexer:
 
     def __init__(self, settings: SearchSettings) -> None:
         self.settings = settings
+        metrics.INDEXER_READY.set(0)
         self.client = make_client(settings.es)
-        ensure_templates(self.client, settings.es, settings.refresh_interval)
-        self.issues = issue_table(settings)
-        warmed = self.issues.warm(self.client, settings.es.index_prefix)
-        log.info("issue grouping warmed with %d recent posts", warmed)
+        self.issues = until_elasticsearch_answers("preparing the indices and warming issue grouping",
+                                                  self._prepare_indices)
         self.alerts_topic = settings.kafka.topic(LogicalTopic.ALERTS)
         self.writer = PipelinedWriter(
             self.client, settings.es.index_prefix, issues=self.issues, alerts_topic=self.alerts_topic,
@@ -57,6 +61,16 @@ class Indexer:
         self.driver = KafkaDriver(consumer, producer, runtime, batch_size=settings.bulk_max_docs,
                                   batch_wait_s=settings.bulk_max_wait_s,
                                   ack_timeout_s=settings.consumer.ack_timeout_s)
+        metrics.INDEXER_READY.set(1)
+
+    def _prepare_indices(self) -> LiveIssues:
+        """Templates and small indices in place, and a fresh issue table warmed from the posts
+        indexed lately (fresh at each try: a warm-up cut short must not count its posts twice)."""
+        ensure_templates(self.client, self.settings.es, self.settings.refresh_interval)
+        issues = issue_table(self.settings)
+        warmed = issues.warm(self.client, self.settings.es.index_prefix)
+        log.info("issue grouping warmed with %d recent posts", warmed)
+        return issues
 
     def stop(self) -> None:
         self.driver.stop()
@@ -65,6 +79,7 @@ class Indexer:
         try:
             self.driver.run(self.index, on_idle=self.record_merges)
         finally:
+            metrics.INDEXER_READY.set(0)
             self.writer.close()
         # the automatic merges of the last batches (recorded at most every few seconds)
         self.issues.record_merges(self.client, self.settings.es.index_prefix, force=True)
@@ -86,6 +101,27 @@ class Indexer:
         metrics.DOCS_INDEXED.inc(outcome.indexed)
         metrics.ISSUE_TABLE_ENTRIES.set(len(self.issues))
         return BatchOutcome(invalid=[_invalid(r, reason) for r, reason in outcome.rejected])
+
+
+def until_elasticsearch_answers(what: str, call: Callable[[], T], *, max_wait_s: float = 30.0) -> T:
+    """``call()``, tried again with backoff for as long as Elasticsearch is away or answers 429/5xx.
+
+    An index that cannot be searched yet (red: a shard unassigned or still recovering, a node
+    restarting) answered the start-up's warm-up 503, and the indexer exited 1: Kubernetes
+    restarted it, but ``yuqing run`` restarts only exit 75, so the local pipeline lost its
+    indexer. Waiting, the indexer logs one line per try and reports ``yuqing_search_indexer_ready``
+    0. A refusal that waiting does not change (401 credentials, 403 privileges, 400 a setting
+    Elasticsearch refuses) raises at once: one line and exit 1 (``yuqing.clikit``).
+    """
+    def log_wait(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("Elasticsearch is not ready for the indexer: %s failed (%s: %s; a red index? see "
+                    "_cluster/health?level=indices); try %d again in %.1fs", what, type(exc).__name__,
+                    exc, state.attempt_number + 1, state.upcoming_sleep)
+
+    retrying = Retrying(retry=retry_if_exception(transient), reraise=True,
+                        wait=wait_exponential_jitter(initial=0.5, max=max_wait_s), before_sleep=log_wait)
+    return retrying(call)
 
 
 def _beside_the_batch(what: str, work: Callable[[], object]) -> None:

@@ -31,6 +31,11 @@ DEAD_LETTERS = Counter(
 # the first dead letters of a kind were invisible to the dead-letter alert
 for _reason in ('contract', 'retention'):
     DEAD_LETTERS.labels(reason=_reason)
+INDEXER_READY = Gauge(
+    "yuqing_search_indexer_ready",
+    "1 once the indexer reads its topics; 0 while it waits for Elasticsearch or Kafka at start.",
+    registry=INDEXER_REGISTRY,
+)
 ISSUE_TABLE_ENTRIES = Gauge(
     "yuqing_search_issue_table_entries", "Recent fingerprints held for issue grouping.",
     registry=INDEXER_REGISTRY,
