@@ -239,12 +239,17 @@ def require_topics(settings: KafkaSettings, topics: Iterable[LogicalTopic]) -> N
     subscription and read nothing, even once the topic was created, while it
     looked healthy; refused at start, it is restarted until the topic is there.
     """
+    missing = missing_topics(settings, [settings.topic(logical) for logical in topics])
+    if missing:
+        raise MissingTopic(f"topic {missing[0]} does not exist: create the topics "
+                           "(yuqing topics) or check YUQING_KAFKA_TOPIC_PREFIX")
+
+
+def missing_topics(settings: KafkaSettings, names: Iterable[str]) -> list[str]:
+    """The topics of ``names`` (full names, prefixed) the cluster does not have, in their order."""
     with admin_client(settings) as admin:
         existing = set(admin.list_topics())
-    for logical in topics:
-        if settings.topic(logical) not in existing:
-            raise MissingTopic(f"topic {settings.topic(logical)} does not exist: create the topics "
-                               "(yuqing topics) or check YUQING_KAFKA_TOPIC_PREFIX")
+    return [name for name in names if name not in existing]
 
 
 def require_replicas(settings: KafkaSettings) -> None:

@@ -23,6 +23,7 @@ from services.search.bulk import PipelinedWriter, issue_table, transient
 from services.search.es import ensure_templates, make_client
 from services.search.issue_live import LiveIssues
 from services.search.settings import SearchSettings
+from services.search.topic_watch import TopicWatch
 from yuqing.consumer import BatchOutcome, InvalidMessage, Record, Runtime
 from yuqing.consumer.kafka_driver import ForgetOnRebalance, KafkaDriver
 from yuqing.kafka import connect, make_consumer, make_producer, require_room
@@ -31,6 +32,9 @@ from yuqing.topics import LogicalTopic
 log = logging.getLogger(__name__)
 SERVICE = "search-indexer"
 T = TypeVar("T")
+INPUT_TOPICS = [LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS]
+TOPICS = [*INPUT_TOPICS, LogicalTopic.POSTS_DLQ]  # its dead letters go to posts.dlq
+TOPIC_CHECK_S = 60.0  # how often a missing topic is looked for (and said) again
 
 
 class Indexer:
@@ -53,7 +57,7 @@ class Indexer:
             settings.kafka, [LogicalTopic.POSTS_DLQ]), settings.kafka)
         consumer = connect("connecting the consumer", lambda: make_consumer(
             settings.kafka, group_id=settings.indexer_group_id,
-            topics=[LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS], client_id=SERVICE,
+            topics=INPUT_TOPICS, client_id=SERVICE,
             max_poll_records=settings.bulk_max_docs, listener=ForgetOnRebalance(runtime.gaps)),
             settings.kafka)
         producer = connect("connecting the producer", lambda: make_producer(
@@ -61,7 +65,10 @@ class Indexer:
         self.driver = KafkaDriver(consumer, producer, runtime, batch_size=settings.bulk_max_docs,
                                   batch_wait_s=settings.bulk_max_wait_s,
                                   ack_timeout_s=settings.consumer.ack_timeout_s)
-        metrics.INDEXER_READY.set(1)
+        self.topics = TopicWatch(settings.kafka, [settings.kafka.topic(t) for t in TOPICS],
+                                 on_change=lambda present: metrics.INDEXER_READY.set(1 if present else 0),
+                                 interval_s=TOPIC_CHECK_S)
+        self.topics.start()
 
     def _prepare_indices(self) -> LiveIssues:
         """Templates and small indices in place, and a fresh issue table warmed from the posts
@@ -73,12 +80,14 @@ class Indexer:
         return issues
 
     def stop(self) -> None:
+        self.topics.stop()
         self.driver.stop()
 
     def run(self) -> None:
         try:
             self.driver.run(self.index, on_idle=self.record_merges)
         finally:
+            self.topics.stop()
             metrics.INDEXER_READY.set(0)
             self.writer.close()
         # the automatic merges of the last batches (recorded at most every few seconds)

@@ -33,8 +33,12 @@ for _reason in ('contract', 'retention'):
     DEAD_LETTERS.labels(reason=_reason)
 INDEXER_READY = Gauge(
     "yuqing_search_indexer_ready",
-    "1 once the indexer reads its topics; 0 while it waits for Elasticsearch or Kafka at start.",
+    "1 once the indexer reads its topics; 0 while it waits for Elasticsearch, Kafka or its topics.",
     registry=INDEXER_REGISTRY,
+)
+TOPIC_MISSING = Gauge(
+    "yuqing_search_indexer_topic_missing", "1 for each topic the indexer needs that the cluster lacks.",
+    ["topic"], registry=INDEXER_REGISTRY,
 )
 ISSUE_TABLE_ENTRIES = Gauge(
     "yuqing_search_issue_table_entries", "Recent fingerprints held for issue grouping.",

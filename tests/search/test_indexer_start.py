@@ -8,14 +8,17 @@ from collections.abc import Iterator
 
 import pytest
 
+from services.search import indexer as indexer_module
 from services.search import metrics
 from services.search.es import ensure_templates, make_client
 from services.search.indexer import Indexer
 from services.search.mappings import posts_index
 from services.search.settings import SearchSettings
+from tests.conftest import drop_topics, unique
 from tests.search.factory import BASE_TIME
 from tests.search.test_indexer_kafka import _documents, _posts, _publish, _wait
 from tests.test_cli import _yuqing
+from yuqing.kafka import ensure_topics
 from yuqing.settings import ElasticsearchSettings, KafkaSettings
 from yuqing.topics import LogicalTopic
 
@@ -80,3 +83,42 @@ def test_a_setting_elasticsearch_refuses_stops_the_start_in_one_line(
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("error: Elasticsearch: ") and "refresh_interval" in lines[-1]
     assert not any("not ready" in line for line in lines)
+
+
+def _missing(topic: str) -> float | None:
+    return metrics.INDEXER_REGISTRY.get_sample_value("yuqing_search_indexer_topic_missing", {"topic": topic})
+
+
+def test_topics_created_after_the_start_are_said_missing_then_read(
+        start_settings: SearchSettings, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the deployment guide creates the topics from inside the running indexer; under a mistyped
+    # prefix the indexer sat idle for ever, its only lines kafka-python's own ERRORs, many a second
+    late = start_settings.kafka.model_copy(update={"topic_prefix": unique("late") + "."})
+    settings = start_settings.model_copy(update={"kafka": late})
+    monkeypatch.setattr(indexer_module, "TOPIC_CHECK_S", 1.0)
+    caplog.set_level(logging.INFO)
+    indexer = Indexer(settings)
+    worker = threading.Thread(target=indexer.run, daemon=True)
+    worker.start()
+    enriched = late.topic(LogicalTopic.POSTS_ENRICHED)
+    try:
+        def said() -> list[str]:
+            return [r.getMessage() for r in caplog.records if "do not exist" in r.getMessage()]
+
+        _wait(lambda: len(said()) >= 2, 30, "the missing topics said twice")
+        assert enriched in said()[0] and late.topic(LogicalTopic.POSTS_DLQ) in said()[0]
+        assert repr(late.topic_prefix) in said()[0]
+        assert _missing(enriched) == 1 and _ready() == 0
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+        ensure_topics(late)
+        _publish(settings, LogicalTopic.POSTS_ENRICHED, _posts(2, "late"))
+        es = make_client(settings.es)
+        _wait(lambda: len(_documents(es, settings)) == 2, 90, "the posts of the topic created late indexed")
+        _wait(lambda: _ready() == 1, 10, "the indexer ready")
+        assert _missing(enriched) == 0
+    finally:
+        indexer.stop()
+        worker.join(timeout=30)
+        drop_topics(late, [late.topic_prefix])
