@@ -12,6 +12,7 @@ from elasticsearch import Elasticsearch
 from services.search.mappings import (
     POST_PROPERTIES,
     SMALL_INDICES,
+    first_kept_month,
     posts_alias,
     posts_index_pattern,
     small_alias,
@@ -72,10 +73,14 @@ def monthly_posts_indices(client: Elasticsearch, prefix: str) -> dict[str, datet
 
 
 def expired_indices(months: dict[str, datetime], *, keep_months: int, now: datetime) -> list[str]:
-    """Indices whose whole month lies before the ``keep_months`` most recent months, or after
-    the next month (posts from the future: the edge and the indexer refuse those now)."""
+    """Indices whose whole month lies before the ``keep_months`` most recent months as they were
+    ``RETENTION_GRACE`` ago, or after the next month (posts from the future: the edge and the
+    indexer refuse those now). The grace keeps the month that drops out at a month's turn while
+    the indexer still writes it (``mappings.retained_posts_index``): posts the edge admitted of
+    that month before the turn, indexed after it, were dead-lettered, or deleted that night."""
+    now = now.astimezone(UTC)
     this_month = now.year * 12 + now.month - 1
-    first_kept = this_month - (keep_months - 1)
+    first_kept = first_kept_month(now, keep_months)
     return sorted(name for name, month in months.items()
                   if not first_kept <= month.year * 12 + month.month - 1 <= this_month + 1)
 
