@@ -80,7 +80,8 @@ class Indexer:
         return issues
 
     def stop(self) -> None:
-        self.topics.stop()
+        """Finish the batch under way, then return from :meth:`run` (a signal handler calls this)."""
+        self.topics.stop(wait=False)
         self.driver.stop()
 
     def run(self) -> None:

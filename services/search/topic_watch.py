@@ -66,10 +66,14 @@ class TopicWatch:
             self._thread = threading.Thread(target=self._watch, name="topic-watch", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
+        """Look no more; with ``wait``, once a look under way has ended (not from a signal
+        handler: a look at a Kafka that does not answer takes as long as its client's timeout)."""
         self._stopped.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=10)
+        if not wait:
+            return
+        if self._thread is not None:
+            self._thread.join(timeout=30)
         for name in _CLIENT_LOGGERS:
             logging.getLogger(name).removeFilter(self._quiet)
 
