@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from services.search import indexer as indexer_module
@@ -14,7 +20,7 @@ from services.search.es import ensure_templates, make_client
 from services.search.indexer import Indexer
 from services.search.mappings import posts_index
 from services.search.settings import SearchSettings
-from tests.conftest import drop_topics, unique
+from tests.conftest import REPO_ROOT, drop_topics, free_port, unique
 from tests.search.factory import BASE_TIME
 from tests.search.test_indexer_kafka import _documents, _posts, _publish, _wait
 from tests.test_cli import _yuqing
@@ -122,3 +128,44 @@ def test_topics_created_after_the_start_are_said_missing_then_read(
         indexer.stop()
         worker.join(timeout=30)
         drop_topics(late, [late.topic_prefix])
+
+
+def test_readyz_answers_503_while_the_indexer_waits_and_200_once_it_reads(
+        start_settings: SearchSettings, tmp_path: Path) -> None:
+    # the readiness probe read /metrics, which answered 200 while the indexer waited: a rolling
+    # update stopped the running indexer for one that read nothing
+    es = make_client(start_settings.es)
+    ensure_templates(es, start_settings.es)
+    red = posts_index(start_settings.es.index_prefix, BASE_TIME)
+    es.indices.create(index=red, wait_for_active_shards=0,
+                      body={"settings": {"index.routing.allocation.require._name": "no-such-node"}})
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "YUQING_HOME": str(tmp_path),
+           "YUQING_ES_URL": start_settings.es.url, "YUQING_ES_INDEX_PREFIX": start_settings.es.index_prefix,
+           "YUQING_KAFKA_BOOTSTRAP_SERVERS": start_settings.kafka.bootstrap_servers,
+           "YUQING_KAFKA_TOPIC_PREFIX": start_settings.kafka.topic_prefix,
+           "YUQING_SEARCH_INDEXER_GROUP_ID": start_settings.indexer_group_id,
+           "YUQING_SEARCH_INDEXER_METRICS_PORT": str(port)}
+    log = (tmp_path / "indexer.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "yuqing.cli", "search", "indexer"], env=env,
+                            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def status(path: str) -> int | None:
+        try:
+            return httpx.get(base + path, timeout=2).status_code
+        except httpx.HTTPError:
+            return None
+
+    try:
+        _wait(lambda: "Elasticsearch is not ready" in (tmp_path / "indexer.log").read_text(), 60,
+              "the indexer's line about Elasticsearch")
+        assert (status("/readyz"), status("/metrics")) == (503, 200)
+        es.indices.put_settings(index=red, body={"index.routing.allocation.require._name": None})
+        _wait(lambda: status("/readyz") == 200, 60, "/readyz to answer 200")
+        assert 'yuqing_search_indexer_ready 1.0' in httpx.get(base + "/metrics").text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        log.close()
+    assert code == 0, (tmp_path / "indexer.log").read_text()[-2000:]
