@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch
+from elasticsearch.exceptions import AuthorizationException
 
 from services.search.mappings import (
     POST_PROPERTIES,
@@ -22,6 +24,7 @@ from services.search.mappings import (
 from yuqing.settings import ElasticsearchSettings
 
 log = logging.getLogger(__name__)
+BLOCKED = "cluster_block_exception"  # what an index block answers a change (403 for an operator's)
 # Years of one to four digits: indices made before event time was bounded may be "…-1.01".
 _MONTHLY = re.compile(r"-posts-v([0-9]+)-([0-9]{1,4})\.([0-9]{2})$")
 
@@ -49,15 +52,45 @@ def ensure_templates(client: Elasticsearch, settings: ElasticsearchSettings,
     prefix = settings.index_prefix
     for name, body in templates(prefix, refresh_interval).items():
         client.indices.put_index_template(name=name, body=body)
-    client.indices.put_mapping(index=posts_index_pattern(prefix),
-                               body={"properties": POST_PROPERTIES}, allow_no_indices=True)
-    monthly = list(client.indices.get(index=posts_index_pattern(prefix), allow_no_indices=True,
-                                      ignore_unavailable=True))
-    if monthly:
-        client.indices.put_alias(index=",".join(monthly), name=posts_alias(prefix))
+    monthly = client.indices.get(index=posts_index_pattern(prefix), allow_no_indices=True,
+                                 ignore_unavailable=True)
+    blocked = _unless_blocked(list(monthly), lambda names: client.indices.put_mapping(
+        index=names, body={"properties": POST_PROPERTIES}))
+    unaliased = [name for name, index in monthly.items() if posts_alias(prefix) not in index["aliases"]]
+    blocked += _unless_blocked(unaliased, lambda names: client.indices.put_alias(
+        index=names, name=posts_alias(prefix)))
+    if blocked:
+        log.warning("posts indices %s refuse changes (an index block, index.blocks.read_only): they keep "
+                    "the mapping and aliases they have", sorted(set(blocked)))
     for name in SMALL_INDICES:
         client.indices.create(index=small_index(prefix, name), ignore=400)
         client.indices.put_alias(index=small_index(prefix, name), name=small_alias(prefix, name))
+
+
+def _unless_blocked(names: list[str], put: Callable[[str], object]) -> list[str]:
+    """``put`` on every index of ``names`` that takes it; returns those an index block refused.
+
+    A monthly index an operator made read-only (an old month, archived) refused the start-up's
+    mapping and alias in one request with 403 cluster_block_exception: the indexer and the search
+    API exited 1 at every start. Such an index keeps what it has, and stays searchable.
+    """
+    if not names:
+        return []
+    try:
+        put(",".join(names))
+        return []
+    except AuthorizationException as exc:
+        if exc.error != BLOCKED:
+            raise
+    refused = []
+    for name in names:
+        try:
+            put(name)
+        except AuthorizationException as exc:
+            if exc.error != BLOCKED:
+                raise
+            refused.append(name)
+    return refused
 
 
 def monthly_posts_indices(client: Elasticsearch, prefix: str) -> dict[str, datetime]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,7 @@ from services.search import indexer as indexer_module
 from services.search import metrics
 from services.search.es import ensure_templates, make_client
 from services.search.indexer import Indexer
-from services.search.mappings import posts_index
+from services.search.mappings import posts_alias, posts_index
 from services.search.settings import SearchSettings
 from tests.conftest import REPO_ROOT, drop_topics, free_port, unique
 from tests.search.factory import BASE_TIME
@@ -169,3 +170,28 @@ def test_readyz_answers_503_while_the_indexer_waits_and_200_once_it_reads(
         code = proc.wait(timeout=60)
         log.close()
     assert code == 0, (tmp_path / "indexer.log").read_text()[-2000:]
+
+
+def test_a_read_only_monthly_index_does_not_stop_the_start(start_settings: SearchSettings,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    # an old month made read-only (archived) refused the start-up's mapping and alias with 403
+    # cluster_block_exception: the indexer (and the search API) exited 1 at every start
+    es, prefix = make_client(start_settings.es), start_settings.es.index_prefix
+    ensure_templates(es, start_settings.es)
+    archived, current = posts_index(prefix, BASE_TIME), posts_index(prefix, BASE_TIME + timedelta(days=40))
+    es.indices.create(index=archived)
+    es.indices.create(index=current)
+    es.indices.delete_alias(index=current, name=posts_alias(prefix))
+    es.indices.put_settings(index=archived, body={"index.blocks.read_only": True})
+    caplog.set_level(logging.WARNING, logger="services.search.es")
+    try:
+        indexer = Indexer(start_settings)
+        indexer.writer.close()
+        indexer.driver.close()
+        indexer.topics.stop()
+    finally:
+        es.indices.put_settings(index=archived, body={"index.blocks.read_only": None})
+    assert [r.getMessage() for r in caplog.records if "refuse changes" in r.getMessage()] == [
+        f"posts indices ['{archived}'] refuse changes (an index block, index.blocks.read_only): they keep "
+        "the mapping and aliases they have"]
+    assert sorted(es.indices.get_alias(name=posts_alias(prefix))) == sorted([archived, current])
