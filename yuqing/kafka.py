@@ -31,7 +31,9 @@ class CancelledOnClose(logging.Filter):
     shortly after a start. Likewise its IO thread, reading a socket the close
     has just dropped, logs ``Error receiving network data`` with an
     ``AttributeError`` (the socket is ``None``) for a transport that says
-    ``(closed)``. Such records are logged at DEBUG instead.
+    ``(closed)``. Such records are logged at DEBUG instead: dropped unless their logger logs
+    DEBUG (a logger checks its level before its filters, so a record only relabelled reached
+    the handlers, and a normal stop printed it as a ``debug`` line under level INFO).
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -39,6 +41,7 @@ class CancelledOnClose(logging.Filter):
         if record.levelno > logging.DEBUG and (any(isinstance(arg, Cancelled) for arg in args)
                                                or _read_after_close(record, args)):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
 
 
