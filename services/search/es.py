@@ -71,8 +71,9 @@ def _unless_blocked(names: list[str], put: Callable[[str], object]) -> list[str]
     """``put`` on every index of ``names`` that takes it; returns those an index block refused.
 
     A monthly index an operator made read-only (an old month, archived) refused the start-up's
-    mapping and alias in one request with 403 cluster_block_exception: the indexer and the search
-    API exited 1 at every start. Such an index keeps what it has, and stays searchable.
+    mapping and alias in one request with 403 cluster_block_exception: the indexer exited 1 at
+    every start (the search API logged it and skipped the rest: the small indices and their
+    aliases). Such an index keeps what it has, and stays searchable.
     """
     if not names:
         return []
