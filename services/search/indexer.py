@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+from elasticsearch.exceptions import ConnectionError as EsConnectionError
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from services.search import metrics
@@ -125,9 +126,11 @@ def until_elasticsearch_answers(what: str, call: Callable[[], T], *, max_wait_s:
     """
     def log_wait(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.warning("Elasticsearch is not ready for the indexer: %s failed (%s: %s; a red index? see "
-                    "_cluster/health?level=indices); try %d again in %.1fs", what, type(exc).__name__,
-                    exc, state.attempt_number + 1, state.upcoming_sleep)
+        hint = ("does it answer at YUQING_ES_URL?" if isinstance(exc, EsConnectionError)
+                else "a red index? see _cluster/health?level=indices")
+        log.warning("Elasticsearch is not ready for the indexer: %s failed (%s: %s; %s); trying again in "
+                    "%.1fs (try %d)", what, type(exc).__name__, exc, hint, state.upcoming_sleep,
+                    state.attempt_number + 1)
 
     retrying = Retrying(retry=retry_if_exception(transient), reraise=True,
                         wait=wait_exponential_jitter(initial=0.5, max=max_wait_s), before_sleep=log_wait)

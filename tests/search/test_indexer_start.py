@@ -18,7 +18,7 @@ import pytest
 from services.search import indexer as indexer_module
 from services.search import metrics
 from services.search.es import ensure_templates, make_client
-from services.search.indexer import Indexer
+from services.search.indexer import Indexer, until_elasticsearch_answers
 from services.search.mappings import posts_alias, posts_index
 from services.search.settings import SearchSettings
 from tests.conftest import REPO_ROOT, drop_topics, free_port, unique
@@ -195,3 +195,22 @@ def test_a_read_only_monthly_index_does_not_stop_the_start(start_settings: Searc
         f"posts indices ['{archived}'] refuse changes (an index block, index.blocks.read_only): they keep "
         "the mapping and aliases they have"]
     assert sorted(es.indices.get_alias(name=posts_alias(prefix))) == sorted([archived, current])
+
+
+def test_the_wait_says_which_elasticsearch_does_not_answer(es_settings: ElasticsearchSettings,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    # "a red index?" was the hint when nothing answered at the configured address at all
+    away = make_client(es_settings.model_copy(update={"url": f"http://127.0.0.1:{free_port()}"}))
+    there = make_client(es_settings)
+    tries: list[int] = []
+
+    def info() -> object:
+        tries.append(1)
+        return (away if len(tries) < 3 else there).info()
+
+    caplog.set_level(logging.WARNING, logger="services.search.indexer")
+    assert "version" in until_elasticsearch_answers("reading its version", info, max_wait_s=0.5)
+    lines = [r.getMessage() for r in caplog.records if r.name == "services.search.indexer"]
+    assert len(lines) == 2 and all("does it answer at YUQING_ES_URL?" in line for line in lines)
+    assert lines[0].startswith("Elasticsearch is not ready for the indexer: reading its version failed "
+                               "(ConnectionError: ") and lines[1].endswith("(try 3)")
