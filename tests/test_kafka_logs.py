@@ -36,3 +36,21 @@ def test_a_read_cut_short_by_closing_its_client_is_logged_at_debug(caplog: pytes
     _read_error("<KafkaTCPTransport node=1 host=127.0.0.1:9092 [connected]>")  # not a close: an error
     assert [r.levelname for r in caplog.records] == ["DEBUG", "ERROR"]
     assert "kafka.net.transport" in logging.root.manager.loggerDict
+
+
+def test_such_a_record_reaches_no_handler_when_debug_is_off() -> None:
+    # relabelled DEBUG but passed on, a normal stop printed it as a "debug" line under level INFO
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()  # level NOTSET, as the services' one handler
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger = logging.getLogger("kafka.cluster")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # as configure_logging sets kafka-python's loggers
+    logger.addHandler(handler)
+    try:
+        logger.error("Metadata refresh: failed %s", Cancelled())
+        logger.error("Metadata refresh: failed %s", KafkaConnectionError("lost"))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [r.getMessage() for r in seen] == ["Metadata refresh: failed KafkaConnectionError: lost"]

@@ -31,7 +31,9 @@ class CancelledOnClose(logging.Filter):
     shortly after a start. Likewise its IO thread, reading a socket the close
     has just dropped, logs ``Error receiving network data`` with an
     ``AttributeError`` (the socket is ``None``) for a transport that says
-    ``(closed)``. Such records are logged at DEBUG instead.
+    ``(closed)``. Such records are logged at DEBUG instead: dropped unless their logger logs
+    DEBUG (a logger checks its level before its filters, so a record only relabelled reached
+    the handlers, and a normal stop printed it as a ``debug`` line under level INFO).
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -39,6 +41,7 @@ class CancelledOnClose(logging.Filter):
         if record.levelno > logging.DEBUG and (any(isinstance(arg, Cancelled) for arg in args)
                                                or _read_after_close(record, args)):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
 
 
@@ -239,12 +242,17 @@ def require_topics(settings: KafkaSettings, topics: Iterable[LogicalTopic]) -> N
     subscription and read nothing, even once the topic was created, while it
     looked healthy; refused at start, it is restarted until the topic is there.
     """
+    missing = missing_topics(settings, [settings.topic(logical) for logical in topics])
+    if missing:
+        raise MissingTopic(f"topic {missing[0]} does not exist: create the topics "
+                           "(yuqing topics) or check YUQING_KAFKA_TOPIC_PREFIX")
+
+
+def missing_topics(settings: KafkaSettings, names: Iterable[str]) -> list[str]:
+    """The topics of ``names`` (full names, prefixed) the cluster does not have, in their order."""
     with admin_client(settings) as admin:
         existing = set(admin.list_topics())
-    for logical in topics:
-        if settings.topic(logical) not in existing:
-            raise MissingTopic(f"topic {settings.topic(logical)} does not exist: create the topics "
-                               "(yuqing topics) or check YUQING_KAFKA_TOPIC_PREFIX")
+    return [name for name in names if name not in existing]
 
 
 def require_replicas(settings: KafkaSettings) -> None:

@@ -104,7 +104,9 @@ def dlq_replay(
         raise ValueError(str(exc)) from None
     verb = "would be replayed" if dry_run else "replayed"
     repeats = f", {len(report.repeats)} the same as one replayed" if report.repeats else ""
-    typer.echo(f"{len(report.replayed)} {verb}, {len(report.missing)} no longer on their topic{repeats}")
+    tombstones = f", {len(report.tombstones)} tombstones skipped (no value)" if report.tombstones else ""
+    typer.echo(f"{len(report.replayed)} {verb}, {len(report.missing)} no longer on their topic"
+               f"{repeats}{tombstones}")
     raise typer.Exit(3 if report.missing else 0)
 
 

@@ -17,6 +17,11 @@ again is not replayed twice by the same run. A message that failed again after a
 earlier replay has two letters, the original's and the copy's (at another offset),
 with the same key and bytes: it is published once, not once per letter (each replay
 that failed again doubled it).
+
+A tombstone is never published: a letter whose original had no value (a record
+with a null value that a consumer dead-lettered) is reported and counted, as is a
+record with a null value on ``posts.dlq`` itself. The replay published such an
+original as an empty message, which every consumer of the topic refused again.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class ReplayReport:
     replayed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # cut and gone from their topic, or the topic gone
     repeats: list[str] = field(default_factory=list)  # the same message as one replayed before it
+    tombstones: list[str] = field(default_factory=list)  # no value: a letter's original, or on posts.dlq
 
 
 def plan(letters: Iterable[DeadLetter], wanted: ReplayFilter) -> list[Replay]:
@@ -110,20 +116,31 @@ def _check_service(service: str | None, seen: set[str]) -> None:
                          f"the services are {', '.join(sorted(known))}")
 
 
-def read_letters(settings: KafkaSettings, *, poll_timeout_ms: int = 1_000) -> list[DeadLetter]:
-    """Every dead letter on ``posts.dlq`` now (records that are not dead letters are skipped)."""
+@dataclass
+class OnTopic:
+    """What ``posts.dlq`` holds now: its dead letters, and where it holds records without a value."""
+
+    letters: list[DeadLetter] = field(default_factory=list)
+    tombstones: list[str] = field(default_factory=list)
+
+
+def read_letters(settings: KafkaSettings, *, poll_timeout_ms: int = 1_000) -> OnTopic:
+    """Every dead letter on ``posts.dlq`` now (other records with a value are skipped)."""
     consumer, partitions = open_dead_letters(settings, client_id="yuqing-dlq-replay")
     try:
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
-        letters: list[DeadLetter] = []
+        found = OnTopic()
         while not caught_up(consumer, ends):
             for record in records_of(consumer.poll(timeout_ms=poll_timeout_ms).values()):
+                if record.value is None:
+                    found.tombstones.append(f"{record.topic}[{record.partition}]@{record.offset}")
+                    continue
                 try:
-                    letters.append(decode(DeadLetter, record.value))
+                    found.letters.append(decode(DeadLetter, record.value))
                 except ContractError:
                     continue
-        return letters
+        return found
     finally:
         consumer.close()
 
@@ -139,7 +156,8 @@ def topics_now(settings: KafkaSettings) -> set[str]:
 
 
 def read_original(settings: KafkaSettings, replay: Replay, *, timeout_ms: int = 5_000) -> bytes | None:
-    """The whole original from its own topic, or None when the topic no longer holds it."""
+    """The whole original from its own topic (empty for a record without a value), or None when
+    the topic no longer holds it."""
     partition = TopicPartition(replay.topic, replay.partition)
     consumer = KafkaConsumer(bootstrap_servers=settings.servers(), client_id="yuqing-dlq-replay",
                              enable_auto_commit=False, **settings.client_options())
@@ -150,7 +168,7 @@ def read_original(settings: KafkaSettings, replay: Replay, *, timeout_ms: int = 
         consumer.seek(partition, replay.offset)
         for record in records_of(consumer.poll(timeout_ms=timeout_ms, max_records=1).values()):
             if record.offset == replay.offset:
-                return bytes(record.value) if record.value is not None else None
+                return bytes(record.value) if record.value is not None else b""
         return None
     finally:
         consumer.close()
@@ -164,7 +182,14 @@ def replay(settings: KafkaSettings, wanted: ReplayFilter, *, dry_run: bool = Fal
     producer = None if dry_run else make_producer(settings, client_id="yuqing-dlq-replay")
     try:
         existing = topics_now(settings)
-        for chosen in plan(read_letters(settings), wanted):
+        on_topic = read_letters(settings)
+        for where in on_topic.tombstones:
+            report.tombstones.append(where)
+            emit(f"skipped {where}: a record without a value (a tombstone), not a dead letter")
+        for chosen in plan(on_topic.letters, wanted):
+            if chosen.value == b"":
+                _tombstone(report, chosen, emit)
+                continue
             if chosen.topic not in existing:
                 # the send waited for the topic's metadata and ended the whole replay in
                 # "KafkaTimeoutError: Failed to update metadata", naming no topic
@@ -176,6 +201,9 @@ def replay(settings: KafkaSettings, wanted: ReplayFilter, *, dry_run: bool = Fal
                 report.missing.append(chosen.where)
                 emit(f"not replayed {chosen.where}: the dead letter holds only a cut of it and "
                      "its topic no longer has it")
+                continue
+            if not value:
+                _tombstone(report, chosen, emit)
                 continue
             same = (chosen.topic, chosen.key, hashlib.sha256(value).digest())
             if same in first_of:
@@ -191,3 +219,8 @@ def replay(settings: KafkaSettings, wanted: ReplayFilter, *, dry_run: bool = Fal
         if producer is not None:
             producer.close(timeout=10)
     return report
+
+
+def _tombstone(report: ReplayReport, chosen: Replay, emit: Callable[[str], None]) -> None:
+    report.tombstones.append(chosen.where)
+    emit(f"not replayed {chosen.where}: its original has no value (a tombstone); an empty message is no post")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,10 +73,12 @@ def issue_table(settings: SearchSettings) -> LiveIssues:
 def build_actions(
     messages: Sequence[Record], prefix: str, *, issues: LiveIssues | None = None,
     alerts_topic: str | None = None, keep_months: int = DEFAULT_RETENTION_MONTHS,
+    now: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], list[Record], list[Rejection]]:
     """Decode messages into bulk actions; undecodable ones are returned as rejections.
 
-    Records from ``alerts_topic`` become alert updates, all others posts.
+    Records from ``alerts_topic`` become alert updates, all others posts; a post of a month
+    the index does not keep at ``now`` (default: the current time) is a rejection too.
     """
     issues = issues if issues is not None else LiveIssues()
     # the index, not its alias (as every other writer of the small indices): an alerts index deleted
@@ -93,7 +95,7 @@ def build_actions(
                 action = alert_action(decode(Alert, message.value), alerts_index)
             else:
                 post = decode(EnrichedPost, message.value)
-                index = retained_posts_index(prefix, post.created_at, keep_months=keep_months)
+                index = retained_posts_index(prefix, post.created_at, keep_months=keep_months, now=now)
                 posts.append((len(actions), post, index))
                 action = {}  # filled in once the batch's issues are assigned
         except ContractError as exc:
@@ -131,8 +133,9 @@ class PipelinedWriter:
 
     def __init__(self, client: Elasticsearch, prefix: str, *, issues: LiveIssues,
                  alerts_topic: str | None = None, keep_months: int = DEFAULT_RETENTION_MONTHS,
-                 max_retries: int = 0, slice_docs: int = 250) -> None:
-        self.client, self.prefix, self.issues = client, prefix, issues
+                 max_retries: int = 0, slice_docs: int = 250,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.client, self.prefix, self.issues, self.clock = client, prefix, issues, clock
         self.alerts_topic, self.keep_months = alerts_topic, keep_months
         self.max_retries, self.slice_docs = max_retries, slice_docs
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-writer")
@@ -145,7 +148,7 @@ class PipelinedWriter:
         for start in range(0, len(records), self.slice_docs):
             actions, kept, rejected = build_actions(
                 records[start:start + self.slice_docs], self.prefix, issues=self.issues,
-                alerts_topic=self.alerts_topic, keep_months=self.keep_months)
+                alerts_topic=self.alerts_topic, keep_months=self.keep_months, now=self.clock())
             outcome.rejected += rejected
             if in_flight is not None:
                 _add(outcome, in_flight.result())

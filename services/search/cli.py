@@ -49,7 +49,8 @@ def indexer() -> None:
 
     settings = _settings()
     configure_logging(settings.log_level)
-    serve_metrics(settings.indexer_metrics_port, metrics.INDEXER_REGISTRY)
+    # /readyz answers 503 while the indexer waits for Elasticsearch or its topics (the readiness probe)
+    serve_metrics(settings.indexer_metrics_port, metrics.INDEXER_REGISTRY, ready=metrics.indexer_ready)
     worker = Indexer(settings)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch
+from elasticsearch.exceptions import AuthorizationException
 
 from services.search.mappings import (
     POST_PROPERTIES,
     SMALL_INDICES,
     STABLE_SIMILARITY,
+    first_kept_month,
     posts_alias,
     posts_index_pattern,
     small_alias,
@@ -22,6 +25,7 @@ from services.search.mappings import (
 from yuqing.settings import ElasticsearchSettings
 
 log = logging.getLogger(__name__)
+BLOCKED = "cluster_block_exception"  # what an index block answers a change (403 for an operator's)
 # Years of one to four digits: indices made before event time was bounded may be "…-1.01".
 _MONTHLY = re.compile(r"-posts-v([0-9]+)-([0-9]{1,4})\.([0-9]{2})$")
 
@@ -49,12 +53,16 @@ def ensure_templates(client: Elasticsearch, settings: ElasticsearchSettings,
     prefix = settings.index_prefix
     for name, body in templates(prefix, refresh_interval).items():
         client.indices.put_index_template(name=name, body=body)
-    client.indices.put_mapping(index=posts_index_pattern(prefix),
-                               body={"properties": POST_PROPERTIES}, allow_no_indices=True)
-    monthly = list(client.indices.get(index=posts_index_pattern(prefix), allow_no_indices=True,
-                                      ignore_unavailable=True))
-    if monthly:
-        client.indices.put_alias(index=",".join(monthly), name=posts_alias(prefix))
+    monthly = client.indices.get(index=posts_index_pattern(prefix), allow_no_indices=True,
+                                 ignore_unavailable=True)
+    blocked = _unless_blocked(list(monthly), lambda names: client.indices.put_mapping(
+        index=names, body={"properties": POST_PROPERTIES}))
+    unaliased = [name for name, index in monthly.items() if posts_alias(prefix) not in index["aliases"]]
+    blocked += _unless_blocked(unaliased, lambda names: client.indices.put_alias(
+        index=names, name=posts_alias(prefix)))
+    if blocked:
+        log.warning("posts indices %s refuse changes (an index block, index.blocks.read_only): they keep "
+                    "the mapping and aliases they have", sorted(set(blocked)))
     for name in SMALL_INDICES:
         client.indices.create(index=small_index(prefix, name), ignore=400)
         client.indices.put_alias(index=small_index(prefix, name), name=small_alias(prefix, name))
@@ -91,6 +99,33 @@ def update_similarity(client: Elasticsearch, prefix: str) -> list[str]:
     return stale
 
 
+def _unless_blocked(names: list[str], put: Callable[[str], object]) -> list[str]:
+    """``put`` on every index of ``names`` that takes it; returns those an index block refused.
+
+    A monthly index an operator made read-only (an old month, archived) refused the start-up's
+    mapping and alias in one request with 403 cluster_block_exception: the indexer exited 1 at
+    every start (the search API logged it and skipped the rest: the small indices and their
+    aliases). Such an index keeps what it has, and stays searchable.
+    """
+    if not names:
+        return []
+    try:
+        put(",".join(names))
+        return []
+    except AuthorizationException as exc:
+        if exc.error != BLOCKED:
+            raise
+    refused = []
+    for name in names:
+        try:
+            put(name)
+        except AuthorizationException as exc:
+            if exc.error != BLOCKED:
+                raise
+            refused.append(name)
+    return refused
+
+
 def monthly_posts_indices(client: Elasticsearch, prefix: str) -> dict[str, datetime]:
     """Every monthly posts index of the prefix (any mapping version) and its month."""
     found = client.indices.get(index=f"{prefix}-posts-v*", ignore_unavailable=True,
@@ -104,10 +139,14 @@ def monthly_posts_indices(client: Elasticsearch, prefix: str) -> dict[str, datet
 
 
 def expired_indices(months: dict[str, datetime], *, keep_months: int, now: datetime) -> list[str]:
-    """Indices whose whole month lies before the ``keep_months`` most recent months, or after
-    the next month (posts from the future: the edge and the indexer refuse those now)."""
+    """Indices whose whole month lies before the ``keep_months`` most recent months as they were
+    ``RETENTION_GRACE`` ago, or after the next month (posts from the future: the edge and the
+    indexer refuse those now). The grace keeps the month that drops out at a month's turn while
+    the indexer still writes it (``mappings.retained_posts_index``): posts the edge admitted of
+    that month before the turn, indexed after it, were dead-lettered, or deleted that night."""
+    now = now.astimezone(UTC)
     this_month = now.year * 12 + now.month - 1
-    first_kept = this_month - (keep_months - 1)
+    first_kept = first_kept_month(now, keep_months)
     return sorted(name for name, month in months.items()
                   if not first_kept <= month.year * 12 + month.month - 1 <= this_month + 1)
 

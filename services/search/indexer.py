@@ -14,11 +14,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
+
+from elasticsearch.exceptions import ConnectionError as EsConnectionError
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from services.search import metrics
 from services.search.bulk import PipelinedWriter, issue_table, transient
 from services.search.es import ensure_templates, make_client
+from services.search.issue_live import LiveIssues
 from services.search.settings import SearchSettings
+from services.search.topic_watch import TopicWatch
 from yuqing.consumer import BatchOutcome, InvalidMessage, Record, Runtime
 from yuqing.consumer.kafka_driver import ForgetOnRebalance, KafkaDriver
 from yuqing.kafka import connect, make_consumer, make_producer, require_room
@@ -26,6 +32,10 @@ from yuqing.topics import LogicalTopic
 
 log = logging.getLogger(__name__)
 SERVICE = "search-indexer"
+T = TypeVar("T")
+INPUT_TOPICS = [LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS]
+TOPICS = [*INPUT_TOPICS, LogicalTopic.POSTS_DLQ]  # its dead letters go to posts.dlq
+TOPIC_CHECK_S = 60.0  # how often a missing topic is looked for (and said) again
 
 
 class Indexer:
@@ -33,11 +43,10 @@ class Indexer:
 
     def __init__(self, settings: SearchSettings) -> None:
         self.settings = settings
+        metrics.INDEXER_READY.set(0)
         self.client = make_client(settings.es)
-        ensure_templates(self.client, settings.es, settings.refresh_interval)
-        self.issues = issue_table(settings)
-        warmed = self.issues.warm(self.client, settings.es.index_prefix)
-        log.info("issue grouping warmed with %d recent posts", warmed)
+        self.issues = until_elasticsearch_answers("preparing the indices and warming issue grouping",
+                                                  self._prepare_indices)
         self.alerts_topic = settings.kafka.topic(LogicalTopic.ALERTS)
         self.writer = PipelinedWriter(
             self.client, settings.es.index_prefix, issues=self.issues, alerts_topic=self.alerts_topic,
@@ -49,7 +58,7 @@ class Indexer:
             settings.kafka, [LogicalTopic.POSTS_DLQ]), settings.kafka)
         consumer = connect("connecting the consumer", lambda: make_consumer(
             settings.kafka, group_id=settings.indexer_group_id,
-            topics=[LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS], client_id=SERVICE,
+            topics=INPUT_TOPICS, client_id=SERVICE,
             max_poll_records=settings.bulk_max_docs, listener=ForgetOnRebalance(runtime.gaps)),
             settings.kafka)
         producer = connect("connecting the producer", lambda: make_producer(
@@ -57,14 +66,31 @@ class Indexer:
         self.driver = KafkaDriver(consumer, producer, runtime, batch_size=settings.bulk_max_docs,
                                   batch_wait_s=settings.bulk_max_wait_s,
                                   ack_timeout_s=settings.consumer.ack_timeout_s)
+        self.topics = TopicWatch(settings.kafka, [settings.kafka.topic(t) for t in TOPICS],
+                                 on_change=lambda present: metrics.INDEXER_READY.set(1 if present else 0),
+                                 interval_s=TOPIC_CHECK_S)
+        self.topics.start()
+
+    def _prepare_indices(self) -> LiveIssues:
+        """Templates and small indices in place, and a fresh issue table warmed from the posts
+        indexed lately (fresh at each try: a warm-up cut short must not count its posts twice)."""
+        ensure_templates(self.client, self.settings.es, self.settings.refresh_interval)
+        issues = issue_table(self.settings)
+        warmed = issues.warm(self.client, self.settings.es.index_prefix)
+        log.info("issue grouping warmed with %d recent posts", warmed)
+        return issues
 
     def stop(self) -> None:
+        """Finish the batch under way, then return from :meth:`run` (a signal handler calls this)."""
+        self.topics.stop(wait=False)
         self.driver.stop()
 
     def run(self) -> None:
         try:
             self.driver.run(self.index, on_idle=self.record_merges)
         finally:
+            self.topics.stop()
+            metrics.INDEXER_READY.set(0)
             self.writer.close()
         # the automatic merges of the last batches (recorded at most every few seconds)
         self.issues.record_merges(self.client, self.settings.es.index_prefix, force=True)
@@ -86,6 +112,29 @@ class Indexer:
         metrics.DOCS_INDEXED.inc(outcome.indexed)
         metrics.ISSUE_TABLE_ENTRIES.set(len(self.issues))
         return BatchOutcome(invalid=[_invalid(r, reason) for r, reason in outcome.rejected])
+
+
+def until_elasticsearch_answers(what: str, call: Callable[[], T], *, max_wait_s: float = 30.0) -> T:
+    """``call()``, tried again with backoff for as long as Elasticsearch is away or answers 429/5xx.
+
+    An index that cannot be searched yet (red: a shard unassigned or still recovering, a node
+    restarting) answered the start-up's warm-up 503, and the indexer exited 1: Kubernetes
+    restarted it, but ``yuqing run`` restarts only exit 75, so the local pipeline lost its
+    indexer. Waiting, the indexer logs one line per try and reports ``yuqing_search_indexer_ready``
+    0. A refusal that waiting does not change (401 credentials, 403 privileges, 400 a setting
+    Elasticsearch refuses) raises at once: one line and exit 1 (``yuqing.clikit``).
+    """
+    def log_wait(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        hint = ("does it answer at YUQING_ES_URL?" if isinstance(exc, EsConnectionError)
+                else "a red index? see _cluster/health?level=indices")
+        log.warning("Elasticsearch is not ready for the indexer: %s failed (%s: %s; %s); trying again in "
+                    "%.1fs (try %d)", what, type(exc).__name__, exc, hint, state.upcoming_sleep,
+                    state.attempt_number + 1)
+
+    retrying = Retrying(retry=retry_if_exception(transient), reraise=True,
+                        wait=wait_exponential_jitter(initial=0.5, max=max_wait_s), before_sleep=log_wait)
+    return retrying(call)
 
 
 def _beside_the_batch(what: str, work: Callable[[], object]) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from yuqing.contracts.limits import INDEX_KEPT_MONTHS, first_kept_instant
+from yuqing.contracts.limits import INDEX_KEPT_MONTHS, RETENTION_GRACE, first_kept_instant
 from yuqing.hanzi import TRADITIONAL_TO_SIMPLIFIED
 
 MAPPING_VERSION = 1
@@ -174,17 +174,25 @@ class OutsideRetentionError(ValueError):
 
 
 def retained_posts_index(prefix: str, created_at: datetime, *, keep_months: int,
-                         now: datetime | None = None) -> str:
-    """The post's monthly index, if that month is one of the ``keep_months`` latest (or the
-    next, for a post at a month's turn); else :class:`OutsideRetentionError`."""
+                         now: datetime | None = None, grace: timedelta = RETENTION_GRACE) -> str:
+    """The post's monthly index, if that month is one of the ``keep_months`` latest ``grace``
+    ago (so the oldest month the edge admitted a post of is written for ``grace`` after the
+    month's turn), or one up to the next (a post at a month's turn); else
+    :class:`OutsideRetentionError`. Retention (``es.expired_indices``) keeps the same months."""
     now = now or datetime.now(UTC)
     month = _month_number(created_at.astimezone(UTC))
-    first = _month_number(first_kept_instant(now, keep_months))
+    first = first_kept_month(now, keep_months, grace)
     last = _month_number(now + timedelta(days=1))
     if not first <= month <= last:
         raise OutsideRetentionError(
-            f"created_at {created_at.isoformat()} is outside the {keep_months} months the index keeps")
+            f"created_at {created_at.isoformat()} is outside the {keep_months} months the index keeps "
+            f"(counted {grace.days} days back from now, for posts admitted before a month's turn)")
     return posts_index(prefix, created_at)
+
+
+def first_kept_month(now: datetime, keep_months: int, grace: timedelta = RETENTION_GRACE) -> int:
+    """The oldest month (``year * 12 + month - 1``) the index keeps and writes at ``now``."""
+    return _month_number(first_kept_instant(now - grace, keep_months))
 
 
 def _month_number(moment: datetime) -> int:

@@ -31,6 +31,22 @@ DEAD_LETTERS = Counter(
 # the first dead letters of a kind were invisible to the dead-letter alert
 for _reason in ('contract', 'retention'):
     DEAD_LETTERS.labels(reason=_reason)
+INDEXER_READY = Gauge(
+    "yuqing_search_indexer_ready",
+    "1 once the indexer reads its topics; 0 while it waits for Elasticsearch, Kafka or its topics.",
+    registry=INDEXER_REGISTRY,
+)
+
+
+def indexer_ready() -> bool:
+    """The indexer's /readyz answer: whether it reads its topics (``yuqing_search_indexer_ready``)."""
+    return INDEXER_REGISTRY.get_sample_value("yuqing_search_indexer_ready") == 1
+
+
+TOPIC_MISSING = Gauge(
+    "yuqing_search_indexer_topic_missing", "1 for each topic the indexer needs that the cluster lacks.",
+    ["topic"], registry=INDEXER_REGISTRY,
+)
 ISSUE_TABLE_ENTRIES = Gauge(
     "yuqing_search_issue_table_entries", "Recent fingerprints held for issue grouping.",
     registry=INDEXER_REGISTRY,

@@ -143,13 +143,13 @@ def test_workloads_have_probes_resources_and_run_hardened(resources: list[Resour
             assert mounts.get("/tmp") in writable and mounts.get("/var/lib/yuqing") in writable, where
             if workload["kind"] == "Deployment":
                 for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-                    assert container[probe]["httpGet"]["path"] in {"/healthz", "/metrics"}, where
+                    assert container[probe]["httpGet"]["path"] in {"/healthz", "/metrics", "/readyz"}, where
 
 
 def test_probes_use_the_endpoints_of_each_service(resources: list[Resource]) -> None:
     expected = {"yuqing-ingest": (8001, "/healthz"), "yuqing-forum-poller": (8001, "/healthz"),
                 "yuqing-search": (8003, "/healthz"), "yuqing-nlp": (9102, "/metrics"),
-                "yuqing-alerts": (9103, "/metrics"), "yuqing-indexer": (9104, "/metrics")}
+                "yuqing-alerts": (9103, "/metrics"), "yuqing-indexer": (9104, "/readyz")}
     for deployment in of_kind(resources, "Deployment"):
         port, path = expected[deployment["metadata"]["name"]]
         container = pod_spec(deployment)["containers"][0]

@@ -8,6 +8,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from services.ingest.dlq_replay import ReplayFilter, replay
+from tests.test_cli import _yuqing
 from yuqing.consumer.dlq import make_dead_letter
 from yuqing.contracts.codec import encode
 from yuqing.settings import KafkaSettings
@@ -130,3 +131,41 @@ def test_a_letter_whose_topic_is_gone_is_reported_and_the_others_replayed(
     assert report.missing == [f"{gone}[0]@0"] and report.replayed == [f"{raw}[0]@1"]
     assert lines[0] == f"not replayed {gone}[0]@0: topic {gone} does not exist"
     assert [value for _, _, value in _read(kafka_settings, raw, at_least=1)] == [b'{"post_id": "g"}']
+
+
+def test_tombstones_are_never_replayed_and_are_counted(kafka_settings: KafkaSettings) -> None:
+    # a record without a value that the NLP worker dead-lettered ("empty message (tombstone)") was
+    # replayed to posts.raw as an empty message, which every consumer refused again
+    raw, dlq = kafka_settings.topic(LogicalTopic.POSTS_RAW), kafka_settings.topic(LogicalTopic.POSTS_DLQ)
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.servers())
+    nothing = producer.send(raw, key=b"t" * 32, value=None, partition=0).get(timeout=10).offset
+    post = b'{"post_id": "' + b"a" * 32 + b'"}'  # its key's partition is 0, the one _read reads
+    for letter in (make_dead_letter(value=None, key=b"t" * 32, topic=raw, partition=0, offset=nothing,
+                                    error=ValueError("empty message (tombstone)"), service="nlp"),
+                   make_dead_letter(value=post, key=b"a" * 32, topic=raw, partition=0, offset=50,
+                                    error=ValueError("model down"), service="nlp")):
+        producer.send(dlq, encode(letter), partition=0)
+    on_dlq = producer.send(dlq, key=b"x", value=None, partition=0).get(timeout=10).offset
+    producer.close()
+    env = {"YUQING_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+           "YUQING_KAFKA_TOPIC_PREFIX": kafka_settings.topic_prefix}
+
+    done = _yuqing("dlq", "replay", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"skipped {dlq}[0]@{on_dlq}: a record without a value (a tombstone), not a dead letter",
+        f"not replayed {raw}[0]@{nothing}: its original has no value (a tombstone); "
+        "an empty message is no post",
+        f"replayed {raw}[0]@50",
+        "1 replayed, 0 no longer on their topic, 2 tombstones skipped (no value)"]
+    published = _read(kafka_settings, raw, at_least=2)
+    assert [(key, value) for _, key, value in published] == [(b"t" * 32, None), (b"a" * 32, post)]
+    assert _read(kafka_settings, raw, at_least=3, timeout_s=3)[2:] == []
+
+    tail = _yuqing("dlq", "tail", env=env)
+    assert tail.returncode == 0, tail.stderr
+    lines = tail.stdout.splitlines()
+    assert len(lines) == 3 and "model down" in lines[1]
+    assert f"nlp      {raw}[0]@{nothing}" in lines[0] and "empty message (tombstone)" in lines[0]
+    assert lines[2] == f"unreadable record {dlq}[0]@{on_dlq}: empty message (tombstone)"

@@ -1,14 +1,25 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from services.search.bulk import PipelinedWriter
 from services.search.es import apply_retention, ensure_templates, expired_indices, make_client
-from services.search.mappings import posts_alias, templates
+from services.search.issue_live import LiveIssues
+from services.search.mappings import (
+    OutsideRetentionError,
+    posts_alias,
+    posts_index,
+    retained_posts_index,
+    templates,
+)
 from services.search.settings import SearchSettings
+from tests.search.factory import as_messages, make_post
 from tests.test_cli import _yuqing
+from yuqing.contracts.limits import INDEX_KEPT_MONTHS, RETENTION_GRACE, first_kept_instant
 from yuqing.settings import ElasticsearchSettings
+from yuqing.topics import LogicalTopic, topic_spec
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
@@ -104,3 +115,56 @@ def test_a_retention_reaching_back_before_the_year_1_is_refused(tmp_path: Path) 
     assert done.stderr.strip().splitlines() == [
         "error: SearchSettings: retention_months: Value error, YUQING_SEARCH_RETENTION_MONTHS=30000 "
         "reaches back before the year 1; keep at most 1200 (100 years)"]
+
+
+def _month_ends() -> list[datetime]:
+    """The last second of every month of two years (a leap year among them)."""
+    starts = [datetime(year, month, 1, tzinfo=UTC) for year in (2027, 2028) for month in range(1, 13)]
+    return [start - timedelta(seconds=1) for start in starts]
+
+
+def test_the_oldest_month_the_edge_admitted_before_the_turn_is_kept_for_the_grace() -> None:
+    # a post answered 202 at 23:59:59 on a month's last day, dated in the oldest kept month, was
+    # dead-lettered when indexed a second after midnight, and the retention job deleted its month
+    for admitted_at in _month_ends():
+        post_time = first_kept_instant(admitted_at, INDEX_KEPT_MONTHS)
+        index = f"yq-posts-v1-{post_time:%Y.%m}"
+        for later in (timedelta(seconds=1), timedelta(hours=3, minutes=30), RETENTION_GRACE):
+            now = admitted_at + later
+            assert retained_posts_index("yq", post_time, keep_months=INDEX_KEPT_MONTHS, now=now) == index
+            assert expired_indices({index: post_time}, keep_months=INDEX_KEPT_MONTHS, now=now) == []
+        after = admitted_at + RETENTION_GRACE + timedelta(days=1)
+        with pytest.raises(OutsideRetentionError, match="14 days back"):
+            retained_posts_index("yq", post_time, keep_months=INDEX_KEPT_MONTHS, now=after)
+        assert expired_indices({index: post_time}, keep_months=INDEX_KEPT_MONTHS, now=after) == [index]
+
+
+def test_the_grace_is_as_long_as_posts_enriched_keeps_a_post() -> None:
+    # a post not indexed within the grace is gone from Kafka as well: no longer grace is needed
+    retention_ms = topic_spec(LogicalTopic.POSTS_ENRICHED).retention_ms
+    assert timedelta(milliseconds=retention_ms) == RETENTION_GRACE
+
+
+@pytest.mark.integration
+def test_a_post_admitted_before_the_turn_and_indexed_after_it_is_written_and_kept(
+        es_settings: ElasticsearchSettings) -> None:
+    es, prefix = make_client(es_settings), es_settings.index_prefix
+    ensure_templates(es, es_settings)
+    admitted_at = datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)
+    post = make_post("河口镇去年的停电", external_id="turn-1", received_at=admitted_at,
+                     created_at=first_kept_instant(admitted_at, INDEX_KEPT_MONTHS) + timedelta(days=3))
+    indexed_at = admitted_at + timedelta(minutes=5)
+    writer = PipelinedWriter(es, prefix, issues=LiveIssues(), clock=lambda: indexed_at)
+    try:
+        outcome = writer.write(as_messages([post]))
+    finally:
+        writer.close()
+
+    assert (outcome.indexed, outcome.rejected) == (1, [])
+    index = posts_index(prefix, post.created_at)
+    assert apply_retention(es, prefix, keep_months=INDEX_KEPT_MONTHS,
+                           now=admitted_at + timedelta(hours=3, minutes=31)) == []
+    es.indices.refresh(index=index)
+    assert es.get(index=posts_alias(prefix), id=post.post_id)["_source"]["external_id"] == "turn-1"
+    after_grace = admitted_at + RETENTION_GRACE + timedelta(days=1)
+    assert apply_retention(es, prefix, keep_months=INDEX_KEPT_MONTHS, now=after_grace) == [index]

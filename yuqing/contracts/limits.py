@@ -61,6 +61,14 @@ by ``created_at`` in UTC). The indexer dead-letters a post of an earlier month, 
 refuses one whatever its window (396 days reach into a 14th month)."""
 
 
+RETENTION_GRACE = timedelta(days=14)
+"""How long after a month's turn the month that then drops out of the kept ones is still kept and
+written: the edge admits a post of the oldest kept month until the turn, and the pipeline may index
+it after (a post answered 202 at 23:59 on the last day was dead-lettered at 00:00:01, and the
+retention job deleted its index that night). The length of ``posts.enriched``'s retention: a post
+not indexed by then is gone from Kafka too (the topic's contract; a test keeps them in step)."""
+
+
 def first_kept_instant(moment: datetime, kept_months: int) -> datetime:
     """The start (UTC) of the oldest of the ``kept_months`` months up to ``moment``'s: the first
     instant whose posts the search index keeps (``services.search.mappings.retained_posts_index``)
