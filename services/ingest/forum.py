@@ -40,7 +40,7 @@ from services.ingest.forum_io import (
 )
 from services.ingest.registry import RegisteredSource, pseudonymize
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.contracts.limits import DEFAULT_EVENT_MAX_LEAD, MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from yuqing.contracts.limits import DEFAULT_EVENT_MAX_LEAD, MAX_TEXT_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ class DiscourseSource(ForumSource):
             unit=info.unit,
             thread_id=_str_or_none(post.get("topic_id")),
             reply_to=f"{post['topic_id']}#{reply}" if reply and post.get("topic_id") else None,
-            url=urljoin(self._base_url, post["post_url"]) if post.get("post_url") else None,
+            url=_fit_link(urljoin(self._base_url, post["post_url"]) if post.get("post_url") else None),
             attributes={"post_number": post.get("post_number"),
                         "category_id": post.get("category_id"), **cut, **ahead},
         )
@@ -441,7 +441,7 @@ class FeedSource(ForumSource):
             received_at=datetime.now(UTC),
             region=info.region,
             unit=info.unit,
-            url=entry.link if entry.link and len(entry.link) <= 2_048 else None,
+            url=_fit_link(entry.link),
             attributes={**cut},
         )
 
@@ -460,6 +460,13 @@ def fit_text(text: str) -> tuple[str, dict[str, int]]:
 
 def _fit_title(title: str | None) -> str | None:
     return title[:MAX_TITLE_CHARS] if title else None
+
+
+def _fit_link(url: str | None) -> str | None:
+    """A post's link if the contract can carry it (2,048 characters), else none: a Discourse post
+    whose link was longer (a percent-encoded Chinese slug of a long title) was skipped as
+    malformed, and the cursor moved past it for good."""
+    return url if url is not None and len(url) <= MAX_URL_CHARS else None
 
 
 def _safely(to_post: Callable[[Any], RawPost | None], entry: Any) -> RawPost | None:

@@ -21,6 +21,7 @@ from yuqing.contracts.limits import (
     MAX_ATTRIBUTES,
     MAX_TEXT_CHARS,
     MAX_TITLE_CHARS,
+    MAX_URL_CHARS,
 )
 
 SourceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$", examples=["app-main"])]
@@ -66,7 +67,7 @@ Place = Annotated[str | None, Field(max_length=64)]
 """A region (township) or unit name."""
 Reference = Annotated[str | None, Field(max_length=256)]
 """A thread or reply reference in the source's own terms."""
-Url = Annotated[str | None, Field(max_length=2_048)]
+Url = Annotated[str | None, Field(max_length=MAX_URL_CHARS)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 """A model's score for one class. The issue grouping takes its logarithm: a score below 0 (written
 by a producer other than the NLP worker) failed the indexer's whole batch, for ever."""
