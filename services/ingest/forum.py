@@ -32,6 +32,7 @@ from defusedxml import ElementTree as SafeElementTree
 
 from services.ingest import metrics
 from services.ingest.forum_io import (
+    MAX_GUIDS_AT_LAST,
     CursorStore,
     FetchError,
     ForumCursor,
@@ -391,6 +392,19 @@ def _rfc3339(value: str | None) -> datetime | None:
     return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=FEED_LOCAL_TIME)
 
 
+def _positions(entries: list[FeedEntry], cursor: ForumCursor) -> list[ForumCursor]:
+    """The cursor once each of ``entries`` (new ones, in order) is published: its date, its guid,
+    and the guids published with that date, those of ``cursor`` included."""
+    positions = []
+    at, guids = cursor.last_published, tuple(sorted(cursor.published_at_last()))
+    for entry in entries:
+        if entry.published != at:
+            at, guids = entry.published, ()
+        guids = (*guids, entry.guid)[-MAX_GUIDS_AT_LAST:]
+        positions.append(ForumCursor(last_published=at, last_guid=entry.guid, guids_at_last=guids))
+    return positions
+
+
 class FeedSource(ForumSource):
     """An RSS 2.0 or Atom feed; new means (published, guid) after the cursor's."""
 
@@ -404,15 +418,17 @@ class FeedSource(ForumSource):
         response = await self._fetcher.get(self._feed_url)
         entries = self._not_ahead(parse_feed(response.content, response.charset_encoding))
         if cursor.last_published is not None and cursor.last_guid is not None:
-            mark = (cursor.last_published, cursor.last_guid)
-            newer = [e for e in entries if (e.published, e.guid) > mark]
+            # Dated like the last one published, an item is new unless it was published: feeds
+            # date by the day or the minute, and one sorting before it by guid was skipped for good
+            mark, seen = cursor.last_published, cursor.published_at_last()
+            newer = [e for e in entries
+                     if e.published > mark or (e.published == mark and e.guid not in seen)]
             if entries and len(newer) == len(entries):
                 log.warning("source %s: every feed item is new; items may have been missed "
                             "(poll more often)", self.source_id)
             entries = newer
-        return [ForumItem(_safely(self._to_post, e),
-                          ForumCursor(last_published=e.published, last_guid=e.guid))
-                for e in entries]
+        return [ForumItem(_safely(self._to_post, e), position)
+                for e, position in zip(entries, _positions(entries, cursor), strict=True)]
 
     def _not_ahead(self, entries: list[FeedEntry]) -> list[FeedEntry]:
         """The entries the edge would take now. One dated ahead (a feed writing local time as UTC, a

@@ -43,14 +43,25 @@ class CursorError(Exception):
     """A stored cursor is unreadable; fix or remove the file, it is never reset silently."""
 
 
+MAX_GUIDS_AT_LAST = 1_000
+"""The guids a feed cursor keeps of the items dated ``last_published``: a feed lists fewer."""
+
+
 class ForumCursor(BaseModel):
-    """How far a source has been published: highest post id, or latest (published, guid)."""
+    """How far a source has been published: highest post id, or latest (published, guid) and the
+    guids of the items published with that date (``guids_at_last``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     last_id: int | None = None
     last_published: AwareDatetime | None = None
     last_guid: str | None = None
+    guids_at_last: tuple[str, ...] = ()
+
+    def published_at_last(self) -> frozenset[str]:
+        """The guids published with the date ``last_published`` (a cursor written before
+        ``guids_at_last`` knows its last one only)."""
+        return frozenset(self.guids_at_last or ((self.last_guid,) if self.last_guid else ()))
 
 
 class CursorStore(Protocol):

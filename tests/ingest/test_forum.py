@@ -681,3 +681,34 @@ def test_a_feed_date_in_cst_or_without_a_zone_is_china_standard_time() -> None:
     eight_utc = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
     assert published == {"cst": eight_utc, "bare": eight_utc, "offset": eight_utc,
                           "utc": datetime(2026, 12, 7, 16, 0, tzinfo=UTC)}
+
+
+def test_a_feed_item_dated_as_one_already_published_is_published() -> None:
+    # Portals date notices by the day (or the minute): an item that appears later with the same
+    # date and a guid sorting before the last one published (.../1000.html after .../999.html) was
+    # taken for an old one, and skipped for good.
+    day = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%d")
+    items = ["https://portal.example.com/n/998.html", "https://portal.example.com/n/999.html"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = "".join(f"<item><guid>{guid}</guid><title>停电</title><description>城关镇停电了</description>"
+                       f"<pubDate>{day}</pubDate></item>" for guid in items)
+        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
+
+    published: list[str] = []
+
+    async def publish(posts: Sequence[RawPost]) -> None:
+        published.extend(post.external_id for post in posts)
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
+            await ForumPoller(source, store, publish).poll_once()
+
+    store = MemoryCursorStore()
+    asyncio.run(poll())
+    items.append("https://portal.example.com/n/1000.html")
+    asyncio.run(poll())
+    asyncio.run(poll())
+
+    assert published == [*items[:2], items[2]]
