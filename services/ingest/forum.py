@@ -32,12 +32,13 @@ from defusedxml import ElementTree as SafeElementTree
 
 from services.ingest import metrics
 from services.ingest.forum_io import (
-    MAX_GUIDS_AT_LAST,
+    MAX_PUBLISHED_GUIDS,
     CursorStore,
     FetchError,
     ForumCursor,
     HttpFetcher,
     Sleep,
+    guid_digest,
 )
 from services.ingest.registry import RegisteredSource, pseudonymize
 from yuqing.contracts import Channel, RawPost, make_post_id
@@ -393,16 +394,29 @@ def _rfc3339(value: str | None) -> datetime | None:
 
 
 def _positions(entries: list[FeedEntry], cursor: ForumCursor) -> list[ForumCursor]:
-    """The cursor once each of ``entries`` (new ones, in order) is published: its date, its guid,
-    and the guids published with that date, those of ``cursor`` included."""
+    """The cursor once each of ``entries`` (new ones, in order) is published."""
     positions = []
-    at, guids = cursor.last_published, tuple(sorted(cursor.published_at_last()))
+    latest, guids = cursor.last_published, cursor.published_guids
     for entry in entries:
-        if entry.published != at:
-            at, guids = entry.published, ()
-        guids = (*guids, entry.guid)[-MAX_GUIDS_AT_LAST:]
-        positions.append(ForumCursor(last_published=at, last_guid=entry.guid, guids_at_last=guids))
+        latest = entry.published if latest is None else max(latest, entry.published)
+        guids = (*guids, guid_digest(entry.guid))[-MAX_PUBLISHED_GUIDS:]
+        positions.append(ForumCursor(last_published=latest, last_guid=entry.guid, published_guids=guids))
     return positions
+
+
+def _new_entries(entries: list[FeedEntry], cursor: ForumCursor) -> list[FeedEntry]:
+    """The entries not published yet: those whose guid the cursor does not hold. New meant dated
+    after the last one published, and an item that appeared dated before it or like it (a notice
+    dated by its document, a portal dating by the day: ``.../1000.html`` after ``.../999.html``)
+    was taken for an old one and never published. A cursor written before it held guids knows
+    its date and guid only."""
+    if cursor.published_guids:
+        seen = set(cursor.published_guids)
+        return [e for e in entries if guid_digest(e.guid) not in seen]
+    if cursor.last_published is None or cursor.last_guid is None:
+        return entries
+    mark = (cursor.last_published, cursor.last_guid)
+    return [e for e in entries if (e.published, e.guid) > mark]
 
 
 class FeedSource(ForumSource):
@@ -417,15 +431,14 @@ class FeedSource(ForumSource):
     async def fetch_new(self, cursor: ForumCursor) -> list[ForumItem]:
         response = await self._fetcher.get(self._feed_url)
         entries = self._not_ahead(parse_feed(response.content, response.charset_encoding))
-        if cursor.last_published is not None and cursor.last_guid is not None:
-            # Dated like the last one published, an item is new unless it was published: feeds
-            # date by the day or the minute, and one sorting before it by guid was skipped for good
-            mark, seen = cursor.last_published, cursor.published_at_last()
-            newer = [e for e in entries
-                     if e.published > mark or (e.published == mark and e.guid not in seen)]
+        if cursor.last_guid is not None:
+            newer = _new_entries(entries, cursor)
             if entries and len(newer) == len(entries):
                 log.warning("source %s: every feed item is new; items may have been missed "
                             "(poll more often)", self.source_id)
+            if not cursor.published_guids:  # a cursor written before it held guids: the feed's
+                published = [guid_digest(e.guid) for e in entries if e not in newer]  # old items
+                cursor = cursor.model_copy(update={"published_guids": tuple(published)})
             entries = newer
         return [ForumItem(_safely(self._to_post, e), position)
                 for e, position in zip(entries, _positions(entries, cursor), strict=True)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import os
 import re
 import tempfile
@@ -43,25 +44,26 @@ class CursorError(Exception):
     """A stored cursor is unreadable; fix or remove the file, it is never reset silently."""
 
 
-MAX_GUIDS_AT_LAST = 1_000
-"""The guids a feed cursor keeps of the items dated ``last_published``: a feed lists fewer."""
+MAX_PUBLISHED_GUIDS = 2_000
+"""The guids a feed cursor remembers, the latest published: far more than a feed lists."""
 
 
 class ForumCursor(BaseModel):
-    """How far a source has been published: highest post id, or latest (published, guid) and the
-    guids of the items published with that date (``guids_at_last``)."""
+    """How far a source has been published: highest post id; for a feed, the latest item
+    published (published, guid) and the digests of the latest guids published
+    (``published_guids``, oldest first)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     last_id: int | None = None
     last_published: AwareDatetime | None = None
     last_guid: str | None = None
-    guids_at_last: tuple[str, ...] = ()
+    published_guids: tuple[str, ...] = ()
 
-    def published_at_last(self) -> frozenset[str]:
-        """The guids published with the date ``last_published`` (a cursor written before
-        ``guids_at_last`` knows its last one only)."""
-        return frozenset(self.guids_at_last or ((self.last_guid,) if self.last_guid else ()))
+
+def guid_digest(guid: str) -> str:
+    """What a feed cursor keeps of a guid: 16 hex digits (a guid is often a long link)."""
+    return hashlib.sha256(guid.encode()).hexdigest()[:16]
 
 
 class CursorStore(Protocol):

@@ -712,3 +712,61 @@ def test_a_feed_item_dated_as_one_already_published_is_published() -> None:
     asyncio.run(poll())
 
     assert published == [*items[:2], items[2]]
+
+
+def test_a_feed_item_that_appears_dated_before_the_last_one_published_is_published() -> None:
+    # A portal dates a notice by the document (written yesterday, put online today): dated
+    # before the last item published, it was taken for an old one and never published.
+    today = datetime.now(UTC) - timedelta(hours=1)
+    items = [("https://portal.example.com/n/999.html", today)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = "".join(f"<item><guid>{guid}</guid><title>停电</title><description>城关镇停电了</description>"
+                       f"<pubDate>{format_datetime(at, usegmt=True)}</pubDate></item>" for guid, at in items)
+        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
+
+    published: list[str] = []
+
+    async def publish(posts: Sequence[RawPost]) -> None:
+        published.extend(post.external_id for post in posts)
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
+            await ForumPoller(source, store, publish).poll_once()
+
+    store = MemoryCursorStore()
+    asyncio.run(poll())
+    items.append(("https://portal.example.com/n/1000.html", today - timedelta(days=1)))
+    asyncio.run(poll())
+    asyncio.run(poll())
+
+    assert published == [guid for guid, _ in items]
+
+
+def test_a_feed_cursor_written_before_it_held_guids_does_not_publish_old_items_again() -> None:
+    now = datetime.now(UTC)
+    items = [(f"n-{k}", now - timedelta(hours=5 - k)) for k in range(3)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = "".join(f"<item><guid>{guid}</guid><description>城关镇停电了</description>"
+                       f"<pubDate>{format_datetime(at, usegmt=True)}</pubDate></item>" for guid, at in items)
+        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
+
+    published: list[str] = []
+
+    async def publish(posts: Sequence[RawPost]) -> None:
+        published.extend(post.external_id for post in posts)
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
+            await ForumPoller(source, store, publish).poll_once()
+
+    store = MemoryCursorStore()
+    store.save("forum-rss", ForumCursor(last_published=items[1][1], last_guid="n-1"))
+    asyncio.run(poll())
+    items.append(("n-3", now - timedelta(hours=1)))
+    asyncio.run(poll())
+
+    assert published == ["n-2", "n-3"]
