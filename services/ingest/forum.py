@@ -404,17 +404,31 @@ def _positions(entries: list[FeedEntry], cursor: ForumCursor) -> list[ForumCurso
     return positions
 
 
-def _new_entries(entries: list[FeedEntry], cursor: ForumCursor) -> list[FeedEntry]:
-    """The entries not published yet: those whose guid the cursor does not hold. New meant dated
-    after the last one published, and an item that appeared dated before it or like it (a notice
-    dated by its document, a portal dating by the day: ``.../1000.html`` after ``.../999.html``)
-    was taken for an old one and never published. A cursor written before it held guids knows
-    its date and guid only."""
-    if cursor.published_guids:
-        seen = set(cursor.published_guids)
-        return [e for e in entries if guid_digest(e.guid) not in seen]
+def _new_entries(entries: list[FeedEntry], cursor: ForumCursor) -> list[FeedEntry] | None:
+    """The entries not published yet: those whose guid the cursor does not hold; None when the
+    guids cannot tell (a cursor written before it held guids, or a feed none of whose items dated
+    up to the cursor's is known: its guids change between polls, a session id in the link).
+
+    New meant dated after the last one published, and an item that appeared dated before it or
+    like it (a notice dated by its document, a portal dating by the day: ``.../1000.html`` after
+    ``.../999.html``) was taken for an old one and never published."""
+    mark = cursor.last_published
+    if not cursor.published_guids or mark is None:
+        return None
+    seen = set(cursor.published_guids)
+    older = [guid_digest(e.guid) in seen for e in entries if e.published <= mark]
+    if older and not any(older):
+        return None
+    return [e for e in entries if guid_digest(e.guid) not in seen]
+
+
+def _after_the_mark(entries: list[FeedEntry], cursor: ForumCursor) -> list[FeedEntry]:
+    """The entries after the cursor by date alone: after its (published, guid), or, for a feed whose
+    guids change, after its date (one dated like the last one published has another guid now)."""
     if cursor.last_published is None or cursor.last_guid is None:
         return entries
+    if cursor.published_guids:
+        return [e for e in entries if e.published > cursor.last_published]
     mark = (cursor.last_published, cursor.last_guid)
     return [e for e in entries if (e.published, e.guid) > mark]
 
@@ -433,12 +447,16 @@ class FeedSource(ForumSource):
         entries = self._not_ahead(parse_feed(response.content, response.charset_encoding))
         if cursor.last_guid is not None:
             newer = _new_entries(entries, cursor)
+            if newer is None:  # by date, and the feed's items up to the cursor taken as published
+                if cursor.published_guids:
+                    log.warning("source %s: no feed item dated up to the last one published has a "
+                                "guid published; read by date (do its guids change?)", self.source_id)
+                newer = _after_the_mark(entries, cursor)
+                published = [guid_digest(e.guid) for e in entries if e not in newer]
+                cursor = cursor.model_copy(update={"published_guids": tuple(published)})
             if entries and len(newer) == len(entries):
                 log.warning("source %s: every feed item is new; items may have been missed "
                             "(poll more often)", self.source_id)
-            if not cursor.published_guids:  # a cursor written before it held guids: the feed's
-                published = [guid_digest(e.guid) for e in entries if e not in newer]  # old items
-                cursor = cursor.model_copy(update={"published_guids": tuple(published)})
             entries = newer
         return [ForumItem(_safely(self._to_post, e), position)
                 for e, position in zip(entries, _positions(entries, cursor), strict=True)]

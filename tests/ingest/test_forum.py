@@ -770,3 +770,39 @@ def test_a_feed_cursor_written_before_it_held_guids_does_not_publish_old_items_a
     asyncio.run(poll())
 
     assert published == ["n-2", "n-3"]
+
+
+def test_a_feed_whose_guids_change_between_polls_is_read_by_date(caplog: pytest.LogCaptureFixture) -> None:
+    # a portal writing a session id into every link (the guid): read by guid, every item would be
+    # new at every poll, published again under a new id
+    now = datetime.now(UTC)
+    items = [("n-1", now - timedelta(hours=3)), ("n-2", now - timedelta(hours=2))]
+    session = iter(range(100))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sid = next(session)
+        body = "".join(f"<item><guid>https://portal.example.com/{guid};jsessionid={sid}</guid>"
+                       f"<description>城关镇停电了</description>"
+                       f"<pubDate>{format_datetime(at, usegmt=True)}</pubDate></item>" for guid, at in items)
+        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
+
+    published: list[str] = []
+
+    async def publish(posts: Sequence[RawPost]) -> None:
+        published.extend(post.external_id.split(";")[0] for post in posts)
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
+            await ForumPoller(source, store, publish).poll_once()
+
+    store = MemoryCursorStore()
+    asyncio.run(poll())
+    asyncio.run(poll())
+    items.append(("n-3", now - timedelta(hours=1)))
+    asyncio.run(poll())
+    asyncio.run(poll())
+
+    prefix = "https://portal.example.com/"
+    assert published == [prefix + "n-1", prefix + "n-2", prefix + "n-3"]
+    assert "do its guids change?" in caplog.text
