@@ -33,6 +33,7 @@ from defusedxml import ElementTree as SafeElementTree
 from services.ingest import metrics
 from services.ingest.forum_io import (
     MAX_PUBLISHED_GUIDS,
+    MAX_PUBLISHED_IDS,
     CursorStore,
     FetchError,
     ForumCursor,
@@ -162,6 +163,22 @@ class _WalkBack:
     collected: dict[int, dict[str, Any]]
 
 
+def _late_posts(first_page: list[dict[str, Any]], cursor: ForumCursor,
+                ) -> tuple[ForumCursor, dict[int, dict[str, Any]]]:
+    """The posts of the newest page numbered at or below the cursor's and never published: committed
+    after a higher-numbered post that was published (Discourse numbers a post when its transaction
+    inserts it, and two saved at once can commit in the other order); the cursor moved past them,
+    and they were never read. A cursor written before it held ids takes that page's posts up to
+    it as published (returned with them)."""
+    if cursor.last_id is None:
+        return cursor, {}
+    below = {p["id"]: p for p in first_page if p["id"] <= cursor.last_id}
+    if not cursor.published_ids:
+        return cursor.model_copy(update={"published_ids": tuple(sorted(below))}), {}
+    known, oldest = set(cursor.published_ids), min(cursor.published_ids)
+    return cursor, {i: p for i, p in below.items() if i not in known and i > oldest}
+
+
 class DiscourseSource(ForumSource):
     """Discourse ``GET /posts.json``: latest posts newest first, older pages via ``before``.
 
@@ -187,8 +204,10 @@ class DiscourseSource(ForumSource):
         walk = self._walk if self._walk is not None and self._walk.after_id == last_id else None
         collected: dict[int, dict[str, Any]] = dict(walk.collected) if walk else {}
         before: int | None = walk.before if walk else None
+        first: list[dict[str, Any]] = []
         for _ in range(pages):
             latest = await self._page(before)
+            first = first or (latest if before is None else [])
             newer = [p for p in latest if p["id"] > last_id]
             collected.update((p["id"], p) for p in newer)
             if not latest or len(newer) < len(latest):
@@ -203,10 +222,17 @@ class DiscourseSource(ForumSource):
                             "further at the next poll", self.source_id, pages, len(collected))
                 return []
         self._walk = None
-        if cursor.last_id is None and self._backfill_pages == 0 and collected:
-            return [ForumItem(None, ForumCursor(last_id=max(collected)))]  # start from now
-        return [ForumItem(_safely(self._to_post, post), ForumCursor(last_id=post_id))
-                for post_id, post in sorted(collected.items())]
+        if cursor.last_id is None and self._backfill_pages == 0 and collected:  # start from now
+            return [ForumItem(None, ForumCursor(last_id=max(collected),
+                                                published_ids=tuple(sorted(collected))[-MAX_PUBLISHED_IDS:]))]
+        cursor, late = _late_posts(first, cursor)
+        collected.update(late)
+        positions, last, ids = [], cursor.last_id or 0, cursor.published_ids
+        for post_id in sorted(collected):
+            last, ids = max(last, post_id), (*ids, post_id)[-MAX_PUBLISHED_IDS:]
+            positions.append(ForumCursor(last_id=last, published_ids=ids))
+        return [ForumItem(_safely(self._to_post, collected[post_id]), position)
+                for post_id, position in zip(sorted(collected), positions, strict=True)]
 
     async def _page(self, before: int | None) -> list[dict[str, Any]]:
         params = {"before": before} if before is not None else None

@@ -46,16 +46,20 @@ class CursorError(Exception):
 
 MAX_PUBLISHED_GUIDS = 2_000
 """The guids a feed cursor remembers, the latest published: far more than a feed lists."""
+MAX_PUBLISHED_IDS = 1_000
+"""The post ids a Discourse cursor remembers, the latest published: far more than a page lists."""
 
 
 class ForumCursor(BaseModel):
-    """How far a source has been published: highest post id; for a feed, the latest item
+    """How far a source has been published: highest post id and the latest ids published
+    (``published_ids``, oldest first); for a feed, the latest item
     published (published, guid) and the digests of the latest guids published
     (``published_guids``, oldest first)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     last_id: int | None = None
+    published_ids: tuple[int, ...] = ()
     last_published: AwareDatetime | None = None
     last_guid: str | None = None
     published_guids: tuple[str, ...] = ()

@@ -368,7 +368,7 @@ def test_more_new_posts_than_a_poll_reads_are_walked_back_over_several_polls_and
     assert state.requests == ["/posts.json", "/posts.json?before=107", "/posts.json?before=106",
                               "/posts.json?before=105", "/posts.json?before=104",
                               "/posts.json?before=103", "/posts.json?before=102"]
-    assert store.load(source.id) == ForumCursor(last_id=107)
+    assert store.load(source.id).last_id == 107
 
 
 def test_discourse_first_poll_backfills_only_the_configured_pages(
@@ -391,7 +391,7 @@ def test_discourse_backfill_zero_starts_from_now(fresh_server: tuple[str, Server
 
     run(scenario)
     assert sink.calls == 0
-    assert store.load(source.id) == ForumCursor(last_id=107)
+    assert store.load(source.id).last_id == 107
 
 
 def test_discourse_sends_the_api_key_when_configured(fresh_server: tuple[str, ServerState]) -> None:
@@ -806,3 +806,32 @@ def test_a_feed_whose_guids_change_between_polls_is_read_by_date(caplog: pytest.
     prefix = "https://portal.example.com/"
     assert published == [prefix + "n-1", prefix + "n-2", prefix + "n-3"]
     assert "do its guids change?" in caplog.text
+
+
+def test_a_discourse_post_that_appears_after_a_newer_one_was_published_is_published() -> None:
+    # Discourse numbers a post when its transaction inserts it: of two posts saved at once, the
+    # later-numbered one can commit, and be listed, first. The cursor moved past the other.
+    now = datetime.now(UTC)
+    posts = [{**DISCOURSE[-1], "id": k, "created_at": (now - timedelta(minutes=5)).isoformat()}
+             for k in (100, 102)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"latest_posts": sorted(posts, key=lambda p: -p["id"])})
+
+    published: list[str] = []
+
+    async def publish(batch: Sequence[RawPost]) -> None:
+        published.extend(post.external_id for post in batch)
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("discourse", "http://forum.invalid"), client)
+            await ForumPoller(source, store, publish).poll_once()
+
+    store = MemoryCursorStore()
+    asyncio.run(poll())
+    posts += [{**posts[0], "id": 101}, {**posts[0], "id": 103}]
+    asyncio.run(poll())
+    asyncio.run(poll())
+
+    assert published == ["100", "102", "101", "103"]
