@@ -472,7 +472,8 @@ def _after_the_mark(entries: list[FeedEntry], cursor: ForumCursor) -> list[FeedE
 
 
 class FeedSource(ForumSource):
-    """An RSS 2.0 or Atom feed; new means (published, guid) after the cursor's."""
+    """An RSS 2.0 or Atom feed; new means a guid the cursor has not published (by date, after the
+    cursor's (published, guid), when the guids cannot tell)."""
 
     def __init__(self, info: SourceInfo, *, feed_url: str, fetcher: HttpFetcher) -> None:
         self.source_id = info.source_id
