@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,6 +79,13 @@ class ReplayError(AppWebhookError):
 
     status_code = 409
     code = "replayed_request"
+
+
+class RequestInProgressError(AppWebhookError):
+    """The request id's first attempt is still waiting for Kafka: its outcome is not known yet."""
+
+    status_code = 503
+    code = "request_in_progress"
 
 
 class PayloadError(AppWebhookError):
@@ -148,6 +156,9 @@ class AppRequestVerifier:
         self._clock = clock
         self._request_ids = TtlSet(ttl_s=2 * replay_window_s, max_entries=max_request_ids,
                                    clock=clock)
+        # claimed ids whose feedback is not yet in Kafka: a retry of one is not "already accepted"
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
 
     def verify(self, *, source_id: str, secrets: Sequence[str | bytes],
                headers: Mapping[str, str], body: bytes,
@@ -169,13 +180,34 @@ class AppRequestVerifier:
         window = replay_window_s or self._window_s
         if abs(self._clock() - timestamp) > window:
             raise StaleRequestError(f"timestamp is more than {window} s away from server time")
-        if not self._request_ids.add(_replay_key(source_id, request_id)):
-            raise ReplayError(f"request id {request_id!r} was already used")
+        self._claim(_replay_key(source_id, request_id), request_id)
         return VerifiedRequest(request_id=request_id, timestamp=timestamp)
+
+    def _claim(self, key: str, request_id: str) -> None:
+        # A retry that arrives while the first attempt waits for Kafka was answered 409, "already
+        # accepted, do not retry"; the first attempt could still fail (503, to nobody), and the
+        # feedback was lost. Until the first is answered, the retry is told to retry.
+        with self._lock:
+            if self._request_ids.add(key):
+                self._in_flight.add(key)
+            elif key in self._in_flight:
+                raise RequestInProgressError(
+                    f"request id {request_id!r} is still being published by an earlier attempt: "
+                    "retry, and a 409 then means it was accepted")
+            else:
+                raise ReplayError(f"request id {request_id!r} was already used")
+
+    def accepted(self, *, source_id: str, request_id: str) -> None:
+        """The claimed request id's feedback is in Kafka: a request with the id again is a replay."""
+        with self._lock:
+            self._in_flight.discard(_replay_key(source_id, request_id))
 
     def release(self, *, source_id: str, request_id: str) -> None:
         """Forget a claimed request id, when publishing failed and the client should retry."""
-        self._request_ids.discard(_replay_key(source_id, request_id))
+        key = _replay_key(source_id, request_id)
+        with self._lock:
+            self._in_flight.discard(key)
+            self._request_ids.discard(key)
 
 
 def _header(headers: Mapping[str, str], name: str, pattern: re.Pattern[str], *,

@@ -32,15 +32,18 @@ from defusedxml import ElementTree as SafeElementTree
 
 from services.ingest import metrics
 from services.ingest.forum_io import (
+    MAX_PUBLISHED_GUIDS,
+    MAX_PUBLISHED_IDS,
     CursorStore,
     FetchError,
     ForumCursor,
     HttpFetcher,
     Sleep,
+    guid_digest,
 )
 from services.ingest.registry import RegisteredSource, pseudonymize
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.contracts.limits import DEFAULT_EVENT_MAX_LEAD, MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from yuqing.contracts.limits import DEFAULT_EVENT_MAX_LEAD, MAX_TEXT_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +119,23 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
+def _no_open_tags_at_the_end(markup: str) -> str:
+    """``markup`` with each ``<`` after its last ``>`` written ``&lt;``: no tag can end there.
+
+    The parser reads each such ``<`` as the start of a tag and looks for its end through the rest
+    of the text before taking it for a letter: a feed text of 56,000 characters saying ``a<b`` over
+    and over (a portal's plain text, HTML-escaped once) took 15 s, four times as long for twice
+    the text, and the poll held the ingest service's event loop, every channel's requests with
+    it."""
+    last = markup.rfind(">")
+    return markup[:last + 1] + markup[last + 1:].replace("<", "&lt;")
+
+
 def html_to_text(markup: str) -> str:
     """Visible text of an HTML fragment: no script/style/quotes, entities unescaped,
     whitespace collapsed within lines, one line per block."""
     extractor = _TextExtractor()
-    extractor.feed(markup)
+    extractor.feed(_no_open_tags_at_the_end(markup))
     extractor.close()
     lines = (re.sub(r"\s+", " ", line).strip() for line in "".join(extractor.parts).split("\n"))
     return "\n".join(line for line in lines if line)
@@ -148,6 +163,22 @@ class _WalkBack:
     collected: dict[int, dict[str, Any]]
 
 
+def _late_posts(first_page: list[dict[str, Any]], cursor: ForumCursor,
+                ) -> tuple[ForumCursor, dict[int, dict[str, Any]]]:
+    """The posts of the newest page numbered at or below the cursor's and never published: committed
+    after a higher-numbered post that was published (Discourse numbers a post when its transaction
+    inserts it, and two saved at once can commit in the other order); the cursor moved past them,
+    and they were never read. A cursor written before it held ids takes that page's posts up to
+    it as published (returned with them)."""
+    if cursor.last_id is None:
+        return cursor, {}
+    below = {p["id"]: p for p in first_page if p["id"] <= cursor.last_id}
+    if not cursor.published_ids:
+        return cursor.model_copy(update={"published_ids": tuple(sorted(below))}), {}
+    known, oldest = set(cursor.published_ids), min(cursor.published_ids)
+    return cursor, {i: p for i, p in below.items() if i not in known and i > oldest}
+
+
 class DiscourseSource(ForumSource):
     """Discourse ``GET /posts.json``: latest posts newest first, older pages via ``before``.
 
@@ -173,8 +204,10 @@ class DiscourseSource(ForumSource):
         walk = self._walk if self._walk is not None and self._walk.after_id == last_id else None
         collected: dict[int, dict[str, Any]] = dict(walk.collected) if walk else {}
         before: int | None = walk.before if walk else None
+        first: list[dict[str, Any]] = []
         for _ in range(pages):
             latest = await self._page(before)
+            first = first or (latest if before is None else [])
             newer = [p for p in latest if p["id"] > last_id]
             collected.update((p["id"], p) for p in newer)
             if not latest or len(newer) < len(latest):
@@ -189,10 +222,17 @@ class DiscourseSource(ForumSource):
                             "further at the next poll", self.source_id, pages, len(collected))
                 return []
         self._walk = None
-        if cursor.last_id is None and self._backfill_pages == 0 and collected:
-            return [ForumItem(None, ForumCursor(last_id=max(collected)))]  # start from now
-        return [ForumItem(_safely(self._to_post, post), ForumCursor(last_id=post_id))
-                for post_id, post in sorted(collected.items())]
+        if cursor.last_id is None and self._backfill_pages == 0 and collected:  # start from now
+            return [ForumItem(None, ForumCursor(last_id=max(collected),
+                                                published_ids=tuple(sorted(collected))[-MAX_PUBLISHED_IDS:]))]
+        cursor, late = _late_posts(first, cursor)
+        collected.update(late)
+        positions, last, ids = [], cursor.last_id or 0, cursor.published_ids
+        for post_id in sorted(collected):
+            last, ids = max(last, post_id), (*ids, post_id)[-MAX_PUBLISHED_IDS:]
+            positions.append(ForumCursor(last_id=last, published_ids=ids))
+        return [ForumItem(_safely(self._to_post, collected[post_id]), position)
+                for post_id, position in zip(sorted(collected), positions, strict=True)]
 
     async def _page(self, before: int | None) -> list[dict[str, Any]]:
         params = {"before": before} if before is not None else None
@@ -230,7 +270,7 @@ class DiscourseSource(ForumSource):
             unit=info.unit,
             thread_id=_str_or_none(post.get("topic_id")),
             reply_to=f"{post['topic_id']}#{reply}" if reply and post.get("topic_id") else None,
-            url=urljoin(self._base_url, post["post_url"]) if post.get("post_url") else None,
+            url=_fit_link(urljoin(self._base_url, post["post_url"]) if post.get("post_url") else None),
             attributes={"post_number": post.get("post_number"),
                         "category_id": post.get("category_id"), **cut, **ahead},
         )
@@ -391,8 +431,49 @@ def _rfc3339(value: str | None) -> datetime | None:
     return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=FEED_LOCAL_TIME)
 
 
+def _positions(entries: list[FeedEntry], cursor: ForumCursor) -> list[ForumCursor]:
+    """The cursor once each of ``entries`` (new ones, in order) is published."""
+    positions = []
+    latest, guids = cursor.last_published, cursor.published_guids
+    for entry in entries:
+        latest = entry.published if latest is None else max(latest, entry.published)
+        guids = (*guids, guid_digest(entry.guid))[-MAX_PUBLISHED_GUIDS:]
+        positions.append(ForumCursor(last_published=latest, last_guid=entry.guid, published_guids=guids))
+    return positions
+
+
+def _new_entries(entries: list[FeedEntry], cursor: ForumCursor) -> list[FeedEntry] | None:
+    """The entries not published yet: those whose guid the cursor does not hold; None when the
+    guids cannot tell (a cursor written before it held guids, or a feed none of whose items dated
+    up to the cursor's is known: its guids change between polls, a session id in the link).
+
+    New meant dated after the last one published, and an item that appeared dated before it or
+    like it (a notice dated by its document, a portal dating by the day: ``.../1000.html`` after
+    ``.../999.html``) was taken for an old one and never published."""
+    mark = cursor.last_published
+    if not cursor.published_guids or mark is None:
+        return None
+    seen = set(cursor.published_guids)
+    older = [guid_digest(e.guid) in seen for e in entries if e.published <= mark]
+    if older and not any(older):
+        return None
+    return [e for e in entries if guid_digest(e.guid) not in seen]
+
+
+def _after_the_mark(entries: list[FeedEntry], cursor: ForumCursor) -> list[FeedEntry]:
+    """The entries after the cursor by date alone: after its (published, guid), or, for a feed whose
+    guids change, after its date (one dated like the last one published has another guid now)."""
+    if cursor.last_published is None or cursor.last_guid is None:
+        return entries
+    if cursor.published_guids:
+        return [e for e in entries if e.published > cursor.last_published]
+    mark = (cursor.last_published, cursor.last_guid)
+    return [e for e in entries if (e.published, e.guid) > mark]
+
+
 class FeedSource(ForumSource):
-    """An RSS 2.0 or Atom feed; new means (published, guid) after the cursor's."""
+    """An RSS 2.0 or Atom feed; new means a guid the cursor has not published (by date, after the
+    cursor's (published, guid), when the guids cannot tell)."""
 
     def __init__(self, info: SourceInfo, *, feed_url: str, fetcher: HttpFetcher) -> None:
         self.source_id = info.source_id
@@ -403,16 +484,21 @@ class FeedSource(ForumSource):
     async def fetch_new(self, cursor: ForumCursor) -> list[ForumItem]:
         response = await self._fetcher.get(self._feed_url)
         entries = self._not_ahead(parse_feed(response.content, response.charset_encoding))
-        if cursor.last_published is not None and cursor.last_guid is not None:
-            mark = (cursor.last_published, cursor.last_guid)
-            newer = [e for e in entries if (e.published, e.guid) > mark]
+        if cursor.last_guid is not None:
+            newer = _new_entries(entries, cursor)
+            if newer is None:  # by date, and the feed's items up to the cursor taken as published
+                if cursor.published_guids:
+                    log.warning("source %s: no feed item dated up to the last one published has a "
+                                "guid published; read by date (do its guids change?)", self.source_id)
+                newer = _after_the_mark(entries, cursor)
+                published = [guid_digest(e.guid) for e in entries if e not in newer]
+                cursor = cursor.model_copy(update={"published_guids": tuple(published)})
             if entries and len(newer) == len(entries):
                 log.warning("source %s: every feed item is new; items may have been missed "
                             "(poll more often)", self.source_id)
             entries = newer
-        return [ForumItem(_safely(self._to_post, e),
-                          ForumCursor(last_published=e.published, last_guid=e.guid))
-                for e in entries]
+        return [ForumItem(_safely(self._to_post, e), position)
+                for e, position in zip(entries, _positions(entries, cursor), strict=True)]
 
     def _not_ahead(self, entries: list[FeedEntry]) -> list[FeedEntry]:
         """The entries the edge would take now. One dated ahead (a feed writing local time as UTC, a
@@ -441,7 +527,7 @@ class FeedSource(ForumSource):
             received_at=datetime.now(UTC),
             region=info.region,
             unit=info.unit,
-            url=entry.link if entry.link and len(entry.link) <= 2_048 else None,
+            url=_fit_link(entry.link),
             attributes={**cut},
         )
 
@@ -460,6 +546,13 @@ def fit_text(text: str) -> tuple[str, dict[str, int]]:
 
 def _fit_title(title: str | None) -> str | None:
     return title[:MAX_TITLE_CHARS] if title else None
+
+
+def _fit_link(url: str | None) -> str | None:
+    """A post's link if the contract can carry it (2,048 characters), else none: a Discourse post
+    whose link was longer (a percent-encoded Chinese slug of a long title) was skipped as
+    malformed, and the cursor moved past it for good."""
+    return url if url is not None and len(url) <= MAX_URL_CHARS else None
 
 
 def _safely(to_post: Callable[[Any], RawPost | None], entry: Any) -> RawPost | None:

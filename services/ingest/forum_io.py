@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import os
 import re
 import tempfile
@@ -43,14 +44,30 @@ class CursorError(Exception):
     """A stored cursor is unreadable; fix or remove the file, it is never reset silently."""
 
 
+MAX_PUBLISHED_GUIDS = 2_000
+"""The guids a feed cursor remembers, the latest published: far more than a feed lists."""
+MAX_PUBLISHED_IDS = 1_000
+"""The post ids a Discourse cursor remembers, the latest published: far more than a page lists."""
+
+
 class ForumCursor(BaseModel):
-    """How far a source has been published: highest post id, or latest (published, guid)."""
+    """How far a source has been published: highest post id and the latest ids published
+    (``published_ids``, oldest first); for a feed, the latest item
+    published (published, guid) and the digests of the latest guids published
+    (``published_guids``, oldest first)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     last_id: int | None = None
+    published_ids: tuple[int, ...] = ()
     last_published: AwareDatetime | None = None
     last_guid: str | None = None
+    published_guids: tuple[str, ...] = ()
+
+
+def guid_digest(guid: str) -> str:
+    """What a feed cursor keeps of a guid: 16 hex digits (a guid is often a long link)."""
+    return hashlib.sha256(guid.encode()).hexdigest()[:16]
 
 
 class CursorStore(Protocol):

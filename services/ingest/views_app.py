@@ -15,6 +15,7 @@ from services.ingest.app_webhook import (
     AppFeedback,
     AppWebhookError,
     PayloadError,
+    RequestInProgressError,
     feedback_to_raw_post,
     parse_feedback,
 )
@@ -46,7 +47,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"description": "not application/json"},
     422: {"description": "invalid feedback (field list), or created_at outside the window around arrival"},
     429: {"description": "over the source's rate limit; see Retry-After"},
-    503: {"description": "Kafka did not acknowledge the post; see Retry-After"},
+    503: {"description": "Kafka did not acknowledge the post, or an earlier attempt with this request "
+                         "id is still waiting for it; see Retry-After"},
 }
 _OPENAPI = request_body("application/json", AppFeedback.model_json_schema()) | {
     "parameters": _SIGNING_HEADERS}
@@ -65,6 +67,9 @@ async def app_feedback(request: Request, runtime: Runtime, source: AppSource) ->
         verified = runtime.verifier.verify(
             source_id=source.id, secrets=secrets, headers=request.headers, body=body,
             replay_window_s=config.replay_window_s)  # type: ignore[union-attr]
+    except RequestInProgressError as exc:
+        raise Problem(exc.status_code, str(exc), {"Retry-After": str(runtime.settings.retry_after_s)}
+                      ) from exc
     except AppWebhookError as exc:
         raise _problem(exc) from exc
     try:
@@ -74,6 +79,7 @@ async def app_feedback(request: Request, runtime: Runtime, source: AppSource) ->
         # A refused request does not use up its id: the APP may retry with the same one.
         runtime.verifier.release(source_id=source.id, request_id=verified.request_id)
         raise
+    runtime.verifier.accepted(source_id=source.id, request_id=verified.request_id)
     return Accepted(accepted=outcome.accepted, duplicates=outcome.duplicates,
                     post_ids=outcome.post_ids)
 

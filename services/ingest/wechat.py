@@ -35,6 +35,7 @@ from defusedxml import ElementTree as SafeElementTree
 
 from services.ingest.registry import pseudonymize
 from yuqing.contracts import Channel, RawPost, make_post_id
+from yuqing.contracts.limits import MAX_ATTRIBUTE_VALUE_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS
 from yuqing.contracts.models import AttributeValue
 
 BLOCK_SIZE = 32
@@ -324,15 +325,26 @@ def to_raw_post(message: WeChatMessage, *, source_id: str, author_salt: str,
         external_id=external_id,
         author=author,
         msg_type=msg_type,
-        title=message.get("Title") if msg_type == "link" else None,
-        text=text or "",
+        title=_fit(message.get("Title"), MAX_TITLE_CHARS) if msg_type == "link" else None,
+        text=_fit(text, MAX_TEXT_CHARS) or "",
         created_at=datetime.fromtimestamp(message.create_time, tz=UTC),
         received_at=received_at,
         region=region,
         unit=unit,
-        url=message.get("Url") if msg_type == "link" else None,
+        url=_link(message.get("Url")) if msg_type == "link" else None,
         attributes=_attributes(message, msg_type),
     )
+
+
+# WeChat drops a message refused with a 4xx once its retries are spent, and no one learns of it: a
+# shared article whose title, link or summary was over the contract's bounds was refused (422) and
+# the user's message lost. What does not fit is cut (a link that does not fit is left out).
+def _fit(value: str | None, chars: int) -> str | None:
+    return None if value is None else value[:chars]
+
+
+def _link(url: str | None) -> str | None:
+    return url if url is not None and len(url) <= MAX_URL_CHARS else None
 
 
 def _normalized_type(msg_type: str) -> str:
@@ -352,13 +364,13 @@ _ATTRIBUTE_FIELDS: dict[str, dict[str, str]] = {
 
 
 def _attributes(message: WeChatMessage, msg_type: str) -> dict[str, AttributeValue]:
-    attributes: dict[str, AttributeValue] = {"account": message.to_user}
+    attributes: dict[str, AttributeValue] = {"account": message.to_user[:MAX_ATTRIBUTE_VALUE_CHARS]}
     if message.msg_id:
         attributes["msg_id"] = message.msg_id
     for element, key in _ATTRIBUTE_FIELDS.get(msg_type, {}).items():
         value = message.get(element)
         if value is not None:
-            attributes[key] = value
+            attributes[key] = value[:MAX_ATTRIBUTE_VALUE_CHARS]
     if msg_type == "voice":
         attributes["recognized"] = message.get("Recognition") is not None
     if msg_type == "location":

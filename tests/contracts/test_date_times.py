@@ -1,10 +1,12 @@
 """Date-times the contract refuses are refused with a message that names the reason."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from yuqing.contracts import Channel, RawPost, make_post_id
+from yuqing.contracts.codec import decode, encode
 from yuqing.contracts.models import DateTime
 
 ADAPTER: TypeAdapter[datetime] = TypeAdapter(DateTime)
@@ -34,3 +36,12 @@ def test_every_rfc3339_spelling_of_a_real_moment_is_read(text: str) -> None:
 def test_a_datetime_built_in_code_passes_as_it_is() -> None:
     moment = datetime(2026, 12, 6, tzinfo=UTC)
     assert ADAPTER.validate_python(moment) == moment
+
+
+def test_a_datetime_whose_offset_has_seconds_keeps_its_moment_through_the_topic() -> None:
+    # a feed's "+05:30:15", read by Python: the message carried "+05:30", 15 s off the moment
+    moment = datetime(2026, 12, 6, 10, 0, tzinfo=timezone(timedelta(hours=5, minutes=30, seconds=15)))
+    post = RawPost(post_id=make_post_id("forum-x", "1"), source="forum-x", channel=Channel.FORUM,
+                   external_id="1", created_at=moment, received_at=moment)
+
+    assert decode(RawPost, encode(post)).created_at == moment

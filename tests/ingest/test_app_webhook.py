@@ -15,6 +15,7 @@ from services.ingest.app_webhook import (
     AppRequestVerifier,
     PayloadError,
     ReplayError,
+    RequestInProgressError,
     SignatureError,
     StaleRequestError,
     feedback_to_raw_post,
@@ -144,10 +145,22 @@ def test_per_source_window_overrides_the_default() -> None:
 def test_reused_request_id_is_a_replay() -> None:
     checker = verifier()
     checker.verify(source_id="app-main", secrets=[SECRET], headers=headers(), body=BODY)
+    checker.accepted(source_id="app-main", request_id="req-0001")
 
     with pytest.raises(ReplayError) as caught:
         checker.verify(source_id="app-main", secrets=[SECRET], headers=headers(), body=BODY)
     assert caught.value.status_code == 409
+
+
+def test_a_request_id_whose_first_attempt_is_unanswered_is_not_yet_a_replay() -> None:
+    checker = verifier()
+    checker.verify(source_id="app-main", secrets=[SECRET], headers=headers(), body=BODY)
+
+    with pytest.raises(RequestInProgressError) as caught:
+        checker.verify(source_id="app-main", secrets=[SECRET], headers=headers(), body=BODY)
+    assert caught.value.status_code == 503
+    checker.release(source_id="app-main", request_id="req-0001")  # the first attempt failed
+    checker.verify(source_id="app-main", secrets=[SECRET], headers=headers(), body=BODY)
 
 
 def test_bad_signature_does_not_burn_the_request_id() -> None:
@@ -179,6 +192,7 @@ def test_request_id_is_remembered_as_long_as_a_timestamp_can_be_fresh() -> None:
     checker = verifier(clock)
     checker.verify(source_id="app-main", secrets=[SECRET],
                    headers=headers(timestamp=NOW + 300), body=BODY)
+    checker.accepted(source_id="app-main", request_id="req-0001")
 
     clock.now += 599
     with pytest.raises(ReplayError):

@@ -368,7 +368,7 @@ def test_more_new_posts_than_a_poll_reads_are_walked_back_over_several_polls_and
     assert state.requests == ["/posts.json", "/posts.json?before=107", "/posts.json?before=106",
                               "/posts.json?before=105", "/posts.json?before=104",
                               "/posts.json?before=103", "/posts.json?before=102"]
-    assert store.load(source.id) == ForumCursor(last_id=107)
+    assert store.load(source.id).last_id == 107
 
 
 def test_discourse_first_poll_backfills_only_the_configured_pages(
@@ -391,7 +391,7 @@ def test_discourse_backfill_zero_starts_from_now(fresh_server: tuple[str, Server
 
     run(scenario)
     assert sink.calls == 0
-    assert store.load(source.id) == ForumCursor(last_id=107)
+    assert store.load(source.id).last_id == 107
 
 
 def test_discourse_sends_the_api_key_when_configured(fresh_server: tuple[str, ServerState]) -> None:
@@ -681,3 +681,157 @@ def test_a_feed_date_in_cst_or_without_a_zone_is_china_standard_time() -> None:
     eight_utc = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
     assert published == {"cst": eight_utc, "bare": eight_utc, "offset": eight_utc,
                           "utc": datetime(2026, 12, 7, 16, 0, tzinfo=UTC)}
+
+
+def test_a_feed_item_dated_as_one_already_published_is_published() -> None:
+    # Portals date notices by the day (or the minute): an item that appears later with the same
+    # date and a guid sorting before the last one published (.../1000.html after .../999.html) was
+    # taken for an old one, and skipped for good.
+    day = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%d")
+    items = ["https://portal.example.com/n/998.html", "https://portal.example.com/n/999.html"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = "".join(f"<item><guid>{guid}</guid><title>停电</title><description>城关镇停电了</description>"
+                       f"<pubDate>{day}</pubDate></item>" for guid in items)
+        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
+
+    published: list[str] = []
+
+    async def publish(posts: Sequence[RawPost]) -> None:
+        published.extend(post.external_id for post in posts)
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
+            await ForumPoller(source, store, publish).poll_once()
+
+    store = MemoryCursorStore()
+    asyncio.run(poll())
+    items.append("https://portal.example.com/n/1000.html")
+    asyncio.run(poll())
+    asyncio.run(poll())
+
+    assert published == [*items[:2], items[2]]
+
+
+def test_a_feed_item_that_appears_dated_before_the_last_one_published_is_published() -> None:
+    # A portal dates a notice by the document (written yesterday, put online today): dated
+    # before the last item published, it was taken for an old one and never published.
+    today = datetime.now(UTC) - timedelta(hours=1)
+    items = [("https://portal.example.com/n/999.html", today)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = "".join(f"<item><guid>{guid}</guid><title>停电</title><description>城关镇停电了</description>"
+                       f"<pubDate>{format_datetime(at, usegmt=True)}</pubDate></item>" for guid, at in items)
+        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
+
+    published: list[str] = []
+
+    async def publish(posts: Sequence[RawPost]) -> None:
+        published.extend(post.external_id for post in posts)
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
+            await ForumPoller(source, store, publish).poll_once()
+
+    store = MemoryCursorStore()
+    asyncio.run(poll())
+    items.append(("https://portal.example.com/n/1000.html", today - timedelta(days=1)))
+    asyncio.run(poll())
+    asyncio.run(poll())
+
+    assert published == [guid for guid, _ in items]
+
+
+def test_a_feed_cursor_written_before_it_held_guids_does_not_publish_old_items_again() -> None:
+    now = datetime.now(UTC)
+    items = [(f"n-{k}", now - timedelta(hours=5 - k)) for k in range(3)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = "".join(f"<item><guid>{guid}</guid><description>城关镇停电了</description>"
+                       f"<pubDate>{format_datetime(at, usegmt=True)}</pubDate></item>" for guid, at in items)
+        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
+
+    published: list[str] = []
+
+    async def publish(posts: Sequence[RawPost]) -> None:
+        published.extend(post.external_id for post in posts)
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
+            await ForumPoller(source, store, publish).poll_once()
+
+    store = MemoryCursorStore()
+    store.save("forum-rss", ForumCursor(last_published=items[1][1], last_guid="n-1"))
+    asyncio.run(poll())
+    items.append(("n-3", now - timedelta(hours=1)))
+    asyncio.run(poll())
+
+    assert published == ["n-2", "n-3"]
+
+
+def test_a_feed_whose_guids_change_between_polls_is_read_by_date(caplog: pytest.LogCaptureFixture) -> None:
+    # a portal writing a session id into every link (the guid): read by guid, every item would be
+    # new at every poll, published again under a new id
+    now = datetime.now(UTC)
+    items = [("n-1", now - timedelta(hours=3)), ("n-2", now - timedelta(hours=2))]
+    session = iter(range(100))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sid = next(session)
+        body = "".join(f"<item><guid>https://portal.example.com/{guid};jsessionid={sid}</guid>"
+                       f"<description>城关镇停电了</description>"
+                       f"<pubDate>{format_datetime(at, usegmt=True)}</pubDate></item>" for guid, at in items)
+        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
+
+    published: list[str] = []
+
+    async def publish(posts: Sequence[RawPost]) -> None:
+        published.extend(post.external_id.split(";")[0] for post in posts)
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
+            await ForumPoller(source, store, publish).poll_once()
+
+    store = MemoryCursorStore()
+    asyncio.run(poll())
+    asyncio.run(poll())
+    items.append(("n-3", now - timedelta(hours=1)))
+    asyncio.run(poll())
+    asyncio.run(poll())
+
+    prefix = "https://portal.example.com/"
+    assert published == [prefix + "n-1", prefix + "n-2", prefix + "n-3"]
+    assert "do its guids change?" in caplog.text
+
+
+def test_a_discourse_post_that_appears_after_a_newer_one_was_published_is_published() -> None:
+    # Discourse numbers a post when its transaction inserts it: of two posts saved at once, the
+    # later-numbered one can commit, and be listed, first. The cursor moved past the other.
+    now = datetime.now(UTC)
+    posts = [{**DISCOURSE[-1], "id": k, "created_at": (now - timedelta(minutes=5)).isoformat()}
+             for k in (100, 102)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"latest_posts": sorted(posts, key=lambda p: -p["id"])})
+
+    published: list[str] = []
+
+    async def publish(batch: Sequence[RawPost]) -> None:
+        published.extend(post.external_id for post in batch)
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            source = build_forum_source(registered("discourse", "http://forum.invalid"), client)
+            await ForumPoller(source, store, publish).poll_once()
+
+    store = MemoryCursorStore()
+    asyncio.run(poll())
+    posts += [{**posts[0], "id": 101}, {**posts[0], "id": 103}]
+    asyncio.run(poll())
+    asyncio.run(poll())
+
+    assert published == ["100", "102", "101", "103"]

@@ -69,3 +69,17 @@ def test_a_long_feed_item_is_published_cut_to_fit() -> None:
 
     assert post.text == LONG[:MAX_TEXT_CHARS] and post.attributes == {"text_chars_before_cut": len(LONG)}
 
+
+
+def test_a_discourse_post_with_a_link_too_long_for_the_contract_is_published_without_it() -> None:
+    # a Chinese title's slug, percent-encoded: nine characters a character
+    long_link = {**_post(1, "城关镇停电了"), "post_url": "/t/" + "%E5%81%9C" * 240 + "/5521/1"}
+    posts = [_post(2, "短帖"), long_link]
+
+    published = {p.external_id: p for p in _poll(
+        lambda request: httpx.Response(200, json={"latest_posts": posts}), "discourse",
+        "https://forum.example.com")}
+
+    assert set(published) == {"1", "2"}
+    assert published["1"].text == "城关镇停电了" and published["1"].url is None
+    assert published["2"].url == "https://forum.example.com/t/topic/5521/2"

@@ -352,3 +352,21 @@ def test_non_ascii_signatures_are_refused_not_crashed() -> None:
 
     with pytest.raises(WeChatSignatureError):
         crypto.verify_url(signature="签名", timestamp="1", nonce="n", echostr="e")
+
+
+def test_a_link_too_long_for_the_contract_is_kept_without_what_does_not_fit() -> None:
+    # WeChat drops a message refused with a 4xx after its retries: a shared article whose link,
+    # title or summary was over the contract's bounds was refused (422) and lost, the user's
+    # message with it
+    long_url = "https://mp.weixin.qq.com/s?__biz=" + "A" * 3_000
+    xml = (fixture("wechat_link.xml")
+           .replace(b"https://mp.weixin.qq.com/s/AbCdEf123", long_url.encode())
+           .replace("网传".encode(), ("网传" * 600).encode())
+           .replace(b"<Description><![CDATA[", ("<Description><![CDATA[" + "摘要" * 1_500).encode()))
+
+    post = raw_from(xml)
+
+    assert post.url is None
+    assert post.title is not None and len(post.title) == 1_000 and post.title.startswith("网传网传")
+    description = post.attributes["description"]
+    assert isinstance(description, str) and len(description) == 2_000

@@ -92,6 +92,27 @@ def test_encrypted_wechat_push_reaches_posts_raw_and_retries_are_deduplicated(
     assert post.author is not None and post.author.startswith("wx-")
 
 
+def test_a_shared_article_over_the_contracts_bounds_is_kept_not_refused(
+        kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    # WeChat drops a message refused with a 4xx once its retries are spent: a link whose address
+    # was over 2,048 characters was a 422, and the user's message was lost
+    long_url = "https://mp.weixin.qq.com/s?__biz=" + "A" * 3_000
+    xml = (f"<xml><ToUserName><![CDATA[gh_account]]></ToUserName><FromUserName><![CDATA[oUser42]]>"
+           f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[link]]>"
+           f"</MsgType><Title><![CDATA[网传阶梯电价翻倍？]]></Title><Url><![CDATA[{long_url}]]></Url>"
+           f"<MsgId>6200000077</MsgId></xml>").encode()
+    crypto = WeChatCrypto(WECHAT_TOKEN, WECHAT_AES_KEY, WECHAT_APP_ID)
+    query, body = crypto.push_request(xml, timestamp=str(int(time.time())), nonce="n0nce77",
+                                      openid="oUser42")
+    with ingest(kafka_settings, tmp_path) as url:
+        resp = httpx.post(f"{url}/v1/wechat/wechat-service", params=query, content=body,
+                          headers={"Content-Type": "text/xml"}, timeout=10)
+
+    assert (resp.status_code, resp.text) == (200, "success")
+    [post] = read_posts(kafka_settings, at_least=1)
+    assert (post.external_id, post.title, post.url) == ("6200000077", "网传阶梯电价翻倍？", None)
+
+
 def forum_posts(first_id: int, count: int) -> list[dict[str, Any]]:
     created = datetime.now(UTC) - timedelta(minutes=10)
     return [discourse_post(post_id, topic_id=700 + post_id % 3, title="夜班排班",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -21,6 +21,7 @@ from yuqing.contracts.limits import (
     MAX_ATTRIBUTES,
     MAX_TEXT_CHARS,
     MAX_TITLE_CHARS,
+    MAX_URL_CHARS,
 )
 
 SourceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$", examples=["app-main"])]
@@ -34,13 +35,23 @@ def _rfc3339_text(value: object) -> object:
     # pydantic's lax mode reads numbers (and numeric strings) as Unix times; the contract
     # says date-time, so only an RFC 3339 text (or a datetime built in code) is one.
     if isinstance(value, datetime):
-        return value
+        return _in_whole_minutes(value)
     match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-11-28T20:15:00+08:00")
     if problem := _clock_problem(match):
         raise ValueError(problem)
     return value
+
+
+def _in_whole_minutes(moment: datetime) -> datetime:
+    """``moment``, in UTC if its offset is not whole minutes (``+05:30:15``, which Python reads in
+    a feed's date): RFC 3339 has no seconds in an offset, and the JSON of the post was written
+    with the offset's minutes only, moving the moment by the seconds left out."""
+    offset = moment.utcoffset()
+    if offset is not None and offset % timedelta(minutes=1):
+        return moment.astimezone(UTC)
+    return moment
 
 
 def _clock_problem(match: re.Match[str]) -> str | None:
@@ -66,7 +77,7 @@ Place = Annotated[str | None, Field(max_length=64)]
 """A region (township) or unit name."""
 Reference = Annotated[str | None, Field(max_length=256)]
 """A thread or reply reference in the source's own terms."""
-Url = Annotated[str | None, Field(max_length=2_048)]
+Url = Annotated[str | None, Field(max_length=MAX_URL_CHARS)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 """A model's score for one class. The issue grouping takes its logarithm: a score below 0 (written
 by a producer other than the NLP worker) failed the indexer's whole batch, for ever."""
