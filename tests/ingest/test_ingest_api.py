@@ -30,6 +30,7 @@ from tests.ingest.sources import (
     registry,
 )
 from yuqing.contracts import Channel, make_post_id
+from yuqing.contracts.limits import MAX_TEXT_CHARS
 
 NOW = datetime.now(UTC).isoformat()
 
@@ -312,12 +313,17 @@ def test_wechat_refusals(api: Api) -> None:
                                                       WECHAT_APP_ID)).status_code == 401
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml>&a;</xml>'
     assert api.wechat(bomb, safe_mode=False, source="wechat-plain").status_code == 400
-    too_long = text_xml(content="a" * 100_001)
-    assert api.wechat(too_long, safe_mode=False, source="wechat-plain").status_code == 422
     json_body = api.http.post("/v1/wechat/wechat-plain", params={"signature": "s", "timestamp": "1",
                               "nonce": "n"}, json={}).status_code
     assert json_body == 415
     assert api.publisher.published == []
+
+
+def test_wechat_text_over_the_contracts_bound_is_cut_not_refused(api: Api) -> None:
+    # WeChat drops a message refused with a 4xx once its retries are spent: it was a 422
+    too_long = text_xml(content="a" * (MAX_TEXT_CHARS + 1))
+    assert api.wechat(too_long, safe_mode=False, source="wechat-plain").text == "success"
+    assert [len(post.text) for post in api.publisher.published] == [MAX_TEXT_CHARS]
 
 
 # ---- metrics ------------------------------------------------------------------------
