@@ -24,6 +24,13 @@ pytestmark = pytest.mark.timeout(3900)  # may build promtool on a fresh machine
 GENERATOR = REPO_ROOT / "deploy" / "tools" / "gen_prometheusrule.py"
 PROMETHEUS_RULE = REPO_ROOT / "deploy" / "k8s" / "components" / "monitoring" / "prometheusrule.yaml"
 KUBERNETES_RULES = MONITORING / "kubernetes" / "rules.yml"
+KUBERNETES_TESTS = sorted((MONITORING / "kubernetes" / "tests").glob("*.yml"))
+OPERATIONS_DOC = REPO_ROOT / "docs" / "operations.md"
+
+
+def kubernetes_alerts() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(KUBERNETES_RULES.read_text(encoding="utf-8"))["groups"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
 
 
 def generator() -> ModuleType:
@@ -80,3 +87,31 @@ def test_the_script_runs_as_a_command() -> None:
 def test_the_kubernetes_rules_pass_promtool_check(promtool: Path) -> None:
     result = run_tool(promtool, "check", "rules", "--lint=all", "--lint-fatal", str(KUBERNETES_RULES))
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
+@pytest.mark.parametrize("test_file", KUBERNETES_TESTS, ids=lambda path: path.stem)
+def test_the_kubernetes_rule_unit_tests_pass(promtool: Path, test_file: Path) -> None:
+    result = run_tool(promtool, "test", "rules", str(test_file))
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
+def test_every_kubernetes_alert_is_seen_firing_and_quiet() -> None:
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for path in KUBERNETES_TESTS:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
+            for case in group.get("alert_rule_test", []):
+                (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
+    names = {rule["alert"] for rule in kubernetes_alerts()}
+    assert names and names <= firing and names <= quiet
+
+
+@pytest.mark.parametrize("rule", kubernetes_alerts(), ids=lambda rule: rule["alert"])
+def test_kubernetes_alerts_follow_the_rule_files_conventions(rule: dict[str, Any]) -> None:
+    # docs/operations.md: severity, team, a service for inhibition, a runbook section
+    labels, annotations = rule["labels"], rule["annotations"]
+    assert labels["severity"] in {"critical", "warning", "info"} and labels["team"] in {"platform", "opinion"}
+    assert "service" in labels or '"service"' in rule["expr"]
+    assert {"summary", "description", "runbook"} <= annotations.keys()
+    assert annotations["runbook"] == f"docs/operations.md#{rule['alert'].lower()}"
+    assert f"\n### {rule['alert']}\n" in OPERATIONS_DOC.read_text(encoding="utf-8")

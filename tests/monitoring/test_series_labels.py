@@ -40,6 +40,7 @@ KAFKA_EXPORTER_LABELS = frozenset({"consumergroup", "topic", "partition"})
 # kube-state-metrics series the Kubernetes rules use, with their labels.
 KUBE_STATE_METRICS = {
     "kube_pod_container_status_restarts_total": frozenset({"container", "pod", "namespace"}),
+    "kube_cronjob_status_last_successful_time": frozenset({"cronjob", "namespace"}),
 }
 _GRAFANA_VARIABLE = re.compile(r"\$(?:\{\w+(?::\w+)?\}|\w+)")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
