@@ -116,16 +116,13 @@ class Indexer:
         recording = threading.Thread(target=record, name="record-merges-at-stop", daemon=True)
         recording.start()
         recording.join(STOP_RECORD_S)
-        if not recording.is_alive() and not failed:
-            return
-        cause = (f"{type(failed[0]).__name__}: {failed[0]}" if failed
-                 else f"no answer within {STOP_RECORD_S:.0f} s")
-        merges = ", ".join(f"{source} into {target}" for source, target in pending)
-        log.warning("%d automatic issue merge%s not recorded at stop (%s): %s. Their posts keep "
-                    "their issues in the index; the next start rebuilds the issue table from the "
-                    "index without these merges, and the grouping makes one again only when a new "
-                    "post joins one of its issues", len(pending),
-                    " was" if len(pending) == 1 else "s were", cause, merges)
+        if failed or recording.is_alive():
+            cause = (f"Elasticsearch: {type(failed[0]).__name__}: {failed[0]}" if failed
+                     else f"Elasticsearch: no answer within {STOP_RECORD_S:.0f} s")
+            _say_unrecorded(pending, cause)
+        elif self.issues.pending_merges:  # deferred: a responder holds one of their issues
+            _say_unrecorded([(m.source_id, m.target_id) for m in self.issues.pending_merges],
+                            "a responder was correcting one of their issues")
 
     def record_merges(self) -> None:
         """The automatic merges still waiting to be recorded (every ``refresh_s`` at most): the
@@ -167,6 +164,14 @@ def until_elasticsearch_answers(what: str, call: Callable[[], T], *, max_wait_s:
     retrying = Retrying(retry=retry_if_exception(transient), reraise=True,
                         wait=wait_exponential_jitter(initial=0.5, max=max_wait_s), before_sleep=log_wait)
     return retrying(call)
+
+
+def _say_unrecorded(merges: list[tuple[str, str]], cause: str) -> None:
+    log.warning("%d automatic issue merge%s not recorded at stop (%s): %s. Their posts keep their "
+                "issues in the index; the next start rebuilds the issue table from the index without "
+                "these merges, and the grouping makes one again only when a new post joins one of its "
+                "issues", len(merges), " was" if len(merges) == 1 else "s were", cause,
+                ", ".join(f"{source} into {target}" for source, target in merges))
 
 
 def _beside_the_batch(what: str, work: Callable[[], object]) -> None:

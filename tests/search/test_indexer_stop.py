@@ -14,6 +14,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from services.search import indexer as indexer_module
+from services.search.correction_locks import correcting
 from services.search.es import make_client
 from services.search.grouping import IssueMerge
 from services.search.indexer import Indexer
@@ -152,7 +153,8 @@ def test_a_stop_with_elasticsearch_away_says_which_merges_were_not_recorded_and_
     indexer.run()  # returns: a requested stop
     assert time.monotonic() - started < 30
     said = _stop_said(caplog)
-    assert said.startswith("1 automatic issue merge was not recorded at stop (ConnectionError: ")
+    assert said.startswith("1 automatic issue merge was not recorded at stop "
+                           "(Elasticsearch: ConnectionError: ")
     assert f"{pending.source_id} into {pending.target_id}" in said and "next start" in said
     # what the line says of the index and of the next start holds
     es.indices.delete(index=corrections_index(prefix), ignore=404)
@@ -184,4 +186,22 @@ def test_a_stop_with_elasticsearch_hanging_waits_a_bounded_time(
     indexer.run()
     assert time.monotonic() - started < 10
     said = _stop_said(caplog)
-    assert "(no answer within 1 s)" in said and f"{pending.source_id} into {pending.target_id}" in said
+    assert "(Elasticsearch: no answer within 1 s)" in said
+    assert f"{pending.source_id} into {pending.target_id}" in said
+
+
+def test_a_merge_a_responder_holds_at_stop_is_said_not_recorded(
+        kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings, relay: Relay,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # a merge deferred because a responder is correcting one of its issues was dropped at stop unsaid
+    es, prefix = make_client(es_settings), es_settings.index_prefix
+    indexer = Indexer(_settings(kafka_settings, es_settings, f"http://127.0.0.1:{relay.port}"))
+    caplog.set_level(logging.WARNING)
+    pending = _merge_left_unrecorded(indexer, es, prefix)
+    es.indices.delete(index=corrections_index(prefix), ignore=404)  # Elasticsearch answers again
+    with correcting(es, prefix, [pending.source_id], holder="desk"):
+        indexer.stop()
+        indexer.run()
+    said = _stop_said(caplog)
+    assert said.startswith("1 automatic issue merge was not recorded at stop (a responder was correcting")
+    assert f"{pending.source_id} into {pending.target_id}" in said
