@@ -37,7 +37,9 @@ keeps a surge that shows at several levels of the topic hierarchy to one alert.
 
 A surge often also shows as a surge of one *source* or one *issue* (the
 ``cluster`` family); such an alert is folded into the topic or topic-region
-alert that holds it (:mod:`services.alerts.publish`).
+alert that holds it (:mod:`services.alerts.publish`). An issue the grouping merged
+into another hands its evidence on to that one's key at each close
+(:mod:`services.alerts.issue_aliases`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from typing import Any
 from services.alerts import outbox
 from services.alerts.detector import Detection, DetectorConfig, SurgeDetector
 from services.alerts.evidence import EvidenceLimits, Observation, WindowEvidence
+from services.alerts.issue_aliases import aliases_in_use, follow_merges, note_merges
 from services.alerts.keys import is_issue
 from services.alerts.lifecycle import AlertTracker, TrackerConfig
 from services.alerts.publish import Publisher
@@ -62,7 +65,6 @@ from yuqing.contracts import Alert, AlertKey
 Table = MutableMapping[str, Any]
 DESK = "desk"
 SWEEP_EVERY_SECONDS = 3600
-MAX_ALIASES = 2_000  # issue merges remembered (the latest), about 100 KB of the desk
 
 
 OVERALL = "overall"
@@ -268,7 +270,7 @@ class SurgeWatch:
             evidence_now = self._bucket_evidence(label, bucket)
             if evidence_now is not None:
                 evidence[label] = evidence_now
-        self._follow_merges(keys, evidence, firing, desk)
+        follow_merges(keys, evidence, firing, desk.aliases, self.config.evidence)
         detections: dict[AlertKey, Detection] = {}
         for label, key in keys.items():
             evidence_now = evidence.get(label)
@@ -285,37 +287,8 @@ class SurgeWatch:
         """Issues the grouping merged (issue gone, issue it went into): from now on, when a bucket
         closes, the posts counted under the one count towards the other's cluster key."""
         desk = self._desk()
-        for source, target in merges:
-            if source != target:
-                desk.aliases.pop(source, None)  # the latest merge last: the oldest are forgotten first
-                desk.aliases[source] = target
-        for source in list(desk.aliases)[:max(0, len(desk.aliases) - MAX_ALIASES)]:
-            del desk.aliases[source]
+        note_merges(desk, merges)
         self._save_desk(desk)
-
-    def _follow_merges(self, keys: dict[str, AlertKey], evidence: dict[str, WindowEvidence],
-                       firing: set[AlertKey], desk: Desk) -> None:
-        """Move the window's evidence of each issue merged away to the issue it went into.
-
-        An issue's posts counted under its own id until the grouping merged it into another (a few
-        posts founding a second issue before the two met, a partition read behind the other): forty
-        posts of one matter were counted 35 and 5 under two keys. An issue merged away keeps its key
-        only while its alert fires (it is fed the zero it needs to resolve).
-        """
-        if not desk.aliases:
-            return
-        for label, key in list(keys.items()):
-            if not is_issue(key) or key.cluster not in desk.aliases:
-                continue
-            target = _resolve(desk.aliases, key.cluster or "")
-            target_key = AlertKey(family="cluster", cluster=target)
-            target_label = target_key.label()
-            keys.setdefault(target_label, target_key)
-            moved = evidence.pop(label, None)
-            if moved is not None:
-                evidence.setdefault(target_label, WindowEvidence()).absorb(moved, self.config.evidence)
-            if key not in firing:
-                del keys[label]
 
     def _matters(self, detection: Detection) -> bool:
         # What the tracker can act on: a possible onset, or a possible surging parent.
@@ -474,23 +447,7 @@ class SurgeWatch:
         for label in idle:
             del self.detectors[label]
             self._live.pop(label, None)
-        desk.aliases = self._aliases_in_use(desk.aliases, firing, bucket)
-
-    def _aliases_in_use(self, aliases: dict[str, str], firing: set[str], closed_through: int
-                        ) -> dict[str, str]:
-        """The merges still needed: those of issues with posts in open buckets or an alert firing,
-        and the later merges their targets went through (the desk is one changelog message)."""
-        needed: set[str] = set()
-        for source in aliases:
-            label = AlertKey(family="cluster", cluster=source).label()
-            stored = self.windows.get(label)
-            if label in firing or (stored is not None
-                                   and any(int(b) > closed_through for b in stored["buckets"])):
-                issue = source
-                while issue in aliases and issue not in needed:
-                    needed.add(issue)
-                    issue = aliases[issue]
-        return {source: target for source, target in aliases.items() if source in needed}
+        desk.aliases = aliases_in_use(desk.aliases, self.windows, firing, bucket)
 
     def _desk(self) -> Desk:
         stored = self._desk_table.get(DESK)
@@ -498,15 +455,6 @@ class SurgeWatch:
 
     def _save_desk(self, desk: Desk) -> None:
         self._desk_table[DESK] = desk.to_dict()
-
-
-def _resolve(aliases: dict[str, str], issue_id: str) -> str:
-    """The issue ``issue_id`` went into, through later merges (a cycle stops where it closes)."""
-    seen = {issue_id}
-    while issue_id in aliases and aliases[issue_id] not in seen:
-        issue_id = aliases[issue_id]
-        seen.add(issue_id)
-    return issue_id
 
 
 def _surge_evidence(desk: Desk, evidence: dict[str, WindowEvidence], waiting: set[str]

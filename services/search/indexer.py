@@ -13,6 +13,7 @@ assigned here, before the write (grouping.py).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -36,6 +37,9 @@ T = TypeVar("T")
 INPUT_TOPICS = [LogicalTopic.POSTS_ENRICHED, LogicalTopic.ALERTS]
 TOPICS = [*INPUT_TOPICS, LogicalTopic.POSTS_DLQ]  # its dead letters go to posts.dlq
 TOPIC_CHECK_S = 60.0  # how often a missing topic is looked for (and said) again
+# The stop's last recording of automatic merges waits no longer: `yuqing run` kills a service 20 s
+# after SIGTERM, Kubernetes the indexer 60 s after.
+STOP_RECORD_S = 10.0
 
 
 class Indexer:
@@ -92,8 +96,33 @@ class Indexer:
             self.topics.stop()
             metrics.INDEXER_READY.set(0)
             self.writer.close()
-        # the automatic merges of the last batches (recorded at most every few seconds)
-        self.issues.record_merges(self.client, self.settings.es.index_prefix, force=True)
+        self._record_merges_at_stop()
+
+    def _record_merges_at_stop(self) -> None:
+        """The automatic merges of the last batches (recorded at most every few seconds), tried
+        once within ``STOP_RECORD_S``. Elasticsearch away raised out of :meth:`run`: a requested
+        stop ended in exit 1, and the merges it had not recorded went unsaid."""
+        pending = [(m.source_id, m.target_id) for m in self.issues.pending_merges]
+        if not pending:
+            return
+        failed: list[BaseException] = []
+
+        def record() -> None:
+            try:
+                self.issues.record_merges(self.client, self.settings.es.index_prefix, force=True)
+            except Exception as exc:  # said below: the stop goes on
+                failed.append(exc)
+
+        recording = threading.Thread(target=record, name="record-merges-at-stop", daemon=True)
+        recording.start()
+        recording.join(STOP_RECORD_S)
+        if failed or recording.is_alive():
+            cause = (f"Elasticsearch: {type(failed[0]).__name__}: {failed[0]}" if failed
+                     else f"Elasticsearch: no answer within {STOP_RECORD_S:.0f} s")
+            _say_unrecorded(pending, cause)
+        elif self.issues.pending_merges:  # deferred: a responder holds one of their issues
+            _say_unrecorded([(m.source_id, m.target_id) for m in self.issues.pending_merges],
+                            "a responder was correcting one of their issues")
 
     def record_merges(self) -> None:
         """The automatic merges still waiting to be recorded (every ``refresh_s`` at most): the
@@ -135,6 +164,14 @@ def until_elasticsearch_answers(what: str, call: Callable[[], T], *, max_wait_s:
     retrying = Retrying(retry=retry_if_exception(transient), reraise=True,
                         wait=wait_exponential_jitter(initial=0.5, max=max_wait_s), before_sleep=log_wait)
     return retrying(call)
+
+
+def _say_unrecorded(merges: list[tuple[str, str]], cause: str) -> None:
+    log.warning("%d automatic issue merge%s not recorded at stop (%s): %s. Their posts keep their "
+                "issues in the index; the next start rebuilds the issue table from the index without "
+                "these merges, and the grouping makes one again only when a new post joins one of its "
+                "issues", len(merges), " was" if len(merges) == 1 else "s were", cause,
+                ", ".join(f"{source} into {target}" for source, target in merges))
 
 
 def _beside_the_batch(what: str, work: Callable[[], object]) -> None:

@@ -316,8 +316,11 @@ def test_prometheus_rules_use_series_the_services_expose(rendered: tuple[str, st
              for group in pr["spec"]["groups"] for rule in group["rules"]]
     if rendered[0] != "overlays/prod":
         return
-    names = {rule["alert"] for rule in rules}
-    assert {"YuqingWorkerDown", "YuqingConsumerLagHigh", "YuqingDeadLetterRateHigh"} <= names
+    names = {rule["alert"] for rule in rules if "alert" in rule}
+    rule_files = sorted((K8S.parent / "monitoring" / "rules").glob("*.yml"))
+    shipped = {rule["alert"] for path in rule_files for group in yaml.safe_load(path.read_text())["groups"]
+               for rule in group["rules"] if "alert" in rule}
+    assert {"YuqingWorkerDown", "YuqingConsumerLagHigh", "YuqingIndexerNotReady"} <= shipped <= names
     exposed: set[str] = set()
     for module in ("services.nlp.metrics", "services.alerts.metrics", "services.search.metrics"):
         exposed |= {next(iter(m.describe())).name for m in vars(importlib.import_module(module)).values()
@@ -337,3 +340,36 @@ def test_prometheus_rules_pass_promtool(deploy_tools: Path, tmp_path: Path) -> N
     result = subprocess.run([str(promtool), "check", "rules", str(rules)],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def routed(ingress: Resource, host: str, path: str) -> bool:
+    """Whether the Ingress sends ``path`` on ``host`` anywhere (Prefix matches whole path elements)."""
+    for rule in ingress["spec"]["rules"]:
+        if rule.get("host") != host:
+            continue
+        for entry in rule["http"]["paths"]:
+            prefix = entry["path"].rstrip("/")
+            if entry["pathType"] == "Exact" and path == entry["path"]:
+                return True
+            if entry["pathType"] != "Exact" and (path == prefix or path.startswith(prefix + "/")):
+                return True
+    return False
+
+
+def test_the_ingress_serves_the_apis_but_not_their_metrics(rendered: tuple[str, str],
+                                                           resources: list[Resource]) -> None:
+    # the paths were "/": /metrics (request counts per source, channel and endpoint) and /healthz
+    # (a ping of Elasticsearch per call) of both APIs were public on the Internet
+    if rendered[0] != "overlays/prod":
+        return
+    (ingress,) = of_kind(resources, "Ingress")
+    hosts = {rule["http"]["paths"][0]["backend"]["service"]["name"]: rule["host"]
+             for rule in ingress["spec"]["rules"]}
+    api = {"yuqing-ingest": ["/v1/posts", "/v1/app/main", "/v1/wechat/service"],
+           "yuqing-search": ["/v1/posts/search", "/v1/issues/abc/merge", "/v1/me"]}
+    for service, paths in api.items():
+        host = hosts[service]
+        for path in [*paths, "/docs", "/openapi.json"]:
+            assert routed(ingress, host, path), f"{host}{path} is not served"
+        for path in ["/metrics", "/healthz", "/"]:
+            assert not routed(ingress, host, path), f"{host}{path} is public"

@@ -163,3 +163,15 @@ def test_dashboard_provider_points_at_the_dashboards() -> None:
     (entry,) = provider["providers"]
     assert entry["type"] == "file"
     assert entry["options"]["path"] == "${YUQING_GRAFANA_DASHBOARDS}"
+
+
+K8S_OVERVIEW = MONITORING.parent / "k8s" / "components" / "monitoring" / "dashboards" / "yuqing-overview.json"
+
+
+@pytest.mark.parametrize("path", [GRAFANA / "dashboards" / "pipeline-health.json", K8S_OVERVIEW],
+                         ids=lambda path: path.stem)
+def test_an_indexer_waiting_for_elasticsearch_or_its_topics_shows(path: Path) -> None:
+    # The indexer reads nothing while it waits (YuqingIndexerNotReady); the panels say since when and
+    # which topics the cluster lacks.
+    shown = {name for _, expr in exprs(load(path)) for name in series_in(as_promql(expr))}
+    assert {"yuqing_search_indexer_ready", "yuqing_search_indexer_topic_missing"} <= shown

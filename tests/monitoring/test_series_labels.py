@@ -40,6 +40,7 @@ KAFKA_EXPORTER_LABELS = frozenset({"consumergroup", "topic", "partition"})
 # kube-state-metrics series the Kubernetes rules use, with their labels.
 KUBE_STATE_METRICS = {
     "kube_pod_container_status_restarts_total": frozenset({"container", "pod", "namespace"}),
+    "kube_cronjob_status_last_successful_time": frozenset({"cronjob", "namespace"}),
 }
 _GRAFANA_VARIABLE = re.compile(r"\$(?:\{\w+(?::\w+)?\}|\w+)")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
@@ -190,3 +191,42 @@ def test_dashboard_variables_list_labels_their_series_carry() -> None:
         (name,) = series_in(selector)
         assert label in DECLARED[name], f"{where}: {name} has no label {label}"
         test_expression_uses_labels_its_series_carry(where, selector)
+
+
+def relabel(labels: dict[str, str], configs: list[dict]) -> dict[str, str]:
+    """The prometheus-operator's metricRelabelings applied to one series (replace and labeldrop)."""
+    labels = dict(labels)
+    for config in configs:
+        action = config.get("action", "replace")
+        regex = re.compile(config.get("regex", "(.*)"))
+        if action == "labeldrop":
+            labels = {name: value for name, value in labels.items() if not regex.fullmatch(name)}
+            continue
+        assert action == "replace", action
+        value = config.get("separator", ";").join(labels.get(s, "") for s in config.get("sourceLabels", []))
+        match = regex.fullmatch(value)
+        if match:
+            replaced = match.expand(config.get("replacement", "$1").replace("$", "\\"))
+            if replaced:
+                labels[config["targetLabel"]] = replaced
+            else:
+                labels.pop(config["targetLabel"], None)
+    return labels
+
+
+def test_a_label_the_scrape_also_sets_keeps_the_services_value_on_kubernetes() -> None:
+    # A ServiceMonitor target carries `endpoint` (the port's name): Prometheus renamed the search
+    # API's own `endpoint` label to `exported_endpoint`, and the p99 per endpoint (YuqingSearchSlow,
+    # the dashboards) was one series, endpoint="http"
+    service_labels = {label for name, labels in DECLARED.items() if name not in KUBE_STATE_METRICS
+                      for label in labels}
+    clashing = service_labels & TARGET_LABELS
+    assert "endpoint" in clashing
+    (monitor,) = yaml.safe_load_all((K8S_MONITORING / "servicemonitor.yaml").read_text(encoding="utf-8"))
+    for endpoint in monitor["spec"]["endpoints"]:
+        configs = endpoint.get("metricRelabelings", [])
+        for label in clashing:
+            scraped = {label: endpoint["port"], f"exported_{label}": "/v1/posts", "job": "yuqing-search"}
+            assert relabel(scraped, configs) == {label: "/v1/posts", "job": "yuqing-search"}, endpoint["port"]
+            unclashed = {label: endpoint["port"], "job": "yuqing-search"}
+            assert relabel(unclashed, configs) == unclashed, endpoint["port"]
