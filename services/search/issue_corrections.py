@@ -56,6 +56,13 @@ class CorrectionError(InvalidTransition):
     """The correction makes no sense (merging an issue into itself, a post not in the issue): 409."""
 
 
+class PostNotFound(LookupError):
+    """The post of a move or split does not exist, or lies outside the caller's scope (HTTP 404)."""
+
+    def __str__(self) -> str:
+        return f"post {self.args[0]} not found"
+
+
 @dataclass(frozen=True)
 class Correction:
     kind: str  # merge | move | split
@@ -179,11 +186,16 @@ def _issue_scope(client: Elasticsearch, prefix: str, principal: Principal, issue
                       [b["key"] for b in aggs["unit"]["buckets"]])
 
 
-def _post_in(client: Elasticsearch, prefix: str, issue_id: str, post_id: str) -> dict[str, Any]:
+def _post_in(client: Elasticsearch, prefix: str, principal: Principal, issue_id: str,
+             post_id: str) -> dict[str, Any]:
+    """The post's topic; PostNotFound when the caller sees no such post (a mistyped id was a 409
+    "not in issue", as if it were in another), CorrectionError when it is in another issue."""
     resp = client.search(index=posts_alias(prefix), body={"size": 1, "query": {"bool": {"filter": [
-        {"term": {"issue_id": issue_id}}, {"term": {"post_id": post_id}}]}}, "_source": ["topic"]})
+        {"term": {"post_id": post_id}}, *scope_filters(principal)]}}, "_source": ["topic", "issue_id"]})
     hits = resp["hits"]["hits"]
     if not hits:
+        raise PostNotFound(post_id)
+    if hits[0]["_source"].get("issue_id") != issue_id:
         raise CorrectionError(f"post {post_id} is not in issue {issue_id}")
     source: dict[str, Any] = hits[0]["_source"]
     return source
@@ -211,7 +223,7 @@ def _correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: 
     if kind in ("move", "split"):
         if not post_id:
             raise CorrectionError(f"{kind} needs a post")
-        source = _post_in(client, prefix, issue_id, post_id)
+        source = _post_in(client, prefix, principal, issue_id, post_id)
         if kind == "split":
             target_issue_id = _split_target(issue_id, post_id, source.get("topic"), scopes[0].posts)
     assert target_issue_id is not None

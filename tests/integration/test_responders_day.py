@@ -1,0 +1,64 @@
+"""A township responder's day against the real Elasticsearch: an issue that comes back after its
+resolution, corrections naming a post that does not exist or an issue merged away."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.integration import test_search_api as endpoints
+from tests.integration.test_search_api import Env
+from tests.search.factory import BASE_TIME, make_post
+from yuqing.contracts import Alert, EnrichedPost
+
+pytestmark = pytest.mark.integration
+env = endpoints.env  # the endpoint tests' fixture: their keys, corpus and alerts
+SINCE = (BASE_TIME - timedelta(days=1)).isoformat()
+NO_SUCH_POST = "0" * 32
+
+
+def _outage_now(env: Env, tag: str, minutes_ago: list[float]) -> str:
+    """Posts of one 柳塘镇 outage created ``minutes_ago``; the issue they are in."""
+    now = datetime.now(UTC)
+    posts = [make_post("柳塘镇东街村又停电了，什么时候来电", external_id=f"{tag}-{i}", region="柳塘镇",
+                       created_at=now - timedelta(minutes=m), received_at=now)
+             for i, m in enumerate(minutes_ago)]
+    env.index(list[EnrichedPost | Alert](posts))
+    (issue_id,) = {str(env.get(f"/v1/posts/{p.post_id}").json()["issue_id"]) for p in posts}
+    return issue_id
+
+
+@pytest.mark.parametrize("kind", ["move", "split"])
+def test_a_correction_of_a_post_that_does_not_exist_is_a_404(env: Env, kind: str) -> None:
+    # a mistyped post id was a 409 "post ... is not in issue ...", as if it sat in another issue
+    issues = env.get("/v1/issues", since=SINCE).json()["issues"]
+    issue_id, other = (i["issue_id"] for i in issues[:2])
+    body = {"to": other} if kind == "move" else None
+
+    resp = env.call("POST", f"/v1/issues/{issue_id}/posts/{NO_SUCH_POST}/{kind}", json=body)
+
+    assert resp.status_code == 404, resp.text
+    assert resp.json()["detail"] == f"post {NO_SUCH_POST} not found"
+    assert env.get(f"/v1/issues/{issue_id}/actions").json()["actions"] == []
+
+
+def test_a_correction_of_a_post_outside_the_scope_is_a_404_like_reading_it(env: Env) -> None:
+    hekou = next(i for i in env.get("/v1/issues", key="hekou", since=SINCE).json()["issues"] if i["size"] > 1)
+    elsewhere = env.get("/v1/posts/search", since=SINCE, region="城关镇").json()["hits"][0]["post_id"]
+    assert env.get(f"/v1/posts/{elsewhere}", key="hekou").status_code == 404
+
+    resp = env.call("POST", f"/v1/issues/{hekou['issue_id']}/posts/{elsewhere}/split", key="hekou")
+
+    assert resp.status_code == 404 and resp.json()["detail"] == f"post {elsewhere} not found", resp.text
+
+
+def test_a_post_of_another_issue_stays_a_409(env: Env) -> None:
+    issues = env.get("/v1/issues", since=SINCE).json()["issues"]
+    first, second = issues[0], issues[1]
+    theirs = second["representative"]["post_id"]
+
+    resp = env.call("POST", f"/v1/issues/{first['issue_id']}/posts/{theirs}/split")
+
+    assert resp.status_code == 409, resp.text
+    assert resp.json()["detail"] == f"post {theirs} is not in issue {first['issue_id']}"
