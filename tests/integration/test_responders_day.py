@@ -62,3 +62,23 @@ def test_a_post_of_another_issue_stays_a_409(env: Env) -> None:
 
     assert resp.status_code == 409, resp.text
     assert resp.json()["detail"] == f"post {theirs} is not in issue {first['issue_id']}"
+
+
+@pytest.mark.parametrize("kind", ["merge", "move"])
+def test_a_correction_into_an_issue_merged_away_names_where_it_went(env: Env, kind: str) -> None:
+    # a colleague merged the target away after the page was read: the answer was a bare
+    # "issue ... not found", and the responder could not tell a typo from a merge
+    town = [i for i in env.get("/v1/issues", since=SINCE).json()["issues"] if set(i["regions"]) == {"城关镇"}]
+    gone, stays, source = (i["issue_id"] for i in town[:3])
+    assert env.call("POST", f"/v1/issues/{gone}/merge", json={"into": stays}).status_code == 201
+    post_id = next(i for i in town if i["issue_id"] == source)["representative"]["post_id"]
+    path, body = ((f"/v1/issues/{source}/merge", {"into": gone}) if kind == "merge" else
+                  (f"/v1/issues/{source}/posts/{post_id}/move", {"to": gone}))
+
+    resp = env.call("POST", path, json=body)
+
+    assert resp.status_code == 404, resp.text
+    assert resp.json()["detail"] == f"issue {gone} was merged into {stays}"
+    unknown = "outage-0000000000000000"
+    typo = env.call("POST", f"/v1/issues/{source}/merge", json={"into": unknown})
+    assert typo.status_code == 404 and typo.json()["detail"] == f"issue {unknown} not found"
