@@ -174,7 +174,7 @@ def _summaries(client: Elasticsearch, prefix: str, principal: Principal, filters
     for an issue read on its own."""
     details = _details(client, prefix, filters, issue_ids, until or datetime.now(UTC))
     pairs = [_summary(details[i]) for i in issue_ids if i in details]
-    return _decorate(client, prefix, principal, pairs)
+    return _decorate(client, prefix, principal, pairs, filters)
 
 
 def issue_summaries(client: Elasticsearch, *, prefix: str, principal: Principal,
@@ -185,8 +185,10 @@ def issue_summaries(client: Elasticsearch, *, prefix: str, principal: Principal,
 
 
 def _decorate(client: Elasticsearch, prefix: str, principal: Principal,
-              pairs: list[tuple[IssueSummary, str | None]]) -> list[IssueSummary]:
+              pairs: list[tuple[IssueSummary, str | None]],
+              filters: list[dict[str, Any]]) -> list[IssueSummary]:
     states = issue_states(client, prefix, [s.issue_id for s, _ in pairs])
+    after = posts_after_resolution(client, prefix, filters, states)
     wanted = [rep for _, rep in pairs if rep]
     reps = {p.post_id: p for p in fetch_posts(client, prefix=prefix, post_ids=wanted, principal=principal,
                                                  states=False)}
@@ -195,6 +197,7 @@ def _decorate(client: Elasticsearch, prefix: str, principal: Principal,
         summary.state = IssueState(state.get("state", "open"))
         summary.assignee = state.get("assignee")
         summary.reply_text = state.get("reply_text")
+        summary.after_resolution = after.get(summary.issue_id, 0)
         summary.representative = reps.get(rep) if rep else None
         if summary.representative:
             summary.representative.issue_state = summary.state
@@ -212,16 +215,41 @@ ORDER_KEYS: dict[str, Callable[[Ranked], tuple[Any, ...]]] = {
 ORDER_WIDTHS = {"priority": 3, "size": 2, "last_seen": 2}
 
 
+def resolved_at(state: dict[str, Any]) -> datetime | None:
+    """When the issue was resolved, if its state is resolved (the state document's last change)."""
+    if state.get("state") != IssueState.RESOLVED.value or not state.get("updated_at"):
+        return None
+    return datetime.fromisoformat(state["updated_at"])
+
+
 def _rank(buckets: list[dict[str, Any]], states: dict[str, dict[str, Any]], *, order_by: str,
           state: IssueState | None) -> list[Ranked]:
-    """Issues in the order asked for, the chosen state only; resolved last when by priority."""
+    """Issues in the order asked for, the chosen state only; resolved last when by priority, but
+    for one with a post created after its resolution (the matter came back: listed last, the
+    complaints after the repair went unseen)."""
     ranked = []
     for b in buckets:
-        current = IssueState(states.get(b["key"], {}).get("state", "open"))
-        if state is not None and current is not state:
+        current = states.get(b["key"], {})
+        if state is not None and IssueState(current.get("state", "open")) is not state:
             continue
-        ranked.append((b["key"], {**_growth(b), "resolved": current is IssueState.RESOLVED}))
+        growth, resolved = _growth(b), resolved_at(current)
+        quiet = resolved is not None and growth["last"] <= resolved.timestamp() * 1000
+        ranked.append((b["key"], {**growth, "resolved": quiet}))
     return sorted(ranked, key=ORDER_KEYS[order_by])
+
+
+def posts_after_resolution(client: Elasticsearch, prefix: str, filters: list[dict[str, Any]],
+                           states: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Per resolved issue with any: its posts (within ``filters``) created after its resolution."""
+    resolved = {i: at for i, at in ((i, resolved_at(s)) for i, s in states.items()) if at is not None}
+    if not resolved:
+        return {}
+    after = [{"bool": {"filter": [{"term": {"issue_id": i}}, {"range": {"created_at": {"gt": es_time(at)}}}]}}
+             for i, at in sorted(resolved.items())]
+    body = {"size": 0, "query": {"bool": {"filter": filters, "should": after, "minimum_should_match": 1}},
+            "aggs": {"issues": {"terms": {"field": "issue_id", "size": len(resolved)}}}}
+    aggs = search(client, posts_alias(prefix), body).get("aggregations") or {}
+    return {b["key"]: b["doc_count"] for b in aggs.get("issues", {}).get("buckets", [])}
 
 
 def _page(ranked: list[Ranked], *, order_by: str, after: list[Any] | None,

@@ -29,6 +29,26 @@ def _outage_now(env: Env, tag: str, minutes_ago: list[float]) -> str:
     return issue_id
 
 
+def test_a_resolved_issue_that_grows_again_is_flagged_and_ranked_among_the_unresolved(env: Env) -> None:
+    # the outage came back after the repair: the issue stayed resolved and was listed last,
+    # behind every one-post issue, and nothing said that complaints had come in since
+    quiet = env.get("/v1/issues", since=SINCE).json()["issues"][-1]["issue_id"]
+    issue_id = _outage_now(env, "back", [30, 25])
+    for resolved in (quiet, issue_id):
+        done = env.call("POST", f"/v1/issues/{resolved}/actions", json={"action": "resolve"})
+        assert done.status_code == 201, done.text
+
+    assert _outage_now(env, "again", [0.0, 0.0]) == issue_id
+
+    listed = env.get("/v1/issues", since=SINCE).json()["issues"]
+    assert [(i["issue_id"], i["state"], i["after_resolution"]) for i in listed[:1]] == [
+        (issue_id, "resolved", 2)]
+    assert (listed[-1]["issue_id"], listed[-1]["after_resolution"]) == (quiet, 0)  # nothing new: last
+    assert env.get(f"/v1/issues/{issue_id}").json()["after_resolution"] == 2
+    resolved = env.get("/v1/issues", since=SINCE, state="resolved").json()["issues"]
+    assert {i["issue_id"]: i["after_resolution"] for i in resolved} == {issue_id: 2, quiet: 0}
+
+
 @pytest.mark.parametrize("kind", ["move", "split"])
 def test_a_correction_of_a_post_that_does_not_exist_is_a_404(env: Env, kind: str) -> None:
     # a mistyped post id was a 409 "post ... is not in issue ...", as if it sat in another issue
