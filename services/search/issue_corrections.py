@@ -224,6 +224,10 @@ def _correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: 
         if not post_id:
             raise CorrectionError(f"{kind} needs a post")
         source = _post_in(client, prefix, principal, issue_id, post_id)
+        if kind == "move" and scopes[0].posts <= 1:
+            # the issue would be left without posts: its handling lost with it, its page a bare 404
+            raise CorrectionError(f"post {post_id} is the only post of issue {issue_id}: merge the issue "
+                                  f"into {target_issue_id} instead")
         if kind == "split":
             target_issue_id = _split_target(issue_id, post_id, source.get("topic"), scopes[0].posts)
     assert target_issue_id is not None

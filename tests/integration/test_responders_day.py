@@ -102,3 +102,23 @@ def test_a_correction_into_an_issue_merged_away_names_where_it_went(env: Env, ki
     unknown = "outage-0000000000000000"
     typo = env.call("POST", f"/v1/issues/{source}/merge", json={"into": unknown})
     assert typo.status_code == 404 and typo.json()["detail"] == f"issue {unknown} not found"
+
+
+def test_moving_the_only_post_of_an_issue_is_a_409_that_says_to_merge(env: Env) -> None:
+    # the move was done: the issue was left without posts, its page a bare 404, and the handling
+    # recorded on it (acknowledged here) went nowhere, where a merge carries it over
+    issues = env.get("/v1/issues", since=SINCE).json()["issues"]
+    lone = next(i for i in issues if i["size"] == 1)
+    other = next(i["issue_id"] for i in issues if i["size"] > 1)
+    post_id = lone["representative"]["post_id"]
+    acked = env.call("POST", f"/v1/issues/{lone['issue_id']}/actions", json={"action": "acknowledge"})
+    assert acked.status_code == 201, acked.text
+
+    resp = env.call("POST", f"/v1/issues/{lone['issue_id']}/posts/{post_id}/move", json={"to": other})
+
+    assert resp.status_code == 409, resp.text
+    assert resp.json()["detail"] == (f"post {post_id} is the only post of issue {lone['issue_id']}: "
+                                     f"merge the issue into {other} instead")
+    assert env.get(f"/v1/posts/{post_id}").json()["issue_id"] == lone["issue_id"]
+    history = env.get(f"/v1/issues/{lone['issue_id']}/actions").json()["actions"]
+    assert [a["action"] for a in history] == ["acknowledge"]
