@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.search.correction_locks import correcting
 from tests.integration import test_search_api as endpoints
 from tests.integration.test_search_api import Env
 from tests.search.factory import BASE_TIME, make_post
@@ -122,3 +123,17 @@ def test_moving_the_only_post_of_an_issue_is_a_409_that_says_to_merge(env: Env) 
     assert env.get(f"/v1/posts/{post_id}").json()["issue_id"] == lone["issue_id"]
     history = env.get(f"/v1/issues/{lone['issue_id']}/actions").json()["actions"]
     assert [a["action"] for a in history] == ["acknowledge"]
+
+
+def test_an_action_meeting_another_action_is_told_so(env: Env) -> None:
+    # two responders acknowledging at once: the second was told "another correction of issue ...
+    # is in progress", though nobody was correcting it
+    issue_id = env.get("/v1/issues", since=SINCE).json()["issues"][0]["issue_id"]
+    with correcting(env.es, env.prefix, [issue_id], holder="colleague"):  # as an action holds it
+        resp = env.call("POST", f"/v1/issues/{issue_id}/actions", json={"action": "acknowledge"})
+
+    assert resp.status_code == 409, resp.text
+    assert resp.json()["detail"] == (f"another action or correction of issue {issue_id} is in progress; "
+                                     "reload it and try again")
+    after = env.call("POST", f"/v1/issues/{issue_id}/actions", json={"action": "acknowledge"})
+    assert after.status_code == 201, after.text  # the lock given back, the action goes through
