@@ -317,12 +317,17 @@ def get_issue(client: Elasticsearch, *, prefix: str, principal: Principal, issue
 
 def _issue_scope(client: Elasticsearch, prefix: str, principal: Principal,
                  issue_id: str) -> tuple[list[str], list[str]]:
-    """Regions and units of the issue's posts the caller sees; IssueNotFound if none."""
-    filters = [{"term": {"issue_id": issue_id}}, *scope_filters(principal)]
-    aggs = {f: {"terms": {"field": f, "size": 100}} for f in ("region", "unit")}
+    """Regions and units of all the issue's posts; IssueNotFound if the caller sees none.
+
+    An action is recorded with them, as its state is the issue's in every region: recorded with
+    the caller's own regions only, a responder of another region of a shared issue saw it resolved
+    with no action in its history saying who resolved it, or why.
+    """
+    aggs: dict[str, Any] = {f: {"terms": {"field": f, "size": ISSUE_REGIONS}} for f in ("region", "unit")}
+    aggs["in_scope"] = {"filter": {"bool": {"filter": scope_filters(principal)}}}
     resp = search(client, posts_alias(prefix), {"size": 0, "track_total_hits": True,
-                         "query": {"bool": {"filter": filters}}, "aggs": aggs})
-    if resp["hits"]["total"]["value"] == 0:
+                         "query": {"bool": {"filter": [{"term": {"issue_id": issue_id}}]}}, "aggs": aggs})
+    if resp["hits"]["total"]["value"] == 0 or resp["aggregations"]["in_scope"]["doc_count"] == 0:
         raise IssueNotFound(issue_id)
     found = resp["aggregations"]
     return ([b["key"] for b in found["region"]["buckets"]], [b["key"] for b in found["unit"]["buckets"]])

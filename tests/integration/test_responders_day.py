@@ -137,3 +137,29 @@ def test_an_action_meeting_another_action_is_told_so(env: Env) -> None:
                                      "reload it and try again")
     after = env.call("POST", f"/v1/issues/{issue_id}/actions", json={"action": "acknowledge"})
     assert after.status_code == 201, after.text  # the lock given back, the action goes through
+
+
+def test_a_responder_of_one_region_of_a_shared_issue_sees_the_actions_of_another(env: Env) -> None:
+    # the action was recorded with the regions the actor saw: 河口镇's desk saw the shared issue
+    # resolved, its acknowledge refused, and no action in its history saying who resolved it
+    created = env.call("POST", "/v1/admin/keys", "admin",
+                       json={"key_id": "chengguan-desk", "role": "responder", "regions": ["城关镇"]})
+    assert created.status_code == 201, created.text
+    chengguan = {"X-Api-Key": created.json()["key"]}
+    hekou = next(i["issue_id"] for i in env.get("/v1/issues", key="hekou", since=SINCE).json()["issues"])
+    town = next(i["issue_id"] for i in env.get("/v1/issues", since=SINCE).json()["issues"]
+                if set(i["regions"]) == {"城关镇"})
+    assert env.call("POST", f"/v1/issues/{hekou}/merge", json={"into": town}).status_code == 201
+    resolved = env.api.post(f"/v1/issues/{town}/actions", headers=chengguan,
+                            json={"action": "resolve", "note": "城关所已处理"})
+    assert resolved.status_code == 201, resolved.text
+
+    seen = env.get(f"/v1/issues/{town}", key="hekou").json()
+
+    assert seen["state"] == "resolved" and set(seen["regions"]) == {"河口镇"}
+    assert [(a["action"], a["responder"], a["note"]) for a in seen["actions"]][:1] == [
+        ("resolve", "chengguan-desk", "城关所已处理")]
+    history = env.get(f"/v1/issues/{town}/actions", key="hekou").json()["actions"]
+    assert [a["action"] for a in history] == ["resolve", "merge"]
+    assert [a["action"] for a in env.get("/v1/actions", key="hekou", action="resolve").json()["actions"]] == [
+        "resolve"]
