@@ -8,8 +8,9 @@ so that later grouping follows it. The posts' ``issue_id`` is changed at once
 
 **Regions** (issue 12, item 11): a region- or unit-scoped responder may only
 correct issues that lie *wholly* within their scope; an issue with any post
-outside it is 403 (``OutOfScope``), because a merge, move or split changes
-what other regions' responders see. Unscoped responders and admins may correct
+of another region or unit is 403 (``OutOfScope``), because a merge, move or split
+changes what other regions' responders see (a post of no region is no other
+region's, ``other_scopes``). Unscoped responders and admins may correct
 any issue. The same rule covers the target of a merge or move.
 
 **Automatic merges** (``issue_auto_merges.py``) are recorded the same way, with
@@ -164,21 +165,33 @@ class IssueScope:
     units: list[str]
 
 
+def other_scopes(principal: Principal) -> dict[str, Any]:
+    """Posts of a region or unit outside the caller's scope. A post of no region (or no unit) is
+    no other region's: no region's responder sees it, and one in a township's issue (a WeChat
+    post naming no place) made the issue one its township's responder could not correct."""
+    clauses = [{"bool": {"filter": [{"exists": {"field": field}}],
+                         "must_not": [{"terms": {field: sorted(scope)}}]}}
+               for field, scope in (("region", principal.regions), ("unit", principal.units))
+               if scope is not None]
+    return {"bool": {"should": clauses, "minimum_should_match": 1}} if clauses else {"match_none": {}}
+
+
 def _issue_scope(client: Elasticsearch, prefix: str, principal: Principal, issue_id: str) -> IssueScope:
-    """The issue's size, regions and units; OutOfScope unless all its posts are within the
-    caller's scope."""
+    """The issue's size, regions and units; OutOfScope when it has posts of another region or
+    unit than the caller's."""
     filters = [{"term": {"issue_id": issue_id}}]
     body = {"size": 0, "track_total_hits": True, "query": {"bool": {"filter": filters}},
             "aggs": {"region": {"terms": {"field": "region", "size": 100}},
                      "unit": {"terms": {"field": "unit", "size": 100}},
-                     "in_scope": {"filter": {"bool": {"filter": scope_filters(principal)}}}}}
+                     "in_scope": {"filter": {"bool": {"filter": scope_filters(principal)}}},
+                     "outside": {"filter": other_scopes(principal)}}}
     # before any post is indexed there is no posts index: no such issue (it was a 500)
     resp = search(client, posts_alias(prefix), body)
     total = resp["hits"]["total"]["value"]
     visible = resp["aggregations"]["in_scope"]["doc_count"] if total else 0
     if visible == 0:
         raise IssueNotFound(issue_id)
-    if visible < total:
+    if resp["aggregations"]["outside"]["doc_count"]:
         raise OutOfScope(f"issue {issue_id} has posts outside this key's scope; "
                          "only a responder for all of its regions may correct it")
     aggs = resp["aggregations"]

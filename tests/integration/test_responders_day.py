@@ -163,3 +163,24 @@ def test_a_responder_of_one_region_of_a_shared_issue_sees_the_actions_of_another
     assert [a["action"] for a in history] == ["resolve", "merge"]
     assert [a["action"] for a in env.get("/v1/actions", key="hekou", action="resolve").json()["actions"]] == [
         "resolve"]
+
+
+def test_a_township_responder_corrects_its_issue_holding_a_post_of_no_region(env: Env) -> None:
+    # a WeChat post naming the village but sent without a region joined 河口镇's issue, and 河口镇's
+    # desk was refused every correction of it: "has posts outside this key's scope"
+    nowhere = make_post("河口镇新街村还是没电，啥时候能来电？", external_id="hk-noregion", region=None,
+                        unit=None, created_at=BASE_TIME + timedelta(minutes=14))
+    env.index([nowhere])
+    issue = next(i for i in env.get("/v1/issues", key="hekou", since=SINCE).json()["issues"] if i["size"] > 1)
+    assert env.get(f"/v1/posts/{nowhere.post_id}").json()["issue_id"] == issue["issue_id"]
+    post_id = issue["representative"]["post_id"]
+
+    split = env.call("POST", f"/v1/issues/{issue['issue_id']}/posts/{post_id}/split", key="hekou")
+
+    assert split.status_code == 201, split.text
+    # a post of another region still makes the issue one for a responder of all its regions
+    town = next(i["issue_id"] for i in env.get("/v1/issues", since=SINCE).json()["issues"]
+                if set(i["regions"]) == {"城关镇"})
+    assert env.call("POST", f"/v1/issues/{town}/merge", json={"into": issue["issue_id"]}).status_code == 201
+    refused = env.call("POST", f"/v1/issues/{issue['issue_id']}/posts/{nowhere.post_id}/split", key="hekou")
+    assert refused.status_code == 403 and "outside this key's scope" in refused.json()["detail"], refused.text
