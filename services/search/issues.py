@@ -82,7 +82,8 @@ def priority(*, size: int, last_hour: int, negative_share: float) -> float:
 
     log2(1 + size) + log2(1 + posts in the last hour) + the share of negative posts:
     a large matter first, one that is growing now next, anger breaking ties.
-    Resolved issues come after every unresolved one whatever their priority.
+    Resolved issues come after every unresolved one whatever their priority, but for one with
+    posts created after its resolution (``_rank``).
     """
     return round(math.log2(1 + size) + math.log2(1 + last_hour) + negative_share, 4)
 
@@ -225,8 +226,8 @@ def resolved_at(state: dict[str, Any]) -> datetime | None:
 def _rank(buckets: list[dict[str, Any]], states: dict[str, dict[str, Any]], *, order_by: str,
           state: IssueState | None) -> list[Ranked]:
     """Issues in the order asked for, the chosen state only; resolved last when by priority, but
-    for one with a post created after its resolution (the matter came back: listed last, the
-    complaints after the repair went unseen)."""
+    for one with a post created after its resolution: the matter came back, and listed last, the
+    complaints after the repair went unseen."""
     ranked = []
     for b in buckets:
         current = states.get(b["key"], {})
