@@ -233,8 +233,9 @@ def _rank(buckets: list[dict[str, Any]], states: dict[str, dict[str, Any]], *, o
         current = states.get(b["key"], {})
         if state is not None and IssueState(current.get("state", "open")) is not state:
             continue
-        growth, resolved = _growth(b), resolved_at(current)
-        quiet = resolved is not None and growth["last"] <= resolved.timestamp() * 1000
+        growth, resolved = _growth(b), current.get("state") == IssueState.RESOLVED.value
+        at = resolved_at(current)  # a state written without its time: resolved, nothing known after
+        quiet = resolved and (at is None or growth["last"] <= at.timestamp() * 1000)
         ranked.append((b["key"], {**growth, "resolved": quiet}))
     return sorted(ranked, key=ORDER_KEYS[order_by])
 
