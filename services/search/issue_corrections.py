@@ -130,7 +130,9 @@ def apply_to_grouper(grouper: IssueGrouper, correction: Correction) -> bool:
         if correction.responder == SYSTEM and (grouper.is_protected(correction.issue_id)
                                                or grouper.is_protected(correction.target_issue_id)):
             return False
-        grouper.merge(correction.issue_id, correction.target_issue_id)
+        # a responder's merge keeps the merged issue's township: its later posts follow the merge
+        grouper.merge(correction.issue_id, correction.target_issue_id,
+                      keep_towns=correction.responder != SYSTEM)
         return True
     if not correction.post_id:
         return False
