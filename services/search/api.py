@@ -24,6 +24,7 @@ from services.search.admin import KeyExists, lookup_key
 from services.search.auth import KeyStore, load_key_file
 from services.search.deps import SearchState, State
 from services.search.es import ensure_templates, make_client
+from services.search.issue_corrections import PostNotFound
 from services.search.issues import InvalidTransition, IssueMerged, IssueNotFound
 from services.search.query import QueryError
 from services.search.settings import SearchSettings
@@ -60,7 +61,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     """The service's own errors; HTTP, validation and unknown errors: :mod:`yuqing.http_edge`."""
     install_problem_handlers(app)
     simple: dict[type[Exception], int] = {
-        QueryError: 400, PermissionError: 403, IssueNotFound: 404, InvalidTransition: 409, KeyExists: 409,
+        QueryError: 400, PermissionError: 403, IssueNotFound: 404, PostNotFound: 404, InvalidTransition: 409,
+        KeyExists: 409,
     }
     for exc_type, status in simple.items():
         def handler(_: Request, exc: Exception, status: int = status) -> JSONResponse:

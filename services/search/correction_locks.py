@@ -107,12 +107,16 @@ def _take(client: Elasticsearch, index: str, issue_id: str, holder: str, now: da
     except ConflictError:
         held = client.get(index=index, id=lock_id(issue_id), ignore=404)
     if held.get("found") and now - datetime.fromisoformat(held["_source"]["updated_at"]) < LOCK_TTL:
-        raise CorrectionBusy(f"another correction of issue {issue_id} is in progress; reload it and "
-                             "try again")
+        raise CorrectionBusy(_busy(issue_id))
     guard = ({"if_seq_no": held["_seq_no"], "if_primary_term": held["_primary_term"]}
              if held.get("found") else {"op_type": "create"})
     try:  # a stale lock (its holder died), or one released meanwhile: take it over
         client.index(index=index, id=lock_id(issue_id), document=document, **guard)
     except ConflictError as exc:
-        raise CorrectionBusy(f"another correction of issue {issue_id} is in progress; reload it and "
-                             "try again") from exc
+        raise CorrectionBusy(_busy(issue_id)) from exc
+
+
+def _busy(issue_id: str) -> str:
+    # an action holds the lock too: a responder whose acknowledge met a colleague's was told that
+    # a correction, which nobody was making, was in progress
+    return f"another action or correction of issue {issue_id} is in progress; reload it and try again"

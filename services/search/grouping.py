@@ -144,6 +144,8 @@ class IssueGrouper:
                                          voice=self.params.voice)
         self._issues: OrderedDict[str, OpenIssue] = OrderedDict()  # least recently active first
         self._by_town: dict[str, OrderedDict[str, None]] = {}  # least recently active first
+        # issues listed under other townships too: a responder merged an issue of each into them
+        self._also_in: dict[str, set[str]] = {}
         self._post_issue: OrderedDict[str, str] = OrderedDict()
         self._distance: dict[str, int] = {}  # of the posts that joined an issue, as first assigned
         self._aliases: OrderedDict[str, str] = OrderedDict()
@@ -203,8 +205,14 @@ class IssueGrouper:
 
     # --- corrections -------------------------------------------------------------
 
-    def merge(self, source_id: str, target_id: str) -> None:
-        """Every post of ``source_id`` (and every later post that would join it) goes to ``target_id``."""
+    def merge(self, source_id: str, target_id: str, *, keep_towns: bool = False) -> None:
+        """Every post of ``source_id`` (and every later post that would join it) goes to ``target_id``.
+
+        ``keep_towns`` (a responder's merge): the target is listed under the source's township too,
+        so that the township's later posts find it. Listed under its own only, a township's issue a
+        responder merged into another township's (a county-wide rumour told township by township)
+        was no candidate for the township's next post, which founded a new issue.
+        """
         source_id, target_id = self.resolve(source_id), self.resolve(target_id)
         if source_id == target_id:
             return
@@ -213,12 +221,23 @@ class IssueGrouper:
         self._aliases[source_id] = target_id
         while len(self._aliases) > self.params.max_posts:
             self._aliases.popitem(last=False)
+        towns = set(self._also_in.get(source_id, ()))
         source = self._drop_issue(source_id)
-        if source is None:
-            return
-        for member in source.members:
-            self._add(target_id, source.town, member)
-        self._issues[target_id].size += source.size - len(source.members)  # members beyond the cap
+        if source is not None:
+            for member in source.members:
+                self._add(target_id, source.town, member)
+            self._issues[target_id].size += source.size - len(source.members)  # members beyond the cap
+            towns.add(source.town)
+        if keep_towns and target_id in self._issues:
+            self._list_under(target_id, towns)
+
+    def _list_under(self, issue_id: str, towns: set[str]) -> None:
+        """List a merged issue under these townships and those of its posts (replayed after a
+        restart, the merge finds the source's posts in the target already)."""
+        issue = self._issues[issue_id]
+        for town in (towns | {m.town for m in issue.members}) - {issue.town, ""}:
+            self._by_town.setdefault(town, OrderedDict())[issue_id] = None
+            self._also_in.setdefault(issue_id, set()).add(town)
 
     def protect(self, *issue_ids: str) -> None:
         """Keep these issues out of automatic merging: a responder split or moved posts out of or
@@ -592,7 +611,8 @@ class IssueGrouper:
             self._county[issue_id] = None
             self._county.move_to_end(issue_id)
         self._issues.move_to_end(issue_id)
-        self._by_town[issue.town].move_to_end(issue_id)
+        for town in (issue.town, *self._also_in.get(issue_id, ())):
+            self._by_town[town].move_to_end(issue_id)
         self._post_issue[member.post_id] = issue_id
         self._post_issue.move_to_end(member.post_id)
         while len(self._post_issue) > self.params.max_posts:
@@ -632,10 +652,11 @@ class IssueGrouper:
         self._county.pop(issue_id, None)
         issue = self._issues.pop(issue_id, None)
         if issue is not None:
-            town_issues = self._by_town.get(issue.town, OrderedDict())
-            town_issues.pop(issue_id, None)
-            if not town_issues:
-                self._by_town.pop(issue.town, None)
+            for town in (issue.town, *self._also_in.pop(issue_id, ())):
+                town_issues = self._by_town.get(town, OrderedDict())
+                town_issues.pop(issue_id, None)
+                if not town_issues:
+                    self._by_town.pop(town, None)
         return issue
 
     def _advance(self, at: datetime) -> None:

@@ -117,7 +117,8 @@ def _described(client: Elasticsearch, prefix: str, principal: Principal,
     found = issue_summaries(client, prefix=prefix, principal=principal, issue_ids=[i for i, _, _ in ranked])
     summaries = {s.issue_id: s for s in found}
     return [DrivingIssue(issue_id=issue, posts=n, share=share, title=summaries[issue].title,
-                         size=summaries[issue].size, state=summaries[issue].state)
+                         size=summaries[issue].size, state=summaries[issue].state,
+                         after_resolution=summaries[issue].after_resolution)
             for issue, n, share in ranked if issue in summaries]
 
 

@@ -8,8 +8,9 @@ so that later grouping follows it. The posts' ``issue_id`` is changed at once
 
 **Regions** (issue 12, item 11): a region- or unit-scoped responder may only
 correct issues that lie *wholly* within their scope; an issue with any post
-outside it is 403 (``OutOfScope``), because a merge, move or split changes
-what other regions' responders see. Unscoped responders and admins may correct
+of another region or unit is 403 (``OutOfScope``), because a merge, move or split
+changes what other regions' responders see (a post of no region is no other
+region's, ``other_scopes``). Unscoped responders and admins may correct
 any issue. The same rule covers the target of a merge or move.
 
 **Automatic merges** (``issue_auto_merges.py``) are recorded the same way, with
@@ -54,6 +55,13 @@ class OutOfScope(PermissionError):
 
 class CorrectionError(InvalidTransition):
     """The correction makes no sense (merging an issue into itself, a post not in the issue): 409."""
+
+
+class PostNotFound(LookupError):
+    """The post of a move or split does not exist, or lies outside the caller's scope (HTTP 404)."""
+
+    def __str__(self) -> str:
+        return f"post {self.args[0]} not found"
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,9 @@ def apply_to_grouper(grouper: IssueGrouper, correction: Correction) -> bool:
         if correction.responder == SYSTEM and (grouper.is_protected(correction.issue_id)
                                                or grouper.is_protected(correction.target_issue_id)):
             return False
-        grouper.merge(correction.issue_id, correction.target_issue_id)
+        # a responder's merge keeps the merged issue's township: its later posts follow the merge
+        grouper.merge(correction.issue_id, correction.target_issue_id,
+                      keep_towns=correction.responder != SYSTEM)
         return True
     if not correction.post_id:
         return False
@@ -157,21 +167,33 @@ class IssueScope:
     units: list[str]
 
 
+def other_scopes(principal: Principal) -> dict[str, Any]:
+    """Posts of a region or unit outside the caller's scope. A post of no region (or no unit) is
+    no other region's: no region's responder sees it, and one in a township's issue (a WeChat
+    post naming no place) made the issue one its township's responder could not correct."""
+    clauses = [{"bool": {"filter": [{"exists": {"field": field}}],
+                         "must_not": [{"terms": {field: sorted(scope)}}]}}
+               for field, scope in (("region", principal.regions), ("unit", principal.units))
+               if scope is not None]
+    return {"bool": {"should": clauses, "minimum_should_match": 1}} if clauses else {"match_none": {}}
+
+
 def _issue_scope(client: Elasticsearch, prefix: str, principal: Principal, issue_id: str) -> IssueScope:
-    """The issue's size, regions and units; OutOfScope unless all its posts are within the
-    caller's scope."""
+    """The issue's size, regions and units; OutOfScope when it has posts of another region or
+    unit than the caller's."""
     filters = [{"term": {"issue_id": issue_id}}]
     body = {"size": 0, "track_total_hits": True, "query": {"bool": {"filter": filters}},
             "aggs": {"region": {"terms": {"field": "region", "size": 100}},
                      "unit": {"terms": {"field": "unit", "size": 100}},
-                     "in_scope": {"filter": {"bool": {"filter": scope_filters(principal)}}}}}
+                     "in_scope": {"filter": {"bool": {"filter": scope_filters(principal)}}},
+                     "outside": {"filter": other_scopes(principal)}}}
     # before any post is indexed there is no posts index: no such issue (it was a 500)
     resp = search(client, posts_alias(prefix), body)
     total = resp["hits"]["total"]["value"]
     visible = resp["aggregations"]["in_scope"]["doc_count"] if total else 0
     if visible == 0:
         raise IssueNotFound(issue_id)
-    if visible < total:
+    if resp["aggregations"]["outside"]["doc_count"]:
         raise OutOfScope(f"issue {issue_id} has posts outside this key's scope; "
                          "only a responder for all of its regions may correct it")
     aggs = resp["aggregations"]
@@ -179,11 +201,16 @@ def _issue_scope(client: Elasticsearch, prefix: str, principal: Principal, issue
                       [b["key"] for b in aggs["unit"]["buckets"]])
 
 
-def _post_in(client: Elasticsearch, prefix: str, issue_id: str, post_id: str) -> dict[str, Any]:
+def _post_in(client: Elasticsearch, prefix: str, principal: Principal, issue_id: str,
+             post_id: str) -> dict[str, Any]:
+    """The post's topic; PostNotFound when the caller sees no such post (a mistyped id was a 409
+    "not in issue", as if it were in another), CorrectionError when it is in another issue."""
     resp = client.search(index=posts_alias(prefix), body={"size": 1, "query": {"bool": {"filter": [
-        {"term": {"issue_id": issue_id}}, {"term": {"post_id": post_id}}]}}, "_source": ["topic"]})
+        {"term": {"post_id": post_id}}, *scope_filters(principal)]}}, "_source": ["topic", "issue_id"]})
     hits = resp["hits"]["hits"]
     if not hits:
+        raise PostNotFound(post_id)
+    if hits[0]["_source"].get("issue_id") != issue_id:
         raise CorrectionError(f"post {post_id} is not in issue {issue_id}")
     source: dict[str, Any] = hits[0]["_source"]
     return source
@@ -211,7 +238,11 @@ def _correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: 
     if kind in ("move", "split"):
         if not post_id:
             raise CorrectionError(f"{kind} needs a post")
-        source = _post_in(client, prefix, issue_id, post_id)
+        source = _post_in(client, prefix, principal, issue_id, post_id)
+        if kind == "move" and scopes[0].posts <= 1:
+            # the issue would be left without posts: its handling lost with it, its page a bare 404
+            raise CorrectionError(f"post {post_id} is the only post of issue {issue_id}: merge the issue "
+                                  f"into {target_issue_id} instead")
         if kind == "split":
             target_issue_id = _split_target(issue_id, post_id, source.get("topic"), scopes[0].posts)
     assert target_issue_id is not None

@@ -84,7 +84,8 @@ def priority(*, size: int, last_hour: int, negative_share: float) -> float:
 
     log2(1 + size) + log2(1 + posts in the last hour) + the share of negative posts:
     a large matter first, one that is growing now next, anger breaking ties.
-    Resolved issues come after every unresolved one whatever their priority.
+    Resolved issues come after every unresolved one whatever their priority, but for one with
+    posts created after its resolution (``_rank``).
     """
     return round(math.log2(1 + size) + math.log2(1 + last_hour) + negative_share, 4)
 
@@ -176,7 +177,7 @@ def _summaries(client: Elasticsearch, prefix: str, principal: Principal, filters
     for an issue read on its own."""
     details = _details(client, prefix, filters, issue_ids, until or datetime.now(UTC))
     pairs = [_summary(details[i]) for i in issue_ids if i in details]
-    return _decorate(client, prefix, principal, pairs)
+    return _decorate(client, prefix, principal, pairs, filters)
 
 
 def issue_summaries(client: Elasticsearch, *, prefix: str, principal: Principal,
@@ -187,8 +188,10 @@ def issue_summaries(client: Elasticsearch, *, prefix: str, principal: Principal,
 
 
 def _decorate(client: Elasticsearch, prefix: str, principal: Principal,
-              pairs: list[tuple[IssueSummary, str | None]]) -> list[IssueSummary]:
+              pairs: list[tuple[IssueSummary, str | None]],
+              filters: list[dict[str, Any]]) -> list[IssueSummary]:
     states = issue_states(client, prefix, [s.issue_id for s, _ in pairs])
+    after = posts_after_resolution(client, prefix, filters, states)
     wanted = [rep for _, rep in pairs if rep]
     reps = {p.post_id: p for p in fetch_posts(client, prefix=prefix, post_ids=wanted, principal=principal,
                                                  states=False)}
@@ -197,6 +200,7 @@ def _decorate(client: Elasticsearch, prefix: str, principal: Principal,
         summary.state = IssueState(state.get("state", "open"))
         summary.assignee = state.get("assignee")
         summary.reply_text = state.get("reply_text")
+        summary.after_resolution = after.get(summary.issue_id, 0)
         summary.representative = reps.get(rep) if rep else None
         if summary.representative:
             summary.representative.issue_state = summary.state
@@ -214,16 +218,42 @@ ORDER_KEYS: dict[str, Callable[[Ranked], tuple[Any, ...]]] = {
 ORDER_WIDTHS = {"priority": 3, "size": 2, "last_seen": 2}
 
 
+def resolved_at(state: dict[str, Any]) -> datetime | None:
+    """When the issue was resolved, if its state is resolved (the state document's last change)."""
+    if state.get("state") != IssueState.RESOLVED.value or not state.get("updated_at"):
+        return None
+    return datetime.fromisoformat(state["updated_at"])
+
+
 def _rank(buckets: list[dict[str, Any]], states: dict[str, dict[str, Any]], *, order_by: str,
           state: IssueState | None) -> list[Ranked]:
-    """Issues in the order asked for, the chosen state only; resolved last when by priority."""
+    """Issues in the order asked for, the chosen state only; resolved last when by priority, but
+    for one with a post created after its resolution: the matter came back, and listed last, the
+    complaints after the repair went unseen."""
     ranked = []
     for b in buckets:
-        current = IssueState(states.get(b["key"], {}).get("state", "open"))
-        if state is not None and current is not state:
+        current = states.get(b["key"], {})
+        if state is not None and IssueState(current.get("state", "open")) is not state:
             continue
-        ranked.append((b["key"], {**_growth(b), "resolved": current is IssueState.RESOLVED}))
+        growth, resolved = _growth(b), current.get("state") == IssueState.RESOLVED.value
+        at = resolved_at(current)  # a state written without its time: resolved, nothing known after
+        quiet = resolved and (at is None or growth["last"] <= at.timestamp() * 1000)
+        ranked.append((b["key"], {**growth, "resolved": quiet}))
     return sorted(ranked, key=ORDER_KEYS[order_by])
+
+
+def posts_after_resolution(client: Elasticsearch, prefix: str, filters: list[dict[str, Any]],
+                           states: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Per resolved issue with any: its posts (within ``filters``) created after its resolution."""
+    resolved = {i: at for i, at in ((i, resolved_at(s)) for i, s in states.items()) if at is not None}
+    if not resolved:
+        return {}
+    after = [{"bool": {"filter": [{"term": {"issue_id": i}}, {"range": {"created_at": {"gt": es_time(at)}}}]}}
+             for i, at in sorted(resolved.items())]
+    body = {"size": 0, "query": {"bool": {"filter": filters, "should": after, "minimum_should_match": 1}},
+            "aggs": {"issues": {"terms": {"field": "issue_id", "size": len(resolved)}}}}
+    aggs = search(client, posts_alias(prefix), body).get("aggregations") or {}
+    return {b["key"]: b["doc_count"] for b in aggs.get("issues", {}).get("buckets", [])}
 
 
 def _page(ranked: list[Ranked], *, order_by: str, after: list[Any] | None,
@@ -295,12 +325,17 @@ def get_issue(client: Elasticsearch, *, prefix: str, principal: Principal, issue
 
 def _issue_scope(client: Elasticsearch, prefix: str, principal: Principal,
                  issue_id: str) -> tuple[list[str], list[str]]:
-    """Regions and units of the issue's posts the caller sees; IssueNotFound if none."""
-    filters = [{"term": {"issue_id": issue_id}}, *scope_filters(principal)]
-    aggs = {f: {"terms": {"field": f, "size": 100}} for f in ("region", "unit")}
+    """Regions and units of all the issue's posts; IssueNotFound if the caller sees none.
+
+    An action is recorded with them, as its state is the issue's in every region: recorded with
+    the caller's own regions only, a responder of another region of a shared issue saw it resolved
+    with no action in its history saying who resolved it, or why.
+    """
+    aggs: dict[str, Any] = {f: {"terms": {"field": f, "size": ISSUE_REGIONS}} for f in ("region", "unit")}
+    aggs["in_scope"] = {"filter": {"bool": {"filter": scope_filters(principal)}}}
     resp = search(client, posts_alias(prefix), {"size": 0, "track_total_hits": True,
-                         "query": {"bool": {"filter": filters}}, "aggs": aggs})
-    if resp["hits"]["total"]["value"] == 0:
+                         "query": {"bool": {"filter": [{"term": {"issue_id": issue_id}}]}}, "aggs": aggs})
+    if resp["hits"]["total"]["value"] == 0 or resp["aggregations"]["in_scope"]["doc_count"] == 0:
         raise IssueNotFound(issue_id)
     found = resp["aggregations"]
     return ([b["key"] for b in found["region"]["buckets"]], [b["key"] for b in found["unit"]["buckets"]])

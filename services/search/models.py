@@ -110,6 +110,8 @@ class IssueSummary(BaseModel):
     sentiment_mix: dict[str, int] = Field(examples=[{"negative": 30, "neutral": 2}])
     regions: dict[str, int] = Field(default_factory=dict, description="member posts per region (up to 200)")
     state: IssueState = IssueState.OPEN
+    after_resolution: int = Field(0, description="resolved issues: members created after the resolution "
+                                                 "(the matter came back; ranked among the unresolved)")
     assignee: str | None = None
     reply_text: str | None = Field(None, description="the latest public reply")
     representative: PostRead | None = Field(None, description="the member closest to all others")
@@ -223,6 +225,8 @@ class DrivingIssue(BaseModel):
     posts: int = Field(description="of them, in the alert's key and window")
     share: float = Field(description="of the alert's posts in its window that the caller sees")
     state: IssueState = IssueState.OPEN
+    after_resolution: int = Field(0, description="as the issue's record: members created after its "
+                                                 "resolution")
 
 
 class AlertRead(BaseModel):

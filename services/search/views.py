@@ -142,17 +142,21 @@ def list_issues(
 
 
 @contextmanager
-def _merged_away(state: SearchState, caller: Principal, issue_id: str) -> Iterator[None]:
-    """An issue not found because it was merged away is IssueMerged, naming where it went."""
+def _merged_away(state: SearchState, caller: Principal, issue_id: str,
+                 target_id: str | None = None) -> Iterator[None]:
+    """An issue not found because it was merged away is IssueMerged, naming where it went: the
+    issue of the path, or the target of a merge or move (a page read before a colleague merged
+    that one away was answered a bare "not found")."""
     try:
         yield
     except issues.IssueNotFound as exc:
-        if str(exc) != issue_id:  # another issue (a merge's or move's target) not found
+        missing = str(exc)
+        if missing not in (issue_id, target_id):
             raise
-        target = issue_corrections.merged_into(state.client, state.prefix, caller, issue_id)
+        target = issue_corrections.merged_into(state.client, state.prefix, caller, missing)
         if target is None:
             raise
-        raise issues.IssueMerged(issue_id, target) from None
+        raise issues.IssueMerged(missing, target) from None
 
 
 @router.get("/issues/{issue_id}", response_model=IssueRead, responses={**_errors(404), 308: {
@@ -189,7 +193,7 @@ def _correction_read(done: issue_corrections.Correction) -> CorrectionRead:
 def merge_issue(state: State, caller: Actor, issue_id: IssueIdPath,
                 body: Annotated[MergeCreate, Body()]) -> CorrectionRead:
     """Merge this issue into `into`: its posts, and later posts like them, go there."""
-    with _merged_away(state, caller, issue_id):
+    with _merged_away(state, caller, issue_id, body.into):
         return _correction_read(issue_corrections.correct(
             state.client, prefix=state.prefix, principal=caller, kind="merge", issue_id=issue_id,
             target_issue_id=body.into, note=body.note))
@@ -200,7 +204,7 @@ def merge_issue(state: State, caller: Actor, issue_id: IssueIdPath,
 def move_post(state: State, caller: Actor, issue_id: IssueIdPath, post_id: PostIdPath,
               body: Annotated[MoveCreate, Body()]) -> CorrectionRead:
     """Move one post to another issue; later posts like it follow it."""
-    with _merged_away(state, caller, issue_id):
+    with _merged_away(state, caller, issue_id, body.to):
         return _correction_read(issue_corrections.correct(
             state.client, prefix=state.prefix, principal=caller, kind="move", issue_id=issue_id,
             target_issue_id=body.to, post_id=post_id, note=body.note))

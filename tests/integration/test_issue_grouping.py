@@ -445,3 +445,40 @@ def test_a_reindex_keeps_the_corrections_of_posts_older_than_the_warm_up(setting
     reindex(settings, from_offset=0)
 
     assert {issue for tag, issue in _issues(es, settings).items() if tag != "r-now"} == {b}
+
+
+RUMOUR = [("lt-0", "网上传明天拉闸限电，我们厂明天还要开工，到底限不限？", "柳塘镇"),
+          ("lt-1", "听说明天全县限电，是真的吗", "柳塘镇"), ("lt-2", "明天全县拉闸限电是真的吗", "柳塘镇"),
+          ("sm-0", "有人转发说明天全县限电，供电所能不能出来说句话", "石门镇"),
+          ("sm-1", "石门这边也在传明天全县限电", "石门镇")]
+
+
+def test_a_townships_later_posts_follow_a_merge_into_another_townships_issue(
+        settings: SearchSettings) -> None:
+    # the county desk merged 石门镇's issue of the county's rumour into 柳塘镇's; 石门镇's next post of
+    # it (the same words) founded a new issue instead of joining the one it was merged into
+    es = make_client(settings.es)
+    first = [_post(tag, text, i, region=town, topic=Topic.RUMOR)
+             for i, (tag, text, town) in enumerate(RUMOUR)]
+    running = Running(settings)
+    try:
+        issues = _index(settings, es, first, len(first))
+        stays, gone = issues["lt-0"], issues["sm-0"]
+        assert stays != gone
+        with _api(settings, es) as api:
+            merged = api.post(f"/v1/issues/{gone}/merge", headers={"X-Api-Key": _key("desk")},
+                              json={"into": stays})
+            assert merged.status_code == 201, merged.text
+        time.sleep(3)  # past the indexer's refresh: it has read the merge
+        again = _post("sm-2", "有人转发说明天全县限电，供电所能不能出来说句话啊", 10, region="石门镇",
+                      topic=Topic.RUMOR)
+        assert _index(settings, es, [again], len(first) + 1)["sm-2"] == stays
+    finally:
+        running.stop()
+    running = Running(settings)  # restarted: the merge replayed from the corrections
+    try:
+        later = _post("sm-3", "石门这边也在传明天全县限电，到底真的假的", 12, region="石门镇",
+                      topic=Topic.RUMOR)
+        assert _index(settings, es, [later], len(first) + 2)["sm-3"] == stays
+    finally:
+        running.stop()

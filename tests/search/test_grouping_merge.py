@@ -222,3 +222,51 @@ def test_two_issues_of_no_township_are_compared_however_busy_the_townships_are()
     # candidates), which the issue-level step merged into the first at once
     merges = [(m.source_id, m.target_id) for m in grouper.take_merges()]
     assert merges == [(founder_issue_id("p30", "online_service"), older)]
+
+
+RUMOUR = {"柳塘镇": ["网上传明天拉闸限电，我们厂明天还要开工，到底限不限？", "听说明天全县限电，是真的吗",
+                   "明天全县拉闸限电是真的吗"],
+          "石门镇": ["有人转发说明天全县限电，供电所能不能出来说句话", "石门这边也在传明天全县限电"]}
+RUMOUR_AGAIN = "有人转发说明天全县限电，供电所能不能出来说句话啊"
+
+
+def _rumour_merged(responder: str) -> tuple[IssueGrouper, str]:
+    """石门镇's issue of the county's rumour merged into 柳塘镇's, as ``responder`` recorded it; the
+    issue that stays."""
+    grouper, n = IssueGrouper(), 0
+    found: dict[str, str] = {}
+    for town, texts in RUMOUR.items():
+        for text in texts:
+            found[town] = grouper.assign(_post(n, text, n, region=town, topic="rumor")).issue_id
+            n += 1
+    merge = Correction("merge", found["石门镇"], found["柳塘镇"], None, T0.isoformat(), responder)
+    assert apply_to_grouper(grouper, merge)
+    return grouper, found["柳塘镇"]
+
+
+def test_a_townships_later_post_follows_a_responders_merge_into_another_townships_issue() -> None:
+    # the township's issue was listed under its township alone: after the merge, 石门镇's next
+    # post of the rumour found no candidate there and founded a new issue
+    grouper, stays = _rumour_merged("county-desk")
+
+    again = grouper.assign(_post(10, RUMOUR_AGAIN, 30, region="石门镇", topic="rumor"))
+    other = grouper.assign(_post(11, "石门镇老街停电了，什么时候来电", 31, region="石门镇"))
+
+    assert again.issue_id == stays
+    assert other.issue_id != stays  # another matter of the township still founds its own
+
+
+def test_an_automatic_merge_across_townships_lists_the_issue_under_its_own_alone() -> None:
+    grouper, stays = _rumour_merged(SYSTEM)
+
+    assert grouper.assign(_post(10, RUMOUR_AGAIN, 30, region="石门镇", topic="rumor")).issue_id != stays
+
+
+def test_an_issue_listed_under_two_townships_is_forgotten_under_both() -> None:
+    grouper, stays = _rumour_merged("county-desk")
+    late = T0 + timedelta(days=30)  # every issue idle far beyond the window
+
+    grouper.assign(factory.post(12, "石门镇老街停电了", region="石门镇", start=late))
+
+    assert stays not in grouper._by_town.get("石门镇", {}) and stays not in grouper._by_town.get("柳塘镇", {})
+    assert stays not in grouper._also_in
