@@ -184,6 +184,20 @@ def _late_posts(first_page: list[dict[str, Any]], cursor: ForumCursor,
     return cursor, {i: p for i, p in below.items() if i not in known and i > oldest}
 
 
+def _id_positions(new: list[int], cursor: ForumCursor) -> list[Callable[[], ForumCursor]]:
+    """The cursor once each of the ``new`` post ids (in order) is published, built when asked (as
+    a feed's, ``_positions``: a walk back over many pages held 1,000 ids for each post it read)."""
+    ids = [*cursor.published_ids[-MAX_PUBLISHED_IDS:], *new]
+    before, start = len(ids) - len(new), cursor.last_id or 0
+
+    def position(i: int) -> Callable[[], ForumCursor]:
+        end = before + i + 1
+        return lambda: ForumCursor(last_id=max(start, new[i]),
+                                   published_ids=tuple(ids[max(0, end - MAX_PUBLISHED_IDS):end]))
+
+    return [position(i) for i in range(len(new))]
+
+
 class DiscourseSource(ForumSource):
     """Discourse ``GET /posts.json``: latest posts newest first, older pages via ``before``.
 
@@ -232,12 +246,9 @@ class DiscourseSource(ForumSource):
                                                 published_ids=tuple(sorted(collected))[-MAX_PUBLISHED_IDS:]))]
         cursor, late = _late_posts(first, cursor)
         collected.update(late)
-        positions, last, ids = [], cursor.last_id or 0, cursor.published_ids
-        for post_id in sorted(collected):
-            last, ids = max(last, post_id), (*ids, post_id)[-MAX_PUBLISHED_IDS:]
-            positions.append(ForumCursor(last_id=last, published_ids=ids))
+        new = sorted(collected)
         return [ForumItem(_safely(self._to_post, collected[post_id]), position)
-                for post_id, position in zip(sorted(collected), positions, strict=True)]
+                for post_id, position in zip(new, _id_positions(new, cursor), strict=True)]
 
     async def _page(self, before: int | None) -> list[dict[str, Any]]:
         params = {"before": before} if before is not None else None

@@ -1,6 +1,7 @@
-"""A feed of many items is read in time and memory in step with its size: its cursors were built
-for every item at once, each with the latest 2,000 guids (169 MB for a feed of 1.7 MB), and a feed
-read by date had each item looked up in the list of the new ones (22 s for 10,000 items)."""
+"""A feed of many items (or many new Discourse posts) is read in time and memory in step with its
+size: its cursors were built for every item at once, each with the latest 2,000 guids (169 MB for a
+feed of 1.7 MB), and a feed read by date had each item looked up in the list of the new ones (22 s
+for 10,000 items)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
+import orjson
 import pytest
 
 from services.ingest.forum import ForumPoller, build_forum_source
@@ -82,3 +84,34 @@ def test_a_large_feed_read_by_date_is_read_through_once() -> None:
         "https://portal.example.com/n/20000.html;jsessionid=7"]
     assert len(published) == 20_000
     assert len(store.load("forum-x").published_guids) == MAX_PUBLISHED_GUIDS
+
+
+def test_the_cursors_of_many_new_discourse_posts_take_memory_in_step_with_them() -> None:
+    # as a feed's: each post's cursor held the latest 1,000 ids, built for every post at once
+    posts = [{"id": k, "username": "u", "created_at": START.isoformat(), "cooked": "<p>停电</p>",
+              "post_number": 1, "post_type": 1, "topic_id": 1, "topic_title": "t", "post_url": "/t/t/1"}
+             for k in range(20_000, 0, -1)]
+    page = orjson.dumps({"latest_posts": posts})
+    text = ('[[sources]]\nid = "forum-d"\nchannel = "forum"\nowner = "o"\nkind = "discourse"\n'
+            'base_url = "https://forum.example.com"\nauthor_salt_env = "SALT_ENV"\n'
+            'min_request_interval_s = 0\nbackfill_pages = 1')
+    source = parse_registry(text, {"SALT_ENV": "forum-salt-0123456789"}).get("forum-d")
+    store, published = MemoryCursorStore(), []
+
+    async def publish(batch: Sequence[RawPost]) -> None:
+        published.extend(batch)
+
+    async def scenario() -> None:
+        transport = httpx.MockTransport(lambda request: httpx.Response(200, content=page))
+        async with httpx.AsyncClient(transport=transport) as client:
+            await ForumPoller(build_forum_source(source, client), store, publish).poll_once()
+
+    tracemalloc.start()
+    try:
+        asyncio.run(scenario())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert len(published) == 20_000 and peak < 30 * len(page)  # 60 times the page before
+    assert store.load("forum-d") == ForumCursor(last_id=20_000, published_ids=tuple(range(19_001, 20_001)))
