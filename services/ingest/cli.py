@@ -114,7 +114,7 @@ def publish(
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL, one post per line"),
     source: str = typer.Option(..., "--source", help="source id from the registry"),
     batch_size: int = typer.Option(500, min=1, max=10_000),
-    show_rejected: int = typer.Option(20, help="how many rejected lines to print"),
+    show_rejected: int = typer.Option(20, min=0, help="how many rejected lines to print"),
 ) -> None:
     """Back-fill posts from a JSONL file straight into posts.raw (validated line by line)."""
     from rich.console import Console
@@ -140,7 +140,8 @@ def publish(
         with Progress(*columns, console=console) as progress:
             task = progress.add_task(path.name, total=path.stat().st_size)
             report = backfill(path, source=registered, publisher=publisher, batch_size=batch_size,
-                              on_progress=lambda n: progress.advance(task, n))
+                              on_progress=lambda n: progress.advance(task, n),
+                              max_line_bytes=settings.max_body_bytes, keep_rejected=show_rejected)
     except PublishError as exc:
         console.print(f"[red]{exc}[/red] — lines before the failing batch were published; "
                       "re-running is safe (post ids are deterministic)")
@@ -150,5 +151,5 @@ def publish(
     for number, reason in report.rejected[:show_rejected]:
         console.print(f"line {number}: {reason}")
     console.print(f"{report.lines} lines: [green]{report.accepted} accepted[/green], "
-                  f"[red]{len(report.rejected)} rejected[/red]")
-    raise typer.Exit(0 if not report.rejected else 3)
+                  f"[red]{report.rejected_lines} rejected[/red]")
+    raise typer.Exit(0 if not report.rejected_lines else 3)

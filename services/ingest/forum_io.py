@@ -6,7 +6,7 @@ renamed over the old one, so a crash leaves either the old or the new cursor.
 HTTP: a minimum interval between requests, and retries of transport errors, 429
 and 5xx with exponential backoff plus jitter (never longer than ``max_backoff_s``);
 a ``Retry-After`` header lengthens the wait. Other 4xx answers are configuration
-mistakes and fail at once.
+mistakes and fail at once, and so does an answer over ``MAX_ANSWER_BYTES`` (32 MiB).
 """
 
 from __future__ import annotations
@@ -187,16 +187,20 @@ class HttpFetcher:
     async def _get_once(self, url: str, params: dict[str, Any] | None) -> httpx.Response:
         await self._limiter.wait()
         try:
-            response = await self._client.get(url, params=params, headers=self._headers,
-                                              timeout=self._timeout_s)
+            async with self._client.stream("GET", url, params=params, headers=self._headers,
+                                           timeout=self._timeout_s) as response:
+                if response.status_code == 429 or response.status_code >= 500:
+                    raise _RetryableError(f"HTTP {response.status_code}",
+                                          _retry_after(response.headers.get("Retry-After")))
+                if response.status_code >= 400:
+                    raise FetchError(f"GET {url}: HTTP {response.status_code}")
+                content = await _read_at_most(response, MAX_ANSWER_BYTES, url)
         except httpx.TransportError as exc:
             raise _RetryableError(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _RetryableError(f"HTTP {response.status_code}",
-                                  _retry_after(response.headers.get("Retry-After")))
-        if response.status_code >= 400:
-            raise FetchError(f"GET {url}: HTTP {response.status_code}")
-        return response
+        headers = [(k, v) for k, v in response.headers.multi_items()
+                   if k.lower() not in ("content-encoding", "content-length")]  # read decoded
+        return httpx.Response(response.status_code, headers=headers, content=content,
+                              request=response.request)
 
     def _wait(self, state: RetryCallState) -> float:
         delay: float = self._backoff(state)
@@ -204,6 +208,22 @@ class HttpFetcher:
         if isinstance(exc, _RetryableError) and exc.retry_after_s is not None:
             delay = max(delay, min(exc.retry_after_s, self._max_backoff_s))
         return delay
+
+
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+"""The largest answer read from a forum: a feed or page (after decompression) beyond it is a
+FetchError. Read whole, a feed URL that answered with a file of gigabytes (an archive, a
+misconfigured portal) took the ingest service's memory, every channel with it."""
+
+
+async def _read_at_most(response: httpx.Response, limit: int, url: str) -> bytes:
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise FetchError(f"GET {url}: the answer is larger than {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -79,7 +79,7 @@ def reindex(
         report = run_reindex(settings, from_offset=from_offset, from_time=from_time, include_alerts=alerts,
                              on_progress=lambda done, total: progress.update(task, completed=done,
                                                                             total=total))
-    typer.echo(f"read {report.read}, indexed {report.indexed}, rejected {len(report.rejected)}")
+    typer.echo(f"read {report.read}, indexed {report.indexed}, rejected {report.rejected_count}")
     for topic, partition, offset, why in report.rejected[:20]:
         typer.echo(f"  {topic}[{partition}]@{offset}: {why}", err=True)
 

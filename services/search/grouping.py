@@ -581,7 +581,7 @@ class IssueGrouper:
     def _place_score(self, issue: OpenIssue, post: TextView) -> float:
         if not post.places and not issue.places:
             return 0.0
-        if post.places & issue.places.keys() or post.names(set(issue.places)):
+        if post.places & issue.places.keys() or post.names(issue.place_stems.keys()):
             return self.params.place_bonus
         if any(stem(place) in issue.recent_text for place in post.places):
             return self.params.place_bonus
@@ -604,7 +604,7 @@ class IssueGrouper:
             issue.members.pop(1)  # keep the founder and the most recent members
         issue.shift_centroid(member.view.words, 1.0)
         issue.shift_topics(member, 1, self.params.soft_topic_smoothing)
-        issue.places.update(member.view.places)
+        issue.count_places(member.view.places, 1)
         issue.refresh(self.params.nearest_members, self.params.specific_topic_first)
         issue.size += 1
         if names_county(member, self.params) and county_wide(issue, self.params):
@@ -630,8 +630,7 @@ class IssueGrouper:
                 del issue.members[i]
                 issue.shift_centroid(member.view.words, -1.0)
                 issue.shift_topics(member, -1, self.params.soft_topic_smoothing)
-                issue.places.subtract(member.view.places)
-                issue.places = +issue.places
+                issue.count_places(member.view.places, -1)
                 issue.topics = +issue.topics
                 issue.refresh(self.params.nearest_members, self.params.specific_topic_first)
                 issue.size -= 1

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from services.search.issue_text import VOICE, TextView, Voice, cosine, town_of, view
+from services.search.issue_text import VOICE, TextView, Voice, cosine, stem, town_of, view
 from yuqing.contracts import Topic
 
 if TYPE_CHECKING:
@@ -38,6 +38,12 @@ _COMPATIBLE = {
     "policy": "energy_use",
 }
 COMPATIBLE_TOPICS = frozenset(frozenset((a, b)) for a, others in _COMPATIBLE.items() for b in others.split())
+
+
+def _count(counts: Counter[str], key: str, by: int) -> None:
+    counts[key] += by
+    if counts[key] <= 0:
+        del counts[key]
 
 
 def _shift(values: dict[str, float], key: str, by: float) -> None:
@@ -203,6 +209,7 @@ class OpenIssue:
     topic_mass: dict[str, float] = field(default_factory=dict)
     topic_evidence: dict[str, float] = field(default_factory=dict)
     places: Counter[str] = field(default_factory=Counter)
+    place_stems: Counter[str] = field(default_factory=Counter)  # of ``places``: ``stem`` -> places
     size: int = 0
     # ``topic_mix`` as last computed, and the smoothing it was computed with; None after
     # ``shift_topics`` (the only change to ``topics``, ``topic_mass`` and ``topic_evidence``): every
@@ -225,6 +232,12 @@ class OpenIssue:
                 self.centroid[term] = value
             else:
                 self.centroid.pop(term, None)
+
+    def count_places(self, places: Iterable[str], sign: int) -> None:
+        """Count a member's places in (``sign`` 1) or out (-1), and their stems."""
+        for place in places:
+            _count(self.places, place, sign)
+            _count(self.place_stems, stem(place), sign)
 
     topic: str | None = None  # the most frequent topic of the members
     recent_text: str = ""  # the latest members' texts, for places they name without a suffix

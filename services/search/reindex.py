@@ -28,11 +28,22 @@ from yuqing.topics import LogicalTopic
 log = logging.getLogger(__name__)
 
 
+KEPT_REJECTIONS = 1_000
+"""Refused messages remembered with their reason; the others are counted. A re-index that Elasticsearch
+refused throughout (a mapping from another version) kept a reason for each of millions of messages."""
+
+
 @dataclass
 class ReindexReport:
     read: int = 0
     indexed: int = 0
-    rejected: list[tuple[str, int, int, str]] = field(default_factory=list)  # topic, partition, offset, why
+    rejected: list[tuple[str, int, int, str]] = field(default_factory=list)  # the first KEPT_REJECTIONS
+    rejected_count: int = 0
+
+    def reject(self, topic: str, partition: int, offset: int, why: str) -> None:
+        self.rejected_count += 1
+        if len(self.rejected) < KEPT_REJECTIONS:
+            self.rejected.append((topic, partition, offset, why))
 
 
 def start_offsets(consumer: KafkaConsumer, partitions: list[TopicPartition], *, from_offset: int | None,
@@ -143,4 +154,5 @@ def _write(settings: SearchSettings, client: Elasticsearch, writer: PipelinedWri
     writer.issues.record_merges(client, settings.es.index_prefix)
     report.read += len(batch)
     report.indexed += outcome.indexed
-    report.rejected += [(m.topic, m.partition, m.offset, why) for m, why in outcome.rejected]
+    for message, why in outcome.rejected:
+        report.reject(message.topic, message.partition, message.offset, why)

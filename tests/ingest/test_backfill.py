@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_blank_lines_are_skipped_and_numbering_follows_the_file(tmp_path: Path) 
     path = tmp_path / "posts.jsonl"
     path.write_bytes(b"a\n\n  \nb\n")
 
-    assert [number for number, _ in iter_lines(path)] == [1, 4]
+    assert [line.number for line in iter_lines(path)] == [1, 4]
 
 
 def test_backfill_reports_rejected_line_numbers_and_publishes_the_rest(tmp_path: Path) -> None:
@@ -95,3 +96,39 @@ def test_a_failed_publish_raises_so_nothing_is_reported_as_kept(tmp_path: Path) 
 
     with pytest.raises(PublishError):
         backfill(path, source=SOURCE, publisher=RecordingPublisher(fail_on_call=2), batch_size=2)
+
+
+def test_a_line_over_the_limit_is_refused_as_it_is_read_and_the_lines_after_it_are_read(
+        tmp_path: Path) -> None:
+    # a file with no line ends (a JSON array exported on one line) was read whole and parsed: a
+    # file of a few gigabytes took the machine's memory
+    path = tmp_path / "array.jsonl"
+    with path.open("wb") as handle:
+        handle.write(b"[" + b",".join([line(external_id="x")] * 100_000) + b"]\r\n")
+        handle.write(line(external_id="after") + b"\n")
+    publisher, read = RecordingPublisher(), []
+
+    tracemalloc.start()
+    try:
+        report = backfill(path, source=SOURCE, publisher=publisher, max_line_bytes=20_000,
+                          on_progress=read.append)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 1_000_000 < path.stat().st_size / 10
+    assert [(number, reason.split(":")[0]) for number, reason in report.rejected] == [
+        (1, "longer than 20,000 bytes")]
+    assert [post.external_id for batch in publisher.batches for post in batch] == ["after"]
+    assert sum(read) == path.stat().st_size
+
+
+def test_rejected_lines_are_counted_and_the_first_ones_kept_with_their_reason(tmp_path: Path) -> None:
+    # every line of a file of the wrong kind is rejected: millions of reasons filled the memory
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"id,text\n" + "".join(f"{i},停电了\n" for i in range(5_000)).encode())
+
+    report = backfill(path, source=SOURCE, publisher=RecordingPublisher(), keep_rejected=20)
+
+    assert (report.accepted, report.rejected_lines, report.lines) == (0, 5_001, 5_001)
+    assert [number for number, _ in report.rejected] == list(range(1, 21))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from services.ingest.forum_io import (
+    MAX_ANSWER_BYTES,
     CursorError,
     FetchError,
     ForumCursor,
@@ -210,3 +212,28 @@ def test_corrupt_cursor_is_an_error_not_a_reset(tmp_path: Path, content: str) ->
 def test_cursor_store_refuses_path_like_ids(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         JsonCursorStore(tmp_path).save("../evil", ForumCursor())
+
+
+@pytest.mark.timeout(30)
+def test_an_answer_larger_than_the_limit_is_refused_as_it_is_read() -> None:
+    # read whole, a feed URL answering with a file of gigabytes took the ingest service's memory
+    served: list[int] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            served.append(1)
+            yield b"<rss>" * 200_000  # a megabyte
+
+    with pytest.raises(FetchError, match=f"larger than {MAX_ANSWER_BYTES:,} bytes"):
+        fetch(lambda request: httpx.Response(200, content=endless()), FakeTime())
+    assert len(served) <= MAX_ANSWER_BYTES // 1_000_000 + 1
+
+
+def test_a_compressed_answer_is_read_decompressed_with_its_charset() -> None:
+    feed = "<rss><channel><title>停电</title></channel></rss>".encode("gbk")
+    answer = httpx.Response(200, content=gzip.compress(feed), headers={
+        "content-encoding": "gzip", "content-type": "application/rss+xml; charset=gbk"})
+
+    response = fetch(lambda request: answer, FakeTime())
+
+    assert (response.content, response.charset_encoding) == (feed, "gbk")

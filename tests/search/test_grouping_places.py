@@ -5,10 +5,14 @@ form, as two-character ones are."""
 
 from dataclasses import replace
 
+import pytest
+
 from services.search.grouping import GroupingParams, IssueGrouper
 from services.search.issue_text import Voice, town_of, view
 from services.search.issue_towns import KnownTownships
-from tests.search.factory import post
+from services.search.open_issues import OpenIssue
+from tests.search.factory import BASE_TIME, post
+from yuqing.hanzi import simplified
 from yuqing.places import short_form, specific_places
 
 LOOSE = replace(GroupingParams(), voice=Voice(strict_places=False))  # every match of the pattern
@@ -73,3 +77,36 @@ def test_a_post_naming_a_three_character_township_joins_its_issue() -> None:
     grouper.assign(post(2, "黄土岭镇停电了", 0.1, region="黄土岭镇"))
     assert grouper.assign(post(3, "柳树湾乡王家台村到现在还是黑的", 0.5, region=None)).issue_id == first
     assert grouper.assign(post(4, "黄土岭还没来电", 0.6, region=None)).issue_id != first
+
+
+def _villages(count: int) -> list[str]:
+    chars = [c for c in map(chr, range(0x4F90, 0x55D0)) if simplified(c) == c]  # none of 这边又停电了
+    names = (a + b for a in chars for b in chars)
+    return [f"{name}村" for name, _ in zip(names, range(count), strict=False)]
+
+
+@pytest.mark.timeout(60)
+def test_an_issue_s_places_are_looked_for_in_a_text_in_time_with_the_text_not_the_issue() -> None:
+    # an issue keeps the places of every post it had, and the text of each post compared with it
+    # was searched for each of them: posts naming 600 villages each took 0.5 s a post after 150
+    issue = OpenIssue("i", "河口", BASE_TIME, BASE_TIME)
+    villages = _villages(300_000)
+    for start in range(0, len(villages), 600):
+        issue.count_places(villages[start:start + 600], 1)
+    stems, said = issue.place_stems.keys(), "又停电了" * 450
+
+    for village in villages[::1_000]:
+        assert view(f"{said}{village[:2]}这边").names(stems)
+        assert not view(f"{said}{village[:1]}这边，{village[1:]}").names(stems)
+    assert view("东街又停电了").names(issue.place_stems.keys() | {"东街"})
+
+
+def test_an_issue_counts_the_stems_of_its_members_places_as_they_come_and_go() -> None:
+    grouper = IssueGrouper()
+    first = grouper.assign(post(1, "滨河小区、新街村停电了"))
+    grouper.assign(post(2, "滨河小区停电了", 0.1))
+    issue = grouper._issues[first.issue_id]
+    assert issue.place_stems == {"滨河": 2, "新街": 1}
+
+    grouper.split("p1")
+    assert issue.place_stems == {"滨河": 1}

@@ -138,7 +138,7 @@ def test_reindex_from_kafka_rebuilds_the_same_documents(settings: SearchSettings
     _publish(settings, LogicalTopic.POSTS_ENRICHED, _posts(20, "late", 24 * 60))
     progress: list[tuple[int, int]] = []
     first = reindex(settings, from_offset=0, on_progress=lambda done, total: progress.append((done, total)))
-    assert first.read == first.indexed == 60 and first.rejected == []
+    assert first.read == first.indexed == 60 and first.rejected == [] and first.rejected_count == 0
     assert progress[-1] == (60, 60)
     es = make_client(settings.es)
     built = _documents(es, settings)
