@@ -38,8 +38,12 @@ def normalize(text: str) -> str:
 
 
 def model_input(post: RawPost) -> str:
-    text = normalize(f"{post.title} {post.text}" if post.title else post.text)
-    return text[:MODEL_TEXT_CHARS]
+    return model_text(post.title, post.text)
+
+
+def model_text(title: str | None, text: str) -> str:
+    """What the model classifies: the title, then the text, normalised, cut to its head."""
+    return normalize(f"{title} {text}" if title else text)[:MODEL_TEXT_CHARS]
 
 
 @cache
