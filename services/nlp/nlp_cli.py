@@ -243,8 +243,10 @@ def evaluate_cmd(
     from services.nlp.classifier import load_classifier
     from services.nlp.training import evaluate_classifier, read_examples
 
+    examples = _select(read_examples(data), split)  # before the model loads: a bad file at once
+    if not any(ex.topic or ex.sentiment for ex in examples):  # it printed nothing and exited 0
+        raise ValueError(f"{data}: no line with a topic or sentiment label ({split.value} split)")
     classifier = load_classifier(model, variant=variant)
-    examples = _select(read_examples(data), split)
     with _progress() as progress:
         reports = evaluate_classifier(classifier, examples, progress=progress)
     _report_tables(f"{classifier.version} on {data} ({split.value})", reports)

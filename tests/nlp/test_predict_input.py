@@ -75,3 +75,32 @@ def test_predict_reads_title_and_text_as_the_worker_does(tmp_path: Path) -> None
     assert [g["topic"] for g in got] == [e.topic for e in expected]
     assert [g["topic_scores"] for g in got] == [e.topic_scores for e in expected]
     assert got[0]["topic"] == "outage"
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b'{"text": "x", "topic": "outage"}\nnot json\n', "line 2: not a JSON object"),
+    (b'{"text": "x", "topic": "outage"}\n[1]\n', "line 2: not a JSON object"),
+    (b'{"text": "x", "topic": ["outage"]}\n', r'line 1: topic must be a string, not \["outage"\]'),
+])
+def test_training_data_names_a_bad_line(tmp_path: Path, data: bytes, message: str) -> None:
+    # evaluate and train printed json's "Expecting value: line 1 column 1 (char 0)", naming no
+    # file, or a traceback for a line that was not an object
+    from services.nlp.training import read_examples
+
+    path = _file(tmp_path, data)
+    with pytest.raises(ValueError, match=f"{path.name}: {message}"):
+        read_examples(path)
+    assert read_examples(_file(tmp_path, '\ufeff{"text": "停电", "topic": "outage"}\r\n'.encode()))[0].topic \
+        == "outage"
+
+
+def test_evaluate_refuses_data_without_labels_before_loading_the_model(tmp_path: Path) -> None:
+    # it printed a progress line and nothing else, and exited 0
+    path = _file(tmp_path, b'{"text": "\xe5\x81\x9c\xe7\x94\xb5"}\n')
+
+    result = CliRunner().invoke(app, ["nlp", "evaluate", "--data", str(path),
+                                      "--model", str(tmp_path / "no-model")])
+
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: {path}: no line with a topic or sentiment label (all split)"]
