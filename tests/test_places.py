@@ -89,6 +89,11 @@ def test_one_definition_of_place_names_for_grouping_and_regions() -> None:
     ('[[regions]]\nname = "柳塘镇"\nplaces = "下坝村"\n',
      r"places\.toml: region '柳塘镇': places must be a list"),
     ('[[regions]\nname = "柳塘镇"\n', r"places\.toml: not a TOML file"),
+    # these were read as no regions, or as a region without its places
+    ('[[region]]\nname = "柳塘镇"\n', r"places\.toml: unknown region; each region is a \[\[regions\]\]"),
+    ('[regions]\nname = "柳塘镇"\n', r"places\.toml: each region is a \[\[regions\]\] table"),
+    ('[[regions]]\nname = "柳塘镇"\nplace = ["下坝村"]\n', r"region '柳塘镇': unknown place; an entry"),
+    ('[[regions]]\nname = 3\n', r"places\.toml: region 3: name must be"),
 ])
 def test_a_places_file_that_cannot_be_used_names_itself(tmp_path: Path, body: str, message: str) -> None:
     path = tmp_path / "places.toml"

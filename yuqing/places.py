@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from yuqing.paths import is_word_list, read_toml
 
@@ -171,17 +172,33 @@ def existing_places_file(path: Path, setting: str) -> Path:
     return path
 
 
+def _region_tables(path: Path, document: dict[str, Any]) -> list[Any]:
+    # [[region]] was read as no regions: the worker inferred none, and no post told
+    if unknown := sorted(set(document) - {"regions"}):
+        raise ValueError(f"{path}: unknown {', '.join(unknown)}; each region is a [[regions]] table")
+    entries = document.get("regions", [])
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: each region is a [[regions]] table (two brackets)")
+    return entries
+
+
 def load_gazetteer(path: Path) -> Gazetteer:
     """The gazetteer of a TOML file of ``[[regions]]`` (``name``, optional ``places``);
     an empty one if the file does not exist."""
     if not path.is_file():
         return NO_PLACES
-    entries = read_toml(path).get("regions", [])
+    entries = _region_tables(path, read_toml(path))
     try:
         names = [e["name"] for e in entries]
         places = {e["name"]: e.get("places", []) for e in entries}
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path}: every [[regions]] entry needs a name ({error!r})") from error
+    for entry in entries:
+        if not isinstance(entry["name"], str) or not entry["name"]:
+            raise ValueError(f"{path}: region {entry['name']!r}: name must be a region's name")
+        if unknown := sorted(set(entry) - {"name", "places"}):  # place = [...] placed nothing
+            raise ValueError(f"{path}: region {entry['name']!r}: unknown {', '.join(unknown)}; "
+                             "an entry has name and places")
     for name, listed in places.items():
         if not is_word_list(listed):
             raise ValueError(f"{path}: region {name!r}: places must be a list of names, "

@@ -5,6 +5,7 @@ No Kafka, Faust or model imports here; the worker calls these per batch.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -37,8 +38,12 @@ def normalize(text: str) -> str:
 
 
 def model_input(post: RawPost) -> str:
-    text = normalize(f"{post.title} {post.text}" if post.title else post.text)
-    return text[:MODEL_TEXT_CHARS]
+    return model_text(post.title, post.text)
+
+
+def model_text(title: str | None, text: str) -> str:
+    """What the model classifies: the title, then the text, normalised, cut to its head."""
+    return normalize(f"{title} {text}" if title else text)[:MODEL_TEXT_CHARS]
 
 
 @cache
@@ -93,18 +98,32 @@ def load_rules(path: Path, *, required: bool = False) -> list[TopicRule]:
         if required:
             raise ValueError(f"{path}: no such rules file")
         return []
-    return [_rule(path, item) for item in read_toml(path).get("rule", [])]
+    return [_rule(path, item) for item in _rule_tables(path, read_toml(path))]
+
+
+_RULE_FIELDS = ("name", "topic", "include", "exclude", "mode", "boost")
+
+
+def _rule_tables(path: Path, document: dict[str, Any]) -> list[dict[str, Any]]:
+    # [[rules]] or [rule] were read as no rules at all, and the worker started on the model alone
+    if unknown := sorted(set(document) - {"rule"}):
+        raise ValueError(f"{path}: unknown {', '.join(unknown)}; each rule is a [[rule]] table")
+    tables = document.get("rule", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ValueError(f"{path}: each rule is a [[rule]] table (two brackets)")
+    return tables
 
 
 def _rule(path: Path, item: dict[str, Any]) -> TopicRule:
     try:
+        if unknown := sorted(set(item) - set(_RULE_FIELDS)):  # boots = 0.9 left the boost at 0.3
+            raise ValueError(f"unknown {', '.join(unknown)}; a rule has {', '.join(_RULE_FIELDS)}")
         mode = item.get("mode", "boost")
         if mode not in ("boost", "override"):
             raise ValueError("mode must be boost or override")
         return TopicRule(
             name=item["name"], topic=Topic(item["topic"]), include=_words(item["include"], "include"),
-            exclude=_words(item.get("exclude", []), "exclude"), mode=mode,
-            boost=float(item.get("boost", 0.3)),
+            exclude=_words(item.get("exclude", []), "exclude"), mode=mode, boost=_boost(item),
         )
     except KeyError as error:
         raise ValueError(f"{path}: rule {item.get('name')!r}: {error.args[0]} is missing") from None
@@ -115,7 +134,17 @@ def _rule(path: Path, item: dict[str, Any]) -> TopicRule:
 def _words(value: object, field: str) -> tuple[str, ...]:
     if not is_word_list(value):  # include = "限电" matched every post holding 电
         raise ValueError(f'{field} must be a list of words, e.g. {field} = ["限电"]')
+    if field == "include" and not value:  # a rule that can never match
+        raise ValueError('include must name at least one word, e.g. include = ["限电"]')
     return tuple(value)
+
+
+def _boost(item: dict[str, Any]) -> float:
+    # a negative, infinite or NaN boost broke the normalised scores of every post it matched
+    boost = item.get("boost", 0.3)
+    if isinstance(boost, bool) or not isinstance(boost, int | float) or not 0 < boost < math.inf:
+        raise ValueError(f"boost must be a positive number, e.g. boost = 0.3 (not {boost!r})")
+    return float(boost)
 
 
 def apply_rules(

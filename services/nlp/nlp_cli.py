@@ -180,31 +180,39 @@ def _train_heads(train: Sequence[Example], base_model: Path | None, out: Path,
 
 @model_app.command("predict")
 def predict_cmd(
-    input: Annotated[Path, typer.Option(help="JSONL lines with id and text")],
+    input: Annotated[Path, typer.Option(help="JSONL lines with id, text and optional title")],
     output: Annotated[Path, typer.Option(help="JSONL predictions")],
     model: Annotated[Path | None, typer.Option(help="classifier dir; default model")] = None,
     variant: str = "default",
     batch_size: int = 256,
 ) -> None:
-    """Classify posts with the same code path as the NLP worker."""
+    """Classify posts with the same code path as the NLP worker (topic rules aside)."""
     from services.nlp.classifier import load_classifier
+    from services.nlp.enrich import model_text
 
     rows = read_texts(input)  # before the model loads: a bad file is answered at once
     classifier = load_classifier(model, variant=variant)
     with output.open("w", encoding="utf-8") as fh, _progress() as progress:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
-            for row, pred in zip(chunk, classifier.predict([str(r.get("text") or "") for r in chunk]),
-                                 strict=True):
+            # title and text joined and normalised as the worker does: a post whose title said
+            # it all was classified as an empty text
+            texts = [model_text(_optional(r, "title"), _optional(r, "text") or "") for r in chunk]
+            for row, pred in zip(chunk, classifier.predict(texts), strict=True):
                 fh.write(json.dumps({"id": row.get("id"), **pred._asdict()},
                                     ensure_ascii=False) + "\n")
             progress(start + len(chunk), len(rows), "predicting")
     console.print(f"{len(rows)} predictions -> {output} ({classifier.version})")
 
 
+def _optional(row: dict[str, object], field: str) -> str | None:
+    value = row.get(field)
+    return value if isinstance(value, str) else None
+
+
 def read_texts(path: Path) -> list[dict[str, object]]:
-    """The JSON objects of a JSONL file, each with a string ``text`` or none; ValueError
-    naming the file and line otherwise (a byte order mark and CRLF are read)."""
+    """The JSON objects of a JSONL file, each with a string ``text`` and ``title`` or none;
+    ValueError naming the file and line otherwise (a byte order mark and CRLF are read)."""
     rows = []
     for number, line in utf8_lines(path):
         if not line.strip():
@@ -215,9 +223,10 @@ def read_texts(path: Path) -> list[dict[str, object]]:
             row = None
         if not isinstance(row, dict):
             raise ValueError(f"{path}: line {number}: not a JSON object")
-        if row.get("text") is not None and not isinstance(row["text"], str):
-            raise ValueError(f"{path}: line {number}: text must be a string, not "
-                             f"{json.dumps(row['text'], ensure_ascii=False)}")
+        for field in ("text", "title"):
+            if row.get(field) is not None and not isinstance(row[field], str):
+                raise ValueError(f"{path}: line {number}: {field} must be a string, not "
+                                 f"{json.dumps(row[field], ensure_ascii=False)}")
         rows.append(row)
     return rows
 
@@ -234,8 +243,10 @@ def evaluate_cmd(
     from services.nlp.classifier import load_classifier
     from services.nlp.training import evaluate_classifier, read_examples
 
+    examples = _select(read_examples(data), split)  # before the model loads: a bad file at once
+    if not any(ex.topic or ex.sentiment for ex in examples):  # it printed nothing and exited 0
+        raise ValueError(f"{data}: no line with a topic or sentiment label ({split.value} split)")
     classifier = load_classifier(model, variant=variant)
-    examples = _select(read_examples(data), split)
     with _progress() as progress:
         reports = evaluate_classifier(classifier, examples, progress=progress)
     _report_tables(f"{classifier.version} on {data} ({split.value})", reports)

@@ -16,6 +16,13 @@ WeChat id              ``微信号 wxid_abc123``                  ``微信号 w*
 QQ number              ``QQ 12345678``                        ``QQ 12****78``
 =====================  =====================================  ==============================
 
+Numbers are found as people write them: a card, ID or mobile number grouped with
+spaces or dashes (``6222 0212 3456 7890``, ``138-1234-5678``), a landline with its area
+code in brackets (``(0571)88889999``), full-width digits (``１３８…``; the redacted text
+holds them as ASCII digits). A landline's local number starts with 2-9, so a 12-digit
+code that starts with ``0`` is not read as one (``057100123456`` stays). Amounts, dates,
+times and short numbers stay.
+
 The township, village and street stay (they place a complaint on the map); the
 house number, building, unit and room go. A mask is never longer than what it
 hides, in characters and in UTF-8 bytes, so the redacted text is never longer
@@ -44,11 +51,18 @@ _WECHAT = re.compile(
 _WXID = re.compile(r"(?<![-_A-Za-z0-9])wxid_[A-Za-z0-9]{4,30}")
 _EMAIL = re.compile(r"(?<![\w.+-])([\w.+-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 # Order matters: the 18-digit ID must be masked before bank cards and phones match inside it.
-_ID_CARD = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?![\dXx])")
-_BANK_CARD = re.compile(r"(?<!\d)\d{12,15}(\d{4})(?!\d)")
-_ACCOUNT = re.compile(rf"((?:户号|账号|帐号|用户编号|客户编号|缴费号)\s*(?:[:：]\s*)?)({_N}{{6,20}})(?!{_N})")
+# One space or dash may group the digits (6-8-4 for an ID, 4-4-4-4 for a card, 3-4-4 for a
+# mobile): numbers copied from a card or a form are written so, and were left whole.
+_ID_CARD = re.compile(r"(?<!\d)(\d{6}[ -]?)\d{8}([ -]?\d{3}[\dXx])(?![\dXx])")
+_BANK_CARD = re.compile(r"(?<!\d)\d{12,15}(\d{4})(?!\d)"
+                        r"|(?<!\d)\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?(?!\d)")
+_ACCOUNT = re.compile(rf"((?:户号|账号|帐号|用户编号|客户编号|缴费号)\s*(?:[:：]\s*)?)"
+                      rf"({_N}{{6,20}}|{_N}{{2,4}}(?:[ -]{_N}{{2,4}}){{2,5}})(?!{_N})")
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)[- ]?\d{4}[- ]?(\d{4})(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})([- ]?)(\d{3,4})(\d{4})(?!\d)")
+# A local number never starts with 0 or 1: that keeps 12-digit codes starting with 0 whole.
+_LANDLINE = re.compile(r"(?<!\d)(\(0\d{2,3}\)|0\d{2,3})([- ]?)([2-9]\d{2,3})([- ]?)(\d{4})(?!\d)")
+# Full-width digits and signs are read (and kept, in the redacted text) as their ASCII forms.
+_ASCII_FORMS = str.maketrans("０１２３４５６７８９＋－（）", "0123456789+-()")
 _DOOR = f"{_N}+(?:[-－]{_N}+)?"
 _UNIT = "(?:号楼|栋|幢|座|楼|单元|层|室|号|户)"
 _ADDRESS = re.compile(
@@ -66,6 +80,24 @@ def _keep_ends(value: str, head: int, tail: int) -> str:
     return value[:head] + "*" * hidden + value[len(value) - tail:] if hidden > 0 else _stars(value)
 
 
+def _digits_but_last(value: str, kept: int) -> str:
+    """``value`` with every digit but the last ``kept`` starred; spaces and dashes stay."""
+    digits = len(_ANY_DIGIT.findall(value))
+    out, seen = [], 0
+    for char in value:
+        if _ANY_DIGIT.fullmatch(char):
+            seen += 1
+            out.append(char if seen > digits - kept else "*")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return f"****{digits[-4:]}" if 16 <= len(digits) <= 19 else match.group(0)
+
+
 def _email(match: re.Match[str]) -> str:
     local = match.group(1)
     kept = local[0] if len(local) > 1 else ""
@@ -78,10 +110,10 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (_WECHAT, lambda m: m.group(1) + _keep_ends(m.group(2), 1, 0)),
     (_EMAIL, _email),
     (_ID_CARD, lambda m: f"{m.group(1)}********{m.group(2)}"),
-    (_BANK_CARD, lambda m: f"****{m.group(1)}"),
-    (_ACCOUNT, lambda m: m.group(1) + _keep_ends(m.group(2), 0, 4)),
+    (_BANK_CARD, _card),
+    (_ACCOUNT, lambda m: m.group(1) + _digits_but_last(m.group(2), 4)),
     (_MOBILE, lambda m: f"{m.group(1)}****{m.group(2)}"),
-    (_LANDLINE, lambda m: f"{m.group(1)}{m.group(2)}{_stars(m.group(3))}{m.group(4)}"),
+    (_LANDLINE, lambda m: f"{m.group(1)}{m.group(2)}{_stars(m.group(3))}{m.group(4)}{m.group(5)}"),
     (_ADDRESS, lambda m: _ANY_DIGIT.sub("*", m.group(0))),
 )
 
@@ -89,6 +121,7 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
 def redact(text: str) -> str:
     """The text with phones, ID, card and account numbers, e-mails, door-level addresses,
     WeChat ids and QQ numbers masked; never longer than ``text``."""
+    text = text.translate(_ASCII_FORMS)
     for pattern, mask in _RULES:
         text = pattern.sub(mask, text)
     return text

@@ -46,6 +46,7 @@ from services.nlp.model_lora import ADAPTER_FILE, add_lora, lora_deltas, merge_l
 from services.nlp.model_metrics import EvalReport, evaluate_labels
 from services.nlp.model_ngram import NgramModel, fit_ngram_model
 from yuqing.contracts import Sentiment, Topic
+from yuqing.paths import utf8_lines
 
 DEV_MODULUS = 5
 KNOWN_LABELS = {"topic": [t.value for t in Topic], "sentiment": [s.value for s in Sentiment]}
@@ -77,21 +78,35 @@ def split_examples(examples: Iterable[Example]) -> tuple[list[Example], list[Exa
     return train, dev
 
 
-def parse_example(obj: dict[str, Any]) -> Example:
+def parse_example(obj: object) -> Example:
     """One JSONL object as an ``Example`` (missing or empty labels become ``None``)."""
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
     text = obj.get("text")
     if not isinstance(text, str):
         raise ValueError("each line needs a string 'text'")
+    for task in TASKS:
+        if obj.get(task) is not None and not isinstance(obj[task], str):
+            raise ValueError(f"{task} must be a string, not {json.dumps(obj[task], ensure_ascii=False)}")
     return Example(text, obj.get("topic") or None, obj.get("sentiment") or None)
 
 
 def read_examples(path: Path) -> list[Example]:
-    """Examples from a JSONL file, or from every ``*.jsonl`` in a directory (sorted)."""
+    """Examples from a JSONL file, or from every ``*.jsonl`` in a directory (sorted); a line
+    that is no example is a ValueError naming the file and the line (a byte order mark and
+    CRLF are read)."""
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
     examples: list[Example] = []
     for file in files:
-        with file.open(encoding="utf-8") as fh:
-            examples.extend(parse_example(json.loads(line)) for line in fh if line.strip())
+        for number, line in utf8_lines(file):
+            if not line.strip():
+                continue
+            try:
+                examples.append(parse_example(json.loads(line)))
+            except json.JSONDecodeError:  # its message named neither the file nor the line
+                raise ValueError(f"{file}: line {number}: not a JSON object") from None
+            except ValueError as error:
+                raise ValueError(f"{file}: line {number}: {error}") from None
     return examples
 
 

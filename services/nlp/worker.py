@@ -9,6 +9,7 @@ commit or stop.
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
@@ -23,6 +24,8 @@ from yuqing.consumer.faust_driver import FaustDriver
 from yuqing.contracts.codec import encode
 from yuqing.faust_run import state_dir
 from yuqing.topics import LogicalTopic
+
+log = logging.getLogger(__name__)
 
 
 def load_configured_classifier(settings: NlpSettings) -> Classifier:
@@ -58,8 +61,13 @@ def create_app(settings: NlpSettings, classifier: Classifier) -> faust.App:
     enriched_topic = kafka.topic(LogicalTopic.POSTS_ENRICHED)
     # a path set on purpose must exist; the default may be absent (no rules shipped)
     rules = load_rules(settings.rules_path, required="rules_path" in settings.model_fields_set)
-    processor = BatchProcessor(classifier, rules,
-                               max_message_bytes=kafka.max_message_bytes, places=settings.gazetteer())
+    places = settings.gazetteer()
+    processor = BatchProcessor(classifier, rules, max_message_bytes=kafka.max_message_bytes, places=places)
+    # the worker said nothing at start: an operator could not tell which model, rules and
+    # places it had taken (a rules file read as none looked like one that loaded)
+    log.info("NLP worker %s: %s -> %s, model %s, %d topic rules (%s), %d regions (%s)",
+             settings.app_id, raw.get_topic_name(), enriched_topic, classifier.version, len(rules),
+             settings.rules_path, len(places.regions), settings.places_file)
     processor.warm_up()
     driver = FaustDriver(app, Runtime.create(SERVICE, kafka, settings.consumer),
                          ack_timeout_s=settings.consumer.ack_timeout_s)

@@ -99,6 +99,14 @@ def test_model_input_joins_title_and_truncates():
     ('[[rule]]\nname="r"\ntopic="rumour"\ninclude=["限电"]\n',
      r"t\.toml: rule 'r': 'rumour' is not a valid Topic"),
     ('[[rule]\nname="r"\n', r"t\.toml: not a TOML file"),
+    # these were read as no rules, or as a rule other than the one written
+    ('[[rules]]\nname="r"\ntopic="rumor"\ninclude=["限电"]\n', r"t\.toml: unknown rules; each rule is a \["),
+    ('[rule]\nname="r"\ntopic="rumor"\ninclude=["限电"]\n', r"t\.toml: each rule is a \[\[rule\]\] table"),
+    ('[[rule]]\nname="r"\ntopic="rumor"\ninclude=["限电"]\nboots=0.9\n', r"rule 'r': unknown boots"),
+    ('[[rule]]\nname="r"\ntopic="rumor"\ninclude=[]\n', r"rule 'r': include must name at least one word"),
+    ('[[rule]]\nname="r"\ntopic="rumor"\ninclude=["限电"]\nboost=-1\n', r"rule 'r': boost must be"),
+    ('[[rule]]\nname="r"\ntopic="rumor"\ninclude=["限电"]\nboost=inf\n', r"rule 'r': boost must be"),
+    ('[[rule]]\nname="r"\ntopic="rumor"\ninclude=["限电"]\nboost="high"\n', r"rule 'r': boost must be"),
 ])
 def test_a_rule_that_cannot_be_used_names_its_file_and_rule(tmp_path, body, message):
     path = tmp_path / "t.toml"

@@ -133,3 +133,42 @@ def _enriched_takes(pipe: Pipeline, max_bytes: int) -> None:
                                             + "posts.enriched", {"max.message.bytes": str(max_bytes)})])
     finally:
         admin.close()
+
+
+def test_posts_enriched_deleted_under_the_worker_stops_it_without_a_commit(pipeline: Pipeline):
+    # A send waits for its topic's metadata; for a topic deleted while a backlog was being
+    # sent that wait was the producer's request timeout (Faust's: 20 minutes), outside the ack
+    # timeout: the worker hung with its batch, and SIGTERM waited for that batch too.
+    from yuqing.kafka import ensure_topics
+    from yuqing.settings import KafkaSettings
+    from yuqing.topics import LogicalTopic
+
+    backlog = 6_000
+    _produce(pipeline, [encode(_raw(f"d{i}", f"河口镇第{i}组停电三天了，什么时候来电？"))
+                        for i in range(backlog)])
+    pipeline.env["YUQING_CONSUMER_ACK_TIMEOUT_S"] = "5"
+    pipeline.start("nlp")
+    wait_until(lambda: _committed(pipeline) >= 200, 120, "the worker to be half way through")
+    enriched = pipeline.env["YUQING_KAFKA_TOPIC_PREFIX"] + "posts.enriched"
+    admin = KafkaAdminClient(bootstrap_servers=pipeline.env["YUQING_KAFKA_BOOTSTRAP_SERVERS"])
+    try:
+        admin.delete_topics([enriched])
+    finally:
+        admin.close()
+    proc = pipeline.procs["nlp"]
+    wait_until(lambda: proc.poll() is not None, 90, "the worker to stop on the unsent batch")
+    pipeline.procs.pop("nlp")
+    log = (pipeline.logs / "nlp.log").read_text(errors="replace")
+    assert proc.returncode == 75, log[-3000:]
+    assert "stopping without a commit" in log
+    stopped_at = _committed(pipeline)
+    assert stopped_at < backlog
+
+    ensure_topics(KafkaSettings(bootstrap_servers=pipeline.env["YUQING_KAFKA_BOOTSTRAP_SERVERS"],
+                                topic_prefix=pipeline.env["YUQING_KAFKA_TOPIC_PREFIX"],
+                                partitions_override=int(pipeline.env["YUQING_KAFKA_PARTITIONS_OVERRIDE"])),
+                  [LogicalTopic.POSTS_ENRICHED])
+    pipeline.start("nlp")
+    wait_until(lambda: _committed(pipeline) == backlog, 240, "the restart to handle the rest")
+    # what was committed before is not sent again; everything after it is
+    assert len(set(_read(pipeline, "posts.enriched"))) >= backlog - stopped_at

@@ -59,9 +59,26 @@ class FaustDriver:
         return outcome
 
     async def produce(self, outputs: Iterable[Output]) -> None:
-        """Send every output and wait until the broker has all of them."""
-        pending = [await self._topic(o.topic).send(key=o.key, value=o.value) for o in outputs]
-        await await_acks(pending, self.ack_timeout_s, what="messages", error=ProduceFailed)
+        """Send every output and wait until the broker has all of them, within the ack timeout.
+
+        The sends are under the timeout too: a send waits for its topic's metadata, and for a
+        topic deleted under the worker that wait is the producer's request timeout (Faust's:
+        20 minutes); the worker hung there, and ignored SIGTERM, waiting for the batch.
+        """
+        deadline = asyncio.get_running_loop().time() + self.ack_timeout_s
+        outputs = list(outputs)
+
+        async def send_all() -> list[Awaitable[Any]]:
+            return [await self._topic(o.topic).send(key=o.key, value=o.value) for o in outputs]
+
+        try:
+            pending = await asyncio.wait_for(send_all(), self.ack_timeout_s)
+        except TimeoutError as exc:
+            topics = ", ".join(sorted({o.topic for o in outputs}))
+            raise ProduceFailed(f"messages: {len(outputs)} not sent within {self.ack_timeout_s:.0f}s "
+                                f"(does {topics} exist?)") from exc
+        left = max(deadline - asyncio.get_running_loop().time(), 0.001)
+        await await_acks(pending, left, what="messages", error=ProduceFailed)
 
     def _topic(self, name: str) -> faust.TopicT:
         if name not in self._topics:
