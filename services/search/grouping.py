@@ -53,7 +53,8 @@ A new issue's id is ``<topic>-<16 hex digits of blake2b(post id)>``: derived
 from the founding post, so every process that sees the same posts in the same
 order names the issue the same way, and a post seen again (a replay) keeps the
 issue it had. State is bounded: idle issues are dropped, members per issue and
-issues in all are capped. Corrections (merge, move, split) change the state so that later posts
+issues in all are capped, and an issue's places and word totals are those of the members it
+keeps. Corrections (merge, move, split) change the state so that later posts
 follow them; see ``merge``, ``move`` and ``split``.
 """
 
@@ -601,7 +602,7 @@ class IssueGrouper:
         issue.last_seen = max(issue.last_seen, member.created_at)
         issue.members.append(member)
         if len(issue.members) > self.params.max_members:
-            issue.members.pop(1)  # keep the founder and the most recent members
+            self._let_go(issue, issue.members.pop(1))  # keep the founder and the most recent members
         issue.shift_centroid(member.view.words, 1.0)
         issue.shift_topics(member, 1, self.params.soft_topic_smoothing)
         issue.count_places(member.view.places, 1)
@@ -619,6 +620,16 @@ class IssueGrouper:
             self._distance.pop(self._post_issue.popitem(last=False)[0], None)
         while len(self._issues) > self.params.max_issues:
             self._drop_issue(next(iter(self._issues)))
+
+    @staticmethod
+    def _let_go(issue: OpenIssue, member: Member) -> None:
+        """Take what a member beyond the kept ones added out of its issue's words and places: they
+        describe the members kept. Counted in for good, an issue's places and words grew with every
+        post it ever had (posts naming 600 villages each: 150,000 places in one issue of 250 posts,
+        49 MB, and every merge comparison of two such issues as long). Its topics and size still
+        count every post (at most one entry a topic)."""
+        issue.shift_centroid(member.view.words, -1.0)
+        issue.count_places(member.view.places, -1)
 
     def _take(self, post_id: str) -> Member | None:
         issue_id = self._post_issue.pop(post_id, None)

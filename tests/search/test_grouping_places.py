@@ -3,6 +3,7 @@ common words (农村) are no place, so they do not conflict with the village of 
 about; townships of three characters and subdistricts (柳树湾乡, 西岗街道) are known by their short
 form, as two-character ones are."""
 
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -110,3 +111,49 @@ def test_an_issue_counts_the_stems_of_its_members_places_as_they_come_and_go() -
 
     grouper.split("p1")
     assert issue.place_stems == {"滨河": 1}
+
+
+def _kept_totals(issue: OpenIssue) -> tuple[Counter[str], dict[str, float]]:
+    """The places and the word totals of an issue's kept members, counted afresh."""
+    places: Counter[str] = Counter()
+    words: dict[str, float] = {}
+    for member in issue.members:
+        places.update(member.view.places)
+        for term, weight in member.view.words.items():
+            words[term] = words.get(term, 0.0) + weight
+    return places, words
+
+
+@pytest.mark.timeout(120)
+def test_an_issue_s_places_and_words_are_those_of_its_kept_members() -> None:
+    # one township, 250 posts of one complaint each naming 600 villages: the issue counted the
+    # places of every post it ever had, 149,230 of them (49 MB), long after the posts left it
+    grouper = IssueGrouper()
+    villages = _villages(250 * 600)
+    for i in range(250):
+        grouper.assign(post(i, "又停电了" + "".join(villages[i * 600:(i + 1) * 600]), i * 0.01))
+    assert len(grouper) == 1
+    issue = next(iter(grouper._issues.values()))
+    assert issue.size == 250 and len(issue.members) == GroupingParams().max_members
+    places, words = _kept_totals(issue)
+    assert issue.places == places and issue.place_stems.total() == places.total()
+    assert len(issue.places) <= GroupingParams().max_members * 600
+    assert issue.centroid.keys() == words.keys()
+    assert all(issue.centroid[t] == pytest.approx(w) for t, w in words.items())
+
+
+def test_a_merged_issue_s_places_and_words_are_those_of_its_kept_members() -> None:
+    grouper = IssueGrouper(replace(GroupingParams(), max_members=4))
+    first = grouper.assign(post(0, "新街村停电了，啥时候来电")).issue_id
+    for i, place in enumerate(["东关村", "滨河小区", "河口街", "杨柳村", "石桥村", "上枫村"], start=1):
+        grouper.remember(post(i, f"新街村{place}都停电了，冰箱里的肉要坏了", i * 0.1), first)
+    other = grouper.assign(post(9, "阳光小区电梯困人", 1.0, topic="safety")).issue_id
+    grouper.remember(post(10, "阳光小区电梯还没修好", 1.1, topic="safety"), other)
+    grouper.merge(other, first)
+    issue = grouper._issues[first]
+    assert [m.post_id for m in issue.members] == ["p0", "p6", "p9", "p10"]
+    places, words = _kept_totals(issue)
+    assert issue.places == places == Counter({"新街村": 2, "上枫村": 1, "阳光小区": 2})
+    assert issue.centroid.keys() == words.keys()
+    assert all(issue.centroid[t] == pytest.approx(w) for t, w in words.items())
+    assert issue.centroid_norm2 == pytest.approx(sum(w * w for w in words.values()))
