@@ -32,13 +32,13 @@ from elasticsearch.exceptions import ConflictError
 from services.search.auth import Principal
 from services.search.correction_locks import correcting
 from services.search.grouping import IssueGrouper, founder_issue_id
+from services.search.issue_visibility import CORRECTIONS
 from services.search.issues import InvalidTransition, IssueNotFound
 from services.search.mappings import posts_alias, small_index
 from services.search.models import ActionKind, ActionRead, IssueState
 from services.search.posts import search
 from services.search.query import scope_filters
 
-CORRECTIONS = "issue-corrections"
 KINDS = ("merge", "move", "split")
 SYSTEM = "system"  # the responder of the grouping's own (automatic) merges
 CORRECTIONS_PAGE = 1000  # corrections read per request, oldest first
