@@ -63,8 +63,10 @@ def ensure_templates(client: Elasticsearch, settings: ElasticsearchSettings,
     if blocked:
         log.warning("posts indices %s refuse changes (an index block, index.blocks.read_only): they keep "
                     "the mapping and aliases they have", sorted(set(blocked)))
-    for name in SMALL_INDICES:
+    for name, properties in SMALL_INDICES.items():
         client.indices.create(index=small_index(prefix, name), ignore=400)
+        # an index made before a field was added (``correction_id`` of actions) takes it
+        client.indices.put_mapping(index=small_index(prefix, name), body={"properties": properties})
         client.indices.put_alias(index=small_index(prefix, name), name=small_alias(prefix, name))
     stale = stale_similarity(client, prefix)
     if stale:

@@ -67,3 +67,73 @@ def test_the_alert_of_an_issue_merged_into_a_township_s_issue_follows_the_merge(
 
     assert env.get("/v1/alerts/cluster-city-01", key="hekou").status_code == 200
     assert "cluster-city-01" in _listed(env, "hekou")
+
+
+def _history(env: Env, issue_id: str, key: str = "responder") -> list[dict[str, object]]:
+    resp = env.get(f"/v1/issues/{issue_id}/actions", key=key)
+    assert resp.status_code == 200, resp.text
+    actions: list[dict[str, object]] = resp.json()["actions"]
+    return actions
+
+
+def test_a_split_is_in_the_history_of_the_new_issue_too_with_the_same_correction(env: Env) -> None:
+    city = _issue_of(env, "城关镇")
+    post_id = env.get(f"/v1/issues/{city}").json()["members"][0]["post_id"]
+
+    split = env.call("POST", f"/v1/issues/{city}/posts/{post_id}/split")
+    assert split.status_code == 201, split.text
+    new = split.json()["target_issue_id"]
+
+    [source] = _history(env, city)
+    [arrival] = _history(env, new)
+    assert arrival["action"] == "split" and arrival["responder"] == "responder"
+    assert arrival["note"] == f"post {post_id} split out into this issue from {city}"
+    assert arrival["correction_id"] and arrival["correction_id"] == source["correction_id"]
+    assert arrival["from_state"] == arrival["to_state"] == "open"
+
+
+def test_a_move_is_in_the_history_of_the_issue_the_post_joined(env: Env) -> None:
+    hekou, city = _issue_of(env, "河口镇"), _issue_of(env, "城关镇")
+    env.call("POST", f"/v1/issues/{hekou}/actions", json={"action": "acknowledge"})
+    post_id = env.get(f"/v1/issues/{city}").json()["members"][0]["post_id"]
+
+    moved = env.call("POST", f"/v1/issues/{city}/posts/{post_id}/move",
+                     json={"to": hekou, "note": "同一条线路"})
+    assert moved.status_code == 201, moved.text
+
+    [source] = _history(env, city)
+    arrival = next(a for a in _history(env, hekou) if a["action"] == "move")
+    assert arrival["note"] == f"post {post_id} moved here from {city}: 同一条线路"
+    assert arrival["correction_id"] == source["correction_id"] and arrival["responder"] == "responder"
+    assert arrival["from_state"] == arrival["to_state"] == "acknowledged"
+
+
+def test_a_township_whose_post_joined_an_issue_later_sees_what_was_done_before(env: Env) -> None:
+    hekou, city = _issue_of(env, "河口镇"), _issue_of(env, "城关镇")
+    acked = env.call("POST", f"/v1/issues/{city}/actions", json={"action": "acknowledge", "note": "已派人"})
+    assert acked.status_code == 201, acked.text
+    assert env.get(f"/v1/issues/{city}/actions", key="hekou").status_code == 404
+    assert acked.json()["action_id"] not in [a["action_id"] for a in _all_actions(env, "hekou")]
+
+    post_id = env.get(f"/v1/issues/{hekou}").json()["members"][0]["post_id"]
+    moved = env.call("POST", f"/v1/issues/{hekou}/posts/{post_id}/move", json={"to": city})
+    assert moved.status_code == 201, moved.text
+
+    history = [a["action_id"] for a in _history(env, city, key="hekou")]
+    assert acked.json()["action_id"] in history
+    assert acked.json()["action_id"] in [a["action_id"] for a in _all_actions(env, "hekou")]
+    assert [a["action_id"] for a in env.get(f"/v1/issues/{city}", key="hekou").json()["actions"]] == history
+    # the unit-scoped key sees no post of the issue: neither the issue nor its history
+    assert env.get(f"/v1/issues/{city}/actions", key="shimen-unit").status_code == 404
+    assert _all_actions(env, "shimen-unit") == []
+
+
+def _all_actions(env: Env, key: str) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = []
+    cursor = None
+    while True:  # a page at a time: each page is full, its cursor goes on
+        page = env.get("/v1/actions", key=key, limit=1, **({"cursor": cursor} if cursor else {}))
+        assert page.status_code == 200, page.text
+        found += page.json()["actions"]
+        if not (cursor := page.json()["next_cursor"]):
+            return found
