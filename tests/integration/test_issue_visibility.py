@@ -128,6 +128,16 @@ def test_a_township_whose_post_joined_an_issue_later_sees_what_was_done_before(e
     assert _all_actions(env, "shimen-unit") == []
 
 
+def test_the_history_of_an_issue_merged_into_a_township_s_issue_follows_the_merge(env: Env) -> None:
+    hekou, city = _issue_of(env, "河口镇"), _issue_of(env, "城关镇")
+    acked = env.call("POST", f"/v1/issues/{city}/actions", json={"action": "acknowledge"}).json()
+
+    merged = env.call("POST", f"/v1/issues/{city}/merge", json={"into": hekou})
+    assert merged.status_code == 201, merged.text
+
+    assert acked["action_id"] in [a["action_id"] for a in _all_actions(env, "hekou")]
+
+
 def _all_actions(env: Env, key: str) -> list[dict[str, object]]:
     found: list[dict[str, object]] = []
     cursor = None
