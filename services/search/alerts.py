@@ -10,6 +10,7 @@ from elasticsearch import Elasticsearch
 
 from services.search.auth import Principal
 from services.search.issue_alerts import alerts_driving_issues
+from services.search.issue_visibility import distinct, visible_issues
 from services.search.mappings import small_alias
 from services.search.models import AlertDetail, AlertPage, AlertRead
 from services.search.posts import fetch_posts, search
@@ -22,6 +23,7 @@ from services.search.query import (
     range_filter,
     term_filters,
 )
+from yuqing.fingerprint import is_alert_band
 
 # When the surge began (part of the alert's id, never changed by a later event), then the id: an
 # alert that escalates or resolves while a responder pages keeps its place. Ordered by the last
@@ -29,18 +31,27 @@ from services.search.query import (
 ALERT_SORT = [{"window_start": {"order": "desc", "missing": "_last"}}, {"alert_id": "asc"}]
 
 
-def alert_scope(principal: Principal) -> list[dict[str, Any]]:
-    """Alerts carry a region only when their key has one, and never a unit.
+def alert_scope(client: Elasticsearch, prefix: str, principal: Principal,
+                filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of the alerts the filters keep, those the caller sees, as one more filter.
 
-    A key restricted to regions sees the alerts of those regions; a key
-    restricted by unit, with or without regions, sees no alerts: it cannot be
-    told which are its (a region's alert counts the posts of every unit there).
+    An alert carries a region only when its key has one, and never a unit: a key restricted to
+    regions sees the alerts of those regions; a key restricted by unit, with or without regions,
+    sees none of them (a region's alert counts the posts of every unit there). A ``cluster`` alert,
+    keyed by issue id, is seen by a restricted key that sees any post of its issue now (or of the
+    issue it was merged into, ``issue_visibility``): filtered here, in the query, so that pages
+    and their cursors hold the caller's alerts only.
     """
-    if principal.units is not None:
-        return [{"match_none": {}}]
-    if principal.regions is not None:
-        return [{"terms": {"region": sorted(principal.regions)}}]
-    return []
+    if principal.regions is None and principal.units is None:
+        return []
+    seen: list[dict[str, Any]] = ([] if principal.units is not None
+                                  else [{"terms": {"region": sorted(principal.regions or ())}}])
+    cluster = [{"term": {"family": "cluster"}}]
+    keyed = distinct(client, small_alias(prefix, "alerts"), "cluster", [*filters, *cluster])
+    issues = visible_issues(client, prefix, principal, [c for c in keyed if not is_alert_band(c)])
+    if issues:
+        seen.append({"bool": {"filter": [*cluster, {"terms": {"cluster": sorted(issues)}}]}})
+    return [{"bool": {"should": seen, "minimum_should_match": 1}}] if seen else [{"match_none": {}}]
 
 
 def list_alerts(client: Elasticsearch, *, prefix: str, principal: Principal, state: str | None = None,
@@ -49,7 +60,8 @@ def list_alerts(client: Elasticsearch, *, prefix: str, principal: Principal, sta
                 limit: int = 20, cursor: str | None = None) -> AlertPage:
     check_in_scope(principal, region=region, unit=None)
     filters = term_filters(state=state, severity=severity, topic=topic, region=region, family=family)
-    filters += range_filter("updated_at", since, until) + alert_scope(principal)
+    filters += range_filter("updated_at", since, until)
+    filters += alert_scope(client, prefix, principal, filters)
     fingerprint = query_fingerprint({"state": state, "severity": severity, "topic": topic,
                                      "region": region, "family": family, "since": since, "until": until})
     body: dict[str, Any] = {"size": limit, "sort": ALERT_SORT, "query": {"bool": {"filter": filters}}}
@@ -72,7 +84,8 @@ def _with_driving_issues(client: Elasticsearch, prefix: str, principal: Principa
 def get_alert(client: Elasticsearch, *, prefix: str, principal: Principal,
               alert_id: str) -> AlertDetail | None:
     """The alert with its sample posts resolved, or None if absent or outside the caller's scope."""
-    query = {"bool": {"filter": [{"ids": {"values": [alert_id]}}, *alert_scope(principal)]}}
+    wanted: list[dict[str, Any]] = [{"ids": {"values": [alert_id]}}]
+    query = {"bool": {"filter": [*wanted, *alert_scope(client, prefix, principal, wanted)]}}
     resp = search(client, small_alias(prefix, "alerts"), {"query": query, "size": 1})
     if not resp["hits"]["hits"]:
         return None

@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from elasticsearch import Elasticsearch
@@ -63,13 +64,29 @@ def ensure_templates(client: Elasticsearch, settings: ElasticsearchSettings,
     if blocked:
         log.warning("posts indices %s refuse changes (an index block, index.blocks.read_only): they keep "
                     "the mapping and aliases they have", sorted(set(blocked)))
-    for name in SMALL_INDICES:
-        client.indices.create(index=small_index(prefix, name), ignore=400)
-        client.indices.put_alias(index=small_index(prefix, name), name=small_alias(prefix, name))
+    _small_indices(client, prefix)
     stale = stale_similarity(client, prefix)
     if stale:
         log.warning("%d posts indices rank by an older similarity than the template's until "
                     "`yuqing search templates --update-similarity`: %s", len(stale), ", ".join(stale))
+
+
+def _small_indices(client: Elasticsearch, prefix: str) -> None:
+    """Create the small indices and their aliases; an index made before a field was added to its
+    mapping (``correction_id`` of actions) takes it, unless an index block refuses it."""
+    blocked: list[str] = []
+    for name, properties in SMALL_INDICES.items():
+        index = small_index(prefix, name)
+        client.indices.create(index=index, ignore=400)
+        blocked += _unless_blocked([index], partial(_put_properties, client, properties))
+        client.indices.put_alias(index=index, name=small_alias(prefix, name))
+    if blocked:
+        log.warning("indices %s refuse a new field (an index block, index.blocks.read_only): they keep "
+                    "the mapping they have", blocked)
+
+
+def _put_properties(client: Elasticsearch, properties: dict[str, Any], names: str) -> object:
+    return client.indices.put_mapping(index=names, body={"properties": properties})
 
 
 def stale_similarity(client: Elasticsearch, prefix: str) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from services.search.auth import Principal, Role
-from services.search.issue_corrections import corrections_index
+from services.search.issue_visibility import merged_into
 from services.search.issues import issue_summaries
 from services.search.mappings import posts_alias
 from services.search.models import AlertRead, DrivingIssue
@@ -71,27 +71,6 @@ def alert_filters(alert: AlertRead, principal: Principal,
     cluster = (merged or {}).get(cluster, cluster) if cluster else None
     return key_filters(since=alert.window_start, until=alert.window_end, topic=alert.topic,
                        region=alert.region, source=alert.source, cluster=cluster) + scope_filters(principal)
-
-
-MERGE_HOPS = 10  # merges followed from an issue (a chain a > b > c is two)
-
-
-def merged_into(client: Elasticsearch, prefix: str, issue_ids: Iterable[str]) -> dict[str, str]:
-    """The issue each of these issues was merged into, following later merges, for those merged (by
-    a responder or by the grouping): a cluster alert keeps the id its issue had when it fired."""
-    found: dict[str, str] = {}
-    wanted = set(issue_ids)
-    for _ in range(MERGE_HOPS):
-        query = {"bool": {"filter": [{"term": {"kind": "merge"}}, {"terms": {"issue_id": sorted(wanted)}}]}}
-        hits = search(client, corrections_index(prefix), {
-            "size": 1000, "query": query, "sort": [{"at": "asc"}],
-            "_source": ["issue_id", "target_issue_id"]})["hits"]["hits"]
-        step = {h["_source"]["issue_id"]: h["_source"]["target_issue_id"] for h in hits}
-        if not step:
-            break
-        found = {issue: step.get(now, now) for issue, now in found.items()} | step
-        wanted = set(step.values()) - set(step)
-    return {issue: now for issue, now in found.items() if issue != now}
 
 
 def _window_body(filters: list[dict[str, Any]], limit: int) -> dict[str, Any]:

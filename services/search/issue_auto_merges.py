@@ -125,7 +125,7 @@ def _write_history(client: Elasticsearch, prefix: str, recorded: list[tuple[Issu
         action_id, document = history_action(
             correction, responder=SYSTEM, state=state, regions=_issue_regions(correction, regions),
             note=f"automatic, score {merge.score:.2f}", action_id=_correction_id(correction),
-            to_state=carried)
+            to_state=carried, correction_id=_correction_id(correction))
         body += [{"index": {"_index": small_index(prefix, "actions"), "_id": action_id}}, document]
     client.bulk(body=body)
 

@@ -32,13 +32,13 @@ from elasticsearch.exceptions import ConflictError
 from services.search.auth import Principal
 from services.search.correction_locks import correcting
 from services.search.grouping import IssueGrouper, founder_issue_id
+from services.search.issue_visibility import CORRECTIONS
 from services.search.issues import InvalidTransition, IssueNotFound
 from services.search.mappings import posts_alias, small_index
 from services.search.models import ActionKind, ActionRead, IssueState
 from services.search.posts import search
 from services.search.query import scope_filters
 
-CORRECTIONS = "issue-corrections"
 KINDS = ("merge", "move", "split")
 SYSTEM = "system"  # the responder of the grouping's own (automatic) merges
 CORRECTIONS_PAGE = 1000  # corrections read per request, oldest first
@@ -250,11 +250,12 @@ def _correct(client: Elasticsearch, *, prefix: str, principal: Principal, kind: 
     correction = Correction(kind, issue_id, target_issue_id, post_id, at)
     regions = sorted({r for scope in scopes for r in scope.regions})
     ensure_index(client, prefix)
+    correction_id = uuid.uuid4().hex
     client.index(index=corrections_index(prefix), document=correction.to_document(
-        principal.subject, regions), refresh="wait_for")
+        principal.subject, regions, correction_id), refresh="wait_for")
     reassign_posts(client, prefix, correction)
     units = sorted({u for scope in scopes for u in scope.units})
-    _record_history(client, prefix, principal.subject, correction, (regions, units), note)
+    _record_history(client, prefix, principal.subject, correction, (regions, units), note, correction_id)
     return correction
 
 
@@ -271,17 +272,29 @@ def _split_target(issue_id: str, post_id: str, topic: str | None, posts: int) ->
 
 
 def _record_history(client: Elasticsearch, prefix: str, responder: str, correction: Correction,
-                    scope: tuple[list[str], list[str]], note: str | None) -> None:
+                    scope: tuple[list[str], list[str]], note: str | None, correction_id: str) -> None:
     """The correction as an action in the history of the issue it changed (its state unchanged,
     but for the handling a merge carries over), with the regions and units of its posts, so that a
-    responder scoped to them finds it there."""
-    issue_id = history_issue(correction)
-    current = client.get(index=small_index(prefix, "issue-states"), id=issue_id, ignore=404)
-    state = IssueState(current["_source"]["state"]) if current.get("found") else IssueState.OPEN
+    responder scoped to them finds it there; a move or split also in the history of the issue
+    the post went to, with the same ``correction_id`` (``arrival_action``)."""
+    state = _state(client, prefix, history_issue(correction))
     carried = carry_handling(client, prefix, correction) if correction.kind == "merge" else None
     action_id, document = history_action(correction, responder=responder, state=state, regions=scope[0],
-                                         note=note, units=scope[1], to_state=carried)
-    client.index(index=small_index(prefix, "actions"), id=action_id, refresh="wait_for", document=document)
+                                         note=note, units=scope[1], to_state=carried,
+                                         correction_id=correction_id)
+    body: list[dict[str, Any]] = [{"index": {"_index": small_index(prefix, "actions"), "_id": action_id}},
+                                  document]
+    if correction.kind != "merge":
+        action_id, document = arrival_action(
+            correction, responder=responder, state=_state(client, prefix, correction.target_issue_id),
+            scope=scope, note=note, correction_id=correction_id)
+        body += [{"index": {"_index": small_index(prefix, "actions"), "_id": action_id}}, document]
+    client.bulk(body=body, refresh="wait_for")
+
+
+def _state(client: Elasticsearch, prefix: str, issue_id: str) -> IssueState:
+    current = client.get(index=small_index(prefix, "issue-states"), id=issue_id, ignore=404)
+    return IssueState(current["_source"]["state"]) if current.get("found") else IssueState.OPEN
 
 
 def carry_handling(client: Elasticsearch, prefix: str, correction: Correction) -> IssueState | None:
@@ -316,7 +329,8 @@ def history_issue(correction: Correction) -> str:
 
 def history_action(correction: Correction, *, responder: str, state: IssueState, regions: list[str],
                    note: str | None, action_id: str | None = None, units: list[str] | None = None,
-                   to_state: IssueState | None = None) -> tuple[str, dict[str, Any]]:
+                   to_state: IssueState | None = None,
+                   correction_id: str | None = None) -> tuple[str, dict[str, Any]]:
     """The action document of a correction in the ``actions`` index, and its id. ``units``: the
     units of the issue's posts (none known: a unit-scoped caller does not see the action);
     ``to_state``: the handling a merge carried over (``carry_handling``), if any."""
@@ -324,9 +338,24 @@ def history_action(correction: Correction, *, responder: str, state: IssueState,
     read = ActionRead(action_id=action_id or uuid.uuid4().hex, issue_id=history_issue(correction),
                       action=ActionKind(correction.kind), responder=responder,
                       at=datetime.fromisoformat(correction.at_text), from_state=state,
-                      to_state=to_state or state,
+                      to_state=to_state or state, correction_id=correction_id,
                       note=f"{_describe(correction)}{carried}{f': {note}' if note else ''}")
     return read.action_id, {**read.model_dump(mode="json"), "regions": regions, "units": units or []}
+
+
+def arrival_action(correction: Correction, *, responder: str, state: IssueState,
+                   scope: tuple[list[str], list[str]], note: str | None,
+                   correction_id: str) -> tuple[str, dict[str, Any]]:
+    """A move or split in the history of the issue the post went to (the new issue of a split): a
+    responder opening it saw no history, nor where the post came from or who brought it."""
+    came = "moved here" if correction.kind == "move" else "split out into this issue"
+    read = ActionRead(action_id=uuid.uuid4().hex, issue_id=correction.target_issue_id,
+                      action=ActionKind(correction.kind), responder=responder,
+                      at=datetime.fromisoformat(correction.at_text), from_state=state, to_state=state,
+                      correction_id=correction_id,
+                      note=f"post {correction.post_id} {came} from {correction.issue_id}"
+                           f"{f': {note}' if note else ''}")
+    return read.action_id, {**read.model_dump(mode="json"), "regions": scope[0], "units": scope[1]}
 
 
 def _describe(correction: Correction) -> str:

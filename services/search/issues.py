@@ -14,6 +14,7 @@ from elasticsearch.exceptions import ConflictError
 
 from services.search.auth import Principal
 from services.search.issue_text import cosine, places, view
+from services.search.issue_visibility import distinct, visible_issues
 from services.search.mappings import es_time, posts_alias, small_alias, small_index
 from services.search.models import (
     ActionCreate,
@@ -374,16 +375,32 @@ def record_action(client: Elasticsearch, *, prefix: str, principal: Principal, i
     return read
 
 
+def action_scope(client: Elasticsearch, prefix: str, principal: Principal,
+                 filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of the actions the filters keep, those the caller sees, as one more filter: an action is
+    recorded with the regions and units of its issue's posts then, and is seen by a caller of those,
+    or by one that sees the issue now (``issue_visibility``): a township whose posts joined the issue
+    later found its history without what was done before, or by whom."""
+    recorded = [{"terms": {field: sorted(scope)}}
+                for field, scope in (("regions", principal.regions), ("units", principal.units))
+                if scope is not None]
+    if not recorded:
+        return []
+    others = distinct(client, small_alias(prefix, "actions"), "issue_id",
+                      [*filters, {"bool": {"must_not": [{"bool": {"filter": recorded}}]}}])
+    seen: list[dict[str, Any]] = [{"bool": {"filter": recorded}}]
+    if issues := visible_issues(client, prefix, principal, others):
+        seen.append({"terms": {"issue_id": sorted(issues)}})
+    return [{"bool": {"should": seen, "minimum_should_match": 1}}]
+
+
 def list_actions(client: Elasticsearch, *, prefix: str, principal: Principal, issue_id: str | None = None,
                  responder: str | None = None, action: ActionKind | None = None,
                  since: datetime | None = None, until: datetime | None = None, limit: int = 50,
                  cursor: str | None = None) -> ActionPage:
     filters = term_filters(issue_id=issue_id, responder=responder, action=action)
     filters += range_filter("at", since, until)
-    if principal.regions is not None:
-        filters.append({"terms": {"regions": sorted(principal.regions)}})
-    if principal.units is not None:
-        filters.append({"terms": {"units": sorted(principal.units)}})
+    filters += action_scope(client, prefix, principal, filters)
     fingerprint = query_fingerprint({"issue_id": issue_id, "responder": responder, "action": action,
                                      "since": since, "until": until})
     body: dict[str, Any] = {"size": limit, "sort": ACTION_SORT, "query": {"bool": {"filter": filters}}}

@@ -101,6 +101,7 @@ ACTION_PROPERTIES: dict[str, Any] = {
     "assignee": _KEYWORD, "reply_text": {"type": "text", "analyzer": "zh_bigram"},
     "note": {"type": "text", "analyzer": "zh_bigram"}, "from_state": _KEYWORD,
     "to_state": _KEYWORD, "at": _DATE, "regions": _KEYWORD, "units": _KEYWORD,
+    "correction_id": _KEYWORD,
 }
 
 API_KEY_PROPERTIES: dict[str, Any] = {

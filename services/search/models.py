@@ -182,6 +182,8 @@ class ActionRead(BaseModel):
     note: str | None = None
     from_state: IssueState
     to_state: IssueState
+    correction_id: str | None = Field(default=None, description=(
+        "a merge, move or split: its correction, the same in the history of both issues"))
 
 
 class CorrectionCreate(BaseModel):

@@ -1,5 +1,5 @@
 """Posts placed by the NLP worker's inferred region, in the real Elasticsearch: region filters and
-the issues driving a township's alert find them; the new field reaches indices made before it."""
+the issues driving a township's alert find them; new fields reach indices made before them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from services.search.api import create_app
 from services.search.bulk import build_actions, issue_table, write_bulk
 from services.search.es import ensure_templates, make_client
 from services.search.issue_alerts import driving_issues
-from services.search.mappings import POST_PROPERTIES, posts_index, posts_template
+from services.search.mappings import (
+    ACTION_PROPERTIES,
+    POST_PROPERTIES,
+    posts_index,
+    posts_template,
+    small_index,
+    small_template,
+)
 from services.search.settings import SearchSettings
 from tests.search.factory import BASE_TIME, as_messages, make_post
 from yuqing.contracts import EnrichedPost
@@ -72,3 +79,21 @@ def test_templates_put_a_new_field_onto_a_monthly_index_made_before_it(
     ensure_templates(es, es_settings)
     mapping = es.indices.get_mapping(index=index)[index]["mappings"]["properties"]
     assert mapping["region_source"] == {"type": "keyword"}
+
+
+def test_templates_put_a_new_field_onto_a_small_index_made_before_it(
+        es_settings: ElasticsearchSettings) -> None:
+    es, prefix = make_client(es_settings), es_settings.index_prefix
+    older = small_template(prefix, "actions")
+    older_properties = copy.deepcopy(ACTION_PROPERTIES)
+    del older_properties["correction_id"]
+    older["template"]["mappings"]["properties"] = older_properties
+    es.indices.put_index_template(name=f"{prefix}-actions", body=older)
+    index = small_index(prefix, "actions")
+    es.indices.create(index=index)
+    assert "correction_id" not in es.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+
+    ensure_templates(es, es_settings)
+
+    mapping = es.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+    assert mapping["correction_id"] == {"type": "keyword"}
