@@ -19,7 +19,7 @@ _POST_EXAMPLE: dict[str, Any] = {
     "text": "河口镇新街村从下午三点停电到现在，冰箱里的东西都要坏了，啥时候能来电？",
     "created_at": "2026-11-28T11:42:10Z", "keywords": ["停电", "冰箱"],
     "issue_id": "outage-9f2c41d07a3be815", "issue_state": "acknowledged",
-    "highlight": "河口镇新街村从下午三点<em>停电</em>到现在",
+    "highlight": "河口镇新街村从下午三点<em>停电</em>到现在", "title_highlight": None,
 }
 
 
@@ -77,6 +77,9 @@ class PostRead(BaseModel):
     issue_id: str | None = None
     issue_state: IssueState | None = Field(None, description="looked up at query time")
     highlight: str | None = Field(None, description="HTML-escaped snippet; matches marked with <em>")
+    title_highlight: str | None = Field(
+        None, description="the title, HTML-escaped, with the matches marked with <em>; null when the "
+                          "query matched nothing in it", examples=["<em>停电</em>投诉：幸福小区"])
 
 
 class PostPage(BaseModel):

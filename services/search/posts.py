@@ -133,7 +133,11 @@ def _search_body(params: SearchParams, principal: Principal, page: Cursor, order
         # the bigrams of ``text`` hold no single character, and such a snippet marked nothing
         "highlight": {"fields": {"text": {"number_of_fragments": 2, "fragment_size": 90,
                                           "no_match_size": 120},
-                                 "text.chars": {"number_of_fragments": 2, "fragment_size": 90}},
+                                 "text.chars": {"number_of_fragments": 2, "fragment_size": 90},
+                                 # the whole title, marked where the query matched it: a post found
+                                 # by its title alone had a snippet of its text that marked nothing
+                                 "title": {"number_of_fragments": 0},
+                                 "title.chars": {"number_of_fragments": 0}},
                       "pre_tags": [HIGHLIGHT_PRE], "post_tags": [HIGHLIGHT_POST]},
     }
     if page.after:
@@ -213,6 +217,7 @@ def to_post(hit: dict[str, Any]) -> PostRead:
     src = hit["_source"]
     found = hit.get("highlight") or {}
     fragments = _marked(found.get("text")) or _marked(found.get("text.chars")) or found.get("text")
+    title = _marked(found.get("title")) or _marked(found.get("title.chars"))
     return PostRead(
         post_id=src["post_id"], score=hit.get("_score"), source=src["source"],
         channel=src["channel"], topic=src["topic"], sentiment=src["sentiment"],
@@ -221,4 +226,5 @@ def to_post(hit: dict[str, Any]) -> PostRead:
         url=web_link(src.get("url")), created_at=src["created_at"], keywords=src.get("keywords") or [],
         issue_id=src.get("issue_id"),
         highlight=" … ".join(escape_highlight(f) for f in fragments) if fragments else None,
+        title_highlight=escape_highlight(title[0]) if title else None,
     )

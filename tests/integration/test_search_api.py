@@ -535,3 +535,18 @@ def test_words_typed_with_chinese_commas_are_words(env: Env):
     assert len(either) == 9
     for q in ("冰箱，电费", "冰箱、电费", "冰箱；电费"):
         assert set(_ids(env.get("/v1/posts/search", q=q, limit=50))) == either, q
+
+
+def test_a_post_found_by_its_title_has_the_match_marked_in_its_title(env: Env):
+    # found by its title alone, the post's snippet was its text marking nothing: the responder saw
+    # no reason for the hit
+    env.index([make_post("线路老化，一下雨就出问题", external_id="titled", region="河口镇",
+                         title="停電投诉：新街村<b>")])
+
+    hits = env.get("/v1/posts/search", q="停电 投诉", region="河口镇").json()["hits"]
+    titled = next(h for h in hits if h["title"])
+    assert titled["title_highlight"] == "<em>停電</em><em>投诉</em>：新街村&lt;b&gt;"
+    assert "<em>" not in titled["highlight"]
+    assert {h["title_highlight"] for h in hits if not h["title"]} == {None}
+    one = env.get("/v1/posts/search", q="诉", region="河口镇").json()["hits"]
+    assert [h["title_highlight"] for h in one] == ["停電投<em>诉</em>：新街村&lt;b&gt;"]
