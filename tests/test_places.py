@@ -134,11 +134,13 @@ def test_the_default_places_file_is_read_and_a_file_set_on_purpose_must_be_there
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from services.alerts.settings import AlertsSettings
     from services.nlp.settings import NlpSettings
+    from services.search.settings import SearchSettings
 
     path = tmp_path / "places.toml"
     path.write_text('[[regions]]\nname = "柳塘镇"\n', encoding="utf-8")
     for settings_class, setting in ((NlpSettings, "YUQING_NLP_PLACES_FILE"),
-                                    (AlertsSettings, "YUQING_ALERTS_PLACES_FILE")):
+                                    (AlertsSettings, "YUQING_ALERTS_PLACES_FILE"),
+                                    (SearchSettings, "YUQING_SEARCH_PLACES_FILE")):
         assert settings_class().gazetteer().region_of("柳塘镇又停电了") == "柳塘镇"  # config/places.toml
         monkeypatch.setenv(setting, str(path))
         assert settings_class().gazetteer().region_of("柳塘镇又停电了") == "柳塘镇"
@@ -153,12 +155,13 @@ def test_the_default_places_file_missing_means_no_places(tmp_path: Path,
     # starts the workers with no places, as before
     from services.alerts.settings import AlertsSettings
     from services.nlp.settings import NlpSettings
+    from services.search.settings import SearchSettings
     from yuqing.paths import project_paths
 
     monkeypatch.setenv("YUQING_CONFIG_DIR", str(tmp_path))
     project_paths.cache_clear()
     try:
-        for settings_class in (NlpSettings, AlertsSettings):
+        for settings_class in (NlpSettings, AlertsSettings, SearchSettings):
             settings = settings_class()
             assert settings.places_file == tmp_path / "places.toml"
             assert settings.gazetteer().region_of("柳塘镇又停电了") is None
@@ -174,3 +177,15 @@ def test_a_text_saying_a_short_form_over_and_over_is_read_through_once() -> None
 
     assert DEMO.region_of(said) is None
     assert DEMO.region_of(f"{said}，河口") == "河口镇"
+
+
+def test_a_filter_names_a_known_region_by_its_short_form_or_in_traditional_characters() -> None:
+    # a township's responder types 河口 or pastes 河口鎮: read as a region of its own, the search
+    # found nothing in a township where posts were arriving
+    places = Gazetteer.of([*DEMO.regions, "河口乡", "白沙镇"])
+    assert [DEMO.region_called(n) for n in ("河口", "河口鎮", "河口镇", "青山", "青山鄉")] == [
+        "河口镇", "河口镇", "河口镇", "青山乡", "青山乡"]
+    assert places.region_called("河口") == "河口"  # 河口镇 or 河口乡: left as typed
+    assert places.region_called("白沙") == "白沙镇"
+    assert [DEMO.region_called(n) for n in ("城关", "新街村", "河")] == ["城关镇", "新街村", "河"]
+    assert Gazetteer().region_called("河口") == "河口"

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from yuqing.hanzi import simplified
 from yuqing.paths import is_word_list, read_toml
 
 TOWN = re.compile(r"([\u4e00-\u9fff]{2})(?:镇|乡)")
@@ -154,6 +155,17 @@ class Gazetteer:
                 named.add(region)
         named.update(region for place, region in self.places.items() if place in text)
         return frozenset(named)
+
+    def region_called(self, name: str) -> str:
+        """The known region a filter names: itself, by its short form or in traditional characters
+        (``河口`` and ``河口鎮`` are ``河口镇``); ``name`` when it names no known region, or several."""
+        if name in self.regions:
+            return name
+        written = simplified(name)
+        if written in self.regions:
+            return written
+        by_short = [region for region in self.regions if short_form(region) == written]
+        return by_short[0] if len(by_short) == 1 else name
 
     def region_of(self, text: str) -> str | None:
         """The one known region the text names, or None (none named, or several)."""

@@ -108,7 +108,7 @@ def create_app(settings: SearchSettings | None = None, *, client: Elasticsearch 
     keys = KeyStore(file_keys=file_keys, lookup=lambda key_id: lookup_key(client, prefix, key_id),
                     ttl_s=settings.key_cache_s)
     state = SearchState(settings, client, keys, RateLimiter(),
-                        Limit.per_minute(settings.rate_limit_per_minute))
+                        Limit.per_minute(settings.rate_limit_per_minute), settings.gazetteer())
     if settings.anonymous_role:
         log.warning("requests without credentials get role %s (development only)", settings.anonymous_role)
 

@@ -26,6 +26,7 @@ from services.search.auth import (
 from services.search.settings import SearchSettings
 from yuqing.contracts.models import DateTime
 from yuqing.http_edge import Limit, RateLimiter
+from yuqing.places import NO_PLACES, Gazetteer
 from yuqing.text import place_name
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class SearchState:
     keys: KeyStore
     limiter: RateLimiter
     limit: Limit | None
+    places: Gazetteer = NO_PLACES
 
     @property
     def prefix(self) -> str:
@@ -206,6 +208,17 @@ def _source_filter(value: str | None) -> str | None:
 # source=APP-MAIN found nothing.
 PlaceFilter = Annotated[str | None, AfterValidator(_place_filter), Query(min_length=1, max_length=64)]
 SourceFilter = Annotated[str | None, AfterValidator(_source_filter), Query(min_length=1, max_length=64)]
+
+
+def _region_filter(state: State, region: PlaceFilter = None) -> str | None:
+    # a township's responder types 河口 for 河口镇, or pastes 河口鎮: read as a region of its own,
+    # it found nothing (and a key scoped to 河口镇 was refused it) while posts kept arriving
+    return state.places.region_called(region) if region is not None else None
+
+
+RegionFilter = Annotated[str | None, Depends(_region_filter)]
+"""``region``: as the edge publishes it, and a known region named by its short form or in
+traditional characters read as that region (``places_file``)."""
 Cursor = Annotated[str | None,
                    Query(min_length=1, max_length=2000, description="`next_cursor` of the last page")]
 

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.search.mappings import check_retention_months
 from yuqing.consumer.settings import ConsumerSettings
+from yuqing.paths import project_paths
+from yuqing.places import Gazetteer, existing_places_file, load_gazetteer
 from yuqing.settings import ElasticsearchSettings, KafkaSettings, log_level_named
 
 
@@ -53,6 +55,9 @@ class SearchSettings(BaseSettings):
         None, description="development only: the role of requests without credentials")
     key_cache_s: float = Field(30.0, ge=0, description="how long a key looked up in ES is trusted")
     rate_limit_per_minute: int = Field(600, ge=0, description="per key; 0 disables")
+    places_file: Path = Field(default_factory=lambda: project_paths().config / "places.toml",
+                              description="known regions: a region filter may name one by its short "
+                                          "form or in traditional characters (yuqing.places)")
 
     @field_validator("indexer_group_id")
     @classmethod
@@ -74,3 +79,14 @@ class SearchSettings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("YUQING_SEARCH_JWT_SECRET must be at least 32 characters")
         return value
+
+    @model_validator(mode="after")
+    def _places_file_set_exists(self) -> Self:
+        # a file set on purpose must be there; the default (the shipped file) may be absent
+        if "places_file" in self.model_fields_set:
+            existing_places_file(self.places_file, "YUQING_SEARCH_PLACES_FILE")
+        return self
+
+    def gazetteer(self) -> Gazetteer:
+        """The known regions of ``places_file`` (none if the default file does not exist)."""
+        return load_gazetteer(self.places_file)

@@ -26,6 +26,7 @@ from services.search.deps import (
     PlaceFilter,
     PostIdPath,
     Reader,
+    RegionFilter,
     SearchState,
     Since,
     SourceFilter,
@@ -86,13 +87,13 @@ def me(caller: Caller) -> Me:
     "description": "issue_id names an issue merged away: Location searches the issue it went into"}},
     tags=["posts"])
 def search_posts(
-    state: State, caller: Reader,
+    state: State, caller: Reader, region: RegionFilter,
     q: Annotated[str | None, Query(max_length=500, examples=['停电 -演习', '"幸福小区" 停电 | 跳闸'],
                                    description="words (ranked: a post needs at least one; more rank higher), "
                                                "`\"phrase\"`, `-exclude`, "
                                                "`a | b` or `a OR b`, `NOT x`, parentheses")] = None,
     topic: Topic | None = None, sentiment: Sentiment | None = None, source: SourceFilter = None,
-    channel: Channel | None = None, region: PlaceFilter = None, unit: PlaceFilter = None,
+    channel: Channel | None = None, unit: PlaceFilter = None,
     issue_id: Annotated[str | None, Query(max_length=64)] = None,
     since: Since = None, until: Until = None,
     sort: Annotated[SortOrder | None, Query(description="default: relevance with q, else time")] = None,
@@ -127,8 +128,8 @@ def get_post(state: State, caller: Reader, post_id: PostIdPath) -> PostRead:
 
 @router.get("/issues", response_model=IssuePage, responses=_errors(400, 403), tags=["issues"])
 def list_issues(
-    state: State, caller: Reader, since: Since = None, until: Until = None,
-    topic: Topic | None = None, region: PlaceFilter = None, unit: PlaceFilter = None,
+    state: State, caller: Reader, region: RegionFilter, since: Since = None, until: Until = None,
+    topic: Topic | None = None, unit: PlaceFilter = None,
     min_size: Annotated[int, Query(ge=1, le=10_000)] = 1,
     order_by: Annotated[str, Query(pattern="^(priority|size|last_seen)$")] = "priority",
     issue_state: Annotated[IssueState | None, Query(alias="state")] = None, limit: PageSize = 20,
@@ -243,8 +244,9 @@ def list_actions(state: State, caller: Reader, responder: Keyword = None,
 
 @router.get("/alerts", response_model=AlertPage, responses=_errors(400, 403), tags=["alerts"])
 def list_alerts(
-    state: State, caller: Reader, alert_state: Annotated[AlertState | None, Query(alias="state")] = None,
-    severity: Severity | None = None, topic: Topic | None = None, region: PlaceFilter = None,
+    state: State, caller: Reader, region: RegionFilter,
+    alert_state: Annotated[AlertState | None, Query(alias="state")] = None,
+    severity: Severity | None = None, topic: Topic | None = None,
     family: Annotated[str | None, Query(pattern="^(overall|topic|topic_region|source|cluster)$")] = None,
     since: Since = None, until: Until = None, limit: PageSize = 20, cursor: Cursor = None,
 ) -> AlertPage:

@@ -550,3 +550,17 @@ def test_a_post_found_by_its_title_has_the_match_marked_in_its_title(env: Env):
     assert {h["title_highlight"] for h in hits if not h["title"]} == {None}
     one = env.get("/v1/posts/search", q="诉", region="河口镇").json()["hits"]
     assert [h["title_highlight"] for h in one] == ["停電投<em>诉</em>：新街村&lt;b&gt;"]
+
+
+def test_a_region_filter_names_a_known_township_by_its_short_form_or_in_traditional_characters(env: Env):
+    # a township's responder types 河口 for 河口镇, or pastes 河口鎮: read as a region of its own,
+    # the search found nothing there while posts kept arriving, and the township's key was refused it
+    for region in ("河口", "河口鎮"):
+        assert env.get("/v1/posts/search", region=region).json()["total"] == 3, region
+        scoped = env.get("/v1/posts/search", key="hekou", q="停电", region=region)
+        assert scoped.status_code == 200 and scoped.json()["total"] == 3, (region, scoped.text)
+        listed = env.get("/v1/issues", since=BASE_TIME.isoformat(), region=region).json()["issues"]
+        assert [i["regions"] for i in listed] == [{"河口镇": 3}], region
+        alerts = env.get("/v1/alerts", region=region).json()["alerts"]
+        assert [a["alert_id"] for a in alerts] == ["alert-hekou-01"], region
+    assert env.get("/v1/posts/search", region="河").json()["total"] == 0  # no township: as typed
