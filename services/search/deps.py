@@ -182,8 +182,22 @@ OptionalPageSize = Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX,
 FormerPageSize = Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX, deprecated=True,
                                               description="the former name of `limit`")]
 PostIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", examples=["68c3c8310ffbb3e61c3e4cf53607b7f1"])]
-IssueIdPath = Annotated[str, Path(pattern=r"^[a-z_]{2,32}-[0-9a-f]{16}$",
-                                  examples=["outage-9f2c41d07a3be815"])]
+ISSUE_ID = re.compile(r"^[a-z_]{2,32}-[0-9a-f]{16}$")
+IssueIdPath = Annotated[str, Path(pattern=ISSUE_ID.pattern, examples=["outage-9f2c41d07a3be815"])]
+
+
+def _issue_id_filter(value: str | None) -> str | None:
+    # pasted with a space around it, a zero-width character or in capitals, the id found no post
+    # and the search answered 0 as if the issue had none; a mistyped one, too
+    clean = place_name(value)
+    issue_id = clean.lower() if isinstance(clean, str) else None
+    if value is not None and (issue_id is None or not ISSUE_ID.match(issue_id)):
+        raise ValueError("must be an issue id, such as outage-9f2c41d07a3be815")
+    return issue_id
+
+
+IssueIdFilter = Annotated[str | None, AfterValidator(_issue_id_filter),
+                          Query(max_length=64, examples=["outage-9f2c41d07a3be815"])]
 AlertIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{8,64}$", examples=["a3f9c2e1b7d40c11"])]
 KeyIdPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{2,39}$", examples=["hekou-desk"])]
 Keyword = Annotated[str | None, Query(min_length=1, max_length=64)]

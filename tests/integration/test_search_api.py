@@ -564,3 +564,17 @@ def test_a_region_filter_names_a_known_township_by_its_short_form_or_in_traditio
         alerts = env.get("/v1/alerts", region=region).json()["alerts"]
         assert [a["alert_id"] for a in alerts] == ["alert-hekou-01"], region
     assert env.get("/v1/posts/search", region="河").json()["total"] == 0  # no township: as typed
+
+
+def test_an_issue_id_filter_is_read_as_pasted_and_a_malformed_one_refused(env: Env):
+    # pasted with a space after it, a zero-width character or in capitals, the id found no post:
+    # the search answered 0 as if the issue had none, as it did for a mistyped id
+    issue_id = next(p["issue_id"] for p in env.get("/v1/posts/search", region="河口镇").json()["hits"])
+    members = env.get("/v1/posts/search", issue_id=issue_id).json()["total"]
+    assert members >= 1
+    for pasted in (f"{issue_id} ", f" {issue_id}", f"{issue_id}\u200b", issue_id.upper()):
+        resp = env.get("/v1/posts/search", issue_id=pasted)
+        assert resp.status_code == 200 and resp.json()["total"] == members, (repr(pasted), resp.text)
+    for wrong in ("nope", "outage-9f2c", " "):
+        resp = env.get("/v1/posts/search", issue_id=wrong)
+        assert resp.status_code == 422 and "issue id" in resp.text, (wrong, resp.text)
