@@ -33,6 +33,9 @@ from services.search.query import (
 )
 
 FACETS = ("topic", "sentiment", "source", "channel", "region", "unit")
+# Values counted per facet: every township and unit of a county. At 20, a county of 26 townships
+# saw 20 of them, the counts summed short of the total and the quietest ones were missing.
+FACET_VALUES = 200
 # The newest ``indexed_at`` among the posts the first page counted: later pages count only posts
 # indexed up to it (``query.indexed_by``). Bounded by the time the first page was served
 # (``received_at`` up to it), a post received before that page but indexed after it joined the
@@ -144,7 +147,7 @@ def _search_body(params: SearchParams, principal: Principal, page: Cursor, order
         query["bool"]["filter"] += indexed_by(page.snapshot)
         body["search_after"] = page.after
     else:
-        body["aggs"] = {f: {"terms": {"field": f, "size": 20}} for f in FACETS}
+        body["aggs"] = {f: {"terms": {"field": f, "size": FACET_VALUES}} for f in FACETS}
         body["aggs"][AS_OF] = AS_OF_AGG
     return body
 
