@@ -53,3 +53,16 @@ def test_exit_65_says_how_to_pass_invalid_messages_still_on_the_topic() -> None:
         if name.startswith("dlq_max"):
             assert f"YUQING_CONSUMER_{name.upper()}=" in paragraph, name
     assert "yuqing dlq tail" in paragraph
+
+
+def test_a_full_disk_s_read_only_block_is_recognised_and_lifted() -> None:
+    """Past the flood-stage watermark Elasticsearch answers each document 429
+    cluster_block_exception (tests/search/test_pipelined_writer.py): the runbooks of the
+    alerts it raises show the log line, the block and how it is lifted."""
+    for alert in ("YuqingIndexerStalled", "YuqingIndexerBulkRetries"):
+        section = runbook(alert)
+        assert "bulk write retried" in section, alert
+        assert "read_only_allow_delete" in section, alert
+    stalled = runbook("YuqingIndexerStalled")
+    assert '{"index.blocks.read_only_allow_delete": null}' in stalled
+    assert "`yuqing search retention" in stalled
