@@ -63,6 +63,8 @@ def test_a_full_disk_s_read_only_block_is_recognised_and_lifted() -> None:
         section = runbook(alert)
         assert "bulk write retried" in section, alert
         assert "read_only_allow_delete" in section, alert
+    # an indexer started on a full disk waits for Elasticsearch: it cannot update the mappings
+    assert "read-only-allow-delete block" in runbook("YuqingIndexerNotReady")
     stalled = runbook("YuqingIndexerStalled")
     assert '{"index.blocks.read_only_allow_delete": null}' in stalled
     assert "`yuqing search retention" in stalled
