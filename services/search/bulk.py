@@ -7,6 +7,7 @@ as a rejection with its reason, never retried.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,7 @@ from elasticsearch import Elasticsearch, helpers
 from elasticsearch.exceptions import ConnectionError as EsConnectionError
 from elasticsearch.exceptions import TransportError
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
@@ -41,6 +43,8 @@ from services.search.settings import SearchSettings
 from yuqing.consumer import Record
 from yuqing.contracts import Alert, EnrichedPost
 from yuqing.contracts.codec import ContractError, decode
+
+log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 # a write block on the index or the cluster (an operator's index.blocks.write during maintenance, a
@@ -226,8 +230,16 @@ def _retrying(max_retries: int) -> Retrying:
         retry=retry_if_exception(transient),
         wait=wait_exponential_jitter(initial=0.2, max=10),
         stop=stop_after_attempt(max_retries + 1) if max_retries else stop_never,
-        reraise=True, before_sleep=lambda _: metrics.BULK_RETRIES.inc(),
+        reraise=True, before_sleep=_count_retry,
     )
+
+
+def _count_retry(state: RetryCallState) -> None:
+    """Every retry is counted and logged with its cause: a full disk's read-only block or a queue
+    full is retried for as long as it lasts, and the indexer said nothing while it waited."""
+    metrics.BULK_RETRIES.inc()
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("bulk write retried (attempt %d): %s", state.attempt_number, error)
 
 
 def _chunks(pending: list[tuple[dict[str, Any], Record]]) -> Iterator[tuple[bytes, list[Any]]]:
@@ -265,9 +277,17 @@ def _blocked(error: Any) -> bool:
     return isinstance(error, dict) and error.get("type") in (WRITE_BLOCK, INDEX_CLOSED)
 
 
+def _cause(status: int, error: Any) -> str:
+    """``429 cluster_block_exception: index [...] blocked by: [...]``, cut to a log line."""
+    if isinstance(error, dict):
+        return f"{status} {error.get('type')}: {str(error.get('reason'))[:300]}"
+    return f"{status}: {str(error)[:300]}"
+
+
 def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Record]],
                outcome: BulkOutcome) -> list[tuple[dict[str, Any], Record]]:
     retry: list[tuple[dict[str, Any], Record]] = []
+    first_retry = ""
     for body, members in _chunks(pending):
         try:
             response = client.bulk(body=body)
@@ -276,6 +296,7 @@ def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Record
                     and exc.error != WRITE_BLOCK:
                 raise
             retry.extend(members)
+            first_retry = first_retry or f"(the request) {exc.status_code} {exc.error}: {str(exc.info)[:300]}"
             continue
         for item, (action, message) in zip(response["items"], members, strict=True):
             info = next(iter(item.values()))
@@ -286,9 +307,10 @@ def _bulk_once(client: Elasticsearch, pending: list[tuple[dict[str, Any], Record
                 outcome.indexed += 1
             elif status in RETRYABLE_STATUS or _blocked(info.get("error")):
                 retry.append((action, message))
+                first_retry = first_retry or _cause(status, info.get("error"))
             else:
                 outcome.rejected.append((message, f"elasticsearch {status}: {info.get('error')}"))
     if retry:
         pending[:] = retry
-        raise RetryableBulkError(f"{len(retry)} documents got a retryable status")
+        raise RetryableBulkError(f"{len(retry)} documents got a retryable status, the first {first_retry}")
     return []

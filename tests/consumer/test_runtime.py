@@ -108,6 +108,29 @@ def test_settle_stops_a_batch_past_the_cap_before_dead_lettering_it():
     assert sent == []
 
 
+def test_the_stop_at_the_cap_names_an_invalid_message_and_its_reason():
+    """The stopping batch is not dead-lettered, so its stop line is all an operator has: it says why."""
+    limit = DlqLimit(max_invalid_ratio=1.0, max_consecutive_count=2, window=10)
+    runtime = Runtime(service="svc", dlq_topic="dlq", policy=DlqPolicy(limit), max_message_bytes=10_000)
+    records = [Record("posts.raw", 3, 40 + i, None, b"?") for i in range(3)]
+    invalid = [InvalidMessage("posts.raw", 3, 40 + i, f"contract: invalid JSON {i}", "ContractError")
+               for i in range(3)]
+    with pytest.raises(DeadLetterRateExceeded) as stopped:
+        runtime.settle(records, BatchOutcome(invalid=invalid))
+    assert "3 invalid messages in a row (limit 2)" in str(stopped.value)
+    assert "posts.raw[3]@40: ContractError: contract: invalid JSON 0" in str(stopped.value)
+    assert "3 invalid in this batch" in str(stopped.value)
+
+
+def test_a_batch_of_valid_records_can_fill_the_window_past_the_cap_and_still_stop():
+    limit = DlqLimit(max_invalid_ratio=0.5, max_consecutive_count=100, window=4)
+    runtime = Runtime(service="svc", dlq_topic="dlq", policy=DlqPolicy(limit), max_message_bytes=10_000)
+    runtime.settle([Record("in", 0, i, None, b"?") for i in range(3)],
+                   BatchOutcome(invalid=[InvalidMessage("in", 0, i, "bad") for i in range(3)]))
+    with pytest.raises(DeadLetterRateExceeded, match=r"3 of the last 4.*none invalid in this batch"):
+        runtime.settle([Record("in", 0, 3, None, b"ok")], BatchOutcome())
+
+
 def test_exit_codes_restart_unless_the_cap_stopped_the_worker():
     assert exit_code_for(SkippedOffsets("gap")) == EXIT_RESTART == 75
     assert exit_code_for(RuntimeError("broker")) == EXIT_RESTART

@@ -230,3 +230,32 @@ def test_a_label_the_scrape_also_sets_keeps_the_services_value_on_kubernetes() -
             assert relabel(scraped, configs) == {label: "/v1/posts", "job": "yuqing-search"}, endpoint["port"]
             unclashed = {label: endpoint["port"], "job": "yuqing-search"}
             assert relabel(unclashed, configs) == unclashed, endpoint["port"]
+
+
+_INPUT_SERIES = re.compile(r"^([A-Za-z_:][\w:]*)\s*(?:\{(.*)\})?$")
+
+
+def unit_test_input_series() -> Iterator[tuple[str, str, frozenset[str]]]:
+    """``(file test, series name, its labels)`` of every input series of the rule unit tests."""
+    for path in sorted((RULES_DIR / "tests").glob("*.yml")):
+        for test in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
+            for series in test.get("input_series", []):
+                match = _INPUT_SERIES.match(series["series"].strip())
+                assert match, f"{path.name}: cannot read {series['series']}"
+                labels = frozenset(re.findall(r"(\w+)\s*=", match.group(2) or ""))
+                yield f"{path.name} {test.get('name', '')}", match.group(1), labels
+
+
+def test_the_rule_unit_tests_feed_the_series_the_services_export() -> None:
+    """An alert seen firing on a series no service exports, or on one without the labels a
+    service's series carry, is not seen firing on what Prometheus scrapes."""
+    wrong = []
+    for where, name, labels in unit_test_input_series():
+        if name not in KNOWN_SERIES:
+            wrong.append(f"{where}: {name} is not exported")
+        elif name in DECLARED:
+            missing = DECLARED[name] - labels - {"le"}
+            unknown = labels - DECLARED[name] - TARGET_LABELS - {"le"}
+            if missing or unknown:
+                wrong.append(f"{where}: {name} lacks {sorted(missing)}, has unknown {sorted(unknown)}")
+    assert not wrong, "\n".join(wrong)

@@ -149,6 +149,24 @@ def test_a_write_block_on_the_index_is_waited_out_not_dead_lettered(
     assert outcome.rejected == [] and outcome.indexed == 2
 
 
+def test_a_full_disk_s_read_only_block_is_waited_out_and_said_in_the_log(
+        es_settings: ElasticsearchSettings, caplog: pytest.LogCaptureFixture) -> None:
+    # past the flood-stage watermark Elasticsearch blocks the indices (read_only_allow_delete) and
+    # answers each document 429: the indexer retried in silence, its log showed only "_bulk 200"
+    es, index, actions, kept = _first_of_three_indexed(es_settings, "flood")
+    es.indices.put_settings(index=index, body={"index.blocks.read_only_allow_delete": True})
+    try:
+        with caplog.at_level("WARNING", logger="services.search.bulk"), \
+                pytest.raises(RetryableBulkError, match="429 cluster_block_exception"):
+            write_bulk(es, actions[1:], kept[1:], max_retries=1)
+    finally:
+        es.indices.put_settings(index=index, body={"index.blocks.read_only_allow_delete": None})
+    retried = [r.getMessage() for r in caplog.records if r.name == "services.search.bulk"]
+    assert len(retried) == 1 and "read-only-allow-delete" in retried[0] and index in retried[0], retried
+    outcome = write_bulk(es, actions[1:], kept[1:], max_retries=1)
+    assert outcome.rejected == [] and outcome.indexed == 2
+
+
 def test_a_closed_index_is_waited_out_not_dead_lettered(es_settings: ElasticsearchSettings) -> None:
     # a posts index closed for maintenance (to change its analysis settings) answers each document
     # 400 index_closed_exception: they were dead-lettered, and the indexer stopped at the cap

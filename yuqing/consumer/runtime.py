@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from yuqing.consumer.dlq import DlqPolicy, make_dead_letter
+from yuqing.consumer.dlq import DeadLetterRateExceeded, DlqPolicy, make_dead_letter
 from yuqing.consumer.offsets import OffsetGaps
 from yuqing.consumer.records import BatchOutcome, InvalidMessage, Output, Record
 from yuqing.consumer.settings import ConsumerSettings
@@ -53,8 +53,11 @@ class Runtime:
         that crosses it is not dead-lettered (DeadLetterRateExceeded).
         """
         invalid = {(m.topic, m.partition, m.offset): m for m in outcome.invalid}
-        for record in records:
-            self.policy.record(invalid=(record.topic, record.partition, record.offset) in invalid)
+        try:
+            for record in records:
+                self.policy.record(invalid=(record.topic, record.partition, record.offset) in invalid)
+        except DeadLetterRateExceeded as exc:
+            raise DeadLetterRateExceeded(f"{exc}; {_first_invalid(outcome.invalid)}") from exc
         by_position = {(r.topic, r.partition, r.offset): r for r in records}
         letters = [self.dead_letter(by_position[where], message) for where, message in invalid.items()]
         return [*outcome.outputs, *letters]
@@ -69,3 +72,12 @@ class Runtime:
             service=self.service, max_bytes=self.max_message_bytes)
         return Output(self.dlq_topic, record.key, encode(letter))
 
+
+
+def _first_invalid(invalid: Sequence[InvalidMessage]) -> str:
+    """Why a batch stopped at the cap: none of it reaches posts.dlq, so its stop line says it."""
+    if not invalid:  # the window filled up with this batch's valid records, the earlier ones invalid
+        return "none invalid in this batch (see the dead letters before it)"
+    first = min(invalid, key=lambda m: (m.topic, m.partition, m.offset))
+    return (f"{len(invalid)} invalid in this batch, the first {first.topic}[{first.partition}]@"
+            f"{first.offset}: {first.error_class}: {first.reason}")
