@@ -86,7 +86,7 @@ def dlq_tail(
 @dlq_cli.command("replay")
 def dlq_replay(
     service: str | None = typer.Option(None, "--service", help="only letters of this service (nlp, alerts, "
-                                       "search-indexer…)"),
+                                       "search-indexer; indexer, as its alerts name it, is search-indexer)"),
     source: str | None = typer.Option(None, "--source", help="only this source's posts"),
     post_id: str | None = typer.Option(None, "--post-id", help="only this post"),
     since: datetime | None = typer.Option(None, "--since", formats=["%Y-%m-%dT%H:%M:%S%z"],

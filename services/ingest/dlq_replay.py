@@ -30,7 +30,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from kafka import KafkaConsumer, TopicPartition
@@ -45,6 +45,9 @@ from yuqing.settings import KafkaSettings
 _CUT = re.compile(r"\[original cut to (\d+) of (\d+) bytes")
 # The ``service`` of the letters Yuqing's consumers write (each module's SERVICE).
 DEAD_LETTER_SERVICES = ("nlp", "alerts", "search-indexer")
+# The names the metrics and alerts give a service (their ``service`` label, from the scrape job):
+# YuqingDeadLetterRatioHigh says "indexer" where its letters say "search-indexer".
+SERVICE_LABELS = {"indexer": "search-indexer"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ def plan(letters: Iterable[DeadLetter], wanted: ReplayFilter) -> list[Replay]:
     "0 would be replayed" read as nothing to do.
     """
     letters = list(letters)
+    if wanted.service in SERVICE_LABELS:
+        wanted = replace(wanted, service=SERVICE_LABELS[wanted.service])
     _check_service(wanted.service, {letter.service for letter in letters})
     replays: dict[tuple[str, int, int], Replay] = {}
     for letter in letters:

@@ -44,6 +44,14 @@ def test_letters_are_chosen_by_service_source_post_and_time() -> None:
     assert chosen(ReplayFilter(since=AT)) == [1, 2, 3]
 
 
+def test_the_indexer_is_found_by_the_name_its_dead_letter_alert_gives_it() -> None:
+    # YuqingDeadLetterRatioHigh names the service by its metrics' label, "indexer"; the letters
+    # say "search-indexer", and --service indexer was refused as a service writing none
+    letters = [letter(1), letter(2, service="search-indexer")]
+
+    assert [r.offset for r in plan(letters, ReplayFilter(service="indexer"))] == [2]
+
+
 def test_a_cut_original_is_not_replayed_from_its_cut() -> None:
     cut = letter(5, max_bytes=1_200)
     assert "[original cut to" in cut.error_message
