@@ -1,0 +1,74 @@
+"""What a new partner system meets following docs/integrators.md: the answers it is promised."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.ingest.api import create_app
+from services.ingest.registry import InvalidApiKeyError, SourceDisabledError, parse_registry
+from services.ingest.settings import IngestSettings
+from tests.ingest.fakes import FakePublisher
+
+KEY = "county-callcentre-key-0123456789abcdef"
+RETIRED_KEY = "retired-partner-key-0123456789abcdef"
+REGISTRY = """
+[[sources]]
+id = "county-callcentre"
+channel = "integration"
+owner = "县客服中心"
+api_key_env = "T_COUNTY_KEY"
+
+[[sources]]
+id = "retired-partner"
+channel = "integration"
+owner = "县客服中心"
+api_key_env = "T_RETIRED_KEY"
+enabled = false
+"""
+ENV = {"T_COUNTY_KEY": KEY, "T_RETIRED_KEY": RETIRED_KEY}
+
+
+@pytest.fixture
+def http() -> Iterator[tuple[TestClient, FakePublisher]]:
+    publisher = FakePublisher()
+    app = create_app(IngestSettings(poll_forums=False), registry=parse_registry(REGISTRY, ENV),
+                     publisher=publisher)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, publisher
+
+
+def post(**fields: Any) -> dict[str, Any]:
+    return {"external_id": "ticket-1", "text": "幸福小区停电了", "created_at": datetime.now(UTC).isoformat(),
+            **fields}
+
+
+def test_the_key_of_a_disabled_source_is_told_so_not_that_it_is_wrong() -> None:
+    registry = parse_registry(REGISTRY, ENV)
+
+    with pytest.raises(SourceDisabledError, match="retired-partner"):
+        registry.authenticate_api_key(RETIRED_KEY)
+    with pytest.raises(InvalidApiKeyError):
+        registry.authenticate_api_key(RETIRED_KEY + "x")
+    assert registry.authenticate_api_key(KEY).id == "county-callcentre"
+
+
+def test_a_disabled_source_needs_no_key() -> None:
+    registry = parse_registry(REGISTRY, {"T_COUNTY_KEY": KEY})
+
+    with pytest.raises(InvalidApiKeyError):
+        registry.authenticate_api_key(RETIRED_KEY)
+
+
+def test_a_disabled_source_is_answered_403(http: tuple[TestClient, FakePublisher]) -> None:
+    client, publisher = http
+
+    resp = client.post("/v1/posts", json=post(), headers={"X-Api-Key": RETIRED_KEY})
+
+    assert resp.status_code == 403, resp.text
+    assert "retired-partner" in resp.json()["detail"] and "disabled" in resp.json()["detail"]
+    assert publisher.published == []
