@@ -6,10 +6,25 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.contracts.limits import MAX_ATTRIBUTE_KEY_CHARS, MAX_ATTRIBUTES, MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from yuqing.contracts.limits import (
+    MAX_ATTRIBUTE_KEY_CHARS,
+    MAX_ATTRIBUTE_VALUE_CHARS,
+    MAX_ATTRIBUTES,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+)
 from yuqing.contracts.models import AttributeValue, DateTime, Place, Reference, Url
 from yuqing.text import CONTROL_CHARACTERS, place_name
 
@@ -63,6 +78,19 @@ def _exact_number(value: object) -> object:
     return value
 
 
+def _one_attribute_error(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    # A value fits none of the union's members: pydantic would list one error per member
+    # ("valid string", "valid integer", "valid number", "valid boolean"), naming none of the fixes.
+    try:
+        return handler(value)
+    except ValidationError:
+        if isinstance(value, str):
+            raise ValueError(f"a string value has at most {MAX_ATTRIBUTE_VALUE_CHARS:,} characters "
+                             f"(this one has {len(value):,})") from None
+        raise ValueError("must be a string, number, boolean or null: attributes are a flat map, "
+                         "send a list or an object as a string") from None
+
+
 def _not_blank(value: str) -> str:
     # "   " would be an id like any other, and the id is what makes a resend a duplicate.
     if not value.strip():
@@ -86,7 +114,7 @@ AttributeName = Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_
                           AfterValidator(_printable_key)]
 ExactAttributes = Annotated[
     dict[AttributeName,
-         Annotated[AttributeValue, BeforeValidator(_exact_number)]],
+         Annotated[AttributeValue, WrapValidator(_one_attribute_error), BeforeValidator(_exact_number)]],
     Field(max_length=MAX_ATTRIBUTES, json_schema_extra=_printable_names)]
 
 

@@ -72,3 +72,21 @@ def test_a_disabled_source_is_answered_403(http: tuple[TestClient, FakePublisher
     assert resp.status_code == 403, resp.text
     assert "retired-partner" in resp.json()["detail"] and "disabled" in resp.json()["detail"]
     assert publisher.published == []
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ({"street": "幸福路"}, "string, number, boolean or null"),
+    (["a", "b"], "string, number, boolean or null"),
+    ("电" * 2_001, "at most 2,000 characters (this one has 2,001)"),
+])
+def test_an_attribute_value_that_does_not_fit_is_one_error_saying_why(
+        http: tuple[TestClient, FakePublisher], value: object, says: str) -> None:
+    client, publisher = http
+
+    resp = client.post("/v1/posts", json=post(attributes={"address": value}), headers={"X-Api-Key": KEY})
+
+    assert resp.status_code == 422, resp.text
+    [error] = resp.json()["detail"]
+    assert error["loc"] == ["attributes", "address"]
+    assert says in error["msg"]
+    assert publisher.published == []
