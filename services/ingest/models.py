@@ -15,7 +15,9 @@ from pydantic import (
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from yuqing.contracts import Channel, RawPost, make_post_id
 from yuqing.contracts.limits import (
@@ -118,6 +120,28 @@ ExactAttributes = Annotated[
     Field(max_length=MAX_ATTRIBUTES, json_schema_extra=_printable_names)]
 
 
+_SET_BY_YUQING = {
+    "post_id": "set by Yuqing (md5 of the source and external_id): leave it out",
+    "source": "set by Yuqing from the registered source: leave it out",
+    "channel": "set by Yuqing from the registered source: leave it out",
+    "received_at": "set by Yuqing when the post arrives: leave it out",
+    "schema_version": "set by Yuqing: every post is published in the contract's current version "
+                      "(v1): leave it out",
+}
+
+
+def _named_if_set_by_yuqing(error: Any) -> InitErrorDetails:
+    # The posts.raw schema lists these fields: "Extra inputs are not permitted" reads as a typo.
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden" and len(loc) == 1 and loc[0] in _SET_BY_YUQING:
+        return {"type": PydanticCustomError("set_by_yuqing", _SET_BY_YUQING[str(loc[0])]),
+                "loc": loc, "input": error["input"]}
+    details: InitErrorDetails = {"type": error["type"], "loc": loc, "input": error["input"]}
+    if "ctx" in error:
+        details["ctx"] = error["ctx"]
+    return details
+
+
 class PostIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "external_id": "ticket-20261128-0042",
@@ -141,6 +165,17 @@ class PostIn(BaseModel):
     reply_to: Annotated[Reference, BeforeValidator(blank_is_absent)] = None
     url: WebLink = None
     attributes: ExactAttributes = Field(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_fields_set_by_yuqing(cls, data: Any, handler: Any) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            if not (isinstance(data, dict) and _SET_BY_YUQING.keys() & data.keys()):
+                raise
+            errors = [_named_if_set_by_yuqing(error) for error in exc.errors()]
+            raise ValidationError.from_exception_data(exc.title, errors) from None
 
     def to_raw(self, *, source: str, channel: Channel, region: str | None = None,
                unit: str | None = None, now: datetime | None = None) -> RawPost:

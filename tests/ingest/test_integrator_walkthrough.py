@@ -90,3 +90,17 @@ def test_an_attribute_value_that_does_not_fit_is_one_error_saying_why(
     assert error["loc"] == ["attributes", "address"]
     assert says in error["msg"]
     assert publisher.published == []
+
+
+@pytest.mark.parametrize("field", ["schema_version", "post_id", "source", "channel", "received_at"])
+def test_a_field_yuqing_sets_is_named_as_such(http: tuple[TestClient, FakePublisher], field: str) -> None:
+    client, publisher = http
+
+    resp = client.post("/v1/posts", json={"posts": [post(**{field: "v1", "colour": "red"})]},
+                       headers={"X-Api-Key": KEY})
+
+    assert resp.status_code == 422, resp.text
+    errors = {tuple(error["loc"]): error["msg"] for error in resp.json()["detail"]}
+    assert "set by Yuqing" in errors[("posts", 0, field)] and "leave it out" in errors[("posts", 0, field)]
+    assert errors[("posts", 0, "colour")] == "Extra inputs are not permitted"
+    assert publisher.published == []
