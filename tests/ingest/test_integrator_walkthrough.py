@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -10,9 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.ingest.api import create_app
+from services.ingest.app_webhook import signed_headers
 from services.ingest.registry import InvalidApiKeyError, SourceDisabledError, parse_registry
 from services.ingest.settings import IngestSettings
 from tests.ingest.fakes import FakePublisher
+from tests.ingest.sources import APP_SECRET, registry
 
 KEY = "county-callcentre-key-0123456789abcdef"
 RETIRED_KEY = "retired-partner-key-0123456789abcdef"
@@ -103,4 +107,33 @@ def test_a_field_yuqing_sets_is_named_as_such(http: tuple[TestClient, FakePublis
     errors = {tuple(error["loc"]): error["msg"] for error in resp.json()["detail"]}
     assert "set by Yuqing" in errors[("posts", 0, field)] and "leave it out" in errors[("posts", 0, field)]
     assert errors[("posts", 0, "colour")] == "Extra inputs are not permitted"
+    assert publisher.published == []
+
+
+def test_a_post_out_of_the_window_is_named_where_the_sender_wrote_it(
+        http: tuple[TestClient, FakePublisher]) -> None:
+    client, publisher = http
+    stale = "2020-01-01T08:00:00+08:00"
+
+    single = client.post("/v1/posts", json=post(created_at=stale), headers={"X-Api-Key": KEY})
+    batch = client.post("/v1/posts", json={"posts": [post(), post(external_id="t-2", created_at=stale)]},
+                        headers={"X-Api-Key": KEY})
+
+    assert (single.status_code, batch.status_code) == (422, 422)
+    assert [(e["loc"], e["type"]) for e in single.json()["detail"]] == [(["created_at"], "out_of_window")]
+    assert [(e["loc"], e["type"]) for e in batch.json()["detail"]] == [(["posts", 1, "created_at"],
+                                                                      "out_of_window")]
+    assert publisher.published == []
+
+
+def test_an_app_feedback_out_of_the_window_is_named_by_its_own_field() -> None:
+    publisher = FakePublisher()
+    app = create_app(IngestSettings(poll_forums=False), registry=registry(), publisher=publisher)
+    body = json.dumps({"feedback_id": "fb-1", "content": "电费", "created_at": "2020-01-01T08:00:00+08:00"})
+    headers = signed_headers(APP_SECRET, body.encode(), timestamp=int(time.time()), request_id="r-1")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        resp = client.post("/v1/app/app-main", content=body, headers=headers)
+
+    assert resp.status_code == 422, resp.text
+    assert [error["loc"] for error in resp.json()["detail"]] == [["created_at"]]
     assert publisher.published == []
