@@ -142,6 +142,11 @@ def _named_if_set_by_yuqing(error: Any) -> InitErrorDetails:
     return details
 
 
+def _json_kind(value: object) -> str:
+    kinds = ((bool, "a boolean"), (int | float, "a number"), (str, "a string"), (list, "an array"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "null")
+
+
 class PostIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "external_id": "ticket-20261128-0042",
@@ -168,7 +173,12 @@ class PostIn(BaseModel):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _name_fields_set_by_yuqing(cls, data: Any, handler: Any) -> Any:
+    def _errors_a_sender_can_act_on(cls, data: Any, handler: Any) -> Any:
+        if not isinstance(data, dict | PostIn):
+            # pydantic's "valid dictionary or instance of PostIn" names a class of this code
+            raise PydanticCustomError(
+                "model_type", "must be a post object ({\"external_id\": ..., \"text\": ..., "
+                "\"created_at\": ...}), not {kind}", {"kind": _json_kind(data)})
         try:
             return handler(data)
         except ValidationError as exc:

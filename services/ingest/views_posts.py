@@ -72,6 +72,9 @@ def parse_posts(data: object, max_posts: int) -> list[PostIn]:
     batch = data.get("posts") if isinstance(data, dict) else None
     if isinstance(batch, list) and len(batch) > max_posts:
         raise Problem(413, f"at most {max_posts} posts per request (this one has {len(batch)})")
+    if isinstance(data, list):
+        raise Problem(422, [{"loc": [], "msg": 'a batch is sent as {"posts": [...]}, not as a bare array',
+                             "type": "model_type"}])
     try:
         if isinstance(data, dict) and "posts" in data:
             posts = PostBatchIn.model_validate(data).posts

@@ -137,3 +137,20 @@ def test_an_app_feedback_out_of_the_window_is_named_by_its_own_field() -> None:
     assert resp.status_code == 422, resp.text
     assert [error["loc"] for error in resp.json()["detail"]] == [["created_at"]]
     assert publisher.published == []
+
+
+@pytest.mark.parametrize(("body", "loc", "says"), [
+    ([{"external_id": "a"}], [], '{"posts": [...]}'),
+    ("ticket-1", [], "must be a post object"),
+    ({"posts": [post(), "ticket-2"]}, ["posts", 1], "must be a post object"),
+])
+def test_a_body_of_the_wrong_shape_says_what_to_send(http: tuple[TestClient, FakePublisher], body: object,
+                                                     loc: list[object], says: str) -> None:
+    client, publisher = http
+
+    resp = client.post("/v1/posts", json=body, headers={"X-Api-Key": KEY})
+
+    assert resp.status_code == 422, resp.text
+    [error] = resp.json()["detail"]
+    assert error["loc"] == loc and says in error["msg"] and "PostIn" not in error["msg"]
+    assert publisher.published == []
