@@ -58,8 +58,8 @@ async def publish_posts(request: Request, runtime: Runtime, source: IntegrationS
                                       media_types=JSON_TYPES))
     max_posts = min(runtime.settings.max_batch_posts, source.config.max_batch)  # type: ignore[union-attr]
     posts = to_raw_posts(parse_posts(data, max_posts), source)
-    outcome = await runtime.publish(posts, channel=Channel.INTEGRATION,
-                                    batch=isinstance(data, dict) and "posts" in data)
+    in_batch = isinstance(data, dict) and "posts" in data
+    outcome = await runtime.publish(posts, channel=Channel.INTEGRATION, fields_at=None if in_batch else [])
     return Accepted(accepted=outcome.accepted, duplicates=outcome.duplicates,
                     post_ids=outcome.post_ids)
 

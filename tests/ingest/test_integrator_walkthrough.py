@@ -135,7 +135,7 @@ def test_an_app_feedback_out_of_the_window_is_named_by_its_own_field() -> None:
         resp = client.post("/v1/app/app-main", content=body, headers=headers)
 
     assert resp.status_code == 422, resp.text
-    assert [error["loc"] for error in resp.json()["detail"]] == [["created_at"]]
+    assert [error["loc"] for error in resp.json()["detail"]] == [["body", "created_at"]]
     assert publisher.published == []
 
 
