@@ -1,4 +1,4 @@
-"""The shared HTTP edge: the token bucket per key, and the Allow header of a 405."""
+"""The shared HTTP edge: the token bucket per key, the Allow header of a 405, bodies not in UTF-8."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from yuqing.http_edge import Limit, RateLimiter, install_problem_handlers
+from yuqing.http_edge import Limit, Problem, RateLimiter, install_problem_handlers, parse_json
 
 
 class Clock:
@@ -75,3 +75,18 @@ def test_405_lists_every_method_of_the_path() -> None:
 
     assert resp.status_code == 405
     assert resp.headers["Allow"] == "GET, POST"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-16", "utf-32-le"])
+def test_a_body_in_another_encoding_is_named_so_not_a_syntax_error(encoding: str) -> None:
+    body = '{"external_id": "t-1", "text": "outage"}'.encode(encoding)  # ASCII: UTF-16 as valid UTF-8
+
+    with pytest.raises(Problem) as refused:
+        parse_json(body)
+
+    assert refused.value.status_code == 400
+    assert str(refused.value.detail).startswith("the body is not UTF-8 (invalid byte at ")
+
+
+def test_a_utf8_body_with_an_escaped_nul_is_json() -> None:
+    assert parse_json(b'{"text": "a\\u0000b"}') == {"text": "a\x00b"}

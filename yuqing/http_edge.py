@@ -223,6 +223,11 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:  # orjson would speak of surrogates
         raise Problem(400, f"the body is not UTF-8 (invalid byte at {exc.start}): "
                       "JSON must be sent as UTF-8") from exc
+    if (nul := body.find(b"\x00")) >= 0:
+        # UTF-16 without a byte order mark is valid UTF-8, every other byte NUL; a raw NUL is never
+        # JSON (control characters are escaped in strings), so it says the encoding, not the syntax.
+        raise Problem(400, f"the body is not UTF-8 (invalid byte at {nul}): a NUL byte, as UTF-16 "
+                      "writes; JSON must be sent as UTF-8")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

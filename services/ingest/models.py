@@ -6,10 +6,27 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from yuqing.contracts import Channel, RawPost, make_post_id
-from yuqing.contracts.limits import MAX_ATTRIBUTE_KEY_CHARS, MAX_ATTRIBUTES, MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from yuqing.contracts.limits import (
+    MAX_ATTRIBUTE_KEY_CHARS,
+    MAX_ATTRIBUTE_VALUE_CHARS,
+    MAX_ATTRIBUTES,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+)
 from yuqing.contracts.models import AttributeValue, DateTime, Place, Reference, Url
 from yuqing.text import CONTROL_CHARACTERS, place_name
 
@@ -63,6 +80,19 @@ def _exact_number(value: object) -> object:
     return value
 
 
+def _one_attribute_error(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    # A value fits none of the union's members: pydantic would list one error per member
+    # ("valid string", "valid integer", "valid number", "valid boolean"), naming none of the fixes.
+    try:
+        return handler(value)
+    except ValidationError:
+        if isinstance(value, str):
+            raise ValueError(f"a string value has at most {MAX_ATTRIBUTE_VALUE_CHARS:,} characters "
+                             f"(this one has {len(value):,})") from None
+        raise ValueError("must be a string, number, boolean or null: attributes are a flat map, "
+                         "send a list or an object as a string") from None
+
+
 def _not_blank(value: str) -> str:
     # "   " would be an id like any other, and the id is what makes a resend a duplicate.
     if not value.strip():
@@ -86,8 +116,35 @@ AttributeName = Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_
                           AfterValidator(_printable_key)]
 ExactAttributes = Annotated[
     dict[AttributeName,
-         Annotated[AttributeValue, BeforeValidator(_exact_number)]],
+         Annotated[AttributeValue, WrapValidator(_one_attribute_error), BeforeValidator(_exact_number)]],
     Field(max_length=MAX_ATTRIBUTES, json_schema_extra=_printable_names)]
+
+
+_SET_BY_YUQING = {
+    "post_id": "set by Yuqing (md5 of the source and external_id): leave it out",
+    "source": "set by Yuqing from the registered source: leave it out",
+    "channel": "set by Yuqing from the registered source: leave it out",
+    "received_at": "set by Yuqing when the post arrives: leave it out",
+    "schema_version": "set by Yuqing: every post is published in the contract's current version "
+                      "(v1): leave it out",
+}
+
+
+def _named_if_set_by_yuqing(error: Any) -> InitErrorDetails:
+    # The posts.raw schema lists these fields: "Extra inputs are not permitted" reads as a typo.
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden" and len(loc) == 1 and loc[0] in _SET_BY_YUQING:
+        return {"type": PydanticCustomError("set_by_yuqing", _SET_BY_YUQING[str(loc[0])]),
+                "loc": loc, "input": error["input"]}
+    details: InitErrorDetails = {"type": error["type"], "loc": loc, "input": error["input"]}
+    if "ctx" in error:
+        details["ctx"] = error["ctx"]
+    return details
+
+
+def _json_kind(value: object) -> str:
+    kinds = ((bool, "a boolean"), (int | float, "a number"), (str, "a string"), (list, "an array"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "null")
 
 
 class PostIn(BaseModel):
@@ -113,6 +170,22 @@ class PostIn(BaseModel):
     reply_to: Annotated[Reference, BeforeValidator(blank_is_absent)] = None
     url: WebLink = None
     attributes: ExactAttributes = Field(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _errors_a_sender_can_act_on(cls, data: Any, handler: Any) -> Any:
+        if not isinstance(data, dict | PostIn):
+            # pydantic's "valid dictionary or instance of PostIn" names a class of this code
+            raise PydanticCustomError(
+                "model_type", "must be a post object ({\"external_id\": ..., \"text\": ..., "
+                "\"created_at\": ...}), not {kind}", {"kind": _json_kind(data)})
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            if not (isinstance(data, dict) and _SET_BY_YUQING.keys() & data.keys()):
+                raise
+            errors = [_named_if_set_by_yuqing(error) for error in exc.errors()]
+            raise ValidationError.from_exception_data(exc.title, errors) from None
 
     def to_raw(self, *, source: str, channel: Channel, region: str | None = None,
                unit: str | None = None, now: datetime | None = None) -> RawPost:

@@ -54,7 +54,7 @@ class SourceDisabledError(RegistryError):
 
 
 class InvalidApiKeyError(RegistryError):
-    """No enabled integration source has this API key (HTTP 401 at the edge)."""
+    """No integration source has this API key (HTTP 401 at the edge)."""
 
 
 class _Model(BaseModel):
@@ -224,15 +224,22 @@ class SourceRegistry:
                 yield source
 
     def authenticate_api_key(self, presented: str) -> RegisteredSource:
-        """The integration source whose API key is ``presented`` (compared as SHA-256 digests)."""
+        """The enabled integration source whose API key is ``presented`` (compared as SHA-256
+        digests); SourceDisabledError for the key of a disabled one, InvalidApiKeyError for any other.
+
+        A disabled source's key is known when its variable is still set: its sender is told the
+        source is disabled (403, ask the operators), not that its key is wrong."""
         digest = _sha256_hex(presented)
         match: RegisteredSource | None = None
-        for source in self.sources(Channel.INTEGRATION):
+        for source in self.sources(Channel.INTEGRATION, include_disabled=True):
+            known = source.optional_secret("api_key_sha256")
             # Compare against every source so timing does not reveal which one matched.
-            if hmac.compare_digest(digest, source.secret("api_key_sha256")):
+            if known is not None and hmac.compare_digest(digest, known):
                 match = source
         if match is None:
             raise InvalidApiKeyError("invalid API key")
+        if not match.config.enabled:
+            raise SourceDisabledError(f"source {match.id!r} is disabled")
         return match
 
     def __len__(self) -> int:
@@ -280,7 +287,7 @@ def pseudonymize(salt: str, value: str, *, prefix: str) -> str:
 
 def _resolve(config: SourceConfig, environ: Mapping[str, str]) -> RegisteredSource:
     if not config.enabled:
-        return RegisteredSource(config)
+        return RegisteredSource(config, _known_digests(config, environ))
     secrets: dict[str, SecretStr] = {}
     for name, env_var in config.secret_env_vars().items():
         value = environ.get(env_var, "")
@@ -296,6 +303,16 @@ def _resolve(config: SourceConfig, environ: Mapping[str, str]) -> RegisteredSour
         else:
             secrets[name] = SecretStr(value)
     return RegisteredSource(config, secrets)
+
+
+def _known_digests(config: SourceConfig, environ: Mapping[str, str]) -> dict[str, SecretStr]:
+    # A disabled source needs no secret; a key still set is kept (as its digest alone) to name it.
+    digests = {}
+    for name, env_var in config.secret_env_vars().items():
+        value = environ.get(env_var, "")
+        if name in config.hashed_secrets and value:
+            digests[f"{name}_sha256"] = SecretStr(_sha256_hex(value))
+    return digests
 
 
 def _check_unique_ids(sources: list[SourceConfig], origin: str) -> None:

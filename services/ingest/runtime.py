@@ -64,14 +64,18 @@ class IngestRuntime:
         return Limit(rate_per_s=rate, burst=burst) if rate > 0 else None
 
     async def publish(self, posts: Sequence[RawPost], *, channel: Channel,
-                      timeout_s: float | None = None) -> Outcome:
+                      timeout_s: float | None = None, fields_at: Sequence[str] | None = None,
+                      ) -> Outcome:
         """Publish, or answer for the request: 413/422 for a post the edge refuses (nothing
-        published), 503 with Retry-After when Kafka did not acknowledge every post."""
+        published), 503 with Retry-After when Kafka did not acknowledge every post.
+
+        ``fields_at``: where the post's fields are in a body of one post (``[]`` for a post object,
+        ``["body"]`` for an APP feedback, as its field errors); ``None`` for a batch."""
         try:
             return await self.sink.publish(posts, channel=channel,
                                            timeout_s=timeout_s or self.settings.publish_timeout_s)
         except PostRefused as exc:
-            raise refusal(exc) from exc
+            raise refusal(exc, fields_at=fields_at) from exc
         except PublishError as exc:
             raise Problem(503, unavailable_detail(exc),
                           {"Retry-After": str(self.settings.retry_after_s)}) from exc
@@ -85,11 +89,13 @@ class IngestRuntime:
         return crypto
 
 
-def refusal(exc: PostRefused) -> Problem:
-    """413 (too large) or 422 (a field) naming the post at fault by its index in the request."""
+def refusal(exc: PostRefused, *, fields_at: Sequence[str] | None) -> Problem:
+    """413 (too large) or 422 (a field) naming the post at fault where the sender finds it: by its
+    index in a batch (``fields_at`` None), by its field in a body of one post (an APP feedback has
+    no ``posts``)."""
     if exc.status == 413:
-        return Problem(413, f"posts[{exc.index}]: {exc}")
-    loc: list[str | int] = ["posts", exc.index, exc.field]
+        return Problem(413, str(exc) if fields_at is not None else f"posts[{exc.index}]: {exc}")
+    loc = [*fields_at, exc.field] if fields_at is not None else ["posts", exc.index, exc.field]
     return Problem(422, [{"loc": loc, "msg": str(exc), "type": exc.kind}])
 
 

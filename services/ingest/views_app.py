@@ -74,7 +74,8 @@ async def app_feedback(request: Request, runtime: Runtime, source: AppSource) ->
         raise _problem(exc) from exc
     try:
         runtime.check_rate(source)
-        outcome = await runtime.publish([_to_post(body, source)], channel=Channel.APP)
+        outcome = await runtime.publish([_to_post(body, source)], channel=Channel.APP,
+                                        fields_at=["body"])
     except BaseException:
         # A refused request does not use up its id: the APP may retry with the same one.
         runtime.verifier.release(source_id=source.id, request_id=verified.request_id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from pydantic import ValidationError
 
 from services.ingest.models import Accepted, PostBatchIn, PostIn
-from services.ingest.registry import InvalidApiKeyError, RegisteredSource
+from services.ingest.registry import InvalidApiKeyError, RegisteredSource, SourceDisabledError
 from services.ingest.runtime import Runtime
 from yuqing.contracts import Channel, RawPost
 from yuqing.http_edge import JSON_TYPES, Problem, field_errors, parse_json, read_body, request_body
@@ -23,6 +23,7 @@ _BODY_SCHEMA: dict[str, Any] = {"anyOf": [_POST_SCHEMA, {
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "not JSON"},
     401: {"description": "missing or invalid X-Api-Key"},
+    403: {"description": "the key's source is disabled"},
     413: {"description": "body or batch too large, or a post over the message size limit (named)"},
     415: {"description": "not application/json"},
     422: {"description": "a post does not satisfy the contract (field list), or its created_at "
@@ -41,6 +42,8 @@ async def integration_source(runtime: Runtime,
         return runtime.registry.authenticate_api_key(x_api_key)
     except InvalidApiKeyError as exc:
         raise Problem(401, str(exc), {"WWW-Authenticate": "ApiKey"}) from exc
+    except SourceDisabledError as exc:
+        raise Problem(403, str(exc)) from exc
 
 
 IntegrationSource = Annotated[RegisteredSource, Depends(integration_source)]
@@ -55,7 +58,8 @@ async def publish_posts(request: Request, runtime: Runtime, source: IntegrationS
                                       media_types=JSON_TYPES))
     max_posts = min(runtime.settings.max_batch_posts, source.config.max_batch)  # type: ignore[union-attr]
     posts = to_raw_posts(parse_posts(data, max_posts), source)
-    outcome = await runtime.publish(posts, channel=Channel.INTEGRATION)
+    in_batch = isinstance(data, dict) and "posts" in data
+    outcome = await runtime.publish(posts, channel=Channel.INTEGRATION, fields_at=None if in_batch else [])
     return Accepted(accepted=outcome.accepted, duplicates=outcome.duplicates,
                     post_ids=outcome.post_ids)
 
@@ -68,6 +72,9 @@ def parse_posts(data: object, max_posts: int) -> list[PostIn]:
     batch = data.get("posts") if isinstance(data, dict) else None
     if isinstance(batch, list) and len(batch) > max_posts:
         raise Problem(413, f"at most {max_posts} posts per request (this one has {len(batch)})")
+    if isinstance(data, list):
+        raise Problem(422, [{"loc": [], "msg": 'a batch is sent as {"posts": [...]}, not as a bare array',
+                             "type": "model_type"}])
     try:
         if isinstance(data, dict) and "posts" in data:
             posts = PostBatchIn.model_validate(data).posts

@@ -46,6 +46,18 @@ def test_schema_rejects_unknown_field_like_the_model():
         decode(RawPost, json.dumps(data).encode())
 
 
+@pytest.mark.parametrize("topic", ["posts.raw", "posts.enriched"])
+@pytest.mark.parametrize("created_at", ["2026-11-28T20:15:00", "1764332100", "28/11/2026 20:15", "yesterday"])
+def test_committed_schema_refuses_a_date_time_the_model_refuses(topic: str, created_at: str):
+    # A standard validator checks "format" only when asked to: the schema must say it otherwise.
+    data = json.loads(sorted((SCHEMAS_DIR / topic / "examples").glob("*.json"))[0].read_text())
+    data["created_at"] = created_at
+    schema = json.loads(schema_path(topic).read_text())
+    assert list(Draft202012Validator(schema).iter_errors(data))
+    with pytest.raises(ContractError, match="created_at"):
+        decode(CONTRACTS[LogicalTopic(topic)], json.dumps(data).encode())
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [(b"\xff\xfe", "UTF-8"), (b"{not json", "invalid JSON"), (b"[1, 2]", "JSON object"),

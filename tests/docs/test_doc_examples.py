@@ -183,3 +183,11 @@ def test_the_labelling_guide_defines_exactly_the_contract_labels() -> None:
     assert topics == {t.value for t in Topic}
     sentiments = re.search(r"## Sentiment\s+`(\w+)`, `(\w+)` or `(\w+)`", text)
     assert sentiments and set(sentiments.groups()) == {s.value for s in Sentiment}
+
+
+def test_the_fields_sources_never_send_are_those_yuqing_sets() -> None:
+    text = INTEGRATORS.read_text(encoding="utf-8")
+    sentence = re.search(r"Sources never send (.*?):\s+Yuqing sets them", text, re.S)
+    assert sentence
+    never_sent = set(RawPost.model_fields) - set(PostIn.model_fields)
+    assert set(re.findall(r"`([a-z_]+)`", sentence.group(1))) == never_sent

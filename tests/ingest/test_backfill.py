@@ -51,7 +51,7 @@ def test_good_line_becomes_a_post_of_the_source() -> None:
     (line(created_at="2026-11-28T20:15:00"), "created_at"),  # no UTC offset
     (line(external_id=""), "external_id"),
     (line(colour="red"), "colour"),
-    (b"[1, 2]", "Input should be"),
+    (b"[1, 2]", "must be a post object"),
     (line(created_at=(NOW + timedelta(days=1)).isoformat()), "created_at must lie between"),
     (line(created_at="9999-12-31T23:59:59-23:59"), "created_at must lie between"),
     (line(created_at=(NOW - timedelta(days=400)).isoformat()), "created_at must lie between"),

@@ -67,7 +67,10 @@ def _clock_problem(match: re.Match[str]) -> str | None:
     return None
 
 
-DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+# The schema states the offset too: validators do not check "format" unless asked (JSON Schema
+# 2020-12), and a message without one passed the schema only to be dead-lettered. ECMA-262 syntax.
+_RFC3339_SCHEMA = {"pattern": re.sub(r"\?P<[a-z_]+>", "", _RFC3339.pattern)}
+DateTime = Annotated[AwareDatetime, Field(json_schema_extra=_RFC3339_SCHEMA), BeforeValidator(_rfc3339_text)]
 """An aware date-time given as RFC 3339 text: ``0`` or ``"0.5"`` are not date-times."""
 
 AttributeKey = Annotated[str, Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_CHARS)]
