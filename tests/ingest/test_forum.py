@@ -683,35 +683,49 @@ def test_a_feed_date_in_cst_or_without_a_zone_is_china_standard_time() -> None:
                           "utc": datetime(2026, 12, 7, 16, 0, tzinfo=UTC)}
 
 
+class _Feed:
+    """An RSS feed a poller reads: ``items()`` renders its items afresh at every poll."""
+
+    def __init__(self, items: Callable[[], str]) -> None:
+        self.items = items
+        self.store = MemoryCursorStore()
+        self.published: list[str] = []
+
+    def poll(self) -> None:
+        def handler(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, content=f"<rss><channel>{self.items()}</channel></rss>".encode())
+
+        async def publish(posts: Sequence[RawPost]) -> None:
+            self.published.extend(post.external_id for post in posts)
+
+        async def poll() -> None:
+            async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+                source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
+                await ForumPoller(source, self.store, publish).poll_once()
+
+        asyncio.run(poll())
+
+
+def _dated(items: list[tuple[str, datetime]], title: str = "") -> str:
+    return "".join(f"<item><guid>{guid}</guid>{title}<description>城关镇停电了</description>"
+                   f"<pubDate>{format_datetime(at, usegmt=True)}</pubDate></item>" for guid, at in items)
+
+
 def test_a_feed_item_dated_as_one_already_published_is_published() -> None:
     # Portals date notices by the day (or the minute): an item that appears later with the same
     # date and a guid sorting before the last one published (.../1000.html after .../999.html) was
     # taken for an old one, and skipped for good.
     day = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%d")
     items = ["https://portal.example.com/n/998.html", "https://portal.example.com/n/999.html"]
+    feed = _Feed(lambda: "".join(f"<item><guid>{guid}</guid><title>停电</title><description>城关镇停电了"
+                                 f"</description><pubDate>{day}</pubDate></item>" for guid in items))
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = "".join(f"<item><guid>{guid}</guid><title>停电</title><description>城关镇停电了</description>"
-                       f"<pubDate>{day}</pubDate></item>" for guid in items)
-        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
-
-    published: list[str] = []
-
-    async def publish(posts: Sequence[RawPost]) -> None:
-        published.extend(post.external_id for post in posts)
-
-    async def poll() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
-            await ForumPoller(source, store, publish).poll_once()
-
-    store = MemoryCursorStore()
-    asyncio.run(poll())
+    feed.poll()
     items.append("https://portal.example.com/n/1000.html")
-    asyncio.run(poll())
-    asyncio.run(poll())
+    feed.poll()
+    feed.poll()
 
-    assert published == [*items[:2], items[2]]
+    assert feed.published == [*items[:2], items[2]]
 
 
 def test_a_feed_item_that_appears_dated_before_the_last_one_published_is_published() -> None:
@@ -719,57 +733,27 @@ def test_a_feed_item_that_appears_dated_before_the_last_one_published_is_publish
     # before the last item published, it was taken for an old one and never published.
     today = datetime.now(UTC) - timedelta(hours=1)
     items = [("https://portal.example.com/n/999.html", today)]
+    feed = _Feed(lambda: _dated(items, "<title>停电</title>"))
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = "".join(f"<item><guid>{guid}</guid><title>停电</title><description>城关镇停电了</description>"
-                       f"<pubDate>{format_datetime(at, usegmt=True)}</pubDate></item>" for guid, at in items)
-        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
-
-    published: list[str] = []
-
-    async def publish(posts: Sequence[RawPost]) -> None:
-        published.extend(post.external_id for post in posts)
-
-    async def poll() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
-            await ForumPoller(source, store, publish).poll_once()
-
-    store = MemoryCursorStore()
-    asyncio.run(poll())
+    feed.poll()
     items.append(("https://portal.example.com/n/1000.html", today - timedelta(days=1)))
-    asyncio.run(poll())
-    asyncio.run(poll())
+    feed.poll()
+    feed.poll()
 
-    assert published == [guid for guid, _ in items]
+    assert feed.published == [guid for guid, _ in items]
 
 
 def test_a_feed_cursor_written_before_it_held_guids_does_not_publish_old_items_again() -> None:
     now = datetime.now(UTC)
     items = [(f"n-{k}", now - timedelta(hours=5 - k)) for k in range(3)]
+    feed = _Feed(lambda: _dated(items))
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = "".join(f"<item><guid>{guid}</guid><description>城关镇停电了</description>"
-                       f"<pubDate>{format_datetime(at, usegmt=True)}</pubDate></item>" for guid, at in items)
-        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
-
-    published: list[str] = []
-
-    async def publish(posts: Sequence[RawPost]) -> None:
-        published.extend(post.external_id for post in posts)
-
-    async def poll() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
-            await ForumPoller(source, store, publish).poll_once()
-
-    store = MemoryCursorStore()
-    store.save("forum-rss", ForumCursor(last_published=items[1][1], last_guid="n-1"))
-    asyncio.run(poll())
+    feed.store.save("forum-rss", ForumCursor(last_published=items[1][1], last_guid="n-1"))
+    feed.poll()
     items.append(("n-3", now - timedelta(hours=1)))
-    asyncio.run(poll())
+    feed.poll()
 
-    assert published == ["n-2", "n-3"]
+    assert feed.published == ["n-2", "n-3"]
 
 
 def test_a_feed_whose_guids_change_between_polls_is_read_by_date(caplog: pytest.LogCaptureFixture) -> None:
@@ -779,32 +763,19 @@ def test_a_feed_whose_guids_change_between_polls_is_read_by_date(caplog: pytest.
     items = [("n-1", now - timedelta(hours=3)), ("n-2", now - timedelta(hours=2))]
     session = iter(range(100))
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def with_session() -> str:
         sid = next(session)
-        body = "".join(f"<item><guid>https://portal.example.com/{guid};jsessionid={sid}</guid>"
-                       f"<description>城关镇停电了</description>"
-                       f"<pubDate>{format_datetime(at, usegmt=True)}</pubDate></item>" for guid, at in items)
-        return httpx.Response(200, content=f"<rss><channel>{body}</channel></rss>".encode())
+        return _dated([(f"https://portal.example.com/{guid};jsessionid={sid}", at) for guid, at in items])
 
-    published: list[str] = []
-
-    async def publish(posts: Sequence[RawPost]) -> None:
-        published.extend(post.external_id.split(";")[0] for post in posts)
-
-    async def poll() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            source = build_forum_source(registered("rss", "http://feeds.invalid/feed.rss"), client)
-            await ForumPoller(source, store, publish).poll_once()
-
-    store = MemoryCursorStore()
-    asyncio.run(poll())
-    asyncio.run(poll())
+    feed = _Feed(with_session)
+    feed.poll()
+    feed.poll()
     items.append(("n-3", now - timedelta(hours=1)))
-    asyncio.run(poll())
-    asyncio.run(poll())
+    feed.poll()
+    feed.poll()
 
     prefix = "https://portal.example.com/"
-    assert published == [prefix + "n-1", prefix + "n-2", prefix + "n-3"]
+    assert [guid.split(";")[0] for guid in feed.published] == [prefix + "n-1", prefix + "n-2", prefix + "n-3"]
     assert "do its guids change?" in caplog.text
 
 
