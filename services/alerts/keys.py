@@ -109,3 +109,47 @@ def volume_labels(key: AlertKey, regions: BoundedLabel, sources: BoundedLabel) -
         "region": regions(key.region),
         "source": sources(key.source),
     }
+
+
+# A source's lag is the highest of its posts over at least this long, so a late post is not
+# overwritten by an on-time one from another source (or the same) before Prometheus scrapes it.
+LAG_PERIOD_SECONDS = 60.0
+# A source silent this long loses its lag series (the last value would otherwise stay for good).
+LAG_EXPIRY_SECONDS = 3 * 3600.0
+
+
+class SourceLags:
+    """The event lag (arrival minus event time) reported per source label.
+
+    A source's value is the highest lag among its posts in its current period and
+    the one before (a period starts with the source's first post at least
+    ``period`` seconds after the last one started): it covers every post of the
+    last ``period`` seconds to two, whatever the scrape interval under that, and a
+    source that keeps sending late posts keeps a high value, while one on time
+    again drops within two periods. A source that stops sending keeps its last
+    value (a slow poller's late posts stay visible between polls) until
+    :meth:`expired` drops it, ``expiry`` seconds after its last post.
+    """
+
+    def __init__(self, period: float = LAG_PERIOD_SECONDS, expiry: float = LAG_EXPIRY_SECONDS) -> None:
+        self.period, self.expiry = period, expiry
+        self._periods: dict[str, tuple[float, float, float]] = {}  # started, current max, previous max
+        self._last_seen: dict[str, float] = {}
+
+    def observe(self, source: str, lag: float, now: float) -> float:
+        """Counts one post's lag; returns the source's value to report."""
+        started, current, previous = self._periods.get(source, (now, lag, lag))
+        if now - started >= self.period:
+            started, current, previous = now, lag, current
+        else:
+            current = max(current, lag)
+        self._periods[source] = (started, current, previous)
+        self._last_seen[source] = now
+        return max(current, previous)
+
+    def expired(self, now: float) -> list[str]:
+        """The sources silent for ``expiry`` seconds, forgotten (their series are to be removed)."""
+        gone = [source for source, seen in self._last_seen.items() if now - seen >= self.expiry]
+        for source in gone:
+            del self._periods[source], self._last_seen[source]
+        return gone

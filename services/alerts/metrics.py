@@ -37,7 +37,10 @@ DEAD_LETTERS = Counter(
 for _reason in ('contract', 'processing'):
     DEAD_LETTERS.labels(reason=_reason)
 LAG_SECONDS = Gauge(
-    "yuqing_alerts_event_lag_seconds", "Arrival time minus event time of the last post.", registry=REGISTRY
+    "yuqing_alerts_event_lag_seconds",
+    "Highest arrival minus event time of a source's posts in the last one to two minutes it sent any"
+    " (source capped; rarer sources are 'other'; a source silent for 3 hours is dropped).",
+    ["source"], registry=REGISTRY,
 )
 SURGE_SCORE = Gauge(
     "yuqing_alerts_surge_score",

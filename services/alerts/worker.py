@@ -54,7 +54,7 @@ from services.alerts import metrics
 from services.alerts.detector import DetectorConfig
 from services.alerts.evidence import EvidenceLimits, Observation
 from services.alerts.issues import IssueKeys, ReadOnlyIssues
-from services.alerts.keys import BoundedLabel, volume_labels
+from services.alerts.keys import BoundedLabel, SourceLags, volume_labels
 from services.alerts.lifecycle import TrackerConfig
 from services.alerts.notify import FIRING_TTL, OUTCOMES, Notifier
 from services.alerts.outbox import MAX_OUTBOX_BYTES, transition_id
@@ -135,7 +135,6 @@ def observe(record: Record, post: EnrichedPost, settings: AlertsSettings, issue_
                                      places=settings.gazetteer(), issue_id=issue_id, now=time.time())
     except ValueError as exc:
         return _invalid(record, exc, "processing")
-    metrics.LAG_SECONDS.set((post.received_at - post.created_at).total_seconds())
     return observation
 
 
@@ -231,6 +230,19 @@ def record_firing(firing: dict[str, int]) -> None:
         metrics.FIRING.labels(severity=severity).set(firing.get(severity, 0))
 
 
+def record_lag(post: EnrichedPost, lags: SourceLags, sources: BoundedLabel, now: float) -> None:
+    """The post's event lag into its (capped) source's series, as :class:`SourceLags` reports it."""
+    source = sources(post.source)
+    lag = (post.received_at - post.created_at).total_seconds()
+    metrics.LAG_SECONDS.labels(source=source).set(lags.observe(source, lag, now))
+
+
+def expire_lags(lags: SourceLags, now: float) -> None:
+    """Removes the lag series of the sources silent too long (the series count stays bounded)."""
+    for source in lags.expired(now):
+        metrics.LAG_SECONDS.remove(source)
+
+
 def changelog_partition(partition: int | None) -> int:
     """The changelog partition of a table write: the tables have one partition each.
 
@@ -309,6 +321,7 @@ class AlertsService:
             ack_timeout_s=settings.consumer.ack_timeout_s)
         self.regions = BoundedLabel(settings.metrics_max_regions)
         self.sources = BoundedLabel(settings.metrics_max_sources)
+        self.lags = SourceLags()
         self._configured_partitions = (kafka.partitions_override
                                        or topic_spec(LogicalTopic.POSTS_ENRICHED).partitions)
         faust_tables["desk"].on_recover(self._restored)
@@ -349,12 +362,16 @@ class AlertsService:
         self.merged = (self.merged + self.issue_keys.take_merged())[-MAX_MERGED_KEPT:]
         last = max((k for k, (_, found) in enumerate(routed) if isinstance(found, Observation)), default=-1)
         sent = self.merged[:MERGED_PER_MESSAGE] if last >= 0 else []
-        for k, (record, found) in enumerate(routed):
+        now = time.time()
+        for k, ((record, found), (_, post)) in enumerate(zip(routed, decoded, strict=True)):
             if isinstance(found, InvalidMessage):
                 outcome.invalid.append(found)
             else:
+                assert isinstance(post, EnrichedPost)
+                record_lag(post, self.lags, self.sources, now)
                 outcome.outputs.append(self._observed(found, record, sent if k == last else None))
         self.merged = self.merged[len(sent):]
+        expire_lags(self.lags, now)
         return outcome
 
     def _observed(self, observation: Observation, record: Record,
@@ -373,6 +390,7 @@ class AlertsService:
     async def report_status(self) -> None:
         """Tell the counting stage which partitions are idle, and move a silent live stream on."""
         wall = time.time()
+        expire_lags(self.lags, wall)
         assigned = [tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.enriched_name]
         silent = self.activity.idle(assigned, wall)
         tick = self.idle.tick(wall)

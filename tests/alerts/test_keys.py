@@ -1,6 +1,14 @@
 from datetime import UTC, datetime
 
-from services.alerts.keys import OTHER, BoundedLabel, band_of, is_band, keys_for, volume_labels
+from services.alerts.keys import (
+    OTHER,
+    BoundedLabel,
+    SourceLags,
+    band_of,
+    is_band,
+    keys_for,
+    volume_labels,
+)
 from services.alerts.warm import PastPost
 from tests.alerts.streams import make_post
 from yuqing.contracts import AlertKey, Sentiment, Topic
@@ -98,3 +106,33 @@ def test_warming_from_the_index_keys_an_inferred_region_as_the_live_worker_does(
     assert keys_for(PastPost.of(live), PLACES) == keys_for(live, PLACES)
     unplaced = {**document, "text": "河口停电+1", "region": None, "region_source": None}
     assert _region(PastPost.of_document(unplaced)) is None
+
+
+def test_a_late_post_is_held_for_a_period_whatever_comes_after_it():
+    lags = SourceLags(period=60, expiry=3600)
+    assert lags.observe("forum", 1200, now=0) == 1200
+    # on-time posts of the same source within the period do not overwrite it
+    assert [lags.observe("forum", 30, now=t) for t in (10, 50)] == [1200, 1200]
+    # nor those of another source
+    assert lags.observe("weibo", 5, now=55) == 5
+    # the next period still reports the one before; the one after that only on-time posts
+    assert lags.observe("forum", 30, now=70) == 1200
+    assert lags.observe("forum", 20, now=140) == 30
+    assert lags.observe("forum", 20, now=200) == 20
+
+
+def test_a_source_keeping_late_posts_keeps_a_high_lag():
+    lags = SourceLags(period=60, expiry=3600)
+    reported = [lags.observe("forum", 1200 if t % 120 == 0 else 10, now=t) for t in range(0, 1200, 20)]
+    assert min(reported) == 1200
+
+
+def test_a_silent_source_keeps_its_value_until_it_expires():
+    lags = SourceLags(period=60, expiry=3600)
+    lags.observe("forum", 1200, now=0)
+    lags.observe("weibo", 5, now=3000)
+    assert lags.expired(now=3599) == []
+    assert lags.expired(now=3600) == ["forum"]
+    assert lags.expired(now=3601) == []
+    # once expired, the source starts over
+    assert lags.observe("forum", 40, now=3700) == 40

@@ -2,16 +2,18 @@
 
 import base64
 import json
+from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
 
 from services.alerts import metrics, worker
 from services.alerts.evidence import Observation
+from services.alerts.keys import OTHER, BoundedLabel, SourceLags
 from services.alerts.settings import AlertsSettings
 from services.alerts.worker import SERVICE, ChangelogReceipts, route, watch_config
 from yuqing.consumer import InvalidMessage, Record, Runtime
-from yuqing.contracts import DeadLetter
+from yuqing.contracts import DeadLetter, EnrichedPost
 from yuqing.contracts.codec import decode
 from yuqing.settings import KafkaSettings
 from yuqing.topics import SCHEMAS_DIR
@@ -161,3 +163,30 @@ def test_every_notification_outcome_is_exported_before_the_first_notification():
     before = {outcome: value(outcome) or 0.0 for outcome in ("sent", "rejected", "failed", "dropped")}
     assert worker.make_notifier(AlertsSettings(webhook_url="http://127.0.0.1:9/api/v2/alerts")) is not None
     assert {outcome: value(outcome) for outcome in before} == before
+
+
+def _lag(source: str) -> float | None:
+    return metrics.REGISTRY.get_sample_value("yuqing_alerts_event_lag_seconds", {"source": source})
+
+
+def _post_from(source: str, lag_seconds: float) -> EnrichedPost:
+    example = next((SCHEMAS_DIR / "posts.enriched" / "examples").glob("*.json")).read_bytes()
+    post = decode(EnrichedPost, example)
+    return post.model_copy(update={"source": source,
+                                   "received_at": post.created_at + timedelta(seconds=lag_seconds)})
+
+
+def test_the_event_lag_of_a_late_source_is_not_overwritten_by_on_time_ones():
+    lags, sources = SourceLags(period=60, expiry=3 * 3600), BoundedLabel(2)
+    worker.record_lag(_post_from("lag-test-forum", 1200), lags, sources, now=0)
+    for t in range(1, 50):
+        worker.record_lag(_post_from("lag-test-weibo", 20), lags, sources, now=t)
+    worker.record_lag(_post_from("lag-test-rare-a", 30), lags, sources, now=50)
+    worker.record_lag(_post_from("lag-test-rare-b", 900), lags, sources, now=51)
+    assert (_lag("lag-test-forum"), _lag("lag-test-weibo")) == (1200, 20)
+    assert _lag(OTHER) == 900  # past the source cap, the highest of the rarer sources
+    assert _lag("lag-test-rare-b") is None
+
+    worker.record_lag(_post_from("lag-test-weibo", 20), lags, sources, now=3 * 3600 + 10)
+    worker.expire_lags(lags, now=3 * 3600 + 10)
+    assert _lag("lag-test-forum") is None and _lag("lag-test-weibo") == 20
