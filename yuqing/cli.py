@@ -13,7 +13,7 @@ from services.ingest.cli import dlq_cli, ingest_cli, publish
 from services.nlp.cli import nlp_cli
 from services.search.cli import issues_cli, search_cli
 from yuqing.clikit import command_group
-from yuqing.core_cli import create_topics, infra_cli, run_pipeline, schemas_cli
+from yuqing.core_cli import create_topics, infra_cli, kafka_cli, run_pipeline, schemas_cli
 
 app = command_group("Yuqing: public-opinion pipeline for power-supply companies.")
 app.add_typer(infra_cli, name="infra")
@@ -26,6 +26,7 @@ app.add_typer(nlp_cli, name="nlp")
 app.add_typer(alerts_cli, name="alerts")
 app.add_typer(search_cli, name="search")
 app.add_typer(issues_cli, name="issues")
+app.add_typer(kafka_cli, name="kafka")
 app.command("run")(run_pipeline)
 
 

@@ -1,9 +1,10 @@
-"""The commands of the shared core: local servers, topics, contracts and ``yuqing run``."""
+"""The commands of the shared core: local servers, topics, group offsets, contracts and ``yuqing run``."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -81,3 +82,30 @@ def run_pipeline(
     from yuqing.supervisor import run
 
     raise typer.Exit(run(demo=demo, logs=logs))
+
+
+kafka_cli = command_group("Kafka consumer groups.")
+
+
+@kafka_cli.command("offsets")
+def kafka_offsets(
+    group: str = typer.Option(..., help="consumer group id, e.g. yuqing-nlp"),
+    topic: str = typer.Option(..., help="topic name as on the broker, e.g. posts.raw"),
+    to_latest: bool = typer.Option(False, "--to-latest", help="skip to the end of the topic"),
+    to_datetime: datetime | None = typer.Option(
+        None, formats=["%Y-%m-%dT%H:%M:%S%z"],
+        help="to the first message written at or after this time (ISO 8601 with offset)"),
+    shift: int | None = typer.Option(None, help="move by N messages (negative: read again)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the moves, change nothing"),
+) -> None:
+    """Move a stopped consumer group's committed offsets on one topic; refused while it has
+    active members."""
+    from yuqing.group_offsets import Target, move_offsets
+    from yuqing.settings import KafkaSettings
+
+    target = Target(to_latest=to_latest, to_datetime=to_datetime, shift=shift)
+    moves = move_offsets(KafkaSettings(), group=group, topic=topic, target=target, dry_run=dry_run)
+    for move in moves:
+        current = "none" if move.current is None else move.current
+        typer.echo(f"{topic}[{move.partition}]: {current} -> {move.new}")
+    typer.echo(f"{'would move' if dry_run else 'moved'} {len(moves)} partition(s) of group {group}")
