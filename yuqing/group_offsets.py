@@ -59,10 +59,12 @@ def move_offsets(settings: KafkaSettings, *, group: str, topic: str, target: Tar
         moves = plan(admin, group=group, topic=topic, target=target)
         if not dry_run and moves:
             commit = {TopicPartition(topic, m.partition): OffsetAndMetadata(m.new, "", -1) for m in moves}
-            failed = {tp.partition: err.__name__ for tp, err in
-                      admin.alter_group_offsets(group, commit).items() if err.errno != 0}
+            failed = {tp.partition: err for tp, err in admin.alter_group_offsets(group, commit).items()
+                      if err.errno != 0}
             if failed:
-                raise RuntimeError(f"Kafka refused the offsets of partitions {failed}")
+                # a Kafka error, so that the command reports it in one line
+                raise next(iter(failed.values()))(
+                    f"refused the offsets of partitions {({p: e.__name__ for p, e in failed.items()})}")
         return moves
 
 
