@@ -15,6 +15,7 @@ the replay window, request id not seen before. Only then is the body parsed.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import hmac
 import re
@@ -281,9 +282,12 @@ class AppFeedback(BaseModel):
 
 
 def parse_feedback(body: bytes) -> AppFeedback:
-    """Decode and validate the request body; raises :class:`PayloadError`."""
+    """Decode and validate the request body; raises :class:`PayloadError`.
+
+    A leading UTF-8 byte order mark is skipped; the signature was checked over the body as sent."""
     try:
-        data: Any = orjson.loads(body)  # refuses invalid UTF-8 and nesting deeper than 1,024
+        # orjson refuses invalid UTF-8 and nesting deeper than 1,024
+        data: Any = orjson.loads(body.removeprefix(codecs.BOM_UTF8))
     except orjson.JSONDecodeError as exc:
         raise MalformedPayloadError(f"body is not UTF-8 JSON: {exc}") from exc
     if not isinstance(data, dict):

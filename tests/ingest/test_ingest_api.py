@@ -128,6 +128,15 @@ def test_bad_bodies_get_precise_errors(api: Api) -> None:
     assert api.posts({"posts": [post(str(i)) for i in range(51)]}).status_code == 413
 
 
+def test_a_leading_byte_order_mark_is_skipped(api: Api) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps(post()).encode()
+    resp = api.http.post("/v1/posts", content=body,
+                         headers={"X-Api-Key": API_KEY, "Content-Type": "application/json"})
+
+    assert resp.status_code == 202, resp.text
+    assert [p.external_id for p in api.publisher.published] == ["t-1"]
+
+
 def test_invalid_post_lists_the_fields(api: Api) -> None:
     resp = api.posts({"posts": [post(), post("t-2", created_at="2026-11-28 20:15", colour="red")]})
 
@@ -201,6 +210,17 @@ def test_signed_feedback_is_published(api: Api) -> None:
 
 def test_previous_secret_is_accepted_during_rotation(api: Api) -> None:
     assert api.app(feedback(), secret=APP_SECRET_PREVIOUS).status_code == 202
+
+
+def test_feedback_with_a_byte_order_mark_is_verified_as_sent_and_read_without_it(api: Api) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps(feedback()).encode()
+    assert api.app(body).status_code == 202
+    signed_without = signed_headers(APP_SECRET, body.removeprefix(b"\xef\xbb\xbf"),
+                                    timestamp=int(time.time()), request_id="r-bom")
+    resp = api.http.post("/v1/app/app-main", content=body, headers=signed_without)
+
+    assert resp.status_code == 401
+    assert [p.external_id for p in api.publisher.published] == ["fb-1"]
 
 
 @pytest.mark.parametrize("tamper", ["secret", "stale", "headers"])
