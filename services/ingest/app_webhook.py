@@ -90,7 +90,8 @@ class RequestInProgressError(AppWebhookError):
 
 
 class PayloadError(AppWebhookError):
-    """The body is not a valid APP feedback object; ``errors`` lists the field problems."""
+    """The body is not a valid APP feedback object; ``errors`` lists the field problems
+    (``field``, ``message`` and pydantic's error ``type``)."""
 
     status_code = 422
     code = "invalid_payload"
@@ -292,12 +293,12 @@ def parse_feedback(body: bytes) -> AppFeedback:
         raise MalformedPayloadError(f"body is not UTF-8 JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise PayloadError("body must be a JSON object",
-                           [{"field": "<body>", "message": "must be a JSON object"}])
+                           [{"field": "<body>", "message": "must be a JSON object", "type": "model_type"}])
     try:
         return AppFeedback.model_validate(data)
     except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "<body>", "message": e["msg"]}
-                  for e in exc.errors()]
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "<body>", "message": e["msg"],
+                   "type": e["type"]} for e in exc.errors()]
         raise PayloadError("invalid feedback", errors) from exc
 
 

@@ -254,6 +254,15 @@ def test_invalid_feedback_lists_fields_and_frees_the_request_id(api: Api) -> Non
     assert api.app(feedback(), request_id="r-1").status_code == 202
 
 
+def test_feedback_field_errors_have_the_keys_of_post_errors(api: Api) -> None:
+    app_errors = api.app(feedback(user="13812345678")).json()["detail"]
+    post_errors = api.posts(post(created_at="2026-11-28 20:15")).json()["detail"]
+    not_an_object = api.app(b"[1]", request_id="r-list").json()["detail"]
+
+    assert {key for error in app_errors + not_an_object for key in error} == set(post_errors[0])
+    assert (app_errors[0]["type"], not_an_object[0]["type"]) == ("value_error", "model_type")
+
+
 def test_app_kafka_down_is_503_and_the_request_id_can_be_retried(api: Api) -> None:
     api.publisher.broker_down()
     assert api.app(feedback(), request_id="r-1").status_code == 503
