@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextvars
 import logging
 import math
@@ -217,7 +218,9 @@ async def read_body(request: Request, *, limit: int, media_types: frozenset[str]
 
 
 def parse_json(body: bytes) -> Any:
-    """JSON, or 400 (for a body not in UTF-8, or nested deeper than 1,024)."""
+    """JSON, or 400 (for a body not in UTF-8, or nested deeper than 1,024); a leading UTF-8
+    byte order mark, which Windows tools write, is skipped (``yuqing publish`` skips it too)."""
+    body = body.removeprefix(codecs.BOM_UTF8)
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:  # orjson would speak of surrogates

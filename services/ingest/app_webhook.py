@@ -15,6 +15,7 @@ the replay window, request id not seen before. Only then is the body parsed.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import hmac
 import re
@@ -89,7 +90,8 @@ class RequestInProgressError(AppWebhookError):
 
 
 class PayloadError(AppWebhookError):
-    """The body is not a valid APP feedback object; ``errors`` lists the field problems."""
+    """The body is not a valid APP feedback object; ``errors`` lists the field problems
+    (``field``, ``message`` and pydantic's error ``type``)."""
 
     status_code = 422
     code = "invalid_payload"
@@ -281,19 +283,22 @@ class AppFeedback(BaseModel):
 
 
 def parse_feedback(body: bytes) -> AppFeedback:
-    """Decode and validate the request body; raises :class:`PayloadError`."""
+    """Decode and validate the request body; raises :class:`PayloadError`.
+
+    A leading UTF-8 byte order mark is skipped; the signature was checked over the body as sent."""
     try:
-        data: Any = orjson.loads(body)  # refuses invalid UTF-8 and nesting deeper than 1,024
+        # orjson refuses invalid UTF-8 and nesting deeper than 1,024
+        data: Any = orjson.loads(body.removeprefix(codecs.BOM_UTF8))
     except orjson.JSONDecodeError as exc:
         raise MalformedPayloadError(f"body is not UTF-8 JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise PayloadError("body must be a JSON object",
-                           [{"field": "<body>", "message": "must be a JSON object"}])
+                           [{"field": "<body>", "message": "must be a JSON object", "type": "model_type"}])
     try:
         return AppFeedback.model_validate(data)
     except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "<body>", "message": e["msg"]}
-                  for e in exc.errors()]
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "<body>", "message": e["msg"],
+                   "type": e["type"]} for e in exc.errors()]
         raise PayloadError("invalid feedback", errors) from exc
 
 

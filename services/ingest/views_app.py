@@ -99,7 +99,9 @@ def _to_post(body: bytes, source: RegisteredSource) -> RawPost:
 
 def _problem(exc: AppWebhookError) -> Problem:
     if isinstance(exc, PayloadError) and exc.status_code == 422:
-        detail: Any = [{"loc": _loc(e["field"]), "msg": e["message"]} for e in exc.errors] or str(exc)
+        # The same keys as POST /v1/posts; the loc keeps its documented "body" prefix.
+        detail: Any = [{"loc": _loc(e["field"]), "msg": e["message"], "type": e["type"]}
+                       for e in exc.errors] or str(exc)
         return Problem(422, detail)
     return Problem(exc.status_code, str(exc))
 

@@ -268,11 +268,10 @@ def resolve_variant(variant: str) -> str:
 def _probability_fn(model_dir: Path, meta: ClassifierMeta, variant: str,
                     threads: int | None) -> ProbabilityFn:
     if variant in ONNX_VARIANTS:
-        from services.nlp.model_onnx import OnnxProbabilities, onnx_path
+        from services.nlp.model_onnx import onnx_probabilities
 
-        int8 = variant == "onnx-int8"
-        return OnnxProbabilities(onnx_path(model_dir, int8=int8), list(meta.labels),
-                                 threads=threads, per_post=int8)
+        return onnx_probabilities(model_dir, list(meta.labels), int8=variant == "onnx-int8",
+                                  threads=threads)
     encoder: nn.Module = load_encoder(model_dir)
     if variant == "int8":
         encoder = quantize_int8(encoder)

@@ -43,6 +43,7 @@ STAMP_FILE = "encoder.onnx.json"
 SOURCE_FILES = ("model.safetensors", "heads.safetensors", "config.json", "classifier.json")
 OPSET = 17
 _EXPORT_LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def sources_digest(model_dir: Path) -> str:
@@ -71,16 +72,17 @@ def graph_dir(model_dir: Path, digest: str) -> Path:
     return cache
 
 
-def onnx_path(model_dir: Path, *, int8: bool = False) -> Path:
-    """The graph for ``model_dir``, exported (and quantized) first if missing or stale."""
+def onnx_path(model_dir: Path, *, int8: bool = False, again: bool = False) -> Path:
+    """The graph for ``model_dir``, exported (and quantized) first if missing or stale,
+    or in any case with ``again``."""
     with _EXPORT_LOCK:
         digest = sources_digest(model_dir)
         out = graph_dir(model_dir, digest)
         stamp = _stamp(out)
-        if stamp.get(FP32_FILE) != digest or not (out / FP32_FILE).exists():
+        if again or stamp.get(FP32_FILE) != digest or not (out / FP32_FILE).exists():
             _write_atomic(out / FP32_FILE, lambda tmp: export_onnx(model_dir, tmp))
             stamp = {FP32_FILE: digest}
-        if int8 and (stamp.get(INT8_FILE) != digest or not (out / INT8_FILE).exists()):
+        if int8 and (again or stamp.get(INT8_FILE) != digest or not (out / INT8_FILE).exists()):
             _write_atomic(out / INT8_FILE, lambda tmp: quantize_onnx(out / FP32_FILE, tmp))
             stamp = {**stamp, INT8_FILE: digest}
         if stamp != _stamp(out):
@@ -150,6 +152,22 @@ def quantize_onnx(fp32: Path, dest: Path) -> None:
                          op_types_to_quantize=["MatMul"], nodes_to_exclude=excluded)
     finally:
         logging.disable(logging.NOTSET)
+
+
+def onnx_probabilities(model_dir: Path, tasks: Sequence[str], *, int8: bool,
+                       threads: int | None) -> OnnxProbabilities:
+    """A session over ``model_dir``'s graph (``int8``: one post per call). A cached graph ONNX
+    Runtime cannot load (cut short, corrupt) is exported again once, with a warning: it is
+    derived from the weights. Should that fail too, the error is raised."""
+    path = onnx_path(model_dir, int8=int8)
+    try:
+        return OnnxProbabilities(path, tasks, threads=threads, per_post=int8)
+    except Exception as error:  # ONNX Runtime's errors (Fail, InvalidProtobuf) are bare Exceptions
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        log.warning("%s cannot be loaded (%s); exporting the graph again from the weights",
+                    path, reason)
+    return OnnxProbabilities(onnx_path(model_dir, int8=int8, again=True), tasks, threads=threads,
+                             per_post=int8)
 
 
 class OnnxProbabilities:

@@ -8,7 +8,8 @@ kind                   example                                becomes
 mobile number          ``13812345678``                        ``138****5678``
 landline               ``0571-88889999``                      ``0571-****9999``
 resident ID number     ``110101199003071234``                 ``110101********1234``
-bank card              ``6222021234567890123``                ``****0123``
+15-digit ID number     ``110101900307123``                    ``110101******123``
+bank card              ``6222021234567890128``                ``****0128``
 account number         ``户号 3301234567``                    ``户号 ******4567``
 e-mail                 ``zhang.san@example.com``              ``z***@example.com``
 door-level address     ``幸福路12号3栋2单元501``                ``幸福路**号*栋*单元***``
@@ -21,7 +22,8 @@ spaces or dashes (``6222 0212 3456 7890``, ``138-1234-5678``), a landline with i
 code in brackets (``(0571)88889999``), full-width digits (``１３８…``; the redacted text
 holds them as ASCII digits). A landline's local number starts with 2-9, so a 12-digit
 code that starts with ``0`` is not read as one (``057100123456`` stays). Amounts, dates,
-times and short numbers stay.
+times and short numbers stay; so do a 15-digit number whose middle is no YYMMDD date and an
+unlabelled card-length number that fails the Luhn check (an order number).
 
 The township, village and street stay (they place a complaint on the map); the
 house number, building, unit and room go. A mask is never longer than what it
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import date
 
 _DIGIT = "0-9０-９"
 _N = f"[{_DIGIT}]"
@@ -54,6 +57,13 @@ _EMAIL = re.compile(r"(?<![\w.+-])([\w.+-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)
 # One space or dash may group the digits (6-8-4 for an ID, 4-4-4-4 for a card, 3-4-4 for a
 # mobile): numbers copied from a card or a form are written so, and were left whole.
 _ID_CARD = re.compile(r"(?<!\d)(\d{6}[ -]?)\d{8}([ -]?\d{3}[\dXx])(?![\dXx])")
+# The first-generation, 15-digit ID (6-digit area, YYMMDD birth date, 3 digits) is masked only
+# when its middle is a date: an order number of 15 digits stays.
+_OLD_ID_CARD = re.compile(r"(?<!\d)(\d{6}[ -]?)(\d{6})([ -]?\d{3})(?![\dXx])")
+# A card number carries a Luhn check digit: an unlabelled number of card length that fails the
+# check (an order or waybill number) stays. After a label (卡号, 银行卡) it is masked regardless.
+_CARD_LABEL = re.compile(r"卡")
+_CARD_LABEL_REACH = 8
 _BANK_CARD = re.compile(r"(?<!\d)\d{12,15}(\d{4})(?!\d)"
                         r"|(?<!\d)\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?(?!\d)")
 _ACCOUNT = re.compile(rf"((?:户号|账号|帐号|用户编号|客户编号|缴费号)\s*(?:[:：]\s*)?)"
@@ -95,7 +105,29 @@ def _digits_but_last(value: str, kept: int) -> str:
 
 def _card(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
-    return f"****{digits[-4:]}" if 16 <= len(digits) <= 19 else match.group(0)
+    if not 16 <= len(digits) <= 19:
+        return match.group(0)
+    before = match.string[max(0, match.start() - _CARD_LABEL_REACH):match.start()]
+    if not (_luhn_valid(digits) or _CARD_LABEL.search(before)):
+        return match.group(0)
+    return f"****{digits[-4:]}"
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def _old_id_card(match: re.Match[str]) -> str:
+    birth = match.group(2)
+    try:
+        date(1900 + int(birth[:2]), int(birth[2:4]), int(birth[4:]))
+    except ValueError:
+        return match.group(0)
+    return f"{match.group(1)}******{match.group(3)}"
 
 
 def _email(match: re.Match[str]) -> str:
@@ -110,6 +142,7 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (_WECHAT, lambda m: m.group(1) + _keep_ends(m.group(2), 1, 0)),
     (_EMAIL, _email),
     (_ID_CARD, lambda m: f"{m.group(1)}********{m.group(2)}"),
+    (_OLD_ID_CARD, _old_id_card),
     (_BANK_CARD, _card),
     (_ACCOUNT, lambda m: m.group(1) + _digits_but_last(m.group(2), 4)),
     (_MOBILE, lambda m: f"{m.group(1)}****{m.group(2)}"),

@@ -32,7 +32,7 @@ import orjson
 
 from services.search.auth import Principal
 from services.search.documents import segment
-from services.search.mappings import ES_MAX_OFFSET, es_time
+from services.search.mappings import ES_MAX_OFFSET, POST_PROPERTIES, es_time
 from yuqing.hanzi import TRADITIONAL_TO_SIMPLIFIED, simplified
 
 HIGHLIGHT_PRE, HIGHLIGHT_POST = "\u0001", "\u0002"  # replaced after HTML-escaping
@@ -46,6 +46,12 @@ MAX_PLAIN_WORDS = 32
 # both (or three of the four characters), and none of those that said 电费 alone.
 _TOKEN = re.compile(r'"[^"]*"?|[()|+]|-?[^\s()|+"，、；,;]+|-')
 _WORDS = {"AND": "+", "OR": "|", "NOT": "-"}
+# A field prefix (title:停电, region：河口镇) is no syntax here: read as a word, title:停电 matched
+# neither 停電 nor what 停电 matches, and nothing said so. A post field's name is refused instead.
+_FIELD_PREFIX = re.compile(r"(?i)(" + "|".join(sorted(POST_PROPERTIES, key=len, reverse=True))
+                           + r")(?:\.\w+)?[:：](.*)")
+_FILTER_PARAMETERS = frozenset({"topic", "sentiment", "source", "channel", "region", "unit",
+                                "issue_id"})
 # The syntax as a Chinese input method types it: quotes, parentheses, bars, pluses and minuses in
 # their full-width forms. Read as text, “幸福小区” was no phrase and （停电 ｜ 跳闸） －计划 four
 # plain words, 计划 among them: the posts it was meant to leave out ranked first.
@@ -69,7 +75,9 @@ class Token:
 
 
 def tokenize(q: str) -> list[Token]:
-    """Split the safe syntax; the words AND/OR/NOT become ``+``/``|``/``-``."""
+    """Split the safe syntax; the words AND/OR/NOT (upper case) become ``+``/``|``/``-``.
+
+    A word starting with a post field's name and a colon (``title:停电``) is a QueryError."""
     tokens: list[Token] = []
     negate_next = False
     for raw in _TOKEN.findall(q.translate(_FULL_WIDTH_SYNTAX)):
@@ -88,8 +96,20 @@ def tokenize(q: str) -> list[Token]:
             if phrase:
                 tokens.append(Token("phrase", phrase, negated))
         elif body:
+            _refuse_field_prefix(body)
             tokens.append(Token("term", body, negated))
     return tokens
+
+
+def _refuse_field_prefix(word: str) -> None:
+    if not (prefix := _FIELD_PREFIX.fullmatch(word)):
+        return
+    field, rest = prefix.group(1).lower(), prefix.group(2)
+    if field in _FILTER_PARAMETERS:
+        hint = f"filter with the {field} parameter ({field}={rest or '…'})"
+    else:
+        hint = f"type {rest or 'the words'} alone: words are looked for in titles and texts both"
+    raise QueryError(f"{word!r}: field names are not part of the query syntax; {hint}")
 
 
 def _render(tokens: list[Token], *, words: bool = False, chars: bool = False) -> str:

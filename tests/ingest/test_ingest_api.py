@@ -128,6 +128,15 @@ def test_bad_bodies_get_precise_errors(api: Api) -> None:
     assert api.posts({"posts": [post(str(i)) for i in range(51)]}).status_code == 413
 
 
+def test_a_leading_byte_order_mark_is_skipped(api: Api) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps(post()).encode()
+    resp = api.http.post("/v1/posts", content=body,
+                         headers={"X-Api-Key": API_KEY, "Content-Type": "application/json"})
+
+    assert resp.status_code == 202, resp.text
+    assert [p.external_id for p in api.publisher.published] == ["t-1"]
+
+
 def test_invalid_post_lists_the_fields(api: Api) -> None:
     resp = api.posts({"posts": [post(), post("t-2", created_at="2026-11-28 20:15", colour="red")]})
 
@@ -203,6 +212,17 @@ def test_previous_secret_is_accepted_during_rotation(api: Api) -> None:
     assert api.app(feedback(), secret=APP_SECRET_PREVIOUS).status_code == 202
 
 
+def test_feedback_with_a_byte_order_mark_is_verified_as_sent_and_read_without_it(api: Api) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps(feedback()).encode()
+    assert api.app(body).status_code == 202
+    signed_without = signed_headers(APP_SECRET, body.removeprefix(b"\xef\xbb\xbf"),
+                                    timestamp=int(time.time()), request_id="r-bom")
+    resp = api.http.post("/v1/app/app-main", content=body, headers=signed_without)
+
+    assert resp.status_code == 401
+    assert [p.external_id for p in api.publisher.published] == ["fb-1"]
+
+
 @pytest.mark.parametrize("tamper", ["secret", "stale", "headers"])
 def test_bad_signatures_are_401(api: Api, tamper: str) -> None:
     if tamper == "headers":
@@ -232,6 +252,15 @@ def test_invalid_feedback_lists_fields_and_frees_the_request_id(api: Api) -> Non
     assert resp.status_code == 422
     assert resp.json()["detail"][0]["loc"] == ["body", "user"]
     assert api.app(feedback(), request_id="r-1").status_code == 202
+
+
+def test_feedback_field_errors_have_the_keys_of_post_errors(api: Api) -> None:
+    app_errors = api.app(feedback(user="13812345678")).json()["detail"]
+    post_errors = api.posts(post(created_at="2026-11-28 20:15")).json()["detail"]
+    not_an_object = api.app(b"[1]", request_id="r-list").json()["detail"]
+
+    assert {key for error in app_errors + not_an_object for key in error} == set(post_errors[0])
+    assert (app_errors[0]["type"], not_an_object[0]["type"]) == ("value_error", "model_type")
 
 
 def test_app_kafka_down_is_503_and_the_request_id_can_be_retried(api: Api) -> None:

@@ -578,3 +578,10 @@ def test_an_issue_id_filter_is_read_as_pasted_and_a_malformed_one_refused(env: E
     for wrong in ("nope", "outage-9f2c", " "):
         resp = env.get("/v1/posts/search", issue_id=wrong)
         assert resp.status_code == 422 and "issue id" in resp.text, (wrong, resp.text)
+
+
+def test_a_field_prefix_is_refused_not_read_as_a_word(env: Env):
+    resp = env.get("/v1/posts/search", q="title:停电")
+
+    assert resp.status_code == 400
+    assert "field names are not part of the query syntax" in resp.json()["detail"], resp.text

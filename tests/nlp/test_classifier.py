@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -232,20 +233,57 @@ def test_onnx_graph_of_a_read_only_directory_goes_to_the_model_cache(tmp_path, m
     assert list((tmp_path / "home" / "onnx").glob("*/encoder.onnx"))
 
 
-@pytest.mark.model
-@pytest.mark.parametrize(("name", "variant"), [("heads.safetensors", "fp32"), ("classifier.json", "fp32"),
-                                               ("encoder-int8.onnx", "onnx-int8")])
-def test_a_model_file_cut_short_is_one_line_naming_the_directory(tmp_path, name, variant):
-    # A cut safetensors or ONNX file ended the worker in a traceback, a cut JSON in a line naming no file.
-    from services.nlp.classifier import ModelUnreadable, ensure_default_model
+def _default_model_with_cut_files(tmp_path: Path, *names: str) -> tuple[Path, Path]:
+    """A copy (by links) of the default model with ``names`` cut to 200 bytes; built, copy."""
+    from services.nlp.classifier import ensure_default_model
 
     built = ensure_default_model()
     model = tmp_path / "model"
     model.mkdir()
     for path in built.iterdir():
         (model / path.name).symlink_to(path)
-    (model / name).unlink()
-    (model / name).write_bytes((built / name).read_bytes()[:200])
+    for name in names:
+        (model / name).unlink()
+        (model / name).write_bytes((built / name).read_bytes()[:200])
+    return built, model
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("name", "variant"), [("heads.safetensors", "fp32"), ("classifier.json", "fp32")])
+def test_a_model_file_cut_short_is_one_line_naming_the_directory(tmp_path, name, variant):
+    # A cut safetensors file ended the worker in a traceback, a cut JSON in a line naming no file.
+    from services.nlp.classifier import ModelUnreadable
+
+    _, model = _default_model_with_cut_files(tmp_path, name)
     with pytest.raises(ModelUnreadable, match=f"^{model}: the classifier cannot be loaded") as caught:
         load_classifier(model, variant=variant)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.model
+def test_a_cached_graph_cut_short_is_exported_again_from_the_weights(tmp_path, caplog):
+    built, model = _default_model_with_cut_files(tmp_path, "encoder-int8.onnx")
+    texts = ["城关镇又停电了", "电费怎么这么高"]
+
+    with caplog.at_level(logging.WARNING, logger="services.nlp.model_onnx"):
+        rebuilt = load_classifier(model, variant="onnx-int8").predict(texts)
+
+    assert (model / "encoder-int8.onnx").stat().st_size > 200
+    assert any("exporting the graph again" in r.getMessage() for r in caplog.records)
+    reference = load_classifier(built, variant="onnx-int8").predict(texts)
+    assert [p.topic for p in rebuilt] == [p.topic for p in reference]
+
+
+@pytest.mark.model
+def test_a_cut_graph_whose_export_fails_too_is_one_line_naming_the_directory(tmp_path):
+    from services.nlp.classifier import ModelUnreadable
+    from services.nlp.model_onnx import FP32_FILE, INT8_FILE, STAMP_FILE, sources_digest
+
+    _, model = _default_model_with_cut_files(tmp_path, "encoder-int8.onnx", "heads.safetensors")
+    digest = sources_digest(model)  # the stamp vouches for the graph: only loading it fails
+    (model / STAMP_FILE).unlink()
+    (model / STAMP_FILE).write_text(json.dumps({FP32_FILE: digest, INT8_FILE: digest}))
+
+    with pytest.raises(ModelUnreadable, match=f"^{model}: the classifier cannot be loaded") as caught:
+        load_classifier(model, variant="onnx-int8")
     assert "\n" not in str(caught.value)

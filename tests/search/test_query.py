@@ -127,3 +127,19 @@ def test_commas_and_semicolons_separate_words_outside_a_phrase():
     assert text_query("冰箱，电费") == text_query("冰箱 电费")
     assert text_query('"冰箱，电费" 停电')["bool"]["should"][0]["simple_query_string"]["query"] == (
         '"冰箱，电费" 停电')
+
+
+@pytest.mark.parametrize(("q", "says"), [
+    ("title:停电", "type 停电 alone"), ("停电 -region：河口镇", "the region parameter (region=河口镇)"),
+    ("Topic:outage", "the topic parameter"), ("text.chars:停", "type 停 alone"),
+])
+def test_a_field_prefix_is_a_bad_request_naming_what_to_type(q: str, says: str):
+    with pytest.raises(QueryError, match="field names are not part of the query syntax") as refused:
+        text_query(q)
+
+    assert says in str(refused.value)
+
+
+def test_colons_that_name_no_field_and_lower_case_operators_are_words():
+    assert plain_words("12:30 停电 not 演习 or") == ["12:30", "停电", "not", "演习", "or"]
+    assert text_query('"title:停电"') is not None
