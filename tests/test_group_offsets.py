@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from conftest import unique
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from typer.testing import CliRunner
 
+from tests.conftest import unique
 from yuqing.cli import app
 from yuqing.group_offsets import GroupActive, Target, move_offsets
 from yuqing.kafka import make_producer
