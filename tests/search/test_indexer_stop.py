@@ -132,6 +132,16 @@ def _merge_left_unrecorded(indexer: Indexer, es: Elasticsearch, prefix: str) -> 
     return pending
 
 
+def _relayed_with_a_merge_left(
+        kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings, relay: Relay,
+        caplog: pytest.LogCaptureFixture) -> tuple[Elasticsearch, str, Indexer, IssueMerge]:
+    """An indexer writing through ``relay``, its warnings captured, with a merge left unrecorded."""
+    es, prefix = make_client(es_settings), es_settings.index_prefix
+    indexer = Indexer(_settings(kafka_settings, es_settings, f"http://127.0.0.1:{relay.port}"))
+    caplog.set_level(logging.WARNING)
+    return es, prefix, indexer, _merge_left_unrecorded(indexer, es, prefix)
+
+
 def _stop_said(caplog: pytest.LogCaptureFixture) -> str:
     (said,) = [r.getMessage() for r in caplog.records
                if r.name == "services.search.indexer" and "not recorded" in r.getMessage()]
@@ -143,10 +153,7 @@ def test_a_stop_with_elasticsearch_away_says_which_merges_were_not_recorded_and_
         caplog: pytest.LogCaptureFixture) -> None:
     # the final recording of the automatic merges raised ConnectionError out of Indexer.run: the
     # requested stop ended "error: Elasticsearch: ..." with exit 1, and the merges were lost unsaid
-    es, prefix = make_client(es_settings), es_settings.index_prefix
-    indexer = Indexer(_settings(kafka_settings, es_settings, f"http://127.0.0.1:{relay.port}"))
-    caplog.set_level(logging.WARNING)
-    pending = _merge_left_unrecorded(indexer, es, prefix)
+    es, prefix, indexer, pending = _relayed_with_a_merge_left(kafka_settings, es_settings, relay, caplog)
     relay.close()  # Elasticsearch away
     indexer.stop()
     started = time.monotonic()
@@ -174,10 +181,7 @@ def test_a_stop_with_elasticsearch_away_says_which_merges_were_not_recorded_and_
 def test_a_stop_with_elasticsearch_hanging_waits_a_bounded_time(
         kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings, relay: Relay,
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    es, prefix = make_client(es_settings), es_settings.index_prefix
-    indexer = Indexer(_settings(kafka_settings, es_settings, f"http://127.0.0.1:{relay.port}"))
-    caplog.set_level(logging.WARNING)
-    pending = _merge_left_unrecorded(indexer, es, prefix)
+    es, prefix, indexer, pending = _relayed_with_a_merge_left(kafka_settings, es_settings, relay, caplog)
     es.indices.delete(index=corrections_index(prefix), ignore=404)
     relay.hang()  # each request waits for its 30 s timeout
     monkeypatch.setattr(indexer_module, "STOP_RECORD_S", 1.0)
@@ -194,10 +198,7 @@ def test_a_merge_a_responder_holds_at_stop_is_said_not_recorded(
         kafka_settings: KafkaSettings, es_settings: ElasticsearchSettings, relay: Relay,
         caplog: pytest.LogCaptureFixture) -> None:
     # a merge deferred because a responder is correcting one of its issues was dropped at stop unsaid
-    es, prefix = make_client(es_settings), es_settings.index_prefix
-    indexer = Indexer(_settings(kafka_settings, es_settings, f"http://127.0.0.1:{relay.port}"))
-    caplog.set_level(logging.WARNING)
-    pending = _merge_left_unrecorded(indexer, es, prefix)
+    es, prefix, indexer, pending = _relayed_with_a_merge_left(kafka_settings, es_settings, relay, caplog)
     es.indices.delete(index=corrections_index(prefix), ignore=404)  # Elasticsearch answers again
     with correcting(es, prefix, [pending.source_id], holder="desk"):
         indexer.stop()
